@@ -1,0 +1,416 @@
+/* JSON config with jansson: every key has a type and a place; unknown keys, wrong types
+ * and bad values are refused with the path of the key, so a typo never passes silently. */
+#include "config.h"
+#include "obj.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+struct ctx {
+	char *err;
+	size_t errlen;
+	int failed;
+};
+
+__attribute__((format(printf, 3, 4))) static int fail(struct ctx *x, const char *path,
+							const char *fmt, ...)
+{
+	if (x->failed)
+		return -EINVAL;
+	x->failed = 1;
+	int n = snprintf(x->err, x->errlen, "config: %s: ", path);
+	va_list ap;
+	va_start(ap, fmt);
+	if (n > 0 && (size_t)n < x->errlen)
+		vsnprintf(x->err + n, x->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static const char *type_name(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER: return "an integer";
+	case JSON_REAL: return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE: return "a boolean";
+	default: return "null";
+	}
+}
+
+/* Refuses keys of `obj` not in the NULL-terminated list. */
+static int only_keys(struct ctx *x, const char *path, json_t *obj, const char *const *keys)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(obj, k, v) {
+		int known = 0;
+		for (const char *const *p = keys; *p; p++)
+			if (strcmp(*p, k) == 0)
+				known = 1;
+		if (!known) {
+			char sub[256];
+			snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", k);
+			return fail(x, sub, "unknown key");
+		}
+	}
+	return 0;
+}
+
+static void join(char *out, size_t n, const char *path, const char *key)
+{
+	snprintf(out, n, "%s%s%s", path, *path ? "." : "", key);
+}
+
+static int get_uint(struct ctx *x, const char *path, json_t *obj, const char *key,
+		    unsigned long long lo, unsigned long long hi, unsigned long long *out)
+{
+	json_t *v = json_object_get(obj, key);
+	if (!v)
+		return 0;
+	char p[256];
+	join(p, sizeof(p), path, key);
+	if (!json_is_integer(v))
+		return fail(x, p, "want an integer, got %s", type_name(v));
+	json_int_t i = json_integer_value(v);
+	if (i < 0 || (unsigned long long)i < lo || (unsigned long long)i > hi)
+		return fail(x, p, "%lld is out of range [%llu, %llu]", (long long)i, lo, hi);
+	*out = (unsigned long long)i;
+	return 0;
+}
+
+#define GET_UINT(x, path, obj, key, lo, hi, field)                                         \
+	do {                                                                               \
+		unsigned long long tmp_ = (field);                                         \
+		if (get_uint(x, path, obj, key, lo, hi, &tmp_) < 0)                        \
+			return -EINVAL;                                                    \
+		(field) = tmp_;                                                            \
+	} while (0)
+
+static int get_str(struct ctx *x, const char *path, json_t *obj, const char *key, char *out,
+		   size_t cap, int required)
+{
+	json_t *v = json_object_get(obj, key);
+	char p[256];
+	join(p, sizeof(p), path, key);
+	if (!v)
+		return required ? fail(x, p, "missing") : 0;
+	if (!json_is_string(v))
+		return fail(x, p, "want a string, got %s", type_name(v));
+	const char *s = json_string_value(v);
+	if (strlen(s) >= cap)
+		return fail(x, p, "longer than %zu bytes", cap - 1);
+	if (required && !*s)
+		return fail(x, p, "empty");
+	memcpy(out, s, strlen(s) + 1);
+	return 0;
+}
+
+static int parse_listeners(struct ctx *x, struct duro_config *cfg, json_t *arr)
+{
+	if (!json_is_array(arr))
+		return fail(x, "listeners", "want an array, got %s", type_name(arr));
+	if (json_array_size(arr) == 0 || json_array_size(arr) > DURO_MAX_LISTENERS)
+		return fail(x, "listeners", "want 1 to %d listeners", DURO_MAX_LISTENERS);
+	cfg->net.nlisten = 0;
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v) {
+		char p[64], addr[64];
+		snprintf(p, sizeof(p), "listeners[%zu]", i);
+		static const char *const keys[] = { "address", NULL };
+		if (json_is_string(v)) {
+			snprintf(addr, sizeof(addr), "%s", json_string_value(v));
+		} else if (json_is_object(v)) {
+			if (only_keys(x, p, v, keys) < 0 || get_str(x, p, v, "address", addr, sizeof(addr), 1) < 0)
+				return -EINVAL;
+		} else {
+			return fail(x, p, "want \"host:port\" or {\"address\": …}, got %s", type_name(v));
+		}
+		if (net_parse_addr(addr, &cfg->net.listen[cfg->net.nlisten]) < 0)
+			return fail(x, p, "bad address \"%s\": want host:port or [v6]:port", addr);
+		cfg->net.nlisten++;
+	}
+	return 0;
+}
+
+struct class_list {
+	char buf[512];
+};
+
+static void add_class_name(const char *name, void *arg)
+{
+	struct class_list *cl = arg;
+	size_t n = strlen(cl->buf);
+	snprintf(cl->buf + n, sizeof(cl->buf) - n, "%s%s", n ? ", " : "", name);
+}
+
+static int parse_bindings(struct ctx *x, struct duro_config *cfg, json_t *dobj)
+{
+	static const char *const dkeys[] = { "bindings", NULL };
+	if (!json_is_object(dobj))
+		return fail(x, "durable_objects", "want an object, got %s", type_name(dobj));
+	if (only_keys(x, "durable_objects", dobj, dkeys) < 0)
+		return -EINVAL;
+	json_t *arr = json_object_get(dobj, "bindings");
+	if (!arr)
+		return 0;
+	if (!json_is_array(arr))
+		return fail(x, "durable_objects.bindings", "want an array, got %s", type_name(arr));
+	if (json_array_size(arr) > DURO_MAX_BINDINGS)
+		return fail(x, "durable_objects.bindings", "more than %d bindings", DURO_MAX_BINDINGS);
+	cfg->obj.nbindings = 0;
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v) {
+		char p[64];
+		snprintf(p, sizeof(p), "durable_objects.bindings[%zu]", i);
+		static const char *const keys[] = { "name", "class_name", NULL };
+		if (!json_is_object(v))
+			return fail(x, p, "want an object, got %s", type_name(v));
+		struct obj_binding *b = &cfg->obj.bindings[i];
+		if (only_keys(x, p, v, keys) < 0 ||
+		    get_str(x, p, v, "name", b->name, sizeof(b->name), 1) < 0 ||
+		    get_str(x, p, v, "class_name", b->class_name, sizeof(b->class_name), 1) < 0)
+			return -EINVAL;
+		char sub[96];
+		for (const char *c = b->name; *c; c++) {
+			if (*c == '/' || *c <= ' ' || *c > '~') {
+				snprintf(sub, sizeof(sub), "%s.name", p);
+				return fail(x, sub, "\"%s\": no spaces, slashes or control bytes", b->name);
+			}
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(cfg->obj.bindings[j].name, b->name) == 0) {
+				snprintf(sub, sizeof(sub), "%s.name", p);
+				return fail(x, sub, "binding \"%s\" defined twice", b->name);
+			}
+		}
+		if (!obj_find_class(b->class_name)) {
+			struct class_list cl = { "" };
+			obj_each_class(add_class_name, &cl);
+			snprintf(sub, sizeof(sub), "%s.class_name", p);
+			return fail(x, sub, "unknown class \"%s\" (built-in classes: %s)", b->class_name, cl.buf);
+		}
+		cfg->obj.nbindings++;
+	}
+	return 0;
+}
+
+static int find_binding(const struct duro_config *cfg, const char *name)
+{
+	for (unsigned i = 0; i < cfg->obj.nbindings; i++)
+		if (strcmp(cfg->obj.bindings[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int parse_routes(struct ctx *x, struct duro_config *cfg, json_t *arr)
+{
+	if (!json_is_array(arr))
+		return fail(x, "routes", "want an array, got %s", type_name(arr));
+	if (json_array_size(arr) > DURO_MAX_ROUTES)
+		return fail(x, "routes", "more than %d routes", DURO_MAX_ROUTES);
+	cfg->obj.nroutes = 0;
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v) {
+		char p[64], sub[96], id[16] = "name", binding[OBJ_NAME_MAX] = "";
+		snprintf(p, sizeof(p), "routes[%zu]", i);
+		static const char *const keys[] = { "prefix", "binding", "id", NULL };
+		if (!json_is_object(v))
+			return fail(x, p, "want an object, got %s", type_name(v));
+		struct obj_route *r = &cfg->obj.routes[i];
+		if (only_keys(x, p, v, keys) < 0 ||
+		    get_str(x, p, v, "prefix", r->prefix, sizeof(r->prefix), 1) < 0 ||
+		    get_str(x, p, v, "id", id, sizeof(id), 0) < 0 ||
+		    get_str(x, p, v, "binding", binding, sizeof(binding), 0) < 0)
+			return -EINVAL;
+		size_t plen = strlen(r->prefix);
+		if (r->prefix[0] != '/' || r->prefix[plen - 1] != '/') {
+			snprintf(sub, sizeof(sub), "%s.prefix", p);
+			return fail(x, sub, "\"%s\" must start and end with '/'", r->prefix);
+		}
+		snprintf(sub, sizeof(sub), "%s.id", p);
+		if (strcmp(id, "name") == 0)
+			r->kind = ROUTE_NAME;
+		else if (strcmp(id, "string") == 0)
+			r->kind = ROUTE_ID;
+		else if (strcmp(id, "path") == 0)
+			r->kind = ROUTE_GENERIC;
+		else
+			return fail(x, sub, "\"%s\": want \"name\", \"string\" or \"path\"", id);
+		snprintf(sub, sizeof(sub), "%s.binding", p);
+		if (r->kind == ROUTE_GENERIC) {
+			if (*binding)
+				return fail(x, sub, "not used with \"id\": \"path\" (the path names the binding)");
+			r->binding = -1;
+		} else {
+			if (!*binding)
+				return fail(x, sub, "missing");
+			r->binding = find_binding(cfg, binding);
+			if (r->binding < 0)
+				return fail(x, sub, "no binding named \"%s\" in durable_objects.bindings", binding);
+		}
+		cfg->obj.nroutes++;
+	}
+	return 0;
+}
+
+static int parse_limits(struct ctx *x, struct duro_config *cfg, json_t *o)
+{
+	static const char *const keys[] = { "max_head_bytes", "max_body_bytes", "header_timeout_ms",
+					    "idle_timeout_ms", "max_pipeline",
+					    "max_connections_per_core", NULL };
+	if (!json_is_object(o))
+		return fail(x, "limits", "want an object, got %s", type_name(o));
+	if (only_keys(x, "limits", o, keys) < 0)
+		return -EINVAL;
+	GET_UINT(x, "limits", o, "max_head_bytes", 1024, 1 << 20, cfg->http.max_head_bytes);
+	GET_UINT(x, "limits", o, "max_body_bytes", 0, 1ull << 30, cfg->http.max_body_bytes);
+	GET_UINT(x, "limits", o, "header_timeout_ms", 100, 3600000, cfg->http.header_timeout_ms);
+	GET_UINT(x, "limits", o, "idle_timeout_ms", 100, 86400000, cfg->http.idle_timeout_ms);
+	GET_UINT(x, "limits", o, "max_pipeline", 1, 1024, cfg->http.max_pipeline);
+	GET_UINT(x, "limits", o, "max_connections_per_core", 16, 1 << 20, cfg->net.max_conns_per_core);
+	return 0;
+}
+
+int config_load(struct duro_config *cfg, const char *path, char *err, size_t errlen)
+{
+	struct ctx x = { err, errlen, 0 };
+	json_error_t jerr;
+	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		snprintf(err, errlen, "config: %s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+		return -EINVAL;
+	}
+	int r = -EINVAL;
+	static const char *const keys[] = { "$schema", "name", "cores", "backend", "data_dir",
+					    "listeners", "durable_objects", "routes", "limits",
+					    "objects", "shutdown_timeout_ms", "log_level",
+					    "idle_spin_us", NULL };
+	if (!json_is_object(root)) {
+		fail(&x, "(top level)", "want an object, got %s", type_name(root));
+		goto out;
+	}
+	if (only_keys(&x, "", root, keys) < 0)
+		goto out;
+	unsigned long long u = cfg->cores;
+	if (get_uint(&x, "", root, "cores", 1, DURO_MAX_CORES, &u) < 0)
+		goto out;
+	cfg->cores = (unsigned)u;
+	if (get_str(&x, "", root, "backend", cfg->backend, sizeof(cfg->backend), 0) < 0)
+		goto out;
+	if (strcmp(cfg->backend, "uring") != 0) {
+		fail(&x, "backend", "\"%s\": only \"uring\" is built in this version", cfg->backend);
+		goto out;
+	}
+	if (get_str(&x, "", root, "data_dir", cfg->obj.data_dir, sizeof(cfg->obj.data_dir), 0) < 0)
+		goto out;
+	char level[16] = "";
+	if (get_str(&x, "", root, "log_level", level, sizeof(level), 0) < 0)
+		goto out;
+	if (*level && log_parse_level(level, &cfg->log_level) < 0) {
+		fail(&x, "log_level", "\"%s\": want error, warn, info or debug", level);
+		goto out;
+	}
+	u = cfg->shutdown_timeout_ms;
+	if (get_uint(&x, "", root, "shutdown_timeout_ms", 0, 3600000, &u) < 0)
+		goto out;
+	cfg->shutdown_timeout_ms = (unsigned)u;
+	u = cfg->idle_spin_us;
+	if (get_uint(&x, "", root, "idle_spin_us", 0, 10000000, &u) < 0)
+		goto out;
+	cfg->idle_spin_us = (unsigned)u;
+	json_t *v;
+	if ((v = json_object_get(root, "listeners")) && parse_listeners(&x, cfg, v) < 0)
+		goto out;
+	if ((v = json_object_get(root, "durable_objects")) && parse_bindings(&x, cfg, v) < 0)
+		goto out;
+	if ((v = json_object_get(root, "routes"))) {
+		if (parse_routes(&x, cfg, v) < 0)
+			goto out;
+	} else if (json_object_get(root, "durable_objects")) {
+		/* Default routes name the COUNTER binding: re-check them against the new bindings. */
+		for (unsigned i = 0; i < cfg->obj.nroutes; i++) {
+			struct obj_route *rt = &cfg->obj.routes[i];
+			if (rt->kind == ROUTE_GENERIC)
+				continue;
+			rt->binding = find_binding(cfg, "COUNTER");
+			if (rt->binding < 0) {
+				/* Only the generic route survives without a COUNTER binding. */
+				memmove(rt, rt + 1, (cfg->obj.nroutes - i - 1) * sizeof(*rt));
+				cfg->obj.nroutes--;
+				i--;
+			}
+		}
+	}
+	if ((v = json_object_get(root, "limits")) && parse_limits(&x, cfg, v) < 0)
+		goto out;
+	if ((v = json_object_get(root, "objects"))) {
+		static const char *const okeys[] = { "evict_idle_ms", NULL };
+		if (!json_is_object(v)) {
+			fail(&x, "objects", "want an object, got %s", type_name(v));
+			goto out;
+		}
+		if (only_keys(&x, "objects", v, okeys) < 0)
+			goto out;
+		u = cfg->obj.evict_idle_ms;
+		if (get_uint(&x, "objects", v, "evict_idle_ms", 10, 86400000, &u) < 0)
+			goto out;
+		cfg->obj.evict_idle_ms = (unsigned)u;
+	}
+	r = 0;
+out:
+	json_decref(root);
+	return r;
+}
+
+void config_defaults(struct duro_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	cfg->cores = ncpu > 0 ? (unsigned)(ncpu > DURO_MAX_CORES ? DURO_MAX_CORES : ncpu) : 1;
+	snprintf(cfg->backend, sizeof(cfg->backend), "uring");
+	cfg->log_level = LOG_INFO;
+	cfg->idle_spin_us = 200;
+	cfg->shutdown_timeout_ms = 5000;
+	net_parse_addr("127.0.0.1:8787", &cfg->net.listen[0]);
+	cfg->net.nlisten = 1;
+	cfg->net.max_conns_per_core = 16384;
+	cfg->net.backlog = 4096;
+	cfg->net.linger_ms = 2000;
+	cfg->http = (struct http_config){ .max_head_bytes = 16384, .max_body_bytes = 1 << 20,
+					  .header_timeout_ms = 10000, .idle_timeout_ms = 60000,
+					  .max_pipeline = 32, .shutdown_timeout_ms = 5000 };
+	snprintf(cfg->obj.data_dir, sizeof(cfg->obj.data_dir), "./duro-data");
+	cfg->obj.evict_idle_ms = 30000;
+	cfg->obj.nbindings = 1;
+	snprintf(cfg->obj.bindings[0].name, OBJ_NAME_MAX, "COUNTER");
+	snprintf(cfg->obj.bindings[0].class_name, OBJ_NAME_MAX, "Counter");
+	cfg->obj.nroutes = 2;
+	cfg->obj.routes[0] = (struct obj_route){ .prefix = "/counter/", .kind = ROUTE_NAME, .binding = 0 };
+	cfg->obj.routes[1] = (struct obj_route){ .prefix = "/obj/", .kind = ROUTE_GENERIC, .binding = -1 };
+}
+
+int config_validate(const struct duro_config *cfg, char *err, size_t errlen)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	if (ncpu > 0 && cfg->cores > (unsigned)ncpu) {
+		snprintf(err, errlen, "config: cores: %u cores asked, this machine has %ld CPUs",
+			 cfg->cores, ncpu);
+		return -EINVAL;
+	}
+	if (!cfg->obj.data_dir[0]) {
+		snprintf(err, errlen, "config: data_dir: empty");
+		return -EINVAL;
+	}
+	return 0;
+}

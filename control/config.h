@@ -1,0 +1,33 @@
+/* durod's configuration: a JSON file modelled on wrangler.json, defaults for every key,
+ * and strict checking that names the path of any bad key. */
+#ifndef DURO_CONTROL_CONFIG_H
+#define DURO_CONTROL_CONFIG_H
+
+#include "http-t.h"
+#include "log.h"
+#include "net.h"
+#include "obj-t.h"
+
+struct duro_config {
+	unsigned cores;
+	char backend[16];
+	enum log_level log_level;
+	unsigned idle_spin_us;
+	unsigned shutdown_timeout_ms;
+	struct net_config net;
+	struct http_config http;
+	struct obj_config obj;
+};
+
+/* Fills the built-in defaults: 127.0.0.1:8787, ./duro-data, one core per CPU, the COUNTER
+ * binding with its /counter/ route and the generic /obj/ route. */
+void config_defaults(struct duro_config *cfg);
+
+/* Reads `path` over the defaults. Returns 0, or -EINVAL after writing one message such as
+ * `config: durable_objects.bindings[1].class_name: unknown class "Conter"` to err. */
+int config_load(struct duro_config *cfg, const char *path, char *err, size_t errlen);
+
+/* Checks what flags and the file produced together (e.g. --cores against the CPUs). */
+int config_validate(const struct duro_config *cfg, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,306 @@
+/* durod's main: flags over the config, the DPDK EAL as the runtime, one reactor per core
+ * running HTTP over the chosen backend and the object runtime; SIGTERM drains and exits 0. */
+#include "config.h"
+#include "core.h"
+#include "http.h"
+#include "log.h"
+#include "obj.h"
+#include "timer.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <rte_eal.h>
+
+#define DURO_VERSION "0.1.0"
+#define EXIT_CONFIG 2
+
+/* Per-core shutdown progress, written only by its own core. */
+struct ctl_core {
+	int draining;
+	int drained;
+};
+
+struct durod {
+	struct duro_config cfg;
+	struct ctl_core ctl[DURO_MAX_CORES];
+	struct core_group group;
+	const struct net_backend *backend;
+	int sigfd;
+	struct signalfd_siginfo siginfo; /* core 0's pending read */
+	uint64_t drain_deadline_ms;
+	_Atomic unsigned drained; /* cores with no connection left */
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: durod [options]\n"
+		"\n"
+		"Serves Durable Objects: every object ID has one live instance, on one core.\n"
+		"With no config, serves the built-in classes on 127.0.0.1:8787 with data in\n"
+		"./duro-data, one reactor per CPU, kernel sockets through io_uring.\n"
+		"\n"
+		"  --config FILE        JSON config (modelled on wrangler.json); see README.md\n"
+		"  --check-config FILE  validate FILE and exit: 0 valid, 2 invalid\n"
+		"  --listen ADDR:PORT   listen here instead of the config's listeners\n"
+		"                       (127.0.0.1:8787, [::1]:8787); repeat for several\n"
+		"  --data-dir DIR       keep data in DIR (default ./duro-data)\n"
+		"  --cores N            run N reactors, pinned to CPUs 0..N-1\n"
+		"  --log-level LEVEL    error, warn, info (default) or debug\n"
+		"  --version            print the version and exit\n"
+		"  --help               this text\n"
+		"\n"
+		"Signals: SIGTERM or SIGINT stop accepting, finish in-flight requests within\n"
+		"shutdown_timeout_ms (default 5000), and exit 0.\n"
+		"Exit status: 0 after a clean shutdown, 1 on a runtime failure, 2 on a bad config.\n");
+}
+
+static void ctl_cqe(struct core *c, void *ptr, struct io_uring_cqe *cqe);
+
+static void arm_signal_read(struct core *c, struct durod *d)
+{
+	struct io_uring_sqe *sqe = core_sqe(c);
+	io_uring_prep_read(sqe, d->sigfd, &d->siginfo, sizeof(d->siginfo), 0);
+	io_uring_sqe_set_data64(sqe, core_tag(d, CQE_CTL));
+}
+
+static void ctl_cqe(struct core *c, void *ptr, struct io_uring_cqe *cqe)
+{
+	struct durod *d = ptr;
+	core_did_work(c);
+	if (cqe->res == (int)sizeof(d->siginfo)) {
+		if (!atomic_load(&c->group->stopping)) {
+			log_info("signal %u: draining (up to %u ms)", d->siginfo.ssi_signo,
+				 d->cfg.shutdown_timeout_ms);
+			d->drain_deadline_ms = c->now_ms + d->cfg.shutdown_timeout_ms;
+			atomic_store(&c->group->stopping, 1);
+		} else {
+			log_info("signal %u again: stopping now", d->siginfo.ssi_signo);
+			atomic_store(&c->group->stop_now, 1);
+		}
+	}
+	arm_signal_read(c, d);
+}
+
+/* Every turn: once stopping, drain this core; when all cores are drained, or the deadline
+ * passes, every loop ends. */
+static void ctl_hook(struct core *c)
+{
+	struct core_group *g = c->group;
+	if (!atomic_load_explicit(&g->stopping, memory_order_relaxed))
+		return;
+	struct durod *d = g->arg;
+	struct ctl_core *cc = &d->ctl[c->index];
+	if (!cc->draining) {
+		cc->draining = 1;
+		http_drain(c);
+	}
+	if (!cc->drained && http_open_conns(c) == 0) {
+		cc->drained = 1;
+		atomic_fetch_add(&d->drained, 1);
+	}
+	if (c->index == 0) {
+		if (atomic_load(&d->drained) == g->ncores) {
+			atomic_store(&g->stop_now, 1);
+		} else if (c->now_ms >= d->drain_deadline_ms) {
+			log_warn("shutdown: %u of %u cores still had connections after %u ms; closing them",
+				 g->ncores - atomic_load(&d->drained), g->ncores,
+				 d->cfg.shutdown_timeout_ms);
+			atomic_store(&g->stop_now, 1);
+		}
+	}
+}
+
+static int core_start(struct core *c, void *arg)
+{
+	struct durod *d = arg;
+	int r = http_core_init(c, &d->cfg.http, d->backend, &d->cfg.net, obj_handle_http);
+	if (r < 0) {
+		log_error("core %u: network start: %s", c->index, strerror(-r));
+		return r;
+	}
+	r = obj_core_init(c);
+	if (r < 0)
+		return r;
+	core_set_cqe_handler(c, CQE_CTL, ctl_cqe);
+	core_add_hook(c, ctl_hook);
+	if (c->index == 0)
+		arm_signal_read(c, d);
+	return 0;
+}
+
+static void core_stop(struct core *c, void *arg)
+{
+	(void)arg;
+	obj_core_fini(c);
+	http_core_fini(c);
+}
+
+static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (!*s || *end || errno || v < lo || v > hi)
+		return -EINVAL;
+	*out = (unsigned)v;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct durod d;
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", required_argument, NULL, 'C' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "data-dir", required_argument, NULL, 'd' },
+		{ "cores", required_argument, NULL, 'n' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config_path = NULL, *data_dir = NULL, *level = NULL;
+	const char *listen[DURO_MAX_LISTENERS];
+	unsigned nlisten = 0, cores = 0;
+	int check_only = 0, o;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': config_path = optarg; break;
+		case 'C': config_path = optarg; check_only = 1; break;
+		case 'l':
+			if (nlisten == DURO_MAX_LISTENERS) {
+				fprintf(stderr, "durod: at most %d --listen\n", DURO_MAX_LISTENERS);
+				return EXIT_CONFIG;
+			}
+			listen[nlisten++] = optarg;
+			break;
+		case 'd': data_dir = optarg; break;
+		case 'n':
+			if (parse_uint(optarg, 1, DURO_MAX_CORES, &cores) < 0) {
+				fprintf(stderr, "durod: --cores: \"%s\": want 1 to %d\n", optarg, DURO_MAX_CORES);
+				return EXIT_CONFIG;
+			}
+			break;
+		case 'L': level = optarg; break;
+		case 'V': printf("durod %s\n", DURO_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return EXIT_CONFIG;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "durod: unexpected argument \"%s\" (see --help)\n", argv[optind]);
+		return EXIT_CONFIG;
+	}
+
+	struct duro_config *cfg = &d.cfg;
+	char err[512];
+	config_defaults(cfg);
+	if (config_path && config_load(cfg, config_path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return EXIT_CONFIG;
+	}
+	if (nlisten) {
+		cfg->net.nlisten = 0;
+		for (unsigned i = 0; i < nlisten; i++) {
+			if (net_parse_addr(listen[i], &cfg->net.listen[cfg->net.nlisten++]) < 0) {
+				fprintf(stderr, "durod: --listen: bad address \"%s\": want host:port or [v6]:port\n",
+					listen[i]);
+				return EXIT_CONFIG;
+			}
+		}
+	}
+	if (data_dir)
+		snprintf(cfg->obj.data_dir, sizeof(cfg->obj.data_dir), "%s", data_dir);
+	if (cores)
+		cfg->cores = cores;
+	if (level && log_parse_level(level, &cfg->log_level) < 0) {
+		fprintf(stderr, "durod: --log-level: \"%s\": want error, warn, info or debug\n", level);
+		return EXIT_CONFIG;
+	}
+	if (config_validate(cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return EXIT_CONFIG;
+	}
+	if (check_only) {
+		printf("config: %s: valid\n", config_path);
+		return 0;
+	}
+	log_set_level(cfg->log_level);
+	cfg->http.shutdown_timeout_ms = cfg->shutdown_timeout_ms;
+	d.backend = &net_uring;
+
+	/* Signals go to core 0's io_uring through a signalfd; block them in every thread,
+	 * which inherit this mask from main. */
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	d.sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (d.sigfd < 0) {
+		log_error("signalfd: %s", strerror(errno));
+		return 1;
+	}
+
+	/* The EAL is the runtime: lcores pinned to CPUs 0..N-1, rings, no hugepages or PCI
+	 * for kernel sockets, so durod runs unprivileged. */
+	char lcores[32], prefix[32];
+	snprintf(lcores, sizeof(lcores), "0-%u", cfg->cores - 1);
+	snprintf(prefix, sizeof(prefix), "durod%d", (int)getpid());
+	char *eal_argv[] = { argv[0], "-l", lcores, "--no-huge", "-m", "64", "--no-pci",
+			     "--no-shconf", "--no-telemetry", "--file-prefix", prefix,
+			     "--log-level", "lib.eal:error", NULL };
+	int eal_argc = (int)(sizeof(eal_argv) / sizeof(eal_argv[0])) - 1;
+	if (rte_eal_init(eal_argc, eal_argv) < 0) {
+		log_error("rte_eal_init failed (lcores %s)", lcores);
+		return 1;
+	}
+	int r = obj_runtime_init(&cfg->obj, cfg->cores);
+	if (r < 0) {
+		rmdir(rte_eal_get_runtime_dir());
+		rte_eal_cleanup();
+		return r == -ENOENT ? EXIT_CONFIG : 1;
+	}
+	r = core_group_init(&d.group, cfg->cores, 4096);
+	if (r < 0) {
+		log_error("core set-up: %s", strerror(-r));
+		rte_eal_cleanup();
+		return 1;
+	}
+	d.group.idle_spin_us = cfg->idle_spin_us;
+	d.group.core_start = core_start;
+	d.group.core_stop = core_stop;
+	d.group.arg = &d;
+	char addrs[256] = "";
+	for (unsigned i = 0; i < cfg->net.nlisten; i++) {
+		size_t n = strlen(addrs);
+		snprintf(addrs + n, sizeof(addrs) - n, "%s%s", i ? ", " : "", cfg->net.listen[i].text);
+	}
+	log_info("durod %s: serving on %s with %u cores (backend %s), data in %s", DURO_VERSION,
+		 addrs, cfg->cores, d.backend->name, cfg->obj.data_dir);
+	r = core_group_run(&d.group);
+	core_group_destroy(&d.group);
+	obj_runtime_fini();
+	/* The EAL leaves its (empty, with --no-shconf) runtime directory behind: remove it. */
+	char rundir[512];
+	snprintf(rundir, sizeof(rundir), "%s", rte_eal_get_runtime_dir());
+	rte_eal_cleanup();
+	rmdir(rundir);
+	close(d.sigfd);
+	if (r < 0) {
+		log_error("durod: a core failed to start: %s", strerror(-r));
+		return 1;
+	}
+	log_info("durod: stopped");
+	return 0;
+}

@@ -1,0 +1,113 @@
+/* struct core: everything one reactor owns, in one cache-aligned struct passed explicitly.
+ * Upper layers hang their per-core state off the typed pointers below; core never looks in. */
+#ifndef DURO_CORE_CORE_T_H
+#define DURO_CORE_CORE_T_H
+
+#include "buf.h"
+#include "limits.h"
+#include "list.h"
+
+#include <liburing.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct core;
+struct core_msg;
+struct timer_wheel;
+struct rte_ring;
+struct io_uring_cqe;
+
+/* Completion handlers, chosen by the low 3 bits of a CQE's user_data. */
+enum core_cqe_kind {
+	CQE_CORE = 0, /* the core's own: wake-ups, signals */
+	CQE_NET = 1,
+	CQE_STORE = 2,
+	CQE_CTL = 3, /* control: signals, control socket */
+	CQE_KINDS = 8,
+};
+typedef void core_cqe_fn(struct core *c, void *ptr, struct io_uring_cqe *cqe);
+
+/* Cross-core message types; each names the layer that handles it. */
+enum core_msg_type {
+	MSG_OBJ_REQUEST = 1,  /* connection core -> object core */
+	MSG_HTTP_RESPONSE = 2, /* object core -> connection core */
+	MSG_TYPES = 16,
+};
+typedef void core_msg_fn(struct core *c, struct core_msg *m);
+
+/* End-of-iteration hooks: flush sends, commit batches. */
+typedef void core_hook_fn(struct core *c);
+#define CORE_MAX_HOOKS 8
+
+/* A message travels by pointer; the sender owns its memory and gets it back by reply. */
+struct core_msg {
+	uint16_t type;
+	uint16_t src_core;
+	uint32_t pad;
+	struct core_msg *next; /* overflow queue link while the ring is full */
+};
+
+/* Per-destination staging: messages leave in bursts at the end of a loop turn. */
+#define CORE_MSG_BURST 64
+struct core_outbox {
+	struct core_msg *staged[CORE_MSG_BURST];
+	unsigned nstaged;
+	struct core_msg *overflow_head, *overflow_tail; /* ring was full */
+	uint64_t ring_full; /* times the ring refused part of a burst */
+};
+
+struct core_stats {
+	uint64_t loops, sleeps, wakes_sent, msgs_in, msgs_out, cqes;
+	uint64_t busy_ns; /* time in turns that did work */
+};
+
+struct core_group;
+
+struct core {
+	unsigned index;          /* 0..ncores-1, also the slot map's core number */
+	unsigned lcore;          /* DPDK lcore id */
+	struct core_group *group; /* shared, read-mostly */
+	struct io_uring ring;
+	int ring_ready;
+	uint64_t now_ms; /* clock at the top of this loop turn */
+	uint64_t now_ns;
+
+	struct rte_ring *inbox[DURO_MAX_CORES]; /* from core i to me; NULL for i == me */
+	struct core_outbox outbox[DURO_MAX_CORES];
+	struct core_msg *local_head, *local_tail; /* messages to myself, run next turn */
+	_Atomic int sleeping;
+
+	struct timer_wheel *timers;
+	struct buf_pool bufs;
+
+	core_cqe_fn *cqe_handler[CQE_KINDS];
+	core_msg_fn *msg_handler[MSG_TYPES];
+	core_hook_fn *hooks[CORE_MAX_HOOKS];
+	unsigned nhooks;
+
+	/* Upper layers' per-core state, opaque here. */
+	struct net_core *net;
+	struct http_core *http;
+	struct obj_core *obj;
+
+	unsigned work; /* events handled this turn; 0 for a few turns means idle */
+	struct core_stats stats;
+} __attribute__((aligned(64)));
+
+/* Shared by all cores; written only before launch, except the flags. */
+struct core_group {
+	unsigned ncores;
+	struct core *cores[DURO_MAX_CORES];
+	_Atomic int stopping;  /* SIGTERM seen: stop accepting, drain */
+	_Atomic int stop_now;  /* drained or out of time: leave the loop */
+	unsigned idle_spin_us; /* busy-poll this long before sleeping */
+	unsigned ring_size;
+	/* Called on each core before its loop and after it ends. */
+	int (*core_start)(struct core *c, void *arg);
+	void (*core_stop)(struct core *c, void *arg);
+	void *arg;
+	_Atomic int start_failed;
+	_Atomic unsigned started;
+};
+
+#endif

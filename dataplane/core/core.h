@@ -1,0 +1,40 @@
+/* The per-core reactor: a run-to-completion poll loop over io_uring completions, inbound
+ * rings and timers, plus the cross-core message rings between every pair of cores. */
+#ifndef DURO_CORE_CORE_H
+#define DURO_CORE_CORE_H
+
+#include "base_assert.h"
+#include "core-t.h"
+
+/* Creates the cores (struct core for each, rte_rings between every pair) after
+ * rte_eal_init. Returns 0 or a negative errno. The group owns the cores. */
+int core_group_init(struct core_group *g, unsigned ncores, unsigned ring_size);
+void core_group_destroy(struct core_group *g);
+
+/* Runs every core's loop, one per lcore (the calling main lcore runs core 0), and returns
+ * when all have left their loops: 0, or a negative errno when a core failed to start. */
+int core_group_run(struct core_group *g);
+
+/* Next free SQE, submitting what is queued when the SQ is full; never NULL. */
+struct io_uring_sqe *core_sqe(struct core *c);
+
+static inline uint64_t core_tag(void *ptr, enum core_cqe_kind kind)
+{
+	DURO_ASSERT(((uintptr_t)ptr & 7) == 0);
+	return (uint64_t)(uintptr_t)ptr | (uint64_t)kind;
+}
+
+void core_set_cqe_handler(struct core *c, enum core_cqe_kind kind, core_cqe_fn *fn);
+void core_set_msg_handler(struct core *c, enum core_msg_type type, core_msg_fn *fn);
+/* Registers a hook run at the end of every loop turn, in registration order. */
+void core_add_hook(struct core *c, core_hook_fn *fn);
+
+/* Queues m for core `dst` (may be this core: then it runs next turn). The message stays
+ * owned by whoever allocated it; the receiver must not free it. Never fails: a full ring
+ * keeps messages in order in an overflow queue until it drains. */
+void core_send(struct core *c, unsigned dst, struct core_msg *m);
+
+/* Marks that this turn did work, so the loop does not go to sleep. */
+static inline void core_did_work(struct core *c) { c->work++; }
+
+#endif

@@ -1,0 +1,29 @@
+/* Consistent hashing of objects to cores: an ID picks one of DURO_SLOTS fixed slots, and
+ * each slot is owned by one core, chosen by rendezvous hashing so a change of core count
+ * moves only the slots the new or removed core wins or loses. */
+#ifndef DURO_CORE_SLOTMAP_H
+#define DURO_CORE_SLOTMAP_H
+
+#include "limits.h"
+
+#include <stdint.h>
+
+struct slotmap {
+	unsigned ncores;
+	uint8_t owner[DURO_SLOTS];
+};
+
+void slotmap_build(struct slotmap *m, unsigned ncores);
+
+/* The slot of an ID, from its first two bytes (uniform: IDs are random or PRF output). */
+static inline unsigned slotmap_slot(const uint8_t *id)
+{
+	return ((unsigned)id[0] << 8 | id[1]) % DURO_SLOTS;
+}
+
+static inline unsigned slotmap_owner(const struct slotmap *m, const uint8_t *id)
+{
+	return m->owner[slotmap_slot(id)];
+}
+
+#endif

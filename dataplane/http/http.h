@@ -1,0 +1,40 @@
+/* HTTP/1.1 server connections over the network backend: parsing, keep-alive, pipelining
+ * with responses in request order, bodies, 100-continue, timeouts and error statuses. */
+#ifndef DURO_HTTP_HTTP_H
+#define DURO_HTTP_HTTP_H
+
+#include "http-t.h"
+
+/* Called on the connection's core with a complete request. The handler owns the exchange
+ * until it calls http_respond (from any core), exactly once. */
+typedef void http_handler_fn(struct core *c, struct http_exchange *ex);
+
+/* Sets up this core's HTTP state over the backend; returns 0 or a negative errno. */
+int http_core_init(struct core *c, const struct http_config *cfg, const struct net_backend *nb,
+		   const struct net_config *ncfg, http_handler_fn *handler);
+void http_core_fini(struct core *c);
+
+/* Stops accepting and asks every connection to close after its in-flight requests. */
+void http_drain(struct core *c);
+/* Connections still open on this core. */
+uint64_t http_open_conns(struct core *c);
+const struct http_counters *http_counters(struct core *c);
+const struct net_counters *http_net_counters(struct core *c);
+
+/* Response building, on whichever core holds the exchange. Status first, then headers,
+ * then body; each returns 0 or -ENOMEM (then the response becomes a 500). */
+void http_resp_status(struct http_exchange *ex, int status);
+int http_resp_header(struct http_exchange *ex, const char *name, size_t nlen, const char *value,
+		     size_t vlen);
+int http_resp_body(struct http_exchange *ex, const void *data, size_t len);
+/* Forgets headers and body set so far (a handler failed after writing some). */
+void http_resp_reset(struct http_exchange *ex);
+
+/* Hands the finished response back to the connection's core: `c` is the calling core. */
+void http_respond(struct core *c, struct http_exchange *ex);
+/* Shortcut: a plain-text error response, then http_respond. */
+void http_respond_error(struct core *c, struct http_exchange *ex, int status, const char *text);
+
+const char *http_reason(int status);
+
+#endif

@@ -1,0 +1,741 @@
+/* HTTP/1.1 server connections: bytes in from the backend, requests out to the handler,
+ * responses back in request order. One struct http_conn per connection, on its core.
+ *
+ *   in buffer:  [ dispatched requests ... | request being read | free ]
+ *               0                  parsed ^                len ^   cap ^
+ *
+ * Dispatched requests point into the buffer and hold a reference on it; when the buffer
+ * must grow or is all consumed, the connection takes a fresh one and the old one lives
+ * until its last exchange is released. Only the partial request at the tail is copied. */
+#include "http.h"
+#include "base_assert.h"
+#include "clock.h"
+#include "core.h"
+#include "log.h"
+#include "pool.h"
+#include "timer.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum read_state { RS_HEAD, RS_BODY_CL, RS_BODY_CHUNKED, RS_STOPPED };
+
+struct http_conn {
+	struct net_conn *nc; /* NULL once the backend reported it closed */
+	struct buf *in;
+	size_t parsed;
+	enum read_state rs;
+	struct http_exchange *cur; /* head parsed, body being read */
+	size_t head_len;
+	struct http_chunked ch;
+	size_t ch_src, ch_dst; /* relative to parsed */
+	struct list_node fifo; /* exchanges in request order */
+	unsigned nexchanges;   /* in fifo */
+	unsigned undone;       /* dispatched and not yet answered */
+	uint64_t head_started_ms, last_rx_ms;
+	struct timer timer;
+	uint8_t paused, peer_eof, closing, draining;
+	struct list_node core_node;
+};
+
+struct http_core {
+	const struct http_config *cfg;
+	const struct net_backend *nb;
+	http_handler_fn *handler;
+	struct pool conns, exchanges;
+	struct list_node all; /* every open http_conn */
+	uint64_t open;
+	char date[40];
+	size_t date_len;
+	time_t date_sec;
+	struct net_events ev;
+	struct http_counters ctr;
+};
+
+static void process_input(struct core *c, struct http_conn *hc);
+static void conn_timer_update(struct core *c, struct http_conn *hc);
+
+/* ---- exchanges ---- */
+
+static void vec_init(struct http_vec *v, char *inl, size_t cap)
+{
+	v->p = inl;
+	v->len = 0;
+	v->cap = cap;
+	v->heap = NULL;
+}
+
+static int vec_append(struct http_vec *v, const void *data, size_t len)
+{
+	if (v->len + len > v->cap) {
+		size_t ncap = v->cap * 2;
+		while (ncap < v->len + len)
+			ncap *= 2;
+		char *n = malloc(ncap);
+		if (!n)
+			return -ENOMEM;
+		memcpy(n, v->p, v->len);
+		free(v->heap);
+		v->heap = n;
+		v->p = n;
+		v->cap = ncap;
+	}
+	memcpy(v->p + v->len, data, len);
+	v->len += len;
+	return 0;
+}
+
+static struct http_exchange *exchange_new(struct core *c, struct http_conn *hc)
+{
+	struct http_core *h = c->http;
+	struct http_exchange *ex = pool_get(&h->exchanges);
+	if (!ex) {
+		h->ctr.alloc_failures++;
+		return NULL;
+	}
+	ex->msg.type = MSG_HTTP_RESPONSE;
+	ex->in = NULL;
+	ex->conn = hc;
+	ex->home_core = (uint16_t)c->index;
+	ex->done = ex->close_after = ex->interim = 0;
+	ex->status = 0;
+	ex->sent = 0;
+	ex->t_start_ns = c->now_ns;
+	vec_init(&ex->head, ex->head_inline, sizeof(ex->head_inline));
+	vec_init(&ex->extra, ex->extra_inline, sizeof(ex->extra_inline));
+	vec_init(&ex->body, ex->body_inline, sizeof(ex->body_inline));
+	ex->conn_node.next = ex->conn_node.prev = NULL;
+	return ex;
+}
+
+static void exchange_free(struct core *c, struct http_exchange *ex)
+{
+	DURO_ASSERT(ex->home_core == c->index);
+	if (ex->in)
+		buf_unref(&c->bufs, ex->in);
+	free(ex->head.heap);
+	free(ex->extra.heap);
+	free(ex->body.heap);
+	pool_put(&c->http->exchanges, ex);
+}
+
+static void conn_free(struct core *c, struct http_conn *hc)
+{
+	struct http_core *h = c->http;
+	DURO_ASSERT(!hc->nc && hc->nexchanges == 0);
+	if (hc->cur)
+		exchange_free(c, hc->cur);
+	if (hc->in)
+		buf_unref(&c->bufs, hc->in);
+	timer_cancel(&hc->timer);
+	list_del(&hc->core_node);
+	h->open--;
+	h->ctr.conns_open = h->open;
+	pool_put(&h->conns, hc);
+}
+
+/* Unlinks a finished (sent or abandoned) exchange; may free the connection. */
+static void exchange_release(struct core *c, struct http_conn *hc, struct http_exchange *ex)
+{
+	list_del(&ex->conn_node);
+	hc->nexchanges--;
+	exchange_free(c, ex);
+	if (!hc->nc) {
+		if (hc->nexchanges == 0)
+			conn_free(c, hc);
+		return;
+	}
+	if (hc->paused && hc->undone < c->http->cfg->max_pipeline) {
+		hc->paused = 0;
+		c->http->nb->pause_read(c, hc->nc, 0);
+		process_input(c, hc);
+	}
+}
+
+/* ---- responses ---- */
+
+void http_resp_status(struct http_exchange *ex, int status) { ex->status = status; }
+
+int http_resp_header(struct http_exchange *ex, const char *name, size_t nlen, const char *value,
+		     size_t vlen)
+{
+	/* A CR or LF in a header from a class would split the response: refuse it. */
+	if (memchr(name, '\r', nlen) || memchr(name, '\n', nlen) || memchr(value, '\r', vlen) ||
+	    memchr(value, '\n', vlen) || memchr(name, ':', nlen) || nlen == 0)
+		return -EINVAL;
+	if (vec_append(&ex->extra, name, nlen) < 0 || vec_append(&ex->extra, ": ", 2) < 0 ||
+	    vec_append(&ex->extra, value, vlen) < 0 || vec_append(&ex->extra, "\r\n", 2) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+int http_resp_body(struct http_exchange *ex, const void *data, size_t len)
+{
+	return vec_append(&ex->body, data, len);
+}
+
+void http_resp_reset(struct http_exchange *ex)
+{
+	ex->extra.len = 0;
+	ex->body.len = 0;
+}
+
+const char *http_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 417: return "Expectation Failed";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
+	case 505: return "HTTP Version Not Supported";
+	case 507: return "Insufficient Storage";
+	default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+	}
+}
+
+static void refresh_date(struct http_core *h)
+{
+	time_t now = time(NULL);
+	if (now == h->date_sec)
+		return;
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	h->date_len = strftime(h->date, sizeof(h->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	h->date_sec = now;
+}
+
+/* Writes the status line and header section, on the connection's core. */
+static void compose_head(struct core *c, struct http_conn *hc, struct http_exchange *ex)
+{
+	struct http_core *h = c->http;
+	if (ex->interim) {
+		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+		ex->head.len = 0;
+		if (vec_append(&ex->head, cont, sizeof(cont) - 1) < 0)
+			ex->head.len = 0;
+		return;
+	}
+	if (ex->status < 200 || ex->status > 999)
+		ex->status = 500;
+	if (hc->draining || !ex->req.keep_alive)
+		ex->close_after = 1;
+	int no_body = ex->status == 204 || ex->status == 304;
+	if (no_body)
+		ex->body.len = 0;
+	refresh_date(h);
+	char line[256];
+	int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\nDate: %.*s\r\nServer: duro\r\n",
+			 ex->status, http_reason(ex->status), (int)h->date_len, h->date);
+	int m = no_body ? 0
+			: snprintf(line + n, sizeof(line) - (size_t)n, "Content-Length: %zu\r\n",
+				   ex->body.len);
+	ex->head.len = 0;
+	if (vec_append(&ex->head, line, (size_t)(n + m)) < 0 ||
+	    vec_append(&ex->head, ex->extra.p, ex->extra.len) < 0 ||
+	    (ex->close_after && vec_append(&ex->head, "Connection: close\r\n", 19) < 0) ||
+	    vec_append(&ex->head, "\r\n", 2) < 0) {
+		/* Out of memory for a few hundred bytes: nothing sensible to send. */
+		ex->head.len = 0;
+		ex->body.len = 0;
+		ex->close_after = 1;
+	}
+	/* HEAD: the header section describes the body, which is not sent. */
+	if (ex->req.method_len == 4 && memcmp(ex->req.method, "HEAD", 4) == 0)
+		ex->body.len = 0;
+	h->ctr.responses++;
+	h->ctr.status_class[ex->status / 100 <= 5 ? ex->status / 100 : 5]++;
+}
+
+static void finish_on_home(struct core *c, struct http_exchange *ex)
+{
+	struct http_conn *hc = ex->conn;
+	DURO_ASSERT(!ex->done);
+	ex->done = 1;
+	if (!ex->interim)
+		hc->undone--;
+	if (!hc->nc) {
+		/* The client is gone; nobody to send to. */
+		exchange_release(c, hc, ex);
+		return;
+	}
+	compose_head(c, hc, ex);
+	if (ex->close_after)
+		hc->rs = RS_STOPPED;
+	c->http->nb->want_write(c, hc->nc);
+	conn_timer_update(c, hc);
+}
+
+void http_respond(struct core *c, struct http_exchange *ex)
+{
+	if (ex->home_core == c->index) {
+		finish_on_home(c, ex);
+		return;
+	}
+	ex->msg.type = MSG_HTTP_RESPONSE;
+	core_send(c, ex->home_core, &ex->msg);
+}
+
+void http_respond_error(struct core *c, struct http_exchange *ex, int status, const char *text)
+{
+	http_resp_reset(ex);
+	http_resp_status(ex, status);
+	if (http_resp_header(ex, "Content-Type", 12, "text/plain; charset=utf-8", 25) < 0 ||
+	    http_resp_body(ex, text, strlen(text)) < 0 || http_resp_body(ex, "\n", 1) < 0)
+		http_resp_reset(ex);
+	http_respond(c, ex);
+}
+
+static void on_response_msg(struct core *c, struct core_msg *m)
+{
+	finish_on_home(c, (struct http_exchange *)m);
+}
+
+/* ---- errors found while reading ---- */
+
+static void conn_fail(struct core *c, struct http_conn *hc, int status, const char *why)
+{
+	struct http_core *h = c->http;
+	if (status == 431)
+		h->ctr.head_too_large++;
+	else if (status == 413)
+		h->ctr.body_too_large++;
+	else if (status == 408)
+		h->ctr.timeouts_head++;
+	else
+		h->ctr.bad_requests++;
+	log_debug("core %u conn %u: %d %s", c->index, hc->nc->id, status, why);
+	hc->rs = RS_STOPPED;
+	c->http->nb->pause_read(c, hc->nc, 1);
+	struct http_exchange *ex = hc->cur;
+	hc->cur = NULL;
+	if (!ex)
+		ex = exchange_new(c, hc);
+	if (!ex) {
+		c->http->nb->close(c, hc->nc, NET_CLOSE_ABORT);
+		return;
+	}
+	/* The error answers the request being read; its parse may be partial. */
+	ex->req.keep_alive = 0;
+	ex->req.method = "GET";
+	ex->req.method_len = 3;
+	ex->close_after = 1;
+	list_add_tail(&hc->fifo, &ex->conn_node);
+	hc->nexchanges++;
+	hc->undone++;
+	http_respond_error(c, ex, status, why);
+}
+
+/* ---- reading ---- */
+
+static void dispatch(struct core *c, struct http_conn *hc, struct http_exchange *ex, size_t total)
+{
+	struct http_core *h = c->http;
+	ex->in = hc->in;
+	buf_ref(hc->in);
+	hc->parsed += total;
+	hc->cur = NULL;
+	hc->rs = RS_HEAD;
+	if (!ex->req.keep_alive || hc->draining) {
+		/* Nothing after this request is read: its response closes the connection. */
+		hc->rs = RS_STOPPED;
+	}
+	list_add_tail(&hc->fifo, &ex->conn_node);
+	hc->nexchanges++;
+	hc->undone++;
+	h->ctr.requests++;
+	h->handler(c, ex);
+}
+
+/* Makes room for `more` bytes after what is unparsed; returns 0 or -ENOMEM. Requests
+ * already dispatched keep the old buffer alive through their references. */
+static int ensure_room(struct core *c, struct http_conn *hc, size_t more)
+{
+	struct buf *in = hc->in;
+	if (!in) {
+		hc->in = buf_new(&c->bufs, more > BUF_SMALL_SIZE ? more : BUF_SMALL_SIZE);
+		hc->parsed = 0;
+		return hc->in ? 0 : -ENOMEM;
+	}
+	if (in->cap - in->len >= more)
+		return 0;
+	size_t keep = in->len - hc->parsed;
+	size_t need = keep + more;
+	if (in->refs == 1 && need <= in->cap) {
+		memmove(in->data, in->data + hc->parsed, keep);
+	} else {
+		size_t cap = in->cap;
+		while (cap < need)
+			cap *= 2;
+		struct buf *nb = buf_new(&c->bufs, cap);
+		if (!nb)
+			return -ENOMEM;
+		memcpy(nb->data, in->data + hc->parsed, keep);
+		buf_unref(&c->bufs, in);
+		hc->in = in = nb;
+	}
+	in->len = (uint32_t)keep;
+	hc->parsed = 0;
+	/* A request half read points into the old bytes: parse its head again in place. */
+	if (hc->cur) {
+		long r = http_parse_request(in->data, in->len, c->http->cfg->max_head_bytes,
+					    &hc->cur->req);
+		DURO_ASSERT(r == (long)hc->head_len);
+	}
+	return 0;
+}
+
+static void queue_continue(struct core *c, struct http_conn *hc)
+{
+	/* Only when nothing is ahead of it: a 100 must not overtake earlier responses. */
+	if (hc->nexchanges)
+		return;
+	struct http_exchange *ex = exchange_new(c, hc);
+	if (!ex)
+		return; /* the client sends the body after its own timeout anyway */
+	ex->interim = 1;
+	list_add_tail(&hc->fifo, &ex->conn_node);
+	hc->nexchanges++;
+	finish_on_home(c, ex);
+}
+
+static void process_input(struct core *c, struct http_conn *hc)
+{
+	struct http_core *h = c->http;
+	const struct http_config *cfg = h->cfg;
+	while (hc->nc && hc->rs != RS_STOPPED && hc->in) {
+		if (hc->undone >= cfg->max_pipeline) {
+			if (!hc->paused) {
+				hc->paused = 1;
+				h->ctr.pipeline_pauses++;
+				h->nb->pause_read(c, hc->nc, 1);
+			}
+			break;
+		}
+		char *base = hc->in->data + hc->parsed;
+		size_t avail = hc->in->len - hc->parsed;
+		if (hc->rs == RS_HEAD) {
+			if (avail == 0)
+				break;
+			if (!hc->head_started_ms)
+				hc->head_started_ms = c->now_ms;
+			if (!hc->cur && !(hc->cur = exchange_new(c, hc))) {
+				h->nb->close(c, hc->nc, NET_CLOSE_ABORT);
+				return;
+			}
+			struct http_request *req = &hc->cur->req;
+			long r = http_parse_request(base, avail, cfg->max_head_bytes, req);
+			if (r == 0)
+				break;
+			if (r < 0) {
+				conn_fail(c, hc, (int)-r, http_reason((int)-r));
+				return;
+			}
+			hc->head_started_ms = 0;
+			hc->head_len = (size_t)r;
+			if (req->content_length > 0 && (uint64_t)req->content_length > cfg->max_body_bytes) {
+				conn_fail(c, hc, 413, "request body too large");
+				return;
+			}
+			if (req->chunked) {
+				memset(&hc->ch, 0, sizeof(hc->ch));
+				hc->ch_src = hc->ch_dst = hc->head_len;
+				hc->rs = RS_BODY_CHUNKED;
+			} else if (req->content_length > 0) {
+				hc->rs = RS_BODY_CL;
+			} else {
+				dispatch(c, hc, hc->cur, hc->head_len);
+				continue;
+			}
+			if (req->expect_continue && avail == hc->head_len)
+				queue_continue(c, hc);
+			continue;
+		}
+		struct http_request *req = &hc->cur->req;
+		if (hc->rs == RS_BODY_CL) {
+			size_t total = hc->head_len + (size_t)req->content_length;
+			if (avail < total) {
+				if (ensure_room(c, hc, total - avail) < 0) {
+					conn_fail(c, hc, 503, "out of memory for the request body");
+					return;
+				}
+				break;
+			}
+			req->body = base + hc->head_len;
+			req->body_len = (size_t)req->content_length;
+			dispatch(c, hc, hc->cur, total);
+			continue;
+		}
+		DURO_ASSERT(hc->rs == RS_BODY_CHUNKED);
+		int r = http_chunked_decode(&hc->ch, base, avail, &hc->ch_src, &hc->ch_dst,
+					    cfg->max_body_bytes, cfg->max_head_bytes);
+		if (r < 0) {
+			conn_fail(c, hc, -r, r == -413 ? "request body too large" : http_reason(-r));
+			return;
+		}
+		if (r == 0) {
+			/* Grow when full; decoded bytes have been compacted behind ch_dst already. */
+			if (hc->in->len == hc->in->cap && ensure_room(c, hc, BUF_SMALL_SIZE) < 0) {
+				conn_fail(c, hc, 503, "out of memory for the request body");
+				return;
+			}
+			break;
+		}
+		req->body = base + hc->head_len;
+		req->body_len = hc->ch_dst - hc->head_len;
+		dispatch(c, hc, hc->cur, hc->ch_src);
+	}
+	/* All consumed: hand the buffer back rather than keep a copy's worth of memory idle. */
+	if (hc->in && hc->parsed == hc->in->len) {
+		buf_unref(&c->bufs, hc->in);
+		hc->in = NULL;
+		hc->parsed = 0;
+	}
+}
+
+/* ---- backend events ---- */
+
+static void *on_accept(struct core *c, struct net_conn *conn)
+{
+	struct http_core *h = c->http;
+	struct http_conn *hc = pool_get(&h->conns);
+	if (!hc)
+		return NULL;
+	memset(hc, 0, sizeof(*hc));
+	hc->nc = conn;
+	list_init(&hc->fifo);
+	hc->rs = h->cfg->max_pipeline ? RS_HEAD : RS_STOPPED;
+	hc->last_rx_ms = c->now_ms;
+	list_add_tail(&h->all, &hc->core_node);
+	h->open++;
+	h->ctr.conns_total++;
+	h->ctr.conns_open = h->open;
+	conn_timer_update(c, hc);
+	return hc;
+}
+
+static void on_data(struct core *c, struct net_conn *conn, const char *data, size_t len)
+{
+	struct http_conn *hc = conn->user;
+	core_did_work(c);
+	hc->last_rx_ms = c->now_ms;
+	if (len == 0) {
+		/* Half-close: answer the complete requests, drop a partial one, then close. */
+		hc->peer_eof = 1;
+		hc->rs = RS_STOPPED;
+		if (hc->nexchanges == 0)
+			c->http->nb->close(c, conn, NET_CLOSE_GRACEFUL);
+		return;
+	}
+	if (hc->rs == RS_STOPPED)
+		return; /* bytes after a closing request are not read */
+	if (ensure_room(c, hc, len) < 0) {
+		conn_fail(c, hc, 503, "out of memory for the request");
+		return;
+	}
+	memcpy(hc->in->data + hc->in->len, data, len);
+	hc->in->len += (uint32_t)len;
+	process_input(c, hc);
+	if (hc->nc)
+		conn_timer_update(c, hc);
+}
+
+static unsigned fill_output(struct core *c, struct net_conn *conn, struct iovec *iov, unsigned max)
+{
+	(void)c;
+	struct http_conn *hc = conn->user;
+	unsigned n = 0;
+	for (struct list_node *p = hc->fifo.next; p != &hc->fifo && n + 2 <= max; p = p->next) {
+		struct http_exchange *ex = LIST_CONTAINER(p, struct http_exchange, conn_node);
+		if (!ex->done)
+			break;
+		size_t skip = ex->sent;
+		if (skip < ex->head.len) {
+			iov[n].iov_base = ex->head.p + skip;
+			iov[n++].iov_len = ex->head.len - skip;
+			skip = 0;
+		} else {
+			skip -= ex->head.len;
+		}
+		if (skip < ex->body.len) {
+			iov[n].iov_base = ex->body.p + skip;
+			iov[n++].iov_len = ex->body.len - skip;
+		}
+		if (ex->close_after)
+			break;
+	}
+	return n;
+}
+
+static void on_sent(struct core *c, struct net_conn *conn, size_t n)
+{
+	struct http_conn *hc = conn->user;
+	while (n && !list_empty(&hc->fifo)) {
+		struct http_exchange *ex = LIST_CONTAINER(hc->fifo.next, struct http_exchange, conn_node);
+		DURO_ASSERT(ex->done);
+		size_t left = ex->head.len + ex->body.len - ex->sent;
+		if (n < left) {
+			ex->sent += n;
+			return;
+		}
+		n -= left;
+		int close_after = ex->close_after;
+		exchange_release(c, hc, ex);
+		if (close_after) {
+			c->http->nb->close(c, conn, NET_CLOSE_GRACEFUL);
+			return;
+		}
+	}
+	/* Some responses may have been sent whole while nothing else waits. */
+	if (hc->nexchanges == 0 && (hc->peer_eof || hc->rs == RS_STOPPED))
+		c->http->nb->close(c, conn, NET_CLOSE_GRACEFUL);
+	else
+		conn_timer_update(c, hc);
+}
+
+static void on_closed(struct core *c, struct net_conn *conn, int err)
+{
+	(void)err;
+	struct http_conn *hc = conn->user;
+	hc->nc = NULL;
+	timer_cancel(&hc->timer);
+	/* Answered but unsent responses can go now; unanswered ones come back later. */
+	for (struct list_node *p = hc->fifo.next, *next; p != &hc->fifo; p = next) {
+		next = p->next;
+		struct http_exchange *ex = LIST_CONTAINER(p, struct http_exchange, conn_node);
+		if (ex->done) {
+			list_del(&ex->conn_node);
+			hc->nexchanges--;
+			exchange_free(c, ex);
+		}
+	}
+	if (hc->nexchanges == 0)
+		conn_free(c, hc);
+}
+
+/* ---- timers ---- */
+
+static void conn_timer_fired(struct core *c, struct timer *t)
+{
+	struct http_conn *hc = LIST_CONTAINER(t, struct http_conn, timer);
+	struct http_core *h = c->http;
+	const struct http_config *cfg = h->cfg;
+	if (!hc->nc)
+		return;
+	if (hc->head_started_ms && hc->rs == RS_HEAD &&
+	    c->now_ms >= hc->head_started_ms + cfg->header_timeout_ms) {
+		conn_fail(c, hc, 408, "request header not complete in time");
+		return;
+	}
+	if (hc->undone == 0 && hc->nexchanges == 0 &&
+	    c->now_ms >= hc->last_rx_ms + cfg->idle_timeout_ms) {
+		h->ctr.timeouts_idle++;
+		h->nb->close(c, hc->nc, hc->rs == RS_HEAD && !hc->head_started_ms ? NET_CLOSE_GRACEFUL
+										   : NET_CLOSE_ABORT);
+		return;
+	}
+	conn_timer_update(c, hc);
+}
+
+static void conn_timer_update(struct core *c, struct http_conn *hc)
+{
+	const struct http_config *cfg = c->http->cfg;
+	uint64_t deadline;
+	if (hc->head_started_ms && hc->rs == RS_HEAD)
+		deadline = hc->head_started_ms + cfg->header_timeout_ms;
+	else if (hc->undone == 0 && hc->nexchanges == 0)
+		deadline = hc->last_rx_ms + cfg->idle_timeout_ms;
+	else if (hc->rs == RS_BODY_CL || hc->rs == RS_BODY_CHUNKED)
+		deadline = hc->last_rx_ms + cfg->idle_timeout_ms;
+	else
+		return; /* waiting on responses or on the client reading them */
+	/* Armed earlier than needed is fine: the callback re-evaluates. Later is not. */
+	if (!timer_armed(&hc->timer) || hc->timer.expires_ms > deadline)
+		timer_arm(c, &hc->timer, deadline, conn_timer_fired);
+}
+
+/* ---- per core ---- */
+
+int http_core_init(struct core *c, const struct http_config *cfg, const struct net_backend *nb,
+		   const struct net_config *ncfg, http_handler_fn *handler)
+{
+	struct http_core *h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	c->http = h;
+	h->cfg = cfg;
+	h->nb = nb;
+	h->handler = handler;
+	list_init(&h->all);
+	pool_init(&h->conns, "http_conn", sizeof(struct http_conn), 256, ncfg->max_conns_per_core);
+	pool_init(&h->exchanges, "http_exchange", sizeof(struct http_exchange), 128, 0);
+	h->ev = (struct net_events){ .on_accept = on_accept, .on_data = on_data,
+				     .fill_output = fill_output, .on_sent = on_sent,
+				     .on_closed = on_closed };
+	core_set_msg_handler(c, MSG_HTTP_RESPONSE, on_response_msg);
+	return nb->core_init(c, ncfg, &h->ev);
+}
+
+void http_core_fini(struct core *c)
+{
+	struct http_core *h = c->http;
+	if (!h)
+		return;
+	h->nb->core_fini(c);
+	pool_destroy(&h->conns);
+	pool_destroy(&h->exchanges);
+	free(h);
+	c->http = NULL;
+}
+
+void http_drain(struct core *c)
+{
+	struct http_core *h = c->http;
+	h->nb->stop_accepting(c);
+	for (struct list_node *p = h->all.next; p != &h->all; p = p->next) {
+		struct http_conn *hc = LIST_CONTAINER(p, struct http_conn, core_node);
+		if (hc->draining || !hc->nc)
+			continue;
+		hc->draining = 1;
+		if (hc->nexchanges == 0 && hc->rs == RS_HEAD && !hc->head_started_ms) {
+			hc->rs = RS_STOPPED;
+			h->nb->close(c, hc->nc, NET_CLOSE_GRACEFUL);
+		} else if (hc->rs == RS_HEAD) {
+			/* A request half read is abandoned; answered ones still go out. */
+			if (hc->nexchanges == 0)
+				h->nb->close(c, hc->nc, NET_CLOSE_ABORT);
+			else
+				hc->rs = RS_STOPPED;
+		}
+	}
+}
+
+uint64_t http_open_conns(struct core *c) { return c->http ? c->http->open : 0; }
+const struct http_counters *http_counters(struct core *c) { return &c->http->ctr; }
+const struct net_counters *http_net_counters(struct core *c)
+{
+	return c->http->nb->counters(c);
+}

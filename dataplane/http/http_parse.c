@@ -1,0 +1,406 @@
+/* HTTP/1.1 request head parser and chunked decoder. Strict where leniency enables request
+ * smuggling (RFC 9112 sections 2.2, 5, 6.1, 6.3, 7.1): bare CR or LF, obs-fold, a space
+ * before the colon, conflicting lengths, and unknown codings are refused, never guessed. */
+#include "http_parse.h"
+
+#include <string.h>
+#include <strings.h>
+
+/* tchar from RFC 9110 section 5.6.2 */
+static const uint8_t tchar[256] = {
+	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1,
+	['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+	['8'] = 1, ['9'] = 1,
+	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+	['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+	['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+	['Y'] = 1, ['Z'] = 1,
+	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+	['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+	['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+	['y'] = 1, ['z'] = 1,
+};
+
+static int is_vchar_or_obs(uint8_t ch) { return (ch > 0x20 && ch != 0x7f); }
+
+/* Bytes allowed in a request-target: visible ASCII only; others must be percent-encoded. */
+static int is_target_char(uint8_t ch) { return ch > 0x20 && ch < 0x7f; }
+
+static int token_eq(const char *p, size_t n, const char *lit)
+{
+	return strlen(lit) == n && strncasecmp(p, lit, n) == 0;
+}
+
+/* Walks a comma-separated list value, trimming OWS; returns 0 at the end. */
+static int next_list_item(const char **p, const char *end, const char **item, size_t *ilen)
+{
+	const char *s = *p;
+	while (s < end && (*s == ' ' || *s == '\t' || *s == ','))
+		s++;
+	if (s >= end)
+		return 0;
+	const char *e = s;
+	while (e < end && *e != ',')
+		e++;
+	*p = e;
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	*item = s;
+	*ilen = (size_t)(e - s);
+	return 1;
+}
+
+static int parse_content_length(const char *v, size_t n, int64_t *out)
+{
+	if (n == 0 || n > 18)
+		return -1;
+	int64_t x = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		x = x * 10 + (v[i] - '0');
+	}
+	*out = x;
+	return 0;
+}
+
+/* The semantic pass over the fields once the head is known to be well-formed. */
+static long apply_fields(struct http_request *req)
+{
+	int hosts = 0, te_seen = 0;
+	req->content_length = -1;
+	req->chunked = 0;
+	req->expect_continue = 0;
+	req->keep_alive = req->minor_version == 1;
+	for (unsigned i = 0; i < req->nheaders; i++) {
+		const struct http_header *h = &req->headers[i];
+		const char *v = h->value, *end = h->value + h->value_len;
+		if (token_eq(h->name, h->name_len, "content-length")) {
+			int64_t cl;
+			if (parse_content_length(v, h->value_len, &cl) < 0)
+				return -400;
+			if (req->content_length >= 0 && req->content_length != cl)
+				return -400;
+			req->content_length = cl;
+		} else if (token_eq(h->name, h->name_len, "transfer-encoding")) {
+			const char *item;
+			size_t ilen;
+			te_seen = 1;
+			while (next_list_item(&v, end, &item, &ilen)) {
+				if (req->chunked)
+					return -400; /* chunked must be the last coding, once */
+				if (token_eq(item, ilen, "chunked"))
+					req->chunked = 1;
+				else
+					return -501;
+			}
+		} else if (token_eq(h->name, h->name_len, "host")) {
+			hosts++;
+		} else if (token_eq(h->name, h->name_len, "connection")) {
+			const char *item;
+			size_t ilen;
+			while (next_list_item(&v, end, &item, &ilen)) {
+				if (token_eq(item, ilen, "close"))
+					req->keep_alive = 0;
+				else if (token_eq(item, ilen, "keep-alive") && req->minor_version == 0)
+					req->keep_alive = 1;
+			}
+		} else if (token_eq(h->name, h->name_len, "expect")) {
+			if (token_eq(v, h->value_len, "100-continue"))
+				req->expect_continue = 1;
+			else
+				return -417;
+		}
+	}
+	if (te_seen) {
+		if (req->minor_version == 0 || req->content_length >= 0 || !req->chunked)
+			return -400;
+	}
+	if (req->minor_version == 1 && hosts != 1)
+		return -400;
+	if (req->minor_version == 0 && hosts > 1)
+		return -400;
+	return 0;
+}
+
+long http_parse_request(const char *buf, size_t len, size_t max_head, struct http_request *req)
+{
+	const uint8_t *p = (const uint8_t *)buf;
+	size_t i = 0;
+	size_t limit = len < max_head ? len : max_head;
+#define NEED(n)                                                                 \
+	do {                                                                    \
+		if (i + (n) > limit)                                            \
+			return len >= max_head ? -431 : 0;                      \
+	} while (0)
+
+	/* Leading empty lines (robustness, RFC 9112 section 2.2); a few at most. */
+	for (int k = 0; k < 4; k++) {
+		NEED(1);
+		if (p[i] != '\r')
+			break;
+		NEED(2);
+		if (p[i + 1] != '\n')
+			return -400;
+		i += 2;
+	}
+
+	/* method */
+	size_t start = i;
+	for (;;) {
+		NEED(1);
+		if (!tchar[p[i]])
+			break;
+		i++;
+	}
+	if (i == start || p[i] != ' ')
+		return -400;
+	req->method = buf + start;
+	req->method_len = (uint32_t)(i - start);
+	i++;
+
+	/* request-target */
+	start = i;
+	for (;;) {
+		NEED(1);
+		if (!is_target_char(p[i]))
+			break;
+		i++;
+	}
+	if (i == start || p[i] != ' ')
+		return -400;
+	req->target = buf + start;
+	req->target_len = (uint32_t)(i - start);
+	i++;
+
+	/* HTTP-version CRLF */
+	NEED(10);
+	if (memcmp(p + i, "HTTP/", 5) != 0 || p[i + 5] < '0' || p[i + 5] > '9' || p[i + 6] != '.' ||
+	    p[i + 7] < '0' || p[i + 7] > '9' || p[i + 8] != '\r' || p[i + 9] != '\n')
+		return -400;
+	if (p[i + 5] != '1' || p[i + 7] > '1')
+		return -505;
+	req->minor_version = (uint8_t)(p[i + 7] - '0');
+	i += 10;
+
+	/* header fields */
+	req->nheaders = 0;
+	for (;;) {
+		NEED(1);
+		if (p[i] == '\r') {
+			NEED(2);
+			if (p[i + 1] != '\n')
+				return -400;
+			i += 2;
+			break;
+		}
+		if (p[i] == ' ' || p[i] == '\t')
+			return -400; /* obs-fold */
+		if (req->nheaders == DURO_MAX_HEADERS)
+			return -431;
+		struct http_header *h = &req->headers[req->nheaders];
+		start = i;
+		for (;;) {
+			NEED(1);
+			if (!tchar[p[i]])
+				break;
+			i++;
+		}
+		if (i == start || p[i] != ':')
+			return -400; /* empty name, space before the colon, or a bad byte */
+		h->name = buf + start;
+		h->name_len = (uint32_t)(i - start);
+		i++;
+		for (;;) {
+			NEED(1);
+			if (p[i] != ' ' && p[i] != '\t')
+				break;
+			i++;
+		}
+		start = i;
+		size_t last_nonws = i;
+		for (;;) {
+			NEED(1);
+			uint8_t ch = p[i];
+			if (ch == '\r')
+				break;
+			if (ch == ' ' || ch == '\t') {
+				i++;
+				continue;
+			}
+			if (!is_vchar_or_obs(ch))
+				return -400; /* NUL, bare LF, other controls */
+			i++;
+			last_nonws = i;
+		}
+		NEED(2);
+		if (p[i + 1] != '\n')
+			return -400; /* bare CR */
+		h->value = buf + start;
+		h->value_len = (uint32_t)(last_nonws - start);
+		req->nheaders++;
+		i += 2;
+	}
+#undef NEED
+
+	/* Split path and query. */
+	const char *q = memchr(req->target, '?', req->target_len);
+	req->path = req->target;
+	if (q) {
+		req->path_len = (uint32_t)(q - req->target);
+		req->query = q + 1;
+		req->query_len = (uint32_t)(req->target_len - req->path_len - 1);
+	} else {
+		req->path_len = req->target_len;
+		req->query = NULL;
+		req->query_len = 0;
+	}
+	req->body = NULL;
+	req->body_len = 0;
+	long r = apply_fields(req);
+	if (r < 0)
+		return r;
+	return (long)i;
+}
+
+const char *http_find_header(const struct http_request *req, const char *name, size_t *len)
+{
+	size_t n = strlen(name);
+	for (unsigned i = 0; i < req->nheaders; i++) {
+		const struct http_header *h = &req->headers[i];
+		if (h->name_len == n && strncasecmp(h->name, name, n) == 0) {
+			*len = h->value_len;
+			return h->value;
+		}
+	}
+	return NULL;
+}
+
+enum {
+	CH_SIZE = 0, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
+	CH_TRAILER_START, CH_TRAILER_LINE, CH_TRAILER_LF, CH_END_LF, CH_DONE
+};
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int http_chunked_decode(struct http_chunked *d, char *buf, size_t len, size_t *src, size_t *dst,
+			uint64_t max_body, size_t max_trailer)
+{
+	size_t s = *src, t = *dst;
+	int ret = 0;
+	while (s < len && d->state != CH_DONE) {
+		char ch = buf[s];
+		switch (d->state) {
+		case CH_SIZE: {
+			int v = hexval(ch);
+			if (v >= 0) {
+				if (d->size_digits == 15)
+					return -400; /* a chunk over 2^60 bytes is an attack */
+				d->remaining = d->remaining << 4 | (uint64_t)v;
+				d->size_digits++;
+				s++;
+			} else if (d->size_digits == 0) {
+				return -400;
+			} else if (ch == ';' || ch == ' ' || ch == '\t') {
+				d->state = CH_EXT;
+				s++;
+			} else if (ch == '\r') {
+				d->state = CH_SIZE_LF;
+				s++;
+			} else {
+				return -400;
+			}
+			break;
+		}
+		case CH_EXT:
+			/* Extensions are read and ignored; only their bytes are checked. */
+			if (ch == '\r')
+				d->state = CH_SIZE_LF;
+			else if ((uint8_t)ch < 0x20 && ch != '\t')
+				return -400;
+			else if (++d->trailer_bytes > max_trailer)
+				return -431;
+			s++;
+			break;
+		case CH_SIZE_LF:
+			if (ch != '\n')
+				return -400;
+			s++;
+			if (d->total + d->remaining > max_body)
+				return -413;
+			d->state = d->remaining ? CH_DATA : CH_TRAILER_START;
+			d->size_digits = 0;
+			break;
+		case CH_DATA: {
+			size_t n = len - s;
+			if (n > d->remaining)
+				n = (size_t)d->remaining;
+			if (t != s)
+				memmove(buf + t, buf + s, n);
+			t += n;
+			s += n;
+			d->remaining -= n;
+			d->total += n;
+			if (d->remaining == 0)
+				d->state = CH_DATA_CR;
+			break;
+		}
+		case CH_DATA_CR:
+			if (ch != '\r')
+				return -400;
+			d->state = CH_DATA_LF;
+			s++;
+			break;
+		case CH_DATA_LF:
+			if (ch != '\n')
+				return -400;
+			d->state = CH_SIZE;
+			s++;
+			break;
+		case CH_TRAILER_START:
+			if (ch == '\r') {
+				d->state = CH_END_LF;
+				s++;
+				break;
+			}
+			d->state = CH_TRAILER_LINE;
+			/* fall through */
+		case CH_TRAILER_LINE:
+			if (ch == '\r')
+				d->state = CH_TRAILER_LF;
+			else if (ch == '\n' || ((uint8_t)ch < 0x20 && ch != '\t') || ch == 0x7f)
+				return -400;
+			if (++d->trailer_bytes > max_trailer)
+				return -431;
+			s++;
+			break;
+		case CH_TRAILER_LF:
+			if (ch != '\n')
+				return -400;
+			d->state = CH_TRAILER_START;
+			s++;
+			break;
+		case CH_END_LF:
+			if (ch != '\n')
+				return -400;
+			d->state = CH_DONE;
+			s++;
+			break;
+		}
+	}
+	if (d->state == CH_DONE)
+		ret = 1;
+	*src = s;
+	*dst = t;
+	return ret;
+}

@@ -1,0 +1,88 @@
+/* The network backend interface: connection handles and events, the same for kernel
+ * sockets through io_uring and for the DPDK stack, so nothing above knows which runs. */
+#ifndef DURO_NET_NET_H
+#define DURO_NET_NET_H
+
+#include "core-t.h"
+#include "limits.h"
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+struct net_listen {
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	char text[64]; /* as configured, for logs */
+};
+
+struct net_config {
+	struct net_listen listen[DURO_MAX_LISTENERS];
+	unsigned nlisten;
+	unsigned max_conns_per_core; /* beyond it new connections are refused and counted */
+	unsigned backlog;
+	unsigned linger_ms; /* after a graceful close, how long to drain the peer's bytes */
+};
+
+/* Returns 0 or -EINVAL: "127.0.0.1:8787", "[::1]:8787", "0.0.0.0:80". */
+int net_parse_addr(const char *text, struct net_listen *out);
+
+/* The handle the layer above sees. The backend owns it: it stays valid from on_accept
+ * until on_closed returns, and not a moment longer. */
+struct net_conn {
+	void *user;     /* the layer above's state for this connection */
+	uint32_t id;    /* unique per core, for logs and the control plane */
+	uint16_t core;
+	uint16_t listener;
+};
+
+enum net_close_how {
+	NET_CLOSE_GRACEFUL, /* send what is queued, half-close, drain, then close */
+	NET_CLOSE_ABORT,    /* close now; queued output is dropped */
+};
+
+/* Events the backend raises on the connection's core. */
+struct net_events {
+	/* A new connection; returns its user state, or NULL to refuse (it is closed). */
+	void *(*on_accept)(struct core *c, struct net_conn *conn);
+	/* Bytes arrived; `data` is valid only during the call. len 0: the peer sent FIN. */
+	void (*on_data)(struct core *c, struct net_conn *conn, const char *data, size_t len);
+	/* The backend can send: fill up to `max` iovecs with queued output (front first) and
+	 * return how many; the memory must stay put until on_sent reports it. */
+	unsigned (*fill_output)(struct core *c, struct net_conn *conn, struct iovec *iov,
+				unsigned max);
+	/* `n` bytes from the front of the output were sent (may be a partial write). */
+	void (*on_sent)(struct core *c, struct net_conn *conn, size_t n);
+	/* The connection is gone (peer reset, error, or after net close); `err` is 0 or the
+	 * negative errno that ended it. The handle is freed when this returns. */
+	void (*on_closed)(struct core *c, struct net_conn *conn, int err);
+};
+
+struct net_counters {
+	uint64_t accepted, refused, closed, resets, recv_bytes, sent_bytes;
+	uint64_t sends, recv_nobufs, accept_errors;
+	uint64_t active;
+};
+
+/* A backend is a table of functions chosen once at start. */
+struct net_backend {
+	const char *name;
+	/* Per-core set-up on the core's own thread; returns 0 or a negative errno. */
+	int (*core_init)(struct core *c, const struct net_config *cfg, const struct net_events *ev);
+	void (*core_fini)(struct core *c);
+	/* There is output to send: fill_output will be called, batched at the end of the turn. */
+	void (*want_write)(struct core *c, struct net_conn *conn);
+	void (*close)(struct core *c, struct net_conn *conn, enum net_close_how how);
+	/* Stops (paused 1) or resumes (0) reading, so TCP pushes back on a client that sends
+	 * faster than its requests are answered. */
+	void (*pause_read)(struct core *c, struct net_conn *conn, int paused);
+	/* Stops taking new connections (drain, shutdown). */
+	void (*stop_accepting)(struct core *c);
+	const struct net_counters *(*counters)(struct core *c);
+};
+
+extern const struct net_backend net_uring;
+
+#endif

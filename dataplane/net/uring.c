@@ -1,0 +1,592 @@
+/* The `uring` backend: kernel TCP through the core's io_uring. A SO_REUSEPORT listener per
+ * core, multishot accept into direct descriptors, multishot receive into a provided buffer
+ * ring (plain receive into a per-connection buffer where the kernel has no buffer rings),
+ * one batched sendmsg per connection per loop turn. */
+#include "net.h"
+#include "base_assert.h"
+#include "core.h"
+#include "log.h"
+#include "pool.h"
+#include "timer.h"
+
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* Provided receive buffers: 2048 x 4 KiB per core. Idle connections hold none. */
+#define RBUF_COUNT 2048u
+#define RBUF_SIZE 4096u
+#define RBUF_GROUP 0
+#define SEND_IOV_MAX 32
+/* After ENFILE/ENOMEM on accept, wait this long before accepting again. */
+#define ACCEPT_RETRY_MS 10
+
+enum op_type { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_SHUTDOWN, OP_CLOSE, OP_CANCEL };
+
+/* 8-aligned: its address travels in user_data with the completion kind in the low bits. */
+struct uring_op {
+	uint8_t type;
+} __attribute__((aligned(8)));
+
+struct uring_listener {
+	struct uring_op op;
+	int fd;
+	unsigned index;
+	int armed;
+	struct timer retry;
+	struct net_core *nc;
+};
+
+enum conn_state { CS_OPEN, CS_DRAINING, CS_LINGER, CS_CLOSING };
+
+struct uring_conn {
+	struct net_conn pub; /* first: the handle the upper layer sees */
+	struct uring_op recv_op, send_op, shut_op, close_op, cancel_op;
+	int fd; /* direct descriptor index */
+	unsigned ops; /* SQEs in flight that name this connection */
+	enum conn_state state;
+	int err;
+	uint8_t recv_armed, send_inflight, dirty, closed_reported, peer_eof, paused;
+	struct list_node dirty_node;
+	struct msghdr msg;
+	struct iovec iov[SEND_IOV_MAX];
+	struct buf *rbuf; /* fallback receive buffer (no buffer ring) */
+	struct timer linger;
+};
+
+struct net_core {
+	const struct net_config *cfg;
+	const struct net_events *ev;
+	struct uring_listener listeners[DURO_MAX_LISTENERS];
+	unsigned nlisteners;
+	int accepting;
+	struct pool conns;
+	uint32_t next_id;
+	struct list_node dirty; /* connections with output to send this turn */
+	/* provided buffer ring */
+	struct io_uring_buf_ring *br;
+	char *rbufs;
+	unsigned br_mask;
+	int have_br;
+	struct net_counters ctr;
+};
+
+#define CONN_OF(opptr, member) LIST_CONTAINER(opptr, struct uring_conn, member)
+
+static void conn_maybe_free(struct core *c, struct uring_conn *uc);
+static void conn_abort(struct core *c, struct uring_conn *uc, int err);
+
+static struct io_uring_sqe *op_sqe(struct core *c, struct uring_conn *uc, struct uring_op *op)
+{
+	struct io_uring_sqe *sqe = core_sqe(c);
+	io_uring_sqe_set_data64(sqe, core_tag(op, CQE_NET));
+	if (uc)
+		uc->ops++;
+	return sqe;
+}
+
+/* ---- receive ---- */
+
+static void arm_recv(struct core *c, struct uring_conn *uc)
+{
+	struct net_core *nc = c->net;
+	if (uc->recv_armed || uc->paused || uc->state == CS_CLOSING)
+		return;
+	struct io_uring_sqe *sqe;
+	if (nc->have_br) {
+		sqe = op_sqe(c, uc, &uc->recv_op);
+		io_uring_prep_recv_multishot(sqe, uc->fd, NULL, 0, 0);
+		sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
+		sqe->buf_group = RBUF_GROUP;
+	} else {
+		if (!uc->rbuf) {
+			uc->rbuf = buf_new(&c->bufs, BUF_SMALL_SIZE);
+			if (!uc->rbuf) {
+				conn_abort(c, uc, -ENOMEM);
+				return;
+			}
+		}
+		sqe = op_sqe(c, uc, &uc->recv_op);
+		io_uring_prep_recv(sqe, uc->fd, uc->rbuf->data, uc->rbuf->cap, 0);
+		sqe->flags |= IOSQE_FIXED_FILE;
+	}
+	uc->recv_armed = 1;
+}
+
+static void recycle_rbuf(struct net_core *nc, unsigned bid)
+{
+	io_uring_buf_ring_add(nc->br, nc->rbufs + (size_t)bid * RBUF_SIZE, RBUF_SIZE,
+			      (unsigned short)bid, nc->br_mask, 0);
+	io_uring_buf_ring_advance(nc->br, 1);
+}
+
+static void on_recv(struct core *c, struct uring_conn *uc, struct io_uring_cqe *cqe)
+{
+	struct net_core *nc = c->net;
+	int res = cqe->res;
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		uc->recv_armed = 0;
+	const char *data = NULL;
+	int bid = -1;
+	if (res > 0) {
+		if (nc->have_br) {
+			DURO_ASSERT(cqe->flags & IORING_CQE_F_BUFFER);
+			bid = (int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+			data = nc->rbufs + (size_t)bid * RBUF_SIZE;
+		} else {
+			data = uc->rbuf->data;
+		}
+	} else if (cqe->flags & IORING_CQE_F_BUFFER) {
+		recycle_rbuf(nc, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+	}
+
+	if (res > 0) {
+		nc->ctr.recv_bytes += (uint64_t)res;
+		/* The upper layer copies what it keeps: the buffer goes back to the kernel at
+		 * once, so a slow request can never pin the ring's buffers. */
+		/* Bytes that raced a pause are still delivered: the layer above buffers them. */
+		if (uc->state == CS_OPEN || uc->state == CS_DRAINING)
+			nc->ev->on_data(c, &uc->pub, data, (size_t)res);
+		if (bid >= 0)
+			recycle_rbuf(nc, (unsigned)bid);
+	} else if (res == 0) {
+		/* Peer's FIN. */
+		if (uc->state == CS_LINGER) {
+			conn_abort(c, uc, 0);
+		} else if (uc->state != CS_CLOSING && !uc->peer_eof) {
+			/* No more reads; the upper layer closes once its replies are out. */
+			uc->peer_eof = 1;
+			nc->ev->on_data(c, &uc->pub, NULL, 0);
+		}
+	} else if (res == -ENOBUFS) {
+		nc->ctr.recv_nobufs++; /* all buffers in use: re-armed below, data waits in the kernel */
+	} else if (res != -ECANCELED) {
+		if (uc->state != CS_CLOSING) {
+			nc->ctr.resets++;
+			conn_abort(c, uc, res);
+		}
+	}
+	if (!uc->recv_armed && !uc->peer_eof &&
+	    (uc->state == CS_OPEN || uc->state == CS_DRAINING || uc->state == CS_LINGER))
+		arm_recv(c, uc);
+}
+
+/* ---- send ---- */
+
+static void conn_mark_dirty(struct core *c, struct uring_conn *uc)
+{
+	if (uc->dirty)
+		return;
+	uc->dirty = 1;
+	list_add_tail(&c->net->dirty, &uc->dirty_node);
+}
+
+static void start_shutdown(struct core *c, struct uring_conn *uc)
+{
+	/* Half-close, then read until the peer closes too: a reset would destroy the replies
+	 * still in flight if the peer has unread requests of its own. */
+	struct io_uring_sqe *sqe = op_sqe(c, uc, &uc->shut_op);
+	io_uring_prep_shutdown(sqe, uc->fd, SHUT_WR);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	uc->state = CS_LINGER;
+	uc->paused = 0; /* reading resumes only to see the peer's FIN */
+	arm_recv(c, uc);
+}
+
+static void linger_expired(struct core *c, struct timer *t)
+{
+	struct uring_conn *uc = LIST_CONTAINER(t, struct uring_conn, linger);
+	conn_abort(c, uc, 0);
+}
+
+static void flush_conn(struct core *c, struct uring_conn *uc)
+{
+	struct net_core *nc = c->net;
+	if (uc->send_inflight || uc->state == CS_CLOSING || uc->state == CS_LINGER)
+		return;
+	unsigned n = nc->ev->fill_output(c, &uc->pub, uc->iov, SEND_IOV_MAX);
+	if (n == 0) {
+		if (uc->state == CS_DRAINING && uc->peer_eof) {
+			conn_abort(c, uc, 0); /* both sides done: a plain close sends FIN */
+		} else if (uc->state == CS_DRAINING) {
+			start_shutdown(c, uc);
+			timer_arm(c, &uc->linger, c->now_ms + nc->cfg->linger_ms, linger_expired);
+		}
+		return;
+	}
+	memset(&uc->msg, 0, sizeof(uc->msg));
+	uc->msg.msg_iov = uc->iov;
+	uc->msg.msg_iovlen = n;
+	struct io_uring_sqe *sqe = op_sqe(c, uc, &uc->send_op);
+	io_uring_prep_sendmsg(sqe, uc->fd, &uc->msg, MSG_NOSIGNAL);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	uc->send_inflight = 1;
+	nc->ctr.sends++;
+}
+
+static void on_send(struct core *c, struct uring_conn *uc, struct io_uring_cqe *cqe)
+{
+	struct net_core *nc = c->net;
+	uc->send_inflight = 0;
+	if (cqe->res < 0) {
+		if (uc->state != CS_CLOSING) {
+			nc->ctr.resets++;
+			conn_abort(c, uc, cqe->res);
+		}
+		return;
+	}
+	nc->ctr.sent_bytes += (uint64_t)cqe->res;
+	if (uc->state == CS_CLOSING)
+		return;
+	nc->ev->on_sent(c, &uc->pub, (size_t)cqe->res);
+	conn_mark_dirty(c, uc); /* more may be queued, or a partial write left a tail */
+}
+
+static void uring_flush_hook(struct core *c)
+{
+	struct net_core *nc = c->net;
+	while (!list_empty(&nc->dirty)) {
+		struct uring_conn *uc = LIST_CONTAINER(nc->dirty.next, struct uring_conn, dirty_node);
+		list_del(&uc->dirty_node);
+		uc->dirty = 0;
+		flush_conn(c, uc);
+	}
+}
+
+/* ---- close ---- */
+
+static void conn_abort(struct core *c, struct uring_conn *uc, int err)
+{
+	if (uc->state == CS_CLOSING)
+		return;
+	uc->state = CS_CLOSING;
+	uc->err = err;
+	timer_cancel(&uc->linger);
+	if (uc->dirty) {
+		list_del(&uc->dirty_node);
+		uc->dirty = 0;
+	}
+	if (uc->recv_armed || uc->send_inflight) {
+		struct io_uring_sqe *sqe = op_sqe(c, uc, &uc->cancel_op);
+		io_uring_prep_cancel_fd(sqe, uc->fd, IORING_ASYNC_CANCEL_ALL |
+						     IORING_ASYNC_CANCEL_FD_FIXED);
+	}
+	struct io_uring_sqe *sqe = op_sqe(c, uc, &uc->close_op);
+	io_uring_prep_close_direct(sqe, (unsigned)uc->fd);
+}
+
+static void conn_maybe_free(struct core *c, struct uring_conn *uc)
+{
+	struct net_core *nc = c->net;
+	if (uc->state != CS_CLOSING || uc->ops)
+		return;
+	/* Every SQE naming this connection has completed: nobody reads its memory now. */
+	if (!uc->closed_reported) {
+		uc->closed_reported = 1;
+		if (uc->pub.user)
+			nc->ev->on_closed(c, &uc->pub, uc->err);
+	}
+	if (uc->rbuf)
+		buf_unref(&c->bufs, uc->rbuf);
+	nc->ctr.closed++;
+	nc->ctr.active--;
+	pool_put(&nc->conns, uc);
+}
+
+static void uring_close(struct core *c, struct net_conn *conn, enum net_close_how how)
+{
+	struct uring_conn *uc = (struct uring_conn *)conn;
+	if (how == NET_CLOSE_ABORT) {
+		conn_abort(c, uc, 0);
+		return;
+	}
+	if (uc->state != CS_OPEN)
+		return;
+	uc->state = CS_DRAINING;
+	conn_mark_dirty(c, uc);
+}
+
+static void uring_pause_read(struct core *c, struct net_conn *conn, int paused)
+{
+	struct uring_conn *uc = (struct uring_conn *)conn;
+	if (uc->paused == !!paused || uc->state == CS_CLOSING)
+		return;
+	uc->paused = !!paused;
+	if (paused && uc->recv_armed) {
+		struct io_uring_sqe *sqe = op_sqe(c, uc, &uc->cancel_op);
+		io_uring_prep_cancel64(sqe, core_tag(&uc->recv_op, CQE_NET), 0);
+	} else if (!paused && !uc->peer_eof) {
+		arm_recv(c, uc);
+	}
+}
+
+static void uring_want_write(struct core *c, struct net_conn *conn)
+{
+	struct uring_conn *uc = (struct uring_conn *)conn;
+	if (uc->state == CS_OPEN || uc->state == CS_DRAINING)
+		conn_mark_dirty(c, uc);
+}
+
+/* ---- accept ---- */
+
+static void arm_accept(struct core *c, struct uring_listener *l)
+{
+	if (l->armed || !c->net->accepting)
+		return;
+	struct io_uring_sqe *sqe = core_sqe(c);
+	io_uring_prep_multishot_accept_direct(sqe, l->fd, NULL, NULL, 0);
+	io_uring_sqe_set_data64(sqe, core_tag(&l->op, CQE_NET));
+	l->armed = 1;
+}
+
+static void accept_retry(struct core *c, struct timer *t)
+{
+	arm_accept(c, LIST_CONTAINER(t, struct uring_listener, retry));
+}
+
+static void close_fixed(struct core *c, int fd)
+{
+	struct io_uring_sqe *sqe = core_sqe(c);
+	io_uring_prep_close_direct(sqe, (unsigned)fd);
+	io_uring_sqe_set_data64(sqe, core_tag(NULL, CQE_CORE)); /* result not needed */
+}
+
+static void on_accept(struct core *c, struct uring_listener *l, struct io_uring_cqe *cqe)
+{
+	struct net_core *nc = c->net;
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		l->armed = 0;
+	if (cqe->res < 0) {
+		if (cqe->res != -ECANCELED) {
+			/* ENFILE: the direct descriptor table is full; EMFILE/ENOMEM likewise. */
+			nc->ctr.accept_errors++;
+			if (cqe->res == -ENFILE || cqe->res == -EMFILE || cqe->res == -ENOMEM)
+				nc->ctr.refused++;
+			log_debug("core %u: accept: %s", c->index, strerror(-cqe->res));
+			if (!l->armed && nc->accepting)
+				timer_arm(c, &l->retry, c->now_ms + ACCEPT_RETRY_MS, accept_retry);
+		}
+		return;
+	}
+	int fd = cqe->res;
+	struct uring_conn *uc = nc->accepting ? pool_get(&nc->conns) : NULL;
+	if (!uc) {
+		nc->ctr.refused++;
+		close_fixed(c, fd);
+	} else {
+		memset(uc, 0, sizeof(*uc));
+		uc->recv_op.type = OP_RECV;
+		uc->send_op.type = OP_SEND;
+		uc->shut_op.type = OP_SHUTDOWN;
+		uc->close_op.type = OP_CLOSE;
+		uc->cancel_op.type = OP_CANCEL;
+		uc->fd = fd;
+		uc->pub.id = ++nc->next_id;
+		uc->pub.core = (uint16_t)c->index;
+		uc->pub.listener = (uint16_t)l->index;
+		uc->state = CS_OPEN;
+		nc->ctr.accepted++;
+		nc->ctr.active++;
+		uc->pub.user = nc->ev->on_accept(c, &uc->pub);
+		if (!uc->pub.user) {
+			nc->ctr.refused++;
+			conn_abort(c, uc, 0);
+		} else {
+			arm_recv(c, uc);
+		}
+	}
+	if (!l->armed)
+		arm_accept(c, l);
+}
+
+/* ---- completion dispatch ---- */
+
+static void uring_cqe(struct core *c, void *ptr, struct io_uring_cqe *cqe)
+{
+	struct uring_op *op = ptr;
+	struct uring_conn *uc = NULL;
+	core_did_work(c);
+	switch (op->type) {
+	case OP_ACCEPT:
+		on_accept(c, LIST_CONTAINER(op, struct uring_listener, op), cqe);
+		return;
+	case OP_RECV:
+		uc = CONN_OF(op, recv_op);
+		if (!(cqe->flags & IORING_CQE_F_MORE))
+			uc->ops--;
+		on_recv(c, uc, cqe);
+		break;
+	case OP_SEND:
+		uc = CONN_OF(op, send_op);
+		uc->ops--;
+		on_send(c, uc, cqe);
+		break;
+	case OP_SHUTDOWN:
+		uc = CONN_OF(op, shut_op);
+		uc->ops--;
+		break;
+	case OP_CLOSE:
+		uc = CONN_OF(op, close_op);
+		uc->ops--;
+		break;
+	case OP_CANCEL:
+		uc = CONN_OF(op, cancel_op);
+		uc->ops--;
+		break;
+	default:
+		DURO_UNREACHABLE();
+	}
+	conn_maybe_free(c, uc);
+}
+
+/* ---- set-up ---- */
+
+static int setup_buf_ring(struct core *c)
+{
+	struct net_core *nc = c->net;
+	size_t ring_bytes = RBUF_COUNT * sizeof(struct io_uring_buf);
+	void *ring_mem = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE,
+			      MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	if (ring_mem == MAP_FAILED)
+		return -errno;
+	struct io_uring_buf_reg reg = { .ring_addr = (unsigned long)ring_mem,
+					.ring_entries = RBUF_COUNT,
+					.bgid = RBUF_GROUP };
+	int r = io_uring_register_buf_ring(&c->ring, &reg, 0);
+	if (r < 0) {
+		munmap(ring_mem, ring_bytes);
+		return r;
+	}
+	nc->br = ring_mem;
+	nc->rbufs = aligned_alloc(4096, (size_t)RBUF_COUNT * RBUF_SIZE);
+	if (!nc->rbufs)
+		return -ENOMEM;
+	nc->br_mask = io_uring_buf_ring_mask(RBUF_COUNT);
+	io_uring_buf_ring_init(nc->br);
+	for (unsigned i = 0; i < RBUF_COUNT; i++)
+		io_uring_buf_ring_add(nc->br, nc->rbufs + (size_t)i * RBUF_SIZE, RBUF_SIZE,
+				      (unsigned short)i, nc->br_mask, (int)i);
+	io_uring_buf_ring_advance(nc->br, RBUF_COUNT);
+	nc->have_br = 1;
+	return 0;
+}
+
+static int open_listener(struct core *c, const struct net_listen *nl, int backlog)
+{
+	int fd = socket(nl->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	/* Accepted sockets inherit TCP_NODELAY: responses leave at once, corked by batching. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	if (nl->addr.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&nl->addr, nl->addrlen) < 0 ||
+	    listen(fd, backlog) < 0) {
+		int e = -errno;
+		log_error("core %u: listen on %s: %s", c->index, nl->text, strerror(errno));
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+static int uring_core_init(struct core *c, const struct net_config *cfg,
+			   const struct net_events *ev)
+{
+	struct net_core *nc = calloc(1, sizeof(*nc));
+	if (!nc)
+		return -ENOMEM;
+	c->net = nc;
+	nc->cfg = cfg;
+	nc->ev = ev;
+	list_init(&nc->dirty);
+	pool_init(&nc->conns, "conn", sizeof(struct uring_conn), 256, cfg->max_conns_per_core);
+	core_set_cqe_handler(c, CQE_NET, uring_cqe);
+	core_add_hook(c, uring_flush_hook);
+
+	int r = io_uring_register_files_sparse(&c->ring, cfg->max_conns_per_core);
+	if (r < 0) {
+		log_error("core %u: io_uring_register_files_sparse(%u): %s", c->index,
+			  cfg->max_conns_per_core, strerror(-r));
+		return r;
+	}
+	r = setup_buf_ring(c);
+	if (r < 0) {
+		log_warn("core %u: no provided buffer ring (%s): receiving into per-connection buffers",
+			 c->index, strerror(-r));
+		nc->have_br = 0;
+	}
+	nc->accepting = 1;
+	for (unsigned i = 0; i < cfg->nlisten; i++) {
+		int fd = open_listener(c, &cfg->listen[i], (int)cfg->backlog);
+		if (fd < 0)
+			return fd;
+		struct uring_listener *l = &nc->listeners[nc->nlisteners++];
+		l->op.type = OP_ACCEPT;
+		l->fd = fd;
+		l->index = i;
+		l->nc = nc;
+		arm_accept(c, l);
+	}
+	return 0;
+}
+
+static void uring_stop_accepting(struct core *c)
+{
+	struct net_core *nc = c->net;
+	if (!nc || !nc->accepting)
+		return;
+	nc->accepting = 0;
+	for (unsigned i = 0; i < nc->nlisteners; i++) {
+		struct uring_listener *l = &nc->listeners[i];
+		timer_cancel(&l->retry);
+		if (l->armed) {
+			struct io_uring_sqe *sqe = core_sqe(c);
+			io_uring_prep_cancel64(sqe, core_tag(&l->op, CQE_NET), 0);
+			io_uring_sqe_set_data64(sqe, core_tag(NULL, CQE_CORE));
+		}
+		/* Closing the socket ends the accept; the kernel resets connections still in
+		 * its backlog, which the peers see as refused, as they should. */
+		close(l->fd);
+		l->fd = -1;
+	}
+}
+
+static void uring_core_fini(struct core *c)
+{
+	struct net_core *nc = c->net;
+	if (!nc)
+		return;
+	for (unsigned i = 0; i < nc->nlisteners; i++)
+		if (nc->listeners[i].fd >= 0)
+			close(nc->listeners[i].fd);
+	pool_destroy(&nc->conns);
+	free(nc->rbufs);
+	if (nc->br)
+		munmap(nc->br, RBUF_COUNT * sizeof(struct io_uring_buf));
+	free(nc);
+	c->net = NULL;
+}
+
+static const struct net_counters *uring_counters(struct core *c) { return &c->net->ctr; }
+
+const struct net_backend net_uring = {
+	.name = "uring",
+	.core_init = uring_core_init,
+	.core_fini = uring_core_fini,
+	.want_write = uring_want_write,
+	.close = uring_close,
+	.pause_read = uring_pause_read,
+	.stop_accepting = uring_stop_accepting,
+	.counters = uring_counters,
+};

@@ -1,0 +1,53 @@
+/* Object runtime types: namespaces, routes and the runtime's config, filled by control/. */
+#ifndef DURO_OBJ_OBJ_T_H
+#define DURO_OBJ_OBJ_T_H
+
+#include "duro.h"
+#include "limits.h"
+
+#include <stdint.h>
+
+#define OBJ_NAME_MAX 64
+#define OBJ_PREFIX_MAX 128
+
+struct obj_binding {
+	char name[OBJ_NAME_MAX];       /* e.g. "COUNTER" */
+	char class_name[OBJ_NAME_MAX]; /* e.g. "Counter" */
+};
+
+enum obj_route_kind {
+	ROUTE_NAME,    /* <prefix><name>[/…] -> idFromName(name) in the route's binding */
+	ROUTE_ID,      /* <prefix><64 hex>[/…] -> idFromString in the route's binding */
+	ROUTE_GENERIC, /* <prefix><binding>/<64 hex | new>[/…] */
+};
+
+struct obj_route {
+	char prefix[OBJ_PREFIX_MAX]; /* starts and ends with '/' */
+	enum obj_route_kind kind;
+	int binding; /* index into bindings; -1 for ROUTE_GENERIC */
+};
+
+struct obj_config {
+	struct obj_binding bindings[DURO_MAX_BINDINGS];
+	unsigned nbindings;
+	struct obj_route routes[DURO_MAX_ROUTES];
+	unsigned nroutes;
+	unsigned evict_idle_ms; /* an object idle this long is unloaded; default 30 s */
+	char data_dir[512];
+};
+
+/* A namespace: a binding resolved to its class, with its secret. Read-only once serving. */
+struct duro_namespace {
+	unsigned index;
+	const struct obj_binding *binding;
+	const struct duro_class *cls;
+	uint8_t name_key[16]; /* keys the hash of names into ID bodies */
+	uint8_t mac_key[16];  /* keys the MAC that binds an ID to this namespace */
+};
+
+struct obj_counters {
+	uint64_t requests, activations, evictions, active, load_failures, handler_failures;
+	uint64_t not_found, bad_ids, forwarded;
+};
+
+#endif

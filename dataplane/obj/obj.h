@@ -1,0 +1,36 @@
+/* The object runtime behind duro.h: classes, namespaces and IDs, routing a request to its
+ * object's owner core, activation, strictly serial events per object, idle eviction. */
+#ifndef DURO_OBJ_OBJ_H
+#define DURO_OBJ_OBJ_H
+
+#include "http-t.h"
+#include "obj-t.h"
+
+/* Looks up a registered class; NULL when none has that name. */
+const struct duro_class *obj_find_class(const char *name);
+/* Calls fn for every registered class name (for messages that list the choices). */
+void obj_each_class(void (*fn)(const char *name, void *arg), void *arg);
+
+/* Resolves bindings to classes and loads or creates each namespace's secret under
+ * <data_dir>/namespaces/. Call once before the cores start. Returns 0 or a negative errno
+ * with a log line naming what failed. */
+int obj_runtime_init(const struct obj_config *cfg, unsigned ncores);
+void obj_runtime_fini(void);
+
+/* Per-core set-up and tear-down (tear-down unloads every object). */
+int obj_core_init(struct core *c);
+void obj_core_fini(struct core *c);
+
+/* The http handler: routes the request and sends it to its object's core. */
+void obj_handle_http(struct core *c, struct http_exchange *ex);
+
+const struct obj_counters *obj_counters(struct core *c);
+
+/* Reads <data_dir>/namespaces/<class>.secret, creating it durably (0600) on first use.
+ * Returns 0 or a negative errno, with a log line. */
+int obj_load_secret(const char *data_dir, const char *class_name, uint8_t secret[32]);
+
+/* Derivation without a namespace lookup, for tests: see duro.h for the contracts. */
+void obj_namespace_keys(struct duro_namespace *ns, const uint8_t secret[32]);
+
+#endif

@@ -1,0 +1,516 @@
+/* The object runtime: routing on the connection's core, then on the owner core a table of
+ * live objects, activation, one event at a time per object, and LRU idle eviction.
+ *
+ * The request crosses cores by pointer: the exchange (allocated on the connection's core)
+ * goes to the owner core over the ring, the handler fills its response there, and
+ * http_respond sends it back. The object never outlives its core; the exchange never
+ * leaves its owner's pool. */
+#include "obj.h"
+#include "base_assert.h"
+#include "core.h"
+#include "http.h"
+#include "log.h"
+#include "siphash.h"
+#include "slotmap.h"
+#include "timer.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* How often each core looks for idle objects to evict. */
+#define EVICT_SCAN_MS 1000
+
+/* Read-only once the cores start. */
+static struct {
+	const struct obj_config *cfg;
+	struct duro_namespace ns[DURO_MAX_BINDINGS];
+	unsigned nns;
+	struct slotmap map;
+} rt;
+
+struct object {
+	struct duro_id id;
+	const struct duro_namespace *ns;
+	struct object *hnext;      /* hash chain */
+	struct list_node lru;      /* oldest first */
+	uint64_t last_used_ms;
+	uint8_t running;           /* a callback is on the stack: events must not nest */
+	_Alignas(16) unsigned char state[];
+};
+
+struct obj_core {
+	struct object **buckets;
+	size_t nbuckets; /* power of two */
+	size_t count;
+	struct list_node lru;
+	struct timer evict_timer;
+	struct obj_counters ctr;
+};
+
+/* What routing leaves in the exchange's scratch area for the owner core. */
+struct route_result {
+	struct duro_id id;
+	uint16_t ns;
+	uint16_t subpath_off; /* offset of the subpath in req.path */
+};
+_Static_assert(sizeof(struct route_result) <= HTTP_USER_BYTES, "route result fits");
+
+/* ---- runtime ---- */
+
+int obj_runtime_init(const struct obj_config *cfg, unsigned ncores)
+{
+	rt.cfg = cfg;
+	rt.nns = 0;
+	for (unsigned i = 0; i < cfg->nbindings; i++) {
+		struct duro_namespace *ns = &rt.ns[rt.nns];
+		ns->index = rt.nns;
+		ns->binding = &cfg->bindings[i];
+		ns->cls = obj_find_class(cfg->bindings[i].class_name);
+		if (!ns->cls) {
+			log_error("binding %s: unknown class \"%s\"", cfg->bindings[i].name,
+				  cfg->bindings[i].class_name);
+			return -ENOENT;
+		}
+		uint8_t secret[32];
+		int r = obj_load_secret(cfg->data_dir, ns->cls->name, secret);
+		if (r < 0)
+			return r;
+		obj_namespace_keys(ns, secret);
+		rt.nns++;
+	}
+	slotmap_build(&rt.map, ncores);
+	return 0;
+}
+
+void obj_runtime_fini(void) { memset(&rt, 0, sizeof(rt)); }
+
+const struct duro_namespace *duro_namespace(const char *binding)
+{
+	for (unsigned i = 0; i < rt.nns; i++)
+		if (strcmp(rt.ns[i].binding->name, binding) == 0)
+			return &rt.ns[i];
+	return NULL;
+}
+
+static const struct duro_namespace *namespace_n(const char *binding, size_t len)
+{
+	for (unsigned i = 0; i < rt.nns; i++) {
+		const char *b = rt.ns[i].binding->name;
+		if (strlen(b) == len && memcmp(b, binding, len) == 0)
+			return &rt.ns[i];
+	}
+	return NULL;
+}
+
+/* ---- object table ---- */
+
+static size_t bucket_of(const struct obj_core *oc, const struct duro_id *id)
+{
+	/* ID bytes are uniform (random or PRF output an attacker cannot steer). */
+	uint64_t h;
+	memcpy(&h, id->bytes + 2, sizeof(h));
+	return (size_t)h & (oc->nbuckets - 1);
+}
+
+static struct object *table_find(struct obj_core *oc, const struct duro_id *id)
+{
+	for (struct object *o = oc->buckets[bucket_of(oc, id)]; o; o = o->hnext)
+		if (memcmp(o->id.bytes, id->bytes, DURO_ID_BYTES) == 0)
+			return o;
+	return NULL;
+}
+
+static int table_grow(struct obj_core *oc)
+{
+	size_t n = oc->nbuckets * 2;
+	struct object **nb = calloc(n, sizeof(*nb));
+	if (!nb)
+		return -ENOMEM;
+	struct object **old = oc->buckets;
+	size_t oldn = oc->nbuckets;
+	oc->buckets = nb;
+	oc->nbuckets = n;
+	for (size_t i = 0; i < oldn; i++) {
+		for (struct object *o = old[i], *next; o; o = next) {
+			next = o->hnext;
+			size_t b = bucket_of(oc, &o->id);
+			o->hnext = nb[b];
+			nb[b] = o;
+		}
+	}
+	free(old);
+	return 0;
+}
+
+static void table_remove(struct obj_core *oc, struct object *obj)
+{
+	struct object **pp = &oc->buckets[bucket_of(oc, &obj->id)];
+	while (*pp != obj)
+		pp = &(*pp)->hnext;
+	*pp = obj->hnext;
+	oc->count--;
+}
+
+/* ---- lifecycle ---- */
+
+static void object_unload(struct core *c, struct object *obj)
+{
+	struct obj_core *oc = c->obj;
+	DURO_ASSERT(!obj->running);
+	if (obj->ns->cls->on_unload) {
+		obj->running = 1;
+		obj->ns->cls->on_unload((struct duro_object *)obj);
+		obj->running = 0;
+	}
+	table_remove(oc, obj);
+	list_del(&obj->lru);
+	oc->ctr.evictions++;
+	oc->ctr.active = oc->count;
+	free(obj);
+}
+
+static struct object *object_activate(struct core *c, const struct duro_namespace *ns,
+				      const struct duro_id *id, int *err)
+{
+	struct obj_core *oc = c->obj;
+	struct object *obj = table_find(oc, id);
+	if (obj)
+		return obj;
+	if (oc->count >= oc->nbuckets && table_grow(oc) < 0) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	/* State sizes differ per class, so objects come from malloc, once per activation. */
+	obj = calloc(1, sizeof(*obj) + ns->cls->state_size);
+	if (!obj) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	obj->id = *id;
+	obj->ns = ns;
+	obj->last_used_ms = c->now_ms;
+	if (ns->cls->on_load) {
+		obj->running = 1;
+		int r = ns->cls->on_load((struct duro_object *)obj);
+		obj->running = 0;
+		if (r != 0) {
+			oc->ctr.load_failures++;
+			free(obj);
+			*err = -EIO;
+			return NULL;
+		}
+	}
+	size_t b = bucket_of(oc, id);
+	obj->hnext = oc->buckets[b];
+	oc->buckets[b] = obj;
+	oc->count++;
+	list_add_tail(&oc->lru, &obj->lru);
+	oc->ctr.activations++;
+	oc->ctr.active = oc->count;
+	return obj;
+}
+
+static void evict_scan(struct core *c, struct timer *t)
+{
+	struct obj_core *oc = c->obj;
+	uint64_t idle = rt.cfg->evict_idle_ms;
+	while (!list_empty(&oc->lru)) {
+		struct object *obj = LIST_CONTAINER(oc->lru.next, struct object, lru);
+		if (obj->last_used_ms + idle > c->now_ms)
+			break;
+		object_unload(c, obj);
+	}
+	timer_arm(c, t, c->now_ms + EVICT_SCAN_MS, evict_scan);
+}
+
+/* ---- events on the owner core ---- */
+
+static void run_request(struct core *c, struct http_exchange *ex)
+{
+	struct obj_core *oc = c->obj;
+	struct route_result *rr = (struct route_result *)ex->user;
+	const struct duro_namespace *ns = &rt.ns[rr->ns];
+	DURO_ASSERT(slotmap_owner(&rt.map, rr->id.bytes) == c->index);
+	oc->ctr.requests++;
+	int err = 0;
+	struct object *obj = object_activate(c, ns, &rr->id, &err);
+	if (!obj) {
+		http_respond_error(c, ex, 500, err == -ENOMEM ? "out of memory activating the object"
+							      : "the object failed to load");
+		return;
+	}
+	/* Events of one object never nest: handlers run to completion, one at a time. */
+	DURO_ASSERT(!obj->running);
+	obj->last_used_ms = c->now_ms;
+	list_del(&obj->lru);
+	list_add_tail(&oc->lru, &obj->lru);
+	http_resp_status(ex, 200);
+	obj->running = 1;
+	int r = ns->cls->on_request((struct duro_object *)obj, (const struct duro_request *)ex,
+				    (struct duro_response *)ex);
+	obj->running = 0;
+	if (r != 0) {
+		oc->ctr.handler_failures++;
+		log_warn("class %s: on_request failed (%d)", ns->cls->name, r);
+		http_respond_error(c, ex, 500, "the object's handler failed");
+		return;
+	}
+	http_respond(c, ex);
+}
+
+static void on_request_msg(struct core *c, struct core_msg *m)
+{
+	run_request(c, (struct http_exchange *)m);
+}
+
+/* ---- routing on the connection's core ---- */
+
+static int unhex(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	ch |= 0x20;
+	return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+/* Percent-decodes a path segment into out; returns its length or -1. */
+static long decode_segment(const char *s, size_t n, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (ch == '%') {
+			if (i + 2 >= n)
+				return -1;
+			int hi = unhex(s[i + 1]), lo = unhex(s[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			ch = (char)(hi << 4 | lo);
+			i += 2;
+		}
+		if (o == cap)
+			return -1;
+		out[o++] = ch;
+	}
+	return (long)o;
+}
+
+void obj_handle_http(struct core *c, struct http_exchange *ex)
+{
+	struct obj_core *oc = c->obj;
+	const struct http_request *req = &ex->req;
+	const char *path = req->path;
+	size_t plen = req->path_len;
+	const struct obj_route *route = NULL;
+	for (unsigned i = 0; i < rt.cfg->nroutes; i++) {
+		const struct obj_route *r = &rt.cfg->routes[i];
+		size_t n = strlen(r->prefix);
+		if (plen >= n && memcmp(path, r->prefix, n) == 0) {
+			route = r;
+			break;
+		}
+	}
+	if (!route) {
+		oc->ctr.not_found++;
+		http_respond_error(c, ex, 404, "no route for this path");
+		return;
+	}
+	size_t pos = strlen(route->prefix);
+	const struct duro_namespace *ns;
+	if (route->kind == ROUTE_GENERIC) {
+		const char *slash = memchr(path + pos, '/', plen - pos);
+		size_t blen = slash ? (size_t)(slash - (path + pos)) : plen - pos;
+		ns = namespace_n(path + pos, blen);
+		if (!ns) {
+			oc->ctr.not_found++;
+			http_respond_error(c, ex, 404, "no such binding");
+			return;
+		}
+		pos += blen + (slash ? 1 : 0);
+	} else {
+		ns = &rt.ns[route->binding];
+	}
+	const char *seg = path + pos;
+	const char *end = memchr(seg, '/', plen - pos);
+	size_t slen = end ? (size_t)(end - seg) : plen - pos;
+	struct route_result *rr = (struct route_result *)ex->user;
+	rr->ns = (uint16_t)ns->index;
+	rr->subpath_off = (uint16_t)(pos + slen);
+	if (pos + slen > UINT16_MAX) {
+		http_respond_error(c, ex, 414, "path too long");
+		return;
+	}
+	int r;
+	if (route->kind == ROUTE_NAME) {
+		char name[DURO_MAX_NAME];
+		long n = decode_segment(seg, slen, name, sizeof(name));
+		if (n <= 0) {
+			oc->ctr.bad_ids++;
+			http_respond_error(c, ex, 400,
+					   n == 0 ? "missing object name"
+						  : "object name malformed or over 256 bytes");
+			return;
+		}
+		r = duro_id_from_name(ns, name, (size_t)n, &rr->id);
+		DURO_ASSERT(r == 0);
+	} else if (route->kind == ROUTE_GENERIC && slen == 3 && memcmp(seg, "new", 3) == 0) {
+		r = duro_id_new(ns, &rr->id);
+		if (r < 0) {
+			http_respond_error(c, ex, 503, "no randomness for a new ID");
+			return;
+		}
+		char hex[DURO_ID_HEX + 1];
+		duro_id_to_string(&rr->id, hex);
+		http_resp_header(ex, "Duro-Id", 7, hex, DURO_ID_HEX);
+	} else {
+		r = duro_id_from_string(ns, seg, slen, &rr->id);
+		if (r < 0) {
+			oc->ctr.bad_ids++;
+			if (r == -EINVAL)
+				http_respond_error(c, ex, 400, "malformed object ID: want 64 hex digits");
+			else
+				http_respond_error(c, ex, 404, "no such object in this namespace");
+			return;
+		}
+	}
+	unsigned owner = slotmap_owner(&rt.map, rr->id.bytes);
+	if (owner == c->index) {
+		run_request(c, ex);
+		return;
+	}
+	oc->ctr.forwarded++;
+	ex->msg.type = MSG_OBJ_REQUEST;
+	core_send(c, owner, &ex->msg);
+}
+
+/* ---- per core ---- */
+
+int obj_core_init(struct core *c)
+{
+	struct obj_core *oc = calloc(1, sizeof(*oc));
+	if (!oc)
+		return -ENOMEM;
+	c->obj = oc;
+	oc->nbuckets = 1024;
+	oc->buckets = calloc(oc->nbuckets, sizeof(*oc->buckets));
+	if (!oc->buckets)
+		return -ENOMEM;
+	list_init(&oc->lru);
+	core_set_msg_handler(c, MSG_OBJ_REQUEST, on_request_msg);
+	timer_arm(c, &oc->evict_timer, c->now_ms + EVICT_SCAN_MS, evict_scan);
+	return 0;
+}
+
+void obj_core_fini(struct core *c)
+{
+	struct obj_core *oc = c->obj;
+	if (!oc)
+		return;
+	while (!list_empty(&oc->lru))
+		object_unload(c, LIST_CONTAINER(oc->lru.next, struct object, lru));
+	timer_cancel(&oc->evict_timer);
+	free(oc->buckets);
+	free(oc);
+	c->obj = NULL;
+}
+
+const struct obj_counters *obj_counters(struct core *c) { return &c->obj->ctr; }
+
+/* ---- duro.h accessors: a duro_request and a duro_response are the exchange ---- */
+
+static const struct http_exchange *EX(const void *p) { return p; }
+
+void *duro_state(struct duro_object *obj) { return ((struct object *)obj)->state; }
+const struct duro_id *duro_object_id(const struct duro_object *obj)
+{
+	return &((const struct object *)obj)->id;
+}
+const char *duro_object_class(const struct duro_object *obj)
+{
+	return ((const struct object *)obj)->ns->cls->name;
+}
+
+struct duro_str duro_req_method(const struct duro_request *req)
+{
+	return (struct duro_str){ EX(req)->req.method, EX(req)->req.method_len };
+}
+struct duro_str duro_req_path(const struct duro_request *req)
+{
+	return (struct duro_str){ EX(req)->req.path, EX(req)->req.path_len };
+}
+struct duro_str duro_req_subpath(const struct duro_request *req)
+{
+	const struct http_exchange *ex = EX(req);
+	const struct route_result *rr = (const struct route_result *)ex->user;
+	return (struct duro_str){ ex->req.path + rr->subpath_off, ex->req.path_len - rr->subpath_off };
+}
+struct duro_str duro_req_query(const struct duro_request *req)
+{
+	const struct http_exchange *ex = EX(req);
+	return (struct duro_str){ ex->req.query ? ex->req.query : "", ex->req.query_len };
+}
+int duro_req_query_param(const struct duro_request *req, const char *name, struct duro_str *out)
+{
+	struct duro_str q = duro_req_query(req);
+	size_t n = strlen(name);
+	const char *p = q.ptr, *end = q.ptr + q.len;
+	while (p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *e = amp ? amp : end;
+		const char *eq = memchr(p, '=', (size_t)(e - p));
+		const char *k_end = eq ? eq : e;
+		if ((size_t)(k_end - p) == n && memcmp(p, name, n) == 0) {
+			out->ptr = eq ? eq + 1 : e;
+			out->len = eq ? (size_t)(e - eq - 1) : 0;
+			return 1;
+		}
+		p = e + 1;
+	}
+	return 0;
+}
+int duro_req_header(const struct duro_request *req, const char *name, struct duro_str *out)
+{
+	size_t len;
+	const char *v = http_find_header(&EX(req)->req, name, &len);
+	if (!v)
+		return 0;
+	out->ptr = v;
+	out->len = len;
+	return 1;
+}
+struct duro_str duro_req_body(const struct duro_request *req)
+{
+	const struct http_exchange *ex = EX(req);
+	return (struct duro_str){ ex->req.body ? ex->req.body : "", ex->req.body_len };
+}
+int duro_req_is(const struct duro_request *req, const char *method)
+{
+	const struct http_exchange *ex = EX(req);
+	size_t n = strlen(method);
+	return ex->req.method_len == n && memcmp(ex->req.method, method, n) == 0;
+}
+
+void duro_res_status(struct duro_response *res, int status)
+{
+	http_resp_status((struct http_exchange *)res, status);
+}
+int duro_res_header(struct duro_response *res, const char *name, const char *value)
+{
+	return http_resp_header((struct http_exchange *)res, name, strlen(name), value,
+				strlen(value));
+}
+int duro_res_body(struct duro_response *res, const void *data, size_t len)
+{
+	return http_resp_body((struct http_exchange *)res, data, len);
+}
+int duro_res_text(struct duro_response *res, int status, const char *text)
+{
+	duro_res_status(res, status);
+	int r = duro_res_header(res, "Content-Type", "text/plain; charset=utf-8");
+	if (r == 0)
+		r = duro_res_body(res, text, strlen(text));
+	if (r == 0)
+		r = duro_res_body(res, "\n", 1);
+	return r;
+}

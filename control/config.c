@@ -204,12 +204,32 @@ static int parse_bindings(struct ctx *x, struct duro_config *cfg, json_t *dobj)
 	return 0;
 }
 
+
 static int find_binding(const struct duro_config *cfg, const char *name)
 {
 	for (unsigned i = 0; i < cfg->obj.nbindings; i++)
 		if (strcmp(cfg->obj.bindings[i].name, name) == 0)
 			return (int)i;
 	return -1;
+}
+
+/* /counter/<name> and /echo/<name> for the default bindings that the config still has, and
+ * the generic /obj/<binding>/<id>. */
+static void default_routes(struct duro_config *cfg)
+{
+	static const struct { const char *prefix, *binding; } defs[] = {
+		{ "/counter/", "COUNTER" }, { "/echo/", "ECHO" } };
+	cfg->obj.nroutes = 0;
+	for (unsigned i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
+		int b = find_binding(cfg, defs[i].binding);
+		if (b < 0)
+			continue;
+		struct obj_route *r = &cfg->obj.routes[cfg->obj.nroutes++];
+		*r = (struct obj_route){ .kind = ROUTE_NAME, .binding = b };
+		snprintf(r->prefix, sizeof(r->prefix), "%s", defs[i].prefix);
+	}
+	struct obj_route *g = &cfg->obj.routes[cfg->obj.nroutes++];
+	*g = (struct obj_route){ .prefix = "/obj/", .kind = ROUTE_GENERIC, .binding = -1 };
 }
 
 static int parse_routes(struct ctx *x, struct duro_config *cfg, json_t *arr)
@@ -338,19 +358,7 @@ int config_load(struct duro_config *cfg, const char *path, char *err, size_t err
 		if (parse_routes(&x, cfg, v) < 0)
 			goto out;
 	} else if (json_object_get(root, "durable_objects")) {
-		/* Default routes name the COUNTER binding: re-check them against the new bindings. */
-		for (unsigned i = 0; i < cfg->obj.nroutes; i++) {
-			struct obj_route *rt = &cfg->obj.routes[i];
-			if (rt->kind == ROUTE_GENERIC)
-				continue;
-			rt->binding = find_binding(cfg, "COUNTER");
-			if (rt->binding < 0) {
-				/* Only the generic route survives without a COUNTER binding. */
-				memmove(rt, rt + 1, (cfg->obj.nroutes - i - 1) * sizeof(*rt));
-				cfg->obj.nroutes--;
-				i--;
-			}
-		}
+		default_routes(cfg);
 	}
 	if ((v = json_object_get(root, "limits")) && parse_limits(&x, cfg, v) < 0)
 		goto out;
@@ -392,12 +400,12 @@ void config_defaults(struct duro_config *cfg)
 					  .max_pipeline = 32, .shutdown_timeout_ms = 5000 };
 	snprintf(cfg->obj.data_dir, sizeof(cfg->obj.data_dir), "./duro-data");
 	cfg->obj.evict_idle_ms = 30000;
-	cfg->obj.nbindings = 1;
+	cfg->obj.nbindings = 2;
 	snprintf(cfg->obj.bindings[0].name, OBJ_NAME_MAX, "COUNTER");
 	snprintf(cfg->obj.bindings[0].class_name, OBJ_NAME_MAX, "Counter");
-	cfg->obj.nroutes = 2;
-	cfg->obj.routes[0] = (struct obj_route){ .prefix = "/counter/", .kind = ROUTE_NAME, .binding = 0 };
-	cfg->obj.routes[1] = (struct obj_route){ .prefix = "/obj/", .kind = ROUTE_GENERIC, .binding = -1 };
+	snprintf(cfg->obj.bindings[1].name, OBJ_NAME_MAX, "ECHO");
+	snprintf(cfg->obj.bindings[1].class_name, OBJ_NAME_MAX, "Echo");
+	default_routes(cfg);
 }
 
 int config_validate(const struct duro_config *cfg, char *err, size_t errlen)

@@ -399,8 +399,9 @@ static int ensure_room(struct core *c, struct http_conn *hc, size_t more)
 	}
 	in->len = (uint32_t)keep;
 	hc->parsed = 0;
-	/* A request half read points into the old bytes: parse its head again in place. */
-	if (hc->cur) {
+	/* A request whose body is being read points into the old bytes: parse its head again
+	 * in place. (A head still incomplete is parsed from scratch on the next bytes.) */
+	if (hc->cur && (hc->rs == RS_BODY_CL || hc->rs == RS_BODY_CHUNKED)) {
 		long r = http_parse_request(in->data, in->len, c->http->cfg->max_head_bytes,
 					    &hc->cur->req);
 		DURO_ASSERT(r == (long)hc->head_len);

@@ -1,0 +1,261 @@
+/* durobench: HTTP/1.1 keep-alive load generator for duro. N connections on one epoll
+ * thread, each with `pipeline` requests in flight, names drawn from a set, a log-linear
+ * latency histogram, a JSON summary on stdout. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SUB_BITS 6 /* 64 sub-buckets per power of two: under 1.6% error */
+#define HIST_SIZE (64 << SUB_BITS)
+#define MAX_PIPELINE 64
+#define RBUF 65536
+
+struct conn {
+	int fd;
+	unsigned inflight;
+	uint64_t sent_ns[MAX_PIPELINE]; /* ring of send times, oldest first */
+	unsigned head;
+	char rbuf[RBUF];
+	size_t rlen;
+	uint64_t rng;
+};
+
+static struct {
+	const char *host;
+	int port;
+	unsigned conns, pipeline, names;
+	double duration, warmup;
+	const char *method, *prefix;
+	uint64_t max_requests;
+} opt = { "127.0.0.1", 8787, 64, 1, 0, 10.0, 1.0, "POST", "/counter/", 0 };
+
+static uint64_t hist[HIST_SIZE];
+static uint64_t done, errors, non2xx, measured;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static unsigned hist_index(uint64_t v)
+{
+	if (v < (1u << SUB_BITS))
+		return (unsigned)v;
+	unsigned msb = 63u - (unsigned)__builtin_clzll(v);
+	unsigned shift = msb - SUB_BITS;
+	unsigned idx = ((shift + 1) << SUB_BITS) + (unsigned)((v >> shift) & ((1u << SUB_BITS) - 1));
+	return idx < HIST_SIZE ? idx : HIST_SIZE - 1;
+}
+
+static uint64_t hist_value(unsigned idx)
+{
+	if (idx < (1u << SUB_BITS))
+		return idx;
+	unsigned shift = (idx >> SUB_BITS) - 1;
+	uint64_t sub = idx & ((1u << SUB_BITS) - 1);
+	return ((1ull << SUB_BITS) | sub) << shift;
+}
+
+static double percentile(double p)
+{
+	uint64_t total = 0;
+	for (unsigned i = 0; i < HIST_SIZE; i++)
+		total += hist[i];
+	if (!total)
+		return 0;
+	uint64_t want = (uint64_t)(p / 100.0 * (double)total), acc = 0;
+	if (want >= total)
+		want = total - 1;
+	for (unsigned i = 0; i < HIST_SIZE; i++) {
+		acc += hist[i];
+		if (acc > want)
+			return (double)hist_value(i) / 1000.0; /* ns -> µs */
+	}
+	return 0;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+static int send_request(struct conn *c)
+{
+	char req[512];
+	int n;
+	if (opt.names)
+		n = snprintf(req, sizeof(req), "%s %sn%llu HTTP/1.1\r\nHost: bench\r\nContent-Length: 0\r\n\r\n",
+			     opt.method, opt.prefix, (unsigned long long)(xorshift(&c->rng) % opt.names));
+	else
+		n = snprintf(req, sizeof(req), "%s %shot HTTP/1.1\r\nHost: bench\r\nContent-Length: 0\r\n\r\n",
+			     opt.method, opt.prefix);
+	ssize_t w = send(c->fd, req, (size_t)n, MSG_NOSIGNAL);
+	if (w != n)
+		return -1;
+	c->sent_ns[(c->head + c->inflight) % MAX_PIPELINE] = now_ns();
+	c->inflight++;
+	return 0;
+}
+
+/* Consumes complete responses from rbuf; returns how many, or -1 on a protocol error. */
+static int parse_responses(struct conn *c, uint64_t t, int measuring)
+{
+	int got = 0;
+	size_t off = 0;
+	for (;;) {
+		char *start = c->rbuf + off;
+		size_t avail = c->rlen - off;
+		char *end = memmem(start, avail, "\r\n\r\n", 4);
+		if (!end)
+			break;
+		size_t head = (size_t)(end - start) + 4;
+		char *cl = memmem(start, head, "Content-Length: ", 16);
+		size_t body = cl ? strtoul(cl + 16, NULL, 10) : 0;
+		if (avail < head + body)
+			break;
+		if (avail < 12 || memcmp(start, "HTTP/1.1 ", 9) != 0)
+			return -1;
+		int status = atoi(start + 9);
+		if (status < 200 || status > 299)
+			non2xx++;
+		if (c->inflight == 0)
+			return -1;
+		uint64_t lat = t - c->sent_ns[c->head];
+		c->head = (c->head + 1) % MAX_PIPELINE;
+		c->inflight--;
+		if (measuring) {
+			hist[hist_index(lat)]++;
+			measured++;
+		}
+		done++;
+		off += head + body;
+		got++;
+	}
+	memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+	c->rlen -= off;
+	return got;
+}
+
+static int connect_one(struct conn *c, struct sockaddr_in *sa, int ep)
+{
+	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)sa, sizeof(*sa)) < 0)
+		return -1;
+	int one = 1;
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+	return epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: durobench [--host H] [--port P] [--conns N] [--pipeline K] [--names N]\n"
+		"                 [--duration S] [--warmup S] [--method M] [--prefix /counter/]\n"
+		"                 [--requests N]\n"
+		"  --names 0 sends every request to <prefix>hot (one object); N > 0 draws\n"
+		"  <prefix>n<i> for i uniform in [0, N).  Output: one JSON object.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "host", 1, 0, 'H' }, { "port", 1, 0, 'p' }, { "conns", 1, 0, 'c' },
+		{ "pipeline", 1, 0, 'k' }, { "names", 1, 0, 'n' }, { "duration", 1, 0, 'd' },
+		{ "warmup", 1, 0, 'w' }, { "method", 1, 0, 'm' }, { "prefix", 1, 0, 'x' },
+		{ "requests", 1, 0, 'r' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+	int o;
+	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (o) {
+		case 'H': opt.host = optarg; break;
+		case 'p': opt.port = atoi(optarg); break;
+		case 'c': opt.conns = (unsigned)atoi(optarg); break;
+		case 'k': opt.pipeline = (unsigned)atoi(optarg); break;
+		case 'n': opt.names = (unsigned)atoi(optarg); break;
+		case 'd': opt.duration = atof(optarg); break;
+		case 'w': opt.warmup = atof(optarg); break;
+		case 'm': opt.method = optarg; break;
+		case 'x': opt.prefix = optarg; break;
+		case 'r': opt.max_requests = strtoull(optarg, NULL, 10); break;
+		default: usage(); return 2;
+		}
+	}
+	if (opt.conns == 0 || opt.pipeline == 0 || opt.pipeline > MAX_PIPELINE || opt.duration <= 0) {
+		usage();
+		return 2;
+	}
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port) };
+	if (inet_pton(AF_INET, opt.host, &sa.sin_addr) != 1) {
+		fprintf(stderr, "durobench: bad host %s\n", opt.host);
+		return 2;
+	}
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct conn *conns = calloc(opt.conns, sizeof(*conns));
+	for (unsigned i = 0; i < opt.conns; i++) {
+		conns[i].rng = 0x9e3779b97f4a7c15ull * (i + 1);
+		if (connect_one(&conns[i], &sa, ep) < 0) {
+			fprintf(stderr, "durobench: connect %s:%d: %s\n", opt.host, opt.port, strerror(errno));
+			return 1;
+		}
+	}
+	for (unsigned i = 0; i < opt.conns; i++)
+		for (unsigned k = 0; k < opt.pipeline; k++)
+			if (send_request(&conns[i]) < 0) {
+				fprintf(stderr, "durobench: send: %s\n", strerror(errno));
+				return 1;
+			}
+	uint64_t t0 = now_ns();
+	uint64_t t_measure = t0 + (uint64_t)(opt.warmup * 1e9);
+	uint64_t t_end = t_measure + (uint64_t)(opt.duration * 1e9);
+	struct epoll_event evs[256];
+	uint64_t t = t0;
+	while (t < t_end && (!opt.max_requests || done < opt.max_requests)) {
+		int n = epoll_wait(ep, evs, 256, 100);
+		t = now_ns();
+		for (int i = 0; i < n; i++) {
+			struct conn *c = evs[i].data.ptr;
+			ssize_t r = recv(c->fd, c->rbuf + c->rlen, RBUF - c->rlen, 0);
+			if (r <= 0) {
+				fprintf(stderr, "durobench: connection %s\n", r == 0 ? "closed by server" : strerror(errno));
+				errors++;
+				epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+				continue;
+			}
+			c->rlen += (size_t)r;
+			int got = parse_responses(c, t, t >= t_measure);
+			if (got < 0) {
+				fprintf(stderr, "durobench: bad response\n");
+				return 1;
+			}
+			for (int k = 0; k < got; k++)
+				if (send_request(c) < 0)
+					errors++;
+		}
+	}
+	double secs = (double)(t - t_measure) / 1e9;
+	printf("{\"conns\": %u, \"pipeline\": %u, \"names\": %u, \"method\": \"%s\", "
+	       "\"seconds\": %.3f, \"requests\": %llu, \"rps\": %.0f, \"non2xx\": %llu, "
+	       "\"errors\": %llu, \"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, "
+	       "\"p999_us\": %.1f, \"max_us\": %.1f}\n",
+	       opt.conns, opt.pipeline, opt.names, opt.method, secs,
+	       (unsigned long long)measured, secs > 0 ? (double)measured / secs : 0,
+	       (unsigned long long)non2xx, (unsigned long long)errors, percentile(50),
+	       percentile(90), percentile(99), percentile(99.9), percentile(100));
+	return errors || non2xx ? 1 : 0;
+}

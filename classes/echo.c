@@ -1,0 +1,59 @@
+/* Echo: returns what it was sent, so tests and users can see the request API at work.
+ * The body comes back as is; method, subpath, query and a per-instance event count
+ * (reset when the object is evicted and reloaded) come back as headers. */
+#include "duro.h"
+
+#include <stdio.h>
+
+struct echo {
+	uint64_t events; /* since this instance was loaded */
+	uint64_t loads;
+};
+
+static int echo_load(struct duro_object *obj)
+{
+	struct echo *st = duro_state(obj);
+	st->loads = 1;
+	return 0;
+}
+
+static int header_str(struct duro_response *res, const char *name, struct duro_str v)
+{
+	char buf[1024];
+	int n = snprintf(buf, sizeof(buf), "%.*s", (int)(v.len < 1000 ? v.len : 1000), v.ptr);
+	return n < 0 ? -1 : duro_res_header(res, name, buf);
+}
+
+static int echo_request(struct duro_object *obj, const struct duro_request *req,
+			struct duro_response *res)
+{
+	struct echo *st = duro_state(obj);
+	st->events++;
+	if (duro_req_subpath(req).len == 5 && duro_req_is(req, "POST")) {
+		struct duro_str sp = duro_req_subpath(req);
+		if (sp.ptr[1] == 'f' && sp.ptr[2] == 'a' && sp.ptr[3] == 'i' && sp.ptr[4] == 'l')
+			return -1; /* /fail: a handler that fails, for tests */
+	}
+	char id[DURO_ID_HEX + 1], n[24];
+	duro_id_to_string(duro_object_id(obj), id);
+	snprintf(n, sizeof(n), "%llu", (unsigned long long)st->events);
+	struct duro_str ct;
+	struct duro_str body = duro_req_body(req);
+	duro_res_status(res, 200);
+	int r = header_str(res, "X-Method", duro_req_method(req)) ||
+		header_str(res, "X-Subpath", duro_req_subpath(req)) ||
+		header_str(res, "X-Query", duro_req_query(req)) ||
+		duro_res_header(res, "X-Object-Id", id) || duro_res_header(res, "X-Events", n) ||
+		duro_res_header(res, "X-Class", duro_object_class(obj));
+	if (!r && duro_req_header(req, "content-type", &ct))
+		r = header_str(res, "Content-Type", ct);
+	return r || duro_res_body(res, body.ptr, body.len);
+}
+
+static const struct duro_class echo_class = {
+	.name = "Echo",
+	.state_size = sizeof(struct echo),
+	.on_load = echo_load,
+	.on_request = echo_request,
+};
+DURO_CLASS(echo_class)

@@ -1,0 +1,145 @@
+"""Fixtures that start a real durod on loopback with its own data directory and port."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DUROD = os.environ.get("DUROD", os.path.join(ROOT, "build", "control", "durod"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("durod exited early with %s" % proc.returncode)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("durod did not listen on %d" % port)
+
+
+class Durod:
+    def __init__(self, tmp_path, config=None, cores=2, extra_args=()):
+        self.port = free_port()
+        self.data_dir = str(tmp_path / "data")
+        self.log_path = str(tmp_path / "durod.log")
+        args = [DUROD, "--listen", "127.0.0.1:%d" % self.port, "--data-dir", self.data_dir,
+                "--cores", str(cores)]
+        if config is not None:
+            cfg_path = tmp_path / "duro.json"
+            cfg_path.write_text(json.dumps(config))
+            args += ["--config", str(cfg_path)]
+        args += list(extra_args)
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_port(self.port, self.proc)
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def connect(self, timeout=5.0):
+        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+
+    def stop(self, timeout=15.0):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        self.log.close()
+        return rc
+
+    def logtext(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+
+@pytest.fixture
+def durod_factory(tmp_path):
+    started = []
+
+    def make(**kw):
+        sub = tmp_path / ("d%d" % len(started))
+        sub.mkdir()
+        d = Durod(sub, **kw)
+        started.append(d)
+        return d
+
+    yield make
+    for d in started:
+        if d.proc.poll() is None:
+            rc = d.stop()
+            assert rc == 0, "durod exited %s on SIGTERM; log:\n%s" % (rc, d.logtext())
+        assert "assertion failed" not in d.logtext()
+        assert "AddressSanitizer" not in d.logtext(), d.logtext()
+        assert "runtime error" not in d.logtext(), d.logtext()
+
+
+@pytest.fixture
+def durod(durod_factory):
+    return durod_factory()
+
+
+def recv_all(sock, timeout=5.0):
+    """Reads until the server closes the connection."""
+    sock.settimeout(timeout)
+    chunks = []
+    while True:
+        try:
+            b = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not b:
+            break
+        chunks.append(b)
+    return b"".join(chunks)
+
+
+def read_responses(sock, count, timeout=5.0):
+    """Reads `count` complete HTTP responses; returns (status, headers, body) tuples."""
+    sock.settimeout(timeout)
+    buf = b""
+    out = []
+    while len(out) < count:
+        while b"\r\n\r\n" not in buf:
+            b = sock.recv(65536)
+            if not b:
+                raise EOFError("closed after %d responses" % len(out))
+            buf += b
+        head, rest = buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        headers = {}
+        for line in lines[1:]:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+        n = int(headers.get("content-length", "0"))
+        if status == 100:
+            n = 0
+        while len(rest) < n:
+            b = sock.recv(65536)
+            if not b:
+                raise EOFError("closed inside a body")
+            rest += b
+        out.append((status, headers, rest[:n]))
+        buf = rest[n:]
+    return out

@@ -1,0 +1,172 @@
+/* Unit tests for the HTTP request parser and chunked decoder: good shapes, partial input at
+ * every byte, and every bad-input case the server must answer with its status. */
+#include "check.h"
+#include "http_parse.h"
+
+#include <string.h>
+
+static struct http_request req;
+
+static long parse(const char *s) { return http_parse_request(s, strlen(s), 16384, &req); }
+
+static void test_simple_get(void)
+{
+	const char *s = "GET /counter/a?x=1 HTTP/1.1\r\nHost: h\r\nX-A:  v v \r\n\r\n";
+	CHECK_EQ(parse(s), (long)strlen(s));
+	CHECK(req.method_len == 3 && memcmp(req.method, "GET", 3) == 0);
+	CHECK(req.path_len == 10 && memcmp(req.path, "/counter/a", 10) == 0);
+	CHECK(req.query_len == 3 && memcmp(req.query, "x=1", 3) == 0);
+	CHECK_EQ(req.nheaders, 2);
+	size_t len;
+	const char *v = http_find_header(&req, "x-a", &len);
+	CHECK(v && len == 3 && memcmp(v, "v v", 3) == 0);
+	CHECK_EQ(req.keep_alive, 1);
+	CHECK_EQ(req.content_length, -1);
+}
+
+static void test_partial_every_byte(void)
+{
+	const char *s = "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n";
+	size_t n = strlen(s);
+	for (size_t i = 0; i < n; i++)
+		CHECK_EQ(http_parse_request(s, i, 16384, &req), 0);
+	CHECK_EQ(http_parse_request(s, n, 16384, &req), (long)n);
+	CHECK_EQ(req.content_length, 5);
+}
+
+static void test_pipelined_heads(void)
+{
+	const char *s = "GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n";
+	long r = parse(s);
+	CHECK_EQ(r, (long)strlen(s) / 2);
+	CHECK_EQ(http_parse_request(s + r, strlen(s) - (size_t)r, 16384, &req), r);
+	CHECK(req.path[1] == 'b');
+}
+
+static void test_http10_and_connection(void)
+{
+	CHECK(parse("GET / HTTP/1.0\r\n\r\n") > 0);
+	CHECK_EQ(req.keep_alive, 0);
+	CHECK(parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n") > 0);
+	CHECK_EQ(req.keep_alive, 1);
+	CHECK(parse("GET / HTTP/1.1\r\nHost: h\r\nConnection: foo, close\r\n\r\n") > 0);
+	CHECK_EQ(req.keep_alive, 0);
+	CHECK(parse("\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n") > 0); /* leading CRLF ignored */
+}
+
+static void test_bad_request_lines(void)
+{
+	CHECK_EQ(parse("GET\r\n\r\n"), -400);
+	CHECK_EQ(parse("GET  / HTTP/1.1\r\nHost: h\r\n\r\n"), -400);
+	CHECK_EQ(parse("GET / HTTP/1.1 \r\nHost: h\r\n\r\n"), -400);
+	CHECK_EQ(parse("G(T / HTTP/1.1\r\nHost: h\r\n\r\n"), -400);
+	CHECK_EQ(parse("GET /a b HTTP/1.1\r\nHost: h\r\n\r\n"), -400);
+	CHECK_EQ(parse("GET /\x01 HTTP/1.1\r\nHost: h\r\n\r\n"), -400);
+	CHECK_EQ(parse("GET / FOO/1.1\r\nHost: h\r\n\r\n"), -400);
+	CHECK_EQ(parse("GET / HTTP/2.0\r\nHost: h\r\n\r\n"), -505);
+	CHECK_EQ(parse("GET / HTTP/1.2\r\nHost: h\r\n\r\n"), -505);
+	CHECK_EQ(parse("\x16\x03\x01\x02\x00\x01\x00"), -400); /* TLS on a plain port */
+}
+
+static void test_bad_fields(void)
+{
+	CHECK_EQ(parse("GET / HTTP/1.1\r\nHost : h\r\n\r\n"), -400);    /* space before colon */
+	CHECK_EQ(parse("GET / HTTP/1.1\r\nHost: h\r\n folded\r\n\r\n"), -400); /* obs-fold */
+	CHECK_EQ(parse("GET / HTTP/1.1\r\nHost: h\rX: y\r\n\r\n"), -400); /* bare CR */
+	CHECK_EQ(parse("GET / HTTP/1.1\r\nHost: h\nX: y\r\n\r\n"), -400); /* bare LF */
+	CHECK_EQ(parse("GET / HTTP/1.1\nHost: h\r\n\r\n"), -400);
+	static const char nul[] = "GET / HTTP/1.1\r\nHost: h\r\nX: a\0b\r\n\r\n";
+	CHECK_EQ(http_parse_request(nul, sizeof(nul) - 1, 16384, &req), -400);
+	CHECK_EQ(parse("GET / HTTP/1.1\r\n: v\r\nHost: h\r\n\r\n"), -400);
+	CHECK_EQ(parse("GET / HTTP/1.1\r\n\r\n"), -400);                    /* no Host */
+	CHECK_EQ(parse("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), -400); /* two Hosts */
+	CHECK_EQ(parse("GET / HTTP/1.1\r\nHost: h\r\nExpect: magic\r\n\r\n"), -417);
+}
+
+static void test_lengths_and_smuggling(void)
+{
+	CHECK(parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n") > 0);
+	CHECK_EQ(req.content_length, 3);
+	CHECK_EQ(parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"), -400);
+	CHECK_EQ(parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3, 3\r\n\r\n"), -400);
+	CHECK_EQ(parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n"), -400);
+	CHECK_EQ(parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +1\r\n\r\n"), -400);
+	CHECK_EQ(parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999\r\n\r\n"), -400);
+	CHECK_EQ(parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"), -400);
+	CHECK_EQ(parse("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n"), -501);
+	CHECK_EQ(parse("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), -501);
+	CHECK_EQ(parse("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"), -400);
+	CHECK_EQ(parse("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), -400);
+	CHECK_EQ(parse("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n"), -501);
+	CHECK(parse("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n") > 0);
+	CHECK_EQ(req.chunked, 1);
+}
+
+static void test_head_limits(void)
+{
+	static char big[20000];
+	int n = snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: h\r\nX: ");
+	memset(big + n, 'a', 17000);
+	/* Not complete and already past the limit: 431 without waiting for the rest. */
+	CHECK_EQ(http_parse_request(big, (size_t)n + 17000, 16384, &req), -431);
+	/* Under the limit and incomplete: wait. */
+	CHECK_EQ(http_parse_request(big, 16000, 16384, &req), 0);
+	char many[8000];
+	int m = snprintf(many, sizeof(many), "GET / HTTP/1.1\r\nHost: h\r\n");
+	for (int i = 0; i < DURO_MAX_HEADERS + 1; i++)
+		m += snprintf(many + m, sizeof(many) - (size_t)m, "X%d: y\r\n", i);
+	m += snprintf(many + m, sizeof(many) - (size_t)m, "\r\n");
+	CHECK_EQ(http_parse_request(many, (size_t)m, 16384, &req), -431);
+}
+
+static int decode_all(const char *in, size_t step, char *out, size_t *outlen, uint64_t max)
+{
+	static char buf[4096];
+	size_t n = strlen(in), have = 0, src = 0, dst = 0;
+	struct http_chunked d = { 0 };
+	int r = 0;
+	while (have < n) {
+		size_t add = n - have < step ? n - have : step;
+		memcpy(buf + have, in + have, add);
+		have += add;
+		r = http_chunked_decode(&d, buf, have, &src, &dst, max, 1024);
+		if (r != 0)
+			break;
+	}
+	memcpy(out, buf, dst);
+	*outlen = dst;
+	return r;
+}
+
+static void test_chunked(void)
+{
+	const char *body = "5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nTrailer: x\r\n\r\n";
+	char out[256];
+	size_t len;
+	for (size_t step = 1; step <= strlen(body); step++) {
+		CHECK_EQ(decode_all(body, step, out, &len, 1 << 20), 1);
+		CHECK(len == 12 && memcmp(out, "hello, world", 12) == 0);
+	}
+	CHECK_EQ(decode_all("A\r\n0123456789\r\n0\r\n\r\n", 100, out, &len, 1 << 20), 1);
+	CHECK_EQ(len, 10);
+	CHECK_EQ(decode_all("g\r\n", 100, out, &len, 1 << 20), -400);
+	CHECK_EQ(decode_all("5\r\nhelloX\r\n", 100, out, &len, 1 << 20), -400);
+	CHECK_EQ(decode_all("5\nhello\r\n", 100, out, &len, 1 << 20), -400);
+	CHECK_EQ(decode_all("ffffffffffffffffff\r\n", 100, out, &len, 1 << 20), -400);
+	CHECK_EQ(decode_all("400\r\n", 100, out, &len, 1000), -413);
+	CHECK_EQ(decode_all("\r\n", 100, out, &len, 1000), -400);
+}
+
+int main(void)
+{
+	RUN(test_simple_get);
+	RUN(test_partial_every_byte);
+	RUN(test_pipelined_heads);
+	RUN(test_http10_and_connection);
+	RUN(test_bad_request_lines);
+	RUN(test_bad_fields);
+	RUN(test_lengths_and_smuggling);
+	RUN(test_head_limits);
+	RUN(test_chunked);
+	return CHECK_DONE();
+}

@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <rte_eal.h>
@@ -143,6 +146,41 @@ static void core_stop(struct core *c, void *arg)
 	http_core_fini(c);
 }
 
+/* One durod per data directory: a second one would keep its own copy of every object. */
+static int lock_data_dir(const char *dir)
+{
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		log_error("data_dir %s: %s", dir, strerror(errno));
+		return -errno;
+	}
+	char path[600];
+	snprintf(path, sizeof(path), "%s/LOCK.durod", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_error("data_dir %s: open %s: %s", dir, path, strerror(errno));
+		return -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		char text[32] = "";
+		ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+		text[n > 0 ? n : 0] = 0;
+		long pid = strtol(text, NULL, 10);
+		if (pid > 0)
+			log_error("data_dir %s is in use by another durod (pid %ld)", dir, pid);
+		else
+			log_error("data_dir %s is in use by another durod", dir);
+		close(fd);
+		return -e;
+	}
+	char pid[32];
+	int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)n, 0) == n) {
+		/* informational only */
+	}
+	return fd; /* held open, and so locked, for the life of the process */
+}
+
 static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 {
 	char *end;
@@ -237,6 +275,11 @@ int main(int argc, char **argv)
 	log_set_level(cfg->log_level);
 	cfg->http.shutdown_timeout_ms = cfg->shutdown_timeout_ms;
 	d.backend = &net_uring;
+	if (lock_data_dir(cfg->obj.data_dir) < 0)
+		return 1;
+	for (unsigned i = 0; i < cfg->net.nlisten; i++)
+		if (net_probe_listen(&cfg->net.listen[i]) < 0)
+			return 1;
 
 	/* Signals go to core 0's io_uring through a signalfd; block them in every thread,
 	 * which inherit this mask from main. */

@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "log.h"
 
 int net_parse_addr(const char *text, struct net_listen *out)
 {
@@ -51,4 +54,22 @@ int net_parse_addr(const char *text, struct net_listen *out)
 		return 0;
 	}
 	return -EINVAL;
+}
+
+int net_probe_listen(const struct net_listen *nl)
+{
+	int fd = socket(nl->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1, r = 0;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (nl->addr.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&nl->addr, nl->addrlen) < 0) {
+		r = -errno;
+		log_error("listen on %s: %s%s", nl->text, strerror(errno),
+			  errno == EADDRINUSE ? " (another process, maybe another durod, has it)" : "");
+	}
+	close(fd);
+	return r;
 }

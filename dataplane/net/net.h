@@ -29,6 +29,11 @@ struct net_config {
 /* Returns 0 or -EINVAL: "127.0.0.1:8787", "[::1]:8787", "0.0.0.0:80". */
 int net_parse_addr(const char *text, struct net_listen *out);
 
+/* Checks that nobody (another durod included) listens on the address: SO_REUSEPORT would
+ * otherwise let a second process silently take half the connections. Returns 0, or a
+ * negative errno (-EADDRINUSE) with a log line. Racy by nature; it catches the mistake. */
+int net_probe_listen(const struct net_listen *nl);
+
 /* The handle the layer above sees. The backend owns it: it stays valid from on_accept
  * until on_closed returns, and not a moment longer. */
 struct net_conn {

@@ -1,0 +1,56 @@
+"""SIGTERM and SIGINT: stop accepting, finish in-flight requests within the bound, exit 0."""
+import signal
+import socket
+import time
+
+from conftest import read_responses, recv_all
+
+
+def test_sigterm_with_idle_connections_exits_0(durod):
+    idle = [durod.connect() for _ in range(20)]
+    for s in idle:
+        s.sendall(b"GET /counter/x HTTP/1.1\r\nHost: t\r\n\r\n")
+        read_responses(s, 1)
+    t0 = time.time()
+    durod.proc.send_signal(signal.SIGTERM)
+    assert durod.proc.wait(timeout=10) == 0
+    assert time.time() - t0 < 3
+    for s in idle:
+        assert recv_all(s, 2) == b""  # closed cleanly
+        s.close()
+    assert "draining" in durod.logtext() and "stopped" in durod.logtext()
+
+
+def test_in_flight_upload_finishes_during_drain(durod):
+    s = durod.connect()
+    s.sendall(b"POST /echo/up HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n12345")
+    time.sleep(0.2)
+    durod.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    # New connections are refused once draining.
+    refused = False
+    try:
+        c = socket.create_connection(("127.0.0.1", durod.port), timeout=1)
+        c.sendall(b"GET /counter/x HTTP/1.1\r\nHost: t\r\n\r\n")
+        refused = recv_all(c, 1) == b""
+        c.close()
+    except OSError:
+        refused = True
+    assert refused
+    s.sendall(b"67890")
+    (st, h, body), = read_responses(s, 1)
+    assert st == 200 and body == b"1234567890"
+    assert h.get("connection") == "close"
+    assert durod.proc.wait(timeout=10) == 0
+
+
+def test_stalled_client_bounded_by_shutdown_timeout(durod_factory):
+    d = durod_factory(config={"shutdown_timeout_ms": 700})
+    s = d.connect()
+    s.sendall(b"POST /echo/stall HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n1")
+    time.sleep(0.2)
+    t0 = time.time()
+    d.proc.send_signal(signal.SIGINT)
+    assert d.proc.wait(timeout=10) == 0
+    assert 0.5 < time.time() - t0 < 3
+    s.close()

@@ -302,15 +302,35 @@ static int parse_limits(struct ctx *x, struct duro_config *cfg, json_t *o)
 	return 0;
 }
 
+static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t errlen);
+
 int config_load(struct duro_config *cfg, const char *path, char *err, size_t errlen)
 {
-	struct ctx x = { err, errlen, 0 };
 	json_error_t jerr;
 	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		snprintf(err, errlen, "config: %s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
 		return -EINVAL;
 	}
+	return config_apply(cfg, root, err, errlen);
+}
+
+int config_load_buffer(struct duro_config *cfg, const char *data, size_t len, char *err,
+		       size_t errlen)
+{
+	json_error_t jerr;
+	json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		snprintf(err, errlen, "config: %d:%d: %s", jerr.line, jerr.column, jerr.text);
+		return -EINVAL;
+	}
+	return config_apply(cfg, root, err, errlen);
+}
+
+/* Takes ownership of root. */
+static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t errlen)
+{
+	struct ctx x = { err, errlen, 0 };
 	int r = -EINVAL;
 	static const char *const keys[] = { "$schema", "name", "cores", "backend", "data_dir",
 					    "listeners", "durable_objects", "routes", "limits",

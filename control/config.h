@@ -27,6 +27,10 @@ void config_defaults(struct duro_config *cfg);
  * `config: durable_objects.bindings[1].class_name: unknown class "Conter"` to err. */
 int config_load(struct duro_config *cfg, const char *path, char *err, size_t errlen);
 
+/* The same over JSON text in memory (the fuzz target's entry point). */
+int config_load_buffer(struct duro_config *cfg, const char *data, size_t len, char *err,
+		       size_t errlen);
+
 /* Checks what flags and the file produced together (e.g. --cores against the CPUs). */
 int config_validate(const struct duro_config *cfg, char *err, size_t errlen);
 

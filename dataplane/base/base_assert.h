@@ -3,9 +3,8 @@
 #ifndef DURO_BASE_ASSERT_H
 #define DURO_BASE_ASSERT_H
 
-#include <stdnoreturn.h>
-
-noreturn void base_assert_fail(const char *expr, const char *file, int line);
+/* <stdnoreturn.h> would turn DPDK's __attribute__((noreturn)) into nonsense: spell it out. */
+__attribute__((noreturn)) void base_assert_fail(const char *expr, const char *file, int line);
 
 #define DURO_ASSERT(expr)                                                     \
 	do {                                                                  \

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what duro needs from Debian (only what is missing; silent when all is there),
+# then configures and builds. Usage: scripts/setup.sh [release|asan|fuzz]...  (default: release)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  gcc pkg-config meson ninja-build
+  libdpdk-dev liburing-dev librocksdb-dev libmbedtls-dev libjansson-dev
+  clang libclang-rt-14-dev
+  python3 python3-pytest python3-requests python3-websockets
+  curl iproute2 procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+build() {
+  local kind=$1 dir
+  case "$kind" in
+    release) dir=build
+      [ -f "$dir/build.ninja" ] || meson setup "$dir" -Dbuildtype=release >/dev/null ;;
+    asan) dir=build-asan
+      # The test build: sanitizers on, every warning an error.
+      [ -f "$dir/build.ninja" ] || meson setup "$dir" -Dbuildtype=debugoptimized \
+        -Db_sanitize=address,undefined -Dwerror=true >/dev/null ;;
+    fuzz) dir=build-fuzz
+      [ -f "$dir/build.ninja" ] || CC=clang meson setup "$dir" -Dfuzz=true -Dbuildtype=debugoptimized \
+        -Db_sanitize=address,undefined -Db_lundef=false >/dev/null ;;
+    *) echo "setup: unknown build '$kind' (release, asan, fuzz)" >&2; exit 2 ;;
+  esac
+  ninja -C "$dir" >/dev/null || { ninja -C "$dir"; exit 1; }
+}
+
+if (($# == 0)); then set -- release; fi
+for kind in "$@"; do build "$kind"; done

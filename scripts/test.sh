@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Sets up if needed, builds (release, ASan+UBSan test build, libFuzzer build) and runs every
+# test: unit, integration against a real durod built with sanitizers, fuzzing for a bounded
+# time, tidy. The last line is "tests: N passed, N failed, N skipped"; exit 1 on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh release asan fuzz || { echo "tests: 0 passed, 1 failed"; exit 1; }
+
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+PY=/usr/bin/python3   # Debian's python with its pytest, requests and websockets
+passed=0 failed=0 skipped=0
+failures=()
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+note() { printf '%s\n' "$*"; }
+ok() { passed=$((passed + 1)); }
+bad() { failed=$((failed + 1)); failures+=("$1"); note "FAIL $1"; }
+
+note "== unit (ASan+UBSan)"
+for t in build-asan/tests/unit/test_*; do
+  [ -f "$t" ] && [ -x "$t" ] || continue
+  name=$(basename "$t")
+  if "$t" >"$out/$name.log" 2>&1; then rc=0; else rc=$?; fi
+  p=$(grep -c '^ok ' "$out/$name.log"); f=$(grep -c '^FAIL ' "$out/$name.log")
+  passed=$((passed + p)); failed=$((failed + f))
+  if [ "$rc" != 0 ] && [ "$f" = 0 ]; then bad "$name (exit $rc)"; fi
+  if [ "$rc" != 0 ]; then cat "$out/$name.log"; failures+=("$name"); fi
+  note "$name: $p passed, $f failed"
+done
+
+note "== integration (real durod with ASan+UBSan, real clients)"
+DUROD="$PWD/build-asan/control/durod" ASAN_OPTIONS=detect_leaks=1 \
+  "$PY" -m pytest -q -p no:cacheprovider --junitxml="$out/junit.xml" tests/integration 2>&1 | tail -n 25
+read -r ip if_ is < <("$PY" - "$out/junit.xml" <<'PYEOF'
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception:
+    print(0, 1, 0); sys.exit()
+suites = [root] if root.tag == "testsuite" else list(root)
+t = sum(int(s.get("tests", 0)) for s in suites)
+f = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+s = sum(int(s.get("skipped", 0)) for s in suites)
+print(t - f - s, f, s)
+PYEOF
+)
+passed=$((passed + ip)); failed=$((failed + if_)); skipped=$((skipped + is))
+if [ "$if_" != 0 ]; then failures+=("integration: $if_ failed"); fi
+if [ "$is" != 0 ]; then
+  note "integration: skipped tests (reasons above)"
+fi
+
+note "== fuzz (${FUZZ_SECONDS}s per target, libFuzzer with ASan+UBSan)"
+for target in http config; do
+  bin=build-fuzz/tests/fuzz/fuzz_$target
+  work="$out/corpus-$target"; mkdir -p "$work"
+  cp tests/fuzz/corpus/$target/* "$work/"
+  if "$bin" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+       -dict=tests/fuzz/$target.dict -artifact_prefix="$out/" "$work" >"$out/fuzz-$target.log" 2>&1; then
+    ok; note "fuzz_$target: $(grep -Eo 'Done [0-9]+ runs' "$out/fuzz-$target.log")"
+  else
+    mkdir -p tests/fuzz/artifacts && cp "$out"/crash-* "$out"/leak-* "$out"/timeout-* tests/fuzz/artifacts/ 2>/dev/null
+    tail -n 40 "$out/fuzz-$target.log"; bad "fuzz_$target (artifacts in tests/fuzz/artifacts)"
+  fi
+done
+
+note "== tidy"
+while read -r status name; do
+  case "$status" in
+    ok) ok ;;
+    FAIL) bad "tidy: $name" ;;
+  esac
+done < <(tests/tidy/tidy.sh 2>&1 | tee "$out/tidy.log" | grep -E '^(ok|FAIL) ')
+grep -v -E '^(ok) ' "$out/tidy.log" || true
+
+if ((${#failures[@]})); then
+  note "failures:"; printf '  %s\n' "${failures[@]}"
+fi
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]

@@ -1,0 +1,117 @@
+"""The checks behind tidy.sh (see there)."""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+SRC_DIRS = ["include", "classes", "dataplane", "storage", "control"]
+# folder -> folders whose headers it may include (design.md: "Folders and who may use whom")
+ALLOWED = {
+    "include": [],
+    "classes": ["include"],
+    "dataplane/base": [],
+    "dataplane/core": ["dataplane/base"],
+    "dataplane/net": ["dataplane/base", "dataplane/core"],
+    "dataplane/tls": ["dataplane/base", "dataplane/core", "dataplane/net"],
+    "dataplane/http": ["dataplane/base", "dataplane/core", "dataplane/net"],
+    "dataplane/ws": ["dataplane/base", "dataplane/core", "dataplane/net", "dataplane/http"],
+    "dataplane/obj": ["dataplane/base", "dataplane/core", "dataplane/net", "dataplane/http",
+                      "dataplane/ws", "storage", "include"],
+    "storage": ["dataplane/base"],
+    "control": None,  # may use everything
+}
+BANNED = ["strcpy", "strcat", "sprintf", "vsprintf", "gets", "strtok", "strncpy", "alloca"]
+
+
+def files(exts):
+    for d in SRC_DIRS:
+        for root, _, names in os.walk(d):
+            for n in sorted(names):
+                if n.endswith(exts):
+                    yield os.path.join(root, n)
+
+
+def folder_of(path):
+    parts = path.split(os.sep)
+    return "/".join(parts[:2]) if parts[0] == "dataplane" else parts[0]
+
+
+def report(name, problems):
+    if problems:
+        print("FAIL %s" % name)
+        for p in problems:
+            print("  " + p)
+    else:
+        print("ok %s" % name)
+    return not problems
+
+
+def check_banned():
+    problems = []
+    pat = re.compile(r"\b(%s)\s*\(" % "|".join(BANNED))
+    for f in files((".c", ".h")):
+        for i, line in enumerate(open(f, encoding="utf-8"), 1):
+            code = line.split("//")[0]
+            if pat.search(code) and not code.lstrip().startswith(("*", "/*")):
+                problems.append("%s:%d: banned call: %s" % (f, i, line.strip()))
+    return report("banned-calls", problems)
+
+
+def header_folders():
+    where = {}
+    for f in files((".h",)):
+        where.setdefault(os.path.basename(f), folder_of(f))
+    return where
+
+
+def check_includes():
+    where = header_folders()
+    problems = []
+    inc = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
+    for f in files((".c", ".h")):
+        me = folder_of(f)
+        allowed = ALLOWED.get(me, [])
+        if allowed is None:
+            continue
+        for i, line in enumerate(open(f, encoding="utf-8"), 1):
+            m = inc.match(line)
+            if not m:
+                continue
+            target = where.get(os.path.basename(m.group(1)))
+            if target is None or target == me:
+                continue
+            if target not in allowed:
+                problems.append("%s:%d: %s may not include %s (from %s)" % (f, i, me, m.group(1), target))
+    return report("include-direction", problems)
+
+
+def check_headers_alone():
+    dirs = sorted({os.path.dirname(f) for f in files((".h",))})
+    flags = ["-I" + d for d in dirs]
+    dpdk = subprocess.run(["pkg-config", "--cflags", "libdpdk"], capture_output=True, text=True).stdout.split()
+    problems = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for h in files((".h",)):
+            src = os.path.join(tmp, "t.c")
+            with open(src, "w") as fp:
+                fp.write('#include "%s"\n' % os.path.abspath(h))
+            r = subprocess.run(["cc", "-std=gnu11", "-D_GNU_SOURCE", "-fsyntax-only", "-Wall", "-Werror"]
+                               + flags + dpdk + [src], capture_output=True, text=True)
+            if r.returncode:
+                problems.append("%s does not compile alone:\n%s" % (h, r.stderr.strip()[:600]))
+    return report("headers-compile-alone", problems)
+
+
+def check_role_comments():
+    problems = []
+    for f in files((".c", ".h")):
+        with open(f, encoding="utf-8") as fp:
+            first = fp.readline()
+        if not first.startswith("/*"):
+            problems.append("%s: opens without a comment on its role" % f)
+    return report("role-comments", problems)
+
+
+results = [check_banned(), check_includes(), check_headers_alone(), check_role_comments()]
+sys.exit(0 if all(results) else 1)

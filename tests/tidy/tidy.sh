@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Tidy checks, one "ok NAME" or "FAIL NAME" line each: banned calls, every header compiles
+# on its own, the include direction of design.md, and a role comment opening every file.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+exec /usr/bin/python3 tests/tidy/tidy.py

@@ -335,7 +335,7 @@ static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t
 	static const char *const keys[] = { "$schema", "name", "cores", "backend", "data_dir",
 					    "listeners", "durable_objects", "routes", "limits",
 					    "objects", "shutdown_timeout_ms", "log_level",
-					    "idle_spin_us", NULL };
+					    "idle_spin_us", "uring", NULL };
 	if (!json_is_object(root)) {
 		fail(&x, "(top level)", "want an object, got %s", type_name(root));
 		goto out;
@@ -382,6 +382,22 @@ static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t
 	}
 	if ((v = json_object_get(root, "limits")) && parse_limits(&x, cfg, v) < 0)
 		goto out;
+	if ((v = json_object_get(root, "uring"))) {
+		static const char *const ukeys[] = { "buffer_ring", NULL };
+		if (!json_is_object(v)) {
+			fail(&x, "uring", "want an object, got %s", type_name(v));
+			goto out;
+		}
+		if (only_keys(&x, "uring", v, ukeys) < 0)
+			goto out;
+		json_t *br = json_object_get(v, "buffer_ring");
+		if (br && !json_is_boolean(br)) {
+			fail(&x, "uring.buffer_ring", "want a boolean, got %s", type_name(br));
+			goto out;
+		}
+		if (br)
+			cfg->net.no_buffer_ring = !json_is_true(br);
+	}
 	if ((v = json_object_get(root, "objects"))) {
 		static const char *const okeys[] = { "evict_idle_ms", NULL };
 		if (!json_is_object(v)) {

@@ -24,6 +24,8 @@ struct net_config {
 	unsigned max_conns_per_core; /* beyond it new connections are refused and counted */
 	unsigned backlog;
 	unsigned linger_ms; /* after a graceful close, how long to drain the peer's bytes */
+	int no_buffer_ring; /* uring: receive into per-connection buffers even when the kernel
+			     * has provided buffer rings (for old kernels and for tests) */
 };
 
 /* Returns 0 or -EINVAL: "127.0.0.1:8787", "[::1]:8787", "0.0.0.0:80". */

@@ -65,6 +65,7 @@ struct net_core {
 	int accepting;
 	struct pool conns;
 	uint32_t next_id;
+	uint64_t refused_logged_ms; /* refusals are logged at most once a second */
 	struct list_node dirty; /* connections with output to send this turn */
 	/* provided buffer ring */
 	struct io_uring_buf_ring *br;
@@ -354,6 +355,17 @@ static void close_fixed(struct core *c, int fd)
 	io_uring_sqe_set_data64(sqe, core_tag(NULL, CQE_CORE)); /* result not needed */
 }
 
+static void note_refused(struct core *c, const char *why)
+{
+	struct net_core *nc = c->net;
+	nc->ctr.refused++;
+	if (c->now_ms >= nc->refused_logged_ms + 1000) {
+		nc->refused_logged_ms = c->now_ms;
+		log_warn("core %u: refusing connections: %s (%llu refused so far)", c->index, why,
+			 (unsigned long long)nc->ctr.refused);
+	}
+}
+
 static void on_accept(struct core *c, struct uring_listener *l, struct io_uring_cqe *cqe)
 {
 	struct net_core *nc = c->net;
@@ -363,9 +375,12 @@ static void on_accept(struct core *c, struct uring_listener *l, struct io_uring_
 		if (cqe->res != -ECANCELED) {
 			/* ENFILE: the direct descriptor table is full; EMFILE/ENOMEM likewise. */
 			nc->ctr.accept_errors++;
-			if (cqe->res == -ENFILE || cqe->res == -EMFILE || cqe->res == -ENOMEM)
-				nc->ctr.refused++;
-			log_debug("core %u: accept: %s", c->index, strerror(-cqe->res));
+			if (cqe->res == -ENFILE || cqe->res == -EMFILE)
+				note_refused(c, "connection table full (limits.max_connections_per_core)");
+			else if (cqe->res == -ENOMEM)
+				note_refused(c, "out of memory");
+			else
+				log_warn("core %u: accept: %s", c->index, strerror(-cqe->res));
 			if (!l->armed && nc->accepting)
 				timer_arm(c, &l->retry, c->now_ms + ACCEPT_RETRY_MS, accept_retry);
 		}
@@ -374,7 +389,8 @@ static void on_accept(struct core *c, struct uring_listener *l, struct io_uring_
 	int fd = cqe->res;
 	struct uring_conn *uc = nc->accepting ? pool_get(&nc->conns) : NULL;
 	if (!uc) {
-		nc->ctr.refused++;
+		if (nc->accepting)
+			note_refused(c, "connection table full (limits.max_connections_per_core)");
 		close_fixed(c, fd);
 	} else {
 		memset(uc, 0, sizeof(*uc));
@@ -392,7 +408,7 @@ static void on_accept(struct core *c, struct uring_listener *l, struct io_uring_
 		nc->ctr.active++;
 		uc->pub.user = nc->ev->on_accept(c, &uc->pub);
 		if (!uc->pub.user) {
-			nc->ctr.refused++;
+			note_refused(c, "no memory for the connection's state");
 			conn_abort(c, uc, 0);
 		} else {
 			arm_recv(c, uc);
@@ -520,8 +536,10 @@ static int uring_core_init(struct core *c, const struct net_config *cfg,
 			  cfg->max_conns_per_core, strerror(-r));
 		return r;
 	}
-	r = setup_buf_ring(c);
-	if (r < 0) {
+	r = cfg->no_buffer_ring ? -EOPNOTSUPP : setup_buf_ring(c);
+	if (r == -EOPNOTSUPP) {
+		nc->have_br = 0; /* asked for by the config */
+	} else if (r < 0) {
 		log_warn("core %u: no provided buffer ring (%s): receiving into per-connection buffers",
 			 c->index, strerror(-r));
 		nc->have_br = 0;

@@ -56,6 +56,12 @@ struct http_core {
 };
 
 static void process_input(struct core *c, struct http_conn *hc);
+
+/* Bytes of a request not yet complete are buffered. */
+static int has_partial(const struct http_conn *hc)
+{
+	return hc->in && hc->in->len > hc->parsed;
+}
 static void conn_timer_update(struct core *c, struct http_conn *hc);
 
 /* ---- exchanges ---- */
@@ -528,8 +534,11 @@ static void *on_accept(struct core *c, struct net_conn *conn)
 	memset(hc, 0, sizeof(*hc));
 	hc->nc = conn;
 	list_init(&hc->fifo);
-	hc->rs = h->cfg->max_pipeline ? RS_HEAD : RS_STOPPED;
+	hc->rs = RS_HEAD;
 	hc->last_rx_ms = c->now_ms;
+	/* The header clock starts at accept: a client that connects and says nothing is on
+	 * the same 10 s budget as one that says little. */
+	hc->head_started_ms = c->now_ms;
 	list_add_tail(&h->all, &hc->core_node);
 	h->open++;
 	h->ctr.conns_total++;
@@ -654,8 +663,7 @@ static void conn_timer_fired(struct core *c, struct timer *t)
 	if (hc->undone == 0 && hc->nexchanges == 0 &&
 	    c->now_ms >= hc->last_rx_ms + cfg->idle_timeout_ms) {
 		h->ctr.timeouts_idle++;
-		h->nb->close(c, hc->nc, hc->rs == RS_HEAD && !hc->head_started_ms ? NET_CLOSE_GRACEFUL
-										   : NET_CLOSE_ABORT);
+		h->nb->close(c, hc->nc, has_partial(hc) ? NET_CLOSE_ABORT : NET_CLOSE_GRACEFUL);
 		return;
 	}
 	conn_timer_update(c, hc);
@@ -721,7 +729,7 @@ void http_drain(struct core *c)
 		if (hc->draining || !hc->nc)
 			continue;
 		hc->draining = 1;
-		if (hc->nexchanges == 0 && hc->rs == RS_HEAD && !hc->head_started_ms) {
+		if (hc->nexchanges == 0 && hc->rs == RS_HEAD && !has_partial(hc)) {
 			hc->rs = RS_STOPPED;
 			h->nb->close(c, hc->nc, NET_CLOSE_GRACEFUL);
 		} else if (hc->rs == RS_HEAD) {

@@ -2,6 +2,7 @@
  * smuggling (RFC 9112 sections 2.2, 5, 6.1, 6.3, 7.1): bare CR or LF, obs-fold, a space
  * before the colon, conflicting lengths, and unknown codings are refused, never guessed. */
 #include "http_parse.h"
+#include "hex.h"
 
 #include <string.h>
 #include <strings.h>
@@ -282,17 +283,6 @@ enum {
 	CH_TRAILER_START, CH_TRAILER_LINE, CH_TRAILER_LF, CH_END_LF, CH_DONE
 };
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int http_chunked_decode(struct http_chunked *d, char *buf, size_t len, size_t *src, size_t *dst,
 			uint64_t max_body, size_t max_trailer)
 {
@@ -302,7 +292,7 @@ int http_chunked_decode(struct http_chunked *d, char *buf, size_t len, size_t *s
 		char ch = buf[s];
 		switch (d->state) {
 		case CH_SIZE: {
-			int v = hexval(ch);
+			int v = hex_digit(ch);
 			if (v >= 0) {
 				if (d->size_digits == 15)
 					return -400; /* a chunk over 2^60 bytes is an attack */

@@ -8,6 +8,7 @@
 #include "obj.h"
 #include "base_assert.h"
 #include "core.h"
+#include "hex.h"
 #include "http.h"
 #include "log.h"
 #include "siphash.h"
@@ -266,14 +267,6 @@ static void on_request_msg(struct core *c, struct core_msg *m)
 
 /* ---- routing on the connection's core ---- */
 
-static int unhex(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	ch |= 0x20;
-	return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-}
-
 /* Percent-decodes a path segment into out; returns its length or -1. */
 static long decode_segment(const char *s, size_t n, char *out, size_t cap)
 {
@@ -283,7 +276,7 @@ static long decode_segment(const char *s, size_t n, char *out, size_t cap)
 		if (ch == '%') {
 			if (i + 2 >= n)
 				return -1;
-			int hi = unhex(s[i + 1]), lo = unhex(s[i + 2]);
+			int hi = hex_digit(s[i + 1]), lo = hex_digit(s[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			ch = (char)(hi << 4 | lo);

@@ -187,6 +187,16 @@ def test_header_timeout(durod_factory):
     s.close()
 
 
+def test_silent_connection_gets_header_timeout(durod_factory):
+    d = durod_factory(config={"limits": {"header_timeout_ms": 400, "idle_timeout_ms": 60000}})
+    s = d.connect()
+    t0 = time.time()
+    out = recv_all(s, timeout=5)  # never sends a byte
+    assert status_of(out) == 408
+    assert time.time() - t0 < 2.5
+    s.close()
+
+
 def test_idle_keepalive_timeout(durod_factory):
     d = durod_factory(config={"limits": {"idle_timeout_ms": 300}})
     s = d.connect()

@@ -5,6 +5,7 @@ Scenarios, each repeated --runs times, interleaved so drift hits every scenario 
   hot-1c    durod --cores 1 (CPU 0), durobench on CPU 1: POST /counter/hot, 64 connections
   names-1c  the same over 10,000 names
   hot-2c    durod --cores 2 (CPUs 0-1), durobench unpinned (it shares the two CPUs)
+durod runs with idle_spin_us 0 so that its CPU time (from /proc) is work, not polling.
   names-2c  the same over 10,000 names
 """
 import argparse
@@ -40,21 +41,38 @@ def wait_port(port, timeout=10):
     raise RuntimeError("port %d never opened" % port)
 
 
+def cpu_seconds(pid):
+    """utime + stime of every thread of pid, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_durod(cores, names, seconds, conns):
     port = free_port()
     data = tempfile.mkdtemp(prefix="durobench-")
+    # Reactors sleep as soon as they are idle, so their CPU time is work, not polling:
+    # that makes server CPU per request a fair figure when the client shares the CPUs.
+    cfg = os.path.join(data, "bench.json")
+    with open(cfg, "w") as f:
+        json.dump({"idle_spin_us": 0}, f)
     proc = subprocess.Popen([DUROD, "--cores", str(cores), "--listen", "127.0.0.1:%d" % port,
-                             "--data-dir", data, "--log-level", "warn"])
+                             "--data-dir", os.path.join(data, "d"), "--config", cfg, "--log-level", "warn"])
     try:
         wait_port(port)
         cmd = [BENCH, "--port", str(port), "--conns", str(conns), "--names", str(names),
-               "--duration", str(seconds), "--warmup", "1"]
+               "--duration", str(seconds)]
         if cores == 1:
             cmd = ["taskset", "-c", "1"] + cmd
+        cmd += ["--warmup", "0"]
+        cpu0 = cpu_seconds(proc.pid)
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
+        cpu1 = cpu_seconds(proc.pid)
         if out.returncode:
             raise RuntimeError("durobench failed: " + out.stderr)
-        return json.loads(out.stdout)
+        res = json.loads(out.stdout)
+        res["server_cpu_us_per_req"] = (cpu1 - cpu0) * 1e6 / max(res["requests"], 1)
+        return res
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
@@ -106,11 +124,13 @@ def main():
         print("run %d: " % (r + 1) + ", ".join("%s %.0f/s" % (k, v[-1]["rps"]) for k, v in results.items()),
               flush=True)
     print()
-    print("%-9s %12s %10s %10s" % ("scenario", "median req/s", "p50 µs", "p99 µs"))
+    print("%-9s %12s %10s %10s %14s" % ("scenario", "median req/s", "p50 µs", "p99 µs", "server CPU µs/req"))
     for k, v in results.items():
-        print("%-9s %12.0f %10.0f %10.0f" % (k, statistics.median(x["rps"] for x in v),
-                                            statistics.median(x["p50_us"] for x in v),
-                                            statistics.median(x["p99_us"] for x in v)))
+        cpu = statistics.median(x.get("server_cpu_us_per_req", 0) for x in v)
+        print("%-9s %12.0f %10.0f %10.0f %14s" % (k, statistics.median(x["rps"] for x in v),
+                                                 statistics.median(x["p50_us"] for x in v),
+                                                 statistics.median(x["p99_us"] for x in v),
+                                                 "%.2f" % cpu if cpu else "-"))
     print()
     print("hot-1c / redis, same run: median %.2fx (runs: %s)" %
           (statistics.median(ratios), ", ".join("%.2f" % x for x in ratios)))
@@ -118,6 +138,9 @@ def main():
     print("hot-2c / hot-1c, same run: median %.2fx" % statistics.median(two))
     two_n = [results["names-2c"][i]["rps"] / results["names-1c"][i]["rps"] for i in range(a.runs)]
     print("names-2c / names-1c, same run: median %.2fx" % statistics.median(two_n))
+    for sc in ("names-1c", "names-2c"):
+        cpu = statistics.median(x["server_cpu_us_per_req"] for x in results[sc])
+        print("%s: server CPU %.2f µs per request, i.e. %.0f req/s per fully used core" % (sc, cpu, 1e6 / cpu))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -304,6 +304,28 @@ static int parse_limits(struct ctx *x, struct duro_config *cfg, json_t *o)
 
 static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t errlen);
 
+static int parse_storage(struct ctx *x, struct duro_config *cfg, json_t *o)
+{
+	static const char *const keys[] = { "max_key_bytes", "max_value_bytes", "max_object_bytes",
+					    "cache_bytes_per_core", "block_cache_bytes",
+					    "write_buffer_bytes", "blob_min_bytes", "log_rotate_bytes", NULL };
+	if (!json_is_object(o))
+		return fail(x, "storage", "want an object, got %s", type_name(o));
+	if (only_keys(x, "storage", o, keys) < 0)
+		return -EINVAL;
+	struct obj_storage_limits *l = &cfg->obj.limits;
+	struct store_config *s = &cfg->obj.store;
+	GET_UINT(x, "storage", o, "max_key_bytes", 1, DURO_MAX_KEY, l->max_key);
+	GET_UINT(x, "storage", o, "max_value_bytes", 1, 128u << 20, l->max_value);
+	GET_UINT(x, "storage", o, "max_object_bytes", 1, 1ull << 50, l->max_object_bytes);
+	GET_UINT(x, "storage", o, "cache_bytes_per_core", 0, 1ull << 40, l->cache_bytes_per_core);
+	GET_UINT(x, "storage", o, "block_cache_bytes", 1 << 20, 1ull << 40, s->block_cache_bytes);
+	GET_UINT(x, "storage", o, "write_buffer_bytes", 1 << 20, 1ull << 32, s->write_buffer_bytes);
+	GET_UINT(x, "storage", o, "blob_min_bytes", 0, 1ull << 32, s->blob_min_bytes);
+	GET_UINT(x, "storage", o, "log_rotate_bytes", 1 << 16, 1ull << 40, s->log_rotate_bytes);
+	return 0;
+}
+
 int config_load(struct duro_config *cfg, const char *path, char *err, size_t errlen)
 {
 	json_error_t jerr;
@@ -335,7 +357,7 @@ static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t
 	static const char *const keys[] = { "$schema", "name", "cores", "backend", "data_dir",
 					    "listeners", "durable_objects", "routes", "limits",
 					    "objects", "shutdown_timeout_ms", "log_level",
-					    "idle_spin_us", "uring", NULL };
+					    "idle_spin_us", "uring", "storage", NULL };
 	if (!json_is_object(root)) {
 		fail(&x, "(top level)", "want an object, got %s", type_name(root));
 		goto out;
@@ -381,6 +403,8 @@ static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t
 		default_routes(cfg);
 	}
 	if ((v = json_object_get(root, "limits")) && parse_limits(&x, cfg, v) < 0)
+		goto out;
+	if ((v = json_object_get(root, "storage")) && parse_storage(&x, cfg, v) < 0)
 		goto out;
 	if ((v = json_object_get(root, "uring"))) {
 		static const char *const ukeys[] = { "buffer_ring", NULL };
@@ -435,6 +459,11 @@ void config_defaults(struct duro_config *cfg)
 					  .header_timeout_ms = 10000, .idle_timeout_ms = 60000,
 					  .max_pipeline = 32, .shutdown_timeout_ms = 5000 };
 	snprintf(cfg->obj.data_dir, sizeof(cfg->obj.data_dir), "./duro-data");
+	store_config_defaults(&cfg->obj.store, cfg->obj.data_dir);
+	cfg->obj.limits.max_key = 2048;
+	cfg->obj.limits.max_value = 128u << 20;
+	cfg->obj.limits.max_object_bytes = 50ull * 1000 * 1000 * 1000;
+	cfg->obj.limits.cache_bytes_per_core = 64u << 20;
 	cfg->obj.evict_idle_ms = 30000;
 	cfg->obj.nbindings = 2;
 	snprintf(cfg->obj.bindings[0].name, OBJ_NAME_MAX, "COUNTER");

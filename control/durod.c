@@ -105,7 +105,8 @@ static void ctl_hook(struct core *c)
 		cc->draining = 1;
 		http_drain(c);
 	}
-	if (!cc->drained && http_open_conns(c) == 0) {
+	/* Drained: no connection left and no commit still on its way to disk. */
+	if (!cc->drained && http_open_conns(c) == 0 && obj_idle(c)) {
 		cc->drained = 1;
 		atomic_fetch_add(&d->drained, 1);
 	}
@@ -258,6 +259,7 @@ int main(int argc, char **argv)
 	}
 	if (data_dir)
 		snprintf(cfg->obj.data_dir, sizeof(cfg->obj.data_dir), "%s", data_dir);
+	snprintf(cfg->obj.store.dir, sizeof(cfg->obj.store.dir), "%s", cfg->obj.data_dir);
 	if (cores)
 		cfg->cores = cores;
 	if (level && log_parse_level(level, &cfg->log_level) < 0) {

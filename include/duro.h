@@ -80,6 +80,60 @@ int duro_res_body(struct duro_response *res, const void *data, size_t len);
 /* Sets status, Content-Type text/plain and the body to `text` plus a newline. */
 int duro_res_text(struct duro_response *res, int status, const char *text);
 
+/* ---- storage (Cloudflare's ctx.storage) ----
+ * Keys are byte strings of up to 2 KiB (the empty key included), values byte strings of up
+ * to 128 MiB; an object holds at most 50 GB (all configurable: storage.max_*). Everything
+ * an event writes commits atomically when its callback returns 0 and is rolled back when
+ * it fails. Reads see the event's own writes at once. Nothing the object sends (its
+ * response) leaves before the writes before it are durable: the output gate. */
+#define DURO_MAX_KEY 2048
+#define DURO_MAX_BATCH 128
+
+struct duro_kv {
+	struct duro_str key;
+	struct duro_str value;
+};
+
+/* Returns 1 with *value set (valid until the callback returns), 0 when absent; errors:
+ * -EINVAL key too long, -EIO storage failure, -ENOMEM. */
+int duro_get(struct duro_object *obj, const void *key, size_t klen, struct duro_str *value);
+/* Up to 128 keys; values[i].ptr is NULL for an absent key. Returns how many were found,
+ * or -E2BIG (over 128 keys) or an error of duro_get. */
+int duro_get_many(struct duro_object *obj, const struct duro_str *keys, size_t n,
+		  struct duro_str *values);
+/* Returns 0; -EINVAL key too long, -EFBIG value too large, -ENOSPC the object would pass
+ * its size limit, -EIO, -ENOMEM. Values are copied. */
+int duro_put(struct duro_object *obj, const void *key, size_t klen, const void *value, size_t vlen);
+/* Up to 128 entries, all or none. */
+int duro_put_many(struct duro_object *obj, const struct duro_kv *entries, size_t n);
+/* Returns 1 when the key existed, 0 when not, or an error. */
+int duro_delete(struct duro_object *obj, const void *key, size_t klen);
+/* Up to 128 keys; returns how many existed, or an error. */
+int duro_delete_many(struct duro_object *obj, const struct duro_str *keys, size_t n);
+
+/* list(): keys in byte order within [start, end), or after start_after, or with a prefix;
+ * reverse, and at most limit entries (0: no limit). Unused bounds have ptr NULL. */
+struct duro_list_options {
+	struct duro_str start, start_after, end, prefix;
+	int reverse;
+	size_t limit;
+};
+/* Called per entry in order; views valid during the call; non-zero stops the listing. */
+typedef int duro_list_fn(void *arg, struct duro_str key, struct duro_str value);
+/* Returns how many entries were passed to fn, or -EINVAL, -EIO, -ENOMEM. */
+int duro_list(struct duro_object *obj, const struct duro_list_options *opt, duro_list_fn *fn,
+	      void *arg);
+/* deleteAll(): every key of the object (its alarm too, once alarms exist). Returns 0. */
+int duro_delete_all(struct duro_object *obj);
+
+/* An explicit transaction inside an event: writes after begin are undone by rollback and
+ * kept by commit; they still become durable with the event. Nesting is allowed.
+ * begin returns 0 or -ENOSPC (over 16 deep); commit and rollback return 0 or -EINVAL
+ * without a matching begin. */
+int duro_txn_begin(struct duro_object *obj);
+int duro_txn_commit(struct duro_object *obj);
+int duro_txn_rollback(struct duro_object *obj);
+
 /* ---- classes ---- */
 
 struct duro_class {

@@ -4,6 +4,7 @@
 
 #include "duro.h"
 #include "limits.h"
+#include "store.h"
 
 #include <stdint.h>
 
@@ -34,6 +35,12 @@ struct obj_config {
 	unsigned nroutes;
 	unsigned evict_idle_ms; /* an object idle this long is unloaded; default 30 s */
 	char data_dir[512];
+	struct store_config store;
+	struct obj_storage_limits {
+		size_t max_key, max_value;     /* bytes; defaults 2 KiB and 128 MiB */
+		uint64_t max_object_bytes;     /* default 50 GB */
+		size_t cache_bytes_per_core;   /* per-object read caches; default 64 MiB */
+	} limits;
 };
 
 /* A namespace: a binding resolved to its class, with its secret. Read-only once serving. */
@@ -43,6 +50,16 @@ struct duro_namespace {
 	const struct duro_class *cls;
 	uint8_t name_key[16]; /* keys the hash of names into ID bodies */
 	uint8_t mac_key[16];  /* keys the MAC that binds an ID to this namespace */
+};
+
+struct obj_commit_counters {
+	uint64_t commits;      /* transactions that wrote */
+	uint64_t batches;      /* commit-log records written */
+	uint64_t batched_txns; /* transactions in those records: /batches = commits per sync */
+	uint64_t syncs;        /* fdatasyncs that succeeded */
+	uint64_t failures;     /* failed commits */
+	uint64_t gated;        /* responses held behind the output gate */
+	uint64_t apply_retries;
 };
 
 struct obj_counters {

@@ -25,6 +25,9 @@ void obj_core_fini(struct core *c);
 void obj_handle_http(struct core *c, struct http_exchange *ex);
 
 const struct obj_counters *obj_counters(struct core *c);
+const struct obj_commit_counters *obj_commit_counters(struct core *c);
+/* True when this core has no commit open, in flight or unapplied (for shutdown). */
+int obj_idle(struct core *c);
 
 /* Reads <data_dir>/namespaces/<class>.secret, creating it durably (0600) on first use.
  * Returns 0 or a negative errno, with a log line. */

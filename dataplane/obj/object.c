@@ -6,6 +6,7 @@
  * http_respond sends it back. The object never outlives its core; the exchange never
  * leaves its owner's pool. */
 #include "obj.h"
+#include "obj_int.h"
 #include "base_assert.h"
 #include "core.h"
 #include "hex.h"
@@ -28,26 +29,11 @@ static struct {
 	struct duro_namespace ns[DURO_MAX_BINDINGS];
 	unsigned nns;
 	struct slotmap map;
+	struct store *store;
 } rt;
 
-struct object {
-	struct duro_id id;
-	const struct duro_namespace *ns;
-	struct object *hnext;      /* hash chain */
-	struct list_node lru;      /* oldest first */
-	uint64_t last_used_ms;
-	uint8_t running;           /* a callback is on the stack: events must not nest */
-	_Alignas(16) unsigned char state[];
-};
-
-struct obj_core {
-	struct object **buckets;
-	size_t nbuckets; /* power of two */
-	size_t count;
-	struct list_node lru;
-	struct timer evict_timer;
-	struct obj_counters ctr;
-};
+struct store *obj_store(void) { return rt.store; }
+const struct obj_storage_limits *obj_limits(void) { return &rt.cfg->limits; }
 
 /* What routing leaves in the exchange's scratch area for the owner core. */
 struct route_result {
@@ -81,10 +67,24 @@ int obj_runtime_init(const struct obj_config *cfg, unsigned ncores)
 		rt.nns++;
 	}
 	slotmap_build(&rt.map, ncores);
-	return 0;
+	/* One column family per bound class (a class bound twice shares it). */
+	const char *classes[DURO_MAX_BINDINGS];
+	unsigned nclasses = 0;
+	for (unsigned i = 0; i < rt.nns; i++) {
+		unsigned k = 0;
+		while (k < nclasses && strcmp(classes[k], rt.ns[i].cls->name))
+			k++;
+		if (k == nclasses)
+			classes[nclasses++] = rt.ns[i].cls->name;
+	}
+	return store_open(&cfg->store, classes, nclasses, &rt.store);
 }
 
-void obj_runtime_fini(void) { memset(&rt, 0, sizeof(rt)); }
+void obj_runtime_fini(void)
+{
+	store_close(rt.store);
+	memset(&rt, 0, sizeof(rt));
+}
 
 const struct duro_namespace *duro_namespace(const char *binding)
 {
@@ -164,6 +164,7 @@ static void object_unload(struct core *c, struct object *obj)
 		obj->ns->cls->on_unload((struct duro_object *)obj);
 		obj->running = 0;
 	}
+	kv_free_all(c, obj);
 	table_remove(oc, obj);
 	list_del(&obj->lru);
 	oc->ctr.evictions++;
@@ -190,13 +191,18 @@ static struct object *object_activate(struct core *c, const struct duro_namespac
 	}
 	obj->id = *id;
 	obj->ns = ns;
+	obj->core = c;
 	obj->last_used_ms = c->now_ms;
 	if (ns->cls->on_load) {
+		/* on_load may read storage but its writes are not kept: it runs outside events. */
 		obj->running = 1;
+		kv_event_begin(c, obj);
 		int r = ns->cls->on_load((struct duro_object *)obj);
+		kv_event_end(c, obj, 0);
 		obj->running = 0;
 		if (r != 0) {
 			oc->ctr.load_failures++;
+			kv_free_all(c, obj);
 			free(obj);
 			*err = -EIO;
 			return NULL;
@@ -216,12 +222,15 @@ static void evict_scan(struct core *c, struct timer *t)
 {
 	struct obj_core *oc = c->obj;
 	uint64_t idle = rt.cfg->evict_idle_ms;
-	while (!list_empty(&oc->lru)) {
-		struct object *obj = LIST_CONTAINER(oc->lru.next, struct object, lru);
+	for (struct list_node *n = oc->lru.next, *next; n != &oc->lru; n = next) {
+		next = n->next;
+		struct object *obj = LIST_CONTAINER(n, struct object, lru);
 		if (obj->last_used_ms + idle > c->now_ms)
 			break;
-		object_unload(c, obj);
+		if (!kv_dirty(c, obj)) /* writes not yet in RocksDB keep it in memory */
+			object_unload(c, obj);
 	}
+	kv_trim_cache(c);
 	timer_arm(c, t, c->now_ms + EVICT_SCAN_MS, evict_scan);
 }
 
@@ -248,16 +257,35 @@ static void run_request(struct core *c, struct http_exchange *ex)
 	list_add_tail(&oc->lru, &obj->lru);
 	http_resp_status(ex, 200);
 	obj->running = 1;
+	kv_event_begin(c, obj);
 	int r = ns->cls->on_request((struct duro_object *)obj, (const struct duro_request *)ex,
 				    (struct duro_response *)ex);
+	int wrote = kv_event_end(c, obj, r == 0);
 	obj->running = 0;
-	if (r != 0) {
+	if (r != 0 || wrote < 0) {
 		oc->ctr.handler_failures++;
-		log_warn("class %s: on_request failed (%d)", ns->cls->name, r);
-		http_respond_error(c, ex, 500, "the object's handler failed");
-		return;
+		if (r != 0)
+			log_warn("class %s: on_request failed (%d): its writes are rolled back",
+				 ns->cls->name, r);
+		http_resp_reset(ex);
+		http_resp_status(ex, 500);
+		http_resp_header(ex, "Content-Type", 12, "text/plain; charset=utf-8", 25);
+		http_resp_body(ex, "the object's handler failed\n", 28);
 	}
-	http_respond(c, ex);
+	if (c->obj->cache_bytes > 2 * obj_limits()->cache_bytes_per_core)
+		kv_trim_cache(c);
+	/* The output gate: nothing leaves before the object's writes so far are durable. */
+	if (obj->kv.pending_seq > commit_durable_seq(c))
+		commit_gate(c, ex, obj->kv.pending_seq);
+	else
+		http_respond(c, ex);
+}
+
+void obj_reset(struct core *c, struct object *obj)
+{
+	log_warn("class %s: object reset after a failed commit", obj->ns->cls->name);
+	obj->kv.pending_seq = 0;
+	object_unload(c, obj);
 }
 
 static void on_request_msg(struct core *c, struct core_msg *m)
@@ -392,7 +420,7 @@ int obj_core_init(struct core *c)
 	list_init(&oc->lru);
 	core_set_msg_handler(c, MSG_OBJ_REQUEST, on_request_msg);
 	timer_arm(c, &oc->evict_timer, c->now_ms + EVICT_SCAN_MS, evict_scan);
-	return 0;
+	return commit_core_init(c);
 }
 
 void obj_core_fini(struct core *c)
@@ -402,6 +430,7 @@ void obj_core_fini(struct core *c)
 		return;
 	while (!list_empty(&oc->lru))
 		object_unload(c, LIST_CONTAINER(oc->lru.next, struct object, lru));
+	commit_core_fini(c);
 	timer_cancel(&oc->evict_timer);
 	free(oc->buckets);
 	free(oc);

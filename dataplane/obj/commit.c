@@ -1,0 +1,283 @@
+/* Per-core group commit and the output gate. Every event's writes join the core's open
+ * batch; at the end of a loop turn, if no commit is in flight, the open batch is framed as
+ * a commit-log record and written with one writev linked to one fdatasync on the core's
+ * io_uring. While that sync runs, the next turns fill the next batch. When it completes,
+ * the batch is applied to RocksDB and the responses held behind it are released.
+ *
+ *   events --> [open batch] --turn end--> [in flight: writev -> fdatasync] --> apply, release
+ *
+ * A failed commit fails its batch and the open one (whose writes may build on it): their
+ * responses become 500 (507 when the disk is full), their objects are reset. */
+#include "obj_int.h"
+#include "base_assert.h"
+#include "core.h"
+#include "http.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct commit_op {
+	uint8_t which; /* 0 write, 1 sync */
+} __attribute__((aligned(8)));
+
+struct commit_batch {
+	struct commit_op op[2];
+	struct store_batch *b;
+	uint64_t seq;
+	unsigned txns;
+	struct http_exchange *gated_head, *gated_tail; /* linked through msg.next */
+	long res[2];
+	unsigned ncqe;
+	struct iovec iov[2];
+	struct commit_batch *next; /* durable, waiting to be applied */
+};
+
+struct commit_core {
+	struct store_log *log;
+	struct commit_batch *open, *inflight, *spare;
+	struct commit_batch *unapplied_head, *unapplied_tail;
+	uint64_t next_seq, durable_seq, applied_seq;
+	struct obj_commit_counters ctr;
+};
+
+static struct commit_batch *batch_get(struct commit_core *cc)
+{
+	struct commit_batch *cb = cc->spare;
+	if (cb) {
+		cc->spare = NULL;
+	} else {
+		cb = calloc(1, sizeof(*cb));
+		if (!cb)
+			return NULL;
+		cb->b = store_batch_new();
+		cb->op[1].which = 1;
+	}
+	cb->seq = ++cc->next_seq;
+	cb->txns = 0;
+	cb->gated_head = cb->gated_tail = NULL;
+	cb->ncqe = 0;
+	cb->next = NULL;
+	return cb;
+}
+
+static void batch_put(struct commit_core *cc, struct commit_batch *cb)
+{
+	store_batch_clear(cb->b);
+	if (!cc->spare) {
+		cc->spare = cb;
+		return;
+	}
+	store_batch_free(cb->b);
+	free(cb);
+}
+
+struct store_batch *commit_open_batch(struct core *c, uint64_t *seq)
+{
+	struct commit_core *cc = c->obj->commit;
+	if (!cc->open && !(cc->open = batch_get(cc)))
+		return NULL;
+	cc->open->txns++;
+	cc->ctr.commits++;
+	*seq = cc->open->seq;
+	return cc->open->b;
+}
+
+uint64_t commit_applied_seq(struct core *c) { return c->obj->commit->applied_seq; }
+uint64_t commit_durable_seq(struct core *c) { return c->obj->commit->durable_seq; }
+
+void commit_gate(struct core *c, struct http_exchange *ex, uint64_t seq)
+{
+	struct commit_core *cc = c->obj->commit;
+	if (seq <= cc->durable_seq) {
+		http_respond(c, ex);
+		return;
+	}
+	struct commit_batch *cb = cc->open && cc->open->seq == seq ? cc->open
+				 : cc->inflight && cc->inflight->seq == seq ? cc->inflight : NULL;
+	if (!cb) /* an older batch than both: they complete in order, so wait for the newest */
+		cb = cc->inflight ? cc->inflight : cc->open;
+	DURO_ASSERT(cb);
+	ex->msg.next = NULL;
+	if (cb->gated_tail)
+		cb->gated_tail->msg.next = &ex->msg;
+	else
+		cb->gated_head = ex;
+	cb->gated_tail = ex;
+	cc->ctr.gated++;
+}
+
+static void release(struct core *c, struct commit_batch *cb, int err)
+{
+	struct http_exchange *ex = cb->gated_head;
+	cb->gated_head = cb->gated_tail = NULL;
+	while (ex) {
+		struct http_exchange *next = (struct http_exchange *)ex->msg.next;
+		if (err == 0)
+			http_respond(c, ex);
+		else if (err == -ENOSPC)
+			http_respond_error(c, ex, 507, "storage full: the write was not saved");
+		else
+			http_respond_error(c, ex, 500, "storage failure: the write was not saved");
+		ex = next;
+	}
+}
+
+static void apply_pending(struct core *c)
+{
+	struct commit_core *cc = c->obj->commit;
+	while (cc->unapplied_head) {
+		struct commit_batch *cb = cc->unapplied_head;
+		if (store_apply(obj_store(), cb->b) < 0) {
+			cc->ctr.apply_retries++;
+			return; /* durable in the log; reads are served from the caches meanwhile */
+		}
+		cc->applied_seq = cb->seq;
+		cc->unapplied_head = cb->next;
+		if (!cc->unapplied_head)
+			cc->unapplied_tail = NULL;
+		batch_put(cc, cb);
+	}
+}
+
+static void fail_batch(struct core *c, struct commit_batch *cb, int err)
+{
+	release(c, cb, err);
+	cb->txns = 0;
+}
+
+static void commit_done(struct core *c, struct commit_batch *cb)
+{
+	struct commit_core *cc = c->obj->commit;
+	DURO_ASSERT(cc->inflight == cb);
+	cc->inflight = NULL;
+	int r = store_log_done(cc->log, cb->res[0], cb->res[1]);
+	if (r == 0) {
+		cc->durable_seq = cb->seq;
+		cc->ctr.syncs++;
+		release(c, cb, 0);
+		if (cc->unapplied_tail)
+			cc->unapplied_tail->next = cb;
+		else
+			cc->unapplied_head = cb;
+		cc->unapplied_tail = cb;
+		apply_pending(c);
+		return;
+	}
+	/* The record is cut off the log: neither it nor the open batch built after it will
+	 * ever be durable. Everyone waiting hears so; their objects start over from storage. */
+	cc->ctr.failures++;
+	log_error("core %u: commit of %u transactions failed (%s): answering %d, resetting their objects",
+		  c->index, cb->txns, strerror(-r), r == -ENOSPC ? 507 : 500);
+	uint64_t failed_from = cb->seq;
+	fail_batch(c, cb, r);
+	batch_put(cc, cb);
+	if (cc->open) {
+		fail_batch(c, cc->open, r);
+		batch_put(cc, cc->open);
+		cc->open = NULL;
+	}
+	/* Sequence numbers of failed batches never become durable: skip past them. */
+	cc->durable_seq = cc->next_seq;
+	struct obj_core *oc = c->obj;
+	for (struct list_node *n = oc->lru.next, *next; n != &oc->lru; n = next) {
+		next = n->next;
+		struct object *obj = LIST_CONTAINER(n, struct object, lru);
+		if (obj->kv.pending_seq >= failed_from)
+			obj_reset(c, obj);
+	}
+	/* Nothing of the failed batches is in RocksDB: treat them as applied (as nothing). */
+	if (!cc->unapplied_head)
+		cc->applied_seq = cc->next_seq;
+}
+
+static void commit_cqe(struct core *c, void *ptr, struct io_uring_cqe *cqe)
+{
+	struct commit_op *op = ptr;
+	struct commit_batch *cb = LIST_CONTAINER(op - op->which, struct commit_batch, op);
+	core_did_work(c);
+	cb->res[op->which] = cqe->res;
+	if (++cb->ncqe == 2)
+		commit_done(c, cb);
+}
+
+/* End of a loop turn: send the open batch to disk unless one is already on its way. */
+static void commit_hook(struct core *c)
+{
+	struct commit_core *cc = c->obj->commit;
+	if (cc->unapplied_head)
+		apply_pending(c);
+	if (cc->inflight || !cc->open || cc->open->txns == 0)
+		return;
+	struct commit_batch *cb = cc->open;
+	cc->open = NULL;
+	cc->inflight = cb;
+	int fd;
+	uint64_t off;
+	store_log_prepare(cc->log, cb->b, cb->iov, &fd, &off);
+	struct io_uring_sqe *w = core_sqe(c);
+	io_uring_prep_writev(w, fd, cb->iov, 2, off);
+	io_uring_sqe_set_data64(w, core_tag(&cb->op[0], CQE_STORE));
+	w->flags |= IOSQE_IO_LINK; /* the sync runs only after the write succeeded */
+	struct io_uring_sqe *s = core_sqe(c);
+	io_uring_prep_fsync(s, fd, IORING_FSYNC_DATASYNC);
+	io_uring_sqe_set_data64(s, core_tag(&cb->op[1], CQE_STORE));
+	cc->ctr.batches++;
+	cc->ctr.batched_txns += cb->txns;
+}
+
+int commit_core_init(struct core *c)
+{
+	struct commit_core *cc = calloc(1, sizeof(*cc));
+	if (!cc)
+		return -ENOMEM;
+	c->obj->commit = cc;
+	int r = store_log_open(obj_store(), c->index, &cc->log);
+	if (r < 0)
+		return r;
+	const char *every = getenv("DURO_FAULT_SYNC_EVERY");
+	if (every && atoi(every) > 0) {
+		log_warn("core %u: fault injection: every %d-th commit sync fails", c->index, atoi(every));
+		store_log_inject_sync_failures(cc->log, (unsigned)atoi(every));
+	}
+	core_set_cqe_handler(c, CQE_STORE, commit_cqe);
+	core_add_hook(c, commit_hook);
+	return 0;
+}
+
+int obj_idle(struct core *c) { return commit_idle(c); }
+
+int commit_idle(struct core *c)
+{
+	struct commit_core *cc = c->obj->commit;
+	return !cc || (!cc->inflight && (!cc->open || cc->open->txns == 0) && !cc->unapplied_head);
+}
+
+void commit_core_fini(struct core *c)
+{
+	struct commit_core *cc = c->obj ? c->obj->commit : NULL;
+	if (!cc)
+		return;
+	if (cc->unapplied_head)
+		apply_pending(c);
+	store_log_close(cc->log);
+	struct commit_batch *bs[] = { cc->open, cc->inflight, cc->spare };
+	for (unsigned i = 0; i < 3; i++)
+		if (bs[i]) {
+			store_batch_free(bs[i]->b);
+			free(bs[i]);
+		}
+	for (struct commit_batch *cb = cc->unapplied_head, *next; cb; cb = next) {
+		next = cb->next;
+		store_batch_free(cb->b);
+		free(cb);
+	}
+	free(cc);
+	c->obj->commit = NULL;
+}
+
+const struct obj_commit_counters *obj_commit_counters(struct core *c)
+{
+	return &c->obj->commit->ctr;
+}

@@ -1,0 +1,100 @@
+/* Internals of the object runtime shared by object.c (lifecycle, routing), kv.c (storage
+ * API, caches, transactions) and commit.c (group commit, output gate). */
+#ifndef DURO_OBJ_OBJ_INT_H
+#define DURO_OBJ_OBJ_INT_H
+
+#include "http-t.h"
+#include "list.h"
+#include "obj-t.h"
+#include "store.h"
+#include "timer.h"
+
+#define KV_TXN_SEQ UINT64_MAX /* written by the event still running */
+#define KV_MAX_SAVEPOINTS 16
+
+/* One cached key of an object: a clean copy of what RocksDB holds (seq 0 or already
+ * applied), or a write not yet applied (seq of its batch, or KV_TXN_SEQ). */
+struct kv_entry {
+	struct kv_entry *hnext;
+	struct kv_entry *undo; /* during an event: the entry this one replaced */
+	uint64_t seq;
+	uint32_t klen, vlen;
+	uint8_t present; /* 0: deleted or known absent */
+	char data[];     /* key, then value */
+};
+
+struct kv_stats {
+	uint64_t bytes, keys;
+};
+
+struct obj_kv {
+	struct kv_entry **buckets;
+	uint32_t nbuckets, count;
+	size_t bytes;
+	struct kv_entry **txn; /* entries written by the running event, in order */
+	uint32_t ntxn, txn_cap;
+	uint32_t savepoint[KV_MAX_SAVEPOINTS];
+	struct kv_stats savepoint_stats[KV_MAX_SAVEPOINTS];
+	uint8_t savepoint_wiped[KV_MAX_SAVEPOINTS];
+	unsigned nsavepoints;
+	struct kv_stats stats, stats_at_event; /* stored size and key count */
+	int stats_loaded;
+	uint64_t wiped_seq; /* delete_all not yet applied: RocksDB's keys do not count */
+	uint8_t wiped_in_txn, wiped_at_event;
+	uint64_t pending_seq; /* newest batch holding this object's writes */
+};
+
+struct object {
+	struct duro_id id;
+	const struct duro_namespace *ns;
+	struct object *hnext;
+	struct list_node lru;
+	uint64_t last_used_ms;
+	uint8_t running;
+	struct core *core;
+	struct obj_kv kv;
+	_Alignas(16) unsigned char state[];
+};
+
+struct commit_core;
+
+struct obj_core {
+	struct object **buckets;
+	size_t nbuckets;
+	size_t count;
+	struct list_node lru;
+	struct timer evict_timer;
+	struct commit_core *commit;
+	size_t cache_bytes; /* bytes of kv entries on this core */
+	struct obj_counters ctr;
+};
+
+/* The runtime's read-only state (object.c). */
+struct store *obj_store(void);
+const struct obj_storage_limits *obj_limits(void);
+
+/* kv.c */
+int kv_event_begin(struct core *c, struct object *obj);
+/* Ends the event: commit (ok) moves its writes into the core's open batch and returns 1
+ * when there were any; rollback undoes them and returns 0. */
+int kv_event_end(struct core *c, struct object *obj, int ok);
+void kv_free_all(struct core *c, struct object *obj);
+/* Drops clean cached entries of objects, oldest first, until under the core's budget. */
+void kv_trim_cache(struct core *c);
+int kv_dirty(struct core *c, const struct object *obj);
+
+/* commit.c */
+int commit_core_init(struct core *c);
+void commit_core_fini(struct core *c);
+/* The open batch (created on demand) and its sequence number; NULL when out of memory. */
+struct store_batch *commit_open_batch(struct core *c, uint64_t *seq);
+/* Sends the response now, or holds it until batch `seq` is durable. */
+void commit_gate(struct core *c, struct http_exchange *ex, uint64_t seq);
+uint64_t commit_applied_seq(struct core *c);
+uint64_t commit_durable_seq(struct core *c);
+/* No commit in flight, open or waiting to be applied. */
+int commit_idle(struct core *c);
+/* Resets an object whose writes were lost in a failed commit (object.c). */
+void obj_reset(struct core *c, struct object *obj);
+
+#endif

@@ -1,0 +1,364 @@
+/* Per-core commit logs: the write-ahead log of duro. A core appends one record per group
+ * commit and makes it durable with fdatasync on its own io_uring; only then is the batch
+ * applied to RocksDB (whose own WAL is off) and the held responses released.
+ *
+ * Why our own log rather than RocksDB's WAL with a sync thread: when an fdatasync fails,
+ * the record's bytes may still sit in the file, and RocksDB would replay them on reopen,
+ * bringing back a write that was answered with an error. Here the log is cut back to the
+ * last durable record, so a failed commit can never come back; and the completion arrives
+ * on the core's own ring with no thread hand-off.
+ *
+ *   record: | magic u32 | length u32 | crc32c u32 | reserved u32 | RocksDB batch bytes |
+ */
+#include "store_int.h"
+#include "base_assert.h"
+#include "crc32c.h"
+#include "log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define LOG_MAGIC 0x4c4f5244u /* "DROL" */
+#define LOG_HEADER 16
+
+struct store_log {
+	struct store *st;
+	unsigned core;
+	uint64_t file_seq;
+	char path[700];
+	int fd;
+	uint64_t size;    /* bytes known durable */
+	uint64_t pending; /* bytes of the record in flight */
+	uint32_t header[4];
+	unsigned inject_every;
+	uint64_t syncs_seen;
+	struct store_counters ctr;
+};
+
+static int open_log_file(struct store_log *lg)
+{
+	snprintf(lg->path, sizeof(lg->path), "%s/core%u-%010llu.log", lg->st->log_dir, lg->core,
+		 (unsigned long long)lg->file_seq);
+	lg->fd = open(lg->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (lg->fd < 0) {
+		log_error("storage: create %s: %s", lg->path, strerror(errno));
+		return -errno;
+	}
+	/* The new name must itself be durable before records in it are acknowledged. */
+	int dfd = open(lg->st->log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	lg->size = 0;
+	return 0;
+}
+
+/* Parses "core<C>-<S>.log"; returns 0 and fills core and seq. */
+static int parse_name(const char *name, unsigned *core, unsigned long long *seq)
+{
+	char tail[8];
+	return sscanf(name, "core%u-%llu%7s", core, seq, tail) == 3 && !strcmp(tail, ".log") ? 0 : -1;
+}
+
+static unsigned long long max_seq(struct store *st)
+{
+	unsigned long long best = 0;
+	DIR *d = opendir(st->log_dir);
+	if (!d)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		unsigned core;
+		unsigned long long seq;
+		if (parse_name(e->d_name, &core, &seq) == 0 && seq > best)
+			best = seq;
+	}
+	closedir(d);
+	return best;
+}
+
+int store_log_open(struct store *st, unsigned core, struct store_log **out)
+{
+	struct store_log *lg = calloc(1, sizeof(*lg));
+	if (!lg)
+		return -ENOMEM;
+	lg->st = st;
+	lg->core = core;
+	/* Sequence numbers are global so that replay orders files across restarts. */
+	lg->file_seq = max_seq(st) + 1 + core;
+	int r = open_log_file(lg);
+	if (r < 0) {
+		free(lg);
+		return r;
+	}
+	*out = lg;
+	return 0;
+}
+
+void store_log_close(struct store_log *lg)
+{
+	if (!lg)
+		return;
+	if (lg->fd >= 0)
+		close(lg->fd);
+	free(lg);
+}
+
+void store_log_prepare(struct store_log *lg, struct store_batch *b, struct iovec iov[2], int *fd,
+		       uint64_t *offset)
+{
+	size_t n;
+	const char *data = rocksdb_writebatch_data((rocksdb_writebatch_t *)b, &n);
+	DURO_ASSERT(n < UINT32_MAX && lg->pending == 0);
+	lg->header[0] = LOG_MAGIC;
+	lg->header[1] = (uint32_t)n;
+	lg->header[2] = crc32c(0, data, n);
+	lg->header[3] = 0;
+	iov[0].iov_base = lg->header;
+	iov[0].iov_len = LOG_HEADER;
+	iov[1].iov_base = (void *)data;
+	iov[1].iov_len = n;
+	*fd = lg->fd;
+	*offset = lg->size;
+	lg->pending = LOG_HEADER + n;
+}
+
+struct flush_job {
+	struct store *st;
+	char path[700];
+};
+
+/* Off the reactor: make RocksDB hold everything the old log held, then drop the log. */
+static void *flush_and_drop(void *arg)
+{
+	struct flush_job *job = arg;
+	if (store_flush_all(job->st) == 0 && unlink(job->path) < 0)
+		log_warn("storage: remove %s: %s", job->path, strerror(errno));
+	atomic_fetch_sub(&job->st->flushes_running, 1);
+	free(job);
+	return NULL;
+}
+
+static void rotate(struct store_log *lg)
+{
+	struct flush_job *job = malloc(sizeof(*job));
+	if (!job)
+		return;
+	job->st = lg->st;
+	snprintf(job->path, sizeof(job->path), "%s", lg->path);
+	int old_fd = lg->fd;
+	lg->file_seq += 64; /* stays ahead of every core's files */
+	if (open_log_file(lg) < 0) {
+		lg->fd = old_fd; /* keep appending to the old one */
+		free(job);
+		return;
+	}
+	close(old_fd);
+	lg->ctr.log_rotations++;
+	pthread_t t;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	atomic_fetch_add(&lg->st->flushes_running, 1);
+	if (pthread_create(&t, &attr, flush_and_drop, job) != 0) {
+		atomic_fetch_sub(&lg->st->flushes_running, 1);
+		free(job); /* the old log stays and is replayed at the next start: harmless */
+	}
+	pthread_attr_destroy(&attr);
+}
+
+int store_log_done(struct store_log *lg, long write_res, long sync_res)
+{
+	uint64_t want = lg->pending;
+	lg->pending = 0;
+	lg->syncs_seen++;
+	if (lg->inject_every && write_res == (long)want && sync_res == 0 &&
+	    lg->syncs_seen % lg->inject_every == 0)
+		sync_res = -EIO;
+	if (write_res == (long)want && sync_res == 0) {
+		lg->size += want;
+		lg->ctr.log_records++;
+		lg->ctr.log_bytes += want;
+		if (lg->size >= lg->st->cfg.log_rotate_bytes)
+			rotate(lg);
+		return 0;
+	}
+	int err = write_res < 0 ? (int)write_res : write_res != (long)want ? -ENOSPC
+			: sync_res < 0 && sync_res != -ECANCELED ? (int)sync_res : -EIO;
+	lg->ctr.log_failures++;
+	log_error("storage: core %u: commit log %s failed at offset %llu: %s; cutting the record off",
+		  lg->core, lg->path, (unsigned long long)lg->size, strerror(-err));
+	/* Cut back to the last durable record, so the failed one is never replayed. */
+	if (ftruncate(lg->fd, (off_t)lg->size) < 0 || fdatasync(lg->fd) < 0) {
+		log_error("storage: core %u: cannot cut %s back (%s): starting a new log", lg->core,
+			  lg->path, strerror(errno));
+		/* Overwrite the record's magic so replay stops before it, then move on. */
+		uint32_t zero = 0;
+		if (pwrite(lg->fd, &zero, sizeof(zero), (off_t)lg->size) == sizeof(zero))
+			fdatasync(lg->fd);
+		close(lg->fd);
+		lg->file_seq += 64;
+		if (open_log_file(lg) < 0)
+			lg->fd = -1;
+	}
+	return err;
+}
+
+void store_log_inject_sync_failures(struct store_log *lg, unsigned every) { lg->inject_every = every; }
+const struct store_counters *store_log_counters(const struct store_log *lg) { return &lg->ctr; }
+
+/* ---- replay ---- */
+
+struct log_file {
+	unsigned core;
+	unsigned long long seq;
+	char name[256];
+};
+
+static int cmp_log(const void *a, const void *b)
+{
+	const struct log_file *x = a, *y = b;
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? -1 : 1;
+	return (int)x->core - (int)y->core;
+}
+
+static int replay_file(struct store *st, const char *path, uint64_t *records)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_error("storage: replay: open %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	struct stat sb;
+	if (fstat(fd, &sb) < 0) {
+		close(fd);
+		return -errno;
+	}
+	size_t size = (size_t)sb.st_size;
+	char *buf = malloc(size ? size : 1);
+	size_t got = 0;
+	while (buf && got < size) {
+		ssize_t n = read(fd, buf + got, size - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	if (!buf)
+		return -ENOMEM;
+	size_t off = 0;
+	int r = 0;
+	while (off + LOG_HEADER <= got) {
+		uint32_t h[4];
+		memcpy(h, buf + off, sizeof(h));
+		if (h[0] != LOG_MAGIC || h[1] > got - off - LOG_HEADER ||
+		    crc32c(0, buf + off + LOG_HEADER, h[1]) != h[2])
+			break; /* a torn or cut tail: nothing after it was ever acknowledged */
+		char *err = NULL;
+		rocksdb_writebatch_t *b = rocksdb_writebatch_create_from(buf + off + LOG_HEADER, h[1]);
+		rocksdb_write(st->db, st->wopts_nowal, b, &err);
+		rocksdb_writebatch_destroy(b);
+		if (err) {
+			log_error("storage: replay %s at %zu: %s", path, off, err);
+			free(err);
+			r = -EIO;
+			break;
+		}
+		(*records)++;
+		off += LOG_HEADER + h[1];
+	}
+	if (r == 0 && off < got)
+		log_warn("storage: replay %s: ignored %zu bytes after the last whole record", path, got - off);
+	free(buf);
+	return r;
+}
+
+int store_replay_logs(struct store *st)
+{
+	DIR *d = opendir(st->log_dir);
+	if (!d)
+		return -errno;
+	struct log_file *files = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		struct log_file f;
+		if (parse_name(e->d_name, &f.core, &f.seq) < 0)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct log_file *nf = realloc(files, cap * sizeof(*files));
+			if (!nf) {
+				closedir(d);
+				free(files);
+				return -ENOMEM;
+			}
+			files = nf;
+		}
+		snprintf(f.name, sizeof(f.name), "%s", e->d_name);
+		files[n++] = f;
+	}
+	closedir(d);
+	if (n == 0) {
+		free(files);
+		return 0;
+	}
+	qsort(files, n, sizeof(*files), cmp_log);
+	st->replayed = calloc(n, sizeof(*st->replayed));
+	uint64_t records = 0;
+	int r = st->replayed ? 0 : -ENOMEM;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		snprintf(st->replayed[i], sizeof(st->replayed[i]), "%s/%s", st->log_dir, files[i].name);
+		r = replay_file(st, st->replayed[i], &records);
+		st->nreplayed = (unsigned)i + 1;
+	}
+	free(files);
+	if (r < 0)
+		return r;
+	log_info("storage: replayed %llu commit records from %u logs", (unsigned long long)records,
+		 st->nreplayed);
+	/* Make the replayed state RocksDB's own before the logs go. */
+	r = store_flush_all(st);
+	if (r == 0)
+		store_remove_replayed_logs(st);
+	return r;
+}
+
+void store_remove_replayed_logs(struct store *st)
+{
+	for (unsigned i = 0; i < st->nreplayed; i++)
+		if (unlink(st->replayed[i]) < 0 && errno != ENOENT)
+			log_warn("storage: remove %s: %s", st->replayed[i], strerror(errno));
+	free(st->replayed);
+	st->replayed = NULL;
+	st->nreplayed = 0;
+}
+
+void store_remove_all_logs(struct store *st)
+{
+	DIR *d = opendir(st->log_dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		unsigned core;
+		unsigned long long seq;
+		if (parse_name(e->d_name, &core, &seq) < 0)
+			continue;
+		char path[1000];
+		snprintf(path, sizeof(path), "%s/%s", st->log_dir, e->d_name);
+		if (unlink(path) < 0)
+			log_warn("storage: remove %s: %s", path, strerror(errno));
+	}
+	closedir(d);
+}

@@ -1,0 +1,353 @@
+/* RocksDB behind duro's storage interface: options, column families, reads and batches.
+ * The options below are chosen for many small objects with small keys and values, read
+ * mostly through per-object caches above, written in per-core group commits. */
+#include "store.h"
+#include "store_int.h"
+#include "base_assert.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <rocksdb/c.h>
+
+void store_config_defaults(struct store_config *cfg, const char *data_dir)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->dir, sizeof(cfg->dir), "%s", data_dir);
+	/* 256 MiB of block cache: hot objects live in duro's own caches; this catches the
+	 * warm tail that those caches evicted. */
+	cfg->block_cache_bytes = 256u << 20;
+	/* 64 MiB memtables: large enough that bursts of small writes flush rarely. */
+	cfg->write_buffer_bytes = 64u << 20;
+	/* Values of 64 KiB and up go to blob files, so compaction does not rewrite them. */
+	cfg->blob_min_bytes = 64u << 10;
+	cfg->log_rotate_bytes = 64u << 20;
+}
+
+static rocksdb_options_t *cf_options(struct store *st)
+{
+	rocksdb_options_t *o = rocksdb_options_create();
+	rocksdb_options_set_write_buffer_size(o, st->cfg.write_buffer_bytes);
+	rocksdb_options_set_max_write_buffer_number(o, 4);
+	/* LZ4 where data is hot, ZSTD at the bottom where most bytes rest: cheap to write,
+	 * compact at rest. */
+	rocksdb_options_set_compression(o, rocksdb_lz4_compression);
+	rocksdb_options_set_bottommost_compression(o, rocksdb_zstd_compression);
+	rocksdb_options_set_enable_blob_files(o, 1);
+	rocksdb_options_set_min_blob_size(o, st->cfg.blob_min_bytes);
+	rocksdb_options_set_blob_compression_type(o, rocksdb_lz4_compression);
+	rocksdb_options_set_enable_blob_gc(o, 1);
+	rocksdb_block_based_table_options_t *t = rocksdb_block_based_options_create();
+	rocksdb_block_based_options_set_block_cache(t, st->cache);
+	/* Full bloom filters, 10 bits per key (~1% false positives): most reads of a fresh
+	 * object are for keys that do not exist yet. */
+	rocksdb_block_based_options_set_filter_policy(t, rocksdb_filterpolicy_create_bloom_full(10));
+	rocksdb_block_based_options_set_cache_index_and_filter_blocks(t, 1);
+	rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(t, 1);
+	rocksdb_options_set_block_based_table_factory(o, t);
+	rocksdb_block_based_options_destroy(t);
+	return o;
+}
+
+static int mkdir_one(const char *path)
+{
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		log_error("storage: mkdir %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+int store_open(const struct store_config *cfg, const char *const *classes, unsigned nclasses,
+	       struct store **out)
+{
+	struct store *st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->cfg = *cfg;
+	snprintf(st->db_dir, sizeof(st->db_dir), "%s/db", cfg->dir);
+	snprintf(st->log_dir, sizeof(st->log_dir), "%s/commit-log", cfg->dir);
+	int r;
+	if ((r = mkdir_one(cfg->dir)) < 0 || (r = mkdir_one(st->log_dir)) < 0) {
+		free(st);
+		return r;
+	}
+	st->cache = rocksdb_cache_create_lru(cfg->block_cache_bytes);
+	st->db_opts = cf_options(st);
+	rocksdb_options_set_create_if_missing(st->db_opts, 1);
+	rocksdb_options_set_create_missing_column_families(st->db_opts, 1);
+	rocksdb_options_set_max_background_jobs(st->db_opts, 2);
+	/* Flushes of all families happen together, so a flush before a log is dropped covers
+	 * every family the log touched. */
+	rocksdb_options_set_atomic_flush(st->db_opts, 1);
+	rocksdb_options_set_avoid_unnecessary_blocking_io(st->db_opts, 1);
+
+	st->ncf = STORE_CF_FIRST_CLASS + nclasses;
+	if (st->ncf > STORE_MAX_CF) {
+		free(st);
+		return -E2BIG;
+	}
+	const char *names[STORE_MAX_CF];
+	const rocksdb_options_t *opts[STORE_MAX_CF];
+	names[STORE_CF_META] = "meta";
+	names[STORE_CF_ALARMS] = "alarms";
+	for (unsigned i = 0; i < nclasses; i++) {
+		snprintf(st->cf_names[STORE_CF_FIRST_CLASS + i], sizeof(st->cf_names[0]), "class:%s",
+			 classes[i]);
+		names[STORE_CF_FIRST_CLASS + i] = st->cf_names[STORE_CF_FIRST_CLASS + i];
+	}
+	snprintf(st->cf_names[STORE_CF_META], sizeof(st->cf_names[0]), "meta");
+	snprintf(st->cf_names[STORE_CF_ALARMS], sizeof(st->cf_names[0]), "alarms");
+
+	/* RocksDB refuses to open without every family the database has: add those that
+	 * exist on disk but are not bound now (migrations decide their fate). */
+	size_t nexisting = 0;
+	char *err = NULL;
+	char **existing = rocksdb_list_column_families(st->db_opts, st->db_dir, &nexisting, &err);
+	free(err);
+	err = NULL;
+	for (size_t i = 0; existing && i < nexisting; i++) {
+		int known = !strcmp(existing[i], "default");
+		for (unsigned k = 0; k < st->ncf && !known; k++)
+			known = !strcmp(existing[i], names[k]);
+		if (!known && st->ncf < STORE_MAX_CF) {
+			snprintf(st->cf_names[st->ncf], sizeof(st->cf_names[0]), "%s", existing[i]);
+			names[st->ncf] = st->cf_names[st->ncf];
+			st->ncf++;
+		}
+	}
+	if (existing)
+		rocksdb_list_column_families_destroy(existing, nexisting);
+	names[st->ncf] = "default";
+	for (unsigned i = 0; i <= st->ncf; i++)
+		opts[i] = st->db_opts;
+	rocksdb_column_family_handle_t *handles[STORE_MAX_CF + 1];
+	st->db = rocksdb_open_column_families(st->db_opts, st->db_dir, (int)st->ncf + 1, names, opts,
+					      handles, &err);
+	if (!st->db) {
+		log_error("storage: open %s: %s", st->db_dir, err ? err : "unknown error");
+		free(err);
+		store_close(st);
+		return -EIO;
+	}
+	for (unsigned i = 0; i < st->ncf; i++)
+		st->cf[i] = handles[i];
+	st->cf_default = handles[st->ncf];
+	st->ropts = rocksdb_readoptions_create();
+	st->wopts_nowal = rocksdb_writeoptions_create();
+	rocksdb_writeoptions_disable_WAL(st->wopts_nowal, 1);
+	r = store_replay_logs(st);
+	if (r < 0) {
+		store_close(st);
+		return r;
+	}
+	*out = st;
+	return 0;
+}
+
+int store_flush_all(struct store *st)
+{
+	rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+	rocksdb_flushoptions_set_wait(fo, 1);
+	int r = 0;
+	for (unsigned i = 0; i < st->ncf && r == 0; i++) {
+		char *err = NULL;
+		rocksdb_flush_cf(st->db, fo, st->cf[i], &err);
+		if (err) {
+			log_error("storage: flush %s: %s", st->cf_names[i], err);
+			free(err);
+			r = -EIO;
+		}
+	}
+	rocksdb_flushoptions_destroy(fo);
+	return r;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	if (st->db) {
+		/* Memtables hold what only the commit logs have made durable: flush them so the
+		 * next start replays nothing. A failure here is harmless: the logs stay. */
+		while (atomic_load(&st->flushes_running))
+			usleep(1000);
+		if (store_flush_all(st) == 0)
+			store_remove_all_logs(st);
+		free(st->replayed);
+		for (unsigned i = 0; i < st->ncf; i++)
+			rocksdb_column_family_handle_destroy(st->cf[i]);
+		rocksdb_column_family_handle_destroy(st->cf_default);
+		rocksdb_close(st->db);
+	}
+	if (st->ropts)
+		rocksdb_readoptions_destroy(st->ropts);
+	if (st->wopts_nowal)
+		rocksdb_writeoptions_destroy(st->wopts_nowal);
+	if (st->db_opts)
+		rocksdb_options_destroy(st->db_opts);
+	if (st->cache)
+		rocksdb_cache_destroy(st->cache);
+	free(st);
+}
+
+int store_cf(const struct store *st, const char *class_name)
+{
+	char name[80];
+	snprintf(name, sizeof(name), "class:%s", class_name);
+	for (unsigned i = STORE_CF_FIRST_CLASS; i < st->ncf; i++)
+		if (!strcmp(st->cf_names[i], name))
+			return (int)i;
+	return -ENOENT;
+}
+
+int store_get(struct store *st, int cf, const void *key, size_t klen, struct store_value *out)
+{
+	DURO_ASSERT(cf >= 0 && (unsigned)cf < st->ncf);
+	char *err = NULL;
+	rocksdb_pinnableslice_t *ps = rocksdb_get_pinned_cf(st->db, st->ropts, st->cf[cf], key, klen, &err);
+	if (err) {
+		log_error("storage: get: %s", err);
+		free(err);
+		return -EIO;
+	}
+	if (!ps)
+		return 0;
+	out->data = rocksdb_pinnableslice_value(ps, &out->len);
+	out->handle = ps;
+	return 1;
+}
+
+void store_value_release(struct store_value *v)
+{
+	if (v->handle)
+		rocksdb_pinnableslice_destroy(v->handle);
+	v->handle = NULL;
+}
+
+struct store_iter {
+	rocksdb_iterator_t *it;
+	rocksdb_readoptions_t *ro;
+	int reverse, started;
+	char *lo, *hi;
+	size_t lolen, hilen;
+};
+
+struct store_iter *store_iter_open(struct store *st, int cf, const void *lo, size_t lolen,
+				   const void *hi, size_t hilen, int reverse)
+{
+	struct store_iter *it = calloc(1, sizeof(*it) + lolen + hilen);
+	if (!it)
+		return NULL;
+	it->lo = (char *)(it + 1);
+	it->hi = it->lo + lolen;
+	memcpy(it->lo, lo, lolen);
+	if (hi)
+		memcpy(it->hi, hi, hilen);
+	it->lolen = lolen;
+	it->hilen = hi ? hilen : 0;
+	it->reverse = reverse;
+	it->ro = rocksdb_readoptions_create();
+	/* Bounds let RocksDB skip files and tombstones outside the object's key range. */
+	rocksdb_readoptions_set_iterate_lower_bound(it->ro, it->lo, lolen);
+	if (hi)
+		rocksdb_readoptions_set_iterate_upper_bound(it->ro, it->hi, hilen);
+	it->it = rocksdb_create_iterator_cf(st->db, it->ro, st->cf[cf]);
+	return it;
+}
+
+int store_iter_next(struct store_iter *it, const char **key, size_t *klen, const char **val,
+		    size_t *vlen)
+{
+	if (!it->started) {
+		it->started = 1;
+		if (!it->reverse)
+			rocksdb_iter_seek(it->it, it->lo, it->lolen);
+		else if (it->hilen)
+			rocksdb_iter_seek_for_prev(it->it, it->hi, it->hilen);
+		else
+			rocksdb_iter_seek_to_last(it->it);
+		/* seek_for_prev lands on hi itself when present: the bound is exclusive. */
+		if (it->reverse && it->hilen && rocksdb_iter_valid(it->it)) {
+			size_t n;
+			const char *k = rocksdb_iter_key(it->it, &n);
+			if (n == it->hilen && memcmp(k, it->hi, n) == 0)
+				rocksdb_iter_prev(it->it);
+		}
+	} else if (it->reverse) {
+		rocksdb_iter_prev(it->it);
+	} else {
+		rocksdb_iter_next(it->it);
+	}
+	if (!rocksdb_iter_valid(it->it)) {
+		char *err = NULL;
+		rocksdb_iter_get_error(it->it, &err);
+		if (err) {
+			log_error("storage: iterate: %s", err);
+			free(err);
+			return -EIO;
+		}
+		return 0;
+	}
+	*key = rocksdb_iter_key(it->it, klen);
+	*val = rocksdb_iter_value(it->it, vlen);
+	return 1;
+}
+
+void store_iter_close(struct store_iter *it)
+{
+	if (!it)
+		return;
+	rocksdb_iter_destroy(it->it);
+	rocksdb_readoptions_destroy(it->ro);
+	free(it);
+}
+
+struct store_batch *store_batch_new(void) { return (struct store_batch *)rocksdb_writebatch_create(); }
+void store_batch_free(struct store_batch *b) { rocksdb_writebatch_destroy((rocksdb_writebatch_t *)b); }
+void store_batch_clear(struct store_batch *b) { rocksdb_writebatch_clear((rocksdb_writebatch_t *)b); }
+unsigned store_batch_count(struct store_batch *b)
+{
+	return (unsigned)rocksdb_writebatch_count((rocksdb_writebatch_t *)b);
+}
+size_t store_batch_bytes(struct store_batch *b)
+{
+	size_t n;
+	rocksdb_writebatch_data((rocksdb_writebatch_t *)b, &n);
+	return n;
+}
+
+void store_batch_put(struct store *st, struct store_batch *b, int cf, const void *key, size_t klen, const void *val,
+		     size_t vlen)
+{
+	rocksdb_writebatch_put_cf((rocksdb_writebatch_t *)b, st->cf[cf], key, klen, val, vlen);
+}
+
+void store_batch_delete(struct store *st, struct store_batch *b, int cf, const void *key, size_t klen)
+{
+	rocksdb_writebatch_delete_cf((rocksdb_writebatch_t *)b, st->cf[cf], key, klen);
+}
+
+void store_batch_delete_range(struct store *st, struct store_batch *b, int cf, const void *lo, size_t lolen,
+			      const void *hi, size_t hilen)
+{
+	rocksdb_writebatch_delete_range_cf((rocksdb_writebatch_t *)b, st->cf[cf], lo, lolen,
+					   hi, hilen);
+}
+
+int store_apply(struct store *st, struct store_batch *b)
+{
+	char *err = NULL;
+	rocksdb_write(st->db, st->wopts_nowal, (rocksdb_writebatch_t *)b, &err);
+	if (err) {
+		log_error("storage: apply a committed batch: %s (kept; retried)", err);
+		free(err);
+		return -EIO;
+	}
+	return 0;
+}

@@ -1,0 +1,96 @@
+/* duro's storage on RocksDB: one database with column families (meta, alarms, one per
+ * class), reads, write batches, and per-core commit logs that make batches durable.
+ * Knows nothing of cores or the network: the caller does the log I/O on its own ring. */
+#ifndef DURO_STORAGE_STORE_H
+#define DURO_STORAGE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct store_config {
+	char dir[512];              /* the data directory; RocksDB lives in <dir>/db */
+	size_t block_cache_bytes;   /* shared LRU block cache */
+	size_t write_buffer_bytes;  /* per column family memtable */
+	size_t blob_min_bytes;      /* values at least this large go to blob files */
+	uint64_t log_rotate_bytes;  /* a core's commit log is rotated past this size */
+};
+
+void store_config_defaults(struct store_config *cfg, const char *data_dir);
+
+enum { STORE_CF_META = 0, STORE_CF_ALARMS = 1, STORE_CF_FIRST_CLASS = 2 };
+
+struct store;
+
+/* Opens (creating) the database with a column family per class name, replays what the
+ * commit logs hold beyond the database, flushes, and removes the replayed logs.
+ * Returns 0 or a negative errno after a log line naming what failed. */
+int store_open(const struct store_config *cfg, const char *const *classes, unsigned nclasses,
+	       struct store **out);
+void store_close(struct store *st);
+
+/* Column family index of a class, or -ENOENT. */
+int store_cf(const struct store *st, const char *class_name);
+
+/* A value read from the store; release it with store_value_release. */
+struct store_value {
+	const char *data;
+	size_t len;
+	void *handle;
+};
+
+/* Point read. Returns 1 found (out filled), 0 absent, or -EIO. */
+int store_get(struct store *st, int cf, const void *key, size_t klen, struct store_value *out);
+void store_value_release(struct store_value *v);
+
+/* Ordered iteration over [lo, hi) (hi NULL: no upper bound), forward or reverse. */
+struct store_iter;
+struct store_iter *store_iter_open(struct store *st, int cf, const void *lo, size_t lolen,
+				   const void *hi, size_t hilen, int reverse);
+/* Returns 1 with key and value views valid until the next call, 0 at the end, -EIO. */
+int store_iter_next(struct store_iter *it, const char **key, size_t *klen, const char **val,
+		    size_t *vlen);
+void store_iter_close(struct store_iter *it);
+
+/* Write batches: built on a core, logged, then applied. */
+struct store_batch;
+struct store_batch *store_batch_new(void);
+void store_batch_free(struct store_batch *b);
+void store_batch_clear(struct store_batch *b);
+unsigned store_batch_count(struct store_batch *b);
+size_t store_batch_bytes(struct store_batch *b);
+void store_batch_put(struct store *st, struct store_batch *b, int cf, const void *key, size_t klen, const void *val,
+		     size_t vlen);
+void store_batch_delete(struct store *st, struct store_batch *b, int cf, const void *key, size_t klen);
+/* Deletes every key in [lo, hi). */
+void store_batch_delete_range(struct store *st, struct store_batch *b, int cf, const void *lo, size_t lolen,
+			      const void *hi, size_t hilen);
+
+/* Applies a batch that its commit log already made durable: RocksDB's own WAL is off, the
+ * commit logs are the write-ahead log. Returns 0 or -EIO (the caller retries later). */
+int store_apply(struct store *st, struct store_batch *b);
+
+/* A core's commit log: records of [magic, length, crc32c, batch bytes], appended and made
+ * durable by the caller (write + fdatasync on its own io_uring). One per core. */
+struct store_log;
+int store_log_open(struct store *st, unsigned core, struct store_log **out);
+void store_log_close(struct store_log *lg);
+/* Frames batch b as the next record: fills iov[0..1], the file descriptor and offset to
+ * write them at. The batch must not change until store_log_done. */
+void store_log_prepare(struct store_log *lg, struct store_batch *b, struct iovec iov[2], int *fd,
+		       uint64_t *offset);
+/* Reports the write's and the sync's results (bytes or negative errno). Returns 0 when the
+ * record is durable; otherwise the negative errno, after cutting the log back to before
+ * the record so it can never be replayed. */
+int store_log_done(struct store_log *lg, long write_res, long sync_res);
+/* Fault injection for tests (DURO_FAULT_SYNC_EVERY): the sync of every `every`-th record
+ * is reported as EIO although the bytes were written, as a failing disk would. 0: off. */
+void store_log_inject_sync_failures(struct store_log *lg, unsigned every);
+
+struct store_counters {
+	uint64_t log_records, log_bytes, log_failures, log_rotations, applies, apply_failures;
+	uint64_t replayed_records;
+};
+const struct store_counters *store_log_counters(const struct store_log *lg);
+
+#endif

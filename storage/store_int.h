@@ -1,0 +1,40 @@
+/* Internals shared by store.c (RocksDB) and commit_log.c (per-core logs and replay).
+ * Not for use outside storage/. */
+#ifndef DURO_STORAGE_STORE_INT_H
+#define DURO_STORAGE_STORE_INT_H
+
+#include "store.h"
+
+#include <rocksdb/c.h>
+#include <stdatomic.h>
+
+#define STORE_MAX_CF 72
+
+struct store {
+	struct store_config cfg;
+	char db_dir[600], log_dir[600];
+	rocksdb_t *db;
+	rocksdb_options_t *db_opts;
+	rocksdb_cache_t *cache;
+	rocksdb_readoptions_t *ropts;
+	rocksdb_writeoptions_t *wopts_nowal;
+	rocksdb_column_family_handle_t *cf[STORE_MAX_CF];
+	rocksdb_column_family_handle_t *cf_default;
+	char cf_names[STORE_MAX_CF][80];
+	unsigned ncf;
+	/* Logs replayed at open; removed once a flush has made their content durable. */
+	char (*replayed)[700];
+	unsigned nreplayed;
+	_Atomic int flushes_running; /* log rotations flushing in the background */
+};
+
+/* Replays every commit log in log_dir, in order per core; returns 0 or -EIO. */
+int store_replay_logs(struct store *st);
+/* Deletes the logs store_replay_logs applied (after a flush made them redundant). */
+void store_remove_replayed_logs(struct store *st);
+/* Deletes every commit log: only once all cores have closed theirs and a flush succeeded. */
+void store_remove_all_logs(struct store *st);
+/* Flushes the memtables of every family, waiting; 0 or -EIO. */
+int store_flush_all(struct store *st);
+
+#endif

@@ -7,6 +7,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,6 +267,12 @@ static int core_ring_setup(struct core *c)
 		return r;
 	}
 	c->ring_ready = 1;
+	/* io-wq workers (file I/O) may run on any CPU, not only the reactor's pinned one. */
+	cpu_set_t all;
+	CPU_ZERO(&all);
+	for (int i = 0; i < CPU_SETSIZE; i++)
+		CPU_SET(i, &all);
+	io_uring_register_iowq_aff(&c->ring, sizeof(all), &all);
 	return 0;
 }
 
@@ -295,7 +302,7 @@ static void core_loop(struct core *c)
 		}
 		if (!idle_since_ns)
 			idle_since_ns = t0;
-		if (t0 - idle_since_ns < (uint64_t)g->idle_spin_us * 1000ull) {
+		if (!c->offloaded && t0 - idle_since_ns < (uint64_t)g->idle_spin_us * 1000ull) {
 			io_uring_submit_and_get_events(&c->ring);
 			continue;
 		}

@@ -198,8 +198,10 @@ static void commit_cqe(struct core *c, void *ptr, struct io_uring_cqe *cqe)
 	struct commit_batch *cb = LIST_CONTAINER(op - op->which, struct commit_batch, op);
 	core_did_work(c);
 	cb->res[op->which] = cqe->res;
-	if (++cb->ncqe == 2)
+	if (++cb->ncqe == 2) {
+		c->offloaded--;
 		commit_done(c, cb);
+	}
 }
 
 /* End of a loop turn: send the open batch to disk unless one is already on its way. */
@@ -225,6 +227,7 @@ static void commit_hook(struct core *c)
 	io_uring_sqe_set_data64(s, core_tag(&cb->op[1], CQE_STORE));
 	cc->ctr.batches++;
 	cc->ctr.batched_txns += cb->txns;
+	c->offloaded++;
 }
 
 int commit_core_init(struct core *c)

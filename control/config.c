@@ -213,12 +213,12 @@ static int find_binding(const struct duro_config *cfg, const char *name)
 	return -1;
 }
 
-/* /counter/<name> and /echo/<name> for the default bindings that the config still has, and
+/* /counter/<name>, /echo/<name> and /kv/<name> for the default bindings that the config still has, and
  * the generic /obj/<binding>/<id>. */
 static void default_routes(struct duro_config *cfg)
 {
 	static const struct { const char *prefix, *binding; } defs[] = {
-		{ "/counter/", "COUNTER" }, { "/echo/", "ECHO" } };
+		{ "/counter/", "COUNTER" }, { "/echo/", "ECHO" }, { "/kv/", "KV" } };
 	cfg->obj.nroutes = 0;
 	for (unsigned i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
 		int b = find_binding(cfg, defs[i].binding);
@@ -465,11 +465,13 @@ void config_defaults(struct duro_config *cfg)
 	cfg->obj.limits.max_object_bytes = 50ull * 1000 * 1000 * 1000;
 	cfg->obj.limits.cache_bytes_per_core = 64u << 20;
 	cfg->obj.evict_idle_ms = 30000;
-	cfg->obj.nbindings = 2;
+	cfg->obj.nbindings = 3;
 	snprintf(cfg->obj.bindings[0].name, OBJ_NAME_MAX, "COUNTER");
 	snprintf(cfg->obj.bindings[0].class_name, OBJ_NAME_MAX, "Counter");
 	snprintf(cfg->obj.bindings[1].name, OBJ_NAME_MAX, "ECHO");
 	snprintf(cfg->obj.bindings[1].class_name, OBJ_NAME_MAX, "Echo");
+	snprintf(cfg->obj.bindings[2].name, OBJ_NAME_MAX, "KV");
+	snprintf(cfg->obj.bindings[2].class_name, OBJ_NAME_MAX, "KV");
 	default_routes(cfg);
 }
 

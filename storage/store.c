@@ -266,19 +266,12 @@ int store_iter_next(struct store_iter *it, const char **key, size_t *klen, const
 {
 	if (!it->started) {
 		it->started = 1;
-		if (!it->reverse)
-			rocksdb_iter_seek(it->it, it->lo, it->lolen);
-		else if (it->hilen)
-			rocksdb_iter_seek_for_prev(it->it, it->hi, it->hilen);
-		else
+		/* The read options carry both bounds, so these land inside [lo, hi). (SeekForPrev
+		 * to the upper bound itself is undefined in RocksDB.) */
+		if (it->reverse)
 			rocksdb_iter_seek_to_last(it->it);
-		/* seek_for_prev lands on hi itself when present: the bound is exclusive. */
-		if (it->reverse && it->hilen && rocksdb_iter_valid(it->it)) {
-			size_t n;
-			const char *k = rocksdb_iter_key(it->it, &n);
-			if (n == it->hilen && memcmp(k, it->hi, n) == 0)
-				rocksdb_iter_prev(it->it);
-		}
+		else
+			rocksdb_iter_seek(it->it, it->lo, it->lolen);
 	} else if (it->reverse) {
 		rocksdb_iter_prev(it->it);
 	} else {

@@ -660,9 +660,15 @@ int duro_list(struct duro_object *o, const struct duro_list_options *opt, duro_l
 			de = dirty[opt->reverse ? di - 1 : di];
 		if (!de && !have_db)
 			break;
-		int cmp = !de ? -1 : !have_db ? 1 : key_cmp(dk, dkn, de->data, de->klen);
-		if (opt->reverse)
-			cmp = -cmp;
+		/* cmp < 0: RocksDB's key is next in the listing's direction. */
+		int cmp;
+		if (!de)
+			cmp = -1;
+		else if (!have_db)
+			cmp = 1;
+		else
+			cmp = opt->reverse ? -key_cmp(dk, dkn, de->data, de->klen)
+					   : key_cmp(dk, dkn, de->data, de->klen);
 		struct duro_str k, v;
 		int present;
 		if (cmp < 0) { /* RocksDB's key comes first and nothing overrides it */

@@ -1,0 +1,178 @@
+/* KV: an object as a small key-value store over HTTP, the storage API laid bare.
+ *   GET    <obj>/k/<key>            value, or 404
+ *   PUT    <obj>/k/<key>            body becomes the value (204)
+ *   DELETE <obj>/k/<key>            "1" if it existed, else "0"
+ *   GET    <obj>/list?prefix=&start=&start_after=&end=&reverse=1&limit=   "key=value" lines
+ *   POST   <obj>/batch              lines "put key value" / "del key" / "get key" / "fail" in
+ *                                   one event: all or nothing; "begin"/"commit"/"rollback"
+ *                                   nest explicit transactions
+ *   DELETE <obj>/all                deleteAll
+ * Keys and values are raw path bytes and bodies (no decoding): enough for tests and demos. */
+#include "duro.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct out {
+	struct duro_response *res;
+	int err;
+};
+
+static int emit(void *arg, struct duro_str k, struct duro_str v)
+{
+	struct out *o = arg;
+	if (duro_res_body(o->res, k.ptr, k.len) || duro_res_body(o->res, "=", 1) ||
+	    duro_res_body(o->res, v.ptr, v.len) || duro_res_body(o->res, "\n", 1))
+		o->err = -ENOMEM;
+	return o->err;
+}
+
+static int error_status(int r)
+{
+	switch (r) {
+	case -EINVAL: return 400;
+	case -E2BIG: return 400;
+	case -EFBIG: return 413;
+	case -ENOSPC: return 507;
+	default: return 500;
+	}
+}
+
+static int fail_text(struct duro_response *res, int r)
+{
+	char msg[64];
+	snprintf(msg, sizeof(msg), "storage error %d (%s)", r, strerror(-r));
+	duro_res_text(res, error_status(r), msg);
+	return r == -EINVAL || r == -EFBIG || r == -ENOSPC || r == -E2BIG ? 0 : r;
+}
+
+static int do_list(struct duro_object *obj, const struct duro_request *req, struct duro_response *res)
+{
+	struct duro_list_options opt = { 0 };
+	struct duro_str v;
+	if (duro_req_query_param(req, "prefix", &v))
+		opt.prefix = v;
+	if (duro_req_query_param(req, "start", &v))
+		opt.start = v;
+	if (duro_req_query_param(req, "start_after", &v))
+		opt.start_after = v;
+	if (duro_req_query_param(req, "end", &v))
+		opt.end = v;
+	if (duro_req_query_param(req, "reverse", &v))
+		opt.reverse = v.len == 1 && v.ptr[0] == '1';
+	if (duro_req_query_param(req, "limit", &v))
+		opt.limit = (size_t)strtoul(v.ptr, NULL, 10);
+	struct out o = { res, 0 };
+	duro_res_status(res, 200);
+	int r = duro_list(obj, &opt, emit, &o);
+	if (r < 0)
+		return fail_text(res, r);
+	return o.err;
+}
+
+/* One line of a batch: "put k v", "del k", "get k", "begin", "commit", "rollback", "fail". */
+static int batch_line(struct duro_object *obj, struct duro_response *res, char *line)
+{
+	char *op = strtok_r(line, " ", &line);
+	char *k = op ? strtok_r(NULL, " ", &line) : NULL;
+	if (!op)
+		return 0;
+	if (!strcmp(op, "put") && k)
+		return duro_put(obj, k, strlen(k), line ? line : "", line ? strlen(line) : 0);
+	if (!strcmp(op, "del") && k) {
+		int r = duro_delete(obj, k, strlen(k));
+		return r < 0 ? r : duro_res_body(res, r ? "1\n" : "0\n", 2);
+	}
+	if (!strcmp(op, "get") && k) {
+		struct duro_str v;
+		int r = duro_get(obj, k, strlen(k), &v);
+		if (r < 0)
+			return r;
+		if (!r)
+			return duro_res_body(res, "-\n", 2);
+		return duro_res_body(res, v.ptr, v.len) || duro_res_body(res, "\n", 1);
+	}
+	if (!strcmp(op, "begin"))
+		return duro_txn_begin(obj);
+	if (!strcmp(op, "commit"))
+		return duro_txn_commit(obj);
+	if (!strcmp(op, "rollback"))
+		return duro_txn_rollback(obj);
+	if (!strcmp(op, "fail"))
+		return -ECANCELED;
+	return -EINVAL;
+}
+
+static int do_batch(struct duro_object *obj, const struct duro_request *req, struct duro_response *res)
+{
+	struct duro_str body = duro_req_body(req);
+	char *copy = malloc(body.len + 1);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, body.ptr, body.len);
+	copy[body.len] = 0;
+	int r = 0;
+	char *save = NULL;
+	for (char *line = strtok_r(copy, "\n", &save); line && r == 0; line = strtok_r(NULL, "\n", &save))
+		r = batch_line(obj, res, line);
+	free(copy);
+	if (r == -ECANCELED)
+		return r; /* the whole event fails: every write in it is rolled back */
+	if (r < 0)
+		return fail_text(res, r);
+	duro_res_status(res, 200);
+	return 0;
+}
+
+static int kv_request(struct duro_object *obj, const struct duro_request *req, struct duro_response *res)
+{
+	struct duro_str sp = duro_req_subpath(req);
+	if (sp.len >= 3 && !memcmp(sp.ptr, "/k/", 3)) {
+		const char *k = sp.ptr + 3;
+		size_t klen = sp.len - 3;
+		int r;
+		if (duro_req_is(req, "GET")) {
+			struct duro_str v;
+			r = duro_get(obj, k, klen, &v);
+			if (r < 0)
+				return fail_text(res, r);
+			if (!r)
+				return duro_res_text(res, 404, "no such key");
+			return duro_res_body(res, v.ptr, v.len);
+		}
+		if (duro_req_is(req, "PUT")) {
+			struct duro_str b = duro_req_body(req);
+			r = duro_put(obj, k, klen, b.ptr, b.len);
+			if (r < 0)
+				return fail_text(res, r);
+			duro_res_status(res, 204);
+			return 0;
+		}
+		if (duro_req_is(req, "DELETE")) {
+			r = duro_delete(obj, k, klen);
+			if (r < 0)
+				return fail_text(res, r);
+			return duro_res_body(res, r ? "1" : "0", 1);
+		}
+	} else if (sp.len == 5 && !memcmp(sp.ptr, "/list", 5) && duro_req_is(req, "GET")) {
+		return do_list(obj, req, res);
+	} else if (sp.len == 6 && !memcmp(sp.ptr, "/batch", 6) && duro_req_is(req, "POST")) {
+		return do_batch(obj, req, res);
+	} else if (sp.len == 4 && !memcmp(sp.ptr, "/all", 4) && duro_req_is(req, "DELETE")) {
+		int r = duro_delete_all(obj);
+		if (r < 0)
+			return fail_text(res, r);
+		duro_res_status(res, 204);
+		return 0;
+	}
+	return duro_res_text(res, 404, "use /k/<key>, /list, /batch or /all");
+}
+
+static const struct duro_class kv_class = {
+	.name = "KV",
+	.state_size = 0,
+	.on_request = kv_request,
+};
+DURO_CLASS(kv_class)

@@ -1,0 +1,209 @@
+"""Durable storage through real requests: the API's semantics (KV class), persistence
+across clean restarts and SIGKILL, rollback of failed events, and failed syncs."""
+import concurrent.futures
+import http.client
+import os
+import random
+import signal
+import threading
+import time
+
+import requests
+
+import conftest
+
+
+def kv(d, name="t"):
+    return d.url + "/kv/" + name
+
+
+def test_put_get_delete(durod):
+    u = kv(durod)
+    assert requests.get(u + "/k/a").status_code == 404
+    assert requests.put(u + "/k/a", data=b"1").status_code == 204
+    assert requests.get(u + "/k/a").content == b"1"
+    assert requests.put(u + "/k/a", data=b"\x00\xffbinary").status_code == 204
+    assert requests.get(u + "/k/a").content == b"\x00\xffbinary"
+    assert requests.delete(u + "/k/a").text == "1"
+    assert requests.delete(u + "/k/a").text == "0"
+    assert requests.get(u + "/k/a").status_code == 404
+
+
+def test_objects_are_isolated(durod):
+    requests.put(kv(durod, "x") + "/k/same", data=b"x")
+    requests.put(kv(durod, "y") + "/k/same", data=b"y")
+    assert requests.get(kv(durod, "x") + "/k/same").text == "x"
+    assert requests.get(kv(durod, "y") + "/k/same").text == "y"
+
+
+def lines(r):
+    return [l for l in r.text.split("\n") if l]
+
+
+def test_list_order_bounds_prefix_reverse_paging(durod):
+    u = kv(durod, "list")
+    keys = ["a", "b", "ba", "bb", "bz", "c", "d"]
+    body = "\n".join("put %s v%s" % (k, k) for k in keys)
+    assert requests.post(u + "/batch", data=body).status_code == 200
+    assert lines(requests.get(u + "/list")) == ["%s=v%s" % (k, k) for k in keys]
+    assert lines(requests.get(u + "/list?prefix=b")) == ["b=vb", "ba=vba", "bb=vbb", "bz=vbz"]
+    assert lines(requests.get(u + "/list?start=bb&end=d")) == ["bb=vbb", "bz=vbz", "c=vc"]
+    assert lines(requests.get(u + "/list?start_after=bb&limit=2")) == ["bz=vbz", "c=vc"]
+    assert lines(requests.get(u + "/list?reverse=1&limit=3")) == ["d=vd", "c=vc", "bz=vbz"]
+    assert lines(requests.get(u + "/list?prefix=b&reverse=1")) == ["bz=vbz", "bb=vbb", "ba=vba", "b=vb"]
+    # Paging with start_after visits every key once.
+    seen, after = [], None
+    while True:
+        q = "/list?limit=2" + ("&start_after=" + after if after else "")
+        page = lines(requests.get(u + q))
+        if not page:
+            break
+        seen += page
+        after = page[-1].split("=")[0]
+    assert [s.split("=")[0] for s in seen] == keys
+
+
+def test_list_sees_writes_in_the_same_event(durod):
+    u = kv(durod, "rw")
+    r = requests.post(u + "/batch", data="put k1 a\nput k2 b\nget k1\ndel k1\nget k1\nput k1 c\nget k1")
+    assert r.status_code == 200 and r.text == "a\n1\n-\nc\n"
+    assert lines(requests.get(u + "/list")) == ["k1=c", "k2=b"]
+
+
+def test_failed_event_rolls_back_everything(durod):
+    u = kv(durod, "rb")
+    requests.put(u + "/k/keep", data=b"old")
+    r = requests.post(u + "/batch", data="put keep new\nput extra x\nfail")
+    assert r.status_code == 500
+    assert requests.get(u + "/k/keep").text == "old"
+    assert requests.get(u + "/k/extra").status_code == 404
+    assert lines(requests.get(u + "/list")) == ["keep=old"]
+
+
+def test_explicit_transactions_nest(durod):
+    u = kv(durod, "tx")
+    body = "put a 1\nbegin\nput a 2\nput b 2\nbegin\nput c 3\ncommit\nrollback\nbegin\nput d 4\ncommit\nget a"
+    r = requests.post(u + "/batch", data=body)
+    assert r.status_code == 200 and r.text == "1\n"
+    assert lines(requests.get(u + "/list")) == ["a=1", "d=4"]
+    assert requests.post(u + "/batch", data="rollback").status_code == 400
+
+
+def test_delete_all(durod):
+    u = kv(durod, "wipe")
+    requests.post(u + "/batch", data="\n".join("put k%03d v" % i for i in range(50)))
+    assert requests.delete(u + "/all").status_code == 204
+    assert lines(requests.get(u + "/list")) == []
+    assert requests.get(u + "/k/k001").status_code == 404
+    requests.put(u + "/k/new", data=b"n")
+    assert lines(requests.get(u + "/list")) == ["new=n"]
+
+
+def test_limits(durod_factory):
+    d = durod_factory(config={"storage": {"max_key_bytes": 16, "max_value_bytes": 1000,
+                                          "max_object_bytes": 4500}})
+    u = kv(d, "lim")
+    assert requests.put(u + "/k/" + "k" * 16, data=b"v").status_code == 204
+    assert requests.put(u + "/k/" + "k" * 17, data=b"v").status_code == 400
+    assert requests.put(u + "/k/big", data=b"v" * 1001).status_code == 413
+    for i in range(4):
+        assert requests.put(u + "/k/f%d" % i, data=b"v" * 990).status_code == 204
+    assert requests.put(u + "/k/f9", data=b"v" * 990).status_code == 507  # object full
+    assert requests.delete(u + "/k/f0").text == "1"  # freeing space lets writes in again
+    assert requests.put(u + "/k/f9", data=b"v" * 990).status_code == 204
+    many = "\n".join("get k%d" % i for i in range(200))
+    assert requests.post(u + "/batch", data=many).status_code == 200  # single gets, no limit
+
+
+def test_data_survives_restart_and_eviction(durod_factory, tmp_path):
+    d = durod_factory(config={"objects": {"evict_idle_ms": 200}})
+    for i in range(20):
+        requests.post(d.url + "/counter/persist")
+    requests.put(kv(d, "p") + "/k/x", data=b"kept")
+    time.sleep(1.5)  # evicted: the next read comes from RocksDB
+    assert requests.get(d.url + "/counter/persist").text == "20"
+    assert d.stop() == 0
+    assert os.listdir(os.path.join(d.data_dir, "commit-log")) == []  # flushed on shutdown
+    d2 = conftest.Durod.__new__(conftest.Durod)
+    sub = tmp_path / "again"
+    sub.mkdir()
+    d2.__init__(sub, extra_args=["--data-dir", d.data_dir])
+    try:
+        assert requests.get(d2.url + "/counter/persist").text == "20"
+        assert requests.get(kv(d2, "p") + "/k/x").text == "kept"
+    finally:
+        assert d2.stop() == 0
+
+
+def run_counters(d, names, stop, acked, lock):
+    """Increments random counters until stop; records each acknowledged value."""
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=5)
+    rnd = random.Random(threading.get_ident())
+    while not stop.is_set():
+        n = rnd.choice(names)
+        try:
+            c.request("POST", "/counter/" + n)
+            r = c.getresponse()
+            body = r.read()
+        except (OSError, http.client.HTTPException):
+            return
+        if r.status == 200:
+            with lock:
+                acked[n] = max(acked.get(n, 0), int(body))
+
+
+def test_sigkill_loses_no_acknowledged_increment(durod_factory, tmp_path):
+    names = ["c%d" % i for i in range(16)]
+    acked, lock = {}, threading.Lock()
+    data_dir = None
+    rnd = random.Random(1234)
+    for cycle in range(4):
+        sub = tmp_path / ("cycle%d" % cycle)
+        sub.mkdir()
+        d = conftest.Durod.__new__(conftest.Durod)
+        d.__init__(sub, extra_args=["--data-dir", data_dir] if data_dir else [])
+        data_dir = data_dir or d.data_dir
+        # Everything acknowledged before is there; nothing was invented.
+        for n in names:
+            v = int(requests.get(d.url + "/counter/" + n).text)
+            assert v >= acked.get(n, 0), (n, v, acked.get(n))
+            assert v <= acked.get(n, 0) + 8, (n, v, acked.get(n))  # at most one in flight per client
+        stop = threading.Event()
+        threads = [threading.Thread(target=run_counters, args=(d, names, stop, acked, lock)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3 + rnd.random())
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+        stop.set()
+        for t in threads:
+            t.join()
+    assert sum(acked.values()) > 100
+
+
+def test_failed_syncs_are_never_acknowledged(durod_factory, tmp_path, monkeypatch):
+    monkeypatch.setenv("DURO_FAULT_SYNC_EVERY", "7")
+    d = durod_factory()
+    statuses = []
+    last_ok = 0
+    for i in range(60):
+        r = requests.post(d.url + "/counter/flaky")
+        statuses.append(r.status_code)
+        if r.status_code == 200:
+            v = int(r.text)
+            assert v == last_ok + 1  # a failed write is never counted by a later answer
+            last_ok = v
+    assert 500 in statuses and 200 in statuses
+    assert int(requests.get(d.url + "/counter/flaky").text) == last_ok
+    assert "commit log" in d.logtext() and "cutting the record off" in d.logtext()
+    assert d.stop() == 0
+    # After a restart, still exactly what was acknowledged: cut records never replay.
+    monkeypatch.delenv("DURO_FAULT_SYNC_EVERY")
+    d2 = conftest.Durod.__new__(conftest.Durod)
+    sub = tmp_path / "after"
+    sub.mkdir()
+    d2.__init__(sub, extra_args=["--data-dir", d.data_dir])
+    try:
+        assert int(requests.get(d2.url + "/counter/flaky").text) == last_ok
+    finally:
+        assert d2.stop() == 0

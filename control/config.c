@@ -304,6 +304,116 @@ static int parse_limits(struct ctx *x, struct duro_config *cfg, json_t *o)
 
 static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t errlen);
 
+/* Class names in a migration: an array of strings. */
+static int get_names(struct ctx *x, const char *path, json_t *m, const char *key,
+		     char (*out)[STORE_NAME_MAX], unsigned *n)
+{
+	json_t *arr = json_object_get(m, key);
+	char p[160];
+	join(p, sizeof(p), path, key);
+	*n = 0;
+	if (!arr)
+		return 0;
+	if (!json_is_array(arr))
+		return fail(x, p, "want an array of class names, got %s", type_name(arr));
+	if (json_array_size(arr) > STORE_MIGRATION_MAX_CLASSES)
+		return fail(x, p, "more than %d classes", STORE_MIGRATION_MAX_CLASSES);
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v) {
+		char q[200];
+		snprintf(q, sizeof(q), "%s[%zu]", p, i);
+		if (!json_is_string(v) || !*json_string_value(v) ||
+		    strlen(json_string_value(v)) >= STORE_NAME_MAX)
+			return fail(x, q, "want a class name of 1 to %d bytes", STORE_NAME_MAX - 1);
+		snprintf(out[(*n)++], STORE_NAME_MAX, "%s", json_string_value(v));
+	}
+	return 0;
+}
+
+static int get_renames(struct ctx *x, const char *path, json_t *m, const char *key,
+		       struct store_rename *out, unsigned *n)
+{
+	json_t *arr = json_object_get(m, key);
+	char p[160];
+	join(p, sizeof(p), path, key);
+	*n = 0;
+	if (!arr)
+		return 0;
+	if (!json_is_array(arr))
+		return fail(x, p, "want an array of {\"from\", \"to\"}, got %s", type_name(arr));
+	if (json_array_size(arr) > STORE_MIGRATION_MAX_CLASSES)
+		return fail(x, p, "more than %d classes", STORE_MIGRATION_MAX_CLASSES);
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v) {
+		char q[200];
+		snprintf(q, sizeof(q), "%s[%zu]", p, i);
+		static const char *const keys[] = { "from", "to", "from_script", NULL };
+		if (!json_is_object(v))
+			return fail(x, q, "want {\"from\": …, \"to\": …}, got %s", type_name(v));
+		char script[STORE_NAME_MAX];
+		if (only_keys(x, q, v, keys) < 0 ||
+		    get_str(x, q, v, "from", out[*n].from, STORE_NAME_MAX, 1) < 0 ||
+		    get_str(x, q, v, "to", out[*n].to, STORE_NAME_MAX, 1) < 0 ||
+		    get_str(x, q, v, "from_script", script, sizeof(script), 0) < 0)
+			return -EINVAL;
+		(*n)++;
+	}
+	return 0;
+}
+
+static int parse_migrations(struct ctx *x, struct duro_config *cfg, json_t *arr)
+{
+	if (!json_is_array(arr))
+		return fail(x, "migrations", "want an array, got %s", type_name(arr));
+	if (json_array_size(arr) > DURO_MAX_MIGRATIONS)
+		return fail(x, "migrations", "more than %d tags", DURO_MAX_MIGRATIONS);
+	cfg->obj.nmigrations = 0;
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v) {
+		char p[64];
+		snprintf(p, sizeof(p), "migrations[%zu]", i);
+		static const char *const keys[] = { "tag", "new_classes", "new_sqlite_classes",
+						    "renamed_classes", "deleted_classes",
+						    "transferred_classes", NULL };
+		if (!json_is_object(v))
+			return fail(x, p, "want an object, got %s", type_name(v));
+		struct store_migration *m = &cfg->obj.migrations[i];
+		memset(m, 0, sizeof(*m));
+		char sub[96];
+		snprintf(sub, sizeof(sub), "%s.tag", p);
+		if (only_keys(x, p, v, keys) < 0 || get_str(x, p, v, "tag", m->tag, sizeof(m->tag), 1) < 0)
+			return -EINVAL;
+		if (strchr(m->tag, '\n'))
+			return fail(x, sub, "no newlines in a tag");
+		for (size_t k = 0; k < i; k++)
+			if (!strcmp(cfg->obj.migrations[k].tag, m->tag))
+				return fail(x, sub, "tag \"%s\" appears twice", m->tag);
+		unsigned nsql = 0;
+		char (*sql)[STORE_NAME_MAX] = m->new_classes;
+		if (get_names(x, p, v, "new_classes", m->new_classes, &m->nnew) < 0)
+			return -EINVAL;
+		/* new_sqlite_classes (wrangler's name for the newer backend) are new classes here. */
+		if (json_object_get(v, "new_sqlite_classes")) {
+			char tmp[STORE_MIGRATION_MAX_CLASSES][STORE_NAME_MAX];
+			if (get_names(x, p, v, "new_sqlite_classes", tmp, &nsql) < 0)
+				return -EINVAL;
+			if (m->nnew + nsql > STORE_MIGRATION_MAX_CLASSES)
+				return fail(x, p, "more than %d new classes", STORE_MIGRATION_MAX_CLASSES);
+			memcpy(sql + m->nnew, tmp, nsql * sizeof(tmp[0]));
+			m->nnew += nsql;
+		}
+		if (get_names(x, p, v, "deleted_classes", m->deleted, &m->ndeleted) < 0 ||
+		    get_renames(x, p, v, "renamed_classes", m->renamed, &m->nrenamed) < 0 ||
+		    get_renames(x, p, v, "transferred_classes", m->transferred, &m->ntransferred) < 0)
+			return -EINVAL;
+		cfg->obj.nmigrations++;
+	}
+	return 0;
+}
+
 static int parse_storage(struct ctx *x, struct duro_config *cfg, json_t *o)
 {
 	static const char *const keys[] = { "max_key_bytes", "max_value_bytes", "max_object_bytes",
@@ -357,7 +467,7 @@ static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t
 	static const char *const keys[] = { "$schema", "name", "cores", "backend", "data_dir",
 					    "listeners", "durable_objects", "routes", "limits",
 					    "objects", "shutdown_timeout_ms", "log_level",
-					    "idle_spin_us", "uring", "storage", NULL };
+					    "idle_spin_us", "uring", "storage", "migrations", NULL };
 	if (!json_is_object(root)) {
 		fail(&x, "(top level)", "want an object, got %s", type_name(root));
 		goto out;
@@ -405,6 +515,8 @@ static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t
 	if ((v = json_object_get(root, "limits")) && parse_limits(&x, cfg, v) < 0)
 		goto out;
 	if ((v = json_object_get(root, "storage")) && parse_storage(&x, cfg, v) < 0)
+		goto out;
+	if ((v = json_object_get(root, "migrations")) && parse_migrations(&x, cfg, v) < 0)
 		goto out;
 	if ((v = json_object_get(root, "uring"))) {
 		static const char *const ukeys[] = { "buffer_ring", NULL };
@@ -460,6 +572,13 @@ void config_defaults(struct duro_config *cfg)
 					  .max_pipeline = 32, .shutdown_timeout_ms = 5000 };
 	snprintf(cfg->obj.data_dir, sizeof(cfg->obj.data_dir), "./duro-data");
 	store_config_defaults(&cfg->obj.store, cfg->obj.data_dir);
+	/* The built-in classes' migration: a config without "migrations" gets it. */
+	cfg->obj.nmigrations = 1;
+	struct store_migration *m = &cfg->obj.migrations[0];
+	snprintf(m->tag, sizeof(m->tag), "builtin-v1");
+	static const char *const builtin[] = { "Counter", "Echo", "KV" };
+	for (unsigned i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
+		snprintf(m->new_classes[m->nnew++], STORE_NAME_MAX, "%s", builtin[i]);
 	cfg->obj.limits.max_key = 2048;
 	cfg->obj.limits.max_value = 128u << 20;
 	cfg->obj.limits.max_object_bytes = 50ull * 1000 * 1000 * 1000;

@@ -312,9 +312,10 @@ int main(int argc, char **argv)
 	}
 	int r = obj_runtime_init(&cfg->obj, cfg->cores);
 	if (r < 0) {
+		obj_runtime_fini();
 		rmdir(rte_eal_get_runtime_dir());
 		rte_eal_cleanup();
-		return r == -ENOENT ? EXIT_CONFIG : 1;
+		return r == -EINVAL ? EXIT_CONFIG : 1;
 	}
 	r = core_group_init(&d.group, cfg->cores, 4096);
 	if (r < 0) {

@@ -63,8 +63,7 @@ static int mkdir_one(const char *path)
 	return 0;
 }
 
-int store_open(const struct store_config *cfg, const char *const *classes, unsigned nclasses,
-	       struct store **out)
+int store_open(const struct store_config *cfg, struct store **out)
 {
 	struct store *st = calloc(1, sizeof(*st));
 	if (!st)
@@ -87,42 +86,33 @@ int store_open(const struct store_config *cfg, const char *const *classes, unsig
 	rocksdb_options_set_atomic_flush(st->db_opts, 1);
 	rocksdb_options_set_avoid_unnecessary_blocking_io(st->db_opts, 1);
 
-	st->ncf = STORE_CF_FIRST_CLASS + nclasses;
-	if (st->ncf > STORE_MAX_CF) {
-		free(st);
-		return -E2BIG;
-	}
-	const char *names[STORE_MAX_CF];
-	const rocksdb_options_t *opts[STORE_MAX_CF];
-	names[STORE_CF_META] = "meta";
-	names[STORE_CF_ALARMS] = "alarms";
-	for (unsigned i = 0; i < nclasses; i++) {
-		snprintf(st->cf_names[STORE_CF_FIRST_CLASS + i], sizeof(st->cf_names[0]), "class:%s",
-			 classes[i]);
-		names[STORE_CF_FIRST_CLASS + i] = st->cf_names[STORE_CF_FIRST_CLASS + i];
-	}
+	/* Open with every family on disk (RocksDB insists), meta and alarms first. */
+	const char *names[STORE_MAX_CF + 1];
+	const rocksdb_options_t *opts[STORE_MAX_CF + 1];
 	snprintf(st->cf_names[STORE_CF_META], sizeof(st->cf_names[0]), "meta");
 	snprintf(st->cf_names[STORE_CF_ALARMS], sizeof(st->cf_names[0]), "alarms");
-
-	/* RocksDB refuses to open without every family the database has: add those that
-	 * exist on disk but are not bound now (migrations decide their fate). */
+	st->ncf = STORE_CF_FIRST_CLASS;
 	size_t nexisting = 0;
 	char *err = NULL;
 	char **existing = rocksdb_list_column_families(st->db_opts, st->db_dir, &nexisting, &err);
 	free(err);
 	err = NULL;
 	for (size_t i = 0; existing && i < nexisting; i++) {
-		int known = !strcmp(existing[i], "default");
-		for (unsigned k = 0; k < st->ncf && !known; k++)
-			known = !strcmp(existing[i], names[k]);
-		if (!known && st->ncf < STORE_MAX_CF) {
-			snprintf(st->cf_names[st->ncf], sizeof(st->cf_names[0]), "%s", existing[i]);
-			names[st->ncf] = st->cf_names[st->ncf];
-			st->ncf++;
+		if (!strcmp(existing[i], "default") || !strcmp(existing[i], "meta") ||
+		    !strcmp(existing[i], "alarms"))
+			continue;
+		if (st->ncf == STORE_MAX_CF) {
+			log_error("storage: %s has more than %d column families", st->db_dir, STORE_MAX_CF);
+			rocksdb_list_column_families_destroy(existing, nexisting);
+			store_close(st);
+			return -E2BIG;
 		}
+		snprintf(st->cf_names[st->ncf++], sizeof(st->cf_names[0]), "%s", existing[i]);
 	}
 	if (existing)
 		rocksdb_list_column_families_destroy(existing, nexisting);
+	for (unsigned i = 0; i < st->ncf; i++)
+		names[i] = st->cf_names[i];
 	names[st->ncf] = "default";
 	for (unsigned i = 0; i <= st->ncf; i++)
 		opts[i] = st->db_opts;
@@ -141,6 +131,8 @@ int store_open(const struct store_config *cfg, const char *const *classes, unsig
 	st->ropts = rocksdb_readoptions_create();
 	st->wopts_nowal = rocksdb_writeoptions_create();
 	rocksdb_writeoptions_disable_WAL(st->wopts_nowal, 1);
+	st->wopts_sync = rocksdb_writeoptions_create();
+	rocksdb_writeoptions_set_sync(st->wopts_sync, 1);
 	r = store_replay_logs(st);
 	if (r < 0) {
 		store_close(st);
@@ -156,6 +148,8 @@ int store_flush_all(struct store *st)
 	rocksdb_flushoptions_set_wait(fo, 1);
 	int r = 0;
 	for (unsigned i = 0; i < st->ncf && r == 0; i++) {
+		if (!st->cf[i])
+			continue; /* dropped by a migration */
 		char *err = NULL;
 		rocksdb_flush_cf(st->db, fo, st->cf[i], &err);
 		if (err) {
@@ -181,7 +175,8 @@ void store_close(struct store *st)
 			store_remove_all_logs(st);
 		free(st->replayed);
 		for (unsigned i = 0; i < st->ncf; i++)
-			rocksdb_column_family_handle_destroy(st->cf[i]);
+			if (st->cf[i])
+				rocksdb_column_family_handle_destroy(st->cf[i]);
 		rocksdb_column_family_handle_destroy(st->cf_default);
 		rocksdb_close(st->db);
 	}
@@ -189,6 +184,8 @@ void store_close(struct store *st)
 		rocksdb_readoptions_destroy(st->ropts);
 	if (st->wopts_nowal)
 		rocksdb_writeoptions_destroy(st->wopts_nowal);
+	if (st->wopts_sync)
+		rocksdb_writeoptions_destroy(st->wopts_sync);
 	if (st->db_opts)
 		rocksdb_options_destroy(st->db_opts);
 	if (st->cache)
@@ -196,12 +193,10 @@ void store_close(struct store *st)
 	free(st);
 }
 
-int store_cf(const struct store *st, const char *class_name)
+int store_cf_by_name(const struct store *st, const char *cf_name)
 {
-	char name[80];
-	snprintf(name, sizeof(name), "class:%s", class_name);
-	for (unsigned i = STORE_CF_FIRST_CLASS; i < st->ncf; i++)
-		if (!strcmp(st->cf_names[i], name))
+	for (unsigned i = 0; i < st->ncf; i++)
+		if (st->cf[i] && !strcmp(st->cf_names[i], cf_name))
 			return (int)i;
 	return -ENOENT;
 }

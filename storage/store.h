@@ -22,15 +22,43 @@ enum { STORE_CF_META = 0, STORE_CF_ALARMS = 1, STORE_CF_FIRST_CLASS = 2 };
 
 struct store;
 
-/* Opens (creating) the database with a column family per class name, replays what the
- * commit logs hold beyond the database, flushes, and removes the replayed logs.
+/* Opens (creating) the database with every column family it has, replays what the commit
+ * logs hold beyond the database, flushes, and removes the replayed logs.
  * Returns 0 or a negative errno after a log line naming what failed. */
-int store_open(const struct store_config *cfg, const char *const *classes, unsigned nclasses,
-	       struct store **out);
+int store_open(const struct store_config *cfg, struct store **out);
 void store_close(struct store *st);
 
-/* Column family index of a class, or -ENOENT. */
-int store_cf(const struct store *st, const char *class_name);
+/* Migrations (wrangler's): each tag applied once, in order, recorded in meta. */
+#define STORE_MIGRATION_MAX_CLASSES 16
+#define STORE_NAME_MAX 64
+struct store_rename {
+	char from[STORE_NAME_MAX], to[STORE_NAME_MAX];
+};
+struct store_migration {
+	char tag[STORE_NAME_MAX];
+	char new_classes[STORE_MIGRATION_MAX_CLASSES][STORE_NAME_MAX];
+	unsigned nnew;
+	struct store_rename renamed[STORE_MIGRATION_MAX_CLASSES];
+	unsigned nrenamed;
+	char deleted[STORE_MIGRATION_MAX_CLASSES][STORE_NAME_MAX];
+	unsigned ndeleted;
+	/* From another script: a single box has one, so these act as renames. */
+	struct store_rename transferred[STORE_MIGRATION_MAX_CLASSES];
+	unsigned ntransferred;
+};
+
+/* Applies the tags of `migs` not applied yet, after checking that those applied before
+ * are the first tags of the list, in order. Returns 0, or -EINVAL with a message in err
+ * ("migrations[2] (tag v3): renamed_classes: no class \"Foo\"") for a refusal, or
+ * -EIO. */
+int store_migrate(struct store *st, const struct store_migration *migs, unsigned n, char *err,
+		  size_t errlen);
+
+/* A class as the migrations left it: its column family and its namespace's 32-byte
+ * secret. Returns 0, or -ENOENT when the class has no migration, and fills
+ * *deleted_by (when not NULL) with the tag that deleted it, or "". */
+int store_class(struct store *st, const char *class_name, int *cf, uint8_t secret[32],
+		char deleted_by[STORE_NAME_MAX]);
 
 /* A value read from the store; release it with store_value_release. */
 struct store_value {

@@ -18,6 +18,7 @@ struct store {
 	rocksdb_cache_t *cache;
 	rocksdb_readoptions_t *ropts;
 	rocksdb_writeoptions_t *wopts_nowal;
+	rocksdb_writeoptions_t *wopts_sync; /* meta changes outside commits (migrations) */
 	rocksdb_column_family_handle_t *cf[STORE_MAX_CF];
 	rocksdb_column_family_handle_t *cf_default;
 	char cf_names[STORE_MAX_CF][80];
@@ -34,6 +35,8 @@ int store_replay_logs(struct store *st);
 void store_remove_replayed_logs(struct store *st);
 /* Deletes every commit log: only once all cores have closed theirs and a flush succeeded. */
 void store_remove_all_logs(struct store *st);
+/* Index of a column family by its RocksDB name, or -ENOENT. */
+int store_cf_by_name(const struct store *st, const char *cf_name);
 /* Flushes the memtables of every family, waiting; 0 or -EIO. */
 int store_flush_all(struct store *st);
 

@@ -10,6 +10,7 @@
 #define DURO_MAX_CLASSES 64         /* registered classes */
 #define DURO_MAX_NAME 256           /* bytes in an object name (idFromName) */
 #define DURO_MAX_HEADERS 100        /* header fields in one request */
+#define DURO_MAX_MIGRATIONS 64      /* migration tags in a config */
 #define DURO_SLOTS 4096             /* slot table size for consistent hashing */
 
 #endif

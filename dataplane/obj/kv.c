@@ -104,7 +104,7 @@ static size_t full_key(const struct object *obj, const void *k, size_t klen, cha
 	return DURO_ID_BYTES + klen;
 }
 
-static int cf_of(const struct object *obj) { return store_cf(obj_store(), obj->ns->cls->name); }
+static int cf_of(const struct object *obj) { return obj->ns->cf; }
 
 static int load_stats(struct object *obj)
 {

@@ -36,6 +36,8 @@ struct obj_config {
 	unsigned evict_idle_ms; /* an object idle this long is unloaded; default 30 s */
 	char data_dir[512];
 	struct store_config store;
+	struct store_migration migrations[DURO_MAX_MIGRATIONS];
+	unsigned nmigrations;
 	struct obj_storage_limits {
 		size_t max_key, max_value;     /* bytes; defaults 2 KiB and 128 MiB */
 		uint64_t max_object_bytes;     /* default 50 GB */
@@ -48,6 +50,7 @@ struct duro_namespace {
 	unsigned index;
 	const struct obj_binding *binding;
 	const struct duro_class *cls;
+	int cf;               /* the class's column family */
 	uint8_t name_key[16]; /* keys the hash of names into ID bodies */
 	uint8_t mac_key[16];  /* keys the MAC that binds an ID to this namespace */
 };

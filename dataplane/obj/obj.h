@@ -11,9 +11,10 @@ const struct duro_class *obj_find_class(const char *name);
 /* Calls fn for every registered class name (for messages that list the choices). */
 void obj_each_class(void (*fn)(const char *name, void *arg), void *arg);
 
-/* Resolves bindings to classes and loads or creates each namespace's secret under
- * <data_dir>/namespaces/. Call once before the cores start. Returns 0 or a negative errno
- * with a log line naming what failed. */
+/* Opens the store, applies the config's migrations and resolves each binding to its class,
+ * column family and namespace secret (kept in the meta family). Call once before the cores
+ * start. Returns 0, -EINVAL for a refusal of the config (log line says which), or another
+ * negative errno. */
 int obj_runtime_init(const struct obj_config *cfg, unsigned ncores);
 void obj_runtime_fini(void);
 
@@ -28,10 +29,6 @@ const struct obj_counters *obj_counters(struct core *c);
 const struct obj_commit_counters *obj_commit_counters(struct core *c);
 /* True when this core has no commit open, in flight or unapplied (for shutdown). */
 int obj_idle(struct core *c);
-
-/* Reads <data_dir>/namespaces/<class>.secret, creating it durably (0600) on first use.
- * Returns 0 or a negative errno, with a log line. */
-int obj_load_secret(const char *data_dir, const char *class_name, uint8_t secret[32]);
 
 /* Derivation without a namespace lookup, for tests: see duro.h for the contracts. */
 void obj_namespace_keys(struct duro_namespace *ns, const uint8_t secret[32]);

@@ -49,35 +49,47 @@ int obj_runtime_init(const struct obj_config *cfg, unsigned ncores)
 {
 	rt.cfg = cfg;
 	rt.nns = 0;
+	slotmap_build(&rt.map, ncores);
+	int r = store_open(&cfg->store, &rt.store);
+	if (r < 0)
+		return r;
+	char err[512];
+	r = store_migrate(rt.store, cfg->migrations, cfg->nmigrations, err, sizeof(err));
+	if (r == -EINVAL) {
+		log_error("%s", err);
+		return r;
+	}
+	if (r < 0)
+		return r;
 	for (unsigned i = 0; i < cfg->nbindings; i++) {
 		struct duro_namespace *ns = &rt.ns[rt.nns];
+		const struct obj_binding *b = &cfg->bindings[i];
 		ns->index = rt.nns;
-		ns->binding = &cfg->bindings[i];
-		ns->cls = obj_find_class(cfg->bindings[i].class_name);
+		ns->binding = b;
+		ns->cls = obj_find_class(b->class_name);
 		if (!ns->cls) {
-			log_error("binding %s: unknown class \"%s\"", cfg->bindings[i].name,
-				  cfg->bindings[i].class_name);
-			return -ENOENT;
+			log_error("config: binding %s: unknown class \"%s\"", b->name, b->class_name);
+			return -EINVAL;
 		}
 		uint8_t secret[32];
-		int r = obj_load_secret(cfg->data_dir, ns->cls->name, secret);
+		char deleted_by[STORE_NAME_MAX];
+		r = store_class(rt.store, ns->cls->name, &ns->cf, secret, deleted_by);
+		if (r == -ENOENT && deleted_by[0]) {
+			log_error("config: durable_objects.bindings[%u]: class \"%s\" was deleted by migration tag \"%s\" and is still bound",
+				  i, b->class_name, deleted_by);
+			return -EINVAL;
+		}
+		if (r == -ENOENT) {
+			log_error("config: durable_objects.bindings[%u]: class \"%s\" has no migration: list it in new_classes of a migrations tag",
+				  i, b->class_name);
+			return -EINVAL;
+		}
 		if (r < 0)
 			return r;
 		obj_namespace_keys(ns, secret);
 		rt.nns++;
 	}
-	slotmap_build(&rt.map, ncores);
-	/* One column family per bound class (a class bound twice shares it). */
-	const char *classes[DURO_MAX_BINDINGS];
-	unsigned nclasses = 0;
-	for (unsigned i = 0; i < rt.nns; i++) {
-		unsigned k = 0;
-		while (k < nclasses && strcmp(classes[k], rt.ns[i].cls->name))
-			k++;
-		if (k == nclasses)
-			classes[nclasses++] = rt.ns[i].cls->name;
-	}
-	return store_open(&cfg->store, classes, nclasses, &rt.store);
+	return 0;
 }
 
 void obj_runtime_fini(void)

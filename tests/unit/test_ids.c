@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static struct duro_namespace ns_a, ns_b;
 
@@ -84,21 +83,6 @@ static void test_new_ids_differ(void)
 			CHECK(memcmp(&ids[i], &ids[j], sizeof(ids[i])) != 0);
 }
 
-static void test_secret_persists(void)
-{
-	char dir[] = "/tmp/duro-test-ids-XXXXXX";
-	CHECK(mkdtemp(dir) != NULL);
-	uint8_t s1[32], s2[32];
-	CHECK_EQ(obj_load_secret(dir, "Counter", s1), 0);
-	CHECK_EQ(obj_load_secret(dir, "Counter", s2), 0);
-	CHECK(memcmp(s1, s2, 32) == 0);
-	CHECK_EQ(obj_load_secret(dir, "Echo", s2), 0);
-	CHECK(memcmp(s1, s2, 32) != 0);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	CHECK_EQ(system(cmd), 0);
-}
-
 int main(void)
 {
 	setup();
@@ -106,6 +90,5 @@ int main(void)
 	RUN(test_string_round_trip);
 	RUN(test_refusals);
 	RUN(test_new_ids_differ);
-	RUN(test_secret_persists);
 	return CHECK_DONE();
 }

@@ -1,0 +1,296 @@
+/* Migrations and the class table, kept in the meta column family:
+ *   "class/<name>"   -> 32-byte namespace secret ‖ column family name
+ *   "deleted/<name>" -> the tag that deleted the class (for messages)
+ *   "migrations"     -> the applied tags, one per line, in order
+ *   "cfseq"          -> the last column family number handed out
+ * A class's data lives in a family named "class-<n>", so a rename moves a table entry
+ * (data and IDs stay) and a delete drops the family. Every tag is checked against a copy
+ * of the table before any is applied, so a bad list changes nothing. */
+#include "store_int.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define MAX_CLASSES 128
+#define MAX_TAGS 256
+
+struct class_rec {
+	char name[STORE_NAME_MAX];
+	char cf[80];
+	uint8_t secret[32];
+	int is_new; /* created by this run: the family is made when applying */
+};
+
+struct table {
+	struct class_rec c[MAX_CLASSES];
+	unsigned n;
+	char deleted[MAX_CLASSES][STORE_NAME_MAX];
+	char deleted_by[MAX_CLASSES][STORE_NAME_MAX];
+	unsigned ndeleted;
+};
+
+static int meta_get(struct store *st, const char *key, char *out, size_t cap, size_t *len)
+{
+	struct store_value v;
+	int r = store_get(st, STORE_CF_META, key, strlen(key), &v);
+	if (r <= 0)
+		return r;
+	*len = v.len < cap ? v.len : cap;
+	memcpy(out, v.data, *len);
+	store_value_release(&v);
+	return 1;
+}
+
+static int load_table(struct store *st, struct table *t)
+{
+	memset(t, 0, sizeof(*t));
+	rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[STORE_CF_META]);
+	for (rocksdb_iter_seek(it, "class/", 6); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+		size_t kl, vl;
+		const char *k = rocksdb_iter_key(it, &kl), *v = rocksdb_iter_value(it, &vl);
+		if (kl < 6 || memcmp(k, "class/", 6) || t->n == MAX_CLASSES)
+			break;
+		struct class_rec *c = &t->c[t->n++];
+		snprintf(c->name, sizeof(c->name), "%.*s", (int)(kl - 6), k + 6);
+		if (vl > 32) {
+			memcpy(c->secret, v, 32);
+			snprintf(c->cf, sizeof(c->cf), "%.*s", (int)(vl - 32), v + 32);
+		}
+	}
+	for (rocksdb_iter_seek(it, "deleted/", 8); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+		size_t kl, vl;
+		const char *k = rocksdb_iter_key(it, &kl), *v = rocksdb_iter_value(it, &vl);
+		if (kl < 8 || memcmp(k, "deleted/", 8) || t->ndeleted == MAX_CLASSES)
+			break;
+		snprintf(t->deleted[t->ndeleted], STORE_NAME_MAX, "%.*s", (int)(kl - 8), k + 8);
+		snprintf(t->deleted_by[t->ndeleted++], STORE_NAME_MAX, "%.*s", (int)vl, v);
+	}
+	rocksdb_iter_destroy(it);
+	return 0;
+}
+
+static struct class_rec *find(struct table *t, const char *name)
+{
+	for (unsigned i = 0; i < t->n; i++)
+		if (!strcmp(t->c[i].name, name))
+			return &t->c[i];
+	return NULL;
+}
+
+static void forget_deleted(struct table *t, const char *name)
+{
+	for (unsigned i = 0; i < t->ndeleted; i++)
+		if (!strcmp(t->deleted[i], name))
+			t->deleted[i][0] = 0;
+}
+
+__attribute__((format(printf, 5, 6))) static int refuse(char *err, size_t errlen, unsigned idx,
+							  const char *tag, const char *fmt, ...)
+{
+	int n = snprintf(err, errlen, "config: migrations[%u] (tag \"%s\"): ", idx, tag);
+	va_list ap;
+	va_start(ap, fmt);
+	if (n > 0 && (size_t)n < errlen)
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* Runs one tag against the table (in memory); the caller writes the result. */
+static int step(struct table *t, const struct store_migration *m, unsigned idx, uint64_t *cfseq,
+		char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < m->nnew; i++) {
+		const char *name = m->new_classes[i];
+		if (find(t, name))
+			return refuse(err, errlen, idx, m->tag, "new_classes: class \"%s\" exists already", name);
+		if (t->n == MAX_CLASSES)
+			return refuse(err, errlen, idx, m->tag, "more than %d classes", MAX_CLASSES);
+		struct class_rec *c = &t->c[t->n++];
+		snprintf(c->name, sizeof(c->name), "%s", name);
+		snprintf(c->cf, sizeof(c->cf), "class-%llu", (unsigned long long)++*cfseq);
+		if (getrandom(c->secret, 32, 0) != 32)
+			return -EIO;
+		c->is_new = 1;
+		forget_deleted(t, name);
+	}
+	for (unsigned pass = 0; pass < 2; pass++) {
+		const struct store_rename *rs = pass ? m->transferred : m->renamed;
+		unsigned n = pass ? m->ntransferred : m->nrenamed;
+		const char *what = pass ? "transferred_classes" : "renamed_classes";
+		for (unsigned i = 0; i < n; i++) {
+			struct class_rec *c = find(t, rs[i].from);
+			if (!c)
+				return refuse(err, errlen, idx, m->tag, "%s: no class \"%s\" to rename", what, rs[i].from);
+			if (find(t, rs[i].to))
+				return refuse(err, errlen, idx, m->tag, "%s: class \"%s\" exists already", what, rs[i].to);
+			snprintf(c->name, sizeof(c->name), "%s", rs[i].to);
+			forget_deleted(t, rs[i].to);
+		}
+	}
+	for (unsigned i = 0; i < m->ndeleted; i++) {
+		struct class_rec *c = find(t, m->deleted[i]);
+		if (!c)
+			return refuse(err, errlen, idx, m->tag, "deleted_classes: no class \"%s\"", m->deleted[i]);
+		if (t->ndeleted < MAX_CLASSES) {
+			snprintf(t->deleted[t->ndeleted], STORE_NAME_MAX, "%s", c->name);
+			snprintf(t->deleted_by[t->ndeleted++], STORE_NAME_MAX, "%s", m->tag);
+		}
+		c->name[0] = 0; /* the family goes when applied */
+	}
+	return 0;
+}
+
+int store_migrate(struct store *st, const struct store_migration *migs, unsigned n, char *err,
+		  size_t errlen)
+{
+	char applied_text[MAX_TAGS * STORE_NAME_MAX];
+	size_t alen = 0;
+	int r = meta_get(st, "migrations", applied_text, sizeof(applied_text) - 1, &alen);
+	if (r < 0)
+		return r;
+	applied_text[r ? alen : 0] = 0;
+	char *applied[MAX_TAGS];
+	unsigned napplied = 0;
+	for (char *save = NULL, *tok = strtok_r(applied_text, "\n", &save); tok && napplied < MAX_TAGS;
+	     tok = strtok_r(NULL, "\n", &save))
+		applied[napplied++] = tok;
+	for (unsigned i = 0; i < napplied; i++) {
+		if (i >= n) {
+			snprintf(err, errlen, "config: migrations: this data_dir has applied tag \"%s\" "
+				 "(#%u), which the config no longer lists; tags may only be added at the end",
+				 applied[i], i + 1);
+			return -EINVAL;
+		}
+		if (strcmp(applied[i], migs[i].tag)) {
+			snprintf(err, errlen, "config: migrations[%u]: tag \"%s\", but this data_dir applied "
+				 "\"%s\" at that place; tags cannot be skipped, reordered or renamed",
+				 i, migs[i].tag, applied[i]);
+			return -EINVAL;
+		}
+	}
+	if (napplied == n)
+		return 0;
+
+	static struct table t; /* start-up only, single-threaded */
+	load_table(st, &t);
+	char cfseq_text[24] = "";
+	size_t cl = 0;
+	if (meta_get(st, "cfseq", cfseq_text, sizeof(cfseq_text) - 1, &cl) == 1)
+		cfseq_text[cl] = 0;
+	uint64_t cfseq = strtoull(cfseq_text, NULL, 10);
+	for (unsigned i = napplied; i < n; i++) {
+		r = step(&t, &migs[i], i, &cfseq, err, errlen);
+		if (r < 0)
+			return r;
+	}
+
+	/* Checked: now make it so. Families first, then one synced meta batch. */
+	char *e = NULL;
+	for (unsigned i = 0; i < t.n; i++) {
+		struct class_rec *c = &t.c[i];
+		if (!c->is_new || !c->name[0])
+			continue;
+		if (st->ncf == STORE_MAX_CF)
+			return -E2BIG;
+		rocksdb_column_family_handle_t *h = rocksdb_create_column_family(st->db, st->db_opts, c->cf, &e);
+		if (e) {
+			log_error("storage: create column family %s: %s", c->cf, e);
+			free(e);
+			return -EIO;
+		}
+		snprintf(st->cf_names[st->ncf], sizeof(st->cf_names[0]), "%s", c->cf);
+		st->cf[st->ncf++] = h;
+	}
+	rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+	rocksdb_writebatch_delete_range_cf(b, st->cf[STORE_CF_META], "class/", 6, "class0", 6);
+	rocksdb_writebatch_delete_range_cf(b, st->cf[STORE_CF_META], "deleted/", 8, "deleted0", 8);
+	for (unsigned i = 0; i < t.n; i++) {
+		struct class_rec *c = &t.c[i];
+		if (!c->name[0])
+			continue;
+		char key[80], val[32 + 80];
+		int kl = snprintf(key, sizeof(key), "class/%s", c->name);
+		memcpy(val, c->secret, 32);
+		size_t vl = 32 + strlen(c->cf);
+		memcpy(val + 32, c->cf, strlen(c->cf));
+		rocksdb_writebatch_put_cf(b, st->cf[STORE_CF_META], key, (size_t)kl, val, vl);
+	}
+	for (unsigned i = 0; i < t.ndeleted; i++) {
+		if (!t.deleted[i][0])
+			continue;
+		char key[80];
+		int kl = snprintf(key, sizeof(key), "deleted/%s", t.deleted[i]);
+		rocksdb_writebatch_put_cf(b, st->cf[STORE_CF_META], key, (size_t)kl, t.deleted_by[i],
+					  strlen(t.deleted_by[i]));
+	}
+	size_t tl = 0;
+	for (unsigned i = 0; i < n; i++)
+		tl += (size_t)snprintf(applied_text + tl, sizeof(applied_text) - tl, "%s\n", migs[i].tag);
+	rocksdb_writebatch_put_cf(b, st->cf[STORE_CF_META], "migrations", 10, applied_text, tl);
+	int sl = snprintf(cfseq_text, sizeof(cfseq_text), "%llu", (unsigned long long)cfseq);
+	rocksdb_writebatch_put_cf(b, st->cf[STORE_CF_META], "cfseq", 5, cfseq_text, (size_t)sl);
+	rocksdb_write(st->db, st->wopts_sync, b, &e);
+	rocksdb_writebatch_destroy(b);
+	if (e) {
+		log_error("storage: record migrations: %s", e);
+		free(e);
+		return -EIO;
+	}
+	/* Drop the families of deleted classes only once the table no longer names them. */
+	struct table after;
+	load_table(st, &after);
+	for (unsigned i = STORE_CF_FIRST_CLASS; i < st->ncf; i++) {
+		if (!st->cf[i])
+			continue;
+		int used = 0;
+		for (unsigned k = 0; k < after.n && !used; k++)
+			used = !strcmp(after.c[k].cf, st->cf_names[i]);
+		if (used)
+			continue;
+		rocksdb_drop_column_family(st->db, st->cf[i], &e);
+		if (e) {
+			log_warn("storage: drop column family %s: %s", st->cf_names[i], e);
+			free(e);
+			e = NULL;
+			continue;
+		}
+		rocksdb_column_family_handle_destroy(st->cf[i]);
+		st->cf[i] = NULL;
+		log_info("storage: dropped the data of a deleted class (%s)", st->cf_names[i]);
+	}
+	for (unsigned i = napplied; i < n; i++)
+		log_info("storage: applied migration tag \"%s\"", migs[i].tag);
+	return 0;
+}
+
+int store_class(struct store *st, const char *class_name, int *cf, uint8_t secret[32],
+		char deleted_by[STORE_NAME_MAX])
+{
+	char key[80], val[32 + 80];
+	size_t vl = 0;
+	if (deleted_by)
+		deleted_by[0] = 0;
+	snprintf(key, sizeof(key), "class/%s", class_name);
+	int r = meta_get(st, key, val, sizeof(val) - 1, &vl);
+	if (r < 0)
+		return r;
+	if (r == 1 && vl > 32) {
+		val[vl] = 0;
+		int idx = store_cf_by_name(st, val + 32);
+		if (idx < 0)
+			return -EIO; /* the table names a family that is not there */
+		*cf = idx;
+		memcpy(secret, val, 32);
+		return 0;
+	}
+	snprintf(key, sizeof(key), "deleted/%s", class_name);
+	if (deleted_by && meta_get(st, key, deleted_by, STORE_NAME_MAX - 1, &vl) == 1)
+		deleted_by[vl] = 0;
+	return -ENOENT;
+}

@@ -5,7 +5,8 @@
  *   GET    <obj>/list?prefix=&start=&start_after=&end=&reverse=1&limit=   "key=value" lines
  *   POST   <obj>/batch              lines "put key value" / "del key" / "get key" / "fail" in
  *                                   one event: all or nothing; "begin"/"commit"/"rollback"
- *                                   nest explicit transactions
+ *                                   nest explicit transactions; "mget k…", "mput k v…",
+ *                                   "mdel k…" use the multi-key calls (128 keys at most)
  *   DELETE <obj>/all                deleteAll
  * Keys and values are raw path bytes and bodies (no decoding): enough for tests and demos. */
 #include "duro.h"
@@ -72,10 +73,44 @@ static int do_list(struct duro_object *obj, const struct duro_request *req, stru
 	return o.err;
 }
 
+#define MULTI_MAX 600 /* more than DURO_MAX_BATCH, so the limit itself can be tried */
+
+/* "mget k…", "mput k v k v…", "mdel k…": the multi-key calls. */
+static int multi(struct duro_object *obj, struct duro_response *res, const char *op, char *rest)
+{
+	static struct duro_str keys[MULTI_MAX], vals[MULTI_MAX];
+	static struct duro_kv kvs[MULTI_MAX];
+	size_t n = 0;
+	for (char *t = strtok_r(rest, " ", &rest); t && n < MULTI_MAX; t = strtok_r(NULL, " ", &rest))
+		keys[n++] = (struct duro_str){ t, strlen(t) };
+	int r;
+	char num[16];
+	if (!strcmp(op, "mget")) {
+		r = duro_get_many(obj, keys, n, vals);
+		for (size_t i = 0; r >= 0 && i < n; i++)
+			if ((vals[i].ptr ? duro_res_body(res, vals[i].ptr, vals[i].len) : duro_res_body(res, "-", 1)) ||
+			    duro_res_body(res, "\n", 1))
+				r = -ENOMEM;
+		return r < 0 ? r : 0;
+	}
+	if (!strcmp(op, "mput")) {
+		for (size_t i = 0; i + 1 < n; i += 2)
+			kvs[i / 2] = (struct duro_kv){ keys[i], keys[i + 1] };
+		return duro_put_many(obj, kvs, n / 2);
+	}
+	r = duro_delete_many(obj, keys, n);
+	if (r < 0)
+		return r;
+	snprintf(num, sizeof(num), "%d\n", r);
+	return duro_res_body(res, num, strlen(num));
+}
+
 /* One line of a batch: "put k v", "del k", "get k", "begin", "commit", "rollback", "fail". */
 static int batch_line(struct duro_object *obj, struct duro_response *res, char *line)
 {
 	char *op = strtok_r(line, " ", &line);
+	if (op && (!strcmp(op, "mget") || !strcmp(op, "mput") || !strcmp(op, "mdel")))
+		return multi(obj, res, op, line);
 	char *k = op ? strtok_r(NULL, " ", &line) : NULL;
 	if (!op)
 		return 0;

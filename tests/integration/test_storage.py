@@ -89,6 +89,22 @@ def test_explicit_transactions_nest(durod):
     assert requests.post(u + "/batch", data="rollback").status_code == 400
 
 
+def test_multi_key_calls_and_their_limit(durod):
+    u = kv(durod, "multi")
+    keys = ["m%03d" % i for i in range(128)]
+    put = "mput " + " ".join("%s v%s" % (k, k) for k in keys)
+    assert requests.post(u + "/batch", data=put).status_code == 200
+    r = requests.post(u + "/batch", data="mget " + " ".join(keys[:3] + ["absent"]))
+    assert r.text == "vm000\nvm001\nvm002\n-\n"
+    over = ["x%03d" % i for i in range(129)]
+    assert requests.post(u + "/batch", data="mput " + " ".join("%s v" % k for k in over)).status_code == 400
+    assert requests.post(u + "/batch", data="mget " + " ".join(over)).status_code == 400
+    assert requests.post(u + "/batch", data="mdel " + " ".join(over)).status_code == 400
+    assert requests.get(u + "/k/x000").status_code == 404  # the refused mput wrote nothing
+    assert requests.post(u + "/batch", data="mdel m000 m001 nope").text == "2\n"
+    assert len(lines(requests.get(u + "/list"))) == 126
+
+
 def test_delete_all(durod):
     u = kv(durod, "wipe")
     requests.post(u + "/batch", data="\n".join("put k%03d v" % i for i in range(50)))

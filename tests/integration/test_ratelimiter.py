@@ -1,0 +1,40 @@
+"""RateLimiter: a persisted token bucket per key, 429 with Retry-After when empty."""
+import time
+
+import requests
+
+import conftest
+
+
+def test_burst_then_429_then_refill(durod):
+    u = durod.url + "/limit/user1?rate=2&burst=3"
+    assert [requests.post(u).status_code for _ in range(3)] == [200, 200, 200]
+    r = requests.post(u)
+    assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+    time.sleep(0.6)  # 2 tokens per second: one is back
+    assert requests.post(u).status_code == 200
+    assert requests.post(u).status_code == 429
+    # Keys are independent objects.
+    assert requests.post(durod.url + "/limit/user2?rate=2&burst=3").status_code == 200
+
+
+def test_bad_parameters(durod):
+    for q in ["rate=0", "rate=x", "burst=0", "rate=", "burst=1e99"]:
+        assert requests.post(durod.url + "/limit/k?" + q).status_code == 400, q
+    assert requests.delete(durod.url + "/limit/k").status_code == 405
+
+
+def test_bucket_persists_across_restart(durod_factory, tmp_path):
+    d = durod_factory()
+    u = "/limit/persist?rate=0.01&burst=2"  # one token per 100 s: no refill during the test
+    assert [requests.post(d.url + u).status_code for _ in range(3)] == [200, 200, 429]
+    assert d.stop() == 0
+    sub = tmp_path / "again"
+    sub.mkdir()
+    d2 = conftest.Durod.__new__(conftest.Durod)
+    d2.__init__(sub, extra_args=["--data-dir", d.data_dir])
+    try:
+        r = requests.post(d2.url + u)
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) > 90
+    finally:
+        assert d2.stop() == 0

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <rocksdb/c.h>
@@ -27,6 +28,18 @@ void store_config_defaults(struct store_config *cfg, const char *data_dir)
 	/* Values of 64 KiB and up go to blob files, so compaction does not rewrite them. */
 	cfg->blob_min_bytes = 64u << 10;
 	cfg->log_rotate_bytes = 64u << 20;
+	/* Writes stop (507) while less than this is free, so RocksDB always has room to
+	 * flush and compact: an LSM that meets ENOSPC mid-flush stops (and Debian's RocksDB
+	 * 7.8, built with its assertions, aborts when a failed file is written again). */
+	cfg->min_free_bytes = 256u << 20;
+}
+
+int64_t store_free_bytes(const struct store *st)
+{
+	struct statvfs sv;
+	if (statvfs(st->cfg.dir, &sv) < 0)
+		return -errno;
+	return (int64_t)((uint64_t)sv.f_bavail * sv.f_frsize);
 }
 
 static rocksdb_options_t *cf_options(struct store *st)
@@ -81,9 +94,10 @@ int store_open(const struct store_config *cfg, struct store **out)
 	rocksdb_options_set_create_if_missing(st->db_opts, 1);
 	rocksdb_options_set_create_missing_column_families(st->db_opts, 1);
 	rocksdb_options_set_max_background_jobs(st->db_opts, 2);
-	/* Flushes of all families happen together, so a flush before a log is dropped covers
-	 * every family the log touched. */
-	rocksdb_options_set_atomic_flush(st->db_opts, 1);
+	/* No atomic_flush: a commit log is deleted only after every family has been flushed,
+	 * and replaying a log over families that already hold part of it is idempotent, so
+	 * families may flush independently. (Debian's RocksDB 7.8 also asserts when manual and
+	 * automatic atomic flushes meet.) */
 	rocksdb_options_set_avoid_unnecessary_blocking_io(st->db_opts, 1);
 
 	/* Open with every family on disk (RocksDB insists), meta and alarms first. */

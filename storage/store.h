@@ -14,6 +14,7 @@ struct store_config {
 	size_t write_buffer_bytes;  /* per column family memtable */
 	size_t blob_min_bytes;      /* values at least this large go to blob files */
 	uint64_t log_rotate_bytes;  /* a core's commit log is rotated past this size */
+	uint64_t min_free_bytes;    /* below this much free space, writes are refused */
 };
 
 void store_config_defaults(struct store_config *cfg, const char *data_dir);
@@ -59,6 +60,9 @@ int store_migrate(struct store *st, const struct store_migration *migs, unsigned
  * *deleted_by (when not NULL) with the tag that deleted it, or "". */
 int store_class(struct store *st, const char *class_name, int *cf, uint8_t secret[32],
 		char deleted_by[STORE_NAME_MAX]);
+
+/* Free bytes on the data directory's file system, or a negative errno. */
+int64_t store_free_bytes(const struct store *st);
 
 /* A value read from the store; release it with store_value_release. */
 struct store_value {

@@ -39,6 +39,8 @@ struct commit_core {
 	struct commit_batch *open, *inflight, *spare;
 	struct commit_batch *unapplied_head, *unapplied_tail;
 	uint64_t next_seq, durable_seq, applied_seq;
+	uint64_t space_checked_ms;
+	int space_low;
 	struct obj_commit_counters ctr;
 };
 
@@ -82,6 +84,28 @@ struct store_batch *commit_open_batch(struct core *c, uint64_t *seq)
 	cc->ctr.commits++;
 	*seq = cc->open->seq;
 	return cc->open->b;
+}
+
+/* How often each core looks at the free space (statvfs) while writes come in. */
+#define SPACE_CHECK_MS 50
+
+int commit_space_ok(struct core *c)
+{
+	struct commit_core *cc = c->obj->commit;
+	if (c->now_ms >= cc->space_checked_ms + SPACE_CHECK_MS) {
+		cc->space_checked_ms = c->now_ms;
+		int64_t free_bytes = store_free_bytes(obj_store());
+		int low = free_bytes >= 0 && (uint64_t)free_bytes < obj_store_config()->min_free_bytes;
+		if (low != cc->space_low)
+			log_warn(low ? "core %u: storage: %lld bytes free, under the %llu reserve: refusing writes (507)"
+				     : "core %u: storage: %lld bytes free again: accepting writes",
+				 c->index, (long long)free_bytes,
+				 (unsigned long long)obj_store_config()->min_free_bytes);
+		cc->space_low = low;
+	}
+	if (cc->space_low)
+		cc->ctr.space_refusals++;
+	return !cc->space_low;
 }
 
 uint64_t commit_applied_seq(struct core *c) { return c->obj->commit->applied_seq; }

@@ -412,6 +412,13 @@ int kv_event_end(struct core *c, struct object *obj, int ok)
 	}
 	if (kv->ntxn == 0 && !kv->wiped_in_txn)
 		return 0;
+	if (!commit_space_ok(c)) {
+		/* The disk is under its reserve: the event's writes are refused as a whole. */
+		undo_to(c, kv, 0);
+		kv->stats = kv->stats_at_event;
+		kv->wiped_in_txn = 0;
+		return -ENOSPC;
+	}
 	uint64_t seq;
 	struct store_batch *b = commit_open_batch(c, &seq);
 	if (!b) {

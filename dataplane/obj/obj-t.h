@@ -63,6 +63,7 @@ struct obj_commit_counters {
 	uint64_t failures;     /* failed commits */
 	uint64_t gated;        /* responses held behind the output gate */
 	uint64_t apply_retries;
+	uint64_t space_refusals; /* events whose writes were refused: disk under the reserve */
 };
 
 struct obj_counters {

@@ -91,6 +91,9 @@ struct store_batch *commit_open_batch(struct core *c, uint64_t *seq);
 /* Sends the response now, or holds it until batch `seq` is durable. */
 void commit_gate(struct core *c, struct http_exchange *ex, uint64_t seq);
 uint64_t commit_applied_seq(struct core *c);
+/* 0 while the data directory's free space is under storage.min_free_bytes. */
+int commit_space_ok(struct core *c);
+const struct store_config *obj_store_config(void);
 uint64_t commit_durable_seq(struct core *c);
 /* No commit in flight, open or waiting to be applied. */
 int commit_idle(struct core *c);

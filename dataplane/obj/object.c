@@ -34,6 +34,7 @@ static struct {
 
 struct store *obj_store(void) { return rt.store; }
 const struct obj_storage_limits *obj_limits(void) { return &rt.cfg->limits; }
+const struct store_config *obj_store_config(void) { return &rt.cfg->store; }
 
 /* What routing leaves in the exchange's scratch area for the owner core. */
 struct route_result {
@@ -274,7 +275,12 @@ static void run_request(struct core *c, struct http_exchange *ex)
 				    (struct duro_response *)ex);
 	int wrote = kv_event_end(c, obj, r == 0);
 	obj->running = 0;
-	if (r != 0 || wrote < 0) {
+	if (wrote == -ENOSPC) {
+		http_resp_reset(ex);
+		http_resp_status(ex, 507);
+		http_resp_header(ex, "Content-Type", 12, "text/plain; charset=utf-8", 25);
+		http_resp_body(ex, "storage full: the write was not saved\n", 38);
+	} else if (r != 0 || wrote < 0) {
 		oc->ctr.handler_failures++;
 		if (r != 0)
 			log_warn("class %s: on_request failed (%d): its writes are rolled back",

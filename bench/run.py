@@ -1,12 +1,18 @@
-"""Runs the foundation benchmarks and prints medians and same-run ratios (bench/README.md).
+"""Runs the benchmarks and prints medians and same-run ratios (bench/README.md).
 
 Scenarios, each repeated --runs times, interleaved so drift hits every scenario alike:
-  redis     redis-server (appendfsync no, no snapshots) on CPU 0, redis-benchmark -t incr -c 64 on CPU 1
-  hot-1c    durod --cores 1 (CPU 0), durobench on CPU 1: POST /counter/hot, 64 connections
-  names-1c  the same over 10,000 names
-  hot-2c    durod --cores 2 (CPUs 0-1), durobench unpinned (it shares the two CPUs)
+  redis             redis-server (appendfsync no, no snapshots) on CPU 0,
+                    redis-benchmark -t incr -c 64 on CPU 1
+  redis-always      the same with appendonly yes, appendfsync always (every write synced)
+  hot-1c            durod --cores 1 (CPU 0), durobench on CPU 1: POST /memcounter/hot
+                    (in memory), 64 connections
+  names-1c          the same over 10,000 names
+  hot-2c            durod --cores 2 (CPUs 0-1), durobench unpinned (it shares the CPUs)
+  names-2c          the same over 10,000 names
+  durable-1c        like hot-1c on the durable Counter: POST /counter/hot
+  durable-names-1c  the durable Counter over 10,000 names
 durod runs with idle_spin_us 0 so that its CPU time (from /proc) is work, not polling.
-  names-2c  the same over 10,000 names
+--only a,b runs just those scenarios.
 """
 import argparse
 import json
@@ -48,7 +54,14 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_durod(cores, names, seconds, conns):
+def commits_per_sync(log_text):
+    """From durod's shutdown lines "core N: A commits in B syncs (C per sync)"."""
+    import re
+    per = [float(m) for m in re.findall(r"\(([0-9.]+) per sync\)", log_text)]
+    return sum(per) / len(per) if per else 0.0
+
+
+def run_durod(cores, names, seconds, conns, prefix="/memcounter/"):
     port = free_port()
     data = tempfile.mkdtemp(prefix="durobench-")
     # Reactors sleep as soon as they are idle, so their CPU time is work, not polling:
@@ -56,12 +69,15 @@ def run_durod(cores, names, seconds, conns):
     cfg = os.path.join(data, "bench.json")
     with open(cfg, "w") as f:
         json.dump({"idle_spin_us": 0}, f)
+    log_path = os.path.join(data, "durod.log")
+    log = open(log_path, "w")
     proc = subprocess.Popen([DUROD, "--cores", str(cores), "--listen", "127.0.0.1:%d" % port,
-                             "--data-dir", os.path.join(data, "d"), "--config", cfg, "--log-level", "warn"])
+                             "--data-dir", os.path.join(data, "d"), "--config", cfg],
+                            stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_port(port)
         cmd = [BENCH, "--port", str(port), "--conns", str(conns), "--names", str(names),
-               "--duration", str(seconds)]
+               "--duration", str(seconds), "--prefix", prefix]
         if cores == 1:
             cmd = ["taskset", "-c", "1"] + cmd
         cmd += ["--warmup", "0"]
@@ -72,23 +88,30 @@ def run_durod(cores, names, seconds, conns):
             raise RuntimeError("durobench failed: " + out.stderr)
         res = json.loads(out.stdout)
         res["server_cpu_us_per_req"] = (cpu1 - cpu0) * 1e6 / max(res["requests"], 1)
-        return res
-    finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
+        log.close()
+        with open(log_path) as f:
+            res["commits_per_sync"] = commits_per_sync(f.read())
+        return res
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=20)
         shutil.rmtree(data, ignore_errors=True)
 
 
-def run_redis(seconds, conns):
+def run_redis(seconds, conns, always=False):
     port = free_port()
-    data = tempfile.mkdtemp(prefix="redisbench-")
-    proc = subprocess.Popen(["taskset", "-c", "0", "redis-server", "--port", str(port), "--dir", data,
-                             "--appendonly", "no", "--appendfsync", "no", "--save", "",
+    # Beside durod's data (the same disk), not in a tmpfs.
+    data = tempfile.mkdtemp(prefix="redisbench-", dir=os.path.join(ROOT, "build"))
+    aof = ["--appendonly", "yes", "--appendfsync", "always"] if always else ["--appendonly", "no", "--appendfsync", "no"]
+    proc = subprocess.Popen(["taskset", "-c", "0", "redis-server", "--port", str(port), "--dir", data] + aof + ["--save", "",
                              "--daemonize", "no", "--logfile", ""],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port)
-        n = int(110000 * seconds)  # about `seconds` at the rates seen here
+        n = int((40000 if always else 50000) * seconds)  # about `seconds` at the rates seen here
         out = subprocess.run(["taskset", "-c", "1", "redis-benchmark", "-p", str(port), "-t", "incr",
                               "-c", str(conns), "-n", str(n), "--csv"],
                              capture_output=True, text=True, timeout=seconds * 10 + 60)
@@ -107,40 +130,57 @@ def main():
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--conns", type=int, default=64)
     ap.add_argument("--json", help="also write every run to this file")
+    ap.add_argument("--only", help="comma-separated scenarios to run")
     a = ap.parse_args()
     scen = {
         "redis": lambda: run_redis(a.seconds, a.conns),
+        "redis-always": lambda: run_redis(a.seconds, a.conns, always=True),
         "hot-1c": lambda: run_durod(1, 0, a.seconds, a.conns),
         "names-1c": lambda: run_durod(1, 10000, a.seconds, a.conns),
         "hot-2c": lambda: run_durod(2, 0, a.seconds, a.conns),
         "names-2c": lambda: run_durod(2, 10000, a.seconds, a.conns),
+        "durable-1c": lambda: run_durod(1, 0, a.seconds, a.conns, prefix="/counter/"),
+        "durable-names-1c": lambda: run_durod(1, 10000, a.seconds, a.conns, prefix="/counter/"),
     }
+    if a.only:
+        scen = {k: v for k, v in scen.items() if k in a.only.split(",")}
     results = {k: [] for k in scen}
-    ratios = []
     for r in range(a.runs):
         for k, fn in scen.items():
             results[k].append(fn())
-        ratios.append(results["hot-1c"][-1]["rps"] / results["redis"][-1]["rps"])
         print("run %d: " % (r + 1) + ", ".join("%s %.0f/s" % (k, v[-1]["rps"]) for k, v in results.items()),
               flush=True)
     print()
-    print("%-9s %12s %10s %10s %14s" % ("scenario", "median req/s", "p50 µs", "p99 µs", "server CPU µs/req"))
+    print("%-17s %12s %10s %10s %14s" % ("scenario", "median req/s", "p50 µs", "p99 µs", "server CPU µs/req"))
     for k, v in results.items():
         cpu = statistics.median(x.get("server_cpu_us_per_req", 0) for x in v)
-        print("%-9s %12.0f %10.0f %10.0f %14s" % (k, statistics.median(x["rps"] for x in v),
+        print("%-17s %12.0f %10.0f %10.0f %14s" % (k, statistics.median(x["rps"] for x in v),
                                                  statistics.median(x["p50_us"] for x in v),
                                                  statistics.median(x["p99_us"] for x in v),
                                                  "%.2f" % cpu if cpu else "-"))
     print()
-    print("hot-1c / redis, same run: median %.2fx (runs: %s)" %
-          (statistics.median(ratios), ", ".join("%.2f" % x for x in ratios)))
-    two = [results["hot-2c"][i]["rps"] / results["hot-1c"][i]["rps"] for i in range(a.runs)]
-    print("hot-2c / hot-1c, same run: median %.2fx" % statistics.median(two))
-    two_n = [results["names-2c"][i]["rps"] / results["names-1c"][i]["rps"] for i in range(a.runs)]
-    print("names-2c / names-1c, same run: median %.2fx" % statistics.median(two_n))
+
+    def ratio(x, y):
+        if x not in results or y not in results:
+            return
+        rs = [results[x][i]["rps"] / results[y][i]["rps"] for i in range(a.runs)]
+        print("%s / %s, same run: median %.2fx (runs: %s)" %
+              (x, y, statistics.median(rs), ", ".join("%.2f" % r for r in rs)))
+
+    ratio("hot-1c", "redis")
+    ratio("hot-2c", "hot-1c")
+    ratio("names-2c", "names-1c")
+    ratio("durable-1c", "redis-always")
+    ratio("durable-1c", "hot-1c")
+    ratio("durable-names-1c", "names-1c")
+    for sc in ("durable-1c", "durable-names-1c"):
+        if sc in results:
+            print("%s: median %.1f commits per sync" %
+                  (sc, statistics.median(x["commits_per_sync"] for x in results[sc])))
     for sc in ("names-1c", "names-2c"):
-        cpu = statistics.median(x["server_cpu_us_per_req"] for x in results[sc])
-        print("%s: server CPU %.2f µs per request, i.e. %.0f req/s per fully used core" % (sc, cpu, 1e6 / cpu))
+        if sc in results:
+            cpu = statistics.median(x["server_cpu_us_per_req"] for x in results[sc])
+            print("%s: server CPU %.2f µs per request, i.e. %.0f req/s per fully used core" % (sc, cpu, 1e6 / cpu))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -213,13 +213,13 @@ static int find_binding(const struct duro_config *cfg, const char *name)
 	return -1;
 }
 
-/* /counter/, /echo/, /kv/ and /limit/<name> for the default bindings that the config still has, and
+/* /counter/, /echo/, /kv/, /limit/ and /memcounter/<name> for the default bindings that the config still has, and
  * the generic /obj/<binding>/<id>. */
 static void default_routes(struct duro_config *cfg)
 {
 	static const struct { const char *prefix, *binding; } defs[] = {
 		{ "/counter/", "COUNTER" }, { "/echo/", "ECHO" }, { "/kv/", "KV" },
-		{ "/limit/", "LIMITER" } };
+		{ "/limit/", "LIMITER" }, { "/memcounter/", "MEMCOUNTER" } };
 	cfg->obj.nroutes = 0;
 	for (unsigned i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
 		int b = find_binding(cfg, defs[i].binding);
@@ -579,7 +579,7 @@ void config_defaults(struct duro_config *cfg)
 	cfg->obj.nmigrations = 1;
 	struct store_migration *m = &cfg->obj.migrations[0];
 	snprintf(m->tag, sizeof(m->tag), "builtin-v1");
-	static const char *const builtin[] = { "Counter", "Echo", "KV", "RateLimiter" };
+	static const char *const builtin[] = { "Counter", "Echo", "KV", "RateLimiter", "MemCounter" };
 	for (unsigned i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
 		snprintf(m->new_classes[m->nnew++], STORE_NAME_MAX, "%s", builtin[i]);
 	cfg->obj.limits.max_key = 2048;
@@ -587,7 +587,7 @@ void config_defaults(struct duro_config *cfg)
 	cfg->obj.limits.max_object_bytes = 50ull * 1000 * 1000 * 1000;
 	cfg->obj.limits.cache_bytes_per_core = 64u << 20;
 	cfg->obj.evict_idle_ms = 30000;
-	cfg->obj.nbindings = 4;
+	cfg->obj.nbindings = 5;
 	snprintf(cfg->obj.bindings[0].name, OBJ_NAME_MAX, "COUNTER");
 	snprintf(cfg->obj.bindings[0].class_name, OBJ_NAME_MAX, "Counter");
 	snprintf(cfg->obj.bindings[1].name, OBJ_NAME_MAX, "ECHO");
@@ -596,6 +596,8 @@ void config_defaults(struct duro_config *cfg)
 	snprintf(cfg->obj.bindings[2].class_name, OBJ_NAME_MAX, "KV");
 	snprintf(cfg->obj.bindings[3].name, OBJ_NAME_MAX, "LIMITER");
 	snprintf(cfg->obj.bindings[3].class_name, OBJ_NAME_MAX, "RateLimiter");
+	snprintf(cfg->obj.bindings[4].name, OBJ_NAME_MAX, "MEMCOUNTER");
+	snprintf(cfg->obj.bindings[4].class_name, OBJ_NAME_MAX, "MemCounter");
 	default_routes(cfg);
 }
 

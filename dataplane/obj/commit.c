@@ -288,6 +288,11 @@ void commit_core_fini(struct core *c)
 		return;
 	if (cc->unapplied_head)
 		apply_pending(c);
+	if (cc->ctr.batches)
+		log_info("core %u: %llu commits in %llu syncs (%.1f per sync), %llu failed", c->index,
+			 (unsigned long long)cc->ctr.commits, (unsigned long long)cc->ctr.syncs,
+			 (double)cc->ctr.batched_txns / (double)cc->ctr.batches,
+			 (unsigned long long)cc->ctr.failures);
 	store_log_close(cc->log);
 	struct commit_batch *bs[] = { cc->open, cc->inflight, cc->spare };
 	for (unsigned i = 0; i < 3; i++)

@@ -35,9 +35,9 @@ struct store_log {
 	uint64_t file_seq;
 	char path[700];
 	int fd;
-	uint64_t size;    /* bytes known durable */
-	uint64_t pending; /* bytes of the record in flight */
-	uint32_t header[4];
+	uint64_t size; /* bytes known durable */
+	uint64_t tail; /* end of the last record prepared */
+	uint64_t gen;  /* bumped when a failure voids the records in flight */
 	unsigned inject_every;
 	uint64_t syncs_seen;
 	struct store_counters ctr;
@@ -52,6 +52,14 @@ static int open_log_file(struct store_log *lg)
 		log_error("storage: create %s: %s", lg->path, strerror(errno));
 		return -errno;
 	}
+	/* Allocate the whole file now: an append that grows the file makes every fdatasync
+	 * commit the new size to the journal too (about 500 us a sync here instead of 370).
+	 * Unwritten space reads as zeros, where replay stops. */
+	int fr = posix_fallocate(lg->fd, 0, (off_t)lg->st->cfg.log_rotate_bytes);
+	if (fr && fr != EOPNOTSUPP)
+		log_warn("storage: preallocate %s: %s", lg->path, strerror(fr));
+	if (fsync(lg->fd) < 0)
+		log_warn("storage: sync %s: %s", lg->path, strerror(errno));
 	/* The new name must itself be durable before records in it are acknowledged. */
 	int dfd = open(lg->st->log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0) {
@@ -59,6 +67,7 @@ static int open_log_file(struct store_log *lg)
 		close(dfd);
 	}
 	lg->size = 0;
+	lg->tail = 0;
 	return 0;
 }
 
@@ -113,23 +122,26 @@ void store_log_close(struct store_log *lg)
 	free(lg);
 }
 
-void store_log_prepare(struct store_log *lg, struct store_batch *b, struct iovec iov[2], int *fd,
-		       uint64_t *offset)
+void store_log_prepare(struct store_log *lg, struct store_batch *b, struct store_log_record *rec,
+		       struct iovec iov[2], int *fd, uint64_t *offset)
 {
 	size_t n;
 	const char *data = rocksdb_writebatch_data((rocksdb_writebatch_t *)b, &n);
-	DURO_ASSERT(n < UINT32_MAX && lg->pending == 0);
-	lg->header[0] = LOG_MAGIC;
-	lg->header[1] = (uint32_t)n;
-	lg->header[2] = crc32c(0, data, n);
-	lg->header[3] = 0;
-	iov[0].iov_base = lg->header;
+	DURO_ASSERT(n < UINT32_MAX);
+	rec->header[0] = LOG_MAGIC;
+	rec->header[1] = (uint32_t)n;
+	rec->header[2] = crc32c(0, data, n);
+	rec->header[3] = 0;
+	rec->offset = lg->tail;
+	rec->len = LOG_HEADER + n;
+	rec->gen = lg->gen;
+	iov[0].iov_base = rec->header;
 	iov[0].iov_len = LOG_HEADER;
 	iov[1].iov_base = (void *)data;
 	iov[1].iov_len = n;
 	*fd = lg->fd;
-	*offset = lg->size;
-	lg->pending = LOG_HEADER + n;
+	*offset = rec->offset;
+	lg->tail += rec->len;
 }
 
 struct flush_job {
@@ -176,34 +188,38 @@ static void rotate(struct store_log *lg)
 	pthread_attr_destroy(&attr);
 }
 
-int store_log_done(struct store_log *lg, long write_res, long sync_res)
+int store_log_done(struct store_log *lg, struct store_log_record *rec, long write_res, long sync_res)
 {
-	uint64_t want = lg->pending;
-	lg->pending = 0;
+	if (rec->gen != lg->gen)
+		return -ECANCELED; /* written after a record that failed: void */
+	DURO_ASSERT(rec->offset == lg->size);
 	lg->syncs_seen++;
-	if (lg->inject_every && write_res == (long)want && sync_res == 0 &&
+	if (lg->inject_every && write_res == (long)rec->len && sync_res == 0 &&
 	    lg->syncs_seen % lg->inject_every == 0)
 		sync_res = -EIO;
-	if (write_res == (long)want && sync_res == 0) {
-		lg->size += want;
+	if (write_res == (long)rec->len && sync_res == 0) {
+		lg->size += rec->len;
 		lg->ctr.log_records++;
-		lg->ctr.log_bytes += want;
-		if (lg->size >= lg->st->cfg.log_rotate_bytes)
+		lg->ctr.log_bytes += rec->len;
+		if (lg->size >= lg->st->cfg.log_rotate_bytes && lg->tail == lg->size)
 			rotate(lg);
 		return 0;
 	}
-	int err = write_res < 0 ? (int)write_res : write_res != (long)want ? -ENOSPC
+	int err = write_res < 0 ? (int)write_res : write_res != (long)rec->len ? -ENOSPC
 			: sync_res < 0 && sync_res != -ECANCELED ? (int)sync_res : -EIO;
 	lg->ctr.log_failures++;
+	lg->gen++;
+	lg->tail = lg->size;
 	log_error("storage: core %u: commit log %s failed at offset %llu: %s; cutting the record off",
 		  lg->core, lg->path, (unsigned long long)lg->size, strerror(-err));
-	/* Cut back to the last durable record, so the failed one is never replayed. */
-	if (ftruncate(lg->fd, (off_t)lg->size) < 0 || fdatasync(lg->fd) < 0) {
+	/* Cut back to the last durable record, so the failed one (and any written after it)
+	 * is never replayed: zero its header; the next record goes there. */
+	static const uint32_t zero[4];
+	if (pwrite(lg->fd, zero, sizeof(zero), (off_t)lg->size) != sizeof(zero) ||
+	    fdatasync(lg->fd) < 0) {
 		log_error("storage: core %u: cannot cut %s back (%s): starting a new log", lg->core,
 			  lg->path, strerror(errno));
-		/* Overwrite the record's magic so replay stops before it, then move on. */
-		uint32_t zero = 0;
-		if (pwrite(lg->fd, &zero, sizeof(zero), (off_t)lg->size) == sizeof(zero))
+		if (ftruncate(lg->fd, (off_t)lg->size) == 0)
 			fdatasync(lg->fd);
 		close(lg->fd);
 		lg->file_seq += 64;
@@ -277,8 +293,15 @@ static int replay_file(struct store *st, const char *path, uint64_t *records)
 		(*records)++;
 		off += LOG_HEADER + h[1];
 	}
-	if (r == 0 && off < got)
-		log_warn("storage: replay %s: ignored %zu bytes after the last whole record", path, got - off);
+	if (r == 0 && off < got) {
+		/* Preallocated space is zeros; anything else is a torn or cut record. */
+		size_t torn = 0;
+		for (size_t i = off; i < got && !torn; i++)
+			torn = buf[i] != 0;
+		if (torn)
+			log_warn("storage: replay %s: ignored a torn record at %zu (never acknowledged)",
+				 path, off);
+	}
 	free(buf);
 	return r;
 }

@@ -107,14 +107,21 @@ int store_apply(struct store *st, struct store_batch *b);
 struct store_log;
 int store_log_open(struct store *st, unsigned core, struct store_log **out);
 void store_log_close(struct store_log *lg);
-/* Frames batch b as the next record: fills iov[0..1], the file descriptor and offset to
- * write them at. The batch must not change until store_log_done. */
-void store_log_prepare(struct store_log *lg, struct store_batch *b, struct iovec iov[2], int *fd,
-		       uint64_t *offset);
-/* Reports the write's and the sync's results (bytes or negative errno). Returns 0 when the
- * record is durable; otherwise the negative errno, after cutting the log back to before
- * the record so it can never be replayed. */
-int store_log_done(struct store_log *lg, long write_res, long sync_res);
+/* One record on its way to disk; owned by the caller until store_log_done. */
+struct store_log_record {
+	uint32_t header[4];
+	uint64_t offset, len, gen;
+};
+/* Frames batch b as the next record (after those still in flight): fills iov[0..1], the
+ * file descriptor and the offset to write them at. The batch and rec must not change
+ * until store_log_done. */
+void store_log_prepare(struct store_log *lg, struct store_batch *b, struct store_log_record *rec,
+		       struct iovec iov[2], int *fd, uint64_t *offset);
+/* Reports a record's write and sync results (bytes or negative errno), oldest record
+ * first. Returns 0 when the record is durable; otherwise a negative errno, after cutting
+ * the log back to before the record so it can never be replayed. A failure also voids
+ * every record prepared after it: their done returns -ECANCELED whatever their results. */
+int store_log_done(struct store_log *lg, struct store_log_record *rec, long write_res, long sync_res);
 /* Fault injection for tests (DURO_FAULT_SYNC_EVERY): the sync of every `every`-th record
  * is reported as EIO although the bytes were written, as a failing disk would. 0: off. */
 void store_log_inject_sync_failures(struct store_log *lg, unsigned every);

@@ -22,8 +22,12 @@ struct commit_op {
 	uint8_t which; /* 0 write, 1 sync */
 } __attribute__((aligned(8)));
 
+/* Records on their way to disk at once. */
+#define COMMIT_MAX_INFLIGHT 2
+
 struct commit_batch {
 	struct commit_op op[2];
+	struct store_log_record rec;
 	struct store_batch *b;
 	uint64_t seq;
 	unsigned txns;
@@ -36,7 +40,11 @@ struct commit_batch {
 
 struct commit_core {
 	struct store_log *log;
-	struct commit_batch *open, *inflight, *spare;
+	struct commit_batch *open;
+	struct commit_batch *spare; /* free batches, linked through next */
+	unsigned nspare;
+	struct commit_batch *inflight[COMMIT_MAX_INFLIGHT]; /* oldest first */
+	unsigned ninflight;
 	struct commit_batch *unapplied_head, *unapplied_tail;
 	uint64_t next_seq, durable_seq, applied_seq;
 	uint64_t space_checked_ms;
@@ -48,7 +56,8 @@ static struct commit_batch *batch_get(struct commit_core *cc)
 {
 	struct commit_batch *cb = cc->spare;
 	if (cb) {
-		cc->spare = NULL;
+		cc->spare = cb->next;
+		cc->nspare--;
 	} else {
 		cb = calloc(1, sizeof(*cb));
 		if (!cb)
@@ -66,9 +75,12 @@ static struct commit_batch *batch_get(struct commit_core *cc)
 
 static void batch_put(struct commit_core *cc, struct commit_batch *cb)
 {
+	/* Kept for reuse: a core cycles through a handful (open, in flight, unapplied). */
 	store_batch_clear(cb->b);
-	if (!cc->spare) {
+	if (cc->nspare < COMMIT_MAX_INFLIGHT + 2) {
+		cb->next = cc->spare;
 		cc->spare = cb;
+		cc->nspare++;
 		return;
 	}
 	store_batch_free(cb->b);
@@ -118,10 +130,12 @@ void commit_gate(struct core *c, struct http_exchange *ex, uint64_t seq)
 		http_respond(c, ex);
 		return;
 	}
-	struct commit_batch *cb = cc->open && cc->open->seq == seq ? cc->open
-				 : cc->inflight && cc->inflight->seq == seq ? cc->inflight : NULL;
-	if (!cb) /* an older batch than both: they complete in order, so wait for the newest */
-		cb = cc->inflight ? cc->inflight : cc->open;
+	/* The batch with that number; completions come in order, so holding the response
+	 * behind it holds it behind every older one too. */
+	struct commit_batch *cb = cc->open && cc->open->seq == seq ? cc->open : NULL;
+	for (unsigned i = 0; i < cc->ninflight && !cb; i++)
+		if (cc->inflight[i]->seq == seq)
+			cb = cc->inflight[i];
 	DURO_ASSERT(cb);
 	ex->msg.next = NULL;
 	if (cb->gated_tail)
@@ -148,6 +162,8 @@ static void release(struct core *c, struct commit_batch *cb, int err)
 	}
 }
 
+static void commit_failed(struct core *c, struct commit_batch *cb, int r);
+
 static void apply_pending(struct core *c)
 {
 	struct commit_core *cc = c->obj->commit;
@@ -171,32 +187,57 @@ static void fail_batch(struct core *c, struct commit_batch *cb, int err)
 	cb->txns = 0;
 }
 
-static void commit_done(struct core *c, struct commit_batch *cb)
+static void inflight_pop(struct commit_core *cc)
+{
+	memmove(cc->inflight, cc->inflight + 1, (cc->ninflight - 1) * sizeof(cc->inflight[0]));
+	cc->ninflight--;
+}
+
+/* Takes the oldest record in flight once both its completions are in. */
+static void commit_done(struct core *c)
 {
 	struct commit_core *cc = c->obj->commit;
-	DURO_ASSERT(cc->inflight == cb);
-	cc->inflight = NULL;
-	int r = store_log_done(cc->log, cb->res[0], cb->res[1]);
-	if (r == 0) {
-		cc->durable_seq = cb->seq;
-		cc->ctr.syncs++;
-		release(c, cb, 0);
-		if (cc->unapplied_tail)
-			cc->unapplied_tail->next = cb;
-		else
-			cc->unapplied_head = cb;
-		cc->unapplied_tail = cb;
-		apply_pending(c);
-		return;
+	while (cc->ninflight && cc->inflight[0]->ncqe == 2) {
+		struct commit_batch *cb = cc->inflight[0];
+		inflight_pop(cc);
+		c->offloaded--;
+		int r = store_log_done(cc->log, &cb->rec, cb->res[0], cb->res[1]);
+		if (r == 0) {
+			cc->durable_seq = cb->seq;
+			cc->ctr.syncs++;
+			release(c, cb, 0);
+			if (cc->unapplied_tail)
+				cc->unapplied_tail->next = cb;
+			else
+				cc->unapplied_head = cb;
+			cc->unapplied_tail = cb;
+			apply_pending(c);
+			continue;
+		}
+		if (r == -ECANCELED) {
+			/* Voided by an earlier failure, which already answered its waiters. */
+			batch_put(cc, cb);
+			continue;
+		}
+		commit_failed(c, cb, r);
 	}
-	/* The record is cut off the log: neither it nor the open batch built after it will
-	 * ever be durable. Everyone waiting hears so; their objects start over from storage. */
+}
+
+/* The record is cut off the log: neither it nor anything after it will ever be durable.
+ * Everyone waiting hears so; their objects start over from storage. */
+static void commit_failed(struct core *c, struct commit_batch *cb, int r)
+{
+	struct commit_core *cc = c->obj->commit;
 	cc->ctr.failures++;
 	log_error("core %u: commit of %u transactions failed (%s): answering %d, resetting their objects",
 		  c->index, cb->txns, strerror(-r), r == -ENOSPC ? 507 : 500);
 	uint64_t failed_from = cb->seq;
 	fail_batch(c, cb, r);
 	batch_put(cc, cb);
+	/* Later records in flight are void even if their own sync succeeds: they wait for
+	 * their completions (the kernel still holds their buffers) and fail then. */
+	for (unsigned i = 0; i < cc->ninflight; i++)
+		fail_batch(c, cc->inflight[i], r);
 	if (cc->open) {
 		fail_batch(c, cc->open, r);
 		batch_put(cc, cc->open);
@@ -222,10 +263,8 @@ static void commit_cqe(struct core *c, void *ptr, struct io_uring_cqe *cqe)
 	struct commit_batch *cb = LIST_CONTAINER(op - op->which, struct commit_batch, op);
 	core_did_work(c);
 	cb->res[op->which] = cqe->res;
-	if (++cb->ncqe == 2) {
-		c->offloaded--;
-		commit_done(c, cb);
-	}
+	if (++cb->ncqe == 2)
+		commit_done(c);
 }
 
 /* End of a loop turn: send the open batch to disk unless one is already on its way. */
@@ -234,14 +273,14 @@ static void commit_hook(struct core *c)
 	struct commit_core *cc = c->obj->commit;
 	if (cc->unapplied_head)
 		apply_pending(c);
-	if (cc->inflight || !cc->open || cc->open->txns == 0)
+	if (cc->ninflight == COMMIT_MAX_INFLIGHT || !cc->open || cc->open->txns == 0)
 		return;
 	struct commit_batch *cb = cc->open;
 	cc->open = NULL;
-	cc->inflight = cb;
+	cc->inflight[cc->ninflight++] = cb;
 	int fd;
 	uint64_t off;
-	store_log_prepare(cc->log, cb->b, cb->iov, &fd, &off);
+	store_log_prepare(cc->log, cb->b, &cb->rec, cb->iov, &fd, &off);
 	struct io_uring_sqe *w = core_sqe(c);
 	io_uring_prep_writev(w, fd, cb->iov, 2, off);
 	io_uring_sqe_set_data64(w, core_tag(&cb->op[0], CQE_STORE));
@@ -278,7 +317,7 @@ int obj_idle(struct core *c) { return commit_idle(c); }
 int commit_idle(struct core *c)
 {
 	struct commit_core *cc = c->obj->commit;
-	return !cc || (!cc->inflight && (!cc->open || cc->open->txns == 0) && !cc->unapplied_head);
+	return !cc || (!cc->ninflight && (!cc->open || cc->open->txns == 0) && !cc->unapplied_head);
 }
 
 void commit_core_fini(struct core *c)
@@ -294,8 +333,15 @@ void commit_core_fini(struct core *c)
 			 (double)cc->ctr.batched_txns / (double)cc->ctr.batches,
 			 (unsigned long long)cc->ctr.failures);
 	store_log_close(cc->log);
-	struct commit_batch *bs[] = { cc->open, cc->inflight, cc->spare };
-	for (unsigned i = 0; i < 3; i++)
+	for (struct commit_batch *cb = cc->spare, *next; cb; cb = next) {
+		next = cb->next;
+		store_batch_free(cb->b);
+		free(cb);
+	}
+	struct commit_batch *bs[1 + COMMIT_MAX_INFLIGHT] = { cc->open };
+	for (unsigned i = 0; i < cc->ninflight; i++)
+		bs[1 + i] = cc->inflight[i];
+	for (unsigned i = 0; i < 1 + cc->ninflight; i++)
 		if (bs[i]) {
 			store_batch_free(bs[i]->b);
 			free(bs[i]);

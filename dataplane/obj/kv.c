@@ -124,6 +124,11 @@ static int load_stats(struct object *obj)
 		store_value_release(&v);
 	}
 	kv->stats_loaded = 1;
+	/* Loaded on the first write: nothing changed before it, so the rollback points taken
+	 * earlier in this event must hold these figures, not the zeros they saw. */
+	kv->stats_at_event = kv->stats;
+	for (unsigned i = 0; i < kv->nsavepoints; i++)
+		kv->savepoint_stats[i] = kv->stats;
 	return 0;
 }
 
@@ -310,6 +315,9 @@ int duro_delete_all(struct duro_object *o)
 	struct core *c = obj->core;
 	struct obj_kv *kv = &obj->kv;
 	DURO_ASSERT(obj->running);
+	int r = load_stats(obj);
+	if (r < 0)
+		return r;
 	/* Every cached key becomes a deletion in the event; keys only RocksDB knows are
 	 * covered by the range deletion written at commit. */
 	for (uint32_t b = 0; b < kv->nbuckets; b++) {
@@ -456,12 +464,16 @@ int kv_event_end(struct core *c, struct object *obj, int ok)
 		else
 			store_batch_delete(st, b, cf, fk, n);
 	}
-	char sk[STATS_KEY_LEN] = { 's' };
-	memcpy(sk + 1, obj->id.bytes, DURO_ID_BYTES);
-	if (kv->stats.keys == 0)
-		store_batch_delete(st, b, STORE_CF_META, sk, sizeof(sk));
-	else
-		store_batch_put(st, b, STORE_CF_META, sk, sizeof(sk), &kv->stats, sizeof(kv->stats));
+	/* The size record changes only when sizes do (an overwrite of the same length, like
+	 * every Counter increment, leaves it be). */
+	if (memcmp(&kv->stats, &kv->stats_at_event, sizeof(kv->stats)) != 0) {
+		char sk[STATS_KEY_LEN] = { 's' };
+		memcpy(sk + 1, obj->id.bytes, DURO_ID_BYTES);
+		if (kv->stats.keys == 0)
+			store_batch_delete(st, b, STORE_CF_META, sk, sizeof(sk));
+		else
+			store_batch_put(st, b, STORE_CF_META, sk, sizeof(sk), &kv->stats, sizeof(kv->stats));
+	}
 	kv->ntxn = 0;
 	kv->wiped_in_txn = 0;
 	kv->pending_seq = seq;

@@ -66,6 +66,7 @@ struct obj_core {
 	struct timer evict_timer;
 	struct commit_core *commit;
 	size_t cache_bytes; /* bytes of kv entries on this core */
+	uint64_t last_trim_ms;
 	struct obj_counters ctr;
 };
 

@@ -22,6 +22,7 @@
 
 /* How often each core looks for idle objects to evict. */
 #define EVICT_SCAN_MS 1000
+#define TRIM_MIN_INTERVAL_MS 5
 
 /* Read-only once the cores start. */
 static struct {
@@ -290,8 +291,13 @@ static void run_request(struct core *c, struct http_exchange *ex)
 		http_resp_header(ex, "Content-Type", 12, "text/plain; charset=utf-8", 25);
 		http_resp_body(ex, "the object's handler failed\n", 28);
 	}
-	if (c->obj->cache_bytes > 2 * obj_limits()->cache_bytes_per_core)
+	/* Over twice the budget: trim now rather than at the next scan, but at most every few
+	 * ms, since unapplied writes (which cannot go) may alone be over it. */
+	if (c->obj->cache_bytes > 2 * obj_limits()->cache_bytes_per_core &&
+	    c->now_ms >= c->obj->last_trim_ms + TRIM_MIN_INTERVAL_MS) {
+		c->obj->last_trim_ms = c->now_ms;
 		kv_trim_cache(c);
+	}
 	/* The output gate: nothing leaves before the object's writes so far are durable. */
 	if (obj->kv.pending_seq > commit_durable_seq(c))
 		commit_gate(c, ex, obj->kv.pending_seq);

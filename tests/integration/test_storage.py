@@ -80,6 +80,20 @@ def test_failed_event_rolls_back_everything(durod):
     assert lines(requests.get(u + "/list")) == ["keep=old"]
 
 
+def test_size_accounting_survives_rollbacks(durod_factory):
+    # The size limit is enforced from the tracked size: failed events and rollbacks right
+    # after activation must not reset it.
+    d = durod_factory(config={"storage": {"max_object_bytes": 3000}, "objects": {"evict_idle_ms": 100}})
+    u = kv(d, "acct")
+    assert requests.put(u + "/k/a", data=b"x" * 1990).status_code == 204
+    import time
+    time.sleep(1.3)  # evicted: the next event loads the size record afresh
+    assert requests.post(u + "/batch", data="put b y\nfail").status_code == 500
+    assert requests.post(u + "/batch", data="begin\nput c z\nrollback").status_code == 200
+    assert requests.put(u + "/k/big", data=b"x" * 1500).status_code == 507  # 1991 + 1503 > 3000
+    assert requests.put(u + "/k/small", data=b"x" * 500).status_code == 204
+
+
 def test_explicit_transactions_nest(durod):
     u = kv(durod, "tx")
     body = "put a 1\nbegin\nput a 2\nput b 2\nbegin\nput c 3\ncommit\nrollback\nbegin\nput d 4\ncommit\nget a"
@@ -129,6 +143,24 @@ def test_limits(durod_factory):
     assert requests.put(u + "/k/f9", data=b"v" * 990).status_code == 204
     many = "\n".join("get k%d" % i for i in range(200))
     assert requests.post(u + "/batch", data=many).status_code == 200  # single gets, no limit
+
+
+def test_tiny_cache_stays_correct(durod_factory):
+    # With no cache budget every clean entry is dropped as soon as possible: reads and
+    # listings must then come from RocksDB and still see every write, including unapplied ones.
+    d = durod_factory(config={"storage": {"cache_bytes_per_core": 0}})
+    u = kv(d, "tiny")
+    for i in range(30):
+        assert requests.put(u + "/k/t%02d" % i, data=b"v%d" % i).status_code == 204
+    for i in range(0, 30, 3):
+        assert requests.delete(u + "/k/t%02d" % i).text == "1"
+    for i in range(30):
+        r = requests.get(u + "/k/t%02d" % i)
+        assert r.status_code == (404 if i % 3 == 0 else 200)
+    assert len(lines(requests.get(u + "/list"))) == 20
+    for i in range(50):
+        requests.post(d.url + "/counter/tiny")
+    assert requests.get(d.url + "/counter/tiny").text == "50"
 
 
 def test_data_survives_restart_and_eviction(durod_factory, tmp_path):

@@ -6,7 +6,9 @@
  *   POST   <obj>/batch              lines "put key value" / "del key" / "get key" / "fail" in
  *                                   one event: all or nothing; "begin"/"commit"/"rollback"
  *                                   nest explicit transactions; "mget k…", "mput k v…",
- *                                   "mdel k…" use the multi-key calls (128 keys at most)
+ *                                   "mdel k…" use the multi-key calls (128 keys at most);
+ *                                   "sync" calls sync(); GET <obj>/synced shows the last
+ *                                   outcome this instance heard ("0" durable, or -errno)
  *   DELETE <obj>/all                deleteAll
  * Keys and values are raw path bytes and bodies (no decoding): enough for tests and demos. */
 #include "duro.h"
@@ -105,6 +107,18 @@ static int multi(struct duro_object *obj, struct duro_response *res, const char 
 	return duro_res_body(res, num, strlen(num));
 }
 
+/* In memory only: the last sync() outcome this instance heard. */
+struct kv_state {
+	int synced; /* 0 none yet, 1 durable, else the negative errno */
+};
+
+static void record_sync(struct duro_object *obj, int status, void *arg)
+{
+	(void)arg;
+	struct kv_state *st = duro_state(obj);
+	st->synced = status == 0 ? 1 : status;
+}
+
 /* One line of a batch: "put k v", "del k", "get k", "begin", "commit", "rollback", "fail". */
 static int batch_line(struct duro_object *obj, struct duro_response *res, char *line)
 {
@@ -137,6 +151,8 @@ static int batch_line(struct duro_object *obj, struct duro_response *res, char *
 		return duro_txn_rollback(obj);
 	if (!strcmp(op, "fail"))
 		return -ECANCELED;
+	if (!strcmp(op, "sync"))
+		return duro_sync(obj, record_sync, NULL);
 	return -EINVAL;
 }
 
@@ -191,6 +207,13 @@ static int kv_request(struct duro_object *obj, const struct duro_request *req, s
 				return fail_text(res, r);
 			return duro_res_body(res, r ? "1" : "0", 1);
 		}
+	} else if (sp.len == 7 && !memcmp(sp.ptr, "/synced", 7) && duro_req_is(req, "GET")) {
+		struct kv_state *st = duro_state(obj);
+		char text[16];
+		if (!st->synced)
+			return duro_res_text(res, 404, "no sync outcome yet");
+		snprintf(text, sizeof(text), "%d", st->synced == 1 ? 0 : st->synced);
+		return duro_res_body(res, text, strlen(text));
 	} else if (sp.len == 5 && !memcmp(sp.ptr, "/list", 5) && duro_req_is(req, "GET")) {
 		return do_list(obj, req, res);
 	} else if (sp.len == 6 && !memcmp(sp.ptr, "/batch", 6) && duro_req_is(req, "POST")) {
@@ -207,7 +230,7 @@ static int kv_request(struct duro_object *obj, const struct duro_request *req, s
 
 static const struct duro_class kv_class = {
 	.name = "KV",
-	.state_size = 0,
+	.state_size = sizeof(struct kv_state),
 	.on_request = kv_request,
 };
 DURO_CLASS(kv_class)
@@ -217,7 +240,7 @@ DURO_CLASS(kv_class)
  * its new name). */
 static const struct duro_class kv_store_class = {
 	.name = "KVStore",
-	.state_size = 0,
+	.state_size = sizeof(struct kv_state),
 	.on_request = kv_request,
 };
 DURO_CLASS(kv_store_class)

@@ -134,6 +134,15 @@ int duro_txn_begin(struct duro_object *obj);
 int duro_txn_commit(struct duro_object *obj);
 int duro_txn_rollback(struct duro_object *obj);
 
+/* sync(): calls done(obj, status, arg) once every write this object has made so far, this
+ * event's included, is durable (status 0) or has failed to become durable (a negative
+ * errno: -EIO, -ENOSPC; the object was reset from storage before the call). done runs as
+ * an event of its own after the current one, on an instance activated again if the object
+ * was evicted meanwhile (obj may differ from the caller's), and may use storage like any
+ * event. Returns 0 or -ENOMEM. */
+typedef void duro_sync_fn(struct duro_object *obj, int status, void *arg);
+int duro_sync(struct duro_object *obj, duro_sync_fn *done, void *arg);
+
 /* ---- classes ---- */
 
 struct duro_class {

@@ -32,6 +32,7 @@ struct commit_batch {
 	uint64_t seq;
 	unsigned txns;
 	struct http_exchange *gated_head, *gated_tail; /* linked through msg.next */
+	struct sync_waiter *syncs_head, *syncs_tail;   /* sync() calls waiting for it */
 	long res[2];
 	unsigned ncqe;
 	struct iovec iov[2];
@@ -49,6 +50,7 @@ struct commit_core {
 	uint64_t next_seq, durable_seq, applied_seq;
 	uint64_t space_checked_ms;
 	int space_low;
+	struct sync_waiter *ready_head, *ready_tail; /* sync() outcomes to deliver this turn */
 	struct obj_commit_counters ctr;
 };
 
@@ -68,6 +70,7 @@ static struct commit_batch *batch_get(struct commit_core *cc)
 	cb->seq = ++cc->next_seq;
 	cb->txns = 0;
 	cb->gated_head = cb->gated_tail = NULL;
+	cb->syncs_head = cb->syncs_tail = NULL;
 	cb->ncqe = 0;
 	cb->next = NULL;
 	return cb;
@@ -146,8 +149,65 @@ void commit_gate(struct core *c, struct http_exchange *ex, uint64_t seq)
 	cc->ctr.gated++;
 }
 
+static void ready_append(struct commit_core *cc, struct sync_waiter *head, struct sync_waiter *tail)
+{
+	if (!head)
+		return;
+	if (cc->ready_tail)
+		cc->ready_tail->next = head;
+	else
+		cc->ready_head = head;
+	cc->ready_tail = tail;
+}
+
+void commit_attach_syncs(struct core *c, struct object *obj)
+{
+	struct commit_core *cc = c->obj->commit;
+	struct sync_waiter *head = obj->kv.syncs, *tail = obj->kv.syncs_tail;
+	if (!head)
+		return;
+	obj->kv.syncs = obj->kv.syncs_tail = NULL;
+	uint64_t seq = obj->kv.pending_seq;
+	struct commit_batch *cb = NULL;
+	if (seq > cc->durable_seq) {
+		cb = cc->open && cc->open->seq == seq ? cc->open : NULL;
+		for (unsigned i = 0; i < cc->ninflight && !cb; i++)
+			if (cc->inflight[i]->seq == seq)
+				cb = cc->inflight[i];
+	}
+	if (!cb) { /* already durable: the outcome is known */
+		ready_append(cc, head, tail);
+		return;
+	}
+	if (cb->syncs_tail)
+		cb->syncs_tail->next = head;
+	else
+		cb->syncs_head = head;
+	cb->syncs_tail = tail;
+}
+
+/* Delivers the outcomes known at the start of this turn; those that their callbacks cause
+ * wait for the next turn, so a sync() from a sync callback cannot recurse. */
+static void run_ready_syncs(struct core *c)
+{
+	struct commit_core *cc = c->obj->commit;
+	struct sync_waiter *w = cc->ready_head;
+	cc->ready_head = cc->ready_tail = NULL;
+	while (w) {
+		struct sync_waiter *next = w->next;
+		w->next = NULL;
+		obj_run_sync(c, w);
+		w = next;
+	}
+}
+
 static void release(struct core *c, struct commit_batch *cb, int err)
 {
+	struct commit_core *cc = c->obj->commit;
+	for (struct sync_waiter *w = cb->syncs_head; w; w = w->next)
+		w->status = err;
+	ready_append(cc, cb->syncs_head, cb->syncs_tail);
+	cb->syncs_head = cb->syncs_tail = NULL;
 	struct http_exchange *ex = cb->gated_head;
 	cb->gated_head = cb->gated_tail = NULL;
 	while (ex) {
@@ -271,6 +331,8 @@ static void commit_cqe(struct core *c, void *ptr, struct io_uring_cqe *cqe)
 static void commit_hook(struct core *c)
 {
 	struct commit_core *cc = c->obj->commit;
+	if (cc->ready_head)
+		run_ready_syncs(c);
 	if (cc->unapplied_head)
 		apply_pending(c);
 	if (cc->ninflight == COMMIT_MAX_INFLIGHT || !cc->open || cc->open->txns == 0)
@@ -317,7 +379,8 @@ int obj_idle(struct core *c) { return commit_idle(c); }
 int commit_idle(struct core *c)
 {
 	struct commit_core *cc = c->obj->commit;
-	return !cc || (!cc->ninflight && (!cc->open || cc->open->txns == 0) && !cc->unapplied_head);
+	return !cc || (!cc->ninflight && (!cc->open || cc->open->txns == 0) && !cc->unapplied_head &&
+		       !cc->ready_head);
 }
 
 void commit_core_fini(struct core *c)
@@ -327,6 +390,11 @@ void commit_core_fini(struct core *c)
 		return;
 	if (cc->unapplied_head)
 		apply_pending(c);
+	/* Outcomes nobody will hear any more: the process is stopping. */
+	for (struct sync_waiter *w = cc->ready_head, *next; w; w = next) {
+		next = w->next;
+		free(w);
+	}
 	if (cc->ctr.batches)
 		log_info("core %u: %llu commits in %llu syncs (%.1f per sync), %llu failed", c->index,
 			 (unsigned long long)cc->ctr.commits, (unsigned long long)cc->ctr.syncs,
@@ -343,6 +411,10 @@ void commit_core_fini(struct core *c)
 		bs[1 + i] = cc->inflight[i];
 	for (unsigned i = 0; i < 1 + cc->ninflight; i++)
 		if (bs[i]) {
+			for (struct sync_waiter *w = bs[i]->syncs_head, *next; w; w = next) {
+				next = w->next;
+				free(w);
+			}
 			store_batch_free(bs[i]->b);
 			free(bs[i]);
 		}

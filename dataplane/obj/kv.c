@@ -480,6 +480,22 @@ int kv_event_end(struct core *c, struct object *obj, int ok)
 	return 1;
 }
 
+int duro_sync(struct duro_object *o, duro_sync_fn *done, void *arg)
+{
+	struct object *obj = (struct object *)o;
+	DURO_ASSERT(obj->running);
+	struct sync_waiter *w = malloc(sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	*w = (struct sync_waiter){ .id = obj->id, .ns = obj->ns->index, .fn = done, .arg = arg };
+	if (obj->kv.syncs_tail)
+		obj->kv.syncs_tail->next = w;
+	else
+		obj->kv.syncs = w;
+	obj->kv.syncs_tail = w;
+	return 0;
+}
+
 int kv_dirty(struct core *c, const struct object *obj)
 {
 	return obj->kv.pending_seq > commit_applied_seq(c) || obj->kv.ntxn > 0;
@@ -488,7 +504,7 @@ int kv_dirty(struct core *c, const struct object *obj)
 void kv_free_all(struct core *c, struct object *obj)
 {
 	struct obj_kv *kv = &obj->kv;
-	DURO_ASSERT(kv->ntxn == 0);
+	DURO_ASSERT(kv->ntxn == 0 && !kv->syncs);
 	for (uint32_t b = 0; b < kv->nbuckets; b++) {
 		for (struct kv_entry *e = kv->buckets[b], *next; e; e = next) {
 			next = e->hnext;

@@ -23,6 +23,17 @@ struct kv_entry {
 	char data[];     /* key, then value */
 };
 
+/* A sync() waiting for a batch: names its object by ID, so the object may be evicted or
+ * reset meanwhile and is activated again to hear the outcome. */
+struct sync_waiter {
+	struct sync_waiter *next;
+	struct duro_id id;
+	unsigned ns;
+	int status;
+	duro_sync_fn *fn;
+	void *arg;
+};
+
 struct kv_stats {
 	uint64_t bytes, keys;
 };
@@ -42,6 +53,7 @@ struct obj_kv {
 	uint64_t wiped_seq; /* delete_all not yet applied: RocksDB's keys do not count */
 	uint8_t wiped_in_txn, wiped_at_event;
 	uint64_t pending_seq; /* newest batch holding this object's writes */
+	struct sync_waiter *syncs, *syncs_tail; /* registered by the running event */
 };
 
 struct object {
@@ -96,6 +108,10 @@ uint64_t commit_applied_seq(struct core *c);
 int commit_space_ok(struct core *c);
 const struct store_config *obj_store_config(void);
 uint64_t commit_durable_seq(struct core *c);
+/* Hands the syncs the object's last event registered to the batch they wait for. */
+void commit_attach_syncs(struct core *c, struct object *obj);
+/* Runs one sync's callback as an event of its object (object.c); frees w. */
+void obj_run_sync(struct core *c, struct sync_waiter *w);
 /* No commit in flight, open or waiting to be applied. */
 int commit_idle(struct core *c);
 /* Resets an object whose writes were lost in a failed commit (object.c). */

@@ -214,6 +214,7 @@ static struct object *object_activate(struct core *c, const struct duro_namespac
 		int r = ns->cls->on_load((struct duro_object *)obj);
 		kv_event_end(c, obj, 0);
 		obj->running = 0;
+		commit_attach_syncs(c, obj);
 		if (r != 0) {
 			oc->ctr.load_failures++;
 			kv_free_all(c, obj);
@@ -276,6 +277,7 @@ static void run_request(struct core *c, struct http_exchange *ex)
 				    (struct duro_response *)ex);
 	int wrote = kv_event_end(c, obj, r == 0);
 	obj->running = 0;
+	commit_attach_syncs(c, obj);
 	if (wrote == -ENOSPC) {
 		http_resp_reset(ex);
 		http_resp_status(ex, 507);
@@ -303,6 +305,32 @@ static void run_request(struct core *c, struct http_exchange *ex)
 		commit_gate(c, ex, obj->kv.pending_seq);
 	else
 		http_respond(c, ex);
+}
+
+void obj_run_sync(struct core *c, struct sync_waiter *w)
+{
+	const struct duro_namespace *ns = &rt.ns[w->ns];
+	int err = 0;
+	struct object *obj = object_activate(c, ns, &w->id, &err);
+	if (!obj) {
+		log_warn("class %s: a sync() outcome was lost: the object failed to load (%d)",
+			 ns->cls->name, err);
+		free(w);
+		return;
+	}
+	DURO_ASSERT(!obj->running);
+	obj->last_used_ms = c->now_ms;
+	list_del(&obj->lru);
+	list_add_tail(&c->obj->lru, &obj->lru);
+	obj->running = 1;
+	kv_event_begin(c, obj);
+	w->fn((struct duro_object *)obj, w->status, w->arg);
+	if (kv_event_end(c, obj, 1) < 0)
+		log_warn("class %s: writes of a sync() callback refused (storage full or out of memory)",
+			 ns->cls->name);
+	obj->running = 0;
+	commit_attach_syncs(c, obj);
+	free(w);
 }
 
 void obj_reset(struct core *c, struct object *obj)

@@ -291,3 +291,37 @@ def test_failed_syncs_under_concurrency(durod_factory, tmp_path, monkeypatch):
             assert int(requests.get(d2.url + "/counter/conc%d" % k).text) == last
     finally:
         assert d2.stop() == 0
+
+
+def wait_for_sync(u, timeout=5.0):
+    import time
+    end = time.time() + timeout
+    while time.time() < end:
+        r = requests.get(u + "/synced")
+        if r.status_code == 200:
+            return r.text
+        time.sleep(0.02)
+    raise AssertionError("no sync outcome")
+
+
+def test_sync_reports_durability(durod):
+    u = kv(durod, "sy")
+    assert requests.post(u + "/batch", data="put a 1\nsync").status_code == 200
+    assert wait_for_sync(u) == "0"
+    assert requests.get(u + "/k/a").text == "1"
+    # A sync with nothing pending hears at once (next loop turn), on another object too.
+    u2 = kv(durod, "sy2")
+    assert requests.post(u2 + "/batch", data="sync").status_code == 200
+    assert wait_for_sync(u2) == "0"
+
+
+def test_sync_reports_failure(durod_factory, monkeypatch):
+    monkeypatch.setenv("DURO_FAULT_SYNC_EVERY", "2")
+    d = durod_factory()
+    outcomes = set()
+    for i in range(8):
+        u = kv(d, "syf%d" % i)
+        requests.post(u + "/batch", data="put x %d\nsync" % i)
+        outcomes.add(wait_for_sync(u))
+    # -EIO: the write never became durable (the object was reset and heard it afresh).
+    assert outcomes == {"0", "-5"}

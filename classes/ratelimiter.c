@@ -1,6 +1,7 @@
 /* RateLimiter: a token bucket per object. POST /limit/<key> takes one token: 200 when
  * allowed, 429 with Retry-After (seconds) when not. Rate (tokens per second) and burst
- * (bucket size) come from ?rate=&burst= or default to 10/s and 20. The bucket persists. */
+ * (bucket size) come from ?rate=&burst=, else from the binding's vars "rate" and "burst",
+ * else 10/s and 20. The bucket persists. */
 #include "duro.h"
 
 #include <math.h>
@@ -14,11 +15,11 @@ struct bucket {
 	uint64_t updated_ms; /* wall clock, so a restart keeps refilling from where it was */
 };
 
-static double param(const struct duro_request *req, const char *name, double dflt, double lo,
-		    double hi, int *bad)
+static double param(const struct duro_object *obj, const struct duro_request *req, const char *name,
+		    double dflt, double lo, double hi, int *bad)
 {
 	struct duro_str v;
-	if (!duro_req_query_param(req, name, &v))
+	if (!duro_req_query_param(req, name, &v) && !duro_var(obj, name, &v))
 		return dflt;
 	char buf[32];
 	if (v.len == 0 || v.len >= sizeof(buf)) {
@@ -47,8 +48,8 @@ static int limiter_request(struct duro_object *obj, const struct duro_request *r
 			   struct duro_response *res)
 {
 	int bad = 0;
-	double rate = param(req, "rate", 10, 0.001, 1e6, &bad);
-	double burst = param(req, "burst", 20, 1, 1e9, &bad);
+	double rate = param(obj, req, "rate", 10, 0.001, 1e6, &bad);
+	double burst = param(obj, req, "burst", 20, 1, 1e9, &bad);
 	if (bad)
 		return duro_res_text(res, 400, "rate must be in [0.001, 1e6] and burst in [1, 1e9]");
 	int take = duro_req_is(req, "POST");

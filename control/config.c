@@ -141,6 +141,44 @@ static int parse_listeners(struct ctx *x, struct duro_config *cfg, json_t *arr)
 	return 0;
 }
 
+/* vars: {"name": "value" | number | boolean}, kept as text for the class to parse. */
+static int parse_vars(struct ctx *x, const char *path, json_t *binding, struct obj_binding *b)
+{
+	json_t *vars = json_object_get(binding, "vars");
+	char p[160];
+	join(p, sizeof(p), path, "vars");
+	if (!vars)
+		return 0;
+	if (!json_is_object(vars))
+		return fail(x, p, "want an object of name: value, got %s", type_name(vars));
+	if (json_object_size(vars) > OBJ_MAX_VARS)
+		return fail(x, p, "more than %d vars", OBJ_MAX_VARS);
+	const char *k;
+	json_t *v;
+	json_object_foreach(vars, k, v) {
+		char q[240];
+		snprintf(q, sizeof(q), "%s.%s", p, k);
+		struct obj_var *var = &b->vars[b->nvars];
+		if (strlen(k) >= sizeof(var->name))
+			return fail(x, q, "name longer than %zu bytes", sizeof(var->name) - 1);
+		snprintf(var->name, sizeof(var->name), "%s", k);
+		if (json_is_string(v))
+			snprintf(var->value, sizeof(var->value), "%s", json_string_value(v));
+		else if (json_is_integer(v))
+			snprintf(var->value, sizeof(var->value), "%lld", (long long)json_integer_value(v));
+		else if (json_is_real(v))
+			snprintf(var->value, sizeof(var->value), "%.17g", json_real_value(v));
+		else if (json_is_boolean(v))
+			snprintf(var->value, sizeof(var->value), "%s", json_is_true(v) ? "true" : "false");
+		else
+			return fail(x, q, "want a string, number or boolean, got %s", type_name(v));
+		if (json_is_string(v) && strlen(json_string_value(v)) >= sizeof(var->value))
+			return fail(x, q, "value longer than %zu bytes", sizeof(var->value) - 1);
+		b->nvars++;
+	}
+	return 0;
+}
+
 struct class_list {
 	char buf[512];
 };
@@ -172,13 +210,15 @@ static int parse_bindings(struct ctx *x, struct duro_config *cfg, json_t *dobj)
 	json_array_foreach(arr, i, v) {
 		char p[64];
 		snprintf(p, sizeof(p), "durable_objects.bindings[%zu]", i);
-		static const char *const keys[] = { "name", "class_name", NULL };
+		static const char *const keys[] = { "name", "class_name", "vars", NULL };
 		if (!json_is_object(v))
 			return fail(x, p, "want an object, got %s", type_name(v));
 		struct obj_binding *b = &cfg->obj.bindings[i];
+		memset(b, 0, sizeof(*b));
 		if (only_keys(x, p, v, keys) < 0 ||
 		    get_str(x, p, v, "name", b->name, sizeof(b->name), 1) < 0 ||
-		    get_str(x, p, v, "class_name", b->class_name, sizeof(b->class_name), 1) < 0)
+		    get_str(x, p, v, "class_name", b->class_name, sizeof(b->class_name), 1) < 0 ||
+		    parse_vars(x, p, v, b) < 0)
 			return -EINVAL;
 		char sub[96];
 		for (const char *c = b->name; *c; c++) {

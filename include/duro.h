@@ -57,6 +57,10 @@ void *duro_state(struct duro_object *obj);
 const struct duro_id *duro_object_id(const struct duro_object *obj);
 const char *duro_object_class(const struct duro_object *obj);
 
+/* A variable of the object's binding (config durable_objects.bindings[].vars, as
+ * wrangler's vars): returns 1 with *value set (valid for the process's life), or 0. */
+int duro_var(const struct duro_object *obj, const char *name, struct duro_str *value);
+
 struct duro_str duro_req_method(const struct duro_request *req);
 /* The whole path, e.g. "/counter/hot/x". */
 struct duro_str duro_req_path(const struct duro_request *req);

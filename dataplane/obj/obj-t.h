@@ -11,9 +11,19 @@
 #define OBJ_NAME_MAX 64
 #define OBJ_PREFIX_MAX 128
 
+#define OBJ_MAX_VARS 16
+#define OBJ_VAR_VALUE_MAX 256
+
+struct obj_var {
+	char name[OBJ_NAME_MAX];
+	char value[OBJ_VAR_VALUE_MAX];
+};
+
 struct obj_binding {
 	char name[OBJ_NAME_MAX];       /* e.g. "COUNTER" */
 	char class_name[OBJ_NAME_MAX]; /* e.g. "Counter" */
+	struct obj_var vars[OBJ_MAX_VARS]; /* the class's settings for this binding */
+	unsigned nvars;
 };
 
 enum obj_route_kind {

@@ -505,6 +505,19 @@ const char *duro_object_class(const struct duro_object *obj)
 	return ((const struct object *)obj)->ns->cls->name;
 }
 
+int duro_var(const struct duro_object *obj, const char *name, struct duro_str *value)
+{
+	const struct obj_binding *b = ((const struct object *)obj)->ns->binding;
+	for (unsigned i = 0; i < b->nvars; i++) {
+		if (!strcmp(b->vars[i].name, name)) {
+			value->ptr = b->vars[i].value;
+			value->len = strlen(b->vars[i].value);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 struct duro_str duro_req_method(const struct duro_request *req)
 {
 	return (struct duro_str){ EX(req)->req.method, EX(req)->req.method_len };

@@ -38,3 +38,25 @@ def test_bucket_persists_across_restart(durod_factory, tmp_path):
         assert r.status_code == 429 and int(r.headers["Retry-After"]) > 90
     finally:
         assert d2.stop() == 0
+
+
+def test_defaults_from_binding_vars(durod_factory):
+    d = durod_factory(config={
+        "durable_objects": {"bindings": [{"name": "API", "class_name": "RateLimiter",
+                                          "vars": {"rate": 0.01, "burst": 2}}]},
+        "routes": [{"prefix": "/api-limit/", "binding": "API"}]})
+    u = d.url + "/api-limit/client7"
+    assert [requests.post(u).status_code for _ in range(3)] == [200, 200, 429]
+    import time
+    time.sleep(0.05)
+    assert requests.post(u + "?rate=1000").status_code == 200  # the query string wins
+
+
+def test_bad_vars_refused(tmp_path):
+    import json
+    import subprocess
+    p = tmp_path / "c.json"
+    p.write_text(json.dumps({"durable_objects": {"bindings": [
+        {"name": "A", "class_name": "RateLimiter", "vars": {"rate": [1]}}]}}))
+    r = subprocess.run([conftest.DUROD, "--check-config", str(p)], capture_output=True, text=True)
+    assert r.returncode == 2 and "durable_objects.bindings[0].vars.rate: want a string, number or boolean" in r.stderr

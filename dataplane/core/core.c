@@ -92,6 +92,15 @@ struct io_uring_sqe *core_sqe(struct core *c)
 	return sqe;
 }
 
+void core_sqe_reserve(struct core *c, unsigned n)
+{
+	while (io_uring_sq_space_left(&c->ring) < n) {
+		int r = io_uring_submit(&c->ring);
+		if (r < 0 && r != -EBUSY && r != -EAGAIN)
+			log_warn("core %u: io_uring_submit: %s", c->index, strerror(-r));
+	}
+}
+
 void core_set_cqe_handler(struct core *c, enum core_cqe_kind kind, core_cqe_fn *fn)
 {
 	DURO_ASSERT(kind < CQE_KINDS);

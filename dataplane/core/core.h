@@ -17,6 +17,8 @@ int core_group_run(struct core_group *g);
 
 /* Next free SQE, submitting what is queued when the SQ is full; never NULL. */
 struct io_uring_sqe *core_sqe(struct core *c);
+/* Makes room for n SQEs in a row, so a linked chain is never split across submissions. */
+void core_sqe_reserve(struct core *c, unsigned n);
 
 static inline uint64_t core_tag(void *ptr, enum core_cqe_kind kind)
 {

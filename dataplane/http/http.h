@@ -32,7 +32,9 @@ void http_resp_reset(struct http_exchange *ex);
 
 /* Hands the finished response back to the connection's core: `c` is the calling core. */
 void http_respond(struct core *c, struct http_exchange *ex);
-/* Shortcut: a plain-text error response, then http_respond. */
+/* Replaces whatever response was built with a plain-text one (text plus a newline). */
+void http_resp_error(struct http_exchange *ex, int status, const char *text);
+/* Shortcut: http_resp_error, then http_respond. */
 void http_respond_error(struct core *c, struct http_exchange *ex, int status, const char *text);
 
 const char *http_reason(int status);

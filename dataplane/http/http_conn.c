@@ -305,13 +305,18 @@ void http_respond(struct core *c, struct http_exchange *ex)
 	core_send(c, ex->home_core, &ex->msg);
 }
 
-void http_respond_error(struct core *c, struct http_exchange *ex, int status, const char *text)
+void http_resp_error(struct http_exchange *ex, int status, const char *text)
 {
 	http_resp_reset(ex);
 	http_resp_status(ex, status);
 	if (http_resp_header(ex, "Content-Type", 12, "text/plain; charset=utf-8", 25) < 0 ||
 	    http_resp_body(ex, text, strlen(text)) < 0 || http_resp_body(ex, "\n", 1) < 0)
 		http_resp_reset(ex);
+}
+
+void http_respond_error(struct core *c, struct http_exchange *ex, int status, const char *text)
+{
+	http_resp_error(ex, status, text);
 	http_respond(c, ex);
 }
 

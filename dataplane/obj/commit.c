@@ -1,13 +1,17 @@
 /* Per-core group commit and the output gate. Every event's writes join the core's open
- * batch; at the end of a loop turn, if no commit is in flight, the open batch is framed as
- * a commit-log record and written with one writev linked to one fdatasync on the core's
- * io_uring. While that sync runs, the next turns fill the next batch. When it completes,
- * the batch is applied to RocksDB and the responses held behind it are released.
+ * batch; at the end of a loop turn the open batch, if any, is framed as a commit-log
+ * record and written with one writev linked to one fdatasync on the core's io_uring. Up
+ * to COMMIT_MAX_INFLIGHT records are on their way at once: a second sync queued behind
+ * the first lets the file system take them back to back. Completions are taken in order;
+ * each applies its batch to RocksDB and releases the responses (and sync() callbacks)
+ * held behind it.
  *
- *   events --> [open batch] --turn end--> [in flight: writev -> fdatasync] --> apply, release
+ *   events --> [open batch] --turn end--> [in flight: writev -> fdatasync] x2 --> apply, release
  *
- * A failed commit fails its batch and the open one (whose writes may build on it): their
- * responses become 500 (507 when the disk is full), their objects are reset. */
+ * A failed commit fails its batch and every batch after it, in flight or open (their writes
+ * may build on it): their responses become 500 (507 when the disk is full), their objects
+ * are reset. (One writev with RWF_DSYNC instead of the linked pair measured slower here:
+ * 30,945 against about 47,000 durable increments/s.) */
 #include "obj_int.h"
 #include "base_assert.h"
 #include "core.h"
@@ -343,6 +347,7 @@ static void commit_hook(struct core *c)
 	int fd;
 	uint64_t off;
 	store_log_prepare(cc->log, cb->b, &cb->rec, cb->iov, &fd, &off);
+	core_sqe_reserve(c, 2);
 	struct io_uring_sqe *w = core_sqe(c);
 	io_uring_prep_writev(w, fd, cb->iov, 2, off);
 	io_uring_sqe_set_data64(w, core_tag(&cb->op[0], CQE_STORE));

@@ -279,19 +279,13 @@ static void run_request(struct core *c, struct http_exchange *ex)
 	obj->running = 0;
 	commit_attach_syncs(c, obj);
 	if (wrote == -ENOSPC) {
-		http_resp_reset(ex);
-		http_resp_status(ex, 507);
-		http_resp_header(ex, "Content-Type", 12, "text/plain; charset=utf-8", 25);
-		http_resp_body(ex, "storage full: the write was not saved\n", 38);
+		http_resp_error(ex, 507, "storage full: the write was not saved");
 	} else if (r != 0 || wrote < 0) {
 		oc->ctr.handler_failures++;
 		if (r != 0)
 			log_warn("class %s: on_request failed (%d): its writes are rolled back",
 				 ns->cls->name, r);
-		http_resp_reset(ex);
-		http_resp_status(ex, 500);
-		http_resp_header(ex, "Content-Type", 12, "text/plain; charset=utf-8", 25);
-		http_resp_body(ex, "the object's handler failed\n", 28);
+		http_resp_error(ex, 500, "the object's handler failed");
 	}
 	/* Over twice the budget: trim now rather than at the next scan, but at most every few
 	 * ms, since unapplied writes (which cannot go) may alone be over it. */

@@ -345,20 +345,32 @@ static int parse_limits(struct ctx *x, struct duro_config *cfg, json_t *o)
 
 static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t errlen);
 
+/* The optional array `key` of a migration, at most STORE_MIGRATION_MAX_CLASSES long.
+ * Returns 1 with *arr set and its path in p, 0 when absent, or -EINVAL. */
+static int migration_array(struct ctx *x, const char *path, json_t *m, const char *key,
+			   const char *want, json_t **arr, char p[160])
+{
+	*arr = json_object_get(m, key);
+	join(p, 160, path, key);
+	if (!*arr)
+		return 0;
+	if (!json_is_array(*arr))
+		return fail(x, p, "want an array of %s, got %s", want, type_name(*arr));
+	if (json_array_size(*arr) > STORE_MIGRATION_MAX_CLASSES)
+		return fail(x, p, "more than %d classes", STORE_MIGRATION_MAX_CLASSES);
+	return 1;
+}
+
 /* Class names in a migration: an array of strings. */
 static int get_names(struct ctx *x, const char *path, json_t *m, const char *key,
 		     char (*out)[STORE_NAME_MAX], unsigned *n)
 {
-	json_t *arr = json_object_get(m, key);
+	json_t *arr;
 	char p[160];
-	join(p, sizeof(p), path, key);
 	*n = 0;
-	if (!arr)
-		return 0;
-	if (!json_is_array(arr))
-		return fail(x, p, "want an array of class names, got %s", type_name(arr));
-	if (json_array_size(arr) > STORE_MIGRATION_MAX_CLASSES)
-		return fail(x, p, "more than %d classes", STORE_MIGRATION_MAX_CLASSES);
+	int r = migration_array(x, path, m, key, "class names", &arr, p);
+	if (r <= 0)
+		return r;
 	size_t i;
 	json_t *v;
 	json_array_foreach(arr, i, v) {
@@ -375,16 +387,12 @@ static int get_names(struct ctx *x, const char *path, json_t *m, const char *key
 static int get_renames(struct ctx *x, const char *path, json_t *m, const char *key,
 		       struct store_rename *out, unsigned *n)
 {
-	json_t *arr = json_object_get(m, key);
+	json_t *arr;
 	char p[160];
-	join(p, sizeof(p), path, key);
 	*n = 0;
-	if (!arr)
-		return 0;
-	if (!json_is_array(arr))
-		return fail(x, p, "want an array of {\"from\", \"to\"}, got %s", type_name(arr));
-	if (json_array_size(arr) > STORE_MIGRATION_MAX_CLASSES)
-		return fail(x, p, "more than %d classes", STORE_MIGRATION_MAX_CLASSES);
+	int r = migration_array(x, path, m, key, "{\"from\", \"to\"}", &arr, p);
+	if (r <= 0)
+		return r;
 	size_t i;
 	json_t *v;
 	json_array_foreach(arr, i, v) {

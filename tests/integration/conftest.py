@@ -73,6 +73,14 @@ class Durod:
             return f.read()
 
 
+def start_on(tmp_path, name, data_dir, config=None):
+    """Starts another durod on an existing data directory (a restart), logging under
+    tmp_path/name."""
+    sub = tmp_path / name
+    sub.mkdir()
+    return Durod(sub, config=config, extra_args=["--data-dir", str(data_dir)])
+
+
 @pytest.fixture
 def durod_factory(tmp_path):
     started = []

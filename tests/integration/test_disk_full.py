@@ -31,10 +31,7 @@ def free_bytes(path):
 def test_disk_full_507_reads_work_then_recovers(small_fs, tmp_path):
     config = {"storage": {"min_free_bytes": 8 << 20, "write_buffer_bytes": 1 << 20,
                           "log_rotate_bytes": 1 << 20, "block_cache_bytes": 1 << 20}}
-    sub = tmp_path / "run"
-    sub.mkdir()
-    d = conftest.Durod.__new__(conftest.Durod)
-    d.__init__(sub, config=config, extra_args=["--data-dir", str(small_fs / "data")])
+    d = conftest.start_on(tmp_path, "run", small_fs / "data", config=config)
     try:
         u = d.url + "/kv/full"
         for i in range(5):
@@ -76,10 +73,7 @@ def test_disk_full_507_reads_work_then_recovers(small_fs, tmp_path):
         if d.proc.poll() is None:
             d.proc.kill()
     # Nothing corrupted: a restart on the same directory sees everything acknowledged.
-    sub2 = tmp_path / "again"
-    sub2.mkdir()
-    d2 = conftest.Durod.__new__(conftest.Durod)
-    d2.__init__(sub2, config=config, extra_args=["--data-dir", str(small_fs / "data")])
+    d2 = conftest.start_on(tmp_path, "again", small_fs / "data", config=config)
     try:
         assert requests.get(d2.url + "/counter/c").text == "2"
         assert requests.get(d2.url + "/kv/full/k/after").text == "ok"

@@ -24,11 +24,7 @@ V4 = {"tag": "v4", "new_classes": ["KVStore"]}
 
 
 def start(tmp_path, name, data_dir, config):
-    sub = tmp_path / name
-    sub.mkdir()
-    d = conftest.Durod.__new__(conftest.Durod)
-    d.__init__(sub, config=config, extra_args=["--data-dir", data_dir])
-    return d
+    return conftest.start_on(tmp_path, name, data_dir, config=config)
 
 
 def refused(tmp_path, data_dir, config):

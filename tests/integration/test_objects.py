@@ -60,10 +60,7 @@ def test_ids_survive_restart(durod_factory, tmp_path):
     assert d.stop() == 0
     # Same data dir: the namespace secret is reused, so the ID is the same and valid.
     import conftest
-    d2 = conftest.Durod.__new__(conftest.Durod)
-    sub = tmp_path / "again"
-    sub.mkdir()
-    d2.__init__(sub, extra_args=["--data-dir", d.data_dir])
+    d2 = conftest.start_on(tmp_path, "again", d.data_dir)
     try:
         assert requests.get(d2.url + "/echo/persist").headers["X-Object-Id"] == oid
         assert requests.get(d2.url + "/obj/ECHO/" + oid).status_code == 200

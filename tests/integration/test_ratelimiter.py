@@ -29,10 +29,7 @@ def test_bucket_persists_across_restart(durod_factory, tmp_path):
     u = "/limit/persist?rate=0.01&burst=2"  # one token per 100 s: no refill during the test
     assert [requests.post(d.url + u).status_code for _ in range(3)] == [200, 200, 429]
     assert d.stop() == 0
-    sub = tmp_path / "again"
-    sub.mkdir()
-    d2 = conftest.Durod.__new__(conftest.Durod)
-    d2.__init__(sub, extra_args=["--data-dir", d.data_dir])
+    d2 = conftest.start_on(tmp_path, "again", d.data_dir)
     try:
         r = requests.post(d2.url + u)
         assert r.status_code == 429 and int(r.headers["Retry-After"]) > 90

@@ -172,10 +172,7 @@ def test_data_survives_restart_and_eviction(durod_factory, tmp_path):
     assert requests.get(d.url + "/counter/persist").text == "20"
     assert d.stop() == 0
     assert os.listdir(os.path.join(d.data_dir, "commit-log")) == []  # flushed on shutdown
-    d2 = conftest.Durod.__new__(conftest.Durod)
-    sub = tmp_path / "again"
-    sub.mkdir()
-    d2.__init__(sub, extra_args=["--data-dir", d.data_dir])
+    d2 = conftest.start_on(tmp_path, "again", d.data_dir)
     try:
         assert requests.get(d2.url + "/counter/persist").text == "20"
         assert requests.get(kv(d2, "p") + "/k/x").text == "kept"
@@ -203,14 +200,10 @@ def run_counters(d, names, stop, acked, lock):
 def test_sigkill_loses_no_acknowledged_increment(durod_factory, tmp_path):
     names = ["c%d" % i for i in range(16)]
     acked, lock = {}, threading.Lock()
-    data_dir = None
+    data_dir = tmp_path / "data"
     rnd = random.Random(1234)
     for cycle in range(4):
-        sub = tmp_path / ("cycle%d" % cycle)
-        sub.mkdir()
-        d = conftest.Durod.__new__(conftest.Durod)
-        d.__init__(sub, extra_args=["--data-dir", data_dir] if data_dir else [])
-        data_dir = data_dir or d.data_dir
+        d = conftest.start_on(tmp_path, "cycle%d" % cycle, data_dir)
         # Everything acknowledged before is there; nothing was invented.
         for n in names:
             v = int(requests.get(d.url + "/counter/" + n).text)
@@ -247,10 +240,7 @@ def test_failed_syncs_are_never_acknowledged(durod_factory, tmp_path, monkeypatc
     assert d.stop() == 0
     # After a restart, still exactly what was acknowledged: cut records never replay.
     monkeypatch.delenv("DURO_FAULT_SYNC_EVERY")
-    d2 = conftest.Durod.__new__(conftest.Durod)
-    sub = tmp_path / "after"
-    sub.mkdir()
-    d2.__init__(sub, extra_args=["--data-dir", d.data_dir])
+    d2 = conftest.start_on(tmp_path, "after", d.data_dir)
     try:
         assert int(requests.get(d2.url + "/counter/flaky").text) == last_ok
     finally:
@@ -282,10 +272,7 @@ def test_failed_syncs_under_concurrency(durod_factory, tmp_path, monkeypatch):
     assert any(500 in codes for _, codes in results.values())
     assert d.stop() == 0
     monkeypatch.delenv("DURO_FAULT_SYNC_EVERY")
-    d2 = conftest.Durod.__new__(conftest.Durod)
-    sub = tmp_path / "after"
-    sub.mkdir()
-    d2.__init__(sub, extra_args=["--data-dir", d.data_dir])
+    d2 = conftest.start_on(tmp_path, "after", d.data_dir)
     try:
         for k, (last, _) in results.items():
             assert int(requests.get(d2.url + "/counter/conc%d" % k).text) == last

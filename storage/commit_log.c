@@ -29,12 +29,25 @@
 #define LOG_MAGIC 0x4c4f5244u /* "DROL" */
 #define LOG_HEADER 16
 
+/* The next log file, zero-filled ahead of need by a background thread. */
+struct log_prep {
+	pthread_t thread;
+	int running;        /* a thread to join */
+	_Atomic int ready;  /* fd and path below are set */
+	int fd;
+	uint64_t seq;
+	char path[700];
+	uint64_t bytes;
+	const char *dir;
+};
+
 struct store_log {
 	struct store *st;
 	unsigned core;
 	uint64_t file_seq;
 	char path[700];
 	int fd;
+	struct log_prep prep;
 	uint64_t size; /* bytes known durable */
 	uint64_t tail; /* end of the last record prepared */
 	uint64_t gen;  /* bumped when a failure voids the records in flight */
@@ -43,32 +56,95 @@ struct store_log {
 	struct store_counters ctr;
 };
 
-static int open_log_file(struct store_log *lg)
+/* Zero-fills a new log file: an fdatasync after overwriting written blocks commits no
+ * metadata (292 us a sync here), where appending (497 us) or writing into space that is
+ * only allocated (367 us) also journals the size or the extent. 64 MiB of zeros take
+ * about 90 ms, so this runs before serving or in a background thread. */
+static int create_zeroed(const char *path, const char *dir, uint64_t bytes)
 {
-	snprintf(lg->path, sizeof(lg->path), "%s/core%u-%010llu.log", lg->st->log_dir, lg->core,
-		 (unsigned long long)lg->file_seq);
-	lg->fd = open(lg->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (lg->fd < 0) {
-		log_error("storage: create %s: %s", lg->path, strerror(errno));
+	static const char zeros[1 << 20];
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_error("storage: create %s: %s", path, strerror(errno));
 		return -errno;
 	}
-	/* Allocate the whole file now: an append that grows the file makes every fdatasync
-	 * commit the new size to the journal too (about 500 us a sync here instead of 370).
-	 * Unwritten space reads as zeros, where replay stops. */
-	int fr = posix_fallocate(lg->fd, 0, (off_t)lg->st->cfg.log_rotate_bytes);
-	if (fr && fr != EOPNOTSUPP)
-		log_warn("storage: preallocate %s: %s", lg->path, strerror(fr));
-	if (fsync(lg->fd) < 0)
-		log_warn("storage: sync %s: %s", lg->path, strerror(errno));
+	for (uint64_t off = 0; off < bytes;) {
+		size_t n = bytes - off < sizeof(zeros) ? (size_t)(bytes - off) : sizeof(zeros);
+		ssize_t w = pwrite(fd, zeros, n, (off_t)off);
+		if (w <= 0) {
+			int e = w < 0 ? errno : ENOSPC;
+			log_error("storage: zero-fill %s: %s", path, strerror(e));
+			close(fd);
+			unlink(path);
+			return -e;
+		}
+		off += (uint64_t)w;
+	}
+	if (fdatasync(fd) < 0)
+		log_warn("storage: sync %s: %s", path, strerror(errno));
 	/* The new name must itself be durable before records in it are acknowledged. */
-	int dfd = open(lg->st->log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0) {
 		fsync(dfd);
 		close(dfd);
 	}
+	return fd;
+}
+
+static void log_path(const struct store_log *lg, uint64_t seq, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/core%u-%010llu.log", lg->st->log_dir, lg->core, (unsigned long long)seq);
+}
+
+static int open_log_file(struct store_log *lg)
+{
+	log_path(lg, lg->file_seq, lg->path, sizeof(lg->path));
+	lg->fd = create_zeroed(lg->path, lg->st->log_dir, lg->st->cfg.log_rotate_bytes);
+	if (lg->fd < 0)
+		return lg->fd;
 	lg->size = 0;
 	lg->tail = 0;
 	return 0;
+}
+
+static void *prep_main(void *arg)
+{
+	struct log_prep *p = arg;
+	p->fd = create_zeroed(p->path, p->dir, p->bytes);
+	atomic_store(&p->ready, 1);
+	return NULL;
+}
+
+/* Starts zero-filling the file after the current one. */
+static void prep_next(struct store_log *lg)
+{
+	struct log_prep *p = &lg->prep;
+	if (p->running)
+		return;
+	p->seq = lg->file_seq + 64; /* stays ahead of every core's files */
+	log_path(lg, p->seq, p->path, sizeof(p->path));
+	p->bytes = lg->st->cfg.log_rotate_bytes;
+	p->dir = lg->st->log_dir;
+	atomic_store(&p->ready, 0);
+	p->running = pthread_create(&p->thread, NULL, prep_main, p) == 0;
+}
+
+/* Takes the prepared file if it is ready: 1 when switched. */
+static int take_prep(struct store_log *lg)
+{
+	struct log_prep *p = &lg->prep;
+	if (!p->running || !atomic_load(&p->ready))
+		return 0;
+	pthread_join(p->thread, NULL);
+	p->running = 0;
+	if (p->fd < 0)
+		return 0;
+	lg->fd = p->fd;
+	lg->file_seq = p->seq;
+	snprintf(lg->path, sizeof(lg->path), "%s", p->path);
+	lg->size = 0;
+	lg->tail = 0;
+	return 1;
 }
 
 /* Parses "core<C>-<S>.log"; returns 0 and fills core and seq. */
@@ -109,6 +185,7 @@ int store_log_open(struct store *st, unsigned core, struct store_log **out)
 		free(lg);
 		return r;
 	}
+	prep_next(lg);
 	*out = lg;
 	return 0;
 }
@@ -117,6 +194,11 @@ void store_log_close(struct store_log *lg)
 {
 	if (!lg)
 		return;
+	if (lg->prep.running) {
+		pthread_join(lg->prep.thread, NULL);
+		if (lg->prep.fd >= 0)
+			close(lg->prep.fd); /* all zeros: store_close removes it with the other logs */
+	}
 	if (lg->fd >= 0)
 		close(lg->fd);
 	free(lg);
@@ -168,13 +250,13 @@ static void rotate(struct store_log *lg)
 	job->st = lg->st;
 	snprintf(job->path, sizeof(job->path), "%s", lg->path);
 	int old_fd = lg->fd;
-	lg->file_seq += 64; /* stays ahead of every core's files */
-	if (open_log_file(lg) < 0) {
-		lg->fd = old_fd; /* keep appending to the old one */
+	if (!take_prep(lg)) {
+		/* Not zero-filled in time: keep appending to the full one a little longer. */
 		free(job);
 		return;
 	}
 	close(old_fd);
+	prep_next(lg);
 	lg->ctr.log_rotations++;
 	pthread_t t;
 	pthread_attr_t attr;
@@ -222,9 +304,19 @@ int store_log_done(struct store_log *lg, struct store_log_record *rec, long writ
 		if (ftruncate(lg->fd, (off_t)lg->size) == 0)
 			fdatasync(lg->fd);
 		close(lg->fd);
-		lg->file_seq += 64;
-		if (open_log_file(lg) < 0)
-			lg->fd = -1;
+		lg->fd = -1;
+		/* Rare (a failing disk): take the prepared file, waiting for it if need be. */
+		if (lg->prep.running) {
+			pthread_join(lg->prep.thread, NULL);
+			lg->prep.running = 0;
+			if (lg->prep.fd >= 0) {
+				lg->fd = lg->prep.fd;
+				lg->file_seq = lg->prep.seq;
+				snprintf(lg->path, sizeof(lg->path), "%s", lg->prep.path);
+			}
+		}
+		lg->size = lg->tail = 0;
+		prep_next(lg);
 	}
 	return err;
 }

@@ -38,10 +38,13 @@ class Durod:
         self.log_path = str(tmp_path / "durod.log")
         args = [DUROD, "--listen", "127.0.0.1:%d" % self.port, "--data-dir", self.data_dir,
                 "--cores", str(cores)]
-        if config is not None:
-            cfg_path = tmp_path / "duro.json"
-            cfg_path.write_text(json.dumps(config))
-            args += ["--config", str(cfg_path)]
+        # Small commit logs: each is zero-filled when made (64 MiB by default), and tests
+        # start durod often. It also makes rotation happen in the tests.
+        config = dict(config or {})
+        config["storage"] = {"log_rotate_bytes": 4 << 20, **config.get("storage", {})}
+        cfg_path = tmp_path / "duro.json"
+        cfg_path.write_text(json.dumps(config))
+        args += ["--config", str(cfg_path)]
         args += list(extra_args)
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)

@@ -24,6 +24,9 @@
 #define CORE_CQE_BATCH 256
 /* Longest sleep when idle: bounds timer lateness when no event wakes the core. */
 #define CORE_SLEEP_MAX_US 5000
+/* After the loop, how long a core waits for file I/O still in the kernel's hands (whose
+ * buffers must outlive it) before tearing down anyway. */
+#define CORE_DRAIN_IO_MS 3000
 
 static void core_cqe_internal(struct core *c, void *ptr, struct io_uring_cqe *cqe)
 {
@@ -353,6 +356,15 @@ static int core_main(void *arg)
 		rte_pause();
 	if (r == 0 && !atomic_load(&g->start_failed))
 		core_loop(c);
+	uint64_t until = clock_now_ms() + CORE_DRAIN_IO_MS;
+	while (c->ring_ready && c->offloaded && clock_now_ms() < until) {
+		struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 10 * 1000 * 1000 };
+		struct io_uring_cqe *cqe;
+		io_uring_submit_and_wait_timeout(&c->ring, &cqe, 1, &ts, NULL);
+		reap_cqes(c);
+	}
+	if (c->offloaded)
+		log_warn("core %u: %u file operations still pending at exit", c->index, c->offloaded);
 	if (g->core_stop)
 		g->core_stop(c, g->arg);
 	if (c->timers)

@@ -79,6 +79,7 @@ struct obj_core {
 	struct commit_core *commit;
 	size_t cache_bytes; /* bytes of kv entries on this core */
 	uint64_t last_trim_ms;
+	uint64_t failure_logged_ms; /* handler failures are logged at most once a second */
 	struct obj_counters ctr;
 };
 

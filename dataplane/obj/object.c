@@ -282,9 +282,14 @@ static void run_request(struct core *c, struct http_exchange *ex)
 		http_resp_error(ex, 507, "storage full: the write was not saved");
 	} else if (r != 0 || wrote < 0) {
 		oc->ctr.handler_failures++;
-		if (r != 0)
-			log_warn("class %s: on_request failed (%d): its writes are rolled back",
-				 ns->cls->name, r);
+		/* At most a line a second per core: a client that makes a handler fail on purpose
+		 * must not fill the log. */
+		if (r != 0 && c->now_ms >= oc->failure_logged_ms + 1000) {
+			oc->failure_logged_ms = c->now_ms;
+			log_warn("class %s: on_request failed (%d): its writes are rolled back "
+				 "(%llu handler failures on core %u so far)", ns->cls->name, r,
+				 (unsigned long long)oc->ctr.handler_failures, c->index);
+		}
 		http_resp_error(ex, 500, "the object's handler failed");
 	}
 	/* Over twice the budget: trim now rather than at the next scan, but at most every few

@@ -340,6 +340,8 @@ static int cmp_log(const void *a, const void *b)
 	return (int)x->core - (int)y->core;
 }
 
+/* Applies the records of one log in order, reading record by record: a log is mostly
+ * zero-filled space, and the first header that is not a whole record ends it. */
 static int replay_file(struct store *st, const char *path, uint64_t *records)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -347,37 +349,38 @@ static int replay_file(struct store *st, const char *path, uint64_t *records)
 		log_error("storage: replay: open %s: %s", path, strerror(errno));
 		return -errno;
 	}
-	struct stat sb;
-	if (fstat(fd, &sb) < 0) {
-		close(fd);
-		return -errno;
-	}
-	size_t size = (size_t)sb.st_size;
-	char *buf = malloc(size ? size : 1);
-	size_t got = 0;
-	while (buf && got < size) {
-		ssize_t n = read(fd, buf + got, size - got);
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	if (!buf)
-		return -ENOMEM;
-	size_t off = 0;
+	char *buf = NULL;
+	size_t cap = 0;
+	off_t off = 0;
 	int r = 0;
-	while (off + LOG_HEADER <= got) {
-		uint32_t h[4];
-		memcpy(h, buf + off, sizeof(h));
-		if (h[0] != LOG_MAGIC || h[1] > got - off - LOG_HEADER ||
-		    crc32c(0, buf + off + LOG_HEADER, h[1]) != h[2])
-			break; /* a torn or cut tail: nothing after it was ever acknowledged */
+	for (;;) {
+		uint32_t h[4] = { 0 };
+		if (pread(fd, h, sizeof(h), off) != (ssize_t)sizeof(h) || h[0] != LOG_MAGIC) {
+			if (h[0] != 0 && h[0] != LOG_MAGIC)
+				log_warn("storage: replay %s: stopped at a damaged header at %lld", path,
+					 (long long)off);
+			break; /* zero-filled space, the end of the file, or a record cut off */
+		}
+		if (h[1] > cap) {
+			char *nb = realloc(buf, h[1]);
+			if (!nb) {
+				r = -ENOMEM;
+				break;
+			}
+			buf = nb;
+			cap = h[1];
+		}
+		if (pread(fd, buf, h[1], off + LOG_HEADER) != (ssize_t)h[1] || crc32c(0, buf, h[1]) != h[2]) {
+			/* A torn record: it was never acknowledged, and nothing after it was. */
+			log_warn("storage: replay %s: ignored a torn record at %lld", path, (long long)off);
+			break;
+		}
 		char *err = NULL;
-		rocksdb_writebatch_t *b = rocksdb_writebatch_create_from(buf + off + LOG_HEADER, h[1]);
+		rocksdb_writebatch_t *b = rocksdb_writebatch_create_from(buf, h[1]);
 		rocksdb_write(st->db, st->wopts_nowal, b, &err);
 		rocksdb_writebatch_destroy(b);
 		if (err) {
-			log_error("storage: replay %s at %zu: %s", path, off, err);
+			log_error("storage: replay %s at %lld: %s", path, (long long)off, err);
 			free(err);
 			r = -EIO;
 			break;
@@ -385,16 +388,8 @@ static int replay_file(struct store *st, const char *path, uint64_t *records)
 		(*records)++;
 		off += LOG_HEADER + h[1];
 	}
-	if (r == 0 && off < got) {
-		/* Preallocated space is zeros; anything else is a torn or cut record. */
-		size_t torn = 0;
-		for (size_t i = off; i < got && !torn; i++)
-			torn = buf[i] != 0;
-		if (torn)
-			log_warn("storage: replay %s: ignored a torn record at %zu (never acknowledged)",
-				 path, off);
-	}
 	free(buf);
+	close(fd);
 	return r;
 }
 

@@ -312,3 +312,90 @@ def test_sync_reports_failure(durod_factory, monkeypatch):
         outcomes.add(wait_for_sync(u))
     # -EIO: the write never became durable (the object was reset and heard it afresh).
     assert outcomes == {"0", "-5"}
+
+
+def model_list(model, prefix=None, start=None, start_after=None, end=None, reverse=False, limit=0):
+    keys = sorted(k for k in model if (prefix is None or k.startswith(prefix))
+                  and (start is None or k >= start) and (start_after is None or k > start_after)
+                  and (end is None or k < end))
+    if reverse:
+        keys.reverse()
+    if limit:
+        keys = keys[:limit]
+    return ["%s=%s" % (k, model[k]) for k in keys]
+
+
+def test_oracle_random_operations(durod_factory, tmp_path):
+    # Seeded random events against a dict: puts, deletes, failed events (rolled back),
+    # nested transactions, delete_all, listings with every option; with no read cache,
+    # idle eviction, and a restart halfway.
+    rnd = random.Random(20261123)
+    config = {"storage": {"cache_bytes_per_core": 0}, "objects": {"evict_idle_ms": 50}}
+    d = durod_factory(config=config)
+    u = kv(d, "oracle")
+    model = {}
+    keys = ["k%02d" % i for i in range(40)] + ["a", "ab", "abc", "b"]
+    restarted = None
+    for step in range(220):
+        if step == 110:
+            assert d.stop() == 0
+            d = restarted = conftest.start_on(tmp_path, "restart", d.data_dir, config=config)
+            u = kv(d, "oracle")
+        lines_, staged, stack = [], dict(model), []
+        for _ in range(rnd.randint(1, 8)):
+            op = rnd.random()
+            k = rnd.choice(keys)
+            if op < 0.45:
+                v = "v%d" % rnd.randint(0, 999)
+                lines_.append("put %s %s" % (k, v))
+                staged[k] = v
+            elif op < 0.7:
+                lines_.append("del %s" % k)
+                staged.pop(k, None)
+            elif op < 0.8:
+                lines_.append("begin")
+                stack.append(dict(staged))
+            elif op < 0.9 and stack:
+                if rnd.random() < 0.5:
+                    lines_.append("rollback")
+                    staged = stack.pop()
+                else:
+                    lines_.append("commit")
+                    stack.pop()
+            elif op < 0.92:
+                lines_.append("mdel " + " ".join(rnd.sample(keys, 3)))
+                for kk in lines_[-1].split()[1:]:
+                    staged.pop(kk, None)
+        failing = rnd.random() < 0.15
+        if failing:
+            lines_.append("fail")
+        r = requests.post(u + "/batch", data="\n".join(lines_))
+        if failing:
+            assert r.status_code == 500
+        else:
+            assert r.status_code == 200, (lines_, r.text)
+            model = staged
+        if rnd.random() < 0.05:
+            assert requests.delete(u + "/all").status_code == 204
+            model = {}
+        if rnd.random() < 0.1:
+            time.sleep(0.12)  # idle: the object is evicted and comes back from storage
+        if step % 5 == 0:
+            q = {}
+            if rnd.random() < 0.3:
+                q["prefix"] = rnd.choice(["k0", "k1", "a", "ab", "z"])
+            if rnd.random() < 0.3:
+                q["start" if rnd.random() < 0.5 else "start_after"] = rnd.choice(keys)
+            if rnd.random() < 0.3:
+                q["end"] = rnd.choice(keys)
+            if rnd.random() < 0.3:
+                q["reverse"] = True
+            if rnd.random() < 0.3:
+                q["limit"] = rnd.randint(1, 10)
+            url = u + "/list?" + "&".join("%s=%s" % (a, "1" if b is True else b) for a, b in q.items())
+            assert lines(requests.get(url)) == model_list(model, **q), (step, q)
+            k = rnd.choice(keys)
+            r = requests.get(u + "/k/" + k)
+            assert (r.status_code, r.text if r.status_code == 200 else None) == \
+                ((200, model[k]) if k in model else (404, None))
+    assert restarted.stop() == 0

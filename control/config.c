@@ -253,13 +253,14 @@ static int find_binding(const struct duro_config *cfg, const char *name)
 	return -1;
 }
 
-/* /counter/, /echo/, /kv/, /limit/ and /memcounter/<name> for the default bindings that the config still has, and
+/* /counter/, /echo/, /kv/, /limit/, /memcounter/ and /ticker/<name> for the default bindings that the config still has, and
  * the generic /obj/<binding>/<id>. */
 static void default_routes(struct duro_config *cfg)
 {
 	static const struct { const char *prefix, *binding; } defs[] = {
 		{ "/counter/", "COUNTER" }, { "/echo/", "ECHO" }, { "/kv/", "KV" },
-		{ "/limit/", "LIMITER" }, { "/memcounter/", "MEMCOUNTER" } };
+		{ "/limit/", "LIMITER" }, { "/memcounter/", "MEMCOUNTER" },
+		{ "/ticker/", "TICKER" } };
 	cfg->obj.nroutes = 0;
 	for (unsigned i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
 		int b = find_binding(cfg, defs[i].binding);
@@ -518,7 +519,7 @@ static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t
 	static const char *const keys[] = { "$schema", "name", "cores", "backend", "data_dir",
 					    "listeners", "durable_objects", "routes", "limits",
 					    "objects", "shutdown_timeout_ms", "log_level",
-					    "idle_spin_us", "uring", "storage", "migrations", NULL };
+					    "idle_spin_us", "uring", "storage", "migrations", "alarms", NULL };
 	if (!json_is_object(root)) {
 		fail(&x, "(top level)", "want an object, got %s", type_name(root));
 		goto out;
@@ -569,6 +570,29 @@ static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t
 		goto out;
 	if ((v = json_object_get(root, "migrations")) && parse_migrations(&x, cfg, v) < 0)
 		goto out;
+	if ((v = json_object_get(root, "alarms"))) {
+		static const char *const akeys[] = { "retry_initial_ms", "max_retries", "min_interval_ms", NULL };
+		if (!json_is_object(v)) {
+			fail(&x, "alarms", "want an object, got %s", type_name(v));
+			goto out;
+		}
+		struct obj_alarm_config *a = &cfg->obj.alarms;
+		unsigned long long t;
+		if (only_keys(&x, "alarms", v, akeys) < 0)
+			goto out;
+		t = a->retry_initial_ms;
+		if (get_uint(&x, "alarms", v, "retry_initial_ms", 10, 3600000, &t) < 0)
+			goto out;
+		a->retry_initial_ms = (unsigned)t;
+		t = a->max_retries;
+		if (get_uint(&x, "alarms", v, "max_retries", 0, 20, &t) < 0)
+			goto out;
+		a->max_retries = (unsigned)t;
+		t = a->min_interval_ms;
+		if (get_uint(&x, "alarms", v, "min_interval_ms", 0, 3600000, &t) < 0)
+			goto out;
+		a->min_interval_ms = (unsigned)t;
+	}
 	if ((v = json_object_get(root, "uring"))) {
 		static const char *const ukeys[] = { "buffer_ring", NULL };
 		if (!json_is_object(v)) {
@@ -627,15 +651,18 @@ void config_defaults(struct duro_config *cfg)
 	cfg->obj.nmigrations = 1;
 	struct store_migration *m = &cfg->obj.migrations[0];
 	snprintf(m->tag, sizeof(m->tag), "builtin-v1");
-	static const char *const builtin[] = { "Counter", "Echo", "KV", "RateLimiter", "MemCounter" };
+	static const char *const builtin[] = { "Counter", "Echo", "KV", "RateLimiter", "MemCounter",
+					       "Ticker" };
 	for (unsigned i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
 		snprintf(m->new_classes[m->nnew++], STORE_NAME_MAX, "%s", builtin[i]);
 	cfg->obj.limits.max_key = 2048;
 	cfg->obj.limits.max_value = 128u << 20;
 	cfg->obj.limits.max_object_bytes = 50ull * 1000 * 1000 * 1000;
 	cfg->obj.limits.cache_bytes_per_core = 64u << 20;
+	cfg->obj.alarms = (struct obj_alarm_config){ .retry_initial_ms = 2000, .max_retries = 6,
+						     .min_interval_ms = 100 };
 	cfg->obj.evict_idle_ms = 30000;
-	cfg->obj.nbindings = 5;
+	cfg->obj.nbindings = 6;
 	snprintf(cfg->obj.bindings[0].name, OBJ_NAME_MAX, "COUNTER");
 	snprintf(cfg->obj.bindings[0].class_name, OBJ_NAME_MAX, "Counter");
 	snprintf(cfg->obj.bindings[1].name, OBJ_NAME_MAX, "ECHO");
@@ -646,6 +673,8 @@ void config_defaults(struct duro_config *cfg)
 	snprintf(cfg->obj.bindings[3].class_name, OBJ_NAME_MAX, "RateLimiter");
 	snprintf(cfg->obj.bindings[4].name, OBJ_NAME_MAX, "MEMCOUNTER");
 	snprintf(cfg->obj.bindings[4].class_name, OBJ_NAME_MAX, "MemCounter");
+	snprintf(cfg->obj.bindings[5].name, OBJ_NAME_MAX, "TICKER");
+	snprintf(cfg->obj.bindings[5].class_name, OBJ_NAME_MAX, "Ticker");
 	default_routes(cfg);
 }
 

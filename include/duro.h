@@ -85,7 +85,8 @@ int duro_res_body(struct duro_response *res, const void *data, size_t len);
 int duro_res_text(struct duro_response *res, int status, const char *text);
 
 /* ---- storage (Cloudflare's ctx.storage) ----
- * Keys are byte strings of up to 2 KiB (the empty key included), values byte strings of up
+ * Keys are byte strings of up to 2 KiB (the empty key included; keys starting with the
+ * bytes 0xFF 0xFF are duro's own, refused with -EINVAL), values byte strings of up
  * to 128 MiB; an object holds at most 50 GB (all configurable: storage.max_*). Everything
  * an event writes commits atomically when its callback returns 0 and is rolled back when
  * it fails. Reads see the event's own writes at once. Nothing the object sends (its
@@ -147,6 +148,38 @@ int duro_txn_rollback(struct duro_object *obj);
 typedef void duro_sync_fn(struct duro_object *obj, int status, void *arg);
 int duro_sync(struct duro_object *obj, duro_sync_fn *done, void *arg);
 
+/* ---- alarms (Cloudflare's setAlarm/getAlarm/deleteAlarm, plus named alarms) ----
+ * Times are milliseconds since the epoch. An alarm is written in the event's transaction:
+ * it exists exactly when the event's writes are durable, and a failed event leaves it as
+ * it was. It fires whether or not the object is in memory (on_alarm activates it),
+ * serialized with the object's other events; an alarm in the past fires at once. A
+ * handler that returns 0 clears the alarm unless it set it again; one that fails is
+ * retried with exponential backoff (2 s, 4 s, … by default, 6 retries), then dropped. */
+#define DURO_MAX_ALARM_NAME 64
+#define DURO_MAX_NAMED_ALARMS 16
+
+struct duro_alarm_info {
+	unsigned retry_count; /* 0 on the first attempt */
+	int is_retry;
+	const char *name;     /* NULL for the object's alarm, else the named alarm's name */
+	size_t name_len;
+};
+
+/* One alarm per object: setting another replaces it. Return 0 or a storage error. */
+int duro_set_alarm(struct duro_object *obj, int64_t time_ms);
+/* Returns 1 with *time_ms set, 0 when none. */
+int duro_get_alarm(struct duro_object *obj, int64_t *time_ms);
+/* Returns 1 when there was one, 0 when not. */
+int duro_delete_alarm(struct duro_object *obj);
+/* Up to 16 named alarms (names of 1 to 64 bytes) besides the object's alarm; -ENOSPC
+ * beyond that, -EINVAL for a bad name. */
+int duro_set_alarm_named(struct duro_object *obj, const char *name, size_t len, int64_t time_ms);
+int duro_get_alarm_named(struct duro_object *obj, const char *name, size_t len, int64_t *time_ms);
+int duro_delete_alarm_named(struct duro_object *obj, const char *name, size_t len);
+/* Calls fn for each named alarm in name order; returns how many, or an error. */
+int duro_list_alarms(struct duro_object *obj,
+		     int (*fn)(void *arg, struct duro_str name, int64_t time_ms), void *arg);
+
 /* ---- classes ---- */
 
 struct duro_class {
@@ -160,6 +193,8 @@ struct duro_class {
 			  struct duro_response *res);
 	/* Eviction after the idle time, or shutdown. */
 	void (*on_unload)(struct duro_object *obj);
+	/* An alarm came due. Returns 0; any other value retries it later. */
+	int (*on_alarm)(struct duro_object *obj, const struct duro_alarm_info *info);
 };
 
 /* Registers a class by its name; returns 0, -EEXIST for a name taken, -ENOSPC when full.

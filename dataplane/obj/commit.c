@@ -37,6 +37,7 @@ struct commit_batch {
 	unsigned txns;
 	struct http_exchange *gated_head, *gated_tail; /* linked through msg.next */
 	struct sync_waiter *syncs_head, *syncs_tail;   /* sync() calls waiting for it */
+	struct alarm_change *alarms, *alarms_tail;      /* applied to the timers when durable */
 	long res[2];
 	unsigned ncqe;
 	struct iovec iov[2];
@@ -75,6 +76,7 @@ static struct commit_batch *batch_get(struct commit_core *cc)
 	cb->txns = 0;
 	cb->gated_head = cb->gated_tail = NULL;
 	cb->syncs_head = cb->syncs_tail = NULL;
+	cb->alarms = cb->alarms_tail = NULL;
 	cb->ncqe = 0;
 	cb->next = NULL;
 	return cb;
@@ -205,9 +207,27 @@ static void run_ready_syncs(struct core *c)
 	}
 }
 
+void commit_note_alarm(struct core *c, struct alarm_change *ch)
+{
+	struct commit_batch *cb = c->obj->commit->open;
+	DURO_ASSERT(cb);
+	ch->next = NULL;
+	if (cb->alarms_tail)
+		cb->alarms_tail->next = ch;
+	else
+		cb->alarms = ch;
+	cb->alarms_tail = ch;
+}
+
 static void release(struct core *c, struct commit_batch *cb, int err)
 {
 	struct commit_core *cc = c->obj->commit;
+	/* Alarms exist exactly when the writes that set them are durable. */
+	if (err == 0)
+		alarm_apply(c, cb->alarms);
+	else
+		alarm_free_changes(cb->alarms);
+	cb->alarms = cb->alarms_tail = NULL;
 	for (struct sync_waiter *w = cb->syncs_head; w; w = w->next)
 		w->status = err;
 	ready_append(cc, cb->syncs_head, cb->syncs_tail);
@@ -420,6 +440,7 @@ void commit_core_fini(struct core *c)
 				next = w->next;
 				free(w);
 			}
+			alarm_free_changes(bs[i]->alarms);
 			store_batch_free(bs[i]->b);
 			free(bs[i]);
 		}

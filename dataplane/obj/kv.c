@@ -169,9 +169,20 @@ static int lookup(struct core *c, struct object *obj, const void *k, size_t klen
 
 static int check_key(size_t klen) { return klen > obj_limits()->max_key ? -EINVAL : 0; }
 
+static int is_reserved(const void *k, size_t klen)
+{
+	return klen >= 2 && memcmp(k, KV_RESERVED, 2) == 0;
+}
+
 int duro_get(struct duro_object *o, const void *key, size_t klen, struct duro_str *value)
 {
-	struct object *obj = (struct object *)o;
+	if (is_reserved(key, klen))
+		return -EINVAL;
+	return kv_read((struct object *)o, key, klen, value);
+}
+
+int kv_read(struct object *obj, const void *key, size_t klen, struct duro_str *value)
+{
 	DURO_ASSERT(obj->running);
 	if (check_key(klen) < 0)
 		return -EINVAL;
@@ -218,7 +229,7 @@ static int txn_push(struct obj_kv *kv, struct kv_entry *e)
 
 /* Writes (present=1) or deletes (present=0) one key in the running event. Returns 1 when
  * the key existed before, 0 when not, or an error. */
-static int write_key(struct object *obj, const void *k, size_t klen, const void *v, size_t vlen,
+int kv_write(struct object *obj, const void *k, size_t klen, const void *v, size_t vlen,
 		     int present)
 {
 	struct core *c = obj->core;
@@ -263,7 +274,9 @@ static int write_key(struct object *obj, const void *k, size_t klen, const void 
 
 int duro_put(struct duro_object *o, const void *key, size_t klen, const void *value, size_t vlen)
 {
-	int r = write_key((struct object *)o, key, klen, value, vlen, 1);
+	if (is_reserved(key, klen))
+		return -EINVAL;
+	int r = kv_write((struct object *)o, key, klen, value, vlen, 1);
 	return r < 0 ? r : 0;
 }
 
@@ -287,7 +300,9 @@ int duro_put_many(struct duro_object *o, const struct duro_kv *entries, size_t n
 
 int duro_delete(struct duro_object *o, const void *key, size_t klen)
 {
-	return write_key((struct object *)o, key, klen, NULL, 0, 0);
+	if (is_reserved(key, klen))
+		return -EINVAL;
+	return kv_write((struct object *)o, key, klen, NULL, 0, 0);
 }
 
 int duro_delete_many(struct duro_object *o, const struct duro_str *keys, size_t n)
@@ -397,6 +412,52 @@ int duro_txn_rollback(struct duro_object *o)
 	return 0;
 }
 
+/* Records an alarm change to apply to the core's table when the batch is durable. */
+static void note_alarm(struct core *c, struct object *obj, const char *name, size_t namelen,
+		       int64_t time_ms, int wipe)
+{
+	struct alarm_change *ch = calloc(1, sizeof(*ch));
+	if (!ch) {
+		/* The alarm is stored; it is scheduled at the next start (logged so). */
+		log_error("alarms: out of memory scheduling an alarm; it fires after a restart");
+		return;
+	}
+	ch->id = obj->id;
+	ch->ns = obj->ns->index;
+	ch->time_ms = time_ms;
+	ch->wipe = (uint8_t)wipe;
+	ch->namelen = (uint8_t)namelen;
+	if (namelen)
+		memcpy(ch->name, name, namelen);
+	commit_note_alarm(c, ch);
+}
+
+/* An alarm key written by the event: mirror it in the alarms family (what start-up loads)
+ * and note the change for the core's timers. Mirror key: 'o' ‖ ID ‖ name; value: time ‖
+ * class name. */
+static void schedule_alarm(struct core *c, struct object *obj, struct store *st,
+			   struct store_batch *b, const struct kv_entry *e)
+{
+	const char *name = e->data + ALARM_PREFIX_LEN;
+	size_t namelen = e->klen - ALARM_PREFIX_LEN;
+	char key[1 + DURO_ID_BYTES + DURO_MAX_ALARM_NAME] = { 'o' };
+	memcpy(key + 1, obj->id.bytes, DURO_ID_BYTES);
+	memcpy(key + 1 + DURO_ID_BYTES, name, namelen);
+	size_t klen = 1 + DURO_ID_BYTES + namelen;
+	int64_t t = -1;
+	if (e->present && e->vlen == sizeof(t)) {
+		memcpy(&t, e->data + e->klen, sizeof(t));
+		char val[sizeof(t) + OBJ_NAME_MAX];
+		size_t cl = strlen(obj->ns->cls->name);
+		memcpy(val, &t, sizeof(t));
+		memcpy(val + sizeof(t), obj->ns->cls->name, cl);
+		store_batch_put(st, b, STORE_CF_ALARMS, key, klen, val, sizeof(t) + cl);
+	} else {
+		store_batch_delete(st, b, STORE_CF_ALARMS, key, klen);
+	}
+	note_alarm(c, obj, name, namelen, t, 0);
+}
+
 int kv_event_begin(struct core *c, struct object *obj)
 {
 	(void)c;
@@ -447,6 +508,12 @@ int kv_event_end(struct core *c, struct object *obj, int ok)
 		while (i >= 0 && ++hi[i] == 0)
 			i--;
 		store_batch_delete_range(st, b, cf, obj->id.bytes, DURO_ID_BYTES, hi, DURO_ID_BYTES);
+		/* Its alarms go too, from the schedule as well. */
+		char alo[1 + DURO_ID_BYTES] = { 'o' }, ahi[1 + DURO_ID_BYTES] = { 'o' };
+		memcpy(alo + 1, obj->id.bytes, DURO_ID_BYTES);
+		memcpy(ahi + 1, hi, DURO_ID_BYTES);
+		store_batch_delete_range(st, b, STORE_CF_ALARMS, alo, sizeof(alo), ahi, sizeof(ahi));
+		note_alarm(c, obj, NULL, 0, -1, 1);
 		kv->wiped_seq = seq;
 	}
 	for (uint32_t i = 0; i < kv->ntxn; i++) {
@@ -463,6 +530,8 @@ int kv_event_end(struct core *c, struct object *obj, int ok)
 			store_batch_put(st, b, cf, fk, n, e->data + e->klen, e->vlen);
 		else
 			store_batch_delete(st, b, cf, fk, n);
+		if (e->klen >= ALARM_PREFIX_LEN && !memcmp(e->data, ALARM_PREFIX, ALARM_PREFIX_LEN))
+			schedule_alarm(c, obj, st, b, e);
 	}
 	/* The size record changes only when sizes do (an overwrite of the same length, like
 	 * every Counter increment, leaves it be). */
@@ -621,7 +690,13 @@ static int make_range(const struct duro_list_options *opt, struct range *r, char
 
 int duro_list(struct duro_object *o, const struct duro_list_options *opt, duro_list_fn *fn, void *arg)
 {
-	struct object *obj = (struct object *)o;
+	return kv_list((struct object *)o, opt, fn, arg, 0);
+}
+
+/* list() itself; reserved keys are passed to fn only when `reserved` is set. */
+int kv_list(struct object *obj, const struct duro_list_options *opt, duro_list_fn *fn, void *arg,
+	    int reserved)
+{
 	struct core *c = obj->core;
 	struct obj_kv *kv = &obj->kv;
 	DURO_ASSERT(obj->running);
@@ -719,7 +794,7 @@ int duro_list(struct duro_object *o, const struct duro_list_options *opt, duro_l
 			present = de->present;
 			di += opt->reverse ? (size_t)-1 : 1;
 		}
-		if (!present)
+		if (!present || (!reserved && is_reserved(k.ptr, k.len)))
 			continue;
 		count++;
 		if (fn(arg, k, v))

@@ -46,6 +46,11 @@ struct obj_config {
 	unsigned evict_idle_ms; /* an object idle this long is unloaded; default 30 s */
 	char data_dir[512];
 	struct store_config store;
+	struct obj_alarm_config {
+		unsigned retry_initial_ms; /* first retry after a failed handler; doubles; 2 s */
+		unsigned max_retries;      /* then the alarm is dropped; 6 */
+		unsigned min_interval_ms;  /* an alarm re-armed sooner after firing is delayed */
+	} alarms;
 	struct store_migration migrations[DURO_MAX_MIGRATIONS];
 	unsigned nmigrations;
 	struct obj_storage_limits {
@@ -74,6 +79,10 @@ struct obj_commit_counters {
 	uint64_t gated;        /* responses held behind the output gate */
 	uint64_t apply_retries;
 	uint64_t space_refusals; /* events whose writes were refused: disk under the reserve */
+};
+
+struct obj_alarm_counters {
+	uint64_t pending, fired, retries, dropped, throttled, load_skipped;
 };
 
 struct obj_counters {

@@ -27,6 +27,7 @@ void obj_handle_http(struct core *c, struct http_exchange *ex);
 
 const struct obj_counters *obj_counters(struct core *c);
 const struct obj_commit_counters *obj_commit_counters(struct core *c);
+const struct obj_alarm_counters *obj_alarm_counters(struct core *c);
 /* True when this core has no commit open, in flight or unapplied (for shutdown). */
 int obj_idle(struct core *c);
 

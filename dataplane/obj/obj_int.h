@@ -69,6 +69,23 @@ struct object {
 };
 
 struct commit_core;
+struct alarm_core;
+
+/* duro's own keys in an object's key space: alarms live under ALARM_PREFIX ‖ name. */
+#define KV_RESERVED "\xff\xff"
+#define ALARM_PREFIX "\xff\xff" "alarm/"
+#define ALARM_PREFIX_LEN 8
+
+/* A change to an object's alarms, applied to the core's table when its batch is durable. */
+struct alarm_change {
+	struct alarm_change *next;
+	struct duro_id id;
+	unsigned ns;
+	int64_t time_ms; /* -1: deleted */
+	uint8_t wipe;    /* delete_all: every alarm of the object */
+	uint8_t namelen;
+	char name[DURO_MAX_ALARM_NAME];
+};
 
 struct obj_core {
 	struct object **buckets;
@@ -77,6 +94,7 @@ struct obj_core {
 	struct list_node lru;
 	struct timer evict_timer;
 	struct commit_core *commit;
+	struct alarm_core *alarms;
 	size_t cache_bytes; /* bytes of kv entries on this core */
 	uint64_t last_trim_ms;
 	uint64_t failure_logged_ms; /* handler failures are logged at most once a second */
@@ -97,7 +115,22 @@ void kv_free_all(struct core *c, struct object *obj);
 void kv_trim_cache(struct core *c);
 int kv_dirty(struct core *c, const struct object *obj);
 
+/* Internal reads and writes that may touch reserved keys (alarms). */
+int kv_read(struct object *obj, const void *k, size_t klen, struct duro_str *value);
+int kv_write(struct object *obj, const void *k, size_t klen, const void *v, size_t vlen, int present);
+int kv_list(struct object *obj, const struct duro_list_options *opt, duro_list_fn *fn, void *arg,
+	    int reserved);
+
+/* alarm.c */
+int alarm_core_init(struct core *c);
+void alarm_core_fini(struct core *c);
+/* Applies durable alarm changes to the core's table and timers; frees the list. */
+void alarm_apply(struct core *c, struct alarm_change *list);
+void alarm_free_changes(struct alarm_change *list);
+
 /* commit.c */
+/* Attaches an alarm change to the open batch (seq); applied when durable. */
+void commit_note_alarm(struct core *c, struct alarm_change *ch);
 int commit_core_init(struct core *c);
 void commit_core_fini(struct core *c);
 /* The open batch (created on demand) and its sequence number; NULL when out of memory. */
@@ -115,6 +148,15 @@ void commit_attach_syncs(struct core *c, struct object *obj);
 void obj_run_sync(struct core *c, struct sync_waiter *w);
 /* No commit in flight, open or waiting to be applied. */
 int commit_idle(struct core *c);
+/* Runs an alarm's handler as an event of its object (object.c). Returns 0 when it
+ * succeeded, else the handler's failure. */
+int obj_run_alarm(struct core *c, const struct duro_id *id, unsigned ns, const char *name,
+		  size_t namelen, int64_t time_ms, unsigned retries, int drop);
+/* The core that owns an object, and the namespace of a class (-1 when none is bound). */
+unsigned obj_owner(const struct duro_id *id);
+int obj_ns_of_class(const char *class_name, size_t len);
+const struct obj_alarm_config *obj_alarm_config(void);
+const char *obj_ns_name(unsigned ns); /* the namespace's class name, for logs */
 /* Resets an object whose writes were lost in a failed commit (object.c). */
 void obj_reset(struct core *c, struct object *obj);
 

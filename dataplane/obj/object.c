@@ -36,6 +36,17 @@ static struct {
 struct store *obj_store(void) { return rt.store; }
 const struct obj_storage_limits *obj_limits(void) { return &rt.cfg->limits; }
 const struct store_config *obj_store_config(void) { return &rt.cfg->store; }
+const struct obj_alarm_config *obj_alarm_config(void) { return &rt.cfg->alarms; }
+unsigned obj_owner(const struct duro_id *id) { return slotmap_owner(&rt.map, id->bytes); }
+const char *obj_ns_name(unsigned ns) { return rt.ns[ns].cls->name; }
+
+int obj_ns_of_class(const char *class_name, size_t len)
+{
+	for (unsigned i = 0; i < rt.nns; i++)
+		if (strlen(rt.ns[i].cls->name) == len && !memcmp(rt.ns[i].cls->name, class_name, len))
+			return (int)i;
+	return -1;
+}
 
 /* What routing leaves in the exchange's scratch area for the owner core. */
 struct route_result {
@@ -332,6 +343,42 @@ void obj_run_sync(struct core *c, struct sync_waiter *w)
 	free(w);
 }
 
+int obj_run_alarm(struct core *c, const struct duro_id *id, unsigned nsi, const char *name,
+		  size_t namelen, int64_t time_ms, unsigned retries, int drop)
+{
+	const struct duro_namespace *ns = &rt.ns[nsi];
+	int err = 0;
+	struct object *obj = object_activate(c, ns, id, &err);
+	if (!obj)
+		return err ? err : -EIO;
+	DURO_ASSERT(!obj->running);
+	obj->last_used_ms = c->now_ms;
+	list_del(&obj->lru);
+	list_add_tail(&c->obj->lru, &obj->lru);
+	obj->running = 1;
+	kv_event_begin(c, obj);
+	int r = 0;
+	if (!drop && ns->cls->on_alarm) {
+		struct duro_alarm_info info = { .retry_count = retries, .is_retry = retries > 0,
+						.name = namelen ? name : NULL, .name_len = namelen };
+		r = ns->cls->on_alarm((struct duro_object *)obj, &info);
+	}
+	if (r == 0) {
+		/* Done: clear the alarm, unless the handler set it again for another time. */
+		char key[ALARM_PREFIX_LEN + DURO_MAX_ALARM_NAME];
+		memcpy(key, ALARM_PREFIX, ALARM_PREFIX_LEN);
+		memcpy(key + ALARM_PREFIX_LEN, name, namelen);
+		struct duro_str v;
+		if (kv_read(obj, key, ALARM_PREFIX_LEN + namelen, &v) == 1 && v.len == sizeof(time_ms) &&
+		    !memcmp(v.ptr, &time_ms, sizeof(time_ms)))
+			r = kv_write(obj, key, ALARM_PREFIX_LEN + namelen, NULL, 0, 0) < 0 ? -EIO : 0;
+	}
+	int wrote = kv_event_end(c, obj, r == 0);
+	obj->running = 0;
+	commit_attach_syncs(c, obj);
+	return r != 0 ? r : (wrote < 0 ? wrote : 0);
+}
+
 void obj_reset(struct core *c, struct object *obj)
 {
 	log_warn("class %s: object reset after a failed commit", obj->ns->cls->name);
@@ -471,7 +518,8 @@ int obj_core_init(struct core *c)
 	list_init(&oc->lru);
 	core_set_msg_handler(c, MSG_OBJ_REQUEST, on_request_msg);
 	timer_arm(c, &oc->evict_timer, c->now_ms + EVICT_SCAN_MS, evict_scan);
-	return commit_core_init(c);
+	int r = commit_core_init(c);
+	return r < 0 ? r : alarm_core_init(c);
 }
 
 void obj_core_fini(struct core *c)
@@ -481,6 +529,7 @@ void obj_core_fini(struct core *c)
 		return;
 	while (!list_empty(&oc->lru))
 		object_unload(c, LIST_CONTAINER(oc->lru.next, struct object, lru));
+	alarm_core_fini(c);
 	commit_core_fini(c);
 	timer_cancel(&oc->evict_timer);
 	free(oc->buckets);

@@ -399,3 +399,11 @@ def test_oracle_random_operations(durod_factory, tmp_path):
             assert (r.status_code, r.text if r.status_code == 200 else None) == \
                 ((200, model[k]) if k in model else (404, None))
     assert restarted.stop() == 0
+
+
+def test_reserved_keys_refused(durod):
+    # Keys starting with 0xFF 0xFF are duro's own (alarms live there): classes get -EINVAL.
+    u = kv(durod, "res")
+    assert requests.post(u + "/batch", data=b"put \xff\xffalarm/x v").status_code == 400
+    assert requests.post(u + "/batch", data=b"get \xff\xffx").status_code == 400
+    assert requests.post(u + "/batch", data=b"put \xffok v").status_code == 200  # one 0xFF is fine

@@ -1,0 +1,141 @@
+/* Ticker: alarms over HTTP, for trying them and for the tests.
+ *   POST   <obj>?in=MS[&alarm=NAME][&every=MS]  set the alarm (or a named one) MS from now;
+ *                                              with every, each firing sets it again
+ *   POST   <obj>/fail?n=K                      the next K firings fail (kept in memory)
+ *   DELETE <obj>[?alarm=NAME]                  delete the alarm: "1" if there was one
+ *   DELETE <obj>/all                           deleteAll (storage and alarms)
+ *   GET    <obj>                               "fired N", "retry R", "name X", "alarm T",
+ *                                              "named a,b" lines
+ * on_alarm counts firings in storage and records the last retry count and name. */
+#include "duro.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct ticker {
+	unsigned fail_remaining;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t get_num(struct duro_object *obj, const char *key)
+{
+	struct duro_str v;
+	char buf[24];
+	if (duro_get(obj, key, strlen(key), &v) != 1 || v.len >= sizeof(buf))
+		return 0;
+	memcpy(buf, v.ptr, v.len);
+	buf[v.len] = 0;
+	return strtoll(buf, NULL, 10);
+}
+
+static int put_num(struct duro_object *obj, const char *key, int64_t n)
+{
+	char buf[24];
+	int len = snprintf(buf, sizeof(buf), "%lld", (long long)n);
+	return duro_put(obj, key, strlen(key), buf, (size_t)len);
+}
+
+static int ticker_alarm(struct duro_object *obj, const struct duro_alarm_info *info)
+{
+	struct ticker *st = duro_state(obj);
+	if (st->fail_remaining) {
+		st->fail_remaining--;
+		return -1;
+	}
+	int r = put_num(obj, "fired", get_num(obj, "fired") + 1);
+	if (!r)
+		r = put_num(obj, "retry", info->retry_count);
+	if (!r)
+		r = duro_put(obj, "name", 4, info->name ? info->name : "-", info->name ? info->name_len : 1);
+	int64_t every = get_num(obj, "every");
+	if (!r && every > 0 && !info->name)
+		r = duro_set_alarm(obj, now_ms() + every);
+	return r;
+}
+
+static int add_name(void *arg, struct duro_str name, int64_t t)
+{
+	(void)t;
+	struct duro_response *res = arg;
+	return duro_res_body(res, name.ptr, name.len) || duro_res_body(res, ",", 1);
+}
+
+static int param_num(const struct duro_request *req, const char *name, int64_t *out)
+{
+	struct duro_str v;
+	char buf[24];
+	if (!duro_req_query_param(req, name, &v) || v.len == 0 || v.len >= sizeof(buf))
+		return 0;
+	memcpy(buf, v.ptr, v.len);
+	buf[v.len] = 0;
+	*out = strtoll(buf, NULL, 10);
+	return 1;
+}
+
+static int ticker_request(struct duro_object *obj, const struct duro_request *req,
+			  struct duro_response *res)
+{
+	struct ticker *st = duro_state(obj);
+	struct duro_str sub = duro_req_subpath(req), name = { NULL, 0 };
+	duro_req_query_param(req, "alarm", &name);
+	int64_t n;
+	int r;
+	char text[160];
+	if (sub.len == 5 && !memcmp(sub.ptr, "/fail", 5) && duro_req_is(req, "POST")) {
+		st->fail_remaining = param_num(req, "n", &n) ? (unsigned)n : 1;
+		return duro_res_text(res, 200, "ok");
+	}
+	if (sub.len == 4 && !memcmp(sub.ptr, "/all", 4) && duro_req_is(req, "DELETE")) {
+		r = duro_delete_all(obj);
+		return r ? r : duro_res_text(res, 200, "ok");
+	}
+	if (sub.len > 1)
+		return duro_res_text(res, 404, "no such ticker operation");
+	if (duro_req_is(req, "POST")) {
+		if (!param_num(req, "in", &n))
+			return duro_res_text(res, 400, "want ?in=MS");
+		int64_t every;
+		if (param_num(req, "every", &every) && (r = put_num(obj, "every", every)) < 0)
+			return r;
+		r = name.ptr ? duro_set_alarm_named(obj, name.ptr, name.len, now_ms() + n)
+			     : duro_set_alarm(obj, now_ms() + n);
+		if (r == -ENOSPC)
+			return duro_res_text(res, 409, "too many named alarms");
+		if (r == -EINVAL)
+			return duro_res_text(res, 400, "bad alarm name");
+		return r ? r : duro_res_text(res, 200, "ok");
+	}
+	if (duro_req_is(req, "DELETE")) {
+		r = name.ptr ? duro_delete_alarm_named(obj, name.ptr, name.len) : duro_delete_alarm(obj);
+		return r < 0 ? r : duro_res_text(res, 200, r ? "1" : "0");
+	}
+	int64_t t = -1;
+	duro_get_alarm(obj, &t);
+	struct duro_str nm;
+	int has_name = duro_get(obj, "name", 4, &nm) == 1;
+	int len = snprintf(text, sizeof(text), "fired %lld\nretry %lld\nname %.*s\nalarm %lld\nnamed ",
+			   (long long)get_num(obj, "fired"), (long long)get_num(obj, "retry"),
+			   has_name ? (int)nm.len : 1, has_name ? nm.ptr : "-", (long long)t);
+	if ((r = duro_res_body(res, text, (size_t)len)) < 0)
+		return r;
+	if ((r = duro_list_alarms(obj, add_name, res)) < 0)
+		return r;
+	return duro_res_body(res, "\n", 1);
+}
+
+static const struct duro_class ticker_class = {
+	.name = "Ticker",
+	.state_size = sizeof(struct ticker),
+	.on_request = ticker_request,
+	.on_alarm = ticker_alarm,
+};
+DURO_CLASS(ticker_class)

@@ -1,0 +1,360 @@
+/* Alarms: the calls of duro.h over reserved keys of the object (so they are transactional
+ * like any write), and each core's schedule: a table of pending alarms with a timer each,
+ * changed only when the writes that set or cleared an alarm are durable. A due alarm runs
+ * its object's on_alarm as an event; a failure retries with exponential backoff, and an
+ * alarm that keeps failing is dropped. Start-up loads each core's alarms from the alarms
+ * column family. */
+#include "obj_int.h"
+#include "base_assert.h"
+#include "clock.h"
+#include "core.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A pending alarm: about 180 bytes, all in this struct (the name inline). */
+struct alarm {
+	struct alarm *hnext;
+	struct timer timer;
+	struct duro_id id;
+	int64_t time_ms;        /* wall clock, as set */
+	int64_t last_fired_ms;  /* wall clock, for the runaway throttle */
+	uint32_t throttled;
+	uint16_t ns;
+	uint8_t retries;
+	uint8_t namelen;
+	char name[DURO_MAX_ALARM_NAME];
+};
+
+struct alarm_core {
+	struct alarm **buckets; /* by object ID only: one chain holds all of an object's alarms */
+	size_t nbuckets, count;
+	struct obj_alarm_counters ctr;
+};
+
+static size_t bucket(const struct alarm_core *ac, const struct duro_id *id)
+{
+	uint64_t h;
+	memcpy(&h, id->bytes + 4, sizeof(h));
+	return (size_t)h & (ac->nbuckets - 1);
+}
+
+static struct alarm **find(struct alarm_core *ac, const struct duro_id *id, const char *name,
+			   size_t namelen)
+{
+	struct alarm **pp = &ac->buckets[bucket(ac, id)];
+	while (*pp && (memcmp(&(*pp)->id, id, sizeof(*id)) || (*pp)->namelen != namelen ||
+		       memcmp((*pp)->name, name, namelen)))
+		pp = &(*pp)->hnext;
+	return pp;
+}
+
+static void grow(struct alarm_core *ac)
+{
+	size_t n = ac->nbuckets * 2;
+	struct alarm **nb = calloc(n, sizeof(*nb));
+	if (!nb)
+		return; /* longer chains, still correct */
+	for (size_t i = 0; i < ac->nbuckets; i++)
+		for (struct alarm *a = ac->buckets[i], *next; a; a = next) {
+			next = a->hnext;
+			size_t b = (size_t)0;
+			uint64_t h;
+			memcpy(&h, a->id.bytes + 4, sizeof(h));
+			b = (size_t)h & (n - 1);
+			a->hnext = nb[b];
+			nb[b] = a;
+		}
+	free(ac->buckets);
+	ac->buckets = nb;
+	ac->nbuckets = n;
+}
+
+static void alarm_fired(struct core *c, struct timer *t);
+
+/* Arms a's timer for its time, throttled when it was re-armed too soon after firing. */
+static void arm(struct core *c, struct alarm *a)
+{
+	const struct obj_alarm_config *cfg = obj_alarm_config();
+	int64_t now = (int64_t)clock_wall_ms();
+	int64_t when = a->time_ms;
+	if (a->last_fired_ms && when < a->last_fired_ms + (int64_t)cfg->min_interval_ms) {
+		when = a->last_fired_ms + (int64_t)cfg->min_interval_ms;
+		a->throttled++;
+		c->obj->alarms->ctr.throttled++;
+		if (a->throttled == 1 || a->throttled % 1000 == 0)
+			log_warn("alarms: an object of class %s re-arms its alarm faster than every %u ms: "
+				 "throttled (%u times)", obj_ns_name(a->ns), cfg->min_interval_ms, a->throttled);
+	}
+	int64_t delay = when > now ? when - now : 0;
+	timer_arm(c, &a->timer, c->now_ms + (uint64_t)delay, alarm_fired);
+}
+
+static void arm_in(struct core *c, struct alarm *a, uint64_t ms)
+{
+	timer_arm(c, &a->timer, c->now_ms + ms, alarm_fired);
+}
+
+static void remove_alarm(struct alarm_core *ac, struct alarm **pp)
+{
+	struct alarm *a = *pp;
+	*pp = a->hnext;
+	timer_cancel(&a->timer);
+	free(a);
+	ac->count--;
+	ac->ctr.pending = ac->count;
+}
+
+static struct alarm *upsert(struct core *c, const struct duro_id *id, unsigned ns, const char *name,
+			    size_t namelen, int64_t time_ms)
+{
+	struct alarm_core *ac = c->obj->alarms;
+	struct alarm **pp = find(ac, id, name, namelen);
+	struct alarm *a = *pp;
+	if (!a) {
+		if (ac->count >= ac->nbuckets)
+			grow(ac);
+		a = calloc(1, sizeof(*a));
+		if (!a) {
+			log_error("alarms: out of memory: an alarm fires after a restart");
+			return NULL;
+		}
+		a->id = *id;
+		a->ns = (uint16_t)ns;
+		a->namelen = (uint8_t)namelen;
+		memcpy(a->name, name, namelen);
+		size_t b = bucket(ac, id);
+		a->hnext = ac->buckets[b];
+		ac->buckets[b] = a;
+		ac->count++;
+		ac->ctr.pending = ac->count;
+	}
+	a->time_ms = time_ms;
+	a->retries = 0;
+	return a;
+}
+
+void alarm_free_changes(struct alarm_change *list)
+{
+	while (list) {
+		struct alarm_change *next = list->next;
+		free(list);
+		list = next;
+	}
+}
+
+void alarm_apply(struct core *c, struct alarm_change *list)
+{
+	struct alarm_core *ac = c->obj->alarms;
+	for (struct alarm_change *ch = list; ch; ch = ch->next) {
+		if (ch->wipe) {
+			struct alarm **pp = &ac->buckets[bucket(ac, &ch->id)];
+			while (*pp) {
+				if (!memcmp(&(*pp)->id, &ch->id, sizeof(ch->id)))
+					remove_alarm(ac, pp);
+				else
+					pp = &(*pp)->hnext;
+			}
+			continue;
+		}
+		if (ch->time_ms < 0) {
+			struct alarm **pp = find(ac, &ch->id, ch->name, ch->namelen);
+			if (*pp)
+				remove_alarm(ac, pp);
+			continue;
+		}
+		struct alarm *a = upsert(c, &ch->id, ch->ns, ch->name, ch->namelen, ch->time_ms);
+		if (a)
+			arm(c, a);
+	}
+	alarm_free_changes(list);
+}
+
+static void alarm_fired(struct core *c, struct timer *t)
+{
+	struct alarm *a = LIST_CONTAINER(t, struct alarm, timer);
+	struct alarm_core *ac = c->obj->alarms;
+	const struct obj_alarm_config *cfg = obj_alarm_config();
+	a->last_fired_ms = (int64_t)clock_wall_ms();
+	ac->ctr.fired++;
+	if (a->retries)
+		ac->ctr.retries++;
+	/* The table changes only when the handler's writes are durable, and never during
+	 * this call: a stays valid. */
+	int r = obj_run_alarm(c, &a->id, a->ns, a->name, a->namelen, a->time_ms, a->retries, 0);
+	if (r != 0 && a->retries >= cfg->max_retries) {
+		ac->ctr.dropped++;
+		log_warn("alarms: an alarm of class %s still failed after %u retries: dropped",
+			 obj_ns_name(a->ns), (unsigned)a->retries);
+		r = obj_run_alarm(c, &a->id, a->ns, a->name, a->namelen, a->time_ms, a->retries, 1);
+	}
+	if (r == 0) {
+		/* Cleared or re-set by the event just committed; its durability updates this
+		 * entry. Should that commit fail, the alarm is still stored: fire again then. */
+		a->retries = 0;
+		arm_in(c, a, cfg->retry_initial_ms);
+		return;
+	}
+	uint64_t backoff = (uint64_t)cfg->retry_initial_ms << (a->retries < 20 ? a->retries : 20);
+	a->retries++;
+	arm_in(c, a, backoff);
+}
+
+/* Loads this core's share of the stored alarms; due ones fire on the first turns. */
+static void load(struct core *c)
+{
+	struct alarm_core *ac = c->obj->alarms;
+	struct store_iter *it = store_iter_open(obj_store(), STORE_CF_ALARMS, "o", 1, "p", 1, 0);
+	if (!it)
+		return;
+	const char *k, *v;
+	size_t kl, vl;
+	while (store_iter_next(it, &k, &kl, &v, &vl) == 1) {
+		if (kl < 1 + DURO_ID_BYTES || kl > 1 + DURO_ID_BYTES + DURO_MAX_ALARM_NAME || vl <= 8)
+			continue;
+		struct duro_id id;
+		memcpy(id.bytes, k + 1, DURO_ID_BYTES);
+		if (obj_owner(&id) != c->index)
+			continue;
+		int ns = obj_ns_of_class(v + 8, vl - 8);
+		if (ns < 0) {
+			ac->ctr.load_skipped++; /* its class is bound no more */
+			continue;
+		}
+		int64_t t;
+		memcpy(&t, v, sizeof(t));
+		struct alarm *a = upsert(c, &id, (unsigned)ns, k + 1 + DURO_ID_BYTES,
+					 kl - 1 - DURO_ID_BYTES, t);
+		if (a)
+			arm(c, a);
+	}
+	store_iter_close(it);
+	if (ac->count || ac->ctr.load_skipped)
+		log_info("core %u: %zu alarms loaded%s", c->index, ac->count,
+			 ac->ctr.load_skipped ? " (some skipped: their classes are not bound)" : "");
+}
+
+int alarm_core_init(struct core *c)
+{
+	struct alarm_core *ac = calloc(1, sizeof(*ac));
+	if (!ac)
+		return -ENOMEM;
+	c->obj->alarms = ac;
+	ac->nbuckets = 1024;
+	ac->buckets = calloc(ac->nbuckets, sizeof(*ac->buckets));
+	if (!ac->buckets)
+		return -ENOMEM;
+	load(c);
+	return 0;
+}
+
+void alarm_core_fini(struct core *c)
+{
+	struct alarm_core *ac = c->obj ? c->obj->alarms : NULL;
+	if (!ac)
+		return;
+	for (size_t i = 0; i < ac->nbuckets; i++)
+		while (ac->buckets[i])
+			remove_alarm(ac, &ac->buckets[i]);
+	free(ac->buckets);
+	free(ac);
+	c->obj->alarms = NULL;
+}
+
+const struct obj_alarm_counters *obj_alarm_counters(struct core *c) { return &c->obj->alarms->ctr; }
+
+/* ---- the calls of duro.h ---- */
+
+static size_t alarm_key(char *key, const char *name, size_t namelen)
+{
+	memcpy(key, ALARM_PREFIX, ALARM_PREFIX_LEN);
+	if (namelen)
+		memcpy(key + ALARM_PREFIX_LEN, name, namelen);
+	return ALARM_PREFIX_LEN + namelen;
+}
+
+static int count_named(void *arg, struct duro_str k, struct duro_str v)
+{
+	(void)v;
+	if (k.len > ALARM_PREFIX_LEN)
+		(*(unsigned *)arg)++;
+	return 0;
+}
+
+int duro_set_alarm_named(struct duro_object *o, const char *name, size_t len, int64_t time_ms)
+{
+	struct object *obj = (struct object *)o;
+	if (len > DURO_MAX_ALARM_NAME || (name == NULL && len) || time_ms < 0)
+		return -EINVAL;
+	char key[ALARM_PREFIX_LEN + DURO_MAX_ALARM_NAME];
+	size_t kl = alarm_key(key, name, len);
+	if (len) {
+		struct duro_str v;
+		int r = kv_read(obj, key, kl, &v);
+		if (r < 0)
+			return r;
+		if (r == 0) {
+			unsigned named = 0;
+			struct duro_list_options opt = { .prefix = { ALARM_PREFIX, ALARM_PREFIX_LEN } };
+			r = kv_list(obj, &opt, count_named, &named, 1);
+			if (r < 0)
+				return r;
+			if (named >= DURO_MAX_NAMED_ALARMS)
+				return -ENOSPC;
+		}
+	}
+	int r = kv_write(obj, key, kl, &time_ms, sizeof(time_ms), 1);
+	return r < 0 ? r : 0;
+}
+
+int duro_get_alarm_named(struct duro_object *o, const char *name, size_t len, int64_t *time_ms)
+{
+	if (len > DURO_MAX_ALARM_NAME || (name == NULL && len))
+		return -EINVAL;
+	char key[ALARM_PREFIX_LEN + DURO_MAX_ALARM_NAME];
+	struct duro_str v;
+	int r = kv_read((struct object *)o, key, alarm_key(key, name, len), &v);
+	if (r == 1 && v.len == sizeof(*time_ms))
+		memcpy(time_ms, v.ptr, sizeof(*time_ms));
+	return r;
+}
+
+int duro_delete_alarm_named(struct duro_object *o, const char *name, size_t len)
+{
+	if (len > DURO_MAX_ALARM_NAME || (name == NULL && len))
+		return -EINVAL;
+	char key[ALARM_PREFIX_LEN + DURO_MAX_ALARM_NAME];
+	return kv_write((struct object *)o, key, alarm_key(key, name, len), NULL, 0, 0);
+}
+
+int duro_set_alarm(struct duro_object *o, int64_t time_ms) { return duro_set_alarm_named(o, "", 0, time_ms); }
+int duro_get_alarm(struct duro_object *o, int64_t *time_ms) { return duro_get_alarm_named(o, "", 0, time_ms); }
+int duro_delete_alarm(struct duro_object *o) { return duro_delete_alarm_named(o, "", 0); }
+
+struct list_arg {
+	int (*fn)(void *arg, struct duro_str name, int64_t time_ms);
+	void *arg;
+	int count;
+};
+
+static int list_one(void *arg, struct duro_str k, struct duro_str v)
+{
+	struct list_arg *la = arg;
+	if (k.len <= ALARM_PREFIX_LEN || v.len != sizeof(int64_t))
+		return 0;
+	int64_t t;
+	memcpy(&t, v.ptr, sizeof(t));
+	la->count++;
+	return la->fn(la->arg, (struct duro_str){ k.ptr + ALARM_PREFIX_LEN, k.len - ALARM_PREFIX_LEN }, t);
+}
+
+int duro_list_alarms(struct duro_object *o, int (*fn)(void *arg, struct duro_str name, int64_t time_ms),
+		     void *arg)
+{
+	struct list_arg la = { fn, arg, 0 };
+	struct duro_list_options opt = { .prefix = { ALARM_PREFIX, ALARM_PREFIX_LEN } };
+	int r = kv_list((struct object *)o, &opt, list_one, &la, 1);
+	return r < 0 ? r : la.count;
+}

@@ -253,14 +253,15 @@ static int find_binding(const struct duro_config *cfg, const char *name)
 	return -1;
 }
 
-/* /counter/, /echo/, /kv/, /limit/, /memcounter/ and /ticker/<name> for the default bindings that the config still has, and
+/* /counter/, /echo/, /kv/, /limit/, /memcounter/, /ticker/ and /lock/<name> for the default
+ * bindings that the config still has, and
  * the generic /obj/<binding>/<id>. */
 static void default_routes(struct duro_config *cfg)
 {
 	static const struct { const char *prefix, *binding; } defs[] = {
 		{ "/counter/", "COUNTER" }, { "/echo/", "ECHO" }, { "/kv/", "KV" },
 		{ "/limit/", "LIMITER" }, { "/memcounter/", "MEMCOUNTER" },
-		{ "/ticker/", "TICKER" } };
+		{ "/ticker/", "TICKER" }, { "/lock/", "LOCK" } };
 	cfg->obj.nroutes = 0;
 	for (unsigned i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
 		int b = find_binding(cfg, defs[i].binding);
@@ -652,7 +653,7 @@ void config_defaults(struct duro_config *cfg)
 	struct store_migration *m = &cfg->obj.migrations[0];
 	snprintf(m->tag, sizeof(m->tag), "builtin-v1");
 	static const char *const builtin[] = { "Counter", "Echo", "KV", "RateLimiter", "MemCounter",
-					       "Ticker" };
+					       "Ticker", "Lock" };
 	for (unsigned i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
 		snprintf(m->new_classes[m->nnew++], STORE_NAME_MAX, "%s", builtin[i]);
 	cfg->obj.limits.max_key = 2048;
@@ -662,7 +663,7 @@ void config_defaults(struct duro_config *cfg)
 	cfg->obj.alarms = (struct obj_alarm_config){ .retry_initial_ms = 2000, .max_retries = 6,
 						     .min_interval_ms = 100 };
 	cfg->obj.evict_idle_ms = 30000;
-	cfg->obj.nbindings = 6;
+	cfg->obj.nbindings = 7;
 	snprintf(cfg->obj.bindings[0].name, OBJ_NAME_MAX, "COUNTER");
 	snprintf(cfg->obj.bindings[0].class_name, OBJ_NAME_MAX, "Counter");
 	snprintf(cfg->obj.bindings[1].name, OBJ_NAME_MAX, "ECHO");
@@ -675,6 +676,8 @@ void config_defaults(struct duro_config *cfg)
 	snprintf(cfg->obj.bindings[4].class_name, OBJ_NAME_MAX, "MemCounter");
 	snprintf(cfg->obj.bindings[5].name, OBJ_NAME_MAX, "TICKER");
 	snprintf(cfg->obj.bindings[5].class_name, OBJ_NAME_MAX, "Ticker");
+	snprintf(cfg->obj.bindings[6].name, OBJ_NAME_MAX, "LOCK");
+	snprintf(cfg->obj.bindings[6].class_name, OBJ_NAME_MAX, "Lock");
 	default_routes(cfg);
 }
 

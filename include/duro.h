@@ -84,6 +84,20 @@ int duro_res_body(struct duro_response *res, const void *data, size_t len);
 /* Sets status, Content-Type text/plain and the body to `text` plus a newline. */
 int duro_res_text(struct duro_response *res, int status, const char *text);
 
+/* Deferred responses: a handler may keep the response to answer it from a later event of
+ * the same object (a lock granted when released, a long poll). The object stays in memory
+ * while it holds any; should it be reset or stopped, they are answered 503. At most 4096
+ * per object. */
+struct duro_deferred;
+/* In on_request: the response will be sent later. Returns the handle, or NULL (the limit;
+ * then answer now). Whatever the handler put in res is discarded. */
+struct duro_deferred *duro_res_defer(struct duro_response *res);
+/* Answers a deferred response (from any later event of the same object): status, a
+ * text/plain body. The handle is gone afterwards. Passes the output gate like any
+ * response. Returns 0 or -ENOMEM. */
+int duro_deferred_respond(struct duro_object *obj, struct duro_deferred *d, int status,
+			  const char *content_type, const void *body, size_t len);
+
 /* ---- storage (Cloudflare's ctx.storage) ----
  * Keys are byte strings of up to 2 KiB (the empty key included; keys starting with the
  * bytes 0xFF 0xFF are duro's own, refused with -EINVAL), values byte strings of up

@@ -56,6 +56,8 @@ struct obj_kv {
 	struct sync_waiter *syncs, *syncs_tail; /* registered by the running event */
 };
 
+#define OBJ_MAX_DEFERRED 4096
+
 struct object {
 	struct duro_id id;
 	const struct duro_namespace *ns;
@@ -63,6 +65,9 @@ struct object {
 	struct list_node lru;
 	uint64_t last_used_ms;
 	uint8_t running;
+	uint8_t defer_current;  /* the running on_request deferred its response */
+	unsigned ndeferred;     /* held responses: the object stays in memory */
+	struct http_exchange *deferred; /* linked through msg.next */
 	struct core *core;
 	struct obj_kv kv;
 	_Alignas(16) unsigned char state[];

@@ -53,6 +53,7 @@ struct route_result {
 	struct duro_id id;
 	uint16_t ns;
 	uint16_t subpath_off; /* offset of the subpath in req.path */
+	struct object *obj;   /* set on the owner core while its handler runs */
 };
 _Static_assert(sizeof(struct route_result) <= HTTP_USER_BYTES, "route result fits");
 
@@ -180,10 +181,22 @@ static void table_remove(struct obj_core *oc, struct object *obj)
 
 /* ---- lifecycle ---- */
 
+/* Answers every response the object still holds: it is going away. */
+static void fail_deferred(struct core *c, struct object *obj)
+{
+	while (obj->deferred) {
+		struct http_exchange *ex = obj->deferred;
+		obj->deferred = (struct http_exchange *)ex->msg.next;
+		http_respond_error(c, ex, 503, "the object was reset before answering");
+	}
+	obj->ndeferred = 0;
+}
+
 static void object_unload(struct core *c, struct object *obj)
 {
 	struct obj_core *oc = c->obj;
 	DURO_ASSERT(!obj->running);
+	fail_deferred(c, obj);
 	if (obj->ns->cls->on_unload) {
 		obj->running = 1;
 		obj->ns->cls->on_unload((struct duro_object *)obj);
@@ -253,7 +266,8 @@ static void evict_scan(struct core *c, struct timer *t)
 		struct object *obj = LIST_CONTAINER(n, struct object, lru);
 		if (obj->last_used_ms + idle > c->now_ms)
 			break;
-		if (!kv_dirty(c, obj)) /* writes not yet in RocksDB keep it in memory */
+		/* Writes not yet in RocksDB, or responses it holds, keep it in memory. */
+		if (!kv_dirty(c, obj) && !obj->ndeferred)
 			object_unload(c, obj);
 	}
 	kv_trim_cache(c);
@@ -282,13 +296,25 @@ static void run_request(struct core *c, struct http_exchange *ex)
 	list_del(&obj->lru);
 	list_add_tail(&oc->lru, &obj->lru);
 	http_resp_status(ex, 200);
+	rr->obj = obj;
 	obj->running = 1;
+	obj->defer_current = 0;
 	kv_event_begin(c, obj);
 	int r = ns->cls->on_request((struct duro_object *)obj, (const struct duro_request *)ex,
 				    (struct duro_response *)ex);
 	int wrote = kv_event_end(c, obj, r == 0);
 	obj->running = 0;
 	commit_attach_syncs(c, obj);
+	if (obj->defer_current) {
+		obj->defer_current = 0;
+		if (r == 0 && wrote >= 0) {
+			http_resp_reset(ex);
+			ex->msg.next = obj->deferred ? &obj->deferred->msg : NULL;
+			obj->deferred = ex;
+			obj->ndeferred++;
+			return; /* answered later, by duro_deferred_respond */
+		}
+	}
 	if (wrote == -ENOSPC) {
 		http_resp_error(ex, 507, "storage full: the write was not saved");
 	} else if (r != 0 || wrote < 0) {
@@ -551,6 +577,47 @@ const struct duro_id *duro_object_id(const struct duro_object *obj)
 const char *duro_object_class(const struct duro_object *obj)
 {
 	return ((const struct object *)obj)->ns->cls->name;
+}
+
+struct duro_deferred *duro_res_defer(struct duro_response *res)
+{
+	struct http_exchange *ex = (struct http_exchange *)res;
+	struct object *obj = ((struct route_result *)ex->user)->obj;
+	/* Only the response of the on_request running now can be deferred. */
+	DURO_ASSERT(obj && obj->running);
+	if (obj->ndeferred >= OBJ_MAX_DEFERRED || obj->defer_current)
+		return NULL;
+	obj->defer_current = 1;
+	return (struct duro_deferred *)ex;
+}
+
+int duro_deferred_respond(struct duro_object *o, struct duro_deferred *d, int status,
+			  const char *content_type, const void *body, size_t len)
+{
+	struct object *obj = (struct object *)o;
+	struct http_exchange *ex = (struct http_exchange *)d;
+	DURO_ASSERT(obj->running && obj->ndeferred > 0);
+	struct http_exchange **pp = &obj->deferred;
+	while (*pp && *pp != ex)
+		pp = (struct http_exchange **)&(*pp)->msg.next;
+	DURO_ASSERT(*pp == ex); /* a handle of this object, answered once */
+	*pp = (struct http_exchange *)ex->msg.next;
+	obj->ndeferred--;
+	http_resp_reset(ex);
+	http_resp_status(ex, status);
+	int r = 0;
+	if (content_type)
+		r = http_resp_header(ex, "Content-Type", 12, content_type, strlen(content_type));
+	if (r == 0)
+		r = http_resp_body(ex, body, len);
+	if (r < 0)
+		http_resp_error(ex, 500, "out of memory answering a deferred response");
+	struct core *c = obj->core;
+	if (obj->kv.pending_seq > commit_durable_seq(c))
+		commit_gate(c, ex, obj->kv.pending_seq);
+	else
+		http_respond(c, ex);
+	return r;
 }
 
 int duro_var(const struct duro_object *obj, const char *name, struct duro_str *value)

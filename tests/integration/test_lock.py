@@ -1,0 +1,73 @@
+"""Lock: fencing tokens, 409 while held, release with stale-token refusal, expiry by alarm,
+waiters granted in order the moment the lease frees, waits that time out."""
+import concurrent.futures
+import time
+
+import requests
+
+
+def acquire(d, name, owner, ttl=2000, wait=None):
+    q = "ttl=%d&owner=%s" % (ttl, owner) + ("&wait=%d" % wait if wait is not None else "")
+    return requests.post(d.url + "/lock/%s/acquire?%s" % (name, q), timeout=10)
+
+
+def test_acquire_release_tokens_increase(durod):
+    r = acquire(durod, "l1", "a")
+    assert r.status_code == 200
+    t1 = r.json()["token"]
+    held = acquire(durod, "l1", "b")
+    assert held.status_code == 409 and held.json()["owner"] == "a"
+    assert requests.post(durod.url + "/lock/l1/release?token=%d" % (t1 + 5)).status_code == 409
+    assert requests.post(durod.url + "/lock/l1/release?token=%d" % t1).status_code == 200
+    r = acquire(durod, "l1", "b")
+    assert r.status_code == 200 and r.json()["token"] > t1
+    st = requests.get(durod.url + "/lock/l1").json()
+    assert st["holder"] == "b" and st["token"] == r.json()["token"]
+    # The old holder's token is stale now.
+    assert requests.post(durod.url + "/lock/l1/release?token=%d" % t1).status_code == 409
+
+
+def test_lease_expires_by_alarm(durod):
+    assert acquire(durod, "l2", "crashed", ttl=300).status_code == 200
+    time.sleep(0.7)
+    assert requests.get(durod.url + "/lock/l2").json()["holder"] is None
+    assert acquire(durod, "l2", "next").status_code == 200
+
+
+def test_waiters_granted_in_order(durod):
+    first = acquire(durod, "l3", "holder", ttl=5000).json()["token"]
+    with concurrent.futures.ThreadPoolExecutor(3) as ex:
+        futs = []
+        for name in ("w1", "w2"):
+            futs.append(ex.submit(acquire, durod, "l3", name, 5000, 5000))
+            time.sleep(0.15)
+        t0 = time.time()
+        requests.post(durod.url + "/lock/l3/release?token=%d" % first)
+        r1 = futs[0].result()
+        assert r1.status_code == 200 and r1.json()["owner"] == "w1"
+        assert time.time() - t0 < 1.0  # granted at once, not at a poll
+        assert not futs[1].done()
+        requests.post(durod.url + "/lock/l3/release?token=%d" % r1.json()["token"])
+        r2 = futs[1].result()
+        assert r2.status_code == 200 and r2.json()["owner"] == "w2"
+        assert r2.json()["token"] == r1.json()["token"] + 1
+
+
+def test_waiter_gets_lease_when_it_expires(durod):
+    assert acquire(durod, "l4", "gone", ttl=400).status_code == 200
+    t0 = time.time()
+    r = acquire(durod, "l4", "patient", ttl=1000, wait=3000)
+    assert r.status_code == 200 and r.json()["owner"] == "patient"
+    assert 0.2 < time.time() - t0 < 2.0
+
+
+def test_wait_times_out(durod):
+    assert acquire(durod, "l5", "busy", ttl=10000).status_code == 200
+    t0 = time.time()
+    r = acquire(durod, "l5", "impatient", wait=300)
+    assert r.status_code == 409 and 0.2 < time.time() - t0 < 2.0
+
+
+def test_bad_requests(durod):
+    for q in ["ttl=0&owner=a", "ttl=100", "ttl=100&owner=a%20b", "ttl=100&owner=" + "o" * 65, "ttl=x&owner=a"]:
+        assert requests.post(durod.url + "/lock/l6/acquire?" + q).status_code == 400, q

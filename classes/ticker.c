@@ -4,7 +4,8 @@
  *   POST   <obj>/fail?n=K                      the next K firings fail (kept in memory)
  *   DELETE <obj>[?alarm=NAME]                  delete the alarm: "1" if there was one
  *   DELETE <obj>/all                           deleteAll (storage and alarms)
- *   GET    <obj>                               "fired N", "retry R", "name X", "alarm T",
+ *   GET    <obj>                               "fired N", "retry R", "late MS" (how late
+ *                                              the last firing was), "name X", "alarm T",
  *                                              "named a,b" lines
  * on_alarm counts firings in storage and records the last retry count and name. */
 #include "duro.h"
@@ -56,6 +57,8 @@ static int ticker_alarm(struct duro_object *obj, const struct duro_alarm_info *i
 		r = put_num(obj, "retry", info->retry_count);
 	if (!r)
 		r = duro_put(obj, "name", 4, info->name ? info->name : "-", info->name ? info->name_len : 1);
+	if (!r && !info->name && get_num(obj, "due"))
+		r = put_num(obj, "late", now_ms() - get_num(obj, "due"));
 	int64_t every = get_num(obj, "every");
 	if (!r && every > 0 && !info->name)
 		r = duro_set_alarm(obj, now_ms() + every);
@@ -89,7 +92,7 @@ static int ticker_request(struct duro_object *obj, const struct duro_request *re
 	duro_req_query_param(req, "alarm", &name);
 	int64_t n;
 	int r;
-	char text[160];
+	char text[200];
 	if (sub.len == 5 && !memcmp(sub.ptr, "/fail", 5) && duro_req_is(req, "POST")) {
 		st->fail_remaining = param_num(req, "n", &n) ? (unsigned)n : 1;
 		return duro_res_text(res, 200, "ok");
@@ -106,8 +109,10 @@ static int ticker_request(struct duro_object *obj, const struct duro_request *re
 		int64_t every;
 		if (param_num(req, "every", &every) && (r = put_num(obj, "every", every)) < 0)
 			return r;
-		r = name.ptr ? duro_set_alarm_named(obj, name.ptr, name.len, now_ms() + n)
-			     : duro_set_alarm(obj, now_ms() + n);
+		int64_t due = now_ms() + n;
+		if (!name.ptr && (r = put_num(obj, "due", due)) < 0)
+			return r;
+		r = name.ptr ? duro_set_alarm_named(obj, name.ptr, name.len, due) : duro_set_alarm(obj, due);
 		if (r == -ENOSPC)
 			return duro_res_text(res, 409, "too many named alarms");
 		if (r == -EINVAL)
@@ -122,9 +127,11 @@ static int ticker_request(struct duro_object *obj, const struct duro_request *re
 	duro_get_alarm(obj, &t);
 	struct duro_str nm;
 	int has_name = duro_get(obj, "name", 4, &nm) == 1;
-	int len = snprintf(text, sizeof(text), "fired %lld\nretry %lld\nname %.*s\nalarm %lld\nnamed ",
+	int len = snprintf(text, sizeof(text),
+			   "fired %lld\nretry %lld\nlate %lld\nname %.*s\nalarm %lld\nnamed ",
 			   (long long)get_num(obj, "fired"), (long long)get_num(obj, "retry"),
-			   has_name ? (int)nm.len : 1, has_name ? nm.ptr : "-", (long long)t);
+			   (long long)get_num(obj, "late"), has_name ? (int)nm.len : 1,
+			   has_name ? nm.ptr : "-", (long long)t);
 	if ((r = duro_res_body(res, text, (size_t)len)) < 0)
 		return r;
 	if ((r = duro_list_alarms(obj, add_name, res)) < 0)

@@ -71,3 +71,30 @@ def test_wait_times_out(durod):
 def test_bad_requests(durod):
     for q in ["ttl=0&owner=a", "ttl=100", "ttl=100&owner=a%20b", "ttl=100&owner=" + "o" * 65, "ttl=x&owner=a"]:
         assert requests.post(durod.url + "/lock/l6/acquire?" + q).status_code == 400, q
+
+
+def test_contention_from_many_clients(durod):
+    # 16 clients each take the lock 5 times (waiting), hold it briefly, release: every
+    # grant has its own token, tokens only grow, and no two holders overlap.
+    import threading
+    spans, lock = [], threading.Lock()
+
+    def client(k):
+        for _ in range(5):
+            r = acquire(durod, "busy", "c%d" % k, ttl=5000, wait=8000)
+            assert r.status_code == 200, r.text
+            tok = r.json()["token"]
+            t_in = time.time()
+            time.sleep(0.005)
+            t_out = time.time()
+            assert requests.post(durod.url + "/lock/busy/release?token=%d" % tok).status_code == 200
+            with lock:
+                spans.append((tok, t_in, t_out))
+
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        list(ex.map(client, range(16)))
+    spans.sort()
+    toks = [t for t, _, _ in spans]
+    assert len(set(toks)) == 80 and toks == sorted(toks)
+    for (_, _, out1), (_, in2, _) in zip(spans, spans[1:]):
+        assert in2 >= out1 - 0.001  # the next holder got it after the previous let go

@@ -1,6 +1,7 @@
 /* Ticker: alarms over HTTP, for trying them and for the tests.
- *   POST   <obj>?in=MS[&alarm=NAME][&every=MS]  set the alarm (or a named one) MS from now;
- *                                              with every, each firing sets it again
+ *   POST   <obj>?in=MS[&alarm=NAME][&every=MS]  set the alarm (or a named one) MS from now
+ *                                              (or ?at=EPOCH_MS); with every, each firing
+ *                                              sets it again
  *   POST   <obj>/fail?n=K                      the next K firings fail (kept in memory)
  *   DELETE <obj>[?alarm=NAME]                  delete the alarm: "1" if there was one
  *   DELETE <obj>/all                           deleteAll (storage and alarms)
@@ -104,8 +105,11 @@ static int ticker_request(struct duro_object *obj, const struct duro_request *re
 	if (sub.len > 1)
 		return duro_res_text(res, 404, "no such ticker operation");
 	if (duro_req_is(req, "POST")) {
-		if (!param_num(req, "in", &n))
-			return duro_res_text(res, 400, "want ?in=MS");
+		int64_t at;
+		if (param_num(req, "at", &at))
+			n = at - now_ms(); /* an absolute time, ms since the epoch */
+		else if (!param_num(req, "in", &n))
+			return duro_res_text(res, 400, "want ?in=MS or ?at=EPOCH_MS");
 		int64_t every;
 		if (param_num(req, "every", &every) && (r = put_num(obj, "every", every)) < 0)
 			return r;

@@ -255,6 +255,11 @@ void alarm_core_fini(struct core *c)
 	struct alarm_core *ac = c->obj ? c->obj->alarms : NULL;
 	if (!ac)
 		return;
+	if (ac->ctr.fired || ac->count)
+		log_info("core %u: alarms: %llu fired, %llu retries, %llu dropped, %llu throttled, %zu pending",
+			 c->index, (unsigned long long)ac->ctr.fired, (unsigned long long)ac->ctr.retries,
+			 (unsigned long long)ac->ctr.dropped, (unsigned long long)ac->ctr.throttled,
+			 ac->count);
 	for (size_t i = 0; i < ac->nbuckets; i++)
 		while (ac->buckets[i])
 			remove_alarm(ac, &ac->buckets[i]);

@@ -465,6 +465,20 @@ static int parse_migrations(struct ctx *x, struct duro_config *cfg, json_t *arr)
 	return 0;
 }
 
+static int parse_alarms(struct ctx *x, struct duro_config *cfg, json_t *o)
+{
+	static const char *const keys[] = { "retry_initial_ms", "max_retries", "min_interval_ms", NULL };
+	if (!json_is_object(o))
+		return fail(x, "alarms", "want an object, got %s", type_name(o));
+	if (only_keys(x, "alarms", o, keys) < 0)
+		return -EINVAL;
+	struct obj_alarm_config *a = &cfg->obj.alarms;
+	GET_UINT(x, "alarms", o, "retry_initial_ms", 10, 3600000, a->retry_initial_ms);
+	GET_UINT(x, "alarms", o, "max_retries", 0, 20, a->max_retries);
+	GET_UINT(x, "alarms", o, "min_interval_ms", 0, 3600000, a->min_interval_ms);
+	return 0;
+}
+
 static int parse_storage(struct ctx *x, struct duro_config *cfg, json_t *o)
 {
 	static const char *const keys[] = { "max_key_bytes", "max_value_bytes", "max_object_bytes",
@@ -571,29 +585,8 @@ static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t
 		goto out;
 	if ((v = json_object_get(root, "migrations")) && parse_migrations(&x, cfg, v) < 0)
 		goto out;
-	if ((v = json_object_get(root, "alarms"))) {
-		static const char *const akeys[] = { "retry_initial_ms", "max_retries", "min_interval_ms", NULL };
-		if (!json_is_object(v)) {
-			fail(&x, "alarms", "want an object, got %s", type_name(v));
-			goto out;
-		}
-		struct obj_alarm_config *a = &cfg->obj.alarms;
-		unsigned long long t;
-		if (only_keys(&x, "alarms", v, akeys) < 0)
-			goto out;
-		t = a->retry_initial_ms;
-		if (get_uint(&x, "alarms", v, "retry_initial_ms", 10, 3600000, &t) < 0)
-			goto out;
-		a->retry_initial_ms = (unsigned)t;
-		t = a->max_retries;
-		if (get_uint(&x, "alarms", v, "max_retries", 0, 20, &t) < 0)
-			goto out;
-		a->max_retries = (unsigned)t;
-		t = a->min_interval_ms;
-		if (get_uint(&x, "alarms", v, "min_interval_ms", 0, 3600000, &t) < 0)
-			goto out;
-		a->min_interval_ms = (unsigned)t;
-	}
+	if ((v = json_object_get(root, "alarms")) && parse_alarms(&x, cfg, v) < 0)
+		goto out;
 	if ((v = json_object_get(root, "uring"))) {
 		static const char *const ukeys[] = { "buffer_ring", NULL };
 		if (!json_is_object(v)) {

@@ -89,7 +89,9 @@ static void arm(struct core *c, struct alarm *a)
 				 "throttled (%u times)", obj_ns_name(a->ns), cfg->min_interval_ms, a->throttled);
 	}
 	int64_t delay = when > now ? when - now : 0;
-	timer_arm(c, &a->timer, c->now_ms + (uint64_t)delay, alarm_fired);
+	/* Never early: both clocks are read in whole ms, and the turn's clock may be a little
+	 * behind the wall clock just read, so round up by one. */
+	timer_arm(c, &a->timer, clock_now_ms() + (uint64_t)delay + 1, alarm_fired);
 }
 
 static void arm_in(struct core *c, struct alarm *a, uint64_t ms)

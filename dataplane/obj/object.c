@@ -276,6 +276,9 @@ static void evict_scan(struct core *c, struct timer *t)
 
 /* ---- events on the owner core ---- */
 
+static void event_begin(struct core *c, struct object *obj);
+static int event_end(struct core *c, struct object *obj, int ok);
+
 static void run_request(struct core *c, struct http_exchange *ex)
 {
 	struct obj_core *oc = c->obj;
@@ -290,21 +293,13 @@ static void run_request(struct core *c, struct http_exchange *ex)
 							      : "the object failed to load");
 		return;
 	}
-	/* Events of one object never nest: handlers run to completion, one at a time. */
-	DURO_ASSERT(!obj->running);
-	obj->last_used_ms = c->now_ms;
-	list_del(&obj->lru);
-	list_add_tail(&oc->lru, &obj->lru);
 	http_resp_status(ex, 200);
 	rr->obj = obj;
-	obj->running = 1;
 	obj->defer_current = 0;
-	kv_event_begin(c, obj);
+	event_begin(c, obj);
 	int r = ns->cls->on_request((struct duro_object *)obj, (const struct duro_request *)ex,
 				    (struct duro_response *)ex);
-	int wrote = kv_event_end(c, obj, r == 0);
-	obj->running = 0;
-	commit_attach_syncs(c, obj);
+	int wrote = event_end(c, obj, r == 0);
 	if (obj->defer_current) {
 		obj->defer_current = 0;
 		if (r == 0 && wrote >= 0) {
@@ -343,6 +338,27 @@ static void run_request(struct core *c, struct http_exchange *ex)
 		http_respond(c, ex);
 }
 
+/* Every event of an object starts and ends here: most recently used, one at a time, inside
+ * a transaction whose writes commit when it ends well. */
+static void event_begin(struct core *c, struct object *obj)
+{
+	DURO_ASSERT(!obj->running); /* events never nest */
+	obj->last_used_ms = c->now_ms;
+	list_del(&obj->lru);
+	list_add_tail(&c->obj->lru, &obj->lru);
+	obj->running = 1;
+	kv_event_begin(c, obj);
+}
+
+/* Returns kv_event_end's result: 1 wrote, 0 nothing to write, or a negative errno. */
+static int event_end(struct core *c, struct object *obj, int ok)
+{
+	int wrote = kv_event_end(c, obj, ok);
+	obj->running = 0;
+	commit_attach_syncs(c, obj);
+	return wrote;
+}
+
 void obj_run_sync(struct core *c, struct sync_waiter *w)
 {
 	const struct duro_namespace *ns = &rt.ns[w->ns];
@@ -354,18 +370,11 @@ void obj_run_sync(struct core *c, struct sync_waiter *w)
 		free(w);
 		return;
 	}
-	DURO_ASSERT(!obj->running);
-	obj->last_used_ms = c->now_ms;
-	list_del(&obj->lru);
-	list_add_tail(&c->obj->lru, &obj->lru);
-	obj->running = 1;
-	kv_event_begin(c, obj);
+	event_begin(c, obj);
 	w->fn((struct duro_object *)obj, w->status, w->arg);
-	if (kv_event_end(c, obj, 1) < 0)
+	if (event_end(c, obj, 1) < 0)
 		log_warn("class %s: writes of a sync() callback refused (storage full or out of memory)",
 			 ns->cls->name);
-	obj->running = 0;
-	commit_attach_syncs(c, obj);
 	free(w);
 }
 
@@ -377,12 +386,7 @@ int obj_run_alarm(struct core *c, const struct duro_id *id, unsigned nsi, const 
 	struct object *obj = object_activate(c, ns, id, &err);
 	if (!obj)
 		return err ? err : -EIO;
-	DURO_ASSERT(!obj->running);
-	obj->last_used_ms = c->now_ms;
-	list_del(&obj->lru);
-	list_add_tail(&c->obj->lru, &obj->lru);
-	obj->running = 1;
-	kv_event_begin(c, obj);
+	event_begin(c, obj);
 	int r = 0;
 	if (!drop && ns->cls->on_alarm) {
 		struct duro_alarm_info info = { .retry_count = retries, .is_retry = retries > 0,
@@ -399,9 +403,7 @@ int obj_run_alarm(struct core *c, const struct duro_id *id, unsigned nsi, const 
 		    !memcmp(v.ptr, &time_ms, sizeof(time_ms)))
 			r = kv_write(obj, key, ALARM_PREFIX_LEN + namelen, NULL, 0, 0) < 0 ? -EIO : 0;
 	}
-	int wrote = kv_event_end(c, obj, r == 0);
-	obj->running = 0;
-	commit_attach_syncs(c, obj);
+	int wrote = event_end(c, obj, r == 0);
 	return r != 0 ? r : (wrote < 0 ? wrote : 0);
 }
 

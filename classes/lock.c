@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MAX_WAITERS 64
 #define MAX_OWNER 64
@@ -36,13 +35,6 @@ struct lease {
 	uint64_t token;
 	int64_t expires;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int load(struct duro_object *obj, struct lease *l)
 {
@@ -70,7 +62,7 @@ static int grant(struct duro_object *obj, struct lease *l, const char *owner, in
 {
 	l->held = 1;
 	l->token++;
-	l->expires = now_ms() + ttl;
+	l->expires = duro_now_ms() + ttl;
 	snprintf(l->owner, sizeof(l->owner), "%s", owner);
 	int r = duro_put(obj, "token", 5, &l->token, sizeof(l->token));
 	if (!r)
@@ -126,24 +118,6 @@ static int hand_over(struct duro_object *obj, struct lock *st, struct lease *l)
 	return rearm_wait(obj, st);
 }
 
-static int param(const struct duro_request *req, const char *name, int64_t lo, int64_t hi, int64_t *out)
-{
-	struct duro_str v;
-	char buf[24];
-	if (!duro_req_query_param(req, name, &v))
-		return 0;
-	if (v.len == 0 || v.len >= sizeof(buf))
-		return -1;
-	memcpy(buf, v.ptr, v.len);
-	buf[v.len] = 0;
-	char *end;
-	long long x = strtoll(buf, &end, 10);
-	if (*end || x < lo || x > hi)
-		return -1;
-	*out = x;
-	return 1;
-}
-
 static int json(struct duro_response *res, int status, const char *body, int len)
 {
 	duro_res_status(res, status);
@@ -156,8 +130,8 @@ static int acquire(struct duro_object *obj, const struct duro_request *req, stru
 	struct lock *st = duro_state(obj);
 	struct duro_str ow;
 	int64_t ttl, wait = 0;
-	if (param(req, "ttl", 1, 86400000, &ttl) != 1 || !duro_req_query_param(req, "owner", &ow) ||
-	    ow.len == 0 || ow.len > MAX_OWNER || param(req, "wait", 0, 3600000, &wait) < 0)
+	if (duro_req_query_int(req, "ttl", 1, 86400000, &ttl) != 1 || !duro_req_query_param(req, "owner", &ow) ||
+	    ow.len == 0 || ow.len > MAX_OWNER || duro_req_query_int(req, "wait", 0, 3600000, &wait) < 0)
 		return duro_res_text(res, 400, "want ttl=1..86400000 ms, owner=1..64 of [A-Za-z0-9._-], wait=0..3600000 ms");
 	char owner[MAX_OWNER + 1];
 	for (size_t i = 0; i < ow.len; i++) {
@@ -173,7 +147,7 @@ static int acquire(struct duro_object *obj, const struct duro_request *req, stru
 	if (r)
 		return r;
 	char body[256];
-	if (l.held && l.expires <= now_ms() && (r = hand_over(obj, st, &l)))
+	if (l.held && l.expires <= duro_now_ms() && (r = hand_over(obj, st, &l)))
 		return r; /* expired and its alarm not yet run: the queue goes first */
 	if (!l.held) {
 		if ((r = grant(obj, &l, owner, ttl)))
@@ -187,7 +161,7 @@ static int acquire(struct duro_object *obj, const struct duro_request *req, stru
 			w->d = d;
 			snprintf(w->owner, sizeof(w->owner), "%s", owner);
 			w->ttl = ttl;
-			w->deadline = now_ms() + wait;
+			w->deadline = duro_now_ms() + wait;
 			return rearm_wait(obj, st);
 		}
 	}
@@ -206,7 +180,7 @@ static int lock_request(struct duro_object *obj, const struct duro_request *req,
 		return acquire(obj, req, res);
 	if (sp.len == 8 && !memcmp(sp.ptr, "/release", 8) && duro_req_is(req, "POST")) {
 		int64_t token;
-		if (param(req, "token", 1, INT64_MAX, &token) != 1)
+		if (duro_req_query_int(req, "token", 1, INT64_MAX, &token) != 1)
 			return duro_res_text(res, 400, "want token=N");
 		if ((r = load(obj, &l)))
 			return r;
@@ -222,7 +196,7 @@ static int lock_request(struct duro_object *obj, const struct duro_request *req,
 	if (sp.len <= 1 && duro_req_is(req, "GET")) {
 		if ((r = load(obj, &l)))
 			return r;
-		int n = l.held && l.expires > now_ms()
+		int n = l.held && l.expires > duro_now_ms()
 				? snprintf(body, sizeof(body), "{\"holder\":\"%s\",\"token\":%llu,\"expires\":%lld}\n",
 					   l.owner, (unsigned long long)l.token, (long long)l.expires)
 				: snprintf(body, sizeof(body), "{\"holder\":null,\"token\":%llu}\n",
@@ -235,7 +209,7 @@ static int lock_request(struct duro_object *obj, const struct duro_request *req,
 static int lock_alarm(struct duro_object *obj, const struct duro_alarm_info *info)
 {
 	struct lock *st = duro_state(obj);
-	int64_t now = now_ms();
+	int64_t now = duro_now_ms();
 	if (info->name) { /* "wait": answer the waiters whose time is up */
 		for (unsigned i = 0; i < st->n;) {
 			if (st->w[i].deadline > now) {

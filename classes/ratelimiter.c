@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct bucket {
 	double tokens;
@@ -37,13 +36,6 @@ static double param(const struct duro_object *obj, const struct duro_request *re
 	return d;
 }
 
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static int limiter_request(struct duro_object *obj, const struct duro_request *req,
 			   struct duro_response *res)
 {
@@ -61,7 +53,7 @@ static int limiter_request(struct duro_object *obj, const struct duro_request *r
 	int r = duro_get(obj, "bucket", 6, &v);
 	if (r < 0)
 		return r;
-	uint64_t now = wall_ms();
+	uint64_t now = (uint64_t)duro_now_ms();
 	if (r == 1 && v.len == sizeof(b))
 		memcpy(&b, v.ptr, sizeof(b));
 	else

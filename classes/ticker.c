@@ -15,18 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct ticker {
 	unsigned fail_remaining;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t get_num(struct duro_object *obj, const char *key)
 {
@@ -59,10 +51,10 @@ static int ticker_alarm(struct duro_object *obj, const struct duro_alarm_info *i
 	if (!r)
 		r = duro_put(obj, "name", 4, info->name ? info->name : "-", info->name ? info->name_len : 1);
 	if (!r && !info->name && get_num(obj, "due"))
-		r = put_num(obj, "late", now_ms() - get_num(obj, "due"));
+		r = put_num(obj, "late", duro_now_ms() - get_num(obj, "due"));
 	int64_t every = get_num(obj, "every");
 	if (!r && every > 0 && !info->name)
-		r = duro_set_alarm(obj, now_ms() + every);
+		r = duro_set_alarm(obj, duro_now_ms() + every);
 	return r;
 }
 
@@ -71,18 +63,6 @@ static int add_name(void *arg, struct duro_str name, int64_t t)
 	(void)t;
 	struct duro_response *res = arg;
 	return duro_res_body(res, name.ptr, name.len) || duro_res_body(res, ",", 1);
-}
-
-static int param_num(const struct duro_request *req, const char *name, int64_t *out)
-{
-	struct duro_str v;
-	char buf[24];
-	if (!duro_req_query_param(req, name, &v) || v.len == 0 || v.len >= sizeof(buf))
-		return 0;
-	memcpy(buf, v.ptr, v.len);
-	buf[v.len] = 0;
-	*out = strtoll(buf, NULL, 10);
-	return 1;
 }
 
 static int ticker_request(struct duro_object *obj, const struct duro_request *req,
@@ -95,7 +75,7 @@ static int ticker_request(struct duro_object *obj, const struct duro_request *re
 	int r;
 	char text[200];
 	if (sub.len == 5 && !memcmp(sub.ptr, "/fail", 5) && duro_req_is(req, "POST")) {
-		st->fail_remaining = param_num(req, "n", &n) ? (unsigned)n : 1;
+		st->fail_remaining = duro_req_query_int(req, "n", 0, 1000000, &n) == 1 ? (unsigned)n : 1;
 		return duro_res_text(res, 200, "ok");
 	}
 	if (sub.len == 4 && !memcmp(sub.ptr, "/all", 4) && duro_req_is(req, "DELETE")) {
@@ -106,14 +86,14 @@ static int ticker_request(struct duro_object *obj, const struct duro_request *re
 		return duro_res_text(res, 404, "no such ticker operation");
 	if (duro_req_is(req, "POST")) {
 		int64_t at;
-		if (param_num(req, "at", &at))
-			n = at - now_ms(); /* an absolute time, ms since the epoch */
-		else if (!param_num(req, "in", &n))
+		if (duro_req_query_int(req, "at", 0, INT64_MAX, &at) == 1)
+			n = at - duro_now_ms(); /* an absolute time, ms since the epoch */
+		else if (duro_req_query_int(req, "in", -86400000, 86400000000, &n) != 1)
 			return duro_res_text(res, 400, "want ?in=MS or ?at=EPOCH_MS");
 		int64_t every;
-		if (param_num(req, "every", &every) && (r = put_num(obj, "every", every)) < 0)
+		if (duro_req_query_int(req, "every", 1, 86400000, &every) == 1 && (r = put_num(obj, "every", every)) < 0)
 			return r;
-		int64_t due = now_ms() + n;
+		int64_t due = duro_now_ms() + n;
 		if (!name.ptr && (r = put_num(obj, "due", due)) < 0)
 			return r;
 		r = name.ptr ? duro_set_alarm_named(obj, name.ptr, name.len, due) : duro_set_alarm(obj, due);

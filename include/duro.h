@@ -70,6 +70,12 @@ struct duro_str duro_req_subpath(const struct duro_request *req);
 struct duro_str duro_req_query(const struct duro_request *req);
 /* The value of query parameter `name` (raw, not percent-decoded). Returns 1 when found. */
 int duro_req_query_param(const struct duro_request *req, const char *name, struct duro_str *out);
+/* Query parameter `name` as a decimal integer in [lo, hi]: returns 1 with *out set, 0 when
+ * absent, -EINVAL when empty, malformed or out of range. */
+int duro_req_query_int(const struct duro_request *req, const char *name, int64_t lo, int64_t hi,
+		       int64_t *out);
+/* Wall-clock milliseconds since the epoch (the clock alarms are set in). */
+int64_t duro_now_ms(void);
 /* The first header named `name` (case-insensitive). Returns 1 when found. */
 int duro_req_header(const struct duro_request *req, const char *name, struct duro_str *out);
 struct duro_str duro_req_body(const struct duro_request *req);

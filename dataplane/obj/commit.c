@@ -132,6 +132,17 @@ int commit_space_ok(struct core *c)
 uint64_t commit_applied_seq(struct core *c) { return c->obj->commit->applied_seq; }
 uint64_t commit_durable_seq(struct core *c) { return c->obj->commit->durable_seq; }
 
+/* The open or in-flight batch numbered seq, or NULL. */
+static struct commit_batch *batch_of_seq(struct commit_core *cc, uint64_t seq)
+{
+	if (cc->open && cc->open->seq == seq)
+		return cc->open;
+	for (unsigned i = 0; i < cc->ninflight; i++)
+		if (cc->inflight[i]->seq == seq)
+			return cc->inflight[i];
+	return NULL;
+}
+
 void commit_gate(struct core *c, struct http_exchange *ex, uint64_t seq)
 {
 	struct commit_core *cc = c->obj->commit;
@@ -139,12 +150,9 @@ void commit_gate(struct core *c, struct http_exchange *ex, uint64_t seq)
 		http_respond(c, ex);
 		return;
 	}
-	/* The batch with that number; completions come in order, so holding the response
-	 * behind it holds it behind every older one too. */
-	struct commit_batch *cb = cc->open && cc->open->seq == seq ? cc->open : NULL;
-	for (unsigned i = 0; i < cc->ninflight && !cb; i++)
-		if (cc->inflight[i]->seq == seq)
-			cb = cc->inflight[i];
+	/* Completions come in order, so holding the response behind its batch holds it
+	 * behind every older one too. */
+	struct commit_batch *cb = batch_of_seq(cc, seq);
 	DURO_ASSERT(cb);
 	ex->msg.next = NULL;
 	if (cb->gated_tail)
@@ -155,15 +163,22 @@ void commit_gate(struct core *c, struct http_exchange *ex, uint64_t seq)
 	cc->ctr.gated++;
 }
 
-static void ready_append(struct commit_core *cc, struct sync_waiter *head, struct sync_waiter *tail)
+/* Appends the waiters head..tail to the list *lh..*lt. */
+static void syncs_append(struct sync_waiter **lh, struct sync_waiter **lt, struct sync_waiter *head,
+			 struct sync_waiter *tail)
 {
 	if (!head)
 		return;
-	if (cc->ready_tail)
-		cc->ready_tail->next = head;
+	if (*lt)
+		(*lt)->next = head;
 	else
-		cc->ready_head = head;
-	cc->ready_tail = tail;
+		*lh = head;
+	*lt = tail;
+}
+
+static void ready_append(struct commit_core *cc, struct sync_waiter *head, struct sync_waiter *tail)
+{
+	syncs_append(&cc->ready_head, &cc->ready_tail, head, tail);
 }
 
 void commit_attach_syncs(struct core *c, struct object *obj)
@@ -174,22 +189,11 @@ void commit_attach_syncs(struct core *c, struct object *obj)
 		return;
 	obj->kv.syncs = obj->kv.syncs_tail = NULL;
 	uint64_t seq = obj->kv.pending_seq;
-	struct commit_batch *cb = NULL;
-	if (seq > cc->durable_seq) {
-		cb = cc->open && cc->open->seq == seq ? cc->open : NULL;
-		for (unsigned i = 0; i < cc->ninflight && !cb; i++)
-			if (cc->inflight[i]->seq == seq)
-				cb = cc->inflight[i];
-	}
-	if (!cb) { /* already durable: the outcome is known */
+	struct commit_batch *cb = seq > cc->durable_seq ? batch_of_seq(cc, seq) : NULL;
+	if (!cb) /* already durable: the outcome is known */
 		ready_append(cc, head, tail);
-		return;
-	}
-	if (cb->syncs_tail)
-		cb->syncs_tail->next = head;
 	else
-		cb->syncs_head = head;
-	cb->syncs_tail = tail;
+		syncs_append(&cb->syncs_head, &cb->syncs_tail, head, tail);
 }
 
 /* Delivers the outcomes known at the start of this turn; those that their callbacks cause

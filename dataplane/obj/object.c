@@ -8,6 +8,7 @@
 #include "obj.h"
 #include "obj_int.h"
 #include "base_assert.h"
+#include "clock.h"
 #include "core.h"
 #include "hex.h"
 #include "http.h"
@@ -673,6 +674,28 @@ int duro_req_query_param(const struct duro_request *req, const char *name, struc
 	}
 	return 0;
 }
+int duro_req_query_int(const struct duro_request *req, const char *name, int64_t lo, int64_t hi,
+		       int64_t *out)
+{
+	struct duro_str v;
+	char buf[24];
+	if (!duro_req_query_param(req, name, &v))
+		return 0;
+	if (v.len == 0 || v.len >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, v.ptr, v.len);
+	buf[v.len] = 0;
+	char *end;
+	errno = 0;
+	long long x = strtoll(buf, &end, 10);
+	if (*end || errno || x < lo || x > hi)
+		return -EINVAL;
+	*out = x;
+	return 1;
+}
+
+int64_t duro_now_ms(void) { return (int64_t)clock_wall_ms(); }
+
 int duro_req_header(const struct duro_request *req, const char *name, struct duro_str *out)
 {
 	size_t len;

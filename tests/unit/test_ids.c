@@ -1,5 +1,5 @@
 /* Object IDs: naming is deterministic per namespace, strings round-trip, IDs from another
- * namespace or malformed strings are refused, secrets persist across loads. */
+ * namespace or malformed strings are refused, new IDs differ. */
 #include "check.h"
 #include "obj.h"
 

@@ -1,8 +1,10 @@
 /* Echo: returns what it was sent, so tests and users can see the request API at work.
  * The body comes back as is; method, subpath, query and a per-instance event count
- * (reset when the object is evicted and reloaded) come back as headers. */
+ * (reset when the object is evicted and reloaded) come back as headers. With a WebSocket
+ * upgrade, every message comes back to its sender unchanged (the conformance target). */
 #include "duro.h"
 
+#include <errno.h>
 #include <stdio.h>
 
 struct echo {
@@ -29,6 +31,11 @@ static int echo_request(struct duro_object *obj, const struct duro_request *req,
 {
 	struct echo *st = duro_state(obj);
 	st->events++;
+	if (duro_req_wants_ws(req)) {
+		duro_ws ws;
+		duro_ws_accept(obj, req, res, NULL, 0, &ws); /* on failure res holds the error */
+		return 0;
+	}
 	if (duro_req_subpath(req).len == 5 && duro_req_is(req, "POST")) {
 		struct duro_str sp = duro_req_subpath(req);
 		if (sp.ptr[1] == 'f' && sp.ptr[2] == 'a' && sp.ptr[3] == 'i' && sp.ptr[4] == 'l')
@@ -50,10 +57,19 @@ static int echo_request(struct duro_object *obj, const struct duro_request *req,
 	return r || duro_res_body(res, body.ptr, body.len);
 }
 
+static int echo_ws_message(struct duro_object *obj, duro_ws ws, int binary, const void *data,
+			   size_t len)
+{
+	/* A socket already gone (-ENOENT) is not the handler's failure. */
+	int r = duro_ws_send(obj, ws, binary, data, len);
+	return r == -ENOMEM ? r : 0;
+}
+
 static const struct duro_class echo_class = {
 	.name = "Echo",
 	.state_size = sizeof(struct echo),
 	.on_load = echo_load,
 	.on_request = echo_request,
+	.on_ws_message = echo_ws_message,
 };
 DURO_CLASS(echo_class)

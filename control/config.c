@@ -261,7 +261,7 @@ static void default_routes(struct duro_config *cfg)
 	static const struct { const char *prefix, *binding; } defs[] = {
 		{ "/counter/", "COUNTER" }, { "/echo/", "ECHO" }, { "/kv/", "KV" },
 		{ "/limit/", "LIMITER" }, { "/memcounter/", "MEMCOUNTER" },
-		{ "/ticker/", "TICKER" }, { "/lock/", "LOCK" } };
+		{ "/ticker/", "TICKER" }, { "/lock/", "LOCK" }, { "/room/", "ROOM" } };
 	cfg->obj.nroutes = 0;
 	for (unsigned i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
 		int b = find_binding(cfg, defs[i].binding);
@@ -465,6 +465,26 @@ static int parse_migrations(struct ctx *x, struct duro_config *cfg, json_t *arr)
 	return 0;
 }
 
+static int parse_websockets(struct ctx *x, struct duro_config *cfg, json_t *o)
+{
+	static const char *const keys[] = { "max_message_bytes", "max_outbound_bytes",
+					    "close_timeout_ms", "max_per_object",
+					    "hibernate_idle_ms", NULL };
+	if (!json_is_object(o))
+		return fail(x, "websockets", "want an object, got %s", type_name(o));
+	if (only_keys(x, "websockets", o, keys) < 0)
+		return -EINVAL;
+	struct ws_config *w = &cfg->ws;
+	struct obj_ws_config *ow = &cfg->obj.websockets;
+	/* 32 MiB is Cloudflare's limit on a WebSocket message. */
+	GET_UINT(x, "websockets", o, "max_message_bytes", 125, 32u << 20, w->max_message_bytes);
+	GET_UINT(x, "websockets", o, "max_outbound_bytes", 4096, 1u << 30, w->max_outbound_bytes);
+	GET_UINT(x, "websockets", o, "close_timeout_ms", 10, 600000, w->close_timeout_ms);
+	GET_UINT(x, "websockets", o, "max_per_object", 1, 1u << 24, ow->max_per_object);
+	GET_UINT(x, "websockets", o, "hibernate_idle_ms", 10, 86400000, ow->hibernate_idle_ms);
+	return 0;
+}
+
 static int parse_alarms(struct ctx *x, struct duro_config *cfg, json_t *o)
 {
 	static const char *const keys[] = { "retry_initial_ms", "max_retries", "min_interval_ms", NULL };
@@ -534,7 +554,8 @@ static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t
 	static const char *const keys[] = { "$schema", "name", "cores", "backend", "data_dir",
 					    "listeners", "durable_objects", "routes", "limits",
 					    "objects", "shutdown_timeout_ms", "log_level",
-					    "idle_spin_us", "uring", "storage", "migrations", "alarms", NULL };
+					    "idle_spin_us", "uring", "storage", "migrations", "alarms",
+					    "websockets", NULL };
 	if (!json_is_object(root)) {
 		fail(&x, "(top level)", "want an object, got %s", type_name(root));
 		goto out;
@@ -586,6 +607,8 @@ static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t
 	if ((v = json_object_get(root, "migrations")) && parse_migrations(&x, cfg, v) < 0)
 		goto out;
 	if ((v = json_object_get(root, "alarms")) && parse_alarms(&x, cfg, v) < 0)
+		goto out;
+	if ((v = json_object_get(root, "websockets")) && parse_websockets(&x, cfg, v) < 0)
 		goto out;
 	if ((v = json_object_get(root, "uring"))) {
 		static const char *const ukeys[] = { "buffer_ring", NULL };
@@ -649,6 +672,11 @@ void config_defaults(struct duro_config *cfg)
 					       "Ticker", "Lock" };
 	for (unsigned i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
 		snprintf(m->new_classes[m->nnew++], STORE_NAME_MAX, "%s", builtin[i]);
+	/* Classes added later get tags of their own: data dirs made before keep working. */
+	cfg->obj.nmigrations = 2;
+	m = &cfg->obj.migrations[1];
+	snprintf(m->tag, sizeof(m->tag), "builtin-v2");
+	snprintf(m->new_classes[m->nnew++], STORE_NAME_MAX, "ChatRoom");
 	cfg->obj.limits.max_key = 2048;
 	cfg->obj.limits.max_value = 128u << 20;
 	cfg->obj.limits.max_object_bytes = 50ull * 1000 * 1000 * 1000;
@@ -656,7 +684,11 @@ void config_defaults(struct duro_config *cfg)
 	cfg->obj.alarms = (struct obj_alarm_config){ .retry_initial_ms = 2000, .max_retries = 6,
 						     .min_interval_ms = 100 };
 	cfg->obj.evict_idle_ms = 30000;
-	cfg->obj.nbindings = 7;
+	cfg->ws = (struct ws_config){ .max_message_bytes = 1u << 20, .max_outbound_bytes = 1u << 20,
+				      .close_timeout_ms = 5000 };
+	cfg->obj.websockets = (struct obj_ws_config){ .max_per_object = 32768,
+						      .hibernate_idle_ms = 10000 };
+	cfg->obj.nbindings = 8;
 	snprintf(cfg->obj.bindings[0].name, OBJ_NAME_MAX, "COUNTER");
 	snprintf(cfg->obj.bindings[0].class_name, OBJ_NAME_MAX, "Counter");
 	snprintf(cfg->obj.bindings[1].name, OBJ_NAME_MAX, "ECHO");
@@ -671,6 +703,8 @@ void config_defaults(struct duro_config *cfg)
 	snprintf(cfg->obj.bindings[5].class_name, OBJ_NAME_MAX, "Ticker");
 	snprintf(cfg->obj.bindings[6].name, OBJ_NAME_MAX, "LOCK");
 	snprintf(cfg->obj.bindings[6].class_name, OBJ_NAME_MAX, "Lock");
+	snprintf(cfg->obj.bindings[7].name, OBJ_NAME_MAX, "ROOM");
+	snprintf(cfg->obj.bindings[7].class_name, OBJ_NAME_MAX, "ChatRoom");
 	default_routes(cfg);
 }
 

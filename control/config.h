@@ -7,6 +7,7 @@
 #include "log.h"
 #include "net.h"
 #include "obj-t.h"
+#include "ws.h"
 
 struct duro_config {
 	unsigned cores;
@@ -16,6 +17,7 @@ struct duro_config {
 	unsigned shutdown_timeout_ms;
 	struct net_config net;
 	struct http_config http;
+	struct ws_config ws;
 	struct obj_config obj;
 };
 

@@ -5,6 +5,7 @@
 #include "http.h"
 #include "log.h"
 #include "obj.h"
+#include "ws.h"
 #include "timer.h"
 
 #include <errno.h>
@@ -104,9 +105,10 @@ static void ctl_hook(struct core *c)
 	if (!cc->draining) {
 		cc->draining = 1;
 		http_drain(c);
+		ws_drain(c);
 	}
 	/* Drained: no connection left and no commit still on its way to disk. */
-	if (!cc->drained && http_open_conns(c) == 0 && obj_idle(c)) {
+	if (!cc->drained && http_open_conns(c) == 0 && ws_open_sockets(c) == 0 && obj_idle(c)) {
 		cc->drained = 1;
 		atomic_fetch_add(&d->drained, 1);
 	}
@@ -130,6 +132,9 @@ static int core_start(struct core *c, void *arg)
 		log_error("core %u: network start: %s", c->index, strerror(-r));
 		return r;
 	}
+	r = ws_core_init(c, &d->cfg.ws, d->backend, obj_ws_events(), d->cfg.net.max_conns_per_core);
+	if (r < 0)
+		return r;
 	r = obj_core_init(c);
 	if (r < 0)
 		return r;
@@ -144,6 +149,7 @@ static void core_stop(struct core *c, void *arg)
 {
 	(void)arg;
 	obj_core_fini(c);
+	ws_core_fini(c);
 	http_core_fini(c);
 }
 

@@ -200,6 +200,80 @@ int duro_delete_alarm_named(struct duro_object *obj, const char *name, size_t le
 int duro_list_alarms(struct duro_object *obj,
 		     int (*fn)(void *arg, struct duro_str name, int64_t time_ms), void *arg);
 
+/* ---- WebSockets (Cloudflare's hibernatable WebSocket API) ----
+ * A socket stays open while its object is evicted from memory (hibernation): the next
+ * message activates the object again (on_load), then calls on_ws_message. Tags and
+ * attachments live with the runtime, not the object, and survive. Everything an object
+ * sends passes the output gate: it leaves only once the writes before it are durable. */
+typedef uint64_t duro_ws; /* names one socket of this object; 0 is never a socket */
+
+#define DURO_WS_MAX_TAGS 10
+#define DURO_WS_MAX_TAG 256
+#define DURO_WS_MAX_ATTACHMENT 16384
+#define DURO_WS_MAX_AUTO 2048
+
+/* 1 when the request asks for a WebSocket upgrade; for an event stream (Accept:
+ * text/event-stream), duro_req_wants_events. */
+int duro_req_wants_ws(const struct duro_request *req);
+int duro_req_wants_events(const struct duro_request *req);
+
+/* acceptWebSocket(): in on_request, answers the upgrade (101) and makes the socket this
+ * object's, with up to 10 tags of 1 to 256 bytes. Returns 0 with *out set, or:
+ * -EINVAL the request is not a valid upgrade (res is then 400 or 426) or a tag is bad
+ * (res 500); -ENOSPC the object has its maximum of sockets (res 503). The handler then
+ * returns 0 to send res. */
+int duro_ws_accept(struct duro_object *obj, const struct duro_request *req,
+		   struct duro_response *res, const struct duro_str *tags, size_t ntags,
+		   duro_ws *out);
+/* The same for a server-sent event stream: res becomes a 200 text/event-stream that stays
+ * open; duro_ws_send (text only) and duro_ws_broadcast write events to it. */
+int duro_sse_accept(struct duro_object *obj, const struct duro_request *req,
+		    struct duro_response *res, const struct duro_str *tags, size_t ntags,
+		    duro_ws *out);
+
+/* getWebSockets(tag): calls fn for each open socket (all when tag is NULL); fn returning
+ * non-zero stops. Returns how many were passed. */
+int duro_ws_each(struct duro_object *obj, const char *tag, int (*fn)(void *arg, duro_ws ws),
+		 void *arg);
+/* Sockets of the object (all of them). */
+size_t duro_ws_count(struct duro_object *obj);
+/* getTags(): fills up to max tags (views valid during the event); returns how many the
+ * socket has, or -ENOENT for a socket that is gone. */
+int duro_ws_tags(struct duro_object *obj, duro_ws ws, struct duro_str *tags, size_t max);
+/* 1 for an event stream, 0 for a WebSocket, -ENOENT when gone. */
+int duro_ws_is_stream(struct duro_object *obj, duro_ws ws);
+
+/* send(): a text (binary 0) or binary message. Returns 0; -ENOENT the socket is gone;
+ * -EINVAL binary to an event stream; -EMSGSIZE over 32 MiB; -ENOMEM. */
+int duro_ws_send(struct duro_object *obj, duro_ws ws, int binary, const void *data, size_t len);
+/* Sends one message to every socket with `tag` (all when NULL) except `except` (0 for
+ * none), encoded once. Event streams get text messages only. Returns how many sockets
+ * it went to, or -EMSGSIZE, -ENOMEM. */
+int duro_ws_broadcast(struct duro_object *obj, const char *tag, duro_ws except, int binary,
+		      const void *data, size_t len);
+/* close(code, reason): code 1000 or 3000-4999, reason up to 123 bytes. on_ws_close is
+ * not called for a socket the object closed itself. Returns 0, -ENOENT, -EINVAL. */
+int duro_ws_close(struct duro_object *obj, duro_ws ws, int code, const char *reason);
+
+/* serializeAttachment(): up to 16 KiB kept with the socket through hibernation (len 0
+ * removes it). Returns 0, -ENOENT, -EFBIG, -ENOMEM. */
+int duro_ws_set_attachment(struct duro_object *obj, duro_ws ws, const void *data, size_t len);
+/* deserializeAttachment(): returns 1 with *out set (valid during the event), 0 when none,
+ * -ENOENT when gone. */
+int duro_ws_attachment(struct duro_object *obj, duro_ws ws, struct duro_str *out);
+
+/* setWebSocketAutoResponse(): a text message equal to `request` is answered with
+ * `response` by the socket's core, without waking the object (each up to 2 KiB). NULL
+ * request clears it. Returns 0, -EINVAL, -ENOMEM. */
+int duro_ws_set_auto_response(struct duro_object *obj, const char *request, size_t reqlen,
+			      const char *response, size_t reslen);
+/* getWebSocketAutoResponseTimestamp(): ms since the epoch of the socket's last auto-
+ * response, 0 when none, -ENOENT when gone. */
+int64_t duro_ws_auto_response_time(struct duro_object *obj, duro_ws ws);
+/* setHibernatableWebSocketEventTimeout(): a WebSocket event handler that runs longer
+ * than ms fails (its writes roll back, it is logged and counted); 0 for none. */
+void duro_ws_set_event_timeout(struct duro_object *obj, unsigned ms);
+
 /* ---- classes ---- */
 
 struct duro_class {
@@ -215,6 +289,17 @@ struct duro_class {
 	void (*on_unload)(struct duro_object *obj);
 	/* An alarm came due. Returns 0; any other value retries it later. */
 	int (*on_alarm)(struct duro_object *obj, const struct duro_alarm_info *info);
+	/* webSocketMessage(): data is valid during the call. Non-zero fails the event (its
+	 * writes roll back). */
+	int (*on_ws_message)(struct duro_object *obj, duro_ws ws, int binary, const void *data,
+			     size_t len);
+	/* webSocketClose(): the client closed (code as sent, 1005 when none), or the
+	 * connection dropped (1006, clean 0). The socket is gone afterwards. */
+	void (*on_ws_close)(struct duro_object *obj, duro_ws ws, int code, const char *reason,
+			    size_t len, int clean);
+	/* webSocketError(): the client broke the protocol; the socket was closed with `code`
+	 * (1002, 1007, 1009, 1013); on_ws_close follows. */
+	void (*on_ws_error)(struct duro_object *obj, duro_ws ws, int code);
 };
 
 /* Registers a class by its name; returns 0, -EEXIST for a name taken, -ENOSPC when full.

@@ -4,7 +4,7 @@
 #define DURO_CORE_CORE_T_H
 
 #include "buf.h"
-#include "limits.h"
+#include "base_limits.h"
 #include "list.h"
 
 #include <liburing.h>
@@ -31,6 +31,11 @@ typedef void core_cqe_fn(struct core *c, void *ptr, struct io_uring_cqe *cqe);
 enum core_msg_type {
 	MSG_OBJ_REQUEST = 1,  /* connection core -> object core */
 	MSG_HTTP_RESPONSE = 2, /* object core -> connection core */
+	MSG_WS_BATCH = 3,      /* sends: object core -> sockets' core */
+	MSG_WS_BATCH_DONE = 4, /* the batch back to the core that made it */
+	MSG_OBJ_WS_EVENT = 5,  /* a socket's message or close: sockets' core -> object core */
+	MSG_OBJ_WS_EVENT_DONE = 6, /* back to the sockets' core */
+	MSG_OBJ_WS_SITE = 7,   /* an object's auto-response: object core -> sockets' core */
 	MSG_TYPES = 16,
 };
 typedef void core_msg_fn(struct core *c, struct core_msg *m);
@@ -88,6 +93,7 @@ struct core {
 	/* Upper layers' per-core state, opaque here. */
 	struct net_core *net;
 	struct http_core *http;
+	struct ws_core *ws;
 	struct obj_core *obj;
 
 	unsigned work; /* events handled this turn; 0 for a few turns means idle */

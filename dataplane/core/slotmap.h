@@ -4,7 +4,7 @@
 #ifndef DURO_CORE_SLOTMAP_H
 #define DURO_CORE_SLOTMAP_H
 
-#include "limits.h"
+#include "base_limits.h"
 
 #include <stdint.h>
 

@@ -30,9 +30,16 @@ struct http_vec {
 #define HTTP_HEAD_INLINE 384
 #define HTTP_EXTRA_INLINE 256
 #define HTTP_BODY_INLINE 512
-#define HTTP_USER_BYTES 64
+#define HTTP_USER_BYTES 96
 
 struct http_conn;
+struct http_exchange;
+
+/* Hands a connection over to the layer above once its upgrade response is written:
+ * `conn` with what the client sent after the request (rest, len), or conn NULL when the
+ * exchange ended without a hand-over (another status, or the client left). */
+typedef void http_takeover_fn(struct core *c, struct http_exchange *ex, struct net_conn *conn,
+			      const char *rest, size_t len);
 
 /* One request and its response. Allocated on the connection's (home) core from its pool and
  * freed there; lent to the object's core while it handles the request, and the response
@@ -46,6 +53,11 @@ struct http_exchange {
 	uint8_t done;          /* response complete, ready to send in order */
 	uint8_t close_after;   /* close the connection once this response is sent */
 	uint8_t interim;       /* a 100 Continue, not a response */
+	uint8_t stream;        /* an open-ended response (event stream) taken over when sent */
+	/* Set by the handler, during its call on the home core, on a request it may turn into
+	 * a WebSocket (status 101) or an event stream (stream = 1): reading stops until the
+	 * response, and the function is called exactly once on the home core. */
+	http_takeover_fn *takeover;
 	int status;
 	struct http_vec head, extra, body;
 	size_t sent; /* bytes of head+body already written */
@@ -61,7 +73,7 @@ struct http_exchange {
 struct http_counters {
 	uint64_t requests, responses, status_class[6]; /* [2] = 2xx … [5] = 5xx */
 	uint64_t bad_requests, head_too_large, body_too_large, timeouts_head, timeouts_idle;
-	uint64_t conns_open, conns_total, pipeline_pauses, alloc_failures;
+	uint64_t conns_open, conns_total, pipeline_pauses, alloc_failures, takeovers;
 };
 
 #endif

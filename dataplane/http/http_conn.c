@@ -21,7 +21,9 @@
 #include <string.h>
 #include <time.h>
 
-enum read_state { RS_HEAD, RS_BODY_CL, RS_BODY_CHUNKED, RS_STOPPED };
+/* RS_UPGRADE: an upgrade request waits for its response; bytes after it are kept unread
+ * for whoever takes the connection over. */
+enum read_state { RS_HEAD, RS_BODY_CL, RS_BODY_CHUNKED, RS_STOPPED, RS_UPGRADE };
 
 struct http_conn {
 	struct net_conn *nc; /* NULL once the backend reported it closed */
@@ -106,7 +108,8 @@ static struct http_exchange *exchange_new(struct core *c, struct http_conn *hc)
 	ex->in = NULL;
 	ex->conn = hc;
 	ex->home_core = (uint16_t)c->index;
-	ex->done = ex->close_after = ex->interim = 0;
+	ex->done = ex->close_after = ex->interim = ex->stream = 0;
+	ex->takeover = NULL;
 	ex->status = 0;
 	ex->sent = 0;
 	ex->t_start_ns = c->now_ns;
@@ -117,9 +120,20 @@ static struct http_exchange *exchange_new(struct core *c, struct http_conn *hc)
 	return ex;
 }
 
+/* The response hands the connection over (a 101, or an event stream's head). */
+static int is_takeover(const struct http_exchange *ex)
+{
+	return ex->takeover && (ex->status == 101 || ex->stream);
+}
+
 static void exchange_free(struct core *c, struct http_exchange *ex)
 {
 	DURO_ASSERT(ex->home_core == c->index);
+	if (ex->takeover) {
+		http_takeover_fn *fn = ex->takeover;
+		ex->takeover = NULL;
+		fn(c, ex, NULL, NULL, 0);
+	}
 	if (ex->in)
 		buf_unref(&c->bufs, ex->in);
 	free(ex->head.heap);
@@ -245,11 +259,13 @@ static void compose_head(struct core *c, struct http_conn *hc, struct http_excha
 			ex->head.len = 0;
 		return;
 	}
-	if (ex->status < 200 || ex->status > 999)
+	int takeover = is_takeover(ex);
+	if ((ex->status < 200 && !(ex->status == 101 && takeover)) || ex->status > 999)
 		ex->status = 500;
-	if (hc->draining || !ex->req.keep_alive)
+	if ((hc->draining || !ex->req.keep_alive) && !takeover)
 		ex->close_after = 1;
-	int no_body = ex->status == 204 || ex->status == 304;
+	/* A 101 has no body; a stream's body runs until the connection closes. */
+	int no_body = ex->status == 204 || ex->status == 304 || takeover;
 	if (no_body)
 		ex->body.len = 0;
 	refresh_date(h);
@@ -262,7 +278,8 @@ static void compose_head(struct core *c, struct http_conn *hc, struct http_excha
 	ex->head.len = 0;
 	if (vec_append(&ex->head, line, (size_t)(n + m)) < 0 ||
 	    vec_append(&ex->head, ex->extra.p, ex->extra.len) < 0 ||
-	    (ex->close_after && vec_append(&ex->head, "Connection: close\r\n", 19) < 0) ||
+	    ((ex->close_after || ex->stream) &&
+	     vec_append(&ex->head, "Connection: close\r\n", 19) < 0) ||
 	    vec_append(&ex->head, "\r\n", 2) < 0) {
 		/* Out of memory for a few hundred bytes: nothing sensible to send. */
 		ex->head.len = 0;
@@ -289,8 +306,19 @@ static void finish_on_home(struct core *c, struct http_exchange *ex)
 		return;
 	}
 	compose_head(c, hc, ex);
-	if (ex->close_after)
+	if (ex->close_after) {
 		hc->rs = RS_STOPPED;
+	} else if (is_takeover(ex)) {
+		hc->rs = RS_UPGRADE; /* nothing more is parsed: the bytes are the new owner's */
+	} else if (ex->takeover && hc->rs == RS_UPGRADE) {
+		/* An upgrade refused: back to HTTP with what the client sent meanwhile. */
+		hc->rs = RS_HEAD;
+		if (!hc->paused)
+			c->http->nb->pause_read(c, hc->nc, 0);
+		process_input(c, hc);
+		if (!hc->nc)
+			return;
+	}
 	c->http->nb->want_write(c, hc->nc);
 	conn_timer_update(c, hc);
 }
@@ -379,6 +407,10 @@ static void dispatch(struct core *c, struct http_conn *hc, struct http_exchange 
 	hc->undone++;
 	h->ctr.requests++;
 	h->handler(c, ex);
+	if (ex->takeover && !ex->done && hc->nc && hc->rs != RS_STOPPED) {
+		hc->rs = RS_UPGRADE;
+		h->nb->pause_read(c, hc->nc, 1);
+	}
 }
 
 /* Makes room for `more` bytes after what is unparsed; returns 0 or -ENOMEM. Requests
@@ -438,7 +470,7 @@ static void process_input(struct core *c, struct http_conn *hc)
 {
 	struct http_core *h = c->http;
 	const struct http_config *cfg = h->cfg;
-	while (hc->nc && hc->rs != RS_STOPPED && hc->in) {
+	while (hc->nc && hc->rs < RS_STOPPED && hc->in) {
 		if (hc->undone >= cfg->max_pipeline) {
 			if (!hc->paused) {
 				hc->paused = 1;
@@ -599,10 +631,32 @@ static unsigned fill_output(struct core *c, struct net_conn *conn, struct iovec 
 			iov[n].iov_base = ex->body.p + skip;
 			iov[n++].iov_len = ex->body.len - skip;
 		}
-		if (ex->close_after)
+		if (ex->close_after || is_takeover(ex))
 			break;
 	}
 	return n;
+}
+
+/* The upgrade response is written: the connection leaves HTTP. Requests before it were
+ * answered and written first (responses go in order), and none was read after it. */
+static void take_over(struct core *c, struct http_conn *hc, struct http_exchange *ex)
+{
+	struct net_conn *conn = hc->nc;
+	DURO_ASSERT(hc->nexchanges == 1 && !hc->cur);
+	http_takeover_fn *fn = ex->takeover;
+	ex->takeover = NULL;
+	c->http->ctr.takeovers++;
+	const char *rest = hc->in ? hc->in->data + hc->parsed : NULL;
+	size_t len = hc->in ? hc->in->len - hc->parsed : 0;
+	int eof = hc->peer_eof;
+	hc->nc = NULL;
+	fn(c, ex, conn, rest, len);
+	if (eof && conn->ev->on_data)
+		conn->ev->on_data(c, conn, NULL, 0); /* the FIN seen meanwhile is the new owner's */
+	list_del(&ex->conn_node);
+	hc->nexchanges--;
+	exchange_free(c, ex);
+	conn_free(c, hc);
 }
 
 static void on_sent(struct core *c, struct net_conn *conn, size_t n)
@@ -617,6 +671,10 @@ static void on_sent(struct core *c, struct net_conn *conn, size_t n)
 			return;
 		}
 		n -= left;
+		if (is_takeover(ex)) {
+			take_over(c, hc, ex);
+			return;
+		}
 		int close_after = ex->close_after;
 		exchange_release(c, hc, ex);
 		if (close_after) {

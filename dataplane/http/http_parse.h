@@ -3,7 +3,7 @@
 #ifndef DURO_HTTP_PARSE_H
 #define DURO_HTTP_PARSE_H
 
-#include "limits.h"
+#include "base_limits.h"
 
 #include <stddef.h>
 #include <stdint.h>

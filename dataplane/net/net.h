@@ -4,7 +4,7 @@
 #define DURO_NET_NET_H
 
 #include "core-t.h"
-#include "limits.h"
+#include "base_limits.h"
 
 #include <netinet/in.h>
 #include <stddef.h>
@@ -38,8 +38,12 @@ int net_probe_listen(const struct net_listen *nl);
 
 /* The handle the layer above sees. The backend owns it: it stays valid from on_accept
  * until on_closed returns, and not a moment longer. */
+struct net_events;
 struct net_conn {
 	void *user;     /* the layer above's state for this connection */
+	/* Where this connection's events go: the core's events at accept; a layer that takes
+	 * the connection over from another (HTTP to WebSocket) points it at its own. */
+	const struct net_events *ev;
 	uint32_t id;    /* unique per core, for logs and the control plane */
 	uint16_t core;
 	uint16_t listener;

@@ -150,7 +150,7 @@ static void on_recv(struct core *c, struct uring_conn *uc, struct io_uring_cqe *
 		 * once, so a slow request can never pin the ring's buffers. */
 		/* Bytes that raced a pause are still delivered: the layer above buffers them. */
 		if (uc->state == CS_OPEN || uc->state == CS_DRAINING)
-			nc->ev->on_data(c, &uc->pub, data, (size_t)res);
+			uc->pub.ev->on_data(c, &uc->pub, data, (size_t)res);
 		if (bid >= 0)
 			recycle_rbuf(nc, (unsigned)bid);
 	} else if (res == 0) {
@@ -160,7 +160,7 @@ static void on_recv(struct core *c, struct uring_conn *uc, struct io_uring_cqe *
 		} else if (uc->state != CS_CLOSING && !uc->peer_eof) {
 			/* No more reads; the upper layer closes once its replies are out. */
 			uc->peer_eof = 1;
-			nc->ev->on_data(c, &uc->pub, NULL, 0);
+			uc->pub.ev->on_data(c, &uc->pub, NULL, 0);
 		}
 	} else if (res == -ENOBUFS) {
 		nc->ctr.recv_nobufs++; /* all buffers in use: re-armed below, data waits in the kernel */
@@ -208,7 +208,7 @@ static void flush_conn(struct core *c, struct uring_conn *uc)
 	struct net_core *nc = c->net;
 	if (uc->send_inflight || uc->state == CS_CLOSING || uc->state == CS_LINGER)
 		return;
-	unsigned n = nc->ev->fill_output(c, &uc->pub, uc->iov, SEND_IOV_MAX);
+	unsigned n = uc->pub.ev->fill_output(c, &uc->pub, uc->iov, SEND_IOV_MAX);
 	if (n == 0) {
 		if (uc->state == CS_DRAINING && uc->peer_eof) {
 			conn_abort(c, uc, 0); /* both sides done: a plain close sends FIN */
@@ -242,7 +242,7 @@ static void on_send(struct core *c, struct uring_conn *uc, struct io_uring_cqe *
 	nc->ctr.sent_bytes += (uint64_t)cqe->res;
 	if (uc->state == CS_CLOSING)
 		return;
-	nc->ev->on_sent(c, &uc->pub, (size_t)cqe->res);
+	uc->pub.ev->on_sent(c, &uc->pub, (size_t)cqe->res);
 	conn_mark_dirty(c, uc); /* more may be queued, or a partial write left a tail */
 }
 
@@ -288,7 +288,7 @@ static void conn_maybe_free(struct core *c, struct uring_conn *uc)
 	if (!uc->closed_reported) {
 		uc->closed_reported = 1;
 		if (uc->pub.user)
-			nc->ev->on_closed(c, &uc->pub, uc->err);
+			uc->pub.ev->on_closed(c, &uc->pub, uc->err);
 	}
 	if (uc->rbuf)
 		buf_unref(&c->bufs, uc->rbuf);
@@ -404,6 +404,7 @@ static void on_accept(struct core *c, struct uring_listener *l, struct io_uring_
 		uc->pub.core = (uint16_t)c->index;
 		uc->pub.listener = (uint16_t)l->index;
 		uc->state = CS_OPEN;
+		uc->pub.ev = nc->ev;
 		nc->ctr.accepted++;
 		nc->ctr.active++;
 		uc->pub.user = nc->ev->on_accept(c, &uc->pub);

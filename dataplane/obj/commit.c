@@ -17,6 +17,7 @@
 #include "core.h"
 #include "http.h"
 #include "log.h"
+#include "ws.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -35,7 +36,7 @@ struct commit_batch {
 	struct store_batch *b;
 	uint64_t seq;
 	unsigned txns;
-	struct http_exchange *gated_head, *gated_tail; /* linked through msg.next */
+	struct core_msg *gated_head, *gated_tail; /* responses and socket sends, in order */
 	struct sync_waiter *syncs_head, *syncs_tail;   /* sync() calls waiting for it */
 	struct alarm_change *alarms, *alarms_tail;      /* applied to the timers when durable */
 	long res[2];
@@ -143,24 +144,30 @@ static struct commit_batch *batch_of_seq(struct commit_core *cc, uint64_t seq)
 	return NULL;
 }
 
-void commit_gate(struct core *c, struct http_exchange *ex, uint64_t seq)
+void commit_gate_msg(struct core *c, struct core_msg *m, uint64_t seq)
 {
 	struct commit_core *cc = c->obj->commit;
-	if (seq <= cc->durable_seq) {
+	/* Completions come in order, so holding a message behind its batch holds it behind
+	 * every older one too. */
+	struct commit_batch *cb = batch_of_seq(cc, seq);
+	DURO_ASSERT(cb);
+	m->next = NULL;
+	if (cb->gated_tail)
+		cb->gated_tail->next = m;
+	else
+		cb->gated_head = m;
+	cb->gated_tail = m;
+	cc->ctr.gated++;
+}
+
+void commit_gate(struct core *c, struct http_exchange *ex, uint64_t seq)
+{
+	if (seq <= c->obj->commit->durable_seq) {
 		http_respond(c, ex);
 		return;
 	}
-	/* Completions come in order, so holding the response behind its batch holds it
-	 * behind every older one too. */
-	struct commit_batch *cb = batch_of_seq(cc, seq);
-	DURO_ASSERT(cb);
-	ex->msg.next = NULL;
-	if (cb->gated_tail)
-		cb->gated_tail->msg.next = &ex->msg;
-	else
-		cb->gated_head = ex;
-	cb->gated_tail = ex;
-	cc->ctr.gated++;
+	ex->msg.type = MSG_HTTP_RESPONSE;
+	commit_gate_msg(c, &ex->msg, seq);
 }
 
 /* Appends the waiters head..tail to the list *lh..*lt. */
@@ -236,17 +243,26 @@ static void release(struct core *c, struct commit_batch *cb, int err)
 		w->status = err;
 	ready_append(cc, cb->syncs_head, cb->syncs_tail);
 	cb->syncs_head = cb->syncs_tail = NULL;
-	struct http_exchange *ex = cb->gated_head;
+	struct core_msg *m = cb->gated_head;
 	cb->gated_head = cb->gated_tail = NULL;
-	while (ex) {
-		struct http_exchange *next = (struct http_exchange *)ex->msg.next;
-		if (err == 0)
-			http_respond(c, ex);
-		else if (err == -ENOSPC)
-			http_respond_error(c, ex, 507, "storage full: the write was not saved");
-		else
-			http_respond_error(c, ex, 500, "storage failure: the write was not saved");
-		ex = next;
+	while (m) {
+		struct core_msg *next = m->next;
+		if (m->type == MSG_WS_BATCH) {
+			/* Messages that followed writes now lost are not sent. */
+			if (err == 0)
+				ws_batch_send(c, (struct ws_batch *)m);
+			else
+				ws_batch_free(c, (struct ws_batch *)m);
+		} else {
+			struct http_exchange *ex = (struct http_exchange *)m;
+			if (err == 0)
+				http_respond(c, ex);
+			else if (err == -ENOSPC)
+				http_respond_error(c, ex, 507, "storage full: the write was not saved");
+			else
+				http_respond_error(c, ex, 500, "storage failure: the write was not saved");
+		}
+		m = next;
 	}
 }
 

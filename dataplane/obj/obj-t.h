@@ -3,7 +3,7 @@
 #define DURO_OBJ_OBJ_T_H
 
 #include "duro.h"
-#include "limits.h"
+#include "base_limits.h"
 #include "store.h"
 
 #include <stdint.h>
@@ -53,6 +53,10 @@ struct obj_config {
 	} alarms;
 	struct store_migration migrations[DURO_MAX_MIGRATIONS];
 	unsigned nmigrations;
+	struct obj_ws_config {
+		unsigned max_per_object;    /* sockets and streams; beyond it 503; 32768 */
+		unsigned hibernate_idle_ms; /* an object with only sockets is evicted; 10 s */
+	} websockets;
 	struct obj_storage_limits {
 		size_t max_key, max_value;     /* bytes; defaults 2 KiB and 128 MiB */
 		uint64_t max_object_bytes;     /* default 50 GB */
@@ -83,6 +87,12 @@ struct obj_commit_counters {
 
 struct obj_alarm_counters {
 	uint64_t pending, fired, retries, dropped, throttled, load_skipped;
+};
+
+struct obj_ws_counters {
+	uint64_t accepted, streams, closed, refused_full, refused_core, messages, wakeups;
+	uint64_t hibernations, auto_responses, event_timeouts, handler_failures, events_lost;
+	uint64_t sends, broadcasts, deliveries, gate_dropped;
 };
 
 struct obj_counters {

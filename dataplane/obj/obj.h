@@ -5,6 +5,7 @@
 
 #include "http-t.h"
 #include "obj-t.h"
+#include "ws.h"
 
 /* Looks up a registered class; NULL when none has that name. */
 const struct duro_class *obj_find_class(const char *name);
@@ -25,7 +26,11 @@ void obj_core_fini(struct core *c);
 /* The http handler: routes the request and sends it to its object's core. */
 void obj_handle_http(struct core *c, struct http_exchange *ex);
 
+/* What the socket layer reports to the object runtime (ws_core_init's events). */
+const struct ws_events *obj_ws_events(void);
+
 const struct obj_counters *obj_counters(struct core *c);
+const struct obj_ws_counters *obj_ws_counters(struct core *c);
 const struct obj_commit_counters *obj_commit_counters(struct core *c);
 const struct obj_alarm_counters *obj_alarm_counters(struct core *c);
 /* True when this core has no commit open, in flight or unapplied (for shutdown). */

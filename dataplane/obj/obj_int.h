@@ -58,6 +58,24 @@ struct obj_kv {
 
 #define OBJ_MAX_DEFERRED 4096
 
+struct ws_conn;
+struct ws_group;
+struct obj_ws_core;
+
+/* What routing leaves in the exchange's scratch area for the owner core. */
+struct route_result {
+	struct duro_id id;
+	uint16_t ns;
+	uint16_t subpath_off; /* offset of the subpath in req.path */
+	uint8_t ws_kind;      /* enum ws_kind of the reserved socket */
+	uint8_t accepted;     /* the object took the socket (duro_ws_accept, duro_sse_accept) */
+	struct object *obj;   /* set on the owner core while its handler runs */
+	struct ws_conn *wc;   /* the socket reserved for an upgrade: the connection's core only */
+	uint64_t ws_handle;   /* the same as a value any core may keep; 0 when none */
+	uint64_t member;      /* the object's name for it once accepted */
+};
+_Static_assert(sizeof(struct route_result) <= HTTP_USER_BYTES, "route result fits");
+
 struct object {
 	struct duro_id id;
 	const struct duro_namespace *ns;
@@ -68,6 +86,8 @@ struct object {
 	uint8_t defer_current;  /* the running on_request deferred its response */
 	unsigned ndeferred;     /* held responses: the object stays in memory */
 	struct http_exchange *deferred; /* linked through msg.next */
+	struct ws_group *group; /* its sockets, or NULL */
+	struct core_msg *ws_out_head, *ws_out_tail; /* sends of the running event */
 	struct core *core;
 	struct obj_kv kv;
 	_Alignas(16) unsigned char state[];
@@ -100,6 +120,7 @@ struct obj_core {
 	struct timer evict_timer;
 	struct commit_core *commit;
 	struct alarm_core *alarms;
+	struct obj_ws_core *ws;
 	size_t cache_bytes; /* bytes of kv entries on this core */
 	uint64_t last_trim_ms;
 	uint64_t failure_logged_ms; /* handler failures are logged at most once a second */
@@ -164,5 +185,27 @@ const struct obj_alarm_config *obj_alarm_config(void);
 const char *obj_ns_name(unsigned ns); /* the namespace's class name, for logs */
 /* Resets an object whose writes were lost in a failed commit (object.c). */
 void obj_reset(struct core *c, struct object *obj);
+/* Holds any message (an HTTP exchange or a WebSocket batch) until batch `seq` is durable. */
+void commit_gate_msg(struct core *c, struct core_msg *m, uint64_t seq);
+
+/* object.c, for events that do not come from a request */
+struct object *obj_activate(struct core *c, unsigned ns, const struct duro_id *id, int *err);
+void obj_event_begin(struct core *c, struct object *obj);
+/* Returns 1 wrote, 0 nothing to write, or a negative errno; sends what the event queued. */
+int obj_event_end(struct core *c, struct object *obj, int ok);
+const struct duro_class *obj_ns_cls(unsigned ns);
+const struct obj_ws_config *obj_ws_config(void);
+
+/* websocket.c */
+int obj_ws_core_init(struct core *c);
+void obj_ws_core_fini(struct core *c);
+/* On the connection's core: reserves a socket for an upgrade or event-stream request.
+ * Returns 0 (nothing to do, or reserved), or -1 when it already answered 503. */
+int obj_ws_route(struct core *c, struct http_exchange *ex);
+/* The object's group on activation and eviction (hibernation keeps the group). */
+void obj_ws_attach(struct core *c, struct object *obj);
+void obj_ws_detach(struct core *c, struct object *obj);
+/* After an event: its sends go out, behind the output gate. */
+void obj_ws_flush(struct core *c, struct object *obj);
 
 #endif

@@ -40,6 +40,8 @@ const struct store_config *obj_store_config(void) { return &rt.cfg->store; }
 const struct obj_alarm_config *obj_alarm_config(void) { return &rt.cfg->alarms; }
 unsigned obj_owner(const struct duro_id *id) { return slotmap_owner(&rt.map, id->bytes); }
 const char *obj_ns_name(unsigned ns) { return rt.ns[ns].cls->name; }
+const struct duro_class *obj_ns_cls(unsigned ns) { return rt.ns[ns].cls; }
+const struct obj_ws_config *obj_ws_config(void) { return &rt.cfg->websockets; }
 
 int obj_ns_of_class(const char *class_name, size_t len)
 {
@@ -48,15 +50,6 @@ int obj_ns_of_class(const char *class_name, size_t len)
 			return (int)i;
 	return -1;
 }
-
-/* What routing leaves in the exchange's scratch area for the owner core. */
-struct route_result {
-	struct duro_id id;
-	uint16_t ns;
-	uint16_t subpath_off; /* offset of the subpath in req.path */
-	struct object *obj;   /* set on the owner core while its handler runs */
-};
-_Static_assert(sizeof(struct route_result) <= HTTP_USER_BYTES, "route result fits");
 
 /* ---- runtime ---- */
 
@@ -204,6 +197,7 @@ static void object_unload(struct core *c, struct object *obj)
 		obj->running = 0;
 	}
 	kv_free_all(c, obj);
+	obj_ws_detach(c, obj);
 	table_remove(oc, obj);
 	list_del(&obj->lru);
 	oc->ctr.evictions++;
@@ -232,6 +226,7 @@ static struct object *object_activate(struct core *c, const struct duro_namespac
 	obj->ns = ns;
 	obj->core = c;
 	obj->last_used_ms = c->now_ms;
+	obj_ws_attach(c, obj); /* sockets that stayed open while it hibernated */
 	if (ns->cls->on_load) {
 		/* on_load may read storage but its writes are not kept: it runs outside events. */
 		obj->running = 1;
@@ -240,9 +235,11 @@ static struct object *object_activate(struct core *c, const struct duro_namespac
 		kv_event_end(c, obj, 0);
 		obj->running = 0;
 		commit_attach_syncs(c, obj);
+		obj_ws_flush(c, obj);
 		if (r != 0) {
 			oc->ctr.load_failures++;
 			kv_free_all(c, obj);
+			obj_ws_detach(c, obj);
 			free(obj);
 			*err = -EIO;
 			return NULL;
@@ -258,15 +255,25 @@ static struct object *object_activate(struct core *c, const struct duro_namespac
 	return obj;
 }
 
+struct object *obj_activate(struct core *c, unsigned ns, const struct duro_id *id, int *err)
+{
+	return object_activate(c, &rt.ns[ns], id, err);
+}
+
 static void evict_scan(struct core *c, struct timer *t)
 {
 	struct obj_core *oc = c->obj;
 	uint64_t idle = rt.cfg->evict_idle_ms;
+	/* Objects whose only activity is open sockets hibernate sooner. */
+	uint64_t hibernate = rt.cfg->websockets.hibernate_idle_ms;
+	uint64_t soonest = idle < hibernate ? idle : hibernate;
 	for (struct list_node *n = oc->lru.next, *next; n != &oc->lru; n = next) {
 		next = n->next;
 		struct object *obj = LIST_CONTAINER(n, struct object, lru);
-		if (obj->last_used_ms + idle > c->now_ms)
+		if (obj->last_used_ms + soonest > c->now_ms)
 			break;
+		if (obj->last_used_ms + (obj->group ? hibernate : idle) > c->now_ms)
+			continue;
 		/* Writes not yet in RocksDB, or responses it holds, keep it in memory. */
 		if (!kv_dirty(c, obj) && !obj->ndeferred)
 			object_unload(c, obj);
@@ -277,8 +284,8 @@ static void evict_scan(struct core *c, struct timer *t)
 
 /* ---- events on the owner core ---- */
 
-static void event_begin(struct core *c, struct object *obj);
-static int event_end(struct core *c, struct object *obj, int ok);
+#define event_begin obj_event_begin
+#define event_end obj_event_end
 
 static void run_request(struct core *c, struct http_exchange *ex)
 {
@@ -341,7 +348,7 @@ static void run_request(struct core *c, struct http_exchange *ex)
 
 /* Every event of an object starts and ends here: most recently used, one at a time, inside
  * a transaction whose writes commit when it ends well. */
-static void event_begin(struct core *c, struct object *obj)
+void obj_event_begin(struct core *c, struct object *obj)
 {
 	DURO_ASSERT(!obj->running); /* events never nest */
 	obj->last_used_ms = c->now_ms;
@@ -352,11 +359,12 @@ static void event_begin(struct core *c, struct object *obj)
 }
 
 /* Returns kv_event_end's result: 1 wrote, 0 nothing to write, or a negative errno. */
-static int event_end(struct core *c, struct object *obj, int ok)
+int obj_event_end(struct core *c, struct object *obj, int ok)
 {
 	int wrote = kv_event_end(c, obj, ok);
 	obj->running = 0;
 	commit_attach_syncs(c, obj);
+	obj_ws_flush(c, obj);
 	return wrote;
 }
 
@@ -522,6 +530,8 @@ void obj_handle_http(struct core *c, struct http_exchange *ex)
 			return;
 		}
 	}
+	if (obj_ws_route(c, ex) < 0)
+		return;
 	unsigned owner = slotmap_owner(&rt.map, rr->id.bytes);
 	if (owner == c->index) {
 		run_request(c, ex);
@@ -548,7 +558,9 @@ int obj_core_init(struct core *c)
 	core_set_msg_handler(c, MSG_OBJ_REQUEST, on_request_msg);
 	timer_arm(c, &oc->evict_timer, c->now_ms + EVICT_SCAN_MS, evict_scan);
 	int r = commit_core_init(c);
-	return r < 0 ? r : alarm_core_init(c);
+	if (r == 0)
+		r = alarm_core_init(c);
+	return r < 0 ? r : obj_ws_core_init(c);
 }
 
 void obj_core_fini(struct core *c)
@@ -558,6 +570,7 @@ void obj_core_fini(struct core *c)
 		return;
 	while (!list_empty(&oc->lru))
 		object_unload(c, LIST_CONTAINER(oc->lru.next, struct object, lru));
+	obj_ws_core_fini(c);
 	alarm_core_fini(c);
 	commit_core_fini(c);
 	timer_cancel(&oc->evict_timer);

@@ -1,0 +1,875 @@
+/* WebSocket and event-stream connections: one struct ws_conn per socket on the core that
+ * accepted it, found by handle through the core's slot table.
+ *
+ * Input is parsed as it arrives, without buffering whole frames: a header is gathered
+ * (at most 14 bytes), then payload bytes are unmasked straight into the message being
+ * assembled. Output is a queue of references to encoded payloads that other cores made
+ * once for every socket they go to; each reference holds its batch, and a batch goes back
+ * to the core that made it when its last reference is written. */
+#include "ws.h"
+#include "base_assert.h"
+#include "core.h"
+#include "log.h"
+#include "pool.h"
+#include "timer.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum ws_state {
+	WS_RESERVED, /* slot taken; the upgrade response is on its way */
+	WS_OPEN,
+	WS_CLOSING, /* a close frame is queued or sent; waiting for the peer's, or the timer */
+};
+
+/* One queued reference to a payload. */
+struct ws_out {
+	struct ws_out *next;
+	struct ws_batch *batch;
+	const struct ws_payload *p;
+};
+
+struct ws_conn {
+	struct net_conn *nc; /* NULL while reserved and once the backend reported it closed */
+	void *user;
+	uint64_t ref;
+	uint32_t idx, gen;
+	uint8_t state, kind, core;
+	uint8_t frag_op;        /* opcode of the fragmented message being assembled, or 0 */
+	uint8_t in_frame;       /* a header was read; its payload is coming */
+	uint8_t ignore_input;   /* failed or closing: later bytes are read and dropped */
+	uint8_t close_sent, close_received, raised, flush_then_close;
+	uint8_t hdr_len;
+	uint8_t hdr[14];
+	struct ws_frame_hdr cur;
+	uint64_t frame_got;
+	uint32_t utf8;
+	struct buf *msg;   /* data message being assembled */
+	uint8_t *ctrl;     /* control frame payload being read (pool of 128 bytes) */
+	struct ws_out *out_head, *out_tail;
+	size_t out_bytes;  /* queued and not yet written */
+	size_t head_sent;  /* bytes of the front payload already written */
+	struct timer timer;
+	struct list_node node; /* in the core's list of sockets */
+};
+
+struct ws_slot {
+	struct ws_conn *wc;
+	uint32_t gen;
+	uint32_t next_free;
+};
+
+#define SLOT_NONE UINT32_MAX
+#define SMALL_PAYLOAD 240 /* data bytes of a pooled payload */
+#define BATCH_INLINE 8    /* targets of a pooled batch */
+
+struct ws_core {
+	const struct ws_config *cfg;
+	const struct net_backend *nb;
+	const struct ws_events *up;
+	struct net_events net_ev;
+	struct ws_slot *slots;
+	uint32_t nslots, cap, free_head, max_sockets, used;
+	struct pool conns, outs, ctrls, payloads, batches;
+	struct list_node all;
+	struct ws_counters ctr;
+};
+
+static void conn_fail(struct core *c, struct ws_conn *wc, unsigned code);
+static void raise_closed(struct core *c, struct ws_conn *wc, unsigned code, const char *reason,
+			 size_t rlen, int clean);
+
+/* ---- payloads and batches ---- */
+
+struct ws_payload *ws_payload_new(struct core *c, size_t len)
+{
+	struct ws_core *w = c->ws;
+	struct ws_payload *p;
+	int pooled = len <= SMALL_PAYLOAD;
+	if (len > UINT32_MAX)
+		return NULL;
+	p = pooled ? pool_get(&w->payloads) : malloc(sizeof(*p) + len);
+	if (!p)
+		return NULL;
+	p->refs = 1;
+	p->core = (uint16_t)c->index;
+	p->pooled = (uint16_t)pooled;
+	p->len = (uint32_t)len;
+	return p;
+}
+
+void ws_payload_unref(struct core *c, struct ws_payload *p)
+{
+	DURO_ASSERT(p->core == c->index && p->refs > 0);
+	if (--p->refs)
+		return;
+	if (p->pooled)
+		pool_put(&c->ws->payloads, p);
+	else
+		free(p);
+}
+
+struct ws_payload *ws_payload_frame(struct core *c, enum ws_opcode op, const void *data, size_t len)
+{
+	uint8_t hdr[WS_MAX_SERVER_HDR];
+	size_t hl = ws_write_header(hdr, op, len);
+	struct ws_payload *p = ws_payload_new(c, hl + len);
+	if (!p)
+		return NULL;
+	memcpy(p->data, hdr, hl);
+	if (len)
+		memcpy(p->data + hl, data, len);
+	return p;
+}
+
+struct ws_payload *ws_payload_event(struct core *c, const void *data, size_t len)
+{
+	const char *s = data, *end = s + len;
+	size_t lines = 1;
+	for (const char *q = s; q < end; q++)
+		lines += *q == '\n';
+	struct ws_payload *p = ws_payload_new(c, len + lines * 6 + 1);
+	if (!p)
+		return NULL;
+	char *o = p->data;
+	for (;;) {
+		const char *nl = memchr(s, '\n', (size_t)(end - s));
+		const char *e = nl ? nl : end;
+		size_t n = (size_t)(e - s);
+		if (n && s[n - 1] == '\r')
+			n--; /* a CR would end the field early in the client's parser */
+		memcpy(o, "data: ", 6);
+		memcpy(o + 6, s, n);
+		o += 6 + n;
+		*o++ = '\n';
+		if (!nl)
+			break;
+		s = nl + 1;
+	}
+	*o++ = '\n';
+	p->len = (uint32_t)(o - p->data);
+	return p;
+}
+
+struct ws_batch *ws_batch_new(struct core *c, unsigned dst, enum ws_batch_op op,
+			      struct ws_payload *frame, struct ws_payload *stream, unsigned cap)
+{
+	struct ws_core *w = c->ws;
+	struct ws_batch *b = cap <= BATCH_INLINE ? pool_get(&w->batches)
+						 : malloc(sizeof(*b) + (size_t)cap * sizeof(ws_handle));
+	if (!b)
+		return NULL;
+	b->msg.type = MSG_WS_BATCH;
+	b->msg.src_core = (uint16_t)c->index;
+	b->msg.next = NULL;
+	b->home = (uint16_t)c->index;
+	b->frame = frame;
+	b->stream = stream;
+	if (frame)
+		frame->refs++;
+	if (stream)
+		stream->refs++;
+	b->holds = 0;
+	b->dst = (uint16_t)dst;
+	b->op = (uint16_t)op;
+	b->close_code = 0;
+	b->n = 0;
+	b->cap = cap <= BATCH_INLINE ? BATCH_INLINE : cap;
+	return b;
+}
+
+void ws_batch_free(struct core *c, struct ws_batch *b)
+{
+	DURO_ASSERT(b->home == c->index);
+	if (b->frame)
+		ws_payload_unref(c, b->frame);
+	if (b->stream)
+		ws_payload_unref(c, b->stream);
+	if (b->cap <= BATCH_INLINE)
+		pool_put(&c->ws->batches, b);
+	else
+		free(b);
+}
+
+/* The sockets' core is done with the batch: back to its maker. */
+static void batch_return(struct core *c, struct ws_batch *b)
+{
+	if (b->home == c->index) {
+		ws_batch_free(c, b);
+		return;
+	}
+	b->msg.type = MSG_WS_BATCH_DONE;
+	core_send(c, b->home, &b->msg);
+}
+
+static void batch_unhold(struct core *c, struct ws_batch *b)
+{
+	DURO_ASSERT(b->holds > 0);
+	if (--b->holds == 0)
+		batch_return(c, b);
+}
+
+static void on_batch_done(struct core *c, struct core_msg *m)
+{
+	ws_batch_free(c, (struct ws_batch *)m);
+}
+
+/* ---- slots ---- */
+
+static struct ws_conn *slot_lookup(struct ws_core *w, ws_handle h)
+{
+	uint32_t idx = (uint32_t)h, gen = (uint32_t)(h >> 32) & 0xffffff;
+	if (idx >= w->nslots)
+		return NULL;
+	struct ws_slot *s = &w->slots[idx];
+	return s->wc && (s->gen & 0xffffff) == gen ? s->wc : NULL;
+}
+
+static int slot_take(struct ws_core *w, struct ws_conn *wc)
+{
+	if (w->free_head == SLOT_NONE) {
+		if (w->nslots == w->cap) {
+			uint32_t ncap = w->cap ? w->cap * 2 : 1024;
+			struct ws_slot *ns = realloc(w->slots, (size_t)ncap * sizeof(*ns));
+			if (!ns)
+				return -ENOMEM;
+			w->slots = ns;
+			w->cap = ncap;
+		}
+		w->slots[w->nslots] = (struct ws_slot){ .wc = NULL, .gen = 0, .next_free = SLOT_NONE };
+		w->free_head = w->nslots++;
+	}
+	uint32_t idx = w->free_head;
+	struct ws_slot *s = &w->slots[idx];
+	w->free_head = s->next_free;
+	s->gen++;
+	s->wc = wc;
+	wc->idx = idx;
+	wc->gen = s->gen & 0xffffff;
+	w->used++;
+	return 0;
+}
+
+static void slot_put(struct ws_core *w, struct ws_conn *wc)
+{
+	struct ws_slot *s = &w->slots[wc->idx];
+	DURO_ASSERT(s->wc == wc);
+	s->wc = NULL;
+	s->next_free = w->free_head;
+	w->free_head = wc->idx;
+	w->used--;
+}
+
+ws_handle ws_conn_handle(const struct ws_conn *wc)
+{
+	return (ws_handle)wc->core << 56 | (ws_handle)wc->gen << 32 | wc->idx;
+}
+void *ws_conn_user(const struct ws_conn *wc) { return wc->user; }
+void ws_conn_set_ref(struct ws_conn *wc, uint64_t ref) { wc->ref = ref; }
+uint64_t ws_conn_ref(const struct ws_conn *wc) { return wc->ref; }
+enum ws_kind ws_conn_kind(const struct ws_conn *wc) { return (enum ws_kind)wc->kind; }
+
+/* ---- output ---- */
+
+static void want_write(struct core *c, struct ws_conn *wc)
+{
+	if (wc->nc && wc->out_head)
+		c->ws->nb->want_write(c, wc->nc);
+}
+
+static void out_drop_all(struct core *c, struct ws_conn *wc, int keep_front)
+{
+	struct ws_out *o = wc->out_head, *keep = NULL;
+	if (keep_front && o && wc->head_sent) {
+		/* Half written: the rest must follow or the stream is garbage. */
+		keep = o;
+		o = o->next;
+		keep->next = NULL;
+	}
+	while (o) {
+		struct ws_out *next = o->next;
+		wc->out_bytes -= o->p->len;
+		batch_unhold(c, o->batch);
+		pool_put(&c->ws->outs, o);
+		o = next;
+	}
+	wc->out_head = wc->out_tail = keep;
+	if (!keep) {
+		wc->out_bytes = 0;
+		wc->head_sent = 0;
+	}
+}
+
+/* Queues a reference to p (held through b). Returns 0 or -ENOMEM. */
+static int out_push(struct core *c, struct ws_conn *wc, struct ws_batch *b,
+		    const struct ws_payload *p)
+{
+	struct ws_out *o = pool_get(&c->ws->outs);
+	if (!o)
+		return -ENOMEM;
+	o->next = NULL;
+	o->batch = b;
+	o->p = p;
+	b->holds++;
+	if (wc->out_tail)
+		wc->out_tail->next = o;
+	else
+		wc->out_head = o;
+	wc->out_tail = o;
+	wc->out_bytes += p->len;
+	c->ws->ctr.frames_out++;
+	return 0;
+}
+
+static void close_timer_fired(struct core *c, struct timer *t)
+{
+	struct ws_conn *wc = LIST_CONTAINER(t, struct ws_conn, timer);
+	/* The peer never answered our close, or never read it: end it. */
+	if (wc->nc)
+		c->ws->nb->close(c, wc->nc, NET_CLOSE_ABORT);
+}
+
+/* Queues a close frame and stops sending anything after it. */
+static void send_close(struct core *c, struct ws_conn *wc, unsigned code, const char *reason,
+		       size_t rlen)
+{
+	if (wc->close_sent)
+		return;
+	wc->close_sent = 1;
+	wc->state = WS_CLOSING;
+	if (wc->kind == WS_KIND_SOCKET) {
+		uint8_t body[WS_MAX_CONTROL];
+		size_t n = 0;
+		if (code != WS_CLOSE_NO_STATUS) {
+			body[0] = (uint8_t)(code >> 8);
+			body[1] = (uint8_t)code;
+			n = 2;
+			if (rlen > WS_MAX_CONTROL - 2)
+				rlen = WS_MAX_CONTROL - 2;
+			memcpy(body + 2, reason, rlen);
+			n += rlen;
+		}
+		ws_send_local(c, wc, WS_OP_CLOSE, body, n);
+	}
+	timer_arm(c, &wc->timer, c->now_ms + c->ws->cfg->close_timeout_ms, close_timer_fired);
+}
+
+/* Ends the TCP connection once everything queued is written. */
+static void close_after_flush(struct core *c, struct ws_conn *wc)
+{
+	wc->ignore_input = 1;
+	if (!wc->nc)
+		return;
+	if (!wc->out_head)
+		c->ws->nb->close(c, wc->nc, NET_CLOSE_GRACEFUL);
+	else
+		wc->flush_then_close = 1;
+}
+
+/* Queues p on a socket; closes it with 1013 when its reader is too far behind. */
+static void enqueue(struct core *c, struct ws_conn *wc, struct ws_batch *b,
+		    const struct ws_payload *p)
+{
+	struct ws_core *w = c->ws;
+	if (wc->close_sent || wc->raised) {
+		w->ctr.dropped_sends++;
+		return;
+	}
+	if (wc->out_bytes + p->len > w->cfg->max_outbound_bytes) {
+		w->ctr.closes_slow++;
+		w->ctr.dropped_sends++;
+		log_debug("core %u ws %u: reader too slow (%zu bytes queued): closing with 1013",
+			  c->index, wc->idx, wc->out_bytes);
+		out_drop_all(c, wc, 1);
+		raise_closed(c, wc, WS_CLOSE_TRY_LATER, NULL, 0, 0);
+		send_close(c, wc, WS_CLOSE_TRY_LATER, "reader too slow", 15);
+		close_after_flush(c, wc);
+		return;
+	}
+	if (out_push(c, wc, b, p) < 0) {
+		w->ctr.dropped_sends++;
+		raise_closed(c, wc, WS_CLOSE_INTERNAL, NULL, 0, 0);
+		if (wc->nc)
+			w->nb->close(c, wc->nc, NET_CLOSE_ABORT);
+		return;
+	}
+	want_write(c, wc);
+}
+
+static void deliver_batch(struct core *c, struct ws_batch *b)
+{
+	struct ws_core *w = c->ws;
+	b->holds++; /* the loop's own, so the batch cannot go back half delivered */
+	for (uint32_t i = 0; i < b->n; i++) {
+		struct ws_conn *wc = slot_lookup(w, b->targets[i]);
+		if (!wc) {
+			w->ctr.dropped_sends++;
+			continue;
+		}
+		const struct ws_payload *p = wc->kind == WS_KIND_STREAM ? b->stream : b->frame;
+		if (b->op == WS_CLOSE) {
+			if (wc->close_sent || wc->raised)
+				continue;
+			raise_closed(c, wc, b->close_code, NULL, 0, 1);
+			if (wc->kind == WS_KIND_SOCKET && p && out_push(c, wc, b, p) == 0) {
+				wc->close_sent = 1;
+				wc->state = WS_CLOSING;
+				timer_arm(c, &wc->timer, c->now_ms + w->cfg->close_timeout_ms,
+					  close_timer_fired);
+				want_write(c, wc);
+			} else {
+				wc->close_sent = 1;
+				close_after_flush(c, wc);
+			}
+			continue;
+		}
+		if (!p) {
+			w->ctr.dropped_sends++; /* binary data has no event-stream form */
+			continue;
+		}
+		enqueue(c, wc, b, p);
+	}
+	batch_unhold(c, b);
+}
+
+static void on_batch(struct core *c, struct core_msg *m)
+{
+	deliver_batch(c, (struct ws_batch *)m);
+}
+
+void ws_batch_send(struct core *c, struct ws_batch *b)
+{
+	if (b->dst == c->index) {
+		deliver_batch(c, b);
+		return;
+	}
+	core_send(c, b->dst, &b->msg);
+}
+
+int ws_send_local(struct core *c, struct ws_conn *wc, enum ws_opcode op, const void *data,
+		  size_t len)
+{
+	struct ws_payload *p = wc->kind == WS_KIND_STREAM ? ws_payload_event(c, data, len)
+							   : ws_payload_frame(c, op, data, len);
+	if (!p)
+		return -ENOMEM;
+	struct ws_batch *b = ws_batch_new(c, c->index, WS_SEND, p, wc->kind == WS_KIND_STREAM ? p : NULL, 1);
+	ws_payload_unref(c, p);
+	if (!b)
+		return -ENOMEM;
+	b->holds++;
+	if (op == WS_OP_CLOSE) {
+		/* Goes out even though close_sent is already set. */
+		if (out_push(c, wc, b, p) == 0)
+			want_write(c, wc);
+	} else {
+		enqueue(c, wc, b, p);
+	}
+	batch_unhold(c, b);
+	return 0;
+}
+
+void ws_close_local(struct core *c, struct ws_conn *wc, unsigned code, const char *reason)
+{
+	if (wc->close_sent)
+		return;
+	raise_closed(c, wc, code, reason, reason ? strlen(reason) : 0, 1);
+	send_close(c, wc, code, reason, reason ? strlen(reason) : 0);
+	if (wc->kind == WS_KIND_STREAM)
+		close_after_flush(c, wc);
+}
+
+/* ---- input ---- */
+
+static void raise_closed(struct core *c, struct ws_conn *wc, unsigned code, const char *reason,
+			 size_t rlen, int clean)
+{
+	if (wc->raised)
+		return;
+	wc->raised = 1;
+	c->ws->up->on_closed(c, wc, code, reason, rlen, clean);
+}
+
+static void conn_fail(struct core *c, struct ws_conn *wc, unsigned code)
+{
+	struct ws_core *w = c->ws;
+	if (code == WS_CLOSE_BAD_DATA)
+		w->ctr.closes_utf8++;
+	else if (code == WS_CLOSE_TOO_BIG)
+		w->ctr.closes_too_big++;
+	else
+		w->ctr.closes_protocol++;
+	log_debug("core %u ws %u: closing with %u", c->index, wc->idx, code);
+	wc->ignore_input = 1;
+	raise_closed(c, wc, code, NULL, 0, 0);
+	const char *why = code == WS_CLOSE_BAD_DATA ? "invalid UTF-8"
+			  : code == WS_CLOSE_TOO_BIG ? "message too big"
+						      : "protocol error";
+	send_close(c, wc, code, why, strlen(why));
+	close_after_flush(c, wc);
+}
+
+/* A header was read: checks it against the message in progress and makes room. */
+static int frame_begin(struct core *c, struct ws_conn *wc)
+{
+	struct ws_frame_hdr *h = &wc->cur;
+	if (h->opcode >= WS_OP_CLOSE) {
+		if (!wc->ctrl && h->len && !(wc->ctrl = pool_get(&c->ws->ctrls)))
+			return -WS_CLOSE_INTERNAL;
+		return 0;
+	}
+	if (h->opcode == WS_OP_CONT ? !wc->frag_op : wc->frag_op != 0)
+		return -WS_CLOSE_PROTOCOL; /* continuation of nothing, or a new message inside one */
+	size_t have = wc->msg ? wc->msg->len : 0;
+	if (h->len > c->ws->cfg->max_message_bytes - have)
+		return -WS_CLOSE_TOO_BIG;
+	size_t need = have + (size_t)h->len;
+	if (!wc->msg || wc->msg->cap < need) {
+		size_t cap = wc->msg ? (size_t)wc->msg->cap * 2 : 0;
+		if (cap < need)
+			cap = need;
+		if (cap > c->ws->cfg->max_message_bytes)
+			cap = c->ws->cfg->max_message_bytes;
+		struct buf *nb = buf_new(&c->bufs, cap ? cap : 1);
+		if (!nb)
+			return -WS_CLOSE_INTERNAL;
+		if (wc->msg) {
+			memcpy(nb->data, wc->msg->data, have);
+			nb->len = (uint32_t)have;
+			buf_unref(&c->bufs, wc->msg);
+		}
+		wc->msg = nb;
+	}
+	if (h->opcode != WS_OP_CONT) {
+		wc->frag_op = h->opcode;
+		wc->utf8 = 0;
+	}
+	return 0;
+}
+
+/* The whole payload of the current frame is in. Returns 0 or a negative close code. */
+static int frame_end(struct core *c, struct ws_conn *wc)
+{
+	struct ws_core *w = c->ws;
+	struct ws_frame_hdr *h = &wc->cur;
+	wc->in_frame = 0;
+	switch (h->opcode) {
+	case WS_OP_PING:
+		w->ctr.pings++;
+		if (!wc->close_sent)
+			ws_send_local(c, wc, WS_OP_PONG, wc->ctrl, (size_t)h->len);
+		return 0;
+	case WS_OP_PONG:
+		return 0;
+	case WS_OP_CLOSE: {
+		uint16_t code;
+		int r = ws_check_close(wc->ctrl, (size_t)h->len, &code);
+		if (r < 0)
+			return r;
+		wc->close_received = 1;
+		const char *reason = h->len > 2 ? (const char *)wc->ctrl + 2 : NULL;
+		size_t rlen = h->len > 2 ? (size_t)h->len - 2 : 0;
+		w->ctr.closes_clean++;
+		raise_closed(c, wc, code, reason, rlen, 1);
+		if (!wc->close_sent)
+			send_close(c, wc, code, NULL, 0); /* echo the code (none for none) */
+		close_after_flush(c, wc);
+		return 0;
+	}
+	default:
+		break;
+	}
+	if (!h->fin)
+		return 0;
+	int binary = wc->frag_op == WS_OP_BINARY;
+	if (!binary && wc->utf8 != 0)
+		return -WS_CLOSE_BAD_DATA; /* ends mid-character */
+	struct buf *m = wc->msg;
+	wc->msg = NULL;
+	wc->frag_op = 0;
+	wc->utf8 = 0;
+	w->ctr.msgs_in++;
+	w->ctr.bytes_in += m->len;
+	if (wc->close_sent || wc->raised) {
+		buf_unref(&c->bufs, m);
+		return 0;
+	}
+	w->up->on_message(c, wc, binary, m);
+	return 0;
+}
+
+static void parse(struct core *c, struct ws_conn *wc, const uint8_t *p, size_t n)
+{
+	while (n > 0 && !wc->ignore_input) {
+		int r;
+		if (!wc->in_frame) {
+			size_t old = wc->hdr_len;
+			size_t take = n < sizeof(wc->hdr) - old ? n : sizeof(wc->hdr) - old;
+			memcpy(wc->hdr + old, p, take);
+			r = ws_parse_header(wc->hdr, old + take, &wc->cur);
+			if (r == 0) {
+				wc->hdr_len = (uint8_t)(old + take);
+				return;
+			}
+			if (r < 0) {
+				conn_fail(c, wc, (unsigned)-r);
+				return;
+			}
+			size_t used = (size_t)r - old;
+			p += used;
+			n -= used;
+			wc->hdr_len = 0;
+			wc->in_frame = 1;
+			wc->frame_got = 0;
+			r = frame_begin(c, wc);
+			if (r == 0 && wc->cur.len == 0)
+				r = frame_end(c, wc);
+			if (r < 0) {
+				conn_fail(c, wc, (unsigned)-r);
+				return;
+			}
+			continue;
+		}
+		struct ws_frame_hdr *h = &wc->cur;
+		uint64_t left = h->len - wc->frame_got;
+		size_t take = n < left ? n : (size_t)left;
+		if (h->opcode >= WS_OP_CLOSE) {
+			ws_unmask(wc->ctrl + wc->frame_got, p, take, h->mask, wc->frame_got);
+		} else {
+			uint8_t *dst = (uint8_t *)wc->msg->data + wc->msg->len;
+			ws_unmask(dst, p, take, h->mask, wc->frame_got);
+			wc->msg->len += (uint32_t)take;
+			if (wc->frag_op == WS_OP_TEXT) {
+				wc->utf8 = ws_utf8_feed(wc->utf8, dst, take);
+				if (wc->utf8 == WS_UTF8_BAD) {
+					conn_fail(c, wc, WS_CLOSE_BAD_DATA); /* fail fast */
+					return;
+				}
+			}
+		}
+		wc->frame_got += take;
+		p += take;
+		n -= take;
+		if (wc->frame_got == h->len && (r = frame_end(c, wc)) < 0) {
+			conn_fail(c, wc, (unsigned)-r);
+			return;
+		}
+	}
+}
+
+/* ---- backend events for taken-over connections ---- */
+
+static void on_data(struct core *c, struct net_conn *nc, const char *data, size_t len)
+{
+	struct ws_conn *wc = nc->user;
+	core_did_work(c);
+	if (len == 0) {
+		/* The peer is done sending: a WebSocket without a close frame dropped. */
+		c->ws->ctr.closes_dropped += !wc->raised;
+		raise_closed(c, wc, WS_CLOSE_ABNORMAL, NULL, 0, 0);
+		close_after_flush(c, wc);
+		return;
+	}
+	if (wc->kind == WS_KIND_STREAM)
+		return; /* an event stream only sends */
+	parse(c, wc, (const uint8_t *)data, len);
+}
+
+static unsigned fill_output(struct core *c, struct net_conn *nc, struct iovec *iov, unsigned max)
+{
+	struct ws_conn *wc = nc->user;
+	unsigned n = 0;
+	size_t skip = wc->head_sent;
+	for (struct ws_out *o = wc->out_head; o && n < max; o = o->next) {
+		iov[n].iov_base = (char *)o->p->data + skip;
+		iov[n++].iov_len = o->p->len - skip;
+		skip = 0;
+	}
+	return n;
+}
+
+static void on_sent(struct core *c, struct net_conn *nc, size_t n)
+{
+	struct ws_conn *wc = nc->user;
+	struct ws_core *w = c->ws;
+	w->ctr.bytes_out += n;
+	while (n && wc->out_head) {
+		struct ws_out *o = wc->out_head;
+		size_t left = o->p->len - wc->head_sent;
+		if (n < left) {
+			wc->head_sent += n;
+			wc->out_bytes -= n;
+			return;
+		}
+		n -= left;
+		wc->out_bytes -= left;
+		wc->head_sent = 0;
+		wc->out_head = o->next;
+		if (!wc->out_head)
+			wc->out_tail = NULL;
+		batch_unhold(c, o->batch);
+		pool_put(&w->outs, o);
+	}
+	/* out_bytes counts whole payloads minus what was written of the front one. */
+	if (!wc->out_head) {
+		wc->out_bytes = 0;
+		if (wc->flush_then_close) {
+			wc->flush_then_close = 0;
+			w->nb->close(c, nc, NET_CLOSE_GRACEFUL);
+		}
+	}
+}
+
+static void conn_free(struct core *c, struct ws_conn *wc)
+{
+	struct ws_core *w = c->ws;
+	out_drop_all(c, wc, 0);
+	if (wc->msg)
+		buf_unref(&c->bufs, wc->msg);
+	if (wc->ctrl)
+		pool_put(&w->ctrls, wc->ctrl);
+	timer_cancel(&wc->timer);
+	list_del(&wc->node);
+	slot_put(w, wc);
+	w->ctr.active--;
+	w->ctr.closed++;
+	pool_put(&w->conns, wc);
+}
+
+static void on_closed(struct core *c, struct net_conn *nc, int err)
+{
+	struct ws_conn *wc = nc->user;
+	wc->nc = NULL;
+	if (!wc->raised)
+		c->ws->ctr.closes_dropped++;
+	raise_closed(c, wc, WS_CLOSE_ABNORMAL, NULL, 0, 0);
+	conn_free(c, wc);
+}
+
+static void *on_accept_never(struct core *c, struct net_conn *nc)
+{
+	(void)c;
+	(void)nc;
+	DURO_ASSERT(0); /* connections reach this layer only by takeover */
+	return NULL;
+}
+
+/* ---- reservation and takeover ---- */
+
+struct ws_conn *ws_reserve(struct core *c, enum ws_kind kind, void *user)
+{
+	struct ws_core *w = c->ws;
+	if (w->used >= w->max_sockets) {
+		w->ctr.refused++;
+		return NULL;
+	}
+	struct ws_conn *wc = pool_get(&w->conns);
+	if (!wc) {
+		w->ctr.refused++;
+		return NULL;
+	}
+	memset(wc, 0, sizeof(*wc));
+	if (slot_take(w, wc) < 0) {
+		pool_put(&w->conns, wc);
+		w->ctr.refused++;
+		return NULL;
+	}
+	wc->user = user;
+	wc->kind = (uint8_t)kind;
+	wc->core = (uint8_t)c->index;
+	wc->state = WS_RESERVED;
+	list_add_tail(&w->all, &wc->node);
+	w->ctr.reserved++;
+	w->ctr.active++;
+	return wc;
+}
+
+void ws_takeover(struct core *c, struct ws_conn *wc, struct net_conn *nc, const char *rest,
+		 size_t len)
+{
+	struct ws_core *w = c->ws;
+	DURO_ASSERT(wc->state == WS_RESERVED || wc->state == WS_CLOSING);
+	wc->nc = nc;
+	nc->user = wc;
+	nc->ev = &w->net_ev;
+	w->ctr.opened++;
+	if (wc->state == WS_RESERVED)
+		wc->state = WS_OPEN;
+	w->nb->pause_read(c, nc, 0);
+	if (len && wc->kind == WS_KIND_SOCKET)
+		parse(c, wc, (const uint8_t *)rest, len);
+	if (wc->nc && wc->flush_then_close && !wc->out_head) {
+		wc->flush_then_close = 0;
+		w->nb->close(c, nc, NET_CLOSE_GRACEFUL);
+		return;
+	}
+	want_write(c, wc);
+}
+
+void ws_release(struct core *c, struct ws_conn *wc, int accepted)
+{
+	DURO_ASSERT(!wc->nc);
+	if (accepted)
+		raise_closed(c, wc, WS_CLOSE_ABNORMAL, NULL, 0, 0);
+	wc->raised = 1;
+	conn_free(c, wc);
+}
+
+void ws_drain(struct core *c)
+{
+	struct ws_core *w = c->ws;
+	for (struct list_node *p = w->all.next, *next; p != &w->all; p = next) {
+		next = p->next;
+		struct ws_conn *wc = LIST_CONTAINER(p, struct ws_conn, node);
+		if (wc->state == WS_OPEN)
+			ws_close_local(c, wc, WS_CLOSE_GOING_AWAY, "server shutting down");
+	}
+}
+
+uint64_t ws_open_sockets(struct core *c) { return c->ws ? c->ws->ctr.active : 0; }
+const struct ws_counters *ws_counters(struct core *c) { return &c->ws->ctr; }
+
+/* ---- per core ---- */
+
+int ws_core_init(struct core *c, const struct ws_config *cfg, const struct net_backend *nb,
+		 const struct ws_events *ev, unsigned max_sockets)
+{
+	struct ws_core *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	c->ws = w;
+	w->cfg = cfg;
+	w->nb = nb;
+	w->up = ev;
+	w->max_sockets = max_sockets;
+	w->free_head = SLOT_NONE;
+	list_init(&w->all);
+	w->net_ev = (struct net_events){ .on_accept = on_accept_never, .on_data = on_data,
+					 .fill_output = fill_output, .on_sent = on_sent,
+					 .on_closed = on_closed };
+	pool_init(&w->conns, "ws_conn", sizeof(struct ws_conn), 1024, max_sockets);
+	pool_init(&w->outs, "ws_out", sizeof(struct ws_out), 4096, 0);
+	pool_init(&w->ctrls, "ws_ctrl", 128, 256, 0);
+	pool_init(&w->payloads, "ws_payload", sizeof(struct ws_payload) + SMALL_PAYLOAD, 1024, 0);
+	pool_init(&w->batches, "ws_batch",
+		  sizeof(struct ws_batch) + BATCH_INLINE * sizeof(ws_handle), 1024, 0);
+	core_set_msg_handler(c, MSG_WS_BATCH, on_batch);
+	core_set_msg_handler(c, MSG_WS_BATCH_DONE, on_batch_done);
+	return 0;
+}
+
+void ws_core_fini(struct core *c)
+{
+	struct ws_core *w = c->ws;
+	if (!w)
+		return;
+	pool_destroy(&w->conns);
+	pool_destroy(&w->outs);
+	pool_destroy(&w->ctrls);
+	pool_destroy(&w->payloads);
+	pool_destroy(&w->batches);
+	free(w->slots);
+	free(w);
+	c->ws = NULL;
+}

@@ -140,7 +140,8 @@ struct ws_payload *ws_payload_event(struct core *c, const void *data, size_t len
 		if (n && s[n - 1] == '\r')
 			n--; /* a CR would end the field early in the client's parser */
 		memcpy(o, "data: ", 6);
-		memcpy(o + 6, s, n);
+		if (n)
+			memcpy(o + 6, s, n);
 		o += 6 + n;
 		*o++ = '\n';
 		if (!nl)
@@ -347,7 +348,8 @@ static void send_close(struct core *c, struct ws_conn *wc, unsigned code, const 
 			n = 2;
 			if (rlen > WS_MAX_CONTROL - 2)
 				rlen = WS_MAX_CONTROL - 2;
-			memcpy(body + 2, reason, rlen);
+			if (rlen)
+				memcpy(body + 2, reason, rlen);
 			n += rlen;
 		}
 		ws_send_local(c, wc, WS_OP_CLOSE, body, n);
@@ -376,7 +378,8 @@ static void enqueue(struct core *c, struct ws_conn *wc, struct ws_batch *b,
 		w->ctr.dropped_sends++;
 		return;
 	}
-	if (wc->out_bytes + p->len > w->cfg->max_outbound_bytes) {
+	/* A message always fits an empty queue, however large: the cap is on the backlog. */
+	if (wc->out_bytes && wc->out_bytes + p->len > w->cfg->max_outbound_bytes) {
 		w->ctr.closes_slow++;
 		w->ctr.dropped_sends++;
 		log_debug("core %u ws %u: reader too slow (%zu bytes queued): closing with 1013",

@@ -1,0 +1,359 @@
+"""WebSockets and event streams against a real durod: the conformance suite, then real
+independent clients (python3-websockets, node with node-ws), hibernation, backpressure,
+event streams, shutdown."""
+import asyncio
+import json
+import os
+import socket
+import struct
+import subprocess
+import time
+
+import requests
+import websockets
+
+import wsconformance as wc
+
+NODE_ENV = dict(os.environ, NODE_PATH="/usr/share/nodejs")
+
+
+def ws_url(d, path):
+    return "ws://127.0.0.1:%d%s" % (d.port, path)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def sockets_of(d, room):
+    return requests.get(d.url + "/room/%s/sockets" % room, timeout=5).json()
+
+
+def test_conformance_suite(durod):
+    passed, total, results = wc.run_all("127.0.0.1", durod.port)
+    failed = [r for r in results if not r[2]]
+    assert passed == total, "%d of %d cases passed; failed: %s" % (passed, total, failed[:10])
+    assert total >= 300
+
+
+def test_conformance_limit_is_configurable(durod_factory):
+    d = durod_factory(config={"websockets": {"max_message_bytes": 4096}})
+    passed, total, results = wc.run_all("127.0.0.1", d.port, max_msg=4096, only="9.")
+    assert passed == total, [r for r in results if not r[2]]
+
+
+def test_echo_with_python_websockets(durod):
+    async def go():
+        async with websockets.connect(ws_url(durod, "/echo/py")) as ws:
+            await ws.send("hello")
+            assert await ws.recv() == "hello"
+            await ws.send(b"\x00\xffbinary")
+            assert await ws.recv() == b"\x00\xffbinary"
+            # fragmented: websockets sends an async iterable as fragments
+            await ws.send(iter(["frag", "men", "ted"]))
+            assert await ws.recv() == "fragmented"
+            pong = await ws.ping(b"are you there")
+            await asyncio.wait_for(pong, 5)
+            big = "x" * (512 * 1024)
+            await ws.send(big)
+            assert await ws.recv() == big
+            await ws.close(code=4001, reason="done here")
+            assert ws.close_code == 4001
+    run(go())
+
+
+def test_violations_seen_by_python_websockets(durod_factory):
+    d = durod_factory(config={"websockets": {"max_message_bytes": 1000}})
+
+    async def go():
+        async with websockets.connect(ws_url(d, "/echo/v"), max_size=None) as ws:
+            await ws.send("y" * 1001)
+            try:
+                await ws.recv()
+                assert False, "not closed"
+            except websockets.ConnectionClosed as e:
+                assert e.rcvd.code == 1009
+        async with websockets.connect(ws_url(d, "/echo/v")) as ws:
+            # websockets checks what it sends; its frame writer does not.
+            await ws.write_frame(True, 0x1, b"\xc0\xaf")
+            try:
+                await ws.recv()
+                assert False, "not closed"
+            except websockets.ConnectionClosed as e:
+                assert e.rcvd.code == 1007
+        async with websockets.connect(ws_url(d, "/echo/v")) as ws:
+            await ws.write_frame(True, 0x0, b"continuation of nothing")
+            try:
+                await ws.recv()
+                assert False, "not closed"
+            except websockets.ConnectionClosed as e:
+                assert e.rcvd.code == 1002
+    run(go())
+
+
+NODE_CLIENT = r"""
+const WebSocket = require('ws');
+const url = process.argv[1];
+const results = {};
+function step(name, fn) { return new Promise((resolve) => fn(resolve)).then((v) => { results[name] = v; }); }
+(async () => {
+  await step('echo', (done) => {
+    const ws = new WebSocket(url + '/echo/node');
+    ws.on('open', () => ws.send('from node'));
+    ws.on('message', (m, isBinary) => { ws.close(1000); done({ text: m.toString(), isBinary }); });
+  });
+  await step('binary', (done) => {
+    const ws = new WebSocket(url + '/echo/node');
+    ws.on('open', () => ws.send(Buffer.from([1, 2, 3, 255])));
+    ws.on('message', (m, isBinary) => { ws.close(1000); done({ bytes: [...m], isBinary }); });
+  });
+  await step('utf8', (done) => {
+    const ws = new WebSocket(url + '/echo/node');
+    ws.on('open', () => ws.send(Buffer.from([0xc0, 0xaf]), { binary: false }));
+    ws.on('close', (code) => done(code));
+    ws.on('error', () => {});
+  });
+  await step('room', (done) => {
+    const a = new WebSocket(url + '/room/noderoom');
+    const b = new WebSocket(url + '/room/noderoom');
+    let open = 0, got = [];
+    const onOpen = () => { if (++open === 2) a.send('hello room'); };
+    a.on('open', onOpen); b.on('open', onOpen);
+    const onMsg = (who) => (m) => { got.push(who + ':' + m); if (got.length === 2) { a.close(); b.close(); done(got.sort()); } };
+    a.on('message', onMsg('a')); b.on('message', onMsg('b'));
+  });
+  await step('ping', (done) => {
+    const ws = new WebSocket(url + '/echo/node');
+    ws.on('open', () => ws.ping('node ping'));
+    ws.on('pong', (d) => { ws.close(); done(d.toString()); });
+  });
+  console.log(JSON.stringify(results));
+})();
+"""
+
+
+def test_node_ws_client(durod):
+    out = subprocess.run(["node", "-e", NODE_CLIENT, "ws://127.0.0.1:%d" % durod.port],
+                         env=NODE_ENV, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["echo"] == {"text": "from node", "isBinary": False}
+    assert r["binary"] == {"bytes": [1, 2, 3, 255], "isBinary": True}
+    assert r["utf8"] == 1007
+    assert r["room"] == ["a:hello room", "b:hello room"]
+    assert r["ping"] == "node ping"
+
+
+def test_room_broadcast_includes_sender(durod):
+    async def go():
+        members = [await websockets.connect(ws_url(durod, "/room/lobby")) for _ in range(20)]
+        await members[3].send("one for all")
+        for m in members:
+            assert await asyncio.wait_for(m.recv(), 5) == "one for all"
+        await members[0].send(b"\x01\x02")
+        for m in members:
+            assert await asyncio.wait_for(m.recv(), 5) == b"\x01\x02"
+        for m in members:
+            await m.close()
+    run(go())
+
+
+def test_tags_attachments_and_listing(durod):
+    async def go():
+        a = await websockets.connect(ws_url(durod, "/room/tagged?tags=red,blue&name=alice"))
+        b = await websockets.connect(ws_url(durod, "/room/tagged?tags=blue&name=bob"))
+        c = await websockets.connect(ws_url(durod, "/room/tagged"))
+        s = sockets_of(durod, "tagged")
+        assert s["count"] == 3
+        by_name = {x["attachment"]: x for x in s["sockets"]}
+        assert by_name["alice"]["tags"] == ["red", "blue"]
+        assert by_name["bob"]["tags"] == ["blue"]
+        assert by_name[None]["tags"] == []
+        r = requests.post(durod.url + "/room/tagged/broadcast?tag=blue", data="blues only")
+        assert r.text.strip() == "2"
+        assert await asyncio.wait_for(a.recv(), 5) == "blues only"
+        assert await asyncio.wait_for(b.recv(), 5) == "blues only"
+        try:
+            await asyncio.wait_for(c.recv(), 0.5)
+            assert False, "untagged socket got a tagged broadcast"
+        except asyncio.TimeoutError:
+            pass
+        # the object closes the red sockets with its own code
+        r = requests.post(durod.url + "/room/tagged/close?tag=red&code=4000")
+        assert r.text.strip() == "1"
+        try:
+            await asyncio.wait_for(a.recv(), 5)
+        except websockets.ConnectionClosed as e:
+            assert e.rcvd.code == 4000
+        assert sockets_of(durod, "tagged")["count"] == 2
+        await b.close()
+        await c.close()
+        for _ in range(50):
+            if sockets_of(durod, "tagged")["count"] == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert sockets_of(durod, "tagged")["count"] == 0
+    run(go())
+
+
+def test_too_many_tags_is_refused(durod):
+    tags = ",".join("t%d" % i for i in range(11))
+    async def go():
+        try:
+            await websockets.connect(ws_url(durod, "/room/x?tags=" + tags))
+            assert False
+        except websockets.InvalidStatusCode as e:
+            assert e.status_code == 500
+    run(go())
+
+
+def test_hibernation_keeps_sockets_tags_and_attachments(durod_factory):
+    d = durod_factory(config={"websockets": {"hibernate_idle_ms": 200}})
+
+    async def go():
+        a = await websockets.connect(ws_url(d, "/room/sleepy?tags=x&name=alice"))
+        b = await websockets.connect(ws_url(d, "/room/sleepy?name=bob"))
+        r = requests.post(d.url + "/room/sleepy/auto?req=ping&res=pong")
+        assert r.status_code == 200
+        first = sockets_of(d, "sleepy")["loaded_at_ms"]
+        await asyncio.sleep(2.5)  # idle: evicted at the next scan (every second)
+        t_before = int(time.time() * 1000)
+        await a.send("ping")
+        assert await asyncio.wait_for(a.recv(), 5) == "pong"  # answered while hibernated
+        await asyncio.sleep(0.3)
+        t_after = int(time.time() * 1000)
+        s = sockets_of(d, "sleepy")  # this wakes it
+        assert s["loaded_at_ms"] > first, "the object was not evicted"
+        assert s["loaded_at_ms"] >= t_after - 5, "the auto-response woke the object"
+        by_name = {x["attachment"]: x for x in s["sockets"]}
+        assert by_name["alice"]["tags"] == ["x"]
+        assert by_name["alice"]["auto_response_ms"] >= t_before - 5
+        assert by_name["bob"]["auto_response_ms"] == 0
+        await asyncio.sleep(2.5)
+        # a message wakes it and reaches everybody
+        await b.send("wake up")
+        assert await asyncio.wait_for(a.recv(), 5) == "wake up"
+        assert await asyncio.wait_for(b.recv(), 5) == "wake up"
+        s2 = sockets_of(d, "sleepy")
+        assert s2["loaded_at_ms"] > s["loaded_at_ms"]
+        assert {x["attachment"] for x in s2["sockets"]} == {"alice", "bob"}
+        await a.close()
+        await b.close()
+    run(go())
+
+
+def test_stalled_reader_closed_with_1013_others_unharmed(durod_factory):
+    d = durod_factory(config={"websockets": {"max_outbound_bytes": 65536}})
+    # A raw client that completes the handshake and then never reads.
+    stalled = wc.Conn("127.0.0.1", d.port, "/room/busy?name=stalled")
+    stalled.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    assert stalled.handshake() == 101
+
+    async def go():
+        fast = await websockets.connect(ws_url(d, "/room/busy?name=fast"), max_size=None)
+        body = "z" * 16384
+        for i in range(400):
+            requests.post(d.url + "/room/busy/broadcast", data=body)
+            assert await asyncio.wait_for(fast.recv(), 5) == body
+        names = {x["attachment"] for x in sockets_of(d, "busy")["sockets"]}
+        assert names == {"fast"}, names
+        await fast.close()
+    run(go())
+    # What the stalled reader finds once it reads: messages, then close 1013 (or the
+    # server gave up on the close handshake and reset it). Reading a few MiB through a
+    # 4 KiB window crawls on TCP's persist timer, so look for a few seconds only.
+    code = None
+    deadline = time.time() + 3
+    try:
+        stalled.s.settimeout(1)
+        while time.time() < deadline:
+            op, data = stalled.read_message()
+            if op == wc.OP_CLOSE:
+                code = struct.unpack("!H", data[:2])[0]
+                break
+    except (ConnectionError, OSError):
+        pass
+    stalled.close()
+    assert code in (1013, None)
+
+
+def test_socket_cap_per_object(durod_factory):
+    d = durod_factory(config={"websockets": {"max_per_object": 3}})
+
+    async def go():
+        socks = [await websockets.connect(ws_url(d, "/room/small")) for _ in range(3)]
+        try:
+            await websockets.connect(ws_url(d, "/room/small"))
+            assert False, "fourth socket accepted"
+        except websockets.InvalidStatusCode as e:
+            assert e.status_code == 503
+        other = await websockets.connect(ws_url(d, "/room/other"))
+        await other.close()
+        for s in socks:
+            await s.close()
+    run(go())
+
+
+def test_event_stream(durod):
+    s = durod.connect(timeout=10)
+    s.sendall(b"GET /room/news/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+    got = b""
+    while b"\r\n\r\n" not in got:
+        got += s.recv(4096)
+    head, got = got.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"Content-Type: text/event-stream" in head
+    assert b"content-length" not in head.lower()
+
+    async def go():
+        ws = await websockets.connect(ws_url(durod, "/room/news"))
+        await ws.send("line one\nline two")
+        assert await ws.recv() == "line one\nline two"
+        await ws.send(b"\x00binary skips streams")
+        await ws.recv()
+        await ws.send("second")
+        await ws.recv()
+        await ws.close()
+    run(go())
+    while got.count(b"\n\n") < 2:
+        got += s.recv(4096)
+    assert got == b"data: line one\ndata: line two\n\ndata: second\n\n"
+    s.close()
+    # Without the Accept header the stream is refused.
+    assert requests.get(durod.url + "/room/news/events").status_code == 406
+
+
+def test_event_stream_gone_client_and_plain_http_after_refused_upgrade(durod):
+    s = durod.connect()
+    s.sendall(b"GET /room/gone/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+    assert b" 200 " in s.recv(4096)
+    s.close()
+    for _ in range(50):
+        if sockets_of(durod, "gone")["count"] == 0:
+            break
+        time.sleep(0.05)
+    assert sockets_of(durod, "gone")["count"] == 0
+    # An upgrade the object refuses leaves the connection to HTTP, in order.
+    s = durod.connect()
+    s.sendall(b"GET /counter/up HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+              b"GET /counter/up HTTP/1.1\r\nHost: x\r\n\r\n")
+    from conftest import read_responses
+    (s1, _, _), (s2, _, b2) = read_responses(s, 2)
+    assert s1 != 101 and s2 == 200
+    s.close()
+
+
+def test_shutdown_closes_sockets_with_1001(durod_factory):
+    d = durod_factory()
+
+    async def go():
+        ws = await websockets.connect(ws_url(d, "/room/closing"))
+        d.proc.send_signal(15)
+        try:
+            await asyncio.wait_for(ws.recv(), 10)
+            assert False
+        except websockets.ConnectionClosed as e:
+            assert e.rcvd.code == 1001
+    run(go())
+    assert d.proc.wait(timeout=15) == 0

@@ -52,7 +52,7 @@ if [ "$is" != 0 ]; then
 fi
 
 note "== fuzz (${FUZZ_SECONDS}s per target, libFuzzer with ASan+UBSan)"
-for target in http config; do
+for target in http config ws; do
   bin=build-fuzz/tests/fuzz/fuzz_$target
   work="$out/corpus-$target"; mkdir -p "$work"
   cp tests/fuzz/corpus/$target/* "$work/"

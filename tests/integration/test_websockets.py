@@ -357,3 +357,35 @@ def test_shutdown_closes_sockets_with_1001(durod_factory):
             assert e.rcvd.code == 1001
     run(go())
     assert d.proc.wait(timeout=15) == 0
+
+
+FLOOD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wsflood.py")
+
+
+def test_32768_sockets_on_one_object(durod_factory):
+    # Two cores, each under the per-process descriptor limit of 20,000 (direct descriptors
+    # live in each core's ring); clients spread over four processes and source addresses.
+    d = durod_factory(config={"limits": {"max_connections_per_core": 20000}})
+    per, nproc = 8192, 4
+    procs = [subprocess.Popen(["/usr/bin/python3", FLOOD, str(d.port), "/room/big", str(per),
+                               "127.0.0.%d" % (20 + i), "hello-all"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for i in range(nproc)]
+    try:
+        for p in procs:
+            assert p.stdout.readline().split() == ["open", str(per), "refused", "0"]
+        assert sockets_of(d, "big")["count"] == per * nproc
+        r = requests.post(d.url + "/room/big/broadcast", data="hello-all", timeout=30)
+        assert r.text.strip() == str(per * nproc)
+        for p in procs:
+            assert p.stdout.readline().split() == ["got", str(per)]
+    finally:
+        for p in procs:
+            p.stdin.close()
+        for p in procs:
+            p.wait(timeout=60)
+    for _ in range(100):
+        if sockets_of(d, "big")["count"] == 0:
+            break
+        time.sleep(0.1)
+    assert sockets_of(d, "big")["count"] == 0

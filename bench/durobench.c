@@ -1,6 +1,8 @@
 /* durobench: HTTP/1.1 keep-alive load generator for duro. N connections on one epoll
  * thread, each with `pipeline` requests in flight, names drawn from a set, a log-linear
- * latency histogram, a JSON summary on stdout. */
+ * latency histogram, a JSON summary on stdout. With --ws, a WebSocket room instead: N
+ * members, one of them sending timestamped messages with `pipeline` broadcasts in flight,
+ * every delivery to every member timed (fan-out latency). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -37,7 +39,9 @@ static struct {
 	double duration, warmup;
 	const char *method, *prefix;
 	uint64_t max_requests;
-} opt = { "127.0.0.1", 8787, 64, 1, 0, 10.0, 1.0, "POST", "/counter/", 0 };
+	const char *ws_path; /* --ws: the room to join */
+	unsigned size;       /* --size: bytes per WebSocket message */
+} opt = { "127.0.0.1", 8787, 64, 1, 0, 10.0, 1.0, "POST", "/counter/", 0, NULL, 64 };
 
 static uint64_t hist[HIST_SIZE];
 static uint64_t done, errors, non2xx, measured;
@@ -163,6 +167,168 @@ static int connect_one(struct conn *c, struct sockaddr_in *sa, int ep)
 	return epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
 }
 
+/* ---- WebSocket mode ---- */
+
+/* Opens a WebSocket to path; returns the fd (blocking until the 101 is read) or -1. */
+static int ws_open(struct sockaddr_in *sa, const char *path)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)sa, sizeof(*sa)) < 0)
+		return -1;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	char req[512];
+	int n = snprintf(req, sizeof(req),
+			 "GET %s HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+			 "Sec-WebSocket-Key: ZHVyb2JlbmNoLWtleS0xMg==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+			 path);
+	if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
+		return -1;
+	char buf[1024];
+	size_t got = 0;
+	/* Byte at a time up to the blank line: nothing after it may be swallowed. */
+	while (got < sizeof(buf) - 1) {
+		if (recv(fd, buf + got, 1, 0) != 1)
+			return -1;
+		got++;
+		if (got >= 4 && memcmp(buf + got - 4, "\r\n\r\n", 4) == 0)
+			break;
+	}
+	buf[got] = 0;
+	if (strncmp(buf, "HTTP/1.1 101", 12) != 0) {
+		fprintf(stderr, "durobench: upgrade refused: %.40s\n", buf);
+		return -1;
+	}
+	return fd;
+}
+
+/* A masked text frame carrying the send time, padded to opt.size bytes. */
+static size_t ws_message(char *out, uint64_t t)
+{
+	size_t n = opt.size < 17 ? 17 : opt.size;
+	size_t h = 0;
+	out[h++] = (char)0x81;
+	if (n < 126) {
+		out[h++] = (char)(0x80 | n);
+	} else {
+		out[h++] = (char)(0x80 | 126);
+		out[h++] = (char)(n >> 8);
+		out[h++] = (char)n;
+	}
+	static const unsigned char key[4] = { 0x5a, 0x17, 0xc3, 0x8e };
+	memcpy(out + h, key, 4);
+	h += 4;
+	char plain[65536];
+	snprintf(plain, sizeof(plain), "t%016llx", (unsigned long long)t);
+	memset(plain + 17, 'x', n - 17);
+	for (size_t i = 0; i < n; i++)
+		out[h + i] = (char)(plain[i] ^ key[i & 3]);
+	return h + n;
+}
+
+static int ws_main(struct sockaddr_in *sa)
+{
+	if (opt.size > 60000) {
+		fprintf(stderr, "durobench: --size at most 60000\n");
+		return 2;
+	}
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct conn *conns = calloc(opt.conns, sizeof(*conns));
+	for (unsigned i = 0; i < opt.conns; i++) {
+		conns[i].fd = ws_open(sa, opt.ws_path);
+		if (conns[i].fd < 0) {
+			fprintf(stderr, "durobench: member %u: %s\n", i, strerror(errno));
+			return 1;
+		}
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &conns[i] };
+		epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev);
+	}
+	struct conn *sender = &conns[0];
+	uint64_t t0 = now_ns();
+	uint64_t t_measure = t0 + (uint64_t)(opt.warmup * 1e9);
+	uint64_t t_end = t_measure + (uint64_t)(opt.duration * 1e9);
+	uint64_t deliveries = 0, sent = 0, sent_measured = 0;
+	unsigned inflight = 0;
+	struct epoll_event evs[256];
+	uint64_t t = t0;
+	char frame[65536 + 16];
+	while (t < t_end) {
+		/* Keep `pipeline` broadcasts in flight: one is done when its sender has it back. */
+		while (inflight < opt.pipeline) {
+			size_t n = ws_message(frame, now_ns());
+			if (send(sender->fd, frame, n, MSG_NOSIGNAL) != (ssize_t)n) {
+				fprintf(stderr, "durobench: send: %s\n", strerror(errno));
+				return 1;
+			}
+			inflight++;
+			sent++;
+			sent_measured += t >= t_measure;
+		}
+		int n = epoll_wait(ep, evs, 256, 100);
+		t = now_ns();
+		for (int i = 0; i < n; i++) {
+			struct conn *c = evs[i].data.ptr;
+			ssize_t r = recv(c->fd, c->rbuf + c->rlen, RBUF - c->rlen, 0);
+			if (r <= 0) {
+				fprintf(stderr, "durobench: member %s\n", r == 0 ? "closed by server" : strerror(errno));
+				errors++;
+				epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+				continue;
+			}
+			c->rlen += (size_t)r;
+			size_t off = 0;
+			for (;;) {
+				unsigned char *p = (unsigned char *)c->rbuf + off;
+				size_t avail = c->rlen - off;
+				if (avail < 2)
+					break;
+				size_t len = p[1] & 0x7f, hl = 2;
+				if (len == 126) {
+					if (avail < 4)
+						break;
+					len = (size_t)p[2] << 8 | p[3];
+					hl = 4;
+				} else if (len == 127) {
+					fprintf(stderr, "durobench: unexpected 64-bit frame\n");
+					return 1;
+				}
+				if (avail < hl + len)
+					break;
+				if ((p[0] & 0x0f) == 0x8) {
+					fprintf(stderr, "durobench: member closed with %u\n",
+						len >= 2 ? (unsigned)p[hl] << 8 | p[hl + 1] : 1005);
+					return 1;
+				}
+				if (len >= 17 && p[hl] == 't') {
+					char hex[17];
+					memcpy(hex, p + hl + 1, 16);
+					hex[16] = 0;
+					uint64_t ts = strtoull(hex, NULL, 16);
+					if (t >= t_measure) {
+						hist[hist_index(t - ts)]++;
+						deliveries++;
+					}
+					if (c == sender && inflight)
+						inflight--;
+				}
+				off += hl + len;
+			}
+			memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+			c->rlen -= off;
+		}
+	}
+	double secs = (double)(t - t_measure) / 1e9;
+	printf("{\"mode\": \"ws\", \"members\": %u, \"window\": %u, \"size\": %u, \"seconds\": %.3f, "
+	       "\"broadcasts\": %llu, \"deliveries\": %llu, \"deliveries_per_s\": %.0f, "
+	       "\"errors\": %llu, \"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, "
+	       "\"p999_us\": %.1f, \"max_us\": %.1f}\n",
+	       opt.conns, opt.pipeline, opt.size, secs, (unsigned long long)sent_measured,
+	       (unsigned long long)deliveries, secs > 0 ? (double)deliveries / secs : 0,
+	       (unsigned long long)errors, percentile(50), percentile(90), percentile(99),
+	       percentile(99.9), percentile(100));
+	return errors ? 1 : 0;
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
@@ -170,7 +336,9 @@ static void usage(void)
 		"                 [--duration S] [--warmup S] [--method M] [--prefix /counter/]\n"
 		"                 [--requests N]\n"
 		"  --names 0 sends every request to <prefix>hot (one object); N > 0 draws\n"
-		"  <prefix>n<i> for i uniform in [0, N).  Output: one JSON object.\n");
+		"  <prefix>n<i> for i uniform in [0, N).  Output: one JSON object.\n"
+		"       durobench --ws /room/NAME [--conns MEMBERS] [--pipeline WINDOW] [--size BYTES] ...\n"
+		"  WebSocket room: member 0 sends, every member's deliveries are timed.\n");
 }
 
 int main(int argc, char **argv)
@@ -179,7 +347,8 @@ int main(int argc, char **argv)
 		{ "host", 1, 0, 'H' }, { "port", 1, 0, 'p' }, { "conns", 1, 0, 'c' },
 		{ "pipeline", 1, 0, 'k' }, { "names", 1, 0, 'n' }, { "duration", 1, 0, 'd' },
 		{ "warmup", 1, 0, 'w' }, { "method", 1, 0, 'm' }, { "prefix", 1, 0, 'x' },
-		{ "requests", 1, 0, 'r' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+		{ "requests", 1, 0, 'r' }, { "ws", 1, 0, 'W' }, { "size", 1, 0, 's' },
+		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
 	int o;
 	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (o) {
@@ -193,6 +362,8 @@ int main(int argc, char **argv)
 		case 'm': opt.method = optarg; break;
 		case 'x': opt.prefix = optarg; break;
 		case 'r': opt.max_requests = strtoull(optarg, NULL, 10); break;
+		case 'W': opt.ws_path = optarg; break;
+		case 's': opt.size = (unsigned)atoi(optarg); break;
 		default: usage(); return 2;
 		}
 	}
@@ -205,6 +376,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "durobench: bad host %s\n", opt.host);
 		return 2;
 	}
+	if (opt.ws_path)
+		return ws_main(&sa);
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	struct conn *conns = calloc(opt.conns, sizeof(*conns));
 	for (unsigned i = 0; i < opt.conns; i++) {

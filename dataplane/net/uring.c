@@ -42,6 +42,13 @@ struct uring_listener {
 
 enum conn_state { CS_OPEN, CS_DRAINING, CS_LINGER, CS_CLOSING };
 
+/* What a sendmsg reads until it completes. Taken from a per-core pool for the send only:
+ * an idle connection (tens of thousands of hibernated WebSockets) does not carry it. */
+struct uring_send {
+	struct msghdr msg;
+	struct iovec iov[SEND_IOV_MAX];
+};
+
 struct uring_conn {
 	struct net_conn pub; /* first: the handle the upper layer sees */
 	struct uring_op recv_op, send_op, shut_op, close_op, cancel_op;
@@ -51,8 +58,7 @@ struct uring_conn {
 	int err;
 	uint8_t recv_armed, send_inflight, dirty, closed_reported, peer_eof, paused;
 	struct list_node dirty_node;
-	struct msghdr msg;
-	struct iovec iov[SEND_IOV_MAX];
+	struct uring_send *send; /* while a send is in flight */
 	struct buf *rbuf; /* fallback receive buffer (no buffer ring) */
 	struct timer linger;
 };
@@ -64,6 +70,7 @@ struct net_core {
 	unsigned nlisteners;
 	int accepting;
 	struct pool conns;
+	struct pool sends; /* struct uring_send, one per send in flight */
 	uint32_t next_id;
 	uint64_t refused_logged_ms; /* refusals are logged at most once a second */
 	struct list_node dirty; /* connections with output to send this turn */
@@ -208,8 +215,14 @@ static void flush_conn(struct core *c, struct uring_conn *uc)
 	struct net_core *nc = c->net;
 	if (uc->send_inflight || uc->state == CS_CLOSING || uc->state == CS_LINGER)
 		return;
-	unsigned n = uc->pub.ev->fill_output(c, &uc->pub, uc->iov, SEND_IOV_MAX);
+	struct uring_send *ss = pool_get(&nc->sends);
+	if (!ss) {
+		conn_abort(c, uc, -ENOMEM);
+		return;
+	}
+	unsigned n = uc->pub.ev->fill_output(c, &uc->pub, ss->iov, SEND_IOV_MAX);
 	if (n == 0) {
+		pool_put(&nc->sends, ss);
 		if (uc->state == CS_DRAINING && uc->peer_eof) {
 			conn_abort(c, uc, 0); /* both sides done: a plain close sends FIN */
 		} else if (uc->state == CS_DRAINING) {
@@ -218,11 +231,12 @@ static void flush_conn(struct core *c, struct uring_conn *uc)
 		}
 		return;
 	}
-	memset(&uc->msg, 0, sizeof(uc->msg));
-	uc->msg.msg_iov = uc->iov;
-	uc->msg.msg_iovlen = n;
+	memset(&ss->msg, 0, sizeof(ss->msg));
+	ss->msg.msg_iov = ss->iov;
+	ss->msg.msg_iovlen = n;
+	uc->send = ss;
 	struct io_uring_sqe *sqe = op_sqe(c, uc, &uc->send_op);
-	io_uring_prep_sendmsg(sqe, uc->fd, &uc->msg, MSG_NOSIGNAL);
+	io_uring_prep_sendmsg(sqe, uc->fd, &ss->msg, MSG_NOSIGNAL);
 	sqe->flags |= IOSQE_FIXED_FILE;
 	uc->send_inflight = 1;
 	nc->ctr.sends++;
@@ -232,6 +246,8 @@ static void on_send(struct core *c, struct uring_conn *uc, struct io_uring_cqe *
 {
 	struct net_core *nc = c->net;
 	uc->send_inflight = 0;
+	pool_put(&nc->sends, uc->send);
+	uc->send = NULL;
 	if (cqe->res < 0) {
 		if (uc->state != CS_CLOSING) {
 			nc->ctr.resets++;
@@ -528,6 +544,7 @@ static int uring_core_init(struct core *c, const struct net_config *cfg,
 	nc->ev = ev;
 	list_init(&nc->dirty);
 	pool_init(&nc->conns, "conn", sizeof(struct uring_conn), 256, cfg->max_conns_per_core);
+	pool_init(&nc->sends, "send", sizeof(struct uring_send), 64, 0);
 	core_set_cqe_handler(c, CQE_NET, uring_cqe);
 	core_add_hook(c, uring_flush_hook);
 
@@ -590,6 +607,7 @@ static void uring_core_fini(struct core *c)
 		if (nc->listeners[i].fd >= 0)
 			close(nc->listeners[i].fd);
 	pool_destroy(&nc->conns);
+	pool_destroy(&nc->sends);
 	free(nc->rbufs);
 	if (nc->br)
 		munmap(nc->br, RBUF_COUNT * sizeof(struct io_uring_buf));

@@ -10,6 +10,9 @@
  *                                   "sync" calls sync(); GET <obj>/synced shows the last
  *                                   outcome this instance heard ("0" durable, or -errno)
  *   DELETE <obj>/all                deleteAll
+ *   GET    <obj>/ws                 WebSocket: each text message is a batch, run as one event;
+ *                                   the answer ("ok" and the batch's output, or "error N") is
+ *                                   a message that, like a response, waits for durability
  * Keys and values are raw path bytes and bodies (no decoding): enough for tests and demos. */
 #include "duro.h"
 
@@ -77,11 +80,39 @@ static int do_list(struct duro_object *obj, const struct duro_request *req, stru
 
 #define MULTI_MAX 600 /* more than DURO_MAX_BATCH, so the limit itself can be tried */
 
-/* "mget k…", "mput k v k v…", "mdel k…": the multi-key calls. */
-static int multi(struct duro_object *obj, struct duro_response *res, const char *op, char *rest)
+/* Where a batch's output goes: the HTTP response, or a buffer sent as one WebSocket
+ * message. */
+struct sink {
+	struct duro_response *res; /* NULL: into buf */
+	char *buf;
+	size_t len, cap;
+};
+
+static int sink_put(struct sink *s, const void *p, size_t n)
 {
-	static struct duro_str keys[MULTI_MAX], vals[MULTI_MAX];
-	static struct duro_kv kvs[MULTI_MAX];
+	if (s->res)
+		return duro_res_body(s->res, p, n);
+	if (s->len + n > s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 256;
+		while (cap < s->len + n)
+			cap *= 2;
+		char *b = realloc(s->buf, cap);
+		if (!b)
+			return -ENOMEM;
+		s->buf = b;
+		s->cap = cap;
+	}
+	memcpy(s->buf + s->len, p, n);
+	s->len += n;
+	return 0;
+}
+
+/* "mget k…", "mput k v k v…", "mdel k…": the multi-key calls. */
+static int multi(struct duro_object *obj, struct sink *res, const char *op, char *rest)
+{
+	/* On the stack (about 38 KiB): every core may run this at once. */
+	struct duro_str keys[MULTI_MAX], vals[MULTI_MAX];
+	struct duro_kv kvs[MULTI_MAX];
 	size_t n = 0;
 	for (char *t = strtok_r(rest, " ", &rest); t && n < MULTI_MAX; t = strtok_r(NULL, " ", &rest))
 		keys[n++] = (struct duro_str){ t, strlen(t) };
@@ -90,8 +121,8 @@ static int multi(struct duro_object *obj, struct duro_response *res, const char 
 	if (!strcmp(op, "mget")) {
 		r = duro_get_many(obj, keys, n, vals);
 		for (size_t i = 0; r >= 0 && i < n; i++)
-			if ((vals[i].ptr ? duro_res_body(res, vals[i].ptr, vals[i].len) : duro_res_body(res, "-", 1)) ||
-			    duro_res_body(res, "\n", 1))
+			if ((vals[i].ptr ? sink_put(res, vals[i].ptr, vals[i].len) : sink_put(res, "-", 1)) ||
+			    sink_put(res, "\n", 1))
 				r = -ENOMEM;
 		return r < 0 ? r : 0;
 	}
@@ -104,7 +135,7 @@ static int multi(struct duro_object *obj, struct duro_response *res, const char 
 	if (r < 0)
 		return r;
 	snprintf(num, sizeof(num), "%d\n", r);
-	return duro_res_body(res, num, strlen(num));
+	return sink_put(res, num, strlen(num));
 }
 
 /* In memory only: the last sync() outcome this instance heard. */
@@ -120,7 +151,7 @@ static void record_sync(struct duro_object *obj, int status, void *arg)
 }
 
 /* One line of a batch: "put k v", "del k", "get k", "begin", "commit", "rollback", "fail". */
-static int batch_line(struct duro_object *obj, struct duro_response *res, char *line)
+static int batch_line(struct duro_object *obj, struct sink *res, char *line)
 {
 	char *op = strtok_r(line, " ", &line);
 	if (op && (!strcmp(op, "mget") || !strcmp(op, "mput") || !strcmp(op, "mdel")))
@@ -132,7 +163,7 @@ static int batch_line(struct duro_object *obj, struct duro_response *res, char *
 		return duro_put(obj, k, strlen(k), line ? line : "", line ? strlen(line) : 0);
 	if (!strcmp(op, "del") && k) {
 		int r = duro_delete(obj, k, strlen(k));
-		return r < 0 ? r : duro_res_body(res, r ? "1\n" : "0\n", 2);
+		return r < 0 ? r : sink_put(res, r ? "1\n" : "0\n", 2);
 	}
 	if (!strcmp(op, "get") && k) {
 		struct duro_str v;
@@ -140,8 +171,8 @@ static int batch_line(struct duro_object *obj, struct duro_response *res, char *
 		if (r < 0)
 			return r;
 		if (!r)
-			return duro_res_body(res, "-\n", 2);
-		return duro_res_body(res, v.ptr, v.len) || duro_res_body(res, "\n", 1);
+			return sink_put(res, "-\n", 2);
+		return sink_put(res, v.ptr, v.len) || sink_put(res, "\n", 1);
 	}
 	if (!strcmp(op, "begin"))
 		return duro_txn_begin(obj);
@@ -166,8 +197,9 @@ static int do_batch(struct duro_object *obj, const struct duro_request *req, str
 	copy[body.len] = 0;
 	int r = 0;
 	char *save = NULL;
+	struct sink out = { res, NULL, 0, 0 };
 	for (char *line = strtok_r(copy, "\n", &save); line && r == 0; line = strtok_r(NULL, "\n", &save))
-		r = batch_line(obj, res, line);
+		r = batch_line(obj, &out, line);
 	free(copy);
 	if (r == -ECANCELED)
 		return r; /* the whole event fails: every write in it is rolled back */
@@ -218,6 +250,10 @@ static int kv_request(struct duro_object *obj, const struct duro_request *req, s
 		return do_list(obj, req, res);
 	} else if (sp.len == 6 && !memcmp(sp.ptr, "/batch", 6) && duro_req_is(req, "POST")) {
 		return do_batch(obj, req, res);
+	} else if (sp.len == 3 && !memcmp(sp.ptr, "/ws", 3) && duro_req_wants_ws(req)) {
+		duro_ws ws;
+		duro_ws_accept(obj, req, res, NULL, 0, &ws); /* on failure res holds the refusal */
+		return 0;
 	} else if (sp.len == 4 && !memcmp(sp.ptr, "/all", 4) && duro_req_is(req, "DELETE")) {
 		int r = duro_delete_all(obj);
 		if (r < 0)
@@ -228,10 +264,40 @@ static int kv_request(struct duro_object *obj, const struct duro_request *req, s
 	return duro_res_text(res, 404, "use /k/<key>, /list, /batch or /all");
 }
 
+/* A batch over a WebSocket: one message, one event, one answer behind the output gate. */
+static int kv_ws_message(struct duro_object *obj, duro_ws ws, int binary, const void *data,
+			 size_t len)
+{
+	if (binary)
+		return duro_ws_send(obj, ws, 0, "error binary", 12) == -ENOMEM ? -ENOMEM : 0;
+	char *copy = malloc(len + 1);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, data, len);
+	copy[len] = 0;
+	struct sink out = { NULL, NULL, 0, 0 };
+	int r = sink_put(&out, "ok\n", 3);
+	char *save = NULL;
+	for (char *line = strtok_r(copy, "\n", &save); line && r == 0; line = strtok_r(NULL, "\n", &save))
+		r = batch_line(obj, &out, line);
+	free(copy);
+	if (r < 0) {
+		char msg[48];
+		int n = snprintf(msg, sizeof(msg), "error %d", r);
+		free(out.buf);
+		duro_ws_send(obj, ws, 0, msg, (size_t)n);
+		return r; /* the event fails: its writes roll back */
+	}
+	r = duro_ws_send(obj, ws, 0, out.buf, out.len);
+	free(out.buf);
+	return r == -ENOMEM ? r : 0;
+}
+
 static const struct duro_class kv_class = {
 	.name = "KV",
 	.state_size = sizeof(struct kv_state),
 	.on_request = kv_request,
+	.on_ws_message = kv_ws_message,
 };
 DURO_CLASS(kv_class)
 
@@ -242,5 +308,6 @@ static const struct duro_class kv_store_class = {
 	.name = "KVStore",
 	.state_size = sizeof(struct kv_state),
 	.on_request = kv_request,
+	.on_ws_message = kv_ws_message,
 };
 DURO_CLASS(kv_store_class)

@@ -389,3 +389,36 @@ def test_32768_sockets_on_one_object(durod_factory):
             break
         time.sleep(0.1)
     assert sockets_of(d, "big")["count"] == 0
+
+
+def test_socket_messages_wait_for_durability(durod_factory, monkeypatch):
+    """The output gate for WebSocket messages: an answer sent after a write leaves only once
+    the write is durable, and is never sent when the write's commit fails."""
+    monkeypatch.setenv("DURO_FAULT_SYNC_EVERY", "4")
+    d = durod_factory()
+    monkeypatch.delenv("DURO_FAULT_SYNC_EVERY")
+    n = 40
+
+    async def go():
+        ws = await websockets.connect(ws_url(d, "/kv/gate/ws"))
+        got = set()
+        for i in range(n):
+            await ws.send("put k%d v%d\nget k%d" % (i, i, i))
+            try:
+                while True:
+                    m = await asyncio.wait_for(ws.recv(), 0.3)
+                    assert m.startswith("ok\nv"), m
+                    got.add(int(m[4:].strip()))
+            except asyncio.TimeoutError:
+                pass
+        await ws.close()
+        return got
+
+    answered = run(go())
+    assert 0 < len(answered) < n, answered
+    for i in range(n):
+        r = requests.get(d.url + "/kv/gate/k/k%d" % i)
+        # answered exactly when durable: a failed commit takes its answer with it
+        assert (r.status_code == 200) == (i in answered), (i, r.status_code)
+        if i in answered:
+            assert r.text == "v%d" % i

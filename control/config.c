@@ -4,6 +4,7 @@
 #include "obj.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -485,6 +486,26 @@ static int parse_websockets(struct ctx *x, struct duro_config *cfg, json_t *o)
 	return 0;
 }
 
+static int parse_control(struct ctx *x, struct duro_config *cfg, json_t *o)
+{
+	static const char *const keys[] = { "socket", "group", "metrics", NULL };
+	if (!json_is_object(o))
+		return fail(x, "control", "want an object, got %s", type_name(o));
+	if (only_keys(x, "control", o, keys) < 0)
+		return -EINVAL;
+	if (get_str(x, "control", o, "socket", cfg->control.socket, sizeof(cfg->control.socket), 0) < 0 ||
+	    get_str(x, "control", o, "group", cfg->control.group, sizeof(cfg->control.group), 0) < 0 ||
+	    get_str(x, "control", o, "metrics", cfg->control.metrics, sizeof(cfg->control.metrics), 0) < 0)
+		return -EINVAL;
+	struct net_listen nl;
+	if (cfg->control.metrics[0] && net_parse_addr(cfg->control.metrics, &nl) < 0)
+		return fail(x, "control.metrics", "\"%s\": want host:port, e.g. 127.0.0.1:9464",
+			    cfg->control.metrics);
+	if (cfg->control.group[0] && !getgrnam(cfg->control.group))
+		return fail(x, "control.group", "\"%s\": no such group", cfg->control.group);
+	return 0;
+}
+
 static int parse_alarms(struct ctx *x, struct duro_config *cfg, json_t *o)
 {
 	static const char *const keys[] = { "retry_initial_ms", "max_retries", "min_interval_ms", NULL };
@@ -555,7 +576,7 @@ static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t
 					    "listeners", "durable_objects", "routes", "limits",
 					    "objects", "shutdown_timeout_ms", "log_level",
 					    "idle_spin_us", "uring", "storage", "migrations", "alarms",
-					    "websockets", NULL };
+					    "websockets", "control", NULL };
 	if (!json_is_object(root)) {
 		fail(&x, "(top level)", "want an object, got %s", type_name(root));
 		goto out;
@@ -609,6 +630,8 @@ static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t
 	if ((v = json_object_get(root, "alarms")) && parse_alarms(&x, cfg, v) < 0)
 		goto out;
 	if ((v = json_object_get(root, "websockets")) && parse_websockets(&x, cfg, v) < 0)
+		goto out;
+	if ((v = json_object_get(root, "control")) && parse_control(&x, cfg, v) < 0)
 		goto out;
 	if ((v = json_object_get(root, "uring"))) {
 		static const char *const ukeys[] = { "buffer_ring", NULL };
@@ -721,4 +744,93 @@ int config_validate(const struct duro_config *cfg, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+static json_t *names_array(const char (*names)[STORE_NAME_MAX], unsigned n)
+{
+	json_t *a = json_array();
+	for (unsigned i = 0; i < n; i++)
+		json_array_append_new(a, json_string(names[i]));
+	return a;
+}
+
+static json_t *renames_array(const struct store_rename *r, unsigned n)
+{
+	json_t *a = json_array();
+	for (unsigned i = 0; i < n; i++)
+		json_array_append_new(a, json_pack("{s:s, s:s}", "from", r[i].from, "to", r[i].to));
+	return a;
+}
+
+json_t *config_to_json(const struct duro_config *cfg)
+{
+	static const char *const levels[] = { "error", "warn", "info", "debug" };
+	static const char *const id_kinds[] = { "name", "string", "path" };
+	json_t *listeners = json_array(), *bindings = json_array(), *routes = json_array(),
+	       *migrations = json_array();
+	for (unsigned i = 0; i < cfg->net.nlisten; i++)
+		json_array_append_new(listeners, json_string(cfg->net.listen[i].text));
+	for (unsigned i = 0; i < cfg->obj.nbindings; i++) {
+		const struct obj_binding *b = &cfg->obj.bindings[i];
+		json_t *vars = json_object();
+		for (unsigned k = 0; k < b->nvars; k++)
+			json_object_set_new(vars, b->vars[k].name, json_string(b->vars[k].value));
+		json_array_append_new(bindings, json_pack("{s:s, s:s, s:o}", "name", b->name,
+							  "class_name", b->class_name, "vars", vars));
+	}
+	for (unsigned i = 0; i < cfg->obj.nroutes; i++) {
+		const struct obj_route *r = &cfg->obj.routes[i];
+		json_t *o = json_pack("{s:s, s:s}", "prefix", r->prefix, "id", id_kinds[r->kind]);
+		if (r->binding >= 0)
+			json_object_set_new(o, "binding", json_string(cfg->obj.bindings[r->binding].name));
+		json_array_append_new(routes, o);
+	}
+	for (unsigned i = 0; i < cfg->obj.nmigrations; i++) {
+		const struct store_migration *m = &cfg->obj.migrations[i];
+		json_array_append_new(migrations, json_pack(
+			"{s:s, s:o, s:o, s:o, s:o}", "tag", m->tag,
+			"new_classes", names_array(m->new_classes, m->nnew),
+			"renamed_classes", renames_array(m->renamed, m->nrenamed),
+			"deleted_classes", names_array(m->deleted, m->ndeleted),
+			"transferred_classes", renames_array(m->transferred, m->ntransferred)));
+	}
+	const struct obj_storage_limits *l = &cfg->obj.limits;
+	const struct store_config *st = &cfg->obj.store;
+	return json_pack(
+		"{s:i, s:s, s:s, s:o, s:{s:o}, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I},"
+		" s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o,"
+		" s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:s, s:s, s:s},"
+		" s:{s:b}, s:I, s:I, s:s}",
+		"cores", (int)cfg->cores, "backend", cfg->backend, "data_dir", cfg->obj.data_dir,
+		"listeners", listeners, "durable_objects", "bindings", bindings, "routes", routes,
+		"limits", "max_head_bytes", (json_int_t)cfg->http.max_head_bytes,
+		"max_body_bytes", (json_int_t)cfg->http.max_body_bytes,
+		"header_timeout_ms", (json_int_t)cfg->http.header_timeout_ms,
+		"idle_timeout_ms", (json_int_t)cfg->http.idle_timeout_ms,
+		"max_pipeline", (json_int_t)cfg->http.max_pipeline,
+		"max_connections_per_core", (json_int_t)cfg->net.max_conns_per_core,
+		"objects", "evict_idle_ms", (json_int_t)cfg->obj.evict_idle_ms,
+		"storage", "max_key_bytes", (json_int_t)l->max_key,
+		"max_value_bytes", (json_int_t)l->max_value,
+		"max_object_bytes", (json_int_t)l->max_object_bytes,
+		"cache_bytes_per_core", (json_int_t)l->cache_bytes_per_core,
+		"block_cache_bytes", (json_int_t)st->block_cache_bytes,
+		"write_buffer_bytes", (json_int_t)st->write_buffer_bytes,
+		"blob_min_bytes", (json_int_t)st->blob_min_bytes,
+		"log_rotate_bytes", (json_int_t)st->log_rotate_bytes,
+		"min_free_bytes", (json_int_t)st->min_free_bytes,
+		"migrations", migrations,
+		"alarms", "retry_initial_ms", (json_int_t)cfg->obj.alarms.retry_initial_ms,
+		"max_retries", (json_int_t)cfg->obj.alarms.max_retries,
+		"min_interval_ms", (json_int_t)cfg->obj.alarms.min_interval_ms,
+		"websockets", "max_message_bytes", (json_int_t)cfg->ws.max_message_bytes,
+		"max_outbound_bytes", (json_int_t)cfg->ws.max_outbound_bytes,
+		"close_timeout_ms", (json_int_t)cfg->ws.close_timeout_ms,
+		"max_per_object", (json_int_t)cfg->obj.websockets.max_per_object,
+		"hibernate_idle_ms", (json_int_t)cfg->obj.websockets.hibernate_idle_ms,
+		"control", "socket", cfg->control.socket, "group", cfg->control.group,
+		"metrics", cfg->control.metrics,
+		"uring", "buffer_ring", !cfg->net.no_buffer_ring,
+		"shutdown_timeout_ms", (json_int_t)cfg->shutdown_timeout_ms,
+		"idle_spin_us", (json_int_t)cfg->idle_spin_us, "log_level", levels[cfg->log_level]);
 }

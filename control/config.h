@@ -19,6 +19,11 @@ struct duro_config {
 	struct http_config http;
 	struct ws_config ws;
 	struct obj_config obj;
+	struct {
+		char socket[512];  /* control socket; "" means <data_dir>/control.sock */
+		char group[64];    /* also allowed (mode 0660) when set */
+		char metrics[64];  /* Prometheus and dashboard listener, "" for none */
+	} control;
 };
 
 /* Fills the built-in defaults: 127.0.0.1:8787, ./duro-data, one core per CPU, the COUNTER
@@ -32,6 +37,11 @@ int config_load(struct duro_config *cfg, const char *path, char *err, size_t err
 /* The same over JSON text in memory (the fuzz target's entry point). */
 int config_load_buffer(struct duro_config *cfg, const char *data, size_t len, char *err,
 		       size_t errlen);
+
+/* The effective config (defaults, file and flags together) as JSON; the caller owns the
+ * reference. NULL when out of memory. */
+struct json_t;
+struct json_t *config_to_json(const struct duro_config *cfg);
 
 /* Checks what flags and the file produced together (e.g. --cores against the CPUs). */
 int config_validate(const struct duro_config *cfg, char *err, size_t errlen);

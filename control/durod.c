@@ -2,6 +2,7 @@
  * running HTTP over the chosen backend and the object runtime; SIGTERM drains and exits 0. */
 #include "config.h"
 #include "core.h"
+#include "ctl.h"
 #include "http.h"
 #include "log.h"
 #include "obj.h"
@@ -40,6 +41,7 @@ struct durod {
 	struct signalfd_siginfo siginfo; /* core 0's pending read */
 	uint64_t drain_deadline_ms;
 	_Atomic unsigned drained; /* cores with no connection left */
+	struct ctl control;
 };
 
 static void usage(FILE *f)
@@ -98,9 +100,10 @@ static void ctl_cqe(struct core *c, void *ptr, struct io_uring_cqe *cqe)
 static void ctl_hook(struct core *c)
 {
 	struct core_group *g = c->group;
+	struct durod *d = g->arg;
+	ctl_core_tick(&d->control, c);
 	if (!atomic_load_explicit(&g->stopping, memory_order_relaxed))
 		return;
-	struct durod *d = g->arg;
 	struct ctl_core *cc = &d->ctl[c->index];
 	if (!cc->draining) {
 		cc->draining = 1;
@@ -309,8 +312,8 @@ int main(int argc, char **argv)
 	snprintf(lcores, sizeof(lcores), "0-%u", cfg->cores - 1);
 	snprintf(prefix, sizeof(prefix), "durod%d", (int)getpid());
 	char *eal_argv[] = { argv[0], "-l", lcores, "--no-huge", "-m", "64", "--no-pci",
-			     "--no-shconf", "--no-telemetry", "--file-prefix", prefix,
-			     "--log-level", "lib.eal:error", NULL };
+			     "--no-shconf", "--file-prefix", prefix,
+			     "--log-level", "lib.eal:error", "--log-level", "lib.telemetry:warning", NULL };
 	int eal_argc = (int)(sizeof(eal_argv) / sizeof(eal_argv[0])) - 1;
 	if (rte_eal_init(eal_argc, eal_argv) < 0) {
 		log_error("rte_eal_init failed (lcores %s)", lcores);
@@ -338,15 +341,32 @@ int main(int argc, char **argv)
 		size_t n = strlen(addrs);
 		snprintf(addrs + n, sizeof(addrs) - n, "%s%s", i ? ", " : "", cfg->net.listen[i].text);
 	}
-	log_info("durod %s: serving on %s with %u cores (backend %s), data in %s", DURO_VERSION,
-		 addrs, cfg->cores, d.backend->name, cfg->obj.data_dir);
+	r = ctl_init(&d.control, cfg, &d.group, DURO_VERSION, d.backend->name);
+	if (r == 0 && ctl_telemetry_register(&d.control) < 0)
+		log_warn("DPDK telemetry: could not register duro's commands");
+	if (r == 0)
+		r = ctl_start(&d.control);
+	if (r < 0) {
+		ctl_stop(&d.control);
+		core_group_destroy(&d.group);
+		obj_runtime_fini();
+		rte_eal_cleanup();
+		return r == -ENAMETOOLONG ? EXIT_CONFIG : 1;
+	}
+	log_info("durod %s: serving on %s with %u cores (backend %s), data in %s, control socket %s%s%s",
+		 DURO_VERSION, addrs, cfg->cores, d.backend->name, cfg->obj.data_dir,
+		 d.control.socket_path, cfg->control.metrics[0] ? ", metrics on " : "",
+		 cfg->control.metrics);
 	r = core_group_run(&d.group);
+	ctl_stop(&d.control);
 	core_group_destroy(&d.group);
 	obj_runtime_fini();
 	/* The EAL leaves its (empty, with --no-shconf) runtime directory behind: remove it. */
-	char rundir[512];
+	char rundir[512], sock[600];
 	snprintf(rundir, sizeof(rundir), "%s", rte_eal_get_runtime_dir());
 	rte_eal_cleanup();
+	snprintf(sock, sizeof(sock), "%s/dpdk_telemetry.v2", rundir);
+	unlink(sock); /* the telemetry socket outlives the EAL */
 	rmdir(rundir);
 	close(d.sigfd);
 	if (r < 0) {

@@ -3,6 +3,7 @@
 #ifndef DURO_HTTP_HTTP_H
 #define DURO_HTTP_HTTP_H
 
+#include "hist.h"
 #include "http-t.h"
 
 /* Called on the connection's core with a complete request. The handler owns the exchange
@@ -19,6 +20,8 @@ void http_drain(struct core *c);
 /* Connections still open on this core. */
 uint64_t http_open_conns(struct core *c);
 const struct http_counters *http_counters(struct core *c);
+/* Time from a request's first byte to its response being ready, per response. */
+const struct hist *http_latency(struct core *c);
 const struct net_counters *http_net_counters(struct core *c);
 
 /* Response building, on whichever core holds the exchange. Status first, then headers,

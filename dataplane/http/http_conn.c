@@ -55,6 +55,7 @@ struct http_core {
 	time_t date_sec;
 	struct net_events ev;
 	struct http_counters ctr;
+	struct hist latency; /* request read to response ready, on the connection's core */
 };
 
 static void process_input(struct core *c, struct http_conn *hc);
@@ -306,6 +307,8 @@ static void finish_on_home(struct core *c, struct http_exchange *ex)
 		return;
 	}
 	compose_head(c, hc, ex);
+	if (!ex->interim)
+		hist_add(&c->http->latency, clock_now_ns() - ex->t_start_ns);
 	if (ex->close_after) {
 		hc->rs = RS_STOPPED;
 	} else if (is_takeover(ex)) {
@@ -806,6 +809,7 @@ void http_drain(struct core *c)
 }
 
 uint64_t http_open_conns(struct core *c) { return c->http ? c->http->open : 0; }
+const struct hist *http_latency(struct core *c) { return &c->http->latency; }
 const struct http_counters *http_counters(struct core *c) { return &c->http->ctr; }
 const struct net_counters *http_net_counters(struct core *c)
 {

@@ -542,6 +542,12 @@ int kv_event_end(struct core *c, struct object *obj, int ok)
 			store_batch_delete(st, b, STORE_CF_META, sk, sizeof(sk));
 		else
 			store_batch_put(st, b, STORE_CF_META, sk, sizeof(sk), &kv->stats, sizeof(kv->stats));
+		/* The name goes with the first data and leaves with the last ('n' ‖ ID). */
+		sk[0] = 'n';
+		if (kv->stats.keys == 0)
+			store_batch_delete(st, b, STORE_CF_META, sk, sizeof(sk));
+		else if (kv->stats_at_event.keys == 0 && obj->name)
+			store_batch_put(st, b, STORE_CF_META, sk, sizeof(sk), obj->name, obj->name_len);
 	}
 	kv->ntxn = 0;
 	kv->wiped_in_txn = 0;

@@ -92,6 +92,7 @@ struct obj_alarm_counters {
 struct obj_ws_counters {
 	uint64_t accepted, streams, closed, refused_full, refused_core, messages, wakeups;
 	uint64_t hibernations, auto_responses, event_timeouts, handler_failures, events_lost;
+	uint64_t hibernated; /* gauge: objects out of memory whose sockets stay open */
 	uint64_t sends, broadcasts, deliveries, gate_dropped;
 };
 

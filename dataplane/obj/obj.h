@@ -36,6 +36,36 @@ const struct obj_alarm_counters *obj_alarm_counters(struct core *c);
 /* True when this core has no commit open, in flight or unapplied (for shutdown). */
 int obj_idle(struct core *c);
 
+/* ---- for the control plane ---- */
+
+/* Namespaces (bindings) in config order; read-only while serving, any thread. */
+unsigned obj_namespaces(void);
+const char *obj_namespace_binding(unsigned ns);
+const char *obj_namespace_class(unsigned ns);
+int obj_namespace_cf(unsigned ns);
+/* The store, for reads from any thread (RocksDB reads are thread-safe). */
+struct store *obj_runtime_store(void);
+/* Parses 64 hex digits and finds the namespace that minted the ID. Returns 0, -EINVAL
+ * (malformed) or -ENOENT (no namespace of this config). */
+int obj_parse_id(const char *hex, size_t len, unsigned *ns, struct duro_id *id);
+/* The core that owns an object (any thread). */
+unsigned obj_owner(const struct duro_id *id);
+
+/* On the object's owner core: */
+struct obj_info {
+	int in_memory, running, hibernated;
+	unsigned sockets, deferred;
+};
+void obj_describe(struct core *c, unsigned ns, const struct duro_id *id, struct obj_info *out);
+/* Unloads the object now if nothing keeps it: 1 evicted, 0 not in memory, -EBUSY (a
+ * running event, writes not yet in RocksDB, held responses or open sockets). */
+int obj_evict(struct core *c, unsigned ns, const struct duro_id *id);
+/* Hard delete: every key, alarm, size and name record of the object, as one event; done
+ * is called on this core once that is durable (0) or failed (negative errno). Returns 0
+ * or a negative errno (then done is not called). */
+int obj_delete(struct core *c, unsigned ns, const struct duro_id *id,
+	       void (*done)(void *arg, int status), void *arg);
+
 /* Derivation without a namespace lookup, for tests: see duro.h for the contracts. */
 void obj_namespace_keys(struct duro_namespace *ns, const uint8_t secret[32]);
 

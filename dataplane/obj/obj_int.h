@@ -4,6 +4,7 @@
 #define DURO_OBJ_OBJ_INT_H
 
 #include "http-t.h"
+#include "obj.h"
 #include "list.h"
 #include "obj-t.h"
 #include "store.h"
@@ -67,6 +68,7 @@ struct route_result {
 	struct duro_id id;
 	uint16_t ns;
 	uint16_t subpath_off; /* offset of the subpath in req.path */
+	uint16_t name_off, name_len; /* the name's segment of req.path (raw), 0 long if none */
 	uint8_t ws_kind;      /* enum ws_kind of the reserved socket */
 	uint8_t accepted;     /* the object took the socket (duro_ws_accept, duro_sse_accept) */
 	struct object *obj;   /* set on the owner core while its handler runs */
@@ -87,6 +89,8 @@ struct object {
 	unsigned ndeferred;     /* held responses: the object stays in memory */
 	struct http_exchange *deferred; /* linked through msg.next */
 	struct ws_group *group; /* its sockets, or NULL */
+	char *name;             /* idFromName's name when reached by one, or NULL */
+	uint16_t name_len;
 	struct core_msg *ws_out_head, *ws_out_tail; /* sends of the running event */
 	struct core *core;
 	struct obj_kv kv;
@@ -178,8 +182,7 @@ int commit_idle(struct core *c);
  * succeeded, else the handler's failure. */
 int obj_run_alarm(struct core *c, const struct duro_id *id, unsigned ns, const char *name,
 		  size_t namelen, int64_t time_ms, unsigned retries, int drop);
-/* The core that owns an object, and the namespace of a class (-1 when none is bound). */
-unsigned obj_owner(const struct duro_id *id);
+/* The namespace of a class (-1 when none is bound). */
 int obj_ns_of_class(const char *class_name, size_t len);
 const struct obj_alarm_config *obj_alarm_config(void);
 const char *obj_ns_name(unsigned ns); /* the namespace's class name, for logs */
@@ -205,6 +208,8 @@ int obj_ws_route(struct core *c, struct http_exchange *ex);
 /* The object's group on activation and eviction (hibernation keeps the group). */
 void obj_ws_attach(struct core *c, struct object *obj);
 void obj_ws_detach(struct core *c, struct object *obj);
+/* Sockets of an object on this (its owner) core, live or hibernated. */
+size_t obj_ws_count(struct core *c, unsigned ns, const struct duro_id *id);
 /* After an event: its sends go out, behind the output gate. */
 void obj_ws_flush(struct core *c, struct object *obj);
 

@@ -202,6 +202,7 @@ static void object_unload(struct core *c, struct object *obj)
 	list_del(&obj->lru);
 	oc->ctr.evictions++;
 	oc->ctr.active = oc->count;
+	free(obj->name);
 	free(obj);
 }
 
@@ -287,6 +288,20 @@ static void evict_scan(struct core *c, struct timer *t)
 #define event_begin obj_event_begin
 #define event_end obj_event_end
 
+static long decode_segment(const char *s, size_t n, char *out, size_t cap);
+
+/* Keeps the name an object was reached by, so its first write can record it (kv.c): the
+ * control plane lists objects by name, which Cloudflare cannot. */
+static void remember_name(struct object *obj, const char *seg, size_t len)
+{
+	char name[DURO_MAX_NAME];
+	long n = decode_segment(seg, len, name, sizeof(name));
+	if (n <= 0 || !(obj->name = malloc((size_t)n)))
+		return;
+	memcpy(obj->name, name, (size_t)n);
+	obj->name_len = (uint16_t)n;
+}
+
 static void run_request(struct core *c, struct http_exchange *ex)
 {
 	struct obj_core *oc = c->obj;
@@ -303,6 +318,8 @@ static void run_request(struct core *c, struct http_exchange *ex)
 	}
 	http_resp_status(ex, 200);
 	rr->obj = obj;
+	if (rr->name_len && !obj->name)
+		remember_name(obj, ex->req.path + rr->name_off, rr->name_len);
 	obj->defer_current = 0;
 	event_begin(c, obj);
 	int r = ns->cls->on_request((struct duro_object *)obj, (const struct duro_request *)ex,
@@ -493,6 +510,7 @@ void obj_handle_http(struct core *c, struct http_exchange *ex)
 	struct route_result *rr = (struct route_result *)ex->user;
 	rr->ns = (uint16_t)ns->index;
 	rr->subpath_off = (uint16_t)(pos + slen);
+	rr->name_off = rr->name_len = 0;
 	if (pos + slen > UINT16_MAX) {
 		http_respond_error(c, ex, 414, "path too long");
 		return;
@@ -510,6 +528,8 @@ void obj_handle_http(struct core *c, struct http_exchange *ex)
 		}
 		r = duro_id_from_name(ns, name, (size_t)n, &rr->id);
 		DURO_ASSERT(r == 0);
+		rr->name_off = (uint16_t)pos;
+		rr->name_len = (uint16_t)slen;
 	} else if (route->kind == ROUTE_GENERIC && slen == 3 && memcmp(seg, "new", 3) == 0) {
 		r = duro_id_new(ns, &rr->id);
 		if (r < 0) {
@@ -580,6 +600,97 @@ void obj_core_fini(struct core *c)
 }
 
 const struct obj_counters *obj_counters(struct core *c) { return &c->obj->ctr; }
+
+/* ---- control plane ---- */
+
+unsigned obj_namespaces(void) { return rt.nns; }
+const char *obj_namespace_binding(unsigned ns) { return rt.ns[ns].binding->name; }
+const char *obj_namespace_class(unsigned ns) { return rt.ns[ns].cls->name; }
+int obj_namespace_cf(unsigned ns) { return rt.ns[ns].cf; }
+struct store *obj_runtime_store(void) { return rt.store; }
+
+int obj_parse_id(const char *hex, size_t len, unsigned *ns, struct duro_id *id)
+{
+	int r = -ENOENT;
+	for (unsigned i = 0; i < rt.nns; i++) {
+		r = duro_id_from_string(&rt.ns[i], hex, len, id);
+		if (r == 0) {
+			*ns = i;
+			return 0;
+		}
+		if (r == -EINVAL)
+			return r;
+	}
+	return r;
+}
+
+void obj_describe(struct core *c, unsigned ns, const struct duro_id *id, struct obj_info *out)
+{
+	struct object *obj = table_find(c->obj, id);
+	memset(out, 0, sizeof(*out));
+	if (obj && obj->ns->index == ns) {
+		out->in_memory = 1;
+		out->running = obj->running;
+		out->deferred = obj->ndeferred;
+	}
+	out->sockets = (unsigned)obj_ws_count(c, ns, id);
+	out->hibernated = !out->in_memory && out->sockets > 0;
+}
+
+int obj_evict(struct core *c, unsigned ns, const struct duro_id *id)
+{
+	struct object *obj = table_find(c->obj, id);
+	if (!obj || obj->ns->index != ns)
+		return 0;
+	if (obj->running || kv_dirty(c, obj) || obj->ndeferred)
+		return -EBUSY;
+	object_unload(c, obj);
+	return 1;
+}
+
+struct delete_wait {
+	void (*done)(void *arg, int status);
+	void *arg;
+};
+
+static void delete_synced(struct duro_object *o, int status, void *arg)
+{
+	(void)o;
+	struct delete_wait *w = arg;
+	w->done(w->arg, status);
+	free(w);
+}
+
+int obj_delete(struct core *c, unsigned ns, const struct duro_id *id,
+	       void (*done)(void *arg, int status), void *arg)
+{
+	struct delete_wait *w = malloc(sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	*w = (struct delete_wait){ done, arg };
+	int err = 0;
+	struct object *obj = object_activate(c, &rt.ns[ns], id, &err);
+	if (!obj) {
+		free(w);
+		return err ? err : -EIO;
+	}
+	if (obj->running) {
+		free(w);
+		return -EBUSY;
+	}
+	event_begin(c, obj);
+	int r = duro_delete_all((struct duro_object *)obj);
+	if (r == 0)
+		r = duro_sync((struct duro_object *)obj, delete_synced, w);
+	int wrote = event_end(c, obj, r == 0);
+	if (r < 0 || wrote < 0) {
+		if (r == 0)
+			return 0; /* the sync callback reports the failure and frees w */
+		free(w);
+		return r;
+	}
+	return 0;
+}
 
 /* ---- duro.h accessors: a duro_request and a duro_response are the exchange ---- */
 

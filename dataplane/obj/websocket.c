@@ -537,8 +537,11 @@ void obj_ws_attach(struct core *c, struct object *obj)
 {
 	struct ws_group *g = group_find(c->obj->ws, &obj->id, obj->ns->index);
 	obj->group = g;
-	if (g)
-		g->obj = obj;
+	if (!g)
+		return;
+	if (g->count)
+		c->obj->ws->ctr.hibernated--;
+	g->obj = obj;
 }
 
 void obj_ws_detach(struct core *c, struct object *obj)
@@ -549,8 +552,10 @@ void obj_ws_detach(struct core *c, struct object *obj)
 	if (!g)
 		return;
 	g->obj = NULL;
-	if (g->count)
+	if (g->count) {
 		c->obj->ws->ctr.hibernations++;
+		c->obj->ws->ctr.hibernated++;
+	}
 	group_maybe_free(c, g);
 }
 
@@ -614,6 +619,8 @@ static void on_socket_event(struct core *c, struct core_msg *m)
 			break;
 		case EV_CLOSE:
 			member_remove(g, mem);
+			if (!g->count && !g->obj)
+				w->ctr.hibernated--; /* its last socket left while it slept */
 			w->ctr.closed++;
 			if (obj_ns_cls(ev->ns)->on_ws_close || obj_ns_cls(ev->ns)->on_ws_error)
 				run_socket_event(c, ev, g, ev->member);
@@ -1065,3 +1072,9 @@ void obj_ws_core_fini(struct core *c)
 }
 
 const struct obj_ws_counters *obj_ws_counters(struct core *c) { return &c->obj->ws->ctr; }
+
+size_t obj_ws_count(struct core *c, unsigned ns, const struct duro_id *id)
+{
+	struct ws_group *g = group_find(c->obj->ws, id, ns);
+	return g ? g->count : 0;
+}

@@ -1,0 +1,67 @@
+/* The operator's interface: a control thread serving line-delimited JSON on a Unix socket
+ * and, optionally, Prometheus metrics and a dashboard over HTTP, from per-core snapshots. */
+#ifndef DURO_CONTROL_CTL_H
+#define DURO_CONTROL_CTL_H
+
+#include "config.h"
+#include "core-t.h"
+#include "hist.h"
+#include "http-t.h"
+#include "obj-t.h"
+#include "ws.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* What one core last published: written by that core only, every 100 ms, under a sequence
+ * count so the control thread reads a consistent copy without a lock. */
+struct ctl_snapshot {
+	_Atomic uint64_t seq; /* odd while being written */
+	uint64_t at_ms;
+	struct http_counters http;
+	struct net_counters net;
+	struct ws_counters ws;
+	struct obj_counters obj;
+	struct obj_ws_counters objws;
+	struct obj_commit_counters commit;
+	struct obj_alarm_counters alarms;
+	struct core_stats core;
+	uint64_t timers;
+	uint32_t ring_depth[DURO_MAX_CORES]; /* messages waiting in the ring from core i */
+	struct hist latency;
+};
+
+struct ctl_cmd;
+
+struct ctl {
+	const struct duro_config *cfg;
+	struct core_group *group;
+	const char *version, *backend;
+	uint64_t started_wall_ms, started_mono_ms;
+	struct ctl_snapshot snap[DURO_MAX_CORES];
+	uint64_t snap_due_ms[DURO_MAX_CORES];
+	struct rte_ring *mailbox[DURO_MAX_CORES]; /* control thread -> core: struct ctl_cmd * */
+	char socket_path[600];
+	int unix_fd, metrics_fd, stop_fd;
+	pthread_t thread;
+	int running;
+	_Atomic uint64_t requests, refused, errors;
+};
+
+/* Binds the control socket (and the metrics listener) and makes the mailboxes; call after
+ * the EAL is up and before the cores start. Returns 0 or a negative errno (logged). */
+int ctl_init(struct ctl *ctl, const struct duro_config *cfg, struct core_group *group,
+	     const char *version, const char *backend);
+/* Starts the control thread. */
+int ctl_start(struct ctl *ctl);
+/* Stops the thread and removes the socket. */
+void ctl_stop(struct ctl *ctl);
+
+/* Each core's end-of-turn hook calls this: publishes its snapshot when due and runs the
+ * commands the control thread left in its mailbox. */
+void ctl_core_tick(struct ctl *ctl, struct core *c);
+
+/* DPDK telemetry commands (/duro/status, /duro/stats, /duro/core) over the same figures. */
+int ctl_telemetry_register(struct ctl *ctl);
+
+#endif

@@ -1,0 +1,267 @@
+/* Figures for operators: per-core snapshots published by the cores and read without locks,
+ * as JSON (status, stats) and as Prometheus text exposition. */
+#include "ctl_int.h"
+#include "clock.h"
+#include "obj.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_ring.h>
+
+#define SNAPSHOT_EVERY_MS 100
+
+void ctl_publish(struct ctl *ctl, struct core *c)
+{
+	struct ctl_snapshot *s = &ctl->snap[c->index];
+	uint64_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
+	atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	s->at_ms = c->now_ms;
+	s->http = *http_counters(c);
+	s->net = *http_net_counters(c);
+	s->ws = *ws_counters(c);
+	s->obj = *obj_counters(c);
+	s->objws = *obj_ws_counters(c);
+	s->commit = *obj_commit_counters(c);
+	s->alarms = *obj_alarm_counters(c);
+	s->core = c->stats;
+	s->timers = timer_count(c);
+	for (unsigned i = 0; i < c->group->ncores; i++)
+		s->ring_depth[i] = c->inbox[i] ? rte_ring_count(c->inbox[i]) : 0;
+	s->latency = *http_latency(c);
+	atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
+}
+
+int ctl_snapshot_due(struct ctl *ctl, struct core *c)
+{
+	if (c->now_ms < ctl->snap_due_ms[c->index])
+		return 0;
+	ctl->snap_due_ms[c->index] = c->now_ms + SNAPSHOT_EVERY_MS;
+	return 1;
+}
+
+int ctl_read_snapshot(struct ctl *ctl, unsigned core, struct ctl_snapshot *out)
+{
+	const struct ctl_snapshot *s = &ctl->snap[core];
+	for (int tries = 0; tries < 1000; tries++) {
+		uint64_t a = atomic_load_explicit(&s->seq, memory_order_acquire);
+		if (a & 1)
+			continue;
+		memcpy((char *)out + sizeof(out->seq), (const char *)s + sizeof(s->seq),
+		       sizeof(*s) - sizeof(s->seq));
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&s->seq, memory_order_relaxed) == a)
+			return a ? 0 : -EAGAIN; /* 0: never published yet */
+	}
+	return -EBUSY;
+}
+
+static void hist_merge(struct hist *into, const struct hist *h)
+{
+	into->count += h->count;
+	into->sum_ns += h->sum_ns;
+	for (unsigned i = 0; i < HIST_BUCKETS; i++)
+		into->bucket[i] += h->bucket[i];
+}
+
+static json_t *core_json(const struct ctl_snapshot *s, unsigned index, unsigned ncores)
+{
+	json_t *rings = json_array();
+	for (unsigned i = 0; i < ncores; i++)
+		json_array_append_new(rings, json_integer((json_int_t)s->ring_depth[i]));
+	const struct hist *h = &s->latency;
+	return json_pack(
+		"{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+		" s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:{s:f, s:f, s:f, s:f, s:I}}",
+		"core", (int)index,
+		"connections", (json_int_t)s->net.active,
+		"http_connections", (json_int_t)s->http.conns_open,
+		"accepted", (json_int_t)s->net.accepted, "refused", (json_int_t)s->net.refused,
+		"requests", (json_int_t)s->http.requests, "responses", (json_int_t)s->http.responses,
+		"responses_5xx", (json_int_t)s->http.status_class[5],
+		"objects_active", (json_int_t)s->obj.active,
+		"objects_hibernated", (json_int_t)s->objws.hibernated,
+		"activations", (json_int_t)s->obj.activations, "evictions", (json_int_t)s->obj.evictions,
+		"websockets", (json_int_t)s->ws.active, "ws_messages_in", (json_int_t)s->ws.msgs_in,
+		"ws_frames_out", (json_int_t)s->ws.frames_out,
+		"commits", (json_int_t)s->commit.commits, "batches", (json_int_t)s->commit.batches,
+		"syncs", (json_int_t)s->commit.syncs, "commit_failures", (json_int_t)s->commit.failures,
+		"alarms_pending", (json_int_t)s->alarms.pending, "alarms_fired", (json_int_t)s->alarms.fired,
+		"busy_ns", (json_int_t)s->core.busy_ns, "loops", (json_int_t)s->core.loops,
+		"messages_in", (json_int_t)s->core.msgs_in, "timers", (json_int_t)s->timers,
+		"ring_depth", rings,
+		"latency_us", "p50", hist_percentile(h, 50) / 1e3, "p90", hist_percentile(h, 90) / 1e3,
+		"p99", hist_percentile(h, 99) / 1e3, "p999", hist_percentile(h, 99.9) / 1e3,
+		"count", (json_int_t)h->count);
+}
+
+json_t *ctl_stats_json(struct ctl *ctl)
+{
+	unsigned n = ctl->group->ncores;
+	/* Heap, not static: the control and telemetry threads both come here. */
+	struct ctl_snapshot *s = malloc(sizeof(*s)), *total = calloc(1, sizeof(*total));
+	if (!s || !total) {
+		free(s);
+		free(total);
+		return NULL;
+	}
+	json_t *cores = json_array();
+	for (unsigned i = 0; i < n; i++) {
+		if (ctl_read_snapshot(ctl, i, s) < 0)
+			memset(s, 0, sizeof(*s));
+		json_array_append_new(cores, core_json(s, i, n));
+		/* Totals: every counter field summed (all are uint64_t from http to timers). */
+		uint64_t *t = (uint64_t *)&total->http, *v = (uint64_t *)&s->http;
+		size_t words = (offsetof(struct ctl_snapshot, ring_depth) -
+				offsetof(struct ctl_snapshot, http)) / sizeof(uint64_t);
+		for (size_t k = 0; k < words; k++)
+			t[k] += v[k];
+		for (unsigned k = 0; k < n; k++)
+			total->ring_depth[k] += s->ring_depth[k];
+		hist_merge(&total->latency, &s->latency);
+	}
+	json_t *tot = core_json(total, 0, n);
+	json_object_del(tot, "core");
+	free(s);
+	free(total);
+	return json_pack("{s:b, s:I, s:o, s:o}", "ok", 1, "uptime_ms",
+			 (json_int_t)(clock_now_ms() - ctl->started_mono_ms), "cores", cores,
+			 "total", tot);
+}
+
+json_t *ctl_status_json(struct ctl *ctl)
+{
+	const struct duro_config *cfg = ctl->cfg;
+	json_t *listeners = json_array();
+	for (unsigned i = 0; i < cfg->net.nlisten; i++)
+		json_array_append_new(listeners, json_string(cfg->net.listen[i].text));
+	return json_pack("{s:b, s:s, s:I, s:I, s:I, s:s, s:i, s:o, s:s, s:s, s:s}", "ok", 1,
+			 "version", ctl->version, "pid", (json_int_t)getpid(),
+			 "started_at_ms", (json_int_t)ctl->started_wall_ms, "uptime_ms",
+			 (json_int_t)(clock_now_ms() - ctl->started_mono_ms), "backend", ctl->backend,
+			 "cores", (int)ctl->group->ncores, "listeners", listeners, "data_dir",
+			 cfg->obj.data_dir, "control_socket", ctl->socket_path, "metrics",
+			 cfg->control.metrics);
+}
+
+/* ---- Prometheus text exposition (version 0.0.4) ---- */
+
+struct metric {
+	const char *name, *type, *help;
+	size_t offset; /* of a uint64_t in struct ctl_snapshot */
+};
+
+#define SNAP(field) offsetof(struct ctl_snapshot, field)
+
+static const struct metric metrics[] = {
+	{ "duro_connections_open", "gauge", "Open client connections (HTTP and WebSocket).", SNAP(net.active) },
+	{ "duro_connections_accepted_total", "counter", "Connections accepted.", SNAP(net.accepted) },
+	{ "duro_connections_refused_total", "counter", "Connections refused at the per-core limit.", SNAP(net.refused) },
+	{ "duro_received_bytes_total", "counter", "Bytes received from clients.", SNAP(net.recv_bytes) },
+	{ "duro_sent_bytes_total", "counter", "Bytes sent to clients.", SNAP(net.sent_bytes) },
+	{ "duro_requests_total", "counter", "HTTP requests read.", SNAP(http.requests) },
+	{ "duro_responses_total", "counter", "HTTP responses written.", SNAP(http.responses) },
+	{ "duro_bad_requests_total", "counter", "Requests refused as malformed (400).", SNAP(http.bad_requests) },
+	{ "duro_objects_active", "gauge", "Objects in memory.", SNAP(obj.active) },
+	{ "duro_objects_hibernated", "gauge", "Objects evicted while their WebSockets stay open.", SNAP(objws.hibernated) },
+	{ "duro_object_activations_total", "counter", "Objects loaded into memory.", SNAP(obj.activations) },
+	{ "duro_object_evictions_total", "counter", "Objects unloaded.", SNAP(obj.evictions) },
+	{ "duro_handler_failures_total", "counter", "Request handlers that failed.", SNAP(obj.handler_failures) },
+	{ "duro_websockets_open", "gauge", "WebSockets and event streams open.", SNAP(ws.active) },
+	{ "duro_websocket_messages_received_total", "counter", "WebSocket messages received.", SNAP(ws.msgs_in) },
+	{ "duro_websocket_frames_sent_total", "counter", "WebSocket frames queued to clients.", SNAP(ws.frames_out) },
+	{ "duro_websocket_slow_closes_total", "counter", "Sockets closed with 1013: reader too slow.", SNAP(ws.closes_slow) },
+	{ "duro_websocket_protocol_closes_total", "counter", "Sockets closed for a protocol error.", SNAP(ws.closes_protocol) },
+	{ "duro_websocket_auto_responses_total", "counter", "Auto-responses answered without waking objects.", SNAP(objws.auto_responses) },
+	{ "duro_commits_total", "counter", "Transactions that wrote.", SNAP(commit.commits) },
+	{ "duro_commit_batches_total", "counter", "Commit-log records written.", SNAP(commit.batches) },
+	{ "duro_commit_syncs_total", "counter", "Commit-log syncs that succeeded.", SNAP(commit.syncs) },
+	{ "duro_commit_failures_total", "counter", "Commits that failed.", SNAP(commit.failures) },
+	{ "duro_alarms_pending", "gauge", "Alarms scheduled.", SNAP(alarms.pending) },
+	{ "duro_alarms_fired_total", "counter", "Alarms fired.", SNAP(alarms.fired) },
+	{ "duro_core_loops_total", "counter", "Reactor loop turns.", SNAP(core.loops) },
+	{ "duro_core_messages_total", "counter", "Cross-core messages received.", SNAP(core.msgs_in) },
+};
+
+/* Latency buckets in seconds for the histogram, from the cores' log-linear one. */
+static const double le_seconds[] = { 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+				     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+
+char *ctl_prometheus(struct ctl *ctl, size_t *len)
+{
+	char *buf = NULL;
+	FILE *f = open_memstream(&buf, len);
+	if (!f)
+		return NULL;
+	unsigned n = ctl->group->ncores;
+	struct ctl_snapshot *snaps = malloc(n * sizeof(*snaps));
+	int have[DURO_MAX_CORES];
+	if (!snaps) {
+		fclose(f);
+		free(buf);
+		return NULL;
+	}
+	for (unsigned i = 0; i < n; i++)
+		have[i] = ctl_read_snapshot(ctl, i, &snaps[i]) == 0;
+	fprintf(f, "# HELP duro_info duro's version and network backend.\n# TYPE duro_info gauge\n"
+		   "duro_info{version=\"%s\",backend=\"%s\"} 1\n", ctl->version, ctl->backend);
+	fprintf(f, "# HELP duro_uptime_seconds Seconds since durod started.\n# TYPE duro_uptime_seconds gauge\n"
+		   "duro_uptime_seconds %.3f\n", (double)(clock_now_ms() - ctl->started_mono_ms) / 1e3);
+	for (size_t m = 0; m < sizeof(metrics) / sizeof(metrics[0]); m++) {
+		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", metrics[m].name, metrics[m].help,
+			metrics[m].name, metrics[m].type);
+		for (unsigned i = 0; i < n; i++) {
+			if (!have[i])
+				continue;
+			uint64_t v;
+			memcpy(&v, (const char *)&snaps[i] + metrics[m].offset, sizeof(v));
+			fprintf(f, "%s{core=\"%u\"} %llu\n", metrics[m].name, i, (unsigned long long)v);
+		}
+	}
+	fprintf(f, "# HELP duro_responses_by_class_total HTTP responses by status class.\n"
+		   "# TYPE duro_responses_by_class_total counter\n");
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned k = 1; k <= 5 && have[i]; k++)
+			fprintf(f, "duro_responses_by_class_total{core=\"%u\",class=\"%uxx\"} %llu\n", i, k,
+				(unsigned long long)snaps[i].http.status_class[k]);
+	fprintf(f, "# HELP duro_core_busy_seconds_total Time in loop turns that did work.\n"
+		   "# TYPE duro_core_busy_seconds_total counter\n");
+	for (unsigned i = 0; i < n; i++)
+		if (have[i])
+			fprintf(f, "duro_core_busy_seconds_total{core=\"%u\"} %.6f\n", i,
+				(double)snaps[i].core.busy_ns / 1e9);
+	fprintf(f, "# HELP duro_ring_depth Messages waiting in a cross-core ring.\n# TYPE duro_ring_depth gauge\n");
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned k = 0; k < n && have[i]; k++)
+			if (k != i)
+				fprintf(f, "duro_ring_depth{core=\"%u\",from=\"%u\"} %u\n", i, k,
+					snaps[i].ring_depth[k]);
+	fprintf(f, "# HELP duro_request_duration_seconds Time from a request's first byte to its response.\n"
+		   "# TYPE duro_request_duration_seconds histogram\n");
+	for (unsigned i = 0; i < n; i++) {
+		if (!have[i])
+			continue;
+		const struct hist *h = &snaps[i].latency;
+		uint64_t acc = 0;
+		unsigned b = 0;
+		for (size_t k = 0; k < sizeof(le_seconds) / sizeof(le_seconds[0]); k++) {
+			uint64_t limit_ns = (uint64_t)(le_seconds[k] * 1e9);
+			/* Buckets whose lower bound is under the limit: within 6.25% of it. */
+			while (b < HIST_BUCKETS && hist_value(b) < limit_ns)
+				acc += h->bucket[b++];
+			fprintf(f, "duro_request_duration_seconds_bucket{core=\"%u\",le=\"%g\"} %llu\n", i,
+				le_seconds[k], (unsigned long long)acc);
+		}
+		fprintf(f, "duro_request_duration_seconds_bucket{core=\"%u\",le=\"+Inf\"} %llu\n", i,
+			(unsigned long long)h->count);
+		fprintf(f, "duro_request_duration_seconds_sum{core=\"%u\"} %.9f\n", i, (double)h->sum_ns / 1e9);
+		fprintf(f, "duro_request_duration_seconds_count{core=\"%u\"} %llu\n", i,
+			(unsigned long long)h->count);
+	}
+	free(snaps);
+	fclose(f);
+	return buf;
+}

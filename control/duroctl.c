@@ -1,0 +1,376 @@
+/* duroctl: the operator's CLI over durod's control socket. One JSON request per command,
+ * shown as text for people or as the raw reply with --json; `top` refreshes every second. */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXIT_FAILED 1
+#define EXIT_USAGE 2
+#define EXIT_UNREACHABLE 3
+
+static const char *socket_path = "./duro-data/control.sock";
+static int as_json;
+static int fd = -1;
+static char rbuf[1 << 20];
+static size_t rlen;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: duroctl [--socket PATH] [--json] COMMAND [ARGS]\n"
+		"\n"
+		"  status                       version, uptime, backend, cores, listeners, data_dir\n"
+		"  stats                        per core and total: connections, requests, objects,\n"
+		"                               WebSockets, commits, alarms, latency, busy time\n"
+		"  top [--iterations N]         stats every second, as rates (q or Ctrl-C to leave)\n"
+		"  connections                  open connections and WebSockets per core\n"
+		"  shards                       slots per core (and the slot -> core map with --json)\n"
+		"  config                       the effective config\n"
+		"  log-level [LEVEL]            show or set: error, warn, info, debug\n"
+		"  drain                        stop accepting; open connections finish\n"
+		"  objects [--class C] [--after ID] [--limit N]\n"
+		"                               stored objects, with names where known\n"
+		"  object ID                    owner core, in memory or not, size, keys, alarms, sockets\n"
+		"  object ID keys [--prefix P] [--after K] [--limit N]\n"
+		"  evict ID                     unload an object now (its sockets stay open)\n"
+		"  delete ID --yes              delete all of an object's storage, alarms and name\n"
+		"\n"
+		"The socket defaults to ./duro-data/control.sock (durod's default data_dir).\n"
+		"Exit status: 0 done, 1 the command failed, 2 usage, 3 durod unreachable.\n");
+}
+
+static int connect_socket(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(socket_path) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "duroctl: socket path too long: %s\n", socket_path);
+		return -1;
+	}
+	strcpy(sa.sun_path, socket_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		fprintf(stderr, "duroctl: cannot reach durod at %s: %s\n", socket_path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Sends one request, returns the reply (new reference) or NULL. */
+static json_t *call(json_t *req)
+{
+	char *text = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	size_t n = strlen(text);
+	text[n] = '\n';
+	ssize_t w = send(fd, text, n + 1, MSG_NOSIGNAL);
+	free(text);
+	if (w != (ssize_t)(n + 1)) {
+		fprintf(stderr, "duroctl: send: %s\n", strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		char *nl = memchr(rbuf, '\n', rlen);
+		if (nl) {
+			*nl = 0;
+			json_error_t err;
+			json_t *r = json_loads(rbuf, 0, &err);
+			size_t used = (size_t)(nl - rbuf) + 1;
+			memmove(rbuf, rbuf + used, rlen - used);
+			rlen -= used;
+			if (!r)
+				fprintf(stderr, "duroctl: bad reply: %s\n", err.text);
+			return r;
+		}
+		if (rlen == sizeof(rbuf)) {
+			fprintf(stderr, "duroctl: reply too large\n");
+			return NULL;
+		}
+		ssize_t r = recv(fd, rbuf + rlen, sizeof(rbuf) - rlen, 0);
+		if (r <= 0) {
+			fprintf(stderr, "duroctl: durod closed the connection\n");
+			return NULL;
+		}
+		rlen += (size_t)r;
+	}
+}
+
+static json_int_t I(json_t *o, const char *k) { return json_integer_value(json_object_get(o, k)); }
+static const char *S(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+static double LAT(json_t *o, const char *p)
+{
+	return json_number_value(json_object_get(json_object_get(o, "latency_us"), p)) / 1000.0;
+}
+
+static void print_status(json_t *r)
+{
+	printf("durod %s, pid %lld, up %.0f s, backend %s, %lld cores\n", S(r, "version"),
+	       (long long)I(r, "pid"), (double)I(r, "uptime_ms") / 1000, S(r, "backend"),
+	       (long long)I(r, "cores"));
+	printf("listeners:");
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(r, "listeners"), i, v)
+		printf(" %s", json_string_value(v));
+	printf("\ndata_dir: %s\ncontrol socket: %s\n", S(r, "data_dir"), S(r, "control_socket"));
+	if (*S(r, "metrics"))
+		printf("metrics: http://%s/metrics, dashboard http://%s/dashboard\n", S(r, "metrics"),
+		       S(r, "metrics"));
+}
+
+static void stats_row(const char *label, json_t *c)
+{
+	printf("%-6s %7lld %10lld %6lld %7lld %6lld %9lld %8lld %8lld %8.2f %8.2f %8.2f\n", label,
+	       (long long)I(c, "connections"), (long long)I(c, "requests"),
+	       (long long)I(c, "websockets"), (long long)I(c, "objects_active"),
+	       (long long)I(c, "objects_hibernated"), (long long)I(c, "commits"),
+	       (long long)I(c, "syncs"), (long long)I(c, "alarms_pending"), LAT(c, "p50"),
+	       LAT(c, "p99"), LAT(c, "p999"));
+}
+
+static void print_stats(json_t *r)
+{
+	printf("%-6s %7s %10s %6s %7s %6s %9s %8s %8s %8s %8s %8s\n", "core", "conns", "requests",
+	       "ws", "objects", "hib", "commits", "syncs", "alarms", "p50 ms", "p99 ms", "p999 ms");
+	size_t i;
+	json_t *c;
+	json_array_foreach(json_object_get(r, "cores"), i, c) {
+		char label[24];
+		snprintf(label, sizeof(label), "%zu", i);
+		stats_row(label, c);
+	}
+	stats_row("total", json_object_get(r, "total"));
+}
+
+static volatile sig_atomic_t stop;
+static void on_sigint(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static int top(long iterations)
+{
+	signal(SIGINT, on_sigint);
+	json_t *prev = NULL;
+	double prev_t = 0;
+	for (long it = 0; !stop && (iterations <= 0 || it < iterations); it++) {
+		json_t *r = call(json_pack("{s:s}", "cmd", "stats"));
+		json_t *st = call(json_pack("{s:s}", "cmd", "status"));
+		if (!r || !st)
+			return EXIT_UNREACHABLE;
+		double t = (double)I(r, "uptime_ms") / 1000;
+		double dt = prev ? t - prev_t : 0;
+		if (isatty(1))
+			printf("\033[H\033[2J");
+		printf("duro top — durod %s, up %.0f s, %lld cores, %s\n\n", S(st, "version"), t,
+		       (long long)I(st, "cores"), S(st, "backend"));
+		printf("%-6s %6s %10s %7s %6s %7s %6s %10s %8s %8s\n", "core", "busy%", "req/s", "conns",
+		       "ws", "objects", "hib", "commits/s", "p50 ms", "p99 ms");
+		size_t i;
+		json_t *c;
+		json_array_foreach(json_object_get(r, "cores"), i, c) {
+			json_t *pc = prev ? json_array_get(json_object_get(prev, "cores"), i) : NULL;
+			double busy = pc && dt > 0 ? (double)(I(c, "busy_ns") - I(pc, "busy_ns")) / (dt * 1e7) : 0;
+			double rps = pc && dt > 0 ? (double)(I(c, "requests") - I(pc, "requests")) / dt : 0;
+			double cps = pc && dt > 0 ? (double)(I(c, "commits") - I(pc, "commits")) / dt : 0;
+			printf("%-6zu %6.1f %10.0f %7lld %6lld %7lld %6lld %10.0f %8.2f %8.2f\n", i,
+			       busy > 100 ? 100 : busy, rps, (long long)I(c, "connections"),
+			       (long long)I(c, "websockets"), (long long)I(c, "objects_active"),
+			       (long long)I(c, "objects_hibernated"), cps, LAT(c, "p50"), LAT(c, "p99"));
+		}
+		fflush(stdout);
+		json_decref(prev);
+		json_decref(st);
+		prev = r;
+		prev_t = t;
+		if (iterations <= 0 || it + 1 < iterations) {
+			/* A second, or q on a terminal. */
+			fd_set rs;
+			FD_ZERO(&rs);
+			FD_SET(0, &rs);
+			struct timeval tv = { 1, 0 };
+			if (isatty(0) && select(1, &rs, NULL, NULL, &tv) > 0) {
+				char ch;
+				if (read(0, &ch, 1) == 1 && ch == 'q')
+					break;
+			} else if (!isatty(0)) {
+				nanosleep(&(struct timespec){ 1, 0 }, NULL);
+			}
+		}
+	}
+	json_decref(prev);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' }, { "json", no_argument, NULL, 'j' },
+		{ "class", required_argument, NULL, 'c' }, { "after", required_argument, NULL, 'a' },
+		{ "limit", required_argument, NULL, 'l' }, { "prefix", required_argument, NULL, 'p' },
+		{ "iterations", required_argument, NULL, 'i' }, { "yes", no_argument, NULL, 'y' },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	const char *cls = NULL, *after = NULL, *prefix = NULL;
+	long limit = 0, iterations = 0;
+	int yes = 0, o;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 's': socket_path = optarg; break;
+		case 'j': as_json = 1; break;
+		case 'c': cls = optarg; break;
+		case 'a': after = optarg; break;
+		case 'l': limit = strtol(optarg, NULL, 10); break;
+		case 'p': prefix = optarg; break;
+		case 'i': iterations = strtol(optarg, NULL, 10); break;
+		case 'y': yes = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	const char *cmd = argv[optind];
+	const char *arg1 = optind + 1 < argc ? argv[optind + 1] : NULL;
+	const char *arg2 = optind + 2 < argc ? argv[optind + 2] : NULL;
+	json_t *req = json_pack("{s:s}", "cmd", cmd);
+	if (!strcmp(cmd, "log-level") && arg1) {
+		json_object_set_new(req, "level", json_string(arg1));
+	} else if (!strcmp(cmd, "objects")) {
+		if (cls)
+			json_object_set_new(req, "class", json_string(cls));
+		if (after)
+			json_object_set_new(req, "after", json_string(after));
+		if (limit)
+			json_object_set_new(req, "limit", json_integer(limit));
+	} else if (!strcmp(cmd, "object") || !strcmp(cmd, "evict") || !strcmp(cmd, "delete")) {
+		if (!arg1) {
+			fprintf(stderr, "duroctl %s: want an object ID (64 hex digits)\n", cmd);
+			return EXIT_USAGE;
+		}
+		json_object_set_new(req, "id", json_string(arg1));
+		if (!strcmp(cmd, "delete")) {
+			if (!yes) {
+				fprintf(stderr, "duroctl delete: this removes all of the object's storage, alarms and name for good; add --yes\n");
+				return EXIT_USAGE;
+			}
+			json_object_set_new(req, "confirm", json_true());
+		}
+		if (arg2 && !strcmp(arg2, "keys")) {
+			json_object_set_new(req, "keys", json_true());
+			if (prefix)
+				json_object_set_new(req, "prefix", json_string(prefix));
+			if (after)
+				json_object_set_new(req, "after", json_string(after));
+			if (limit)
+				json_object_set_new(req, "limit", json_integer(limit));
+		}
+	}
+	if (connect_socket() < 0)
+		return EXIT_UNREACHABLE;
+	if (!strcmp(cmd, "top")) {
+		json_decref(req);
+		return top(iterations);
+	}
+	json_t *r = call(req);
+	if (!r)
+		return EXIT_UNREACHABLE;
+	if (!json_is_true(json_object_get(r, "ok"))) {
+		if (as_json)
+			puts(json_dumps(r, JSON_COMPACT));
+		fprintf(stderr, "duroctl %s: %s\n", cmd, S(r, "error"));
+		return EXIT_FAILED;
+	}
+	if (as_json) {
+		char *t = json_dumps(r, JSON_INDENT(2));
+		puts(t);
+		free(t);
+		return 0;
+	}
+	if (!strcmp(cmd, "status")) {
+		print_status(r);
+	} else if (!strcmp(cmd, "stats")) {
+		print_stats(r);
+	} else if (!strcmp(cmd, "connections")) {
+		printf("%-6s %8s %8s %10s %10s %8s %10s\n", "core", "open", "http", "websockets",
+		       "accepted", "refused", "slow-closes");
+		size_t i;
+		json_t *c;
+		json_array_foreach(json_object_get(r, "cores"), i, c)
+			printf("%-6lld %8lld %8lld %10lld %10lld %8lld %10lld\n", (long long)I(c, "core"),
+			       (long long)I(c, "open"), (long long)I(c, "http"), (long long)I(c, "websockets"),
+			       (long long)I(c, "accepted"), (long long)I(c, "refused"),
+			       (long long)I(c, "slow_closes"));
+		printf("total: %lld open, %lld WebSockets\n", (long long)I(r, "open"),
+		       (long long)I(r, "websockets"));
+	} else if (!strcmp(cmd, "shards")) {
+		printf("%lld slots over %lld cores\n", (long long)I(r, "slots"), (long long)I(r, "cores"));
+		size_t i;
+		json_t *v;
+		json_array_foreach(json_object_get(r, "slots_per_core"), i, v)
+			printf("core %zu: %lld slots\n", i, (long long)json_integer_value(v));
+	} else if (!strcmp(cmd, "config")) {
+		char *t = json_dumps(json_object_get(r, "config"), JSON_INDENT(2));
+		puts(t);
+		free(t);
+	} else if (!strcmp(cmd, "log-level")) {
+		printf("%s\n", S(r, "level"));
+	} else if (!strcmp(cmd, "drain")) {
+		printf("draining: %lld cores stopped accepting\n", (long long)I(r, "cores_drained"));
+	} else if (!strcmp(cmd, "objects")) {
+		size_t i;
+		json_t *ob;
+		json_array_foreach(json_object_get(r, "objects"), i, ob)
+			printf("%s %-12s core %lld %10lld bytes %6lld keys%s%s\n", S(ob, "id"), S(ob, "class"),
+			       (long long)I(ob, "core"), (long long)I(ob, "bytes"), (long long)I(ob, "keys"),
+			       json_object_get(ob, "name") ? "  name " : "", S(ob, "name"));
+		if (json_object_get(r, "next"))
+			printf("more: --after %s\n", S(r, "next"));
+	} else if (!strcmp(cmd, "object") && json_object_get(r, "keys") && json_is_array(json_object_get(r, "keys"))) {
+		size_t i;
+		json_t *k;
+		json_array_foreach(json_object_get(r, "keys"), i, k)
+			printf("%s\t%lld bytes\n", S(k, "key"), (long long)I(k, "bytes"));
+	} else if (!strcmp(cmd, "object")) {
+		printf("id: %s\nclass: %s (binding %s)\nowner core: %lld\nin memory: %s%s\n", S(r, "id"),
+		       S(r, "class"), S(r, "binding"), (long long)I(r, "core"),
+		       json_is_true(json_object_get(r, "in_memory")) ? "yes" : "no",
+		       json_is_true(json_object_get(r, "hibernated")) ? " (hibernated)" : "");
+		if (json_object_get(r, "name"))
+			printf("name: %s\n", S(r, "name"));
+		printf("storage: %lld bytes in %lld keys\nsockets: %lld\n", (long long)I(r, "bytes"),
+		       (long long)I(r, "keys"), (long long)I(r, "sockets"));
+		size_t i;
+		json_t *a;
+		json_array_foreach(json_object_get(r, "alarms"), i, a) {
+			time_t t = (time_t)(I(a, "time_ms") / 1000);
+			char when[64];
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
+			printf("alarm%s%s: %s\n", json_object_get(a, "name") ? " " : "", S(a, "name"), when);
+		}
+	} else if (!strcmp(cmd, "evict")) {
+		printf("%s\n", json_is_true(json_object_get(r, "evicted")) ? "evicted" : "not in memory");
+	} else if (!strcmp(cmd, "delete")) {
+		printf("deleted\n");
+	} else {
+		char *t = json_dumps(r, JSON_INDENT(2));
+		puts(t);
+		free(t);
+	}
+	json_decref(r);
+	return 0;
+}

@@ -229,7 +229,7 @@ static json_t *cmd_objects(json_t *req)
 	uint8_t start[DURO_ID_BYTES] = { 0 };
 	int have_start = 0;
 	if (after) {
-		if (strlen(after) != DURO_ID_HEX || hex_decode(after, DURO_ID_HEX, start) < 0)
+		if (strlen(after) != DURO_ID_HEX || hex_decode(after, DURO_ID_BYTES, start) < 0)
 			return error_reply("\"after\": want 64 hex digits");
 		/* The next ID after it: add one to the 32-byte big-endian number. */
 		int k = DURO_ID_BYTES - 1;

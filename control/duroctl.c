@@ -54,7 +54,7 @@ static int connect_socket(void)
 		fprintf(stderr, "duroctl: socket path too long: %s\n", socket_path);
 		return -1;
 	}
-	strcpy(sa.sun_path, socket_path);
+	memcpy(sa.sun_path, socket_path, strlen(socket_path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		fprintf(stderr, "duroctl: cannot reach durod at %s: %s\n", socket_path, strerror(errno));

@@ -11,6 +11,12 @@ PACKAGES=(
   python3 python3-pytest python3-requests python3-websockets nodejs node-ws
   curl iproute2 procps
 )
+# What only the tests need: a Prometheus text parser, a browser for the dashboard test,
+# and npm to fetch playwright-core (Debian does not package it).
+if [ "${DURO_TEST_DEPS:-0}" = 1 ]; then
+  PACKAGES+=(python3-prometheus-client chromium util-linux)
+  command -v npm >/dev/null || PACKAGES+=(npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -25,6 +31,12 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq >/dev/null
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "${DURO_TEST_DEPS:-0}" = 1 ] && [ ! -d .cache/playwright/node_modules/playwright-core ]; then
+  echo "setup: installing playwright-core from npm into .cache/playwright" >&2
+  mkdir -p .cache/playwright
+  (cd .cache/playwright && npm install --no-audit --no-fund --silent playwright-core@1.65.1 >/dev/null)
 fi
 
 build() {

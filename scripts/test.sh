@@ -4,7 +4,7 @@
 # time, tidy. The last line is "tests: N passed, N failed, N skipped"; exit 1 on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh release asan fuzz || { echo "tests: 0 passed, 1 failed"; exit 1; }
+DURO_TEST_DEPS=1 scripts/setup.sh release asan fuzz || { echo "tests: 0 passed, 1 failed"; exit 1; }
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 PY=/usr/bin/python3   # Debian's python with its pytest, requests and websockets

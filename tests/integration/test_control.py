@@ -1,0 +1,252 @@
+"""The control plane against a running durod: every duroctl command, bad requests over the
+socket, the socket's permissions, Prometheus text parsed by prometheus_client's parser, DPDK
+telemetry, drain."""
+import json
+import os
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+
+import requests
+
+from conftest import DUROD, free_port
+
+DUROCTL = os.path.join(os.path.dirname(DUROD), "duroctl")
+
+
+def ctl(d, *args, check=True, user=None):
+    cmd = [DUROCTL, "--socket", os.path.join(d.data_dir, "control.sock")] + list(args)
+    if user:
+        cmd = ["setpriv", "--reuid=%d" % user[0], "--regid=%d" % user[1], "--clear-groups"] + cmd
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    if check:
+        assert out.returncode == 0, (args, out.stdout, out.stderr)
+    return out
+
+
+def ctl_json(d, *args):
+    return json.loads(ctl(d, "--json", *args).stdout)
+
+
+def raw(d, line):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(os.path.join(d.data_dir, "control.sock"))
+    s.sendall(line)
+    data = b""
+    while not data.endswith(b"\n"):
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    s.close()
+    return data
+
+
+def test_status_stats_shards_config(durod):
+    for i in range(5):
+        requests.post(durod.url + "/counter/ctl-%d" % i)
+    st = ctl_json(durod, "status")
+    assert st["ok"] and st["version"] and st["cores"] == 2 and st["backend"] == "uring"
+    assert st["listeners"] == ["127.0.0.1:%d" % durod.port]
+    assert st["data_dir"] == durod.data_dir
+    human = ctl(durod, "status").stdout
+    assert "backend uring, 2 cores" in human
+    time.sleep(0.3)  # snapshots are published every 100 ms
+    s = ctl_json(durod, "stats")
+    assert len(s["cores"]) == 2
+    assert s["total"]["requests"] >= 5 and s["total"]["commits"] >= 5
+    assert s["total"]["latency_us"]["p99"] > 0
+    assert "total" in ctl(durod, "stats").stdout
+    sh = ctl_json(durod, "shards")
+    assert sh["slots"] == 4096 and sum(sh["slots_per_core"]) == 4096 and len(sh["owner"]) == 4096
+    cfg = ctl_json(durod, "config")["config"]
+    assert cfg["cores"] == 2 and cfg["websockets"]["max_per_object"] == 32768
+    assert any(b["class_name"] == "ChatRoom" for b in cfg["durable_objects"]["bindings"])
+    c = ctl_json(durod, "connections")
+    assert len(c["cores"]) == 2
+    top = ctl(durod, "top", "--iterations", "2").stdout
+    assert "req/s" in top and top.count("duro top") == 2
+
+
+def test_log_level(durod):
+    assert ctl(durod, "log-level").stdout.strip() == "info"
+    assert ctl(durod, "log-level", "debug").stdout.strip() == "debug"
+    requests.get(durod.url + "/nowhere")
+    out = ctl(durod, "log-level", "loud", check=False)
+    assert out.returncode == 1 and "want error, warn, info or debug" in out.stderr
+    ctl(durod, "log-level", "info")
+    assert "log level set to debug" in durod.logtext()
+
+
+def test_objects_names_keys_evict_delete(durod):
+    requests.put(durod.url + "/kv/inventory/k/apples", data="12")
+    requests.put(durod.url + "/kv/inventory/k/pears", data="7")
+    requests.post(durod.url + "/counter/visits")
+    r = requests.post(durod.url + "/obj/KV/new")
+    anon = r.headers["Duro-Id"]
+    requests.put(durod.url + "/obj/KV/%s/k/x" % anon, data="1")
+    objs = ctl_json(durod, "objects", "--class", "KV")["objects"]
+    by_name = {o.get("name"): o for o in objs}
+    assert "inventory" in by_name and by_name["inventory"]["keys"] == 2
+    assert by_name["inventory"]["bytes"] > 0
+    assert any(o["id"] == anon and "name" not in o for o in objs)
+    assert all(o["class"] == "KV" for o in objs)
+    # paging: one at a time reaches every object once
+    seen, after = [], None
+    while True:
+        args = ["objects", "--class", "KV", "--limit", "1"] + (["--after", after] if after else [])
+        page = ctl_json(durod, *args)
+        seen += [o["id"] for o in page["objects"]]
+        if "next" not in page:
+            break
+        after = page["next"]
+    assert sorted(seen) == sorted(o["id"] for o in objs)
+    inv = by_name["inventory"]["id"]
+    info = ctl_json(durod, "object", inv)
+    assert info["name"] == "inventory" and info["keys"] == 2 and info["class"] == "KV"
+    assert info["core"] in (0, 1)
+    keys = ctl_json(durod, "object", inv, "keys")["keys"]
+    assert [k["key"] for k in keys] == ["apples", "pears"]
+    assert [k["key"] for k in ctl_json(durod, "object", inv, "keys", "--prefix", "pe")["keys"]] == ["pears"]
+    assert "name: inventory" in ctl(durod, "object", inv).stdout
+    # evict: in memory, then not
+    assert ctl_json(durod, "object", inv)["in_memory"]
+    assert ctl_json(durod, "evict", inv)["evicted"]
+    assert not ctl_json(durod, "object", inv)["in_memory"]
+    assert requests.get(durod.url + "/kv/inventory/k/apples").text == "12"
+    # delete wants confirmation, then removes data and name
+    out = ctl(durod, "delete", inv, check=False)
+    assert out.returncode == 2
+    assert ctl_json(durod, "delete", inv, "--yes")["deleted"]
+    assert requests.get(durod.url + "/kv/inventory/k/apples").status_code == 404
+    names = [o.get("name") for o in ctl_json(durod, "objects")["objects"]]
+    assert "inventory" not in names and "visits" in names
+    # bad IDs
+    assert ctl(durod, "object", "zz", check=False).returncode == 1
+    other = "00" * 32
+    out = ctl(durod, "object", other, check=False)
+    assert out.returncode == 1 and "no namespace" in out.stderr
+
+
+def test_bad_requests_over_the_socket(durod):
+    assert json.loads(raw(durod, b"this is not json\n"))["ok"] is False
+    assert "want a JSON object" in json.loads(raw(durod, b"[1,2]\n"))["error"]
+    assert "unknown command" in json.loads(raw(durod, b'{"cmd":"launch"}\n'))["error"]
+    assert "want" in json.loads(raw(durod, b'{"nocmd":1}\n'))["error"]
+    assert "confirm" in json.loads(raw(durod, b'{"cmd":"delete","id":"%s"}\n' % (b"0" * 64)))["error"]
+    # an endless line is cut off, and the next client is served
+    r = raw(durod, b"x" * (70 * 1024))
+    assert b"request line over" in r
+    # a client that connects and says nothing does not stall others
+    idle = socket.socket(socket.AF_UNIX)
+    idle.connect(os.path.join(durod.data_dir, "control.sock"))
+    assert json.loads(raw(durod, b'{"cmd":"status"}\n'))["ok"]
+    idle.close()
+    # the cores keep serving
+    assert requests.post(durod.url + "/counter/still-fine").status_code == 200
+
+
+def test_socket_permissions(durod_factory):
+    d = durod_factory()
+    path = os.path.join(d.data_dir, "control.sock")
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    assert mode == 0o600
+    # another user cannot even connect
+    out = ctl(d, "status", check=False, user=(65534, 65534))
+    assert out.returncode == 3, out.stderr
+    # with a group, its members may (the socket in a directory they can reach: the data
+    # directory itself is the owner's only)
+    sockdir = tempfile.mkdtemp(prefix="duro-ctl-")
+    os.chmod(sockdir, 0o755)
+    p2 = os.path.join(sockdir, "ctl.sock")
+    d2 = durod_factory(config={"control": {"group": "nogroup", "socket": p2}})
+    assert stat.S_IMODE(os.stat(p2).st_mode) == 0o660
+    gid = __import__("grp").getgrnam("nogroup").gr_gid
+
+    def as_user(uid, gid):
+        cmd = ["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid, "--clear-groups", DUROCTL,
+               "--socket", p2, "status"]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    out = as_user(65534, gid)
+    assert out.returncode == 0, out.stderr
+    # a peer outside the group, on a socket opened up by hand, is refused by its credentials
+    os.chmod(p2, 0o666)
+    out = as_user(1, 1)  # daemon: not in nogroup
+    assert out.returncode == 1 and "permission denied" in out.stderr
+    assert "refused" in d2.logtext()
+    d2.stop()
+    assert not os.path.exists(p2)  # removed at exit
+    os.rmdir(sockdir)
+
+
+def test_prometheus_metrics_parse(durod_factory):
+    from prometheus_client.parser import text_string_to_metric_families
+    port = free_port()
+    d = durod_factory(config={"control": {"metrics": "127.0.0.1:%d" % port}})
+    for i in range(20):
+        requests.post(d.url + "/counter/m%d" % i)
+    time.sleep(0.3)
+    r = requests.get("http://127.0.0.1:%d/metrics" % port, timeout=5)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    fams = {f.name: f for f in text_string_to_metric_families(r.text)}
+    reqs = sum(s.value for s in fams["duro_requests"].samples)
+    assert reqs >= 20
+    assert {s.labels["core"] for s in fams["duro_requests"].samples} == {"0", "1"}
+    assert fams["duro_request_duration_seconds"].type == "histogram"
+    assert fams["duro_objects_active"].type == "gauge"
+    assert sum(s.value for s in fams["duro_commits"].samples) >= 20
+    stats = requests.get("http://127.0.0.1:%d/api/stats" % port).json()
+    assert stats["total"]["requests"] >= 20 and stats["status"]["cores"] == 2
+    page = requests.get("http://127.0.0.1:%d/dashboard" % port)
+    assert page.status_code == 200 and "<canvas" in page.text
+    assert requests.get("http://127.0.0.1:%d/nope" % port).status_code == 404
+    # a silent client of the metrics listener is dropped, not waited for
+    s = socket.create_connection(("127.0.0.1", port))
+    t0 = time.time()
+    assert requests.get("http://127.0.0.1:%d/metrics" % port, timeout=10).status_code == 200
+    assert time.time() - t0 < 5
+    s.close()
+
+
+def test_dpdk_telemetry(durod):
+    path = "/var/run/dpdk/durod%d/dpdk_telemetry.v2" % durod.proc.pid
+    for _ in range(50):
+        if os.path.exists(path):
+            break
+        time.sleep(0.1)
+    requests.post(durod.url + "/counter/tel")
+    time.sleep(0.3)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(path)
+    hello = json.loads(s.recv(16384))
+    assert "version" in hello
+    s.send(b"/")
+    cmds = json.loads(s.recv(16384))["/"]
+    assert "/duro/stats" in cmds and "/duro/core" in cmds and "/duro/status" in cmds
+    s.send(b"/duro/stats")
+    st = json.loads(s.recv(65536))["/duro/stats"]
+    assert st["requests"] >= 1 and "latency_us_p99" in st
+    s.send(b"/duro/core,1")
+    assert "requests" in json.loads(s.recv(65536))["/duro/core"]
+    s.send(b"/duro/status")
+    assert json.loads(s.recv(65536))["/duro/status"]["backend"] == "uring"
+    s.close()
+
+
+def test_drain_stops_accepting(durod_factory):
+    d = durod_factory()
+    keep = requests.Session()
+    assert keep.post(d.url + "/counter/before").status_code == 200
+    r = ctl_json(d, "drain")
+    assert r["ok"] and r["cores_drained"] == 2
+    time.sleep(0.2)
+    try:
+        requests.post(d.url + "/counter/after", timeout=2)
+        refused = False
+    except requests.ConnectionError:
+        refused = True
+    assert refused
+    assert ctl_json(d, "status")["ok"]  # the control socket still answers

@@ -260,12 +260,14 @@ int main(int argc, char **argv)
 	} else if (!strcmp(cmd, "object") || !strcmp(cmd, "evict") || !strcmp(cmd, "delete")) {
 		if (!arg1) {
 			fprintf(stderr, "duroctl %s: want an object ID (64 hex digits)\n", cmd);
+			json_decref(req);
 			return EXIT_USAGE;
 		}
 		json_object_set_new(req, "id", json_string(arg1));
 		if (!strcmp(cmd, "delete")) {
 			if (!yes) {
 				fprintf(stderr, "duroctl delete: this removes all of the object's storage, alarms and name for good; add --yes\n");
+				json_decref(req);
 				return EXIT_USAGE;
 			}
 			json_object_set_new(req, "confirm", json_true());
@@ -280,26 +282,30 @@ int main(int argc, char **argv)
 				json_object_set_new(req, "limit", json_integer(limit));
 		}
 	}
-	if (connect_socket() < 0)
+	if (connect_socket() < 0) {
+		json_decref(req);
 		return EXIT_UNREACHABLE;
+	}
 	if (!strcmp(cmd, "top")) {
 		json_decref(req);
-		return top(iterations);
+		int r = top(iterations);
+		close(fd);
+		return r;
 	}
 	json_t *r = call(req);
+	close(fd);
 	if (!r)
 		return EXIT_UNREACHABLE;
-	if (!json_is_true(json_object_get(r, "ok"))) {
-		if (as_json)
-			puts(json_dumps(r, JSON_COMPACT));
-		fprintf(stderr, "duroctl %s: %s\n", cmd, S(r, "error"));
-		return EXIT_FAILED;
-	}
-	if (as_json) {
-		char *t = json_dumps(r, JSON_INDENT(2));
-		puts(t);
+	if (!json_is_true(json_object_get(r, "ok")) || as_json) {
+		int failed = !json_is_true(json_object_get(r, "ok"));
+		char *t = json_dumps(r, failed ? JSON_COMPACT : JSON_INDENT(2));
+		if (t && as_json)
+			puts(t);
 		free(t);
-		return 0;
+		if (failed)
+			fprintf(stderr, "duroctl %s: %s\n", cmd, S(r, "error"));
+		json_decref(r);
+		return failed ? EXIT_FAILED : 0;
 	}
 	if (!strcmp(cmd, "status")) {
 		print_status(r);

@@ -294,3 +294,29 @@ int store_class(struct store *st, const char *class_name, int *cf, uint8_t secre
 		deleted_by[vl] = 0;
 	return -ENOENT;
 }
+
+int store_class_set_secret(struct store *st, const char *class_name, const uint8_t secret[32])
+{
+	char key[STORE_NAME_MAX + 8];
+	int kl = snprintf(key, sizeof(key), "class/%s", class_name);
+	char *err = NULL;
+	size_t vlen;
+	char *val = rocksdb_get_cf(st->db, st->ropts, st->cf[STORE_CF_META], key, (size_t)kl, &vlen, &err);
+	if (err) {
+		free(err);
+		return -EIO;
+	}
+	if (!val || vlen < 32) {
+		free(val);
+		return -ENOENT;
+	}
+	memcpy(val, secret, 32); /* the column family name after it stays */
+	rocksdb_put_cf(st->db, st->wopts_sync, st->cf[STORE_CF_META], key, (size_t)kl, val, vlen, &err);
+	free(val);
+	if (err) {
+		log_error("storage: class %s: new secret: %s", class_name, err);
+		free(err);
+		return -EIO;
+	}
+	return 0;
+}

@@ -215,11 +215,34 @@ int store_cf_by_name(const struct store *st, const char *cf_name)
 	return -ENOENT;
 }
 
+struct store_snapshot *store_snapshot_take(struct store *st)
+{
+	return (struct store_snapshot *)rocksdb_create_snapshot(st->db);
+}
+
+void store_snapshot_release(struct store *st, struct store_snapshot *snap)
+{
+	rocksdb_release_snapshot(st->db, (const rocksdb_snapshot_t *)snap);
+}
+
 int store_get(struct store *st, int cf, const void *key, size_t klen, struct store_value *out)
+{
+	return store_get_at(st, NULL, cf, key, klen, out);
+}
+
+int store_get_at(struct store *st, const struct store_snapshot *snap, int cf, const void *key,
+		 size_t klen, struct store_value *out)
 {
 	DURO_ASSERT(cf >= 0 && (unsigned)cf < st->ncf);
 	char *err = NULL;
-	rocksdb_pinnableslice_t *ps = rocksdb_get_pinned_cf(st->db, st->ropts, st->cf[cf], key, klen, &err);
+	rocksdb_readoptions_t *ro = st->ropts;
+	if (snap) {
+		ro = rocksdb_readoptions_create();
+		rocksdb_readoptions_set_snapshot(ro, (const rocksdb_snapshot_t *)snap);
+	}
+	rocksdb_pinnableslice_t *ps = rocksdb_get_pinned_cf(st->db, ro, st->cf[cf], key, klen, &err);
+	if (snap)
+		rocksdb_readoptions_destroy(ro);
 	if (err) {
 		log_error("storage: get: %s", err);
 		free(err);
@@ -250,6 +273,13 @@ struct store_iter {
 struct store_iter *store_iter_open(struct store *st, int cf, const void *lo, size_t lolen,
 				   const void *hi, size_t hilen, int reverse)
 {
+	return store_iter_open_at(st, NULL, cf, lo, lolen, hi, hilen, reverse);
+}
+
+struct store_iter *store_iter_open_at(struct store *st, const struct store_snapshot *snap, int cf,
+				      const void *lo, size_t lolen, const void *hi, size_t hilen,
+				      int reverse)
+{
 	struct store_iter *it = calloc(1, sizeof(*it) + lolen + hilen);
 	if (!it)
 		return NULL;
@@ -262,6 +292,8 @@ struct store_iter *store_iter_open(struct store *st, int cf, const void *lo, siz
 	it->hilen = hi ? hilen : 0;
 	it->reverse = reverse;
 	it->ro = rocksdb_readoptions_create();
+	if (snap)
+		rocksdb_readoptions_set_snapshot(it->ro, (const rocksdb_snapshot_t *)snap);
 	/* Bounds let RocksDB skip files and tombstones outside the object's key range. */
 	rocksdb_readoptions_set_iterate_lower_bound(it->ro, it->lo, lolen);
 	if (hi)
@@ -340,6 +372,18 @@ void store_batch_delete_range(struct store *st, struct store_batch *b, int cf, c
 {
 	rocksdb_writebatch_delete_range_cf((rocksdb_writebatch_t *)b, st->cf[cf], lo, lolen,
 					   hi, hilen);
+}
+
+int store_write_durable(struct store *st, struct store_batch *b)
+{
+	char *err = NULL;
+	rocksdb_write(st->db, st->wopts_sync, (rocksdb_writebatch_t *)b, &err);
+	if (err) {
+		log_error("storage: durable write: %s", err);
+		free(err);
+		return -EIO;
+	}
+	return 0;
 }
 
 int store_apply(struct store *st, struct store_batch *b)

@@ -84,6 +84,18 @@ int store_iter_next(struct store_iter *it, const char **key, size_t *klen, const
 		    size_t *vlen);
 void store_iter_close(struct store_iter *it);
 
+/* A consistent view of the whole database as of the call, for exports; reads through it
+ * see nothing written later. Release it on the thread that took it. */
+struct store_snapshot;
+struct store_snapshot *store_snapshot_take(struct store *st);
+void store_snapshot_release(struct store *st, struct store_snapshot *snap);
+/* store_get and store_iter_open reading from a snapshot (NULL: the latest state). */
+int store_get_at(struct store *st, const struct store_snapshot *snap, int cf, const void *key,
+		 size_t klen, struct store_value *out);
+struct store_iter *store_iter_open_at(struct store *st, const struct store_snapshot *snap, int cf,
+				      const void *lo, size_t lolen, const void *hi, size_t hilen,
+				      int reverse);
+
 /* Write batches: built on a core, logged, then applied. */
 struct store_batch;
 struct store_batch *store_batch_new(void);
@@ -97,6 +109,13 @@ void store_batch_delete(struct store *st, struct store_batch *b, int cf, const v
 /* Deletes every key in [lo, hi). */
 void store_batch_delete_range(struct store *st, struct store_batch *b, int cf, const void *lo, size_t lolen,
 			      const void *hi, size_t hilen);
+
+/* Writes a batch through RocksDB's own WAL with a sync: durable on return. For writes
+ * made outside the cores' commit logs (imports). Returns 0 or -EIO. */
+int store_write_durable(struct store *st, struct store_batch *b);
+/* Replaces a class's namespace secret (an import adopting the exporting box's IDs).
+ * Returns 0, -ENOENT (no such class) or -EIO. */
+int store_class_set_secret(struct store *st, const char *class_name, const uint8_t secret[32]);
 
 /* Applies a batch that its commit log already made durable: RocksDB's own WAL is off, the
  * commit logs are the write-ahead log. Returns 0 or -EIO (the caller retries later). */

@@ -7,6 +7,7 @@
 #include "siphash.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -43,13 +44,18 @@ void obj_each_class(void (*fn)(const char *name, void *arg), void *arg)
 
 void obj_namespace_keys(struct duro_namespace *ns, const uint8_t secret[32])
 {
-	memcpy(ns->name_key, secret, 16);
-	memcpy(ns->mac_key, secret + 16, 16);
+	memcpy(ns->keys_initial, secret, 32);
+	atomic_store_explicit(&ns->keys, ns->keys_initial, memory_order_release);
 }
 
-static void seal(const struct duro_namespace *ns, struct duro_id *id)
+static const uint8_t *keys_of(const struct duro_namespace *ns)
 {
-	siphash128(ns->mac_key, id->bytes, 16, id->bytes + 16);
+	return atomic_load_explicit(&((struct duro_namespace *)ns)->keys, memory_order_acquire);
+}
+
+static void seal(const uint8_t *keys, struct duro_id *id)
+{
+	siphash128(keys + 16, id->bytes, 16, id->bytes + 16);
 }
 
 int duro_id_from_name(const struct duro_namespace *ns, const char *name, size_t len,
@@ -57,8 +63,9 @@ int duro_id_from_name(const struct duro_namespace *ns, const char *name, size_t 
 {
 	if (len == 0 || len > DURO_MAX_NAME)
 		return -EINVAL;
-	siphash128(ns->name_key, name, len, out->bytes);
-	seal(ns, out);
+	const uint8_t *k = keys_of(ns);
+	siphash128(k, name, len, out->bytes);
+	seal(k, out);
 	return 0;
 }
 
@@ -74,7 +81,7 @@ int duro_id_new(const struct duro_namespace *ns, struct duro_id *out)
 		}
 		got += (size_t)r;
 	}
-	seal(ns, out);
+	seal(keys_of(ns), out);
 	return 0;
 }
 
@@ -84,7 +91,7 @@ int duro_id_from_string(const struct duro_namespace *ns, const char *hex, size_t
 	if (len != DURO_ID_HEX || hex_decode(hex, DURO_ID_BYTES, out->bytes) < 0)
 		return -EINVAL;
 	uint8_t mac[16];
-	siphash128(ns->mac_key, out->bytes, 16, mac);
+	siphash128(keys_of(ns) + 16, out->bytes, 16, mac);
 	/* Constant time: the comparison must not tell an attacker how many bytes matched. */
 	uint8_t diff = 0;
 	for (int i = 0; i < 16; i++)

@@ -70,8 +70,11 @@ struct duro_namespace {
 	const struct obj_binding *binding;
 	const struct duro_class *cls;
 	int cf;               /* the class's column family */
-	uint8_t name_key[16]; /* keys the hash of names into ID bodies */
-	uint8_t mac_key[16];  /* keys the MAC that binds an ID to this namespace */
+	/* The name key (16 bytes, keys the hash of names into ID bodies) then the MAC key (16,
+	 * binds an ID to this namespace). An import that adopts another box's secret swaps
+	 * the pointer whole, so no reader mixes old and new halves. */
+	const uint8_t *_Atomic keys;
+	uint8_t keys_initial[32];
 };
 
 struct obj_commit_counters {

@@ -66,6 +66,20 @@ int obj_evict(struct core *c, unsigned ns, const struct duro_id *id);
 int obj_delete(struct core *c, unsigned ns, const struct duro_id *id,
 	       void (*done)(void *arg, int status), void *arg);
 
+/* 1 when every commit this core made durable is also in RocksDB (a snapshot taken now
+ * holds every write acknowledged so far), 0 while an apply is pending. */
+int obj_storage_settled(struct core *c);
+/* Restores one object from an export, as one event: every key (duro's own alarm keys
+ * included, so its alarms are scheduled) and its name. The object must hold nothing yet
+ * (-EEXIST). done is called on this core once durable (0) or failed. Returns 0 or a
+ * negative errno (then done is not called). */
+int obj_import(struct core *c, unsigned ns, const struct duro_id *id, const char *name,
+	       size_t name_len, const struct duro_kv *entries, size_t n,
+	       void (*done)(void *arg, int status), void *arg);
+/* Makes `secret` the namespace's, live (an import adopting the exporting box's IDs). The
+ * caller has stored it in the meta family first. */
+int obj_namespace_adopt(unsigned ns, const uint8_t secret[32]);
+
 /* Derivation without a namespace lookup, for tests: see duro.h for the contracts. */
 void obj_namespace_keys(struct duro_namespace *ns, const uint8_t secret[32]);
 

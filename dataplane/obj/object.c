@@ -648,6 +648,27 @@ int obj_evict(struct core *c, unsigned ns, const struct duro_id *id)
 	return 1;
 }
 
+int obj_storage_settled(struct core *c) { return commit_applied_seq(c) >= commit_durable_seq(c); }
+
+int obj_namespace_adopt(unsigned ns, const uint8_t secret[32])
+{
+	/* Never freed: a core may be deriving an ID with the old keys right now. */
+	uint8_t *k = malloc(32);
+	if (!k)
+		return -ENOMEM;
+	memcpy(k, secret, 32);
+	atomic_store_explicit(&rt.ns[ns].keys, k, memory_order_release);
+	return 0;
+}
+
+static int any_key(void *arg, struct duro_str k, struct duro_str v)
+{
+	(void)k;
+	(void)v;
+	*(int *)arg = 1;
+	return 1;
+}
+
 struct delete_wait {
 	void (*done)(void *arg, int status);
 	void *arg;
@@ -659,6 +680,44 @@ static void delete_synced(struct duro_object *o, int status, void *arg)
 	struct delete_wait *w = arg;
 	w->done(w->arg, status);
 	free(w);
+}
+
+int obj_import(struct core *c, unsigned ns, const struct duro_id *id, const char *name,
+	       size_t name_len, const struct duro_kv *entries, size_t n,
+	       void (*done)(void *arg, int status), void *arg)
+{
+	int err = 0;
+	struct object *obj = object_activate(c, &rt.ns[ns], id, &err);
+	if (!obj)
+		return err ? err : -EIO;
+	if (obj->running)
+		return -EBUSY;
+	struct delete_wait *w = malloc(sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	*w = (struct delete_wait){ done, arg };
+	event_begin(c, obj);
+	struct duro_list_options all = { .limit = 1 };
+	int found = 0;
+	int r = kv_list(obj, &all, any_key, &found, 1);
+	if (r >= 0 && found)
+		r = -EEXIST;
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		r = kv_write(obj, entries[i].key.ptr, entries[i].key.len, entries[i].value.ptr,
+			     entries[i].value.len, 1);
+	if (r >= 0 && name_len && !obj->name && (obj->name = malloc(name_len))) {
+		memcpy(obj->name, name, name_len);
+		obj->name_len = (uint16_t)name_len;
+	}
+	if (r >= 0)
+		r = duro_sync((struct duro_object *)obj, delete_synced, w);
+	int wrote = event_end(c, obj, r >= 0);
+	if (r < 0) {
+		free(w);
+		return r;
+	}
+	(void)wrote; /* a refused write reaches done through the sync */
+	return 0;
 }
 
 int obj_delete(struct core *c, unsigned ns, const struct duro_id *id,

@@ -37,23 +37,18 @@
 
 /* ---- commands that run on a core ---- */
 
-enum cmd_state { CMD_PENDING, CMD_DONE, CMD_ABANDONED };
+void ctl_cmd_free(struct ctl_cmd *cmd)
+{
+	if (cmd->payload_free)
+		cmd->payload_free(cmd->payload);
+	free(cmd);
+}
 
-struct ctl_cmd {
-	_Atomic int state;
-	/* Runs on the core: returns 1 when finished, 0 when ctl_cmd_finish comes later. */
-	int (*fn)(struct core *c, struct ctl_cmd *cmd);
-	unsigned ns;
-	struct duro_id id;
-	int result;
-	struct obj_info info;
-};
-
-static void cmd_finish(struct ctl_cmd *cmd)
+void ctl_cmd_finish(struct ctl_cmd *cmd)
 {
 	int expect = CMD_PENDING;
 	if (!atomic_compare_exchange_strong(&cmd->state, &expect, CMD_DONE))
-		free(cmd); /* the control thread gave up waiting: the command is ours to free */
+		ctl_cmd_free(cmd); /* the control thread gave up waiting: ours to free */
 }
 
 void ctl_core_tick(struct ctl *ctl, struct core *c)
@@ -66,19 +61,18 @@ void ctl_core_tick(struct ctl *ctl, struct core *c)
 		struct ctl_cmd *cmd = cmds[i];
 		core_did_work(c);
 		if (cmd->fn(c, cmd))
-			cmd_finish(cmd);
+			ctl_cmd_finish(cmd);
 	}
 }
 
-/* Sends cmd to core `core` and waits for it. Returns 0 (cmd->result holds the outcome) or
- * -ETIMEDOUT (the command then belongs to the core, which frees it). */
-static int run_on_core(struct ctl *ctl, unsigned core, struct ctl_cmd *cmd)
+int ctl_post_to_core(struct ctl *ctl, unsigned core, struct ctl_cmd *cmd)
 {
 	atomic_store(&cmd->state, CMD_PENDING);
-	if (rte_ring_mp_enqueue(ctl->mailbox[core], cmd) != 0) {
-		free(cmd);
-		return -EAGAIN;
-	}
+	return rte_ring_mp_enqueue(ctl->mailbox[core], cmd) == 0 ? 0 : -EAGAIN;
+}
+
+int ctl_wait(struct ctl *ctl, struct ctl_cmd *cmd)
+{
 	uint64_t deadline = clock_now_ms() + CTL_CMD_TIMEOUT_MS;
 	while (atomic_load(&cmd->state) == CMD_PENDING) {
 		/* Cores leaving their loops will not pick it up: give up at once. */
@@ -88,9 +82,29 @@ static int run_on_core(struct ctl *ctl, unsigned core, struct ctl_cmd *cmd)
 				return -ETIMEDOUT;
 			break; /* finished just now */
 		}
-		usleep(1000);
+		usleep(200);
 	}
 	return 0;
+}
+
+int ctl_run_on_core(struct ctl *ctl, unsigned core, struct ctl_cmd *cmd)
+{
+	if (ctl_post_to_core(ctl, core, cmd) < 0) {
+		ctl_cmd_free(cmd);
+		return -EAGAIN;
+	}
+	return ctl_wait(ctl, cmd);
+}
+
+#define run_on_core ctl_run_on_core
+#define error_reply ctl_error_reply
+#define cmd_finish ctl_cmd_finish
+#define class_ns ctl_class_ns
+
+int ctl_do_settled(struct core *c, struct ctl_cmd *cmd)
+{
+	cmd->result = obj_storage_settled(c);
+	return 1;
 }
 
 static int do_drain(struct core *c, struct ctl_cmd *cmd)
@@ -131,10 +145,9 @@ static int do_delete(struct core *c, struct ctl_cmd *cmd)
 
 /* ---- replies ---- */
 
-static json_t *error_reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static json_t *error_reply(const char *fmt, ...)
+json_t *ctl_error_reply(const char *fmt, ...)
 {
-	char msg[256];
+	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -202,7 +215,7 @@ static void stored_figures(const struct duro_id *id, json_t *into)
 	}
 }
 
-static int class_ns(const char *cls)
+int ctl_class_ns(const char *cls)
 {
 	for (unsigned i = 0; i < obj_namespaces(); i++)
 		if (!strcmp(obj_namespace_class(i), cls) || !strcmp(obj_namespace_binding(i), cls))
@@ -464,7 +477,7 @@ static json_t *handle(struct ctl *ctl, json_t *req)
 {
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 	if (!cmd)
-		return error_reply("want {\"cmd\": \"...\"}: status, stats, shards, connections, config, log-level, drain, objects, object, evict, delete");
+		return error_reply("want {\"cmd\": \"...\"}: status, stats, shards, connections, config, log-level, drain, objects, object, evict, delete, export, import");
 	if (!strcmp(cmd, "status"))
 		return ctl_status_json(ctl);
 	if (!strcmp(cmd, "stats"))
@@ -510,6 +523,19 @@ static json_t *handle(struct ctl *ctl, json_t *req)
 		return cmd_object(ctl, req);
 	if (!strcmp(cmd, "evict"))
 		return cmd_on_owner(ctl, req, do_evict, "evict");
+	if (!strcmp(cmd, "export")) {
+		const char *cls = json_string_value(json_object_get(req, "class"));
+		const char *path = json_string_value(json_object_get(req, "path"));
+		if (!cls || !path || path[0] != '/')
+			return error_reply("export wants \"class\" and an absolute \"path\"");
+		return ctl_export(ctl, cls, path);
+	}
+	if (!strcmp(cmd, "import")) {
+		const char *path = json_string_value(json_object_get(req, "path"));
+		if (!path || path[0] != '/')
+			return error_reply("import wants an absolute \"path\"");
+		return ctl_import(ctl, path);
+	}
 	if (!strcmp(cmd, "delete")) {
 		if (!json_is_true(json_object_get(req, "confirm")))
 			return error_reply("delete removes all of the object's storage, alarms and name for good: send \"confirm\": true");

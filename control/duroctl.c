@@ -42,6 +42,9 @@ static void usage(FILE *f)
 		"  object ID keys [--prefix P] [--after K] [--limit N]\n"
 		"  evict ID                     unload an object now (its sockets stay open)\n"
 		"  delete ID --yes              delete all of an object's storage, alarms and name\n"
+		"  export --class C FILE        a consistent backup of class C's objects (durod writes FILE)\n"
+		"  import FILE                  restore an export (into a box where the class is empty,\n"
+		"                               or one made by the same box)\n"
 		"\n"
 		"The socket defaults to ./duro-data/control.sock (durod's default data_dir).\n"
 		"Exit status: 0 done, 1 the command failed, 2 usage, 3 durod unreachable.\n");
@@ -257,6 +260,27 @@ int main(int argc, char **argv)
 			json_object_set_new(req, "after", json_string(after));
 		if (limit)
 			json_object_set_new(req, "limit", json_integer(limit));
+	} else if (!strcmp(cmd, "export") || !strcmp(cmd, "import")) {
+		/* durod writes and reads the file itself: give it an absolute path. */
+		char abs[4096];
+		if (!arg1 || (!strcmp(cmd, "export") && !cls)) {
+			fprintf(stderr, "duroctl: export --class C FILE | import FILE\n");
+			json_decref(req);
+			return EXIT_USAGE;
+		}
+		if (arg1[0] == '/') {
+			snprintf(abs, sizeof(abs), "%s", arg1);
+		} else {
+			char cwd[2048];
+			if (!getcwd(cwd, sizeof(cwd))) {
+				json_decref(req);
+				return EXIT_USAGE;
+			}
+			snprintf(abs, sizeof(abs), "%s/%s", cwd, arg1);
+		}
+		json_object_set_new(req, "path", json_string(abs));
+		if (cls)
+			json_object_set_new(req, "class", json_string(cls));
 	} else if (!strcmp(cmd, "object") || !strcmp(cmd, "evict") || !strcmp(cmd, "delete")) {
 		if (!arg1) {
 			fprintf(stderr, "duroctl %s: want an object ID (64 hex digits)\n", cmd);
@@ -372,6 +396,14 @@ int main(int argc, char **argv)
 		printf("%s\n", json_is_true(json_object_get(r, "evicted")) ? "evicted" : "not in memory");
 	} else if (!strcmp(cmd, "delete")) {
 		printf("deleted\n");
+	} else if (!strcmp(cmd, "export")) {
+		printf("exported %lld objects (%lld keys, %lld bytes) of class %s to %s\n",
+		       (long long)I(r, "objects"), (long long)I(r, "keys"), (long long)I(r, "bytes"),
+		       S(r, "class"), S(r, "path"));
+	} else if (!strcmp(cmd, "import")) {
+		printf("imported %lld objects of class %s (%lld already present, %lld failed)\n",
+		       (long long)I(r, "objects"), S(r, "class"), (long long)I(r, "already_present"),
+		       (long long)I(r, "failed"));
 	} else {
 		char *t = json_dumps(r, JSON_INDENT(2));
 		puts(t);

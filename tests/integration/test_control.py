@@ -250,3 +250,83 @@ def test_drain_stops_accepting(durod_factory):
         refused = True
     assert refused
     assert ctl_json(d, "status")["ok"]  # the control socket still answers
+
+
+def test_export_import_round_trip(durod_factory, tmp_path):
+    a = durod_factory()
+    for i in range(30):
+        requests.put(a.url + "/kv/item%d/k/v" % i, data="value-%d" % i)
+        requests.put(a.url + "/kv/item%d/k/big" % i, data=os.urandom(100000))
+    anon = requests.post(a.url + "/obj/KV/new").headers["Duro-Id"]
+    requests.put(a.url + "/obj/KV/%s/k/x" % anon, data="anonymous")
+    # an alarm travels with its object (Ticker keeps its alarm among its keys)
+    requests.post(a.url + "/ticker/later?in=3000")
+    big = {i: requests.get(a.url + "/kv/item%d/k/big" % i).content for i in range(30)}
+    kv_file = str(tmp_path / "kv.dx")
+    tick_file = str(tmp_path / "ticker.dx")
+    r = ctl_json(a, "export", "--class", "KV", kv_file)
+    assert r["objects"] == 31 and r["keys"] == 61
+    assert ctl_json(a, "export", "--class", "Ticker", tick_file)["objects"] == 1
+    # the same file again is refused rather than overwritten half-way
+    out = ctl(a, "export", "--class", "KV", kv_file, check=False)
+    assert out.returncode == 1
+
+    b = durod_factory()
+    r = ctl_json(b, "import", kv_file)
+    assert r["objects"] == 31 and r["failed"] == 0
+    for i in range(30):
+        assert requests.get(b.url + "/kv/item%d/k/v" % i).text == "value-%d" % i
+        assert requests.get(b.url + "/kv/item%d/k/big" % i).content == big[i]
+    # IDs minted on box a are valid on box b: the namespace secret came along
+    assert requests.get(b.url + "/obj/KV/%s/k/x" % anon).text == "anonymous"
+    names = {o.get("name") for o in ctl_json(b, "objects", "--class", "KV")["objects"]}
+    assert {"item0", "item29"} <= names
+    # importing again changes nothing: every object is already there
+    r = ctl_json(b, "import", kv_file)
+    assert r["objects"] == 0 and r["already_present"] == 31
+    # the alarm fires on box b
+    ctl_json(b, "import", tick_file)
+    deadline = time.time() + 15
+    fired = 0
+    while time.time() < deadline and not fired:
+        text = requests.get(b.url + "/ticker/later").text
+        fired = int(text.split("fired ")[1].split()[0]) if "fired " in text else 0
+        time.sleep(0.3)
+    assert fired >= 1
+    # survives a restart of box b
+    b.stop()
+    from conftest import start_on
+    b2 = start_on(tmp_path, "b2", b.data_dir)
+    try:
+        assert requests.get(b2.url + "/kv/item7/k/v").text == "value-7"
+        assert requests.get(b2.url + "/obj/KV/%s/k/x" % anon).text == "anonymous"
+    finally:
+        assert b2.stop() == 0
+
+
+def test_import_refusals(durod_factory, tmp_path):
+    a = durod_factory()
+    requests.put(a.url + "/kv/one/k/v", data="1")
+    path = str(tmp_path / "kv.dx")
+    ctl_json(a, "export", "--class", "KV", path)
+    # a box whose KV already holds objects under its own secret refuses it
+    c = durod_factory()
+    requests.put(c.url + "/kv/local/k/v", data="mine")
+    out = ctl(c, "import", path, check=False)
+    assert out.returncode == 1 and "already holds objects" in out.stderr
+    assert requests.get(c.url + "/kv/local/k/v").text == "mine"
+    # a damaged file is refused whole
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 0xFF
+    bad = str(tmp_path / "bad.dx")
+    open(bad, "wb").write(bytes(data))
+    d = durod_factory()
+    out = ctl(d, "import", bad, check=False)
+    assert out.returncode == 1 and "damaged" in out.stderr
+    assert ctl_json(d, "objects", "--class", "KV")["objects"] == []
+    trunc = str(tmp_path / "trunc.dx")
+    open(trunc, "wb").write(bytes(data[:40]))
+    out = ctl(d, "import", trunc, check=False)
+    assert out.returncode == 1
+    out = ctl(d, "import", str(tmp_path / "missing.dx"), check=False)
+    assert out.returncode == 1 and "No such file" in out.stderr

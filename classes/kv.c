@@ -7,7 +7,9 @@
  *                                   one event: all or nothing; "begin"/"commit"/"rollback"
  *                                   nest explicit transactions; "mget k…", "mput k v…",
  *                                   "mdel k…" use the multi-key calls (128 keys at most);
- *                                   "sync" calls sync(); GET <obj>/synced shows the last
+ *                                   "sync" calls sync(); "spin MS" burns MS ms (a slow
+ *                                   handler); "timeout MS" sets the WebSocket event
+ *                                   timeout; GET <obj>/synced shows the last
  *                                   outcome this instance heard ("0" durable, or -errno)
  *   DELETE <obj>/all                deleteAll
  *   GET    <obj>/ws                 WebSocket: each text message is a batch, run as one event;
@@ -184,6 +186,17 @@ static int batch_line(struct duro_object *obj, struct sink *res, char *line)
 		return -ECANCELED;
 	if (!strcmp(op, "sync"))
 		return duro_sync(obj, record_sync, NULL);
+	if (!strcmp(op, "spin") && k) {
+		/* A slow handler, for trying event timeouts: burns k milliseconds. */
+		int64_t until = duro_now_ms() + strtol(k, NULL, 10);
+		while (duro_now_ms() < until)
+			;
+		return 0;
+	}
+	if (!strcmp(op, "timeout") && k) {
+		duro_ws_set_event_timeout(obj, (unsigned)strtoul(k, NULL, 10));
+		return 0;
+	}
 	return -EINVAL;
 }
 

@@ -9,6 +9,7 @@
 #include "ws.h"
 #include "timer.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -191,6 +192,36 @@ static int lock_data_dir(const char *dir)
 	return fd; /* held open, and so locked, for the life of the process */
 }
 
+/* Runtime directories of durods that died without cleaning up (SIGKILL): each is named
+ * durod<pid> beside ours and holds at most the telemetry socket. */
+static void remove_stale_runtime_dirs(void)
+{
+	char parent[512];
+	snprintf(parent, sizeof(parent), "%s", rte_eal_get_runtime_dir());
+	char *slash = strrchr(parent, '/');
+	if (!slash)
+		return;
+	*slash = 0;
+	DIR *d = opendir(parent);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char *end;
+		if (strncmp(e->d_name, "durod", 5) != 0)
+			continue;
+		long pid = strtol(e->d_name + 5, &end, 10);
+		if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		char path[1024];
+		snprintf(path, sizeof(path), "%s/%s/dpdk_telemetry.v2", parent, e->d_name);
+		unlink(path);
+		snprintf(path, sizeof(path), "%s/%s", parent, e->d_name);
+		rmdir(path);
+	}
+	closedir(d);
+}
+
 static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 {
 	char *end;
@@ -319,6 +350,7 @@ int main(int argc, char **argv)
 		log_error("rte_eal_init failed (lcores %s)", lcores);
 		return 1;
 	}
+	remove_stale_runtime_dirs();
 	int r = obj_runtime_init(&cfg->obj, cfg->cores);
 	if (r < 0) {
 		obj_runtime_fini();

@@ -100,8 +100,26 @@ int obj_runtime_init(const struct obj_config *cfg, unsigned ncores)
 	return 0;
 }
 
+/* Keys an import adopted: kept until the runtime ends, since a core may be deriving an
+ * ID with the keys they replaced. Only the control thread adds to the list. */
+struct adopted_keys {
+	struct adopted_keys *next;
+	uint8_t keys[32];
+};
+static struct adopted_keys *adopted;
+
+static void free_adopted_keys(void)
+{
+	while (adopted) {
+		struct adopted_keys *next = adopted->next;
+		free(adopted);
+		adopted = next;
+	}
+}
+
 void obj_runtime_fini(void)
 {
+	free_adopted_keys();
 	store_close(rt.store);
 	memset(&rt, 0, sizeof(rt));
 }
@@ -652,12 +670,13 @@ int obj_storage_settled(struct core *c) { return commit_applied_seq(c) >= commit
 
 int obj_namespace_adopt(unsigned ns, const uint8_t secret[32])
 {
-	/* Never freed: a core may be deriving an ID with the old keys right now. */
-	uint8_t *k = malloc(32);
-	if (!k)
+	struct adopted_keys *a = malloc(sizeof(*a));
+	if (!a)
 		return -ENOMEM;
-	memcpy(k, secret, 32);
-	atomic_store_explicit(&rt.ns[ns].keys, k, memory_order_release);
+	memcpy(a->keys, secret, 32);
+	a->next = adopted;
+	adopted = a;
+	atomic_store_explicit(&rt.ns[ns].keys, a->keys, memory_order_release);
 	return 0;
 }
 

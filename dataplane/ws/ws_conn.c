@@ -361,8 +361,10 @@ static void send_close(struct core *c, struct ws_conn *wc, unsigned code, const 
 static void close_after_flush(struct core *c, struct ws_conn *wc)
 {
 	wc->ignore_input = 1;
-	if (!wc->nc)
+	if (!wc->nc) {
+		wc->flush_then_close = 1; /* reserved: the takeover closes it once flushed */
 		return;
+	}
 	if (!wc->out_head)
 		c->ws->nb->close(c, wc->nc, NET_CLOSE_GRACEFUL);
 	else

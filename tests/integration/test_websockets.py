@@ -422,3 +422,23 @@ def test_socket_messages_wait_for_durability(durod_factory, monkeypatch):
         assert (r.status_code == 200) == (i in answered), (i, r.status_code)
         if i in answered:
             assert r.text == "v%d" % i
+
+
+def test_event_timeout(durod):
+    async def go():
+        ws = await websockets.connect(ws_url(durod, "/kv/slow/ws"))
+        await ws.send("timeout 50")
+        assert await ws.recv() == "ok\n"
+        await ws.send("put fast 1")
+        assert await ws.recv() == "ok\n"
+        # runs past its 50 ms: its writes are rolled back (its answer was already sent)
+        await ws.send("put slow 1\nspin 200")
+        await ws.recv()
+        await ws.send("timeout 0\nput after 1")
+        assert await ws.recv() == "ok\n"
+        await ws.close()
+    run(go())
+    assert requests.get(durod.url + "/kv/slow/k/fast").status_code == 200
+    assert requests.get(durod.url + "/kv/slow/k/slow").status_code == 404
+    assert requests.get(durod.url + "/kv/slow/k/after").status_code == 200
+    assert "ran past its 50 ms timeout" in durod.logtext()

@@ -126,17 +126,35 @@ static int parse_listeners(struct ctx *x, struct duro_config *cfg, json_t *arr)
 	json_array_foreach(arr, i, v) {
 		char p[64], addr[64];
 		snprintf(p, sizeof(p), "listeners[%zu]", i);
-		static const char *const keys[] = { "address", NULL };
+		static const char *const keys[] = { "address", "tls", NULL };
+		static const char *const tkeys[] = { "cert", "key", NULL };
+		json_t *tls = NULL;
 		if (json_is_string(v)) {
 			snprintf(addr, sizeof(addr), "%s", json_string_value(v));
 		} else if (json_is_object(v)) {
 			if (only_keys(x, p, v, keys) < 0 || get_str(x, p, v, "address", addr, sizeof(addr), 1) < 0)
 				return -EINVAL;
+			tls = json_object_get(v, "tls");
 		} else {
 			return fail(x, p, "want \"host:port\" or {\"address\": …}, got %s", type_name(v));
 		}
 		if (net_parse_addr(addr, &cfg->net.listen[cfg->net.nlisten]) < 0)
 			return fail(x, p, "bad address \"%s\": want host:port or [v6]:port", addr);
+		if (tls) {
+			char tp[80], cert[512], key[512];
+			snprintf(tp, sizeof(tp), "%s.tls", p);
+			if (!json_is_object(tls))
+				return fail(x, tp, "want {\"cert\": FILE, \"key\": FILE}, got %s", type_name(tls));
+			if (only_keys(x, tp, tls, tkeys) < 0 ||
+			    get_str(x, tp, tls, "cert", cert, sizeof(cert), 1) < 0 ||
+			    get_str(x, tp, tls, "key", key, sizeof(key), 1) < 0)
+				return -EINVAL;
+			if (cfg->tls.cert[0] && (strcmp(cfg->tls.cert, cert) || strcmp(cfg->tls.key, key)))
+				return fail(x, tp, "every TLS listener takes the same cert and key in this version");
+			snprintf(cfg->tls.cert, sizeof(cfg->tls.cert), "%s", cert);
+			snprintf(cfg->tls.key, sizeof(cfg->tls.key), "%s", key);
+			cfg->net.listen[cfg->net.nlisten].tls = 1;
+		}
 		cfg->net.nlisten++;
 	}
 	return 0;
@@ -506,6 +524,17 @@ static int parse_control(struct ctx *x, struct duro_config *cfg, json_t *o)
 	return 0;
 }
 
+static int parse_tls(struct ctx *x, struct duro_config *cfg, json_t *o)
+{
+	static const char *const keys[] = { "handshake_timeout_ms", NULL };
+	if (!json_is_object(o))
+		return fail(x, "tls", "want an object, got %s", type_name(o));
+	if (only_keys(x, "tls", o, keys) < 0)
+		return -EINVAL;
+	GET_UINT(x, "tls", o, "handshake_timeout_ms", 100, 600000, cfg->tls.handshake_timeout_ms);
+	return 0;
+}
+
 static int parse_alarms(struct ctx *x, struct duro_config *cfg, json_t *o)
 {
 	static const char *const keys[] = { "retry_initial_ms", "max_retries", "min_interval_ms", NULL };
@@ -576,7 +605,7 @@ static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t
 					    "listeners", "durable_objects", "routes", "limits",
 					    "objects", "shutdown_timeout_ms", "log_level",
 					    "idle_spin_us", "uring", "storage", "migrations", "alarms",
-					    "websockets", "control", NULL };
+					    "websockets", "control", "tls", NULL };
 	if (!json_is_object(root)) {
 		fail(&x, "(top level)", "want an object, got %s", type_name(root));
 		goto out;
@@ -632,6 +661,8 @@ static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t
 	if ((v = json_object_get(root, "websockets")) && parse_websockets(&x, cfg, v) < 0)
 		goto out;
 	if ((v = json_object_get(root, "control")) && parse_control(&x, cfg, v) < 0)
+		goto out;
+	if ((v = json_object_get(root, "tls")) && parse_tls(&x, cfg, v) < 0)
 		goto out;
 	if ((v = json_object_get(root, "uring"))) {
 		static const char *const ukeys[] = { "buffer_ring", NULL };
@@ -707,6 +738,7 @@ void config_defaults(struct duro_config *cfg)
 	cfg->obj.alarms = (struct obj_alarm_config){ .retry_initial_ms = 2000, .max_retries = 6,
 						     .min_interval_ms = 100 };
 	cfg->obj.evict_idle_ms = 30000;
+	cfg->tls.handshake_timeout_ms = 10000;
 	cfg->ws = (struct ws_config){ .max_message_bytes = 1u << 20, .max_outbound_bytes = 1u << 20,
 				      .close_timeout_ms = 5000 };
 	cfg->obj.websockets = (struct obj_ws_config){ .max_per_object = 32768,
@@ -769,7 +801,12 @@ json_t *config_to_json(const struct duro_config *cfg)
 	json_t *listeners = json_array(), *bindings = json_array(), *routes = json_array(),
 	       *migrations = json_array();
 	for (unsigned i = 0; i < cfg->net.nlisten; i++)
-		json_array_append_new(listeners, json_string(cfg->net.listen[i].text));
+		json_array_append_new(listeners,
+				      cfg->net.listen[i].tls
+					      ? json_pack("{s:s, s:{s:s, s:s}}", "address",
+							  cfg->net.listen[i].text, "tls", "cert",
+							  cfg->tls.cert, "key", cfg->tls.key)
+					      : json_string(cfg->net.listen[i].text));
 	for (unsigned i = 0; i < cfg->obj.nbindings; i++) {
 		const struct obj_binding *b = &cfg->obj.bindings[i];
 		json_t *vars = json_object();

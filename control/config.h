@@ -7,6 +7,7 @@
 #include "log.h"
 #include "net.h"
 #include "obj-t.h"
+#include "tls.h"
 #include "ws.h"
 
 struct duro_config {
@@ -17,6 +18,7 @@ struct duro_config {
 	unsigned shutdown_timeout_ms;
 	struct net_config net;
 	struct http_config http;
+	struct tls_config tls; /* the certificate of the listeners marked tls */
 	struct ws_config ws;
 	struct obj_config obj;
 	struct {

@@ -6,6 +6,7 @@
 #include "http.h"
 #include "log.h"
 #include "obj.h"
+#include "tls.h"
 #include "ws.h"
 #include "timer.h"
 
@@ -61,6 +62,8 @@ static void usage(FILE *f)
 		"  --data-dir DIR       keep data in DIR (default ./duro-data)\n"
 		"  --cores N            run N reactors, pinned to CPUs 0..N-1\n"
 		"  --log-level LEVEL    error, warn, info (default) or debug\n"
+		"  --tls-cert FILE      serve TLS on every listener with this PEM certificate chain\n"
+		"  --tls-key FILE       and this PEM private key (mbedTLS: TLS 1.2, no 1.3)\n"
 		"  --version            print the version and exit\n"
 		"  --help               this text\n"
 		"\n"
@@ -243,11 +246,14 @@ int main(int argc, char **argv)
 		{ "data-dir", required_argument, NULL, 'd' },
 		{ "cores", required_argument, NULL, 'n' },
 		{ "log-level", required_argument, NULL, 'L' },
+		{ "tls-cert", required_argument, NULL, 'T' },
+		{ "tls-key", required_argument, NULL, 'K' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config_path = NULL, *data_dir = NULL, *level = NULL;
+	const char *tls_cert = NULL, *tls_key = NULL;
 	const char *listen[DURO_MAX_LISTENERS];
 	unsigned nlisten = 0, cores = 0;
 	int check_only = 0, o;
@@ -270,6 +276,8 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'L': level = optarg; break;
+		case 'T': tls_cert = optarg; break;
+		case 'K': tls_key = optarg; break;
 		case 'V': printf("durod %s\n", DURO_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_CONFIG;
@@ -297,6 +305,17 @@ int main(int argc, char **argv)
 			}
 		}
 	}
+	if (!tls_cert != !tls_key) {
+		fprintf(stderr, "durod: --tls-cert and --tls-key go together\n");
+		return EXIT_CONFIG;
+	}
+	if (tls_cert) {
+		/* For a one-off run: every listener serves TLS with this certificate. */
+		snprintf(cfg->tls.cert, sizeof(cfg->tls.cert), "%s", tls_cert);
+		snprintf(cfg->tls.key, sizeof(cfg->tls.key), "%s", tls_key);
+		for (unsigned i = 0; i < cfg->net.nlisten; i++)
+			cfg->net.listen[i].tls = 1;
+	}
 	if (data_dir)
 		snprintf(cfg->obj.data_dir, sizeof(cfg->obj.data_dir), "%s", data_dir);
 	snprintf(cfg->obj.store.dir, sizeof(cfg->obj.store.dir), "%s", cfg->obj.data_dir);
@@ -310,13 +329,27 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return EXIT_CONFIG;
 	}
+	int any_tls = 0;
+	for (unsigned i = 0; i < cfg->net.nlisten; i++)
+		any_tls |= cfg->net.listen[i].tls;
+	struct tls_setup *tls = NULL;
+	if (any_tls && tls_setup_load(&cfg->tls, &tls, err, sizeof(err)) < 0) {
+		fprintf(stderr, "config: %s\n", err);
+		return EXIT_CONFIG;
+	}
 	if (check_only) {
+		tls_setup_free(tls);
 		printf("config: %s: valid\n", config_path);
 		return 0;
 	}
 	log_set_level(cfg->log_level);
 	cfg->http.shutdown_timeout_ms = cfg->shutdown_timeout_ms;
 	d.backend = &net_uring;
+	static struct net_backend tls_over;
+	if (tls) {
+		tls_backend(&tls_over, &net_uring, tls);
+		d.backend = &tls_over;
+	}
 	if (lock_data_dir(cfg->obj.data_dir) < 0)
 		return 1;
 	for (unsigned i = 0; i < cfg->net.nlisten; i++)
@@ -392,6 +425,7 @@ int main(int argc, char **argv)
 	r = core_group_run(&d.group);
 	ctl_stop(&d.control);
 	core_group_destroy(&d.group);
+	tls_setup_free(tls);
 	obj_runtime_fini();
 	/* The EAL leaves its (empty, with --no-shconf) runtime directory behind: remove it. */
 	char rundir[512], sock[600];

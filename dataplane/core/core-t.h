@@ -92,6 +92,7 @@ struct core {
 
 	/* Upper layers' per-core state, opaque here. */
 	struct net_core *net;
+	struct tls_core *tls;
 	struct http_core *http;
 	struct ws_core *ws;
 	struct obj_core *obj;

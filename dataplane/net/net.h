@@ -16,6 +16,7 @@ struct net_listen {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	char text[64]; /* as configured, for logs */
+	int tls;       /* connections here speak TLS (the tls layer, not the backend) */
 };
 
 struct net_config {
@@ -44,6 +45,7 @@ struct net_conn {
 	/* Where this connection's events go: the core's events at accept; a layer that takes
 	 * the connection over from another (HTTP to WebSocket) points it at its own. */
 	const struct net_events *ev;
+	void *layer;    /* a stream layer's state (TLS) between the backend and the user */
 	uint32_t id;    /* unique per core, for logs and the control plane */
 	uint16_t core;
 	uint16_t listener;
@@ -89,6 +91,10 @@ struct net_backend {
 	/* Stops (paused 1) or resumes (0) reading, so TCP pushes back on a client that sends
 	 * faster than its requests are answered. */
 	void (*pause_read)(struct core *c, struct net_conn *conn, int paused);
+	/* Sends this connection's events to `ev` from now on: a layer taking the connection
+	 * over from another (HTTP to WebSocket) calls this, never sets conn->ev itself, so a
+	 * stream layer underneath (TLS) stays in between. */
+	void (*set_events)(struct core *c, struct net_conn *conn, const struct net_events *ev);
 	/* Stops taking new connections (drain, shutdown). */
 	void (*stop_accepting)(struct core *c);
 	const struct net_counters *(*counters)(struct core *c);

@@ -617,6 +617,12 @@ static void uring_core_fini(struct core *c)
 
 static const struct net_counters *uring_counters(struct core *c) { return &c->net->ctr; }
 
+static void uring_set_events(struct core *c, struct net_conn *conn, const struct net_events *ev)
+{
+	(void)c;
+	conn->ev = ev;
+}
+
 const struct net_backend net_uring = {
 	.name = "uring",
 	.core_init = uring_core_init,
@@ -624,6 +630,7 @@ const struct net_backend net_uring = {
 	.want_write = uring_want_write,
 	.close = uring_close,
 	.pause_read = uring_pause_read,
+	.set_events = uring_set_events,
 	.stop_accepting = uring_stop_accepting,
 	.counters = uring_counters,
 };

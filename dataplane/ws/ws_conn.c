@@ -797,7 +797,7 @@ void ws_takeover(struct core *c, struct ws_conn *wc, struct net_conn *nc, const 
 	DURO_ASSERT(wc->state == WS_RESERVED || wc->state == WS_CLOSING);
 	wc->nc = nc;
 	nc->user = wc;
-	nc->ev = &w->net_ev;
+	w->nb->set_events(c, nc, &w->net_ev);
 	w->ctr.opened++;
 	if (wc->state == WS_RESERVED)
 		wc->state = WS_OPEN;

@@ -26,8 +26,14 @@ static void nb_pause(struct core *c, struct net_conn *conn, int paused)
 	(void)conn;
 	(void)paused;
 }
+static void nb_set_events(struct core *c, struct net_conn *conn, const struct net_events *ev)
+{
+	(void)c;
+	conn->ev = ev;
+}
 static const struct net_backend fuzz_backend = { .name = "fuzz", .want_write = nb_want_write,
-						 .close = nb_close, .pause_read = nb_pause };
+						 .close = nb_close, .pause_read = nb_pause,
+						 .set_events = nb_set_events };
 
 static uint64_t messages, closes;
 static void on_message(struct core *c, struct ws_conn *wc, int binary, struct buf *msg)

@@ -1,0 +1,35 @@
+/* TLS with mbedTLS as a stream layer between a network backend and the layers above: it
+ * is itself a net_backend, so HTTP and WebSockets run over it unchanged, on any backend. */
+#ifndef DURO_TLS_TLS_H
+#define DURO_TLS_TLS_H
+
+#include "net.h"
+
+#include <stdint.h>
+
+struct tls_config {
+	char cert[512];              /* PEM: the certificate, then its chain */
+	char key[512];               /* PEM: the private key */
+	unsigned handshake_timeout_ms; /* a handshake not done in time is cut off; 10 s */
+};
+
+struct tls_counters {
+	uint64_t handshakes, handshake_failures, handshake_timeouts, not_tls;
+	uint64_t active;
+};
+
+/* The certificates and keys, loaded once before the cores start (shared, read-only).
+ * Returns 0, or -EINVAL with a message in err naming the file and what is wrong (missing,
+ * unreadable, not PEM, the key does not match the certificate). */
+struct tls_setup;
+int tls_setup_load(const struct tls_config *cfg, struct tls_setup **out, char *err, size_t errlen);
+void tls_setup_free(struct tls_setup *setup);
+
+/* Fills `out` with a backend that runs TLS on the listeners marked tls and passes the
+ * others straight to `lower`. setup and lower must outlive it. */
+void tls_backend(struct net_backend *out, const struct net_backend *lower,
+		 const struct tls_setup *setup);
+
+const struct tls_counters *tls_counters(struct core *c);
+
+#endif

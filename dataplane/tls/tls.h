@@ -7,14 +7,27 @@
 
 #include <stdint.h>
 
-struct tls_config {
-	char cert[512];              /* PEM: the certificate, then its chain */
-	char key[512];               /* PEM: the private key */
-	unsigned handshake_timeout_ms; /* a handshake not done in time is cut off; 10 s */
+#define TLS_MAX_CERTS 16
+
+struct tls_cert_files {
+	char cert[512]; /* PEM: the certificate, then its chain */
+	char key[512];  /* PEM: the private key */
 };
 
+struct tls_config {
+	/* Chosen by the client's SNI name against each certificate's names; the first one
+	 * for clients that send none or a name no certificate has. */
+	struct tls_cert_files certs[TLS_MAX_CERTS];
+	unsigned ncerts;
+	unsigned handshake_timeout_ms; /* a handshake not done in time is cut off; 10 s */
+	unsigned ticket_lifetime_s;    /* session tickets for resumption; 0 turns them off */
+};
+
+/* Adds a certificate pair unless it is there already; -ENOSPC when full. */
+int tls_config_add(struct tls_config *cfg, const char *cert, const char *key);
+
 struct tls_counters {
-	uint64_t handshakes, handshake_failures, handshake_timeouts, not_tls;
+	uint64_t handshakes, handshake_failures, handshake_timeouts, not_tls, resumed, sni_misses;
 	uint64_t active;
 };
 

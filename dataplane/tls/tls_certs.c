@@ -3,11 +3,60 @@
 #include "tls_int.h"
 #include "log.h"
 
+#include <mbedtls/oid.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
+
+int tls_config_add(struct tls_config *cfg, const char *cert, const char *key)
+{
+	for (unsigned i = 0; i < cfg->ncerts; i++)
+		if (!strcmp(cfg->certs[i].cert, cert) && !strcmp(cfg->certs[i].key, key))
+			return 0;
+	if (cfg->ncerts == TLS_MAX_CERTS)
+		return -ENOSPC;
+	struct tls_cert_files *f = &cfg->certs[cfg->ncerts++];
+	snprintf(f->cert, sizeof(f->cert), "%s", cert);
+	snprintf(f->key, sizeof(f->key), "%s", key);
+	return 0;
+}
+
+static int load_pair(const struct tls_cert_files *f, struct tls_cert *out, char *err, size_t errlen)
+{
+	char why[160];
+	mbedtls_x509_crt_init(&out->chain);
+	mbedtls_pk_init(&out->key);
+	if (access(f->cert, R_OK) < 0) {
+		snprintf(err, errlen, "tls cert %s: %s", f->cert, strerror(errno));
+		return -EINVAL;
+	}
+	if (access(f->key, R_OK) < 0) {
+		snprintf(err, errlen, "tls key %s: %s", f->key, strerror(errno));
+		return -EINVAL;
+	}
+	int r = mbedtls_x509_crt_parse_file(&out->chain, f->cert);
+	if (r != 0) {
+		mbedtls_strerror(r, why, sizeof(why));
+		snprintf(err, errlen, "tls cert %s: not a PEM certificate chain (%s)", f->cert, why);
+		return -EINVAL;
+	}
+	r = mbedtls_pk_parse_keyfile(&out->key, f->key, NULL);
+	if (r != 0) {
+		mbedtls_strerror(r, why, sizeof(why));
+		snprintf(err, errlen, "tls key %s: not a PEM private key without a passphrase (%s)",
+			 f->key, why);
+		return -EINVAL;
+	}
+	if (mbedtls_pk_check_pair(&out->chain.pk, &out->key) != 0) {
+		snprintf(err, errlen, "tls key %s does not match the certificate in %s", f->key, f->cert);
+		return -EINVAL;
+	}
+	return 0;
+}
 
 int tls_setup_load(const struct tls_config *cfg, struct tls_setup **out, char *err, size_t errlen)
 {
@@ -15,48 +64,72 @@ int tls_setup_load(const struct tls_config *cfg, struct tls_setup **out, char *e
 	if (!s)
 		return -ENOMEM;
 	s->cfg = *cfg;
-	mbedtls_x509_crt_init(&s->chain);
-	mbedtls_pk_init(&s->key);
-	char why[160];
-	if (access(cfg->cert, R_OK) < 0) {
-		snprintf(err, errlen, "tls cert %s: %s", cfg->cert, strerror(errno));
-		goto fail;
+	if (cfg->ncerts == 0) {
+		snprintf(err, errlen, "tls: no certificate configured");
+		free(s);
+		return -EINVAL;
 	}
-	if (access(cfg->key, R_OK) < 0) {
-		snprintf(err, errlen, "tls key %s: %s", cfg->key, strerror(errno));
-		goto fail;
-	}
-	int r = mbedtls_x509_crt_parse_file(&s->chain, cfg->cert);
-	if (r != 0) {
-		mbedtls_strerror(r, why, sizeof(why));
-		snprintf(err, errlen, "tls cert %s: not a PEM certificate chain (%s)", cfg->cert, why);
-		goto fail;
-	}
-	r = mbedtls_pk_parse_keyfile(&s->key, cfg->key, NULL);
-	if (r != 0) {
-		mbedtls_strerror(r, why, sizeof(why));
-		snprintf(err, errlen, "tls key %s: not a PEM private key without a passphrase (%s)",
-			 cfg->key, why);
-		goto fail;
-	}
-	if (mbedtls_pk_check_pair(&s->chain.pk, &s->key) != 0) {
-		snprintf(err, errlen, "tls key %s does not match the certificate in %s", cfg->key, cfg->cert);
-		goto fail;
+	for (unsigned i = 0; i < cfg->ncerts; i++) {
+		s->ncerts++;
+		if (load_pair(&cfg->certs[i], &s->certs[i], err, errlen) < 0) {
+			tls_setup_free(s);
+			return -EINVAL;
+		}
 	}
 	*out = s;
 	return 0;
-fail:
-	tls_setup_free(s);
-	return -EINVAL;
 }
 
 void tls_setup_free(struct tls_setup *s)
 {
 	if (!s)
 		return;
-	mbedtls_x509_crt_free(&s->chain);
-	mbedtls_pk_free(&s->key);
+	for (unsigned i = 0; i < s->ncerts; i++) {
+		mbedtls_x509_crt_free(&s->certs[i].chain);
+		mbedtls_pk_free(&s->certs[i].key);
+	}
 	free(s);
+}
+
+/* 1 when `pattern` (a DNS name from a certificate, maybe "*.example.com") covers name. */
+static int name_matches(const unsigned char *pattern, size_t plen, const unsigned char *name,
+			size_t nlen)
+{
+	if (plen > 2 && pattern[0] == '*' && pattern[1] == '.') {
+		/* A wildcard stands for exactly one leftmost label. */
+		const unsigned char *dot = memchr(name, '.', nlen);
+		if (!dot || dot == name)
+			return 0;
+		size_t rest = nlen - (size_t)(dot - name);
+		return rest == plen - 1 && !strncasecmp((const char *)dot, (const char *)pattern + 1, rest);
+	}
+	return plen == nlen && !strncasecmp((const char *)pattern, (const char *)name, nlen);
+}
+
+static int cert_has_name(const mbedtls_x509_crt *crt, const unsigned char *name, size_t len)
+{
+	for (const mbedtls_x509_sequence *san = &crt->subject_alt_names; san && san->buf.p; san = san->next)
+		if (san->buf.tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_DNS_NAME) &&
+		    name_matches(san->buf.p, san->buf.len, name, len))
+			return 1;
+	for (const mbedtls_x509_name *n = &crt->subject; n && n->oid.p; n = n->next)
+		if (MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) == 0 &&
+		    name_matches(n->val.p, n->val.len, name, len))
+			return 1;
+	return 0;
+}
+
+/* The client named a host: the first certificate that has the name serves it. */
+static int pick_cert(void *arg, mbedtls_ssl_context *ssl, const unsigned char *name, size_t len)
+{
+	struct tls_core *t = arg;
+	const struct tls_setup *s = t->setup;
+	for (unsigned i = 0; i < s->ncerts; i++)
+		if (cert_has_name(&s->certs[i].chain, name, len))
+			return mbedtls_ssl_set_hs_own_cert(ssl, (mbedtls_x509_crt *)&s->certs[i].chain,
+							   (mbedtls_pk_context *)&s->certs[i].key);
+	t->ctr.sni_misses++;
+	return 0; /* the default (first) certificate */
 }
 
 /* Forward secrecy and AEAD only: ECDHE key exchange, AES-GCM or ChaCha20-Poly1305. */
@@ -92,14 +165,24 @@ int tls_conf_init(struct tls_core *t, const struct tls_setup *s, unsigned core)
 	mbedtls_ssl_conf_renegotiation(&t->conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
 	if (mbedtls_ssl_conf_alpn_protocols(&t->conf, alpn) != 0)
 		return -EINVAL;
-	/* The chain and key are shared by every core and only read. */
-	if (mbedtls_ssl_conf_own_cert(&t->conf, (mbedtls_x509_crt *)&s->chain, (mbedtls_pk_context *)&s->key) != 0)
+	/* Chains and keys are shared by every core and only read. */
+	if (mbedtls_ssl_conf_own_cert(&t->conf, (mbedtls_x509_crt *)&s->certs[0].chain,
+				      (mbedtls_pk_context *)&s->certs[0].key) != 0)
 		return -EINVAL;
+	t->setup = s;
+	mbedtls_ssl_conf_sni(&t->conf, pick_cert, t);
+	if (s->cfg.ticket_lifetime_s) {
+		t->ticket_lifetime_s = s->cfg.ticket_lifetime_s;
+		if (tls_tickets_init(t) < 0)
+			return -EIO;
+		mbedtls_ssl_conf_session_tickets_cb(&t->conf, tls_ticket_write, tls_ticket_parse, t);
+	}
 	return 0;
 }
 
 void tls_conf_free(struct tls_core *t)
 {
+	tls_tickets_free(t);
 	mbedtls_ssl_config_free(&t->conf);
 	mbedtls_ctr_drbg_free(&t->drbg);
 	mbedtls_entropy_free(&t->entropy);

@@ -22,7 +22,7 @@ struct tls_conn {
 	mbedtls_ssl_context ssl;
 	struct net_conn *nc;
 	const struct net_events *up;
-	uint8_t handshaken, closing, gone, dirty, up_wants, peer_eof;
+	uint8_t started, handshaken, closing, gone, dirty, up_wants, peer_eof;
 	char *in;
 	size_t in_len, in_off, in_cap;
 	char *out;
@@ -184,13 +184,14 @@ static void on_data(struct core *c, struct net_conn *nc, const char *data, size_
 			rt.lower->close(c, nc, NET_CLOSE_ABORT);
 		return;
 	}
-	if (!tc->handshaken && tc->in_len == 0 && (unsigned char)data[0] != 0x16) {
-		/* Not a TLS handshake record: plaintext HTTP or noise on a TLS port. */
+	if (!tc->started && (unsigned char)data[0] != 0x16) {
+		/* The first byte is not a TLS handshake record: plaintext HTTP or noise. */
 		t->ctr.not_tls++;
 		t->ctr.handshake_failures++;
 		rt.lower->close(c, nc, NET_CLOSE_ABORT);
 		return;
 	}
+	tc->started = 1;
 	if (tc->in_len + len > tc->in_cap) {
 		if (tc->in_len + len > IN_MAX + sizeof(t->plain)) {
 			rt.lower->close(c, nc, NET_CLOSE_ABORT);

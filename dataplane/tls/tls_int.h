@@ -10,20 +10,28 @@
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
+#include <mbedtls/gcm.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
 
-struct tls_setup {
-	struct tls_config cfg;
+struct tls_cert {
 	mbedtls_x509_crt chain;
 	mbedtls_pk_context key;
+};
+
+struct tls_setup {
+	struct tls_config cfg;
+	struct tls_cert certs[TLS_MAX_CERTS];
+	unsigned ncerts;
 };
 
 struct tls_core {
 	mbedtls_entropy_context entropy;
 	mbedtls_ctr_drbg_context drbg;
 	mbedtls_ssl_config conf;
+	mbedtls_gcm_context ticket_gcm; /* this core's cipher over the process's ticket key */
+	const struct tls_setup *setup;
 	const struct net_events *up;  /* the layer above's events (HTTP) */
 	const struct net_config *ncfg;
 	struct net_events ev;         /* what the backend calls for TLS connections */
@@ -31,7 +39,15 @@ struct tls_core {
 	struct pool conns;
 	char plain[16384 + 256];      /* decrypted bytes, lent to the layer above per call */
 	struct tls_counters ctr;
+	unsigned ticket_lifetime_s;
 };
+
+/* Session tickets (tls_tickets.c): this core's ticket cipher, and the callbacks. */
+int tls_tickets_init(struct tls_core *t);
+void tls_tickets_free(struct tls_core *t);
+int tls_ticket_write(void *p, const mbedtls_ssl_session *session, unsigned char *start,
+		     const unsigned char *end, size_t *tlen, uint32_t *lifetime);
+int tls_ticket_parse(void *p, mbedtls_ssl_session *session, unsigned char *buf, size_t len);
 
 /* Per core: the mbedTLS config over the shared setup. Returns 0 or a negative errno. */
 int tls_conf_init(struct tls_core *t, const struct tls_setup *s, unsigned core);

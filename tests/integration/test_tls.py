@@ -38,6 +38,12 @@ def pki(tmp_path_factory):
     openssl("x509", "-req", "-in", "leaf.csr", "-CA", "inter.pem", "-CAkey", "inter.key",
             "-CAcreateserial", "-out", "leaf.pem", "-days", "2", "-extfile", "leaf.ext", cwd=d)
     (d / "chain.pem").write_text((d / "leaf.pem").read_text() + (d / "inter.pem").read_text())
+    # a second server certificate, for SNI
+    openssl("req", *ec, "-keyout", "other.key2", "-out", "other.csr", "-subj", "/CN=other.test", cwd=d)
+    (d / "other.ext").write_text("subjectAltName=DNS:other.test,DNS:*.wild.test\nextendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "other.csr", "-CA", "inter.pem", "-CAkey", "inter.key",
+            "-CAcreateserial", "-out", "other.pem", "-days", "2", "-extfile", "other.ext", cwd=d)
+    (d / "other-chain.pem").write_text((d / "other.pem").read_text() + (d / "inter.pem").read_text())
     # a key that matches nothing here
     openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1",
             "-out", "other.key", cwd=d)
@@ -209,3 +215,45 @@ def test_tls_listener_from_config_beside_plain(durod_factory, pki):
     out = subprocess.run([DUROD, "--check-config", str(os.path.join(os.path.dirname(d.data_dir), "duro.json"))],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
+
+
+def peer_cn(port, pki, name):
+    ctx = ssl.create_default_context(cafile=str(pki / "root.pem"))
+    ctx.check_hostname = False
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        with ctx.wrap_socket(raw, server_hostname=name) as t:
+            subject = dict(x[0] for x in t.getpeercert()["subject"])
+            return subject["commonName"]
+
+
+def test_sni_picks_the_certificate(durod_factory, pki):
+    d = durod_factory(config={"tls": {"certificates": [
+        {"cert": str(pki / "chain.pem"), "key": str(pki / "leaf.key")},
+        {"cert": str(pki / "other-chain.pem"), "key": str(pki / "other.key2")}]}},
+        extra_args=["--tls-cert", str(pki / "chain.pem"), "--tls-key", str(pki / "leaf.key")])
+    assert peer_cn(d.port, pki, "localhost") == "localhost"
+    assert peer_cn(d.port, pki, "other.test") == "other.test"
+    assert peer_cn(d.port, pki, "a.wild.test") == "other.test"
+    assert peer_cn(d.port, pki, "a.b.wild.test") == "localhost"  # one label only
+    assert peer_cn(d.port, pki, "unknown.example") == "localhost"  # the default
+
+
+def test_session_resumption(tls_durod, pki):
+    ctx = ssl.create_default_context(cafile=str(pki / "root.pem"))
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+
+    def one(session=None):
+        with socket.create_connection(("127.0.0.1", tls_durod.tls_port)) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost", session=session) as t:
+                t.sendall(b"GET /counter/resume HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert b"200" in t.recv(4096)
+                return t.session, t.session_reused
+    sess, reused = one()
+    assert not reused and sess.has_ticket
+    for _ in range(3):
+        _, reused = one(sess)
+        assert reused
+    out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tls_durod.tls_port,
+                          "-tls1_2", "-reconnect", "-CAfile", str(pki / "root.pem")], input="",
+                         capture_output=True, text=True, timeout=30)
+    assert out.stdout.count("Reused, TLSv1.2") >= 5, out.stdout[-2000:]

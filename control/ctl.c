@@ -10,6 +10,7 @@
 #include "obj.h"
 #include "slotmap.h"
 #include "store.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -473,11 +474,32 @@ static json_t *cmd_connections(struct ctl *ctl)
 			 (json_int_t)t_ws, "cores", cores);
 }
 
+static json_t *cmd_tls_reload(struct ctl *ctl)
+{
+	if (!ctl->tls)
+		return error_reply("tls-reload: no listener serves TLS");
+	char err[512];
+	if (tls_reload(&ctl->cfg->tls, err, sizeof(err)) < 0) {
+		log_warn("control: TLS reload refused, the certificates in use stay: %s", err);
+		return error_reply("tls-reload: %s (the certificates in use stay)", err);
+	}
+	log_info("control: TLS certificates reloaded; open connections keep theirs");
+	return json_pack("{s:b}", "ok", 1);
+}
+
+void ctl_request_tls_reload(struct ctl *ctl)
+{
+	atomic_store(&ctl->reload_pending, 1);
+	uint64_t one = 1;
+	if (write(ctl->wake_fd, &one, sizeof(one)) != sizeof(one))
+		log_warn("control: wake: %s", strerror(errno));
+}
+
 static json_t *handle(struct ctl *ctl, json_t *req)
 {
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 	if (!cmd)
-		return error_reply("want {\"cmd\": \"...\"}: status, stats, shards, connections, config, log-level, drain, objects, object, evict, delete, export, import");
+		return error_reply("want {\"cmd\": \"...\"}: status, stats, shards, connections, config, log-level, drain, objects, object, evict, delete, export, import, tls-reload");
 	if (!strcmp(cmd, "status"))
 		return ctl_status_json(ctl);
 	if (!strcmp(cmd, "stats"))
@@ -523,6 +545,8 @@ static json_t *handle(struct ctl *ctl, json_t *req)
 		return cmd_object(ctl, req);
 	if (!strcmp(cmd, "evict"))
 		return cmd_on_owner(ctl, req, do_evict, "evict");
+	if (!strcmp(cmd, "tls-reload"))
+		return cmd_tls_reload(ctl);
 	if (!strcmp(cmd, "export")) {
 		const char *cls = json_string_value(json_object_get(req, "class"));
 		const char *path = json_string_value(json_object_get(req, "path"));
@@ -706,11 +730,12 @@ static void *ctl_main(void *arg)
 	struct client clients[CTL_MAX_CLIENTS];
 	unsigned nclients = 0;
 	for (;;) {
-		struct pollfd pfd[CTL_MAX_CLIENTS + 3];
+		struct pollfd pfd[CTL_MAX_CLIENTS + 4];
 		unsigned n = 0;
 		pfd[n++] = (struct pollfd){ .fd = ctl->stop_fd, .events = POLLIN };
 		pfd[n++] = (struct pollfd){ .fd = ctl->unix_fd, .events = POLLIN };
 		pfd[n++] = (struct pollfd){ .fd = ctl->metrics_fd, .events = POLLIN };
+		pfd[n++] = (struct pollfd){ .fd = ctl->wake_fd, .events = POLLIN };
 		for (unsigned i = 0; i < nclients; i++)
 			pfd[n++] = (struct pollfd){ .fd = clients[i].fd, .events = POLLIN };
 		if (poll(pfd, n, -1) < 0) {
@@ -721,6 +746,13 @@ static void *ctl_main(void *arg)
 		}
 		if (pfd[0].revents)
 			break;
+		if (pfd[3].revents & POLLIN) {
+			uint64_t v;
+			if (read(ctl->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				log_warn("control: wake: %s", strerror(errno));
+			if (atomic_exchange(&ctl->reload_pending, 0))
+				json_decref(cmd_tls_reload(ctl));
+		}
 		if (pfd[1].revents & POLLIN) {
 			int fd = accept4(ctl->unix_fd, NULL, NULL, SOCK_CLOEXEC);
 			if (fd >= 0) {
@@ -754,7 +786,7 @@ static void *ctl_main(void *arg)
 		for (unsigned i = nclients; i-- > 0;) {
 			struct client *cl = &clients[i];
 			int drop = 0;
-			if (pfd[3 + i].revents & (POLLIN | POLLHUP | POLLERR)) {
+			if (pfd[4 + i].revents & (POLLIN | POLLHUP | POLLERR)) {
 				ssize_t r = recv(cl->fd, cl->buf + cl->len, CTL_MAX_LINE - cl->len, MSG_DONTWAIT);
 				if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
 					drop = 1;
@@ -856,7 +888,7 @@ int ctl_init(struct ctl *ctl, const struct duro_config *cfg, struct core_group *
 	ctl->backend = backend;
 	ctl->started_wall_ms = clock_wall_ms();
 	ctl->started_mono_ms = clock_now_ms();
-	ctl->unix_fd = ctl->metrics_fd = ctl->stop_fd = -1;
+	ctl->unix_fd = ctl->metrics_fd = ctl->stop_fd = ctl->wake_fd = -1;
 	for (unsigned i = 0; i < group->ncores; i++) {
 		char name[32];
 		snprintf(name, sizeof(name), "ctl%u", i);
@@ -871,6 +903,8 @@ int ctl_init(struct ctl *ctl, const struct duro_config *cfg, struct core_group *
 	if (r == 0)
 		r = listen_metrics(ctl);
 	if (r == 0 && (ctl->stop_fd = eventfd(0, EFD_CLOEXEC)) < 0)
+		r = -errno;
+	if (r == 0 && (ctl->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
 		r = -errno;
 	return r;
 }
@@ -908,6 +942,8 @@ void ctl_stop(struct ctl *ctl)
 		close(ctl->metrics_fd);
 	if (ctl->stop_fd >= 0)
 		close(ctl->stop_fd);
+	if (ctl->wake_fd >= 0)
+		close(ctl->wake_fd);
 	for (unsigned i = 0; i < ctl->group->ncores; i++) {
 		/* Commands never picked up (the cores stopped first) are freed here. */
 		void *cmd;

@@ -43,6 +43,9 @@ struct ctl {
 	struct rte_ring *mailbox[DURO_MAX_CORES]; /* control thread -> core: struct ctl_cmd * */
 	char socket_path[600];
 	int unix_fd, metrics_fd, stop_fd;
+	int wake_fd;               /* eventfd: a core asks the control thread for something */
+	int tls;                   /* TLS listeners exist: tls-reload means something */
+	_Atomic int reload_pending;
 	pthread_t thread;
 	int running;
 	_Atomic uint64_t requests, refused, errors;
@@ -60,6 +63,9 @@ void ctl_stop(struct ctl *ctl);
 /* Each core's end-of-turn hook calls this: publishes its snapshot when due and runs the
  * commands the control thread left in its mailbox. */
 void ctl_core_tick(struct ctl *ctl, struct core *c);
+
+/* From any thread (core 0 on SIGHUP): the control thread reloads the TLS certificates. */
+void ctl_request_tls_reload(struct ctl *ctl);
 
 /* DPDK telemetry commands (/duro/status, /duro/stats, /duro/core) over the same figures. */
 int ctl_telemetry_register(struct ctl *ctl);

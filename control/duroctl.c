@@ -36,6 +36,7 @@ static void usage(FILE *f)
 		"  config                       the effective config\n"
 		"  log-level [LEVEL]            show or set: error, warn, info, debug\n"
 		"  drain                        stop accepting; open connections finish\n"
+		"  tls-reload                   load the TLS certificates again (like SIGHUP)\n"
 		"  objects [--class C] [--after ID] [--limit N]\n"
 		"                               stored objects, with names where known\n"
 		"  object ID                    owner core, in memory or not, size, keys, alarms, sockets\n"
@@ -396,6 +397,8 @@ int main(int argc, char **argv)
 		printf("%s\n", json_is_true(json_object_get(r, "evicted")) ? "evicted" : "not in memory");
 	} else if (!strcmp(cmd, "delete")) {
 		printf("deleted\n");
+	} else if (!strcmp(cmd, "tls-reload")) {
+		printf("TLS certificates reloaded: new connections get them, open ones keep theirs\n");
 	} else if (!strcmp(cmd, "export")) {
 		printf("exported %lld objects (%lld keys, %lld bytes) of class %s to %s\n",
 		       (long long)I(r, "objects"), (long long)I(r, "keys"), (long long)I(r, "bytes"),

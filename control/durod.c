@@ -68,7 +68,8 @@ static void usage(FILE *f)
 		"  --help               this text\n"
 		"\n"
 		"Signals: SIGTERM or SIGINT stop accepting, finish in-flight requests within\n"
-		"shutdown_timeout_ms (default 5000), and exit 0.\n"
+		"shutdown_timeout_ms (default 5000), and exit 0. SIGHUP reloads the TLS\n"
+		"certificates (open connections keep theirs).\n"
 		"Exit status: 0 after a clean shutdown, 1 on a runtime failure, 2 on a bad config.\n");
 }
 
@@ -85,7 +86,15 @@ static void ctl_cqe(struct core *c, void *ptr, struct io_uring_cqe *cqe)
 {
 	struct durod *d = ptr;
 	core_did_work(c);
-	if (cqe->res == (int)sizeof(d->siginfo)) {
+	if (cqe->res == (int)sizeof(d->siginfo) && d->siginfo.ssi_signo == SIGHUP) {
+		/* Loading certificates reads files: the control thread does it, not a core. */
+		if (d->control.tls) {
+			log_info("signal %u: reloading the TLS certificates", d->siginfo.ssi_signo);
+			ctl_request_tls_reload(&d->control);
+		} else {
+			log_info("signal %u: no TLS listener, nothing to reload", d->siginfo.ssi_signo);
+		}
+	} else if (cqe->res == (int)sizeof(d->siginfo)) {
 		if (!atomic_load(&c->group->stopping)) {
 			log_info("signal %u: draining (up to %u ms)", d->siginfo.ssi_signo,
 				 d->cfg.shutdown_timeout_ms);
@@ -364,6 +373,7 @@ int main(int argc, char **argv)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	d.sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
@@ -408,6 +418,7 @@ int main(int argc, char **argv)
 		size_t n = strlen(addrs);
 		snprintf(addrs + n, sizeof(addrs) - n, "%s%s", i ? ", " : "", cfg->net.listen[i].text);
 	}
+	d.control.tls = tls != NULL;
 	r = ctl_init(&d.control, cfg, &d.group, DURO_VERSION, d.backend->name);
 	if (r == 0 && ctl_telemetry_register(&d.control) < 0)
 		log_warn("DPDK telemetry: could not register duro's commands");
@@ -427,7 +438,8 @@ int main(int argc, char **argv)
 	r = core_group_run(&d.group);
 	ctl_stop(&d.control);
 	core_group_destroy(&d.group);
-	tls_setup_free(tls);
+	if (tls)
+		tls_shutdown();
 	obj_runtime_fini();
 	/* The EAL leaves its (empty, with --no-shconf) runtime directory behind: remove it. */
 	char rundir[512], sock[600];

@@ -39,9 +39,14 @@ int tls_setup_load(const struct tls_config *cfg, struct tls_setup **out, char *e
 void tls_setup_free(struct tls_setup *setup);
 
 /* Fills `out` with a backend that runs TLS on the listeners marked tls and passes the
- * others straight to `lower`. setup and lower must outlive it. */
-void tls_backend(struct net_backend *out, const struct net_backend *lower,
-		 const struct tls_setup *setup);
+ * others straight to `lower` (which must outlive it). Takes ownership of setup. */
+void tls_backend(struct net_backend *out, const struct net_backend *lower, struct tls_setup *setup);
+/* Loads the certificates of cfg again (SIGHUP, the control socket's tls-reload): new
+ * connections get them from each core's next turn; open ones keep theirs. Returns 0, or
+ * -EINVAL with err naming what is wrong (then nothing changes). One caller at a time. */
+int tls_reload(const struct tls_config *cfg, char *err, size_t errlen);
+/* After the cores stopped: frees every generation of certificates. */
+void tls_shutdown(void);
 
 const struct tls_counters *tls_counters(struct core *c);
 

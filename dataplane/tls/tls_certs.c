@@ -122,8 +122,9 @@ static int cert_has_name(const mbedtls_x509_crt *crt, const unsigned char *name,
 /* The client named a host: the first certificate that has the name serves it. */
 static int pick_cert(void *arg, mbedtls_ssl_context *ssl, const unsigned char *name, size_t len)
 {
-	struct tls_core *t = arg;
-	const struct tls_setup *s = t->setup;
+	struct tls_confset *cs = arg;
+	struct tls_core *t = cs->core;
+	const struct tls_setup *s = cs->setup;
 	for (unsigned i = 0; i < s->ncerts; i++)
 		if (cert_has_name(&s->certs[i].chain, name, len))
 			return mbedtls_ssl_set_hs_own_cert(ssl, (mbedtls_x509_crt *)&s->certs[i].chain,
@@ -145,45 +146,64 @@ static const int suites[] = {
 
 static const char *alpn[] = { "http/1.1", NULL };
 
-int tls_conf_init(struct tls_core *t, const struct tls_setup *s, unsigned core)
+int tls_core_crypto_init(struct tls_core *t, unsigned core, unsigned ticket_lifetime_s)
 {
 	mbedtls_entropy_init(&t->entropy);
 	mbedtls_ctr_drbg_init(&t->drbg);
-	mbedtls_ssl_config_init(&t->conf);
 	char pers[32];
 	snprintf(pers, sizeof(pers), "duro-tls-core-%u", core);
 	if (mbedtls_ctr_drbg_seed(&t->drbg, mbedtls_entropy_func, &t->entropy,
 				  (const unsigned char *)pers, strlen(pers)) != 0)
 		return -EIO;
-	if (mbedtls_ssl_config_defaults(&t->conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
-					MBEDTLS_SSL_PRESET_DEFAULT) != 0)
-		return -EINVAL;
-	mbedtls_ssl_conf_rng(&t->conf, mbedtls_ctr_drbg_random, &t->drbg);
-	/* mbedTLS 2.28 would accept TLS 1.0 and 1.1; 1.2 is the floor, and it has no 1.3. */
-	mbedtls_ssl_conf_min_version(&t->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
-	mbedtls_ssl_conf_ciphersuites(&t->conf, suites);
-	mbedtls_ssl_conf_renegotiation(&t->conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
-	if (mbedtls_ssl_conf_alpn_protocols(&t->conf, alpn) != 0)
-		return -EINVAL;
-	/* Chains and keys are shared by every core and only read. */
-	if (mbedtls_ssl_conf_own_cert(&t->conf, (mbedtls_x509_crt *)&s->certs[0].chain,
-				      (mbedtls_pk_context *)&s->certs[0].key) != 0)
-		return -EINVAL;
-	t->setup = s;
-	mbedtls_ssl_conf_sni(&t->conf, pick_cert, t);
-	if (s->cfg.ticket_lifetime_s) {
-		t->ticket_lifetime_s = s->cfg.ticket_lifetime_s;
-		if (tls_tickets_init(t) < 0)
-			return -EIO;
-		mbedtls_ssl_conf_session_tickets_cb(&t->conf, tls_ticket_write, tls_ticket_parse, t);
-	}
-	return 0;
+	t->ticket_lifetime_s = ticket_lifetime_s;
+	return ticket_lifetime_s ? tls_tickets_init(t) : 0;
 }
 
-void tls_conf_free(struct tls_core *t)
+void tls_core_crypto_free(struct tls_core *t)
 {
 	tls_tickets_free(t);
-	mbedtls_ssl_config_free(&t->conf);
 	mbedtls_ctr_drbg_free(&t->drbg);
 	mbedtls_entropy_free(&t->entropy);
+}
+
+struct tls_confset *tls_confset_new(struct tls_core *t, const struct tls_setup *s)
+{
+	struct tls_confset *cs = calloc(1, sizeof(*cs));
+	if (!cs)
+		return NULL;
+	cs->setup = s;
+	cs->core = t;
+	cs->refs = 1;
+	mbedtls_ssl_config *conf = &cs->conf;
+	mbedtls_ssl_config_init(conf);
+	if (mbedtls_ssl_config_defaults(conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
+					MBEDTLS_SSL_PRESET_DEFAULT) != 0)
+		goto fail;
+	mbedtls_ssl_conf_rng(conf, mbedtls_ctr_drbg_random, &t->drbg);
+	/* mbedTLS 2.28 would accept TLS 1.0 and 1.1; 1.2 is the floor, and it has no 1.3. */
+	mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+	mbedtls_ssl_conf_ciphersuites(conf, suites);
+	mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+	if (mbedtls_ssl_conf_alpn_protocols(conf, alpn) != 0)
+		goto fail;
+	/* Chains and keys are shared by every core and only read. */
+	if (mbedtls_ssl_conf_own_cert(conf, (mbedtls_x509_crt *)&s->certs[0].chain,
+				      (mbedtls_pk_context *)&s->certs[0].key) != 0)
+		goto fail;
+	mbedtls_ssl_conf_sni(conf, pick_cert, cs);
+	if (t->ticket_lifetime_s)
+		mbedtls_ssl_conf_session_tickets_cb(conf, tls_ticket_write, tls_ticket_parse, t);
+	return cs;
+fail:
+	mbedtls_ssl_config_free(conf);
+	free(cs);
+	return NULL;
+}
+
+void tls_confset_put(struct tls_confset *cs)
+{
+	if (--cs->refs)
+		return;
+	mbedtls_ssl_config_free(&cs->conf);
+	free(cs);
 }

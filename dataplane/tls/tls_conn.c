@@ -29,12 +29,22 @@ struct tls_conn {
 	size_t out_len, out_off, out_cap;
 	struct list_node dirty_node;
 	struct timer timer; /* handshake deadline */
+	struct tls_confset *cs;
 };
 
-/* One TLS backend per process: the functions below have no backend argument. */
+/* One TLS backend per process: the functions below have no backend argument. The
+ * current certificates are published by the control thread (reload) and picked up by
+ * each core at its next turn; replaced ones stay until the end, as connections made with
+ * them may still run. */
+struct retired {
+	struct retired *next;
+	struct tls_setup *setup;
+};
 static struct {
 	const struct net_backend *lower;
-	const struct tls_setup *setup;
+	struct tls_setup *_Atomic current;
+	_Atomic unsigned gen;
+	struct retired *retired; /* the control thread's only */
 } rt;
 
 static struct tls_conn *TC(struct net_conn *nc) { return nc->layer; }
@@ -138,9 +148,25 @@ static void encrypt_pending(struct core *c, struct tls_conn *tc)
 	kick_lower(c, tc);
 }
 
+/* New certificates were published: new connections get them from now on. */
+static void pick_up_reload(struct core *c, struct tls_core *t)
+{
+	unsigned gen = atomic_load_explicit(&rt.gen, memory_order_acquire);
+	if (gen == t->gen)
+		return;
+	struct tls_confset *cs = tls_confset_new(t, atomic_load_explicit(&rt.current, memory_order_acquire));
+	if (!cs)
+		return; /* out of memory: tried again next turn */
+	tls_confset_put(t->cur);
+	t->cur = cs;
+	t->gen = gen;
+	log_info("core %u: TLS certificates reloaded (generation %u)", c->index, gen);
+}
+
 static void tls_flush_hook(struct core *c)
 {
 	struct tls_core *t = c->tls;
+	pick_up_reload(c, t);
 	while (!list_empty(&t->dirty)) {
 		struct tls_conn *tc = LIST_CONTAINER(t->dirty.next, struct tls_conn, dirty_node);
 		list_del(&tc->dirty_node);
@@ -280,6 +306,7 @@ static void on_closed(struct core *c, struct net_conn *nc, int err)
 	timer_cancel(&tc->timer);
 	tc->up->on_closed(c, nc, err);
 	mbedtls_ssl_free(&tc->ssl);
+	tls_confset_put(tc->cs);
 	free(tc->in);
 	free(tc->out);
 	nc->layer = NULL;
@@ -300,8 +327,11 @@ static void *on_accept(struct core *c, struct net_conn *nc)
 		return NULL;
 	memset(tc, 0, sizeof(*tc));
 	mbedtls_ssl_init(&tc->ssl);
-	if (mbedtls_ssl_setup(&tc->ssl, &t->conf) != 0) {
+	tc->cs = t->cur;
+	tc->cs->refs++;
+	if (mbedtls_ssl_setup(&tc->ssl, &tc->cs->conf) != 0) {
 		mbedtls_ssl_free(&tc->ssl);
+		tls_confset_put(tc->cs);
 		pool_put(&t->conns, tc);
 		return NULL;
 	}
@@ -313,12 +343,13 @@ static void *on_accept(struct core *c, struct net_conn *nc)
 	void *user = t->up->on_accept(c, nc);
 	if (!user) {
 		mbedtls_ssl_free(&tc->ssl);
+		tls_confset_put(tc->cs);
 		nc->layer = NULL;
 		pool_put(&t->conns, tc);
 		return NULL;
 	}
 	t->ctr.active++;
-	timer_arm(c, &tc->timer, c->now_ms + rt.setup->cfg.handshake_timeout_ms, handshake_expired);
+	timer_arm(c, &tc->timer, c->now_ms + tc->cs->setup->cfg.handshake_timeout_ms, handshake_expired);
 	return user;
 }
 
@@ -380,10 +411,12 @@ static int tls_core_init(struct core *c, const struct net_config *cfg, const str
 	t->ev = (struct net_events){ .on_accept = on_accept, .on_data = on_data,
 				     .fill_output = fill_output, .on_sent = on_sent,
 				     .on_closed = on_closed };
-	int r = tls_conf_init(t, rt.setup, c->index);
-	if (r < 0) {
+	struct tls_setup *setup = atomic_load(&rt.current);
+	int r = tls_core_crypto_init(t, c->index, setup->cfg.ticket_lifetime_s);
+	t->gen = atomic_load(&rt.gen);
+	if (r < 0 || !(t->cur = tls_confset_new(t, setup))) {
 		log_error("core %u: TLS set-up failed", c->index);
-		return r;
+		return r < 0 ? r : -ENOMEM;
 	}
 	/* Before the backend's own hook: records made this turn are sent this turn. */
 	core_add_hook(c, tls_flush_hook);
@@ -397,7 +430,9 @@ static void tls_core_fini(struct core *c)
 	rt.lower->core_fini(c);
 	if (!t)
 		return;
-	tls_conf_free(t);
+	if (t->cur)
+		tls_confset_put(t->cur);
+	tls_core_crypto_free(t);
 	pool_destroy(&t->conns);
 	free(t);
 	c->tls = NULL;
@@ -405,11 +440,41 @@ static void tls_core_fini(struct core *c)
 
 const struct tls_counters *tls_counters(struct core *c) { return c->tls ? &c->tls->ctr : NULL; }
 
-void tls_backend(struct net_backend *out, const struct net_backend *lower,
-		 const struct tls_setup *setup)
+int tls_reload(const struct tls_config *cfg, char *err, size_t errlen)
+{
+	struct tls_setup *s;
+	int r = tls_setup_load(cfg, &s, err, errlen);
+	if (r < 0)
+		return r;
+	struct retired *old = malloc(sizeof(*old));
+	if (!old) {
+		tls_setup_free(s);
+		return -ENOMEM;
+	}
+	old->setup = atomic_load(&rt.current);
+	old->next = rt.retired;
+	rt.retired = old;
+	atomic_store_explicit(&rt.current, s, memory_order_release);
+	atomic_fetch_add_explicit(&rt.gen, 1, memory_order_release);
+	return 0;
+}
+
+void tls_shutdown(void)
+{
+	while (rt.retired) {
+		struct retired *next = rt.retired->next;
+		tls_setup_free(rt.retired->setup);
+		free(rt.retired);
+		rt.retired = next;
+	}
+	tls_setup_free(atomic_load(&rt.current));
+	atomic_store(&rt.current, NULL);
+}
+
+void tls_backend(struct net_backend *out, const struct net_backend *lower, struct tls_setup *setup)
 {
 	rt.lower = lower;
-	rt.setup = setup;
+	atomic_store(&rt.current, setup);
 	*out = (struct net_backend){
 		.name = lower->name, .core_init = tls_core_init, .core_fini = tls_core_fini,
 		.want_write = tls_want_write, .close = tls_close, .pause_read = tls_pause_read,

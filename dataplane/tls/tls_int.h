@@ -26,12 +26,23 @@ struct tls_setup {
 	unsigned ncerts;
 };
 
+struct tls_core;
+
+/* An mbedTLS config over one generation of certificates. A reload makes a new one for new
+ * connections; the old one lives until the last connection that uses it is gone. */
+struct tls_confset {
+	mbedtls_ssl_config conf;
+	const struct tls_setup *setup;
+	struct tls_core *core;
+	unsigned refs; /* connections using it, plus one while it is the core's current */
+};
+
 struct tls_core {
 	mbedtls_entropy_context entropy;
 	mbedtls_ctr_drbg_context drbg;
-	mbedtls_ssl_config conf;
 	mbedtls_gcm_context ticket_gcm; /* this core's cipher over the process's ticket key */
-	const struct tls_setup *setup;
+	struct tls_confset *cur;        /* what new connections get */
+	unsigned gen;                   /* the certificate generation cur was made from */
 	const struct net_events *up;  /* the layer above's events (HTTP) */
 	const struct net_config *ncfg;
 	struct net_events ev;         /* what the backend calls for TLS connections */
@@ -49,8 +60,12 @@ int tls_ticket_write(void *p, const mbedtls_ssl_session *session, unsigned char 
 		     const unsigned char *end, size_t *tlen, uint32_t *lifetime);
 int tls_ticket_parse(void *p, mbedtls_ssl_session *session, unsigned char *buf, size_t len);
 
-/* Per core: the mbedTLS config over the shared setup. Returns 0 or a negative errno. */
-int tls_conf_init(struct tls_core *t, const struct tls_setup *s, unsigned core);
-void tls_conf_free(struct tls_core *t);
+/* Per core: the random generator and ticket cipher. Returns 0 or a negative errno. */
+int tls_core_crypto_init(struct tls_core *t, unsigned core, unsigned ticket_lifetime_s);
+void tls_core_crypto_free(struct tls_core *t);
+/* A config set over setup s (refs 1), or NULL. */
+struct tls_confset *tls_confset_new(struct tls_core *t, const struct tls_setup *s);
+/* Drops a reference; the last frees the set. */
+void tls_confset_put(struct tls_confset *cs);
 
 #endif

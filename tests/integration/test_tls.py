@@ -257,3 +257,55 @@ def test_session_resumption(tls_durod, pki):
                           "-tls1_2", "-reconnect", "-CAfile", str(pki / "root.pem")], input="",
                          capture_output=True, text=True, timeout=30)
     assert out.stdout.count("Reused, TLSv1.2") >= 5, out.stdout[-2000:]
+
+
+def test_reload_keeps_connections_and_serves_new_cert(durod_factory, pki, tmp_path):
+    import shutil
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    shutil.copy(pki / "chain.pem", cert)
+    shutil.copy(pki / "leaf.key", key)
+    d = durod_factory(extra_args=["--tls-cert", str(cert), "--tls-key", str(key)])
+    ctx = ssl.create_default_context(cafile=str(pki / "root.pem"))
+    ctx.check_hostname = False
+    raw = socket.create_connection(("127.0.0.1", d.port))
+    old = ctx.wrap_socket(raw, server_hostname="nomatch.example")
+    assert dict(x[0] for x in old.getpeercert()["subject"])["commonName"] == "localhost"
+
+    def request(t):
+        t.sendall(b"POST /counter/reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += t.recv(4096)
+        return data
+    assert b" 200 " in request(old)
+    # SIGHUP with new files: new connections get the new certificate
+    shutil.copy(pki / "other-chain.pem", cert)
+    shutil.copy(pki / "other.key2", key)
+    d.proc.send_signal(1)
+    deadline = time.time() + 10
+    while time.time() < deadline and peer_cn(d.port, pki, "nomatch.example") != "other.test":
+        time.sleep(0.1)
+    assert peer_cn(d.port, pki, "nomatch.example") == "other.test"
+    assert b" 200 " in request(old)  # the old connection lives on
+    # a broken file is refused and the certificate in use stays
+    key.write_text("not a key")
+    out = ctl_cmd(d, "tls-reload")
+    assert out.returncode == 1 and "not a PEM private key" in out.stderr
+    assert peer_cn(d.port, pki, "nomatch.example") == "other.test"
+    # back by the control command
+    shutil.copy(pki / "chain.pem", cert)
+    shutil.copy(pki / "leaf.key", key)
+    assert ctl_cmd(d, "tls-reload").returncode == 0
+    deadline = time.time() + 10
+    while time.time() < deadline and peer_cn(d.port, pki, "nomatch.example") != "localhost":
+        time.sleep(0.1)
+    assert peer_cn(d.port, pki, "nomatch.example") == "localhost"
+    assert b" 200 " in request(old)
+    old.close()
+    assert "TLS certificates reloaded" in d.logtext()
+
+
+def ctl_cmd(d, *args):
+    duroctl = os.path.join(os.path.dirname(DUROD), "duroctl")
+    return subprocess.run([duroctl, "--socket", os.path.join(d.data_dir, "control.sock")] + list(args),
+                          capture_output=True, text=True, timeout=30)

@@ -762,6 +762,13 @@ static void *ctl_main(void *arg)
 					atomic_fetch_add(&ctl->refused, 1);
 					log_warn("control: a client of another user was refused");
 					reply(fd, error_reply("permission denied"));
+					/* Half-close and take what it sent, so closing does not reset the
+					 * connection and destroy the answer on its way. */
+					shutdown(fd, SHUT_WR);
+					struct pollfd one = { .fd = fd, .events = POLLIN };
+					char junk[512];
+					if (poll(&one, 1, 100) > 0 && recv(fd, junk, sizeof(junk), MSG_DONTWAIT) < 0)
+						errno = 0;
 					close(fd);
 				} else if (nclients == CTL_MAX_CLIENTS) {
 					reply(fd, error_reply("too many control clients"));

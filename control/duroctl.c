@@ -75,11 +75,10 @@ static json_t *call(json_t *req)
 	size_t n = strlen(text);
 	text[n] = '\n';
 	ssize_t w = send(fd, text, n + 1, MSG_NOSIGNAL);
+	int send_err = w != (ssize_t)(n + 1) ? errno : 0;
 	free(text);
-	if (w != (ssize_t)(n + 1)) {
-		fprintf(stderr, "duroctl: send: %s\n", strerror(errno));
-		return NULL;
-	}
+	/* A refusal (permission denied) may be waiting even when the send failed: durod says
+	 * why, then closes. Read it before giving up. */
 	for (;;) {
 		char *nl = memchr(rbuf, '\n', rlen);
 		if (nl) {
@@ -99,7 +98,10 @@ static json_t *call(json_t *req)
 		}
 		ssize_t r = recv(fd, rbuf + rlen, sizeof(rbuf) - rlen, 0);
 		if (r <= 0) {
-			fprintf(stderr, "duroctl: durod closed the connection\n");
+			if (send_err)
+				fprintf(stderr, "duroctl: send: %s\n", strerror(send_err));
+			else
+				fprintf(stderr, "duroctl: durod closed the connection\n");
 			return NULL;
 		}
 		rlen += (size_t)r;

@@ -121,7 +121,7 @@ static void ctl_hook(struct core *c)
 	if (!cc->draining) {
 		cc->draining = 1;
 		http_drain(c);
-		ws_drain(c);
+		ws_drain(c, d->cfg.shutdown_timeout_ms / 2);
 	}
 	/* Drained: no connection left and no commit still on its way to disk. */
 	if (!cc->drained && http_open_conns(c) == 0 && ws_open_sockets(c) == 0 && obj_idle(c)) {

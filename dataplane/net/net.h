@@ -49,6 +49,7 @@ struct net_conn {
 	uint32_t id;    /* unique per core, for logs and the control plane */
 	uint16_t core;
 	uint16_t listener;
+	uint8_t secure; /* carried over TLS (set by the tls layer) */
 };
 
 enum net_close_how {

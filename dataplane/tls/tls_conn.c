@@ -339,6 +339,7 @@ static void *on_accept(struct core *c, struct net_conn *nc)
 	tc->nc = nc;
 	tc->up = t->up;
 	nc->layer = tc;
+	nc->secure = 1;
 	nc->ev = &t->ev;
 	void *user = t->up->on_accept(c, nc);
 	if (!user) {

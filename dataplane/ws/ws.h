@@ -129,8 +129,9 @@ int ws_send_local(struct core *c, struct ws_conn *wc, enum ws_opcode op, const v
 
 /* Stops the socket with a close frame (code, reason), from this core. */
 void ws_close_local(struct core *c, struct ws_conn *wc, unsigned code, const char *reason);
-/* Closes every socket of this core with 1001 (going away), for shutdown. */
-void ws_drain(struct core *c);
+/* Closes every socket of this core with 1001 (going away), for shutdown; a peer that has
+ * not finished the close handshake within_ms later is cut off. */
+void ws_drain(struct core *c, unsigned within_ms);
 uint64_t ws_open_sockets(struct core *c);
 
 /* ---- handshake ---- */

@@ -821,7 +821,7 @@ void ws_release(struct core *c, struct ws_conn *wc, int accepted)
 	conn_free(c, wc);
 }
 
-void ws_drain(struct core *c)
+void ws_drain(struct core *c, unsigned within_ms)
 {
 	struct ws_core *w = c->ws;
 	for (struct list_node *p = w->all.next, *next; p != &w->all; p = next) {
@@ -829,6 +829,10 @@ void ws_drain(struct core *c)
 		struct ws_conn *wc = LIST_CONTAINER(p, struct ws_conn, node);
 		if (wc->state == WS_OPEN)
 			ws_close_local(c, wc, WS_CLOSE_GOING_AWAY, "server shutting down");
+		/* Closing ones too: a peer that does not answer or read is cut off in time for
+		 * the process to end cleanly. */
+		if (wc->close_sent && (!timer_armed(&wc->timer) || wc->timer.expires_ms > c->now_ms + within_ms))
+			timer_arm(c, &wc->timer, c->now_ms + within_ms, close_timer_fired);
 	}
 }
 

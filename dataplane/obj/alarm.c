@@ -74,6 +74,10 @@ static void grow(struct alarm_core *ac)
 
 static void alarm_fired(struct core *c, struct timer *t);
 
+/* After an alarm fired well, its commit decides; this only catches an event that changed
+ * nothing of the alarm. */
+#define ALARM_SAFETY_NET_MS 60000
+
 /* Arms a's timer for its time, throttled when it was re-armed too soon after firing. */
 static void arm(struct core *c, struct alarm *a)
 {
@@ -147,6 +151,20 @@ void alarm_free_changes(struct alarm_change *list)
 	}
 }
 
+void alarm_restore(struct core *c, struct alarm_change *list)
+{
+	struct alarm_core *ac = c->obj->alarms;
+	for (struct alarm_change *ch = list; ch; ch = ch->next) {
+		/* The change was lost with its commit: what is stored still holds, and an alarm
+		 * that fired into that commit must fire again. */
+		for (struct alarm *a = ac->buckets[bucket(ac, &ch->id)]; a; a = a->hnext)
+			if (!memcmp(&a->id, &ch->id, sizeof(ch->id)) &&
+			    (ch->wipe || (a->namelen == ch->namelen && !memcmp(a->name, ch->name, ch->namelen))))
+				arm(c, a); /* at its stored time: past for one that just fired */
+	}
+	alarm_free_changes(list);
+}
+
 void alarm_apply(struct core *c, struct alarm_change *list)
 {
 	struct alarm_core *ac = c->obj->alarms;
@@ -193,10 +211,12 @@ static void alarm_fired(struct core *c, struct timer *t)
 		r = obj_run_alarm(c, &a->id, a->ns, a->name, a->namelen, a->time_ms, a->retries, 1);
 	}
 	if (r == 0) {
-		/* Cleared or re-set by the event just committed; its durability updates this
-		 * entry. Should that commit fail, the alarm is still stored: fire again then. */
+		/* Cleared or re-set by the event just committed: its durability updates this
+		 * entry, however long the disk takes (a timer here fired alarms twice under
+		 * load). Should the commit fail, alarm_restore fires it again. The long timer is
+		 * only a net for an event that left the alarm as it was. */
 		a->retries = 0;
-		arm_in(c, a, cfg->retry_initial_ms);
+		arm_in(c, a, ALARM_SAFETY_NET_MS);
 		return;
 	}
 	uint64_t backoff = (uint64_t)cfg->retry_initial_ms << (a->retries < 20 ? a->retries : 20);

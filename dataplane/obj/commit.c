@@ -237,7 +237,7 @@ static void release(struct core *c, struct commit_batch *cb, int err)
 	if (err == 0)
 		alarm_apply(c, cb->alarms);
 	else
-		alarm_free_changes(cb->alarms);
+		alarm_restore(c, cb->alarms);
 	cb->alarms = cb->alarms_tail = NULL;
 	for (struct sync_waiter *w = cb->syncs_head; w; w = w->next)
 		w->status = err;

@@ -157,6 +157,8 @@ void alarm_core_fini(struct core *c);
 /* Applies durable alarm changes to the core's table and timers; frees the list. */
 void alarm_apply(struct core *c, struct alarm_change *list);
 void alarm_free_changes(struct alarm_change *list);
+/* A commit carrying these changes failed: alarms they would have changed fire again. */
+void alarm_restore(struct core *c, struct alarm_change *list);
 
 /* commit.c */
 /* Attaches an alarm change to the open batch (seq); applied when durable. */

@@ -309,3 +309,21 @@ def ctl_cmd(d, *args):
     duroctl = os.path.join(os.path.dirname(DUROD), "duroctl")
     return subprocess.run([duroctl, "--socket", os.path.join(d.data_dir, "control.sock")] + list(args),
                           capture_output=True, text=True, timeout=30)
+
+
+def test_testssl_finds_nothing_medium_or_above(durod_factory, pki, tmp_path):
+    """Debian's testssl.sh over what the server controls: protocols, cipher categories,
+    forward secrecy, vulnerabilities, HTTP security headers. (Certificate findings are
+    about the test's own throwaway CA and are not run.)"""
+    d = durod_factory(extra_args=["--tls-cert", str(pki / "chain.pem"), "--tls-key", str(pki / "leaf.key")])
+    out_json = tmp_path / "testssl.json"
+    r = subprocess.run(["testssl", "--quiet", "--color", "0", "--warnings", "off", "--add-ca",
+                        str(pki / "root.pem"), "--jsonfile", str(out_json), "-p", "-s", "-f", "-U", "-h",
+                        "--ip", "one", "127.0.0.1:%d" % d.port], capture_output=True, text=True, timeout=600)
+    findings = json.loads(out_json.read_text())
+    bad = [f for f in findings if f["severity"] in ("MEDIUM", "HIGH", "CRITICAL")
+           and f["id"] not in ("engine_problem",)]
+    assert not bad, bad
+    by_id = {f["id"]: f for f in findings}
+    assert "not offered" in by_id["TLS1"]["finding"] and "not offered" in by_id["TLS1_1"]["finding"]
+    assert by_id["TLS1_2"]["finding"].startswith("offered")

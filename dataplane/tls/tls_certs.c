@@ -146,6 +146,11 @@ static const int suites[] = {
 
 static const char *alpn[] = { "http/1.1", NULL };
 
+/* X25519 first: its key exchange is the cheapest in mbedTLS; P-256 and P-384 for clients
+ * without it. */
+static const mbedtls_ecp_group_id curves[] = { MBEDTLS_ECP_DP_CURVE25519, MBEDTLS_ECP_DP_SECP256R1,
+					       MBEDTLS_ECP_DP_SECP384R1, MBEDTLS_ECP_DP_NONE };
+
 int tls_core_crypto_init(struct tls_core *t, unsigned core, unsigned ticket_lifetime_s)
 {
 	mbedtls_entropy_init(&t->entropy);
@@ -184,6 +189,7 @@ struct tls_confset *tls_confset_new(struct tls_core *t, const struct tls_setup *
 	mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
 	mbedtls_ssl_conf_ciphersuites(conf, suites);
 	mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+	mbedtls_ssl_conf_curves(conf, curves);
 	if (mbedtls_ssl_conf_alpn_protocols(conf, alpn) != 0)
 		goto fail;
 	/* Chains and keys are shared by every core and only read. */

@@ -17,6 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #define SUB_BITS 6 /* 64 sub-buckets per power of two: under 1.6% error */
 #define HIST_SIZE (64 << SUB_BITS)
 #define MAX_PIPELINE 64
@@ -24,6 +27,7 @@
 
 struct conn {
 	int fd;
+	SSL *ssl; /* --tls */
 	unsigned inflight;
 	uint64_t sent_ns[MAX_PIPELINE]; /* ring of send times, oldest first */
 	unsigned head;
@@ -41,7 +45,42 @@ static struct {
 	uint64_t max_requests;
 	const char *ws_path; /* --ws: the room to join */
 	unsigned size;       /* --size: bytes per WebSocket message */
-} opt = { "127.0.0.1", 8787, 64, 1, 0, 10.0, 1.0, "POST", "/counter/", 0, NULL, 64 };
+	int tls;             /* --tls: every connection speaks TLS (no certificate check) */
+} opt = { "127.0.0.1", 8787, 64, 1, 0, 10.0, 1.0, "POST", "/counter/", 0, NULL, 64, 0 };
+
+static SSL_CTX *tls_ctx;
+
+/* With --tls: the handshake, on the still-blocking socket. */
+static int tls_wrap(struct conn *c)
+{
+	if (!tls_ctx)
+		return 0;
+	c->ssl = SSL_new(tls_ctx);
+	SSL_set_fd(c->ssl, c->fd);
+	SSL_set_tlsext_host_name(c->ssl, "localhost");
+	return SSL_connect(c->ssl) == 1 ? 0 : -1;
+}
+
+static ssize_t io_send(struct conn *c, const void *p, size_t n)
+{
+	if (!c->ssl)
+		return send(c->fd, p, n, MSG_NOSIGNAL);
+	int r = SSL_write(c->ssl, p, (int)n);
+	return r > 0 ? r : -1;
+}
+
+static ssize_t io_recv(struct conn *c, void *p, size_t n)
+{
+	if (!c->ssl)
+		return recv(c->fd, p, n, 0);
+	int r = SSL_read(c->ssl, p, (int)n);
+	if (r > 0)
+		return r;
+	return SSL_get_error(c->ssl, r) == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+}
+
+/* Decrypted bytes may wait inside the TLS library, where epoll cannot see them. */
+static int io_more(struct conn *c) { return c->ssl && SSL_pending(c->ssl) > 0; }
 
 static uint64_t hist[HIST_SIZE];
 static uint64_t done, errors, non2xx, measured;
@@ -109,7 +148,7 @@ static int send_request(struct conn *c)
 	else
 		n = snprintf(req, sizeof(req), "%s %shot HTTP/1.1\r\nHost: bench\r\nContent-Length: 0\r\n\r\n",
 			     opt.method, opt.prefix);
-	ssize_t w = send(c->fd, req, (size_t)n, MSG_NOSIGNAL);
+	ssize_t w = io_send(c, req, (size_t)n);
 	if (w != n)
 		return -1;
 	c->sent_ns[(c->head + c->inflight) % MAX_PIPELINE] = now_ns();
@@ -163,32 +202,36 @@ static int connect_one(struct conn *c, struct sockaddr_in *sa, int ep)
 		return -1;
 	int one = 1;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (tls_wrap(c) < 0)
+		return -1;
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
 	return epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
 }
 
 /* ---- WebSocket mode ---- */
 
-/* Opens a WebSocket to path; returns the fd (blocking until the 101 is read) or -1. */
-static int ws_open(struct sockaddr_in *sa, const char *path)
+/* Opens a WebSocket to path into c (blocking until the 101 is read); 0 or -1. */
+static int ws_open(struct conn *c, struct sockaddr_in *sa, const char *path)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)sa, sizeof(*sa)) < 0)
 		return -1;
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (tls_wrap(c) < 0)
+		return -1;
 	char req[512];
 	int n = snprintf(req, sizeof(req),
 			 "GET %s HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
 			 "Sec-WebSocket-Key: ZHVyb2JlbmNoLWtleS0xMg==\r\nSec-WebSocket-Version: 13\r\n\r\n",
 			 path);
-	if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
+	if (io_send(c, req, (size_t)n) != n)
 		return -1;
 	char buf[1024];
 	size_t got = 0;
 	/* Byte at a time up to the blank line: nothing after it may be swallowed. */
 	while (got < sizeof(buf) - 1) {
-		if (recv(fd, buf + got, 1, 0) != 1)
+		if (io_recv(c, buf + got, 1) != 1)
 			return -1;
 		got++;
 		if (got >= 4 && memcmp(buf + got - 4, "\r\n\r\n", 4) == 0)
@@ -199,7 +242,7 @@ static int ws_open(struct sockaddr_in *sa, const char *path)
 		fprintf(stderr, "durobench: upgrade refused: %.40s\n", buf);
 		return -1;
 	}
-	return fd;
+	return 0;
 }
 
 /* A masked text frame carrying the send time, padded to opt.size bytes. */
@@ -235,8 +278,7 @@ static int ws_main(struct sockaddr_in *sa)
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	struct conn *conns = calloc(opt.conns, sizeof(*conns));
 	for (unsigned i = 0; i < opt.conns; i++) {
-		conns[i].fd = ws_open(sa, opt.ws_path);
-		if (conns[i].fd < 0) {
+		if (ws_open(&conns[i], sa, opt.ws_path) < 0) {
 			fprintf(stderr, "durobench: member %u: %s\n", i, strerror(errno));
 			return 1;
 		}
@@ -256,7 +298,7 @@ static int ws_main(struct sockaddr_in *sa)
 		/* Keep `pipeline` broadcasts in flight: one is done when its sender has it back. */
 		while (inflight < opt.pipeline) {
 			size_t n = ws_message(frame, now_ns());
-			if (send(sender->fd, frame, n, MSG_NOSIGNAL) != (ssize_t)n) {
+			if (io_send(sender, frame, n) != (ssize_t)n) {
 				fprintf(stderr, "durobench: send: %s\n", strerror(errno));
 				return 1;
 			}
@@ -268,7 +310,8 @@ static int ws_main(struct sockaddr_in *sa)
 		t = now_ns();
 		for (int i = 0; i < n; i++) {
 			struct conn *c = evs[i].data.ptr;
-			ssize_t r = recv(c->fd, c->rbuf + c->rlen, RBUF - c->rlen, 0);
+		ws_again:;
+			ssize_t r = io_recv(c, c->rbuf + c->rlen, RBUF - c->rlen);
 			if (r <= 0) {
 				fprintf(stderr, "durobench: member %s\n", r == 0 ? "closed by server" : strerror(errno));
 				errors++;
@@ -315,6 +358,8 @@ static int ws_main(struct sockaddr_in *sa)
 			}
 			memmove(c->rbuf, c->rbuf + off, c->rlen - off);
 			c->rlen -= off;
+			if (io_more(c))
+				goto ws_again;
 		}
 	}
 	double secs = (double)(t - t_measure) / 1e9;
@@ -338,7 +383,8 @@ static void usage(void)
 		"  --names 0 sends every request to <prefix>hot (one object); N > 0 draws\n"
 		"  <prefix>n<i> for i uniform in [0, N).  Output: one JSON object.\n"
 		"       durobench --ws /room/NAME [--conns MEMBERS] [--pipeline WINDOW] [--size BYTES] ...\n"
-		"  WebSocket room: member 0 sends, every member's deliveries are timed.\n");
+		"  WebSocket room: member 0 sends, every member's deliveries are timed.\n"
+		"  --tls speaks TLS on every connection (https, wss; no certificate check).\n");
 }
 
 int main(int argc, char **argv)
@@ -347,7 +393,7 @@ int main(int argc, char **argv)
 		{ "host", 1, 0, 'H' }, { "port", 1, 0, 'p' }, { "conns", 1, 0, 'c' },
 		{ "pipeline", 1, 0, 'k' }, { "names", 1, 0, 'n' }, { "duration", 1, 0, 'd' },
 		{ "warmup", 1, 0, 'w' }, { "method", 1, 0, 'm' }, { "prefix", 1, 0, 'x' },
-		{ "requests", 1, 0, 'r' }, { "ws", 1, 0, 'W' }, { "size", 1, 0, 's' },
+		{ "requests", 1, 0, 'r' }, { "ws", 1, 0, 'W' }, { "size", 1, 0, 's' }, { "tls", 0, 0, 'T' },
 		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
 	int o;
 	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -364,6 +410,7 @@ int main(int argc, char **argv)
 		case 'r': opt.max_requests = strtoull(optarg, NULL, 10); break;
 		case 'W': opt.ws_path = optarg; break;
 		case 's': opt.size = (unsigned)atoi(optarg); break;
+		case 'T': opt.tls = 1; break;
 		default: usage(); return 2;
 		}
 	}
@@ -375,6 +422,10 @@ int main(int argc, char **argv)
 	if (inet_pton(AF_INET, opt.host, &sa.sin_addr) != 1) {
 		fprintf(stderr, "durobench: bad host %s\n", opt.host);
 		return 2;
+	}
+	if (opt.tls) {
+		tls_ctx = SSL_CTX_new(TLS_client_method());
+		SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL); /* a load generator, not a client to trust */
 	}
 	if (opt.ws_path)
 		return ws_main(&sa);
@@ -403,7 +454,8 @@ int main(int argc, char **argv)
 		t = now_ns();
 		for (int i = 0; i < n; i++) {
 			struct conn *c = evs[i].data.ptr;
-			ssize_t r = recv(c->fd, c->rbuf + c->rlen, RBUF - c->rlen, 0);
+		http_again:;
+			ssize_t r = io_recv(c, c->rbuf + c->rlen, RBUF - c->rlen);
 			if (r <= 0) {
 				fprintf(stderr, "durobench: connection %s\n", r == 0 ? "closed by server" : strerror(errno));
 				errors++;
@@ -419,6 +471,8 @@ int main(int argc, char **argv)
 			for (int k = 0; k < got; k++)
 				if (send_request(c) < 0)
 					errors++;
+			if (io_more(c))
+				goto http_again;
 		}
 	}
 	double secs = (double)(t - t_measure) / 1e9;

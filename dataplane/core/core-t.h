@@ -119,6 +119,7 @@ struct core_group {
 	void *arg;
 	_Atomic int start_failed;
 	_Atomic unsigned started;
+	_Atomic unsigned exited; /* cores out of their loops, outboxes sent */
 };
 
 #endif

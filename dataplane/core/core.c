@@ -288,6 +288,15 @@ static int core_ring_setup(struct core *c)
 	return 0;
 }
 
+/* Messages staged or queued behind a full ring, not yet on any ring. */
+static int outboxes_pending(const struct core *c)
+{
+	for (unsigned i = 0; i < c->group->ncores; i++)
+		if (c->outbox[i].nstaged || c->outbox[i].overflow_head)
+			return 1;
+	return 0;
+}
+
 static void core_loop(struct core *c)
 {
 	struct core_group *g = c->group;
@@ -365,6 +374,17 @@ static int core_main(void *arg)
 	}
 	if (c->offloaded)
 		log_warn("core %u: %u file operations still pending at exit", c->index, c->offloaded);
+	/* Messages still on their way (a socket's batch going home to be freed, an event's
+	 * return): once every core has left its loop and sent what it staged, each takes
+	 * what was sent to it, so the last turn of one core is not lost on another. */
+	for (int tries = 0; tries < 1000 && outboxes_pending(c); tries++) {
+		flush_outboxes(c);
+		rte_pause();
+	}
+	atomic_fetch_add(&g->exited, 1);
+	while (atomic_load(&g->exited) < g->ncores)
+		rte_pause();
+	drain_inboxes(c);
 	if (g->core_stop)
 		g->core_stop(c, g->arg);
 	if (c->timers)

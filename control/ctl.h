@@ -8,6 +8,7 @@
 #include "hist.h"
 #include "http-t.h"
 #include "obj-t.h"
+#include "tls.h"
 #include "ws.h"
 
 #include <pthread.h>
@@ -27,6 +28,7 @@ struct ctl_snapshot {
 	struct obj_alarm_counters alarms;
 	struct core_stats core;
 	uint64_t timers;
+	struct tls_counters tls;
 	uint32_t ring_depth[DURO_MAX_CORES]; /* messages waiting in the ring from core i */
 	struct hist latency;
 };

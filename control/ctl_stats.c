@@ -29,6 +29,9 @@ void ctl_publish(struct ctl *ctl, struct core *c)
 	s->alarms = *obj_alarm_counters(c);
 	s->core = c->stats;
 	s->timers = timer_count(c);
+	const struct tls_counters *tls = tls_counters(c);
+	if (tls)
+		s->tls = *tls;
 	for (unsigned i = 0; i < c->group->ncores; i++)
 		s->ring_depth[i] = c->inbox[i] ? rte_ring_count(c->inbox[i]) : 0;
 	s->latency = *http_latency(c);
@@ -73,7 +76,7 @@ static json_t *core_json(const struct ctl_snapshot *s, unsigned index, unsigned 
 	for (unsigned i = 0; i < ncores; i++)
 		json_array_append_new(rings, json_integer((json_int_t)s->ring_depth[i]));
 	const struct hist *h = &s->latency;
-	return json_pack(
+	json_t *o = json_pack(
 		"{s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
 		" s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:{s:f, s:f, s:f, s:f, s:I}}",
 		"core", (int)index,
@@ -96,6 +99,12 @@ static json_t *core_json(const struct ctl_snapshot *s, unsigned index, unsigned 
 		"latency_us", "p50", hist_percentile(h, 50) / 1e3, "p90", hist_percentile(h, 90) / 1e3,
 		"p99", hist_percentile(h, 99) / 1e3, "p999", hist_percentile(h, 99.9) / 1e3,
 		"count", (json_int_t)h->count);
+	if (o)
+		json_object_set_new(o, "tls", json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
+			"open", (json_int_t)s->tls.active, "handshakes", (json_int_t)s->tls.handshakes,
+			"resumed", (json_int_t)s->tls.resumed, "failures", (json_int_t)s->tls.handshake_failures,
+			"timeouts", (json_int_t)s->tls.handshake_timeouts, "not_tls", (json_int_t)s->tls.not_tls));
+	return o;
 }
 
 json_t *ctl_stats_json(struct ctl *ctl)
@@ -183,6 +192,12 @@ static const struct metric metrics[] = {
 	{ "duro_alarms_pending", "gauge", "Alarms scheduled.", SNAP(alarms.pending) },
 	{ "duro_alarms_fired_total", "counter", "Alarms fired.", SNAP(alarms.fired) },
 	{ "duro_core_loops_total", "counter", "Reactor loop turns.", SNAP(core.loops) },
+	{ "duro_tls_connections_open", "gauge", "TLS connections open.", SNAP(tls.active) },
+	{ "duro_tls_handshakes_total", "counter", "TLS handshakes completed.", SNAP(tls.handshakes) },
+	{ "duro_tls_resumptions_total", "counter", "TLS sessions resumed from a ticket.", SNAP(tls.resumed) },
+	{ "duro_tls_handshake_failures_total", "counter", "TLS handshakes that failed (not TLS included).", SNAP(tls.handshake_failures) },
+	{ "duro_tls_handshake_timeouts_total", "counter", "TLS handshakes cut off by the timeout.", SNAP(tls.handshake_timeouts) },
+	{ "duro_tls_not_tls_total", "counter", "Connections to a TLS port that did not start with TLS.", SNAP(tls.not_tls) },
 	{ "duro_core_messages_total", "counter", "Cross-core messages received.", SNAP(core.msgs_in) },
 };
 

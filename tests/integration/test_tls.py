@@ -188,6 +188,10 @@ def test_bad_handshakes_closed_cleanly(tls_durod, pki):
     # everyone else is still served
     r = requests.post(https(tls_durod, "/counter/after-bad"), verify=str(pki / "root.pem"))
     assert r.status_code == 200
+    # and each refusal was counted
+    time.sleep(0.3)
+    t = json.loads(ctl_cmd(tls_durod, "--json", "stats").stdout)["total"]["tls"]
+    assert t["not_tls"] >= 1 and t["failures"] >= 2 and t["timeouts"] >= 1 and t["handshakes"] >= 1
 
 
 def test_tls_config_errors(tmp_path, pki):
@@ -253,6 +257,8 @@ def test_session_resumption(tls_durod, pki):
     for _ in range(3):
         _, reused = one(sess)
         assert reused
+    time.sleep(0.3)
+    assert json.loads(ctl_cmd(tls_durod, "--json", "stats").stdout)["total"]["tls"]["resumed"] >= 3
     out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tls_durod.tls_port,
                           "-tls1_2", "-reconnect", "-CAfile", str(pki / "root.pem")], input="",
                          capture_output=True, text=True, timeout=30)

@@ -120,6 +120,7 @@ struct core_group {
 	_Atomic int start_failed;
 	_Atomic unsigned started;
 	_Atomic unsigned exited; /* cores out of their loops, outboxes sent */
+	_Atomic unsigned read_last; /* cores that took their last messages */
 };
 
 #endif

@@ -385,6 +385,10 @@ static int core_main(void *arg)
 	while (atomic_load(&g->exited) < g->ncores)
 		rte_pause();
 	drain_inboxes(c);
+	/* Messages point into their sender's memory: nobody frees until everyone has read. */
+	atomic_fetch_add(&g->read_last, 1);
+	while (atomic_load(&g->read_last) < g->ncores)
+		rte_pause();
 	if (g->core_stop)
 		g->core_stop(c, g->arg);
 	if (c->timers)

@@ -850,13 +850,17 @@ json_t *config_to_json(const struct duro_config *cfg)
 			"deleted_classes", names_array(m->deleted, m->ndeleted),
 			"transferred_classes", renames_array(m->transferred, m->ntransferred)));
 	}
+	json_t *certs = json_array();
+	for (unsigned i = 0; i < cfg->tls.ncerts; i++)
+		json_array_append_new(certs, json_pack("{s:s, s:s}", "cert", cfg->tls.certs[i].cert,
+						       "key", cfg->tls.certs[i].key));
 	const struct obj_storage_limits *l = &cfg->obj.limits;
 	const struct store_config *st = &cfg->obj.store;
 	return json_pack(
 		"{s:i, s:s, s:s, s:o, s:{s:o}, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I},"
 		" s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o,"
 		" s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:s, s:s, s:s},"
-		" s:{s:b}, s:I, s:I, s:s}",
+		" s:{s:I, s:I, s:o}, s:{s:b}, s:I, s:I, s:s}",
 		"cores", (int)cfg->cores, "backend", cfg->backend, "data_dir", cfg->obj.data_dir,
 		"listeners", listeners, "durable_objects", "bindings", bindings, "routes", routes,
 		"limits", "max_head_bytes", (json_int_t)cfg->http.max_head_bytes,
@@ -886,6 +890,8 @@ json_t *config_to_json(const struct duro_config *cfg)
 		"hibernate_idle_ms", (json_int_t)cfg->obj.websockets.hibernate_idle_ms,
 		"control", "socket", cfg->control.socket, "group", cfg->control.group,
 		"metrics", cfg->control.metrics,
+		"tls", "handshake_timeout_ms", (json_int_t)cfg->tls.handshake_timeout_ms,
+		"ticket_lifetime_s", (json_int_t)cfg->tls.ticket_lifetime_s, "certificates", certs,
 		"uring", "buffer_ring", !cfg->net.no_buffer_ring,
 		"shutdown_timeout_ms", (json_int_t)cfg->shutdown_timeout_ms,
 		"idle_spin_us", (json_int_t)cfg->idle_spin_us, "log_level", levels[cfg->log_level]);

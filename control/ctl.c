@@ -225,6 +225,27 @@ int ctl_class_ns(const char *cls)
 }
 
 /* objects: IDs that hold data, per class, in ID order, pageable with after/limit. */
+/* Runs fn on the object's owner core: the finished command (the caller frees it), or
+ * NULL with the reply in *err. */
+static struct ctl_cmd *on_owner(struct ctl *ctl, int (*fn)(struct core *, struct ctl_cmd *),
+				unsigned ns, const struct duro_id *id, const char *what, json_t **err)
+{
+	struct ctl_cmd *cmd = calloc(1, sizeof(*cmd));
+	if (!cmd) {
+		*err = error_reply("out of memory");
+		return NULL;
+	}
+	cmd->fn = fn;
+	cmd->ns = ns;
+	cmd->id = *id;
+	unsigned owner = obj_owner(id);
+	if (run_on_core(ctl, owner, cmd) < 0) {
+		*err = error_reply("%s: core %u did not finish in time", what, owner);
+		return NULL;
+	}
+	return cmd;
+}
+
 static json_t *cmd_objects(json_t *req)
 {
 	const char *cls = json_string_value(json_object_get(req, "class"));
@@ -363,15 +384,10 @@ static json_t *cmd_object(struct ctl *ctl, json_t *req)
 		}
 		return json_pack("{s:b, s:s, s:o}", "ok", 1, "id", hex, "keys", keys);
 	}
-	struct ctl_cmd *cmd = calloc(1, sizeof(*cmd));
-	if (!cmd)
-		return error_reply("out of memory");
-	cmd->fn = do_describe;
-	cmd->ns = ns;
-	cmd->id = id;
 	unsigned owner = obj_owner(&id);
-	if (run_on_core(ctl, owner, cmd) < 0)
-		return error_reply("core %u did not answer", owner);
+	struct ctl_cmd *cmd = on_owner(ctl, do_describe, ns, &id, "describe", &err);
+	if (!cmd)
+		return err;
 	json_t *o = json_pack("{s:b, s:s, s:s, s:s, s:i, s:b, s:b, s:i, s:i}", "ok", 1, "id", hex,
 			      "class", obj_namespace_class(ns), "binding", obj_namespace_binding(ns),
 			      "core", (int)owner, "in_memory", cmd->info.in_memory, "hibernated",
@@ -412,15 +428,9 @@ static json_t *cmd_on_owner(struct ctl *ctl, json_t *req, int (*fn)(struct core 
 	json_t *err;
 	if (get_id(req, &ns, &id, &err) < 0)
 		return err;
-	struct ctl_cmd *cmd = calloc(1, sizeof(*cmd));
+	struct ctl_cmd *cmd = on_owner(ctl, fn, ns, &id, what, &err);
 	if (!cmd)
-		return error_reply("out of memory");
-	cmd->fn = fn;
-	cmd->ns = ns;
-	cmd->id = id;
-	unsigned owner = obj_owner(&id);
-	if (run_on_core(ctl, owner, cmd) < 0)
-		return error_reply("%s: core %u did not finish in time", what, owner);
+		return err;
 	int r = cmd->result;
 	free(cmd);
 	if (fn == do_evict) {

@@ -337,6 +337,7 @@ json_t *ctl_import(struct ctl *ctl, const char *path)
 	}
 	/* First pass: the whole file must be intact before anything is written. */
 	uint64_t objects = 0, keys = 0;
+	uint8_t last[DURO_ID_BYTES]; /* the ID of the previous key: objects are consecutive */
 	for (;;) {
 		char type;
 		uint8_t id[DURO_ID_BYTES];
@@ -371,7 +372,6 @@ json_t *ctl_import(struct ctl *ctl, const char *path)
 				get(&in, buf, n);
 				left -= n;
 			}
-			static uint8_t last[DURO_ID_BYTES];
 			if (keys == 1 || memcmp(last, id, DURO_ID_BYTES))
 				objects++;
 			memcpy(last, id, DURO_ID_BYTES);

@@ -147,13 +147,17 @@ json_t *ctl_status_json(struct ctl *ctl)
 	json_t *listeners = json_array();
 	for (unsigned i = 0; i < cfg->net.nlisten; i++)
 		json_array_append_new(listeners, json_string(cfg->net.listen[i].text));
-	return json_pack("{s:b, s:s, s:I, s:I, s:I, s:s, s:i, s:o, s:s, s:s, s:s}", "ok", 1,
+	json_t *control = json_pack("{s:I, s:I, s:I}", "requests",
+				    (json_int_t)atomic_load(&ctl->requests), "bad_requests",
+				    (json_int_t)atomic_load(&ctl->errors), "refused_peers",
+				    (json_int_t)atomic_load(&ctl->refused));
+	return json_pack("{s:b, s:s, s:I, s:I, s:I, s:s, s:i, s:o, s:s, s:s, s:s, s:o}", "ok", 1,
 			 "version", ctl->version, "pid", (json_int_t)getpid(),
 			 "started_at_ms", (json_int_t)ctl->started_wall_ms, "uptime_ms",
 			 (json_int_t)(clock_now_ms() - ctl->started_mono_ms), "backend", ctl->backend,
 			 "cores", (int)ctl->group->ncores, "listeners", listeners, "data_dir",
 			 cfg->obj.data_dir, "control_socket", ctl->socket_path, "metrics",
-			 cfg->control.metrics);
+			 cfg->control.metrics, "control", control);
 }
 
 /* ---- Prometheus text exposition (version 0.0.4) ---- */

@@ -12,9 +12,10 @@ PACKAGES=(
   curl iproute2 procps
 )
 # What only the tests need: a Prometheus text parser, a browser for the dashboard test,
-# and npm to fetch playwright-core (Debian does not package it).
+# setpriv (util-linux), the openssl CLI and testssl.sh for the TLS tests, and npm to fetch
+# playwright-core (Debian does not package it).
 if [ "${DURO_TEST_DEPS:-0}" = 1 ]; then
-  PACKAGES+=(python3-prometheus-client chromium util-linux)
+  PACKAGES+=(python3-prometheus-client chromium util-linux openssl testssl.sh)
   command -v npm >/dev/null || PACKAGES+=(npm)
 fi
 

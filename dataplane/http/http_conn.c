@@ -250,7 +250,7 @@ static void refresh_date(struct http_core *h)
 }
 
 /* Writes the status line and header section, on the connection's core. */
-static const char hsts[] = "Strict-Transport-Security: max-age=31536000\r\n"
+static const char tls_headers[] = "Strict-Transport-Security: max-age=31536000\r\n"
 			   "X-Content-Type-Options: nosniff\r\n";
 
 static void compose_head(struct core *c, struct http_conn *hc, struct http_exchange *ex)
@@ -286,7 +286,7 @@ static void compose_head(struct core *c, struct http_conn *hc, struct http_excha
 	     vec_append(&ex->head, "Connection: close\r\n", 19) < 0) ||
 	    /* Over TLS: browsers are told to come back over TLS only (a year), and not to
 	     * guess content types. */
-	    (hc->nc->secure && vec_append(&ex->head, hsts, sizeof(hsts) - 1) < 0) ||
+	    (hc->nc->secure && vec_append(&ex->head, tls_headers, sizeof(tls_headers) - 1) < 0) ||
 	    vec_append(&ex->head, "\r\n", 2) < 0) {
 		/* Out of memory for a few hundred bytes: nothing sensible to send. */
 		ex->head.len = 0;

@@ -56,7 +56,7 @@ struct uring_conn {
 	unsigned ops; /* SQEs in flight that name this connection */
 	enum conn_state state;
 	int err;
-	uint8_t recv_armed, send_inflight, dirty, closed_reported, peer_eof, paused;
+	uint8_t recv_armed, dirty, closed_reported, peer_eof, paused;
 	struct list_node dirty_node;
 	struct uring_send *send; /* while a send is in flight */
 	struct buf *rbuf; /* fallback receive buffer (no buffer ring) */
@@ -213,7 +213,7 @@ static void linger_expired(struct core *c, struct timer *t)
 static void flush_conn(struct core *c, struct uring_conn *uc)
 {
 	struct net_core *nc = c->net;
-	if (uc->send_inflight || uc->state == CS_CLOSING || uc->state == CS_LINGER)
+	if (uc->send || uc->state == CS_CLOSING || uc->state == CS_LINGER)
 		return;
 	struct uring_send *ss = pool_get(&nc->sends);
 	if (!ss) {
@@ -238,14 +238,12 @@ static void flush_conn(struct core *c, struct uring_conn *uc)
 	struct io_uring_sqe *sqe = op_sqe(c, uc, &uc->send_op);
 	io_uring_prep_sendmsg(sqe, uc->fd, &ss->msg, MSG_NOSIGNAL);
 	sqe->flags |= IOSQE_FIXED_FILE;
-	uc->send_inflight = 1;
 	nc->ctr.sends++;
 }
 
 static void on_send(struct core *c, struct uring_conn *uc, struct io_uring_cqe *cqe)
 {
 	struct net_core *nc = c->net;
-	uc->send_inflight = 0;
 	pool_put(&nc->sends, uc->send);
 	uc->send = NULL;
 	if (cqe->res < 0) {
@@ -286,7 +284,7 @@ static void conn_abort(struct core *c, struct uring_conn *uc, int err)
 		list_del(&uc->dirty_node);
 		uc->dirty = 0;
 	}
-	if (uc->recv_armed || uc->send_inflight) {
+	if (uc->recv_armed || uc->send) {
 		struct io_uring_sqe *sqe = op_sqe(c, uc, &uc->cancel_op);
 		io_uring_prep_cancel_fd(sqe, uc->fd, IORING_ASYNC_CANCEL_ALL |
 						     IORING_ASYNC_CANCEL_FD_FIXED);

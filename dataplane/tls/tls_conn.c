@@ -22,7 +22,7 @@ struct tls_conn {
 	mbedtls_ssl_context ssl;
 	struct net_conn *nc;
 	const struct net_events *up;
-	uint8_t started, handshaken, closing, gone, dirty, up_wants, peer_eof;
+	uint8_t started, handshaken, closing, gone, dirty, up_wants;
 	char *in;
 	size_t in_len, in_off, in_cap;
 	char *out;
@@ -203,7 +203,6 @@ static void on_data(struct core *c, struct net_conn *nc, const char *data, size_
 	struct tls_core *t = c->tls;
 	core_did_work(c);
 	if (len == 0) {
-		tc->peer_eof = 1;
 		if (tc->handshaken)
 			tc->up->on_data(c, nc, NULL, 0);
 		else

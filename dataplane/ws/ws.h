@@ -63,7 +63,6 @@ void *ws_conn_user(const struct ws_conn *wc);
 /* The layer above's reference for this socket (its member record elsewhere). */
 void ws_conn_set_ref(struct ws_conn *wc, uint64_t ref);
 uint64_t ws_conn_ref(const struct ws_conn *wc);
-enum ws_kind ws_conn_kind(const struct ws_conn *wc);
 /* The reservation becomes a live socket over `nc` (the 101 or stream head has been sent);
  * `rest` is what the client sent after its request. */
 void ws_takeover(struct core *c, struct ws_conn *wc, struct net_conn *nc, const char *rest,

@@ -39,7 +39,7 @@ struct ws_conn {
 	uint8_t frag_op;        /* opcode of the fragmented message being assembled, or 0 */
 	uint8_t in_frame;       /* a header was read; its payload is coming */
 	uint8_t ignore_input;   /* failed or closing: later bytes are read and dropped */
-	uint8_t close_sent, close_received, raised, flush_then_close;
+	uint8_t close_sent, raised, flush_then_close;
 	uint8_t hdr_len;
 	uint8_t hdr[14];
 	struct ws_frame_hdr cur;
@@ -269,7 +269,6 @@ ws_handle ws_conn_handle(const struct ws_conn *wc)
 void *ws_conn_user(const struct ws_conn *wc) { return wc->user; }
 void ws_conn_set_ref(struct ws_conn *wc, uint64_t ref) { wc->ref = ref; }
 uint64_t ws_conn_ref(const struct ws_conn *wc) { return wc->ref; }
-enum ws_kind ws_conn_kind(const struct ws_conn *wc) { return (enum ws_kind)wc->kind; }
 
 /* ---- output ---- */
 
@@ -572,7 +571,6 @@ static int frame_end(struct core *c, struct ws_conn *wc)
 		int r = ws_check_close(wc->ctrl, (size_t)h->len, &code);
 		if (r < 0)
 			return r;
-		wc->close_received = 1;
 		const char *reason = h->len > 2 ? (const char *)wc->ctrl + 2 : NULL;
 		size_t rlen = h->len > 2 ? (size_t)h->len - 2 : 0;
 		w->ctr.closes_clean++;

@@ -64,6 +64,7 @@ def test_status_stats_shards_config(durod):
     assert sh["slots"] == 4096 and sum(sh["slots_per_core"]) == 4096 and len(sh["owner"]) == 4096
     cfg = ctl_json(durod, "config")["config"]
     assert cfg["cores"] == 2 and cfg["websockets"]["max_per_object"] == 32768
+    assert cfg["tls"]["ticket_lifetime_s"] == 7200 and cfg["tls"]["certificates"] == []
     assert any(b["class_name"] == "ChatRoom" for b in cfg["durable_objects"]["bindings"])
     c = ctl_json(durod, "connections")
     assert len(c["cores"]) == 2
@@ -147,6 +148,9 @@ def test_bad_requests_over_the_socket(durod):
     idle.close()
     # the cores keep serving
     assert requests.post(durod.url + "/counter/still-fine").status_code == 200
+    # and the control socket counted what it was sent
+    c = json.loads(raw(durod, b'{"cmd":"status"}\n'))["control"]
+    assert c["bad_requests"] >= 2 and c["requests"] >= 6
 
 
 def test_socket_permissions(durod_factory):

@@ -81,7 +81,6 @@ def test_old_versions_refused(tls_durod, pki):
                           "-tls1_2", "-CAfile", str(pki / "root.pem"), "-servername", "localhost"],
                          input="", capture_output=True, text=True, timeout=30)
     assert "Verify return code: 0 (ok)" in out.stdout, out.stdout
-    assert "Secure Renegotiation IS NOT supported" not in out.stdout or True
     # CBC and non-ECDHE suites are not offered
     out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tls_durod.tls_port,
                           "-tls1_2", "-cipher", "AES128-SHA:ECDHE-ECDSA-AES128-SHA"], input="",
@@ -209,16 +208,31 @@ def test_tls_config_errors(tmp_path, pki):
     assert out.returncode == 2 and "go together" in out.stderr
 
 
-def test_tls_listener_from_config_beside_plain(durod_factory, pki):
-    port = free_port()
-    d = durod_factory(config={"listeners": [
-        "127.0.0.1:%d" % free_port(),
-        {"address": "127.0.0.1:%d" % port,
-         "tls": {"cert": str(pki / "chain.pem"), "key": str(pki / "leaf.key")}}]})
-    # the fixture's --listen replaces the config's listeners: check the config another way
-    out = subprocess.run([DUROD, "--check-config", str(os.path.join(os.path.dirname(d.data_dir), "duro.json"))],
-                         capture_output=True, text=True, timeout=30)
-    assert out.returncode == 0, out.stderr
+def test_tls_listener_from_config_beside_plain(tmp_path, pki):
+    """Listeners from the config file (no --listen): one plain, one TLS, served together."""
+    from conftest import wait_port
+    plain, tls = free_port(), free_port()
+    cfg = tmp_path / "duro.json"
+    cfg.write_text(json.dumps({"listeners": [
+        "127.0.0.1:%d" % plain,
+        {"address": "127.0.0.1:%d" % tls,
+         "tls": {"cert": str(pki / "chain.pem"), "key": str(pki / "leaf.key")}}],
+        "storage": {"log_rotate_bytes": 4 << 20}}))
+    log = open(tmp_path / "durod.log", "w")
+    p = subprocess.Popen([DUROD, "--config", str(cfg), "--data-dir", str(tmp_path / "data"), "--cores", "2"],
+                         stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_port(plain, p)
+        wait_port(tls, p)
+        assert requests.post("http://127.0.0.1:%d/counter/both" % plain).text.strip() == "1"
+        r = requests.post("https://localhost:%d/counter/both" % tls, verify=str(pki / "root.pem"))
+        assert r.text.strip() == "2" and "max-age" in r.headers["strict-transport-security"]
+        # plain responses do not claim HSTS
+        assert "strict-transport-security" not in requests.get("http://127.0.0.1:%d/counter/both" % plain).headers
+    finally:
+        p.terminate()
+        assert p.wait(timeout=30) == 0
+        log.close()
 
 
 def peer_cn(port, pki, name):

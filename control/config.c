@@ -3,6 +3,7 @@
 #include "config.h"
 #include "obj.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <grp.h>
 #include <jansson.h>
@@ -523,6 +524,104 @@ static int parse_control(struct ctx *x, struct duro_config *cfg, json_t *o)
 	return 0;
 }
 
+static int parse_fault(struct ctx *x, const char *path, json_t *o, struct fault_config *f)
+{
+	static const char *const keys[] = { "seed", "drop_pct", "duplicate_pct", "reorder_pct",
+					    "delay_pct", "delay_ms", NULL };
+	if (!json_is_object(o))
+		return fail(x, path, "want an object, got %s", type_name(o));
+	if (only_keys(x, path, o, keys) < 0)
+		return -EINVAL;
+	GET_UINT(x, path, o, "seed", 0, UINT32_MAX, f->seed);
+	GET_UINT(x, path, o, "drop_pct", 0, 100, f->drop_pct);
+	GET_UINT(x, path, o, "duplicate_pct", 0, 100, f->duplicate_pct);
+	GET_UINT(x, path, o, "reorder_pct", 0, 100, f->reorder_pct);
+	GET_UINT(x, path, o, "delay_pct", 0, 100, f->delay_pct);
+	GET_UINT(x, path, o, "delay_ms", 0, 10000, f->delay_ms);
+	return 0;
+}
+
+int config_parse_mac(const char *text, uint8_t mac[6])
+{
+	unsigned b[6];
+	char tail;
+	if (sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+		   &tail) != 6)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)b[i];
+	return (mac[0] & 1) ? -EINVAL : 0; /* a multicast address cannot be ours */
+}
+
+static int get_str_array(struct ctx *x, const char *path, json_t *o, const char *key,
+			 char *out, size_t each, unsigned max, unsigned *n)
+{
+	json_t *a = json_object_get(o, key);
+	if (!a)
+		return 0;
+	char p[128];
+	join(p, sizeof(p), path, key);
+	if (!json_is_array(a) || json_array_size(a) > max)
+		return fail(x, p, "want an array of at most %u strings", max);
+	size_t i;
+	json_t *v;
+	*n = 0;
+	json_array_foreach(a, i, v) {
+		if (!json_is_string(v) || strlen(json_string_value(v)) >= each)
+			return fail(x, p, "item %zu: want a string shorter than %zu bytes", i, each);
+		memcpy(out + (size_t)(*n)++ * each, json_string_value(v),
+		       strlen(json_string_value(v)) + 1);
+	}
+	return 0;
+}
+
+static int parse_dpdk(struct ctx *x, struct duro_config *cfg, json_t *o)
+{
+	static const char *const keys[] = { "eal_args", "vdevs", "port", "mac", "ipv4", "gateway",
+					    "mtu", "mbufs", "idle_sleep_us", "fault_rx", "fault_tx",
+					    NULL };
+	struct dpdk_config *d = &cfg->dpdk;
+	if (!json_is_object(o))
+		return fail(x, "dpdk", "want an object, got %s", type_name(o));
+	if (only_keys(x, "dpdk", o, keys) < 0)
+		return -EINVAL;
+	if (get_str_array(x, "dpdk", o, "eal_args", &d->eal_args[0][0], sizeof(d->eal_args[0]),
+			  DPDK_MAX_EAL_ARGS, &d->neal_args) < 0 ||
+	    get_str_array(x, "dpdk", o, "vdevs", &d->vdevs[0][0], sizeof(d->vdevs[0]), 4,
+			  &d->nvdevs) < 0)
+		return -EINVAL;
+	GET_UINT(x, "dpdk", o, "port", 0, 1023, d->port);
+	GET_UINT(x, "dpdk", o, "mtu", 576, 9000, d->mtu);
+	GET_UINT(x, "dpdk", o, "mbufs", 0, 16u << 20, d->mbufs);
+	GET_UINT(x, "dpdk", o, "idle_sleep_us", 0, 5000, d->idle_sleep_us);
+	char text[64] = "";
+	if (get_str(x, "dpdk", o, "mac", text, sizeof(text), 0) < 0)
+		return -EINVAL;
+	if (*text) {
+		if (config_parse_mac(text, d->mac) < 0)
+			return fail(x, "dpdk.mac", "\"%s\": want a unicast aa:bb:cc:dd:ee:ff", text);
+		d->mac_set = 1;
+	}
+	*text = 0;
+	if (get_str(x, "dpdk", o, "ipv4", text, sizeof(text), 0) < 0)
+		return -EINVAL;
+	if (*text && dpdk_parse_cidr(text, &d->ipv4, &d->prefix) < 0)
+		return fail(x, "dpdk.ipv4", "\"%s\": want an address with its prefix, e.g. 10.77.0.1/24",
+			    text);
+	*text = 0;
+	if (get_str(x, "dpdk", o, "gateway", text, sizeof(text), 0) < 0)
+		return -EINVAL;
+	unsigned plen;
+	if (*text && (dpdk_parse_cidr(text, &d->gateway, &plen) < 0 || strchr(text, '/')))
+		return fail(x, "dpdk.gateway", "\"%s\": want an IPv4 address", text);
+	json_t *v;
+	if ((v = json_object_get(o, "fault_rx")) && parse_fault(x, "dpdk.fault_rx", v, &d->fault_rx) < 0)
+		return -EINVAL;
+	if ((v = json_object_get(o, "fault_tx")) && parse_fault(x, "dpdk.fault_tx", v, &d->fault_tx) < 0)
+		return -EINVAL;
+	return 0;
+}
+
 static int parse_tls(struct ctx *x, struct duro_config *cfg, json_t *o)
 {
 	static const char *const keys[] = { "handshake_timeout_ms", "ticket_lifetime_s",
@@ -624,7 +723,7 @@ static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t
 					    "listeners", "durable_objects", "routes", "limits",
 					    "objects", "shutdown_timeout_ms", "log_level",
 					    "idle_spin_us", "uring", "storage", "migrations", "alarms",
-					    "websockets", "control", "tls", NULL };
+					    "websockets", "control", "tls", "dpdk", NULL };
 	if (!json_is_object(root)) {
 		fail(&x, "(top level)", "want an object, got %s", type_name(root));
 		goto out;
@@ -637,8 +736,8 @@ static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t
 	cfg->cores = (unsigned)u;
 	if (get_str(&x, "", root, "backend", cfg->backend, sizeof(cfg->backend), 0) < 0)
 		goto out;
-	if (strcmp(cfg->backend, "uring") != 0) {
-		fail(&x, "backend", "\"%s\": only \"uring\" is built in this version", cfg->backend);
+	if (strcmp(cfg->backend, "uring") != 0 && strcmp(cfg->backend, "dpdk") != 0) {
+		fail(&x, "backend", "\"%s\": want \"uring\" (kernel sockets) or \"dpdk\"", cfg->backend);
 		goto out;
 	}
 	if (get_str(&x, "", root, "data_dir", cfg->obj.data_dir, sizeof(cfg->obj.data_dir), 0) < 0)
@@ -683,6 +782,8 @@ static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t
 		goto out;
 	if ((v = json_object_get(root, "tls")) && parse_tls(&x, cfg, v) < 0)
 		goto out;
+	if ((v = json_object_get(root, "dpdk")) && parse_dpdk(&x, cfg, v) < 0)
+		goto out;
 	if ((v = json_object_get(root, "uring"))) {
 		static const char *const ukeys[] = { "buffer_ring", NULL };
 		if (!json_is_object(v)) {
@@ -724,6 +825,7 @@ void config_defaults(struct duro_config *cfg)
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	cfg->cores = ncpu > 0 ? (unsigned)(ncpu > DURO_MAX_CORES ? DURO_MAX_CORES : ncpu) : 1;
 	snprintf(cfg->backend, sizeof(cfg->backend), "uring");
+	dpdk_config_defaults(&cfg->dpdk);
 	cfg->log_level = LOG_INFO;
 	cfg->idle_spin_us = 200;
 	cfg->shutdown_timeout_ms = 5000;
@@ -795,7 +897,54 @@ int config_validate(const struct duro_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "config: data_dir: empty");
 		return -EINVAL;
 	}
+	if (strcmp(cfg->backend, "dpdk") == 0) {
+		if (!cfg->dpdk.ipv4) {
+			snprintf(err, errlen, "config: dpdk.ipv4: the dpdk backend needs its own "
+				 "address (e.g. \"10.77.0.1/24\", or --dpdk-ipv4)");
+			return -EINVAL;
+		}
+		for (unsigned i = 0; i < cfg->net.nlisten; i++) {
+			const struct net_listen *nl = &cfg->net.listen[i];
+			const struct sockaddr_in *sin = (const struct sockaddr_in *)&nl->addr;
+			if (nl->addr.ss_family != AF_INET ||
+			    (sin->sin_addr.s_addr && sin->sin_addr.s_addr != cfg->dpdk.ipv4)) {
+				snprintf(err, errlen, "config: listeners[%u]: %s: the dpdk backend "
+					 "serves its dpdk.ipv4 address (or 0.0.0.0) only", i, nl->text);
+				return -EINVAL;
+			}
+		}
+	}
 	return 0;
+}
+
+static json_t *fault_json(const struct fault_config *f)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "seed", (json_int_t)f->seed,
+			 "drop_pct", (json_int_t)f->drop_pct, "duplicate_pct", (json_int_t)f->duplicate_pct,
+			 "reorder_pct", (json_int_t)f->reorder_pct, "delay_pct", (json_int_t)f->delay_pct,
+			 "delay_ms", (json_int_t)f->delay_ms);
+}
+
+static json_t *dpdk_json(const struct dpdk_config *d)
+{
+	json_t *eal = json_array(), *vdevs = json_array();
+	for (unsigned i = 0; i < d->neal_args; i++)
+		json_array_append_new(eal, json_string(d->eal_args[i]));
+	for (unsigned i = 0; i < d->nvdevs; i++)
+		json_array_append_new(vdevs, json_string(d->vdevs[i]));
+	char ip[INET_ADDRSTRLEN] = "", cidr[40] = "", gw[INET_ADDRSTRLEN] = "", mac[24] = "";
+	inet_ntop(AF_INET, &d->ipv4, ip, sizeof(ip));
+	snprintf(cidr, sizeof(cidr), "%s/%u", ip, d->prefix);
+	if (d->gateway)
+		inet_ntop(AF_INET, &d->gateway, gw, sizeof(gw));
+	if (d->mac_set)
+		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", d->mac[0], d->mac[1],
+			 d->mac[2], d->mac[3], d->mac[4], d->mac[5]);
+	return json_pack("{s:o, s:o, s:I, s:s, s:s, s:s, s:I, s:I, s:I, s:o, s:o}", "eal_args", eal,
+			 "vdevs", vdevs, "port", (json_int_t)d->port, "mac", mac, "ipv4", cidr,
+			 "gateway", gw, "mtu", (json_int_t)d->mtu, "mbufs", (json_int_t)d->mbufs,
+			 "idle_sleep_us", (json_int_t)d->idle_sleep_us, "fault_rx",
+			 fault_json(&d->fault_rx), "fault_tx", fault_json(&d->fault_tx));
 }
 
 static json_t *names_array(const char (*names)[STORE_NAME_MAX], unsigned n)
@@ -856,7 +1005,7 @@ json_t *config_to_json(const struct duro_config *cfg)
 						       "key", cfg->tls.certs[i].key));
 	const struct obj_storage_limits *l = &cfg->obj.limits;
 	const struct store_config *st = &cfg->obj.store;
-	return json_pack(
+	json_t *out = json_pack(
 		"{s:i, s:s, s:s, s:o, s:{s:o}, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I},"
 		" s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o,"
 		" s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:s, s:s, s:s},"
@@ -895,4 +1044,7 @@ json_t *config_to_json(const struct duro_config *cfg)
 		"uring", "buffer_ring", !cfg->net.no_buffer_ring,
 		"shutdown_timeout_ms", (json_int_t)cfg->shutdown_timeout_ms,
 		"idle_spin_us", (json_int_t)cfg->idle_spin_us, "log_level", levels[cfg->log_level]);
+	if (out && strcmp(cfg->backend, "dpdk") == 0)
+		json_object_set_new(out, "dpdk", dpdk_json(&cfg->dpdk));
+	return out;
 }

@@ -5,6 +5,7 @@
 
 #include "http-t.h"
 #include "log.h"
+#include "dpdk.h"
 #include "net.h"
 #include "obj-t.h"
 #include "tls.h"
@@ -19,6 +20,7 @@ struct duro_config {
 	struct net_config net;
 	struct http_config http;
 	struct tls_config tls; /* the certificate of the listeners marked tls */
+	struct dpdk_config dpdk; /* backend "dpdk" */
 	struct ws_config ws;
 	struct obj_config obj;
 	struct {
@@ -44,6 +46,9 @@ int config_load_buffer(struct duro_config *cfg, const char *data, size_t len, ch
  * reference. NULL when out of memory. */
 struct json_t;
 struct json_t *config_to_json(const struct duro_config *cfg);
+
+/* "aa:bb:cc:dd:ee:ff" (unicast) into mac; 0 or -EINVAL. */
+int config_parse_mac(const char *text, uint8_t mac[6]);
 
 /* Checks what flags and the file produced together (e.g. --cores against the CPUs). */
 int config_validate(const struct duro_config *cfg, char *err, size_t errlen);

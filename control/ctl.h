@@ -16,6 +16,8 @@
 
 /* What one core last published: written by that core only, every 100 ms, under a sequence
  * count so the control thread reads a consistent copy without a lock. */
+#define CTL_MORE_MAX 96
+
 struct ctl_snapshot {
 	_Atomic uint64_t seq; /* odd while being written */
 	uint64_t at_ms;
@@ -29,8 +31,11 @@ struct ctl_snapshot {
 	struct core_stats core;
 	uint64_t timers;
 	struct tls_counters tls;
+	uint64_t more[CTL_MORE_MAX]; /* the backend's own (the dpdk stack's), named below */
 	uint32_t ring_depth[DURO_MAX_CORES]; /* messages waiting in the ring from core i */
 	struct hist latency;
+	unsigned nmore;
+	const char *const *more_names; /* static in the backend */
 };
 
 struct ctl_cmd;

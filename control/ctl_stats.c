@@ -35,6 +35,13 @@ void ctl_publish(struct ctl *ctl, struct core *c)
 	for (unsigned i = 0; i < c->group->ncores; i++)
 		s->ring_depth[i] = c->inbox[i] ? rte_ring_count(c->inbox[i]) : 0;
 	s->latency = *http_latency(c);
+	const struct net_backend *nb = http_backend(c);
+	if (nb->more_counters) {
+		const uint64_t *vals;
+		unsigned n = nb->more_counters(c, &s->more_names, &vals);
+		s->nmore = n < CTL_MORE_MAX ? n : CTL_MORE_MAX;
+		memcpy(s->more, vals, s->nmore * sizeof(vals[0]));
+	}
 	atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
 }
 
@@ -104,6 +111,12 @@ static json_t *core_json(const struct ctl_snapshot *s, unsigned index, unsigned 
 			"open", (json_int_t)s->tls.active, "handshakes", (json_int_t)s->tls.handshakes,
 			"resumed", (json_int_t)s->tls.resumed, "failures", (json_int_t)s->tls.handshake_failures,
 			"timeouts", (json_int_t)s->tls.handshake_timeouts, "not_tls", (json_int_t)s->tls.not_tls));
+	if (o && s->nmore && s->more_names) {
+		json_t *st = json_object();
+		for (unsigned i = 0; i < s->nmore; i++)
+			json_object_set_new(st, s->more_names[i], json_integer((json_int_t)s->more[i]));
+		json_object_set_new(o, "stack", st);
+	}
 	return o;
 }
 
@@ -130,6 +143,10 @@ json_t *ctl_stats_json(struct ctl *ctl)
 			t[k] += v[k];
 		for (unsigned k = 0; k < n; k++)
 			total->ring_depth[k] += s->ring_depth[k];
+		if (s->nmore) {
+			total->nmore = s->nmore;
+			total->more_names = s->more_names;
+		}
 		hist_merge(&total->latency, &s->latency);
 	}
 	json_t *tot = core_json(total, 0, n);
@@ -258,6 +275,17 @@ char *ctl_prometheus(struct ctl *ctl, size_t *len)
 			if (k != i)
 				fprintf(f, "duro_ring_depth{core=\"%u\",from=\"%u\"} %u\n", i, k,
 					snaps[i].ring_depth[k]);
+	for (unsigned k = 0; n && have[0] && k < snaps[0].nmore && snaps[0].more_names; k++) {
+		const char *name = snaps[0].more_names[k];
+		int gauge = strncmp(name, "conns_", 6) == 0;
+		fprintf(f, "# HELP duro_stack_%s%s The TCP/IP stack's %s.\n# TYPE duro_stack_%s%s %s\n",
+			name, gauge ? "" : "_total", name, name, gauge ? "" : "_total",
+			gauge ? "gauge" : "counter");
+		for (unsigned i = 0; i < n; i++)
+			if (have[i] && k < snaps[i].nmore)
+				fprintf(f, "duro_stack_%s%s{core=\"%u\"} %llu\n", name, gauge ? "" : "_total",
+					i, (unsigned long long)snaps[i].more[k]);
+	}
 	fprintf(f, "# HELP duro_request_duration_seconds Time from a request's first byte to its response.\n"
 		   "# TYPE duro_request_duration_seconds histogram\n");
 	for (unsigned i = 0; i < n; i++) {

@@ -1,6 +1,7 @@
 /* durod's main: flags over the config, the DPDK EAL as the runtime, one reactor per core
  * running HTTP over the chosen backend and the object runtime; SIGTERM drains and exits 0. */
 #include "config.h"
+#include "dpdk.h"
 #include "core.h"
 #include "ctl.h"
 #include "http.h"
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include <rte_eal.h>
+#include <rte_errno.h>
 
 #define DURO_VERSION "0.1.0"
 #define EXIT_CONFIG 2
@@ -62,6 +64,11 @@ static void usage(FILE *f)
 		"  --data-dir DIR       keep data in DIR (default ./duro-data)\n"
 		"  --cores N            run N reactors, pinned to CPUs 0..N-1\n"
 		"  --log-level LEVEL    error, warn, info (default) or debug\n"
+		"  --backend uring|dpdk kernel sockets (default) or DPDK with duro's TCP/IP stack\n"
+		"  --dpdk-vdev ARGS     a DPDK virtual device, e.g. net_af_packet0,iface=eth1,qpairs=2\n"
+		"  --dpdk-eal \"ARGS\"   EAL arguments replacing the defaults (--no-huge -m 1024 ...)\n"
+		"  --dpdk-ipv4 A/N      the stack's address and prefix, e.g. 10.77.0.1/24\n"
+		"  --dpdk-gateway A     default gateway; --dpdk-mac M, --dpdk-mtu N, --dpdk-port N\n"
 		"  --tls-cert FILE      serve TLS on every listener with this PEM certificate chain\n"
 		"  --tls-key FILE       and this PEM private key (mbedTLS: TLS 1.2, no 1.3)\n"
 		"  --version            print the version and exit\n"
@@ -245,6 +252,67 @@ static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 	return 0;
 }
 
+/* The dpdk flags over the config's dpdk section; -EINVAL after a message naming the flag. */
+static int apply_dpdk_flags(struct duro_config *cfg, const char *backend, const char **vdevs,
+			    unsigned nvdevs, const char *eal, const char *ipv4, const char *gw,
+			    const char *mac, unsigned mtu, int port)
+{
+	struct dpdk_config *d = &cfg->dpdk;
+	if (backend) {
+		if (strcmp(backend, "uring") != 0 && strcmp(backend, "dpdk") != 0) {
+			fprintf(stderr, "durod: --backend: \"%s\": want uring or dpdk\n", backend);
+			return -EINVAL;
+		}
+		snprintf(cfg->backend, sizeof(cfg->backend), "%s", backend);
+	}
+	if (nvdevs) {
+		d->nvdevs = 0;
+		for (unsigned i = 0; i < nvdevs; i++) {
+			if (strlen(vdevs[i]) >= sizeof(d->vdevs[0])) {
+				fprintf(stderr, "durod: --dpdk-vdev: too long\n");
+				return -EINVAL;
+			}
+			snprintf(d->vdevs[d->nvdevs++], sizeof(d->vdevs[0]), "%s", vdevs[i]);
+		}
+	}
+	if (eal) {
+		/* Space-separated EAL arguments, replacing the config's. */
+		char buf[1024];
+		snprintf(buf, sizeof(buf), "%s", eal);
+		d->neal_args = 0;
+		for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok;
+		     tok = strtok_r(NULL, " ", &save)) {
+			if (d->neal_args == DPDK_MAX_EAL_ARGS || strlen(tok) >= sizeof(d->eal_args[0])) {
+				fprintf(stderr, "durod: --dpdk-eal: at most %d arguments of 127 bytes\n",
+					DPDK_MAX_EAL_ARGS);
+				return -EINVAL;
+			}
+			snprintf(d->eal_args[d->neal_args++], sizeof(d->eal_args[0]), "%s", tok);
+		}
+	}
+	if (ipv4 && dpdk_parse_cidr(ipv4, &d->ipv4, &d->prefix) < 0) {
+		fprintf(stderr, "durod: --dpdk-ipv4: \"%s\": want address/prefix, e.g. 10.77.0.1/24\n", ipv4);
+		return -EINVAL;
+	}
+	unsigned plen;
+	if (gw && (dpdk_parse_cidr(gw, &d->gateway, &plen) < 0 || strchr(gw, '/'))) {
+		fprintf(stderr, "durod: --dpdk-gateway: \"%s\": want an IPv4 address\n", gw);
+		return -EINVAL;
+	}
+	if (mac) {
+		if (config_parse_mac(mac, d->mac) < 0) {
+			fprintf(stderr, "durod: --dpdk-mac: \"%s\": want a unicast aa:bb:cc:dd:ee:ff\n", mac);
+			return -EINVAL;
+		}
+		d->mac_set = 1;
+	}
+	if (mtu)
+		d->mtu = mtu;
+	if (port >= 0)
+		d->port = (unsigned)port;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct durod d;
@@ -257,12 +325,24 @@ int main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "tls-cert", required_argument, NULL, 'T' },
 		{ "tls-key", required_argument, NULL, 'K' },
+		{ "backend", required_argument, NULL, 'B' },
+		{ "dpdk-vdev", required_argument, NULL, 'v' },
+		{ "dpdk-eal", required_argument, NULL, 'E' },
+		{ "dpdk-ipv4", required_argument, NULL, 'I' },
+		{ "dpdk-gateway", required_argument, NULL, 'G' },
+		{ "dpdk-mac", required_argument, NULL, 'M' },
+		{ "dpdk-mtu", required_argument, NULL, 'U' },
+		{ "dpdk-port", required_argument, NULL, 'P' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config_path = NULL, *data_dir = NULL, *level = NULL;
-	const char *tls_cert = NULL, *tls_key = NULL;
+	const char *tls_cert = NULL, *tls_key = NULL, *backend = NULL, *dpdk_eal = NULL;
+	const char *dpdk_ipv4 = NULL, *dpdk_gw = NULL, *dpdk_mac = NULL;
+	const char *vdevs[4];
+	unsigned nvdevs = 0, dpdk_mtu = 0, dpdk_port = 0;
+	int dpdk_port_set = 0;
 	const char *listen[DURO_MAX_LISTENERS];
 	unsigned nlisten = 0, cores = 0;
 	int check_only = 0, o;
@@ -287,6 +367,31 @@ int main(int argc, char **argv)
 		case 'L': level = optarg; break;
 		case 'T': tls_cert = optarg; break;
 		case 'K': tls_key = optarg; break;
+		case 'B': backend = optarg; break;
+		case 'v':
+			if (nvdevs == 4) {
+				fprintf(stderr, "durod: at most 4 --dpdk-vdev\n");
+				return EXIT_CONFIG;
+			}
+			vdevs[nvdevs++] = optarg;
+			break;
+		case 'E': dpdk_eal = optarg; break;
+		case 'I': dpdk_ipv4 = optarg; break;
+		case 'G': dpdk_gw = optarg; break;
+		case 'M': dpdk_mac = optarg; break;
+		case 'U':
+			if (parse_uint(optarg, 576, 9000, &dpdk_mtu) < 0) {
+				fprintf(stderr, "durod: --dpdk-mtu: \"%s\": want 576 to 9000\n", optarg);
+				return EXIT_CONFIG;
+			}
+			break;
+		case 'P':
+			if (parse_uint(optarg, 0, 1023, &dpdk_port) < 0) {
+				fprintf(stderr, "durod: --dpdk-port: \"%s\": want 0 to 1023\n", optarg);
+				return EXIT_CONFIG;
+			}
+			dpdk_port_set = 1;
+			break;
 		case 'V': printf("durod %s\n", DURO_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_CONFIG;
@@ -314,6 +419,9 @@ int main(int argc, char **argv)
 			}
 		}
 	}
+	if (apply_dpdk_flags(cfg, backend, vdevs, nvdevs, dpdk_eal, dpdk_ipv4, dpdk_gw, dpdk_mac,
+			     dpdk_mtu, dpdk_port_set ? (int)dpdk_port : -1) < 0)
+		return EXIT_CONFIG;
 	if (!tls_cert != !tls_key) {
 		fprintf(stderr, "durod: --tls-cert and --tls-key go together\n");
 		return EXIT_CONFIG;
@@ -355,15 +463,17 @@ int main(int argc, char **argv)
 	}
 	log_set_level(cfg->log_level);
 	cfg->http.shutdown_timeout_ms = cfg->shutdown_timeout_ms;
-	d.backend = &net_uring;
+	int use_dpdk = strcmp(cfg->backend, "dpdk") == 0;
+	const struct net_backend *lower = use_dpdk ? &net_dpdk : &net_uring;
+	d.backend = lower;
 	static struct net_backend tls_over;
 	if (tls) {
-		tls_backend(&tls_over, &net_uring, tls);
+		tls_backend(&tls_over, lower, tls);
 		d.backend = &tls_over;
 	}
 	if (lock_data_dir(cfg->obj.data_dir) < 0)
 		return 1;
-	for (unsigned i = 0; i < cfg->net.nlisten; i++)
+	for (unsigned i = 0; i < cfg->net.nlisten && !use_dpdk; i++)
 		if (net_probe_listen(&cfg->net.listen[i]) < 0)
 			return 1;
 
@@ -387,15 +497,40 @@ int main(int argc, char **argv)
 	char lcores[32], prefix[32];
 	snprintf(lcores, sizeof(lcores), "0-%u", cfg->cores - 1);
 	snprintf(prefix, sizeof(prefix), "durod%d", (int)getpid());
-	char *eal_argv[] = { argv[0], "-l", lcores, "--no-huge", "-m", "64", "--no-pci",
-			     "--no-shconf", "--file-prefix", prefix,
-			     "--log-level", "lib.eal:error", "--log-level", "lib.telemetry:warning", NULL };
-	int eal_argc = (int)(sizeof(eal_argv) / sizeof(eal_argv[0])) - 1;
+	char *eal_argv[16 + DPDK_MAX_EAL_ARGS + 4];
+	char vdev_args[4][300];
+	int eal_argc = 0;
+	char *base[] = { argv[0], "-l", lcores, "--file-prefix", prefix, "--log-level",
+			 "lib.eal:error", "--log-level", "lib.telemetry:warning" };
+	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++)
+		eal_argv[eal_argc++] = base[i];
+	/* Kernel sockets need no hugepages or PCI: durod runs unprivileged. The dpdk backend's
+	 * mbufs need more memory; its config may replace these with hugepage arguments. */
+	char *mem_uring[] = { "--no-huge", "-m", "64", "--no-pci", "--no-shconf" };
+	char *mem_dpdk[] = { "--no-huge", "-m", "1024", "--no-pci", "--no-shconf" };
+	if (use_dpdk && cfg->dpdk.neal_args) {
+		for (unsigned i = 0; i < cfg->dpdk.neal_args; i++)
+			eal_argv[eal_argc++] = cfg->dpdk.eal_args[i];
+	} else {
+		char **mem = use_dpdk ? mem_dpdk : mem_uring;
+		for (size_t i = 0; i < 5; i++)
+			eal_argv[eal_argc++] = mem[i];
+	}
+	for (unsigned i = 0; use_dpdk && i < cfg->dpdk.nvdevs; i++) {
+		snprintf(vdev_args[i], sizeof(vdev_args[i]), "--vdev=%s", cfg->dpdk.vdevs[i]);
+		eal_argv[eal_argc++] = vdev_args[i];
+	}
+	eal_argv[eal_argc] = NULL;
 	if (rte_eal_init(eal_argc, eal_argv) < 0) {
-		log_error("rte_eal_init failed (lcores %s)", lcores);
+		log_error("rte_eal_init failed (lcores %s): %s", lcores, rte_strerror(rte_errno));
 		return 1;
 	}
 	remove_stale_runtime_dirs();
+	if (use_dpdk && dpdk_port_init(&cfg->dpdk, &cfg->net, cfg->cores) < 0) {
+		dpdk_port_fini();
+		rte_eal_cleanup();
+		return 1;
+	}
 	int r = obj_runtime_init(&cfg->obj, cfg->cores);
 	if (r < 0) {
 		obj_runtime_fini();
@@ -438,6 +573,8 @@ int main(int argc, char **argv)
 	r = core_group_run(&d.group);
 	ctl_stop(&d.control);
 	core_group_destroy(&d.group);
+	if (use_dpdk)
+		dpdk_port_fini();
 	if (tls)
 		tls_shutdown();
 	obj_runtime_fini();

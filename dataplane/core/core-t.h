@@ -43,6 +43,9 @@ typedef void core_msg_fn(struct core *c, struct core_msg *m);
 /* End-of-iteration hooks: flush sends, commit batches. */
 typedef void core_hook_fn(struct core *c);
 #define CORE_MAX_HOOKS 8
+/* Polled every turn (a NIC's receive queues); returns how much work it found. */
+typedef unsigned core_poll_fn(struct core *c);
+#define CORE_MAX_POLLERS 2
 
 /* A message travels by pointer; the sender owns its memory and gets it back by reply. */
 struct core_msg {
@@ -89,6 +92,11 @@ struct core {
 	core_msg_fn *msg_handler[MSG_TYPES];
 	core_hook_fn *hooks[CORE_MAX_HOOKS];
 	unsigned nhooks;
+	core_poll_fn *pollers[CORE_MAX_POLLERS];
+	unsigned npollers;
+	/* Longest sleep when idle; 0 for the default. A poller that nothing wakes (a NIC
+	 * without receive interrupts) shortens it: its latency after idle is this long. */
+	unsigned max_sleep_us;
 
 	/* Upper layers' per-core state, opaque here. */
 	struct net_core *net;

@@ -122,6 +122,12 @@ void core_add_hook(struct core *c, core_hook_fn *fn)
 	c->hooks[c->nhooks++] = fn;
 }
 
+void core_add_poller(struct core *c, core_poll_fn *fn)
+{
+	DURO_ASSERT(c->npollers < CORE_MAX_POLLERS);
+	c->pollers[c->npollers++] = fn;
+}
+
 void core_send(struct core *c, unsigned dst, struct core_msg *m)
 {
 	DURO_ASSERT(dst < c->group->ncores);
@@ -310,6 +316,8 @@ static void core_loop(struct core *c)
 
 		c->work += timer_run(c, c->now_ms);
 		c->work += drain_inboxes(c);
+		for (unsigned i = 0; i < c->npollers; i++)
+			c->work += c->pollers[i](c);
 		c->work += reap_cqes(c);
 		for (unsigned i = 0; i < c->nhooks; i++)
 			c->hooks[i](c);
@@ -333,7 +341,8 @@ static void core_loop(struct core *c)
 			atomic_store(&c->sleeping, 0);
 			continue;
 		}
-		struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = CORE_SLEEP_MAX_US * 1000 };
+		unsigned sleep_us = c->max_sleep_us ? c->max_sleep_us : CORE_SLEEP_MAX_US;
+		struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = (long long)sleep_us * 1000 };
 		struct io_uring_cqe *cqe;
 		c->stats.sleeps++;
 		io_uring_submit_and_wait_timeout(&c->ring, &cqe, 1, &ts, NULL);

@@ -31,6 +31,9 @@ void core_set_msg_handler(struct core *c, enum core_msg_type type, core_msg_fn *
 /* Registers a hook run at the end of every loop turn, in registration order. */
 void core_add_hook(struct core *c, core_hook_fn *fn);
 
+/* Registers a poller run every turn after the inbound rings. */
+void core_add_poller(struct core *c, core_poll_fn *fn);
+
 /* Queues m for core `dst` (may be this core: then it runs next turn). The message stays
  * owned by whoever allocated it; the receiver must not free it. Never fails: a full ring
  * keeps messages in order in an overflow queue until it drains. */

@@ -23,6 +23,8 @@ const struct http_counters *http_counters(struct core *c);
 /* Time from a request's first byte to its response being ready, per response. */
 const struct hist *http_latency(struct core *c);
 const struct net_counters *http_net_counters(struct core *c);
+/* The backend this core's connections run on. */
+const struct net_backend *http_backend(struct core *c);
 
 /* Response building, on whichever core holds the exchange. Status first, then headers,
  * then body; each returns 0 or -ENOMEM (then the response becomes a 500). */

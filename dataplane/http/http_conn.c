@@ -817,6 +817,8 @@ void http_drain(struct core *c)
 uint64_t http_open_conns(struct core *c) { return c->http ? c->http->open : 0; }
 const struct hist *http_latency(struct core *c) { return &c->http->latency; }
 const struct http_counters *http_counters(struct core *c) { return &c->http->ctr; }
+const struct net_backend *http_backend(struct core *c) { return c->http->nb; }
+
 const struct net_counters *http_net_counters(struct core *c)
 {
 	return c->http->nb->counters(c);

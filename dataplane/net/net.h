@@ -99,8 +99,12 @@ struct net_backend {
 	/* Stops taking new connections (drain, shutdown). */
 	void (*stop_accepting)(struct core *c);
 	const struct net_counters *(*counters)(struct core *c);
+	/* Counters beyond net_counters (the dpdk stack's packets, drops by reason, TCP
+	 * states); NULL where a backend has none. Returns how many, with their names. */
+	unsigned (*more_counters)(struct core *c, const char *const **names, const uint64_t **vals);
 };
 
 extern const struct net_backend net_uring;
+/* net_dpdk: dpdk/dpdk.h */
 
 #endif

@@ -479,6 +479,6 @@ void tls_backend(struct net_backend *out, const struct net_backend *lower, struc
 		.name = lower->name, .core_init = tls_core_init, .core_fini = tls_core_fini,
 		.want_write = tls_want_write, .close = tls_close, .pause_read = tls_pause_read,
 		.set_events = tls_set_events, .stop_accepting = tls_stop_accepting,
-		.counters = tls_net_counters,
+		.counters = tls_net_counters, .more_counters = lower->more_counters,
 	};
 }

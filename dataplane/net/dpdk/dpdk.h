@@ -1,0 +1,42 @@
+/* The `dpdk` backend: a DPDK port with one RX and one TX queue per core and duro's own
+ * TCP/IP stack on each core; the port is set up once after the EAL, before the cores run. */
+#ifndef DURO_NET_DPDK_DPDK_H
+#define DURO_NET_DPDK_DPDK_H
+
+#include "fault.h"
+#include "net.h"
+
+#define DPDK_MAX_EAL_ARGS 32
+
+struct dpdk_config {
+	/* Extra EAL arguments (memory, drivers); "vdevs" become --vdev=... */
+	char eal_args[DPDK_MAX_EAL_ARGS][128];
+	unsigned neal_args;
+	char vdevs[4][256];
+	unsigned nvdevs;
+	unsigned port;
+	uint8_t mac[6];
+	int mac_set;     /* else the port's own */
+	uint32_t ipv4;   /* network order; 0: not configured */
+	unsigned prefix; /* 1..32 */
+	uint32_t gateway; /* network order; 0: none */
+	unsigned mtu;
+	unsigned mbufs;  /* in the pool, all cores together */
+	unsigned idle_sleep_us; /* longest sleep of an idle core (no RX interrupts) */
+	struct fault_config fault_rx, fault_tx;
+};
+
+void dpdk_config_defaults(struct dpdk_config *cfg);
+
+/* "10.77.0.1/24" into ipv4 and prefix; 0 or -EINVAL. */
+int dpdk_parse_cidr(const char *text, uint32_t *ipv4, unsigned *prefix);
+
+/* After rte_eal_init, before the cores start: configures and starts the port, creates
+ * the mbuf pool and the steering rings. Listeners must be IPv4 on 0.0.0.0 or our address.
+ * Returns 0, or a negative errno after logging what was wrong. */
+int dpdk_port_init(const struct dpdk_config *cfg, const struct net_config *net, unsigned ncores);
+void dpdk_port_fini(void);
+
+extern const struct net_backend net_dpdk;
+
+#endif

@@ -1,0 +1,164 @@
+/* The stack's insides shared by its files (ethernet/ARP, IPv4/ICMP, TCP): the per-core
+ * state, the TCB, and the per-mbuf segment record kept in each mbuf's private area. */
+#ifndef DURO_NET_DPDK_STACK_INT_H
+#define DURO_NET_DPDK_STACK_INT_H
+
+#include "stack.h"
+#include "base_assert.h"
+#include "list.h"
+#include "pool.h"
+#include "timer.h"
+
+#include <rte_byteorder.h>
+#include <rte_ether.h>
+#include <rte_ip.h>
+#include <rte_mbuf.h>
+#include <rte_tcp.h>
+
+/* ---- per-mbuf record (the mbuf's private area) ---- */
+
+enum { SEG_FIN = 1, SEG_SYN = 2, SEG_RETRANSMITTED = 4 };
+
+struct seg {
+	struct rte_mbuf *link; /* next in a send, reassembly or receive queue */
+	uint32_t seq;          /* first sequence number this segment covers */
+	uint16_t len;          /* payload bytes */
+	uint16_t off;          /* payload's offset from the buffer start (data_off) */
+	uint8_t flags;
+	uint8_t pad[3];
+	uint32_t sent_ms;      /* last (re)transmission */
+};
+_Static_assert(sizeof(struct seg) <= STACK_MBUF_PRIV, "mbuf private area too small");
+
+static inline struct seg *seg_of(struct rte_mbuf *m) { return rte_mbuf_to_priv(m); }
+static inline const char *seg_data(struct rte_mbuf *m)
+{
+	return (const char *)m->buf_addr + seg_of(m)->off;
+}
+
+/* ---- sequence arithmetic (RFC 9293 3.4, modulo 2^32) ---- */
+
+static inline int seq_lt(uint32_t a, uint32_t b) { return (int32_t)(a - b) < 0; }
+static inline int seq_le(uint32_t a, uint32_t b) { return (int32_t)(a - b) <= 0; }
+static inline int seq_gt(uint32_t a, uint32_t b) { return (int32_t)(a - b) > 0; }
+static inline int seq_ge(uint32_t a, uint32_t b) { return (int32_t)(a - b) >= 0; }
+
+/* ---- TCP connection ---- */
+
+enum tcp_state {
+	TS_CLOSED, TS_SYN_RECEIVED, TS_ESTABLISHED, TS_CLOSE_WAIT, TS_FIN_WAIT_1, TS_FIN_WAIT_2,
+	TS_CLOSING, TS_LAST_ACK, TS_TIME_WAIT,
+};
+
+/* The connection's whole state. An idle connection holds this and nothing else: send and
+ * reassembly queues are empty mbuf lists, the single timer is embedded. */
+struct tcb {
+	struct net_conn pub; /* first: the handle the layer above sees */
+	struct tcb *hash_next;
+	struct list_node work_node; /* on the stack's flush or reap list */
+	struct timer timer;         /* at the earliest of the deadlines below */
+	uint64_t rto_at, dack_at, ka_at, end_at; /* 0: not armed */
+	uint32_t raddr;                         /* network order */
+	uint16_t rport, lport;                  /* network order */
+	uint8_t rmac[6];
+	uint8_t state;
+	uint8_t on_list : 2, reported : 1, user_gone : 1, close_req : 1, fin_sent : 1, paused : 1,
+		eof_told : 1;
+	uint8_t ts_ok : 1, sack_ok : 1, ack_now : 1, in_recovery : 1, fin_rcvd : 1, abort_rst : 1,
+		want_output : 1, from_cookie : 1;
+	uint8_t snd_wscale, rcv_wscale, dupacks, backoff, ka_probes, segs_unacked;
+	uint16_t mss;
+	int err; /* why it closed, for on_closed */
+	/* snd_nxt: next sequence to (re)send; snd_max: highest sent. They differ only while
+	 * going back after a timeout (RFC 5681 3.1: retransmit from snd_una). */
+	uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2, max_snd_wnd;
+	uint32_t cwnd, ssthresh, recover;
+	uint32_t irs, rcv_nxt, rcv_adv; /* rcv_adv: right edge of the window we advertised */
+	uint32_t fin_seq;               /* the peer's FIN, when it came ahead of data */
+	uint32_t ts_recent, ts_offset;
+	uint32_t srtt8, rttvar4, rto_ms; /* ms, scaled by 8 and 4 as RFC 6298's shifts */
+	uint32_t rtt_seq, rtt_start_ms;  /* Karn's one timed segment without timestamps */
+	uint32_t held_bytes, ooo_bytes;  /* received, not yet given up */
+	uint32_t challenge_ms, challenges;
+	struct rte_mbuf *snd_head, *snd_tail; /* sent and not yet acknowledged, in order */
+	struct rte_mbuf *snd_resend;          /* first segment at or after snd_nxt, or NULL */
+	struct rte_mbuf *ooo;                 /* ahead of rcv_nxt, sorted, not overlapping */
+	struct rte_mbuf *held_head, *held_tail; /* in order, waiting while reading is paused */
+};
+
+/* A connection in TIME_WAIT, reduced to what answers a late segment (RFC 6191). */
+struct tw {
+	struct tw *hash_next;
+	struct list_node age_node;
+	uint64_t expires_ms;
+	uint32_t raddr;
+	uint16_t rport, lport;
+	uint32_t snd_nxt, rcv_nxt, ts_recent, ts_offset;
+	uint8_t rmac[6];
+	uint8_t ts_ok;
+};
+
+#define ARP_SLOTS 256
+
+struct arp_entry {
+	uint32_t ip; /* 0: free */
+	uint8_t mac[6];
+	uint8_t resolved;
+	uint64_t expires_ms, asked_ms;
+	struct rte_mbuf *waiting; /* one frame held until the reply comes */
+};
+
+#define TCP_HASH_BUCKETS 65536u
+#define STACK_TX_BURST 64
+
+struct stack {
+	const struct stack_env *env;
+	const struct net_config *cfg;
+	const struct net_events *ev;
+	struct core *c;
+	void *port; /* the backend's, see stack_port */
+	int accepting;
+	uint64_t ctr[SC_COUNT];
+	struct net_counters net;
+	uint32_t next_id;
+	uint16_t ip_id;
+	uint64_t refused_logged_ms;
+	/* TCP */
+	struct tcb **tcbs;        /* hash buckets */
+	struct tw **tws;
+	struct pool tcb_pool, tw_pool;
+	struct list_node flush;   /* connections with output or an ACK due this turn */
+	struct list_node reap;    /* closed, on_closed not yet reported */
+	struct list_node tw_age;  /* oldest first */
+	unsigned embryonic, tw_count;
+	/* ARP */
+	struct arp_entry arp[ARP_SLOTS];
+};
+
+static inline struct stack *stack_of(struct core *c) { return (struct stack *)c->net; }
+static inline void stack_count(struct stack *s, enum stack_counter k) { s->ctr[k]++; }
+
+/* ethernet + arp (eth_arp.c) */
+void arp_input(struct stack *s, struct rte_mbuf *m, int steered);
+/* Prepends the Ethernet header towards the IPv4 next hop of `dst` and sends m; holds it
+ * while the address is being resolved. Takes ownership of m. `mac`: known peer address or
+ * NULL to look it up. */
+void eth_output_ipv4(struct stack *s, struct rte_mbuf *m, uint32_t dst, const uint8_t *mac);
+/* Learns an on-link neighbour from a packet it sent us (gleaning). */
+void arp_glean(struct stack *s, uint32_t ip, const uint8_t *mac);
+void arp_fini(struct stack *s);
+
+/* ipv4 + icmp (ipv4.c) */
+void ipv4_input(struct stack *s, struct rte_mbuf *m, int steered);
+/* Fills the IPv4 header in front of an L4 payload of l4_len bytes already at m's data. */
+struct rte_ipv4_hdr *ipv4_prepend(struct stack *s, struct rte_mbuf *m, uint32_t dst,
+				  uint8_t proto, uint16_t l4_len);
+
+/* tcp (tcp_in.c, tcp_out.c, tcp_conn.c) */
+void tcp_input(struct stack *s, struct rte_mbuf *m, struct rte_ipv4_hdr *ip,
+	       struct rte_tcp_hdr *th, uint16_t tcp_len, const uint8_t *src_mac);
+int tcp_init(struct stack *s);
+void tcp_fini(struct stack *s);
+void tcp_flush(struct stack *s);
+
+#endif

@@ -17,6 +17,13 @@ CLIENT_IP=10.77.0.2
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 up() {
+	# A name for this (durod's) namespace too, so tests running in the client namespace
+	# can start durod back here: ip netns exec duro-host durod ...
+	if [ ! -e /run/netns/duro-host ]; then
+		mkdir -p /run/netns
+		touch /run/netns/duro-host
+		mount --bind /proc/$$/ns/net /run/netns/duro-host
+	fi
 	if ! ip netns list | grep -qw "$NS"; then
 		ip netns add "$NS"
 	fi
@@ -40,6 +47,10 @@ up() {
 down() {
 	ip link del "$HOST_IF" 2>/dev/null || true
 	ip netns del "$NS" 2>/dev/null || true
+	if [ -e /run/netns/duro-host ]; then
+		umount /run/netns/duro-host 2>/dev/null || true
+		rm -f /run/netns/duro-host
+	fi
 }
 
 run() {

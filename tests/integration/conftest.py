@@ -10,6 +10,19 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DUROD = os.environ.get("DUROD", os.path.join(ROOT, "build", "control", "durod"))
+# "dpdk": durod runs the dpdk backend on scripts/netns-dpdk.sh's veth (in the namespace
+# duro-host, where the script left the original network), and the tests, run inside the
+# client namespace, reach it at its own address on 10.77.0.0/24.
+BACKEND = os.environ.get("DURO_TEST_BACKEND", "uring")
+DPDK_HOST_NS = "duro-host"
+DPDK_IFACE = "duro-dpdk0"
+_dpdk_next = [0]
+
+
+def dpdk_address():
+    """A fresh address per durod: two on the same veth then never answer for each other."""
+    _dpdk_next[0] += 1
+    return "10.77.0.%d" % (10 + (os.getpid() + _dpdk_next[0]) % 200)
 
 
 def free_port():
@@ -18,13 +31,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, proc, timeout=10.0):
+def wait_port(port, proc, timeout=10.0, host="127.0.0.1"):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError("durod exited early with %s" % proc.returncode)
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            with socket.create_connection((host, port), timeout=0.2):
                 return
         except OSError:
             time.sleep(0.05)
@@ -32,12 +45,23 @@ def wait_port(port, proc, timeout=10.0):
 
 
 class Durod:
-    def __init__(self, tmp_path, config=None, cores=2, extra_args=()):
+    def __init__(self, tmp_path, config=None, cores=2, extra_args=(), backend=None,
+                 dpdk_args=None):
         self.port = free_port()
         self.data_dir = str(tmp_path / "data")
         self.log_path = str(tmp_path / "durod.log")
-        args = [DUROD, "--listen", "127.0.0.1:%d" % self.port, "--data-dir", self.data_dir,
-                "--cores", str(cores)]
+        self.backend = backend or BACKEND
+        self.host = "127.0.0.1"
+        prefix = []
+        dpdk = []
+        if self.backend == "dpdk":
+            self.host = dpdk_address()
+            prefix = ["ip", "netns", "exec", DPDK_HOST_NS]
+            dpdk = dpdk_args if dpdk_args is not None else [
+                "--dpdk-vdev", "net_af_packet0,iface=%s,qpairs=%d" % (DPDK_IFACE, cores)]
+            dpdk = ["--backend", "dpdk", "--dpdk-ipv4", self.host + "/24"] + dpdk
+        args = prefix + [DUROD, "--listen", "%s:%d" % (self.host, self.port), "--data-dir",
+                         self.data_dir, "--cores", str(cores)] + dpdk
         # Small commit logs: each is zero-filled when made (64 MiB by default), and tests
         # start durod often. It also makes rotation happen in the tests.
         config = dict(config or {})
@@ -48,14 +72,15 @@ class Durod:
         args += list(extra_args)
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_port(self.port, self.proc)
+        if not dpdk_args or "--dpdk-vdev" not in dpdk_args or "net_pcap" not in str(dpdk_args):
+            wait_port(self.port, self.proc, host=self.host)
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d" % self.port
+        return "http://%s:%d" % (self.host, self.port)
 
     def connect(self, timeout=5.0):
-        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        return socket.create_connection((self.host, self.port), timeout=timeout)
 
     def stop(self, timeout=15.0):
         if self.proc.poll() is None:
@@ -82,6 +107,10 @@ def start_on(tmp_path, name, data_dir, config=None):
     sub = tmp_path / name
     sub.mkdir()
     return Durod(sub, config=config, extra_args=["--data-dir", str(data_dir)])
+
+
+def durod_host(d):
+    return getattr(d, "host", "127.0.0.1")
 
 
 @pytest.fixture

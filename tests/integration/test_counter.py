@@ -32,7 +32,7 @@ def test_concurrent_increments_exact(durod):
     conns = 24
 
     def worker(k):
-        c = http.client.HTTPConnection("127.0.0.1", durod.port, timeout=10)
+        c = http.client.HTTPConnection(durod.host, durod.port, timeout=10)
         seen = []
         for i in range(per_conn):
             c.request("POST", "/counter/" + names[(k + i) % len(names)])

@@ -30,7 +30,7 @@ def test_in_flight_upload_finishes_during_drain(durod):
     # New connections are refused once draining.
     refused = False
     try:
-        c = socket.create_connection(("127.0.0.1", durod.port), timeout=1)
+        c = socket.create_connection((durod.host, durod.port), timeout=1)
         c.sendall(b"GET /counter/x HTTP/1.1\r\nHost: t\r\n\r\n")
         refused = recv_all(c, 1) == b""
         c.close()

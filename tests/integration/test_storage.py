@@ -182,7 +182,7 @@ def test_data_survives_restart_and_eviction(durod_factory, tmp_path):
 
 def run_counters(d, names, stop, acked, lock):
     """Increments random counters until stop; records each acknowledged value."""
-    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=5)
+    c = http.client.HTTPConnection(d.host, d.port, timeout=5)
     rnd = random.Random(threading.get_ident())
     while not stop.is_set():
         n = rnd.choice(names)
@@ -255,7 +255,7 @@ def test_failed_syncs_under_concurrency(durod_factory, tmp_path, monkeypatch):
     results = {}
 
     def client(k):
-        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+        c = http.client.HTTPConnection(d.host, d.port, timeout=10)
         last, codes = 0, []
         for _ in range(120):
             c.request("POST", "/counter/conc%d" % k)

@@ -18,7 +18,7 @@ NODE_ENV = dict(os.environ, NODE_PATH="/usr/share/nodejs")
 
 
 def ws_url(d, path):
-    return "ws://127.0.0.1:%d%s" % (d.port, path)
+    return "ws://%s:%d%s" % (d.host, d.port, path)
 
 
 def run(coro):
@@ -30,7 +30,7 @@ def sockets_of(d, room):
 
 
 def test_conformance_suite(durod):
-    passed, total, results = wc.run_all("127.0.0.1", durod.port)
+    passed, total, results = wc.run_all(durod.host, durod.port)
     failed = [r for r in results if not r[2]]
     assert passed == total, "%d of %d cases passed; failed: %s" % (passed, total, failed[:10])
     assert total >= 300
@@ -38,7 +38,7 @@ def test_conformance_suite(durod):
 
 def test_conformance_limit_is_configurable(durod_factory):
     d = durod_factory(config={"websockets": {"max_message_bytes": 4096}})
-    passed, total, results = wc.run_all("127.0.0.1", d.port, max_msg=4096, only="9.")
+    passed, total, results = wc.run_all(d.host, d.port, max_msg=4096, only="9.")
     assert passed == total, [r for r in results if not r[2]]
 
 
@@ -133,7 +133,7 @@ function step(name, fn) { return new Promise((resolve) => fn(resolve)).then((v) 
 
 
 def test_node_ws_client(durod):
-    out = subprocess.run(["node", "-e", NODE_CLIENT, "ws://127.0.0.1:%d" % durod.port],
+    out = subprocess.run(["node", "-e", NODE_CLIENT, "ws://%s:%d" % (durod.host, durod.port)],
                          env=NODE_ENV, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout.strip().splitlines()[-1])
@@ -245,7 +245,7 @@ def test_hibernation_keeps_sockets_tags_and_attachments(durod_factory):
 def test_stalled_reader_closed_with_1013_others_unharmed(durod_factory):
     d = durod_factory(config={"websockets": {"max_outbound_bytes": 65536}})
     # A raw client that completes the handshake and then never reads.
-    stalled = wc.Conn("127.0.0.1", d.port, "/room/busy?name=stalled")
+    stalled = wc.Conn(d.host, d.port, "/room/busy?name=stalled")
     stalled.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     assert stalled.handshake() == 101
 
@@ -367,8 +367,11 @@ def test_32768_sockets_on_one_object(durod_factory):
     # live in each core's ring); clients spread over four processes and source addresses.
     d = durod_factory(config={"limits": {"max_connections_per_core": 20000}})
     per, nproc = 8192, 4
+    # Over the dpdk backend the clients live in the test namespace with one address.
+    src = ["127.0.0.%d" % (20 + i) if d.host == "127.0.0.1" else "10.77.0.2" for i in range(nproc)]
+    env = dict(os.environ, WSFLOOD_HOST=d.host)
     procs = [subprocess.Popen(["/usr/bin/python3", FLOOD, str(d.port), "/room/big", str(per),
-                               "127.0.0.%d" % (20 + i), "hello-all"],
+                               src[i], "hello-all"], env=env,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
              for i in range(nproc)]
     try:

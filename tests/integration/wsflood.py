@@ -35,7 +35,7 @@ def main():
         for _ in range(min(window, count - start)):
             s = socket.socket()
             s.bind((src, 0))
-            s.connect(("127.0.0.1", port))
+            s.connect((os.environ.get("WSFLOOD_HOST", "127.0.0.1"), port))
             s.sendall(req)
             batch.append(s)
         for s in batch:

@@ -167,10 +167,25 @@ void tcb_close(struct stack *s, struct tcb *t, int err)
 	list_add_tail(&s->reap, &t->work_node);
 }
 
+static void note_refused(struct stack *s, const char *why)
+{
+	stack_count(s, SC_tcp_connections_refused);
+	s->net.refused++;
+	if (s->c->now_ms >= s->refused_logged_ms + 1000) {
+		s->refused_logged_ms = s->c->now_ms;
+		log_warn("core %u: refusing connections: %s (%llu refused so far)", s->c->index, why,
+			 (unsigned long long)s->net.refused);
+	}
+}
+
 int tcb_accept(struct stack *s, struct tcb *t)
 {
 	if (!s->accepting) {
 		stack_count(s, SC_tcp_connections_refused);
+		return -1;
+	}
+	if (s->net.active >= s->cfg->max_conns_per_core) {
+		note_refused(s, "connection table full (limits.max_connections_per_core)");
 		return -1;
 	}
 	t->pub.ev = s->ev;
@@ -179,8 +194,7 @@ int tcb_accept(struct stack *s, struct tcb *t)
 	t->pub.user = s->ev->on_accept(s->c, &t->pub);
 	if (!t->pub.user) {
 		s->net.active--;
-		s->net.refused++;
-		stack_count(s, SC_tcp_connections_refused);
+		note_refused(s, "no memory for the connection's state");
 		return -1;
 	}
 	return 0;
@@ -295,8 +309,11 @@ static void tcb_timer_fire(struct core *c, struct timer *tm)
 	struct tcb *t = LIST_CONTAINER(tm, struct tcb, timer);
 	uint64_t now = c->now_ms;
 	if (t->end_at && now >= t->end_at) {
-		/* An orphan whose peer never finished closing, or never answered at all. */
-		tcb_close(s, t, -ETIMEDOUT);
+		/* Our FIN went out a linger ago and the peer has not finished closing: end it
+		 * as a lingering kernel socket would, with a reset if our FIN is unanswered. */
+		if (t->state != TS_FIN_WAIT_2)
+			tcp_send_ctl(s, t, RTE_TCP_RST_FLAG | RTE_TCP_ACK_FLAG, t->snd_max);
+		tcb_close(s, t, 0);
 		return;
 	}
 	if (t->dack_at && now >= t->dack_at) {

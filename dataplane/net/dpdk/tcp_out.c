@@ -460,7 +460,7 @@ static void send_fin(struct stack *s, struct tcb *t)
 	/* How long the peer may take to finish closing is bounded as for a lingering kernel
 	 * socket: then the connection ends whatever state it is in. */
 	unsigned linger = s->cfg->linger_ms ? s->cfg->linger_ms : TCP_FIN_WAIT_2_MS;
-	t->end_at = s->c->now_ms + linger + TCP_RTO_INIT_MS;
+	t->end_at = s->c->now_ms + linger;
 	tcb_set_state(s, t, t->state == TS_CLOSE_WAIT ? TS_LAST_ACK : TS_FIN_WAIT_1);
 	xmit_seg(s, t, m);
 }

@@ -46,7 +46,7 @@ def wait_port(port, proc, timeout=10.0, host="127.0.0.1"):
 
 class Durod:
     def __init__(self, tmp_path, config=None, cores=2, extra_args=(), backend=None,
-                 dpdk_args=None):
+                 dpdk_args=None, host=None, wait=True):
         self.port = free_port()
         self.data_dir = str(tmp_path / "data")
         self.log_path = str(tmp_path / "durod.log")
@@ -55,7 +55,7 @@ class Durod:
         prefix = []
         dpdk = []
         if self.backend == "dpdk":
-            self.host = dpdk_address()
+            self.host = host or dpdk_address()
             prefix = ["ip", "netns", "exec", DPDK_HOST_NS]
             dpdk = dpdk_args if dpdk_args is not None else [
                 "--dpdk-vdev", "net_af_packet0,iface=%s,qpairs=%d" % (DPDK_IFACE, cores)]
@@ -72,7 +72,7 @@ class Durod:
         args += list(extra_args)
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-        if not dpdk_args or "--dpdk-vdev" not in dpdk_args or "net_pcap" not in str(dpdk_args):
+        if wait:
             wait_port(self.port, self.proc, host=self.host)
 
     @property

@@ -29,10 +29,9 @@ for t in build-asan/tests/unit/test_*; do
   note "$name: $p passed, $f failed"
 done
 
-note "== integration (real durod with ASan+UBSan, real clients)"
-DUROD="$PWD/build-asan/control/durod" ASAN_OPTIONS=detect_leaks=1 \
-  "$PY" -m pytest -q -p no:cacheprovider --junitxml="$out/junit.xml" tests/integration 2>&1 | tail -n 25
-read -r ip if_ is < <("$PY" - "$out/junit.xml" <<'PYEOF'
+# Counts a junit file's tests into passed/failed/skipped.
+count_junit() {
+read -r ip if_ is < <("$PY" - "$1" <<'PYEOF'
 import sys, xml.etree.ElementTree as ET
 try:
     root = ET.parse(sys.argv[1]).getroot()
@@ -46,13 +45,38 @@ print(t - f - s, f, s)
 PYEOF
 )
 passed=$((passed + ip)); failed=$((failed + if_)); skipped=$((skipped + is))
-if [ "$if_" != 0 ]; then failures+=("integration: $if_ failed"); fi
+if [ "$if_" != 0 ]; then failures+=("$2: $if_ failed"); fi
 if [ "$is" != 0 ]; then
-  note "integration: skipped tests (reasons above)"
+  note "$2: skipped tests (reasons above)"
+fi
+}
+
+note "== integration (real durod with ASan+UBSan, real clients)"
+DUROD="$PWD/build-asan/control/durod" ASAN_OPTIONS=detect_leaks=1 \
+  "$PY" -m pytest -q -p no:cacheprovider --junitxml="$out/junit.xml" \
+  --ignore=tests/integration/test_dpdk.py tests/integration 2>&1 | tail -n 25
+count_junit "$out/junit.xml" integration
+
+# The dpdk backend: its own tests, then the suites of the other issues again over it, the
+# clients in the namespace of scripts/netns-dpdk.sh. Needs root (namespaces, af_packet).
+DPDK_SUITES="test_dpdk test_counter test_http test_websockets test_storage test_objects
+  test_limits test_lock test_ratelimiter test_alarms test_shutdown"
+if [ "$(id -u)" = 0 ]; then
+  note "== integration over the dpdk backend (af_packet on a veth, clients in netns duro-client)"
+  suites=(); for s in $DPDK_SUITES; do suites+=("tests/integration/$s.py"); done
+  scripts/netns-dpdk.sh up
+  scripts/netns-dpdk.sh exec env DURO_TEST_BACKEND=dpdk DUROD="$PWD/build-asan/control/durod" \
+    ASAN_OPTIONS=detect_leaks=1 "$PY" -m pytest -q -p no:cacheprovider \
+    --junitxml="$out/junit-dpdk.xml" "${suites[@]}" 2>&1 | tail -n 25
+  count_junit "$out/junit-dpdk.xml" "integration over dpdk"
+  scripts/netns-dpdk.sh down
+else
+  skipped=$((skipped + 1))
+  note "SKIP integration over dpdk: needs root for network namespaces and af_packet (CI runs as root)"
 fi
 
 note "== fuzz (${FUZZ_SECONDS}s per target, libFuzzer with ASan+UBSan)"
-for target in http config ws; do
+for target in http config ws stack; do
   bin=build-fuzz/tests/fuzz/fuzz_$target
   work="$out/corpus-$target"; mkdir -p "$work"
   cp tests/fuzz/corpus/$target/* "$work/"

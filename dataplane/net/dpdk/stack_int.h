@@ -108,7 +108,6 @@ struct arp_entry {
 	struct rte_mbuf *waiting; /* one frame held until the reply comes */
 };
 
-#define TCP_HASH_BUCKETS 65536u
 #define STACK_TX_BURST 64
 
 struct stack {
@@ -126,6 +125,7 @@ struct stack {
 	/* TCP */
 	struct tcb **tcbs;        /* hash buckets */
 	struct tw **tws;
+	unsigned hash_mask;       /* buckets - 1: a power of two near the connection cap */
 	struct pool tcb_pool, tw_pool;
 	struct list_node flush;   /* connections with output or an ACK due this turn */
 	struct list_node reap;    /* closed, on_closed not yet reported */

@@ -35,9 +35,9 @@ unsigned stack_flow_core(const struct stack_env *env, uint32_t raddr, uint16_t r
 	return (unsigned)(mix64(tuple_key(raddr, rport, lport) ^ 0x5bd1e995u) % env->ncores);
 }
 
-static unsigned bucket(uint32_t raddr, uint16_t rport, uint16_t lport)
+static unsigned bucket(const struct stack *s, uint32_t raddr, uint16_t rport, uint16_t lport)
 {
-	return (unsigned)mix64(tuple_key(raddr, rport, lport)) & (TCP_HASH_BUCKETS - 1);
+	return (unsigned)mix64(tuple_key(raddr, rport, lport)) & s->hash_mask;
 }
 
 int tcp_listening(const struct stack *s, uint16_t lport)
@@ -75,7 +75,7 @@ uint32_t tcp_ts_offset(const struct stack *s, uint32_t raddr, uint16_t rport, ui
 
 struct tcb *tcb_lookup(struct stack *s, uint32_t raddr, uint16_t rport, uint16_t lport)
 {
-	for (struct tcb *t = s->tcbs[bucket(raddr, rport, lport)]; t; t = t->hash_next)
+	for (struct tcb *t = s->tcbs[bucket(s, raddr, rport, lport)]; t; t = t->hash_next)
 		if (t->raddr == raddr && t->rport == rport && t->lport == lport)
 			return t;
 	return NULL;
@@ -83,7 +83,7 @@ struct tcb *tcb_lookup(struct stack *s, uint32_t raddr, uint16_t rport, uint16_t
 
 static void tcb_unhash(struct stack *s, struct tcb *t)
 {
-	struct tcb **pp = &s->tcbs[bucket(t->raddr, t->rport, t->lport)];
+	struct tcb **pp = &s->tcbs[bucket(s, t->raddr, t->rport, t->lport)];
 	while (*pp && *pp != t)
 		pp = &(*pp)->hash_next;
 	if (*pp)
@@ -131,7 +131,7 @@ struct tcb *tcb_create(struct stack *s, uint32_t raddr, uint16_t rport, uint16_t
 	t->mss = 536;
 	list_init(&t->work_node);
 	t->ts_offset = tcp_ts_offset(s, raddr, rport, lport);
-	unsigned b = bucket(raddr, rport, lport);
+	unsigned b = bucket(s, raddr, rport, lport);
 	t->hash_next = s->tcbs[b];
 	s->tcbs[b] = t;
 	return t;
@@ -218,14 +218,9 @@ static void reap(struct stack *s)
 
 /* ---- TIME_WAIT ---- */
 
-static unsigned tw_bucket(uint32_t raddr, uint16_t rport, uint16_t lport)
-{
-	return bucket(raddr, rport, lport);
-}
-
 struct tw *tw_lookup(struct stack *s, uint32_t raddr, uint16_t rport, uint16_t lport)
 {
-	for (struct tw *w = s->tws[tw_bucket(raddr, rport, lport)]; w; w = w->hash_next)
+	for (struct tw *w = s->tws[bucket(s, raddr, rport, lport)]; w; w = w->hash_next)
 		if (w->raddr == raddr && w->rport == rport && w->lport == lport)
 			return w;
 	return NULL;
@@ -233,7 +228,7 @@ struct tw *tw_lookup(struct stack *s, uint32_t raddr, uint16_t rport, uint16_t l
 
 void tw_remove(struct stack *s, struct tw *w)
 {
-	struct tw **pp = &s->tws[tw_bucket(w->raddr, w->rport, w->lport)];
+	struct tw **pp = &s->tws[bucket(s, w->raddr, w->rport, w->lport)];
 	while (*pp && *pp != w)
 		pp = &(*pp)->hash_next;
 	if (*pp)
@@ -264,7 +259,7 @@ void tcb_time_wait(struct stack *s, struct tcb *t)
 		w->ts_ok = t->ts_ok;
 		memcpy(w->rmac, t->rmac, 6);
 		w->expires_ms = s->c->now_ms + TCP_TIME_WAIT_MS;
-		unsigned b = tw_bucket(w->raddr, w->rport, w->lport);
+		unsigned b = bucket(s, w->raddr, w->rport, w->lport);
 		w->hash_next = s->tws[b];
 		s->tws[b] = w;
 		list_add_tail(&s->tw_age, &w->age_node);
@@ -402,8 +397,12 @@ int syncookie_check(struct stack *s, uint32_t raddr, uint16_t rport, uint16_t lp
 
 int tcp_init(struct stack *s)
 {
-	s->tcbs = calloc(TCP_HASH_BUCKETS, sizeof(*s->tcbs));
-	s->tws = calloc(TCP_HASH_BUCKETS, sizeof(*s->tws));
+	unsigned buckets = 1024;
+	while (buckets < s->cfg->max_conns_per_core && buckets < (1u << 20))
+		buckets <<= 1;
+	s->hash_mask = buckets - 1;
+	s->tcbs = calloc(buckets, sizeof(*s->tcbs));
+	s->tws = calloc(buckets, sizeof(*s->tws));
 	if (!s->tcbs || !s->tws)
 		return -ENOMEM;
 	list_init(&s->flush);
@@ -420,7 +419,7 @@ int tcp_init(struct stack *s)
 void tcp_fini(struct stack *s)
 {
 	if (s->tcbs) {
-		for (unsigned b = 0; b < TCP_HASH_BUCKETS; b++)
+		for (unsigned b = 0; b <= s->hash_mask; b++)
 			while (s->tcbs[b]) {
 				/* The layers above are gone already: nobody to tell. */
 				s->tcbs[b]->user_gone = 1;

@@ -59,15 +59,18 @@ count_junit "$out/junit.xml" integration
 
 # The dpdk backend: its own tests, then the suites of the other issues again over it, the
 # clients in the namespace of scripts/netns-dpdk.sh. Needs root (namespaces, af_packet).
+# Left to the uring run, for time: alarms and the storage crash and oracle tests, which
+# exercise storage and timers, not the network (test_alarms passes over dpdk too).
 DPDK_SUITES="test_dpdk test_counter test_http test_websockets test_storage test_objects
-  test_limits test_lock test_ratelimiter test_alarms test_shutdown"
+  test_limits test_lock test_ratelimiter test_shutdown"
+DPDK_DESELECT="not test_sigkill_loses_no_acknowledged_increment and not test_oracle_random_operations"
 if [ "$(id -u)" = 0 ]; then
   note "== integration over the dpdk backend (af_packet on a veth, clients in netns duro-client)"
   suites=(); for s in $DPDK_SUITES; do suites+=("tests/integration/$s.py"); done
   scripts/netns-dpdk.sh up
   scripts/netns-dpdk.sh exec env DURO_TEST_BACKEND=dpdk DUROD="$PWD/build-asan/control/durod" \
     ASAN_OPTIONS=detect_leaks=1 "$PY" -m pytest -q -p no:cacheprovider \
-    --junitxml="$out/junit-dpdk.xml" "${suites[@]}" 2>&1 | tail -n 25
+    --junitxml="$out/junit-dpdk.xml" -k "$DPDK_DESELECT" "${suites[@]}" 2>&1 | tail -n 25
   count_junit "$out/junit-dpdk.xml" "integration over dpdk"
   scripts/netns-dpdk.sh down
 else

@@ -7,6 +7,8 @@
 #   scripts/netns-dpdk.sh exec CMD...   run a client command in the namespace
 # Addresses: durod 10.77.0.1/24 port 8787 (its own stack; the kernel holds no address on
 # duro-dpdk0), client 10.77.0.2/24. Needs root.
+# Memory: af_packet copies every frame between the kernel's ring and the mbufs, so plain
+# pages suffice (--no-huge, durod's default for the dpdk backend); no hugepages reserved.
 set -euo pipefail
 
 NS=${DURO_NETNS:-duro-client}

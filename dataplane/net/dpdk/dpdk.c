@@ -17,6 +17,7 @@
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
+#include <rte_thash.h>
 
 #define RX_BURST 32
 #define TX_BUF 256
@@ -177,6 +178,28 @@ int dpdk_port_init(const struct dpdk_config *cfg, const struct net_config *net, 
 		return r;
 	}
 	rt.started = 1;
+	if (conf.rxmode.mq_mode == RTE_ETH_MQ_RX_RSS && info.reta_size &&
+	    info.reta_size <= RTE_DIM(rt.env.reta)) {
+		/* Queue i % cores for entry i, written to the port and kept for the stack. */
+		struct rte_eth_rss_reta_entry64 reta[RTE_DIM(rt.env.reta) / RTE_ETH_RETA_GROUP_SIZE];
+		memset(reta, 0, sizeof(reta));
+		for (unsigned i = 0; i < info.reta_size; i++) {
+			reta[i / RTE_ETH_RETA_GROUP_SIZE].mask |= 1ull << (i % RTE_ETH_RETA_GROUP_SIZE);
+			reta[i / RTE_ETH_RETA_GROUP_SIZE].reta[i % RTE_ETH_RETA_GROUP_SIZE] =
+				(uint16_t)(i % ncores);
+			rt.env.reta[i] = (uint16_t)(i % ncores);
+		}
+		if (rte_eth_dev_rss_reta_update(port, reta, info.reta_size) == 0) {
+			rt.env.rss = 1;
+			rt.env.reta_size = info.reta_size;
+			rt.env.rss_words = (rss & RTE_ETH_RSS_NONFRAG_IPV4_TCP) ? RTE_THASH_V4_L4_LEN
+										: RTE_THASH_V4_L3_LEN;
+			memcpy(rt.env.rss_key, symmetric_rss_key, sizeof(rt.env.rss_key));
+		} else {
+			log_warn("dpdk: port %u: RSS redirection table not writable: flows are "
+				 "handed to their owner core in software", port);
+		}
+	}
 
 	struct stack_env *env = &rt.env;
 	memcpy(env->mac, mac.addr_bytes, 6);
@@ -224,7 +247,7 @@ int dpdk_port_init(const struct dpdk_config *cfg, const struct net_config *net, 
 		 "%s, checksums %s/%s, %u mbufs",
 		 port, rt.driver, mac.addr_bytes[0], mac.addr_bytes[1], mac.addr_bytes[2],
 		 mac.addr_bytes[3], mac.addr_bytes[4], mac.addr_bytes[5], a, cfg->prefix, mtu, ncores,
-		 conf.rxmode.mq_mode == RTE_ETH_MQ_RX_RSS ? "RSS" : "no RSS (flows steered by core)",
+		 rt.env.rss ? "RSS (owner core = RSS queue)" : "no RSS (flows handed to their owner core)",
 		 env->rx_cksum_offload ? "rx offloaded" : "rx software",
 		 env->tx_cksum_offload ? "tx offloaded" : "tx software", nmbufs);
 	return 0;

@@ -46,6 +46,13 @@ struct stack_env {
 	unsigned nports;
 	unsigned ncores;
 	int tx_cksum_offload; /* the port computes IPv4 and TCP checksums */
+	/* The port's RSS, when it spreads flows: the owner of a flow is then the queue the
+	 * port picks (Toeplitz over the tuple with this key, then the redirection table). */
+	int rss;
+	unsigned rss_words; /* input length: 3 with ports, 2 addresses only */
+	uint8_t rss_key[40];
+	uint16_t reta[512];
+	unsigned reta_size;
 	int rx_cksum_offload; /* the port flags received checksums good or bad */
 	struct rte_mempool *pool; /* mbufs with STACK_MBUF_PRIV bytes of private area */
 	/* steer[a][b]: packets core a received for a flow core b owns; NULL without rings. */

@@ -4,6 +4,8 @@
 #include "log.h"
 #include "siphash.h"
 
+#include <rte_thash.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +32,17 @@ unsigned stack_flow_core(const struct stack_env *env, uint32_t raddr, uint16_t r
 {
 	if (env->ncores <= 1)
 		return 0;
-	/* A fixed function rather than the driver's hash: af_packet's fanout hash is the
-	 * kernel's, seeded at boot, which nothing in user space can compute. */
+	if (env->rss) {
+		/* The port's own choice, so nothing needs handing over. */
+		struct rte_ipv4_tuple tuple = {
+			.src_addr = rte_be_to_cpu_32(raddr), .dst_addr = rte_be_to_cpu_32(env->ipv4),
+			.sport = rte_be_to_cpu_16(rport), .dport = rte_be_to_cpu_16(lport),
+		};
+		uint32_t h = rte_softrss((uint32_t *)&tuple, env->rss_words, env->rss_key);
+		return env->reta[h % env->reta_size];
+	}
+	/* A fixed function where the driver's hash is unknown: af_packet's fanout hash is
+	 * the kernel's, seeded at boot, which nothing in user space can compute. */
 	return (unsigned)(mix64(tuple_key(raddr, rport, lport) ^ 0x5bd1e995u) % env->ncores);
 }
 

@@ -632,6 +632,10 @@ static int tcb_input(struct stack *s, struct tcb *t, struct rte_mbuf *m, uint8_t
 	} else if (plen) {
 		/* Data after the peer's FIN: nothing to deliver it to. */
 		t->ack_now = 1;
+	} else if ((flags & RTE_TCP_FIN_FLAG) && seq_gt(fin_seq, t->rcv_nxt) && !t->fin_rcvd) {
+		t->fin_seq = fin_seq + 1; /* a bare FIN ahead of missing data */
+		t->ack_now = 1;
+		flags &= (uint8_t)~RTE_TCP_FIN_FLAG;
 	}
 	if ((flags & RTE_TCP_FIN_FLAG) && fin_seq == t->rcv_nxt && !t->fin_rcvd &&
 	    t->state != TS_CLOSED)

@@ -17,7 +17,8 @@ def check(tmp_path, cfg):
 def test_help_lists_every_flag():
     out = subprocess.run([DUROD, "--help"], capture_output=True, text=True)
     assert out.returncode == 0
-    for flag in ["--config", "--check-config", "--listen", "--data-dir", "--cores", "--log-level"]:
+    for flag in ["--config", "--check-config", "--listen", "--data-dir", "--cores", "--log-level",
+                 "--backend", "--dpdk-vdev", "--dpdk-eal", "--dpdk-ipv4", "--dpdk-gateway"]:
         assert flag in out.stdout
 
 
@@ -42,6 +43,18 @@ BAD = [
     ({"backend": "carrier-pigeon"}, "config: backend"),
     ({"durable_objects": {"bindings": [{"name": "A", "class_name": "Counter"}, {"name": "A", "class_name": "Echo"}]}},
      'config: durable_objects.bindings[1].name: binding "A" defined twice'),
+    ({"backend": "dpdk"}, "config: dpdk.ipv4: the dpdk backend needs its own address"),
+    ({"backend": "dpdk", "dpdk": {"ipv4": "10.77.0.1/24"}},
+     "config: listeners[0]: 127.0.0.1:8787: the dpdk backend serves its dpdk.ipv4 address"),
+    ({"dpdk": {"mac": "zz"}}, 'config: dpdk.mac: "zz": want a unicast'),
+    ({"dpdk": {"mac": "01:00:5e:00:00:01"}}, "config: dpdk.mac"),
+    ({"dpdk": {"ipv4": "10.77.0.1/33"}}, "config: dpdk.ipv4"),
+    ({"dpdk": {"gateway": "10.77.0.254/24"}}, "config: dpdk.gateway"),
+    ({"dpdk": {"mtu": 100}}, "config: dpdk.mtu: 100 is out of range"),
+    ({"dpdk": {"vdevs": "net_af_packet0"}}, "config: dpdk.vdevs: want an array"),
+    ({"dpdk": {"fault_rx": {"drop_pct": 101}}}, "config: dpdk.fault_rx.drop_pct: 101 is out of range"),
+    ({"dpdk": {"fault_tx": {"jitter": 1}}}, "config: dpdk.fault_tx.jitter: unknown key"),
+    ({"dpdk": {"vdevz": []}}, "config: dpdk.vdevz: unknown key"),
     ('{"cores": 1,', "config: "),
     ('{"cores": 1, "cores": 2}', "duplicate"),
 ]
@@ -63,7 +76,9 @@ def test_bad_config_refused_at_start(tmp_path):
 
 
 def test_bad_flags_exit_2():
-    for args in (["--cores", "0"], ["--cores", "x"], ["--listen", "nowhere"], ["--log-level", "loud"], ["stray"]):
+    for args in (["--cores", "0"], ["--cores", "x"], ["--listen", "nowhere"], ["--log-level", "loud"], ["stray"],
+                 ["--backend", "xdp"], ["--dpdk-ipv4", "10.1.2"], ["--dpdk-mac", "01:00:00:00:00:01"],
+                 ["--dpdk-mtu", "10"], ["--backend", "dpdk"]):
         r = subprocess.run([DUROD] + args, capture_output=True, text=True, timeout=10)
         assert r.returncode == 2, args
         assert r.stderr

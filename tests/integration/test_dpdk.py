@@ -329,3 +329,24 @@ def test_malformed_frames_dropped_and_counted(tmp_path, durod_factory):
     assert len(rsts) >= 2  # no listener, no connection
     synacks = [p for p in sent if TCP in p and p[TCP].flags == 0x12]
     assert synacks and synacks[0][TCP].dport == 40000
+
+
+def test_status_config_and_prometheus_show_the_stack(durod_factory):
+    mport = conftest.free_port()
+    d = durod_factory(config={"control": {"metrics": "127.0.0.1:%d" % mport}})
+    ctl = [DUROCTL, "--json", "--socket", os.path.join(d.data_dir, "control.sock")]
+    status = json.loads(subprocess.run(ctl + ["status"], capture_output=True, text=True).stdout)
+    assert status["backend"] == "dpdk"
+    cfg = json.loads(subprocess.run(ctl + ["config"], capture_output=True, text=True).stdout)
+    assert cfg["config"]["dpdk"]["ipv4"] == d.host + "/24", cfg
+    assert requests.post(d.url + "/counter/prom", timeout=10).status_code == 200
+    time.sleep(0.3)
+    # The metrics listener is on durod's side of the veth: ask from there.
+    text = subprocess.run(["ip", "netns", "exec", conftest.DPDK_HOST_NS, "curl", "-s",
+                           "http://127.0.0.1:%d/metrics" % mport],
+                          capture_output=True, text=True, timeout=10).stdout
+    assert "# TYPE duro_stack_rx_packets_total counter" in text
+    assert "# TYPE duro_stack_conns_established gauge" in text
+    rx = sum(int(line.split()[-1]) for line in text.splitlines()
+             if line.startswith("duro_stack_rx_packets_total{"))
+    assert rx > 0

@@ -1,6 +1,7 @@
 /* TCP connections on one core: the table by 4-tuple, states and their gauges, the one timer
  * each connection carries, compact TIME_WAIT records, ISNs (RFC 6528) and SYN cookies. */
 #include "tcp_int.h"
+#include "core.h"
 #include "log.h"
 #include "siphash.h"
 
@@ -465,6 +466,8 @@ void tcp_flush(struct stack *s)
 		t->on_list = 0;
 		tcp_output(s, t);
 	}
+	if (!list_empty(&s->flush))
+		core_did_work(s->c); /* more for the next turn: do not sleep before it */
 	reap(s);
 	tw_expire(s);
 }

@@ -59,11 +59,12 @@ count_junit "$out/junit.xml" integration
 
 # The dpdk backend: its own tests, then the suites of the other issues again over it, the
 # clients in the namespace of scripts/netns-dpdk.sh. Needs root (namespaces, af_packet).
-# Left to the uring run, for time: alarms and the storage crash and oracle tests, which
-# exercise storage and timers, not the network (test_alarms passes over dpdk too).
-DPDK_SUITES="test_dpdk test_counter test_http test_websockets test_storage test_objects
-  test_limits test_lock test_ratelimiter test_shutdown"
-DPDK_DESELECT="not test_sigkill_loses_no_acknowledged_increment and not test_oracle_random_operations"
+# Left to the uring run, to keep the whole suite under 15 minutes: the storage and alarm
+# suites and the output-gate fault test, which exercise storage, timers and commits rather
+# than the network (all 124 passed over dpdk under ASan, in 6.5 minutes, when chosen).
+DPDK_SUITES="test_dpdk test_counter test_http test_websockets test_objects test_limits
+  test_lock test_ratelimiter test_shutdown"
+DPDK_DESELECT="not test_socket_messages_wait_for_durability"
 if [ "$(id -u)" = 0 ]; then
   note "== integration over the dpdk backend (af_packet on a veth, clients in netns duro-client)"
   suites=(); for s in $DPDK_SUITES; do suites+=("tests/integration/$s.py"); done

@@ -90,6 +90,11 @@ def test_counter_exact_under_concurrency(dd):
         t.join(60)
     assert not errors, errors[:3]
     assert requests.get(dd.url + "/counter/many", timeout=10).text.strip() == str(n_threads * per)
+    # And from curl: 64 processes at once, each a new connection.
+    curls = [subprocess.Popen(["curl", "-s", "-m", "20", "-X", "POST", dd.url + "/counter/curl"],
+                              stdout=subprocess.PIPE, text=True) for _ in range(64)]
+    seen = sorted(int(p.communicate(timeout=30)[0]) for p in curls)
+    assert seen == list(range(1, 65))  # every increment acknowledged once, none lost
     s = stack(dd)
     assert s["drop_tcp_bad_checksum"] == 0 and s["drop_ip_bad_checksum"] == 0
 

@@ -355,3 +355,19 @@ def test_status_config_and_prometheus_show_the_stack(durod_factory):
     rx = sum(int(line.split()[-1]) for line in text.splitlines()
              if line.startswith("duro_stack_rx_packets_total{"))
     assert rx > 0
+
+
+def test_zero_window_then_resume(dd):
+    """A client that stops reading closes its window; the stack probes it and the transfer
+    resumes, byte-exact, when the client reads again."""
+    body = hashlib.shake_256(b"zw").digest(6 << 20)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+    s.connect((dd.host, dd.port))
+    s.sendall(b"POST /echo/zw HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    time.sleep(3)  # not reading: the reply fills the window, which closes
+    probes = stack(dd)["tcp_window_probes"]
+    got = conftest.read_responses(s, 1, timeout=30)[0]
+    s.close()
+    assert got[0] == 200 and hashlib.sha256(got[2]).digest() == hashlib.sha256(body).digest()
+    assert probes > 0

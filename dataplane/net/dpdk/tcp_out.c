@@ -338,7 +338,12 @@ static int send_new_data(struct stack *s, struct tcb *t)
 {
 	struct core *c = s->c;
 	while (t->want_output && !t->user_gone) {
-		uint32_t wnd = t->cwnd < t->snd_wnd ? t->cwnd : t->snd_wnd;
+		/* Limited transmit (RFC 3042): each of the first two duplicate ACKs lets one
+		 * new segment out beyond cwnd, so a small window can still reach three. */
+		uint32_t cwnd = t->cwnd;
+		if (!t->in_recovery && t->dupacks && t->dupacks < 3)
+			cwnd += (uint32_t)t->dupacks * t->mss;
+		uint32_t wnd = cwnd < t->snd_wnd ? cwnd : t->snd_wnd;
 		uint32_t inflight = t->snd_max - t->snd_una;
 		if (inflight >= wnd)
 			return 0;

@@ -79,7 +79,7 @@ struct tcb {
 	uint32_t srtt8, rttvar4, rto_ms; /* ms, scaled by 8 and 4 as RFC 6298's shifts */
 	uint32_t rtt_seq, rtt_start_ms;  /* Karn's one timed segment without timestamps */
 	uint32_t held_bytes, ooo_bytes;  /* received, not yet given up */
-	uint32_t challenge_ms, challenges;
+	uint32_t challenge_s, challenges; /* RFC 5961 challenge ACKs this second */
 	struct rte_mbuf *snd_head, *snd_tail; /* sent and not yet acknowledged, in order */
 	struct rte_mbuf *snd_resend;          /* first segment at or after snd_nxt, or NULL */
 	struct rte_mbuf *ooo;                 /* ahead of rcv_nxt, sorted, not overlapping */

@@ -103,6 +103,7 @@ static void on_syn(struct stack *s, uint32_t raddr, uint16_t rport, uint16_t lpo
 	t->iss = tcp_isn(s, raddr, rport, lport);
 	t->snd_una = t->iss;
 	t->snd_nxt = t->snd_max = t->iss + 1;
+	t->recover = t->iss; /* RFC 6582: else a fast retransmit may wait for a wrap */
 	t->mss = eff_mss(s, o->mss);
 	t->ts_ok = o->ts;
 	t->ts_recent = o->tsval;
@@ -140,6 +141,7 @@ static struct tcb *from_cookie(struct stack *s, uint32_t raddr, uint16_t rport, 
 	t->rcv_nxt = seq;
 	t->iss = ack - 1;
 	t->snd_una = t->snd_nxt = t->snd_max = ack;
+	t->recover = t->iss;
 	t->mss = eff_mss(s, syncookie_mss[idx]);
 	if (o->ts) {
 		unsigned bits = o->tsecr & 0x1Fu;
@@ -444,8 +446,8 @@ static int on_fin_acked(struct stack *s, struct tcb *t)
 static void challenge_ack(struct stack *s, struct tcb *t)
 {
 	uint32_t now_s = (uint32_t)(s->c->now_ms / 1000);
-	if (t->challenge_ms != now_s) {
-		t->challenge_ms = now_s;
+	if (t->challenge_s != now_s) {
+		t->challenge_s = now_s;
 		t->challenges = 0;
 	}
 	if (t->challenges++ >= TCP_CHALLENGE_PER_S)

@@ -61,10 +61,11 @@ count_junit "$out/junit.xml" integration
 # clients in the namespace of scripts/netns-dpdk.sh. Needs root (namespaces, af_packet).
 # Left to the uring run, to keep the whole suite under 15 minutes: the storage and alarm
 # suites and the output-gate fault test, which exercise storage, timers and commits rather
-# than the network (all 124 passed over dpdk under ASan, in 6.5 minutes, when chosen).
+# than the network, and the 32,768-socket flood (test_dpdk opens 2,000 and floods SYNs);
+# all 124 passed over dpdk under ASan, in 6.5 minutes, when this was chosen.
 DPDK_SUITES="test_dpdk test_counter test_http test_websockets test_objects test_limits
   test_lock test_ratelimiter test_shutdown"
-DPDK_DESELECT="not test_socket_messages_wait_for_durability"
+DPDK_DESELECT="not test_socket_messages_wait_for_durability and not test_32768_sockets_on_one_object"
 if [ "$(id -u)" = 0 ]; then
   note "== integration over the dpdk backend (af_packet on a veth, clients in netns duro-client)"
   suites=(); for s in $DPDK_SUITES; do suites+=("tests/integration/$s.py"); done

@@ -8,7 +8,9 @@
 # Addresses: durod 10.77.0.1/24 port 8787 (its own stack; the kernel holds no address on
 # duro-dpdk0), client 10.77.0.2/24. Needs root.
 # Memory: af_packet copies every frame between the kernel's ring and the mbufs, so plain
-# pages suffice (--no-huge, durod's default for the dpdk backend); no hugepages reserved.
+# pages suffice (--no-huge, durod's default for the dpdk backend). DURO_HUGEPAGES=N
+# reserves N 2 MiB hugepages and runs the EAL on them (--in-memory: nothing is left in
+# /dev/hugepages afterwards), as a NIC deployment would.
 set -euo pipefail
 
 NS=${DURO_NETNS:-duro-client}
@@ -59,7 +61,13 @@ run() {
 	up
 	local bin=${DUROD:-$ROOT/build/control/durod}
 	local cores=${DURO_CORES:-2}
-	exec "$bin" --backend dpdk \
+	local eal=()
+	if [ -n "${DURO_HUGEPAGES:-}" ]; then
+		echo "$DURO_HUGEPAGES" > /proc/sys/vm/nr_hugepages
+		mountpoint -q /dev/hugepages || { mkdir -p /dev/hugepages; mount -t hugetlbfs nodev /dev/hugepages; }
+		eal=(--dpdk-eal "--in-memory -m $((DURO_HUGEPAGES * 2)) --no-pci")
+	fi
+	exec "$bin" --backend dpdk "${eal[@]}" \
 		--dpdk-vdev "net_af_packet0,iface=$HOST_IF,qpairs=$cores" \
 		--dpdk-ipv4 "$SERVER_IP/24" --listen "$SERVER_IP:8787" --cores "$cores" "$@"
 }

@@ -109,10 +109,6 @@ def start_on(tmp_path, name, data_dir, config=None):
     return Durod(sub, config=config, extra_args=["--data-dir", str(data_dir)])
 
 
-def durod_host(d):
-    return getattr(d, "host", "127.0.0.1")
-
-
 @pytest.fixture
 def durod_factory(tmp_path):
     started = []

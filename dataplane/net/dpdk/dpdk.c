@@ -117,6 +117,8 @@ int dpdk_port_init(const struct dpdk_config *cfg, const struct net_config *net, 
 	uint64_t rss = info.flow_type_rss_offloads & (RTE_ETH_RSS_NONFRAG_IPV4_TCP | RTE_ETH_RSS_IPV4);
 	if (ncores > 1 && rss) {
 		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		if (info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_RSS_HASH)
+			conf.rxmode.offloads |= RTE_ETH_RX_OFFLOAD_RSS_HASH; /* the hash in the mbuf */
 		conf.rx_adv_conf.rss_conf.rss_key = symmetric_rss_key;
 		conf.rx_adv_conf.rss_conf.rss_key_len = sizeof(symmetric_rss_key);
 		conf.rx_adv_conf.rss_conf.rss_hf = rss;
@@ -383,11 +385,6 @@ static void dpdk_core_fini(struct core *c)
 	}
 }
 
-static const struct net_counters *dpdk_net_counters(struct core *c)
-{
-	return stack_net_counters(c);
-}
-
 static unsigned dpdk_more_counters(struct core *c, const char *const **names,
 				   const uint64_t **vals)
 {
@@ -405,6 +402,6 @@ const struct net_backend net_dpdk = {
 	.pause_read = stack_pause_read,
 	.set_events = stack_set_events,
 	.stop_accepting = stack_stop_accepting,
-	.counters = dpdk_net_counters,
+	.counters = stack_net_counters,
 	.more_counters = dpdk_more_counters,
 };

@@ -113,8 +113,6 @@ static void arp_learn(struct stack *s, uint32_t ip, const uint8_t *mac, int crea
 	}
 }
 
-void arp_glean(struct stack *s, uint32_t ip, const uint8_t *mac) { arp_learn(s, ip, mac, 1); }
-
 void arp_input(struct stack *s, struct rte_mbuf *m, int steered)
 {
 	if (rte_pktmbuf_data_len(m) < sizeof(struct rte_ether_hdr) + sizeof(struct rte_arp_hdr)) {

@@ -129,7 +129,10 @@ void ipv4_input(struct stack *s, struct rte_mbuf *m, int steered)
 		drop(s, m, SC_drop_tcp_bad_checksum);
 		return;
 	}
-	unsigned owner = stack_flow_core(s->env, ip->src_addr, th->src_port, th->dst_port);
+	/* With RSS the port hands over the hash it chose the queue by: no Toeplitz again. */
+	unsigned owner = s->env->rss && (m->ol_flags & RTE_MBUF_F_RX_RSS_HASH)
+				 ? s->env->reta[m->hash.rss % s->env->reta_size]
+				 : stack_flow_core(s->env, ip->src_addr, th->src_port, th->dst_port);
 	if (owner != s->c->index) {
 		struct rte_ring *r = s->env->steer[s->c->index][owner];
 		DURO_ASSERT(!steered); /* every core computes the same owner */

@@ -17,7 +17,7 @@
 
 /* ---- per-mbuf record (the mbuf's private area) ---- */
 
-enum { SEG_FIN = 1, SEG_SYN = 2, SEG_RETRANSMITTED = 4 };
+enum { SEG_FIN = 1, SEG_RETRANSMITTED = 2 };
 
 struct seg {
 	struct rte_mbuf *link; /* next in a send, reassembly or receive queue */
@@ -25,8 +25,6 @@ struct seg {
 	uint16_t len;          /* payload bytes */
 	uint16_t off;          /* payload's offset from the buffer start (data_off) */
 	uint8_t flags;
-	uint8_t pad[3];
-	uint32_t sent_ms;      /* last (re)transmission */
 };
 _Static_assert(sizeof(struct seg) <= STACK_MBUF_PRIV, "mbuf private area too small");
 
@@ -62,10 +60,8 @@ struct tcb {
 	uint16_t rport, lport;                  /* network order */
 	uint8_t rmac[6];
 	uint8_t state;
-	uint8_t on_list : 2, reported : 1, user_gone : 1, close_req : 1, fin_sent : 1, paused : 1,
-		eof_told : 1;
-	uint8_t ts_ok : 1, sack_ok : 1, ack_now : 1, in_recovery : 1, fin_rcvd : 1, abort_rst : 1,
-		want_output : 1, from_cookie : 1;
+	uint8_t on_list : 2, user_gone : 1, close_req : 1, fin_sent : 1, paused : 1, eof_told : 1;
+	uint8_t ts_ok : 1, sack_ok : 1, ack_now : 1, in_recovery : 1, fin_rcvd : 1, want_output : 1;
 	uint8_t snd_wscale, rcv_wscale, dupacks, backoff, ka_probes, segs_unacked;
 	uint16_t mss;
 	int err; /* why it closed, for on_closed */
@@ -79,6 +75,7 @@ struct tcb {
 	uint32_t srtt8, rttvar4, rto_ms; /* ms, scaled by 8 and 4 as RFC 6298's shifts */
 	uint32_t rtt_seq, rtt_start_ms;  /* Karn's one timed segment without timestamps */
 	uint32_t held_bytes, ooo_bytes;  /* received, not yet given up */
+	uint16_t held_segs, ooo_segs;    /* the same in mbufs: tiny segments must not pin the pool */
 	uint32_t challenge_s, challenges; /* RFC 5961 challenge ACKs this second */
 	struct rte_mbuf *snd_head, *snd_tail; /* sent and not yet acknowledged, in order */
 	struct rte_mbuf *snd_resend;          /* first segment at or after snd_nxt, or NULL */
@@ -144,8 +141,6 @@ void arp_input(struct stack *s, struct rte_mbuf *m, int steered);
  * while the address is being resolved. Takes ownership of m. `mac`: known peer address or
  * NULL to look it up. */
 void eth_output_ipv4(struct stack *s, struct rte_mbuf *m, uint32_t dst, const uint8_t *mac);
-/* Learns an on-link neighbour from a packet it sent us (gleaning). */
-void arp_glean(struct stack *s, uint32_t ip, const uint8_t *mac);
 void arp_fini(struct stack *s);
 
 /* ipv4 + icmp (ipv4.c) */

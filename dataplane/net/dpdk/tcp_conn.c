@@ -171,6 +171,7 @@ void tcb_close(struct stack *s, struct tcb *t, int err)
 	tcp_free_chain(&t->held_head);
 	t->held_tail = NULL;
 	t->held_bytes = t->ooo_bytes = 0;
+	t->held_segs = t->ooo_segs = 0;
 	timer_cancel(&t->timer);
 	t->rto_at = t->dack_at = t->ka_at = t->end_at = 0;
 	t->snd_resend = NULL;

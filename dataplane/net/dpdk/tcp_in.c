@@ -8,6 +8,7 @@
 
 #define TCP_MAX_OOO_SEGS 256  /* per connection: tiny segments must not pin the pool */
 #define TCP_MAX_HELD_SEGS 512 /* per connection while reading is paused */
+_Static_assert(TCP_MAX_HELD_SEGS <= UINT16_MAX, "held_segs is 16 bits");
 
 static uint32_t get32(const uint8_t *p)
 {
@@ -136,7 +137,6 @@ static struct tcb *from_cookie(struct stack *s, uint32_t raddr, uint16_t rport, 
 		return NULL;
 	}
 	stack_count(s, SC_tcp_syncookies_accepted);
-	t->from_cookie = 1;
 	t->irs = seq - 1;
 	t->rcv_nxt = seq;
 	t->iss = ack - 1;
@@ -190,35 +190,27 @@ static int deliver(struct stack *s, struct tcb *t, struct rte_mbuf *m, const cha
 			t->held_head = m;
 		t->held_tail = m;
 		t->held_bytes += len;
+		t->held_segs++;
 		return 1;
 	}
 	t->pub.ev->on_data(s->c, &t->pub, data, len);
 	return 0;
 }
 
-static unsigned chain_len(struct rte_mbuf *m)
-{
-	unsigned n = 0;
-	for (; m; m = seg_of(m)->link)
-		n++;
-	return n;
-}
-
 /* Keeps a segment that came ahead of rcv_nxt; returns 1 when kept. */
 static int ooo_insert(struct stack *s, struct tcb *t, struct rte_mbuf *m, const char *data,
 		      uint32_t seq, uint16_t len)
 {
-	if (t->ooo_bytes + len > TCP_RCV_BUF || chain_len(t->ooo) >= TCP_MAX_OOO_SEGS) {
+	if (t->ooo_bytes + len > TCP_RCV_BUF || t->ooo_segs >= TCP_MAX_OOO_SEGS) {
 		stack_count(s, SC_drop_tcp_reassembly_full);
 		return 0;
 	}
-	struct rte_mbuf **pp = &t->ooo;
-	while (*pp && seq_lt(seg_of(*pp)->seq, seq))
+	struct rte_mbuf **pp = &t->ooo, *prev = NULL;
+	while (*pp && seq_lt(seg_of(*pp)->seq, seq)) {
+		prev = *pp;
 		pp = &seg_of(*pp)->link;
+	}
 	/* Trim against the neighbours so the queue never overlaps. */
-	struct rte_mbuf *prev = NULL;
-	for (struct rte_mbuf *x = t->ooo; x && x != *pp; x = seg_of(x)->link)
-		prev = x;
 	if (prev) {
 		uint32_t pend = seg_of(prev)->seq + seg_of(prev)->len;
 		if (seq_ge(pend, seq + len))
@@ -239,6 +231,7 @@ static int ooo_insert(struct stack *s, struct tcb *t, struct rte_mbuf *m, const 
 				return 0;
 			*pp = seg_of(next)->link;
 			t->ooo_bytes -= seg_of(next)->len;
+			t->ooo_segs--;
 			rte_pktmbuf_free(next);
 			next = *pp;
 		}
@@ -254,6 +247,7 @@ static int ooo_insert(struct stack *s, struct tcb *t, struct rte_mbuf *m, const 
 	sg->link = next;
 	*pp = m;
 	t->ooo_bytes += len;
+	t->ooo_segs++;
 	return 1;
 }
 
@@ -267,6 +261,7 @@ static void ooo_drain(struct stack *s, struct tcb *t)
 			return;
 		t->ooo = sg->link;
 		t->ooo_bytes -= sg->len;
+		t->ooo_segs--;
 		uint32_t end = sg->seq + sg->len;
 		if (seq_le(end, t->rcv_nxt)) {
 			rte_pktmbuf_free(m);
@@ -605,7 +600,7 @@ static int tcb_input(struct stack *s, struct tcb *t, struct rte_mbuf *m, uint8_t
 		}
 		if (plen && seq == t->rcv_nxt) {
 			int filled_hole = t->ooo != NULL;
-			if ((t->paused || t->held_head) && chain_len(t->held_head) >= TCP_MAX_HELD_SEGS) {
+			if ((t->paused || t->held_head) && t->held_segs >= TCP_MAX_HELD_SEGS) {
 				stack_count(s, SC_drop_tcp_receive_overflow);
 				t->ack_now = 1;
 				tcb_want_flush(s, t);
@@ -711,9 +706,9 @@ void tcp_input(struct stack *s, struct rte_mbuf *m, struct rte_ipv4_hdr *ip,
 		rte_pktmbuf_free(m);
 		return;
 	}
-	if (tcp_listening(s, lport) < 0 || !s->accepting) {
-		stack_count(s, tcp_listening(s, lport) < 0 ? SC_drop_tcp_no_listener
-							   : SC_tcp_connections_refused);
+	int listener = tcp_listening(s, lport);
+	if (listener < 0 || !s->accepting) {
+		stack_count(s, listener < 0 ? SC_drop_tcp_no_listener : SC_tcp_connections_refused);
 		if (!rst) /* RFC 9293 3.10.7.1 */
 			tcp_send_reset(s, raddr, rport, lport, src_mac, ackf ? ack : 0,
 				       seq + plen + (syn ? 1u : 0u) + (fin ? 1u : 0u), !ackf);
@@ -752,6 +747,7 @@ void tcp_resume_read(struct stack *s, struct tcb *t)
 		if (!t->held_head)
 			t->held_tail = NULL;
 		t->held_bytes -= sg->len;
+		t->held_segs--;
 		t->pub.ev->on_data(s->c, &t->pub, seg_data(m), sg->len);
 		rte_pktmbuf_free(m);
 	}

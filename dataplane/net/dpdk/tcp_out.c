@@ -316,7 +316,6 @@ static void xmit_seg(struct stack *s, struct tcb *t, struct rte_mbuf *m)
 	/* No SACK blocks on data: the segment was sized for the timestamp option only. */
 	tcb_hdr(s, t, &h, sg->seq, flags, 0);
 	ack_sent(t);
-	sg->sent_ms = (uint32_t)s->c->now_ms;
 	if (!t->rto_at)
 		t->rto_at = s->c->now_ms + t->rto_ms;
 	emit(s, out, &h, t->rmac);

@@ -11,6 +11,7 @@ Scenarios, each repeated --runs times, interleaved so drift hits every scenario 
   names-2c          the same over 10,000 names
   durable-1c        like hot-1c on the durable Counter: POST /counter/hot
   durable-names-1c  the durable Counter over 10,000 names
+  durable-buffered-1c  durable-1c with storage.log_direct_io false (buffered commit logs)
 durod runs with idle_spin_us 0 so that its CPU time (from /proc) is work, not polling.
 --only a,b runs just those scenarios.
 """
@@ -61,14 +62,14 @@ def commits_per_sync(log_text):
     return sum(per) / len(per) if per else 0.0
 
 
-def run_durod(cores, names, seconds, conns, prefix="/memcounter/"):
+def run_durod(cores, names, seconds, conns, prefix="/memcounter/", extra=None):
     port = free_port()
     data = tempfile.mkdtemp(prefix="durobench-")
     # Reactors sleep as soon as they are idle, so their CPU time is work, not polling:
     # that makes server CPU per request a fair figure when the client shares the CPUs.
     cfg = os.path.join(data, "bench.json")
     with open(cfg, "w") as f:
-        json.dump({"idle_spin_us": 0}, f)
+        json.dump(dict({"idle_spin_us": 0}, **(extra or {})), f)
     log_path = os.path.join(data, "durod.log")
     log = open(log_path, "w")
     proc = subprocess.Popen([DUROD, "--cores", str(cores), "--listen", "127.0.0.1:%d" % port,
@@ -141,6 +142,8 @@ def main():
         "names-2c": lambda: run_durod(2, 10000, a.seconds, a.conns),
         "durable-1c": lambda: run_durod(1, 0, a.seconds, a.conns, prefix="/counter/"),
         "durable-names-1c": lambda: run_durod(1, 10000, a.seconds, a.conns, prefix="/counter/"),
+        "durable-buffered-1c": lambda: run_durod(1, 0, a.seconds, a.conns, prefix="/counter/",
+                                                 extra={"storage": {"log_direct_io": False}}),
     }
     if a.only:
         scen = {k: v for k, v in scen.items() if k in a.only.split(",")}
@@ -172,8 +175,10 @@ def main():
     ratio("names-2c", "names-1c")
     ratio("durable-1c", "redis-always")
     ratio("durable-1c", "hot-1c")
+    ratio("durable-buffered-1c", "hot-1c")
+    ratio("durable-1c", "durable-buffered-1c")
     ratio("durable-names-1c", "names-1c")
-    for sc in ("durable-1c", "durable-names-1c"):
+    for sc in ("durable-1c", "durable-names-1c", "durable-buffered-1c"):
         if sc in results:
             print("%s: median %.1f commits per sync" %
                   (sc, statistics.median(x["commits_per_sync"] for x in results[sc])))

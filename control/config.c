@@ -672,7 +672,7 @@ static int parse_storage(struct ctx *x, struct duro_config *cfg, json_t *o)
 	static const char *const keys[] = { "max_key_bytes", "max_value_bytes", "max_object_bytes",
 					    "cache_bytes_per_core", "block_cache_bytes",
 					    "write_buffer_bytes", "blob_min_bytes", "log_rotate_bytes",
-					    "min_free_bytes", NULL };
+					    "min_free_bytes", "log_direct_io", NULL };
 	if (!json_is_object(o))
 		return fail(x, "storage", "want an object, got %s", type_name(o));
 	if (only_keys(x, "storage", o, keys) < 0)
@@ -688,6 +688,11 @@ static int parse_storage(struct ctx *x, struct duro_config *cfg, json_t *o)
 	GET_UINT(x, "storage", o, "blob_min_bytes", 0, 1ull << 32, s->blob_min_bytes);
 	GET_UINT(x, "storage", o, "log_rotate_bytes", 1 << 16, 1ull << 40, s->log_rotate_bytes);
 	GET_UINT(x, "storage", o, "min_free_bytes", 0, 1ull << 50, s->min_free_bytes);
+	json_t *direct = json_object_get(o, "log_direct_io");
+	if (direct && !json_is_boolean(direct))
+		return fail(x, "storage.log_direct_io", "want a boolean, got %s", type_name(direct));
+	if (direct)
+		s->log_buffered = !json_is_true(direct);
 	return 0;
 }
 

@@ -8,7 +8,16 @@
  * last durable record, so a failed commit can never come back; and the completion arrives
  * on the core's own ring with no thread hand-off.
  *
- *   record: | magic u32 | length u32 | crc32c u32 | reserved u32 | RocksDB batch bytes |
+ * Where the file system offers direct I/O, a log is written with O_DIRECT and each record
+ * with RWF_DSYNC: the write goes to the device from the reactor's own io_uring_enter, with
+ * no io-wq thread to wake for a buffered write and again for its fdatasync, and the kernel
+ * flushes the device's cache when the data is in. Records are then copied into an aligned
+ * buffer and padded to the direct I/O alignment, so two records in flight never share a
+ * block (the later write could otherwise land first and be overwritten by the earlier
+ * one's stale copy of the block). Elsewhere (or with storage.log_direct_io false): buffered
+ * writes, each followed by fdatasync.
+ *
+ *   record: | magic u32 | length u32 | crc32c u32 | padding u32 | RocksDB batch bytes | zeros |
  */
 #include "store_int.h"
 #include "base_assert.h"
@@ -28,13 +37,22 @@
 
 #define LOG_MAGIC 0x4c4f5244u /* "DROL" */
 #define LOG_HEADER 16
+/* Larger direct I/O alignments (none seen) fall back to buffered logs: padding every
+ * record to them would fill logs with zeros. */
+#define LOG_DIRECT_MAX_ALIGN 4096u
+/* A record's aligned copy above this size is freed once durable, not kept for reuse. */
+#define LOG_DIRECT_KEEP_BYTES (1u << 20)
+
+static _Alignas(LOG_DIRECT_MAX_ALIGN) const char zero_block[LOG_DIRECT_MAX_ALIGN];
 
 /* The next log file, zero-filled ahead of need by a background thread. */
 struct log_prep {
 	pthread_t thread;
 	int running;        /* a thread to join */
-	_Atomic int ready;  /* fd and path below are set */
+	_Atomic int ready;  /* fd, direct_align and path below are set */
 	int fd;
+	unsigned direct_align;
+	int want_direct;
 	uint64_t seq;
 	char path[700];
 	uint64_t bytes;
@@ -47,6 +65,7 @@ struct store_log {
 	uint64_t file_seq;
 	char path[700];
 	int fd;
+	unsigned direct_align; /* of fd; 0: buffered writes + fdatasync */
 	struct log_prep prep;
 	uint64_t size; /* bytes known durable */
 	uint64_t tail; /* end of the last record prepared */
@@ -91,6 +110,33 @@ static int create_zeroed(const char *path, const char *dir, uint64_t bytes)
 	return fd;
 }
 
+/* Switches a zero-filled log to direct I/O: returns its alignment, or 0 (left buffered)
+ * when the file system offers none or an aligned write of zeros over its start fails. */
+static unsigned try_direct(int fd, const char *path)
+{
+	static _Atomic int told;
+	const char *why = NULL;
+	unsigned align = 0;
+	struct statx sx;
+	int fl = fcntl(fd, F_GETFL);
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) < 0)
+		why = strerror(errno);
+	else if (!(sx.stx_mask & STATX_DIOALIGN) || !sx.stx_dio_offset_align)
+		why = "the file system offers no direct I/O";
+	else if (sx.stx_dio_offset_align > LOG_DIRECT_MAX_ALIGN || sx.stx_dio_mem_align > LOG_DIRECT_MAX_ALIGN)
+		why = "its alignment is over 4096 bytes";
+	else if (fl < 0 || fcntl(fd, F_SETFL, fl | O_DIRECT) < 0)
+		why = strerror(errno);
+	else if (pwrite(fd, zero_block, sx.stx_dio_offset_align, 0) != (ssize_t)sx.stx_dio_offset_align) {
+		why = strerror(errno);
+		fcntl(fd, F_SETFL, fl);
+	} else
+		align = sx.stx_dio_offset_align;
+	if (why && !atomic_exchange(&told, 1))
+		log_warn("storage: commit log %s: no direct I/O (%s): buffered writes + fdatasync", path, why);
+	return align;
+}
+
 static void log_path(const struct store_log *lg, uint64_t seq, char *out, size_t cap)
 {
 	snprintf(out, cap, "%s/core%u-%010llu.log", lg->st->log_dir, lg->core, (unsigned long long)seq);
@@ -102,6 +148,7 @@ static int open_log_file(struct store_log *lg)
 	lg->fd = create_zeroed(lg->path, lg->st->log_dir, lg->st->cfg.log_rotate_bytes);
 	if (lg->fd < 0)
 		return lg->fd;
+	lg->direct_align = lg->st->cfg.log_buffered ? 0 : try_direct(lg->fd, lg->path);
 	lg->size = 0;
 	lg->tail = 0;
 	return 0;
@@ -111,6 +158,7 @@ static void *prep_main(void *arg)
 {
 	struct log_prep *p = arg;
 	p->fd = create_zeroed(p->path, p->dir, p->bytes);
+	p->direct_align = p->fd >= 0 && p->want_direct ? try_direct(p->fd, p->path) : 0;
 	atomic_store(&p->ready, 1);
 	return NULL;
 }
@@ -125,6 +173,7 @@ static void prep_next(struct store_log *lg)
 	log_path(lg, p->seq, p->path, sizeof(p->path));
 	p->bytes = lg->st->cfg.log_rotate_bytes;
 	p->dir = lg->st->log_dir;
+	p->want_direct = !lg->st->cfg.log_buffered;
 	atomic_store(&p->ready, 0);
 	p->running = pthread_create(&p->thread, NULL, prep_main, p) == 0;
 }
@@ -140,6 +189,7 @@ static int take_prep(struct store_log *lg)
 	if (p->fd < 0)
 		return 0;
 	lg->fd = p->fd;
+	lg->direct_align = p->direct_align;
 	lg->file_seq = p->seq;
 	snprintf(lg->path, sizeof(lg->path), "%s", p->path);
 	lg->size = 0;
@@ -186,8 +236,22 @@ int store_log_open(struct store *st, unsigned core, struct store_log **out)
 		return r;
 	}
 	prep_next(lg);
+	if (lg->direct_align)
+		log_info("storage: core %u: commit log with O_DIRECT and RWF_DSYNC, records aligned to %u bytes",
+			 core, lg->direct_align);
+	else
+		log_info("storage: core %u: commit log with buffered writes and fdatasync", core);
 	*out = lg;
 	return 0;
+}
+
+unsigned store_log_direct_align(const struct store_log *lg) { return lg->direct_align; }
+
+void store_log_record_release(struct store_log_record *rec)
+{
+	free(rec->direct_buf);
+	rec->direct_buf = NULL;
+	rec->direct_cap = 0;
 }
 
 void store_log_close(struct store_log *lg)
@@ -204,26 +268,57 @@ void store_log_close(struct store_log *lg)
 	free(lg);
 }
 
-void store_log_prepare(struct store_log *lg, struct store_batch *b, struct store_log_record *rec,
-		       struct iovec iov[2], int *fd, uint64_t *offset)
+int store_log_prepare(struct store_log *lg, struct store_batch *b, struct store_log_record *rec,
+		      struct store_log_io *io)
 {
 	size_t n;
 	const char *data = rocksdb_writebatch_data((rocksdb_writebatch_t *)b, &n);
 	DURO_ASSERT(n < UINT32_MAX);
+	size_t len = LOG_HEADER + n;
+	unsigned align = lg->direct_align;
+	if (align) {
+		size_t padded = (len + align - 1) / align * align;
+		if (rec->direct_cap < padded) {
+			void *buf;
+			size_t cap = padded < 65536 ? 65536 : padded;
+			if (posix_memalign(&buf, LOG_DIRECT_MAX_ALIGN, cap) != 0)
+				return -ENOMEM;
+			free(rec->direct_buf);
+			rec->direct_buf = buf;
+			rec->direct_cap = cap;
+		}
+		rec->header[3] = (uint32_t)(padded - len);
+		len = padded;
+	} else {
+		rec->header[3] = 0;
+	}
 	rec->header[0] = LOG_MAGIC;
 	rec->header[1] = (uint32_t)n;
 	rec->header[2] = crc32c(0, data, n);
-	rec->header[3] = 0;
 	rec->offset = lg->tail;
-	rec->len = LOG_HEADER + n;
+	rec->len = len;
 	rec->gen = lg->gen;
-	iov[0].iov_base = rec->header;
-	iov[0].iov_len = LOG_HEADER;
-	iov[1].iov_base = (void *)data;
-	iov[1].iov_len = n;
-	*fd = lg->fd;
-	*offset = rec->offset;
-	lg->tail += rec->len;
+	io->fd = lg->fd;
+	io->offset = rec->offset;
+	io->dsync = align != 0;
+	if (align) {
+		/* The one copy of the payload, in place of the page cache's. */
+		char *p = rec->direct_buf;
+		memcpy(p, rec->header, LOG_HEADER);
+		memcpy(p + LOG_HEADER, data, n);
+		memset(p + LOG_HEADER + n, 0, rec->header[3]);
+		io->iov[0].iov_base = p;
+		io->iov[0].iov_len = len;
+		io->niov = 1;
+	} else {
+		io->iov[0].iov_base = rec->header;
+		io->iov[0].iov_len = LOG_HEADER;
+		io->iov[1].iov_base = (void *)data;
+		io->iov[1].iov_len = n;
+		io->niov = 2;
+	}
+	lg->tail += len;
+	return 0;
 }
 
 struct flush_job {
@@ -272,6 +367,8 @@ static void rotate(struct store_log *lg)
 
 int store_log_done(struct store_log *lg, struct store_log_record *rec, long write_res, long sync_res)
 {
+	if (rec->direct_cap > LOG_DIRECT_KEEP_BYTES)
+		store_log_record_release(rec); /* the kernel is done with it */
 	if (rec->gen != lg->gen)
 		return -ECANCELED; /* written after a record that failed: void */
 	DURO_ASSERT(rec->offset == lg->size);
@@ -295,10 +392,10 @@ int store_log_done(struct store_log *lg, struct store_log_record *rec, long writ
 	log_error("storage: core %u: commit log %s failed at offset %llu: %s; cutting the record off",
 		  lg->core, lg->path, (unsigned long long)lg->size, strerror(-err));
 	/* Cut back to the last durable record, so the failed one (and any written after it)
-	 * is never replayed: zero its header; the next record goes there. */
-	static const uint32_t zero[4];
-	if (pwrite(lg->fd, zero, sizeof(zero), (off_t)lg->size) != sizeof(zero) ||
-	    fdatasync(lg->fd) < 0) {
+	 * is never replayed: zero its header (its first aligned block, with direct I/O); the
+	 * next record goes there. */
+	size_t zlen = lg->direct_align ? lg->direct_align : LOG_HEADER;
+	if (pwrite(lg->fd, zero_block, zlen, (off_t)lg->size) != (ssize_t)zlen || fdatasync(lg->fd) < 0) {
 		log_error("storage: core %u: cannot cut %s back (%s): starting a new log", lg->core,
 			  lg->path, strerror(errno));
 		if (ftruncate(lg->fd, (off_t)lg->size) == 0)
@@ -311,6 +408,7 @@ int store_log_done(struct store_log *lg, struct store_log_record *rec, long writ
 			lg->prep.running = 0;
 			if (lg->prep.fd >= 0) {
 				lg->fd = lg->prep.fd;
+				lg->direct_align = lg->prep.direct_align;
 				lg->file_seq = lg->prep.seq;
 				snprintf(lg->path, sizeof(lg->path), "%s", lg->prep.path);
 			}
@@ -355,8 +453,9 @@ static int replay_file(struct store *st, const char *path, uint64_t *records)
 	int r = 0;
 	for (;;) {
 		uint32_t h[4] = { 0 };
-		if (pread(fd, h, sizeof(h), off) != (ssize_t)sizeof(h) || h[0] != LOG_MAGIC) {
-			if (h[0] != 0 && h[0] != LOG_MAGIC)
+		if (pread(fd, h, sizeof(h), off) != (ssize_t)sizeof(h) || h[0] != LOG_MAGIC ||
+		    h[3] >= LOG_DIRECT_MAX_ALIGN) {
+			if (h[0] != 0)
 				log_warn("storage: replay %s: stopped at a damaged header at %lld", path,
 					 (long long)off);
 			break; /* zero-filled space, the end of the file, or a record cut off */
@@ -386,7 +485,7 @@ static int replay_file(struct store *st, const char *path, uint64_t *records)
 			break;
 		}
 		(*records)++;
-		off += LOG_HEADER + h[1];
+		off += LOG_HEADER + h[1] + h[3]; /* h[3]: padding to the direct I/O alignment */
 	}
 	free(buf);
 	close(fd);

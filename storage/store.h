@@ -15,6 +15,7 @@ struct store_config {
 	size_t blob_min_bytes;      /* values at least this large go to blob files */
 	uint64_t log_rotate_bytes;  /* a core's commit log is rotated past this size */
 	uint64_t min_free_bytes;    /* below this much free space, writes are refused */
+	int log_buffered;           /* commit logs without O_DIRECT even where it works */
 };
 
 void store_config_defaults(struct store_config *cfg, const char *data_dir);
@@ -121,21 +122,39 @@ int store_class_set_secret(struct store *st, const char *class_name, const uint8
  * commit logs are the write-ahead log. Returns 0 or -EIO (the caller retries later). */
 int store_apply(struct store *st, struct store_batch *b);
 
-/* A core's commit log: records of [magic, length, crc32c, batch bytes], appended and made
- * durable by the caller (write + fdatasync on its own io_uring). One per core. */
+/* A core's commit log: records of [magic, length, crc32c, padding, batch bytes], appended
+ * and made durable by the caller on its own io_uring. One per core. */
 struct store_log;
 int store_log_open(struct store *st, unsigned core, struct store_log **out);
 void store_log_close(struct store_log *lg);
-/* One record on its way to disk; owned by the caller until store_log_done. */
+/* Direct I/O record alignment of the current log file: 0 when records are buffered
+ * writes followed by fdatasync. */
+unsigned store_log_direct_align(const struct store_log *lg);
+/* One record on its way to disk; owned by the caller until store_log_done, reusable
+ * after it. Its aligned copy (direct I/O) is kept for the next record:
+ * store_log_record_release frees it. */
 struct store_log_record {
 	uint32_t header[4];
 	uint64_t offset, len, gen;
+	void *direct_buf;
+	size_t direct_cap;
 };
-/* Frames batch b as the next record (after those still in flight): fills iov[0..1], the
- * file descriptor and the offset to write them at. The batch and rec must not change
- * until store_log_done. */
-void store_log_prepare(struct store_log *lg, struct store_batch *b, struct store_log_record *rec,
-		       struct iovec iov[2], int *fd, uint64_t *offset);
+void store_log_record_release(struct store_log_record *rec);
+/* How the caller makes one record durable: write iov[0..niov) at offset to fd, with
+ * RWF_DSYNC when dsync is set (the write alone is durable: O_DIRECT), else followed by an
+ * fdatasync of fd. The iovecs point into rec and the batch. */
+struct store_log_io {
+	int fd;
+	uint64_t offset;
+	struct iovec iov[2];
+	unsigned niov;
+	int dsync;
+};
+/* Frames batch b as the next record (after those still in flight) and says how to write
+ * it. The batch and rec must not change until store_log_done. Returns 0, or -ENOMEM when
+ * the aligned copy cannot be made (nothing prepared: try again later). */
+int store_log_prepare(struct store_log *lg, struct store_batch *b, struct store_log_record *rec,
+		      struct store_log_io *io);
 /* Reports a record's write and sync results (bytes or negative errno), oldest record
  * first. Returns 0 when the record is durable; otherwise a negative errno, after cutting
  * the log back to before the record so it can never be replayed. A failure also voids

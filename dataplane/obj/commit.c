@@ -1,17 +1,19 @@
 /* Per-core group commit and the output gate. Every event's writes join the core's open
  * batch; at the end of a loop turn the open batch, if any, is framed as a commit-log
- * record and written with one writev linked to one fdatasync on the core's io_uring. Up
- * to COMMIT_MAX_INFLIGHT records are on their way at once: a second sync queued behind
- * the first lets the file system take them back to back. Completions are taken in order;
- * each applies its batch to RocksDB and releases the responses (and sync() callbacks)
- * held behind it.
+ * record and made durable on the core's io_uring: one O_DIRECT writev with RWF_DSYNC where
+ * the file system allows (no io-wq thread in the way), else a buffered writev linked to an
+ * fdatasync (both run in io-wq). Up to COMMIT_MAX_INFLIGHT records are on their way at
+ * once: a second sync queued behind the first lets the device take them back to back.
+ * Completions are taken in order; each applies its batch to RocksDB and releases the
+ * responses (and sync() callbacks) held behind it.
  *
- *   events --> [open batch] --turn end--> [in flight: writev -> fdatasync] x2 --> apply, release
+ *   events --> [open batch] --turn end--> [in flight: direct dsync write] x2 --> apply, release
  *
  * A failed commit fails its batch and every batch after it, in flight or open (their writes
  * may build on it): their responses become 500 (507 when the disk is full), their objects
- * are reset. (One writev with RWF_DSYNC instead of the linked pair measured slower here:
- * 30,945 against about 47,000 durable increments/s.) */
+ * are reset. (A buffered writev with RWF_DSYNC measured slower than the linked pair here,
+ * 30,945 against about 47,000 durable increments/s: it also goes through io-wq, and holds
+ * the worker for the whole sync. See bench/README.md for the direct I/O figures.) */
 #include "obj_int.h"
 #include "base_assert.h"
 #include "core.h"
@@ -24,7 +26,7 @@
 #include <string.h>
 
 struct commit_op {
-	uint8_t which; /* 0 write, 1 sync */
+	uint8_t which; /* 0 write, 1 sync (buffered logs only) */
 } __attribute__((aligned(8)));
 
 /* Records on their way to disk at once. */
@@ -40,8 +42,8 @@ struct commit_batch {
 	struct sync_waiter *syncs_head, *syncs_tail;   /* sync() calls waiting for it */
 	struct alarm_change *alarms, *alarms_tail;      /* applied to the timers when durable */
 	long res[2];
-	unsigned ncqe;
-	struct iovec iov[2];
+	unsigned ncqe, nops; /* completions in, completions expected (1 or 2) */
+	struct store_log_io io;
 	struct commit_batch *next; /* durable, waiting to be applied */
 };
 
@@ -83,6 +85,13 @@ static struct commit_batch *batch_get(struct commit_core *cc)
 	return cb;
 }
 
+static void batch_free(struct commit_batch *cb)
+{
+	store_log_record_release(&cb->rec);
+	store_batch_free(cb->b);
+	free(cb);
+}
+
 static void batch_put(struct commit_core *cc, struct commit_batch *cb)
 {
 	/* Kept for reuse: a core cycles through a handful (open, in flight, unapplied). */
@@ -93,8 +102,7 @@ static void batch_put(struct commit_core *cc, struct commit_batch *cb)
 		cc->nspare++;
 		return;
 	}
-	store_batch_free(cb->b);
-	free(cb);
+	batch_free(cb);
 }
 
 struct store_batch *commit_open_batch(struct core *c, uint64_t *seq)
@@ -301,7 +309,7 @@ static void inflight_pop(struct commit_core *cc)
 static void commit_done(struct core *c)
 {
 	struct commit_core *cc = c->obj->commit;
-	while (cc->ninflight && cc->inflight[0]->ncqe == 2) {
+	while (cc->ninflight && cc->inflight[0]->ncqe == cc->inflight[0]->nops) {
 		struct commit_batch *cb = cc->inflight[0];
 		inflight_pop(cc);
 		c->offloaded--;
@@ -367,7 +375,7 @@ static void commit_cqe(struct core *c, void *ptr, struct io_uring_cqe *cqe)
 	struct commit_batch *cb = LIST_CONTAINER(op - op->which, struct commit_batch, op);
 	core_did_work(c);
 	cb->res[op->which] = cqe->res;
-	if (++cb->ncqe == 2)
+	if (++cb->ncqe == cb->nops)
 		commit_done(c);
 }
 
@@ -382,19 +390,29 @@ static void commit_hook(struct core *c)
 	if (cc->ninflight == COMMIT_MAX_INFLIGHT || !cc->open || cc->open->txns == 0)
 		return;
 	struct commit_batch *cb = cc->open;
+	if (store_log_prepare(cc->log, cb->b, &cb->rec, &cb->io) < 0) {
+		/* No memory for the aligned copy: the batch stays open (its responses held) and is
+		 * tried again next turn. */
+		if (cc->ctr.prepare_retries++ % 1000 == 0)
+			log_warn("core %u: commit of %u transactions waits for memory", c->index, cb->txns);
+		return;
+	}
 	cc->open = NULL;
 	cc->inflight[cc->ninflight++] = cb;
-	int fd;
-	uint64_t off;
-	store_log_prepare(cc->log, cb->b, &cb->rec, cb->iov, &fd, &off);
-	core_sqe_reserve(c, 2);
+	cb->nops = cb->io.dsync ? 1 : 2;
+	cb->res[1] = 0;
+	core_sqe_reserve(c, cb->nops);
 	struct io_uring_sqe *w = core_sqe(c);
-	io_uring_prep_writev(w, fd, cb->iov, 2, off);
+	io_uring_prep_writev(w, cb->io.fd, cb->io.iov, cb->io.niov, cb->io.offset);
 	io_uring_sqe_set_data64(w, core_tag(&cb->op[0], CQE_STORE));
-	w->flags |= IOSQE_IO_LINK; /* the sync runs only after the write succeeded */
-	struct io_uring_sqe *s = core_sqe(c);
-	io_uring_prep_fsync(s, fd, IORING_FSYNC_DATASYNC);
-	io_uring_sqe_set_data64(s, core_tag(&cb->op[1], CQE_STORE));
+	if (cb->io.dsync) {
+		w->rw_flags = RWF_DSYNC;
+	} else {
+		w->flags |= IOSQE_IO_LINK; /* the sync runs only after the write succeeded */
+		struct io_uring_sqe *s = core_sqe(c);
+		io_uring_prep_fsync(s, cb->io.fd, IORING_FSYNC_DATASYNC);
+		io_uring_sqe_set_data64(s, core_tag(&cb->op[1], CQE_STORE));
+	}
 	cc->ctr.batches++;
 	cc->ctr.batched_txns += cb->txns;
 	c->offloaded++;
@@ -448,8 +466,7 @@ void commit_core_fini(struct core *c)
 	store_log_close(cc->log);
 	for (struct commit_batch *cb = cc->spare, *next; cb; cb = next) {
 		next = cb->next;
-		store_batch_free(cb->b);
-		free(cb);
+		batch_free(cb);
 	}
 	struct commit_batch *bs[1 + COMMIT_MAX_INFLIGHT] = { cc->open };
 	for (unsigned i = 0; i < cc->ninflight; i++)
@@ -461,13 +478,11 @@ void commit_core_fini(struct core *c)
 				free(w);
 			}
 			alarm_free_changes(bs[i]->alarms);
-			store_batch_free(bs[i]->b);
-			free(bs[i]);
+			batch_free(bs[i]);
 		}
 	for (struct commit_batch *cb = cc->unapplied_head, *next; cb; cb = next) {
 		next = cb->next;
-		store_batch_free(cb->b);
-		free(cb);
+		batch_free(cb);
 	}
 	free(cc);
 	c->obj->commit = NULL;

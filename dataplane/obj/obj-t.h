@@ -85,6 +85,7 @@ struct obj_commit_counters {
 	uint64_t failures;     /* failed commits */
 	uint64_t gated;        /* responses held behind the output gate */
 	uint64_t apply_retries;
+	uint64_t prepare_retries; /* records held back a turn: no memory for their aligned copy */
 	uint64_t space_refusals; /* events whose writes were refused: disk under the reserve */
 };
 

@@ -55,6 +55,7 @@ BAD = [
     ({"dpdk": {"fault_rx": {"drop_pct": 101}}}, "config: dpdk.fault_rx.drop_pct: 101 is out of range"),
     ({"dpdk": {"fault_tx": {"jitter": 1}}}, "config: dpdk.fault_tx.jitter: unknown key"),
     ({"dpdk": {"vdevz": []}}, "config: dpdk.vdevz: unknown key"),
+    ({"storage": {"log_direct_io": "yes"}}, "config: storage.log_direct_io: want a boolean, got a string"),
     ('{"cores": 1,', "config: "),
     ('{"cores": 1, "cores": 2}', "duplicate"),
 ]

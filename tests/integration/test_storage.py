@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 
+import pytest
 import requests
 
 import conftest
@@ -197,13 +198,47 @@ def run_counters(d, names, stop, acked, lock):
                 acked[n] = max(acked.get(n, 0), int(body))
 
 
-def test_sigkill_loses_no_acknowledged_increment(durod_factory, tmp_path):
+# Commit logs with direct I/O (the default; the test data is on a disk file system) and
+# buffered with fdatasync, each named in the log at start.
+LOG_MODES = {"direct": (None, "commit log with O_DIRECT and RWF_DSYNC"),
+             "buffered": ({"storage": {"log_direct_io": False}}, "commit log with buffered writes and fdatasync")}
+
+
+def fs_type(path):
+    """The file system type of the mount holding path (from /proc/mounts)."""
+    path, best, kind = os.path.realpath(path), "", ""
+    with open("/proc/mounts") as f:
+        for line in f:
+            mnt, typ = line.split()[1:3]
+            if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+                best, kind = mnt, typ
+    return kind
+
+
+def wait_log(d, text, timeout=5.0):
+    """The cores log their commit-log mode as they start, maybe after the port opened."""
+    end = time.time() + timeout
+    while text not in d.logtext() and time.time() < end:
+        time.sleep(0.05)
+    return text in d.logtext()
+
+
+def log_mode(mode, tmp_path):
+    if mode == "direct" and fs_type(tmp_path) == "tmpfs":
+        pytest.skip("the test directory is on a tmpfs, which offers no direct I/O")
+    return LOG_MODES[mode]
+
+
+@pytest.mark.parametrize("mode", LOG_MODES)
+def test_sigkill_loses_no_acknowledged_increment(durod_factory, tmp_path, mode):
+    config, banner = log_mode(mode, tmp_path)
     names = ["c%d" % i for i in range(16)]
     acked, lock = {}, threading.Lock()
     data_dir = tmp_path / "data"
     rnd = random.Random(1234)
     for cycle in range(4):
-        d = conftest.start_on(tmp_path, "cycle%d" % cycle, data_dir)
+        d = conftest.start_on(tmp_path, "cycle%d" % cycle, data_dir, config=config)
+        assert wait_log(d, banner)
         # Everything acknowledged before is there; nothing was invented.
         for n in names:
             v = int(requests.get(d.url + "/counter/" + n).text)
@@ -222,9 +257,12 @@ def test_sigkill_loses_no_acknowledged_increment(durod_factory, tmp_path):
     assert sum(acked.values()) > 100
 
 
-def test_failed_syncs_are_never_acknowledged(durod_factory, tmp_path, monkeypatch):
+@pytest.mark.parametrize("mode", LOG_MODES)
+def test_failed_syncs_are_never_acknowledged(durod_factory, tmp_path, monkeypatch, mode):
+    config, banner = log_mode(mode, tmp_path)
     monkeypatch.setenv("DURO_FAULT_SYNC_EVERY", "7")
-    d = durod_factory()
+    d = durod_factory(config=config)
+    assert wait_log(d, banner)
     statuses = []
     last_ok = 0
     for i in range(60):
@@ -240,7 +278,7 @@ def test_failed_syncs_are_never_acknowledged(durod_factory, tmp_path, monkeypatc
     assert d.stop() == 0
     # After a restart, still exactly what was acknowledged: cut records never replay.
     monkeypatch.delenv("DURO_FAULT_SYNC_EVERY")
-    d2 = conftest.start_on(tmp_path, "after", d.data_dir)
+    d2 = conftest.start_on(tmp_path, "after", d.data_dir, config=config)
     try:
         assert int(requests.get(d2.url + "/counter/flaky").text) == last_ok
     finally:

@@ -14,6 +14,9 @@ Scenarios, each repeated --runs times, interleaved so drift hits every scenario 
   durable-buffered-1c  durable-1c with storage.log_direct_io false (buffered commit logs)
 durod runs with idle_spin_us 0 so that its CPU time (from /proc) is work, not polling.
 --only a,b runs just those scenarios.
+--layout shared runs the one-core scenarios' load (and redis-benchmark) on CPU 0 too, beside
+the server, leaving CPU 1 to the kernel (here it takes the disk's interrupts and runs their
+completion work); split (the default) puts the load on CPU 1.
 """
 import argparse
 import json
@@ -26,6 +29,7 @@ import subprocess
 import tempfile
 import time
 
+CLIENT_CPU = "1"  # --layout split; "0" with --layout shared
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DUROD = os.path.join(ROOT, "build", "control", "durod")
 BENCH = os.path.join(ROOT, "build", "bench", "durobench")
@@ -80,7 +84,7 @@ def run_durod(cores, names, seconds, conns, prefix="/memcounter/", extra=None):
         cmd = [BENCH, "--port", str(port), "--conns", str(conns), "--names", str(names),
                "--duration", str(seconds), "--prefix", prefix]
         if cores == 1:
-            cmd = ["taskset", "-c", "1"] + cmd
+            cmd = ["taskset", "-c", CLIENT_CPU] + cmd
         cmd += ["--warmup", "0"]
         cpu0 = cpu_seconds(proc.pid)
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
@@ -113,7 +117,7 @@ def run_redis(seconds, conns, always=False):
     try:
         wait_port(port)
         n = int((40000 if always else 50000) * seconds)  # about `seconds` at the rates seen here
-        out = subprocess.run(["taskset", "-c", "1", "redis-benchmark", "-p", str(port), "-t", "incr",
+        out = subprocess.run(["taskset", "-c", CLIENT_CPU, "redis-benchmark", "-p", str(port), "-t", "incr",
                               "-c", str(conns), "-n", str(n), "--csv"],
                              capture_output=True, text=True, timeout=seconds * 10 + 60)
         lines = [l for l in out.stdout.splitlines() if l.startswith('"INCR"')]
@@ -132,7 +136,10 @@ def main():
     ap.add_argument("--conns", type=int, default=64)
     ap.add_argument("--json", help="also write every run to this file")
     ap.add_argument("--only", help="comma-separated scenarios to run")
+    ap.add_argument("--layout", choices=("split", "shared"), default="split")
     a = ap.parse_args()
+    global CLIENT_CPU
+    CLIENT_CPU = "1" if a.layout == "split" else "0"
     scen = {
         "redis": lambda: run_redis(a.seconds, a.conns),
         "redis-always": lambda: run_redis(a.seconds, a.conns, always=True),

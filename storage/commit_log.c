@@ -1,5 +1,5 @@
 /* Per-core commit logs: the write-ahead log of duro. A core appends one record per group
- * commit and makes it durable with fdatasync on its own io_uring; only then is the batch
+ * commit and makes it durable on its own io_uring (below: how); only then is the batch
  * applied to RocksDB (whose own WAL is off) and the held responses released.
  *
  * Why our own log rather than RocksDB's WAL with a sync thread: when an fdatasync fails,

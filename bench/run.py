@@ -16,7 +16,8 @@ durod runs with idle_spin_us 0 so that its CPU time (from /proc) is work, not po
 --only a,b runs just those scenarios.
 --layout shared runs the one-core scenarios' load (and redis-benchmark) on CPU 0 too, beside
 the server, leaving CPU 1 to the kernel (here it takes the disk's interrupts and runs their
-completion work); split (the default) puts the load on CPU 1.
+completion work); split (the default) puts the load on CPU 1; both runs each one-core
+scenario in both layouts (the shared ones named <scenario>@shared) within every run.
 """
 import argparse
 import json
@@ -29,7 +30,7 @@ import subprocess
 import tempfile
 import time
 
-CLIENT_CPU = "1"  # --layout split; "0" with --layout shared
+CLIENT_CPU = {"split": "1", "shared": "0"}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DUROD = os.path.join(ROOT, "build", "control", "durod")
 BENCH = os.path.join(ROOT, "build", "bench", "durobench")
@@ -66,7 +67,7 @@ def commits_per_sync(log_text):
     return sum(per) / len(per) if per else 0.0
 
 
-def run_durod(cores, names, seconds, conns, prefix="/memcounter/", extra=None):
+def run_durod(cores, names, seconds, conns, prefix="/memcounter/", extra=None, layout="split"):
     port = free_port()
     data = tempfile.mkdtemp(prefix="durobench-")
     # Reactors sleep as soon as they are idle, so their CPU time is work, not polling:
@@ -84,7 +85,7 @@ def run_durod(cores, names, seconds, conns, prefix="/memcounter/", extra=None):
         cmd = [BENCH, "--port", str(port), "--conns", str(conns), "--names", str(names),
                "--duration", str(seconds), "--prefix", prefix]
         if cores == 1:
-            cmd = ["taskset", "-c", CLIENT_CPU] + cmd
+            cmd = ["taskset", "-c", CLIENT_CPU[layout]] + cmd
         cmd += ["--warmup", "0"]
         cpu0 = cpu_seconds(proc.pid)
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
@@ -106,7 +107,7 @@ def run_durod(cores, names, seconds, conns, prefix="/memcounter/", extra=None):
         shutil.rmtree(data, ignore_errors=True)
 
 
-def run_redis(seconds, conns, always=False):
+def run_redis(seconds, conns, always=False, layout="split"):
     port = free_port()
     # Beside durod's data (the same disk), not in a tmpfs.
     data = tempfile.mkdtemp(prefix="redisbench-", dir=os.path.join(ROOT, "build"))
@@ -117,7 +118,7 @@ def run_redis(seconds, conns, always=False):
     try:
         wait_port(port)
         n = int((40000 if always else 50000) * seconds)  # about `seconds` at the rates seen here
-        out = subprocess.run(["taskset", "-c", CLIENT_CPU, "redis-benchmark", "-p", str(port), "-t", "incr",
+        out = subprocess.run(["taskset", "-c", CLIENT_CPU[layout], "redis-benchmark", "-p", str(port), "-t", "incr",
                               "-c", str(conns), "-n", str(n), "--csv"],
                              capture_output=True, text=True, timeout=seconds * 10 + 60)
         lines = [l for l in out.stdout.splitlines() if l.startswith('"INCR"')]
@@ -136,24 +137,28 @@ def main():
     ap.add_argument("--conns", type=int, default=64)
     ap.add_argument("--json", help="also write every run to this file")
     ap.add_argument("--only", help="comma-separated scenarios to run")
-    ap.add_argument("--layout", choices=("split", "shared"), default="split")
+    ap.add_argument("--layout", choices=("split", "shared", "both"), default="split")
     a = ap.parse_args()
-    global CLIENT_CPU
-    CLIENT_CPU = "1" if a.layout == "split" else "0"
     scen = {
-        "redis": lambda: run_redis(a.seconds, a.conns),
-        "redis-always": lambda: run_redis(a.seconds, a.conns, always=True),
-        "hot-1c": lambda: run_durod(1, 0, a.seconds, a.conns),
-        "names-1c": lambda: run_durod(1, 10000, a.seconds, a.conns),
-        "hot-2c": lambda: run_durod(2, 0, a.seconds, a.conns),
-        "names-2c": lambda: run_durod(2, 10000, a.seconds, a.conns),
-        "durable-1c": lambda: run_durod(1, 0, a.seconds, a.conns, prefix="/counter/"),
-        "durable-names-1c": lambda: run_durod(1, 10000, a.seconds, a.conns, prefix="/counter/"),
-        "durable-buffered-1c": lambda: run_durod(1, 0, a.seconds, a.conns, prefix="/counter/",
-                                                 extra={"storage": {"log_direct_io": False}}),
+        "redis": lambda **kw: run_redis(a.seconds, a.conns, **kw),
+        "redis-always": lambda **kw: run_redis(a.seconds, a.conns, always=True, **kw),
+        "hot-1c": lambda **kw: run_durod(1, 0, a.seconds, a.conns, **kw),
+        "names-1c": lambda **kw: run_durod(1, 10000, a.seconds, a.conns, **kw),
+        "hot-2c": lambda **kw: run_durod(2, 0, a.seconds, a.conns, **kw),
+        "names-2c": lambda **kw: run_durod(2, 10000, a.seconds, a.conns, **kw),
+        "durable-1c": lambda **kw: run_durod(1, 0, a.seconds, a.conns, prefix="/counter/", **kw),
+        "durable-names-1c": lambda **kw: run_durod(1, 10000, a.seconds, a.conns, prefix="/counter/", **kw),
+        "durable-buffered-1c": lambda **kw: run_durod(1, 0, a.seconds, a.conns, prefix="/counter/",
+                                                 extra={"storage": {"log_direct_io": False}}, **kw),
     }
     if a.only:
         scen = {k: v for k, v in scen.items() if k in a.only.split(",")}
+    one_core = {k: v for k, v in scen.items() if "2c" not in k}
+    shared = {k + "@shared": (lambda fn: lambda: fn(layout="shared"))(v) for k, v in one_core.items()}
+    if a.layout == "shared":
+        scen = dict({k: v for k, v in scen.items() if k not in one_core}, **shared)
+    elif a.layout == "both":
+        scen = dict(scen, **shared)
     results = {k: [] for k in scen}
     for r in range(a.runs):
         for k, fn in scen.items():
@@ -161,10 +166,10 @@ def main():
         print("run %d: " % (r + 1) + ", ".join("%s %.0f/s" % (k, v[-1]["rps"]) for k, v in results.items()),
               flush=True)
     print()
-    print("%-17s %12s %10s %10s %14s" % ("scenario", "median req/s", "p50 µs", "p99 µs", "server CPU µs/req"))
+    print("%-27s %12s %10s %10s %14s" % ("scenario", "median req/s", "p50 µs", "p99 µs", "server CPU µs/req"))
     for k, v in results.items():
         cpu = statistics.median(x.get("server_cpu_us_per_req", 0) for x in v)
-        print("%-17s %12.0f %10.0f %10.0f %14s" % (k, statistics.median(x["rps"] for x in v),
+        print("%-27s %12.0f %10.0f %10.0f %14s" % (k, statistics.median(x["rps"] for x in v),
                                                  statistics.median(x["p50_us"] for x in v),
                                                  statistics.median(x["p99_us"] for x in v),
                                                  "%.2f" % cpu if cpu else "-"))
@@ -177,16 +182,17 @@ def main():
         print("%s / %s, same run: median %.2fx (runs: %s)" %
               (x, y, statistics.median(rs), ", ".join("%.2f" % r for r in rs)))
 
-    ratio("hot-1c", "redis")
-    ratio("hot-2c", "hot-1c")
-    ratio("names-2c", "names-1c")
-    ratio("durable-1c", "redis-always")
-    ratio("durable-1c", "hot-1c")
-    ratio("durable-buffered-1c", "hot-1c")
-    ratio("durable-1c", "durable-buffered-1c")
-    ratio("durable-names-1c", "names-1c")
-    for sc in ("durable-1c", "durable-names-1c", "durable-buffered-1c"):
-        if sc in results:
+    pairs = [("hot-1c", "redis"), ("hot-2c", "hot-1c"), ("names-2c", "names-1c"),
+             ("durable-1c", "redis-always"), ("durable-1c", "hot-1c"), ("durable-names-1c", "names-1c"),
+             ("durable-buffered-1c", "hot-1c"), ("durable-1c", "durable-buffered-1c")]
+    for x, y in pairs:
+        ratio(x, y)
+    for x, y in pairs:
+        ratio(x + "@shared", y + "@shared")
+    # Each path in its own best layout, same run: the durable one with the disk's CPU free.
+    ratio("durable-1c@shared", "hot-1c")
+    for sc in results:
+        if sc.startswith("durable"):
             print("%s: median %.1f commits per sync" %
                   (sc, statistics.median(x["commits_per_sync"] for x in results[sc])))
     for sc in ("names-1c", "names-2c"):

@@ -175,7 +175,11 @@ static void prep_next(struct store_log *lg)
 	p->dir = lg->st->log_dir;
 	p->want_direct = !lg->st->cfg.log_buffered;
 	atomic_store(&p->ready, 0);
-	p->running = pthread_create(&p->thread, NULL, prep_main, p) == 0;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	store_thread_attr_any_cpu(&attr); /* zero-filling is not the reactor's CPU time */
+	p->running = pthread_create(&p->thread, &attr, prep_main, p) == 0;
+	pthread_attr_destroy(&attr);
 }
 
 /* Takes the prepared file if it is ready: 1 when switched. */
@@ -357,6 +361,7 @@ static void rotate(struct store_log *lg)
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	store_thread_attr_any_cpu(&attr);
 	atomic_fetch_add(&lg->st->flushes_running, 1);
 	if (pthread_create(&t, &attr, flush_and_drop, job) != 0) {
 		atomic_fetch_sub(&lg->st->flushes_running, 1);

@@ -7,6 +7,8 @@
 #include "log.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,20 @@ void store_config_defaults(struct store_config *cfg, const char *data_dir)
 	 * flush and compact: an LSM that meets ENOSPC mid-flush stops (and Debian's RocksDB
 	 * 7.8, built with its assertions, aborts when a failed file is written again). */
 	cfg->min_free_bytes = 256u << 20;
+}
+
+static void any_cpu_set(cpu_set_t *set)
+{
+	CPU_ZERO(set);
+	for (long i = 0, n = sysconf(_SC_NPROCESSORS_ONLN); i < n && i < CPU_SETSIZE; i++)
+		CPU_SET((int)i, set);
+}
+
+int store_thread_attr_any_cpu(pthread_attr_t *attr)
+{
+	cpu_set_t all;
+	any_cpu_set(&all);
+	return -pthread_attr_setaffinity_np(attr, sizeof(all), &all);
 }
 
 int64_t store_free_bytes(const struct store *st)
@@ -76,6 +92,8 @@ static int mkdir_one(const char *path)
 	return 0;
 }
 
+static int store_open_db(struct store *st);
+
 int store_open(const struct store_config *cfg, struct store **out)
 {
 	struct store *st = calloc(1, sizeof(*st));
@@ -89,6 +107,27 @@ int store_open(const struct store_config *cfg, struct store **out)
 		free(st);
 		return r;
 	}
+	/* RocksDB starts its thread pools while the database opens, from this thread, which
+	 * the EAL pinned to core 0's CPU: widen this thread's affinity meanwhile, so that the
+	 * pools inherit every CPU, not core 0's. */
+	cpu_set_t pinned, all;
+	int widened = pthread_getaffinity_np(pthread_self(), sizeof(pinned), &pinned) == 0;
+	any_cpu_set(&all);
+	widened = widened && pthread_setaffinity_np(pthread_self(), sizeof(all), &all) == 0;
+	r = store_open_db(st);
+	if (widened)
+		pthread_setaffinity_np(pthread_self(), sizeof(pinned), &pinned);
+	if (r < 0)
+		return r;
+	*out = st;
+	return 0;
+}
+
+/* The rest of store_open: RocksDB, its families, the replay of the commit logs. */
+static int store_open_db(struct store *st)
+{
+	const struct store_config *cfg = &st->cfg;
+	int r;
 	st->cache = rocksdb_cache_create_lru(cfg->block_cache_bytes);
 	st->db_opts = cf_options(st);
 	rocksdb_options_set_create_if_missing(st->db_opts, 1);
@@ -152,7 +191,6 @@ int store_open(const struct store_config *cfg, struct store **out)
 		store_close(st);
 		return r;
 	}
-	*out = st;
 	return 0;
 }
 

@@ -106,10 +106,12 @@ struct core {
 	struct obj_core *obj;
 
 	unsigned work; /* events handled this turn; 0 for a few turns means idle */
-	/* Operations the kernel runs in io-wq worker threads (file writes and syncs): while
-	 * any is pending an idle core sleeps at once instead of polling, so the worker,
-	 * which shares this core's CPU, runs without waiting for the spin to end. */
+	/* Operations the kernel runs in io-wq worker threads (buffered file writes and syncs):
+	 * while any is pending an idle core sleeps at once instead of polling, so the worker,
+	 * which shares this core's CPU, runs without waiting for the spin to end. Direct I/O
+	 * needs no worker: an idle core polls on for its completion as for any other. */
 	unsigned offloaded;
+	unsigned file_ops; /* file operations of either kind in flight: waited for at exit */
 	struct core_stats stats;
 } __attribute__((aligned(64)));
 

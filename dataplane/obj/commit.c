@@ -312,7 +312,9 @@ static void commit_done(struct core *c)
 	while (cc->ninflight && cc->inflight[0]->ncqe == cc->inflight[0]->nops) {
 		struct commit_batch *cb = cc->inflight[0];
 		inflight_pop(cc);
-		c->offloaded--;
+		c->file_ops--;
+		if (cb->nops == 2)
+			c->offloaded--;
 		int r = store_log_done(cc->log, &cb->rec, cb->res[0], cb->res[1]);
 		if (r == 0) {
 			cc->durable_seq = cb->seq;
@@ -415,7 +417,9 @@ static void commit_hook(struct core *c)
 	}
 	cc->ctr.batches++;
 	cc->ctr.batched_txns += cb->txns;
-	c->offloaded++;
+	c->file_ops++;
+	if (cb->nops == 2)
+		c->offloaded++; /* buffered: io-wq */
 }
 
 int commit_core_init(struct core *c)

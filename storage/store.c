@@ -43,11 +43,12 @@ static void any_cpu_set(cpu_set_t *set)
 		CPU_SET((int)i, set);
 }
 
-int store_thread_attr_any_cpu(pthread_attr_t *attr)
+void store_thread_attr_any_cpu(pthread_attr_t *attr)
 {
 	cpu_set_t all;
 	any_cpu_set(&all);
-	return -pthread_attr_setaffinity_np(attr, sizeof(all), &all);
+	if (pthread_attr_setaffinity_np(attr, sizeof(all), &all) != 0)
+		log_warn("storage: a background thread keeps its creator's CPU affinity");
 }
 
 int64_t store_free_bytes(const struct store *st)

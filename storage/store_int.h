@@ -32,9 +32,9 @@ struct store {
 
 /* Storage's background threads (RocksDB's pools, log preparation, flushes) may run on any
  * online CPU: created from a reactor, pinned to its CPU by the EAL, they would inherit
- * that CPU alone and take their time from that reactor. Sets attr's affinity so; 0 or a
- * negative errno. */
-int store_thread_attr_any_cpu(pthread_attr_t *attr);
+ * that CPU alone and take their time from that reactor. Sets attr's affinity so; best
+ * effort (should it fail, the thread inherits its creator's affinity, as before). */
+void store_thread_attr_any_cpu(pthread_attr_t *attr);
 
 /* Replays every commit log in log_dir, in order per core; returns 0 or -EIO. */
 int store_replay_logs(struct store *st);

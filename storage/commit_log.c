@@ -59,6 +59,12 @@ struct log_prep {
 	const char *dir;
 };
 
+/* A log moved away from, to be dropped once RocksDB holds its records. */
+struct retired_log {
+	char path[700];
+	struct retired_log *next;
+};
+
 struct store_log {
 	struct store *st;
 	unsigned core;
@@ -67,6 +73,7 @@ struct store_log {
 	int fd;
 	unsigned direct_align; /* of fd; 0: buffered writes + fdatasync */
 	struct log_prep prep;
+	struct retired_log *retired; /* newest first */
 	uint64_t size; /* bytes known durable */
 	uint64_t tail; /* end of the last record prepared */
 	uint64_t gen;  /* bumped when a failure voids the records in flight */
@@ -269,6 +276,11 @@ void store_log_close(struct store_log *lg)
 	}
 	if (lg->fd >= 0)
 		close(lg->fd);
+	/* Retired logs stay on disk: store_close removes every log after its final flush. */
+	for (struct retired_log *old = lg->retired, *next; old; old = next) {
+		next = old->next;
+		free(old);
+	}
 	free(lg);
 }
 
@@ -341,33 +353,71 @@ static void *flush_and_drop(void *arg)
 	return NULL;
 }
 
-static void rotate(struct store_log *lg)
+/* Moves to the prepared log (waiting for it, or making one here, when `must`): 0, or -EAGAIN
+ * (not ready, not `must`) or a negative errno. The old log joins the retired ones:
+ * store_log_retire drops them once RocksDB holds what they made durable. */
+static int switch_log(struct store_log *lg, int must)
 {
-	struct flush_job *job = malloc(sizeof(*job));
-	if (!job)
-		return;
-	job->st = lg->st;
-	snprintf(job->path, sizeof(job->path), "%s", lg->path);
+	struct retired_log *old = malloc(sizeof(*old));
+	if (!old)
+		return -ENOMEM;
+	snprintf(old->path, sizeof(old->path), "%s", lg->path);
 	int old_fd = lg->fd;
-	if (!take_prep(lg)) {
-		/* Not zero-filled in time: keep appending to the full one a little longer. */
-		free(job);
-		return;
+	if (must && lg->prep.running && !atomic_load(&lg->prep.ready)) {
+		/* Rare (after a failed commit): wait for the zero-filling to end. */
+		while (!atomic_load(&lg->prep.ready))
+			usleep(1000);
 	}
-	close(old_fd);
+	if (!take_prep(lg)) {
+		if (!must) {
+			free(old); /* not zero-filled in time: keep appending a little longer */
+			prep_next(lg); /* if the last preparation failed (disk full), try again */
+			return -EAGAIN;
+		}
+		lg->file_seq += 64; /* as prep_next numbers them: ahead of every core's files */
+		int r = open_log_file(lg);
+		if (r < 0) {
+			lg->fd = -1; /* every write fails (500) and tries again to get a log */
+			lg->size = lg->tail = 0;
+			lg->direct_align = 0;
+		}
+	}
+	if (old_fd >= 0) {
+		close(old_fd); /* records still in flight to it keep the file open in the kernel */
+		old->next = lg->retired;
+		lg->retired = old;
+	} else {
+		free(old); /* no log was open (a failed switch): nothing to retire */
+	}
 	prep_next(lg);
 	lg->ctr.log_rotations++;
-	pthread_t t;
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	store_thread_attr_any_cpu(&attr);
-	atomic_fetch_add(&lg->st->flushes_running, 1);
-	if (pthread_create(&t, &attr, flush_and_drop, job) != 0) {
-		atomic_fetch_sub(&lg->st->flushes_running, 1);
-		free(job); /* the old log stays and is replayed at the next start: harmless */
+	return lg->fd >= 0 ? 0 : -EIO;
+}
+
+void store_log_retire(struct store_log *lg)
+{
+	while (lg->retired) {
+		struct retired_log *old = lg->retired;
+		lg->retired = old->next;
+		struct flush_job *job = malloc(sizeof(*job));
+		pthread_t t;
+		pthread_attr_t attr;
+		int started = 0;
+		if (job && pthread_attr_init(&attr) == 0) {
+			job->st = lg->st;
+			snprintf(job->path, sizeof(job->path), "%s", old->path);
+			pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+			store_thread_attr_any_cpu(&attr);
+			atomic_fetch_add(&lg->st->flushes_running, 1);
+			started = pthread_create(&t, &attr, flush_and_drop, job) == 0;
+			if (!started)
+				atomic_fetch_sub(&lg->st->flushes_running, 1);
+			pthread_attr_destroy(&attr);
+		}
+		if (!started)
+			free(job); /* the old log stays and is replayed at the next start: harmless */
+		free(old);
 	}
-	pthread_attr_destroy(&attr);
 }
 
 int store_log_done(struct store_log *lg, struct store_log_record *rec, long write_res, long sync_res)
@@ -386,7 +436,7 @@ int store_log_done(struct store_log *lg, struct store_log_record *rec, long writ
 		lg->ctr.log_records++;
 		lg->ctr.log_bytes += rec->len;
 		if (lg->size >= lg->st->cfg.log_rotate_bytes && lg->tail == lg->size)
-			rotate(lg);
+			switch_log(lg, 0);
 		return 0;
 	}
 	int err = write_res < 0 ? (int)write_res : write_res != (long)rec->len ? -ENOSPC
@@ -397,30 +447,20 @@ int store_log_done(struct store_log *lg, struct store_log_record *rec, long writ
 	log_error("storage: core %u: commit log %s failed at offset %llu: %s; cutting the record off",
 		  lg->core, lg->path, (unsigned long long)lg->size, strerror(-err));
 	/* Cut back to the last durable record, so the failed one (and any written after it)
-	 * is never replayed: zero its header (its first aligned block, with direct I/O); the
-	 * next record goes there. */
+	 * is never replayed: zero its header (its first aligned block, with direct I/O). Then
+	 * go on in a fresh log: records written after the failed one (void, answered as
+	 * failed) lie behind it, and a new record of the failed one's length written in its
+	 * place would end exactly where the first of them begins, for replay to find. */
 	size_t zlen = lg->direct_align ? lg->direct_align : LOG_HEADER;
-	if (pwrite(lg->fd, zero_block, zlen, (off_t)lg->size) != (ssize_t)zlen || fdatasync(lg->fd) < 0) {
-		log_error("storage: core %u: cannot cut %s back (%s): starting a new log", lg->core,
-			  lg->path, strerror(errno));
+	if (lg->fd >= 0 &&
+	    (pwrite(lg->fd, zero_block, zlen, (off_t)lg->size) != (ssize_t)zlen || fdatasync(lg->fd) < 0)) {
+		log_error("storage: core %u: cannot cut %s back (%s): truncating it", lg->core, lg->path,
+			  strerror(errno));
 		if (ftruncate(lg->fd, (off_t)lg->size) == 0)
 			fdatasync(lg->fd);
-		close(lg->fd);
-		lg->fd = -1;
-		/* Rare (a failing disk): take the prepared file, waiting for it if need be. */
-		if (lg->prep.running) {
-			pthread_join(lg->prep.thread, NULL);
-			lg->prep.running = 0;
-			if (lg->prep.fd >= 0) {
-				lg->fd = lg->prep.fd;
-				lg->direct_align = lg->prep.direct_align;
-				lg->file_seq = lg->prep.seq;
-				snprintf(lg->path, sizeof(lg->path), "%s", lg->prep.path);
-			}
-		}
-		lg->size = lg->tail = 0;
-		prep_next(lg);
 	}
+	if (switch_log(lg, 1) < 0)
+		log_error("storage: core %u: no new commit log: writes fail until one can be made", lg->core);
 	return err;
 }
 

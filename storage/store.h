@@ -157,9 +157,15 @@ int store_log_prepare(struct store_log *lg, struct store_batch *b, struct store_
 		      struct store_log_io *io);
 /* Reports a record's write and sync results (bytes or negative errno), oldest record
  * first. Returns 0 when the record is durable; otherwise a negative errno, after cutting
- * the log back to before the record so it can never be replayed. A failure also voids
- * every record prepared after it: their done returns -ECANCELED whatever their results. */
+ * the log back to before the record so it can never be replayed, and moving on to a fresh
+ * log. A failure also voids every record prepared after it: their done returns -ECANCELED
+ * whatever their results, and they stay unreachable behind the cut. */
 int store_log_done(struct store_log *lg, struct store_log_record *rec, long write_res, long sync_res);
+/* A full log is left for the next one (prepared in the background) when no record is in
+ * flight, and a log is always left after a failed record. Call this when every record made
+ * durable so far has been applied to RocksDB: the logs left behind are then flushed into
+ * RocksDB and deleted in the background. */
+void store_log_retire(struct store_log *lg);
 /* Fault injection for tests (DURO_FAULT_SYNC_EVERY): the sync of every `every`-th record
  * is reported as EIO although the bytes were written, as a failing disk would. 0: off. */
 void store_log_inject_sync_failures(struct store_log *lg, unsigned every);

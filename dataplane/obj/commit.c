@@ -389,6 +389,8 @@ static void commit_hook(struct core *c)
 		run_ready_syncs(c);
 	if (cc->unapplied_head)
 		apply_pending(c);
+	if (!cc->unapplied_head)
+		store_log_retire(cc->log); /* RocksDB holds all they made durable */
 	if (cc->ninflight == COMMIT_MAX_INFLIGHT || !cc->open || cc->open->txns == 0)
 		return;
 	struct commit_batch *cb = cc->open;

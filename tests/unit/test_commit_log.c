@@ -109,6 +109,57 @@ static void test_replay_after_crash(void)
 	store_close(st);
 }
 
+/* Writes a prepared record (as a core would, see commit()); returns the bytes written or
+ * a negative errno. */
+static long write_record(const struct store_log_io *io)
+{
+	long w = pwritev2(io->fd, io->iov, (int)io->niov, (off_t)io->offset, io->dsync ? RWF_DSYNC : 0);
+	return w < 0 ? -errno : w;
+}
+
+/* A record written after one whose sync failed is void: it was answered as failed and
+ * must never come back, even when the next record has the failed one's length and so
+ * ends exactly where the void one begins. */
+static void test_void_record_never_replayed(void)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct store *st = open_store();
+		struct store_log *lg;
+		if (!st || store_log_open(st, 0, &lg) < 0)
+			_exit(2);
+		int ok = commit(lg, st, "va", "1", 0) == 0;
+		struct store_batch *bb = store_batch_new(), *bc = store_batch_new();
+		store_batch_put(st, bb, STORE_CF_META, "vb", 2, "x", 1);
+		store_batch_put(st, bc, STORE_CF_META, "vc", 2, "void", 4);
+		struct store_log_record rb = { 0 }, rc = { 0 };
+		struct store_log_io ib, ic;
+		ok = ok && store_log_prepare(lg, bb, &rb, &ib) == 0 && store_log_prepare(lg, bc, &rc, &ic) == 0;
+		long wb = write_record(&ib), wc = write_record(&ic);
+		if (!ic.dsync)
+			fdatasync(ic.fd);
+		ok = ok && store_log_done(lg, &rb, wb, -EIO) == -EIO;     /* b's sync failed */
+		ok = ok && store_log_done(lg, &rc, wc, 0) == -ECANCELED;  /* so c is void */
+		ok = ok && commit(lg, st, "vd", "y", 0) == 0;               /* b's length */
+		store_log_record_release(&rb);
+		store_log_record_release(&rc);
+		_exit(ok ? 0 : 3); /* a crash */
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	struct store *st = open_store();
+	CHECK(st != NULL);
+	if (!st)
+		return;
+	char v[32];
+	CHECK(get(st, "va", v, sizeof(v)) == 1 && !strcmp(v, "1"));
+	CHECK_EQ(get(st, "vb", v, sizeof(v)), 0);
+	CHECK_EQ(get(st, "vc", v, sizeof(v)), 0); /* void: never replayed */
+	CHECK(get(st, "vd", v, sizeof(v)) == 1 && !strcmp(v, "y"));
+	store_close(st);
+}
+
 static void test_clean_close_leaves_no_logs(void)
 {
 	struct store *st = open_store();
@@ -137,6 +188,7 @@ int main(void)
 		if (!mkdtemp(dir))
 			return 1;
 		RUN(test_replay_after_crash);
+		RUN(test_void_record_never_replayed);
 		RUN(test_clean_close_leaves_no_logs);
 		char cmd[96];
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

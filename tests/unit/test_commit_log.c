@@ -66,17 +66,38 @@ static int get(struct store *st, const char *key, char *out, size_t cap)
 	return r;
 }
 
+/* In the child that will "crash": the store and core 0's log, in the mode under test
+ * (the test directory is on a disk file system, the build directory, so direct I/O
+ * works). Exits on failure. */
+static struct store_log *child_open(struct store **st)
+{
+	struct store_log *lg;
+	*st = open_store();
+	if (!*st || store_log_open(*st, 0, &lg) < 0)
+		_exit(2);
+	if (!buffered && store_log_direct_align(lg) == 0)
+		_exit(4);
+	return lg;
+}
+
+/* Waits for the child that wrote and "crashed" (exit 0 if all its steps went as expected)
+ * and opens the store again, replaying its logs; NULL after a failed check. */
+static struct store *reopen_after_crash(pid_t pid)
+{
+	int status;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	struct store *st = open_store();
+	CHECK(st != NULL);
+	return st;
+}
+
 static void test_replay_after_crash(void)
 {
 	pid_t pid = fork();
 	if (pid == 0) {
-		struct store *st = open_store();
-		struct store_log *lg;
-		if (!st || store_log_open(st, 0, &lg) < 0)
-			_exit(2);
-		/* The test directory is on a disk file system (the build directory). */
-		if (!buffered && store_log_direct_align(lg) == 0)
-			_exit(4);
+		struct store *st;
+		struct store_log *lg = child_open(&st);
 		int ok = commit(lg, st, "a", "1", 0) == 0 && commit(lg, st, "b", "2", 0) == 0 &&
 			 commit(lg, st, "c", "lost", 1) == -EIO && /* cut off */
 			 commit(lg, st, "d", "4", 0) == 0;          /* written where c was */
@@ -93,11 +114,7 @@ static void test_replay_after_crash(void)
 		ok = ok && pwrite(io.fd, io.iov[0].iov_base, part, (off_t)io.offset) == (ssize_t)part;
 		_exit(ok ? 0 : 3); /* a crash: nothing flushed, nothing closed */
 	}
-	int status;
-	waitpid(pid, &status, 0);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	struct store *st = open_store();
-	CHECK(st != NULL);
+	struct store *st = reopen_after_crash(pid);
 	if (!st)
 		return;
 	char v[32];
@@ -124,10 +141,8 @@ static void test_void_record_never_replayed(void)
 {
 	pid_t pid = fork();
 	if (pid == 0) {
-		struct store *st = open_store();
-		struct store_log *lg;
-		if (!st || store_log_open(st, 0, &lg) < 0)
-			_exit(2);
+		struct store *st;
+		struct store_log *lg = child_open(&st);
 		int ok = commit(lg, st, "va", "1", 0) == 0;
 		struct store_batch *bb = store_batch_new(), *bc = store_batch_new();
 		store_batch_put(st, bb, STORE_CF_META, "vb", 2, "x", 1);
@@ -145,11 +160,7 @@ static void test_void_record_never_replayed(void)
 		store_log_record_release(&rc);
 		_exit(ok ? 0 : 3); /* a crash */
 	}
-	int status;
-	waitpid(pid, &status, 0);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	struct store *st = open_store();
-	CHECK(st != NULL);
+	struct store *st = reopen_after_crash(pid);
 	if (!st)
 		return;
 	char v[32];

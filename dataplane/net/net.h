@@ -64,10 +64,13 @@ struct net_events {
 	/* Bytes arrived; `data` is valid only during the call. len 0: the peer sent FIN. */
 	void (*on_data)(struct core *c, struct net_conn *conn, const char *data, size_t len);
 	/* The backend can send: fill up to `max` iovecs with queued output (front first) and
-	 * return how many; the memory must stay put until on_sent reports it. */
+	 * return how many. The bytes are lent to the backend: a send may read them until the
+	 * next on_sent (whatever it reports) or on_closed, so until then they must not be
+	 * freed, moved or changed, even if the layer above gives up on them. */
 	unsigned (*fill_output)(struct core *c, struct net_conn *conn, struct iovec *iov,
 				unsigned max);
-	/* `n` bytes from the front of the output were sent (may be a partial write). */
+	/* `n` bytes from the front of the output were sent (may be a partial write); this ends
+	 * the loan of what fill_output lent, sent or not. */
 	void (*on_sent)(struct core *c, struct net_conn *conn, size_t n);
 	/* The connection is gone (peer reset, error, or after net close); `err` is 0 or the
 	 * negative errno that ended it. The handle is freed when this returns. */

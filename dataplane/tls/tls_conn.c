@@ -22,11 +22,17 @@ struct tls_conn {
 	mbedtls_ssl_context ssl;
 	struct net_conn *nc;
 	const struct net_events *up;
-	uint8_t started, handshaken, closing, gone, dirty, up_wants;
+	uint8_t started, handshaken, closing, notified, gone, dirty, up_wants;
 	char *in;
 	size_t in_len, in_off, in_cap;
 	char *out;
 	size_t out_len, out_off, out_cap;
+	/* Bytes from out_off on that fill_output lent to the backend: a send in flight may
+	 * read them until on_sent, so the buffer holding them is neither moved nor freed.
+	 * When it must grow meanwhile, the records move to a new buffer and the lent one is
+	 * kept as `retired` until the loan ends. */
+	size_t out_lent;
+	char *retired;
 	struct list_node dirty_node;
 	struct timer timer; /* handshake deadline */
 	struct tls_confset *cs;
@@ -51,28 +57,50 @@ static struct tls_conn *TC(struct net_conn *nc) { return nc->layer; }
 
 /* ---- mbedTLS I/O callbacks over the connection's buffers ---- */
 
+/* Makes room for len more bytes of records; 0, or -EAGAIN over OUT_MAX, or -ENOMEM. */
+static int out_reserve(struct tls_conn *tc, size_t len)
+{
+	if (tc->out_len + len <= tc->out_cap)
+		return 0;
+	size_t keep = tc->out_len - tc->out_off;
+	if (keep + len > OUT_MAX)
+		return -EAGAIN;
+	int lent = tc->out_lent && !tc->retired; /* the current buffer is being read */
+	if (!lent && tc->out_off) { /* the sent front goes first */
+		memmove(tc->out, tc->out + tc->out_off, keep);
+		tc->out_len = keep;
+		tc->out_off = 0;
+		if (keep + len <= tc->out_cap)
+			return 0;
+	}
+	size_t cap = tc->out_cap ? tc->out_cap * 2 : 8192;
+	while (cap < keep + len)
+		cap *= 2;
+	char *n;
+	if (lent) {
+		n = malloc(cap);
+		if (!n)
+			return -ENOMEM;
+		memcpy(n, tc->out + tc->out_off, keep);
+		tc->retired = tc->out; /* freed when the loan ends (on_sent, on_closed) */
+		tc->out_len = keep;
+		tc->out_off = 0;
+	} else if (!(n = realloc(tc->out, cap))) {
+		return -ENOMEM;
+	}
+	tc->out = n;
+	tc->out_cap = cap;
+	return 0;
+}
+
 static int bio_send(void *arg, const unsigned char *buf, size_t len)
 {
 	struct tls_conn *tc = arg;
-	if (tc->out_len + len > tc->out_cap) {
-		if (tc->out_off) { /* the sent front goes first */
-			memmove(tc->out, tc->out + tc->out_off, tc->out_len - tc->out_off);
-			tc->out_len -= tc->out_off;
-			tc->out_off = 0;
-		}
-		if (tc->out_len + len > tc->out_cap) {
-			if (tc->out_len + len > OUT_MAX)
-				return MBEDTLS_ERR_SSL_WANT_WRITE;
-			size_t cap = tc->out_cap ? tc->out_cap * 2 : 8192;
-			while (cap < tc->out_len + len)
-				cap *= 2;
-			char *n = realloc(tc->out, cap);
-			if (!n)
-				return MBEDTLS_ERR_SSL_ALLOC_FAILED;
-			tc->out = n;
-			tc->out_cap = cap;
-		}
-	}
+	int r = out_reserve(tc, len);
+	if (r == -EAGAIN)
+		return MBEDTLS_ERR_SSL_WANT_WRITE;
+	if (r < 0)
+		return MBEDTLS_ERR_SSL_ALLOC_FAILED;
 	memcpy(tc->out + tc->out_len, buf, len);
 	tc->out_len += len;
 	return (int)len;
@@ -109,11 +137,20 @@ static void kick_lower(struct core *c, struct tls_conn *tc)
 		rt.lower->want_write(c, tc->nc);
 }
 
-/* Encrypts what the layer above has queued, as far as the output buffer allows. */
+/* Encrypts what the layer above has queued, as far as the output buffer allows. Each
+ * record is written only when the buffer has room for all of it: a record mbedTLS could
+ * not flush would stay inside mbedTLS holding bytes the layer above was never told were
+ * taken, and the next write would be answered for them, whatever its data. */
 static void encrypt_pending(struct core *c, struct tls_conn *tc)
 {
 	struct iovec iov[16];
-	while (tc->handshaken && !tc->gone && tc->up_wants) {
+	int max_payload = mbedtls_ssl_get_max_out_record_payload(&tc->ssl);
+	int expansion = mbedtls_ssl_get_record_expansion(&tc->ssl);
+	if (max_payload <= 0 || expansion < 0) {
+		rt.lower->close(c, tc->nc, NET_CLOSE_ABORT);
+		return;
+	}
+	while (tc->handshaken && !tc->gone && !tc->notified && tc->up_wants) {
 		unsigned n = tc->up->fill_output(c, tc->nc, iov, 16);
 		if (n == 0) {
 			tc->up_wants = 0;
@@ -125,12 +162,15 @@ static void encrypt_pending(struct core *c, struct tls_conn *tc)
 			const unsigned char *p = iov[i].iov_base;
 			size_t left = iov[i].iov_len;
 			while (left) {
-				int w = mbedtls_ssl_write(&tc->ssl, p, left);
-				if (w == MBEDTLS_ERR_SSL_WANT_WRITE) {
-					full = 1; /* the backend must drain first: resumed on_sent */
+				size_t chunk = left < (size_t)max_payload ? left : (size_t)max_payload;
+				if (out_reserve(tc, chunk + (size_t)expansion) < 0) {
+					full = 1; /* the backend must drain first: resumed by on_sent */
 					break;
 				}
-				if (w < 0) {
+				int w = mbedtls_ssl_write(&tc->ssl, p, chunk);
+				if (w <= 0) {
+					log_debug("core %u conn %u: tls write: -0x%04x", c->index,
+						  tc->nc->id, (unsigned)-w);
 					rt.lower->close(c, tc->nc, NET_CLOSE_ABORT);
 					return;
 				}
@@ -140,8 +180,7 @@ static void encrypt_pending(struct core *c, struct tls_conn *tc)
 			}
 		}
 		/* Copied into records: for the layer above, these bytes are sent. */
-		if (consumed)
-			tc->up->on_sent(c, tc->nc, consumed);
+		tc->up->on_sent(c, tc->nc, consumed);
 		if (full || tc->gone)
 			break;
 	}
@@ -217,6 +256,11 @@ static void on_data(struct core *c, struct net_conn *nc, const char *data, size_
 		return;
 	}
 	tc->started = 1;
+	if (tc->closing) {
+		/* Nothing more is read once closing: keeping the peer's bytes would fill the
+		 * input buffer and cut the connection, output still unsent, with a reset. */
+		return;
+	}
 	if (tc->in_len + len > tc->in_cap) {
 		if (tc->in_len + len > IN_MAX + sizeof(t->plain)) {
 			rt.lower->close(c, nc, NET_CLOSE_ABORT);
@@ -274,16 +318,23 @@ static unsigned fill_output(struct core *c, struct net_conn *nc, struct iovec *i
 {
 	(void)c;
 	struct tls_conn *tc = TC(nc);
+	DURO_ASSERT(!tc->retired); /* a new loan starts only after the last one ended */
+	tc->out_lent = 0;
 	if (!max || tc->out_len == tc->out_off)
 		return 0;
 	iov[0].iov_base = tc->out + tc->out_off;
 	iov[0].iov_len = tc->out_len - tc->out_off;
+	tc->out_lent = iov[0].iov_len;
 	return 1;
 }
 
 static void on_sent(struct core *c, struct net_conn *nc, size_t n)
 {
 	struct tls_conn *tc = TC(nc);
+	DURO_ASSERT(n <= tc->out_lent);
+	tc->out_lent = 0;
+	free(tc->retired);
+	tc->retired = NULL;
 	tc->out_off += n;
 	DURO_ASSERT(tc->out_off <= tc->out_len);
 	if (tc->out_off == tc->out_len)
@@ -308,6 +359,7 @@ static void on_closed(struct core *c, struct net_conn *nc, int err)
 	tls_confset_put(tc->cs);
 	free(tc->in);
 	free(tc->out);
+	free(tc->retired);
 	nc->layer = NULL;
 	t->ctr.active--;
 	pool_put(&t->conns, tc);
@@ -370,11 +422,14 @@ static void tls_close(struct core *c, struct net_conn *nc, enum net_close_how ho
 {
 	struct tls_conn *tc = TC(nc);
 	if (tc && how == NET_CLOSE_GRACEFUL && !tc->closing && tc->handshaken && !tc->gone) {
-		/* Plaintext still queued is encrypted first, then close_notify. */
+		/* Plaintext still queued is encrypted first, then close_notify. Closing is set
+		 * first: the layer above may close again from the on_sent below. */
 		tc->closing = 1;
 		encrypt_pending(c, tc);
-		if (!tc->gone)
+		if (!tc->gone) {
+			tc->notified = 1; /* nothing is written after it */
 			mbedtls_ssl_close_notify(&tc->ssl);
+		}
 		kick_lower(c, tc);
 	}
 	if (!tc || !tc->gone)

@@ -50,6 +50,9 @@ struct ws_conn {
 	struct ws_out *out_head, *out_tail;
 	size_t out_bytes;  /* queued and not yet written */
 	size_t head_sent;  /* bytes of the front payload already written */
+	/* Bytes after head_sent that fill_output lent to the backend: a send in flight may
+	 * still read them, so their payloads stay queued until on_sent ends the loan. */
+	size_t out_lent;
 	struct timer timer;
 	struct list_node node; /* in the core's list of sockets */
 };
@@ -278,27 +281,45 @@ static void want_write(struct core *c, struct ws_conn *wc)
 		c->ws->nb->want_write(c, wc->nc);
 }
 
-static void out_drop_all(struct core *c, struct ws_conn *wc, int keep_front)
+static void out_free(struct core *c, struct ws_out *o)
 {
-	struct ws_out *o = wc->out_head, *keep = NULL;
-	if (keep_front && o && wc->head_sent) {
-		/* Half written: the rest must follow or the stream is garbage. */
-		keep = o;
-		o = o->next;
-		keep->next = NULL;
+	batch_unhold(c, o->batch);
+	pool_put(&c->ws->outs, o);
+}
+
+/* Drops queued output the stream can do without: what follows the payloads lent to the
+ * backend (fill_output) and the front one once partly written. Those must go out whole,
+ * or the peer's byte stream is garbage; and a lent payload's memory may be read by a send
+ * still in flight, so freeing it would put whatever reuses the memory on the wire. */
+static void out_drop_unsent(struct core *c, struct ws_conn *wc)
+{
+	struct ws_out **link = &wc->out_head, *o;
+	size_t kept = 0; /* bytes of the kept payloads, from head_sent on */
+	wc->out_tail = NULL;
+	while ((o = *link) && (kept < wc->out_lent || (o == wc->out_head && wc->head_sent))) {
+		kept += o->p->len - (o == wc->out_head ? wc->head_sent : 0);
+		wc->out_tail = o;
+		link = &o->next;
 	}
+	*link = NULL;
 	while (o) {
 		struct ws_out *next = o->next;
-		wc->out_bytes -= o->p->len;
-		batch_unhold(c, o->batch);
-		pool_put(&c->ws->outs, o);
+		out_free(c, o);
 		o = next;
 	}
-	wc->out_head = wc->out_tail = keep;
-	if (!keep) {
-		wc->out_bytes = 0;
+	wc->out_bytes = kept;
+	if (!wc->out_head)
 		wc->head_sent = 0;
-	}
+}
+
+/* Drops everything queued: the backend has closed the connection, so nothing is lent. */
+static void out_drop_all(struct core *c, struct ws_conn *wc)
+{
+	DURO_ASSERT(!wc->nc);
+	wc->out_lent = 0;
+	wc->head_sent = 0;
+	out_drop_unsent(c, wc);
+	DURO_ASSERT(!wc->out_head);
 }
 
 /* Queues a reference to p (held through b). Returns 0 or -ENOMEM. */
@@ -385,7 +406,7 @@ static void enqueue(struct core *c, struct ws_conn *wc, struct ws_batch *b,
 		w->ctr.dropped_sends++;
 		log_debug("core %u ws %u: reader too slow (%zu bytes queued): closing with 1013",
 			  c->index, wc->idx, wc->out_bytes);
-		out_drop_all(c, wc, 1);
+		out_drop_unsent(c, wc);
 		raise_closed(c, wc, WS_CLOSE_TRY_LATER, NULL, 0, 0);
 		send_close(c, wc, WS_CLOSE_TRY_LATER, "reader too slow", 15);
 		close_after_flush(c, wc);
@@ -684,9 +705,11 @@ static unsigned fill_output(struct core *c, struct net_conn *nc, struct iovec *i
 	struct ws_conn *wc = nc->user;
 	unsigned n = 0;
 	size_t skip = wc->head_sent;
+	wc->out_lent = 0;
 	for (struct ws_out *o = wc->out_head; o && n < max; o = o->next) {
 		iov[n].iov_base = (char *)o->p->data + skip;
 		iov[n++].iov_len = o->p->len - skip;
+		wc->out_lent += o->p->len - skip;
 		skip = 0;
 	}
 	return n;
@@ -696,6 +719,8 @@ static void on_sent(struct core *c, struct net_conn *nc, size_t n)
 {
 	struct ws_conn *wc = nc->user;
 	struct ws_core *w = c->ws;
+	DURO_ASSERT(n <= wc->out_lent);
+	wc->out_lent = 0; /* the backend is done with what it was lent: sent or not */
 	w->ctr.bytes_out += n;
 	while (n && wc->out_head) {
 		struct ws_out *o = wc->out_head;
@@ -711,8 +736,7 @@ static void on_sent(struct core *c, struct net_conn *nc, size_t n)
 		wc->out_head = o->next;
 		if (!wc->out_head)
 			wc->out_tail = NULL;
-		batch_unhold(c, o->batch);
-		pool_put(&w->outs, o);
+		out_free(c, o);
 	}
 	/* out_bytes counts whole payloads minus what was written of the front one. */
 	if (!wc->out_head) {
@@ -727,7 +751,7 @@ static void on_sent(struct core *c, struct net_conn *nc, size_t n)
 static void conn_free(struct core *c, struct ws_conn *wc)
 {
 	struct ws_core *w = c->ws;
-	out_drop_all(c, wc, 0);
+	out_drop_all(c, wc);
 	if (wc->msg)
 		buf_unref(&c->bufs, wc->msg);
 	if (wc->ctrl)

@@ -43,8 +43,15 @@ def frame(op, payload=b"", fin=True, rsv=0, masked=True, length=None):
 
 
 class Conn:
-    def __init__(self, host, port, path, extra_headers=b"", timeout=10):
-        self.s = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, host, port, path, extra_headers=b"", timeout=10, rcvbuf=None):
+        if rcvbuf:
+            # Before connecting, so the window it advertises is small from the start.
+            self.s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            self.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.s.settimeout(timeout)
+            self.s.connect((host, port))
+        else:
+            self.s = socket.create_connection((host, port), timeout=timeout)
         self.buf = b""
         key = base64.b64encode(os.urandom(16))
         self.req = (b"GET " + path.encode() + b" HTTP/1.1\r\nHost: " + host.encode() +

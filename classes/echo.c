@@ -1,5 +1,5 @@
 /* Echo: returns what it was sent, so tests and users can see the request API at work.
- * The body comes back as is; method, subpath, query and a per-instance event count
+ * The body comes back as is; method, subpath, query, host and a per-instance event count
  * (reset when the object is evicted and reloaded) come back as headers. With a WebSocket
  * upgrade, every message comes back to its sender unchanged (the conformance target). */
 #include "duro.h"
@@ -44,7 +44,7 @@ static int echo_request(struct duro_object *obj, const struct duro_request *req,
 	char id[DURO_ID_HEX + 1], n[24];
 	duro_id_to_string(duro_object_id(obj), id);
 	snprintf(n, sizeof(n), "%llu", (unsigned long long)st->events);
-	struct duro_str ct;
+	struct duro_str ct, host;
 	struct duro_str body = duro_req_body(req);
 	duro_res_status(res, 200);
 	int r = header_str(res, "X-Method", duro_req_method(req)) ||
@@ -54,6 +54,8 @@ static int echo_request(struct duro_object *obj, const struct duro_request *req,
 		duro_res_header(res, "X-Class", duro_object_class(obj));
 	if (!r && duro_req_header(req, "content-type", &ct))
 		r = header_str(res, "Content-Type", ct);
+	if (!r && duro_req_header(req, "host", &host))
+		r = header_str(res, "X-Host", host);
 	return r || duro_res_body(res, body.ptr, body.len);
 }
 

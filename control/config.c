@@ -349,7 +349,8 @@ static int parse_routes(struct ctx *x, struct duro_config *cfg, json_t *arr)
 static int parse_limits(struct ctx *x, struct duro_config *cfg, json_t *o)
 {
 	static const char *const keys[] = { "max_head_bytes", "max_body_bytes", "header_timeout_ms",
-					    "idle_timeout_ms", "max_pipeline",
+					    "body_timeout_ms", "body_min_rate", "send_timeout_ms",
+					    "idle_timeout_ms", "max_pipeline", "max_output_bytes",
 					    "max_connections_per_core", NULL };
 	if (!json_is_object(o))
 		return fail(x, "limits", "want an object, got %s", type_name(o));
@@ -358,8 +359,12 @@ static int parse_limits(struct ctx *x, struct duro_config *cfg, json_t *o)
 	GET_UINT(x, "limits", o, "max_head_bytes", 1024, 1 << 20, cfg->http.max_head_bytes);
 	GET_UINT(x, "limits", o, "max_body_bytes", 0, 1ull << 30, cfg->http.max_body_bytes);
 	GET_UINT(x, "limits", o, "header_timeout_ms", 100, 3600000, cfg->http.header_timeout_ms);
+	GET_UINT(x, "limits", o, "body_timeout_ms", 100, 3600000, cfg->http.body_timeout_ms);
+	GET_UINT(x, "limits", o, "body_min_rate", 0, 1u << 30, cfg->http.body_min_rate);
+	GET_UINT(x, "limits", o, "send_timeout_ms", 100, 3600000, cfg->http.send_timeout_ms);
 	GET_UINT(x, "limits", o, "idle_timeout_ms", 100, 86400000, cfg->http.idle_timeout_ms);
 	GET_UINT(x, "limits", o, "max_pipeline", 1, 1024, cfg->http.max_pipeline);
+	GET_UINT(x, "limits", o, "max_output_bytes", 4096, 1u << 30, cfg->http.max_output_bytes);
 	GET_UINT(x, "limits", o, "max_connections_per_core", 16, 1 << 20, cfg->net.max_conns_per_core);
 	return 0;
 }
@@ -840,8 +845,10 @@ void config_defaults(struct duro_config *cfg)
 	cfg->net.backlog = 4096;
 	cfg->net.linger_ms = 2000;
 	cfg->http = (struct http_config){ .max_head_bytes = 16384, .max_body_bytes = 1 << 20,
-					  .header_timeout_ms = 10000, .idle_timeout_ms = 60000,
-					  .max_pipeline = 32, .shutdown_timeout_ms = 5000 };
+					  .header_timeout_ms = 10000, .body_timeout_ms = 20000,
+					  .body_min_rate = 500, .send_timeout_ms = 30000,
+					  .idle_timeout_ms = 60000, .max_pipeline = 32,
+					  .max_output_bytes = 1 << 20, .shutdown_timeout_ms = 5000 };
 	snprintf(cfg->obj.data_dir, sizeof(cfg->obj.data_dir), "./duro-data");
 	store_config_defaults(&cfg->obj.store, cfg->obj.data_dir);
 	/* The built-in classes' migration: a config without "migrations" gets it. */
@@ -1011,7 +1018,8 @@ json_t *config_to_json(const struct duro_config *cfg)
 	const struct obj_storage_limits *l = &cfg->obj.limits;
 	const struct store_config *st = &cfg->obj.store;
 	json_t *out = json_pack(
-		"{s:i, s:s, s:s, s:o, s:{s:o}, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I},"
+		"{s:i, s:s, s:s, s:o, s:{s:o}, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
+		" s:{s:I},"
 		" s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o,"
 		" s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:s, s:s, s:s},"
 		" s:{s:I, s:I, s:o}, s:{s:b}, s:I, s:I, s:s}",
@@ -1020,8 +1028,12 @@ json_t *config_to_json(const struct duro_config *cfg)
 		"limits", "max_head_bytes", (json_int_t)cfg->http.max_head_bytes,
 		"max_body_bytes", (json_int_t)cfg->http.max_body_bytes,
 		"header_timeout_ms", (json_int_t)cfg->http.header_timeout_ms,
+		"body_timeout_ms", (json_int_t)cfg->http.body_timeout_ms,
+		"body_min_rate", (json_int_t)cfg->http.body_min_rate,
+		"send_timeout_ms", (json_int_t)cfg->http.send_timeout_ms,
 		"idle_timeout_ms", (json_int_t)cfg->http.idle_timeout_ms,
 		"max_pipeline", (json_int_t)cfg->http.max_pipeline,
+		"max_output_bytes", (json_int_t)cfg->http.max_output_bytes,
 		"max_connections_per_core", (json_int_t)cfg->net.max_conns_per_core,
 		"objects", "evict_idle_ms", (json_int_t)cfg->obj.evict_idle_ms,
 		"storage", "max_key_bytes", (json_int_t)l->max_key,

@@ -111,6 +111,20 @@ static json_t *core_json(const struct ctl_snapshot *s, unsigned index, unsigned 
 			"open", (json_int_t)s->tls.active, "handshakes", (json_int_t)s->tls.handshakes,
 			"resumed", (json_int_t)s->tls.resumed, "failures", (json_int_t)s->tls.handshake_failures,
 			"timeouts", (json_int_t)s->tls.handshake_timeouts, "not_tls", (json_int_t)s->tls.not_tls));
+	/* The HTTP limits, each with how often it was hit. */
+	if (o)
+		json_object_set_new(o, "http", json_pack(
+			"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			"bad_requests", (json_int_t)s->http.bad_requests,
+			"head_too_large", (json_int_t)s->http.head_too_large,
+			"body_too_large", (json_int_t)s->http.body_too_large,
+			"header_timeouts", (json_int_t)s->http.timeouts_head,
+			"body_timeouts", (json_int_t)s->http.timeouts_body,
+			"send_timeouts", (json_int_t)s->http.timeouts_send,
+			"idle_timeouts", (json_int_t)s->http.timeouts_idle,
+			"pipeline_pauses", (json_int_t)s->http.pipeline_pauses,
+			"output_pauses", (json_int_t)s->http.output_pauses,
+			"evicted", (json_int_t)s->http.conns_evicted));
 	if (o && s->nmore && s->more_names) {
 		json_t *st = json_object();
 		for (unsigned i = 0; i < s->nmore; i++)
@@ -195,6 +209,13 @@ static const struct metric metrics[] = {
 	{ "duro_requests_total", "counter", "HTTP requests read.", SNAP(http.requests) },
 	{ "duro_responses_total", "counter", "HTTP responses written.", SNAP(http.responses) },
 	{ "duro_bad_requests_total", "counter", "Requests refused as malformed (400).", SNAP(http.bad_requests) },
+	{ "duro_http_header_timeouts_total", "counter", "Request heads not complete in time (408).", SNAP(http.timeouts_head) },
+	{ "duro_http_body_timeouts_total", "counter", "Request bodies not complete in time (408).", SNAP(http.timeouts_body) },
+	{ "duro_http_send_timeouts_total", "counter", "Connections closed: the client stopped reading responses.", SNAP(http.timeouts_send) },
+	{ "duro_http_idle_timeouts_total", "counter", "Idle keep-alive connections closed.", SNAP(http.timeouts_idle) },
+	{ "duro_http_pipeline_pauses_total", "counter", "Reading paused at limits.max_pipeline.", SNAP(http.pipeline_pauses) },
+	{ "duro_http_output_pauses_total", "counter", "Reading paused at limits.max_output_bytes.", SNAP(http.output_pauses) },
+	{ "duro_connections_evicted_total", "counter", "Connections closed to make room near the per-core limit.", SNAP(http.conns_evicted) },
 	{ "duro_objects_active", "gauge", "Objects in memory.", SNAP(obj.active) },
 	{ "duro_objects_hibernated", "gauge", "Objects evicted while their WebSockets stay open.", SNAP(objws.hibernated) },
 	{ "duro_object_activations_total", "counter", "Objects loaded into memory.", SNAP(obj.activations) },

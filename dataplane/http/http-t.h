@@ -15,8 +15,20 @@ struct http_config {
 	size_t max_head_bytes;       /* 431 above it; default 16 KiB */
 	uint64_t max_body_bytes;     /* 413 above it; default 1 MiB */
 	unsigned header_timeout_ms;  /* head not complete in time: 408 and close; default 10 s */
+	/* A body must arrive within body_timeout_ms of its head, plus one second for every
+	 * body_min_rate bytes received (0: no extension): else 408 and close. 20 s and
+	 * 500 bytes/s by default (Apache's mod_reqtimeout): a byte every 2 s is cut, a large
+	 * upload at a modest rate is not. */
+	unsigned body_timeout_ms;
+	unsigned body_min_rate;
+	/* A connection whose queued responses take no bytes for this long is closed: the
+	 * client stopped reading. Default 30 s. */
+	unsigned send_timeout_ms;
 	unsigned idle_timeout_ms;    /* keep-alive connection with nothing to do; default 60 s */
 	unsigned max_pipeline;       /* requests in flight per connection before reading pauses */
+	/* Composed, unsent responses per connection (each counted with its bookkeeping) before
+	 * reading pauses; it resumes once half is sent. Default 1 MiB. */
+	size_t max_output_bytes;
 	unsigned shutdown_timeout_ms; /* on SIGTERM, how long in-flight requests may take */
 };
 
@@ -70,10 +82,15 @@ struct http_exchange {
 	char body_inline[HTTP_BODY_INLINE];
 };
 
+/* All uint64_t: the control plane sums them word by word. */
 struct http_counters {
 	uint64_t requests, responses, status_class[6]; /* [2] = 2xx … [5] = 5xx */
 	uint64_t bad_requests, head_too_large, body_too_large, timeouts_head, timeouts_idle;
 	uint64_t conns_open, conns_total, pipeline_pauses, alloc_failures, takeovers;
+	uint64_t timeouts_body;  /* 408: body_timeout_ms (or the body stalled idle_timeout_ms) */
+	uint64_t timeouts_send;  /* closed: the client took no response bytes for send_timeout_ms */
+	uint64_t output_pauses;  /* reading paused at max_output_bytes */
+	uint64_t conns_evicted;  /* closed to make room near max_connections_per_core */
 };
 
 #endif

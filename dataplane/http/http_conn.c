@@ -6,7 +6,12 @@
  *
  * Dispatched requests point into the buffer and hold a reference on it; when the buffer
  * must grow or is all consumed, the connection takes a fresh one and the old one lives
- * until its last exchange is released. Only the partial request at the tail is copied. */
+ * until its last exchange is released. Only the partial request at the tail is copied.
+ *
+ * What a client can make the server hold is bounded: requests in handlers (max_pipeline)
+ * and composed responses not yet sent (max_output_bytes) pause reading, so TCP pushes
+ * back; a head, a body, and a stalled reader each have a deadline; and near the
+ * connection cap the connection that has gone longest without progress makes room. */
 #include "http.h"
 #include "base_assert.h"
 #include "clock.h"
@@ -38,8 +43,14 @@ struct http_conn {
 	unsigned nexchanges;   /* in fifo */
 	unsigned undone;       /* dispatched and not yet answered */
 	uint64_t head_started_ms, last_rx_ms;
+	uint64_t body_started_ms; /* the body's clock: its head parsed, or reading resumed */
+	uint64_t rx_bytes, body_rx_base; /* bytes received in all, and when the body clock started */
+	size_t out_bytes;     /* composed responses not yet sent, each with sizeof(exchange) */
+	uint64_t last_tx_ms;  /* output last went out, or became sendable */
+	uint64_t progress_ms; /* last finished a request or sent bytes: its place in h->all */
 	struct timer timer;
-	uint8_t paused, peer_eof, closing, draining;
+	uint8_t paused, peer_eof, draining;
+	uint8_t closing; /* aborted by us (evicted, stalled): not a candidate again */
 	struct list_node core_node;
 };
 
@@ -48,8 +59,12 @@ struct http_core {
 	const struct net_backend *nb;
 	http_handler_fn *handler;
 	struct pool conns, exchanges;
-	struct list_node all; /* every open http_conn */
+	/* Every open http_conn, least recent progress first (finished a request, or sent
+	 * bytes): the front is where room is made when the connection table fills. */
+	struct list_node all;
 	uint64_t open;
+	unsigned max_conns, reserve; /* evict once fewer than `reserve` slots are left */
+	uint64_t evict_logged_ms, send_timeout_logged_ms; /* warnings at most once a second */
 	char date[40];
 	size_t date_len;
 	time_t date_sec;
@@ -66,6 +81,7 @@ static int has_partial(const struct http_conn *hc)
 	return hc->in && hc->in->len > hc->parsed;
 }
 static void conn_timer_update(struct core *c, struct http_conn *hc);
+static void make_room(struct core *c, struct http_conn *newest);
 
 /* ---- exchanges ---- */
 
@@ -158,6 +174,43 @@ static void conn_free(struct core *c, struct http_conn *hc)
 	pool_put(&h->conns, hc);
 }
 
+static int reading_body(const struct http_conn *hc)
+{
+	return hc->rs == RS_BODY_CL || hc->rs == RS_BODY_CHUNKED;
+}
+
+static void body_clock_start(struct core *c, struct http_conn *hc)
+{
+	hc->body_started_ms = c->now_ms;
+	hc->body_rx_base = hc->rx_bytes;
+}
+
+/* Moves the connection to the back of the eviction order: it just made progress. */
+static void conn_progress(struct core *c, struct http_conn *hc)
+{
+	hc->progress_ms = c->now_ms;
+	list_del(&hc->core_node);
+	list_add_tail(&c->http->all, &hc->core_node);
+}
+
+/* Resumes reading paused by max_pipeline or max_output_bytes once both allow it: the
+ * output only when half of it is sent, so a slow reader does not flip it per segment. */
+static void maybe_resume(struct core *c, struct http_conn *hc)
+{
+	const struct http_config *cfg = c->http->cfg;
+	if (!hc->paused || !hc->nc || hc->undone >= cfg->max_pipeline ||
+	    hc->out_bytes > cfg->max_output_bytes / 2)
+		return;
+	hc->paused = 0;
+	/* The wait was ours, not the client's: a head or body under way starts its clock again. */
+	if (reading_body(hc))
+		body_clock_start(c, hc);
+	else if (hc->rs == RS_HEAD && hc->head_started_ms)
+		hc->head_started_ms = c->now_ms;
+	c->http->nb->pause_read(c, hc->nc, 0);
+	process_input(c, hc);
+}
+
 /* Unlinks a finished (sent or abandoned) exchange; may free the connection. */
 static void exchange_release(struct core *c, struct http_conn *hc, struct http_exchange *ex)
 {
@@ -169,11 +222,7 @@ static void exchange_release(struct core *c, struct http_conn *hc, struct http_e
 			conn_free(c, hc);
 		return;
 	}
-	if (hc->paused && hc->undone < c->http->cfg->max_pipeline) {
-		hc->paused = 0;
-		c->http->nb->pause_read(c, hc->nc, 0);
-		process_input(c, hc);
-	}
+	maybe_resume(c, hc);
 }
 
 /* ---- responses ---- */
@@ -313,6 +362,11 @@ static void finish_on_home(struct core *c, struct http_exchange *ex)
 		return;
 	}
 	compose_head(c, hc, ex);
+	hc->out_bytes += sizeof(*ex) + ex->head.len + ex->body.len;
+	/* Output becomes sendable when the first response in line is ready: the send clock
+	 * starts then, not while an earlier request is still in its handler. */
+	if (hc->fifo.next == &ex->conn_node)
+		hc->last_tx_ms = c->now_ms;
 	if (!ex->interim)
 		hist_add(&c->http->latency, clock_now_ns() - ex->t_start_ns);
 	if (ex->close_after) {
@@ -371,6 +425,8 @@ static void conn_fail(struct core *c, struct http_conn *hc, int status, const ch
 		h->ctr.head_too_large++;
 	else if (status == 413)
 		h->ctr.body_too_large++;
+	else if (status == 408 && reading_body(hc))
+		h->ctr.timeouts_body++;
 	else if (status == 408)
 		h->ctr.timeouts_head++;
 	else
@@ -415,6 +471,7 @@ static void dispatch(struct core *c, struct http_conn *hc, struct http_exchange 
 	hc->nexchanges++;
 	hc->undone++;
 	h->ctr.requests++;
+	conn_progress(c, hc);
 	h->handler(c, ex);
 	if (ex->takeover && !ex->done && hc->nc && hc->rs != RS_STOPPED) {
 		hc->rs = RS_UPGRADE;
@@ -480,10 +537,13 @@ static void process_input(struct core *c, struct http_conn *hc)
 	struct http_core *h = c->http;
 	const struct http_config *cfg = h->cfg;
 	while (hc->nc && hc->rs < RS_STOPPED && hc->in) {
-		if (hc->undone >= cfg->max_pipeline) {
+		if (hc->undone >= cfg->max_pipeline || hc->out_bytes >= cfg->max_output_bytes) {
 			if (!hc->paused) {
 				hc->paused = 1;
-				h->ctr.pipeline_pauses++;
+				if (hc->undone >= cfg->max_pipeline)
+					h->ctr.pipeline_pauses++;
+				else
+					h->ctr.output_pauses++;
 				h->nb->pause_read(c, hc->nc, 1);
 			}
 			break;
@@ -517,8 +577,10 @@ static void process_input(struct core *c, struct http_conn *hc)
 				memset(&hc->ch, 0, sizeof(hc->ch));
 				hc->ch_src = hc->ch_dst = hc->head_len;
 				hc->rs = RS_BODY_CHUNKED;
+				body_clock_start(c, hc);
 			} else if (req->content_length > 0) {
 				hc->rs = RS_BODY_CL;
+				body_clock_start(c, hc);
 			} else {
 				dispatch(c, hc, hc->cur, hc->head_len);
 				continue;
@@ -585,11 +647,13 @@ static void *on_accept(struct core *c, struct net_conn *conn)
 	/* The header clock starts at accept: a client that connects and says nothing is on
 	 * the same 10 s budget as one that says little. */
 	hc->head_started_ms = c->now_ms;
+	hc->progress_ms = c->now_ms;
 	list_add_tail(&h->all, &hc->core_node);
 	h->open++;
 	h->ctr.conns_total++;
 	h->ctr.conns_open = h->open;
 	conn_timer_update(c, hc);
+	make_room(c, hc);
 	return hc;
 }
 
@@ -598,6 +662,7 @@ static void on_data(struct core *c, struct net_conn *conn, const char *data, siz
 	struct http_conn *hc = conn->user;
 	core_did_work(c);
 	hc->last_rx_ms = c->now_ms;
+	hc->rx_bytes += len;
 	if (len == 0) {
 		/* Half-close: answer the complete requests, drop a partial one, then close. */
 		hc->peer_eof = 1;
@@ -671,15 +736,26 @@ static void take_over(struct core *c, struct http_conn *hc, struct http_exchange
 static void on_sent(struct core *c, struct net_conn *conn, size_t n)
 {
 	struct http_conn *hc = conn->user;
+	if (n) {
+		hc->last_tx_ms = c->now_ms;
+		conn_progress(c, hc);
+	}
 	while (n && !list_empty(&hc->fifo)) {
 		struct http_exchange *ex = LIST_CONTAINER(hc->fifo.next, struct http_exchange, conn_node);
 		DURO_ASSERT(ex->done);
 		size_t left = ex->head.len + ex->body.len - ex->sent;
 		if (n < left) {
 			ex->sent += n;
+			DURO_ASSERT(hc->out_bytes >= n);
+			hc->out_bytes -= n;
+			maybe_resume(c, hc);
+			if (hc->nc)
+				conn_timer_update(c, hc);
 			return;
 		}
 		n -= left;
+		DURO_ASSERT(hc->out_bytes >= left + sizeof(*ex));
+		hc->out_bytes -= left + sizeof(*ex);
 		if (is_takeover(ex)) {
 			take_over(c, hc, ex);
 			return;
@@ -714,48 +790,166 @@ static void on_closed(struct core *c, struct net_conn *conn, int err)
 			exchange_free(c, ex);
 		}
 	}
+	hc->out_bytes = 0;
 	if (hc->nexchanges == 0)
 		conn_free(c, hc);
 }
 
 /* ---- timers ---- */
 
+enum deadline { DL_NONE, DL_HEAD, DL_BODY, DL_SEND, DL_IDLE };
+
+/* The earliest deadline that applies to the connection now, and which one it is. */
+static enum deadline next_deadline(struct core *c, const struct http_conn *hc, uint64_t *at)
+{
+	const struct http_config *cfg = c->http->cfg;
+	enum deadline which = DL_NONE;
+	uint64_t best = UINT64_MAX, t;
+	if (hc->rs == RS_HEAD && hc->head_started_ms && !hc->paused) {
+		best = hc->head_started_ms + cfg->header_timeout_ms;
+		which = DL_HEAD;
+	}
+	/* The body's clock runs only while reading is not paused by us. A total deadline,
+	 * not one between reads: a byte every few seconds must not hold the request open. */
+	if (reading_body(hc) && !hc->paused) {
+		t = hc->body_started_ms + cfg->body_timeout_ms;
+		if (cfg->body_min_rate)
+			t += (hc->rx_bytes - hc->body_rx_base) * 1000 / cfg->body_min_rate;
+		if (hc->last_rx_ms + cfg->idle_timeout_ms < t)
+			t = hc->last_rx_ms + cfg->idle_timeout_ms; /* and a body that stops */
+		if (t < best) {
+			best = t;
+			which = DL_BODY;
+		}
+	}
+	/* Output the client could take: the first response in line is ready. */
+	if (!list_empty(&hc->fifo) &&
+	    LIST_CONTAINER(hc->fifo.next, struct http_exchange, conn_node)->done) {
+		t = hc->last_tx_ms + cfg->send_timeout_ms;
+		if (t < best) {
+			best = t;
+			which = DL_SEND;
+		}
+	}
+	if (which == DL_NONE && hc->undone == 0 && hc->nexchanges == 0 && !reading_body(hc)) {
+		best = hc->last_rx_ms + cfg->idle_timeout_ms;
+		which = DL_IDLE;
+	}
+	*at = best;
+	return which;
+}
+
+/* Closes a connection now, dropping what it has queued; it is no candidate again. */
+static void conn_abort(struct core *c, struct http_conn *hc)
+{
+	hc->closing = 1;
+	c->http->nb->close(c, hc->nc, NET_CLOSE_ABORT);
+}
+
 static void conn_timer_fired(struct core *c, struct timer *t)
 {
 	struct http_conn *hc = LIST_CONTAINER(t, struct http_conn, timer);
 	struct http_core *h = c->http;
-	const struct http_config *cfg = h->cfg;
-	if (!hc->nc)
+	if (!hc->nc || hc->closing)
 		return;
-	if (hc->head_started_ms && hc->rs == RS_HEAD &&
-	    c->now_ms >= hc->head_started_ms + cfg->header_timeout_ms) {
-		conn_fail(c, hc, 408, "request header not complete in time");
+	uint64_t at;
+	enum deadline which = next_deadline(c, hc, &at);
+	if (which == DL_NONE)
+		return;
+	if (c->now_ms < at) {
+		conn_timer_update(c, hc);
 		return;
 	}
-	if (hc->undone == 0 && hc->nexchanges == 0 &&
-	    c->now_ms >= hc->last_rx_ms + cfg->idle_timeout_ms) {
+	switch (which) {
+	case DL_HEAD:
+		conn_fail(c, hc, 408, "request header not complete in time");
+		return;
+	case DL_BODY:
+		conn_fail(c, hc, 408, "request body not complete in time");
+		return;
+	case DL_SEND:
+		h->ctr.timeouts_send++;
+		if (c->now_ms >= h->send_timeout_logged_ms + 1000) {
+			h->send_timeout_logged_ms = c->now_ms;
+			log_warn("core %u conn %u: the client took no response bytes for %u ms "
+				 "(limits.send_timeout_ms); %zu bytes queued, closed (%llu so far)",
+				 c->index, hc->nc->id, h->cfg->send_timeout_ms, hc->out_bytes,
+				 (unsigned long long)h->ctr.timeouts_send);
+		}
+		conn_abort(c, hc);
+		return;
+	case DL_IDLE:
 		h->ctr.timeouts_idle++;
 		h->nb->close(c, hc->nc, has_partial(hc) ? NET_CLOSE_ABORT : NET_CLOSE_GRACEFUL);
 		return;
+	case DL_NONE:
+		break;
 	}
-	conn_timer_update(c, hc);
 }
 
 static void conn_timer_update(struct core *c, struct http_conn *hc)
 {
-	const struct http_config *cfg = c->http->cfg;
 	uint64_t deadline;
-	if (hc->head_started_ms && hc->rs == RS_HEAD)
-		deadline = hc->head_started_ms + cfg->header_timeout_ms;
-	else if (hc->undone == 0 && hc->nexchanges == 0)
-		deadline = hc->last_rx_ms + cfg->idle_timeout_ms;
-	else if (hc->rs == RS_BODY_CL || hc->rs == RS_BODY_CHUNKED)
-		deadline = hc->last_rx_ms + cfg->idle_timeout_ms;
-	else
-		return; /* waiting on responses or on the client reading them */
+	if (next_deadline(c, hc, &deadline) == DL_NONE)
+		return; /* waiting on handlers: their time is theirs */
 	/* Armed earlier than needed is fine: the callback re-evaluates. Later is not. */
 	if (!timer_armed(&hc->timer) || hc->timer.expires_ms > deadline)
 		timer_arm(c, &hc->timer, deadline, conn_timer_fired);
+}
+
+/* ---- room for new clients ---- */
+
+/* Candidates hold no request in a handler (closing one would lose its answer) and have
+ * not been handed to another layer. */
+static int evictable(const struct http_conn *hc)
+{
+	return hc->nc && !hc->closing && hc->undone == 0 && hc->rs != RS_UPGRADE;
+}
+
+static const char *conn_doing(const struct http_conn *hc)
+{
+	if (!list_empty(&hc->fifo))
+		return "not reading its responses";
+	if (reading_body(hc))
+		return "sending a request body";
+	return has_partial(hc) ? "sending a request head" : "idle";
+}
+
+/* Scanned from the front for a candidate on each accept near the cap: connections with
+ * requests in handlers are skipped, and a front full of them refuses rather than scan on. */
+#define EVICT_SCAN_MAX 64
+
+/* Called on each accept. Once fewer than `reserve` connection slots are left on this
+ * core, the connection that has gone longest without progress (finishing a request or
+ * taking response bytes) is closed, so a new client is answered even when slow or idle
+ * clients fill the table; nginx reuses idle keep-alive connections the same way, and slow
+ * requests are how such an attack fills it. Connections of other layers (WebSockets) and
+ * requests in handlers are never chosen: a table full of those refuses new clients. */
+static void make_room(struct core *c, struct http_conn *newest)
+{
+	struct http_core *h = c->http;
+	if (h->nb->counters(c)->active + h->reserve <= h->max_conns)
+		return;
+	unsigned scanned = 0;
+	for (struct list_node *p = h->all.next; p != &h->all && scanned < EVICT_SCAN_MAX;
+	     p = p->next, scanned++) {
+		struct http_conn *hc = LIST_CONTAINER(p, struct http_conn, core_node);
+		if (hc == newest)
+			return;
+		if (!evictable(hc))
+			continue;
+		h->ctr.conns_evicted++;
+		if (c->now_ms >= h->evict_logged_ms + 1000) {
+			h->evict_logged_ms = c->now_ms;
+			log_warn("core %u: near limits.max_connections_per_core (%u): closed conn %u, "
+				 "%s, no progress for %llu ms, to make room (%llu so far)",
+				 c->index, h->max_conns, hc->nc->id, conn_doing(hc),
+				 (unsigned long long)(c->now_ms - hc->progress_ms),
+				 (unsigned long long)h->ctr.conns_evicted);
+		}
+		conn_abort(c, hc);
+		return;
+	}
 }
 
 /* ---- per core ---- */
@@ -771,6 +965,10 @@ int http_core_init(struct core *c, const struct http_config *cfg, const struct n
 	h->nb = nb;
 	h->handler = handler;
 	list_init(&h->all);
+	h->max_conns = ncfg->max_conns_per_core;
+	/* An eighth of the table, 2 to 256 slots: room for a burst of new clients while the
+	 * connections closed for them finish closing. */
+	h->reserve = h->max_conns / 8 < 2 ? 2 : h->max_conns / 8 > 256 ? 256 : h->max_conns / 8;
 	pool_init(&h->conns, "http_conn", sizeof(struct http_conn), 256, ncfg->max_conns_per_core);
 	pool_init(&h->exchanges, "http_exchange", sizeof(struct http_exchange), 128, 0);
 	h->ev = (struct net_events){ .on_accept = on_accept, .on_data = on_data,

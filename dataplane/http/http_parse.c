@@ -3,6 +3,7 @@
  * before the colon, conflicting lengths, and unknown codings are refused, never guessed. */
 #include "http_parse.h"
 #include "hex.h"
+#include "http_uri.h"
 
 #include <string.h>
 #include <strings.h>
@@ -31,6 +32,12 @@ static int is_target_char(uint8_t ch) { return ch > 0x20 && ch < 0x7f; }
 static int token_eq(const char *p, size_t n, const char *lit)
 {
 	return strlen(lit) == n && strncasecmp(p, lit, n) == 0;
+}
+
+/* Methods are case-sensitive (RFC 9110 section 9.1). */
+static int method_is(const struct http_request *req, const char *m)
+{
+	return strlen(m) == req->method_len && memcmp(req->method, m, req->method_len) == 0;
 }
 
 /* Walks a comma-separated list value, trimming OWS; returns 0 at the end. */
@@ -97,7 +104,13 @@ static long apply_fields(struct http_request *req)
 					return -501;
 			}
 		} else if (token_eq(h->name, h->name_len, "host")) {
-			hosts++;
+			/* RFC 9112 section 3.2: an invalid Host is a 400, even in HTTP/1.0. */
+			if (http_authority_check(v, h->value_len, 0) < 0)
+				return -400;
+			if (hosts++ == 0 && !req->absolute_form) {
+				req->authority = v;
+				req->authority_len = h->value_len;
+			}
 		} else if (token_eq(h->name, h->name_len, "connection")) {
 			const char *item;
 			size_t ilen;
@@ -122,6 +135,58 @@ static long apply_fields(struct http_request *req)
 		return -400;
 	if (req->minor_version == 0 && hosts > 1)
 		return -400;
+	return 0;
+}
+
+/* Finds the path, query and (absolute-form) authority of the request-target, one of
+ * RFC 9112 section 3.2's four forms:
+ *   origin-form    /path?query                 the usual
+ *   absolute-form  http://authority/path?query a server MUST accept it; its authority
+ *                                              replaces Host, and an empty path is "/"
+ *   asterisk-form  *                           OPTIONS only (the server as a whole)
+ *   authority-form host:port                   CONNECT only: a proxy's job, so 501 */
+static long split_target(struct http_request *req)
+{
+	const char *t = req->target, *end = t + req->target_len;
+	const char *path = t;
+	req->absolute_form = 0;
+	req->authority = NULL;
+	req->authority_len = 0;
+	if (method_is(req, "CONNECT"))
+		return -501;
+	if (t[0] == '*' && req->target_len == 1) {
+		if (!method_is(req, "OPTIONS"))
+			return -400;
+	} else if (t[0] != '/') {
+		/* scheme "://" authority path-abempty [ "?" query ], http or https only; an
+		 * "http" URI with userinfo or an empty host is invalid (RFC 9110 section 4.2). */
+		const char *a;
+		if (req->target_len > 7 && strncasecmp(t, "http://", 7) == 0)
+			a = t + 7;
+		else if (req->target_len > 8 && strncasecmp(t, "https://", 8) == 0)
+			a = t + 8;
+		else
+			return -400;
+		path = a;
+		while (path < end && *path != '/' && *path != '?')
+			path++;
+		if (http_authority_check(a, (size_t)(path - a), 1) < 0)
+			return -400;
+		req->absolute_form = 1;
+		req->authority = a;
+		req->authority_len = (uint32_t)(path - a);
+	}
+	const char *q = memchr(path, '?', (size_t)(end - path));
+	const char *path_end = q ? q : end;
+	if (path == path_end) {
+		req->path = "/"; /* RFC 9112 section 3.3: an empty path is "/" */
+		req->path_len = 1;
+	} else {
+		req->path = path;
+		req->path_len = (uint32_t)(path_end - path);
+	}
+	req->query = q ? q + 1 : NULL;
+	req->query_len = q ? (uint32_t)(end - q - 1) : 0;
 	return 0;
 }
 
@@ -245,21 +310,12 @@ long http_parse_request(const char *buf, size_t len, size_t max_head, struct htt
 	}
 #undef NEED
 
-	/* Split path and query. */
-	const char *q = memchr(req->target, '?', req->target_len);
-	req->path = req->target;
-	if (q) {
-		req->path_len = (uint32_t)(q - req->target);
-		req->query = q + 1;
-		req->query_len = (uint32_t)(req->target_len - req->path_len - 1);
-	} else {
-		req->path_len = req->target_len;
-		req->query = NULL;
-		req->query_len = 0;
-	}
+	long r = split_target(req);
+	if (r < 0)
+		return r;
 	req->body = NULL;
 	req->body_len = 0;
-	long r = apply_fields(req);
+	r = apply_fields(req);
 	if (r < 0)
 		return r;
 	return (long)i;
@@ -268,6 +324,10 @@ long http_parse_request(const char *buf, size_t len, size_t max_head, struct htt
 const char *http_find_header(const struct http_request *req, const char *name, size_t *len)
 {
 	size_t n = strlen(name);
+	if (req->authority && n == 4 && strncasecmp(name, "host", 4) == 0) {
+		*len = req->authority_len;
+		return req->authority;
+	}
 	for (unsigned i = 0; i < req->nheaders; i++) {
 		const struct http_header *h = &req->headers[i];
 		if (h->name_len == n && strncasecmp(h->name, name, n) == 0) {
@@ -278,10 +338,63 @@ const char *http_find_header(const struct http_request *req, const char *name, s
 	return NULL;
 }
 
+/* Chunk-line states follow RFC 9112 section 7.1.1:
+ *   chunk-size *( BWS ";" BWS ext-name [ BWS "=" BWS ( token / quoted-string ) ] ) CRLF
+ * Nothing else may follow the size ("5 garbage" is how smuggling starts: another parser
+ * may read it differently), and trailer lines are field lines (name ":" value). */
 enum {
-	CH_SIZE = 0, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
-	CH_TRAILER_START, CH_TRAILER_LINE, CH_TRAILER_LF, CH_END_LF, CH_DONE
+	CH_SIZE = 0, CH_SIZE_WS, CH_EXT_NAME_START, CH_EXT_NAME, CH_EXT_NAME_WS, CH_EXT_VAL_START,
+	CH_EXT_VAL_TOKEN, CH_EXT_VAL_QUOTED, CH_EXT_VAL_QESC, CH_EXT_VAL_END, CH_SIZE_LF,
+	CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER_START, CH_TRAILER_NAME, CH_TRAILER_VALUE,
+	CH_TRAILER_LF, CH_END_LF, CH_DONE
 };
+
+static int is_ws(char ch) { return ch == ' ' || ch == '\t'; }
+
+/* qdtext and the byte after a backslash in a quoted-string (RFC 9110 section 5.6.4). */
+static int is_qdtext(uint8_t ch)
+{
+	return ch == '\t' || ch == ' ' || ch == 0x21 || (ch >= 0x23 && ch <= 0x5b) ||
+	       (ch >= 0x5d && ch <= 0x7e) || ch >= 0x80;
+}
+static int is_quoted_pair_char(uint8_t ch) { return ch == '\t' || ch == ' ' || is_vchar_or_obs(ch); }
+
+/* One byte of a chunk extension: the next state, or -1 when the byte cannot be there. */
+static int ext_step(uint8_t state, char ch)
+{
+	uint8_t u = (uint8_t)ch;
+	switch (state) {
+	case CH_SIZE_WS: /* BWS after the size or a value: only more of it, then ";" */
+		return is_ws(ch) ? CH_SIZE_WS : ch == ';' ? CH_EXT_NAME_START : -1;
+	case CH_EXT_NAME_START:
+		return is_ws(ch) ? CH_EXT_NAME_START : tchar[u] ? CH_EXT_NAME : -1;
+	case CH_EXT_NAME:
+		if (tchar[u])
+			return CH_EXT_NAME;
+		if (ch == '\r')
+			return CH_SIZE_LF;
+		/* fall through */
+	case CH_EXT_NAME_WS: /* BWS after a name: "=" or ";" next */
+		return is_ws(ch) ? CH_EXT_NAME_WS : ch == '=' ? CH_EXT_VAL_START
+			: ch == ';' ? CH_EXT_NAME_START : -1;
+	case CH_EXT_VAL_START:
+		return is_ws(ch) ? CH_EXT_VAL_START : ch == '"' ? CH_EXT_VAL_QUOTED
+			: tchar[u] ? CH_EXT_VAL_TOKEN : -1;
+	case CH_EXT_VAL_TOKEN:
+		if (tchar[u])
+			return CH_EXT_VAL_TOKEN;
+		/* fall through */
+	case CH_EXT_VAL_END:
+		return is_ws(ch) ? CH_SIZE_WS : ch == ';' ? CH_EXT_NAME_START
+			: ch == '\r' ? CH_SIZE_LF : -1;
+	case CH_EXT_VAL_QUOTED:
+		return ch == '"' ? CH_EXT_VAL_END : ch == '\\' ? CH_EXT_VAL_QESC
+			: is_qdtext(u) ? CH_EXT_VAL_QUOTED : -1;
+	case CH_EXT_VAL_QESC:
+		return is_quoted_pair_char(u) ? CH_EXT_VAL_QUOTED : -1;
+	}
+	return -1;
+}
 
 int http_chunked_decode(struct http_chunked *d, char *buf, size_t len, size_t *src, size_t *dst,
 			uint64_t max_body, size_t max_trailer)
@@ -301,8 +414,8 @@ int http_chunked_decode(struct http_chunked *d, char *buf, size_t len, size_t *s
 				s++;
 			} else if (d->size_digits == 0) {
 				return -400;
-			} else if (ch == ';' || ch == ' ' || ch == '\t') {
-				d->state = CH_EXT;
+			} else if (ch == ';' || is_ws(ch)) {
+				d->state = ch == ';' ? CH_EXT_NAME_START : CH_SIZE_WS;
 				s++;
 			} else if (ch == '\r') {
 				d->state = CH_SIZE_LF;
@@ -312,16 +425,25 @@ int http_chunked_decode(struct http_chunked *d, char *buf, size_t len, size_t *s
 			}
 			break;
 		}
-		case CH_EXT:
-			/* Extensions are read and ignored; only their bytes are checked. */
-			if (ch == '\r')
-				d->state = CH_SIZE_LF;
-			else if ((uint8_t)ch < 0x20 && ch != '\t')
+		case CH_SIZE_WS:
+		case CH_EXT_NAME_START:
+		case CH_EXT_NAME:
+		case CH_EXT_NAME_WS:
+		case CH_EXT_VAL_START:
+		case CH_EXT_VAL_TOKEN:
+		case CH_EXT_VAL_QUOTED:
+		case CH_EXT_VAL_QESC:
+		case CH_EXT_VAL_END: {
+			/* Extensions are checked and ignored; their bytes count with the trailers. */
+			int next = ext_step(d->state, ch);
+			if (next < 0)
 				return -400;
-			else if (++d->trailer_bytes > max_trailer)
+			if (++d->trailer_bytes > max_trailer)
 				return -431;
+			d->state = (uint8_t)next;
 			s++;
 			break;
+		}
 		case CH_SIZE_LF:
 			if (ch != '\n')
 				return -400;
@@ -363,12 +485,27 @@ int http_chunked_decode(struct http_chunked *d, char *buf, size_t len, size_t *s
 				s++;
 				break;
 			}
-			d->state = CH_TRAILER_LINE;
-			/* fall through */
-		case CH_TRAILER_LINE:
+			/* A field line: a name of at least one byte (no obs-fold), then the colon. */
+			if (!tchar[(uint8_t)ch])
+				return -400;
+			d->state = CH_TRAILER_NAME;
+			if (++d->trailer_bytes > max_trailer)
+				return -431;
+			s++;
+			break;
+		case CH_TRAILER_NAME:
+			if (ch == ':')
+				d->state = CH_TRAILER_VALUE;
+			else if (!tchar[(uint8_t)ch])
+				return -400; /* a space before the colon included */
+			if (++d->trailer_bytes > max_trailer)
+				return -431;
+			s++;
+			break;
+		case CH_TRAILER_VALUE:
 			if (ch == '\r')
 				d->state = CH_TRAILER_LF;
-			else if (ch == '\n' || ((uint8_t)ch < 0x20 && ch != '\t') || ch == 0x7f)
+			else if (!is_ws(ch) && !is_vchar_or_obs((uint8_t)ch))
 				return -400;
 			if (++d->trailer_bytes > max_trailer)
 				return -431;

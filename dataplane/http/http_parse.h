@@ -19,9 +19,13 @@ struct http_header {
 struct http_request {
 	const char *method;
 	const char *target; /* raw request-target */
-	const char *path;   /* target up to '?' */
+	const char *path;   /* the target's path ("/" for an absolute-form target without one) */
 	const char *query;  /* after '?', or NULL */
-	uint32_t method_len, target_len, path_len, query_len;
+	/* Where the request is for: an absolute-form target's authority, else the Host
+	 * field's value; NULL when there is neither (HTTP/1.0). */
+	const char *authority;
+	uint32_t method_len, target_len, path_len, query_len, authority_len;
+	uint8_t absolute_form;   /* the target was http(s)://authority/... */
 	uint8_t minor_version;   /* HTTP/1.x */
 	uint8_t keep_alive;      /* after defaults and Connection: */
 	uint8_t chunked;         /* Transfer-Encoding: chunked */
@@ -37,17 +41,20 @@ struct http_request {
  * Returns the head's length in bytes when complete; 0 when more bytes are needed and
  * nothing seen so far is wrong; or a negative HTTP status for bad input:
  *   -400 malformed line or field, bare CR or LF, obs-fold, space before a colon, missing
- *        or repeated Host in 1.1, differing or malformed Content-Length, Content-Length
- *        with Transfer-Encoding, Transfer-Encoding in 1.0 or chunked not last;
+ *        or repeated Host in 1.1, a Host that is not uri-host [":" port], a target in
+ *        none of the forms (origin, absolute http(s) with a valid authority, "*" with
+ *        OPTIONS), differing or malformed Content-Length, Content-Length with
+ *        Transfer-Encoding, Transfer-Encoding in 1.0 or chunked not last;
  *   -431 head longer than max_head or more than DURO_MAX_HEADERS fields;
- *   -501 a transfer coding other than chunked;
+ *   -501 a transfer coding other than chunked, or CONNECT (authority-form);
  *   -505 an HTTP version other than 1.0 or 1.1;
  *   -417 an expectation other than 100-continue.
  * Leading empty lines before the request line are skipped (RFC 9112 section 2.2) and
  * counted in the returned length. */
 long http_parse_request(const char *buf, size_t len, size_t max_head, struct http_request *req);
 
-/* Finds a header field by case-insensitive name; returns its value and sets *len, or NULL. */
+/* Finds a header field by case-insensitive name; returns its value and sets *len, or NULL.
+ * "Host" answers req->authority: an absolute-form target's authority replaces the field. */
 const char *http_find_header(const struct http_request *req, const char *name, size_t *len);
 
 /* Incremental, in-place decoder of a chunked body. Zero-initialise before the first call. */

@@ -35,6 +35,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (h->name < buf || h->value + h->value_len > buf + r)
 				abort(); /* views must stay inside the head */
 		}
+		/* The path is inside the target, or the "/" an absolute-form target implies. */
+		int in_target = req.path >= req.target &&
+				req.path + req.path_len <= req.target + req.target_len;
+		if (!in_target && !(req.absolute_form && req.path_len == 1 && req.path[0] == '/'))
+			abort();
+		if (req.path_len == 0 || (req.query && (req.query < req.target ||
+				req.query + req.query_len > req.target + req.target_len)))
+			abort();
+		if (req.authority && (req.authority < buf || req.authority + req.authority_len > buf + r))
+			abort();
+		if (req.minor_version == 1 && !req.authority)
+			abort(); /* HTTP/1.1 always says where it is going */
 		if (req.chunked) {
 			struct http_chunked d = { 0 };
 			size_t src = (size_t)r, dst = (size_t)r;

@@ -155,6 +155,16 @@ BAD = [
     (b"POST /echo/x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n200000\r\n", 413),
     (b"GET /obj/COUNTER/xyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 400),
     (b"GET /counter/%zz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", 400),
+    # RFC 9112 section 3.2: an invalid Host value is a 400.
+    (b"GET /counter/hb HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    (b"GET /counter/hb HTTP/1.1\r\nHost: a/b@c\r\n\r\n", 400),
+    (b"GET /counter/hb HTTP/1.0\r\nHost: [::1\r\n\r\n", 400),
+    (b"GET counter/hb HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    (b"GET http://u@t/counter/hb HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    (b"CONNECT t:443 HTTP/1.1\r\nHost: t:443\r\n\r\n", 501),
+    # RFC 9112 section 7.1.1: only ";" extensions may follow a chunk size.
+    (b"POST /echo/x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5 garbage\r\nhello\r\n0\r\n\r\n", 400),
+    (b"POST /echo/x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nno colon\r\n\r\n", 400),
 ]
 
 
@@ -174,6 +184,43 @@ def test_smuggling_does_not_leak_second_request(durod):
     out = send_raw(durod, raw)
     assert status_of(out) == 400 and out.count(b"HTTP/1.1") == 1
     assert requests.get(durod.url + "/counter/smuggled").text == "0"
+
+
+def test_chunk_size_garbage_does_not_smuggle(durod):
+    # "5 garbage" read as "5" by one parser and refused by another is a smuggling shape:
+    # refused, the connection closed, and nothing after it executed.
+    raw = (b"POST /echo/cg HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"5 garbage\r\nhello\r\n0\r\n\r\nPOST /counter/smuggled-cg HTTP/1.1\r\nHost: t\r\n"
+           b"Content-Length: 0\r\n\r\n")
+    out = send_raw(durod, raw)
+    assert status_of(out) == 400 and out.count(b"HTTP/1.1") == 1 and b"Connection: close" in out
+    assert requests.get(durod.url + "/counter/smuggled-cg").text == "0"
+    # Extensions as the grammar has them still work.
+    s = durod.connect()
+    s.sendall(b"POST /echo/ce HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+              b"5 ; a = b ;c=\"x y\"\r\nhello\r\n0\r\nT: v\r\n\r\n")
+    (st, _, body), = read_responses(s, 1)
+    assert st == 200 and body == b"hello"
+    s.close()
+
+
+def test_absolute_form_target_routes_by_path(durod):
+    # RFC 9112 section 3.2.2: a server MUST accept absolute-form; the path routes and the
+    # target's authority replaces Host.
+    s = durod.connect()
+    s.sendall(b"POST http://other.example:8080/counter/abs HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"
+              b"GET HTTP://other.example/echo/abs/sub?q=1 HTTP/1.1\r\nHost: t\r\n\r\n"
+              b"GET /echo/abs HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n"
+              b"GET http://other.example?x=1 HTTP/1.1\r\nHost: t\r\n\r\n")
+    out = read_responses(s, 4)
+    assert out[0][0] == 200 and out[0][2] == b"1"
+    st, h, _ = out[1]
+    assert st == 200 and h["x-subpath"] == "/sub" and h["x-query"] == "q=1"
+    assert h["x-host"] == "other.example"
+    assert out[2][0] == 200 and out[2][1]["x-host"] == "[::1]:8080"
+    assert out[3][0] == 404  # path "/": no route, but not a bad request
+    s.close()
+    assert requests.get(durod.url + "/counter/abs").text == "1"
 
 
 def test_header_timeout(durod_factory):

@@ -325,6 +325,28 @@ def test_reload_keeps_connections_and_serves_new_cert(durod_factory, pki, tmp_pa
     assert "TLS certificates reloaded" in d.logtext()
 
 
+def test_non_reading_client_closed_over_tls(durod_factory, pki):
+    # The send timeout sees a stalled reader through TLS too: the TLS layer stops taking
+    # plaintext once its ciphertext queue is full, so no progress is reported.
+    d = durod_factory(config={"limits": {"send_timeout_ms": 1000}},
+                      extra_args=["--tls-cert", str(pki / "chain.pem"), "--tls-key", str(pki / "leaf.key")])
+    value = b"v" * 65536
+    ctx = ssl.create_default_context(cafile=str(pki / "root.pem"))
+    with socket.create_connection(("127.0.0.1", d.port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as t:
+            t.sendall(b"PUT /kv/tlsbig/k/v HTTP/1.1\r\nHost: t\r\nContent-Length: 65536\r\n\r\n" + value)
+            assert t.recv(4096).startswith(b"HTTP/1.1 204")
+            t.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            t.sendall(b"GET /kv/tlsbig/k/v HTTP/1.1\r\nHost: t\r\n\r\n" * 100)
+            deadline = time.time() + 15
+            while time.time() < deadline:
+                r = json.loads(ctl_cmd(d, "--json", "stats").stdout)["total"]
+                if r["http"]["send_timeouts"] == 1:
+                    break
+                time.sleep(0.1)
+            assert r["http"]["send_timeouts"] == 1 and r["http"]["output_pauses"] >= 1, r["http"]
+
+
 def ctl_cmd(d, *args):
     duroctl = os.path.join(os.path.dirname(DUROD), "duroctl")
     return subprocess.run([duroctl, "--socket", os.path.join(d.data_dir, "control.sock")] + list(args),

@@ -119,6 +119,87 @@ static void test_head_limits(void)
 	CHECK_EQ(http_parse_request(many, (size_t)m, 16384, &req), -431);
 }
 
+/* RFC 9110 section 7.2, RFC 3986 section 3.2.2: uri-host [ ":" port ]. */
+static void test_host_values(void)
+{
+	static const char *const good[] = {
+		"h", "example.com", "example.com:8080", "127.0.0.1", "127.0.0.1:80", "[::1]",
+		"[::1]:8787", "[2001:db8::7]", "[::ffff:10.0.0.1]", "[1:2:3:4:5:6:7:8]", "[v7.a:b]",
+		"a%20b", "sub-delims!$&'()*+,;=", "a:", "", "xn--bcher-kva.example",
+	};
+	static const char *const bad[] = {
+		"a b", "a/b@c", "a@b", "a/b", "a?b", "a#b", "a:b", "a:80:81", "[::1", "::1",
+		"[::1]x", "[:::1]", "[1:2:3:4:5:6:7:8:9]", "[g::1]", "[1::2::3]", "[::1]:8a",
+		"[v.a]", "[vx.a]", "[v7.]", "a%2", "a%zz", "a\"b", "a\\b", "a\x80", "a{b}",
+		"[::256.0.0.1]", "[::1.2.3]",
+	};
+	char buf[256];
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", good[i]);
+		if (parse(buf) <= 0)
+			fprintf(stderr, "  good host refused: \"%s\"\n", good[i]);
+		CHECK(parse(buf) > 0);
+		size_t len;
+		const char *v = http_find_header(&req, "host", &len);
+		CHECK(v && len == strlen(good[i]) && memcmp(v, good[i], len) == 0);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", bad[i]);
+		if (parse(buf) != -400)
+			fprintf(stderr, "  bad host taken: \"%s\"\n", bad[i]);
+		CHECK_EQ(parse(buf), -400);
+		/* HTTP/1.0 needs no Host, but one that is there must be valid too. */
+		snprintf(buf, sizeof(buf), "GET / HTTP/1.0\r\nHost: %s\r\n\r\n", bad[i]);
+		CHECK_EQ(parse(buf), -400);
+	}
+	CHECK_EQ(parse("GET / HTTP/1.1\r\nX: y\r\n\r\n"), -400); /* 1.1 without Host */
+	CHECK(parse("GET / HTTP/1.0\r\n\r\n") > 0);
+	size_t len;
+	CHECK(http_find_header(&req, "host", &len) == NULL);
+}
+
+/* RFC 9112 section 3.2: the four forms of request-target. */
+static void test_absolute_form(void)
+{
+	size_t len;
+	const char *v;
+	CHECK(parse("GET http://Other.example:8080/counter/x?q=1 HTTP/1.1\r\nHost: h\r\n\r\n") > 0);
+	CHECK(req.path_len == 10 && memcmp(req.path, "/counter/x", 10) == 0);
+	CHECK(req.query_len == 3 && memcmp(req.query, "q=1", 3) == 0);
+	CHECK(req.target_len == 39);
+	/* The target's authority replaces Host. */
+	v = http_find_header(&req, "Host", &len);
+	CHECK(v && len == 18 && memcmp(v, "Other.example:8080", 18) == 0);
+	CHECK(parse("GET HTTPS://h HTTP/1.1\r\nHost: h\r\n\r\n") > 0);
+	CHECK(req.path_len == 1 && req.path[0] == '/' && req.query == NULL);
+	CHECK(parse("GET http://h?a=b HTTP/1.1\r\nHost: h\r\n\r\n") > 0);
+	CHECK(req.path_len == 1 && req.path[0] == '/' && req.query_len == 3);
+	CHECK(parse("GET http://[::1]:80/a HTTP/1.0\r\n\r\n") > 0); /* 1.0: Host not needed */
+	CHECK(req.path_len == 2 && memcmp(req.path, "/a", 2) == 0);
+	v = http_find_header(&req, "host", &len);
+	CHECK(v && len == 8 && memcmp(v, "[::1]:80", 8) == 0);
+	/* Host is still required in 1.1 and must still be valid. */
+	CHECK_EQ(parse("GET http://h/a HTTP/1.1\r\n\r\n"), -400);
+	CHECK_EQ(parse("GET http://h/a HTTP/1.1\r\nHost: a b\r\n\r\n"), -400);
+	CHECK_EQ(parse("GET ftp://h/a HTTP/1.1\r\nHost: h\r\n\r\n"), -400);
+	CHECK_EQ(parse("GET http://u@h/a HTTP/1.1\r\nHost: h\r\n\r\n"), -400); /* userinfo */
+	CHECK_EQ(parse("GET http:///a HTTP/1.1\r\nHost: h\r\n\r\n"), -400);    /* no host */
+	CHECK_EQ(parse("GET http://h:8x/a HTTP/1.1\r\nHost: h\r\n\r\n"), -400);
+	CHECK_EQ(parse("GET http:/h/a HTTP/1.1\r\nHost: h\r\n\r\n"), -400);
+	CHECK_EQ(parse("GET http://h#f HTTP/1.1\r\nHost: h\r\n\r\n"), -400);
+	/* Neither origin- nor absolute-form. */
+	CHECK_EQ(parse("GET counter/x HTTP/1.1\r\nHost: h\r\n\r\n"), -400);
+	CHECK_EQ(parse("GET * HTTP/1.1\r\nHost: h\r\n\r\n"), -400);
+	CHECK(parse("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n") > 0);
+	/* authority-form is CONNECT's, a proxy's business. */
+	CHECK_EQ(parse("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n"), -501);
+	/* The same views are found again when a head is parsed a second time in place. */
+	const char *s = "GET http://h HTTP/1.1\r\nHost: h\r\n\r\n";
+	CHECK_EQ(parse(s), (long)strlen(s));
+	CHECK_EQ(parse(s), (long)strlen(s));
+	CHECK(req.path_len == 1 && req.path[0] == '/');
+}
+
 static int decode_all(const char *in, size_t step, char *out, size_t *outlen, uint64_t max)
 {
 	static char buf[4096];
@@ -157,6 +238,51 @@ static void test_chunked(void)
 	CHECK_EQ(decode_all("\r\n", 100, out, &len, 1000), -400);
 }
 
+/* RFC 9112 section 7.1.1: after the size only BWS ";" extensions; trailers are fields. */
+static void test_chunk_extensions_and_trailers(void)
+{
+	char out[256];
+	size_t len;
+	static const char *const good[] = {
+		"5;a\r\nhello\r\n0\r\n\r\n",
+		"5 ;a\r\nhello\r\n0\r\n\r\n",
+		"5\t; a = b ;c\r\nhello\r\n0\r\n\r\n",
+		"5;a=\"q \\\" ;x\"\r\nhello\r\n0\r\n\r\n",
+		"5;a=b;c=\"\"\r\nhello\r\n0;z\r\n\r\n",
+		"5\r\nhello\r\n0\r\nA: b\r\nC:\r\n\r\n",
+	};
+	static const char *const bad[] = {
+		"5 garbage\r\nhello\r\n0\r\n\r\n",
+		"5 \r\nhello\r\n0\r\n\r\n",
+		"5;\r\nhello\r\n0\r\n\r\n",
+		"5;a=\r\nhello\r\n0\r\n\r\n",
+		"5;a b\r\nhello\r\n0\r\n\r\n",
+		"5;a=\"x\r\nhello\r\n0\r\n\r\n",
+		"5;a=\"x\"y\r\nhello\r\n0\r\n\r\n",
+		"5;a=b c\r\nhello\r\n0\r\n\r\n",
+		"5;a=(b)\r\nhello\r\n0\r\n\r\n",
+		"5;a\nhello\r\n0\r\n\r\n",
+		"5\r\nhello\r\n0\r\nno-colon\r\n\r\n",
+		"5\r\nhello\r\n0\r\n: v\r\n\r\n",
+		"5\r\nhello\r\n0\r\nA : v\r\n\r\n",
+		"5\r\nhello\r\n0\r\n folded\r\n\r\n",
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		for (size_t step = 1; step <= strlen(good[i]); step++) {
+			int r = decode_all(good[i], step, out, &len, 1 << 20);
+			if (r != 1)
+				fprintf(stderr, "  good chunked refused: %zu step %zu: %d\n", i, step, r);
+			CHECK(r == 1 && len == 5 && memcmp(out, "hello", 5) == 0);
+		}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		for (size_t step = 1; step <= strlen(bad[i]); step++) {
+			int r = decode_all(bad[i], step, out, &len, 1 << 20);
+			if (r != -400)
+				fprintf(stderr, "  bad chunked taken: %zu step %zu: %d\n", i, step, r);
+			CHECK_EQ(r, -400);
+		}
+}
+
 int main(void)
 {
 	RUN(test_simple_get);
@@ -168,5 +294,8 @@ int main(void)
 	RUN(test_lengths_and_smuggling);
 	RUN(test_head_limits);
 	RUN(test_chunked);
+	RUN(test_host_values);
+	RUN(test_absolute_form);
+	RUN(test_chunk_extensions_and_trailers);
 	return CHECK_DONE();
 }

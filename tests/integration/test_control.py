@@ -491,3 +491,48 @@ def test_metrics_listener_requests(durod_factory):
     assert wait_for(lambda: requests.get(base + "/metrics", timeout=5).status_code == 200)
     st = status_of(d)
     assert st["metrics_refused"] >= 1 and st["metrics_bad_requests"] >= 4
+
+
+def test_objects_by_binding_and_name(durod):
+    requests.put(durod.url + "/kv/my shelf/k/apples", data="12")
+    requests.put(durod.url + "/kv/my shelf/k/pears", data="7")
+    requests.post(durod.url + "/counter/visits")
+    by_hex = {o.get("name"): o["id"] for o in ctl_json(durod, "objects")["objects"]}
+    shelf = by_hex["my shelf"]
+    info = ctl_json(durod, "object", "KV", "my shelf")
+    assert info["id"] == shelf and info["keys"] == 2 and info["binding"] == "KV"
+    assert "name: my shelf" in ctl(durod, "object", "KV", "my shelf").stdout
+    assert ctl_json(durod, "object", "COUNTER", "visits")["id"] == by_hex["visits"]
+    keys = ctl_json(durod, "object", "KV", "my shelf", "keys")["keys"]
+    assert [k["key"] for k in keys] == ["apples", "pears"]
+    keys = ctl_json(durod, "object", "KV", "my shelf", "keys", "--prefix", "pe")["keys"]
+    assert [k["key"] for k in keys] == ["pears"]
+    # the ID form still works, "keys" included
+    assert ctl_json(durod, "object", shelf, "keys")["keys"][0]["key"] == "apples"
+    # an object that was never used has a name but no storage
+    fresh = ctl_json(durod, "object", "KV", "never used")
+    assert fresh["keys"] == 0 and not fresh["in_memory"]
+    # evict and delete by name
+    assert ctl_json(durod, "object", "KV", "my shelf")["in_memory"]
+    assert ctl_json(durod, "evict", "KV", "my shelf")["evicted"]
+    assert not ctl_json(durod, "object", "KV", "my shelf")["in_memory"]
+    assert ctl(durod, "delete", "KV", "my shelf", check=False).returncode == 2
+    assert ctl_json(durod, "delete", "KV", "my shelf", "--yes")["deleted"]
+    assert requests.get(durod.url + "/kv/my shelf/k/apples").status_code == 404
+    # an unknown binding is named, with the ones there are
+    out = ctl(durod, "object", "NOPE", "x", check=False)
+    assert out.returncode == 1 and 'no binding "NOPE"' in out.stderr and "KV" in out.stderr
+    out = ctl(durod, "evict", "NOPE", "x", check=False)
+    assert out.returncode == 1 and 'no binding "NOPE"' in out.stderr
+    out = ctl(durod, "delete", "NOPE", "x", "--yes", check=False)
+    assert out.returncode == 1 and 'no binding "NOPE"' in out.stderr
+    # a name over 256 bytes is refused
+    out = ctl(durod, "object", "KV", "n" * 257, check=False)
+    assert out.returncode == 1 and "256" in out.stderr
+    # too many words is a usage error
+    assert ctl(durod, "evict", "KV", "a", "b", check=False).returncode == 2
+    # the same over the socket
+    r = json.loads(raw(durod, b'{"cmd":"object","binding":"COUNTER","name":"visits"}\n'))
+    assert r["ok"] and r["id"] == by_hex["visits"]
+    r = json.loads(raw(durod, b'{"cmd":"object","binding":"COUNTER"}\n'))
+    assert not r["ok"] and "name" in r["error"]

@@ -61,8 +61,9 @@ static int settled_everywhere(struct ctl *ctl)
 			struct ctl_cmd *cmd = ctl_cmd_new(do_settled);
 			if (!cmd)
 				return -ENOMEM;
-			if (ctl_mailbox_call(&ctl->mb, i, cmd) < 0)
-				return -ETIMEDOUT;
+			int r = ctl_mailbox_call(&ctl->mb, i, cmd);
+			if (r < 0)
+				return r;
 			ok += cmd->result == 1;
 			ctl_cmd_free(cmd);
 		}

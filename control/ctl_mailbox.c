@@ -56,7 +56,7 @@ void ctl_mailbox_stop(struct ctl_mailbox *mb)
 
 int ctl_mailbox_stopping(const struct ctl_mailbox *mb)
 {
-	return atomic_load(&mb->stopping);
+	return atomic_load(&mb->stopping) || atomic_load(&mb->group->stopping);
 }
 
 void ctl_mailbox_run(struct ctl_mailbox *mb, struct core *c)
@@ -96,6 +96,10 @@ void ctl_cmd_finish(struct ctl_cmd *cmd)
 int ctl_mailbox_post(struct ctl_mailbox *mb, unsigned core, struct ctl_cmd *cmd)
 {
 	DURO_ASSERT(core < mb->group->ncores);
+	/* Draining cores take no new work: an event started now could still be on its way to
+	 * the disk when the cores stop, and its completion would never come. */
+	if (ctl_mailbox_stopping(mb))
+		return -ECANCELED;
 	atomic_store(&cmd->state, CMD_PENDING);
 	return rte_ring_mp_enqueue(mb->ring[core], cmd) == 0 ? 0 : -EAGAIN;
 }
@@ -119,9 +123,10 @@ int ctl_mailbox_wait(struct ctl_mailbox *mb, struct ctl_cmd *cmd)
 
 int ctl_mailbox_call(struct ctl_mailbox *mb, unsigned core, struct ctl_cmd *cmd)
 {
-	if (ctl_mailbox_post(mb, core, cmd) < 0) {
+	int r = ctl_mailbox_post(mb, core, cmd);
+	if (r < 0) {
 		ctl_cmd_free(cmd);
-		return -EAGAIN;
+		return r;
 	}
 	return ctl_mailbox_wait(mb, cmd);
 }

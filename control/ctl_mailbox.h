@@ -41,6 +41,8 @@ int ctl_mailbox_init(struct ctl_mailbox *mb, struct core_group *group);
 void ctl_mailbox_fini(struct ctl_mailbox *mb);
 /* From now on every wait gives up at once (shutdown). */
 void ctl_mailbox_stop(struct ctl_mailbox *mb);
+/* 1 once durod is stopping (SIGTERM seen, or ctl_mailbox_stop): no more posts; long
+ * commands (exports, imports) stop between records. */
 int ctl_mailbox_stopping(const struct ctl_mailbox *mb);
 
 /* On core c, once per turn: runs the commands waiting for it. */
@@ -52,15 +54,16 @@ struct ctl_cmd *ctl_cmd_new(int (*fn)(struct core *c, struct ctl_cmd *cmd));
 void ctl_cmd_finish(struct ctl_cmd *cmd);
 void ctl_cmd_free(struct ctl_cmd *cmd);
 
-/* Posts cmd to core `core`. Returns 0 (the core may now run it) or -EAGAIN (that
- * mailbox is full; cmd is still the caller's). */
+/* Posts cmd to core `core`. Returns 0 (the core may now run it), -EAGAIN (that mailbox
+ * is full) or -ECANCELED (durod is stopping); on failure cmd is still the caller's. */
 int ctl_mailbox_post(struct ctl_mailbox *mb, unsigned core, struct ctl_cmd *cmd);
 /* Blocks the calling thread (never the control socket's) until a posted command is
  * finished: 0 (the caller owns and frees it; cmd->result holds the outcome), or
  * -ETIMEDOUT after CTL_CMD_TIMEOUT_MS or at shutdown (it then belongs to the core). */
 #define CTL_CMD_TIMEOUT_MS 5000
 int ctl_mailbox_wait(struct ctl_mailbox *mb, struct ctl_cmd *cmd);
-/* Post and wait: 0, or -EAGAIN (cmd freed) or -ETIMEDOUT (the core frees it). */
+/* Post and wait: 0, or -EAGAIN or -ECANCELED (cmd freed) or -ETIMEDOUT (the core frees
+ * it). */
 int ctl_mailbox_call(struct ctl_mailbox *mb, unsigned core, struct ctl_cmd *cmd);
 
 #endif

@@ -89,8 +89,10 @@ static struct ctl_cmd *on_owner(struct ctl *ctl, int (*fn)(struct core *, struct
 	cmd->ns = ns;
 	cmd->id = *id;
 	unsigned owner = obj_owner(id);
-	if (ctl_mailbox_call(&ctl->mb, owner, cmd) < 0) {
-		*err = ctl_error_reply("%s: core %u did not finish in time", what, owner);
+	int r = ctl_mailbox_call(&ctl->mb, owner, cmd);
+	if (r < 0) {
+		*err = r == -ECANCELED ? ctl_error_reply("%s: durod is stopping", what)
+				       : ctl_error_reply("%s: core %u did not finish in time", what, owner);
 		return NULL;
 	}
 	return cmd;

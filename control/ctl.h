@@ -4,6 +4,7 @@
 #define DURO_CONTROL_CTL_H
 
 #include "config.h"
+#include "ctl_mailbox.h"
 #include "core-t.h"
 #include "hist.h"
 #include "http-t.h"
@@ -38,7 +39,19 @@ struct ctl_snapshot {
 	const char *const *more_names; /* static in the backend */
 };
 
-struct ctl_cmd;
+/* How often each of the control plane's limits was hit (status "control", Prometheus). */
+struct ctl_counters {
+	_Atomic uint64_t requests, errors;  /* lines read; lines that were not a JSON object */
+	_Atomic uint64_t refused_peer;      /* clients of another user */
+	_Atomic uint64_t refused_limit;     /* clients beyond CTL_MAX_CLIENTS */
+	_Atomic uint64_t dropped_slow;      /* clients that left too many replies unread */
+	_Atomic uint64_t timed_out;         /* request or idle deadline passed */
+	_Atomic uint64_t metrics_requests, metrics_bad, metrics_refused, metrics_timeouts;
+};
+
+struct ctl_server;
+struct ctl_metrics;
+struct ctl_jobs;
 
 struct ctl {
 	const struct duro_config *cfg;
@@ -47,15 +60,18 @@ struct ctl {
 	uint64_t started_wall_ms, started_mono_ms;
 	struct ctl_snapshot snap[DURO_MAX_CORES];
 	uint64_t snap_due_ms[DURO_MAX_CORES];
-	struct rte_ring *mailbox[DURO_MAX_CORES]; /* control thread -> core: struct ctl_cmd * */
+	struct ctl_mailbox mb;     /* control plane -> cores */
 	char socket_path[600];
-	int unix_fd, metrics_fd, stop_fd;
-	int wake_fd;               /* eventfd: a core asks the control thread for something */
+	int unix_fd, stop_fd;
+	int wake_fd;               /* eventfd: a core or a worker has something for the control thread */
 	int tls;                   /* TLS listeners exist: tls-reload means something */
 	_Atomic int reload_pending;
 	pthread_t thread;
 	int running;
-	_Atomic uint64_t requests, refused, errors;
+	struct ctl_server *server;   /* the control socket's clients (control thread only) */
+	struct ctl_metrics *metrics; /* the metrics listener; NULL without control.metrics */
+	struct ctl_jobs *jobs;       /* the worker threads */
+	struct ctl_counters ctr;
 };
 
 /* Binds the control socket (and the metrics listener) and makes the mailboxes; call after
@@ -64,7 +80,8 @@ int ctl_init(struct ctl *ctl, const struct duro_config *cfg, struct core_group *
 	     const char *version, const char *backend);
 /* Starts the control thread. */
 int ctl_start(struct ctl *ctl);
-/* Stops the thread and removes the socket. */
+/* Stops the thread and the workers (within a few loop turns, whatever clients do) and
+ * removes the socket. */
 void ctl_stop(struct ctl *ctl);
 
 /* Each core's end-of-turn hook calls this: publishes its snapshot when due and runs the

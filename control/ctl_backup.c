@@ -1,12 +1,12 @@
 /* Export and import of a class's objects: a consistent backup (a RocksDB snapshot taken
  * once every acknowledged write is in RocksDB), restorable on another box, where each
- * object is written back as one event on its owner core, through its commit log.
- *
- * File: "DUROEXP1", u32 version, u16 class name length, class name, 32-byte namespace
- * secret, u64 creation time (ms); then records: 'N' ID u16 len name (an object's name),
- * 'K' ID u32 klen u32 vlen key value (one key; an object's records are consecutive);
- * 'E' u64 objects u64 keys u32 crc32c of every byte before the crc. Little-endian. */
+ * object is written back as one event on its owner core, through its commit log. The
+ * format and every check of it are ctl_backup_parse.h's; this file does the I/O and the
+ * posting to cores. Both run on a control worker thread, never on the control socket's. */
 #include "ctl_int.h"
+#include "ctl_backup_parse.h"
+#include "ctl_mailbox.h"
+#include "base_assert.h"
 #include "clock.h"
 #include "crc32c.h"
 #include "log.h"
@@ -14,14 +14,19 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define MAGIC "DUROEXP1"
-#define VERSION 1u
-#define PIPELINE 32 /* imports in flight at once */
+#define PIPELINE 32            /* imports in flight at once */
+#define READ_BUF (64 * 1024)
+
+_Static_assert(CTL_BACKUP_MAX_CLASS < STORE_NAME_MAX, "class names fit the store's");
+_Static_assert(CTL_BACKUP_MAX_KEY >= DURO_MAX_KEY, "every user key fits");
+_Static_assert(CTL_BACKUP_ID_BYTES == DURO_ID_BYTES, "IDs");
+_Static_assert(READ_BUF >= CTL_BACKUP_MAX_RECORD, "the reader's buffer holds any record");
 
 /* ---- writing ---- */
 
@@ -40,6 +45,12 @@ static void put(struct out *o, const void *p, size_t n)
 	o->crc = crc32c(o->crc, p, n);
 }
 
+static int do_settled(struct core *c, struct ctl_cmd *cmd)
+{
+	cmd->result = obj_storage_settled(c);
+	return 1;
+}
+
 static int settled_everywhere(struct ctl *ctl)
 {
 	/* Every core: all it acknowledged is in RocksDB. Retried briefly: an apply pending
@@ -47,14 +58,14 @@ static int settled_everywhere(struct ctl *ctl)
 	for (int tries = 0; tries < 100; tries++) {
 		unsigned ok = 0;
 		for (unsigned i = 0; i < ctl->group->ncores; i++) {
-			struct ctl_cmd *cmd = calloc(1, sizeof(*cmd));
+			struct ctl_cmd *cmd = ctl_cmd_new(do_settled);
 			if (!cmd)
 				return -ENOMEM;
-			cmd->fn = ctl_do_settled;
-			if (ctl_run_on_core(ctl, i, cmd) < 0)
-				return -ETIMEDOUT;
+			int r = ctl_mailbox_call(&ctl->mb, i, cmd);
+			if (r < 0)
+				return r;
 			ok += cmd->result == 1;
-			free(cmd);
+			ctl_cmd_free(cmd);
 		}
 		if (ok == ctl->group->ncores)
 			return 0;
@@ -85,10 +96,10 @@ json_t *ctl_export(struct ctl *ctl, const char *cls, const char *path)
 		store_snapshot_release(st, snap);
 		return ctl_error_reply("export: %s: %s", tmp, strerror(errno));
 	}
-	uint32_t version = VERSION;
+	uint32_t version = CTL_BACKUP_VERSION;
 	uint16_t clen = (uint16_t)strlen(class_name);
 	uint64_t now = clock_wall_ms(), objects = 0, keys = 0, bytes = 0;
-	put(&o, MAGIC, 8);
+	put(&o, CTL_BACKUP_MAGIC, 8);
 	put(&o, &version, 4);
 	put(&o, &clen, 2);
 	put(&o, class_name, clen);
@@ -100,6 +111,10 @@ json_t *ctl_export(struct ctl *ctl, const char *cls, const char *path)
 	uint8_t cur[DURO_ID_BYTES];
 	int have = 0;
 	while (it && !o.err && (r = store_iter_next(it, &k, &kl, &v, &vl)) == 1) {
+		if (ctl_mailbox_stopping(&ctl->mb)) {
+			o.err = -ECANCELED;
+			break;
+		}
 		if (kl < DURO_ID_BYTES)
 			continue;
 		if (!have || memcmp(cur, k, DURO_ID_BYTES)) {
@@ -147,9 +162,10 @@ json_t *ctl_export(struct ctl *ctl, const char *cls, const char *path)
 	if (!o.err && link(tmp, path) < 0)
 		o.err = -errno;
 	unlink(tmp);
-	if (o.err) {
+	if (o.err == -ECANCELED)
+		return ctl_error_reply("export: durod is stopping; %s not written", path);
+	if (o.err)
 		return ctl_error_reply("export: %s: %s", path, strerror(-o.err));
-	}
 	log_info("control: exported %llu objects (%llu keys) of class %s to %s",
 		 (unsigned long long)objects, (unsigned long long)keys, class_name, path);
 	return json_pack("{s:b, s:s, s:s, s:I, s:I, s:I}", "ok", 1, "class", class_name, "path", path,
@@ -157,44 +173,75 @@ json_t *ctl_export(struct ctl *ctl, const char *cls, const char *path)
 			 (json_int_t)bytes);
 }
 
-/* ---- reading ---- */
+/* ---- reading: the file through the pure parser ---- */
 
-struct in {
-	FILE *f;
-	uint32_t crc;
-	int bad;
+struct reader {
+	int fd, eof;
+	char *buf;
+	size_t start, end;
+	struct ctl_backup_parser p;
 };
 
-static int get(struct in *i, void *p, size_t n)
+static int reader_open(struct reader *r, const char *path)
 {
-	if (i->bad)
-		return -1;
-	if (n && fread(p, 1, n, i->f) != n) {
-		i->bad = 1;
-		return -1;
+	*r = (struct reader){ .fd = open(path, O_RDONLY | O_CLOEXEC) };
+	if (r->fd < 0)
+		return -errno;
+	r->buf = malloc(READ_BUF);
+	if (!r->buf) {
+		close(r->fd);
+		return -ENOMEM;
 	}
-	i->crc = crc32c(i->crc, p, n);
+	ctl_backup_parse_init(&r->p);
 	return 0;
 }
 
-struct header {
-	char class_name[STORE_NAME_MAX];
-	uint8_t secret[32];
-	uint64_t created_ms;
-};
-
-static int read_header(struct in *in, struct header *h)
+static int reader_rewind(struct reader *r)
 {
-	char magic[8];
-	uint32_t version;
-	uint16_t clen;
-	if (get(in, magic, 8) || memcmp(magic, MAGIC, 8) || get(in, &version, 4) || version != VERSION ||
-	    get(in, &clen, 2) || clen == 0 || clen >= sizeof(h->class_name) ||
-	    get(in, h->class_name, clen))
-		return -1;
-	h->class_name[clen] = 0;
-	return get(in, h->secret, 32) || get(in, &h->created_ms, 8) ? -1 : 0;
+	if (lseek(r->fd, 0, SEEK_SET) < 0)
+		return -errno;
+	r->eof = 0;
+	r->start = r->end = 0;
+	ctl_backup_parse_init(&r->p);
+	return 0;
 }
+
+static void reader_close(struct reader *r)
+{
+	close(r->fd);
+	free(r->buf);
+}
+
+/* The next record: 1 (*rec filled, valid until the next call), 0 after the end record at
+ * the end of the file, -EBADMSG (r->p says what and where) or another negative errno. */
+static int next_record(struct reader *r, struct ctl_backup_record *rec)
+{
+	for (;;) {
+		long n = ctl_backup_parse(&r->p, r->buf + r->start, r->end - r->start, rec);
+		if (n > 0) {
+			r->start += (size_t)n;
+			return 1;
+		}
+		if (n < 0)
+			return (int)n;
+		if (r->eof)
+			return ctl_backup_parse_finish(&r->p);
+		/* Part of a record: keep it and read more behind it. */
+		memmove(r->buf, r->buf + r->start, r->end - r->start);
+		r->end -= r->start;
+		r->start = 0;
+		DURO_ASSERT(r->end < READ_BUF);
+		ssize_t got = read(r->fd, r->buf + r->end, READ_BUF - r->end);
+		if (got < 0 && errno != EINTR)
+			return -errno;
+		if (got == 0)
+			r->eof = 1;
+		else if (got > 0)
+			r->end += (size_t)got;
+	}
+}
+
+/* ---- importing: one command per object, to its owner core ---- */
 
 /* One object's records, collected for its owner core: offsets into one blob, so the blob
  * may grow while it is filled. */
@@ -245,30 +292,30 @@ static int do_import(struct core *c, struct ctl_cmd *cmd)
 	return 0;
 }
 
-static struct ctl_cmd *import_cmd(unsigned ns, const struct duro_id *id)
+static struct ctl_cmd *import_cmd(unsigned ns, const uint8_t *id)
 {
-	struct ctl_cmd *cmd = calloc(1, sizeof(*cmd));
+	struct ctl_cmd *cmd = ctl_cmd_new(do_import);
 	struct import_obj *o = calloc(1, sizeof(*o));
 	if (!cmd || !o) {
 		free(cmd);
 		free(o);
 		return NULL;
 	}
-	cmd->fn = do_import;
 	cmd->ns = ns;
-	cmd->id = *id;
+	memcpy(cmd->id.bytes, id, DURO_ID_BYTES);
 	cmd->payload = o;
 	cmd->payload_free = import_free;
 	return cmd;
 }
 
-/* Reads a key and a value from the file into the object's blob. */
-static int import_entry(struct ctl_cmd *cmd, struct in *in, uint32_t kl, uint32_t vl)
+/* A key record: its key now, room for its value, whose pieces follow. */
+static int import_key(struct ctl_cmd *cmd, const struct ctl_backup_record *rec)
 {
 	struct import_obj *o = cmd->payload;
-	if (o->len + kl + vl > o->cap) {
+	size_t need = o->len + rec->len + rec->value_len;
+	if (need > o->cap) {
 		size_t cap = o->cap ? o->cap * 2 : 4096;
-		while (cap < o->len + kl + vl)
+		while (cap < need)
 			cap *= 2;
 		char *b = realloc(o->blob, cap);
 		if (!b)
@@ -284,187 +331,174 @@ static int import_entry(struct ctl_cmd *cmd, struct in *in, uint32_t kl, uint32_
 		o->ents = e;
 		o->ncap = n2;
 	}
-	struct import_ent *e = &o->ents[o->n++];
-	e->koff = o->len;
-	e->klen = kl;
-	e->voff = o->len + kl;
-	e->vlen = vl;
-	if (get(in, o->blob + o->len, (size_t)kl + vl))
-		return -EIO;
-	o->len += (size_t)kl + vl;
+	o->ents[o->n++] = (struct import_ent){ o->len, rec->len, o->len + rec->len, rec->value_len };
+	memcpy(o->blob + o->len, rec->data, rec->len);
+	o->len += rec->len;
 	return 0;
 }
 
-static void flush_object(struct ctl *ctl, struct ctl_cmd **inflight, unsigned *ninflight,
-			 struct ctl_cmd *cmd, uint64_t *done, uint64_t *existing, uint64_t *failed)
+static void import_value(struct ctl_cmd *cmd, const struct ctl_backup_record *rec)
+{
+	struct import_obj *o = cmd->payload;
+	/* The key record reserved the room: the parser hands out exactly value_len bytes. */
+	DURO_ASSERT(o->len + rec->len <= o->cap);
+	memcpy(o->blob + o->len, rec->data, rec->len);
+	o->len += rec->len;
+}
+
+struct import_run {
+	struct ctl *ctl;
+	struct ctl_cmd *inflight[PIPELINE];
+	unsigned ninflight;
+	uint64_t done, existing, failed;
+};
+
+/* Posts cmd (NULL: none) and, when the pipeline is full or at the end, waits for it. */
+static void flush_object(struct import_run *run, struct ctl_cmd *cmd)
 {
 	if (cmd) {
-		if (ctl_post_to_core(ctl, obj_owner(&cmd->id), cmd) < 0) {
-			(*failed)++;
+		if (ctl_mailbox_post(&run->ctl->mb, obj_owner(&cmd->id), cmd) < 0) {
+			run->failed++;
 			ctl_cmd_free(cmd);
 		} else {
-			inflight[(*ninflight)++] = cmd;
+			run->inflight[run->ninflight++] = cmd;
 		}
 	}
-	if (*ninflight < PIPELINE && cmd)
+	if (run->ninflight < PIPELINE && cmd)
 		return;
-	for (unsigned i = 0; i < *ninflight; i++) {
-		struct ctl_cmd *c = inflight[i];
-		if (ctl_wait(ctl, c) < 0) {
-			(*failed)++;
+	for (unsigned i = 0; i < run->ninflight; i++) {
+		struct ctl_cmd *c = run->inflight[i];
+		if (ctl_mailbox_wait(&run->ctl->mb, c) < 0) {
+			run->failed++;
 			continue; /* abandoned: the core frees it */
 		}
 		if (c->result == 0)
-			(*done)++;
+			run->done++;
 		else if (c->result == -EEXIST)
-			(*existing)++;
+			run->existing++;
 		else
-			(*failed)++;
+			run->failed++;
 		ctl_cmd_free(c);
 	}
-	*ninflight = 0;
+	run->ninflight = 0;
+}
+
+/* Adopts the exporting box's secret, so its IDs are valid here: only into a class that
+ * holds nothing yet under another one. Returns NULL or the refusal. */
+static json_t *adopt_secret(unsigned ns, const char *class_name, const uint8_t *their)
+{
+	struct store *st = obj_runtime_store();
+	int cf;
+	uint8_t secret[32];
+	if (store_class(st, class_name, &cf, secret, NULL) < 0)
+		return ctl_error_reply("import: class %s has no storage", class_name);
+	if (memcmp(secret, their, 32) == 0)
+		return NULL;
+	struct store_iter *it = store_iter_open(st, cf, "", 0, NULL, 0, 0);
+	const char *k, *v;
+	size_t kl, vl;
+	int nonempty = it && store_iter_next(it, &k, &kl, &v, &vl) == 1;
+	if (it)
+		store_iter_close(it);
+	if (nonempty)
+		return ctl_error_reply("import: class %s here already holds objects under its own IDs; import into a box where it is empty",
+				       class_name);
+	if (store_class_set_secret(st, class_name, their) < 0 || obj_namespace_adopt(ns, their) < 0)
+		return ctl_error_reply("import: could not adopt the export's namespace secret");
+	log_info("control: import: class %s adopts the exported namespace secret", class_name);
+	return NULL;
 }
 
 json_t *ctl_import(struct ctl *ctl, const char *path)
 {
-	struct in in = { fopen(path, "rb"), 0, 0 };
-	if (!in.f)
-		return ctl_error_reply("import: %s: %s", path, strerror(errno));
-	struct header h;
-	if (read_header(&in, &h) < 0) {
-		fclose(in.f);
-		return ctl_error_reply("import: %s is not a duro export (bad header)", path);
-	}
+	struct reader rd;
+	int r = reader_open(&rd, path);
+	if (r < 0)
+		return ctl_error_reply("import: %s: %s", path, strerror(-r));
 	/* First pass: the whole file must be intact before anything is written. */
-	uint64_t objects = 0, keys = 0;
-	uint8_t last[DURO_ID_BYTES]; /* the ID of the previous key: objects are consecutive */
-	for (;;) {
-		char type;
-		uint8_t id[DURO_ID_BYTES];
-		if (get(&in, &type, 1))
-			break;
-		if (type == 'E') {
-			uint64_t eo, ek;
-			uint32_t want = in.crc, crc;
-			if (get(&in, &eo, 8) || get(&in, &ek, 8))
-				break;
-			want = in.crc;
-			if (fread(&crc, 1, 4, in.f) != 4 || crc != want || eo != objects || ek != keys)
-				in.bad = 1;
-			break;
-		}
-		if (type == 'N') {
-			uint16_t nl;
-			char name[DURO_MAX_NAME];
-			if (get(&in, id, DURO_ID_BYTES) || get(&in, &nl, 2) || nl > sizeof(name) ||
-			    get(&in, name, nl))
-				break;
-		} else if (type == 'K') {
-			uint32_t kl, vl;
-			if (get(&in, id, DURO_ID_BYTES) || get(&in, &kl, 4) || get(&in, &vl, 4) ||
-			    kl > DURO_MAX_KEY + 16 || vl > (256u << 20))
-				break;
-			keys++;
-			/* the values are only summed: skip them */
-			char buf[65536];
-			for (uint64_t left = (uint64_t)kl + vl; left && !in.bad;) {
-				size_t n = left < sizeof(buf) ? (size_t)left : sizeof(buf);
-				get(&in, buf, n);
-				left -= n;
-			}
-			if (keys == 1 || memcmp(last, id, DURO_ID_BYTES))
-				objects++;
-			memcpy(last, id, DURO_ID_BYTES);
-		} else {
-			in.bad = 1;
-			break;
-		}
-	}
-	if (in.bad || ferror(in.f)) {
-		fclose(in.f);
-		return ctl_error_reply("import: %s is damaged or truncated (checksum or counts do not match): nothing imported",
-				       path);
-	}
-	int ns = ctl_class_ns(h.class_name);
-	if (ns < 0) {
-		fclose(in.f);
-		return ctl_error_reply("import: class %s is not bound here: add it to durable_objects.bindings and a migration",
-				       h.class_name);
-	}
-	/* Adopt the exporting box's secret, so its IDs are valid here: only into a class that
-	 * holds nothing yet under another one. */
-	struct store *st = obj_runtime_store();
-	int cf;
+	struct ctl_backup_record rec;
+	char class_name[CTL_BACKUP_MAX_CLASS + 1] = "";
 	uint8_t secret[32];
-	if (store_class(st, h.class_name, &cf, secret, NULL) < 0) {
-		fclose(in.f);
-		return ctl_error_reply("import: class %s has no storage", h.class_name);
+	uint64_t keys = 0;
+	while ((r = next_record(&rd, &rec)) == 1 && !ctl_mailbox_stopping(&ctl->mb)) {
+		if (rec.kind == CTL_BACKUP_HEADER) {
+			memcpy(class_name, rec.data, rec.len);
+			class_name[rec.len] = 0;
+			memcpy(secret, rec.secret, 32);
+		} else if (rec.kind == CTL_BACKUP_END) {
+			keys = rec.keys;
+		}
 	}
-	if (memcmp(secret, h.secret, 32) != 0) {
-		struct store_iter *it = store_iter_open(st, cf, "", 0, NULL, 0, 0);
-		const char *k, *v;
-		size_t kl, vl;
-		int nonempty = it && store_iter_next(it, &k, &kl, &v, &vl) == 1;
-		if (it)
-			store_iter_close(it);
-		if (nonempty) {
-			fclose(in.f);
-			return ctl_error_reply("import: class %s here already holds objects under its own IDs; import into a box where it is empty",
-					       h.class_name);
-		}
-		if (store_class_set_secret(st, h.class_name, h.secret) < 0 ||
-		    obj_namespace_adopt((unsigned)ns, h.secret) < 0) {
-			fclose(in.f);
-			return ctl_error_reply("import: could not adopt the export's namespace secret");
-		}
-		log_info("control: import: class %s adopts the exported namespace secret", h.class_name);
+	json_t *err = NULL;
+	if (r == -EBADMSG)
+		err = ctl_error_reply("import: %s is damaged or not a duro export: %s at byte %llu: nothing imported",
+				      path, rd.p.error, (unsigned long long)rd.p.error_offset);
+	else if (r < 0)
+		err = ctl_error_reply("import: %s: %s", path, strerror(-r));
+	else if (r == 1)
+		err = ctl_error_reply("import: durod is stopping: nothing imported");
+	int ns = err ? -1 : ctl_class_ns(class_name);
+	if (!err && ns < 0)
+		err = ctl_error_reply("import: class %s is not bound here: add it to durable_objects.bindings and a migration",
+				      class_name);
+	if (!err)
+		err = adopt_secret((unsigned)ns, class_name, secret);
+	if (!err && (r = reader_rewind(&rd)) < 0)
+		err = ctl_error_reply("import: %s: %s", path, strerror(-r));
+	if (err) {
+		reader_close(&rd);
+		return err;
 	}
 	/* Second pass: each object as one event on its owner core. */
-	rewind(in.f);
-	in = (struct in){ in.f, 0, 0 };
-	read_header(&in, &h);
-	struct ctl_cmd *inflight[PIPELINE], *cur = NULL;
-	unsigned ninflight = 0;
-	uint64_t done = 0, existing = 0, failed = 0;
-	for (;;) {
-		char type;
-		struct duro_id id;
-		if (get(&in, &type, 1) || type == 'E')
+	struct import_run run = { .ctl = ctl };
+	struct ctl_cmd *cur = NULL;
+	while ((r = next_record(&rd, &rec)) == 1 && rec.kind != CTL_BACKUP_END) {
+		if (ctl_mailbox_stopping(&ctl->mb)) {
+			r = -ECANCELED;
 			break;
-		if (get(&in, id.bytes, DURO_ID_BYTES))
-			break;
-		if (!cur || memcmp(cur->id.bytes, id.bytes, DURO_ID_BYTES)) {
+		}
+		if ((rec.kind == CTL_BACKUP_NAME || rec.kind == CTL_BACKUP_KEY) && rec.new_object) {
 			if (cur)
-				flush_object(ctl, inflight, &ninflight, cur, &done, &existing, &failed);
-			cur = import_cmd((unsigned)ns, &id);
-			if (!cur) {
-				failed++;
+				flush_object(&run, cur);
+			if (!(cur = import_cmd((unsigned)ns, rec.id))) {
+				r = -ENOMEM;
 				break;
 			}
 		}
-		struct import_obj *o = cur->payload;
-		if (type == 'N') {
-			get(&in, &o->name_len, 2);
-			if (o->name_len > sizeof(o->name) || get(&in, o->name, o->name_len))
+		if (rec.kind == CTL_BACKUP_NAME) {
+			struct import_obj *o = cur->payload;
+			memcpy(o->name, rec.data, rec.len);
+			o->name_len = (uint16_t)rec.len;
+		} else if (rec.kind == CTL_BACKUP_KEY) {
+			if ((r = import_key(cur, &rec)) < 0)
 				break;
-		} else {
-			uint32_t kl, vl;
-			get(&in, &kl, 4);
-			get(&in, &vl, 4);
-			if (import_entry(cur, &in, kl, vl) < 0) {
-				failed++;
-				break;
-			}
+		} else if (rec.kind == CTL_BACKUP_VALUE) {
+			import_value(cur, &rec);
 		}
 	}
-	if (cur)
-		flush_object(ctl, inflight, &ninflight, cur, &done, &existing, &failed);
-	flush_object(ctl, inflight, &ninflight, NULL, &done, &existing, &failed);
-	fclose(in.f);
+	if (r == 1 && cur) {
+		flush_object(&run, cur);
+	} else if (cur) {
+		/* The file changed since the first pass, memory ran out, or durod is stopping:
+		 * this object is not imported. */
+		run.failed++;
+		ctl_cmd_free(cur);
+	}
+	flush_object(&run, NULL);
+	reader_close(&rd);
+	if (r < 0 && r != -ECANCELED)
+		log_warn("control: import from %s stopped: %s", path,
+			 r == -EBADMSG ? rd.p.error : strerror(-r));
 	log_info("control: imported %llu objects of class %s from %s (%llu already present, %llu failed)",
-		 (unsigned long long)done, h.class_name, path, (unsigned long long)existing,
-		 (unsigned long long)failed);
-	return json_pack("{s:b, s:s, s:I, s:I, s:I, s:I}", "ok", failed == 0, "class", h.class_name,
-			 "objects", (json_int_t)done, "keys", (json_int_t)keys, "already_present",
-			 (json_int_t)existing, "failed", (json_int_t)failed);
+		 (unsigned long long)run.done, class_name, path, (unsigned long long)run.existing,
+		 (unsigned long long)run.failed);
+	json_t *reply = json_pack("{s:b, s:s, s:I, s:I, s:I, s:I}", "ok", run.failed == 0 && r >= 0,
+				  "class", class_name, "objects", (json_int_t)run.done, "keys",
+				  (json_int_t)keys, "already_present", (json_int_t)run.existing, "failed",
+				  (json_int_t)run.failed);
+	if (r < 0 && reply)
+		json_object_set_new(reply, "error",
+				    json_string(r == -ECANCELED ? "durod is stopping: import cut short"
+								: "the file changed while it was imported, or memory ran out"));
+	return reply;
 }

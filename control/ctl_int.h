@@ -1,5 +1,5 @@
-/* Shared by the control plane's files: snapshots, the JSON and text views of them, and the
- * commands that run on a core on the control thread's behalf. */
+/* Shared by the control plane's files: snapshots and their JSON and text views, the
+ * commands, how requests name classes and objects, replies, backups, the worker threads. */
 #ifndef DURO_CONTROL_CTL_INT_H
 #define DURO_CONTROL_CTL_INT_H
 
@@ -9,6 +9,8 @@
 #include "timer.h"
 
 #include <jansson.h>
+
+/* ---- snapshots (ctl_stats.c) ---- */
 
 /* Copies the snapshot of `core`. Returns 0, -EAGAIN (never published) or -EBUSY. */
 int ctl_read_snapshot(struct ctl *ctl, unsigned core, struct ctl_snapshot *out);
@@ -22,40 +24,59 @@ json_t *ctl_status_json(struct ctl *ctl);
 /* Prometheus text; the caller frees it. */
 char *ctl_prometheus(struct ctl *ctl, size_t *len);
 
-/* A command the control thread leaves in a core's mailbox. */
-enum ctl_cmd_state { CMD_PENDING, CMD_DONE, CMD_ABANDONED };
-struct ctl_cmd {
-	_Atomic int state;
-	/* Runs on the core: returns 1 when finished, 0 when ctl_cmd_finish comes later. */
-	int (*fn)(struct core *c, struct ctl_cmd *cmd);
-	unsigned ns;
-	struct duro_id id;
-	int result;
-	struct obj_info info;
-	void *payload; /* freed with the command by payload_free */
-	void (*payload_free)(void *payload);
-};
+/* ---- commands (ctl_requests.c) ---- */
 
-/* On the core: the command is finished (frees it if the control thread gave up). */
-void ctl_cmd_finish(struct ctl_cmd *cmd);
-void ctl_cmd_free(struct ctl_cmd *cmd);
-/* Posts cmd to a core; then ctl_wait. Returns 0 or -EAGAIN (mailbox full; cmd not freed). */
-int ctl_post_to_core(struct ctl *ctl, unsigned core, struct ctl_cmd *cmd);
-/* Waits for a posted command: 0, or -ETIMEDOUT (it then belongs to the core). */
-int ctl_wait(struct ctl *ctl, struct ctl_cmd *cmd);
-/* Both: returns 0 (cmd->result holds the outcome) or a negative errno; on -EAGAIN the
- * command is freed, on -ETIMEDOUT the core frees it. */
-int ctl_run_on_core(struct ctl *ctl, unsigned core, struct ctl_cmd *cmd);
-/* Core side of the backup barrier: result 1 when the core's storage is settled. */
-int ctl_do_settled(struct core *c, struct ctl_cmd *cmd);
+/* Where a request runs: on the control thread (answers from memory), on a worker (waits on
+ * cores or storage), or on a worker as the one backup allowed at a time. */
+enum ctl_request_kind { CTL_REQ_INLINE, CTL_REQ_WORKER, CTL_REQ_BACKUP };
+enum ctl_request_kind ctl_request_kind(json_t *req);
+/* Runs one request (a JSON object; borrowed) and returns its reply (a new reference, or
+ * NULL when out of memory), on the thread ctl_request_kind says. */
+json_t *ctl_request(struct ctl *ctl, json_t *req);
+/* Reloads the TLS certificates: the reply. */
+json_t *ctl_tls_reload(struct ctl *ctl);
 
-json_t *ctl_error_reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* ---- naming (ctl_names.c) ---- */
+
 /* A namespace by class or binding name, or -1. */
 int ctl_class_ns(const char *name);
+/* The object a request names: "id" (64 hex digits), or "binding" and "name". Returns 0,
+ * or a negative errno with the reply for it in *err (a new reference). */
+int ctl_object_of(json_t *req, unsigned *ns, struct duro_id *id, json_t **err);
 
-/* Backups (ctl_backup.c): replies for the export and import commands. */
+/* ---- replies (ctl_reply.c) ---- */
+
+json_t *ctl_error_reply(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Bytes as a JSON-safe string: printable ASCII as is, anything else as \xNN. */
+json_t *ctl_bytes_json(const char *p, size_t n);
+
+/* ---- backups (ctl_backup.c), on a worker ---- */
+
 json_t *ctl_export(struct ctl *ctl, const char *cls, const char *path);
 json_t *ctl_import(struct ctl *ctl, const char *path);
+
+/* ---- worker threads (ctl_jobs.c) ---- */
+
+/* A request handed to a worker and its reply, handed back to the control thread. */
+struct ctl_job {
+	struct ctl_job *next;
+	uint64_t client;       /* the control thread's name for the asking client */
+	enum ctl_request_kind kind;
+	json_t *req, *reply;   /* owned by the job */
+};
+
+/* Starts the workers. Returns 0 or a negative errno. */
+int ctl_jobs_start(struct ctl *ctl);
+/* Queues a request (the job takes the reference to req). Returns 0; -EBUSY when it is a
+ * backup and one is already queued or running (req released); -ENOMEM. */
+int ctl_jobs_submit(struct ctl *ctl, uint64_t client, enum ctl_request_kind kind, json_t *req);
+/* On the control thread, after wake_fd: a finished job (the caller frees it with
+ * ctl_job_free), or NULL. */
+struct ctl_job *ctl_jobs_done(struct ctl *ctl);
+void ctl_job_free(struct ctl_job *job);
+/* Tells the workers to stop (commands waiting on cores give up), joins them, and frees
+ * every job left. */
+void ctl_jobs_stop(struct ctl *ctl);
 
 /* The dashboard page (dashboard.html, embedded at build time). */
 extern const char ctl_dashboard_html[];

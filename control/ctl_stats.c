@@ -178,10 +178,19 @@ json_t *ctl_status_json(struct ctl *ctl)
 	json_t *listeners = json_array();
 	for (unsigned i = 0; i < cfg->net.nlisten; i++)
 		json_array_append_new(listeners, json_string(cfg->net.listen[i].text));
-	json_t *control = json_pack("{s:I, s:I, s:I}", "requests",
-				    (json_int_t)atomic_load(&ctl->requests), "bad_requests",
-				    (json_int_t)atomic_load(&ctl->errors), "refused_peers",
-				    (json_int_t)atomic_load(&ctl->refused));
+	const struct ctl_counters *k = &ctl->ctr;
+	json_t *control = json_pack(
+		"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		"requests", (json_int_t)atomic_load(&k->requests),
+		"bad_requests", (json_int_t)atomic_load(&k->errors),
+		"refused_peers", (json_int_t)atomic_load(&k->refused_peer),
+		"refused_limit", (json_int_t)atomic_load(&k->refused_limit),
+		"dropped_slow", (json_int_t)atomic_load(&k->dropped_slow),
+		"timed_out", (json_int_t)atomic_load(&k->timed_out),
+		"metrics_requests", (json_int_t)atomic_load(&k->metrics_requests),
+		"metrics_bad_requests", (json_int_t)atomic_load(&k->metrics_bad),
+		"metrics_refused", (json_int_t)atomic_load(&k->metrics_refused),
+		"metrics_timeouts", (json_int_t)atomic_load(&k->metrics_timeouts));
 	return json_pack("{s:b, s:s, s:I, s:I, s:I, s:s, s:i, s:o, s:s, s:s, s:s, s:o}", "ok", 1,
 			 "version", ctl->version, "pid", (json_int_t)getpid(),
 			 "started_at_ms", (json_int_t)ctl->started_wall_ms, "uptime_ms",
@@ -307,6 +316,28 @@ char *ctl_prometheus(struct ctl *ctl, size_t *len)
 				fprintf(f, "duro_stack_%s%s{core=\"%u\"} %llu\n", name, gauge ? "" : "_total",
 					i, (unsigned long long)snaps[i].more[k]);
 	}
+	const struct ctl_counters *kc = &ctl->ctr;
+	fprintf(f, "# HELP duro_control_requests_total Control socket request lines read.\n"
+		   "# TYPE duro_control_requests_total counter\nduro_control_requests_total %llu\n",
+		(unsigned long long)atomic_load(&kc->requests));
+	fprintf(f, "# HELP duro_control_clients_refused_total Control clients refused.\n"
+		   "# TYPE duro_control_clients_refused_total counter\n"
+		   "duro_control_clients_refused_total{reason=\"peer\"} %llu\n"
+		   "duro_control_clients_refused_total{reason=\"limit\"} %llu\n",
+		(unsigned long long)atomic_load(&kc->refused_peer),
+		(unsigned long long)atomic_load(&kc->refused_limit));
+	fprintf(f, "# HELP duro_control_clients_dropped_total Control clients disconnected by a limit.\n"
+		   "# TYPE duro_control_clients_dropped_total counter\n"
+		   "duro_control_clients_dropped_total{reason=\"slow\"} %llu\n"
+		   "duro_control_clients_dropped_total{reason=\"timeout\"} %llu\n",
+		(unsigned long long)atomic_load(&kc->dropped_slow),
+		(unsigned long long)atomic_load(&kc->timed_out));
+	fprintf(f, "# HELP duro_metrics_requests_total Requests to this listener.\n"
+		   "# TYPE duro_metrics_requests_total counter\nduro_metrics_requests_total %llu\n"
+		   "# HELP duro_metrics_refused_total Connections to this listener refused at its cap.\n"
+		   "# TYPE duro_metrics_refused_total counter\nduro_metrics_refused_total %llu\n",
+		(unsigned long long)atomic_load(&kc->metrics_requests),
+		(unsigned long long)atomic_load(&kc->metrics_refused));
 	fprintf(f, "# HELP duro_request_duration_seconds Time from a request's first byte to its response.\n"
 		   "# TYPE duro_request_duration_seconds histogram\n");
 	for (unsigned i = 0; i < n; i++) {

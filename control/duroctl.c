@@ -39,14 +39,16 @@ static void usage(FILE *f)
 		"  tls-reload                   load the TLS certificates again (like SIGHUP)\n"
 		"  objects [--class C] [--after ID] [--limit N]\n"
 		"                               stored objects, with names where known\n"
-		"  object ID                    owner core, in memory or not, size, keys, alarms, sockets\n"
-		"  object ID keys [--prefix P] [--after K] [--limit N]\n"
-		"  evict ID                     unload an object now (its sockets stay open)\n"
-		"  delete ID --yes              delete all of an object's storage, alarms and name\n"
+		"  object OBJ                   owner core, in memory or not, size, keys, alarms, sockets\n"
+		"  object OBJ keys [--prefix P] [--after K] [--limit N]\n"
+		"  evict OBJ                    unload an object now (its sockets stay open)\n"
+		"  delete OBJ --yes             delete all of an object's storage, alarms and name\n"
 		"  export --class C FILE        a consistent backup of class C's objects (durod writes FILE)\n"
 		"  import FILE                  restore an export (into a box where the class is empty,\n"
 		"                               or one made by the same box)\n"
 		"\n"
+		"OBJ is an object's ID (64 hex digits) or BINDING NAME: idFromName(NAME) in that\n"
+		"binding, as a route with \"id\": \"name\" computes it (duroctl object COUNTER hello).\n"
 		"The socket defaults to ./duro-data/control.sock (durod's default data_dir).\n"
 		"Exit status: 0 done, 1 the command failed, 2 usage, 3 durod unreachable.\n");
 }
@@ -220,6 +222,36 @@ static int top(long iterations)
 	return 0;
 }
 
+/* The object an object, evict or delete command names: one word is an ID; two or more
+ * are BINDING NAME, unless the first has 64 characters (no binding name is that long, so
+ * it is an ID). `object` may end with the word `keys`. Returns 0 or -1 (usage printed). */
+static int name_object(json_t *req, const char *cmd, int n, char **words)
+{
+	int by_id = n == 1 || (n >= 1 && strlen(words[0]) == 64);
+	int used = by_id ? 1 : 2;
+	if (n >= used + 1 && !strcmp(cmd, "object") && !strcmp(words[used], "keys")) {
+		json_object_set_new(req, "keys", json_true());
+		used++;
+	}
+	if (n < 1 || n != used || (!by_id && n < 2)) {
+		fprintf(stderr, "duroctl %s: want an object ID (64 hex digits) or BINDING NAME%s\n", cmd,
+			!strcmp(cmd, "object") ? ", then optionally keys" : "");
+		return -1;
+	}
+	if (by_id) {
+		json_object_set_new(req, "id", json_string(words[0]));
+		return 0;
+	}
+	json_t *name = json_string(words[1]);
+	if (!name) {
+		fprintf(stderr, "duroctl %s: the name is not valid UTF-8\n", cmd);
+		return -1;
+	}
+	json_object_set_new(req, "binding", json_string(words[0]));
+	json_object_set_new(req, "name", name);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -252,7 +284,6 @@ int main(int argc, char **argv)
 	}
 	const char *cmd = argv[optind];
 	const char *arg1 = optind + 1 < argc ? argv[optind + 1] : NULL;
-	const char *arg2 = optind + 2 < argc ? argv[optind + 2] : NULL;
 	json_t *req = json_pack("{s:s}", "cmd", cmd);
 	if (!strcmp(cmd, "log-level") && arg1) {
 		json_object_set_new(req, "level", json_string(arg1));
@@ -285,12 +316,10 @@ int main(int argc, char **argv)
 		if (cls)
 			json_object_set_new(req, "class", json_string(cls));
 	} else if (!strcmp(cmd, "object") || !strcmp(cmd, "evict") || !strcmp(cmd, "delete")) {
-		if (!arg1) {
-			fprintf(stderr, "duroctl %s: want an object ID (64 hex digits)\n", cmd);
+		if (name_object(req, cmd, argc - optind - 1, argv + optind + 1) < 0) {
 			json_decref(req);
 			return EXIT_USAGE;
 		}
-		json_object_set_new(req, "id", json_string(arg1));
 		if (!strcmp(cmd, "delete")) {
 			if (!yes) {
 				fprintf(stderr, "duroctl delete: this removes all of the object's storage, alarms and name for good; add --yes\n");
@@ -299,8 +328,7 @@ int main(int argc, char **argv)
 			}
 			json_object_set_new(req, "confirm", json_true());
 		}
-		if (arg2 && !strcmp(arg2, "keys")) {
-			json_object_set_new(req, "keys", json_true());
+		if (json_is_true(json_object_get(req, "keys"))) {
 			if (prefix)
 				json_object_set_new(req, "prefix", json_string(prefix));
 			if (after)

@@ -81,7 +81,7 @@ else
 fi
 
 note "== fuzz (${FUZZ_SECONDS}s per target, libFuzzer with ASan+UBSan)"
-for target in http config ws stack; do
+for target in http config ws stack backup metrics; do
   bin=build-fuzz/tests/fuzz/fuzz_$target
   work="$out/corpus-$target"; mkdir -p "$work"
   cp tests/fuzz/corpus/$target/* "$work/"

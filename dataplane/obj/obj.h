@@ -48,6 +48,10 @@ struct store *obj_runtime_store(void);
 /* Parses 64 hex digits and finds the namespace that minted the ID. Returns 0, -EINVAL
  * (malformed) or -ENOENT (no namespace of this config). */
 int obj_parse_id(const char *hex, size_t len, unsigned *ns, struct duro_id *id);
+/* idFromName(name) in the namespace of `binding` (what a "name" route computes). Returns 0,
+ * -ENOENT (no binding of that name) or -EINVAL (a name empty or over DURO_MAX_NAME). */
+int obj_id_from_name(const char *binding, const char *name, size_t len, unsigned *ns,
+		     struct duro_id *id);
 /* The core that owns an object (any thread). */
 unsigned obj_owner(const struct duro_id *id);
 

@@ -101,7 +101,8 @@ int obj_runtime_init(const struct obj_config *cfg, unsigned ncores)
 }
 
 /* Keys an import adopted: kept until the runtime ends, since a core may be deriving an
- * ID with the keys they replaced. Only the control thread adds to the list. */
+ * ID with the keys they replaced. Only the control plane adds to the list, one import at a
+ * time. */
 struct adopted_keys {
 	struct adopted_keys *next;
 	uint8_t keys[32];
@@ -639,6 +640,18 @@ int obj_parse_id(const char *hex, size_t len, unsigned *ns, struct duro_id *id)
 		if (r == -EINVAL)
 			return r;
 	}
+	return r;
+}
+
+int obj_id_from_name(const char *binding, const char *name, size_t len, unsigned *ns,
+		     struct duro_id *id)
+{
+	const struct duro_namespace *n = duro_namespace(binding);
+	if (!n)
+		return -ENOENT;
+	int r = duro_id_from_name(n, name, len, id);
+	if (r == 0)
+		*ns = n->index;
 	return r;
 }
 

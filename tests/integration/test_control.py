@@ -334,3 +334,225 @@ def test_import_refusals(durod_factory, tmp_path):
     assert out.returncode == 1
     out = ctl(d, "import", str(tmp_path / "missing.dx"), check=False)
     assert out.returncode == 1 and "No such file" in out.stderr
+
+
+# ---- a control plane that no one client can stall (issue 14) ----
+
+def ctl_sock(d):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(os.path.join(d.data_dir, "control.sock"))
+    return s
+
+
+def read_line(s):
+    data = b""
+    while not data.endswith(b"\n"):
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    return data
+
+
+def status_of(d):
+    return json.loads(raw(d, b'{"cmd":"status"}\n'))["control"]
+
+
+def wait_for(cond, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.05)
+    return cond()
+
+
+def test_control_client_limit_is_exact(durod):
+    # 32 clients, each answered (so each is surely accepted), then 8 more: all refused
+    held = []
+    for _ in range(32):
+        s = ctl_sock(durod)
+        s.sendall(b'{"cmd":"status"}\n')
+        assert json.loads(read_line(s))["ok"]
+        held.append(s)
+    for _ in range(8):
+        s = ctl_sock(durod)
+        line = read_line(s)
+        assert b"too many control clients" in line, line
+        assert s.recv(100) == b""  # and closed
+        s.close()
+    out = ctl(durod, "status", check=False)
+    assert out.returncode == 1 and "too many control clients" in out.stderr, out.stderr
+    held.pop().close()
+    assert wait_for(lambda: ctl(durod, "status", check=False).returncode == 0)
+    for s in held:
+        s.close()
+    assert ctl_json(durod, "status")["control"]["refused_limit"] >= 9
+
+
+def test_flooding_client_stalls_no_one_and_not_shutdown(durod_factory):
+    d = durod_factory()
+    flood = ctl_sock(d)
+    flood.sendall(b'{"cmd":"config"}\n' * 2000)  # and never reads
+    # another operator's command is answered at once
+    out = subprocess.run([DUROCTL, "--socket", os.path.join(d.data_dir, "control.sock"), "status"],
+                         capture_output=True, text=True, timeout=5)
+    assert out.returncode == 0, out.stderr
+    # the flooder is dropped once its unread replies pass the cap, and counted
+    assert wait_for(lambda: status_of(d)["dropped_slow"] >= 1)
+    flood.close()
+    # a second one that is still connected, not reading, when SIGTERM comes
+    flood2 = ctl_sock(d)
+    flood2.sendall(b'{"cmd":"config"}\n' * 200)
+    pending = ctl_sock(d)
+    pending.sendall(b'{"cmd":"sta')  # and a half-sent request
+    t0 = time.time()
+    rc = d.stop(timeout=10)
+    assert rc == 0
+    assert time.time() - t0 < 8  # the shutdown budget (5 s) and some margin
+    flood2.close()
+    pending.close()
+
+
+def test_control_request_and_idle_deadlines(durod):
+    s = ctl_sock(durod)
+    s.sendall(b'{"cmd":"stat')  # never finished
+    s.settimeout(20)
+    line = read_line(s)
+    assert b"not complete within" in line, line
+    assert s.recv(100) == b""
+    s.close()
+    assert status_of(durod)["timed_out"] >= 1
+
+
+def metrics_durod(durod_factory):
+    port = free_port()
+    return durod_factory(config={"control": {"metrics": "127.0.0.1:%d" % port}}), port
+
+
+def http_raw(port, data, timeout=10):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(data)
+    got = b""
+    while True:
+        try:
+            b = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not b:
+            break
+        got += b
+    s.close()
+    return got
+
+
+def test_slow_metrics_clients_do_not_block_duroctl(durod_factory):
+    d, port = metrics_durod(durod_factory)
+    slow = []
+    for _ in range(6):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # the head never ends
+        slow.append(s)
+    for _ in range(3):
+        out = subprocess.run([DUROCTL, "--socket", os.path.join(d.data_dir, "control.sock"), "status"],
+                             capture_output=True, text=True, timeout=3)
+        assert out.returncode == 0, out.stderr
+    assert requests.get("http://127.0.0.1:%d/metrics" % port, timeout=3).status_code == 200
+    # each slow one gets 408 once its deadline passes
+    for s in slow:
+        s.settimeout(15)
+        assert s.recv(100).startswith(b"HTTP/1.1 408 "), "no 408"
+        s.close()
+
+
+def test_metrics_listener_requests(durod_factory):
+    d, port = metrics_durod(durod_factory)
+    base = "http://127.0.0.1:%d" % port
+    r = requests.head(base + "/metrics", timeout=5)
+    assert r.status_code == 200 and r.text == "" and int(r.headers["content-length"]) > 100
+    assert requests.get(base + "/metrics?x=1", timeout=5).status_code == 200
+    r = requests.post(base + "/metrics", data="x", timeout=5)
+    assert r.status_code == 405 and "GET" in r.headers["allow"]
+    assert http_raw(port, b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+    assert http_raw(port, b"GET /metrics HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 400 ")  # no Host
+    assert http_raw(port, b"GET /metrics HTTP/2.0\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 505 ")
+    big = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 20000 + b"\r\n\r\n"
+    assert http_raw(port, big).startswith(b"HTTP/1.1 431 ")
+    assert http_raw(port, b"GET /nope HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 404 ")
+    got = http_raw(port, b"GET /api/stats HTTP/1.0\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 200 ") and b'"total"' in got
+    # the listener's own connection cap: beyond it, 503 at once
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(16)]
+    assert wait_for(lambda: http_raw(port, b"GET /metrics HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 503 "))
+    for s in held:
+        s.close()
+    assert wait_for(lambda: requests.get(base + "/metrics", timeout=5).status_code == 200)
+    st = status_of(d)
+    assert st["metrics_refused"] >= 1 and st["metrics_bad_requests"] >= 4
+
+
+def test_objects_by_binding_and_name(durod):
+    requests.put(durod.url + "/kv/my shelf/k/apples", data="12")
+    requests.put(durod.url + "/kv/my shelf/k/pears", data="7")
+    requests.post(durod.url + "/counter/visits")
+    by_hex = {o.get("name"): o["id"] for o in ctl_json(durod, "objects")["objects"]}
+    shelf = by_hex["my shelf"]
+    info = ctl_json(durod, "object", "KV", "my shelf")
+    assert info["id"] == shelf and info["keys"] == 2 and info["binding"] == "KV"
+    assert "name: my shelf" in ctl(durod, "object", "KV", "my shelf").stdout
+    assert ctl_json(durod, "object", "COUNTER", "visits")["id"] == by_hex["visits"]
+    keys = ctl_json(durod, "object", "KV", "my shelf", "keys")["keys"]
+    assert [k["key"] for k in keys] == ["apples", "pears"]
+    keys = ctl_json(durod, "object", "KV", "my shelf", "keys", "--prefix", "pe")["keys"]
+    assert [k["key"] for k in keys] == ["pears"]
+    # the ID form still works, "keys" included
+    assert ctl_json(durod, "object", shelf, "keys")["keys"][0]["key"] == "apples"
+    # an object that was never used has a name but no storage
+    fresh = ctl_json(durod, "object", "KV", "never used")
+    assert fresh["keys"] == 0 and not fresh["in_memory"]
+    # evict and delete by name
+    assert ctl_json(durod, "object", "KV", "my shelf")["in_memory"]
+    assert ctl_json(durod, "evict", "KV", "my shelf")["evicted"]
+    assert not ctl_json(durod, "object", "KV", "my shelf")["in_memory"]
+    assert ctl(durod, "delete", "KV", "my shelf", check=False).returncode == 2
+    assert ctl_json(durod, "delete", "KV", "my shelf", "--yes")["deleted"]
+    assert requests.get(durod.url + "/kv/my shelf/k/apples").status_code == 404
+    # an unknown binding is named, with the ones there are
+    out = ctl(durod, "object", "NOPE", "x", check=False)
+    assert out.returncode == 1 and 'no binding "NOPE"' in out.stderr and "KV" in out.stderr
+    out = ctl(durod, "evict", "NOPE", "x", check=False)
+    assert out.returncode == 1 and 'no binding "NOPE"' in out.stderr
+    out = ctl(durod, "delete", "NOPE", "x", "--yes", check=False)
+    assert out.returncode == 1 and 'no binding "NOPE"' in out.stderr
+    # a name over 256 bytes is refused
+    out = ctl(durod, "object", "KV", "n" * 257, check=False)
+    assert out.returncode == 1 and "256" in out.stderr
+    # too many words is a usage error
+    assert ctl(durod, "evict", "KV", "a", "b", check=False).returncode == 2
+    # the same over the socket
+    r = json.loads(raw(durod, b'{"cmd":"object","binding":"COUNTER","name":"visits"}\n'))
+    assert r["ok"] and r["id"] == by_hex["visits"]
+    r = json.loads(raw(durod, b'{"cmd":"object","binding":"COUNTER"}\n'))
+    assert not r["ok"] and "name" in r["error"]
+
+
+def test_sigterm_during_import(durod_factory, tmp_path):
+    a = durod_factory()
+    s = requests.Session()
+    for i in range(400):
+        assert s.put(a.url + "/kv/many%d/k/v" % i, data="x" * 100).ok
+    path = str(tmp_path / "many.dx")
+    assert ctl_json(a, "export", "--class", "KV", path)["objects"] == 400
+    b = durod_factory()
+    imp = subprocess.Popen([DUROCTL, "--socket", os.path.join(b.data_dir, "control.sock"), "import", path],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGTERM once objects are arriving: the import is cut short between objects, the
+    # events already on the cores finish during the drain, and nothing is left behind
+    assert wait_for(lambda: ctl_json(b, "objects", "--class", "KV", "--limit", "1")["objects"])
+    assert b.stop(timeout=10) == 0
+    out, err = imp.communicate(timeout=10)
+    assert imp.returncode == 0 or "stopping" in err, (out, err)
+    log = b.logtext()
+    assert "Sanitizer" not in log, log

@@ -1,0 +1,54 @@
+/* libFuzzer target: untrusted bytes into the metrics listener's request handling
+ * (control/ctl_http.c over http_parse_request), fed as they would arrive, in pieces whose
+ * size the input's first byte chooses; then the response head for what was decided. */
+#include "ctl_http.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 1)
+		return 0;
+	size_t step = (size_t)(data[0] % 64) + 1;
+	data++;
+	size--;
+	if (size > CTL_HTTP_MAX_HEAD)
+		size = CTL_HTTP_MAX_HEAD; /* the listener's buffer holds no more */
+	char *buf = malloc(size ? size : 1);
+	memcpy(buf, data, size);
+	struct ctl_http_route rt = { 0 };
+	int decided = 0;
+	for (size_t have = step < size ? step : size;; have += step) {
+		if (have > size)
+			have = size;
+		decided = ctl_http_route(buf, have, &rt);
+		if (decided || have == size)
+			break;
+	}
+	if (decided) {
+		switch (rt.status) {
+		case 200:
+			if (rt.page == CTL_PAGE_NONE)
+				abort();
+			break;
+		case 400: case 404: case 405: case 417: case 431: case 501: case 505:
+			if (rt.page != CTL_PAGE_NONE)
+				abort();
+			break;
+		default:
+			abort(); /* a status the listener does not mean to answer */
+		}
+		char head[512];
+		int n = ctl_http_head(head, sizeof(head), rt.status, "text/plain", size);
+		if (n <= 4 || memcmp(head + n - 4, "\r\n\r\n", 4) != 0)
+			abort();
+	} else if (size >= CTL_HTTP_MAX_HEAD) {
+		abort(); /* a full buffer must be decided (431 at worst) */
+	}
+	free(buf);
+	return 0;
+}

@@ -13,20 +13,24 @@
 # /dev/hugepages afterwards), as a NIC deployment would.
 set -euo pipefail
 
+# Names can be changed (all four), so two topologies can exist side by side: each run's
+# tests read the same variables (tests/integration/conftest.py, test_dpdk.py).
 NS=${DURO_NETNS:-duro-client}
+HOST_NS=${DURO_NETNS_HOST:-duro-host}
 HOST_IF=${DURO_NETNS_HOST_IF:-duro-dpdk0}
 PEER_IF=${DURO_NETNS_PEER_IF:-duro-dpdk1}
-SERVER_IP=10.77.0.1
-CLIENT_IP=10.77.0.2
+SUBNET=${DURO_NETNS_SUBNET:-10.77.0}  # a /24, first three octets
+SERVER_IP=$SUBNET.1
+CLIENT_IP=$SUBNET.2
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 up() {
 	# A name for this (durod's) namespace too, so tests running in the client namespace
 	# can start durod back here: ip netns exec duro-host durod ...
-	if [ ! -e /run/netns/duro-host ]; then
+	if [ ! -e "/run/netns/$HOST_NS" ]; then
 		mkdir -p /run/netns
-		touch /run/netns/duro-host
-		mount --bind /proc/$$/ns/net /run/netns/duro-host
+		touch "/run/netns/$HOST_NS"
+		mount --bind /proc/$$/ns/net "/run/netns/$HOST_NS"
 	fi
 	if ! ip netns list | grep -qw "$NS"; then
 		ip netns add "$NS"
@@ -51,9 +55,9 @@ up() {
 down() {
 	ip link del "$HOST_IF" 2>/dev/null || true
 	ip netns del "$NS" 2>/dev/null || true
-	if [ -e /run/netns/duro-host ]; then
-		umount /run/netns/duro-host 2>/dev/null || true
-		rm -f /run/netns/duro-host
+	if [ -e "/run/netns/$HOST_NS" ]; then
+		umount "/run/netns/$HOST_NS" 2>/dev/null || true
+		rm -f "/run/netns/$HOST_NS"
 	fi
 }
 

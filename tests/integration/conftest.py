@@ -14,15 +14,17 @@ DUROD = os.environ.get("DUROD", os.path.join(ROOT, "build", "control", "durod"))
 # duro-host, where the script left the original network), and the tests, run inside the
 # client namespace, reach it at its own address on 10.77.0.0/24.
 BACKEND = os.environ.get("DURO_TEST_BACKEND", "uring")
-DPDK_HOST_NS = "duro-host"
-DPDK_IFACE = "duro-dpdk0"
+DPDK_HOST_NS = os.environ.get("DURO_NETNS_HOST", "duro-host")
+DPDK_IFACE = os.environ.get("DURO_NETNS_HOST_IF", "duro-dpdk0")
+DPDK_SUBNET = os.environ.get("DURO_NETNS_SUBNET", "10.77.0")  # scripts/netns-dpdk.sh's /24
+DPDK_CLIENT = DPDK_SUBNET + ".2"
 _dpdk_next = [0]
 
 
 def dpdk_address():
     """A fresh address per durod: two on the same veth then never answer for each other."""
     _dpdk_next[0] += 1
-    return "10.77.0.%d" % (10 + (os.getpid() + _dpdk_next[0]) % 200)
+    return "%s.%d" % (DPDK_SUBNET, 10 + (os.getpid() + _dpdk_next[0]) % 200)
 
 
 def free_port():

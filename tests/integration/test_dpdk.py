@@ -16,10 +16,11 @@ import requests
 import websockets
 
 import conftest
+from conftest import DPDK_CLIENT, DPDK_SUBNET
 
 ROOT = conftest.ROOT
 DUROCTL = os.path.join(os.path.dirname(conftest.DUROD), "duroctl")
-IFACE = "duro-dpdk1"  # the client's end, in this namespace
+IFACE = os.environ.get("DURO_NETNS_PEER_IF", "duro-dpdk1")  # the client's end, in this namespace
 
 pytestmark = pytest.mark.skipif(
     conftest.BACKEND != "dpdk",
@@ -149,13 +150,13 @@ def impaired():
     """Random loss both ways and egress duplication on the client's side (no netem here)."""
     nft("""
 table inet duro_loss {
-  chain out { type filter hook output priority 0; ip daddr 10.77.0.0/24 numgen random mod 100 < 4 drop; }
-  chain in { type filter hook input priority 0; ip saddr 10.77.0.0/24 numgen random mod 100 < 4 drop; }
+  chain out { type filter hook output priority 0; ip daddr %s.0/24 numgen random mod 100 < 4 drop; }
+  chain in { type filter hook input priority 0; ip saddr %s.0/24 numgen random mod 100 < 4 drop; }
 }
 table netdev duro_dup {
   chain egress { type filter hook egress device "%s" priority 0; numgen random mod 100 < 5 dup to "%s"; }
 }
-""" % (IFACE, IFACE))
+""" % (DPDK_SUBNET, DPDK_SUBNET, IFACE, IFACE))
     yield
     subprocess.run(["nft", "delete", "table", "inet", "duro_loss"])
     subprocess.run(["nft", "delete", "table", "netdev", "duro_dup"])
@@ -238,8 +239,8 @@ def test_keepalive_probe_answered(dd):
 
 PCAP_MAC = "02:00:00:77:00:01"
 PEER_MAC = "02:00:00:77:00:02"
-SERVER = "10.77.0.1"
-PEER = "10.77.0.2"
+SERVER = DPDK_SUBNET + ".1"
+PEER = DPDK_CLIENT
 
 
 def crafted(port):
@@ -266,7 +267,7 @@ def crafted(port):
     add(eth / IP(src=PEER, dst=SERVER, chksum=0x1234) / ICMP(), "drop_ip_bad_checksum")
     add(eth / IP(src=PEER, dst=SERVER, flags="MF") / ICMP(), "drop_ip_fragment")
     add(eth / IP(src=PEER, dst=SERVER, frag=100) / ICMP(), "drop_ip_fragment")
-    add(eth / IP(src=PEER, dst="10.77.0.9") / ICMP(), "drop_ip_other_host")
+    add(eth / IP(src=PEER, dst=DPDK_SUBNET + ".9") / ICMP(), "drop_ip_other_host")
     add(eth / IP(src="255.255.255.255", dst=SERVER) / ICMP(), "drop_ip_bad_header")
     add(eth / IP(src=PEER, dst=SERVER, proto=17) / Raw(b"\0" * 8), "drop_ip_protocol")
     add(eth / IP(src=PEER, dst=SERVER) / ICMP(chksum=0x1111), "drop_icmp_bad")

@@ -13,6 +13,7 @@ import requests
 import websockets
 
 import wsconformance as wc
+from conftest import DPDK_CLIENT
 
 NODE_ENV = dict(os.environ, NODE_PATH="/usr/share/nodejs")
 
@@ -362,7 +363,7 @@ def test_32768_sockets_on_one_object(durod_factory):
     d = durod_factory(config={"limits": {"max_connections_per_core": 20000}})
     per, nproc = 8192, 4
     # Over the dpdk backend the clients live in the test namespace with one address.
-    src = ["127.0.0.%d" % (20 + i) if d.host == "127.0.0.1" else "10.77.0.2" for i in range(nproc)]
+    src = ["127.0.0.%d" % (20 + i) if d.host == "127.0.0.1" else DPDK_CLIENT for i in range(nproc)]
     env = dict(os.environ, WSFLOOD_HOST=d.host)
     procs = [subprocess.Popen(["/usr/bin/python3", FLOOD, str(d.port), "/room/big", str(per),
                                src[i], "hello-all"], env=env,

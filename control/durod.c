@@ -404,6 +404,10 @@ int main(int argc, char **argv)
 
 	struct duro_config *cfg = &d.cfg;
 	char err[512];
+	if (obj_registry_check(err, sizeof(err)) < 0) {
+		fprintf(stderr, "durod: %s\n", err);
+		return EXIT_CONFIG;
+	}
 	config_defaults(cfg);
 	if (config_path && config_load(cfg, config_path, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
@@ -544,6 +548,7 @@ int main(int argc, char **argv)
 		rte_eal_cleanup();
 		return 1;
 	}
+	obj_runtime_attach(&d.group);
 	d.group.idle_spin_us = cfg->idle_spin_us;
 	d.group.core_start = core_start;
 	d.group.core_stop = core_stop;

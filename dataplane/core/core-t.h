@@ -36,6 +36,7 @@ enum core_msg_type {
 	MSG_OBJ_WS_EVENT = 5,  /* a socket's message or close: sockets' core -> object core */
 	MSG_OBJ_WS_EVENT_DONE = 6, /* back to the sockets' core */
 	MSG_OBJ_WS_SITE = 7,   /* an object's auto-response: object core -> sockets' core */
+	MSG_OBJ_VIEW = 8,      /* a new runtime view: publisher (any thread) -> every core */
 	MSG_TYPES = 16,
 };
 typedef void core_msg_fn(struct core *c, struct core_msg *m);
@@ -81,6 +82,7 @@ struct core {
 	uint64_t now_ns;
 
 	struct rte_ring *inbox[DURO_MAX_CORES]; /* from core i to me; NULL for i == me */
+	struct rte_ring *posts; /* from threads that are not cores (many producers) */
 	struct core_outbox outbox[DURO_MAX_CORES];
 	struct core_msg *local_head, *local_tail; /* messages to myself, run next turn */
 	_Atomic int sleeping;

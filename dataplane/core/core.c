@@ -27,6 +27,8 @@
 /* After the loop, how long a core waits for file I/O still in the kernel's hands (whose
  * buffers must outlive it) before tearing down anyway. */
 #define CORE_DRAIN_IO_MS 3000
+/* Posts from other threads waiting for one core (control-plane traffic: small). */
+#define CORE_POST_RING 1024
 
 static void core_cqe_internal(struct core *c, void *ptr, struct io_uring_cqe *cqe)
 {
@@ -49,6 +51,16 @@ int core_group_init(struct core_group *g, unsigned ncores, unsigned ring_size)
 		c->group = g;
 		c->cqe_handler[CQE_CORE] = core_cqe_internal;
 		g->cores[i] = c;
+	}
+	/* Posts from other threads: many producers, the core the only consumer. */
+	for (unsigned i = 0; i < ncores; i++) {
+		char name[RTE_RING_NAMESIZE];
+		snprintf(name, sizeof(name), "duro_post_%u", i);
+		g->cores[i]->posts = rte_ring_create(name, CORE_POST_RING, SOCKET_ID_ANY, RING_F_SC_DEQ);
+		if (!g->cores[i]->posts) {
+			log_error("rte_ring_create %s: %s", name, rte_strerror(rte_errno));
+			return -rte_errno;
+		}
 	}
 	/* One single-producer single-consumer ring per ordered pair of cores. */
 	for (unsigned dst = 0; dst < ncores; dst++) {
@@ -78,6 +90,8 @@ void core_group_destroy(struct core_group *g)
 		for (unsigned s = 0; s < g->ncores; s++)
 			if (c->inbox[s])
 				rte_ring_free(c->inbox[s]);
+		if (c->posts)
+			rte_ring_free(c->posts);
 		free(c);
 		g->cores[i] = NULL;
 	}
@@ -152,6 +166,14 @@ void core_send(struct core *c, unsigned dst, struct core_msg *m)
 		return;
 	}
 	ob->staged[ob->nstaged++] = m;
+}
+
+int core_post(struct core_group *g, unsigned dst, struct core_msg *m)
+{
+	DURO_ASSERT(dst < g->ncores);
+	m->src_core = UINT16_MAX; /* not a core: there is nobody to reply to by ring */
+	m->next = NULL;
+	return rte_ring_mp_enqueue(g->cores[dst]->posts, m) == 0 ? 0 : -ENOBUFS;
 }
 
 static void dispatch_msg(struct core *c, struct core_msg *m)
@@ -231,12 +253,16 @@ static unsigned drain_inboxes(struct core *c)
 			dispatch_msg(c, burst[i]);
 		n += got;
 	}
-	return n;
+	void *burst[CORE_MSG_BURST];
+	unsigned got = rte_ring_sc_dequeue_burst(c->posts, burst, CORE_MSG_BURST, NULL);
+	for (unsigned i = 0; i < got; i++)
+		dispatch_msg(c, burst[i]);
+	return n + got;
 }
 
 static int inboxes_empty(struct core *c)
 {
-	if (c->local_head)
+	if (c->local_head || rte_ring_count(c->posts))
 		return 0;
 	for (unsigned s = 0; s < c->group->ncores; s++)
 		if (c->inbox[s] && rte_ring_count(c->inbox[s]))

@@ -50,6 +50,7 @@ struct http_conn {
 	uint64_t progress_ms; /* last finished a request or sent bytes: its place in h->all */
 	struct timer timer;
 	uint8_t paused, peer_eof, draining;
+	uint8_t paused_for_output; /* the pause is (now) the output cap's, counted once */
 	uint8_t closing; /* aborted by us (evicted, stalled): not a candidate again */
 	struct list_node core_node;
 };
@@ -198,10 +199,19 @@ static void conn_progress(struct core *c, struct http_conn *hc)
 static void maybe_resume(struct core *c, struct http_conn *hc)
 {
 	const struct http_config *cfg = c->http->cfg;
-	if (!hc->paused || !hc->nc || hc->undone >= cfg->max_pipeline ||
-	    hc->out_bytes > cfg->max_output_bytes / 2)
+	if (!hc->paused || !hc->nc || hc->undone >= cfg->max_pipeline)
 		return;
+	if (hc->out_bytes > cfg->max_output_bytes / 2) {
+		/* The requests were answered but the client does not read them: the pause
+		 * the pipelining cap began is the output cap's from here. */
+		if (!hc->paused_for_output) {
+			hc->paused_for_output = 1;
+			c->http->ctr.output_pauses++;
+		}
+		return;
+	}
 	hc->paused = 0;
+	hc->paused_for_output = 0;
 	/* The wait was ours, not the client's: a head or body under way starts its clock again. */
 	if (reading_body(hc))
 		body_clock_start(c, hc);
@@ -540,10 +550,11 @@ static void process_input(struct core *c, struct http_conn *hc)
 		if (hc->undone >= cfg->max_pipeline || hc->out_bytes >= cfg->max_output_bytes) {
 			if (!hc->paused) {
 				hc->paused = 1;
-				if (hc->undone >= cfg->max_pipeline)
-					h->ctr.pipeline_pauses++;
-				else
+				hc->paused_for_output = hc->undone < cfg->max_pipeline;
+				if (hc->paused_for_output)
 					h->ctr.output_pauses++;
+				else
+					h->ctr.pipeline_pauses++;
 				h->nb->pause_read(c, hc->nc, 1);
 			}
 			break;

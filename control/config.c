@@ -790,7 +790,7 @@ static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t
 	if ((v = json_object_get(root, "dpdk")) && parse_dpdk(&x, cfg, v) < 0)
 		goto out;
 	if ((v = json_object_get(root, "uring"))) {
-		static const char *const ukeys[] = { "buffer_ring", NULL };
+		static const char *const ukeys[] = { "buffer_ring", "accept_dontwait", NULL };
 		if (!json_is_object(v)) {
 			fail(&x, "uring", "want an object, got %s", type_name(v));
 			goto out;
@@ -804,6 +804,13 @@ static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t
 		}
 		if (br)
 			cfg->net.no_buffer_ring = !json_is_true(br);
+		json_t *dw = json_object_get(v, "accept_dontwait");
+		if (dw && !json_is_boolean(dw)) {
+			fail(&x, "uring.accept_dontwait", "want a boolean, got %s", type_name(dw));
+			goto out;
+		}
+		if (dw)
+			cfg->net.accept4 = !json_is_true(dw);
 	}
 	if ((v = json_object_get(root, "objects"))) {
 		static const char *const okeys[] = { "evict_idle_ms", NULL };
@@ -1014,7 +1021,7 @@ json_t *config_to_json(const struct duro_config *cfg)
 		"{s:i, s:s, s:s, s:o, s:{s:o}, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I},"
 		" s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o,"
 		" s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:s, s:s, s:s},"
-		" s:{s:I, s:I, s:o}, s:{s:b}, s:I, s:I, s:s}",
+		" s:{s:I, s:I, s:o}, s:{s:b, s:b}, s:I, s:I, s:s}",
 		"cores", (int)cfg->cores, "backend", cfg->backend, "data_dir", cfg->obj.data_dir,
 		"listeners", listeners, "durable_objects", "bindings", bindings, "routes", routes,
 		"limits", "max_head_bytes", (json_int_t)cfg->http.max_head_bytes,
@@ -1046,7 +1053,7 @@ json_t *config_to_json(const struct duro_config *cfg)
 		"metrics", cfg->control.metrics,
 		"tls", "handshake_timeout_ms", (json_int_t)cfg->tls.handshake_timeout_ms,
 		"ticket_lifetime_s", (json_int_t)cfg->tls.ticket_lifetime_s, "certificates", certs,
-		"uring", "buffer_ring", !cfg->net.no_buffer_ring,
+		"uring", "buffer_ring", !cfg->net.no_buffer_ring, "accept_dontwait", !cfg->net.accept4,
 		"shutdown_timeout_ms", (json_int_t)cfg->shutdown_timeout_ms,
 		"idle_spin_us", (json_int_t)cfg->idle_spin_us, "log_level", levels[cfg->log_level]);
 	if (out && strcmp(cfg->backend, "dpdk") == 0)

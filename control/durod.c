@@ -46,6 +46,8 @@ struct durod {
 	uint64_t drain_deadline_ms;
 	_Atomic unsigned drained; /* cores with no connection left */
 	struct ctl control;
+	int ready;              /* core 0: every core serves, "serving on" logged */
+	char addrs[256];        /* the listen addresses, for the log */
 };
 
 static void usage(FILE *f)
@@ -115,6 +117,20 @@ static void ctl_cqe(struct core *c, void *ptr, struct io_uring_cqe *cqe)
 	arm_signal_read(c, d);
 }
 
+/* Core 0, every turn until it happens: once every core takes connections, durod is ready,
+ * and says so (the log line tools wait for). */
+static void check_ready(struct core *c, struct durod *d)
+{
+	struct core_group *g = c->group;
+	if (d->ready || atomic_load_explicit(&g->serving, memory_order_acquire) < g->ncores)
+		return;
+	d->ready = 1;
+	log_info("durod %s: serving on %s with %u cores (backend %s), data in %s, control socket %s%s%s",
+		 DURO_VERSION, d->addrs, d->cfg.cores, d->backend->name, d->cfg.obj.data_dir,
+		 d->control.socket_path, d->cfg.control.metrics[0] ? ", metrics on " : "",
+		 d->cfg.control.metrics);
+}
+
 /* Every turn: once stopping, drain this core; when all cores are drained, or the deadline
  * passes, every loop ends. */
 static void ctl_hook(struct core *c)
@@ -122,6 +138,8 @@ static void ctl_hook(struct core *c)
 	struct core_group *g = c->group;
 	struct durod *d = g->arg;
 	ctl_core_tick(&d->control, c);
+	if (c->index == 0 && !d->ready)
+		check_ready(c, d);
 	if (!atomic_load_explicit(&g->stopping, memory_order_relaxed))
 		return;
 	struct ctl_core *cc = &d->ctl[c->index];
@@ -130,8 +148,10 @@ static void ctl_hook(struct core *c)
 		http_drain(c);
 		ws_drain(c, d->cfg.shutdown_timeout_ms / 2);
 	}
-	/* Drained: no connection left and no commit still on its way to disk. */
-	if (!cc->drained && http_open_conns(c) == 0 && ws_open_sockets(c) == 0 && obj_idle(c)) {
+	/* Drained: no listener still taking the connections already under way, no connection
+	 * left, and no commit still on its way to disk. */
+	if (!cc->drained && d->backend->listening(c) == 0 && http_open_conns(c) == 0 &&
+	    ws_open_sockets(c) == 0 && obj_idle(c)) {
 		cc->drained = 1;
 		atomic_fetch_add(&d->drained, 1);
 	}
@@ -166,6 +186,16 @@ static int core_start(struct core *c, void *arg)
 	if (c->index == 0)
 		arm_signal_read(c, d);
 	return 0;
+}
+
+/* Every core has started: take connections (the listeners were only bound until now). */
+static int core_serve(struct core *c, void *arg)
+{
+	struct durod *d = arg;
+	int r = d->backend->start_accepting(c);
+	if (r < 0)
+		log_error("core %u: network start: %s", c->index, strerror(-r));
+	return r;
 }
 
 static void core_stop(struct core *c, void *arg)
@@ -547,11 +577,11 @@ int main(int argc, char **argv)
 	d.group.idle_spin_us = cfg->idle_spin_us;
 	d.group.core_start = core_start;
 	d.group.core_stop = core_stop;
+	d.group.core_serve = core_serve;
 	d.group.arg = &d;
-	char addrs[256] = "";
 	for (unsigned i = 0; i < cfg->net.nlisten; i++) {
-		size_t n = strlen(addrs);
-		snprintf(addrs + n, sizeof(addrs) - n, "%s%s", i ? ", " : "", cfg->net.listen[i].text);
+		size_t n = strlen(d.addrs);
+		snprintf(d.addrs + n, sizeof(d.addrs) - n, "%s%s", i ? ", " : "", cfg->net.listen[i].text);
 	}
 	d.control.tls = tls != NULL;
 	r = ctl_init(&d.control, cfg, &d.group, DURO_VERSION, d.backend->name);
@@ -566,10 +596,6 @@ int main(int argc, char **argv)
 		rte_eal_cleanup();
 		return r == -ENAMETOOLONG ? EXIT_CONFIG : 1;
 	}
-	log_info("durod %s: serving on %s with %u cores (backend %s), data in %s, control socket %s%s%s",
-		 DURO_VERSION, addrs, cfg->cores, d.backend->name, cfg->obj.data_dir,
-		 d.control.socket_path, cfg->control.metrics[0] ? ", metrics on " : "",
-		 cfg->control.metrics);
 	r = core_group_run(&d.group);
 	ctl_stop(&d.control);
 	core_group_destroy(&d.group);

@@ -21,6 +21,10 @@
 #include <string.h>
 #include <time.h>
 
+/* At a drain, a connection that has said nothing yet but was taken this recently is kept
+ * for its first request (likely on its way), which is answered and closes it. */
+#define HTTP_DRAIN_FIRST_REQUEST_MS 1000
+
 /* RS_UPGRADE: an upgrade request waits for its response; bytes after it are kept unread
  * for whoever takes the connection over. */
 enum read_state { RS_HEAD, RS_BODY_CL, RS_BODY_CHUNKED, RS_STOPPED, RS_UPGRADE };
@@ -40,6 +44,7 @@ struct http_conn {
 	uint64_t head_started_ms, last_rx_ms;
 	struct timer timer;
 	uint8_t paused, peer_eof, closing, draining;
+	uint8_t spoke; /* a byte has arrived */
 	struct list_node core_node;
 };
 
@@ -50,6 +55,7 @@ struct http_core {
 	struct pool conns, exchanges;
 	struct list_node all; /* every open http_conn */
 	uint64_t open;
+	int draining; /* a connection taken now (already under way at the drain) gets one answer */
 	char date[40];
 	size_t date_len;
 	time_t date_sec;
@@ -585,6 +591,7 @@ static void *on_accept(struct core *c, struct net_conn *conn)
 	/* The header clock starts at accept: a client that connects and says nothing is on
 	 * the same 10 s budget as one that says little. */
 	hc->head_started_ms = c->now_ms;
+	hc->draining = (uint8_t)h->draining;
 	list_add_tail(&h->all, &hc->core_node);
 	h->open++;
 	h->ctr.conns_total++;
@@ -598,6 +605,7 @@ static void on_data(struct core *c, struct net_conn *conn, const char *data, siz
 	struct http_conn *hc = conn->user;
 	core_did_work(c);
 	hc->last_rx_ms = c->now_ms;
+	hc->spoke |= len > 0;
 	if (len == 0) {
 		/* Half-close: answer the complete requests, drop a partial one, then close. */
 		hc->peer_eof = 1;
@@ -727,6 +735,11 @@ static void conn_timer_fired(struct core *c, struct timer *t)
 	const struct http_config *cfg = h->cfg;
 	if (!hc->nc)
 		return;
+	if (hc->draining && !hc->spoke && hc->rs == RS_HEAD && hc->nexchanges == 0 &&
+	    c->now_ms >= hc->head_started_ms + HTTP_DRAIN_FIRST_REQUEST_MS) {
+		h->nb->close(c, hc->nc, NET_CLOSE_GRACEFUL); /* no first request came */
+		return;
+	}
 	if (hc->head_started_ms && hc->rs == RS_HEAD &&
 	    c->now_ms >= hc->head_started_ms + cfg->header_timeout_ms) {
 		conn_fail(c, hc, 408, "request header not complete in time");
@@ -753,6 +766,8 @@ static void conn_timer_update(struct core *c, struct http_conn *hc)
 		deadline = hc->last_rx_ms + cfg->idle_timeout_ms;
 	else
 		return; /* waiting on responses or on the client reading them */
+	if (hc->draining && !hc->spoke && deadline > hc->head_started_ms + HTTP_DRAIN_FIRST_REQUEST_MS)
+		deadline = hc->head_started_ms + HTTP_DRAIN_FIRST_REQUEST_MS;
 	/* Armed earlier than needed is fine: the callback re-evaluates. Later is not. */
 	if (!timer_armed(&hc->timer) || hc->timer.expires_ms > deadline)
 		timer_arm(c, &hc->timer, deadline, conn_timer_fired);
@@ -795,13 +810,17 @@ void http_core_fini(struct core *c)
 void http_drain(struct core *c)
 {
 	struct http_core *h = c->http;
+	h->draining = 1;
 	h->nb->stop_accepting(c);
 	for (struct list_node *p = h->all.next; p != &h->all; p = p->next) {
 		struct http_conn *hc = LIST_CONTAINER(p, struct http_conn, core_node);
 		if (hc->draining || !hc->nc)
 			continue;
 		hc->draining = 1;
-		if (hc->nexchanges == 0 && hc->rs == RS_HEAD && !has_partial(hc)) {
+		if (hc->nexchanges == 0 && hc->rs == RS_HEAD && !has_partial(hc) && !hc->spoke &&
+		    c->now_ms < hc->head_started_ms + HTTP_DRAIN_FIRST_REQUEST_MS) {
+			conn_timer_update(c, hc); /* just taken: its first request is answered */
+		} else if (hc->nexchanges == 0 && hc->rs == RS_HEAD && !has_partial(hc)) {
 			hc->rs = RS_STOPPED;
 			h->nb->close(c, hc->nc, NET_CLOSE_GRACEFUL);
 		} else if (hc->rs == RS_HEAD) {

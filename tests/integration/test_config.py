@@ -56,6 +56,7 @@ BAD = [
     ({"dpdk": {"fault_tx": {"jitter": 1}}}, "config: dpdk.fault_tx.jitter: unknown key"),
     ({"dpdk": {"vdevz": []}}, "config: dpdk.vdevz: unknown key"),
     ({"storage": {"log_direct_io": "yes"}}, "config: storage.log_direct_io: want a boolean, got a string"),
+    ({"uring": {"accept_dontwait": 1}}, "config: uring.accept_dontwait: want a boolean, got an integer"),
     ('{"cores": 1,', "config: "),
     ('{"cores": 1, "cores": 2}', "duplicate"),
 ]

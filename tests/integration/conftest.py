@@ -46,7 +46,7 @@ def wait_port(port, proc, timeout=10.0, host="127.0.0.1"):
 
 class Durod:
     def __init__(self, tmp_path, config=None, cores=2, extra_args=(), backend=None,
-                 dpdk_args=None, host=None, wait=True):
+                 dpdk_args=None, host=None, wait=True, env=None):
         self.port = free_port()
         self.data_dir = str(tmp_path / "data")
         self.log_path = str(tmp_path / "durod.log")
@@ -71,7 +71,8 @@ class Durod:
         args += ["--config", str(cfg_path)]
         args += list(extra_args)
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **env) if env else None)
         if wait:
             wait_port(self.port, self.proc, host=self.host)
 

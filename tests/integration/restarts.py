@@ -114,17 +114,23 @@ def write_data(host, port, k):
     return failed
 
 
-def start(durod, host, port, data_dir, cfg_path, log_path, cores=2):
+def start(durod, host, port, data_dir, cfg_path, log_path, cores=2, backend="uring"):
+    prefix, extra = [], []
+    if backend == "dpdk":
+        # As conftest.Durod: durod on scripts/netns-dpdk.sh's veth, in the host namespace.
+        prefix = ["ip", "netns", "exec", "duro-host"]
+        extra = ["--backend", "dpdk", "--dpdk-ipv4", host + "/24", "--dpdk-vdev",
+                 "net_af_packet0,iface=duro-dpdk0,qpairs=%d" % cores]
     log = open(log_path, "w")
-    p = subprocess.Popen([durod, "--listen", "%s:%d" % (host, port), "--data-dir", data_dir,
-                          "--cores", str(cores), "--config", cfg_path],
+    p = subprocess.Popen(prefix + [durod, "--listen", "%s:%d" % (host, port), "--data-dir", data_dir,
+                                   "--cores", str(cores), "--config", cfg_path] + extra,
                          stdout=log, stderr=subprocess.STDOUT)
     log.close()
     return p
 
 
 def run(durod, workdir, port, restarts, per_start, window_s, host="127.0.0.1", config=None,
-        report=None):
+        report=None, backend="uring"):
     """Restarts durod `restarts` times (stopping it by SIGTERM and SIGKILL in turn), firing
     `per_start` requests after each start. Returns (outcomes by kind, failures)."""
     data_dir = os.path.join(workdir, "data")
@@ -136,7 +142,7 @@ def run(durod, workdir, port, restarts, per_start, window_s, host="127.0.0.1", c
     failures = []
     for k in range(restarts + 1):
         log_path = os.path.join(workdir, "durod-%d.log" % k)
-        p = start(durod, host, port, data_dir, cfg_path, log_path)
+        p = start(durod, host, port, data_dir, cfg_path, log_path, backend=backend)
         try:
             poll_port(host, port, p, 60)
             if k > 0:  # the first start only makes the data

@@ -1,5 +1,8 @@
 /* JSON config with jansson: every key has a type and a place; unknown keys, wrong types
- * and bad values are refused with the path of the key, so a typo never passes silently. */
+ * and bad values are refused with the path of the key, so a typo never passes silently.
+ * JSON has no comments: a key starting with "//" is one, in any object of the config
+ * (a binding's vars excepted, whose keys are the class's), with a string or an array of
+ * strings as its value. */
 #include "config.h"
 #include "obj.h"
 
@@ -47,12 +50,37 @@ static const char *type_name(const json_t *v)
 	}
 }
 
-/* Refuses keys of `obj` not in the NULL-terminated list. */
+static int is_comment(const char *key) { return strncmp(key, "//", 2) == 0; }
+
+/* A comment's value: text, as a string or lines in an array of strings. */
+static int comment_ok(const json_t *v)
+{
+	if (json_is_string(v))
+		return 1;
+	if (!json_is_array(v))
+		return 0;
+	size_t i;
+	json_t *line;
+	json_array_foreach(v, i, line)
+		if (!json_is_string(line))
+			return 0;
+	return 1;
+}
+
+/* Refuses keys of `obj` not in the NULL-terminated list; comments ("//...") pass. */
 static int only_keys(struct ctx *x, const char *path, json_t *obj, const char *const *keys)
 {
 	const char *k;
 	json_t *v;
 	json_object_foreach(obj, k, v) {
+		if (is_comment(k)) {
+			if (comment_ok(v))
+				continue;
+			char sub[256];
+			snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", k);
+			return fail(x, sub, "a comment (a key starting with //) takes a string or an "
+				    "array of strings, got %s", type_name(v));
+		}
 		int known = 0;
 		for (const char *const *p = keys; *p; p++)
 			if (strcmp(*p, k) == 0)

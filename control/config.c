@@ -1,5 +1,8 @@
 /* JSON config with jansson: every key has a type and a place; unknown keys, wrong types
- * and bad values are refused with the path of the key, so a typo never passes silently. */
+ * and bad values are refused with the path of the key, so a typo never passes silently.
+ * JSON has no comments: a key starting with "//" is one, in any object of the config
+ * (a binding's vars excepted, whose keys are the class's), with a string or an array of
+ * strings as its value. */
 #include "config.h"
 #include "obj.h"
 
@@ -47,12 +50,37 @@ static const char *type_name(const json_t *v)
 	}
 }
 
-/* Refuses keys of `obj` not in the NULL-terminated list. */
+static int is_comment(const char *key) { return strncmp(key, "//", 2) == 0; }
+
+/* A comment's value: text, as a string or lines in an array of strings. */
+static int comment_ok(const json_t *v)
+{
+	if (json_is_string(v))
+		return 1;
+	if (!json_is_array(v))
+		return 0;
+	size_t i;
+	json_t *line;
+	json_array_foreach(v, i, line)
+		if (!json_is_string(line))
+			return 0;
+	return 1;
+}
+
+/* Refuses keys of `obj` not in the NULL-terminated list; comments ("//...") pass. */
 static int only_keys(struct ctx *x, const char *path, json_t *obj, const char *const *keys)
 {
 	const char *k;
 	json_t *v;
 	json_object_foreach(obj, k, v) {
+		if (is_comment(k)) {
+			if (comment_ok(v))
+				continue;
+			char sub[256];
+			snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "", k);
+			return fail(x, sub, "a comment (a key starting with //) takes a string or an "
+				    "array of strings, got %s", type_name(v));
+		}
 		int known = 0;
 		for (const char *const *p = keys; *p; p++)
 			if (strcmp(*p, k) == 0)
@@ -795,7 +823,7 @@ static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t
 	if ((v = json_object_get(root, "dpdk")) && parse_dpdk(&x, cfg, v) < 0)
 		goto out;
 	if ((v = json_object_get(root, "uring"))) {
-		static const char *const ukeys[] = { "buffer_ring", NULL };
+		static const char *const ukeys[] = { "buffer_ring", "accept_dontwait", NULL };
 		if (!json_is_object(v)) {
 			fail(&x, "uring", "want an object, got %s", type_name(v));
 			goto out;
@@ -809,6 +837,13 @@ static int config_apply(struct duro_config *cfg, json_t *root, char *err, size_t
 		}
 		if (br)
 			cfg->net.no_buffer_ring = !json_is_true(br);
+		json_t *dw = json_object_get(v, "accept_dontwait");
+		if (dw && !json_is_boolean(dw)) {
+			fail(&x, "uring.accept_dontwait", "want a boolean, got %s", type_name(dw));
+			goto out;
+		}
+		if (dw)
+			cfg->net.accept4 = !json_is_true(dw);
 	}
 	if ((v = json_object_get(root, "objects"))) {
 		static const char *const okeys[] = { "evict_idle_ms", NULL };
@@ -1022,7 +1057,7 @@ json_t *config_to_json(const struct duro_config *cfg)
 		" s:{s:I},"
 		" s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o,"
 		" s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:s, s:s, s:s},"
-		" s:{s:I, s:I, s:o}, s:{s:b}, s:I, s:I, s:s}",
+		" s:{s:I, s:I, s:o}, s:{s:b, s:b}, s:I, s:I, s:s}",
 		"cores", (int)cfg->cores, "backend", cfg->backend, "data_dir", cfg->obj.data_dir,
 		"listeners", listeners, "durable_objects", "bindings", bindings, "routes", routes,
 		"limits", "max_head_bytes", (json_int_t)cfg->http.max_head_bytes,
@@ -1058,7 +1093,7 @@ json_t *config_to_json(const struct duro_config *cfg)
 		"metrics", cfg->control.metrics,
 		"tls", "handshake_timeout_ms", (json_int_t)cfg->tls.handshake_timeout_ms,
 		"ticket_lifetime_s", (json_int_t)cfg->tls.ticket_lifetime_s, "certificates", certs,
-		"uring", "buffer_ring", !cfg->net.no_buffer_ring,
+		"uring", "buffer_ring", !cfg->net.no_buffer_ring, "accept_dontwait", !cfg->net.accept4,
 		"shutdown_timeout_ms", (json_int_t)cfg->shutdown_timeout_ms,
 		"idle_spin_us", (json_int_t)cfg->idle_spin_us, "log_level", levels[cfg->log_level]);
 	if (out && strcmp(cfg->backend, "dpdk") == 0)

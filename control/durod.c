@@ -4,6 +4,8 @@
 #include "dpdk.h"
 #include "core.h"
 #include "ctl.h"
+#include "eal_log.h"
+#include "sdnotify.h"
 #include "http.h"
 #include "log.h"
 #include "obj.h"
@@ -46,6 +48,9 @@ struct durod {
 	uint64_t drain_deadline_ms;
 	_Atomic unsigned drained; /* cores with no connection left */
 	struct ctl control;
+	struct sdnotify notify; /* systemd's, when durod runs as a Type=notify service */
+	int ready;              /* core 0: every core serves, READY=1 sent */
+	char addrs[256];        /* the listen addresses, for the log and systemd's status */
 };
 
 static void usage(FILE *f)
@@ -105,6 +110,8 @@ static void ctl_cqe(struct core *c, void *ptr, struct io_uring_cqe *cqe)
 		if (!atomic_load(&c->group->stopping)) {
 			log_info("signal %u: draining (up to %u ms)", d->siginfo.ssi_signo,
 				 d->cfg.shutdown_timeout_ms);
+			sdnotify_send(&d->notify, "STOPPING=1\nSTATUS=draining (up to %u ms)",
+				      d->cfg.shutdown_timeout_ms);
 			d->drain_deadline_ms = c->now_ms + d->cfg.shutdown_timeout_ms;
 			atomic_store(&c->group->stopping, 1);
 		} else {
@@ -115,6 +122,22 @@ static void ctl_cqe(struct core *c, void *ptr, struct io_uring_cqe *cqe)
 	arm_signal_read(c, d);
 }
 
+/* Core 0, every turn until it happens: once every core takes connections, durod is ready,
+ * and says so (the log line tools wait for, and systemd's READY=1). */
+static void check_ready(struct core *c, struct durod *d)
+{
+	struct core_group *g = c->group;
+	if (d->ready || atomic_load_explicit(&g->serving, memory_order_acquire) < g->ncores)
+		return;
+	d->ready = 1;
+	log_info("durod %s: serving on %s with %u cores (backend %s), data in %s, control socket %s%s%s",
+		 DURO_VERSION, d->addrs, d->cfg.cores, d->backend->name, d->cfg.obj.data_dir,
+		 d->control.socket_path, d->cfg.control.metrics[0] ? ", metrics on " : "",
+		 d->cfg.control.metrics);
+	sdnotify_send(&d->notify, "READY=1\nSTATUS=serving on %s with %u cores", d->addrs,
+		      d->cfg.cores);
+}
+
 /* Every turn: once stopping, drain this core; when all cores are drained, or the deadline
  * passes, every loop ends. */
 static void ctl_hook(struct core *c)
@@ -122,6 +145,8 @@ static void ctl_hook(struct core *c)
 	struct core_group *g = c->group;
 	struct durod *d = g->arg;
 	ctl_core_tick(&d->control, c);
+	if (c->index == 0 && !d->ready)
+		check_ready(c, d);
 	if (!atomic_load_explicit(&g->stopping, memory_order_relaxed))
 		return;
 	struct ctl_core *cc = &d->ctl[c->index];
@@ -130,8 +155,10 @@ static void ctl_hook(struct core *c)
 		http_drain(c);
 		ws_drain(c, d->cfg.shutdown_timeout_ms / 2);
 	}
-	/* Drained: no connection left and no commit still on its way to disk. */
-	if (!cc->drained && http_open_conns(c) == 0 && ws_open_sockets(c) == 0 && obj_idle(c)) {
+	/* Drained: no listener still taking the connections already under way, no connection
+	 * left, and no commit still on its way to disk. */
+	if (!cc->drained && d->backend->listening(c) == 0 && http_open_conns(c) == 0 &&
+	    ws_open_sockets(c) == 0 && obj_idle(c)) {
 		cc->drained = 1;
 		atomic_fetch_add(&d->drained, 1);
 	}
@@ -166,6 +193,16 @@ static int core_start(struct core *c, void *arg)
 	if (c->index == 0)
 		arm_signal_read(c, d);
 	return 0;
+}
+
+/* Every core has started: take connections (the listeners were only bound until now). */
+static int core_serve(struct core *c, void *arg)
+{
+	struct durod *d = arg;
+	int r = d->backend->start_accepting(c);
+	if (r < 0)
+		log_error("core %u: network start: %s", c->index, strerror(-r));
+	return r;
 }
 
 static void core_stop(struct core *c, void *arg)
@@ -462,6 +499,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level(cfg->log_level);
+	sdnotify_open(&d.notify); /* a bad NOTIFY_SOCKET is logged; durod serves anyway */
 	cfg->http.shutdown_timeout_ms = cfg->shutdown_timeout_ms;
 	int use_dpdk = strcmp(cfg->backend, "dpdk") == 0;
 	const struct net_backend *lower = use_dpdk ? &net_dpdk : &net_uring;
@@ -500,8 +538,10 @@ int main(int argc, char **argv)
 	char *eal_argv[16 + DPDK_MAX_EAL_ARGS + 4];
 	char vdev_args[4][300];
 	int eal_argc = 0;
+	/* The telemetry library's one warning says its legacy (v1) socket was not made, which
+	 * nobody uses: at error level it stays out of the operator's log. */
 	char *base[] = { argv[0], "-l", lcores, "--file-prefix", prefix, "--log-level",
-			 "lib.eal:error", "--log-level", "lib.telemetry:warning" };
+			 "lib.eal:error", "--log-level", "lib.telemetry:error" };
 	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++)
 		eal_argv[eal_argc++] = base[i];
 	/* Kernel sockets need no hugepages or PCI: durod runs unprivileged. The dpdk backend's
@@ -521,6 +561,8 @@ int main(int argc, char **argv)
 		eal_argv[eal_argc++] = vdev_args[i];
 	}
 	eal_argv[eal_argc] = NULL;
+	if (eal_log_redirect() < 0)
+		log_warn("DPDK's messages go to stdout: no log stream of our own");
 	if (rte_eal_init(eal_argc, eal_argv) < 0) {
 		log_error("rte_eal_init failed (lcores %s): %s", lcores, rte_strerror(rte_errno));
 		return 1;
@@ -531,6 +573,7 @@ int main(int argc, char **argv)
 		rte_eal_cleanup();
 		return 1;
 	}
+	sdnotify_send(&d.notify, "STATUS=opening storage (replaying commit logs)");
 	int r = obj_runtime_init(&cfg->obj, cfg->cores);
 	if (r < 0) {
 		obj_runtime_fini();
@@ -547,11 +590,11 @@ int main(int argc, char **argv)
 	d.group.idle_spin_us = cfg->idle_spin_us;
 	d.group.core_start = core_start;
 	d.group.core_stop = core_stop;
+	d.group.core_serve = core_serve;
 	d.group.arg = &d;
-	char addrs[256] = "";
 	for (unsigned i = 0; i < cfg->net.nlisten; i++) {
-		size_t n = strlen(addrs);
-		snprintf(addrs + n, sizeof(addrs) - n, "%s%s", i ? ", " : "", cfg->net.listen[i].text);
+		size_t n = strlen(d.addrs);
+		snprintf(d.addrs + n, sizeof(d.addrs) - n, "%s%s", i ? ", " : "", cfg->net.listen[i].text);
 	}
 	d.control.tls = tls != NULL;
 	r = ctl_init(&d.control, cfg, &d.group, DURO_VERSION, d.backend->name);
@@ -566,10 +609,7 @@ int main(int argc, char **argv)
 		rte_eal_cleanup();
 		return r == -ENAMETOOLONG ? EXIT_CONFIG : 1;
 	}
-	log_info("durod %s: serving on %s with %u cores (backend %s), data in %s, control socket %s%s%s",
-		 DURO_VERSION, addrs, cfg->cores, d.backend->name, cfg->obj.data_dir,
-		 d.control.socket_path, cfg->control.metrics[0] ? ", metrics on " : "",
-		 cfg->control.metrics);
+	sdnotify_send(&d.notify, "STATUS=starting %u cores", cfg->cores);
 	r = core_group_run(&d.group);
 	ctl_stop(&d.control);
 	core_group_destroy(&d.group);
@@ -586,6 +626,7 @@ int main(int argc, char **argv)
 	unlink(sock); /* the telemetry socket outlives the EAL */
 	rmdir(rundir);
 	close(d.sigfd);
+	sdnotify_close(&d.notify);
 	if (r < 0) {
 		log_error("durod: a core failed to start: %s", strerror(-r));
 		return 1;

@@ -26,6 +26,10 @@
 #include <string.h>
 #include <time.h>
 
+/* At a drain, a connection that has said nothing yet but was taken this recently is kept
+ * for its first request (likely on its way), which is answered and closes it. */
+#define HTTP_DRAIN_FIRST_REQUEST_MS 1000
+
 /* RS_UPGRADE: an upgrade request waits for its response; bytes after it are kept unread
  * for whoever takes the connection over. */
 enum read_state { RS_HEAD, RS_BODY_CL, RS_BODY_CHUNKED, RS_STOPPED, RS_UPGRADE };
@@ -52,6 +56,7 @@ struct http_conn {
 	uint8_t paused, peer_eof, draining;
 	uint8_t paused_for_output; /* the pause is (now) the output cap's, counted once */
 	uint8_t closing; /* aborted by us (evicted, stalled): not a candidate again */
+	uint8_t spoke; /* a byte has arrived */
 	struct list_node core_node;
 };
 
@@ -66,6 +71,7 @@ struct http_core {
 	uint64_t open;
 	unsigned max_conns, reserve; /* evict once fewer than `reserve` slots are left */
 	uint64_t evict_logged_ms, send_timeout_logged_ms; /* warnings at most once a second */
+	int draining; /* a connection taken now (already under way at the drain) gets one answer */
 	char date[40];
 	size_t date_len;
 	time_t date_sec;
@@ -659,6 +665,7 @@ static void *on_accept(struct core *c, struct net_conn *conn)
 	 * the same 10 s budget as one that says little. */
 	hc->head_started_ms = c->now_ms;
 	hc->progress_ms = c->now_ms;
+	hc->draining = (uint8_t)h->draining;
 	list_add_tail(&h->all, &hc->core_node);
 	h->open++;
 	h->ctr.conns_total++;
@@ -674,6 +681,7 @@ static void on_data(struct core *c, struct net_conn *conn, const char *data, siz
 	core_did_work(c);
 	hc->last_rx_ms = c->now_ms;
 	hc->rx_bytes += len;
+	hc->spoke |= len > 0;
 	if (len == 0) {
 		/* Half-close: answer the complete requests, drop a partial one, then close. */
 		hc->peer_eof = 1;
@@ -863,6 +871,11 @@ static void conn_timer_fired(struct core *c, struct timer *t)
 	struct http_core *h = c->http;
 	if (!hc->nc || hc->closing)
 		return;
+	if (hc->draining && !hc->spoke && hc->rs == RS_HEAD && hc->nexchanges == 0 &&
+	    c->now_ms >= hc->head_started_ms + HTTP_DRAIN_FIRST_REQUEST_MS) {
+		h->nb->close(c, hc->nc, NET_CLOSE_GRACEFUL); /* no first request came */
+		return;
+	}
 	uint64_t at;
 	enum deadline which = next_deadline(c, hc, &at);
 	if (which == DL_NONE)
@@ -903,6 +916,8 @@ static void conn_timer_update(struct core *c, struct http_conn *hc)
 	uint64_t deadline;
 	if (next_deadline(c, hc, &deadline) == DL_NONE)
 		return; /* waiting on handlers: their time is theirs */
+	if (hc->draining && !hc->spoke && deadline > hc->head_started_ms + HTTP_DRAIN_FIRST_REQUEST_MS)
+		deadline = hc->head_started_ms + HTTP_DRAIN_FIRST_REQUEST_MS;
 	/* Armed earlier than needed is fine: the callback re-evaluates. Later is not. */
 	if (!timer_armed(&hc->timer) || hc->timer.expires_ms > deadline)
 		timer_arm(c, &hc->timer, deadline, conn_timer_fired);
@@ -1004,13 +1019,17 @@ void http_core_fini(struct core *c)
 void http_drain(struct core *c)
 {
 	struct http_core *h = c->http;
+	h->draining = 1;
 	h->nb->stop_accepting(c);
 	for (struct list_node *p = h->all.next; p != &h->all; p = p->next) {
 		struct http_conn *hc = LIST_CONTAINER(p, struct http_conn, core_node);
 		if (hc->draining || !hc->nc)
 			continue;
 		hc->draining = 1;
-		if (hc->nexchanges == 0 && hc->rs == RS_HEAD && !has_partial(hc)) {
+		if (hc->nexchanges == 0 && hc->rs == RS_HEAD && !has_partial(hc) && !hc->spoke &&
+		    c->now_ms < hc->head_started_ms + HTTP_DRAIN_FIRST_REQUEST_MS) {
+			conn_timer_update(c, hc); /* just taken: its first request is answered */
+		} else if (hc->nexchanges == 0 && hc->rs == RS_HEAD && !has_partial(hc)) {
 			hc->rs = RS_STOPPED;
 			h->nb->close(c, hc->nc, NET_CLOSE_GRACEFUL);
 		} else if (hc->rs == RS_HEAD) {

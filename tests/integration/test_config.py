@@ -28,7 +28,28 @@ def test_valid_config(tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+def test_comments_are_keys_starting_with_two_slashes(tmp_path, durod_factory):
+    """JSON has no comments: "//" keys are, in any object (a string or lines of strings)."""
+    cfg = {"//": ["a config that explains itself", "line two"],
+           "// cores": "one reactor",
+           "cores": 1,
+           "listeners": [{"address": "127.0.0.1:1", "// why": "replaced by --listen"}],
+           "durable_objects": {"//": "bindings",
+                               "bindings": [{"name": "C", "class_name": "Counter", "//": "c"}]},
+           "routes": [{"prefix": "/c/", "binding": "C", "//note": "by name"}],
+           "limits": {"// max_body_bytes": "1 MiB", "max_body_bytes": 1048576},
+           "storage": {"//": "small logs for the test", "log_rotate_bytes": 4 << 20},
+           "migrations": [{"tag": "v1", "new_classes": ["Counter"], "//": "the first"}],
+           "control": {"//": []}}
+    r = check(tmp_path, cfg)
+    assert r.returncode == 0, r.stderr
+    d = durod_factory(config=cfg, cores=1)  # and it runs
+    assert requests.post(d.url + "/c/x").text == "1"
+
+
 BAD = [
+    ({"// cores": 2}, "config: // cores: a comment (a key starting with //) takes a string or an array of strings, got an integer"),
+    ({"limits": {"//": ["ok", 3]}}, "config: limits.//: a comment"),
     ({"durable_objects": {"bindings": [{"name": "A", "class_name": "Counter"},
                                        {"name": "B", "class_name": "Conter"}]}},
      'config: durable_objects.bindings[1].class_name: unknown class "Conter"'),
@@ -60,6 +81,7 @@ BAD = [
     ({"dpdk": {"fault_tx": {"jitter": 1}}}, "config: dpdk.fault_tx.jitter: unknown key"),
     ({"dpdk": {"vdevz": []}}, "config: dpdk.vdevz: unknown key"),
     ({"storage": {"log_direct_io": "yes"}}, "config: storage.log_direct_io: want a boolean, got a string"),
+    ({"uring": {"accept_dontwait": 1}}, "config: uring.accept_dontwait: want a boolean, got an integer"),
     ('{"cores": 1,', "config: "),
     ('{"cores": 1, "cores": 2}', "duplicate"),
 ]

@@ -401,7 +401,9 @@ const struct net_backend net_dpdk = {
 	.close = stack_close,
 	.pause_read = stack_pause_read,
 	.set_events = stack_set_events,
+	.start_accepting = stack_start_accepting,
 	.stop_accepting = stack_stop_accepting,
+	.listening = stack_listening,
 	.counters = stack_net_counters,
 	.more_counters = dpdk_more_counters,
 };

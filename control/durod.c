@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,8 @@ static void usage(FILE *f)
 		"\n"
 		"  --config FILE        JSON config (modelled on wrangler.json); see README.md\n"
 		"  --check-config FILE  validate FILE and exit: 0 valid, 2 invalid\n"
+		"  --print-config       validate, print the effective config (defaults, file and\n"
+		"                       flags together) as JSON, and exit: 0 valid, 2 invalid\n"
 		"  --listen ADDR:PORT   listen here instead of the config's listeners\n"
 		"                       (127.0.0.1:8787, [::1]:8787); repeat for several\n"
 		"  --data-dir DIR       keep data in DIR (default ./duro-data)\n"
@@ -319,6 +322,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", required_argument, NULL, 'C' },
+		{ "print-config", no_argument, NULL, 'p' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "data-dir", required_argument, NULL, 'd' },
 		{ "cores", required_argument, NULL, 'n' },
@@ -345,11 +349,12 @@ int main(int argc, char **argv)
 	int dpdk_port_set = 0;
 	const char *listen[DURO_MAX_LISTENERS];
 	unsigned nlisten = 0, cores = 0;
-	int check_only = 0, o;
+	int check_only = 0, print_only = 0, o;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'c': config_path = optarg; break;
 		case 'C': config_path = optarg; check_only = 1; break;
+		case 'p': print_only = 1; break;
 		case 'l':
 			if (nlisten == DURO_MAX_LISTENERS) {
 				fprintf(stderr, "durod: at most %d --listen\n", DURO_MAX_LISTENERS);
@@ -455,6 +460,19 @@ int main(int argc, char **argv)
 	if (any_tls && tls_setup_load(&cfg->tls, &tls, err, sizeof(err)) < 0) {
 		fprintf(stderr, "config: %s\n", err);
 		return EXIT_CONFIG;
+	}
+	if (print_only) {
+		tls_setup_free(tls);
+		json_t *j = config_to_json(cfg);
+		char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+		json_decref(j);
+		if (!text) {
+			fprintf(stderr, "durod: --print-config: out of memory\n");
+			return 1;
+		}
+		printf("%s\n", text);
+		free(text);
+		return 0;
 	}
 	if (check_only) {
 		tls_setup_free(tls);

@@ -74,7 +74,8 @@ int config_validate(const struct duro_config *cfg, char *err, size_t errlen);
  * The texts are not copied: they must outlive config_flags_apply (argv does). */
 #define CONFIG_FLAG_BASE 0x1000 /* getopt val of the first key flag */
 #define CONFIG_FLAG_SET 0x0fff  /* getopt val the caller gives "--set" */
-#define CONFIG_MAX_FLAGS 64
+#define CONFIG_MAX_FLAGS 64     /* flag occurrences one run may give */
+#define CONFIG_MAX_KEY_FLAGS 32 /* flags in the key table (config_flag_options' cap) */
 struct config_flags {
 	struct {
 		int key;          /* row of the key table, or -1 for --set */

@@ -3,8 +3,13 @@
  * --help and --help-config all read this table; the row order is the order of the JSON
  * shown back and of parsing (listeners before tls, bindings before routes).
  *
- * Adding a key is adding a row: UINT/BOOL/STRING/ENUM for a plain value, CUSTOM with
- * handlers (config_sections.c) for a structured one; then a line in README.md. */
+ * Adding a key is adding a row where its JSON should show: UINT, BOOL (BOOL_NOT when the
+ * field holds the opposite), STRING or ENUM for a plain value, CUSTOM with handlers in
+ * config_sections.c for a structured one; .flag and .metavar give it a flag. A new section
+ * is just a new first path component. Then give the key a non-default value in
+ * tests/unit/test_config.c's every_key (test_every_key_covered names a row without one)
+ * and mention it in README.md's Configuration (test_config.py checks). The row's macro
+ * checks at compile time that the field's width fits the range and the default. */
 #include "config_int.h"
 #include "duro.h"
 
@@ -46,7 +51,7 @@
 	UINT("dpdk." #side ".drop_pct", dpdk.side.drop_pct, 0, 100, 0,                          \
 	     "percent of " d " frames dropped"),                                                \
 	UINT("dpdk." #side ".duplicate_pct", dpdk.side.duplicate_pct, 0, 100, 0,                \
-	     "percent of " d " frames sent twice"),                                             \
+	     "percent of " d " frames duplicated"),                                             \
 	UINT("dpdk." #side ".reorder_pct", dpdk.side.reorder_pct, 0, 100, 0,                    \
 	     "percent of " d " frames swapped with the next"),                                  \
 	UINT("dpdk." #side ".delay_pct", dpdk.side.delay_pct, 0, 100, 0,                        \

@@ -256,10 +256,10 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 	};
 	/* Ours, then one per config key that has a flag (--listen, --dpdk-mtu, ...). */
-	struct option opts[sizeof(own) / sizeof(own[0]) + 32 + 1];
+	struct option opts[sizeof(own) / sizeof(own[0]) + CONFIG_MAX_KEY_FLAGS + 1];
 	unsigned nown = sizeof(own) / sizeof(own[0]);
 	memcpy(opts, own, sizeof(own));
-	unsigned nopts = nown + config_flag_options(opts + nown, 32);
+	unsigned nopts = nown + config_flag_options(opts + nown, CONFIG_MAX_KEY_FLAGS);
 	opts[nopts] = (struct option){ NULL, 0, NULL, 0 };
 	static struct config_flags flags; /* 1 KiB: not on main's stack */
 	const char *config_path = NULL, *tls_cert = NULL, *tls_key = NULL;

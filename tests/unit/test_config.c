@@ -275,8 +275,8 @@ static void test_errors_name_key_and_range(void)
 
 static int flag_val(const char *flag)
 {
-	struct option opts[32];
-	unsigned n = config_flag_options(opts, 32);
+	struct option opts[CONFIG_MAX_KEY_FLAGS];
+	unsigned n = config_flag_options(opts, CONFIG_MAX_KEY_FLAGS);
 	for (unsigned i = 0; i < n; i++)
 		if (!strcmp(opts[i].name, flag + 2))
 			return opts[i].val;

@@ -45,8 +45,8 @@ struct dpdk_core {
 void dpdk_config_defaults(struct dpdk_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->mtu = 1500;
-	cfg->idle_sleep_us = 100;
+	cfg->mtu = DPDK_DEFAULT_MTU;
+	cfg->idle_sleep_us = DPDK_DEFAULT_IDLE_SLEEP_US;
 }
 
 int dpdk_parse_cidr(const char *text, uint32_t *ipv4, unsigned *prefix)

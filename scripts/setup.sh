@@ -14,9 +14,11 @@ PACKAGES=(
 # What only the tests need: a Prometheus text parser, a browser for the dashboard test,
 # setpriv (util-linux), the openssl CLI and testssl.sh for the TLS tests, and npm to fetch
 # playwright-core (Debian does not package it); for the dpdk backend's tests ping, ethtool,
-# nftables (loss, duplication), hping3 (SYN flood) and scapy (crafted frames).
+# nftables (loss, duplication), hping3 (SYN flood) and scapy (crafted frames); for the
+# systemd unit's test strace and systemd-analyze (Debian's systemd package: in a container
+# it installs its tools without becoming init or starting anything).
 if [ "${DURO_TEST_DEPS:-0}" = 1 ]; then
-  PACKAGES+=(python3-prometheus-client chromium util-linux openssl testssl.sh)
+  PACKAGES+=(python3-prometheus-client chromium util-linux openssl testssl.sh strace systemd)
   PACKAGES+=(iputils-ping ethtool nftables hping3 python3-scapy)
   command -v npm >/dev/null || PACKAGES+=(npm)
 fi

@@ -161,17 +161,26 @@ int store_migrate(struct store *st, const struct store_migration *migs, unsigned
 	for (char *save = NULL, *tok = strtok_r(applied_text, "\n", &save); tok && napplied < MAX_TAGS;
 	     tok = strtok_r(NULL, "\n", &save))
 		applied[napplied++] = tok;
+	/* A config that lists migrations replaces the built-in tags: name every applied tag,
+	 * so the fix (restate them first, in order) is in the message. */
+	char list[512] = "";
+	for (unsigned i = 0; i < napplied; i++) {
+		size_t len = strlen(list);
+		snprintf(list + len, sizeof(list) - len, "%s\"%s\"", i ? ", " : "", applied[i]);
+	}
 	for (unsigned i = 0; i < napplied; i++) {
 		if (i >= n) {
 			snprintf(err, errlen, "config: migrations: this data_dir has applied tag \"%s\" "
-				 "(#%u), which the config no longer lists; tags may only be added at the end",
-				 applied[i], i + 1);
+				 "(#%u), which the config no longer lists; tags may only be added at the end "
+				 "(this data_dir applied %s: list them first, in that order)",
+				 applied[i], i + 1, list);
 			return -EINVAL;
 		}
 		if (strcmp(applied[i], migs[i].tag)) {
 			snprintf(err, errlen, "config: migrations[%u]: tag \"%s\", but this data_dir applied "
-				 "\"%s\" at that place; tags cannot be skipped, reordered or renamed",
-				 i, migs[i].tag, applied[i]);
+				 "\"%s\" at that place; tags cannot be skipped, reordered or renamed "
+				 "(this data_dir applied %s: list them first, in that order)",
+				 i, migs[i].tag, applied[i], list);
 			return -EINVAL;
 		}
 	}

@@ -22,18 +22,11 @@ void store_config_defaults(struct store_config *cfg, const char *data_dir)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->dir, sizeof(cfg->dir), "%s", data_dir);
-	/* 256 MiB of block cache: hot objects live in duro's own caches; this catches the
-	 * warm tail that those caches evicted. */
-	cfg->block_cache_bytes = 256u << 20;
-	/* 64 MiB memtables: large enough that bursts of small writes flush rarely. */
-	cfg->write_buffer_bytes = 64u << 20;
-	/* Values of 64 KiB and up go to blob files, so compaction does not rewrite them. */
-	cfg->blob_min_bytes = 64u << 10;
-	cfg->log_rotate_bytes = 64u << 20;
-	/* Writes stop (507) while less than this is free, so RocksDB always has room to
-	 * flush and compact: an LSM that meets ENOSPC mid-flush stops (and Debian's RocksDB
-	 * 7.8, built with its assertions, aborts when a failed file is written again). */
-	cfg->min_free_bytes = 256u << 20;
+	cfg->block_cache_bytes = STORE_DEFAULT_BLOCK_CACHE_BYTES;
+	cfg->write_buffer_bytes = STORE_DEFAULT_WRITE_BUFFER_BYTES;
+	cfg->blob_min_bytes = STORE_DEFAULT_BLOB_MIN_BYTES;
+	cfg->log_rotate_bytes = STORE_DEFAULT_LOG_ROTATE_BYTES;
+	cfg->min_free_bytes = STORE_DEFAULT_MIN_FREE_BYTES;
 }
 
 static void any_cpu_set(cpu_set_t *set)

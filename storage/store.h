@@ -18,6 +18,20 @@ struct store_config {
 	int log_buffered;           /* commit logs without O_DIRECT even where it works */
 };
 
+/* The defaults (durod's config table shows and documents them too).
+ * 256 MiB of block cache: hot objects live in duro's own caches; this catches the warm
+ * tail that those caches evicted. 64 MiB memtables: large enough that bursts of small
+ * writes flush rarely. Values of 64 KiB and up go to blob files, so compaction does not
+ * rewrite them. Writes stop (507) while less than min_free_bytes is free, so RocksDB
+ * always has room to flush and compact: an LSM that meets ENOSPC mid-flush stops (and
+ * Debian's RocksDB 7.8, built with its assertions, aborts when a failed file is written
+ * again). */
+#define STORE_DEFAULT_BLOCK_CACHE_BYTES (256ull << 20)
+#define STORE_DEFAULT_WRITE_BUFFER_BYTES (64ull << 20)
+#define STORE_DEFAULT_BLOB_MIN_BYTES (64ull << 10)
+#define STORE_DEFAULT_LOG_ROTATE_BYTES (64ull << 20)
+#define STORE_DEFAULT_MIN_FREE_BYTES (256ull << 20)
+
 void store_config_defaults(struct store_config *cfg, const char *data_dir);
 
 enum { STORE_CF_META = 0, STORE_CF_ALARMS = 1, STORE_CF_FIRST_CLASS = 2 };

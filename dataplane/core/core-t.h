@@ -128,9 +128,14 @@ struct core_group {
 	/* Called on each core before its loop and after it ends. */
 	int (*core_start)(struct core *c, void *arg);
 	void (*core_stop)(struct core *c, void *arg);
+	/* Called on each core once every core has started, just before its loop: where
+	 * connections begin to come in (a connection taken must be answered, so not before
+	 * all can serve). Optional; 0 or a negative errno. */
+	int (*core_serve)(struct core *c, void *arg);
 	void *arg;
 	_Atomic int start_failed;
 	_Atomic unsigned started;
+	_Atomic unsigned serving; /* cores past core_serve, in or about to enter their loops */
 	_Atomic unsigned exited; /* cores out of their loops, outboxes sent */
 	_Atomic unsigned read_last; /* cores that took their last messages */
 };

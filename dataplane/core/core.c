@@ -401,6 +401,15 @@ static int core_main(void *arg)
 	/* Nobody serves until every core is up: a request may be routed to any of them. */
 	while (atomic_load(&g->started) < g->ncores)
 		rte_pause();
+	if (r == 0 && !atomic_load(&g->start_failed) && g->core_serve) {
+		r = g->core_serve(c, g->arg);
+		if (r < 0) {
+			atomic_store(&g->start_failed, 1);
+			atomic_store(&g->stop_now, 1);
+		}
+	}
+	if (r == 0)
+		atomic_fetch_add(&g->serving, 1);
 	if (r == 0 && !atomic_load(&g->start_failed))
 		core_loop(c);
 	uint64_t until = clock_now_ms() + CORE_DRAIN_IO_MS;

@@ -10,6 +10,11 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DUROD = os.environ.get("DUROD", os.path.join(ROOT, "build", "control", "durod"))
+# durod with the test classes of tests/classes linked in as well (built beside the durod
+# under test, never installed): only tests that need a test hook run it, through
+# test_classes=True, which also binds the test classes (see config_with_test_classes).
+DUROD_TEST = os.environ.get("DUROD_TEST", os.path.join(
+    os.path.dirname(os.path.dirname(DUROD)), "tests", "durod-test"))
 # "dpdk": durod runs the dpdk backend on scripts/netns-dpdk.sh's veth (in the namespace
 # duro-host, where the script left the original network), and the tests, run inside the
 # client namespace, reach it at its own address on 10.77.0.0/24.
@@ -64,9 +69,38 @@ def durod_env(extra=None):
 ASAN_FILL_FREED = {"ASAN_OPTIONS": "max_free_fill_size=4194304:free_fill_byte=90"}
 
 
+# The built-in bindings and migrations, as durod has them without a config
+# (control/config.c; test_test_classes.py checks that these match). Listing bindings or
+# migrations in a config replaces the built-in ones, so a config that binds test classes
+# restates these.
+BUILTIN_BINDINGS = [("COUNTER", "Counter"), ("ECHO", "Echo"), ("KV", "KV"),
+                    ("LIMITER", "RateLimiter"), ("MEMCOUNTER", "MemCounter"),
+                    ("TICKER", "Ticker"), ("LOCK", "Lock"), ("ROOM", "ChatRoom")]
+BUILTIN_MIGRATIONS = [
+    {"tag": "builtin-v1", "new_classes": ["Counter", "Echo", "KV", "RateLimiter", "MemCounter",
+                                          "Ticker", "Lock"]},
+    {"tag": "builtin-v2", "new_classes": ["ChatRoom"]},
+]
+# Test classes (tests/classes): each is the built-in class it names plus test hooks.
+TEST_CLASSES = {"KV": "TestKV", "Echo": "TestEcho", "Ticker": "TestTicker"}
+
+
+def config_with_test_classes(config=None):
+    """`config` with the built-in bindings restated and the built-in classes that have a test
+    class rebound to it under the same binding (so /kv/, /echo/ and /ticker/ reach the test
+    classes), after the built-in migrations and one adding the test classes."""
+    config = dict(config or {})
+    assert "durable_objects" not in config and "migrations" not in config
+    config["durable_objects"] = {"bindings": [
+        {"name": name, "class_name": TEST_CLASSES.get(cls, cls)} for name, cls in BUILTIN_BINDINGS]}
+    config["migrations"] = BUILTIN_MIGRATIONS + [
+        {"tag": "tests-v1", "new_classes": sorted(TEST_CLASSES.values())}]
+    return config
+
+
 class Durod:
     def __init__(self, tmp_path, config=None, cores=2, extra_args=(), backend=None,
-                 dpdk_args=None, host=None, wait=True, env=None):
+                 dpdk_args=None, host=None, wait=True, env=None, test_classes=False):
         self.port = free_port()
         self.data_dir = str(tmp_path / "data")
         self.log_path = str(tmp_path / "durod.log")
@@ -80,7 +114,9 @@ class Durod:
             dpdk = dpdk_args if dpdk_args is not None else [
                 "--dpdk-vdev", "net_af_packet0,iface=%s,qpairs=%d" % (DPDK_IFACE, cores)]
             dpdk = ["--backend", "dpdk", "--dpdk-ipv4", self.host + "/24"] + dpdk
-        args = prefix + [DUROD, "--listen", "%s:%d" % (self.host, self.port), "--data-dir",
+        if test_classes:
+            config = config_with_test_classes(config)
+        args = prefix + [DUROD_TEST if test_classes else DUROD, "--listen", "%s:%d" % (self.host, self.port), "--data-dir",
                          self.data_dir, "--cores", str(cores)] + dpdk
         # Small commit logs: each is zero-filled when made (64 MiB by default), and tests
         # start durod often. It also makes rotation happen in the tests.
@@ -122,12 +158,13 @@ class Durod:
             return f.read()
 
 
-def start_on(tmp_path, name, data_dir, config=None):
+def start_on(tmp_path, name, data_dir, config=None, test_classes=False):
     """Starts another durod on an existing data directory (a restart), logging under
     tmp_path/name."""
     sub = tmp_path / name
     sub.mkdir()
-    return Durod(sub, config=config, extra_args=["--data-dir", str(data_dir)])
+    return Durod(sub, config=config, extra_args=["--data-dir", str(data_dir)],
+                 test_classes=test_classes)
 
 
 @pytest.fixture

@@ -58,7 +58,7 @@ def test_delete(durod):
 
 
 def test_retry_with_backoff(durod_factory):
-    d = durod_factory(config={"alarms": {"retry_initial_ms": 150}})
+    d = durod_factory(config={"alarms": {"retry_initial_ms": 150}}, test_classes=True)
     post(d, "r/fail?n=2")
     post(d, "r?in=50")
     t0 = time.time()
@@ -69,7 +69,8 @@ def test_retry_with_backoff(durod_factory):
 
 
 def test_dropped_after_max_retries(durod_factory):
-    d = durod_factory(config={"alarms": {"retry_initial_ms": 50, "max_retries": 2}})
+    d = durod_factory(config={"alarms": {"retry_initial_ms": 50, "max_retries": 2}},
+                      test_classes=True)  # TestTicker: /fail?n=
     post(d, "x/fail?n=100")
     post(d, "x?in=10")
     end = time.time() + 5

@@ -71,8 +71,8 @@ def test_list_sees_writes_in_the_same_event(durod):
     assert lines(requests.get(u + "/list")) == ["k1=c", "k2=b"]
 
 
-def test_failed_event_rolls_back_everything(durod):
-    u = kv(durod, "rb")
+def test_failed_event_rolls_back_everything(durod_factory):
+    u = kv(durod_factory(test_classes=True), "rb")  # TestKV: "fail" fails the event
     requests.put(u + "/k/keep", data=b"old")
     r = requests.post(u + "/batch", data="put keep new\nput extra x\nfail")
     assert r.status_code == 500
@@ -84,7 +84,8 @@ def test_failed_event_rolls_back_everything(durod):
 def test_size_accounting_survives_rollbacks(durod_factory):
     # The size limit is enforced from the tracked size: failed events and rollbacks right
     # after activation must not reset it.
-    d = durod_factory(config={"storage": {"max_object_bytes": 3000}, "objects": {"evict_idle_ms": 100}})
+    d = durod_factory(config={"storage": {"max_object_bytes": 3000}, "objects": {"evict_idle_ms": 100}},
+                      test_classes=True)
     u = kv(d, "acct")
     assert requests.put(u + "/k/a", data=b"x" * 1990).status_code == 204
     import time
@@ -329,7 +330,8 @@ def wait_for_sync(u, timeout=5.0):
     raise AssertionError("no sync outcome")
 
 
-def test_sync_reports_durability(durod):
+def test_sync_reports_durability(durod_factory):
+    durod = durod_factory(test_classes=True)  # TestKV: the "sync" line and /synced
     u = kv(durod, "sy")
     assert requests.post(u + "/batch", data="put a 1\nsync").status_code == 200
     assert wait_for_sync(u) == "0"
@@ -342,7 +344,7 @@ def test_sync_reports_durability(durod):
 
 def test_sync_reports_failure(durod_factory, monkeypatch):
     monkeypatch.setenv("DURO_FAULT_SYNC_EVERY", "2")
-    d = durod_factory()
+    d = durod_factory(test_classes=True)
     outcomes = set()
     for i in range(8):
         u = kv(d, "syf%d" % i)
@@ -369,7 +371,7 @@ def test_oracle_random_operations(durod_factory, tmp_path):
     # idle eviction, and a restart halfway.
     rnd = random.Random(20261123)
     config = {"storage": {"cache_bytes_per_core": 0}, "objects": {"evict_idle_ms": 50}}
-    d = durod_factory(config=config)
+    d = durod_factory(config=config, test_classes=True)  # TestKV: "fail"
     u = kv(d, "oracle")
     model = {}
     keys = ["k%02d" % i for i in range(40)] + ["a", "ab", "abc", "b"]
@@ -377,7 +379,8 @@ def test_oracle_random_operations(durod_factory, tmp_path):
     for step in range(220):
         if step == 110:
             assert d.stop() == 0
-            d = restarted = conftest.start_on(tmp_path, "restart", d.data_dir, config=config)
+            d = restarted = conftest.start_on(tmp_path, "restart", d.data_dir, config=config,
+                                              test_classes=True)
             u = kv(d, "oracle")
         lines_, staged, stack = [], dict(model), []
         for _ in range(rnd.randint(1, 8)):

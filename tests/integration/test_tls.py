@@ -332,19 +332,32 @@ def test_non_reading_client_closed_over_tls(durod_factory, pki):
                       extra_args=["--tls-cert", str(pki / "chain.pem"), "--tls-key", str(pki / "leaf.key")])
     value = b"v" * 65536
     ctx = ssl.create_default_context(cafile=str(pki / "root.pem"))
+
+    def http_stats():
+        return json.loads(ctl_cmd(d, "--json", "stats").stdout)["total"]["http"]
     with socket.create_connection(("127.0.0.1", d.port), timeout=10) as raw:
         with ctx.wrap_socket(raw, server_hostname="localhost") as t:
             t.sendall(b"PUT /kv/tlsbig/k/v HTTP/1.1\r\nHost: t\r\nContent-Length: 65536\r\n\r\n" + value)
             assert t.recv(4096).startswith(b"HTTP/1.1 204")
             t.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            t.sendall(b"GET /kv/tlsbig/k/v HTTP/1.1\r\nHost: t\r\n\r\n" * 100)
-            deadline = time.time() + 15
-            while time.time() < deadline:
-                r = json.loads(ctl_cmd(d, "--json", "stats").stdout)["total"]
-                if r["http"]["send_timeouts"] == 1:
-                    break
-                time.sleep(0.1)
-            assert r["http"]["send_timeouts"] == 1 and r["http"]["output_pauses"] >= 1, r["http"]
+            # Ask for more until durod gives up on the reader: requests keep its output queue
+            # full (the kernel's send buffer takes megabytes first) and, once the unsent
+            # answers pass max_output_bytes, reading pauses. A send that cannot finish
+            # because durod stopped reading ends the asking (the TLS stream is then spent).
+            t.settimeout(0.5)
+            r = http_stats()
+            deadline = time.time() + 20
+            asking = True
+            while time.time() < deadline and r["send_timeouts"] != 1:
+                if asking:
+                    try:
+                        t.sendall(b"GET /kv/tlsbig/k/v HTTP/1.1\r\nHost: t\r\n\r\n" * 8)
+                    except (socket.timeout, ssl.SSLError, OSError):
+                        asking = False
+                else:
+                    time.sleep(0.1)
+                r = http_stats()
+            assert r["send_timeouts"] == 1 and r["output_pauses"] >= 1, json.dumps(r)
 
 
 def ctl_cmd(d, *args):

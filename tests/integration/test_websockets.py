@@ -422,7 +422,8 @@ def test_socket_messages_wait_for_durability(durod_factory, monkeypatch):
             assert r.text == "v%d" % i
 
 
-def test_event_timeout(durod):
+def test_event_timeout(durod_factory):
+    durod = durod_factory(test_classes=True)  # TestKV: the "timeout" and "spin" lines
     async def go():
         ws = await websockets.connect(ws_url(durod, "/kv/slow/ws"))
         await ws.send("timeout 50")

@@ -45,8 +45,8 @@ struct dpdk_core {
 void dpdk_config_defaults(struct dpdk_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->mtu = 1500;
-	cfg->idle_sleep_us = 100;
+	cfg->mtu = DPDK_DEFAULT_MTU;
+	cfg->idle_sleep_us = DPDK_DEFAULT_IDLE_SLEEP_US;
 }
 
 int dpdk_parse_cidr(const char *text, uint32_t *ipv4, unsigned *prefix)
@@ -401,7 +401,9 @@ const struct net_backend net_dpdk = {
 	.close = stack_close,
 	.pause_read = stack_pause_read,
 	.set_events = stack_set_events,
+	.start_accepting = stack_start_accepting,
 	.stop_accepting = stack_stop_accepting,
+	.listening = stack_listening,
 	.counters = stack_net_counters,
 	.more_counters = dpdk_more_counters,
 };

@@ -26,6 +26,8 @@ struct dpdk_config {
 	struct fault_config fault_rx, fault_tx;
 };
 
+#define DPDK_DEFAULT_MTU 1500
+#define DPDK_DEFAULT_IDLE_SLEEP_US 100
 void dpdk_config_defaults(struct dpdk_config *cfg);
 
 /* "10.77.0.1/24" into ipv4 and prefix; 0 or -EINVAL. */

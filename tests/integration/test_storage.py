@@ -105,6 +105,20 @@ def test_explicit_transactions_nest(durod):
     assert requests.post(u + "/batch", data="rollback").status_code == 400
 
 
+def test_batch_with_a_bad_line_writes_nothing(durod):
+    # All or nothing: a line refused with 400 undoes the lines before it, open begins too.
+    u = kv(durod, "allornothing")
+    assert requests.put(u + "/k/a", data="old").status_code == 204
+    for body in ("put a new\nput b 1\nbogus", "begin\nput a new\nput b 1\nrollback\nrollback",
+                 "put b 1\nbegin\nput a new\nnot-an-op x", "put b 1\ncommit"):
+        r = requests.post(u + "/batch", data=body)
+        assert r.status_code == 400, (body, r.status_code, r.text)
+        assert lines(requests.get(u + "/list")) == ["a=old"], body
+    r = requests.post(u + "/batch", data="begin\nput b 1\ncommit\nput c 2")
+    assert r.status_code == 200
+    assert lines(requests.get(u + "/list")) == ["a=old", "b=1", "c=2"]
+
+
 def test_multi_key_calls_and_their_limit(durod):
     u = kv(durod, "multi")
     keys = ["m%03d" % i for i in range(128)]

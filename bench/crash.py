@@ -467,6 +467,7 @@ def main():
     work = a.work_dir or tempfile.mkdtemp(prefix="duro-crash-", dir=os.path.join(ROOT, "build"))
     os.makedirs(work, exist_ok=True)
     extra = {"storage": {"log_direct_io": False}} if a.buffered else None
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so that durod is killed too
     h = Harness(a.durod, work, seed, a.cycles, clients=a.clients, counters=a.counters, cores=a.cores,
                 rotate=a.rotate, write_buffer=a.write_buffer, recovery_kill_rate=a.recovery_kill_rate,
                 kill_min=a.kill_min, kill_max=a.kill_max, max_seconds=a.max_seconds, config_extra=extra,

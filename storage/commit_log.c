@@ -233,6 +233,31 @@ static unsigned long long max_seq(struct store *st)
 	return best;
 }
 
+static void *drop_main(void *arg);
+
+/* Starts the thread that drops retired logs, once per store, with the first core's log
+ * (after the migrations: the flushes read the family table). Without it retired logs stay
+ * until the next start or a clean stop. */
+static void dropper_start(struct store *st)
+{
+	pthread_mutex_lock(&st->drop_lock);
+	if (!st->drop_started) {
+		pthread_attr_t attr;
+		int r = pthread_attr_init(&attr);
+		if (r == 0) {
+			store_thread_attr_any_cpu(&attr); /* flushes are not a reactor's CPU time */
+			r = pthread_create(&st->drop_thread, &attr, drop_main, st);
+			pthread_attr_destroy(&attr);
+		}
+		if (r == 0)
+			st->drop_started = 1;
+		else
+			log_error("storage: no thread to drop retired commit logs (%s): they stay until the next start",
+				  strerror(r));
+	}
+	pthread_mutex_unlock(&st->drop_lock);
+}
+
 int store_log_open(struct store *st, unsigned core, struct store_log **out)
 {
 	struct store_log *lg = calloc(1, sizeof(*lg));
@@ -240,6 +265,7 @@ int store_log_open(struct store *st, unsigned core, struct store_log **out)
 		return -ENOMEM;
 	lg->st = st;
 	lg->core = core;
+	dropper_start(st);
 	/* Sequence numbers are global so that replay orders files across restarts. */
 	lg->file_seq = max_seq(st) + 1 + core;
 	int r = open_log_file(lg);
@@ -421,15 +447,14 @@ void store_log_retire(struct store_log *lg)
  * the directory is synced between deletions so that a power cut cannot bring back an
  * older name after a newer one went. */
 
-/* Deletes one log; dfd (the log directory, or -1) is synced first so that the deletions
- * before this one are on disk before it. */
-static void drop_file(int dfd, const char *path, int *first)
+/* Deletes one log, then syncs dfd (the log directory, or -1) so that the deletion is on
+ * disk before any later one. */
+static void drop_file(int dfd, const char *path)
 {
-	if (!*first && dfd >= 0 && fsync(dfd) < 0)
-		log_warn("storage: sync the commit-log directory: %s", strerror(errno));
-	*first = 0;
 	if (unlink(path) < 0 && errno != ENOENT)
 		log_warn("storage: remove %s: %s", path, strerror(errno));
+	else if (dfd >= 0 && fsync(dfd) < 0)
+		log_warn("storage: sync the commit-log directory: %s", strerror(errno));
 }
 
 /* The dropper: for what the cores retired, one flush (RocksDB then holds everything they
@@ -463,11 +488,11 @@ static void *drop_main(void *arg)
 		}
 		pthread_mutex_unlock(&st->drop_lock);
 		if (store_flush_all(st) == 0) {
-			int dfd = open(st->log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), first = 1;
+			int dfd = open(st->log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 			while (pending) {
 				struct retired_log *old = pending;
 				pending = old->next;
-				drop_file(dfd, old->path, &first);
+				drop_file(dfd, old->path);
 				free(old);
 			}
 			pending_tail = NULL;
@@ -507,34 +532,16 @@ void store_dropper_fini(struct store *st)
 	pthread_mutex_destroy(&st->drop_lock);
 }
 
-int store_dropper_start(struct store *st)
-{
-	pthread_attr_t attr;
-	int r = pthread_attr_init(&attr);
-	if (r == 0) {
-		store_thread_attr_any_cpu(&attr); /* flushes are not a reactor's CPU time */
-		r = pthread_create(&st->drop_thread, &attr, drop_main, st);
-		pthread_attr_destroy(&attr);
-	}
-	if (r != 0) {
-		log_error("storage: no thread to drop retired commit logs (%s): they stay until the next start",
-			  strerror(r));
-		return -r;
-	}
-	st->drop_started = 1;
-	return 0;
-}
-
 void store_dropper_stop(struct store *st)
 {
-	if (!st->drop_started)
-		return;
 	pthread_mutex_lock(&st->drop_lock);
+	int started = st->drop_started;
 	st->drop_stop = 1;
+	st->drop_started = 0; /* retirements from now on leave their logs */
 	pthread_cond_signal(&st->drop_cond);
 	pthread_mutex_unlock(&st->drop_lock);
-	pthread_join(st->drop_thread, NULL);
-	st->drop_started = 0;
+	if (started)
+		pthread_join(st->drop_thread, NULL);
 }
 
 void store_log_keep_all(struct store_log *lg)
@@ -699,11 +706,11 @@ static int list_logs(struct store *st, struct log_file **out, size_t *count)
 /* Deletes the logs of files[0..n), oldest first (see "dropping logs"). */
 static void drop_files(struct store *st, const struct log_file *files, size_t n)
 {
-	int dfd = open(st->log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), first = 1;
+	int dfd = open(st->log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	for (size_t i = 0; i < n; i++) {
 		char path[1000];
 		snprintf(path, sizeof(path), "%s/%s", st->log_dir, files[i].name);
-		drop_file(dfd, path, &first);
+		drop_file(dfd, path);
 	}
 	if (dfd >= 0)
 		close(dfd);

@@ -195,7 +195,6 @@ static int store_open_db(struct store *st)
 		store_close(st);
 		return r;
 	}
-	store_dropper_start(st); /* without it, retired logs stay until the next start */
 	return 0;
 }
 

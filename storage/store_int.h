@@ -51,9 +51,8 @@ void store_remove_all_logs(struct store *st);
 /* The lock and condition of the dropper, made with the store and destroyed with it. */
 void store_dropper_init(struct store *st);
 void store_dropper_fini(struct store *st);
-/* Starts the thread that drops retired logs (0 or a negative errno: logs then stay until
- * the next start or a clean stop), and stops it (waiting for a flush under way). */
-int store_dropper_start(struct store *st);
+/* Stops the thread that drops retired logs, which the first store_log_open started,
+ * waiting for a flush under way. */
 void store_dropper_stop(struct store *st);
 /* Index of a column family by its RocksDB name, or -ENOENT. */
 int store_cf_by_name(const struct store *st, const char *cf_name);

@@ -25,7 +25,7 @@ enum { STORE_CF_META = 0, STORE_CF_ALARMS = 1, STORE_CF_FIRST_CLASS = 2 };
 struct store;
 
 /* Opens (creating) the database with every column family it has, replays what the commit
- * logs hold beyond the database, flushes, and removes the replayed logs.
+ * logs hold beyond the database, flushes, and removes the replayed logs, oldest first.
  * Returns 0 or a negative errno after a log line naming what failed. */
 int store_open(const struct store_config *cfg, struct store **out);
 void store_close(struct store *st);

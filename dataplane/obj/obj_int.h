@@ -156,6 +156,8 @@ int kv_list(struct object *obj, const struct duro_list_options *opt, duro_list_f
 	    int reserved);
 
 /* alarm.c */
+/* How long after its `retries`-th failed firing (0 for the first) an alarm fires again. */
+uint64_t alarm_retry_delay_ms(const struct obj_alarm_config *cfg, unsigned retries);
 int alarm_core_init(struct core *c);
 void alarm_core_fini(struct core *c);
 /* Applies durable alarm changes to the core's table and timers; frees the list. */

@@ -46,9 +46,16 @@ void rt_init(struct rt *rt, unsigned ncores, const char *const *classes, unsigne
 		exit(2);
 	}
 	rt->ncores = ncores;
-	/* In the working directory (the build tree), not /tmp: a disk file system, so the
-	 * commit logs use direct I/O as in production. */
-	snprintf(rt->dir, sizeof(rt->dir), "duro-unit-rt-XXXXXX");
+	/* Beside the test binary, in the build tree: a disk file system (so the commit logs
+	 * use direct I/O as in production, where /tmp may be a tmpfs), and never in the
+	 * source tree whatever the working directory. */
+	char exe[sizeof(rt->dir) - 24];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	exe[n > 0 ? n : 0] = 0;
+	char *slash = strrchr(exe, '/');
+	if (slash)
+		*slash = 0;
+	snprintf(rt->dir, sizeof(rt->dir), "%s/duro-unit-rt-XXXXXX", slash ? exe : ".");
 	if (!mkdtemp(rt->dir)) {
 		perror("mkdtemp");
 		exit(2);
@@ -139,7 +146,7 @@ int rt_run(struct rt *rt, rt_step_fn *step, void *arg)
 
 void rt_cleanup(struct rt *rt)
 {
-	char cmd[128];
+	char cmd[sizeof(rt->dir) + 16];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", rt->dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", rt->dir);

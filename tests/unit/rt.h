@@ -17,11 +17,11 @@ typedef enum rt_step rt_step_fn(struct core *c, void *arg);
 
 struct rt {
 	struct obj_config cfg;
-	char dir[64];
+	char dir[512];
 	unsigned ncores;
 };
 
-/* Fills rt with the runtime's defaults, a fresh data directory in the working directory
+/* Fills rt with the runtime's defaults, a fresh data directory beside the test binary
  * and one binding per class (binding name = class name), all created by one migration
  * tag. The classes must be registered. Exits the test on failure. */
 void rt_init(struct rt *rt, unsigned ncores, const char *const *classes, unsigned nclasses);

@@ -146,7 +146,11 @@ static int lookup(struct core *c, struct object *obj, const void *k, size_t klen
 	if (kv->count >= kv->nbuckets && map_grow(kv) < 0)
 		return -ENOMEM;
 	struct kv_entry *e;
-	if (kv->wiped_in_txn || kv->wiped_seq > commit_applied_seq(c)) {
+	if (kv->wiped_in_txn) {
+		/* A delete_all of this event hides RocksDB: absent, for as long as that
+		 * delete_all stands (wiped_lookups_settle). */
+		e = entry_new(k, klen, NULL, 0, 0, KV_WIPED_SEQ);
+	} else if (kv->wiped_seq > commit_applied_seq(c)) {
 		/* Everything was deleted and RocksDB does not know yet. */
 		e = entry_new(k, klen, NULL, 0, 0, 0);
 	} else {
@@ -399,6 +403,30 @@ static void undo_to(struct core *c, struct obj_kv *kv, uint32_t to)
 	}
 }
 
+/* Keys looked up while a delete_all of the running event hid RocksDB were cached as
+ * absent (KV_WIPED_SEQ). When that delete_all commits in batch `seq` they are what the
+ * batch leaves; when it is undone (seq 0) they are wrong (RocksDB may hold those keys) and
+ * are dropped, so the next read asks RocksDB. */
+static void wiped_lookups_settle(struct core *c, struct obj_kv *kv, uint64_t seq)
+{
+	for (uint32_t b = 0; b < kv->nbuckets; b++) {
+		struct kv_entry **pp = &kv->buckets[b];
+		while (*pp) {
+			struct kv_entry *e = *pp;
+			if (e->seq != KV_WIPED_SEQ) {
+				pp = &e->hnext;
+			} else if (seq) {
+				e->seq = seq;
+				pp = &e->hnext;
+			} else {
+				*pp = e->hnext;
+				kv->count--;
+				entry_free(c, e);
+			}
+		}
+	}
+}
+
 int duro_txn_rollback(struct duro_object *o)
 {
 	struct object *obj = (struct object *)o;
@@ -408,8 +436,21 @@ int duro_txn_rollback(struct duro_object *o)
 	kv->nsavepoints--;
 	undo_to(obj->core, kv, kv->savepoint[kv->nsavepoints]);
 	kv->stats = kv->savepoint_stats[kv->nsavepoints];
+	int was_wiped = kv->wiped_in_txn;
 	kv->wiped_in_txn = kv->savepoint_wiped[kv->nsavepoints];
+	if (was_wiped && !kv->wiped_in_txn)
+		wiped_lookups_settle(obj->core, kv, 0);
 	return 0;
+}
+
+/* Undoes every write of the running event. */
+static void event_rollback(struct core *c, struct obj_kv *kv)
+{
+	undo_to(c, kv, 0);
+	kv->stats = kv->stats_at_event;
+	if (kv->wiped_in_txn)
+		wiped_lookups_settle(c, kv, 0);
+	kv->wiped_in_txn = 0;
 }
 
 /* Records an alarm change to apply to the core's table when the batch is durable. */
@@ -474,27 +515,21 @@ int kv_event_end(struct core *c, struct object *obj, int ok)
 	struct obj_kv *kv = &obj->kv;
 	kv->nsavepoints = 0;
 	if (!ok) {
-		undo_to(c, kv, 0);
-		kv->stats = kv->stats_at_event;
-		kv->wiped_in_txn = 0;
+		event_rollback(c, kv);
 		return 0;
 	}
 	if (kv->ntxn == 0 && !kv->wiped_in_txn)
 		return 0;
 	if (!commit_space_ok(c)) {
 		/* The disk is under its reserve: the event's writes are refused as a whole. */
-		undo_to(c, kv, 0);
-		kv->stats = kv->stats_at_event;
-		kv->wiped_in_txn = 0;
+		event_rollback(c, kv);
 		return -ENOSPC;
 	}
 	uint64_t seq;
 	struct store_batch *b = commit_open_batch(c, &seq);
 	if (!b) {
 		/* Out of memory for the batch: the event fails as a whole. */
-		undo_to(c, kv, 0);
-		kv->stats = kv->stats_at_event;
-		kv->wiped_in_txn = 0;
+		event_rollback(c, kv);
 		return -ENOMEM;
 	}
 	struct store *st = obj_store();
@@ -515,6 +550,7 @@ int kv_event_end(struct core *c, struct object *obj, int ok)
 		store_batch_delete_range(st, b, STORE_CF_ALARMS, alo, sizeof(alo), ahi, sizeof(ahi));
 		note_alarm(c, obj, NULL, 0, -1, 1);
 		kv->wiped_seq = seq;
+		wiped_lookups_settle(c, kv, seq);
 	}
 	for (uint32_t i = 0; i < kv->ntxn; i++) {
 		struct kv_entry *e = kv->txn[i];

@@ -11,10 +11,14 @@
 #include "timer.h"
 
 #define KV_TXN_SEQ UINT64_MAX /* written by the event still running */
+/* Absent only because a delete_all of the running event hides storage: gone if that
+ * delete_all is undone, the batch's once it commits. */
+#define KV_WIPED_SEQ (UINT64_MAX - 1)
 #define KV_MAX_SAVEPOINTS 16
 
 /* One cached key of an object: a clean copy of what RocksDB holds (seq 0 or already
- * applied), or a write not yet applied (seq of its batch, or KV_TXN_SEQ). */
+ * applied), or a write not yet applied (seq of its batch, or KV_TXN_SEQ), or a key read
+ * while the running event's delete_all hides RocksDB (KV_WIPED_SEQ). */
 struct kv_entry {
 	struct kv_entry *hnext;
 	struct kv_entry *undo; /* during an event: the entry this one replaced */
@@ -152,6 +156,8 @@ int kv_list(struct object *obj, const struct duro_list_options *opt, duro_list_f
 	    int reserved);
 
 /* alarm.c */
+/* How long after its `retries`-th failed firing (0 for the first) an alarm fires again. */
+uint64_t alarm_retry_delay_ms(const struct obj_alarm_config *cfg, unsigned retries);
 int alarm_core_init(struct core *c);
 void alarm_core_fini(struct core *c);
 /* Applies durable alarm changes to the core's table and timers; frees the list. */

@@ -141,7 +141,8 @@ static int multi(struct duro_object *obj, struct sink *res, const char *op, char
 
 /* One line of a batch: "put k v", "del k", "get k", "begin", "commit", "rollback", the
  * multi-key lines, or one that `more` knows (may be NULL). */
-static int batch_line(struct duro_object *obj, struct sink *res, char *line, kv_line_fn *more)
+static int batch_line(struct duro_object *obj, struct sink *res, char *line, kv_line_fn *more,
+		      unsigned *depth)
 {
 	char *op = strtok_r(line, " ", &line);
 	if (op && (!strcmp(op, "mget") || !strcmp(op, "mput") || !strcmp(op, "mdel")))
@@ -164,12 +165,18 @@ static int batch_line(struct duro_object *obj, struct sink *res, char *line, kv_
 			return sink_put(res, "-\n", 2);
 		return sink_put(res, v.ptr, v.len) || sink_put(res, "\n", 1);
 	}
-	if (!strcmp(op, "begin"))
-		return duro_txn_begin(obj);
-	if (!strcmp(op, "commit"))
-		return duro_txn_commit(obj);
-	if (!strcmp(op, "rollback"))
-		return duro_txn_rollback(obj);
+	/* The batch's own begin/commit/rollback nest inside whatever the caller began. */
+	if (!strcmp(op, "begin")) {
+		int r = duro_txn_begin(obj);
+		*depth += r == 0;
+		return r;
+	}
+	if (!strcmp(op, "commit") || !strcmp(op, "rollback")) {
+		if (!*depth)
+			return -EINVAL;
+		(*depth)--;
+		return !strcmp(op, "commit") ? duro_txn_commit(obj) : duro_txn_rollback(obj);
+	}
 	return more ? more(obj, op, k) : -EINVAL;
 }
 
@@ -182,14 +189,20 @@ static int do_batch(struct duro_object *obj, const struct duro_request *req, str
 		return -ENOMEM;
 	memcpy(copy, body.ptr, body.len);
 	copy[body.len] = 0;
-	int r = 0;
 	char *save = NULL;
 	struct sink out = { res, NULL, 0, 0 };
+	/* All or nothing: a line that fails undoes the lines before it (and any "begin" left
+	 * open), while the client is still told why with its status. */
+	unsigned depth = 0;
+	int r = duro_txn_begin(obj);
 	for (char *line = strtok_r(copy, "\n", &save); line && r == 0; line = strtok_r(NULL, "\n", &save))
-		r = batch_line(obj, &out, line, more);
+		r = batch_line(obj, &out, line, more, &depth);
 	free(copy);
-	if (r < 0)
+	if (r < 0) {
+		for (unsigned i = 0; i <= depth; i++)
+			duro_txn_rollback(obj);
 		return fail_text(res, r);
+	}
 	duro_res_status(res, 200);
 	return 0;
 }
@@ -257,8 +270,9 @@ int kv_on_ws_message(struct duro_object *obj, duro_ws ws, int binary, const void
 	struct sink out = { NULL, NULL, 0, 0 };
 	int r = sink_put(&out, "ok\n", 3);
 	char *save = NULL;
+	unsigned depth = 0;
 	for (char *line = strtok_r(copy, "\n", &save); line && r == 0; line = strtok_r(NULL, "\n", &save))
-		r = batch_line(obj, &out, line, more);
+		r = batch_line(obj, &out, line, more, &depth);
 	free(copy);
 	if (r < 0) {
 		char msg[48];

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what duro needs from Debian (only what is missing; silent when all is there),
-# then configures and builds. Usage: scripts/setup.sh [release|asan|fuzz]...  (default: release)
+# then configures and builds. Usage: scripts/setup.sh [release|asan|fuzz|tsan]...  (default: release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
   gcc pkg-config meson ninja-build
   libdpdk-dev liburing-dev librocksdb-dev libmbedtls-dev libjansson-dev libssl-dev
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev libtsan2
   python3 python3-pytest python3-requests python3-websockets nodejs node-ws
   curl iproute2 procps
 )
@@ -56,7 +56,12 @@ build() {
     fuzz) dir=build-fuzz
       [ -f "$dir/build.ninja" ] || CC=clang meson setup "$dir" -Dfuzz=true -Dbuildtype=debugoptimized \
         -Db_sanitize=address,undefined -Db_lundef=false >/dev/null ;;
-    *) echo "setup: unknown build '$kind' (release, asan, fuzz)" >&2; exit 2 ;;
+    tsan) dir=build-tsan
+      # ThreadSanitizer (gcc's libtsan): the unit tests and a short threaded durod run.
+      # Not -Werror: gcc warns that TSan cannot model atomic_thread_fence (-Wtsan).
+      [ -f "$dir/build.ninja" ] || meson setup "$dir" -Dbuildtype=debugoptimized \
+        -Db_sanitize=thread >/dev/null ;;
+    *) echo "setup: unknown build '$kind' (release, asan, fuzz, tsan)" >&2; exit 2 ;;
   esac
   ninja -C "$dir" >/dev/null || { ninja -C "$dir"; exit 1; }
 }

@@ -206,12 +206,20 @@ int store_migrate(struct store *st, const struct store_migration *migs, unsigned
 		struct class_rec *c = &t.c[i];
 		if (!c->is_new || !c->name[0])
 			continue;
+		if (store_cf_by_name(st, c->cf) >= 0) {
+			/* Made by a start that was killed before its meta batch below: no class
+			 * names it (its number is past cfseq), so nothing was ever written to it. */
+			log_info("storage: column family %s left by an interrupted migration: used as is", c->cf);
+			continue;
+		}
 		if (st->ncf == STORE_MAX_CF)
 			return -E2BIG;
 		rocksdb_column_family_handle_t *h = rocksdb_create_column_family(st->db, st->db_opts, c->cf, &e);
 		if (e) {
 			log_error("storage: create column family %s: %s", c->cf, e);
 			free(e);
+			if (h)
+				rocksdb_column_family_handle_destroy(h); /* made even on failure */
 			return -EIO;
 		}
 		snprintf(st->cf_names[st->ncf], sizeof(st->cf_names[0]), "%s", c->cf);

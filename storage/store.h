@@ -39,7 +39,7 @@ enum { STORE_CF_META = 0, STORE_CF_ALARMS = 1, STORE_CF_FIRST_CLASS = 2 };
 struct store;
 
 /* Opens (creating) the database with every column family it has, replays what the commit
- * logs hold beyond the database, flushes, and removes the replayed logs.
+ * logs hold beyond the database, flushes, and removes the replayed logs, oldest first.
  * Returns 0 or a negative errno after a log line naming what failed. */
 int store_open(const struct store_config *cfg, struct store **out);
 void store_close(struct store *st);
@@ -178,8 +178,11 @@ int store_log_done(struct store_log *lg, struct store_log_record *rec, long writ
 /* A full log is left for the next one (prepared in the background) when no record is in
  * flight, and a log is always left after a failed record. Call this when every record made
  * durable so far has been applied to RocksDB: the logs left behind are then flushed into
- * RocksDB and deleted in the background. */
+ * RocksDB and deleted by a background thread, oldest first. */
 void store_log_retire(struct store_log *lg);
+/* For a core that stops with batches durable in its log but not applied to RocksDB (an
+ * apply failed): store_close then keeps every log, for the next start to replay. */
+void store_log_keep_all(struct store_log *lg);
 /* Fault injection for tests (DURO_FAULT_SYNC_EVERY): the sync of every `every`-th record
  * is reported as EIO although the bytes were written, as a failing disk would. 0: off. */
 void store_log_inject_sync_failures(struct store_log *lg, unsigned every);

@@ -138,6 +138,7 @@ struct core_group {
 	_Atomic unsigned serving; /* cores past core_serve, in or about to enter their loops */
 	_Atomic unsigned exited; /* cores out of their loops, outboxes sent */
 	_Atomic unsigned read_last; /* cores that took their last messages */
+	_Atomic unsigned finished;  /* cores done tearing down (see core_group_run) */
 };
 
 #endif

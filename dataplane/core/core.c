@@ -260,12 +260,33 @@ static unsigned drain_inboxes(struct core *c)
 	return n + got;
 }
 
+/* rte_ring_count's arithmetic, but with atomic loads of the tails: it reads them plainly
+ * while the other side stores them, a data race in C11's sense (and for ThreadSanitizer).
+ * Sequentially consistent for the producer's tail, so a core that announced it sleeps (a
+ * seq_cst store) and then finds its inbox empty cannot miss a message whose sender then
+ * reads `sleeping` as 0 (wake_core's fence). */
+static unsigned ring_count(const struct rte_ring *r)
+{
+	uint32_t prod = __atomic_load_n(&r->prod.tail, __ATOMIC_SEQ_CST);
+	uint32_t cons = __atomic_load_n(&r->cons.tail, __ATOMIC_RELAXED);
+	uint32_t n = (prod - cons) & r->mask;
+	return n > r->capacity ? r->capacity : n;
+}
+
+unsigned core_inbox_count(const struct core *c, unsigned from)
+{
+	const struct rte_ring *r = c->inbox[from];
+	if (!r)
+		return 0;
+	return ring_count(r);
+}
+
 static int inboxes_empty(struct core *c)
 {
-	if (c->local_head || rte_ring_count(c->posts))
+	if (c->local_head || ring_count(c->posts))
 		return 0;
 	for (unsigned s = 0; s < c->group->ncores; s++)
-		if (c->inbox[s] && rte_ring_count(c->inbox[s]))
+		if (core_inbox_count(c, s))
 			return 0;
 	return 1;
 }
@@ -445,6 +466,8 @@ static int core_main(void *arg)
 		c->ring_ready = 0;
 	}
 	buf_pool_destroy(&c->bufs);
+	/* Release: the caller of core_group_run frees what this core used last. */
+	atomic_fetch_add_explicit(&g->finished, 1, memory_order_release);
 	return r;
 }
 
@@ -468,6 +491,11 @@ int core_group_run(struct core_group *g)
 	DURO_ASSERT(i == g->ncores || atomic_load(&g->start_failed));
 	int r0 = core_main(g->cores[0]);
 	rte_eal_mp_wait_lcore();
+	/* Every core that ran has finished (the EAL's wait says so); acquiring their count too
+	 * orders their teardown before our frees in a way tools like TSan can see (the EAL is
+	 * not built with it). i cores ran core_main, this one included. */
+	while (atomic_load_explicit(&g->finished, memory_order_acquire) < i)
+		rte_pause();
 	if (atomic_load(&g->start_failed))
 		return r0 < 0 ? r0 : -EIO;
 	return 0;

@@ -46,6 +46,10 @@ void core_send(struct core *c, unsigned dst, struct core_msg *m);
  * caller's). */
 int core_post(struct core_group *g, unsigned dst, struct core_msg *m);
 
+/* Messages from core `from` waiting in this core's inbox (0 for itself): a snapshot, for
+ * any thread. */
+unsigned core_inbox_count(const struct core *c, unsigned from);
+
 /* Marks that this turn did work, so the loop does not go to sleep. */
 static inline void core_did_work(struct core *c) { c->work++; }
 

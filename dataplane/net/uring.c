@@ -35,7 +35,7 @@ struct uring_conn {
 	unsigned ops; /* SQEs in flight that name this connection */
 	enum conn_state state;
 	int err;
-	uint8_t recv_armed, dirty, closed_reported, peer_eof, paused;
+	uint8_t recv_armed, dirty, closed_reported, peer_eof, paused, close_sent;
 	struct list_node dirty_node;
 	struct uring_send *send; /* while a send is in flight */
 	struct buf *rbuf; /* fallback receive buffer (no buffer ring) */
@@ -244,11 +244,17 @@ static void conn_abort(struct core *c, struct uring_conn *uc, int err)
 		list_del(&uc->dirty_node);
 		uc->dirty = 0;
 	}
-	if (uc->recv_armed || uc->send) {
+	if (uc->ops) {
+		/* Requests still name the slot: they are cancelled, and the slot is closed only
+		 * when the last one has completed (conn_maybe_free). A request the kernel hands
+		 * to a worker (a shutdown) looks the slot up when it runs: closed before that, the
+		 * slot may hold the next connection accepted, which it would then act on. */
 		struct io_uring_sqe *sqe = op_sqe(c, uc, &uc->cancel_op);
 		io_uring_prep_cancel_fd(sqe, uc->fd, IORING_ASYNC_CANCEL_ALL |
 						     IORING_ASYNC_CANCEL_FD_FIXED);
+		return;
 	}
+	uc->close_sent = 1;
 	struct io_uring_sqe *sqe = op_sqe(c, uc, &uc->close_op);
 	io_uring_prep_close_direct(sqe, (unsigned)uc->fd);
 }
@@ -258,6 +264,13 @@ static void conn_maybe_free(struct core *c, struct uring_conn *uc)
 	struct net_core *nc = c->net;
 	if (uc->state != CS_CLOSING || uc->ops)
 		return;
+	if (!uc->close_sent) {
+		/* The last request naming the slot is done: now it can be closed. */
+		uc->close_sent = 1;
+		struct io_uring_sqe *sqe = op_sqe(c, uc, &uc->close_op);
+		io_uring_prep_close_direct(sqe, (unsigned)uc->fd);
+		return;
+	}
 	/* Every SQE naming this connection has completed: nobody reads its memory now. */
 	if (!uc->closed_reported) {
 		uc->closed_reported = 1;

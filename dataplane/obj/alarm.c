@@ -96,6 +96,16 @@ static void grow(struct alarm_core *ac)
 
 static void alarm_fired(struct core *c, struct timer *t);
 
+/* Doubling from retry_initial_ms; the shift stops at 20 (max_retries is at most 20 anyway,
+ * and 3,600,000 << 20 ms still fits with room). */
+#define ALARM_MAX_BACKOFF_SHIFT 20
+
+uint64_t alarm_retry_delay_ms(const struct obj_alarm_config *cfg, unsigned retries)
+{
+	unsigned shift = retries < ALARM_MAX_BACKOFF_SHIFT ? retries : ALARM_MAX_BACKOFF_SHIFT;
+	return (uint64_t)cfg->retry_initial_ms << shift;
+}
+
 /* After an alarm fired well, its commit decides; this only catches an event that changed
  * nothing of the alarm. */
 #define ALARM_SAFETY_NET_MS 60000
@@ -237,7 +247,7 @@ static void alarm_fired(struct core *c, struct timer *t)
 		arm_in(c, a, ALARM_SAFETY_NET_MS);
 		return;
 	}
-	uint64_t backoff = (uint64_t)cfg->retry_initial_ms << (a->retries < 20 ? a->retries : 20);
+	uint64_t backoff = alarm_retry_delay_ms(cfg, a->retries);
 	a->retries++;
 	arm_in(c, a, backoff);
 }

@@ -23,5 +23,8 @@ void alarm_core_fini(struct core *c);
 void alarm_event_commit(struct core *c, struct object *obj, struct store_batch *b, uint64_t seq);
 
 const struct obj_alarm_counters *alarm_counters(struct core *c);
+/* How long a failed alarm waits before retry `retries` (0 for the first): doubling from
+ * alarms.retry_initial_ms, the doubling capped at 2^20. */
+uint64_t alarm_retry_delay_ms(const struct obj_alarm_config *cfg, unsigned retries);
 
 #endif

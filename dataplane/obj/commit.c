@@ -439,6 +439,12 @@ void commit_core_fini(struct core *c)
 		return;
 	if (cc->unapplied_head)
 		apply_pending(c);
+	if (cc->unapplied_head) {
+		/* Durable in the log alone: deleting the logs at the stop would lose them. */
+		log_error("core %u: stopping with committed batches RocksDB refused: the commit logs stay for the next start",
+			  c->index);
+		store_log_keep_all(cc->log);
+	}
 	/* Outcomes nobody will hear any more: the process is stopping. */
 	discard_notes(c, cc->ready_head);
 	cc->ready_head = cc->ready_tail = NULL;

@@ -8,6 +8,9 @@
 #include <stdint.h>
 
 #define KV_TXN_SEQ UINT64_MAX /* written by the event still running */
+/* Absent only because a delete_all of the running event hides storage: gone if that
+ * delete_all is undone, the batch's once it commits. */
+#define KV_WIPED_SEQ (UINT64_MAX - 1)
 #define KV_MAX_SAVEPOINTS 16
 
 /* One cached key of an object: a clean copy of what RocksDB holds (seq 0 or already

@@ -141,7 +141,11 @@ static int lookup(struct core *c, struct object *obj, const void *k, size_t klen
 	if (kv->count >= kv->nbuckets && map_grow(kv) < 0)
 		return -ENOMEM;
 	struct kv_entry *e;
-	if (kv->wiped_in_txn || kv->wiped_seq > commit_applied_seq(c)) {
+	if (kv->wiped_in_txn) {
+		/* A delete_all of this event hides RocksDB: absent, for as long as that
+		 * delete_all stands (wiped_lookups_settle). */
+		e = entry_new(k, klen, NULL, 0, 0, KV_WIPED_SEQ);
+	} else if (kv->wiped_seq > commit_applied_seq(c)) {
 		/* Everything was deleted and RocksDB does not know yet. */
 		e = entry_new(k, klen, NULL, 0, 0, 0);
 	} else {
@@ -392,6 +396,30 @@ static void undo_to(struct core *c, struct obj_kv *kv, uint32_t to)
 	}
 }
 
+/* Keys looked up while a delete_all of the running event hid RocksDB were cached as
+ * absent (KV_WIPED_SEQ). When that delete_all commits in batch `seq` they are what the
+ * batch leaves; when it is undone (seq 0) they are wrong (RocksDB may hold those keys) and
+ * are dropped, so the next read asks RocksDB. */
+static void wiped_lookups_settle(struct core *c, struct obj_kv *kv, uint64_t seq)
+{
+	for (uint32_t b = 0; b < kv->nbuckets; b++) {
+		struct kv_entry **pp = &kv->buckets[b];
+		while (*pp) {
+			struct kv_entry *e = *pp;
+			if (e->seq != KV_WIPED_SEQ) {
+				pp = &e->hnext;
+			} else if (seq) {
+				e->seq = seq;
+				pp = &e->hnext;
+			} else {
+				*pp = e->hnext;
+				kv->count--;
+				entry_free(c, e);
+			}
+		}
+	}
+}
+
 int duro_txn_rollback(struct duro_object *o)
 {
 	struct object *obj = (struct object *)o;
@@ -401,7 +429,10 @@ int duro_txn_rollback(struct duro_object *o)
 	kv->nsavepoints--;
 	undo_to(obj->core, kv, kv->savepoint[kv->nsavepoints]);
 	kv->stats = kv->savepoint_stats[kv->nsavepoints];
+	int was_wiped = kv->wiped_in_txn;
 	kv->wiped_in_txn = kv->savepoint_wiped[kv->nsavepoints];
+	if (was_wiped && !kv->wiped_in_txn)
+		wiped_lookups_settle(obj->core, kv, 0);
 	return 0;
 }
 
@@ -420,6 +451,8 @@ void kv_event_rollback(struct core *c, struct object *obj)
 	kv->nsavepoints = 0;
 	undo_to(c, kv, 0);
 	kv->stats = kv->stats_at_event;
+	if (kv->wiped_in_txn)
+		wiped_lookups_settle(c, kv, 0);
 	kv->wiped_in_txn = 0;
 }
 
@@ -450,6 +483,7 @@ void kv_event_commit(struct core *c, struct object *obj, struct store_batch *b, 
 		keys_id_successor(obj->id.bytes, hi);
 		store_batch_delete_range(st, b, cf, obj->id.bytes, KEYS_ID_BYTES, hi, KEYS_ID_BYTES);
 		kv->wiped_seq = seq;
+		wiped_lookups_settle(c, kv, seq);
 	}
 	for (uint32_t i = 0; i < kv->ntxn; i++) {
 		struct kv_entry *e = kv->txn[i];

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 import conftest
-from conftest import DUROD
+from conftest import DUROD, run_durod
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DUROCTL = os.path.join(os.path.dirname(DUROD), "duroctl")
@@ -19,11 +19,11 @@ DUROCTL = os.path.join(os.path.dirname(DUROD), "duroctl")
 def check(tmp_path, cfg):
     p = tmp_path / "c.json"
     p.write_text(cfg if isinstance(cfg, str) else json.dumps(cfg))
-    return subprocess.run([DUROD, "--check-config", str(p)], capture_output=True, text=True)
+    return run_durod(["--check-config", str(p)])
 
 
 def test_help_lists_every_flag():
-    out = subprocess.run([DUROD, "--help"], capture_output=True, text=True)
+    out = run_durod(["--help"])
     assert out.returncode == 0
     for flag in ["--config", "--check-config", "--listen", "--data-dir", "--cores", "--log-level",
                  "--backend", "--dpdk-vdev", "--dpdk-eal", "--dpdk-ipv4", "--dpdk-gateway",
@@ -113,8 +113,7 @@ def test_bad_config_names_the_key(tmp_path, cfg, msg):
 def test_bad_config_refused_at_start(tmp_path):
     p = tmp_path / "c.json"
     p.write_text(json.dumps({"listners": []}))
-    r = subprocess.run([DUROD, "--config", str(p), "--data-dir", str(tmp_path / "d")],
-                       capture_output=True, text=True, timeout=10)
+    r = run_durod(["--config", str(p), "--data-dir", str(tmp_path / "d")], timeout=10)
     assert r.returncode == 2 and "listners" in r.stderr
 
 
@@ -262,7 +261,7 @@ def test_bad_flags_exit_2():
     for args in (["--cores", "0"], ["--cores", "x"], ["--listen", "nowhere"], ["--log-level", "loud"], ["stray"],
                  ["--backend", "xdp"], ["--dpdk-ipv4", "10.1.2"], ["--dpdk-mac", "01:00:00:00:00:01"],
                  ["--dpdk-mtu", "10"], ["--backend", "dpdk"]):
-        r = subprocess.run([DUROD] + args, capture_output=True, text=True, timeout=10)
+        r = run_durod(args, timeout=10)
         assert r.returncode == 2, args
         assert r.stderr
 
@@ -275,16 +274,15 @@ def test_flags_override_config(durod_factory):
 def test_busy_port_fails_cleanly(durod, tmp_path):
     import socket
     # A second durod on the same port would share it through SO_REUSEPORT: refused.
-    r = subprocess.run([DUROD, "--listen", "127.0.0.1:%d" % durod.port, "--data-dir", str(tmp_path / "x")],
-                       capture_output=True, text=True, timeout=10)
+    r = run_durod(["--listen", "127.0.0.1:%d" % durod.port, "--data-dir", str(tmp_path / "x")],
+                  timeout=10)
     assert r.returncode == 1
     assert "listen on 127.0.0.1:%d" % durod.port in r.stderr
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     s.listen()
     port = s.getsockname()[1]
-    r = subprocess.run([DUROD, "--listen", "127.0.0.1:%d" % port, "--data-dir", str(tmp_path / "y")],
-                       capture_output=True, text=True, timeout=10)
+    r = run_durod(["--listen", "127.0.0.1:%d" % port, "--data-dir", str(tmp_path / "y")], timeout=10)
     s.close()
     assert r.returncode == 1
     assert "listen on 127.0.0.1:%d" % port in r.stderr
@@ -292,7 +290,7 @@ def test_busy_port_fails_cleanly(durod, tmp_path):
 
 def test_data_dir_in_use_refused(durod, tmp_path):
     import conftest
-    r = subprocess.run([DUROD, "--listen", "127.0.0.1:%d" % conftest.free_port(), "--data-dir", durod.data_dir],
-                       capture_output=True, text=True, timeout=10)
+    r = run_durod(["--listen", "127.0.0.1:%d" % conftest.free_port(), "--data-dir", durod.data_dir],
+                  timeout=10)
     assert r.returncode == 1
     assert "is in use by another durod (pid %d)" % durod.proc.pid in r.stderr

@@ -13,7 +13,7 @@ import pytest
 import requests
 import websockets
 
-from conftest import DUROD, Durod, free_port
+from conftest import DUROD, Durod, check_output, durod_env, free_port, run_durod
 
 
 def openssl(*args, cwd):
@@ -197,14 +197,14 @@ def test_tls_config_errors(tmp_path, pki):
     def check(cert, key):
         cfg = tmp_path / ("c%d.json" % len(list(tmp_path.iterdir())))
         cfg.write_text(json.dumps({"listeners": [{"address": "127.0.0.1:1", "tls": {"cert": cert, "key": key}}]}))
-        return subprocess.run([DUROD, "--check-config", str(cfg)], capture_output=True, text=True, timeout=30)
+        return run_durod(["--check-config", str(cfg)])
     out = check(str(pki / "missing.pem"), str(pki / "leaf.key"))
     assert out.returncode == 2 and "missing.pem" in out.stderr and "No such file" in out.stderr
     out = check(str(pki / "chain.pem"), str(pki / "other.key"))
     assert out.returncode == 2 and "does not match" in out.stderr
     out = check(str(pki / "leaf.key"), str(pki / "leaf.key"))
     assert out.returncode == 2 and "not a PEM certificate" in out.stderr
-    out = subprocess.run([DUROD, "--tls-cert", str(pki / "chain.pem")], capture_output=True, text=True, timeout=30)
+    out = run_durod(["--tls-cert", str(pki / "chain.pem")])
     assert out.returncode == 2 and "go together" in out.stderr
 
 
@@ -220,7 +220,7 @@ def test_tls_listener_from_config_beside_plain(tmp_path, pki):
         "storage": {"log_rotate_bytes": 4 << 20}}))
     log = open(tmp_path / "durod.log", "w")
     p = subprocess.Popen([DUROD, "--config", str(cfg), "--data-dir", str(tmp_path / "data"), "--cores", "2"],
-                         stdout=log, stderr=subprocess.STDOUT)
+                         stdout=log, stderr=subprocess.STDOUT, env=durod_env())
     try:
         wait_port(plain, p)
         wait_port(tls, p)
@@ -233,6 +233,7 @@ def test_tls_listener_from_config_beside_plain(tmp_path, pki):
         p.terminate()
         assert p.wait(timeout=30) == 0
         log.close()
+        check_output((tmp_path / "durod.log").read_text(errors="replace"))
 
 
 def peer_cn(port, pki, name):

@@ -124,17 +124,34 @@ else
   note "SKIP integration over dpdk: needs root for network namespaces and af_packet (CI runs as root)"
 fi
 
+# Each target starts from its corpus; libFuzzer's "INITED cov: N" is the coverage of the
+# corpus alone (the same for a given binary and corpus, unlike the figure after fuzzing),
+# and falls below the target's floor in tests/fuzz/coverage.txt when the corpus lost
+# inputs or the libraries lost their coverage instrumentation: a failure either way.
 note "== fuzz (${FUZZ_SECONDS}s per target, libFuzzer with ASan+UBSan)"
 for target in http config ws stack backup metrics; do
   bin=build-fuzz/tests/fuzz/fuzz_$target
+  log="$out/fuzz-$target.log"
   work="$out/corpus-$target"; mkdir -p "$work"
   cp tests/fuzz/corpus/$target/* "$work/"
+  floor=$(awk -v t="$target" '$1 == t { print $2 }' tests/fuzz/coverage.txt)
   if "$bin" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
-       -dict=tests/fuzz/$target.dict -artifact_prefix="$out/" "$work" >"$out/fuzz-$target.log" 2>&1; then
-    ok; note "fuzz_$target: $(grep -Eo 'Done [0-9]+ runs' "$out/fuzz-$target.log")"
+       -dict=tests/fuzz/$target.dict -artifact_prefix="$out/" "$work" >"$log" 2>&1; then
+    rc=0
   else
+    rc=$?
+  fi
+  read -r icov ift < <(grep -m1 -Eo 'INITED cov: [0-9]+ ft: [0-9]+' "$log" | awk '{ print $3, $5 }')
+  read -r fcov fft < <(grep -Eo ' cov: [0-9]+ ft: [0-9]+' "$log" | tail -n 1 | awk '{ print $2, $4 }')
+  note "fuzz_$target: corpus cov ${icov:-?} ft ${ift:-?} (floor ${floor:-none}), after" \
+    "${FUZZ_SECONDS}s cov ${fcov:-?} ft ${fft:-?}, $(grep -Eo 'Done [0-9]+ runs' "$log" || echo 'not done')"
+  if [ "$rc" != 0 ]; then
     mkdir -p tests/fuzz/artifacts && cp "$out"/crash-* "$out"/leak-* "$out"/timeout-* tests/fuzz/artifacts/ 2>/dev/null
-    tail -n 40 "$out/fuzz-$target.log"; bad "fuzz_$target (artifacts in tests/fuzz/artifacts)"
+    tail -n 40 "$log"; bad "fuzz_$target (artifacts in tests/fuzz/artifacts)"
+  elif [ -z "$floor" ] || [ -z "${icov:-}" ] || [ "$icov" -lt "$floor" ]; then
+    bad "fuzz_$target: coverage ${icov:-unknown} from its corpus, below its floor ${floor:-(none in tests/fuzz/coverage.txt)}"
+  else
+    ok
   fi
 done
 

@@ -177,7 +177,8 @@ BUILTIN_MIGRATIONS = [
     {"tag": "builtin-v2", "new_classes": ["ChatRoom"]},
 ]
 # Test classes (tests/classes): each is the built-in class it names plus test hooks.
-TEST_CLASSES = {"KV": "TestKV", "Echo": "TestEcho", "Ticker": "TestTicker"}
+TEST_CLASSES = {"KV": "TestKV", "Echo": "TestEcho", "Ticker": "TestTicker",
+                "ChatRoom": "TestRoom"}
 
 
 def config_with_test_classes(config=None):

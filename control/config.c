@@ -584,7 +584,8 @@ static int parse_dpdk(struct ctx *x, struct duro_config *cfg, json_t *o)
 {
 	static const char *const keys[] = { "eal_args", "vdevs", "port", "mac", "ipv4", "gateway",
 					    "mtu", "mbufs", "idle_sleep_us", "fault_rx", "fault_tx",
-					    NULL };
+					    "rx_desc", "tx_desc", "tx_backlog", "steer_ring",
+					    "af_packet_framecnt", "af_packet_blocksz", NULL };
 	struct dpdk_config *d = &cfg->dpdk;
 	if (!json_is_object(o))
 		return fail(x, "dpdk", "want an object, got %s", type_name(o));
@@ -599,6 +600,22 @@ static int parse_dpdk(struct ctx *x, struct duro_config *cfg, json_t *o)
 	GET_UINT(x, "dpdk", o, "mtu", 576, 9000, d->mtu);
 	GET_UINT(x, "dpdk", o, "mbufs", 0, 16u << 20, d->mbufs);
 	GET_UINT(x, "dpdk", o, "idle_sleep_us", 0, 5000, d->idle_sleep_us);
+	/* Ring sizes (issue 20): all in this one place. */
+	GET_UINT(x, "dpdk", o, "rx_desc", 64, 65535, d->rx_desc);
+	GET_UINT(x, "dpdk", o, "tx_desc", 64, 65535, d->tx_desc);
+	GET_UINT(x, "dpdk", o, "tx_backlog", 256, 1u << 20, d->tx_backlog);
+	GET_UINT(x, "dpdk", o, "steer_ring", 256, 1u << 20, d->steer_ring);
+	if (d->steer_ring & (d->steer_ring - 1))
+		return fail(x, "dpdk.steer_ring", "%u: want a power of two", d->steer_ring);
+	GET_UINT(x, "dpdk", o, "af_packet_blocksz", 4096, 1u << 22, d->af_packet_blocksz);
+	if (d->af_packet_blocksz % 4096)
+		return fail(x, "dpdk.af_packet_blocksz", "%u: want a multiple of 4096",
+			    d->af_packet_blocksz);
+	GET_UINT(x, "dpdk", o, "af_packet_framecnt", 16, 1u << 20, d->af_packet_framecnt);
+	if (d->af_packet_framecnt % (d->af_packet_blocksz / 2048))
+		return fail(x, "dpdk.af_packet_framecnt", "%u: want a multiple of the %u frames "
+			    "of 2048 bytes in a block of af_packet_blocksz", d->af_packet_framecnt,
+			    d->af_packet_blocksz / 2048);
 	char text[64] = "";
 	if (get_str(x, "dpdk", o, "mac", text, sizeof(text), 0) < 0)
 		return -EINVAL;
@@ -952,11 +969,22 @@ static json_t *dpdk_json(const struct dpdk_config *d)
 	if (d->mac_set)
 		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", d->mac[0], d->mac[1],
 			 d->mac[2], d->mac[3], d->mac[4], d->mac[5]);
-	return json_pack("{s:o, s:o, s:I, s:s, s:s, s:s, s:I, s:I, s:I, s:o, s:o}", "eal_args", eal,
-			 "vdevs", vdevs, "port", (json_int_t)d->port, "mac", mac, "ipv4", cidr,
-			 "gateway", gw, "mtu", (json_int_t)d->mtu, "mbufs", (json_int_t)d->mbufs,
-			 "idle_sleep_us", (json_int_t)d->idle_sleep_us, "fault_rx",
-			 fault_json(&d->fault_rx), "fault_tx", fault_json(&d->fault_tx));
+	json_t *o = json_pack("{s:o, s:o, s:I, s:s, s:s, s:s, s:I, s:I, s:I, s:o, s:o}", "eal_args",
+			      eal, "vdevs", vdevs, "port", (json_int_t)d->port, "mac", mac, "ipv4",
+			      cidr, "gateway", gw, "mtu", (json_int_t)d->mtu, "mbufs",
+			      (json_int_t)d->mbufs, "idle_sleep_us", (json_int_t)d->idle_sleep_us,
+			      "fault_rx", fault_json(&d->fault_rx), "fault_tx", fault_json(&d->fault_tx));
+	/* Ring sizes (issue 20). */
+	json_t *rings = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "rx_desc",
+				  (json_int_t)d->rx_desc, "tx_desc", (json_int_t)d->tx_desc,
+				  "tx_backlog", (json_int_t)d->tx_backlog, "steer_ring",
+				  (json_int_t)d->steer_ring, "af_packet_framecnt",
+				  (json_int_t)d->af_packet_framecnt, "af_packet_blocksz",
+				  (json_int_t)d->af_packet_blocksz);
+	if (o && rings)
+		json_object_update(o, rings);
+	json_decref(rings);
+	return o;
 }
 
 static json_t *names_array(const char (*names)[STORE_NAME_MAX], unsigned n)

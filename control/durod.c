@@ -498,7 +498,7 @@ int main(int argc, char **argv)
 	snprintf(lcores, sizeof(lcores), "0-%u", cfg->cores - 1);
 	snprintf(prefix, sizeof(prefix), "durod%d", (int)getpid());
 	char *eal_argv[16 + DPDK_MAX_EAL_ARGS + 4];
-	char vdev_args[4][300];
+	char vdev_args[4][340];
 	int eal_argc = 0;
 	char *base[] = { argv[0], "-l", lcores, "--file-prefix", prefix, "--log-level",
 			 "lib.eal:error", "--log-level", "lib.telemetry:warning" };
@@ -517,7 +517,10 @@ int main(int argc, char **argv)
 			eal_argv[eal_argc++] = mem[i];
 	}
 	for (unsigned i = 0; use_dpdk && i < cfg->dpdk.nvdevs; i++) {
-		snprintf(vdev_args[i], sizeof(vdev_args[i]), "--vdev=%s", cfg->dpdk.vdevs[i]);
+		if (dpdk_vdev_arg(&cfg->dpdk, i, vdev_args[i], sizeof(vdev_args[i])) < 0) {
+			log_error("dpdk.vdevs[%u]: too long with the ring sizes added", i);
+			return EXIT_CONFIG;
+		}
 		eal_argv[eal_argc++] = vdev_args[i];
 	}
 	eal_argv[eal_argc] = NULL;

@@ -372,3 +372,56 @@ def test_zero_window_then_resume(dd):
     s.close()
     assert got[0] == 200 and hashlib.sha256(got[2]).digest() == hashlib.sha256(body).digest()
     assert probes > 0
+
+
+def telemetry(d, cmd):
+    """One DPDK telemetry command's answer from durod's EAL socket."""
+    # `ip netns exec` execs durod: the process started is durod itself.
+    path = "/var/run/dpdk/durod%d/dpdk_telemetry.v2" % d.proc.pid
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(path)
+    json.loads(s.recv(16384))
+    s.send(cmd.encode())
+    out = json.loads(s.recv(1 << 16))
+    s.close()
+    return out[cmd.split(",")[0]]
+
+
+def test_receive_ring_overflow_counted(durod_factory):
+    """A receive ring too small for a burst, on a core that sleeps between polls: the frames
+    the kernel could not place are counted as port_rx_missed, in duroctl, Prometheus and
+    DPDK telemetry, and every frame sent is either received or counted missed."""
+    mport = conftest.free_port()
+    d = durod_factory(cores=1, config={
+        "dpdk": {"af_packet_framecnt": 32, "idle_sleep_us": 5000},
+        "control": {"metrics": "127.0.0.1:%d" % mport}})
+    assert requests.post(d.url + "/counter/ring", timeout=10).status_code == 200
+    before = wait_stack(d, "port_rx_packets", 1)
+    sent = 20000
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for _ in range(sent):
+        u.sendto(b"x" * 100, (d.host, 9))  # no such protocol for the stack: counted, dropped
+    u.close()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        s = stack(d)
+        seen = s["drop_ip_protocol"] + s["port_rx_missed"] - before["port_rx_missed"]
+        if seen >= sent:
+            break
+        time.sleep(0.1)
+    assert s["port_rx_missed"] > 0, s
+    assert sent <= seen <= sent + 50, (seen, s)  # a few other frames may be missed too
+    assert s["port_rx_packets"] == s["rx_packets"], s
+    text = subprocess.run(["ip", "netns", "exec", conftest.DPDK_HOST_NS, "curl", "-s",
+                           "http://127.0.0.1:%d/metrics" % mport],
+                          capture_output=True, text=True, timeout=10).stdout
+    assert "# TYPE duro_stack_port_rx_missed_total counter" in text
+    assert "# TYPE duro_stack_tx_queue_depth gauge" in text
+    missed = sum(int(line.split()[-1]) for line in text.splitlines()
+                 if line.startswith("duro_stack_port_rx_missed_total{"))
+    assert missed >= s["port_rx_missed"]  # counters only grow
+    assert telemetry(d, "/duro/stats")["stack_port_rx_missed"] >= s["port_rx_missed"]
+    cfg = json.loads(subprocess.run([DUROCTL, "--json", "--socket",
+                                     os.path.join(d.data_dir, "control.sock"), "config"],
+                                    capture_output=True, text=True).stdout)["config"]["dpdk"]
+    assert cfg["af_packet_framecnt"] == 32 and cfg["tx_backlog"] == 8192, cfg

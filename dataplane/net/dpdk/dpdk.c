@@ -1,6 +1,7 @@
 /* The `dpdk` backend: the port (queues, RSS, offloads, the mbuf pool, steering rings
  * between cores) and each core's poll of its RX queue, batched TX and fault injection. */
 #include "dpdk.h"
+#include "port_stats.h"
 #include "stack.h"
 #include "base_assert.h"
 #include "core.h"
@@ -20,11 +21,10 @@
 #include <rte_thash.h>
 
 #define RX_BURST 32
-#define TX_BUF 256
-#define RX_DESC 1024
-#define TX_DESC 1024
-#define STEER_RING 4096
-#define TX_RETRIES 4
+#define TX_BURST 256       /* frames handed to the port per call */
+#define TX_TRIES 2         /* calls per turn before what is left waits for the next turn */
+#define PORT_STATS_MS 100  /* how often a core reads the port's counters */
+#define MBUFS_PER_CORE 16384 /* beyond the rings: send and reassembly queues, ARP */
 
 /* Set up once before the cores start; read-only while they run. */
 static struct {
@@ -35,9 +35,14 @@ static struct {
 	char driver[64];
 } rt;
 
+/* Frames waiting for the port: a ring of rt.cfg.tx_backlog slots (a power of two), the
+ * oldest first. What the port does not take in one turn stays for the next. */
 struct dpdk_core {
-	struct rte_mbuf *tx[TX_BUF];
-	unsigned ntx;
+	struct rte_mbuf *stage[TX_BURST * 3]; /* room for the fault injector's extra frames */
+	unsigned nstage;
+	struct rte_mbuf **tx;
+	unsigned tx_head, ntx, tx_mask;
+	uint64_t stats_due_ms;
 	int faults; /* the injector is configured */
 	struct fault rx_fault, tx_fault;
 };
@@ -47,6 +52,33 @@ void dpdk_config_defaults(struct dpdk_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->mtu = 1500;
 	cfg->idle_sleep_us = 100;
+	cfg->rx_desc = 4096;
+	cfg->tx_desc = 4096;
+	cfg->tx_backlog = 8192;
+	cfg->steer_ring = 8192;
+	cfg->af_packet_framecnt = 8192;
+	cfg->af_packet_blocksz = 4096;
+}
+
+static int has_devarg(const char *dev, const char *key)
+{
+	size_t k = strlen(key);
+	for (const char *p = strchr(dev, ','); p; p = strchr(p + 1, ','))
+		if (strncmp(p + 1, key, k) == 0 && p[1 + k] == '=')
+			return 1;
+	return 0;
+}
+
+int dpdk_vdev_arg(const struct dpdk_config *cfg, unsigned i, char *out, size_t len)
+{
+	const char *dev = cfg->vdevs[i];
+	int n = snprintf(out, len, "--vdev=%s", dev);
+	int afp = strncmp(dev, "net_af_packet", 13) == 0 || strncmp(dev, "eth_af_packet", 13) == 0;
+	if (afp && cfg->af_packet_framecnt && !has_devarg(dev, "framecnt") && n >= 0 && (size_t)n < len)
+		n += snprintf(out + n, len - (size_t)n, ",framecnt=%u", cfg->af_packet_framecnt);
+	if (afp && cfg->af_packet_blocksz && !has_devarg(dev, "blocksz") && n >= 0 && (size_t)n < len)
+		n += snprintf(out + n, len - (size_t)n, ",blocksz=%u", cfg->af_packet_blocksz);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
 int dpdk_parse_cidr(const char *text, uint32_t *ipv4, unsigned *prefix)
@@ -146,7 +178,18 @@ int dpdk_port_init(const struct dpdk_config *cfg, const struct net_config *net, 
 			mtu = cur;
 		}
 	}
-	unsigned nmbufs = cfg->mbufs ? cfg->mbufs : ncores * (16384u + RX_DESC + TX_DESC);
+	uint16_t nrx = (uint16_t)(cfg->rx_desc > UINT16_MAX ? UINT16_MAX : cfg->rx_desc);
+	uint16_t ntxd = (uint16_t)(cfg->tx_desc > UINT16_MAX ? UINT16_MAX : cfg->tx_desc);
+	r = rte_eth_dev_adjust_nb_rx_tx_desc(port, &nrx, &ntxd);
+	if (r < 0) {
+		log_error("dpdk: port %u: descriptor counts: %s", port, strerror(-r));
+		return r;
+	}
+	if (nrx != cfg->rx_desc || ntxd != cfg->tx_desc)
+		log_info("dpdk: port %u takes %u RX / %u TX descriptors per queue (asked for %u / %u)",
+			 port, nrx, ntxd, cfg->rx_desc, cfg->tx_desc);
+	unsigned nmbufs = cfg->mbufs ? cfg->mbufs
+				     : ncores * (MBUFS_PER_CORE + nrx + ntxd + cfg->tx_backlog);
 	rt.env.pool = rte_pktmbuf_pool_create("duro_mbufs", nmbufs, 256, STACK_MBUF_PRIV,
 					      RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
 	if (!rt.env.pool) {
@@ -155,10 +198,10 @@ int dpdk_port_init(const struct dpdk_config *cfg, const struct net_config *net, 
 		return -ENOMEM;
 	}
 	for (unsigned q = 0; q < ncores; q++) {
-		r = rte_eth_rx_queue_setup(port, (uint16_t)q, RX_DESC, (unsigned)rte_socket_id(), NULL,
+		r = rte_eth_rx_queue_setup(port, (uint16_t)q, nrx, (unsigned)rte_socket_id(), NULL,
 					   rt.env.pool);
 		if (r == 0)
-			r = rte_eth_tx_queue_setup(port, (uint16_t)q, TX_DESC, (unsigned)rte_socket_id(),
+			r = rte_eth_tx_queue_setup(port, (uint16_t)q, ntxd, (unsigned)rte_socket_id(),
 						   NULL);
 		if (r < 0) {
 			log_error("dpdk: port %u queue %u: %s", port, q, strerror(-r));
@@ -180,6 +223,8 @@ int dpdk_port_init(const struct dpdk_config *cfg, const struct net_config *net, 
 		return r;
 	}
 	rt.started = 1;
+	port_stats_init(port, ncores, strcmp(info.driver_name, "net_af_packet") == 0,
+			(int)info.if_index);
 	if (conf.rxmode.mq_mode == RTE_ETH_MQ_RX_RSS && info.reta_size &&
 	    info.reta_size <= RTE_DIM(rt.env.reta)) {
 		/* Queue i % cores for entry i, written to the port and kept for the stack. */
@@ -235,7 +280,7 @@ int dpdk_port_init(const struct dpdk_config *cfg, const struct net_config *net, 
 					continue;
 				char name[RTE_RING_NAMESIZE];
 				snprintf(name, sizeof(name), "duro_steer_%u_%u", a, b);
-				env->steer[a][b] = rte_ring_create(name, STEER_RING, (int)rte_socket_id(),
+				env->steer[a][b] = rte_ring_create(name, cfg->steer_ring, (int)rte_socket_id(),
 								   RING_F_SP_ENQ | RING_F_SC_DEQ);
 				if (!env->steer[a][b]) {
 					log_error("dpdk: ring %s: %s", name, rte_strerror(rte_errno));
@@ -246,12 +291,13 @@ int dpdk_port_init(const struct dpdk_config *cfg, const struct net_config *net, 
 	char a[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &cfg->ipv4, a, sizeof(a));
 	log_info("dpdk: port %u (%s) %02x:%02x:%02x:%02x:%02x:%02x %s/%u mtu %u, %u queue pairs, "
-		 "%s, checksums %s/%s, %u mbufs",
+		 "%s, checksums %s/%s, %u mbufs, %u/%u descriptors, TX backlog %u",
 		 port, rt.driver, mac.addr_bytes[0], mac.addr_bytes[1], mac.addr_bytes[2],
 		 mac.addr_bytes[3], mac.addr_bytes[4], mac.addr_bytes[5], a, cfg->prefix, mtu, ncores,
 		 rt.env.rss ? "RSS (owner core = RSS queue)" : "no RSS (flows handed to their owner core)",
 		 env->rx_cksum_offload ? "rx offloaded" : "rx software",
-		 env->tx_cksum_offload ? "tx offloaded" : "tx software", nmbufs);
+		 env->tx_cksum_offload ? "tx offloaded" : "tx software", nmbufs, nrx, ntxd,
+		 cfg->tx_backlog);
 	return 0;
 }
 
@@ -279,37 +325,71 @@ void dpdk_port_fini(void)
 
 /* ---- per core ---- */
 
-static void tx_flush(struct core *c, struct dpdk_core *pc)
+/* Hands queued frames to the port, oldest first, while it takes them; after TX_TRIES
+ * calls that it did not take whole, the rest waits for the next turn (the port's queue
+ * is full: the driver has not yet sent what it holds). */
+static void tx_drain(struct core *c, struct dpdk_core *pc)
 {
-	if (pc->faults)
-		pc->ntx = fault_apply(&pc->tx_fault, c->now_ms, pc->tx, pc->ntx, TX_BUF);
-	unsigned sent = 0;
-	for (int tries = 0; sent < pc->ntx && tries < TX_RETRIES; tries++)
-		sent += rte_eth_tx_burst(rt.port, (uint16_t)c->index, pc->tx + sent,
-					 (uint16_t)(pc->ntx - sent));
-	if (sent < pc->ntx) {
-		uint64_t *ctr = stack_counters(c);
-		ctr[SC_drop_tx_full] += pc->ntx - sent; /* TCP sends them again */
-		rte_pktmbuf_free_bulk(pc->tx + sent, pc->ntx - sent);
+	unsigned short_calls = 0;
+	while (pc->ntx && short_calls < TX_TRIES) {
+		unsigned cap = pc->tx_mask + 1;
+		unsigned n = cap - pc->tx_head < pc->ntx ? cap - pc->tx_head : pc->ntx;
+		if (n > UINT16_MAX)
+			n = UINT16_MAX;
+		unsigned sent = rte_eth_tx_burst(rt.port, (uint16_t)c->index, pc->tx + pc->tx_head,
+						 (uint16_t)n);
+		pc->tx_head = (pc->tx_head + sent) & pc->tx_mask;
+		pc->ntx -= sent;
+		if (sent < n)
+			short_calls++;
 	}
-	pc->ntx = 0;
+}
+
+/* Queues frames for the port; a frame that finds the backlog full is dropped and counted
+ * (TCP sends its segment again; an ACK is sent again by the next segment). */
+static void tx_push(struct core *c, struct dpdk_core *pc, struct rte_mbuf **m, unsigned n)
+{
+	unsigned cap = pc->tx_mask + 1;
+	unsigned room = cap - pc->ntx;
+	if (n > room) {
+		stack_counters(c)[SC_drop_tx_full] += n - room;
+		rte_pktmbuf_free_bulk(m + room, n - room);
+		n = room;
+	}
+	for (unsigned i = 0; i < n; i++)
+		pc->tx[(pc->tx_head + pc->ntx + i) & pc->tx_mask] = m[i];
+	pc->ntx += n;
+}
+
+#define TX_STAGE TX_BURST
+
+/* The stack's frames of this turn, through the fault injector when one is configured. */
+static void stage_flush(struct core *c, struct dpdk_core *pc)
+{
+	unsigned n = pc->nstage;
+	if (pc->faults) {
+		n = fault_apply(&pc->tx_fault, c->now_ms, pc->stage, n, RTE_DIM(pc->stage));
+	}
+	pc->nstage = 0;
+	tx_push(c, pc, pc->stage, n);
+	tx_drain(c, pc);
 }
 
 static void dpdk_tx(struct core *c, struct rte_mbuf *m)
 {
 	struct dpdk_core *pc = stack_port(c);
-	if (pc->ntx == TX_BUF)
-		tx_flush(c, pc);
-	pc->tx[pc->ntx++] = m;
+	pc->stage[pc->nstage++] = m;
+	if (pc->nstage == TX_STAGE)
+		stage_flush(c, pc);
 }
 
 static unsigned dpdk_poll(struct core *c)
 {
 	struct dpdk_core *pc = stack_port(c);
-	struct rte_mbuf *pkts[RX_BURST * 2];
+	struct rte_mbuf *pkts[RX_BURST * 4];
 	unsigned n = rte_eth_rx_burst(rt.port, (uint16_t)c->index, pkts, RX_BURST);
 	if (pc->faults)
-		n = fault_apply(&pc->rx_fault, c->now_ms, pkts, n, RX_BURST * 2);
+		n = fault_apply(&pc->rx_fault, c->now_ms, pkts, n, RTE_DIM(pkts));
 	for (unsigned i = 0; i < n; i++)
 		stack_input(c, pkts[i], 0);
 	unsigned work = n;
@@ -328,15 +408,26 @@ static unsigned dpdk_poll(struct core *c)
 static void dpdk_flush_hook(struct core *c)
 {
 	struct dpdk_core *pc = stack_port(c);
+	uint64_t *ctr = stack_counters(c);
 	stack_flush(c);
-	if (pc->ntx || pc->faults)
-		tx_flush(c, pc);
+	if (pc->nstage || pc->faults)
+		stage_flush(c, pc);
+	else if (pc->ntx)
+		tx_drain(c, pc);
+	if (pc->ntx) {
+		ctr[SC_tx_deferred] += pc->ntx; /* frames that wait a turn for the port */
+		core_did_work(c);              /* and the core does not sleep on them */
+	}
+	ctr[SC_tx_queue_depth] = pc->ntx;
 	if (pc->faults) {
-		uint64_t *ctr = stack_counters(c);
 		ctr[SC_fault_dropped] = pc->rx_fault.dropped + pc->tx_fault.dropped;
 		ctr[SC_fault_duplicated] = pc->rx_fault.duplicated + pc->tx_fault.duplicated;
 		ctr[SC_fault_reordered] = pc->rx_fault.reordered + pc->tx_fault.reordered;
 		ctr[SC_fault_delayed] = pc->rx_fault.delayed_n + pc->tx_fault.delayed_n;
+	}
+	if (c->now_ms >= pc->stats_due_ms) {
+		pc->stats_due_ms = c->now_ms + PORT_STATS_MS;
+		port_stats_poll(c->index, ctr);
 	}
 }
 
@@ -344,10 +435,21 @@ static int dpdk_core_init(struct core *c, const struct net_config *cfg, const st
 {
 	DURO_ASSERT(rt.started);
 	struct dpdk_core *pc = calloc(1, sizeof(*pc));
-	if (!pc)
+	unsigned cap = TX_BURST;
+	while (cap < rt.cfg.tx_backlog)
+		cap <<= 1;
+	if (pc)
+		pc->tx = calloc(cap, sizeof(*pc->tx));
+	if (!pc || !pc->tx) {
+		if (pc)
+			free(pc->tx);
+		free(pc);
 		return -ENOMEM;
+	}
+	pc->tx_mask = cap - 1;
 	int r = stack_core_init(c, &rt.env, cfg, ev);
 	if (r < 0) {
+		free(pc->tx);
 		free(pc);
 		return r;
 	}
@@ -380,7 +482,13 @@ static void dpdk_core_fini(struct core *c)
 	if (pc) {
 		fault_fini(&pc->rx_fault);
 		fault_fini(&pc->tx_fault);
-		rte_pktmbuf_free_bulk(pc->tx, pc->ntx);
+		rte_pktmbuf_free_bulk(pc->stage, pc->nstage);
+		while (pc->ntx) {
+			rte_pktmbuf_free(pc->tx[pc->tx_head]);
+			pc->tx_head = (pc->tx_head + 1) & pc->tx_mask;
+			pc->ntx--;
+		}
+		free(pc->tx);
 		free(pc);
 	}
 }

@@ -21,12 +21,26 @@ struct dpdk_config {
 	unsigned prefix; /* 1..32 */
 	uint32_t gateway; /* network order; 0: none */
 	unsigned mtu;
-	unsigned mbufs;  /* in the pool, all cores together */
+	unsigned mbufs;  /* in the pool, all cores together; 0: sized from the rings below */
 	unsigned idle_sleep_us; /* longest sleep of an idle core (no RX interrupts) */
+	/* Ring sizes: the defaults hold a 1,000-member broadcast on one core without a drop
+	 * (bench/README.md). Each drop they would cause has its counter (port_rx_missed,
+	 * drop_tx_full, drop_steer_full, drop_no_mbuf). */
+	unsigned rx_desc, tx_desc;   /* descriptors per queue, clamped to the port's limits */
+	unsigned tx_backlog;         /* frames a core holds for the next turn when its TX queue
+				      * is full; beyond it frames are dropped (counted) */
+	unsigned steer_ring;         /* slots in each core-to-core steering ring (power of two) */
+	unsigned af_packet_framecnt; /* net_af_packet: frames in each queue's RX and TX ring */
+	unsigned af_packet_blocksz;  /* net_af_packet: ring block size (a multiple of 4096) */
 	struct fault_config fault_rx, fault_tx;
 };
 
 void dpdk_config_defaults(struct dpdk_config *cfg);
+
+/* The EAL argument for vdevs[i]: "--vdev=" and the device string, with the af_packet ring
+ * sizes of cfg appended to a net_af_packet device that does not set them itself. Returns
+ * 0, or -ENAMETOOLONG when it does not fit `len`. */
+int dpdk_vdev_arg(const struct dpdk_config *cfg, unsigned i, char *out, size_t len);
 
 /* "10.77.0.1/24" into ipv4 and prefix; 0 or -EINVAL. */
 int dpdk_parse_cidr(const char *text, uint32_t *ipv4, unsigned *prefix);

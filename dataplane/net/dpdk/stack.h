@@ -11,9 +11,13 @@ struct rte_mbuf;
 struct rte_mempool;
 struct rte_ring;
 
-/* Every counter the stack keeps, per core: traffic, drops by reason, TCP events, and the
- * connections in each state (gauges). Names as the control socket shows them. */
+/* Every counter the stack keeps, per core: the port's own (its queue's, and on core 0 the
+ * port-wide ones), traffic, drops by reason, TCP events, and gauges: the connections in
+ * each state (conns_*) and queue depths (*_depth). Names as the control socket shows them. */
 #define STACK_COUNTERS(X)                                                                  \
+	X(port_rx_packets) X(port_rx_bytes) X(port_tx_packets) X(port_tx_bytes)               \
+	X(port_rx_missed) X(port_rx_errors) X(port_rx_nombuf) X(port_tx_errors)               \
+	X(tx_deferred) X(tx_queue_depth)                                                       \
 	X(rx_packets) X(rx_bytes) X(tx_packets) X(tx_bytes) X(steered_out) X(steered_in)     \
 	X(arp_requests_in) X(arp_replies_out) X(arp_requests_out) X(icmp_echo_replies)         \
 	X(drop_truncated) X(drop_multi_segment) X(drop_ether_type) X(drop_other_host)          \
@@ -23,7 +27,9 @@ struct rte_ring;
 	X(drop_tcp_out_of_window) X(drop_tcp_paws) X(drop_tcp_no_listener)                     \
 	X(drop_tcp_no_connection) X(drop_tcp_reassembly_full) X(drop_tcp_receive_overflow)    \
 	X(drop_no_mbuf) X(drop_tx_full) X(drop_arp_unresolved) X(drop_steer_full)             \
-	X(tcp_retransmits_timeout) X(tcp_retransmits_fast) X(tcp_syncookies_sent)              \
+	X(tcp_retransmits_timeout) X(tcp_retransmits_fast) X(tcp_retransmits_rack)             \
+	X(tcp_retransmits_tlp) X(tcp_tlp_probes) X(tcp_tlp_repairs) X(tcp_rack_lost)           \
+	X(tcp_recoveries_sack) X(tcp_recoveries_newreno) X(tcp_dsacks) X(tcp_syncookies_sent)  \
 	X(tcp_syncookies_accepted) X(tcp_syncookies_rejected) X(tcp_challenge_acks)            \
 	X(tcp_resets_sent) X(tcp_resets_received) X(tcp_out_of_order) X(tcp_keepalive_drops)   \
 	X(tcp_syn_timeouts) X(tcp_window_probes) X(tcp_connections_refused)                    \

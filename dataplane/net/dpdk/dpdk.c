@@ -21,6 +21,7 @@
 #include <rte_thash.h>
 
 #define RX_BURST 32
+#define RX_BUDGET 1024     /* frames read per turn at most, so TX and timers get their turn */
 #define TX_BURST 256       /* frames handed to the port per call */
 #define TX_TRIES 2         /* calls per turn before what is left waits for the next turn */
 #define PORT_STATS_MS 100  /* how often a core reads the port's counters */
@@ -387,12 +388,20 @@ static unsigned dpdk_poll(struct core *c)
 {
 	struct dpdk_core *pc = stack_port(c);
 	struct rte_mbuf *pkts[RX_BURST * 4];
-	unsigned n = rte_eth_rx_burst(rt.port, (uint16_t)c->index, pkts, RX_BURST);
-	if (pc->faults)
-		n = fault_apply(&pc->rx_fault, c->now_ms, pkts, n, RTE_DIM(pkts));
-	for (unsigned i = 0; i < n; i++)
-		stack_input(c, pkts[i], 0);
-	unsigned work = n;
+	unsigned work = 0;
+	/* Burst after burst until the queue is empty or the turn's budget is spent: a turn
+	 * that sent to a thousand connections must not leave their ACKs waiting in the ring
+	 * for dozens of turns. */
+	for (unsigned b = 0; b < RX_BUDGET / RX_BURST; b++) {
+		unsigned got = rte_eth_rx_burst(rt.port, (uint16_t)c->index, pkts, RX_BURST), n = got;
+		if (pc->faults)
+			n = fault_apply(&pc->rx_fault, c->now_ms, pkts, n, RTE_DIM(pkts));
+		for (unsigned i = 0; i < n; i++)
+			stack_input(c, pkts[i], 0);
+		work += n;
+		if (got < RX_BURST)
+			break;
+	}
 	for (unsigned src = 0; src < rt.env.ncores; src++) {
 		struct rte_ring *r = rt.env.steer[src][c->index];
 		if (!r)

@@ -29,7 +29,8 @@ struct rte_ring;
 	X(drop_no_mbuf) X(drop_tx_full) X(drop_arp_unresolved) X(drop_steer_full)             \
 	X(tcp_retransmits_timeout) X(tcp_retransmits_fast) X(tcp_retransmits_rack)             \
 	X(tcp_retransmits_tlp) X(tcp_tlp_probes) X(tcp_tlp_repairs) X(tcp_rack_lost)           \
-	X(tcp_recoveries_sack) X(tcp_recoveries_newreno) X(tcp_dsacks) X(tcp_syncookies_sent)  \
+	X(tcp_recoveries_sack) X(tcp_recoveries_newreno) X(tcp_dsacks) X(tcp_spurious_rtos)   \
+	X(tcp_syncookies_sent)                                                                  \
 	X(tcp_syncookies_accepted) X(tcp_syncookies_rejected) X(tcp_challenge_acks)            \
 	X(tcp_resets_sent) X(tcp_resets_received) X(tcp_out_of_order) X(tcp_keepalive_drops)   \
 	X(tcp_syn_timeouts) X(tcp_window_probes) X(tcp_connections_refused)                    \

@@ -140,6 +140,7 @@ struct tcb *tcb_create(struct stack *s, uint32_t raddr, uint16_t rport, uint16_t
 	t->pub.listener = (uint16_t)(li < 0 ? 0 : li);
 	t->pub.ev = s->ev;
 	t->rto_ms = TCP_RTO_INIT_MS;
+	t->reo_wnd_mult = 1;
 	t->mss = 536;
 	list_init(&t->work_node);
 	t->ts_offset = tcp_ts_offset(s, raddr, rport, lport);
@@ -265,7 +266,7 @@ void tcb_time_wait(struct stack *s, struct tcb *t)
 		w->raddr = t->raddr;
 		w->rport = t->rport;
 		w->lport = t->lport;
-		w->snd_nxt = t->snd_nxt;
+		w->snd_max = t->snd_max;
 		w->rcv_nxt = t->rcv_nxt;
 		w->ts_recent = t->ts_recent;
 		w->ts_offset = t->ts_offset;
@@ -338,7 +339,7 @@ static void tcb_timer_fire(struct core *c, struct timer *tm)
 	if (t->ka_at && now >= t->ka_at) {
 		if (t->ka_probes >= TCP_KEEPALIVE_PROBES) {
 			stack_count(s, SC_tcp_keepalive_drops);
-			tcp_send_ctl(s, t, RTE_TCP_RST_FLAG | RTE_TCP_ACK_FLAG, t->snd_nxt);
+			tcp_send_ctl(s, t, RTE_TCP_RST_FLAG | RTE_TCP_ACK_FLAG, t->snd_max);
 			tcb_close(s, t, -ETIMEDOUT);
 			return;
 		}

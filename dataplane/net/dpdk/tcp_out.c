@@ -272,7 +272,7 @@ void tcp_send_tw_ack(struct stack *s, const struct tw *w)
 	h.raddr = w->raddr;
 	h.rport = w->rport;
 	h.lport = w->lport;
-	h.seq = w->snd_nxt;
+	h.seq = w->snd_max;
 	h.ack = w->rcv_nxt;
 	h.flags = RTE_TCP_ACK_FLAG;
 	h.win = 0; /* nothing more will be read */
@@ -290,6 +290,11 @@ static void xmit_seg(struct stack *s, struct tcb *t, struct rte_mbuf *m)
 {
 	struct seg *sg = seg_of(m);
 	struct rte_mbuf *out;
+	sg->xmit_us = tcp_now_us(s);
+	if (!t->rto_at) {
+		t->rto_at = s->c->now_ms + t->rto_ms; /* RFC 6298 5.1 */
+		t->timer_kind = TK_RTO;
+	}
 	if (rte_mbuf_refcnt_read(m) == 1) {
 		m->data_off = sg->off;
 		m->data_len = sg->len;
@@ -316,8 +321,6 @@ static void xmit_seg(struct stack *s, struct tcb *t, struct rte_mbuf *m)
 	/* No SACK blocks on data: the segment was sized for the timestamp option only. */
 	tcb_hdr(s, t, &h, sg->seq, flags, 0);
 	ack_sent(t);
-	if (!t->rto_at)
-		t->rto_at = s->c->now_ms + t->rto_ms;
 	emit(s, out, &h, t->rmac);
 }
 
@@ -331,35 +334,44 @@ static void queue_seg(struct tcb *t, struct rte_mbuf *m)
 	t->snd_tail = m;
 }
 
-/* New data from the layer above, copied into segments as the window allows; returns 0,
- * or -1 when the connection closed meanwhile. */
+/* New data from the layer above, copied into segments as the windows allow: the
+ * congestion window against pipe (RFC 6675), the peer's against what is outstanding. A
+ * loss probe (t->probing) takes one segment whatever the congestion window says (RFC
+ * 8985 7.3). Returns 0, or -1 when the connection closed meanwhile. */
 static int send_new_data(struct stack *s, struct tcb *t)
 {
 	struct core *c = s->c;
+	int sent_any = 0;
 	while (t->want_output && !t->user_gone) {
-		/* Limited transmit (RFC 3042): each of the first two duplicate ACKs lets one
-		 * new segment out beyond cwnd, so a small window can still reach three. */
-		uint32_t cwnd = t->cwnd;
-		if (!t->in_recovery && t->dupacks && t->dupacks < 3)
-			cwnd += (uint32_t)t->dupacks * t->mss;
-		uint32_t wnd = cwnd < t->snd_wnd ? cwnd : t->snd_wnd;
 		uint32_t inflight = t->snd_max - t->snd_una;
-		if (inflight >= wnd)
-			return 0;
-		uint32_t budget = wnd - inflight;
+		if (inflight >= t->snd_wnd)
+			break;
+		uint32_t budget = t->snd_wnd - inflight;
+		if (t->probing) {
+			if (sent_any)
+				break;
+			if (budget > t->mss)
+				budget = t->mss;
+		} else {
+			uint32_t pipe = tcp_pipe(t);
+			if (pipe >= t->cwnd)
+				break;
+			if (t->cwnd - pipe < budget)
+				budget = t->cwnd - pipe;
+		}
 		struct iovec iov[OUT_IOV_MAX];
 		unsigned n = t->pub.ev->fill_output(c, &t->pub, iov, OUT_IOV_MAX);
 		if (n == 0) {
 			t->want_output = 0;
-			return 0;
+			break;
 		}
 		size_t total = 0;
 		for (unsigned i = 0; i < n; i++)
 			total += iov[i].iov_len;
 		/* Sender-side silly window avoidance (RFC 1122 4.2.3.4): a short segment only
 		 * when it carries everything queued or nothing is in flight. */
-		if (budget < total && budget < t->mss && inflight > 0)
-			return 0;
+		if (budget < total && budget < t->mss && inflight > 0 && !t->probing)
+			break;
 		size_t take = total < budget ? total : budget;
 		size_t copied = 0;
 		unsigned vi = 0;
@@ -392,55 +404,93 @@ static int send_new_data(struct stack *s, struct tcb *t)
 			}
 			queue_seg(t, m);
 			t->snd_max += (uint32_t)seglen;
-			if (!t->snd_resend)
-				t->snd_nxt = t->snd_max;
-			if (!t->ts_ok && !t->rtt_seq) {
-				t->rtt_seq = t->snd_max;
-				t->rtt_start_ms = (uint32_t)c->now_ms;
-			}
 			copied += seglen;
 			s->net.sent_bytes += seglen;
 			xmit_seg(s, t, m);
 		}
 		if (copied == 0)
-			return 0;
+			break;
+		sent_any = 1;
 		s->net.sends++;
 		t->pub.ev->on_sent(c, &t->pub, copied);
 		if (t->state == TS_CLOSED)
 			return -1;
 		if (copied < total)
-			return 0; /* the window is full */
+			break; /* a window is full */
 	}
+	if (sent_any && !t->probing && tcp_pto_allowed(t))
+		tcp_arm_timer(s, t, 1); /* RFC 8985 7.2: the probe after new data */
 	return 0;
 }
 
-/* After a timeout: segments from snd_nxt on go again as the window allows. */
-static void resend_queued(struct stack *s, struct tcb *t)
+/* Segments marked lost go again, first in sequence order, while pipe is below the
+ * congestion window (RFC 6675 NextSeg rule 1), before any new data. */
+static void retransmit_lost(struct stack *s, struct tcb *t)
 {
-	while (t->snd_resend) {
-		uint32_t wnd = t->cwnd < t->snd_wnd ? t->cwnd : t->snd_wnd;
-		if (wnd < t->mss)
-			wnd = t->mss; /* one segment always goes: the window may be probed */
-		if (t->snd_nxt - t->snd_una >= wnd)
-			return;
-		struct rte_mbuf *m = t->snd_resend;
+	enum stack_counter kind = t->ca_state == CA_LOSS ? SC_tcp_retransmits_timeout
+				  : t->newreno		? SC_tcp_retransmits_fast
+							: SC_tcp_retransmits_rack;
+	struct rte_mbuf *m = t->snd_resend;
+	while (m) {
 		struct seg *sg = seg_of(m);
-		sg->flags |= SEG_RETRANSMITTED;
-		xmit_seg(s, t, m);
-		t->snd_nxt = sg->seq + sg->len + ((sg->flags & SEG_FIN) ? 1u : 0u);
-		t->snd_resend = sg->link;
+		if ((sg->flags & (SEG_LOST | SEG_RETRANS | SEG_SACKED)) == SEG_LOST) {
+			if (tcp_pipe(t) >= t->cwnd && !t->rexmit_now)
+				break;
+			t->rexmit_now = 0;
+			sg->flags |= SEG_RETRANS | SEG_EVER_RETRANS;
+			t->retrans_bytes += seg_seqlen(sg);
+			stack_count(s, kind);
+			xmit_seg(s, t, m);
+		}
+		m = sg->link;
 	}
-	t->snd_nxt = t->snd_max;
+	t->snd_resend = m;
 }
 
-void tcp_retransmit(struct stack *s, struct tcb *t)
+/* The loss probe (RFC 8985 7.3): a new segment if the peer's window has room for one,
+ * else the last segment again. The retransmission timer follows it. */
+static void send_probe(struct stack *s, struct tcb *t)
 {
+	stack_count(s, SC_tcp_tlp_probes);
+	uint32_t before = t->snd_max;
+	if (t->want_output && !t->fin_sent &&
+	    (t->state == TS_ESTABLISHED || t->state == TS_CLOSE_WAIT)) {
+		t->probing = 1;
+		int r = send_new_data(s, t);
+		t->probing = 0;
+		if (r < 0)
+			return;
+	}
+	if (t->snd_max != before) {
+		t->tlp_retrans = 0;
+	} else {
+		struct rte_mbuf *m = t->snd_tail;
+		struct seg *sg = seg_of(m);
+		if (!(sg->flags & SEG_RETRANS))
+			t->retrans_bytes += seg_seqlen(sg);
+		sg->flags |= SEG_RETRANS | SEG_EVER_RETRANS;
+		stack_count(s, SC_tcp_retransmits_tlp);
+		xmit_seg(s, t, m);
+		t->tlp_retrans = 1;
+	}
+	t->tlp_out = 1;
+	t->tlp_end_seq = t->snd_max;
+}
+
+void tcp_arm_timer(struct stack *s, struct tcb *t, int restart)
+{
+	uint64_t now = s->c->now_ms;
 	if (!t->snd_head)
 		return;
-	struct seg *sg = seg_of(t->snd_head);
-	sg->flags |= SEG_RETRANSMITTED;
-	t->rtt_seq = 0; /* Karn: no sample from a retransmitted segment */
-	xmit_seg(s, t, t->snd_head);
+	if (tcp_pto_allowed(t)) {
+		t->rto_at = now + tcp_pto_ms(t);
+		t->timer_kind = TK_PTO;
+		return;
+	}
+	if (restart || !t->rto_at || t->timer_kind != TK_RTO) {
+		t->rto_at = now + t->rto_ms;
+		t->timer_kind = TK_RTO;
+	}
 }
 
 static void send_fin(struct stack *s, struct tcb *t)
@@ -458,8 +508,6 @@ static void send_fin(struct stack *s, struct tcb *t)
 	sg->flags = SEG_FIN;
 	queue_seg(t, m);
 	t->snd_max++;
-	if (!t->snd_resend)
-		t->snd_nxt = t->snd_max;
 	t->fin_sent = 1;
 	/* How long the peer may take to finish closing is bounded as for a lingering kernel
 	 * socket: then the connection ends whatever state it is in. */
@@ -473,8 +521,10 @@ void tcp_output(struct stack *s, struct tcb *t)
 {
 	if (t->state == TS_CLOSED || t->state == TS_SYN_RECEIVED)
 		return;
+	if (t->rack_wait_us)
+		tcp_rack_timeout(s, t);
 	if (t->snd_resend)
-		resend_queued(s, t);
+		retransmit_lost(s, t);
 	int can_send = t->state == TS_ESTABLISHED || t->state == TS_CLOSE_WAIT;
 	if (can_send && !t->fin_sent) {
 		if (send_new_data(s, t) < 0)
@@ -484,9 +534,11 @@ void tcp_output(struct stack *s, struct tcb *t)
 			send_fin(s, t);
 	}
 	if (t->ack_now)
-		tcp_send_ctl(s, t, RTE_TCP_ACK_FLAG, t->snd_nxt);
-	if (t->snd_una == t->snd_max && t->want_output && t->snd_wnd == 0 && !t->rto_at)
+		tcp_send_ctl(s, t, RTE_TCP_ACK_FLAG, t->snd_max);
+	if (t->snd_una == t->snd_max && t->want_output && t->snd_wnd == 0 && !t->rto_at) {
 		t->rto_at = s->c->now_ms + t->rto_ms; /* persist: probe the zero window */
+		t->timer_kind = TK_RTO;
+	}
 	tcb_timers_update(s, t);
 }
 
@@ -504,6 +556,24 @@ void tcp_on_rto(struct stack *s, struct tcb *t)
 		t->rto_at = now + ((uint64_t)TCP_RTO_INIT_MS << t->backoff);
 		return;
 	}
+	enum tcp_timer_kind kind = (enum tcp_timer_kind)t->timer_kind;
+	t->timer_kind = TK_RTO;
+	if (kind == TK_REO) {
+		tcp_rack_timeout(s, t);
+		if (t->snd_head && !t->rto_at)
+			tcp_arm_timer(s, t, 1);
+		if (t->snd_resend)
+			tcb_want_flush(s, t);
+		return;
+	}
+	if (kind == TK_PTO && t->snd_head) {
+		send_probe(s, t);
+		if (t->state != TS_CLOSED) {
+			t->rto_at = now + t->rto_ms;
+			t->timer_kind = TK_RTO;
+		}
+		return;
+	}
 	uint64_t rto = (uint64_t)t->rto_ms << (t->backoff < 10 ? t->backoff + 1 : 11);
 	if (rto > TCP_RTO_MAX_MS)
 		rto = TCP_RTO_MAX_MS;
@@ -513,21 +583,25 @@ void tcp_on_rto(struct stack *s, struct tcb *t)
 			tcb_close(s, t, -ETIMEDOUT);
 			return;
 		}
-		stack_count(s, SC_tcp_retransmits_timeout);
-		/* RFC 5681 (4): ssthresh from the flight, one segment of window, go back. */
+		/* RFC 5681 (4): ssthresh from the flight (held on a second expiry in a row),
+		 * one segment of window, every segment not SACKed lost (RFC 6675 5.1). */
 		uint32_t flight = t->snd_max - t->snd_una;
-		t->ssthresh = flight / 2 > 2u * t->mss ? flight / 2 : 2u * t->mss;
+		if (!t->backoff) {
+			t->prior_cwnd = t->cwnd;
+			t->prior_ssthresh = t->ssthresh;
+			t->rto_tsval = tcp_now_ts(t, now);
+			t->ssthresh = flight / 2 > 2u * t->mss ? flight / 2 : 2u * t->mss;
+		}
 		t->cwnd = t->mss;
-		t->dupacks = 0;
-		t->in_recovery = 0;
+		tcp_rto_mark_all(s, t);
+		t->ca_state = CA_LOSS;
+		t->newreno = !t->sack_ok;
 		t->recover = t->snd_max;
+		t->dupacks = 0;
 		t->backoff++;
-		t->rtt_seq = 0;
-		t->snd_resend = t->snd_head;
-		t->snd_nxt = t->snd_una;
+		retransmit_lost(s, t);
 		t->rto_at = now + rto;
-		resend_queued(s, t);
-		t->rto_at = now + rto; /* xmit_seg kept the earlier one */
+		t->timer_kind = TK_RTO;
 		return;
 	}
 	if (t->snd_wnd == 0 && t->want_output) {

@@ -49,7 +49,8 @@ static struct {
 	int tls;             /* --tls: every connection speaks TLS (no certificate check) */
 	uint64_t messages;   /* --messages: broadcasts to send, then stop once all arrived */
 	int verify;          /* --verify: every member checks every message, bytes and order */
-} opt = { "127.0.0.1", 8787, 64, 1, 0, 10.0, 1.0, "POST", "/counter/", 0, NULL, 64, 0, 0, 0 };
+	int wait_go;         /* --wait-go: once every member is in, say "ready" and wait for a line */
+} opt = { "127.0.0.1", 8787, 64, 1, 0, 10.0, 1.0, "POST", "/counter/", 0, NULL, 64, 0, 0, 0, 0 };
 
 static SSL_CTX *tls_ctx;
 
@@ -294,6 +295,14 @@ static int ws_main(struct sockaddr_in *sa)
 		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &conns[i] };
 		epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev);
 	}
+	if (opt.wait_go) {
+		/* The caller changes the network (adds loss) between set-up and load. */
+		fprintf(stderr, "ready\n");
+		fflush(stderr);
+		char line[16];
+		if (!fgets(line, sizeof(line), stdin))
+			return 1;
+	}
 	struct conn *sender = &conns[0];
 	uint64_t t0 = now_ns();
 	/* With --messages everything counts, and --duration is the deadline. */
@@ -401,6 +410,14 @@ static int ws_main(struct sockaddr_in *sa)
 	       percentile(99.9), percentile(100), (unsigned long long)least,
 	       (unsigned long long)complete, opt.verify ? "true" : "false",
 	       (unsigned long long)verify_errors);
+	fflush(stdout);
+	for (unsigned i = 0; i < opt.conns; i++) {
+		if (conns[i].ssl)
+			SSL_free(conns[i].ssl);
+		close(conns[i].fd);
+	}
+	free(conns);
+	close(ep);
 	if (opt.messages && complete < opt.conns)
 		return 1;
 	return errors || verify_errors ? 1 : 0;
@@ -415,11 +432,12 @@ static void usage(void)
 		"  --names 0 sends every request to <prefix>hot (one object); N > 0 draws\n"
 		"  <prefix>n<i> for i uniform in [0, N).  Output: one JSON object.\n"
 		"       durobench --ws /room/NAME [--conns MEMBERS] [--pipeline WINDOW] [--size BYTES]\n"
-		"                 [--messages N [--verify]] ...\n"
+		"                 [--messages N [--verify]] [--wait-go] ...\n"
 		"  WebSocket room: member 0 sends, every member's deliveries are timed. With\n"
 		"  --messages, N broadcasts, then it ends once every member has all of them\n"
 		"  (--duration is then the deadline; exit 1 if missed); --verify checks each one's\n"
-		"  order and bytes at every member.\n"
+		"  order and bytes at every member. --wait-go: once all are in, print \"ready\" on\n"
+		"  stderr and start when a line comes on stdin.\n"
 		"  --tls speaks TLS on every connection (https, wss; no certificate check).\n");
 }
 
@@ -430,7 +448,7 @@ int main(int argc, char **argv)
 		{ "pipeline", 1, 0, 'k' }, { "names", 1, 0, 'n' }, { "duration", 1, 0, 'd' },
 		{ "warmup", 1, 0, 'w' }, { "method", 1, 0, 'm' }, { "prefix", 1, 0, 'x' },
 		{ "requests", 1, 0, 'r' }, { "ws", 1, 0, 'W' }, { "size", 1, 0, 's' }, { "tls", 0, 0, 'T' },
-		{ "messages", 1, 0, 'N' }, { "verify", 0, 0, 'V' },
+		{ "messages", 1, 0, 'N' }, { "verify", 0, 0, 'V' }, { "wait-go", 0, 0, 'G' },
 		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
 	int o;
 	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -450,6 +468,7 @@ int main(int argc, char **argv)
 		case 'T': opt.tls = 1; break;
 		case 'N': opt.messages = strtoull(optarg, NULL, 10); break;
 		case 'V': opt.verify = 1; break;
+		case 'G': opt.wait_go = 1; break;
 		default: usage(); return 2;
 		}
 	}

@@ -99,7 +99,9 @@ static void ev_closed(struct core *cc, struct net_conn *nc, int e)
 	(void)cc, (void)nc, (void)e;
 	conn = NULL;
 }
-static const struct net_events events = { ev_accept, ev_data, ev_fill, ev_sent, ev_closed };
+static const struct net_events events = { .on_accept = ev_accept, .on_data = ev_data,
+					  .fill_output = ev_fill, .on_sent = ev_sent,
+					  .on_closed = ev_closed };
 
 /* A client frame with timestamps and up to 3 SACK blocks (pairs of absolute sequences). */
 static struct rte_mbuf *frame(uint8_t flags, uint32_t seq, uint32_t ack, const uint32_t *sack,

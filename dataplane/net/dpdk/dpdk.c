@@ -21,7 +21,8 @@
 #include <rte_thash.h>
 
 #define RX_BURST 32
-#define RX_BUDGET 1024     /* frames read per turn at most, so TX and timers get their turn */
+#define RX_BUDGET 2048     /* frames read per turn at most, so TX and timers get their turn;
+			    * at least what a turn may send (STACK_TX_TURN), whose ACKs come back */
 #define TX_BURST 256       /* frames handed to the port per call */
 #define TX_TRIES 2         /* calls per turn before what is left waits for the next turn */
 #define PORT_STATS_MS 100  /* how often a core reads the port's counters */
@@ -59,6 +60,18 @@ void dpdk_config_defaults(struct dpdk_config *cfg)
 	cfg->steer_ring = 8192;
 	cfg->af_packet_framecnt = 8192;
 	cfg->af_packet_blocksz = 4096;
+	cfg->zero_copy_min_bytes = 2048;
+}
+
+/* Ports whose driver copies each frame with the CPU (nothing reads the memory by DMA, and
+ * nothing keeps an mbuf past the transmit call): shared memory may go out as it is. */
+static int cpu_copying_port(const char *driver)
+{
+	static const char *const ok[] = { "net_af_packet", "net_pcap", "net_tap", "net_null" };
+	for (size_t i = 0; i < RTE_DIM(ok); i++)
+		if (strcmp(driver, ok[i]) == 0)
+			return 1;
+	return 0;
 }
 
 static int has_devarg(const char *dev, const char *key)
@@ -198,6 +211,20 @@ int dpdk_port_init(const struct dpdk_config *cfg, const struct net_config *net, 
 			  rte_strerror(rte_errno));
 		return -ENOMEM;
 	}
+	if (cfg->zero_copy_min_bytes && cpu_copying_port(info.driver_name)) {
+		/* Mbufs without data room, attached to shared output behind a header. */
+		rt.env.ext_pool = rte_pktmbuf_pool_create("duro_ext", ncores * MBUFS_PER_CORE, 256, 0,
+							  0, (int)rte_socket_id());
+		if (!rt.env.ext_pool) {
+			log_error("dpdk: mbuf pool of %u without data: %s (more EAL memory: -m)",
+				  ncores * MBUFS_PER_CORE, rte_strerror(rte_errno));
+			return -ENOMEM;
+		}
+		rt.env.zc_min = cfg->zero_copy_min_bytes;
+	} else if (cfg->zero_copy_min_bytes) {
+		log_info("dpdk: port %u (%s) reads frames by DMA: shared output is copied (zero copy "
+			 "would need it in memory registered with DPDK)", port, info.driver_name);
+	}
 	for (unsigned q = 0; q < ncores; q++) {
 		r = rte_eth_rx_queue_setup(port, (uint16_t)q, nrx, (unsigned)rte_socket_id(), NULL,
 					   rt.env.pool);
@@ -292,13 +319,13 @@ int dpdk_port_init(const struct dpdk_config *cfg, const struct net_config *net, 
 	char a[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &cfg->ipv4, a, sizeof(a));
 	log_info("dpdk: port %u (%s) %02x:%02x:%02x:%02x:%02x:%02x %s/%u mtu %u, %u queue pairs, "
-		 "%s, checksums %s/%s, %u mbufs, %u/%u descriptors, TX backlog %u",
+		 "%s, checksums %s/%s, %u mbufs, %u/%u descriptors, TX backlog %u, zero copy from %u bytes",
 		 port, rt.driver, mac.addr_bytes[0], mac.addr_bytes[1], mac.addr_bytes[2],
 		 mac.addr_bytes[3], mac.addr_bytes[4], mac.addr_bytes[5], a, cfg->prefix, mtu, ncores,
 		 rt.env.rss ? "RSS (owner core = RSS queue)" : "no RSS (flows handed to their owner core)",
 		 env->rx_cksum_offload ? "rx offloaded" : "rx software",
 		 env->tx_cksum_offload ? "tx offloaded" : "tx software", nmbufs, nrx, ntxd,
-		 cfg->tx_backlog);
+		 cfg->tx_backlog, env->zc_min);
 	return 0;
 }
 
@@ -321,6 +348,10 @@ void dpdk_port_fini(void)
 	if (rt.env.pool) {
 		rte_mempool_free(rt.env.pool);
 		rt.env.pool = NULL;
+	}
+	if (rt.env.ext_pool) {
+		rte_mempool_free(rt.env.ext_pool);
+		rt.env.ext_pool = NULL;
 	}
 }
 
@@ -487,7 +518,8 @@ static void dpdk_core_fini(struct core *c)
 	if (!c->net)
 		return;
 	struct dpdk_core *pc = stack_port(c);
-	stack_core_fini(c);
+	/* Frames still waiting go before the stack: one may point at shared output, whose
+	 * record the stack frees with itself. */
 	if (pc) {
 		fault_fini(&pc->rx_fault);
 		fault_fini(&pc->tx_fault);
@@ -500,6 +532,7 @@ static void dpdk_core_fini(struct core *c)
 		free(pc->tx);
 		free(pc);
 	}
+	stack_core_fini(c);
 }
 
 static unsigned dpdk_more_counters(struct core *c, const char *const **names,

@@ -32,6 +32,11 @@ struct dpdk_config {
 	unsigned steer_ring;         /* slots in each core-to-core steering ring (power of two) */
 	unsigned af_packet_framecnt; /* net_af_packet: frames in each queue's RX and TX ring */
 	unsigned af_packet_blocksz;  /* net_af_packet: ring block size (a multiple of 4096) */
+	/* Shared output (a broadcast frame) of at least this many bytes in one piece is sent
+	 * without copying, from the layer above's memory; 0: always copied. Only on ports
+	 * that read frames with the CPU (af_packet, pcap, tap, null): a NIC's DMA would need
+	 * the memory registered with DPDK. */
+	unsigned zero_copy_min_bytes;
 	struct fault_config fault_rx, fault_tx;
 };
 

@@ -62,6 +62,11 @@ struct stack_env {
 	unsigned reta_size;
 	int rx_cksum_offload; /* the port flags received checksums good or bad */
 	struct rte_mempool *pool; /* mbufs with STACK_MBUF_PRIV bytes of private area */
+	/* Zero-copy sends of shared output (struct net_share): a piece of at least zc_min
+	 * bytes goes out from the layer above's memory through an mbuf of ext_pool (no data
+	 * room) attached behind the segment's header mbuf. 0: every byte is copied. */
+	struct rte_mempool *ext_pool;
+	unsigned zc_min;
 	/* steer[a][b]: packets core a received for a flow core b owns; NULL without rings. */
 	struct rte_ring *steer[DURO_MAX_CORES][DURO_MAX_CORES];
 	uint8_t secret[16]; /* ISNs and SYN cookies */

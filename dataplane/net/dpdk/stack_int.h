@@ -25,6 +25,7 @@ enum {
 	SEG_SACKED = 4,
 	SEG_LOST = 8,
 	SEG_RETRANS = 16,
+	SEG_ZC = 32, /* the payload is the mbuf chained behind: shared memory, not copied */
 };
 
 struct seg {
@@ -42,6 +43,29 @@ static inline const char *seg_data(struct rte_mbuf *m)
 {
 	return (const char *)m->buf_addr + seg_of(m)->off;
 }
+/* A sent segment's payload: in its own buffer, or the shared memory chained behind. */
+static inline const char *seg_payload(struct rte_mbuf *m)
+{
+	struct seg *sg = seg_of(m);
+	if (sg->flags & SEG_ZC)
+		return (const char *)m->next->buf_addr + sg->off;
+	return (const char *)m->buf_addr + sg->off;
+}
+
+/* The stack's record of shared output it sends from (a net_share's priv points here while
+ * `active`): DPDK's external-buffer record, counting every mbuf attached to the memory on
+ * this core, and the link of the list of records whose last mbuf was freed. It lives in
+ * the stack's pool, not in the share: an mbuf freed after the layer above is gone (at
+ * shutdown) touches only the stack's memory. */
+struct zc_share {
+	struct rte_mbuf_ext_shared_info shinfo;
+	struct stack *s;
+	struct net_share *share;
+	struct zc_share *next_released;
+	uint8_t active;
+};
+/* DPDK counts an external buffer's references in 16 bits: beyond this many, copy. */
+#define ZC_MAX_REFS 60000
 
 /* ---- sequence arithmetic (RFC 9293 3.4, modulo 2^32) ---- */
 
@@ -139,6 +163,7 @@ struct arp_entry {
 };
 
 #define STACK_TX_BURST 64
+#define STACK_TX_TURN 2048 /* frames one turn's flush sends at most (tcp_flush) */
 
 struct stack {
 	const struct stack_env *env;
@@ -152,6 +177,8 @@ struct stack {
 	uint32_t next_id;
 	uint16_t ip_id;
 	uint64_t refused_logged_ms;
+	struct zc_share *released; /* shared output whose last attached mbuf was freed */
+	struct pool zc_pool;
 	/* TCP */
 	struct tcb **tcbs;        /* hash buckets */
 	struct tw **tws;

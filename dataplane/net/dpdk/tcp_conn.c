@@ -462,7 +462,19 @@ void tcp_flush(struct stack *s)
 		batch.prev->next = &batch;
 		list_init(&s->flush);
 	}
+	/* Frames per turn are bounded: the port's receive ring fills while a turn sends (the
+	 * peers' ACKs come back at once), and only the next turn's poll empties it. */
+	uint64_t budget_end = s->ctr[SC_tx_packets] + STACK_TX_TURN;
 	while (!list_empty(&batch)) {
+		if (s->ctr[SC_tx_packets] >= budget_end) {
+			/* The rest goes first next turn, before connections queued since. */
+			struct list_node *first = batch.next, *last = batch.prev;
+			first->prev = &s->flush;
+			last->next = s->flush.next;
+			s->flush.next->prev = last;
+			s->flush.next = first;
+			break;
+		}
 		struct tcb *t = LIST_CONTAINER(batch.next, struct tcb, work_node);
 		list_del(&t->work_node);
 		t->on_list = 0;

@@ -87,6 +87,14 @@ static void emit(struct stack *s, struct rte_mbuf *m, const struct hdr *h, const
 		m->l2_len = RTE_ETHER_HDR_LEN;
 		m->l3_len = sizeof(*ip);
 		th->cksum = rte_ipv4_phdr_cksum(ip, m->ol_flags);
+	} else if (m->nb_segs > 1) {
+		/* Header here, payload in the shared memory chained behind. */
+		uint16_t raw = 0;
+		rte_raw_cksum_mbuf(m, sizeof(*ip), thlen + payload, &raw);
+		uint32_t sum = (uint32_t)raw + rte_ipv4_phdr_cksum(ip, 0);
+		sum = (sum >> 16) + (sum & 0xffff);
+		sum += sum >> 16;
+		th->cksum = (uint16_t)~sum;
 	} else {
 		th->cksum = rte_ipv4_udptcp_cksum(ip, th);
 	}
@@ -283,6 +291,68 @@ void tcp_send_tw_ack(struct stack *s, const struct tw *w)
 
 /* ---- data segments ---- */
 
+/* The last mbuf attached to a share on this core was freed (by the stack or the port):
+ * the hold ends at the next turn's start (release_shares), outside any call from above. */
+static void zc_freed(void *addr, void *opaque)
+{
+	(void)addr;
+	struct zc_share *z = opaque;
+	z->active = 0;
+	z->next_released = z->s->released;
+	z->s->released = z;
+}
+
+/* A segment of `len` shared bytes at p, sent from where they are: a header mbuf with an
+ * mbuf of ext_pool attached to the bytes behind it. NULL when an mbuf, a record or room
+ * in DPDK's 16-bit reference count is lacking: the bytes are copied then. */
+static struct rte_mbuf *zc_segment(struct stack *s, struct net_share *sh, const char *p,
+				   uint16_t len)
+{
+	struct zc_share *z = sh->priv;
+	if (z && !z->active)
+		z = NULL; /* the old record waits for its release: a new hold */
+	if (z && rte_mbuf_ext_refcnt_read(&z->shinfo) >= ZC_MAX_REFS)
+		return NULL;
+	struct rte_mbuf *h = rte_pktmbuf_alloc(s->env->pool);
+	struct rte_mbuf *x = h ? rte_pktmbuf_alloc(s->env->ext_pool) : NULL;
+	if (!x) {
+		rte_pktmbuf_free(h);
+		return NULL;
+	}
+	if (!z) {
+		z = pool_get(&s->zc_pool);
+		if (!z) {
+			rte_pktmbuf_free(h);
+			rte_pktmbuf_free(x);
+			return NULL;
+		}
+		z->shinfo.free_cb = zc_freed;
+		z->shinfo.fcb_opaque = z;
+		rte_mbuf_ext_refcnt_set(&z->shinfo, 1);
+		z->s = s;
+		z->share = sh;
+		z->next_released = NULL;
+		z->active = 1;
+		sh->priv = z;
+		sh->holds++;
+	} else {
+		rte_mbuf_ext_refcnt_update(&z->shinfo, 1);
+	}
+	/* The port only reads these bytes with the CPU (zc_min is 0 for ports that DMA):
+	 * their virtual address stands for the I/O one. */
+	rte_pktmbuf_attach_extbuf(x, (void *)(uintptr_t)p, (rte_iova_t)(uintptr_t)p, len, &z->shinfo);
+	x->data_len = len;
+	x->pkt_len = len;
+	h->next = x;
+	h->nb_segs = 2;
+	h->pkt_len = len;
+	struct seg *sg = seg_of(h);
+	sg->off = 0; /* into the attached buffer */
+	sg->len = len;
+	sg->flags = SEG_ZC;
+	return h;
+}
+
 /* Sends one queued segment. The queue keeps its reference for retransmission; the frame
  * goes out from the same buffer when the port has let go of the previous transmission,
  * from a copy when it still holds it. */
@@ -296,11 +366,20 @@ static void xmit_seg(struct stack *s, struct tcb *t, struct rte_mbuf *m)
 		t->timer_kind = TK_RTO;
 	}
 	if (rte_mbuf_refcnt_read(m) == 1) {
-		m->data_off = sg->off;
-		m->data_len = sg->len;
+		if (sg->flags & SEG_ZC) {
+			struct rte_mbuf *x = m->next;
+			m->data_off = RTE_PKTMBUF_HEADROOM;
+			m->data_len = 0;
+			x->data_off = sg->off;
+			x->data_len = sg->len;
+			m->nb_segs = 2;
+		} else {
+			m->data_off = sg->off;
+			m->data_len = sg->len;
+		}
 		m->pkt_len = sg->len;
 		m->ol_flags = 0;
-		rte_mbuf_refcnt_update(m, 1);
+		rte_pktmbuf_refcnt_update(m, 1); /* every mbuf of the chain */
 		out = m;
 	} else {
 		out = rte_pktmbuf_alloc(s->env->pool);
@@ -310,7 +389,7 @@ static void xmit_seg(struct stack *s, struct tcb *t, struct rte_mbuf *m)
 		}
 		char *d = rte_pktmbuf_append(out, sg->len);
 		DURO_ASSERT(d);
-		memcpy(d, seg_data(m), sg->len);
+		memcpy(d, seg_payload(m), sg->len);
 	}
 	uint8_t flags = RTE_TCP_ACK_FLAG;
 	if (sg->flags & SEG_FIN)
@@ -360,7 +439,10 @@ static int send_new_data(struct stack *s, struct tcb *t)
 				budget = t->cwnd - pipe;
 		}
 		struct iovec iov[OUT_IOV_MAX];
-		unsigned n = t->pub.ev->fill_output(c, &t->pub, iov, OUT_IOV_MAX);
+		struct net_share *share[OUT_IOV_MAX];
+		int zc = s->env->zc_min && t->pub.ev->fill_output_shared;
+		unsigned n = zc ? t->pub.ev->fill_output_shared(c, &t->pub, iov, share, OUT_IOV_MAX)
+				: t->pub.ev->fill_output(c, &t->pub, iov, OUT_IOV_MAX);
 		if (n == 0) {
 			t->want_output = 0;
 			break;
@@ -377,31 +459,56 @@ static int send_new_data(struct stack *s, struct tcb *t)
 		unsigned vi = 0;
 		size_t voff = 0;
 		while (copied < take) {
-			struct rte_mbuf *m = rte_pktmbuf_alloc(s->env->pool);
-			if (!m) {
-				stack_count(s, SC_drop_no_mbuf);
-				break;
-			}
 			size_t seglen = take - copied < t->mss ? take - copied : t->mss;
-			struct seg *sg = seg_of(m);
-			sg->off = m->data_off;
-			sg->seq = t->snd_max;
-			sg->len = (uint16_t)seglen;
-			sg->flags = 0;
-			char *d = rte_pktmbuf_mtod(m, char *);
-			size_t got = 0;
-			while (got < seglen) {
-				size_t k = iov[vi].iov_len - voff;
-				if (k > seglen - got)
-					k = seglen - got;
-				memcpy(d + got, (const char *)iov[vi].iov_base + voff, k);
-				got += k;
-				voff += k;
-				if (voff == iov[vi].iov_len) {
-					vi++;
-					voff = 0;
+			size_t piece = iov[vi].iov_len - voff;
+			struct rte_mbuf *m = NULL;
+			if (zc && share[vi] && piece >= s->env->zc_min) {
+				/* Shared bytes worth it: sent from where they are, a piece per
+				 * segment. */
+				if (seglen > piece)
+					seglen = piece;
+				m = zc_segment(s, share[vi], (const char *)iov[vi].iov_base + voff,
+					       (uint16_t)seglen);
+				if (m) {
+					voff += seglen;
+					if (voff == iov[vi].iov_len) {
+						vi++;
+						voff = 0;
+					}
 				}
 			}
+			if (!m) {
+				m = rte_pktmbuf_alloc(s->env->pool);
+				if (!m) {
+					stack_count(s, SC_drop_no_mbuf);
+					break;
+				}
+				struct seg *sg = seg_of(m);
+				sg->off = m->data_off;
+				sg->flags = 0;
+				char *d = rte_pktmbuf_mtod(m, char *);
+				size_t got = 0;
+				while (got < seglen) {
+					/* A shared piece worth sending from where it is gets a
+					 * segment of its own. */
+					if (zc && got && !voff && share[vi] &&
+					    iov[vi].iov_len >= s->env->zc_min)
+						break;
+					size_t k = iov[vi].iov_len - voff;
+					if (k > seglen - got)
+						k = seglen - got;
+					memcpy(d + got, (const char *)iov[vi].iov_base + voff, k);
+					got += k;
+					voff += k;
+					if (voff == iov[vi].iov_len) {
+						vi++;
+						voff = 0;
+					}
+				}
+				seglen = got;
+				sg->len = (uint16_t)seglen;
+			}
+			seg_of(m)->seq = t->snd_max;
 			queue_seg(t, m);
 			t->snd_max += (uint32_t)seglen;
 			copied += seglen;

@@ -17,7 +17,7 @@ struct rte_ring;
 #define STACK_COUNTERS(X)                                                                  \
 	X(port_rx_packets) X(port_rx_bytes) X(port_tx_packets) X(port_tx_bytes)               \
 	X(port_rx_missed) X(port_rx_errors) X(port_rx_nombuf) X(port_tx_errors)               \
-	X(tx_deferred) X(tx_queue_depth)                                                       \
+	X(tx_deferred) X(tx_queue_depth) X(tx_zero_copy)                                       \
 	X(rx_packets) X(rx_bytes) X(tx_packets) X(tx_bytes) X(steered_out) X(steered_in)     \
 	X(arp_requests_in) X(arp_replies_out) X(arp_requests_out) X(icmp_echo_replies)         \
 	X(drop_truncated) X(drop_multi_segment) X(drop_ether_type) X(drop_other_host)          \

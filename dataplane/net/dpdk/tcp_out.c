@@ -350,6 +350,7 @@ static struct rte_mbuf *zc_segment(struct stack *s, struct net_share *sh, const 
 	sg->off = 0; /* into the attached buffer */
 	sg->len = len;
 	sg->flags = SEG_ZC;
+	stack_count(s, SC_tx_zero_copy);
 	return h;
 }
 

@@ -586,7 +586,7 @@ static int parse_dpdk(struct ctx *x, struct duro_config *cfg, json_t *o)
 					    "mtu", "mbufs", "idle_sleep_us", "fault_rx", "fault_tx",
 					    "rx_desc", "tx_desc", "tx_backlog", "steer_ring",
 					    "af_packet_framecnt", "af_packet_blocksz",
-					    "zero_copy_min_bytes", NULL };
+					    "zero_copy_min_bytes", "tx_coalesce_us", NULL };
 	struct dpdk_config *d = &cfg->dpdk;
 	if (!json_is_object(o))
 		return fail(x, "dpdk", "want an object, got %s", type_name(o));
@@ -618,6 +618,7 @@ static int parse_dpdk(struct ctx *x, struct duro_config *cfg, json_t *o)
 			    "of 2048 bytes in a block of af_packet_blocksz", d->af_packet_framecnt,
 			    d->af_packet_blocksz / 2048);
 	GET_UINT(x, "dpdk", o, "zero_copy_min_bytes", 0, 65535, d->zero_copy_min_bytes);
+	GET_UINT(x, "dpdk", o, "tx_coalesce_us", 0, 10000, d->tx_coalesce_us);
 	char text[64] = "";
 	if (get_str(x, "dpdk", o, "mac", text, sizeof(text), 0) < 0)
 		return -EINVAL;
@@ -977,13 +978,14 @@ static json_t *dpdk_json(const struct dpdk_config *d)
 			      (json_int_t)d->mbufs, "idle_sleep_us", (json_int_t)d->idle_sleep_us,
 			      "fault_rx", fault_json(&d->fault_rx), "fault_tx", fault_json(&d->fault_tx));
 	/* Ring sizes (issue 20). */
-	json_t *rings = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "rx_desc",
+	json_t *rings = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "rx_desc",
 				  (json_int_t)d->rx_desc, "tx_desc", (json_int_t)d->tx_desc,
 				  "tx_backlog", (json_int_t)d->tx_backlog, "steer_ring",
 				  (json_int_t)d->steer_ring, "af_packet_framecnt",
 				  (json_int_t)d->af_packet_framecnt, "af_packet_blocksz",
 				  (json_int_t)d->af_packet_blocksz, "zero_copy_min_bytes",
-				  (json_int_t)d->zero_copy_min_bytes);
+				  (json_int_t)d->zero_copy_min_bytes, "tx_coalesce_us",
+				  (json_int_t)d->tx_coalesce_us);
 	if (o && rings)
 		json_object_update(o, rings);
 	json_decref(rings);

@@ -61,6 +61,7 @@ void dpdk_config_defaults(struct dpdk_config *cfg)
 	cfg->af_packet_framecnt = 8192;
 	cfg->af_packet_blocksz = 4096;
 	cfg->zero_copy_min_bytes = 2048;
+	cfg->tx_coalesce_us = 500;
 }
 
 /* Ports whose driver copies each frame with the CPU (nothing reads the memory by DMA, and
@@ -284,6 +285,7 @@ int dpdk_port_init(const struct dpdk_config *cfg, const struct net_config *net, 
 	env->mtu = mtu;
 	env->ncores = ncores;
 	env->tx = dpdk_tx;
+	env->coalesce_us = cfg->tx_coalesce_us;
 	for (unsigned i = 0; i < net->nlisten; i++) {
 		const struct net_listen *nl = &net->listen[i];
 		const struct sockaddr_in *sin = (const struct sockaddr_in *)&nl->addr;

@@ -37,6 +37,10 @@ struct dpdk_config {
 	 * that read frames with the CPU (af_packet, pcap, tap, null): a NIC's DMA would need
 	 * the memory registered with DPDK. */
 	unsigned zero_copy_min_bytes;
+	/* While a core sends 512 frames or more a turn (a broadcast's fan-out), a segment
+	 * shorter than the MSS waits up to this long for more of its connection's output:
+	 * fewer, fuller frames when the core is the bottleneck; 0: never. */
+	unsigned tx_coalesce_us;
 	struct fault_config fault_rx, fault_tx;
 };
 

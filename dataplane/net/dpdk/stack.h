@@ -67,6 +67,10 @@ struct stack_env {
 	 * room) attached behind the segment's header mbuf. 0: every byte is copied. */
 	struct rte_mempool *ext_pool;
 	unsigned zc_min;
+	/* Under a heavy fan-out (a turn that sent STACK_HEAVY_TURN frames or more), a segment
+	 * shorter than the MSS waits up to this long for more of its connection's output,
+	 * so a busy core sends fewer, fuller segments; 0: never. */
+	unsigned coalesce_us;
 	/* steer[a][b]: packets core a received for a flow core b owns; NULL without rings. */
 	struct rte_ring *steer[DURO_MAX_CORES][DURO_MAX_CORES];
 	uint8_t secret[16]; /* ISNs and SYN cookies */

@@ -122,6 +122,7 @@ struct tcb {
 	 * sequence, the minimum RTT; rack_wait_us: look for losses again then (0: no). */
 	uint32_t rack_xmit_us, rack_end_seq, rack_rtt_us, rack_fack, min_rtt_us, min_rtt_s;
 	uint32_t rack_wait_us;
+	uint32_t coalesce_until_us; /* a short segment waits for more until then (0: no) */
 	uint32_t tlp_end_seq, dsack_round;
 	/* Before a retransmission timeout: the window to restore if it proves spurious (the
 	 * ACK after it echoes a timestamp older than the first retransmission's, RFC 3522). */
@@ -164,6 +165,7 @@ struct arp_entry {
 
 #define STACK_TX_BURST 64
 #define STACK_TX_TURN 2048 /* frames one turn's flush sends at most (tcp_flush) */
+#define STACK_HEAVY_TURN 512 /* frames a turn sends that make the next coalesce (coalesce_us) */
 
 struct stack {
 	const struct stack_env *env;
@@ -178,6 +180,7 @@ struct stack {
 	uint16_t ip_id;
 	uint64_t refused_logged_ms;
 	struct zc_share *released; /* shared output whose last attached mbuf was freed */
+	int heavy; /* the last turn's flush sent STACK_HEAVY_TURN frames or more */
 	struct pool zc_pool;
 	/* TCP */
 	struct tcb **tcbs;        /* hash buckets */

@@ -464,7 +464,7 @@ void tcp_flush(struct stack *s)
 	}
 	/* Frames per turn are bounded: the port's receive ring fills while a turn sends (the
 	 * peers' ACKs come back at once), and only the next turn's poll empties it. */
-	uint64_t budget_end = s->ctr[SC_tx_packets] + STACK_TX_TURN;
+	uint64_t start = s->ctr[SC_tx_packets], budget_end = start + STACK_TX_TURN;
 	while (!list_empty(&batch)) {
 		if (s->ctr[SC_tx_packets] >= budget_end) {
 			/* The rest goes first next turn, before connections queued since. */
@@ -480,6 +480,7 @@ void tcp_flush(struct stack *s)
 		t->on_list = 0;
 		tcp_output(s, t);
 	}
+	s->heavy = s->ctr[SC_tx_packets] - start >= STACK_HEAVY_TURN;
 	if (!list_empty(&s->flush))
 		core_did_work(s->c); /* more for the next turn: do not sleep before it */
 	reap(s);

@@ -455,6 +455,19 @@ static int send_new_data(struct stack *s, struct tcb *t)
 		 * when it carries everything queued or nothing is in flight. */
 		if (budget < total && budget < t->mss && inflight > 0 && !t->probing)
 			break;
+		/* A busy core fills segments: a short one waits a little for more output of
+		 * its connection (a broadcast's next messages), up to coalesce_us. */
+		if (s->heavy && s->env->coalesce_us && total < t->mss && !t->probing &&
+		    !t->close_req) {
+			uint32_t now = tcp_now_us(s);
+			if (!t->coalesce_until_us)
+				t->coalesce_until_us = (now + s->env->coalesce_us) | 1u;
+			if ((int32_t)(now - t->coalesce_until_us) < 0) {
+				tcb_want_flush(s, t);
+				break;
+			}
+		}
+		t->coalesce_until_us = 0;
 		size_t take = total < budget ? total : budget;
 		size_t copied = 0;
 		unsigned vi = 0;

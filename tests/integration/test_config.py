@@ -26,6 +26,12 @@ def test_valid_config(tmp_path):
     r = check(tmp_path, {"cores": 1, "durable_objects": {"bindings": [{"name": "C", "class_name": "Counter"}]},
                          "routes": [{"prefix": "/c/", "binding": "C"}]})
     assert r.returncode == 0, r.stderr
+    # The dpdk section's ring sizes (checked without the backend in use).
+    r = check(tmp_path, {"dpdk": {"rx_desc": 2048, "tx_desc": 2048, "tx_backlog": 4096,
+                                  "steer_ring": 16384, "af_packet_framecnt": 16384,
+                                  "af_packet_blocksz": 1 << 20, "zero_copy_min_bytes": 0,
+                                  "tx_coalesce_us": 0}})
+    assert r.returncode == 0, r.stderr
 
 
 BAD = [
@@ -56,6 +62,13 @@ BAD = [
     ({"dpdk": {"gateway": "10.77.0.254/24"}}, "config: dpdk.gateway"),
     ({"dpdk": {"mtu": 100}}, "config: dpdk.mtu: 100 is out of range"),
     ({"dpdk": {"vdevs": "net_af_packet0"}}, "config: dpdk.vdevs: want an array"),
+    ({"dpdk": {"steer_ring": 3000}}, "config: dpdk.steer_ring: 3000: want a power of two"),
+    ({"dpdk": {"af_packet_blocksz": 5000}}, "config: dpdk.af_packet_blocksz: 5000: want a multiple of 4096"),
+    ({"dpdk": {"af_packet_blocksz": 8192, "af_packet_framecnt": 1001}},
+     "config: dpdk.af_packet_framecnt: 1001: want a multiple of the 4 frames"),
+    ({"dpdk": {"rx_desc": 1}}, "config: dpdk.rx_desc: 1 is out of range"),
+    ({"dpdk": {"tx_backlog": 1 << 21}}, "config: dpdk.tx_backlog"),
+    ({"dpdk": {"tx_coalesce_us": -1}}, "config: dpdk.tx_coalesce_us"),
     ({"dpdk": {"fault_rx": {"drop_pct": 101}}}, "config: dpdk.fault_rx.drop_pct: 101 is out of range"),
     ({"dpdk": {"fault_tx": {"jitter": 1}}}, "config: dpdk.fault_tx.jitter: unknown key"),
     ({"dpdk": {"vdevz": []}}, "config: dpdk.vdevz: unknown key"),

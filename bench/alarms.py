@@ -16,8 +16,8 @@ from run import DUROD, free_port, wait_port  # noqa: E402
 
 
 def start(data, cores=1, expect_alarms=False):
-    """Starts durod; returns when it serves (and, with expect_alarms, once the core has
-    logged its loaded alarms: the listener accepts into its backlog before that)."""
+    """Starts durod; returns when it serves (the port opens once every core has loaded its
+    alarms; the log lines are waited for too, to be sure of what was measured)."""
     port = free_port()
     log_path = os.path.join(data, "durod.log")
     open(log_path, "w").close()

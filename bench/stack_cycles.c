@@ -150,7 +150,8 @@ int main(void)
 	g.cores[0] = c;
 	c->group = &g;
 	static const struct net_config cfg = { .max_conns_per_core = CONNS * 2, .linger_ms = 1000 };
-	if (timer_wheel_create(c, 0) < 0 || stack_core_init(c, &env, &cfg, &events) < 0)
+	if (timer_wheel_create(c, 0) < 0 || stack_core_init(c, &env, &cfg, &events) < 0 ||
+	    stack_start_accepting(c) < 0)
 		return 1;
 	static uint32_t cseq[CONNS], sseq[CONNS];
 	for (unsigned i = 0; i < CONNS; i++) {

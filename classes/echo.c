@@ -2,6 +2,7 @@
  * The body comes back as is; method, subpath, query, host and a per-instance event count
  * (reset when the object is evicted and reloaded) come back as headers. With a WebSocket
  * upgrade, every message comes back to its sender unchanged (the conformance target). */
+#include "builtin.h"
 #include "duro.h"
 
 #include <errno.h>
@@ -36,11 +37,6 @@ static int echo_request(struct duro_object *obj, const struct duro_request *req,
 		duro_ws_accept(obj, req, res, NULL, 0, &ws); /* on failure res holds the error */
 		return 0;
 	}
-	if (duro_req_subpath(req).len == 5 && duro_req_is(req, "POST")) {
-		struct duro_str sp = duro_req_subpath(req);
-		if (sp.ptr[1] == 'f' && sp.ptr[2] == 'a' && sp.ptr[3] == 'i' && sp.ptr[4] == 'l')
-			return -1; /* /fail: a handler that fails, for tests */
-	}
 	char id[DURO_ID_HEX + 1], n[24];
 	duro_id_to_string(duro_object_id(obj), id);
 	snprintf(n, sizeof(n), "%llu", (unsigned long long)st->events);
@@ -67,7 +63,7 @@ static int echo_ws_message(struct duro_object *obj, duro_ws ws, int binary, cons
 	return r == -ENOMEM ? r : 0;
 }
 
-static const struct duro_class echo_class = {
+const struct duro_class echo_class = {
 	.name = "Echo",
 	.state_size = sizeof(struct echo),
 	.on_load = echo_load,

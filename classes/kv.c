@@ -3,19 +3,18 @@
  *   PUT    <obj>/k/<key>            body becomes the value (204)
  *   DELETE <obj>/k/<key>            "1" if it existed, else "0"
  *   GET    <obj>/list?prefix=&start=&start_after=&end=&reverse=1&limit=   "key=value" lines
- *   POST   <obj>/batch              lines "put key value" / "del key" / "get key" / "fail" in
- *                                   one event: all or nothing; "begin"/"commit"/"rollback"
+ *   POST   <obj>/batch              lines "put key value" / "del key" / "get key" in one
+ *                                   event: all or nothing; "begin"/"commit"/"rollback"
  *                                   nest explicit transactions; "mget k…", "mput k v…",
- *                                   "mdel k…" use the multi-key calls (128 keys at most);
- *                                   "sync" calls sync(); "spin MS" burns MS ms (a slow
- *                                   handler); "timeout MS" sets the WebSocket event
- *                                   timeout; GET <obj>/synced shows the last
- *                                   outcome this instance heard ("0" durable, or -errno)
+ *                                   "mdel k…" use the multi-key calls (128 keys at most)
  *   DELETE <obj>/all                deleteAll
  *   GET    <obj>/ws                 WebSocket: each text message is a batch, run as one event;
  *                                   the answer ("ok" and the batch's output, or "error N") is
  *                                   a message that, like a response, waits for durability
- * Keys and values are raw path bytes and bodies (no decoding): enough for tests and demos. */
+ * Keys and values are raw path bytes and bodies (no decoding): enough for tests and demos.
+ * The batch language takes more lines through kv_on_request (builtin.h): the tests' TestKV
+ * adds its hooks that way. */
+#include "builtin.h"
 #include "duro.h"
 
 #include <errno.h>
@@ -140,20 +139,10 @@ static int multi(struct duro_object *obj, struct sink *res, const char *op, char
 	return sink_put(res, num, strlen(num));
 }
 
-/* In memory only: the last sync() outcome this instance heard. */
-struct kv_state {
-	int synced; /* 0 none yet, 1 durable, else the negative errno */
-};
-
-static void record_sync(struct duro_object *obj, int status, void *arg)
-{
-	(void)arg;
-	struct kv_state *st = duro_state(obj);
-	st->synced = status == 0 ? 1 : status;
-}
-
-/* One line of a batch: "put k v", "del k", "get k", "begin", "commit", "rollback", "fail". */
-static int batch_line(struct duro_object *obj, struct sink *res, char *line)
+/* One line of a batch: "put k v", "del k", "get k", "begin", "commit", "rollback", the
+ * multi-key lines, or one that `more` knows (may be NULL). */
+static int batch_line(struct duro_object *obj, struct sink *res, char *line, kv_line_fn *more,
+		      unsigned *depth)
 {
 	char *op = strtok_r(line, " ", &line);
 	if (op && (!strcmp(op, "mget") || !strcmp(op, "mput") || !strcmp(op, "mdel")))
@@ -176,31 +165,23 @@ static int batch_line(struct duro_object *obj, struct sink *res, char *line)
 			return sink_put(res, "-\n", 2);
 		return sink_put(res, v.ptr, v.len) || sink_put(res, "\n", 1);
 	}
-	if (!strcmp(op, "begin"))
-		return duro_txn_begin(obj);
-	if (!strcmp(op, "commit"))
-		return duro_txn_commit(obj);
-	if (!strcmp(op, "rollback"))
-		return duro_txn_rollback(obj);
-	if (!strcmp(op, "fail"))
-		return -ECANCELED;
-	if (!strcmp(op, "sync"))
-		return duro_sync(obj, record_sync, NULL);
-	if (!strcmp(op, "spin") && k) {
-		/* A slow handler, for trying event timeouts: burns k milliseconds. */
-		int64_t until = duro_now_ms() + strtol(k, NULL, 10);
-		while (duro_now_ms() < until)
-			;
-		return 0;
+	/* The batch's own begin/commit/rollback nest inside whatever the caller began. */
+	if (!strcmp(op, "begin")) {
+		int r = duro_txn_begin(obj);
+		*depth += r == 0;
+		return r;
 	}
-	if (!strcmp(op, "timeout") && k) {
-		duro_ws_set_event_timeout(obj, (unsigned)strtoul(k, NULL, 10));
-		return 0;
+	if (!strcmp(op, "commit") || !strcmp(op, "rollback")) {
+		if (!*depth)
+			return -EINVAL;
+		(*depth)--;
+		return !strcmp(op, "commit") ? duro_txn_commit(obj) : duro_txn_rollback(obj);
 	}
-	return -EINVAL;
+	return more ? more(obj, op, k) : -EINVAL;
 }
 
-static int do_batch(struct duro_object *obj, const struct duro_request *req, struct duro_response *res)
+static int do_batch(struct duro_object *obj, const struct duro_request *req, struct duro_response *res,
+		    kv_line_fn *more)
 {
 	struct duro_str body = duro_req_body(req);
 	char *copy = malloc(body.len + 1);
@@ -208,21 +189,26 @@ static int do_batch(struct duro_object *obj, const struct duro_request *req, str
 		return -ENOMEM;
 	memcpy(copy, body.ptr, body.len);
 	copy[body.len] = 0;
-	int r = 0;
 	char *save = NULL;
 	struct sink out = { res, NULL, 0, 0 };
+	/* All or nothing: a line that fails undoes the lines before it (and any "begin" left
+	 * open), while the client is still told why with its status. */
+	unsigned depth = 0;
+	int r = duro_txn_begin(obj);
 	for (char *line = strtok_r(copy, "\n", &save); line && r == 0; line = strtok_r(NULL, "\n", &save))
-		r = batch_line(obj, &out, line);
+		r = batch_line(obj, &out, line, more, &depth);
 	free(copy);
-	if (r == -ECANCELED)
-		return r; /* the whole event fails: every write in it is rolled back */
-	if (r < 0)
+	if (r < 0) {
+		for (unsigned i = 0; i <= depth; i++)
+			duro_txn_rollback(obj);
 		return fail_text(res, r);
+	}
 	duro_res_status(res, 200);
 	return 0;
 }
 
-static int kv_request(struct duro_object *obj, const struct duro_request *req, struct duro_response *res)
+int kv_on_request(struct duro_object *obj, const struct duro_request *req, struct duro_response *res,
+		  kv_line_fn *more)
 {
 	struct duro_str sp = duro_req_subpath(req);
 	if (sp.len >= 3 && !memcmp(sp.ptr, "/k/", 3)) {
@@ -252,17 +238,10 @@ static int kv_request(struct duro_object *obj, const struct duro_request *req, s
 				return fail_text(res, r);
 			return duro_res_body(res, r ? "1" : "0", 1);
 		}
-	} else if (sp.len == 7 && !memcmp(sp.ptr, "/synced", 7) && duro_req_is(req, "GET")) {
-		struct kv_state *st = duro_state(obj);
-		char text[16];
-		if (!st->synced)
-			return duro_res_text(res, 404, "no sync outcome yet");
-		snprintf(text, sizeof(text), "%d", st->synced == 1 ? 0 : st->synced);
-		return duro_res_body(res, text, strlen(text));
 	} else if (sp.len == 5 && !memcmp(sp.ptr, "/list", 5) && duro_req_is(req, "GET")) {
 		return do_list(obj, req, res);
 	} else if (sp.len == 6 && !memcmp(sp.ptr, "/batch", 6) && duro_req_is(req, "POST")) {
-		return do_batch(obj, req, res);
+		return do_batch(obj, req, res, more);
 	} else if (sp.len == 3 && !memcmp(sp.ptr, "/ws", 3) && duro_req_wants_ws(req)) {
 		duro_ws ws;
 		duro_ws_accept(obj, req, res, NULL, 0, &ws); /* on failure res holds the refusal */
@@ -278,8 +257,8 @@ static int kv_request(struct duro_object *obj, const struct duro_request *req, s
 }
 
 /* A batch over a WebSocket: one message, one event, one answer behind the output gate. */
-static int kv_ws_message(struct duro_object *obj, duro_ws ws, int binary, const void *data,
-			 size_t len)
+int kv_on_ws_message(struct duro_object *obj, duro_ws ws, int binary, const void *data, size_t len,
+		     kv_line_fn *more)
 {
 	if (binary)
 		return duro_ws_send(obj, ws, 0, "error binary", 12) == -ENOMEM ? -ENOMEM : 0;
@@ -291,8 +270,9 @@ static int kv_ws_message(struct duro_object *obj, duro_ws ws, int binary, const 
 	struct sink out = { NULL, NULL, 0, 0 };
 	int r = sink_put(&out, "ok\n", 3);
 	char *save = NULL;
+	unsigned depth = 0;
 	for (char *line = strtok_r(copy, "\n", &save); line && r == 0; line = strtok_r(NULL, "\n", &save))
-		r = batch_line(obj, &out, line);
+		r = batch_line(obj, &out, line, more, &depth);
 	free(copy);
 	if (r < 0) {
 		char msg[48];
@@ -306,9 +286,19 @@ static int kv_ws_message(struct duro_object *obj, duro_ws ws, int binary, const 
 	return r == -ENOMEM ? r : 0;
 }
 
-static const struct duro_class kv_class = {
+static int kv_request(struct duro_object *obj, const struct duro_request *req, struct duro_response *res)
+{
+	return kv_on_request(obj, req, res, NULL);
+}
+
+static int kv_ws_message(struct duro_object *obj, duro_ws ws, int binary, const void *data,
+			 size_t len)
+{
+	return kv_on_ws_message(obj, ws, binary, data, len, NULL);
+}
+
+const struct duro_class kv_class = {
 	.name = "KV",
-	.state_size = sizeof(struct kv_state),
 	.on_request = kv_request,
 	.on_ws_message = kv_ws_message,
 };
@@ -319,7 +309,6 @@ DURO_CLASS(kv_class)
  * its new name). */
 static const struct duro_class kv_store_class = {
 	.name = "KVStore",
-	.state_size = sizeof(struct kv_state),
 	.on_request = kv_request,
 	.on_ws_message = kv_ws_message,
 };

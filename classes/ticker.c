@@ -2,23 +2,19 @@
  *   POST   <obj>?in=MS[&alarm=NAME][&every=MS]  set the alarm (or a named one) MS from now
  *                                              (or ?at=EPOCH_MS); with every, each firing
  *                                              sets it again
- *   POST   <obj>/fail?n=K                      the next K firings fail (kept in memory)
  *   DELETE <obj>[?alarm=NAME]                  delete the alarm: "1" if there was one
  *   DELETE <obj>/all                           deleteAll (storage and alarms)
  *   GET    <obj>                               "fired N", "retry R", "late MS" (how late
  *                                              the last firing was), "name X", "alarm T",
  *                                              "named a,b" lines
  * on_alarm counts firings in storage and records the last retry count and name. */
+#include "builtin.h"
 #include "duro.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct ticker {
-	unsigned fail_remaining;
-};
 
 static int64_t get_num(struct duro_object *obj, const char *key)
 {
@@ -40,11 +36,6 @@ static int put_num(struct duro_object *obj, const char *key, int64_t n)
 
 static int ticker_alarm(struct duro_object *obj, const struct duro_alarm_info *info)
 {
-	struct ticker *st = duro_state(obj);
-	if (st->fail_remaining) {
-		st->fail_remaining--;
-		return -1;
-	}
 	int r = put_num(obj, "fired", get_num(obj, "fired") + 1);
 	if (!r)
 		r = put_num(obj, "retry", info->retry_count);
@@ -68,16 +59,11 @@ static int add_name(void *arg, struct duro_str name, int64_t t)
 static int ticker_request(struct duro_object *obj, const struct duro_request *req,
 			  struct duro_response *res)
 {
-	struct ticker *st = duro_state(obj);
 	struct duro_str sub = duro_req_subpath(req), name = { NULL, 0 };
 	duro_req_query_param(req, "alarm", &name);
 	int64_t n;
 	int r;
 	char text[200];
-	if (sub.len == 5 && !memcmp(sub.ptr, "/fail", 5) && duro_req_is(req, "POST")) {
-		st->fail_remaining = duro_req_query_int(req, "n", 0, 1000000, &n) == 1 ? (unsigned)n : 1;
-		return duro_res_text(res, 200, "ok");
-	}
 	if (sub.len == 4 && !memcmp(sub.ptr, "/all", 4) && duro_req_is(req, "DELETE")) {
 		r = duro_delete_all(obj);
 		return r ? r : duro_res_text(res, 200, "ok");
@@ -123,9 +109,8 @@ static int ticker_request(struct duro_object *obj, const struct duro_request *re
 	return duro_res_body(res, "\n", 1);
 }
 
-static const struct duro_class ticker_class = {
+const struct duro_class ticker_class = {
 	.name = "Ticker",
-	.state_size = sizeof(struct ticker),
 	.on_request = ticker_request,
 	.on_alarm = ticker_alarm,
 };

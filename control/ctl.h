@@ -15,12 +15,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-/* What one core last published: written by that core only, every 100 ms, under a sequence
- * count so the control thread reads a consistent copy without a lock. */
+/* What one core last published, every 100 ms. */
 #define CTL_MORE_MAX 96
 
 struct ctl_snapshot {
-	_Atomic uint64_t seq; /* odd while being written */
 	uint64_t at_ms;
 	struct http_counters http;
 	struct net_counters net;
@@ -37,6 +35,18 @@ struct ctl_snapshot {
 	struct hist latency;
 	unsigned nmore;
 	const char *const *more_names; /* static in the backend */
+};
+
+/* Where a core publishes its snapshot: written by that core only, under a sequence count,
+ * so the control thread reads a consistent copy without a lock. The snapshot is kept as
+ * words written and read with relaxed atomics (a seqlock whose data accesses are atomic
+ * too): a copy torn by a concurrent write is detected and retried, and no access is a
+ * data race in C11's sense (a plain memcpy here was, and ThreadSanitizer said so). */
+#define CTL_SNAPSHOT_WORDS (sizeof(struct ctl_snapshot) / sizeof(uint64_t))
+_Static_assert(sizeof(struct ctl_snapshot) % sizeof(uint64_t) == 0, "snapshot is whole words");
+struct ctl_snapshot_slot {
+	_Atomic uint64_t seq; /* odd while being written */
+	_Atomic uint64_t words[CTL_SNAPSHOT_WORDS];
 };
 
 /* How often each of the control plane's limits was hit (status "control", Prometheus). */
@@ -58,7 +68,7 @@ struct ctl {
 	struct core_group *group;
 	const char *version, *backend;
 	uint64_t started_wall_ms, started_mono_ms;
-	struct ctl_snapshot snap[DURO_MAX_CORES];
+	struct ctl_snapshot_slot snap[DURO_MAX_CORES];
 	uint64_t snap_due_ms[DURO_MAX_CORES];
 	struct ctl_mailbox mb;     /* control plane -> cores */
 	char socket_path[600];

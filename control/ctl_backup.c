@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "crc32c.h"
 #include "log.h"
+#include "keys.h"
 #include "obj.h"
 #include "store.h"
 
@@ -121,8 +122,8 @@ json_t *ctl_export(struct ctl *ctl, const char *cls, const char *path)
 			memcpy(cur, k, DURO_ID_BYTES);
 			have = 1;
 			objects++;
-			char nk[1 + DURO_ID_BYTES] = { 'n' };
-			memcpy(nk + 1, cur, DURO_ID_BYTES);
+			char nk[KEYS_META_ID_LEN];
+			keys_tagged_id(nk, KEYS_META_NAME, cur);
 			struct store_value name;
 			if (store_get_at(st, snap, STORE_CF_META, nk, sizeof(nk), &name) == 1) {
 				uint16_t nl = (uint16_t)name.len;

@@ -5,6 +5,7 @@
 #include "ctl_mailbox.h"
 #include "hex.h"
 #include "log.h"
+#include "keys.h"
 #include "obj.h"
 #include "slotmap.h"
 #include "store.h"
@@ -54,22 +55,22 @@ static int do_delete(struct core *c, struct ctl_cmd *cmd)
 
 /* ---- the commands ---- */
 
-/* Size and key count from the meta family ('s' ‖ ID), and the name ('n' ‖ ID). */
+/* Size and key count from the meta family, and the name (storage/keys.h). */
 static void stored_figures(const struct duro_id *id, json_t *into)
 {
 	struct store *st = obj_runtime_store();
-	char key[1 + DURO_ID_BYTES] = { 's' };
-	memcpy(key + 1, id->bytes, DURO_ID_BYTES);
+	char key[KEYS_META_ID_LEN];
+	keys_tagged_id(key, KEYS_META_STATS, id->bytes);
 	struct store_value v;
-	uint64_t stats[2] = { 0, 0 };
+	struct keys_stats stats = { 0, 0 };
 	if (store_get(st, STORE_CF_META, key, sizeof(key), &v) == 1) {
 		if (v.len == sizeof(stats))
-			memcpy(stats, v.data, sizeof(stats));
+			memcpy(&stats, v.data, sizeof(stats));
 		store_value_release(&v);
 	}
-	json_object_set_new(into, "bytes", json_integer((json_int_t)stats[0]));
-	json_object_set_new(into, "keys", json_integer((json_int_t)stats[1]));
-	key[0] = 'n';
+	json_object_set_new(into, "bytes", json_integer((json_int_t)stats.bytes));
+	json_object_set_new(into, "keys", json_integer((json_int_t)stats.keys));
+	keys_tagged_id(key, KEYS_META_NAME, id->bytes);
 	if (store_get(st, STORE_CF_META, key, sizeof(key), &v) == 1) {
 		json_object_set_new(into, "name", ctl_bytes_json(v.data, v.len));
 		store_value_release(&v);
@@ -248,11 +249,12 @@ static json_t *cmd_object(struct ctl *ctl, json_t *req)
 			      (int)cmd->info.deferred);
 	ctl_cmd_free(cmd);
 	stored_figures(&id, o);
-	/* Alarms from the alarms family: 'o' ‖ ID ‖ name -> time. */
-	char lo[1 + DURO_ID_BYTES] = { 'o' }, hi[1 + DURO_ID_BYTES + 1] = { 'o' };
-	memcpy(lo + 1, id.bytes, DURO_ID_BYTES);
-	memcpy(hi + 1, id.bytes, DURO_ID_BYTES);
-	hi[1 + DURO_ID_BYTES] = (char)0xff;
+	/* Alarms from the alarms family: every key of the object's range, name after the ID. */
+	char lo[KEYS_META_ID_LEN], hi[KEYS_META_ID_LEN];
+	uint8_t next[KEYS_ID_BYTES];
+	keys_tagged_id(lo, KEYS_ALARMS_OBJECT, id.bytes);
+	keys_id_successor(id.bytes, next);
+	keys_tagged_id(hi, KEYS_ALARMS_OBJECT, next);
 	json_t *alarms = json_array();
 	struct store_iter *it = store_iter_open(obj_runtime_store(), STORE_CF_ALARMS, lo, sizeof(lo), hi,
 						sizeof(hi), 0);

@@ -2,6 +2,7 @@
  * as JSON (status, stats) and as Prometheus text exposition. */
 #include "ctl_int.h"
 #include "clock.h"
+#include "core.h"
 #include "obj.h"
 
 #include <stdio.h>
@@ -9,16 +10,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <rte_ring.h>
-
 #define SNAPSHOT_EVERY_MS 100
 
 void ctl_publish(struct ctl *ctl, struct core *c)
 {
-	struct ctl_snapshot *s = &ctl->snap[c->index];
-	uint64_t seq = atomic_load_explicit(&s->seq, memory_order_relaxed);
-	atomic_store_explicit(&s->seq, seq + 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
+	/* Built here, then copied into the slot word by word. */
+	struct ctl_snapshot snap, *s = &snap;
+	memset(s, 0, sizeof(*s));
 	s->at_ms = c->now_ms;
 	s->http = *http_counters(c);
 	s->net = *http_net_counters(c);
@@ -33,7 +31,7 @@ void ctl_publish(struct ctl *ctl, struct core *c)
 	if (tls)
 		s->tls = *tls;
 	for (unsigned i = 0; i < c->group->ncores; i++)
-		s->ring_depth[i] = c->inbox[i] ? rte_ring_count(c->inbox[i]) : 0;
+		s->ring_depth[i] = core_inbox_count(c, i);
 	s->latency = *http_latency(c);
 	const struct net_backend *nb = http_backend(c);
 	if (nb->more_counters) {
@@ -42,7 +40,16 @@ void ctl_publish(struct ctl *ctl, struct core *c)
 		s->nmore = n < CTL_MORE_MAX ? n : CTL_MORE_MAX;
 		memcpy(s->more, vals, s->nmore * sizeof(vals[0]));
 	}
-	atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
+	struct ctl_snapshot_slot *slot = &ctl->snap[c->index];
+	uint64_t seq = atomic_load_explicit(&slot->seq, memory_order_relaxed);
+	atomic_store_explicit(&slot->seq, seq + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	for (size_t i = 0; i < CTL_SNAPSHOT_WORDS; i++) {
+		uint64_t w;
+		memcpy(&w, (const char *)s + i * sizeof(w), sizeof(w));
+		atomic_store_explicit(&slot->words[i], w, memory_order_relaxed);
+	}
+	atomic_store_explicit(&slot->seq, seq + 2, memory_order_release);
 }
 
 int ctl_snapshot_due(struct ctl *ctl, struct core *c)
@@ -55,13 +62,15 @@ int ctl_snapshot_due(struct ctl *ctl, struct core *c)
 
 int ctl_read_snapshot(struct ctl *ctl, unsigned core, struct ctl_snapshot *out)
 {
-	const struct ctl_snapshot *s = &ctl->snap[core];
+	struct ctl_snapshot_slot *s = &ctl->snap[core];
 	for (int tries = 0; tries < 1000; tries++) {
 		uint64_t a = atomic_load_explicit(&s->seq, memory_order_acquire);
 		if (a & 1)
 			continue;
-		memcpy((char *)out + sizeof(out->seq), (const char *)s + sizeof(s->seq),
-		       sizeof(*s) - sizeof(s->seq));
+		for (size_t i = 0; i < CTL_SNAPSHOT_WORDS; i++) {
+			uint64_t w = atomic_load_explicit(&s->words[i], memory_order_relaxed);
+			memcpy((char *)out + i * sizeof(w), &w, sizeof(w));
+		}
 		atomic_thread_fence(memory_order_acquire);
 		if (atomic_load_explicit(&s->seq, memory_order_relaxed) == a)
 			return a ? 0 : -EAGAIN; /* 0: never published yet */

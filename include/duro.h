@@ -302,11 +302,13 @@ struct duro_class {
 	void (*on_ws_error)(struct duro_object *obj, duro_ws ws, int code);
 };
 
-/* Registers a class by its name; returns 0, -EEXIST for a name taken, -ENOSPC when full.
- * Call before durod starts serving, normally through DURO_CLASS. */
+/* Registers a class by its name; returns 0, -EEXIST for a name taken, -ENOSPC when full,
+ * -EINVAL for an empty name or one over 63 bytes. Call before durod starts serving,
+ * normally through DURO_CLASS. */
 int duro_register_class(const struct duro_class *cls);
 
-/* Registers `cls` when the program starts. */
+/* Registers `cls` when the program starts. A class that cannot be registered (a name
+ * taken) stops durod at start with a message naming it. */
 #define DURO_CLASS(cls)                                                                 \
 	static void __attribute__((constructor)) duro_register_##cls(void)              \
 	{                                                                               \

@@ -26,11 +26,11 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 up() {
 	# A name for this (durod's) namespace too, so tests running in the client namespace
-	# can start durod back here: ip netns exec duro-host durod ...
-	if [ ! -e "/run/netns/$HOST_NS" ]; then
-		mkdir -p /run/netns
-		touch "/run/netns/$HOST_NS"
-		mount --bind /proc/$$/ns/net "/run/netns/$HOST_NS"
+	# can start durod back here: ip netns exec duro-host durod ... `ip netns attach` makes
+	# /run/netns a mount point first (a bind mount made before that would be hidden by it).
+	if ! ip netns exec "$HOST_NS" true 2>/dev/null; then
+		ip netns delete "$HOST_NS" 2>/dev/null || true
+		ip netns attach "$HOST_NS" $$
 	fi
 	if ! ip netns list | grep -qw "$NS"; then
 		ip netns add "$NS"
@@ -55,10 +55,7 @@ up() {
 down() {
 	ip link del "$HOST_IF" 2>/dev/null || true
 	ip netns del "$NS" 2>/dev/null || true
-	if [ -e "/run/netns/$HOST_NS" ]; then
-		umount "/run/netns/$HOST_NS" 2>/dev/null || true
-		rm -f "/run/netns/$HOST_NS"
-	fi
+	ip netns delete "$HOST_NS" 2>/dev/null || true
 }
 
 run() {

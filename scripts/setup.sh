@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # Installs what duro needs from Debian (only what is missing; silent when all is there),
-# then configures and builds. Usage: scripts/setup.sh [release|asan|fuzz]...  (default: release)
+# then configures and builds. Usage: scripts/setup.sh [release|asan|fuzz|tsan]...  (default: release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
   gcc pkg-config meson ninja-build
   libdpdk-dev liburing-dev librocksdb-dev libmbedtls-dev libjansson-dev libssl-dev
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev libtsan2
   python3 python3-pytest python3-requests python3-websockets nodejs node-ws
   curl iproute2 procps
 )
 # What only the tests need: a Prometheus text parser, a browser for the dashboard test,
 # setpriv (util-linux), the openssl CLI and testssl.sh for the TLS tests, and npm to fetch
 # playwright-core (Debian does not package it); for the dpdk backend's tests ping, ethtool,
-# nftables (loss, duplication), hping3 (SYN flood) and scapy (crafted frames).
+# nftables (loss, duplication), hping3 (SYN flood) and scapy (crafted frames); for the
+# systemd unit's test strace and systemd-analyze (Debian's systemd package: in a container
+# it installs its tools without becoming init or starting anything).
 if [ "${DURO_TEST_DEPS:-0}" = 1 ]; then
-  PACKAGES+=(python3-prometheus-client chromium util-linux openssl testssl.sh)
+  PACKAGES+=(python3-prometheus-client chromium util-linux openssl testssl.sh strace systemd)
   PACKAGES+=(iputils-ping ethtool nftables hping3 python3-scapy)
   command -v npm >/dev/null || PACKAGES+=(npm)
 fi
@@ -54,7 +56,12 @@ build() {
     fuzz) dir=build-fuzz
       [ -f "$dir/build.ninja" ] || CC=clang meson setup "$dir" -Dfuzz=true -Dbuildtype=debugoptimized \
         -Db_sanitize=address,undefined -Db_lundef=false >/dev/null ;;
-    *) echo "setup: unknown build '$kind' (release, asan, fuzz)" >&2; exit 2 ;;
+    tsan) dir=build-tsan
+      # ThreadSanitizer (gcc's libtsan): the unit tests and a short threaded durod run.
+      # Not -Werror: gcc warns that TSan cannot model atomic_thread_fence (-Wtsan).
+      [ -f "$dir/build.ninja" ] || meson setup "$dir" -Dbuildtype=debugoptimized \
+        -Db_sanitize=thread >/dev/null ;;
+    *) echo "setup: unknown build '$kind' (release, asan, fuzz, tsan)" >&2; exit 2 ;;
   esac
   ninja -C "$dir" >/dev/null || { ninja -C "$dir"; exit 1; }
 }

@@ -57,6 +57,37 @@ DUROD="$PWD/build-asan/control/durod" ASAN_OPTIONS=detect_leaks=1 \
   --ignore=tests/integration/test_dpdk.py tests/integration 2>&1 | tail -n 25
 count_junit "$out/junit.xml" integration
 
+# ThreadSanitizer: the unit tests (the runtime ones run real cores, RocksDB's threads and
+# commit-log threads), then tests/tsan: a TSan durod on two cores under concurrent HTTP,
+# WebSockets, TLS handshakes, alarms, eviction and control requests, and a restart. Any
+# report fails the binary or the test. tests/tsan/suppressions.txt lists (with reasons)
+# only libraries that are not built with TSan.
+note "== tsan (ThreadSanitizer: unit tests, a threaded durod run)"
+TSAN_RUN_OPTIONS="suppressions=$PWD/tests/tsan/suppressions.txt:second_deadlock_stack=1"
+if scripts/setup.sh tsan; then
+  for t in build-tsan/tests/unit/test_*; do
+    [ -f "$t" ] && [ -x "$t" ] || continue
+    name=$(basename "$t")
+    # Its "crashes" are forked children that start threads, which TSan does not support;
+    # the commit-log threads run under TSan in test_obj_kv.
+    [ "$name" = test_commit_log ] && continue
+    if TSAN_OPTIONS="$TSAN_RUN_OPTIONS" "$t" >"$out/tsan-$name.log" 2>&1; then rc=0; else rc=$?; fi
+    p=$(grep -c '^ok ' "$out/tsan-$name.log"); f=$(grep -c '^FAIL ' "$out/tsan-$name.log")
+    r=$(grep -c 'WARNING: ThreadSanitizer' "$out/tsan-$name.log")
+    passed=$((passed + p)); failed=$((failed + f))
+    if [ "$rc" != 0 ] || [ "$r" != 0 ]; then
+      cat "$out/tsan-$name.log"
+      if [ "$f" = 0 ]; then bad "tsan: $name (exit $rc, $r reports)"; else failures+=("tsan: $name"); fi
+    fi
+    note "tsan $name: $p passed, $f failed, $r reports"
+  done
+  DUROD="$PWD/build-tsan/control/durod" TSAN_OPTIONS="$TSAN_RUN_OPTIONS" \
+    "$PY" -m pytest -q -p no:cacheprovider --junitxml="$out/junit-tsan.xml" tests/tsan 2>&1 | tail -n 25
+  count_junit "$out/junit-tsan.xml" "tsan"
+else
+  bad "tsan build"
+fi
+
 # The dpdk backend: its own tests, then the suites of the other issues again over it, the
 # clients in the namespace of scripts/netns-dpdk.sh. Needs root (namespaces, af_packet).
 # Left to the uring run, to keep the whole suite under 15 minutes: the storage and alarm

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LOG_MAGIC 0x4c4f5244u /* "DROL" */
@@ -232,6 +233,31 @@ static unsigned long long max_seq(struct store *st)
 	return best;
 }
 
+static void *drop_main(void *arg);
+
+/* Starts the thread that drops retired logs, once per store, with the first core's log
+ * (after the migrations: the flushes read the family table). Without it retired logs stay
+ * until the next start or a clean stop. */
+static void dropper_start(struct store *st)
+{
+	pthread_mutex_lock(&st->drop_lock);
+	if (!st->drop_started) {
+		pthread_attr_t attr;
+		int r = pthread_attr_init(&attr);
+		if (r == 0) {
+			store_thread_attr_any_cpu(&attr); /* flushes are not a reactor's CPU time */
+			r = pthread_create(&st->drop_thread, &attr, drop_main, st);
+			pthread_attr_destroy(&attr);
+		}
+		if (r == 0)
+			st->drop_started = 1;
+		else
+			log_error("storage: no thread to drop retired commit logs (%s): they stay until the next start",
+				  strerror(r));
+	}
+	pthread_mutex_unlock(&st->drop_lock);
+}
+
 int store_log_open(struct store *st, unsigned core, struct store_log **out)
 {
 	struct store_log *lg = calloc(1, sizeof(*lg));
@@ -239,6 +265,7 @@ int store_log_open(struct store *st, unsigned core, struct store_log **out)
 		return -ENOMEM;
 	lg->st = st;
 	lg->core = core;
+	dropper_start(st);
 	/* Sequence numbers are global so that replay orders files across restarts. */
 	lg->file_seq = max_seq(st) + 1 + core;
 	int r = open_log_file(lg);
@@ -337,22 +364,6 @@ int store_log_prepare(struct store_log *lg, struct store_batch *b, struct store_
 	return 0;
 }
 
-struct flush_job {
-	struct store *st;
-	char path[700];
-};
-
-/* Off the reactor: make RocksDB hold everything the old log held, then drop the log. */
-static void *flush_and_drop(void *arg)
-{
-	struct flush_job *job = arg;
-	if (store_flush_all(job->st) == 0 && unlink(job->path) < 0)
-		log_warn("storage: remove %s: %s", job->path, strerror(errno));
-	atomic_fetch_sub(&job->st->flushes_running, 1);
-	free(job);
-	return NULL;
-}
-
 /* Moves to the prepared log (waiting for it, or making one here, when `must`): 0, or -EAGAIN
  * (not ready, not `must`) or a negative errno. The old log joins the retired ones:
  * store_log_retire drops them once RocksDB holds what they made durable. */
@@ -396,28 +407,146 @@ static int switch_log(struct store_log *lg, int must)
 
 void store_log_retire(struct store_log *lg)
 {
-	while (lg->retired) {
-		struct retired_log *old = lg->retired;
-		lg->retired = old->next;
-		struct flush_job *job = malloc(sizeof(*job));
-		pthread_t t;
-		pthread_attr_t attr;
-		int started = 0;
-		if (job && pthread_attr_init(&attr) == 0) {
-			job->st = lg->st;
-			snprintf(job->path, sizeof(job->path), "%s", old->path);
-			pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-			store_thread_attr_any_cpu(&attr);
-			atomic_fetch_add(&lg->st->flushes_running, 1);
-			started = pthread_create(&t, &attr, flush_and_drop, job) == 0;
-			if (!started)
-				atomic_fetch_sub(&lg->st->flushes_running, 1);
-			pthread_attr_destroy(&attr);
+	if (!lg->retired)
+		return;
+	/* Hand them over oldest first (the list is newest first). */
+	struct retired_log *oldest = NULL, *newest = lg->retired;
+	for (struct retired_log *old = lg->retired, *next; old; old = next) {
+		next = old->next;
+		old->next = oldest;
+		oldest = old;
+	}
+	lg->retired = NULL;
+	struct store *st = lg->st;
+	pthread_mutex_lock(&st->drop_lock);
+	if (st->drop_started) {
+		if (st->drop_tail)
+			st->drop_tail->next = oldest;
+		else
+			st->drop_head = oldest;
+		st->drop_tail = newest;
+		pthread_cond_signal(&st->drop_cond);
+		oldest = NULL;
+	}
+	pthread_mutex_unlock(&st->drop_lock);
+	for (struct retired_log *old = oldest, *next; old; old = next) {
+		next = old->next;
+		free(old); /* no dropper: the logs stay, replayed at the next start */
+	}
+}
+
+/* ---- dropping logs ----
+ *
+ * Replay applies the logs found at start over what RocksDB holds, and RocksDB may hold
+ * newer values than a log: every flush takes all that was applied up to it. So the logs
+ * left after a crash must be the newest of each core, never an older one behind a newer
+ * one that is gone: replayed, the older log would bring back the values the newer one
+ * had replaced (issue 14: acknowledged increments went back when the background flushes
+ * of two retired logs ended in the other order and a kill came between the deletions).
+ * Hence logs are deleted oldest first everywhere, one thread deletes retired ones, and
+ * the directory is synced between deletions so that a power cut cannot bring back an
+ * older name after a newer one went. */
+
+/* Deletes one log, then syncs dfd (the log directory, or -1) so that the deletion is on
+ * disk before any later one. */
+static void drop_file(int dfd, const char *path)
+{
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_warn("storage: remove %s: %s", path, strerror(errno));
+	else if (dfd >= 0 && fsync(dfd) < 0)
+		log_warn("storage: sync the commit-log directory: %s", strerror(errno));
+}
+
+/* The dropper: for what the cores retired, one flush (RocksDB then holds everything they
+ * made durable, all of it applied before it was retired), then the deletions in order. A
+ * failed flush keeps them, and everything retired after them, for the next try: a newer
+ * log must not go while an older one stays. */
+static void *drop_main(void *arg)
+{
+	struct store *st = arg;
+	struct retired_log *pending = NULL, *pending_tail = NULL; /* oldest first */
+	pthread_mutex_lock(&st->drop_lock);
+	while (!st->drop_stop) {
+		if (!st->drop_head) {
+			if (!pending) {
+				pthread_cond_wait(&st->drop_cond, &st->drop_lock);
+				continue;
+			}
+			struct timespec until;
+			clock_gettime(CLOCK_MONOTONIC, &until);
+			until.tv_sec += 1; /* after a failed flush: again in a second */
+			if (pthread_cond_timedwait(&st->drop_cond, &st->drop_lock, &until) != ETIMEDOUT)
+				continue;
 		}
-		if (!started)
-			free(job); /* the old log stays and is replayed at the next start: harmless */
+		if (st->drop_head) {
+			if (pending_tail)
+				pending_tail->next = st->drop_head;
+			else
+				pending = st->drop_head;
+			pending_tail = st->drop_tail;
+			st->drop_head = st->drop_tail = NULL;
+		}
+		pthread_mutex_unlock(&st->drop_lock);
+		if (store_flush_all(st) == 0) {
+			int dfd = open(st->log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			while (pending) {
+				struct retired_log *old = pending;
+				pending = old->next;
+				drop_file(dfd, old->path);
+				free(old);
+			}
+			pending_tail = NULL;
+			if (dfd >= 0)
+				close(dfd);
+		}
+		pthread_mutex_lock(&st->drop_lock);
+	}
+	/* Stopping: what is left stays on disk; store_close deletes every log, in order, after
+	 * its final flush. */
+	if (pending_tail)
+		pending_tail->next = st->drop_head;
+	else
+		pending = st->drop_head;
+	st->drop_head = st->drop_tail = NULL;
+	pthread_mutex_unlock(&st->drop_lock);
+	for (struct retired_log *old = pending, *next; old; old = next) {
+		next = old->next;
 		free(old);
 	}
+	return NULL;
+}
+
+void store_dropper_init(struct store *st)
+{
+	pthread_condattr_t ca;
+	pthread_mutex_init(&st->drop_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&st->drop_cond, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+void store_dropper_fini(struct store *st)
+{
+	pthread_cond_destroy(&st->drop_cond);
+	pthread_mutex_destroy(&st->drop_lock);
+}
+
+void store_dropper_stop(struct store *st)
+{
+	pthread_mutex_lock(&st->drop_lock);
+	int started = st->drop_started;
+	st->drop_stop = 1;
+	st->drop_started = 0; /* retirements from now on leave their logs */
+	pthread_cond_signal(&st->drop_cond);
+	pthread_mutex_unlock(&st->drop_lock);
+	if (started)
+		pthread_join(st->drop_thread, NULL);
+}
+
+void store_log_keep_all(struct store_log *lg)
+{
+	lg->st->keep_logs = 1;
 }
 
 int store_log_done(struct store_log *lg, struct store_log_record *rec, long write_res, long sync_res)
@@ -537,8 +666,12 @@ static int replay_file(struct store *st, const char *path, uint64_t *records)
 	return r;
 }
 
-int store_replay_logs(struct store *st)
+/* Every log in log_dir, in replay order (by sequence number, then core): 0 with *out
+ * (the caller frees it) and *count filled, or a negative errno. */
+static int list_logs(struct store *st, struct log_file **out, size_t *count)
 {
+	*out = NULL;
+	*count = 0;
 	DIR *d = opendir(st->log_dir);
 	if (!d)
 		return -errno;
@@ -563,56 +696,55 @@ int store_replay_logs(struct store *st)
 		files[n++] = f;
 	}
 	closedir(d);
-	if (n == 0) {
-		free(files);
-		return 0;
-	}
-	qsort(files, n, sizeof(*files), cmp_log);
-	st->replayed = calloc(n, sizeof(*st->replayed));
-	uint64_t records = 0;
-	int r = st->replayed ? 0 : -ENOMEM;
-	for (size_t i = 0; i < n && r == 0; i++) {
-		snprintf(st->replayed[i], sizeof(st->replayed[i]), "%s/%s", st->log_dir, files[i].name);
-		r = replay_file(st, st->replayed[i], &records);
-		st->nreplayed = (unsigned)i + 1;
-	}
-	free(files);
-	if (r < 0)
-		return r;
-	log_info("storage: replayed %llu commit records from %u logs", (unsigned long long)records,
-		 st->nreplayed);
-	/* Make the replayed state RocksDB's own before the logs go. */
-	r = store_flush_all(st);
-	if (r == 0)
-		store_remove_replayed_logs(st);
-	return r;
+	if (n)
+		qsort(files, n, sizeof(*files), cmp_log);
+	*out = files;
+	*count = n;
+	return 0;
 }
 
-void store_remove_replayed_logs(struct store *st)
+/* Deletes the logs of files[0..n), oldest first (see "dropping logs"). */
+static void drop_files(struct store *st, const struct log_file *files, size_t n)
 {
-	for (unsigned i = 0; i < st->nreplayed; i++)
-		if (unlink(st->replayed[i]) < 0 && errno != ENOENT)
-			log_warn("storage: remove %s: %s", st->replayed[i], strerror(errno));
-	free(st->replayed);
-	st->replayed = NULL;
-	st->nreplayed = 0;
+	int dfd = open(st->log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (size_t i = 0; i < n; i++) {
+		char path[1000];
+		snprintf(path, sizeof(path), "%s/%s", st->log_dir, files[i].name);
+		drop_file(dfd, path);
+	}
+	if (dfd >= 0)
+		close(dfd);
+}
+
+int store_replay_logs(struct store *st)
+{
+	struct log_file *files;
+	size_t n;
+	int r = list_logs(st, &files, &n);
+	if (r < 0 || n == 0)
+		return r;
+	uint64_t records = 0;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		char path[1000];
+		snprintf(path, sizeof(path), "%s/%s", st->log_dir, files[i].name);
+		r = replay_file(st, path, &records);
+	}
+	if (r == 0) {
+		log_info("storage: replayed %llu commit records from %zu logs", (unsigned long long)records, n);
+		/* Make the replayed state RocksDB's own before the logs go. */
+		r = store_flush_all(st);
+	}
+	if (r == 0)
+		drop_files(st, files, n);
+	free(files);
+	return r;
 }
 
 void store_remove_all_logs(struct store *st)
 {
-	DIR *d = opendir(st->log_dir);
-	if (!d)
-		return;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		unsigned core;
-		unsigned long long seq;
-		if (parse_name(e->d_name, &core, &seq) < 0)
-			continue;
-		char path[1000];
-		snprintf(path, sizeof(path), "%s/%s", st->log_dir, e->d_name);
-		if (unlink(path) < 0)
-			log_warn("storage: remove %s: %s", path, strerror(errno));
-	}
-	closedir(d);
+	struct log_file *files;
+	size_t n;
+	if (list_logs(st, &files, &n) == 0)
+		drop_files(st, files, n);
+	free(files);
 }

@@ -6,6 +6,7 @@
  * A class's data lives in a family named "class-<n>", so a rename moves a table entry
  * (data and IDs stay) and a delete drops the family. Every tag is checked against a copy
  * of the table before any is applied, so a bad list changes nothing. */
+#include "keys.h"
 #include "store_int.h"
 #include "log.h"
 
@@ -50,10 +51,10 @@ static int load_table(struct store *st, struct table *t)
 {
 	memset(t, 0, sizeof(*t));
 	rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, st->cf[STORE_CF_META]);
-	for (rocksdb_iter_seek(it, "class/", 6); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+	for (rocksdb_iter_seek(it, KEYS_META_CLASS, KEYS_META_CLASS_LEN); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
 		size_t kl, vl;
 		const char *k = rocksdb_iter_key(it, &kl), *v = rocksdb_iter_value(it, &vl);
-		if (kl < 6 || memcmp(k, "class/", 6) || t->n == MAX_CLASSES)
+		if (kl < KEYS_META_CLASS_LEN || memcmp(k, KEYS_META_CLASS, KEYS_META_CLASS_LEN) || t->n == MAX_CLASSES)
 			break;
 		struct class_rec *c = &t->c[t->n++];
 		snprintf(c->name, sizeof(c->name), "%.*s", (int)(kl - 6), k + 6);
@@ -62,10 +63,10 @@ static int load_table(struct store *st, struct table *t)
 			snprintf(c->cf, sizeof(c->cf), "%.*s", (int)(vl - 32), v + 32);
 		}
 	}
-	for (rocksdb_iter_seek(it, "deleted/", 8); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+	for (rocksdb_iter_seek(it, KEYS_META_DELETED, KEYS_META_DELETED_LEN); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
 		size_t kl, vl;
 		const char *k = rocksdb_iter_key(it, &kl), *v = rocksdb_iter_value(it, &vl);
-		if (kl < 8 || memcmp(k, "deleted/", 8) || t->ndeleted == MAX_CLASSES)
+		if (kl < KEYS_META_DELETED_LEN || memcmp(k, KEYS_META_DELETED, KEYS_META_DELETED_LEN) || t->ndeleted == MAX_CLASSES)
 			break;
 		snprintf(t->deleted[t->ndeleted], STORE_NAME_MAX, "%.*s", (int)(kl - 8), k + 8);
 		snprintf(t->deleted_by[t->ndeleted++], STORE_NAME_MAX, "%.*s", (int)vl, v);
@@ -151,7 +152,7 @@ int store_migrate(struct store *st, const struct store_migration *migs, unsigned
 {
 	char applied_text[MAX_TAGS * STORE_NAME_MAX];
 	size_t alen = 0;
-	int r = meta_get(st, "migrations", applied_text, sizeof(applied_text) - 1, &alen);
+	int r = meta_get(st, KEYS_META_MIGRATIONS, applied_text, sizeof(applied_text) - 1, &alen);
 	if (r < 0)
 		return r;
 	applied_text[r ? alen : 0] = 0;
@@ -160,17 +161,26 @@ int store_migrate(struct store *st, const struct store_migration *migs, unsigned
 	for (char *save = NULL, *tok = strtok_r(applied_text, "\n", &save); tok && napplied < MAX_TAGS;
 	     tok = strtok_r(NULL, "\n", &save))
 		applied[napplied++] = tok;
+	/* A config that lists migrations replaces the built-in tags: name every applied tag,
+	 * so the fix (restate them first, in order) is in the message. */
+	char list[512] = "";
+	for (unsigned i = 0; i < napplied; i++) {
+		size_t len = strlen(list);
+		snprintf(list + len, sizeof(list) - len, "%s\"%s\"", i ? ", " : "", applied[i]);
+	}
 	for (unsigned i = 0; i < napplied; i++) {
 		if (i >= n) {
 			snprintf(err, errlen, "config: migrations: this data_dir has applied tag \"%s\" "
-				 "(#%u), which the config no longer lists; tags may only be added at the end",
-				 applied[i], i + 1);
+				 "(#%u), which the config no longer lists; tags may only be added at the end "
+				 "(this data_dir applied %s: list them first, in that order)",
+				 applied[i], i + 1, list);
 			return -EINVAL;
 		}
 		if (strcmp(applied[i], migs[i].tag)) {
 			snprintf(err, errlen, "config: migrations[%u]: tag \"%s\", but this data_dir applied "
-				 "\"%s\" at that place; tags cannot be skipped, reordered or renamed",
-				 i, migs[i].tag, applied[i]);
+				 "\"%s\" at that place; tags cannot be skipped, reordered or renamed "
+				 "(this data_dir applied %s: list them first, in that order)",
+				 i, migs[i].tag, applied[i], list);
 			return -EINVAL;
 		}
 	}
@@ -181,7 +191,7 @@ int store_migrate(struct store *st, const struct store_migration *migs, unsigned
 	load_table(st, &t);
 	char cfseq_text[24] = "";
 	size_t cl = 0;
-	if (meta_get(st, "cfseq", cfseq_text, sizeof(cfseq_text) - 1, &cl) == 1)
+	if (meta_get(st, KEYS_META_CFSEQ, cfseq_text, sizeof(cfseq_text) - 1, &cl) == 1)
 		cfseq_text[cl] = 0;
 	uint64_t cfseq = strtoull(cfseq_text, NULL, 10);
 	for (unsigned i = napplied; i < n; i++) {
@@ -196,26 +206,34 @@ int store_migrate(struct store *st, const struct store_migration *migs, unsigned
 		struct class_rec *c = &t.c[i];
 		if (!c->is_new || !c->name[0])
 			continue;
+		if (store_cf_by_name(st, c->cf) >= 0) {
+			/* Made by a start that was killed before its meta batch below: no class
+			 * names it (its number is past cfseq), so nothing was ever written to it. */
+			log_info("storage: column family %s left by an interrupted migration: used as is", c->cf);
+			continue;
+		}
 		if (st->ncf == STORE_MAX_CF)
 			return -E2BIG;
 		rocksdb_column_family_handle_t *h = rocksdb_create_column_family(st->db, st->db_opts, c->cf, &e);
 		if (e) {
 			log_error("storage: create column family %s: %s", c->cf, e);
 			free(e);
+			if (h)
+				rocksdb_column_family_handle_destroy(h); /* made even on failure */
 			return -EIO;
 		}
 		snprintf(st->cf_names[st->ncf], sizeof(st->cf_names[0]), "%s", c->cf);
 		st->cf[st->ncf++] = h;
 	}
 	rocksdb_writebatch_t *b = rocksdb_writebatch_create();
-	rocksdb_writebatch_delete_range_cf(b, st->cf[STORE_CF_META], "class/", 6, "class0", 6);
-	rocksdb_writebatch_delete_range_cf(b, st->cf[STORE_CF_META], "deleted/", 8, "deleted0", 8);
+	rocksdb_writebatch_delete_range_cf(b, st->cf[STORE_CF_META], KEYS_META_CLASS, KEYS_META_CLASS_LEN, "class0", 6);
+	rocksdb_writebatch_delete_range_cf(b, st->cf[STORE_CF_META], KEYS_META_DELETED, KEYS_META_DELETED_LEN, "deleted0", 8);
 	for (unsigned i = 0; i < t.n; i++) {
 		struct class_rec *c = &t.c[i];
 		if (!c->name[0])
 			continue;
 		char key[80], val[32 + 80];
-		int kl = snprintf(key, sizeof(key), "class/%s", c->name);
+		int kl = snprintf(key, sizeof(key), KEYS_META_CLASS "%s", c->name);
 		memcpy(val, c->secret, 32);
 		size_t vl = 32 + strlen(c->cf);
 		memcpy(val + 32, c->cf, strlen(c->cf));
@@ -225,16 +243,16 @@ int store_migrate(struct store *st, const struct store_migration *migs, unsigned
 		if (!t.deleted[i][0])
 			continue;
 		char key[80];
-		int kl = snprintf(key, sizeof(key), "deleted/%s", t.deleted[i]);
+		int kl = snprintf(key, sizeof(key), KEYS_META_DELETED "%s", t.deleted[i]);
 		rocksdb_writebatch_put_cf(b, st->cf[STORE_CF_META], key, (size_t)kl, t.deleted_by[i],
 					  strlen(t.deleted_by[i]));
 	}
 	size_t tl = 0;
 	for (unsigned i = 0; i < n; i++)
 		tl += (size_t)snprintf(applied_text + tl, sizeof(applied_text) - tl, "%s\n", migs[i].tag);
-	rocksdb_writebatch_put_cf(b, st->cf[STORE_CF_META], "migrations", 10, applied_text, tl);
+	rocksdb_writebatch_put_cf(b, st->cf[STORE_CF_META], KEYS_META_MIGRATIONS, strlen(KEYS_META_MIGRATIONS), applied_text, tl);
 	int sl = snprintf(cfseq_text, sizeof(cfseq_text), "%llu", (unsigned long long)cfseq);
-	rocksdb_writebatch_put_cf(b, st->cf[STORE_CF_META], "cfseq", 5, cfseq_text, (size_t)sl);
+	rocksdb_writebatch_put_cf(b, st->cf[STORE_CF_META], KEYS_META_CFSEQ, strlen(KEYS_META_CFSEQ), cfseq_text, (size_t)sl);
 	rocksdb_write(st->db, st->wopts_sync, b, &e);
 	rocksdb_writebatch_destroy(b);
 	if (e) {
@@ -276,7 +294,7 @@ int store_class(struct store *st, const char *class_name, int *cf, uint8_t secre
 	size_t vl = 0;
 	if (deleted_by)
 		deleted_by[0] = 0;
-	snprintf(key, sizeof(key), "class/%s", class_name);
+	snprintf(key, sizeof(key), KEYS_META_CLASS "%s", class_name);
 	int r = meta_get(st, key, val, sizeof(val) - 1, &vl);
 	if (r < 0)
 		return r;
@@ -289,7 +307,7 @@ int store_class(struct store *st, const char *class_name, int *cf, uint8_t secre
 		memcpy(secret, val, 32);
 		return 0;
 	}
-	snprintf(key, sizeof(key), "deleted/%s", class_name);
+	snprintf(key, sizeof(key), KEYS_META_DELETED "%s", class_name);
 	if (deleted_by && meta_get(st, key, deleted_by, STORE_NAME_MAX - 1, &vl) == 1)
 		deleted_by[vl] = 0;
 	return -ENOENT;
@@ -298,7 +316,7 @@ int store_class(struct store *st, const char *class_name, int *cf, uint8_t secre
 int store_class_set_secret(struct store *st, const char *class_name, const uint8_t secret[32])
 {
 	char key[STORE_NAME_MAX + 8];
-	int kl = snprintf(key, sizeof(key), "class/%s", class_name);
+	int kl = snprintf(key, sizeof(key), KEYS_META_CLASS "%s", class_name);
 	char *err = NULL;
 	size_t vlen;
 	char *val = rocksdb_get_cf(st->db, st->ropts, st->cf[STORE_CF_META], key, (size_t)kl, &vlen, &err);

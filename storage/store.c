@@ -22,18 +22,11 @@ void store_config_defaults(struct store_config *cfg, const char *data_dir)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->dir, sizeof(cfg->dir), "%s", data_dir);
-	/* 256 MiB of block cache: hot objects live in duro's own caches; this catches the
-	 * warm tail that those caches evicted. */
-	cfg->block_cache_bytes = 256u << 20;
-	/* 64 MiB memtables: large enough that bursts of small writes flush rarely. */
-	cfg->write_buffer_bytes = 64u << 20;
-	/* Values of 64 KiB and up go to blob files, so compaction does not rewrite them. */
-	cfg->blob_min_bytes = 64u << 10;
-	cfg->log_rotate_bytes = 64u << 20;
-	/* Writes stop (507) while less than this is free, so RocksDB always has room to
-	 * flush and compact: an LSM that meets ENOSPC mid-flush stops (and Debian's RocksDB
-	 * 7.8, built with its assertions, aborts when a failed file is written again). */
-	cfg->min_free_bytes = 256u << 20;
+	cfg->block_cache_bytes = STORE_DEFAULT_BLOCK_CACHE_BYTES;
+	cfg->write_buffer_bytes = STORE_DEFAULT_WRITE_BUFFER_BYTES;
+	cfg->blob_min_bytes = STORE_DEFAULT_BLOB_MIN_BYTES;
+	cfg->log_rotate_bytes = STORE_DEFAULT_LOG_ROTATE_BYTES;
+	cfg->min_free_bytes = STORE_DEFAULT_MIN_FREE_BYTES;
 }
 
 static void any_cpu_set(cpu_set_t *set)
@@ -101,10 +94,12 @@ int store_open(const struct store_config *cfg, struct store **out)
 	if (!st)
 		return -ENOMEM;
 	st->cfg = *cfg;
+	store_dropper_init(st);
 	snprintf(st->db_dir, sizeof(st->db_dir), "%s/db", cfg->dir);
 	snprintf(st->log_dir, sizeof(st->log_dir), "%s/commit-log", cfg->dir);
 	int r;
 	if ((r = mkdir_one(cfg->dir)) < 0 || (r = mkdir_one(st->log_dir)) < 0) {
+		store_dropper_fini(st);
 		free(st);
 		return r;
 	}
@@ -135,9 +130,10 @@ static int store_open_db(struct store *st)
 	rocksdb_options_set_create_missing_column_families(st->db_opts, 1);
 	rocksdb_options_set_max_background_jobs(st->db_opts, 2);
 	/* No atomic_flush: a commit log is deleted only after every family has been flushed,
-	 * and replaying a log over families that already hold part of it is idempotent, so
-	 * families may flush independently. (Debian's RocksDB 7.8 also asserts when manual and
-	 * automatic atomic flushes meet.) */
+	 * so families may flush independently. Replaying the logs left after a crash over
+	 * families that already hold part of them gives the same state: logs are deleted
+	 * oldest first (commit_log.c), so those left are each core's newest. (Debian's
+	 * RocksDB 7.8 also asserts when manual and automatic atomic flushes meet.) */
 	rocksdb_options_set_avoid_unnecessary_blocking_io(st->db_opts, 1);
 
 	/* Open with every family on disk (RocksDB insists), meta and alarms first. */
@@ -221,12 +217,13 @@ void store_close(struct store *st)
 		return;
 	if (st->db) {
 		/* Memtables hold what only the commit logs have made durable: flush them so the
-		 * next start replays nothing. A failure here is harmless: the logs stay. */
-		while (atomic_load(&st->flushes_running))
-			usleep(1000);
-		if (store_flush_all(st) == 0)
+		 * next start replays nothing. A failure here is harmless: the logs stay. So do
+		 * they when a core stopped with durable batches it could not apply. */
+		store_dropper_stop(st);
+		if (st->keep_logs)
+			log_error("storage: commit logs kept: they hold batches not applied to RocksDB, replayed at the next start");
+		else if (store_flush_all(st) == 0)
 			store_remove_all_logs(st);
-		free(st->replayed);
 		for (unsigned i = 0; i < st->ncf; i++)
 			if (st->cf[i])
 				rocksdb_column_family_handle_destroy(st->cf[i]);
@@ -243,6 +240,7 @@ void store_close(struct store *st)
 		rocksdb_options_destroy(st->db_opts);
 	if (st->cache)
 		rocksdb_cache_destroy(st->cache);
+	store_dropper_fini(st);
 	free(st);
 }
 

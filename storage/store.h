@@ -18,6 +18,20 @@ struct store_config {
 	int log_buffered;           /* commit logs without O_DIRECT even where it works */
 };
 
+/* The defaults (durod's config table shows and documents them too).
+ * 256 MiB of block cache: hot objects live in duro's own caches; this catches the warm
+ * tail that those caches evicted. 64 MiB memtables: large enough that bursts of small
+ * writes flush rarely. Values of 64 KiB and up go to blob files, so compaction does not
+ * rewrite them. Writes stop (507) while less than min_free_bytes is free, so RocksDB
+ * always has room to flush and compact: an LSM that meets ENOSPC mid-flush stops (and
+ * Debian's RocksDB 7.8, built with its assertions, aborts when a failed file is written
+ * again). */
+#define STORE_DEFAULT_BLOCK_CACHE_BYTES (256ull << 20)
+#define STORE_DEFAULT_WRITE_BUFFER_BYTES (64ull << 20)
+#define STORE_DEFAULT_BLOB_MIN_BYTES (64ull << 10)
+#define STORE_DEFAULT_LOG_ROTATE_BYTES (64ull << 20)
+#define STORE_DEFAULT_MIN_FREE_BYTES (256ull << 20)
+
 void store_config_defaults(struct store_config *cfg, const char *data_dir);
 
 enum { STORE_CF_META = 0, STORE_CF_ALARMS = 1, STORE_CF_FIRST_CLASS = 2 };
@@ -25,7 +39,7 @@ enum { STORE_CF_META = 0, STORE_CF_ALARMS = 1, STORE_CF_FIRST_CLASS = 2 };
 struct store;
 
 /* Opens (creating) the database with every column family it has, replays what the commit
- * logs hold beyond the database, flushes, and removes the replayed logs.
+ * logs hold beyond the database, flushes, and removes the replayed logs, oldest first.
  * Returns 0 or a negative errno after a log line naming what failed. */
 int store_open(const struct store_config *cfg, struct store **out);
 void store_close(struct store *st);
@@ -164,8 +178,11 @@ int store_log_done(struct store_log *lg, struct store_log_record *rec, long writ
 /* A full log is left for the next one (prepared in the background) when no record is in
  * flight, and a log is always left after a failed record. Call this when every record made
  * durable so far has been applied to RocksDB: the logs left behind are then flushed into
- * RocksDB and deleted in the background. */
+ * RocksDB and deleted by a background thread, oldest first. */
 void store_log_retire(struct store_log *lg);
+/* For a core that stops with batches durable in its log but not applied to RocksDB (an
+ * apply failed): store_close then keeps every log, for the next start to replay. */
+void store_log_keep_all(struct store_log *lg);
 /* Fault injection for tests (DURO_FAULT_SYNC_EVERY): the sync of every `every`-th record
  * is reported as EIO although the bytes were written, as a failing disk would. 0: off. */
 void store_log_inject_sync_failures(struct store_log *lg, unsigned every);

@@ -11,6 +11,8 @@
 
 #define STORE_MAX_CF 72
 
+struct retired_log;
+
 struct store {
 	struct store_config cfg;
 	char db_dir[600], log_dir[600];
@@ -24,10 +26,14 @@ struct store {
 	rocksdb_column_family_handle_t *cf_default;
 	char cf_names[STORE_MAX_CF][80];
 	unsigned ncf;
-	/* Logs replayed at open; removed once a flush has made their content durable. */
-	char (*replayed)[700];
-	unsigned nreplayed;
-	_Atomic int flushes_running; /* log rotations flushing in the background */
+	/* Logs the cores retired, waiting for the dropper thread (commit_log.c), which flushes
+	 * and then deletes them strictly in this order: oldest first. */
+	pthread_mutex_t drop_lock;
+	pthread_cond_t drop_cond;
+	struct retired_log *drop_head, *drop_tail;
+	pthread_t drop_thread;
+	int drop_started, drop_stop;
+	int keep_logs; /* a core stopped with durable batches not applied: store_close keeps the logs */
 };
 
 /* Storage's background threads (RocksDB's pools, log preparation, flushes) may run on any
@@ -36,12 +42,18 @@ struct store {
  * effort (should it fail, the thread inherits its creator's affinity, as before). */
 void store_thread_attr_any_cpu(pthread_attr_t *attr);
 
-/* Replays every commit log in log_dir, in order per core; returns 0 or -EIO. */
+/* Replays every commit log in log_dir, in order per core, flushes, and deletes them
+ * oldest first; returns 0 or -EIO. */
 int store_replay_logs(struct store *st);
-/* Deletes the logs store_replay_logs applied (after a flush made them redundant). */
-void store_remove_replayed_logs(struct store *st);
-/* Deletes every commit log: only once all cores have closed theirs and a flush succeeded. */
+/* Deletes every commit log, oldest first: only once all cores have closed theirs and a
+ * flush succeeded. */
 void store_remove_all_logs(struct store *st);
+/* The lock and condition of the dropper, made with the store and destroyed with it. */
+void store_dropper_init(struct store *st);
+void store_dropper_fini(struct store *st);
+/* Stops the thread that drops retired logs, which the first store_log_open started,
+ * waiting for a flush under way. */
+void store_dropper_stop(struct store *st);
 /* Index of a column family by its RocksDB name, or -ENOENT. */
 int store_cf_by_name(const struct store *st, const char *cf_name);
 /* Flushes the memtables of every family, waiting; 0 or -EIO. */

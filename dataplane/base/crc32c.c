@@ -33,14 +33,19 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const 
 	return c32;
 }
 
-uint32_t crc32c(uint32_t crc, const void *data, size_t len)
+uint32_t crc32c_table(uint32_t crc, const void *data, size_t len)
 {
 	const uint8_t *p = data;
 	crc = ~crc;
-	if (__builtin_cpu_supports("sse4.2"))
-		return ~crc32c_hw(crc, p, len);
 	pthread_once(&table_once, build_table);
 	while (len--)
 		crc = table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
 	return ~crc;
+}
+
+uint32_t crc32c(uint32_t crc, const void *data, size_t len)
+{
+	if (__builtin_cpu_supports("sse4.2"))
+		return ~crc32c_hw(~crc, data, len);
+	return crc32c_table(crc, data, len);
 }

@@ -36,6 +36,7 @@ enum core_msg_type {
 	MSG_OBJ_WS_EVENT = 5,  /* a socket's message or close: sockets' core -> object core */
 	MSG_OBJ_WS_EVENT_DONE = 6, /* back to the sockets' core */
 	MSG_OBJ_WS_SITE = 7,   /* an object's auto-response: object core -> sockets' core */
+	MSG_OBJ_VIEW = 8,      /* a new runtime view: publisher (any thread) -> every core */
 	MSG_TYPES = 16,
 };
 typedef void core_msg_fn(struct core *c, struct core_msg *m);
@@ -81,6 +82,7 @@ struct core {
 	uint64_t now_ns;
 
 	struct rte_ring *inbox[DURO_MAX_CORES]; /* from core i to me; NULL for i == me */
+	struct rte_ring *posts; /* from threads that are not cores (many producers) */
 	struct core_outbox outbox[DURO_MAX_CORES];
 	struct core_msg *local_head, *local_tail; /* messages to myself, run next turn */
 	_Atomic int sleeping;
@@ -126,11 +128,17 @@ struct core_group {
 	/* Called on each core before its loop and after it ends. */
 	int (*core_start)(struct core *c, void *arg);
 	void (*core_stop)(struct core *c, void *arg);
+	/* Called on each core once every core has started, just before its loop: where
+	 * connections begin to come in (a connection taken must be answered, so not before
+	 * all can serve). Optional; 0 or a negative errno. */
+	int (*core_serve)(struct core *c, void *arg);
 	void *arg;
 	_Atomic int start_failed;
 	_Atomic unsigned started;
+	_Atomic unsigned serving; /* cores past core_serve, in or about to enter their loops */
 	_Atomic unsigned exited; /* cores out of their loops, outboxes sent */
 	_Atomic unsigned read_last; /* cores that took their last messages */
+	_Atomic unsigned finished;  /* cores done tearing down (see core_group_run) */
 };
 
 #endif

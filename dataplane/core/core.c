@@ -27,6 +27,8 @@
 /* After the loop, how long a core waits for file I/O still in the kernel's hands (whose
  * buffers must outlive it) before tearing down anyway. */
 #define CORE_DRAIN_IO_MS 3000
+/* Posts from other threads waiting for one core (control-plane traffic: small). */
+#define CORE_POST_RING 1024
 
 static void core_cqe_internal(struct core *c, void *ptr, struct io_uring_cqe *cqe)
 {
@@ -49,6 +51,16 @@ int core_group_init(struct core_group *g, unsigned ncores, unsigned ring_size)
 		c->group = g;
 		c->cqe_handler[CQE_CORE] = core_cqe_internal;
 		g->cores[i] = c;
+	}
+	/* Posts from other threads: many producers, the core the only consumer. */
+	for (unsigned i = 0; i < ncores; i++) {
+		char name[RTE_RING_NAMESIZE];
+		snprintf(name, sizeof(name), "duro_post_%u", i);
+		g->cores[i]->posts = rte_ring_create(name, CORE_POST_RING, SOCKET_ID_ANY, RING_F_SC_DEQ);
+		if (!g->cores[i]->posts) {
+			log_error("rte_ring_create %s: %s", name, rte_strerror(rte_errno));
+			return -rte_errno;
+		}
 	}
 	/* One single-producer single-consumer ring per ordered pair of cores. */
 	for (unsigned dst = 0; dst < ncores; dst++) {
@@ -78,6 +90,8 @@ void core_group_destroy(struct core_group *g)
 		for (unsigned s = 0; s < g->ncores; s++)
 			if (c->inbox[s])
 				rte_ring_free(c->inbox[s]);
+		if (c->posts)
+			rte_ring_free(c->posts);
 		free(c);
 		g->cores[i] = NULL;
 	}
@@ -152,6 +166,14 @@ void core_send(struct core *c, unsigned dst, struct core_msg *m)
 		return;
 	}
 	ob->staged[ob->nstaged++] = m;
+}
+
+int core_post(struct core_group *g, unsigned dst, struct core_msg *m)
+{
+	DURO_ASSERT(dst < g->ncores);
+	m->src_core = UINT16_MAX; /* not a core: there is nobody to reply to by ring */
+	m->next = NULL;
+	return rte_ring_mp_enqueue(g->cores[dst]->posts, m) == 0 ? 0 : -ENOBUFS;
 }
 
 static void dispatch_msg(struct core *c, struct core_msg *m)
@@ -231,15 +253,40 @@ static unsigned drain_inboxes(struct core *c)
 			dispatch_msg(c, burst[i]);
 		n += got;
 	}
-	return n;
+	void *burst[CORE_MSG_BURST];
+	unsigned got = rte_ring_sc_dequeue_burst(c->posts, burst, CORE_MSG_BURST, NULL);
+	for (unsigned i = 0; i < got; i++)
+		dispatch_msg(c, burst[i]);
+	return n + got;
+}
+
+/* rte_ring_count's arithmetic, but with atomic loads of the tails: it reads them plainly
+ * while the other side stores them, a data race in C11's sense (and for ThreadSanitizer).
+ * Sequentially consistent for the producer's tail, so a core that announced it sleeps (a
+ * seq_cst store) and then finds its inbox empty cannot miss a message whose sender then
+ * reads `sleeping` as 0 (wake_core's fence). */
+static unsigned ring_count(const struct rte_ring *r)
+{
+	uint32_t prod = __atomic_load_n(&r->prod.tail, __ATOMIC_SEQ_CST);
+	uint32_t cons = __atomic_load_n(&r->cons.tail, __ATOMIC_RELAXED);
+	uint32_t n = (prod - cons) & r->mask;
+	return n > r->capacity ? r->capacity : n;
+}
+
+unsigned core_inbox_count(const struct core *c, unsigned from)
+{
+	const struct rte_ring *r = c->inbox[from];
+	if (!r)
+		return 0;
+	return ring_count(r);
 }
 
 static int inboxes_empty(struct core *c)
 {
-	if (c->local_head)
+	if (c->local_head || ring_count(c->posts))
 		return 0;
 	for (unsigned s = 0; s < c->group->ncores; s++)
-		if (c->inbox[s] && rte_ring_count(c->inbox[s]))
+		if (core_inbox_count(c, s))
 			return 0;
 	return 1;
 }
@@ -375,6 +422,15 @@ static int core_main(void *arg)
 	/* Nobody serves until every core is up: a request may be routed to any of them. */
 	while (atomic_load(&g->started) < g->ncores)
 		rte_pause();
+	if (r == 0 && !atomic_load(&g->start_failed) && g->core_serve) {
+		r = g->core_serve(c, g->arg);
+		if (r < 0) {
+			atomic_store(&g->start_failed, 1);
+			atomic_store(&g->stop_now, 1);
+		}
+	}
+	if (r == 0)
+		atomic_fetch_add(&g->serving, 1);
 	if (r == 0 && !atomic_load(&g->start_failed))
 		core_loop(c);
 	uint64_t until = clock_now_ms() + CORE_DRAIN_IO_MS;
@@ -410,6 +466,8 @@ static int core_main(void *arg)
 		c->ring_ready = 0;
 	}
 	buf_pool_destroy(&c->bufs);
+	/* Release: the caller of core_group_run frees what this core used last. */
+	atomic_fetch_add_explicit(&g->finished, 1, memory_order_release);
 	return r;
 }
 
@@ -433,6 +491,11 @@ int core_group_run(struct core_group *g)
 	DURO_ASSERT(i == g->ncores || atomic_load(&g->start_failed));
 	int r0 = core_main(g->cores[0]);
 	rte_eal_mp_wait_lcore();
+	/* Every core that ran has finished (the EAL's wait says so); acquiring their count too
+	 * orders their teardown before our frees in a way tools like TSan can see (the EAL is
+	 * not built with it). i cores ran core_main, this one included. */
+	while (atomic_load_explicit(&g->finished, memory_order_acquire) < i)
+		rte_pause();
 	if (atomic_load(&g->start_failed))
 		return r0 < 0 ? r0 : -EIO;
 	return 0;

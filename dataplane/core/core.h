@@ -39,6 +39,17 @@ void core_add_poller(struct core *c, core_poll_fn *fn);
  * keeps messages in order in an overflow queue until it drains. */
 void core_send(struct core *c, unsigned dst, struct core_msg *m);
 
+/* From any thread that is not a core (the control plane's): queues m for core `dst`, run
+ * in its next turn like a message from another core, in the order posted. A sleeping
+ * core is not woken: it sees the post within its longest sleep (5 ms, or max_sleep_us).
+ * Returns 0, or -ENOBUFS when the core's post ring is full (the post is still the
+ * caller's). */
+int core_post(struct core_group *g, unsigned dst, struct core_msg *m);
+
+/* Messages from core `from` waiting in this core's inbox (0 for itself): a snapshot, for
+ * any thread. */
+unsigned core_inbox_count(const struct core *c, unsigned from);
+
 /* Marks that this turn did work, so the loop does not go to sleep. */
 static inline void core_did_work(struct core *c) { c->work++; }
 

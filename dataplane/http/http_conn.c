@@ -26,6 +26,10 @@
 #include <string.h>
 #include <time.h>
 
+/* At a drain, a connection that has said nothing yet but was taken this recently is kept
+ * for its first request (likely on its way), which is answered and closes it. */
+#define HTTP_DRAIN_FIRST_REQUEST_MS 1000
+
 /* RS_UPGRADE: an upgrade request waits for its response; bytes after it are kept unread
  * for whoever takes the connection over. */
 enum read_state { RS_HEAD, RS_BODY_CL, RS_BODY_CHUNKED, RS_STOPPED, RS_UPGRADE };
@@ -50,7 +54,9 @@ struct http_conn {
 	uint64_t progress_ms; /* last finished a request or sent bytes: its place in h->all */
 	struct timer timer;
 	uint8_t paused, peer_eof, draining;
+	uint8_t paused_for_output; /* the pause is (now) the output cap's, counted once */
 	uint8_t closing; /* aborted by us (evicted, stalled): not a candidate again */
+	uint8_t spoke; /* a byte has arrived */
 	struct list_node core_node;
 };
 
@@ -65,6 +71,7 @@ struct http_core {
 	uint64_t open;
 	unsigned max_conns, reserve; /* evict once fewer than `reserve` slots are left */
 	uint64_t evict_logged_ms, send_timeout_logged_ms; /* warnings at most once a second */
+	int draining; /* a connection taken now (already under way at the drain) gets one answer */
 	char date[40];
 	size_t date_len;
 	time_t date_sec;
@@ -198,10 +205,19 @@ static void conn_progress(struct core *c, struct http_conn *hc)
 static void maybe_resume(struct core *c, struct http_conn *hc)
 {
 	const struct http_config *cfg = c->http->cfg;
-	if (!hc->paused || !hc->nc || hc->undone >= cfg->max_pipeline ||
-	    hc->out_bytes > cfg->max_output_bytes / 2)
+	if (!hc->paused || !hc->nc || hc->undone >= cfg->max_pipeline)
 		return;
+	if (hc->out_bytes > cfg->max_output_bytes / 2) {
+		/* The requests were answered but the client does not read them: the pause
+		 * the pipelining cap began is the output cap's from here. */
+		if (!hc->paused_for_output) {
+			hc->paused_for_output = 1;
+			c->http->ctr.output_pauses++;
+		}
+		return;
+	}
 	hc->paused = 0;
+	hc->paused_for_output = 0;
 	/* The wait was ours, not the client's: a head or body under way starts its clock again. */
 	if (reading_body(hc))
 		body_clock_start(c, hc);
@@ -540,10 +556,11 @@ static void process_input(struct core *c, struct http_conn *hc)
 		if (hc->undone >= cfg->max_pipeline || hc->out_bytes >= cfg->max_output_bytes) {
 			if (!hc->paused) {
 				hc->paused = 1;
-				if (hc->undone >= cfg->max_pipeline)
-					h->ctr.pipeline_pauses++;
-				else
+				hc->paused_for_output = hc->undone < cfg->max_pipeline;
+				if (hc->paused_for_output)
 					h->ctr.output_pauses++;
+				else
+					h->ctr.pipeline_pauses++;
 				h->nb->pause_read(c, hc->nc, 1);
 			}
 			break;
@@ -648,6 +665,7 @@ static void *on_accept(struct core *c, struct net_conn *conn)
 	 * the same 10 s budget as one that says little. */
 	hc->head_started_ms = c->now_ms;
 	hc->progress_ms = c->now_ms;
+	hc->draining = (uint8_t)h->draining;
 	list_add_tail(&h->all, &hc->core_node);
 	h->open++;
 	h->ctr.conns_total++;
@@ -663,6 +681,7 @@ static void on_data(struct core *c, struct net_conn *conn, const char *data, siz
 	core_did_work(c);
 	hc->last_rx_ms = c->now_ms;
 	hc->rx_bytes += len;
+	hc->spoke |= len > 0;
 	if (len == 0) {
 		/* Half-close: answer the complete requests, drop a partial one, then close. */
 		hc->peer_eof = 1;
@@ -852,6 +871,11 @@ static void conn_timer_fired(struct core *c, struct timer *t)
 	struct http_core *h = c->http;
 	if (!hc->nc || hc->closing)
 		return;
+	if (hc->draining && !hc->spoke && hc->rs == RS_HEAD && hc->nexchanges == 0 &&
+	    c->now_ms >= hc->head_started_ms + HTTP_DRAIN_FIRST_REQUEST_MS) {
+		h->nb->close(c, hc->nc, NET_CLOSE_GRACEFUL); /* no first request came */
+		return;
+	}
 	uint64_t at;
 	enum deadline which = next_deadline(c, hc, &at);
 	if (which == DL_NONE)
@@ -892,6 +916,8 @@ static void conn_timer_update(struct core *c, struct http_conn *hc)
 	uint64_t deadline;
 	if (next_deadline(c, hc, &deadline) == DL_NONE)
 		return; /* waiting on handlers: their time is theirs */
+	if (hc->draining && !hc->spoke && deadline > hc->head_started_ms + HTTP_DRAIN_FIRST_REQUEST_MS)
+		deadline = hc->head_started_ms + HTTP_DRAIN_FIRST_REQUEST_MS;
 	/* Armed earlier than needed is fine: the callback re-evaluates. Later is not. */
 	if (!timer_armed(&hc->timer) || hc->timer.expires_ms > deadline)
 		timer_arm(c, &hc->timer, deadline, conn_timer_fired);
@@ -993,13 +1019,17 @@ void http_core_fini(struct core *c)
 void http_drain(struct core *c)
 {
 	struct http_core *h = c->http;
+	h->draining = 1;
 	h->nb->stop_accepting(c);
 	for (struct list_node *p = h->all.next; p != &h->all; p = p->next) {
 		struct http_conn *hc = LIST_CONTAINER(p, struct http_conn, core_node);
 		if (hc->draining || !hc->nc)
 			continue;
 		hc->draining = 1;
-		if (hc->nexchanges == 0 && hc->rs == RS_HEAD && !has_partial(hc)) {
+		if (hc->nexchanges == 0 && hc->rs == RS_HEAD && !has_partial(hc) && !hc->spoke &&
+		    c->now_ms < hc->head_started_ms + HTTP_DRAIN_FIRST_REQUEST_MS) {
+			conn_timer_update(c, hc); /* just taken: its first request is answered */
+		} else if (hc->nexchanges == 0 && hc->rs == RS_HEAD && !has_partial(hc)) {
 			hc->rs = RS_STOPPED;
 			h->nb->close(c, hc->nc, NET_CLOSE_GRACEFUL);
 		} else if (hc->rs == RS_HEAD) {

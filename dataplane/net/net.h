@@ -27,6 +27,8 @@ struct net_config {
 	unsigned linger_ms; /* after a graceful close, how long to drain the peer's bytes */
 	int no_buffer_ring; /* uring: receive into per-connection buffers even when the kernel
 			     * has provided buffer rings (for old kernels and for tests) */
+	int accept4;        /* uring: accept with accept4(2) even where io_uring rounds work
+			     * (what kernels before 6.10 get by themselves; for tests) */
 };
 
 /* Returns 0 or -EINVAL: "127.0.0.1:8787", "[::1]:8787", "0.0.0.0:80". */
@@ -106,8 +108,13 @@ struct net_counters {
 /* A backend is a table of functions chosen once at start. */
 struct net_backend {
 	const char *name;
-	/* Per-core set-up on the core's own thread; returns 0 or a negative errno. */
+	/* Per-core set-up on the core's own thread; returns 0 or a negative errno. Listen
+	 * addresses are taken (bound) but no connection is: see start_accepting. */
 	int (*core_init)(struct core *c, const struct net_config *cfg, const struct net_events *ev);
+	/* Starts taking connections, on each core once every core has started: a connection
+	 * the kernel takes must be answered, so none is taken before all can serve. Returns 0
+	 * or a negative errno. */
+	int (*start_accepting)(struct core *c);
 	void (*core_fini)(struct core *c);
 	/* There is output to send: fill_output will be called, batched at the end of the turn. */
 	void (*want_write)(struct core *c, struct net_conn *conn);
@@ -119,8 +126,13 @@ struct net_backend {
 	 * over from another (HTTP to WebSocket) calls this, never sets conn->ev itself, so a
 	 * stream layer underneath (TLS) stays in between. */
 	void (*set_events)(struct core *c, struct net_conn *conn, const struct net_events *ev);
-	/* Stops taking new connections (drain, shutdown). */
+	/* Stops taking new connections (drain, shutdown). Connections the kernel has already
+	 * taken (queued, or completing their handshake) still come up through on_accept for a
+	 * short while; none is reset. */
 	void (*stop_accepting)(struct core *c);
+	/* Listening sockets (or their equivalent) still open: a core is not done draining
+	 * until this is 0. */
+	unsigned (*listening)(struct core *c);
 	const struct net_counters *(*counters)(struct core *c);
 	/* Counters beyond net_counters (the dpdk stack's packets, drops by reason, TCP
 	 * states); NULL where a backend has none. Returns how many, with their names. */

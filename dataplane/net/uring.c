@@ -1,16 +1,13 @@
-/* The `uring` backend: kernel TCP through the core's io_uring. A SO_REUSEPORT listener per
- * core, multishot accept into direct descriptors, multishot receive into a provided buffer
- * ring (plain receive into a per-connection buffer where the kernel has no buffer rings),
- * one batched sendmsg per connection per loop turn. */
-#include "net.h"
+/* The `uring` backend: kernel TCP through the core's io_uring. Connections live in direct
+ * descriptors (accepted by uring_listen.c), receive by multishot receive into a provided
+ * buffer ring (plain receive into a per-connection buffer where the kernel has no buffer
+ * rings), and send with one batched sendmsg per connection per loop turn. */
+#include "uring_int.h"
 #include "base_assert.h"
 #include "core.h"
 #include "log.h"
-#include "pool.h"
-#include "timer.h"
 
 #include <errno.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -21,24 +18,6 @@
 #define RBUF_SIZE 4096u
 #define RBUF_GROUP 0
 #define SEND_IOV_MAX 32
-/* After ENFILE/ENOMEM on accept, wait this long before accepting again. */
-#define ACCEPT_RETRY_MS 10
-
-enum op_type { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_SHUTDOWN, OP_CLOSE, OP_CANCEL };
-
-/* 8-aligned: its address travels in user_data with the completion kind in the low bits. */
-struct uring_op {
-	uint8_t type;
-} __attribute__((aligned(8)));
-
-struct uring_listener {
-	struct uring_op op;
-	int fd;
-	unsigned index;
-	int armed;
-	struct timer retry;
-	struct net_core *nc;
-};
 
 enum conn_state { CS_OPEN, CS_DRAINING, CS_LINGER, CS_CLOSING };
 
@@ -56,30 +35,11 @@ struct uring_conn {
 	unsigned ops; /* SQEs in flight that name this connection */
 	enum conn_state state;
 	int err;
-	uint8_t recv_armed, dirty, closed_reported, peer_eof, paused;
+	uint8_t recv_armed, dirty, closed_reported, peer_eof, paused, close_sent;
 	struct list_node dirty_node;
 	struct uring_send *send; /* while a send is in flight */
 	struct buf *rbuf; /* fallback receive buffer (no buffer ring) */
 	struct timer linger;
-};
-
-struct net_core {
-	const struct net_config *cfg;
-	const struct net_events *ev;
-	struct uring_listener listeners[DURO_MAX_LISTENERS];
-	unsigned nlisteners;
-	int accepting;
-	struct pool conns;
-	struct pool sends; /* struct uring_send, one per send in flight */
-	uint32_t next_id;
-	uint64_t refused_logged_ms; /* refusals are logged at most once a second */
-	struct list_node dirty; /* connections with output to send this turn */
-	/* provided buffer ring */
-	struct io_uring_buf_ring *br;
-	char *rbufs;
-	unsigned br_mask;
-	int have_br;
-	struct net_counters ctr;
 };
 
 #define CONN_OF(opptr, member) LIST_CONTAINER(opptr, struct uring_conn, member)
@@ -284,11 +244,17 @@ static void conn_abort(struct core *c, struct uring_conn *uc, int err)
 		list_del(&uc->dirty_node);
 		uc->dirty = 0;
 	}
-	if (uc->recv_armed || uc->send) {
+	if (uc->ops) {
+		/* Requests still name the slot: they are cancelled, and the slot is closed only
+		 * when the last one has completed (conn_maybe_free). A request the kernel hands
+		 * to a worker (a shutdown) looks the slot up when it runs: closed before that, the
+		 * slot may hold the next connection accepted, which it would then act on. */
 		struct io_uring_sqe *sqe = op_sqe(c, uc, &uc->cancel_op);
 		io_uring_prep_cancel_fd(sqe, uc->fd, IORING_ASYNC_CANCEL_ALL |
 						     IORING_ASYNC_CANCEL_FD_FIXED);
+		return;
 	}
+	uc->close_sent = 1;
 	struct io_uring_sqe *sqe = op_sqe(c, uc, &uc->close_op);
 	io_uring_prep_close_direct(sqe, (unsigned)uc->fd);
 }
@@ -298,6 +264,13 @@ static void conn_maybe_free(struct core *c, struct uring_conn *uc)
 	struct net_core *nc = c->net;
 	if (uc->state != CS_CLOSING || uc->ops)
 		return;
+	if (!uc->close_sent) {
+		/* The last request naming the slot is done: now it can be closed. */
+		uc->close_sent = 1;
+		struct io_uring_sqe *sqe = op_sqe(c, uc, &uc->close_op);
+		io_uring_prep_close_direct(sqe, (unsigned)uc->fd);
+		return;
+	}
 	/* Every SQE naming this connection has completed: nobody reads its memory now. */
 	if (!uc->closed_reported) {
 		uc->closed_reported = 1;
@@ -345,22 +318,7 @@ static void uring_want_write(struct core *c, struct net_conn *conn)
 		conn_mark_dirty(c, uc);
 }
 
-/* ---- accept ---- */
-
-static void arm_accept(struct core *c, struct uring_listener *l)
-{
-	if (l->armed || !c->net->accepting)
-		return;
-	struct io_uring_sqe *sqe = core_sqe(c);
-	io_uring_prep_multishot_accept_direct(sqe, l->fd, NULL, NULL, 0);
-	io_uring_sqe_set_data64(sqe, core_tag(&l->op, CQE_NET));
-	l->armed = 1;
-}
-
-static void accept_retry(struct core *c, struct timer *t)
-{
-	arm_accept(c, LIST_CONTAINER(t, struct uring_listener, retry));
-}
+/* ---- new connections ---- */
 
 static void close_fixed(struct core *c, int fd)
 {
@@ -369,7 +327,7 @@ static void close_fixed(struct core *c, int fd)
 	io_uring_sqe_set_data64(sqe, core_tag(NULL, CQE_CORE)); /* result not needed */
 }
 
-static void note_refused(struct core *c, const char *why)
+void uring_note_refused(struct core *c, const char *why)
 {
 	struct net_core *nc = c->net;
 	nc->ctr.refused++;
@@ -380,57 +338,36 @@ static void note_refused(struct core *c, const char *why)
 	}
 }
 
-static void on_accept(struct core *c, struct uring_listener *l, struct io_uring_cqe *cqe)
+void uring_conn_new(struct core *c, unsigned listener, int fd)
 {
 	struct net_core *nc = c->net;
-	if (!(cqe->flags & IORING_CQE_F_MORE))
-		l->armed = 0;
-	if (cqe->res < 0) {
-		if (cqe->res != -ECANCELED) {
-			/* ENFILE: the direct descriptor table is full; EMFILE/ENOMEM likewise. */
-			nc->ctr.accept_errors++;
-			if (cqe->res == -ENFILE || cqe->res == -EMFILE)
-				note_refused(c, "connection table full (limits.max_connections_per_core)");
-			else if (cqe->res == -ENOMEM)
-				note_refused(c, "out of memory");
-			else
-				log_warn("core %u: accept: %s", c->index, strerror(-cqe->res));
-			if (!l->armed && nc->accepting)
-				timer_arm(c, &l->retry, c->now_ms + ACCEPT_RETRY_MS, accept_retry);
-		}
+	struct uring_conn *uc = pool_get(&nc->conns);
+	if (!uc) {
+		uring_note_refused(c, "connection table full (limits.max_connections_per_core)");
+		close_fixed(c, fd);
 		return;
 	}
-	int fd = cqe->res;
-	struct uring_conn *uc = nc->accepting ? pool_get(&nc->conns) : NULL;
-	if (!uc) {
-		if (nc->accepting)
-			note_refused(c, "connection table full (limits.max_connections_per_core)");
-		close_fixed(c, fd);
+	memset(uc, 0, sizeof(*uc));
+	uc->recv_op.type = OP_RECV;
+	uc->send_op.type = OP_SEND;
+	uc->shut_op.type = OP_SHUTDOWN;
+	uc->close_op.type = OP_CLOSE;
+	uc->cancel_op.type = OP_CANCEL;
+	uc->fd = fd;
+	uc->pub.id = ++nc->next_id;
+	uc->pub.core = (uint16_t)c->index;
+	uc->pub.listener = (uint16_t)listener;
+	uc->state = CS_OPEN;
+	uc->pub.ev = nc->ev;
+	nc->ctr.accepted++;
+	nc->ctr.active++;
+	uc->pub.user = nc->ev->on_accept(c, &uc->pub);
+	if (!uc->pub.user) {
+		uring_note_refused(c, "no memory for the connection's state");
+		conn_abort(c, uc, 0);
 	} else {
-		memset(uc, 0, sizeof(*uc));
-		uc->recv_op.type = OP_RECV;
-		uc->send_op.type = OP_SEND;
-		uc->shut_op.type = OP_SHUTDOWN;
-		uc->close_op.type = OP_CLOSE;
-		uc->cancel_op.type = OP_CANCEL;
-		uc->fd = fd;
-		uc->pub.id = ++nc->next_id;
-		uc->pub.core = (uint16_t)c->index;
-		uc->pub.listener = (uint16_t)l->index;
-		uc->state = CS_OPEN;
-		uc->pub.ev = nc->ev;
-		nc->ctr.accepted++;
-		nc->ctr.active++;
-		uc->pub.user = nc->ev->on_accept(c, &uc->pub);
-		if (!uc->pub.user) {
-			note_refused(c, "no memory for the connection's state");
-			conn_abort(c, uc, 0);
-		} else {
-			arm_recv(c, uc);
-		}
+		arm_recv(c, uc);
 	}
-	if (!l->armed)
-		arm_accept(c, l);
 }
 
 /* ---- completion dispatch ---- */
@@ -442,7 +379,9 @@ static void uring_cqe(struct core *c, void *ptr, struct io_uring_cqe *cqe)
 	core_did_work(c);
 	switch (op->type) {
 	case OP_ACCEPT:
-		on_accept(c, LIST_CONTAINER(op, struct uring_listener, op), cqe);
+	case OP_POLL:
+	case OP_INSTALL:
+		uring_listen_cqe(c, op, cqe);
 		return;
 	case OP_RECV:
 		uc = CONN_OF(op, recv_op);
@@ -505,32 +444,6 @@ static int setup_buf_ring(struct core *c)
 	return 0;
 }
 
-static int open_listener(struct core *c, const struct net_listen *nl, int backlog)
-{
-	int fd = socket(nl->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	int one = 1;
-	/* Accepted sockets inherit TCP_NODELAY: responses leave at once, corked by batching. */
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
-		int e = -errno;
-		close(fd);
-		return e;
-	}
-	if (nl->addr.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (const struct sockaddr *)&nl->addr, nl->addrlen) < 0 ||
-	    listen(fd, backlog) < 0) {
-		int e = -errno;
-		log_error("core %u: listen on %s: %s", c->index, nl->text, strerror(errno));
-		close(fd);
-		return e;
-	}
-	return fd;
-}
-
 static int uring_core_init(struct core *c, const struct net_config *cfg,
 			   const struct net_events *ev)
 {
@@ -545,8 +458,13 @@ static int uring_core_init(struct core *c, const struct net_config *cfg,
 	pool_init(&nc->sends, "send", sizeof(struct uring_send), 64, 0);
 	core_set_cqe_handler(c, CQE_NET, uring_cqe);
 	core_add_hook(c, uring_flush_hook);
+	/* First: it makes the listener descriptors valid to close, and fails early on a taken
+	 * address. */
+	int r = uring_listen_init(c);
+	if (r < 0)
+		return r;
 
-	int r = io_uring_register_files_sparse(&c->ring, cfg->max_conns_per_core);
+	r = io_uring_register_files_sparse(&c->ring, cfg->max_conns_per_core);
 	if (r < 0) {
 		log_error("core %u: io_uring_register_files_sparse(%u): %s", c->index,
 			  cfg->max_conns_per_core, strerror(-r));
@@ -560,50 +478,19 @@ static int uring_core_init(struct core *c, const struct net_config *cfg,
 			 c->index, strerror(-r));
 		nc->have_br = 0;
 	}
-	nc->accepting = 1;
-	for (unsigned i = 0; i < cfg->nlisten; i++) {
-		int fd = open_listener(c, &cfg->listen[i], (int)cfg->backlog);
-		if (fd < 0)
-			return fd;
-		struct uring_listener *l = &nc->listeners[nc->nlisteners++];
-		l->op.type = OP_ACCEPT;
-		l->fd = fd;
-		l->index = i;
-		l->nc = nc;
-		arm_accept(c, l);
-	}
 	return 0;
 }
 
-static void uring_stop_accepting(struct core *c)
-{
-	struct net_core *nc = c->net;
-	if (!nc || !nc->accepting)
-		return;
-	nc->accepting = 0;
-	for (unsigned i = 0; i < nc->nlisteners; i++) {
-		struct uring_listener *l = &nc->listeners[i];
-		timer_cancel(&l->retry);
-		if (l->armed) {
-			struct io_uring_sqe *sqe = core_sqe(c);
-			io_uring_prep_cancel64(sqe, core_tag(&l->op, CQE_NET), 0);
-			io_uring_sqe_set_data64(sqe, core_tag(NULL, CQE_CORE));
-		}
-		/* Closing the socket ends the accept; the kernel resets connections still in
-		 * its backlog, which the peers see as refused, as they should. */
-		close(l->fd);
-		l->fd = -1;
-	}
-}
+static int uring_start_accepting(struct core *c) { return uring_listen_start(c); }
+static void uring_stop_accepting(struct core *c) { uring_listen_drain(c); }
+static unsigned uring_listening(struct core *c) { return c->net ? c->net->open_listeners : 0; }
 
 static void uring_core_fini(struct core *c)
 {
 	struct net_core *nc = c->net;
 	if (!nc)
 		return;
-	for (unsigned i = 0; i < nc->nlisteners; i++)
-		if (nc->listeners[i].fd >= 0)
-			close(nc->listeners[i].fd);
+	uring_listen_fini(c);
 	pool_destroy(&nc->conns);
 	pool_destroy(&nc->sends);
 	free(nc->rbufs);
@@ -629,6 +516,8 @@ const struct net_backend net_uring = {
 	.close = uring_close,
 	.pause_read = uring_pause_read,
 	.set_events = uring_set_events,
+	.start_accepting = uring_start_accepting,
 	.stop_accepting = uring_stop_accepting,
+	.listening = uring_listening,
 	.counters = uring_counters,
 };

@@ -5,20 +5,22 @@
  * fdatasync (both run in io-wq). Up to COMMIT_MAX_INFLIGHT records are on their way at
  * once: a second sync queued behind the first lets the device take them back to back.
  * Completions are taken in order; each applies its batch to RocksDB and releases the
- * responses (and sync() callbacks) held behind it.
+ * responses held behind it and the notes (sync() callbacks, alarm changes) waiting for it.
  *
  *   events --> [open batch] --turn end--> [in flight: direct dsync write] x2 --> apply, release
  *
  * A failed commit fails its batch and every batch after it, in flight or open (their writes
- * may build on it): their responses become 500 (507 when the disk is full), their objects
- * are reset. (A buffered writev with RWF_DSYNC measured slower than the linked pair here,
+ * may build on it): their responses become 500 (507 when the disk is full), their notes
+ * hear the error, and the runtime resets their objects (commit_events.on_failed). (A buffered writev with RWF_DSYNC measured slower than the linked pair here,
  * 30,945 against about 47,000 durable increments/s: it also goes through io-wq, and holds
  * the worker for the whole sync. See bench/README.md for the direct I/O figures.) */
-#include "obj_int.h"
+#include "commit.h"
 #include "base_assert.h"
 #include "core.h"
 #include "http.h"
 #include "log.h"
+#include "object-t.h"
+#include "store.h"
 #include "ws.h"
 
 #include <errno.h>
@@ -39,8 +41,7 @@ struct commit_batch {
 	uint64_t seq;
 	unsigned txns;
 	struct core_msg *gated_head, *gated_tail; /* responses and socket sends, in order */
-	struct sync_waiter *syncs_head, *syncs_tail;   /* sync() calls waiting for it */
-	struct alarm_change *alarms, *alarms_tail;      /* applied to the timers when durable */
+	struct commit_note *notes_head, *notes_tail; /* waiting for its outcome */
 	long res[2];
 	unsigned ncqe, nops; /* completions in, completions expected (1 or 2) */
 	struct store_log_io io;
@@ -48,6 +49,9 @@ struct commit_batch {
 };
 
 struct commit_core {
+	const struct commit_events *ev;
+	struct store *store;
+	uint64_t min_free_bytes;
 	struct store_log *log;
 	struct commit_batch *open;
 	struct commit_batch *spare; /* free batches, linked through next */
@@ -58,7 +62,7 @@ struct commit_core {
 	uint64_t next_seq, durable_seq, applied_seq;
 	uint64_t space_checked_ms;
 	int space_low;
-	struct sync_waiter *ready_head, *ready_tail; /* sync() outcomes to deliver this turn */
+	struct commit_note *ready_head, *ready_tail; /* outcomes to deliver at the hook */
 	struct obj_commit_counters ctr;
 };
 
@@ -78,8 +82,7 @@ static struct commit_batch *batch_get(struct commit_core *cc)
 	cb->seq = ++cc->next_seq;
 	cb->txns = 0;
 	cb->gated_head = cb->gated_tail = NULL;
-	cb->syncs_head = cb->syncs_tail = NULL;
-	cb->alarms = cb->alarms_tail = NULL;
+	cb->notes_head = cb->notes_tail = NULL;
 	cb->ncqe = 0;
 	cb->next = NULL;
 	return cb;
@@ -124,13 +127,12 @@ int commit_space_ok(struct core *c)
 	struct commit_core *cc = c->obj->commit;
 	if (c->now_ms >= cc->space_checked_ms + SPACE_CHECK_MS) {
 		cc->space_checked_ms = c->now_ms;
-		int64_t free_bytes = store_free_bytes(obj_store());
-		int low = free_bytes >= 0 && (uint64_t)free_bytes < obj_store_config()->min_free_bytes;
+		int64_t free_bytes = store_free_bytes(cc->store);
+		int low = free_bytes >= 0 && (uint64_t)free_bytes < cc->min_free_bytes;
 		if (low != cc->space_low)
 			log_warn(low ? "core %u: storage: %lld bytes free, under the %llu reserve: refusing writes (507)"
 				     : "core %u: storage: %lld bytes free again: accepting writes",
-				 c->index, (long long)free_bytes,
-				 (unsigned long long)obj_store_config()->min_free_bytes);
+				 c->index, (long long)free_bytes, (unsigned long long)cc->min_free_bytes);
 		cc->space_low = low;
 	}
 	if (cc->space_low)
@@ -178,9 +180,9 @@ void commit_gate(struct core *c, struct http_exchange *ex, uint64_t seq)
 	commit_gate_msg(c, &ex->msg, seq);
 }
 
-/* Appends the waiters head..tail to the list *lh..*lt. */
-static void syncs_append(struct sync_waiter **lh, struct sync_waiter **lt, struct sync_waiter *head,
-			 struct sync_waiter *tail)
+/* Appends the notes head..tail (linked) to a list. */
+static void notes_append(struct commit_note **lh, struct commit_note **lt, struct commit_note *head,
+			 struct commit_note *tail)
 {
 	if (!head)
 		return;
@@ -191,66 +193,40 @@ static void syncs_append(struct sync_waiter **lh, struct sync_waiter **lt, struc
 	*lt = tail;
 }
 
-static void ready_append(struct commit_core *cc, struct sync_waiter *head, struct sync_waiter *tail)
-{
-	syncs_append(&cc->ready_head, &cc->ready_tail, head, tail);
-}
-
-void commit_attach_syncs(struct core *c, struct object *obj)
+void commit_note(struct core *c, uint64_t seq, struct commit_note *n)
 {
 	struct commit_core *cc = c->obj->commit;
-	struct sync_waiter *head = obj->kv.syncs, *tail = obj->kv.syncs_tail;
-	if (!head)
-		return;
-	obj->kv.syncs = obj->kv.syncs_tail = NULL;
-	uint64_t seq = obj->kv.pending_seq;
+	n->next = NULL;
+	n->status = 0;
 	struct commit_batch *cb = seq > cc->durable_seq ? batch_of_seq(cc, seq) : NULL;
-	if (!cb) /* already durable: the outcome is known */
-		ready_append(cc, head, tail);
-	else
-		syncs_append(&cb->syncs_head, &cb->syncs_tail, head, tail);
+	if (cb)
+		notes_append(&cb->notes_head, &cb->notes_tail, n, n);
+	else /* already durable (or void): the outcome is known */
+		notes_append(&cc->ready_head, &cc->ready_tail, n, n);
 }
 
-/* Delivers the outcomes known at the start of this turn; those that their callbacks cause
+/* Delivers the outcomes known at the start of this hook; notes that their callbacks make
  * wait for the next turn, so a sync() from a sync callback cannot recurse. */
-static void run_ready_syncs(struct core *c)
+static void run_ready_notes(struct core *c)
 {
 	struct commit_core *cc = c->obj->commit;
-	struct sync_waiter *w = cc->ready_head;
+	struct commit_note *n = cc->ready_head;
 	cc->ready_head = cc->ready_tail = NULL;
-	while (w) {
-		struct sync_waiter *next = w->next;
-		w->next = NULL;
-		obj_run_sync(c, w);
-		w = next;
+	while (n) {
+		struct commit_note *next = n->next;
+		n->next = NULL;
+		n->fn(c, n, n->status);
+		n = next;
 	}
-}
-
-void commit_note_alarm(struct core *c, struct alarm_change *ch)
-{
-	struct commit_batch *cb = c->obj->commit->open;
-	DURO_ASSERT(cb);
-	ch->next = NULL;
-	if (cb->alarms_tail)
-		cb->alarms_tail->next = ch;
-	else
-		cb->alarms = ch;
-	cb->alarms_tail = ch;
 }
 
 static void release(struct core *c, struct commit_batch *cb, int err)
 {
 	struct commit_core *cc = c->obj->commit;
-	/* Alarms exist exactly when the writes that set them are durable. */
-	if (err == 0)
-		alarm_apply(c, cb->alarms);
-	else
-		alarm_restore(c, cb->alarms);
-	cb->alarms = cb->alarms_tail = NULL;
-	for (struct sync_waiter *w = cb->syncs_head; w; w = w->next)
-		w->status = err;
-	ready_append(cc, cb->syncs_head, cb->syncs_tail);
-	cb->syncs_head = cb->syncs_tail = NULL;
+	for (struct commit_note *n = cb->notes_head; n; n = n->next)
+		n->status = err;
+	notes_append(&cc->ready_head, &cc->ready_tail, cb->notes_head, cb->notes_tail);
+	cb->notes_head = cb->notes_tail = NULL;
 	struct core_msg *m = cb->gated_head;
 	cb->gated_head = cb->gated_tail = NULL;
 	while (m) {
@@ -281,7 +257,7 @@ static void apply_pending(struct core *c)
 	struct commit_core *cc = c->obj->commit;
 	while (cc->unapplied_head) {
 		struct commit_batch *cb = cc->unapplied_head;
-		if (store_apply(obj_store(), cb->b) < 0) {
+		if (store_apply(cc->store, cb->b) < 0) {
 			cc->ctr.apply_retries++;
 			return; /* durable in the log; reads are served from the caches meanwhile */
 		}
@@ -359,16 +335,10 @@ static void commit_failed(struct core *c, struct commit_batch *cb, int r)
 	}
 	/* Sequence numbers of failed batches never become durable: skip past them. */
 	cc->durable_seq = cc->next_seq;
-	struct obj_core *oc = c->obj;
-	for (struct list_node *n = oc->lru.next, *next; n != &oc->lru; n = next) {
-		next = n->next;
-		struct object *obj = LIST_CONTAINER(n, struct object, lru);
-		if (obj->kv.pending_seq >= failed_from)
-			obj_reset(c, obj);
-	}
 	/* Nothing of the failed batches is in RocksDB: treat them as applied (as nothing). */
 	if (!cc->unapplied_head)
 		cc->applied_seq = cc->next_seq;
+	cc->ev->on_failed(c, failed_from);
 }
 
 static void commit_cqe(struct core *c, void *ptr, struct io_uring_cqe *cqe)
@@ -386,7 +356,7 @@ static void commit_hook(struct core *c)
 {
 	struct commit_core *cc = c->obj->commit;
 	if (cc->ready_head)
-		run_ready_syncs(c);
+		run_ready_notes(c);
 	if (cc->unapplied_head)
 		apply_pending(c);
 	if (!cc->unapplied_head)
@@ -424,13 +394,16 @@ static void commit_hook(struct core *c)
 		c->offloaded++; /* buffered: io-wq */
 }
 
-int commit_core_init(struct core *c)
+int commit_core_init(struct core *c, const struct commit_events *ev)
 {
 	struct commit_core *cc = calloc(1, sizeof(*cc));
 	if (!cc)
 		return -ENOMEM;
 	c->obj->commit = cc;
-	int r = store_log_open(obj_store(), c->index, &cc->log);
+	cc->ev = ev;
+	cc->store = c->obj->rt->store;
+	cc->min_free_bytes = c->obj->rt->cfg->store.min_free_bytes;
+	int r = store_log_open(cc->store, c->index, &cc->log);
 	if (r < 0)
 		return r;
 	const char *every = getenv("DURO_FAULT_SYNC_EVERY");
@@ -443,13 +416,20 @@ int commit_core_init(struct core *c)
 	return 0;
 }
 
-int obj_idle(struct core *c) { return commit_idle(c); }
-
 int commit_idle(struct core *c)
 {
 	struct commit_core *cc = c->obj->commit;
 	return !cc || (!cc->ninflight && (!cc->open || cc->open->txns == 0) && !cc->unapplied_head &&
 		       !cc->ready_head);
+}
+
+static void discard_notes(struct core *c, struct commit_note *n)
+{
+	while (n) {
+		struct commit_note *next = n->next;
+		n->fn(c, n, COMMIT_NOTE_DISCARD);
+		n = next;
+	}
 }
 
 void commit_core_fini(struct core *c)
@@ -459,11 +439,15 @@ void commit_core_fini(struct core *c)
 		return;
 	if (cc->unapplied_head)
 		apply_pending(c);
-	/* Outcomes nobody will hear any more: the process is stopping. */
-	for (struct sync_waiter *w = cc->ready_head, *next; w; w = next) {
-		next = w->next;
-		free(w);
+	if (cc->unapplied_head) {
+		/* Durable in the log alone: deleting the logs at the stop would lose them. */
+		log_error("core %u: stopping with committed batches RocksDB refused: the commit logs stay for the next start",
+			  c->index);
+		store_log_keep_all(cc->log);
 	}
+	/* Outcomes nobody will hear any more: the process is stopping. */
+	discard_notes(c, cc->ready_head);
+	cc->ready_head = cc->ready_tail = NULL;
 	if (cc->ctr.batches)
 		log_info("core %u: %llu commits in %llu syncs (%.1f per sync), %llu failed", c->index,
 			 (unsigned long long)cc->ctr.commits, (unsigned long long)cc->ctr.syncs,
@@ -479,11 +463,7 @@ void commit_core_fini(struct core *c)
 		bs[1 + i] = cc->inflight[i];
 	for (unsigned i = 0; i < 1 + cc->ninflight; i++)
 		if (bs[i]) {
-			for (struct sync_waiter *w = bs[i]->syncs_head, *next; w; w = next) {
-				next = w->next;
-				free(w);
-			}
-			alarm_free_changes(bs[i]->alarms);
+			discard_notes(c, bs[i]->notes_head);
 			batch_free(bs[i]);
 		}
 	for (struct commit_batch *cb = cc->unapplied_head, *next; cb; cb = next) {
@@ -494,7 +474,7 @@ void commit_core_fini(struct core *c)
 	c->obj->commit = NULL;
 }
 
-const struct obj_commit_counters *obj_commit_counters(struct core *c)
+const struct obj_commit_counters *commit_counters(struct core *c)
 {
 	return &c->obj->commit->ctr;
 }

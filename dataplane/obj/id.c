@@ -1,6 +1,6 @@
-/* Classes, namespaces and object IDs. An ID is body16 || MAC16: the body is random (new) or
- * SipHash-128 of the name under the namespace's name key; the MAC is SipHash-128 of the
- * body under its MAC key, so only the namespace that minted an ID accepts it. */
+/* Object IDs. An ID is body16 || MAC16: the body is random (new) or SipHash-128 of the name
+ * under the namespace's name key; the MAC is SipHash-128 of the body under its MAC key, so
+ * only the namespace that minted an ID accepts it. */
 #include "obj.h"
 #include "base_assert.h"
 #include "hex.h"
@@ -10,37 +10,6 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/random.h>
-
-/* ---- class registry (filled by constructors before main) ---- */
-
-static const struct duro_class *classes[DURO_MAX_CLASSES];
-static unsigned nclasses;
-
-int duro_register_class(const struct duro_class *cls)
-{
-	if (obj_find_class(cls->name))
-		return -EEXIST;
-	if (nclasses == DURO_MAX_CLASSES)
-		return -ENOSPC;
-	classes[nclasses++] = cls;
-	return 0;
-}
-
-const struct duro_class *obj_find_class(const char *name)
-{
-	for (unsigned i = 0; i < nclasses; i++)
-		if (strcmp(classes[i]->name, name) == 0)
-			return classes[i];
-	return NULL;
-}
-
-void obj_each_class(void (*fn)(const char *name, void *arg), void *arg)
-{
-	for (unsigned i = 0; i < nclasses; i++)
-		fn(classes[i]->name, arg);
-}
-
-/* ---- IDs ---- */
 
 void obj_namespace_keys(struct duro_namespace *ns, const uint8_t secret[32])
 {

@@ -11,12 +11,17 @@
 const struct duro_class *obj_find_class(const char *name);
 /* Calls fn for every registered class name (for messages that list the choices). */
 void obj_each_class(void (*fn)(const char *name, void *arg), void *arg);
+/* 0, or -EINVAL with the reason in err when a class could not be registered at start (a
+ * duplicate name): durod refuses to start rather than run without it. */
+int obj_registry_check(char *err, size_t errlen);
 
 /* Opens the store, applies the config's migrations and resolves each binding to its class,
  * column family and namespace secret (kept in the meta family). Call once before the cores
  * start. Returns 0, -EINVAL for a refusal of the config (log line says which), or another
  * negative errno. */
 int obj_runtime_init(const struct obj_config *cfg, unsigned ncores);
+/* The cores that serve it (after core_group_init): views are published to them. */
+void obj_runtime_attach(struct core_group *g);
 void obj_runtime_fini(void);
 
 /* Per-core set-up and tear-down (tear-down unloads every object). */

@@ -1,6 +1,7 @@
 /* Certificates and keys for the TLS layer: loaded and checked once at start, shared
  * read-only by every core, each of which builds its own mbedTLS config over them. */
 #include "tls_int.h"
+#include "tls_names.h"
 #include "log.h"
 
 #include <mbedtls/oid.h>
@@ -9,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 int tls_config_add(struct tls_config *cfg, const char *cert, const char *key)
@@ -91,30 +91,15 @@ void tls_setup_free(struct tls_setup *s)
 	free(s);
 }
 
-/* 1 when `pattern` (a DNS name from a certificate, maybe "*.example.com") covers name. */
-static int name_matches(const unsigned char *pattern, size_t plen, const unsigned char *name,
-			size_t nlen)
-{
-	if (plen > 2 && pattern[0] == '*' && pattern[1] == '.') {
-		/* A wildcard stands for exactly one leftmost label. */
-		const unsigned char *dot = memchr(name, '.', nlen);
-		if (!dot || dot == name)
-			return 0;
-		size_t rest = nlen - (size_t)(dot - name);
-		return rest == plen - 1 && !strncasecmp((const char *)dot, (const char *)pattern + 1, rest);
-	}
-	return plen == nlen && !strncasecmp((const char *)pattern, (const char *)name, nlen);
-}
-
 static int cert_has_name(const mbedtls_x509_crt *crt, const unsigned char *name, size_t len)
 {
 	for (const mbedtls_x509_sequence *san = &crt->subject_alt_names; san && san->buf.p; san = san->next)
 		if (san->buf.tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_DNS_NAME) &&
-		    name_matches(san->buf.p, san->buf.len, name, len))
+		    tls_name_matches(san->buf.p, san->buf.len, name, len))
 			return 1;
 	for (const mbedtls_x509_name *n = &crt->subject; n && n->oid.p; n = n->next)
 		if (MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) == 0 &&
-		    name_matches(n->val.p, n->val.len, name, len))
+		    tls_name_matches(n->val.p, n->val.len, name, len))
 			return 1;
 	return 0;
 }

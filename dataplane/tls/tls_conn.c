@@ -535,5 +535,7 @@ void tls_backend(struct net_backend *out, const struct net_backend *lower, struc
 		.want_write = tls_want_write, .close = tls_close, .pause_read = tls_pause_read,
 		.set_events = tls_set_events, .stop_accepting = tls_stop_accepting,
 		.counters = tls_net_counters, .more_counters = lower->more_counters,
+		/* Taking connections is the lower backend's alone. */
+		.start_accepting = lower->start_accepting, .listening = lower->listening,
 	};
 }

@@ -1,6 +1,7 @@
 """Fixtures that start a real durod on loopback with its own data directory and port."""
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -10,6 +11,11 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DUROD = os.environ.get("DUROD", os.path.join(ROOT, "build", "control", "durod"))
+# durod with the test classes of tests/classes linked in as well (built beside the durod
+# under test, never installed): only tests that need a test hook run it, through
+# test_classes=True, which also binds the test classes (see config_with_test_classes).
+DUROD_TEST = os.environ.get("DUROD_TEST", os.path.join(
+    os.path.dirname(os.path.dirname(DUROD)), "tests", "durod-test"))
 # "dpdk": durod runs the dpdk backend on scripts/netns-dpdk.sh's veth (in the namespace
 # duro-host, where the script left the original network), and the tests, run inside the
 # client namespace, reach it at its own address on 10.77.0.0/24.
@@ -46,6 +52,63 @@ def wait_port(port, proc, timeout=10.0, host="127.0.0.1"):
     raise RuntimeError("durod did not listen on %d" % port)
 
 
+# UBSan only prints by default and the process goes on: make every report fatal, with a
+# stack, in each durod the tests start (subprocesses inherit this; a run's own
+# UBSAN_OPTIONS come after ours, so they win where they overlap).
+os.environ["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1" + (
+    ":" + os.environ["UBSAN_OPTIONS"] if os.environ.get("UBSAN_OPTIONS") else "")
+
+# What a sanitizer or DURO_ASSERT writes when it finds something: none may appear in the
+# output of any durod a test starts.
+SANITIZER_MARKS = ("assertion failed", "AddressSanitizer", "LeakSanitizer", "runtime error",
+                   "ThreadSanitizer")
+
+
+def sanitizer_reports(text):
+    """The sanitizer marks found in a durod's output (empty when clean)."""
+    return [m for m in SANITIZER_MARKS if m in text]
+
+
+def check_output(text, what="durod"):
+    found = sanitizer_reports(text)
+    assert not found, "%s reported %s; output:\n%s" % (what, ", ".join(found), text)
+
+
+def run_durod(args, **kw):
+    """subprocess.run of durod with `args` (a refusal, --check-config, --help…), its output
+    captured as text and checked for sanitizer reports."""
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    kw.setdefault("timeout", 30)
+    kw.setdefault("env", durod_env())
+    r = subprocess.run([DUROD] + list(args), **kw)
+    check_output((r.stdout or "") + (r.stderr or ""), "durod %s" % " ".join(map(str, args)))
+    return r
+
+
+def wait_until(pred, timeout=10.0, interval=0.02, what=None):
+    """Polls pred() until it returns something true, and returns that; fails after timeout
+    seconds naming `what` (or pred). Use instead of sleeping for a condition."""
+    deadline = time.time() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.time() >= deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s"
+                                 % (timeout, what or getattr(pred, "__name__", "a condition")))
+        time.sleep(interval)
+
+
+def test_seed(what="seed"):
+    """A seed for a randomized test: DURO_TEST_SEED when set (to replay a failure), else a
+    fresh one. Printed, so a failing run's captured output names it."""
+    env = os.environ.get("DURO_TEST_SEED")
+    seed = int(env) if env else random.SystemRandom().randrange(1 << 32)
+    print("%s: %d (replay with DURO_TEST_SEED=%d)" % (what, seed, seed))
+    return seed
+
+
 def durod_env(extra=None):
     """The environment for a durod: the test run's, with `extra` on top; ASAN_OPTIONS and
     UBSAN_OPTIONS in `extra` are added to the run's rather than replacing them."""
@@ -64,11 +127,46 @@ def durod_env(extra=None):
 ASAN_FILL_FREED = {"ASAN_OPTIONS": "max_free_fill_size=4194304:free_fill_byte=90"}
 
 
+# The built-in bindings and migrations, as durod has them without a config
+# (control/config.c; test_test_classes.py checks that these match). Listing bindings or
+# migrations in a config replaces the built-in ones, so a config that binds test classes
+# restates these.
+BUILTIN_BINDINGS = [("COUNTER", "Counter"), ("ECHO", "Echo"), ("KV", "KV"),
+                    ("LIMITER", "RateLimiter"), ("MEMCOUNTER", "MemCounter"),
+                    ("TICKER", "Ticker"), ("LOCK", "Lock"), ("ROOM", "ChatRoom")]
+BUILTIN_MIGRATIONS = [
+    {"tag": "builtin-v1", "new_classes": ["Counter", "Echo", "KV", "RateLimiter", "MemCounter",
+                                          "Ticker", "Lock"]},
+    {"tag": "builtin-v2", "new_classes": ["ChatRoom"]},
+]
+# Test classes (tests/classes): each is the built-in class it names plus test hooks.
+TEST_CLASSES = {"KV": "TestKV", "Echo": "TestEcho", "Ticker": "TestTicker"}
+
+
+def config_with_test_classes(config=None):
+    """`config` with the built-in bindings restated and the built-in classes that have a test
+    class rebound to it under the same binding (so /kv/, /echo/ and /ticker/ reach the test
+    classes), after the built-in migrations and one adding the test classes."""
+    config = dict(config or {})
+    assert "durable_objects" not in config and "migrations" not in config
+    config["durable_objects"] = {"bindings": [
+        {"name": name, "class_name": TEST_CLASSES.get(cls, cls)} for name, cls in BUILTIN_BINDINGS]}
+    config["migrations"] = BUILTIN_MIGRATIONS + [
+        {"tag": "tests-v1", "new_classes": sorted(TEST_CLASSES.values())}]
+    return config
+
+
+# Every durod started during the current test, whatever started it: the autouse fixture
+# `durods_checked` stops them and checks their logs at the end of each test.
+_started = []
+
+
 class Durod:
     def __init__(self, tmp_path, config=None, cores=2, extra_args=(), backend=None,
-                 dpdk_args=None, host=None, wait=True, env=None):
+                 dpdk_args=None, host=None, wait=True, env=None, data_dir=None,
+                 test_classes=False):
         self.port = free_port()
-        self.data_dir = str(tmp_path / "data")
+        self.data_dir = str(data_dir or tmp_path / "data")
         self.log_path = str(tmp_path / "durod.log")
         self.backend = backend or BACKEND
         self.host = "127.0.0.1"
@@ -80,7 +178,9 @@ class Durod:
             dpdk = dpdk_args if dpdk_args is not None else [
                 "--dpdk-vdev", "net_af_packet0,iface=%s,qpairs=%d" % (DPDK_IFACE, cores)]
             dpdk = ["--backend", "dpdk", "--dpdk-ipv4", self.host + "/24"] + dpdk
-        args = prefix + [DUROD, "--listen", "%s:%d" % (self.host, self.port), "--data-dir",
+        if test_classes:
+            config = config_with_test_classes(config)
+        args = prefix + [DUROD_TEST if test_classes else DUROD, "--listen", "%s:%d" % (self.host, self.port), "--data-dir",
                          self.data_dir, "--cores", str(cores)] + dpdk
         # Small commit logs: each is zero-filled when made (64 MiB by default), and tests
         # start durod often. It also makes rotation happen in the tests.
@@ -93,6 +193,7 @@ class Durod:
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
                                      env=durod_env(env))
+        _started.append(self)
         if wait:
             wait_port(self.port, self.proc, host=self.host)
 
@@ -118,16 +219,80 @@ class Durod:
     def logtext(self):
         if not self.log.closed:
             self.log.flush()
-        with open(self.log_path) as f:
+        with open(self.log_path, errors="replace") as f:
             return f.read()
 
+    def control(self, req, timeout=10.0):
+        """One request on the control socket (a dict, as duroctl sends it); the reply."""
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(timeout)
+        try:
+            s.connect(os.path.join(self.data_dir, "control.sock"))
+            s.sendall(json.dumps(req).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                b = s.recv(65536)
+                if not b:
+                    break
+                data += b
+        finally:
+            s.close()
+        return json.loads(data)
 
-def start_on(tmp_path, name, data_dir, config=None):
+    def object_info(self, binding, name):
+        """What `duroctl object BINDING NAME` shows: in_memory, core, deferred, sockets…"""
+        r = self.control({"cmd": "object", "binding": binding, "name": name})
+        assert r.get("ok"), r
+        return r
+
+    def evict(self, binding, name, timeout=10.0):
+        """Unloads the object now (retrying while its writes are not yet applied) and checks
+        that it is out of memory."""
+        wait_until(lambda: self.control({"cmd": "evict", "binding": binding, "name": name}).get("ok"),
+                   timeout, what="evicting %s %s" % (binding, name))
+        assert not self.object_info(binding, name)["in_memory"]
+
+    def wait_evicted(self, binding, name, timeout=10.0):
+        """Waits until idle eviction has unloaded the object (not in memory)."""
+        wait_until(lambda: not self.object_info(binding, name)["in_memory"], timeout,
+                   what="%s %s to be evicted" % (binding, name))
+
+
+def start_on(tmp_path, name, data_dir, config=None, **kw):
     """Starts another durod on an existing data directory (a restart), logging under
-    tmp_path/name."""
+    tmp_path/name. It is checked like every other at the end of the test."""
     sub = tmp_path / name
     sub.mkdir()
-    return Durod(sub, config=config, extra_args=["--data-dir", str(data_dir)])
+    return Durod(sub, config=config, data_dir=data_dir, **kw)
+
+
+def check_durod(d, expect_clean_exit):
+    """Stops d if it still runs (it must exit 0 on SIGTERM when `expect_clean_exit`), then
+    checks its log for sanitizer reports and failed assertions."""
+    if d.proc.poll() is None:
+        rc = d.stop()
+        if expect_clean_exit:
+            assert rc == 0, "durod exited %s on SIGTERM; log:\n%s" % (rc, d.logtext())
+    elif not d.log.closed:
+        d.log.close()
+    check_output(d.logtext(), "durod (log %s)" % d.log_path)
+
+
+@pytest.fixture(autouse=True)
+def durods_checked():
+    """Every durod a test started — by the factory, start_on or Durod directly, restarts
+    included — is stopped and its log checked when the test ends."""
+    del _started[:]
+    yield
+    started = list(_started)
+    del _started[:]
+    errors = []
+    for d in started:
+        try:
+            check_durod(d, expect_clean_exit=True)
+        except AssertionError as e:
+            errors.append(str(e))
+    assert not errors, "\n\n".join(errors)
 
 
 @pytest.fixture
@@ -141,14 +306,7 @@ def durod_factory(tmp_path):
         started.append(d)
         return d
 
-    yield make
-    for d in started:
-        if d.proc.poll() is None:
-            rc = d.stop()
-            assert rc == 0, "durod exited %s on SIGTERM; log:\n%s" % (rc, d.logtext())
-        assert "assertion failed" not in d.logtext()
-        assert "AddressSanitizer" not in d.logtext(), d.logtext()
-        assert "runtime error" not in d.logtext(), d.logtext()
+    return make
 
 
 @pytest.fixture

@@ -58,7 +58,7 @@ def test_delete(durod):
 
 
 def test_retry_with_backoff(durod_factory):
-    d = durod_factory(config={"alarms": {"retry_initial_ms": 150}})
+    d = durod_factory(config={"alarms": {"retry_initial_ms": 150}}, test_classes=True)
     post(d, "r/fail?n=2")
     post(d, "r?in=50")
     t0 = time.time()
@@ -69,7 +69,8 @@ def test_retry_with_backoff(durod_factory):
 
 
 def test_dropped_after_max_retries(durod_factory):
-    d = durod_factory(config={"alarms": {"retry_initial_ms": 50, "max_retries": 2}})
+    d = durod_factory(config={"alarms": {"retry_initial_ms": 50, "max_retries": 2}},
+                      test_classes=True)  # TestTicker: /fail?n=
     post(d, "x/fail?n=100")
     post(d, "x?in=10")
     end = time.time() + 5
@@ -104,9 +105,10 @@ def test_delete_all_deletes_alarms(durod):
 
 
 def test_fires_for_evicted_objects(durod_factory):
-    d = durod_factory(config={"objects": {"evict_idle_ms": 50}})
+    d = durod_factory()
     post(d, "ev?in=1500")
-    time.sleep(0.2)  # evicted long before it is due
+    d.evict("TICKER", "ev")  # out of memory (checked) long before it is due
+    assert d.object_info("TICKER", "ev")["alarms"], "the alarm is stored"
     wait_fired(d, "ev", 1, timeout=4)
 
 
@@ -122,7 +124,7 @@ def test_survives_restart_and_core_count_change(durod_factory, tmp_path):
     # Restart with one core instead of two: every alarm is this core's now.
     sub = tmp_path / "one"
     sub.mkdir()
-    d3 = conftest.Durod(sub, cores=1, extra_args=["--data-dir", d.data_dir])
+    d3 = conftest.Durod(sub, cores=1, data_dir=d.data_dir)
     try:
         for n in names:
             wait_fired(d3, n, 1, timeout=5)

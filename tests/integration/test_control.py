@@ -11,7 +11,7 @@ import time
 
 import requests
 
-from conftest import DUROD, free_port
+from conftest import DUROD, free_port, wait_until
 
 DUROCTL = os.path.join(os.path.dirname(DUROD), "duroctl")
 
@@ -54,10 +54,10 @@ def test_status_stats_shards_config(durod):
     assert st["data_dir"] == durod.data_dir
     human = ctl(durod, "status").stdout
     assert "backend uring, 2 cores" in human
-    time.sleep(0.3)  # snapshots are published every 100 ms
-    s = ctl_json(durod, "stats")
+    # snapshots are published every 100 ms: wait for one that has the requests
+    s = wait_until(lambda: (lambda s: s["total"]["requests"] >= 5 and s["total"]["commits"] >= 5 and s)(
+        ctl_json(durod, "stats")), 5, what="stats with the 5 requests")
     assert len(s["cores"]) == 2
-    assert s["total"]["requests"] >= 5 and s["total"]["commits"] >= 5
     assert s["total"]["latency_us"]["p99"] > 0
     assert "total" in ctl(durod, "stats").stdout
     sh = ctl_json(durod, "shards")
@@ -192,7 +192,8 @@ def test_prometheus_metrics_parse(durod_factory):
     d = durod_factory(config={"control": {"metrics": "127.0.0.1:%d" % port}})
     for i in range(20):
         requests.post(d.url + "/counter/m%d" % i)
-    time.sleep(0.3)
+    # published every 100 ms: wait for the snapshot with the 20 commits
+    wait_until(lambda: ctl_json(d, "stats")["total"]["commits"] >= 20, 5, what="a fresh snapshot")
     r = requests.get("http://127.0.0.1:%d/metrics" % port, timeout=5)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     fams = {f.name: f for f in text_string_to_metric_families(r.text)}
@@ -217,12 +218,9 @@ def test_prometheus_metrics_parse(durod_factory):
 
 def test_dpdk_telemetry(durod):
     path = "/var/run/dpdk/durod%d/dpdk_telemetry.v2" % durod.proc.pid
-    for _ in range(50):
-        if os.path.exists(path):
-            break
-        time.sleep(0.1)
+    wait_until(lambda: os.path.exists(path), 5, what=path)
     requests.post(durod.url + "/counter/tel")
-    time.sleep(0.3)
+    wait_until(lambda: ctl_json(durod, "stats")["total"]["requests"] >= 1, 5, what="a fresh snapshot")
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     s.connect(path)
     hello = json.loads(s.recv(16384))
@@ -246,13 +244,14 @@ def test_drain_stops_accepting(durod_factory):
     assert keep.post(d.url + "/counter/before").status_code == 200
     r = ctl_json(d, "drain")
     assert r["ok"] and r["cores_drained"] == 2
-    time.sleep(0.2)
-    try:
-        requests.post(d.url + "/counter/after", timeout=2)
-        refused = False
-    except requests.ConnectionError:
-        refused = True
-    assert refused
+
+    def refused():
+        try:
+            requests.post(d.url + "/counter/after", timeout=2)
+            return False
+        except requests.ConnectionError:
+            return True
+    wait_until(refused, 5, what="new connections to be refused")
     assert ctl_json(d, "status")["ok"]  # the control socket still answers
 
 

@@ -28,6 +28,22 @@ def free_bytes(path):
     return st.f_bavail * st.f_frsize
 
 
+def probes_per_core(d, cores=2):
+    """A counter name owned by each core (each core checks the free space on its own)."""
+    found = {}
+    for i in range(64):
+        name = "probe%d" % i
+        found.setdefault(d.object_info("COUNTER", name)["core"], name)
+        if len(found) == cores:
+            return list(found.values())
+    raise AssertionError("no probe name for every core: %s" % found)
+
+
+def all_cores_answer(d, probes, status):
+    """True once a write to each core's probe is answered `status`."""
+    return all(requests.post(d.url + "/counter/" + p).status_code == status for p in probes)
+
+
 def test_disk_full_507_reads_work_then_recovers(small_fs, tmp_path):
     config = {"storage": {"min_free_bytes": 8 << 20, "write_buffer_bytes": 1 << 20,
                           "log_rotate_bytes": 1 << 20, "block_cache_bytes": 1 << 20}}
@@ -52,8 +68,10 @@ def test_disk_full_507_reads_work_then_recovers(small_fs, tmp_path):
         # 4 MiB, under the 8 MiB reserve, and every core must refuse writes.
         with open(small_fs / "filler2", "wb") as f:
             f.write(b"\0" * max(0, free_bytes(small_fs) - (4 << 20)))
-        import time
-        time.sleep(0.1)
+        # Each core looks at the free space at most every 50 ms, when a write comes.
+        probes = probes_per_core(d)
+        conftest.wait_until(lambda: all_cores_answer(d, probes, 507), 5,
+                            what="every core to refuse writes")
         for name in ("c", "c2", "c3", "c4"):
             assert requests.post(d.url + "/counter/" + name).status_code == 507
         # Reads keep working and see only acknowledged writes.
@@ -65,7 +83,8 @@ def test_disk_full_507_reads_work_then_recovers(small_fs, tmp_path):
         # Space back: writes succeed again.
         filler.unlink()
         (small_fs / "filler2").unlink()
-        time.sleep(0.3)
+        conftest.wait_until(lambda: all_cores_answer(d, probes, 200), 5,
+                            what="every core to accept writes again")
         assert requests.post(d.url + "/counter/c").text == "2"
         assert requests.put(u + "/k/after", data=b"ok").status_code == 204
         assert d.stop() == 0

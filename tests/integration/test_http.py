@@ -76,8 +76,13 @@ def test_half_close_answers_then_closes(durod):
 def test_head_has_no_body(durod):
     s = durod.connect()
     s.sendall(b"HEAD /counter/hd HTTP/1.1\r\nHost: t\r\n\r\nGET /counter/hd HTTP/1.1\r\nHost: t\r\n\r\n")
-    time.sleep(0.2)
-    data = s.recv(65536)
+    # Both responses, however the bytes arrive: the GET's ends with its body, "0".
+    s.settimeout(5)
+    data = b""
+    while data.count(b"HTTP/1.1 200") < 2 or not data.endswith(b"\r\n\r\n0"):
+        b = s.recv(65536)
+        assert b, "closed after %r" % data
+        data += b
     first, second = data.split(b"HTTP/1.1 200", 2)[1:]
     assert b"Content-Length: 1" in first and first.endswith(b"\r\n\r\n")
     assert second.endswith(b"\r\n\r\n0")
@@ -277,3 +282,36 @@ def test_client_reset_mid_request(durod):
         s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         s.close()  # RST
     assert requests.get(durod.url + "/counter/after-reset").status_code == 200
+
+
+def test_clients_that_close_at_once_do_not_hurt_the_next(durod_factory):
+    # A client that closes as soon as it has its answer (before durod's FIN, as requests
+    # does) made durod close the connection's io_uring slot while its shutdown still waited
+    # in a kernel worker; the next connection accepted into that slot was shut down by it
+    # and its answer lost (EPIPE): 9 of 2,000 here. Now the slot is closed only when no
+    # request names it any more.
+    import threading
+    d = durod_factory(cores=1)
+    bad = []
+
+    def worker(n):
+        for _ in range(n):
+            data = b""
+            try:
+                with d.connect(timeout=5) as s:
+                    s.sendall(b"GET /counter/c HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                    while b"\r\n\r\n" not in data:
+                        b = s.recv(4096)
+                        if not b:
+                            break
+                        data += b
+            except OSError as e:
+                data = repr(e).encode()
+            if not data.startswith(b"HTTP/1.1 200 "):
+                bad.append(data[:80])
+    threads = [threading.Thread(target=worker, args=(500,)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not bad, "%d of 2000 unanswered: %r" % (len(bad), bad[:3])

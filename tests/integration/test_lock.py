@@ -5,6 +5,8 @@ import time
 
 import requests
 
+from conftest import wait_until
+
 
 def acquire(d, name, owner, ttl=2000, wait=None):
     q = "ttl=%d&owner=%s" % (ttl, owner) + ("&wait=%d" % wait if wait is not None else "")
@@ -29,8 +31,8 @@ def test_acquire_release_tokens_increase(durod):
 
 def test_lease_expires_by_alarm(durod):
     assert acquire(durod, "l2", "crashed", ttl=300).status_code == 200
-    time.sleep(0.7)
-    assert requests.get(durod.url + "/lock/l2").json()["holder"] is None
+    wait_until(lambda: requests.get(durod.url + "/lock/l2").json()["holder"] is None, 5,
+               what="the lease to expire")
     assert acquire(durod, "l2", "next").status_code == 200
 
 
@@ -40,7 +42,10 @@ def test_waiters_granted_in_order(durod):
         futs = []
         for name in ("w1", "w2"):
             futs.append(ex.submit(acquire, durod, "l3", name, 5000, 5000))
-            time.sleep(0.15)
+            # queued (a held response of the object) before the next one asks
+            n = len(futs)
+            wait_until(lambda: durod.object_info("LOCK", "l3")["deferred"] == n, 5,
+                       what="%s to queue" % name)
         t0 = time.time()
         requests.post(durod.url + "/lock/l3/release?token=%d" % first)
         r1 = futs[0].result()

@@ -1,12 +1,10 @@
 """Migrations as wrangler's: tags applied once and in order; renames keep data and IDs,
 deletes drop data; bad sequences are refused at start with exit status 2, changing nothing."""
 import json
-import subprocess
 
 import requests
 
 import conftest
-from conftest import DUROD
 
 
 def cfg(migrations, bindings):
@@ -30,8 +28,8 @@ def start(tmp_path, name, data_dir, config):
 def refused(tmp_path, data_dir, config):
     p = tmp_path / "bad.json"
     p.write_text(json.dumps(config))
-    r = subprocess.run([DUROD, "--config", str(p), "--data-dir", data_dir, "--listen",
-                        "127.0.0.1:%d" % conftest.free_port()], capture_output=True, text=True, timeout=20)
+    r = conftest.run_durod(["--config", str(p), "--data-dir", data_dir, "--listen",
+                            "127.0.0.1:%d" % conftest.free_port()], timeout=20)
     assert r.returncode == 2, r.stderr
     return r.stderr
 
@@ -90,5 +88,5 @@ def test_config_shape_errors(tmp_path):
         ({"migrations": [{"tag": "a", "new_class": ["KV"]}]}, "migrations[0].new_class: unknown key"),
     ]:
         p.write_text(json.dumps(bad))
-        r = subprocess.run([DUROD, "--check-config", str(p)], capture_output=True, text=True)
+        r = conftest.run_durod(["--check-config", str(p)])
         assert r.returncode == 2 and msg in r.stderr, (msg, r.stderr)

@@ -76,7 +76,8 @@ def test_idle_objects_are_evicted(durod_factory):
     assert requests.get(d.url + "/echo/ev").headers["X-Events"] == "1"
 
 
-def test_failing_handler_is_500_and_object_keeps_working(durod):
+def test_failing_handler_is_500_and_object_keeps_working(durod_factory):
+    durod = durod_factory(test_classes=True)  # TestEcho: POST /fail fails the handler
     r = requests.post(durod.url + "/echo/f/fail")
     assert r.status_code == 500
     r = requests.get(durod.url + "/echo/f")

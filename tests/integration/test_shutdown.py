@@ -54,3 +54,46 @@ def test_stalled_client_bounded_by_shutdown_timeout(durod_factory):
     assert d.proc.wait(timeout=10) == 0
     assert 0.5 < time.time() - t0 < 3
     s.close()
+
+
+def test_drain_answers_every_connection_the_kernel_took(durod_factory):
+    """SIGTERM while clients keep connecting: a connection whose connect() succeeded is
+    answered (with Connection: close); one that was never taken is refused or times out.
+    None is reset or closed unanswered, as closing a listener with a queue would do."""
+    import threading
+    d = durod_factory()
+    outcomes = []
+    lock = threading.Lock()
+    stop = time.time() + 20
+
+    def client():
+        while time.time() < stop:
+            try:
+                s = socket.create_connection((d.host, d.port), timeout=3)
+            except OSError:
+                if d.proc.poll() is not None:
+                    return
+                continue
+            try:
+                s.sendall(b"GET /counter/x HTTP/1.1\r\nHost: t\r\n\r\n")
+                (st, _, _), = read_responses(s, 1, timeout=10)
+                r = "ok" if st == 200 else "status %d" % st
+            except (ConnectionResetError, BrokenPipeError):
+                r = "reset"
+            except EOFError:
+                r = "closed unanswered"
+            finally:
+                s.close()
+            with lock:
+                outcomes.append(r)
+
+    threads = [threading.Thread(target=client) for _ in range(12)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(timeout=15) == 0
+    for t in threads:
+        t.join()
+    bad = [o for o in outcomes if o != "ok"]
+    assert outcomes and not bad, "%d answered, failures: %s" % (outcomes.count("ok"), bad[:10])

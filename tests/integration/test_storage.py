@@ -71,8 +71,8 @@ def test_list_sees_writes_in_the_same_event(durod):
     assert lines(requests.get(u + "/list")) == ["k1=c", "k2=b"]
 
 
-def test_failed_event_rolls_back_everything(durod):
-    u = kv(durod, "rb")
+def test_failed_event_rolls_back_everything(durod_factory):
+    u = kv(durod_factory(test_classes=True), "rb")  # TestKV: "fail" fails the event
     requests.put(u + "/k/keep", data=b"old")
     r = requests.post(u + "/batch", data="put keep new\nput extra x\nfail")
     assert r.status_code == 500
@@ -84,11 +84,11 @@ def test_failed_event_rolls_back_everything(durod):
 def test_size_accounting_survives_rollbacks(durod_factory):
     # The size limit is enforced from the tracked size: failed events and rollbacks right
     # after activation must not reset it.
-    d = durod_factory(config={"storage": {"max_object_bytes": 3000}, "objects": {"evict_idle_ms": 100}})
+    d = durod_factory(config={"storage": {"max_object_bytes": 3000}, "objects": {"evict_idle_ms": 100}},
+                      test_classes=True)
     u = kv(d, "acct")
     assert requests.put(u + "/k/a", data=b"x" * 1990).status_code == 204
-    import time
-    time.sleep(1.3)  # evicted: the next event loads the size record afresh
+    d.wait_evicted("KV", "acct")  # the next event loads the size record afresh
     assert requests.post(u + "/batch", data="put b y\nfail").status_code == 500
     assert requests.post(u + "/batch", data="begin\nput c z\nrollback").status_code == 200
     assert requests.put(u + "/k/big", data=b"x" * 1500).status_code == 507  # 1991 + 1503 > 3000
@@ -102,6 +102,20 @@ def test_explicit_transactions_nest(durod):
     assert r.status_code == 200 and r.text == "1\n"
     assert lines(requests.get(u + "/list")) == ["a=1", "d=4"]
     assert requests.post(u + "/batch", data="rollback").status_code == 400
+
+
+def test_batch_with_a_bad_line_writes_nothing(durod):
+    # All or nothing: a line refused with 400 undoes the lines before it, open begins too.
+    u = kv(durod, "allornothing")
+    assert requests.put(u + "/k/a", data="old").status_code == 204
+    for body in ("put a new\nput b 1\nbogus", "begin\nput a new\nput b 1\nrollback\nrollback",
+                 "put b 1\nbegin\nput a new\nnot-an-op x", "put b 1\ncommit"):
+        r = requests.post(u + "/batch", data=body)
+        assert r.status_code == 400, (body, r.status_code, r.text)
+        assert lines(requests.get(u + "/list")) == ["a=old"], body
+    r = requests.post(u + "/batch", data="begin\nput b 1\ncommit\nput c 2")
+    assert r.status_code == 200
+    assert lines(requests.get(u + "/list")) == ["a=old", "b=1", "c=2"]
 
 
 def test_multi_key_calls_and_their_limit(durod):
@@ -169,7 +183,7 @@ def test_data_survives_restart_and_eviction(durod_factory, tmp_path):
     for i in range(20):
         requests.post(d.url + "/counter/persist")
     requests.put(kv(d, "p") + "/k/x", data=b"kept")
-    time.sleep(1.5)  # evicted: the next read comes from RocksDB
+    d.wait_evicted("COUNTER", "persist")  # the next read comes from RocksDB
     assert requests.get(d.url + "/counter/persist").text == "20"
     assert d.stop() == 0
     assert os.listdir(os.path.join(d.data_dir, "commit-log")) == []  # flushed on shutdown
@@ -181,10 +195,10 @@ def test_data_survives_restart_and_eviction(durod_factory, tmp_path):
         assert d2.stop() == 0
 
 
-def run_counters(d, names, stop, acked, lock):
+def run_counters(d, names, stop, acked, lock, seed):
     """Increments random counters until stop; records each acknowledged value."""
     c = http.client.HTTPConnection(d.host, d.port, timeout=5)
-    rnd = random.Random(threading.get_ident())
+    rnd = random.Random(seed)
     while not stop.is_set():
         n = rnd.choice(names)
         try:
@@ -235,17 +249,20 @@ def test_sigkill_loses_no_acknowledged_increment(durod_factory, tmp_path, mode):
     names = ["c%d" % i for i in range(16)]
     acked, lock = {}, threading.Lock()
     data_dir = tmp_path / "data"
-    rnd = random.Random(1234)
+    seed = conftest.test_seed()
+    rnd = random.Random(seed)
     for cycle in range(4):
         d = conftest.start_on(tmp_path, "cycle%d" % cycle, data_dir, config=config)
         assert wait_log(d, banner)
         # Everything acknowledged before is there; nothing was invented.
         for n in names:
             v = int(requests.get(d.url + "/counter/" + n).text)
-            assert v >= acked.get(n, 0), (n, v, acked.get(n))
-            assert v <= acked.get(n, 0) + 8, (n, v, acked.get(n))  # at most one in flight per client
+            assert v >= acked.get(n, 0), (n, v, acked.get(n), seed)
+            assert v <= acked.get(n, 0) + 8, (n, v, acked.get(n), seed)  # one in flight per client
         stop = threading.Event()
-        threads = [threading.Thread(target=run_counters, args=(d, names, stop, acked, lock)) for _ in range(8)]
+        threads = [threading.Thread(target=run_counters,
+                                    args=(d, names, stop, acked, lock, rnd.randrange(1 << 32)))
+                   for _ in range(8)]
         for t in threads:
             t.start()
         time.sleep(0.3 + rnd.random())
@@ -329,7 +346,8 @@ def wait_for_sync(u, timeout=5.0):
     raise AssertionError("no sync outcome")
 
 
-def test_sync_reports_durability(durod):
+def test_sync_reports_durability(durod_factory):
+    durod = durod_factory(test_classes=True)  # TestKV: the "sync" line and /synced
     u = kv(durod, "sy")
     assert requests.post(u + "/batch", data="put a 1\nsync").status_code == 200
     assert wait_for_sync(u) == "0"
@@ -342,7 +360,7 @@ def test_sync_reports_durability(durod):
 
 def test_sync_reports_failure(durod_factory, monkeypatch):
     monkeypatch.setenv("DURO_FAULT_SYNC_EVERY", "2")
-    d = durod_factory()
+    d = durod_factory(test_classes=True)
     outcomes = set()
     for i in range(8):
         u = kv(d, "syf%d" % i)
@@ -367,9 +385,10 @@ def test_oracle_random_operations(durod_factory, tmp_path):
     # Seeded random events against a dict: puts, deletes, failed events (rolled back),
     # nested transactions, delete_all, listings with every option; with no read cache,
     # idle eviction, and a restart halfway.
-    rnd = random.Random(20261123)
+    seed = conftest.test_seed()
+    rnd = random.Random(seed)
     config = {"storage": {"cache_bytes_per_core": 0}, "objects": {"evict_idle_ms": 50}}
-    d = durod_factory(config=config)
+    d = durod_factory(config=config, test_classes=True)  # TestKV: "fail"
     u = kv(d, "oracle")
     model = {}
     keys = ["k%02d" % i for i in range(40)] + ["a", "ab", "abc", "b"]
@@ -377,7 +396,8 @@ def test_oracle_random_operations(durod_factory, tmp_path):
     for step in range(220):
         if step == 110:
             assert d.stop() == 0
-            d = restarted = conftest.start_on(tmp_path, "restart", d.data_dir, config=config)
+            d = restarted = conftest.start_on(tmp_path, "restart", d.data_dir, config=config,
+                                              test_classes=True)
             u = kv(d, "oracle")
         lines_, staged, stack = [], dict(model), []
         for _ in range(rnd.randint(1, 8)):
@@ -411,13 +431,13 @@ def test_oracle_random_operations(durod_factory, tmp_path):
         if failing:
             assert r.status_code == 500
         else:
-            assert r.status_code == 200, (lines_, r.text)
+            assert r.status_code == 200, (lines_, r.text, seed)
             model = staged
         if rnd.random() < 0.05:
             assert requests.delete(u + "/all").status_code == 204
             model = {}
         if rnd.random() < 0.1:
-            time.sleep(0.12)  # idle: the object is evicted and comes back from storage
+            d.evict("KV", "oracle")  # the next event reads everything from storage
         if step % 5 == 0:
             q = {}
             if rnd.random() < 0.3:
@@ -431,11 +451,11 @@ def test_oracle_random_operations(durod_factory, tmp_path):
             if rnd.random() < 0.3:
                 q["limit"] = rnd.randint(1, 10)
             url = u + "/list?" + "&".join("%s=%s" % (a, "1" if b is True else b) for a, b in q.items())
-            assert lines(requests.get(url)) == model_list(model, **q), (step, q)
+            assert lines(requests.get(url)) == model_list(model, **q), (step, q, seed)
             k = rnd.choice(keys)
             r = requests.get(u + "/k/" + k)
             assert (r.status_code, r.text if r.status_code == 200 else None) == \
-                ((200, model[k]) if k in model else (404, None))
+                ((200, model[k]) if k in model else (404, None)), (step, k, seed)
     assert restarted.stop() == 0
 
 

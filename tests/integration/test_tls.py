@@ -13,7 +13,7 @@ import pytest
 import requests
 import websockets
 
-from conftest import DUROD, Durod, free_port
+from conftest import DUROD, Durod, check_output, durod_env, free_port, run_durod
 
 
 def openssl(*args, cwd):
@@ -197,14 +197,14 @@ def test_tls_config_errors(tmp_path, pki):
     def check(cert, key):
         cfg = tmp_path / ("c%d.json" % len(list(tmp_path.iterdir())))
         cfg.write_text(json.dumps({"listeners": [{"address": "127.0.0.1:1", "tls": {"cert": cert, "key": key}}]}))
-        return subprocess.run([DUROD, "--check-config", str(cfg)], capture_output=True, text=True, timeout=30)
+        return run_durod(["--check-config", str(cfg)])
     out = check(str(pki / "missing.pem"), str(pki / "leaf.key"))
     assert out.returncode == 2 and "missing.pem" in out.stderr and "No such file" in out.stderr
     out = check(str(pki / "chain.pem"), str(pki / "other.key"))
     assert out.returncode == 2 and "does not match" in out.stderr
     out = check(str(pki / "leaf.key"), str(pki / "leaf.key"))
     assert out.returncode == 2 and "not a PEM certificate" in out.stderr
-    out = subprocess.run([DUROD, "--tls-cert", str(pki / "chain.pem")], capture_output=True, text=True, timeout=30)
+    out = run_durod(["--tls-cert", str(pki / "chain.pem")])
     assert out.returncode == 2 and "go together" in out.stderr
 
 
@@ -220,7 +220,7 @@ def test_tls_listener_from_config_beside_plain(tmp_path, pki):
         "storage": {"log_rotate_bytes": 4 << 20}}))
     log = open(tmp_path / "durod.log", "w")
     p = subprocess.Popen([DUROD, "--config", str(cfg), "--data-dir", str(tmp_path / "data"), "--cores", "2"],
-                         stdout=log, stderr=subprocess.STDOUT)
+                         stdout=log, stderr=subprocess.STDOUT, env=durod_env())
     try:
         wait_port(plain, p)
         wait_port(tls, p)
@@ -233,6 +233,7 @@ def test_tls_listener_from_config_beside_plain(tmp_path, pki):
         p.terminate()
         assert p.wait(timeout=30) == 0
         log.close()
+        check_output((tmp_path / "durod.log").read_text(errors="replace"))
 
 
 def peer_cn(port, pki, name):
@@ -332,19 +333,32 @@ def test_non_reading_client_closed_over_tls(durod_factory, pki):
                       extra_args=["--tls-cert", str(pki / "chain.pem"), "--tls-key", str(pki / "leaf.key")])
     value = b"v" * 65536
     ctx = ssl.create_default_context(cafile=str(pki / "root.pem"))
+
+    def http_stats():
+        return json.loads(ctl_cmd(d, "--json", "stats").stdout)["total"]["http"]
     with socket.create_connection(("127.0.0.1", d.port), timeout=10) as raw:
         with ctx.wrap_socket(raw, server_hostname="localhost") as t:
             t.sendall(b"PUT /kv/tlsbig/k/v HTTP/1.1\r\nHost: t\r\nContent-Length: 65536\r\n\r\n" + value)
             assert t.recv(4096).startswith(b"HTTP/1.1 204")
             t.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            t.sendall(b"GET /kv/tlsbig/k/v HTTP/1.1\r\nHost: t\r\n\r\n" * 100)
-            deadline = time.time() + 15
-            while time.time() < deadline:
-                r = json.loads(ctl_cmd(d, "--json", "stats").stdout)["total"]
-                if r["http"]["send_timeouts"] == 1:
-                    break
-                time.sleep(0.1)
-            assert r["http"]["send_timeouts"] == 1 and r["http"]["output_pauses"] >= 1, r["http"]
+            # Ask for more until durod gives up on the reader: requests keep its output queue
+            # full (the kernel's send buffer takes megabytes first) and, once the unsent
+            # answers pass max_output_bytes, reading pauses. A send that cannot finish
+            # because durod stopped reading ends the asking (the TLS stream is then spent).
+            t.settimeout(0.5)
+            r = http_stats()
+            deadline = time.time() + 20
+            asking = True
+            while time.time() < deadline and r["send_timeouts"] != 1:
+                if asking:
+                    try:
+                        t.sendall(b"GET /kv/tlsbig/k/v HTTP/1.1\r\nHost: t\r\n\r\n" * 8)
+                    except (socket.timeout, ssl.SSLError, OSError):
+                        asking = False
+                else:
+                    time.sleep(0.1)
+                r = http_stats()
+            assert r["send_timeouts"] == 1 and r["output_pauses"] >= 1, json.dumps(r)
 
 
 def ctl_cmd(d, *args):

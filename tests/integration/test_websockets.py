@@ -184,8 +184,9 @@ def test_tags_attachments_and_listing(durod):
         assert r.text.strip() == "1"
         try:
             await asyncio.wait_for(a.recv(), 5)
+            assert False, "the red socket was not closed"
         except websockets.ConnectionClosed as e:
-            assert e.rcvd.code == 4000
+            assert e.rcvd is not None and e.rcvd.code == 4000, e
         assert sockets_of(durod, "tagged")["count"] == 2
         await b.close()
         await c.close()
@@ -217,7 +218,7 @@ def test_hibernation_keeps_sockets_tags_and_attachments(durod_factory):
         r = requests.post(d.url + "/room/sleepy/auto?req=ping&res=pong")
         assert r.status_code == 200
         first = sockets_of(d, "sleepy")["loaded_at_ms"]
-        await asyncio.sleep(2.5)  # idle: evicted at the next scan (every second)
+        d.wait_evicted("ROOM", "sleepy")  # idle: hibernated at a scan (every second)
         t_before = int(time.time() * 1000)
         await a.send("ping")
         assert await asyncio.wait_for(a.recv(), 5) == "pong"  # answered while hibernated
@@ -230,7 +231,7 @@ def test_hibernation_keeps_sockets_tags_and_attachments(durod_factory):
         assert by_name["alice"]["tags"] == ["x"]
         assert by_name["alice"]["auto_response_ms"] >= t_before - 5
         assert by_name["bob"]["auto_response_ms"] == 0
-        await asyncio.sleep(2.5)
+        d.wait_evicted("ROOM", "sleepy")
         # a message wakes it and reaches everybody
         await b.send("wake up")
         assert await asyncio.wait_for(a.recv(), 5) == "wake up"
@@ -422,7 +423,8 @@ def test_socket_messages_wait_for_durability(durod_factory, monkeypatch):
             assert r.text == "v%d" % i
 
 
-def test_event_timeout(durod):
+def test_event_timeout(durod_factory):
+    durod = durod_factory(test_classes=True)  # TestKV: the "timeout" and "spin" lines
     async def go():
         ws = await websockets.connect(ws_url(durod, "/kv/slow/ws"))
         await ws.send("timeout 50")

@@ -132,8 +132,10 @@ def check_slow_stream(stream, expected, ended):
     assert op == wc.OP_CLOSE, "no close frame at the end (last op %d, %d frames, stream ended by %s)" % (
         op, len(frames), ended)
     assert struct.unpack("!H", data[:2])[0] == 1013, data
+    # Every frame before the close is whole and in order. There may be none: when a burst
+    # of messages arrives within one loop turn, the cut-off comes before the first send.
     data_frames = frames[:-1]
-    assert 0 < len(data_frames) < len(expected), len(data_frames)
+    assert len(data_frames) < len(expected), len(data_frames)
     for i, (op, data) in enumerate(data_frames):
         assert op == wc.OP_BINARY and data == expected[i], "frame %d differs" % i
 

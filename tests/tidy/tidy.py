@@ -5,7 +5,7 @@ import subprocess
 import sys
 import tempfile
 
-SRC_DIRS = ["include", "classes", "dataplane", "storage", "control"]
+SRC_DIRS = ["include", "classes", "dataplane", "storage", "control", "tests/classes"]
 # folder -> folders whose headers it may include (design.md: "Folders and who may use whom")
 ALLOWED = {
     "include": [],
@@ -20,6 +20,7 @@ ALLOWED = {
                       "dataplane/ws", "storage", "include"],
     "storage": ["dataplane/base"],
     "control": None,  # may use everything
+    "tests/classes": ["include", "classes"],  # test classes: built-in classes plus hooks
 }
 BANNED = ["strcpy", "strcat", "sprintf", "vsprintf", "gets", "strtok", "strncpy", "alloca"]
 
@@ -34,7 +35,7 @@ def files(exts):
 
 def folder_of(path):
     parts = path.split(os.sep)
-    return "/".join(parts[:2]) if parts[0] == "dataplane" else parts[0]
+    return "/".join(parts[:2]) if parts[0] in ("dataplane", "tests") else parts[0]
 
 
 def report(name, problems):
@@ -113,5 +114,60 @@ def check_role_comments():
     return report("role-comments", problems)
 
 
-results = [check_banned(), check_includes(), check_headers_alone(), check_role_comments()]
+# Function definitions at column 0: the name before the parameter list, the body after.
+DEFINITION = re.compile(r"^([A-Za-z_][^;{}()#]*?)\b([A-Za-z_]\w*)\s*\([^;{}]*\)\s*\{", re.M)
+COMMENTS = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+
+
+def obj_call_graph():
+    """file -> the other files of dataplane/obj whose functions it calls (by name: calls
+    through a function pointer given at init, the upward reports, are not edges)."""
+    srcs = sorted(f for f in files((".c",)) if folder_of(f) == "dataplane/obj")
+    text = {f: COMMENTS.sub("", open(f, encoding="utf-8").read()) for f in srcs}
+    defined = {}
+    for f in srcs:
+        for m in DEFINITION.finditer(text[f]):
+            if not re.search(r"\bstatic\b", m.group(1)):
+                defined[m.group(2)] = f
+    graph = {}
+    for f in srcs:
+        called = set(re.findall(r"\b([A-Za-z_]\w*)\s*\(", text[f]))
+        graph[f] = sorted({defined[n] for n in called if n in defined and defined[n] != f})
+    return graph
+
+
+def cycles(graph):
+    found, state, stack = [], {}, []
+
+    def visit(n):
+        state[n] = 1
+        stack.append(n)
+        for m in graph.get(n, []):
+            if state.get(m) == 1:
+                found.append(stack[stack.index(m):] + [m])
+            elif not state.get(m):
+                visit(m)
+        stack.pop()
+        state[n] = 2
+    for n in graph:
+        if not state.get(n):
+            visit(n)
+    return found
+
+
+def check_obj_calls():
+    """dataplane/obj calls one way: no file reaches itself through the files it calls."""
+    graph = obj_call_graph()
+    problems = [" -> ".join(os.path.basename(f) for f in c) for c in cycles(graph)]
+    return report("obj-calls-one-way", ["call cycle: " + p for p in problems])
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--obj-graph"]:
+    # Which file of dataplane/obj calls which (tests/tidy/tidy.sh --obj-graph).
+    for f, to in obj_call_graph().items():
+        print("%-16s -> %s" % (os.path.basename(f), " ".join(os.path.basename(t) for t in to)))
+    sys.exit(0)
+
+results = [check_banned(), check_includes(), check_headers_alone(), check_role_comments(),
+           check_obj_calls()]
 sys.exit(0 if all(results) else 1)

@@ -1,12 +1,17 @@
 /* Commit logs and replay: after a crash, every durable record is applied, a record whose
- * sync failed never is, and a torn tail is ignored; with direct I/O (aligned, padded
- * records) and with buffered logs. The "crash" is a child process that exits without
- * closing the store. */
+ * sync failed never is, and a torn tail is ignored; logs are only ever dropped oldest
+ * first (at run time, at a clean stop, after the replay at start), so a crash between two
+ * drops never leaves an older log to replay over what a dropped newer one made RocksDB
+ * hold; with direct I/O (aligned, padded records) and with buffered logs. The "crash" is a
+ * child process that exits without closing the store, at a chosen point of the drops (this
+ * file's unlink() stands in for libc's). */
 #include "check.h"
 #include "store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,12 +21,42 @@
 
 static char dir[64];
 static int buffered; /* storage.log_direct_io false */
+static uint64_t rotate_bytes = 1 << 20;
+
+/* Fault injection where commit logs are deleted. Every unlink() of this binary, RocksDB's
+ * included, comes here; all but commit logs pass straight through. */
+static struct {
+	_Atomic int crash_after; /* _exit(0) right after this many commit-log unlinks (0: never) */
+	_Atomic int fail;        /* commit-log unlinks fail with EACCES */
+	char hold[700];          /* a "crash" when this log is about to go, once another has gone
+				  * or 500 ms have passed (what would come first, given the chance) */
+	_Atomic int done;        /* commit-log unlinks so far */
+} fault;
+
+int unlink(const char *path)
+{
+	if (!strstr(path, "/commit-log/core"))
+		return unlinkat(AT_FDCWD, path, 0);
+	if (atomic_load(&fault.fail)) {
+		errno = EACCES;
+		return -1;
+	}
+	if (fault.hold[0] && strstr(path, fault.hold)) {
+		for (int i = 0; i < 500 && atomic_load(&fault.done) == 0; i++)
+			usleep(1000);
+		_exit(0);
+	}
+	int r = unlinkat(AT_FDCWD, path, 0);
+	if (atomic_fetch_add(&fault.done, 1) + 1 == atomic_load(&fault.crash_after))
+		_exit(0);
+	return r;
+}
 
 static struct store *open_store(void)
 {
 	struct store_config cfg;
 	store_config_defaults(&cfg, dir);
-	cfg.log_rotate_bytes = 1 << 20;
+	cfg.log_rotate_bytes = rotate_bytes;
 	cfg.log_buffered = buffered;
 	struct store *st = NULL;
 	if (store_open(&cfg, &st) < 0)
@@ -190,8 +225,350 @@ static void test_clean_close_leaves_no_logs(void)
 	store_close(st);
 }
 
-int main(void)
+
+/* ---- the order logs are dropped in ---- */
+
+#define NLOGS 4
+static int epoch; /* each scenario writes values of its own: v<epoch*100 + log> */
+
+/* One record setting k<j> to this epoch's value of log `i` for every j in [i, NLOGS),
+ * padded so that a few fill an 8 KiB log. Returns 0, or what failed. */
+static int commit_keys(struct store_log *lg, struct store *st, int i)
 {
+	static char pad[1500];
+	memset(pad, 'p', sizeof(pad));
+	struct store_batch *b = store_batch_new();
+	char key[16], val[16];
+	int vl = snprintf(val, sizeof(val), "v%d", epoch * 100 + i);
+	for (int j = i; j < NLOGS; j++)
+		store_batch_put(st, b, STORE_CF_META, key, (size_t)snprintf(key, sizeof(key), "k%d", j), val,
+				(size_t)vl);
+	store_batch_put(st, b, STORE_CF_META, "pad", 3, pad, sizeof(pad));
+	struct store_log_record rec = { 0 };
+	struct store_log_io io;
+	int r = store_log_prepare(lg, b, &rec, &io);
+	if (r == 0) {
+		long w = write_record(&io);
+		r = store_log_done(lg, &rec, w, io.dsync ? 0 : (fdatasync(io.fd) < 0 ? -errno : 0));
+	}
+	if (r == 0)
+		r = store_apply(st, b);
+	store_log_record_release(&rec);
+	store_batch_free(b);
+	return r;
+}
+
+/* Commits records of log i until the core moves to the next log (prepared in the
+ * background: a few more records go in when it is late). 0, or -1 when no rotation came. */
+static int fill_log(struct store_log *lg, struct store *st, int i)
+{
+	uint64_t before = store_log_counters(lg)->log_rotations;
+	for (int n = 0; n < 2000; n++) {
+		if (commit_keys(lg, st, i) != 0)
+			return -1;
+		if (store_log_counters(lg)->log_rotations != before)
+			return 0;
+		if (n >= 50)
+			usleep(1000); /* the next log's zero-filling is late */
+	}
+	return -1;
+}
+
+/* Logs 0..NLOGS-2 full, log NLOGS-1 current with one record: k<j> ends as log j's value,
+ * written last by log j and before it by every older log. */
+static int write_logs(struct store_log *lg, struct store *st)
+{
+	for (int i = 0; i < NLOGS - 1; i++)
+		if (fill_log(lg, st, i) < 0)
+			return -1;
+	return commit_keys(lg, st, NLOGS - 1);
+}
+
+/* Each k<j> must hold log j's value. An older log left behind a dropped newer one would
+ * replay an older value over it. */
+static void check_keys(struct store *st)
+{
+	for (int j = 0; j < NLOGS; j++) {
+		char key[16], want[16], v[32] = "";
+		snprintf(key, sizeof(key), "k%d", j);
+		snprintf(want, sizeof(want), "v%d", epoch * 100 + j);
+		int r = get(st, key, v, sizeof(v));
+		if (r != 1 || strcmp(v, want)) {
+			fprintf(stderr, "  %s is \"%s\" (%d), want \"%s\"\n", key, v, r, want);
+			CHECK(0);
+		}
+	}
+}
+
+/* The name of core 0's oldest log, for fault.hold. */
+static void oldest_log(char *out, size_t cap)
+{
+	char d[128], best[256] = "";
+	snprintf(d, sizeof(d), "%s/commit-log", dir);
+	DIR *dh = opendir(d);
+	struct dirent *e;
+	while (dh && (e = readdir(dh)))
+		if (!strncmp(e->d_name, "core0-", 6) && (!best[0] || strcmp(e->d_name, best) < 0))
+			snprintf(best, sizeof(best), "%s", e->d_name);
+	if (dh)
+		closedir(dh);
+	snprintf(out, cap, "/commit-log/%s", best);
+}
+
+/* A core that stops with a durable batch RocksDB refused (not applied) keeps the logs:
+ * the clean stop's deletions would otherwise lose it. */
+static void test_stop_keeps_logs_of_unapplied_batches(void)
+{
+	struct store *st = open_store();
+	struct store_log *lg;
+	CHECK(st && store_log_open(st, 0, &lg) == 0);
+	if (!st)
+		return;
+	struct store_batch *b = store_batch_new();
+	store_batch_put(st, b, STORE_CF_META, "unapplied", 9, "kept", 4);
+	struct store_log_record rec = { 0 };
+	struct store_log_io io;
+	CHECK_EQ(store_log_prepare(lg, b, &rec, &io), 0);
+	long w = write_record(&io);
+	CHECK_EQ(store_log_done(lg, &rec, w, io.dsync ? 0 : (fdatasync(io.fd) < 0 ? -errno : 0)), 0);
+	store_log_record_release(&rec);
+	store_batch_free(b);
+	store_log_keep_all(lg); /* as commit_core_fini does when an apply failed */
+	store_log_close(lg);
+	store_close(st);
+	st = open_store();
+	char v[8];
+	CHECK(st && get(st, "unapplied", v, sizeof(v)) == 1 && !strcmp(v, "kept"));
+	store_close(st);
+}
+
+/* Runs step `name` of a scenario, with argument n, in a fresh process: exec'd, not only
+ * forked, since a forked child of a process that has used RocksDB inherits a thread pool
+ * whose threads are gone (its flushes would wait forever). Returns the exit status. */
+static int run_child(const char *name, int n)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		char a[4][24];
+		snprintf(a[0], sizeof(a[0]), "%d", buffered);
+		snprintf(a[1], sizeof(a[1]), "%llu", (unsigned long long)rotate_bytes);
+		snprintf(a[2], sizeof(a[2]), "%d", epoch);
+		snprintf(a[3], sizeof(a[3]), "%d", n);
+		execl("/proc/self/exe", "test_commit_log", "--child", name, dir, a[0], a[1], a[2], a[3],
+		      (char *)NULL);
+		_exit(127);
+	}
+	int status;
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* The steps, each ending in a "crash" (_exit, nothing flushed or closed) with 0 when all
+ * went as expected. */
+static int step_write_logs(int n)
+{
+	(void)n;
+	struct store *st;
+	struct store_log *lg = child_open(&st);
+	return write_logs(lg, st) < 0 ? 3 : 0;
+}
+
+/* Every record is applied, so the full logs may go; the drop of a newer one is given the
+ * chance to come first, and the process dies as the oldest is about to go. */
+static int step_retire(int n)
+{
+	(void)n;
+	struct store *st;
+	struct store_log *lg = child_open(&st);
+	if (write_logs(lg, st) < 0)
+		return 3;
+	oldest_log(fault.hold, sizeof(fault.hold));
+	store_log_retire(lg);
+	for (int i = 0; i < 5000; i++)
+		usleep(1000); /* the crash comes from the drop (fault.hold) */
+	return 5;
+}
+
+/* A clean stop, killed after its n-th log deletion. */
+static int step_stop(int n)
+{
+	struct store *st;
+	struct store_log *lg = child_open(&st);
+	if (write_logs(lg, st) < 0)
+		return 3;
+	store_log_close(lg);
+	atomic_store(&fault.crash_after, n);
+	store_close(st);
+	return 0; /* fewer logs than n: all deleted */
+}
+
+/* A start (replay, flush, delete), killed after its n-th log deletion. */
+static int step_start(int n)
+{
+	atomic_store(&fault.crash_after, n);
+	return open_store() ? 0 : 3;
+}
+
+static int step_two_cores(int n)
+{
+	(void)n;
+	struct store *st;
+	struct store_log *l0 = child_open(&st), *l1;
+	if (store_log_open(st, 1, &l1) < 0)
+		return 2;
+	for (int i = 0; i < NLOGS - 1; i++)
+		if (fill_log(l0, st, i) < 0 || commit(l1, st, "c1", i ? "b" : "a", 0) != 0)
+			return 3;
+	return commit_keys(l0, st, NLOGS - 1) == 0 && commit(l1, st, "c1", "z", 0) == 0 ? 0 : 3;
+}
+
+static int step_left_first(int n)
+{
+	(void)n;
+	struct store *st;
+	struct store_log *lg = child_open(&st);
+	return commit(lg, st, "left", "old", 0) == 0 ? 0 : 3;
+}
+
+/* Starts with the replayed logs impossible to delete, then writes new logs. */
+static int step_left_second(int n)
+{
+	(void)n;
+	atomic_store(&fault.fail, 1);
+	struct store *st;
+	struct store_log *lg = child_open(&st);
+	return write_logs(lg, st) < 0 || commit(lg, st, "left", "new", 0) != 0 ? 3 : 0;
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(int n);
+} steps[] = {
+	{ "write-logs", step_write_logs }, { "retire", step_retire }, { "stop", step_stop },
+	{ "start", step_start }, { "two-cores", step_two_cores }, { "left-first", step_left_first },
+	{ "left-second", step_left_second },
+};
+
+/* a: step, directory, buffered, rotate_bytes, epoch, n (see run_child). */
+static int child_main(char **a)
+{
+	snprintf(dir, sizeof(dir), "%s", a[1]);
+	buffered = atoi(a[2]);
+	rotate_bytes = strtoull(a[3], NULL, 10);
+	epoch = atoi(a[4]);
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+		if (!strcmp(a[0], steps[i].name))
+			_exit(steps[i].fn(atoi(a[5])));
+	_exit(126);
+}
+
+/* Issue 14: full logs retired while the core runs are flushed and dropped in the
+ * background. Dropped out of order (a newer log's flush finishing first), a crash between
+ * the two drops left the older log to be replayed over the newer values RocksDB already
+ * held: acknowledged writes went back. */
+static void test_retired_logs_dropped_oldest_first(void)
+{
+	epoch++;
+	CHECK_EQ(run_child("retire", 0), 0);
+	struct store *st = open_store();
+	CHECK(st != NULL);
+	if (!st)
+		return;
+	check_keys(st);
+	store_close(st);
+}
+
+/* A clean stop flushes, then deletes every log: a kill after the n-th deletion, for each
+ * n, must leave only the newest logs. */
+static void test_clean_stop_drops_logs_oldest_first(void)
+{
+	for (int n = 1; n <= NLOGS; n++) {
+		epoch++;
+		CHECK_EQ(run_child("stop", n), 0);
+		struct store *st = open_store();
+		CHECK(st != NULL);
+		if (!st)
+			return;
+		check_keys(st);
+		store_close(st);
+	}
+}
+
+/* After the replay at start, the logs are deleted once a flush made RocksDB hold them: a
+ * kill after the n-th deletion must leave only the newest, which replay to the same state
+ * again. (A suspect of issue 14, ruled out.) */
+static void test_start_drops_replayed_logs_oldest_first(void)
+{
+	for (int n = 1; n <= NLOGS; n++) {
+		epoch++;
+		CHECK_EQ(run_child("write-logs", 0), 0);
+		CHECK_EQ(run_child("start", n), 0);
+		struct store *st = open_store();
+		CHECK(st != NULL);
+		if (!st)
+			return;
+		check_keys(st);
+		store_close(st);
+	}
+}
+
+/* Logs of two cores, each rotated, all left by a crash: replayed in order per core, the
+ * newest value of each core's keys wins. (A suspect of issue 14, ruled out.) */
+static void test_replay_order_across_logs_and_cores(void)
+{
+	epoch++;
+	CHECK_EQ(run_child("two-cores", 0), 0);
+	struct store *st = open_store();
+	CHECK(st != NULL);
+	if (!st)
+		return;
+	check_keys(st);
+	char v[8];
+	CHECK(get(st, "c1", v, sizeof(v)) == 1 && !strcmp(v, "z"));
+	store_close(st);
+}
+
+static ssize_t read_file(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, buf, cap) : -1;
+	if (fd >= 0)
+		close(fd);
+	return n;
+}
+
+/* A log that could not be deleted at start (it stays, to be replayed again) is never
+ * taken again for new records, nor zero-filled: its bytes stay as they were, and the
+ * new logs replay after it. (A suspect of issue 14, ruled out.) */
+static void test_log_left_at_start_is_never_reused(void)
+{
+	epoch++;
+	CHECK_EQ(run_child("left-first", 0), 0);
+	char name[700], path[800];
+	oldest_log(name, sizeof(name));
+	snprintf(path, sizeof(path), "%s%s", dir, name);
+	static char before[1 << 16], after[1 << 16];
+	ssize_t nb = read_file(path, before, sizeof(before));
+	CHECK(nb > 0);
+	CHECK_EQ(run_child("left-second", 0), 0);
+	ssize_t na = read_file(path, after, sizeof(after));
+	CHECK(na == nb && nb > 0 && !memcmp(before, after, (size_t)nb));
+	struct store *st = open_store();
+	CHECK(st != NULL);
+	if (!st)
+		return;
+	char v[8];
+	CHECK(get(st, "left", v, sizeof(v)) == 1 && !strcmp(v, "new"));
+	check_keys(st);
+	store_close(st);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 8 && !strcmp(argv[1], "--child"))
+		return child_main(argv + 2);
 	for (buffered = 0; buffered <= 1; buffered++) {
 		printf("commit logs %s:\n", buffered ? "buffered" : "with direct I/O");
 		/* Not /tmp, which may be a tmpfs: direct I/O is tested on the disk. */
@@ -201,6 +578,14 @@ int main(void)
 		RUN(test_replay_after_crash);
 		RUN(test_void_record_never_replayed);
 		RUN(test_clean_close_leaves_no_logs);
+		RUN(test_stop_keeps_logs_of_unapplied_batches);
+		rotate_bytes = 8192; /* a few records fill a log */
+		RUN(test_replay_order_across_logs_and_cores);
+		RUN(test_start_drops_replayed_logs_oldest_first);
+		RUN(test_log_left_at_start_is_never_reused);
+		RUN(test_clean_stop_drops_logs_oldest_first);
+		RUN(test_retired_logs_dropped_oldest_first);
+		rotate_bytes = 1 << 20;
 		char cmd[96];
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 		if (system(cmd) != 0)

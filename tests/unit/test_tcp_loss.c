@@ -224,7 +224,8 @@ static void setup(int sack_ok, unsigned segs)
 	c->now_ns = now_us * 1000u;
 	c->now_ms = now_us / 1000u;
 	static const struct net_config cfg = { .max_conns_per_core = 64, .linger_ms = 1000 };
-	if (timer_wheel_create(c, c->now_ms) < 0 || stack_core_init(c, &env, &cfg, &events) < 0) {
+	if (timer_wheel_create(c, c->now_ms) < 0 || stack_core_init(c, &env, &cfg, &events) < 0 ||
+	    stack_start_accepting(c) < 0) {
 		fprintf(stderr, "stack set-up failed\n");
 		exit(1);
 	}

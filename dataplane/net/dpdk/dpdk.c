@@ -26,7 +26,6 @@
 #define TX_BURST 256       /* frames handed to the port per call */
 #define TX_TRIES 2         /* calls per turn before what is left waits for the next turn */
 #define PORT_STATS_MS 100  /* how often a core reads the port's counters */
-#define MBUFS_PER_CORE 16384 /* beyond the rings: send and reassembly queues, ARP */
 
 /* Set up once before the cores start; read-only while they run. */
 static struct {
@@ -52,16 +51,16 @@ struct dpdk_core {
 void dpdk_config_defaults(struct dpdk_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->mtu = 1500;
-	cfg->idle_sleep_us = 100;
-	cfg->rx_desc = 4096;
-	cfg->tx_desc = 4096;
-	cfg->tx_backlog = 8192;
-	cfg->steer_ring = 8192;
-	cfg->af_packet_framecnt = 8192;
-	cfg->af_packet_blocksz = 4096;
-	cfg->zero_copy_min_bytes = 2048;
-	cfg->tx_coalesce_us = 500;
+	cfg->mtu = DPDK_DEFAULT_MTU;
+	cfg->idle_sleep_us = DPDK_DEFAULT_IDLE_SLEEP_US;
+	cfg->rx_desc = DPDK_DEFAULT_RX_DESC;
+	cfg->tx_desc = DPDK_DEFAULT_TX_DESC;
+	cfg->tx_backlog = DPDK_DEFAULT_TX_BACKLOG;
+	cfg->steer_ring = DPDK_DEFAULT_STEER_RING;
+	cfg->af_packet_framecnt = DPDK_DEFAULT_AF_PACKET_FRAMECNT;
+	cfg->af_packet_blocksz = DPDK_DEFAULT_AF_PACKET_BLOCKSZ;
+	cfg->zero_copy_min_bytes = DPDK_DEFAULT_ZERO_COPY_MIN_BYTES;
+	cfg->tx_coalesce_us = DPDK_DEFAULT_TX_COALESCE_US;
 }
 
 /* Ports whose driver copies each frame with the CPU (nothing reads the memory by DMA, and
@@ -204,7 +203,7 @@ int dpdk_port_init(const struct dpdk_config *cfg, const struct net_config *net, 
 		log_info("dpdk: port %u takes %u RX / %u TX descriptors per queue (asked for %u / %u)",
 			 port, nrx, ntxd, cfg->rx_desc, cfg->tx_desc);
 	unsigned nmbufs = cfg->mbufs ? cfg->mbufs
-				     : ncores * (MBUFS_PER_CORE + nrx + ntxd + cfg->tx_backlog);
+				     : ncores * (DPDK_MBUFS_PER_CORE + nrx + ntxd + cfg->tx_backlog);
 	rt.env.pool = rte_pktmbuf_pool_create("duro_mbufs", nmbufs, 256, STACK_MBUF_PRIV,
 					      RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
 	if (!rt.env.pool) {
@@ -214,11 +213,11 @@ int dpdk_port_init(const struct dpdk_config *cfg, const struct net_config *net, 
 	}
 	if (cfg->zero_copy_min_bytes && cpu_copying_port(info.driver_name)) {
 		/* Mbufs without data room, attached to shared output behind a header. */
-		rt.env.ext_pool = rte_pktmbuf_pool_create("duro_ext", ncores * MBUFS_PER_CORE, 256, 0,
+		rt.env.ext_pool = rte_pktmbuf_pool_create("duro_ext", ncores * DPDK_MBUFS_PER_CORE, 256, 0,
 							  0, (int)rte_socket_id());
 		if (!rt.env.ext_pool) {
 			log_error("dpdk: mbuf pool of %u without data: %s (more EAL memory: -m)",
-				  ncores * MBUFS_PER_CORE, rte_strerror(rte_errno));
+				  ncores * DPDK_MBUFS_PER_CORE, rte_strerror(rte_errno));
 			return -ENOMEM;
 		}
 		rt.env.zc_min = cfg->zero_copy_min_bytes;
@@ -553,7 +552,9 @@ const struct net_backend net_dpdk = {
 	.close = stack_close,
 	.pause_read = stack_pause_read,
 	.set_events = stack_set_events,
+	.start_accepting = stack_start_accepting,
 	.stop_accepting = stack_stop_accepting,
+	.listening = stack_listening,
 	.counters = stack_net_counters,
 	.more_counters = dpdk_more_counters,
 };

@@ -44,6 +44,19 @@ struct dpdk_config {
 	struct fault_config fault_rx, fault_tx;
 };
 
+#define DPDK_DEFAULT_MTU 1500
+#define DPDK_DEFAULT_IDLE_SLEEP_US 100
+#define DPDK_DEFAULT_RX_DESC 4096
+#define DPDK_DEFAULT_TX_DESC 4096
+#define DPDK_DEFAULT_TX_BACKLOG 8192
+#define DPDK_DEFAULT_STEER_RING 8192
+#define DPDK_DEFAULT_AF_PACKET_FRAMECNT 8192
+#define DPDK_DEFAULT_AF_PACKET_BLOCKSZ 4096
+#define DPDK_DEFAULT_ZERO_COPY_MIN_BYTES 2048
+#define DPDK_DEFAULT_TX_COALESCE_US 500
+/* With mbufs 0, the pool holds this many per core beyond its rx_desc + tx_desc + tx_backlog:
+ * send and reassembly queues, ARP. */
+#define DPDK_MBUFS_PER_CORE 16384
 void dpdk_config_defaults(struct dpdk_config *cfg);
 
 /* The EAL argument for vdevs[i]: "--vdev=" and the device string, with the af_packet ring

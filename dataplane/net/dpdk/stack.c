@@ -22,7 +22,7 @@ int stack_core_init(struct core *c, const struct stack_env *env, const struct ne
 	s->cfg = cfg;
 	s->ev = ev;
 	s->c = c;
-	s->accepting = 1;
+	s->accepting = STACK_NOT_YET;
 	s->ip_id = (uint16_t)(c->index * 8191u);
 	c->net = (struct net_core *)s;
 	pool_init(&s->zc_pool, "zc_share", sizeof(struct zc_share), 256, 0);
@@ -157,9 +157,26 @@ void stack_set_events(struct core *c, struct net_conn *conn, const struct net_ev
 	conn->ev = ev;
 }
 
+int stack_start_accepting(struct core *c)
+{
+	stack_of(c)->accepting = STACK_ACCEPTING;
+	return 0;
+}
+
 void stack_stop_accepting(struct core *c)
 {
 	struct stack *s = stack_of(c);
-	if (s)
-		s->accepting = 0;
+	if (s && s->accepting == STACK_ACCEPTING) {
+		s->accepting = STACK_DRAINING;
+		s->drain_end_ms = c->now_ms + STACK_DRAIN_MS;
+	}
+}
+
+unsigned stack_listening(struct core *c)
+{
+	struct stack *s = stack_of(c);
+	if (!s)
+		return 0;
+	return s->accepting == STACK_ACCEPTING ||
+	       (s->accepting == STACK_DRAINING && c->now_ms < s->drain_end_ms);
 }

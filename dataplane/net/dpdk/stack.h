@@ -114,6 +114,12 @@ void stack_want_write(struct core *c, struct net_conn *conn);
 void stack_close(struct core *c, struct net_conn *conn, enum net_close_how how);
 void stack_pause_read(struct core *c, struct net_conn *conn, int paused);
 void stack_set_events(struct core *c, struct net_conn *conn, const struct net_events *ev);
+/* Connections are taken only from stack_start_accepting on (every core ready). After
+ * stack_stop_accepting new SYNs are refused, handshakes under way still complete, and
+ * stack_listening is 1 for STACK_DRAIN_MS so that they are waited for. */
+#define STACK_DRAIN_MS 200
+int stack_start_accepting(struct core *c);
 void stack_stop_accepting(struct core *c);
+unsigned stack_listening(struct core *c);
 
 #endif

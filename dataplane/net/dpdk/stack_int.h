@@ -173,7 +173,10 @@ struct stack {
 	const struct net_events *ev;
 	struct core *c;
 	void *port; /* the backend's, see stack_port */
-	int accepting;
+	/* Taking connections: not before every core can serve (stack_start_accepting); while
+	 * draining, new SYNs are refused but handshakes under way complete and are served. */
+	enum { STACK_NOT_YET, STACK_ACCEPTING, STACK_DRAINING } accepting;
+	uint64_t drain_end_ms; /* draining: handshakes under way are waited for until then */
 	uint64_t ctr[SC_COUNT];
 	struct net_counters net;
 	uint32_t next_id;

@@ -194,7 +194,7 @@ static void note_refused(struct stack *s, const char *why)
 
 int tcb_accept(struct stack *s, struct tcb *t)
 {
-	if (!s->accepting) {
+	if (s->accepting == STACK_NOT_YET) {
 		stack_count(s, SC_tcp_connections_refused);
 		return -1;
 	}

@@ -562,7 +562,7 @@ static void tw_input(struct stack *s, struct tw *w, uint8_t flags, uint32_t seq,
 	if ((flags & RTE_TCP_SYN_FLAG) && !(flags & RTE_TCP_ACK_FLAG)) {
 		/* RFC 6191: a new incarnation is welcome when it is clearly newer. */
 		int newer = w->ts_ok && o->ts ? seq_gt(o->tsval, w->ts_recent) : seq_gt(seq, w->rcv_nxt);
-		if (newer) {
+		if (newer && s->accepting == STACK_ACCEPTING) {
 			uint32_t raddr = w->raddr;
 			uint16_t rport = w->rport, lport = w->lport;
 			tw_remove(s, w);
@@ -612,7 +612,10 @@ void tcp_input(struct stack *s, struct rte_mbuf *m, struct rte_ipv4_hdr *ip,
 		return;
 	}
 	int listener = tcp_listening(s, lport);
-	if (listener < 0 || !s->accepting) {
+	/* Draining refuses new connections only: a handshake under way (its SYN answered, or
+	 * a cookie's ACK) completes and is served. */
+	if (listener < 0 || s->accepting == STACK_NOT_YET ||
+	    (s->accepting == STACK_DRAINING && syn && !ackf)) {
 		stack_count(s, listener < 0 ? SC_drop_tcp_no_listener : SC_tcp_connections_refused);
 		if (!rst) /* RFC 9293 3.10.7.1 */
 			tcp_send_reset(s, raddr, rport, lport, src_mac, ackf ? ack : 0,

@@ -1,134 +1,25 @@
-/* The object side of WebSockets and event streams. On the object's core, a group per object
- * holds its sockets (handles, tags, attachments, auto-response) and outlives the object
- * when it hibernates. On each socket's core, a site per object holds what that core needs
- * without asking the object's core: the auto-response pair.
- *
- *   socket core A                                object core B
- *   ws_conn --message--> MSG_OBJ_WS_EVENT ----> group -> activate -> on_ws_message
- *   ws_conn <--frames--- MSG_WS_BATCH (one per core, encoded once) <- send / broadcast */
-#include "obj.h"
-#include "obj_int.h"
+/* The object side of WebSockets and event streams, on the object's core: a group per
+ * object holds its sockets (handles, tags, attachments, auto-response) and outlives the
+ * object while it hibernates. The duro_ws_* calls of duro.h live here; what an object
+ * sends goes to each socket's core as one batch per core, encoded once, behind the
+ * output gate. Socket events arriving from the sites update membership, then run as
+ * events of the object (through the run function given at init). */
+#include "obj_ws_int.h"
 #include "base_assert.h"
-#include "clock.h"
+#include "commit.h"
 #include "core.h"
 #include "http.h"
 #include "log.h"
-#include "pool.h"
-#include "ws.h"
+#include "request.h"
 
 #include <errno.h>
-#include <stdlib.h>
-#include <string.h>
 
-struct ws_member {
-	ws_handle h; /* 0: a free entry */
-	uint32_t gen;
-	uint32_t next_free;
-	uint8_t kind, ntags;
-	uint16_t attach_len;
-	char *tags;   /* ntags x (u16 length, bytes), or NULL */
-	char *attach; /* or NULL */
-	int64_t last_auto_ms;
-};
-
-struct ws_group {
-	struct ws_group *hnext;
-	struct duro_id id;
-	uint16_t ns;
-	struct object *obj; /* the live instance, NULL while hibernated */
-	struct ws_member *m;
-	uint32_t nm, cap, free_head, count;
-	uint32_t per_core[DURO_MAX_CORES]; /* members per socket core: who gets a batch */
-	char *auto_pair; /* request then response, or NULL */
-	uint16_t auto_req_len, auto_res_len;
-	unsigned event_timeout_ms;
-};
-
-struct ws_site {
-	struct ws_site *hnext;
-	struct duro_id id;
-	uint16_t ns;
-	uint32_t refs; /* sockets of this object on this core, reserved or open */
-	char *auto_pair;
-	uint16_t auto_req_len, auto_res_len;
-};
-
-enum ws_event_what { EV_MESSAGE, EV_CLOSE, EV_AUTO };
-
-/* Made on the socket's core, handled on the object's core, then sent back to be freed. */
-struct ws_event {
-	struct core_msg msg;
-	uint8_t what, binary, clean, error;
-	uint16_t code, ns, reason_len;
-	struct duro_id id;
-	uint64_t member;
-	struct buf *data; /* the message (the socket core's buffer) */
-	int64_t time_ms;
-	char reason[WS_MAX_CONTROL];
-};
-
-/* An auto-response pair for the sites of one core; goes there and comes back. */
-struct ws_site_msg {
-	struct core_msg msg;
-	uint8_t back;
-	uint16_t ns;
-	struct duro_id id;
-	char *pair; /* owned by the message; the site swaps in its own copy */
-	uint16_t req_len, res_len;
-};
-
-#define MEMBER_NONE UINT32_MAX
-
-struct obj_ws_core {
-	struct ws_group **groups;
-	size_t ngroup_buckets, ngroups;
-	struct ws_site **sites;
-	size_t nsite_buckets, nsites;
-	struct pool events;
-	struct obj_ws_counters ctr;
-};
-
-static unsigned max_per_object(void) { return obj_ws_config()->max_per_object; }
-
-/* ---- hash tables keyed by object ID ---- */
-
-static size_t id_bucket(const struct duro_id *id, size_t n)
-{
-	uint64_t h;
-	memcpy(&h, id->bytes + 10, sizeof(h)); /* uniform bytes: a random or keyed-hash body */
-	return (size_t)h & (n - 1);
-}
-
-static int same(const struct duro_id *a, unsigned ans, const struct duro_id *b, unsigned bns)
-{
-	return ans == bns && memcmp(a->bytes, b->bytes, DURO_ID_BYTES) == 0;
-}
-
-/* Doubles a chained table when it is as full as it is wide. */
-#define TABLE_GROW(type, buckets, nb, count)                                            \
-	do {                                                                            \
-		if ((count) < (nb))                                                     \
-			break;                                                          \
-		size_t n2 = (nb) * 2;                                                   \
-		type **t2 = calloc(n2, sizeof(*t2));                                    \
-		if (!t2)                                                                \
-			break; /* longer chains; still correct */                      \
-		for (size_t i = 0; i < (nb); i++)                                       \
-			for (type *e = (buckets)[i], *nx; e; e = nx) {                  \
-				nx = e->hnext;                                          \
-				size_t b2 = id_bucket(&e->id, n2);                      \
-				e->hnext = t2[b2];                                      \
-				t2[b2] = e;                                             \
-			}                                                               \
-		free(buckets);                                                          \
-		(buckets) = t2;                                                         \
-		(nb) = n2;                                                              \
-	} while (0)
+static unsigned max_per_object(struct core *c) { return c->obj->ws->cfg->max_per_object; }
 
 static struct ws_group *group_find(struct obj_ws_core *w, const struct duro_id *id, unsigned ns)
 {
-	for (struct ws_group *g = w->groups[id_bucket(id, w->ngroup_buckets)]; g; g = g->hnext)
-		if (same(&g->id, g->ns, id, ns))
+	for (struct ws_group *g = w->groups[obj_ws_bucket(id, w->ngroup_buckets)]; g; g = g->hnext)
+		if (obj_ws_same(&g->id, g->ns, id, ns))
 			return g;
 	return NULL;
 }
@@ -146,7 +37,7 @@ static struct ws_group *group_get(struct core *c, struct object *obj)
 	g->ns = (uint16_t)obj->ns->index;
 	g->free_head = MEMBER_NONE;
 	g->obj = obj;
-	size_t b = id_bucket(&g->id, w->ngroup_buckets);
+	size_t b = obj_ws_bucket(&g->id, w->ngroup_buckets);
 	g->hnext = w->groups[b];
 	w->groups[b] = g;
 	w->ngroups++;
@@ -157,7 +48,7 @@ static struct ws_group *group_get(struct core *c, struct object *obj)
 static void group_free(struct core *c, struct ws_group *g)
 {
 	struct obj_ws_core *w = c->obj->ws;
-	struct ws_group **pp = &w->groups[id_bucket(&g->id, w->ngroup_buckets)];
+	struct ws_group **pp = &w->groups[obj_ws_bucket(&g->id, w->ngroup_buckets)];
 	while (*pp != g)
 		pp = &(*pp)->hnext;
 	*pp = g->hnext;
@@ -176,51 +67,6 @@ static void group_maybe_free(struct core *c, struct ws_group *g)
 {
 	if (g->count == 0 && !g->obj)
 		group_free(c, g);
-}
-
-static struct ws_site *site_find(struct obj_ws_core *w, const struct duro_id *id, unsigned ns)
-{
-	for (struct ws_site *s = w->sites[id_bucket(id, w->nsite_buckets)]; s; s = s->hnext)
-		if (same(&s->id, s->ns, id, ns))
-			return s;
-	return NULL;
-}
-
-static struct ws_site *site_get(struct core *c, const struct duro_id *id, unsigned ns)
-{
-	struct obj_ws_core *w = c->obj->ws;
-	struct ws_site *s = site_find(w, id, ns);
-	if (s) {
-		s->refs++;
-		return s;
-	}
-	TABLE_GROW(struct ws_site, w->sites, w->nsite_buckets, w->nsites);
-	s = calloc(1, sizeof(*s));
-	if (!s)
-		return NULL;
-	s->id = *id;
-	s->ns = (uint16_t)ns;
-	s->refs = 1;
-	size_t b = id_bucket(id, w->nsite_buckets);
-	s->hnext = w->sites[b];
-	w->sites[b] = s;
-	w->nsites++;
-	return s;
-}
-
-static void site_put(struct core *c, struct ws_site *s)
-{
-	struct obj_ws_core *w = c->obj->ws;
-	DURO_ASSERT(s->refs > 0);
-	if (--s->refs)
-		return;
-	struct ws_site **pp = &w->sites[id_bucket(&s->id, w->nsite_buckets)];
-	while (*pp != s)
-		pp = &(*pp)->hnext;
-	*pp = s->hnext;
-	w->nsites--;
-	free(s->auto_pair);
-	free(s);
 }
 
 /* ---- members ---- */
@@ -302,182 +148,6 @@ static int member_has_tag(const struct ws_member *m, const char *tag, size_t tle
 	return 0;
 }
 
-/* ---- on the socket's core ---- */
-
-static struct ws_event *event_new(struct core *c, struct ws_conn *wc, enum ws_event_what what)
-{
-	struct obj_ws_core *w = c->obj->ws;
-	struct ws_event *ev = pool_get(&w->events);
-	if (!ev) {
-		w->ctr.events_lost++;
-		return NULL;
-	}
-	struct ws_site *s = ws_conn_user(wc);
-	ev->msg.type = MSG_OBJ_WS_EVENT;
-	ev->msg.src_core = (uint16_t)c->index;
-	ev->msg.next = NULL;
-	ev->what = (uint8_t)what;
-	ev->binary = ev->clean = ev->error = 0;
-	ev->code = 0;
-	ev->reason_len = 0;
-	ev->ns = s->ns;
-	ev->id = s->id;
-	ev->member = ws_conn_ref(wc);
-	ev->data = NULL;
-	ev->time_ms = 0;
-	return ev;
-}
-
-static void event_send(struct core *c, struct ws_event *ev)
-{
-	core_send(c, obj_owner(&ev->id), &ev->msg);
-}
-
-static void on_socket_message(struct core *c, struct ws_conn *wc, int binary, struct buf *msg)
-{
-	struct obj_ws_core *w = c->obj->ws;
-	struct ws_site *s = ws_conn_user(wc);
-	if (!binary && s->auto_pair && msg->len == s->auto_req_len &&
-	    memcmp(msg->data, s->auto_pair, msg->len) == 0) {
-		/* Answered here: the object, maybe hibernated, is not woken. */
-		buf_unref(&c->bufs, msg);
-		if (ws_send_local(c, wc, WS_OP_TEXT, s->auto_pair + s->auto_req_len,
-				  s->auto_res_len) < 0)
-			return;
-		w->ctr.auto_responses++;
-		struct ws_event *ev = event_new(c, wc, EV_AUTO);
-		if (ev) {
-			ev->time_ms = (int64_t)clock_wall_ms();
-			event_send(c, ev);
-		}
-		return;
-	}
-	struct ws_event *ev = event_new(c, wc, EV_MESSAGE);
-	if (!ev) {
-		buf_unref(&c->bufs, msg);
-		return;
-	}
-	ev->binary = (uint8_t)binary;
-	ev->data = msg;
-	event_send(c, ev);
-}
-
-static void on_socket_closed(struct core *c, struct ws_conn *wc, unsigned code, const char *reason,
-			     size_t rlen, int clean)
-{
-	struct ws_site *s = ws_conn_user(wc);
-	struct ws_event *ev = event_new(c, wc, EV_CLOSE);
-	if (ev) {
-		ev->code = (uint16_t)code;
-		ev->clean = (uint8_t)clean;
-		ev->error = !clean && code != WS_CLOSE_ABNORMAL;
-		if (rlen > sizeof(ev->reason))
-			rlen = sizeof(ev->reason);
-		if (rlen)
-			memcpy(ev->reason, reason, rlen);
-		ev->reason_len = (uint16_t)rlen;
-		event_send(c, ev);
-	}
-	site_put(c, s);
-}
-
-static const struct ws_events socket_events = { .on_message = on_socket_message,
-						.on_closed = on_socket_closed };
-
-const struct ws_events *obj_ws_events(void) { return &socket_events; }
-
-static void event_free(struct core *c, struct ws_event *ev)
-{
-	if (ev->data)
-		buf_unref(&c->bufs, ev->data);
-	pool_put(&c->obj->ws->events, ev);
-}
-
-static void on_event_done(struct core *c, struct core_msg *m)
-{
-	event_free(c, (struct ws_event *)m);
-}
-
-/* The HTTP exchange of an upgrade ends: hand the connection over, or give the socket up. */
-static void takeover(struct core *c, struct http_exchange *ex, struct net_conn *conn,
-		     const char *rest, size_t len)
-{
-	struct route_result *rr = (struct route_result *)ex->user;
-	struct ws_conn *wc = rr->wc;
-	rr->wc = NULL;
-	if (conn) {
-		ws_conn_set_ref(wc, rr->member);
-		ws_takeover(c, wc, conn, rest, len);
-		return;
-	}
-	struct ws_site *s = ws_conn_user(wc);
-	if (rr->accepted) {
-		ws_conn_set_ref(wc, rr->member);
-		ws_release(c, wc, 1); /* on_socket_closed tells the object, drops the site */
-	} else {
-		ws_release(c, wc, 0);
-		site_put(c, s);
-	}
-}
-
-static int wants_events(const struct http_request *req)
-{
-	size_t n;
-	const char *v = http_find_header(req, "Accept", &n);
-	return v && memmem(v, n, "text/event-stream", 17) != NULL;
-}
-
-int obj_ws_route(struct core *c, struct http_exchange *ex)
-{
-	struct route_result *rr = (struct route_result *)ex->user;
-	struct obj_ws_core *w = c->obj->ws;
-	rr->wc = NULL;
-	rr->ws_handle = 0;
-	rr->accepted = 0;
-	rr->member = 0;
-	enum ws_kind kind;
-	if (ws_is_upgrade(&ex->req))
-		kind = WS_KIND_SOCKET;
-	else if (wants_events(&ex->req))
-		kind = WS_KIND_STREAM;
-	else
-		return 0;
-	struct ws_site *s = site_get(c, &rr->id, rr->ns);
-	struct ws_conn *wc = s ? ws_reserve(c, kind, s) : NULL;
-	if (!wc) {
-		if (s)
-			site_put(c, s);
-		w->ctr.refused_core++;
-		http_respond_error(c, ex, 503, "too many WebSockets on this core");
-		return -1;
-	}
-	rr->wc = wc;
-	rr->ws_handle = ws_conn_handle(wc);
-	rr->ws_kind = (uint8_t)kind;
-	ex->takeover = takeover;
-	return 0;
-}
-
-static void on_site_msg(struct core *c, struct core_msg *m)
-{
-	struct ws_site_msg *sm = (struct ws_site_msg *)m;
-	if (sm->back) {
-		free(sm->pair);
-		free(sm);
-		return;
-	}
-	struct ws_site *s = site_find(c->obj->ws, &sm->id, sm->ns);
-	if (s) {
-		char *old = s->auto_pair;
-		s->auto_pair = sm->pair;
-		s->auto_req_len = sm->req_len;
-		s->auto_res_len = sm->res_len;
-		sm->pair = old; /* freed at home */
-	}
-	sm->back = 1;
-	core_send(c, sm->msg.src_core, &sm->msg);
-}
-
 /* Tells core `dst`'s site of this group the auto-response pair. */
 static int send_site_pair(struct core *c, struct ws_group *g, unsigned dst)
 {
@@ -498,7 +168,7 @@ static int send_site_pair(struct core *c, struct ws_group *g, unsigned dst)
 	sm->req_len = g->auto_req_len;
 	sm->res_len = g->auto_res_len;
 	if (dst == c->index) {
-		on_site_msg(c, &sm->msg); /* swaps the pair in, then frees itself next turn */
+		obj_ws_site_msg(c, &sm->msg); /* swaps the pair in, then frees itself next turn */
 		return 0;
 	}
 	core_send(c, dst, &sm->msg);
@@ -559,46 +229,29 @@ void obj_ws_detach(struct core *c, struct object *obj)
 	group_maybe_free(c, g);
 }
 
-/* Runs one socket event as an event of its object, activating it if it hibernates. */
-static void run_socket_event(struct core *c, struct ws_event *ev, struct ws_group *g,
-			     duro_ws ref)
+/* A socket event for one of this core's objects: membership first, then the event. */
+static void run_event(struct core *c, struct ws_event *ev, struct ws_group *g)
 {
 	struct obj_ws_core *w = c->obj->ws;
-	int err = 0;
+	struct obj_ws_event e = {
+		.ns = ev->ns, .id = ev->id, .ws = ev->member, .close = ev->what == EV_CLOSE,
+		.binary = ev->binary, .data = ev->data ? ev->data->data : NULL,
+		.len = ev->data ? ev->data->len : 0, .code = ev->code, .clean = ev->clean,
+		.error = ev->error, .reason = ev->reason, .rlen = ev->reason_len,
+		.timeout_ms = g->event_timeout_ms,
+	};
 	int was_live = g->obj != NULL;
-	struct object *obj = obj_activate(c, ev->ns, &ev->id, &err);
-	if (!obj) {
+	int r = w->run(c, &e);
+	if (r == -ENOENT) {
 		w->ctr.events_lost++;
-		log_warn("class %s: a WebSocket event was lost: the object failed to load (%d)",
-			 obj_ns_name(ev->ns), err);
 		return;
 	}
-	if (!was_live)
+	if (!was_live && g->obj)
 		w->ctr.wakeups++;
-	const struct duro_class *cls = obj->ns->cls;
-	unsigned timeout = g->event_timeout_ms;
-	uint64_t t0 = timeout ? clock_now_ns() : 0;
-	obj_event_begin(c, obj);
-	int r = 0;
-	struct duro_object *o = (struct duro_object *)obj;
-	if (ev->what == EV_MESSAGE) {
-		r = cls->on_ws_message(o, ref, ev->binary, ev->data->data, ev->data->len);
-	} else {
-		if (ev->error && cls->on_ws_error)
-			cls->on_ws_error(o, ref, ev->code);
-		if (cls->on_ws_close)
-			cls->on_ws_close(o, ref, ev->code, ev->reason_len ? ev->reason : "",
-					 ev->reason_len, ev->clean);
-	}
-	if (timeout && clock_now_ns() - t0 > (uint64_t)timeout * 1000000) {
+	if (r == -ETIMEDOUT)
 		w->ctr.event_timeouts++;
-		log_warn("class %s: a WebSocket event ran past its %u ms timeout: its writes are rolled back",
-			 cls->name, timeout);
-		r = -ETIMEDOUT;
-	}
 	if (r != 0)
 		w->ctr.handler_failures++;
-	obj_event_end(c, obj, r == 0);
 }
 
 static void on_socket_event(struct core *c, struct core_msg *m)
@@ -614,43 +267,30 @@ static void on_socket_event(struct core *c, struct core_msg *m)
 			break;
 		case EV_MESSAGE:
 			w->ctr.messages++;
-			if (obj_ns_cls(ev->ns)->on_ws_message)
-				run_socket_event(c, ev, g, ev->member);
+			run_event(c, ev, g);
 			break;
 		case EV_CLOSE:
 			member_remove(g, mem);
 			if (!g->count && !g->obj)
 				w->ctr.hibernated--; /* its last socket left while it slept */
 			w->ctr.closed++;
-			if (obj_ns_cls(ev->ns)->on_ws_close || obj_ns_cls(ev->ns)->on_ws_error)
-				run_socket_event(c, ev, g, ev->member);
+			/* The group stays while the event runs: the object may activate into it. */
+			g->count++;
+			run_event(c, ev, g);
+			g->count--;
 			group_maybe_free(c, g);
 			break;
 		}
 	}
 	if (ev->msg.src_core == c->index) {
-		event_free(c, ev);
+		obj_ws_event_free(c, ev);
 		return;
 	}
 	ev->msg.type = MSG_OBJ_WS_EVENT_DONE;
 	core_send(c, ev->msg.src_core, &ev->msg);
 }
 
-/* ---- duro.h ---- */
-
 static struct http_exchange *EXM(const void *p) { return (struct http_exchange *)p; }
-
-int duro_req_wants_ws(const struct duro_request *req)
-{
-	const struct route_result *rr = (const struct route_result *)EXM(req)->user;
-	return rr->ws_handle && rr->ws_kind == WS_KIND_SOCKET;
-}
-
-int duro_req_wants_events(const struct duro_request *req)
-{
-	const struct route_result *rr = (const struct route_result *)EXM(req)->user;
-	return rr->ws_handle && rr->ws_kind == WS_KIND_STREAM;
-}
 
 static int accept_common(struct duro_object *o, struct http_exchange *ex, enum ws_kind kind,
 			 const struct duro_str *tags, size_t ntags, duro_ws *out)
@@ -658,7 +298,7 @@ static int accept_common(struct duro_object *o, struct http_exchange *ex, enum w
 	struct object *obj = (struct object *)o;
 	struct core *c = obj->core;
 	struct obj_ws_core *w = c->obj->ws;
-	struct route_result *rr = (struct route_result *)ex->user;
+	struct route_result *rr = route_result_of(ex);
 	DURO_ASSERT(obj->running && rr->obj == obj);
 	if (ntags > DURO_WS_MAX_TAGS) {
 		http_resp_error(ex, 500, "more than 10 WebSocket tags");
@@ -681,7 +321,7 @@ static int accept_common(struct duro_object *o, struct http_exchange *ex, enum w
 		http_resp_error(ex, 503, "out of memory accepting the WebSocket");
 		return -ENOMEM;
 	}
-	if (g->count >= max_per_object()) {
+	if (g->count >= max_per_object(c)) {
 		w->ctr.refused_full++;
 		http_resp_error(ex, 503, "this object has its maximum of WebSockets");
 		return -ENOSPC;
@@ -726,7 +366,7 @@ int duro_ws_accept(struct duro_object *o, const struct duro_request *req,
 {
 	struct http_exchange *ex = EXM(res);
 	(void)req;
-	struct route_result *rr = (struct route_result *)ex->user;
+	struct route_result *rr = route_result_of(ex);
 	if (!rr->ws_handle || rr->ws_kind != WS_KIND_SOCKET) {
 		http_resp_error(ex, 426, "this resource wants a WebSocket upgrade");
 		http_resp_header(ex, "Upgrade", 7, "websocket", 9);
@@ -762,7 +402,7 @@ int duro_sse_accept(struct duro_object *o, const struct duro_request *req,
 {
 	struct http_exchange *ex = EXM(res);
 	(void)req;
-	struct route_result *rr = (struct route_result *)ex->user;
+	struct route_result *rr = route_result_of(ex);
 	if (!rr->ws_handle || rr->ws_kind != WS_KIND_STREAM) {
 		http_resp_error(ex, 406, "this resource is an event stream: send Accept: text/event-stream");
 		return -EINVAL;
@@ -1032,22 +672,20 @@ void duro_ws_set_event_timeout(struct duro_object *o, unsigned ms)
 
 /* ---- per core ---- */
 
-int obj_ws_core_init(struct core *c)
+int obj_ws_core_init(struct core *c, obj_ws_run_fn *run)
 {
 	struct obj_ws_core *w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
 	c->obj->ws = w;
-	w->ngroup_buckets = w->nsite_buckets = 256;
+	w->run = run;
+	w->cfg = &c->obj->rt->cfg->websockets;
+	w->ngroup_buckets = 256;
 	w->groups = calloc(w->ngroup_buckets, sizeof(*w->groups));
-	w->sites = calloc(w->nsite_buckets, sizeof(*w->sites));
-	if (!w->groups || !w->sites)
+	if (!w->groups)
 		return -ENOMEM;
-	pool_init(&w->events, "ws_event", sizeof(struct ws_event), 1024, 0);
 	core_set_msg_handler(c, MSG_OBJ_WS_EVENT, on_socket_event);
-	core_set_msg_handler(c, MSG_OBJ_WS_EVENT_DONE, on_event_done);
-	core_set_msg_handler(c, MSG_OBJ_WS_SITE, on_site_msg);
-	return 0;
+	return obj_ws_site_init(c);
 }
 
 void obj_ws_core_fini(struct core *c)
@@ -1055,23 +693,16 @@ void obj_ws_core_fini(struct core *c)
 	struct obj_ws_core *w = c->obj ? c->obj->ws : NULL;
 	if (!w)
 		return;
-	for (size_t i = 0; i < w->ngroup_buckets; i++)
+	for (size_t i = 0; i < w->ngroup_buckets && w->groups; i++)
 		while (w->groups[i])
 			group_free(c, w->groups[i]);
-	for (size_t i = 0; i < w->nsite_buckets; i++)
-		for (struct ws_site *s = w->sites[i], *nx; s; s = nx) {
-			nx = s->hnext;
-			free(s->auto_pair);
-			free(s);
-		}
 	free(w->groups);
-	free(w->sites);
-	pool_destroy(&w->events);
+	obj_ws_site_fini(c);
 	free(w);
 	c->obj->ws = NULL;
 }
 
-const struct obj_ws_counters *obj_ws_counters(struct core *c) { return &c->obj->ws->ctr; }
+const struct obj_ws_counters *obj_ws_core_counters(struct core *c) { return &c->obj->ws->ctr; }
 
 size_t obj_ws_count(struct core *c, unsigned ns, const struct duro_id *id)
 {

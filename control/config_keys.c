@@ -1,0 +1,236 @@
+/* Every config key, one row each (nginx's command tables): its path, type, field, range,
+ * default, flag and one line of documentation. Parsing, defaults, the effective config,
+ * --help and --help-config all read this table; the row order is the order of the JSON
+ * shown back and of parsing (listeners before tls, bindings before routes).
+ *
+ * Adding a key is adding a row where its JSON should show: UINT, BOOL (BOOL_NOT when the
+ * field holds the opposite), STRING or ENUM for a plain value, CUSTOM with handlers in
+ * config_sections.c for a structured one; .flag and .metavar give it a flag. A new section
+ * is just a new first path component. Then give the key a non-default value in
+ * tests/unit/test_config.c's every_key (test_every_key_covered names a row without one)
+ * and mention it in README.md's Configuration (test_config.py checks). The row's macro
+ * checks at compile time that the field's width fits the range and the default. */
+#include "config_int.h"
+#include "duro.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FSIZE(f) sizeof(((struct duro_config *)0)->f)
+#define AT(f) .offset = offsetof(struct duro_config, f), .size = FSIZE(f)
+/* Checked at compile time: a field of 4 or 8 bytes, a range that fits it, a default in
+ * the range (a negative array size otherwise). */
+#define UINT_FITS(f, lo, hi, d)                                                              \
+	(0 * sizeof(char[((FSIZE(f) == 4 && (uint64_t)(hi) <= UINT32_MAX) || FSIZE(f) == 8) &&  \
+				 (uint64_t)(lo) <= (uint64_t)(d) && (uint64_t)(d) <= (uint64_t)(hi)   \
+			 ? 1 : -1]))
+#define INT_FIELD(f) (0 * sizeof(char[FSIZE(f) == sizeof(int) ? 1 : -1]))
+
+#define UINT(p, f, lo, hi, d, text)                                                         \
+	{ .path = p, .type = CONFIG_UINT, .offset = offsetof(struct duro_config, f),           \
+	  .size = FSIZE(f) + UINT_FITS(f, lo, hi, d), .min = lo, .max = hi, .def = d,          \
+	  .doc = text }
+#define UINT_FLAG(p, f, lo, hi, d, fl, mv, text)                                            \
+	{ .path = p, .type = CONFIG_UINT, .offset = offsetof(struct duro_config, f),           \
+	  .size = FSIZE(f) + UINT_FITS(f, lo, hi, d), .min = lo, .max = hi, .def = d,          \
+	  .flag = fl, .metavar = mv, .doc = text }
+#define BOOL(p, f, d, text)                                                                 \
+	{ .path = p, .type = CONFIG_BOOL, .offset = offsetof(struct duro_config, f),           \
+	  .size = FSIZE(f) + INT_FIELD(f), .def = d, .doc = text }
+/* The field holds the opposite of the key (uring.buffer_ring into net.no_buffer_ring). */
+#define BOOL_NOT(p, f, d, text)                                                             \
+	{ .path = p, .type = CONFIG_BOOL, .flags = CONFIG_NEGATE,                              \
+	  .offset = offsetof(struct duro_config, f), .size = FSIZE(f) + INT_FIELD(f), .def = d, \
+	  .doc = text }
+#define STRING(p, f, d, chk, text)                                                          \
+	{ .path = p, .type = CONFIG_STRING, AT(f), .def_text = d, .check = chk, .doc = text }
+/* A UINT with a check beyond its range (a power of two, a multiple of the page). */
+#define UINT_CHECK(p, f, lo, hi, d, chk, text)                                              \
+	{ .path = p, .type = CONFIG_UINT, .offset = offsetof(struct duro_config, f),           \
+	  .size = FSIZE(f) + UINT_FITS(f, lo, hi, d), .min = lo, .max = hi, .def = d,          \
+	  .check_uint = chk, .doc = text }
+#define CUSTOM(p, handlers, text) { .path = p, .type = CONFIG_CUSTOM, .custom = &handlers, .doc = text }
+#define FAULT(side, d)                                                                      \
+	UINT("dpdk." #side ".seed", dpdk.side.seed, 0, UINT32_MAX, 0,                          \
+	     "seed of the " d " fault injector's random numbers"),                             \
+	UINT("dpdk." #side ".drop_pct", dpdk.side.drop_pct, 0, 100, 0,                          \
+	     "percent of " d " frames dropped"),                                                \
+	UINT("dpdk." #side ".duplicate_pct", dpdk.side.duplicate_pct, 0, 100, 0,                \
+	     "percent of " d " frames duplicated"),                                             \
+	UINT("dpdk." #side ".reorder_pct", dpdk.side.reorder_pct, 0, 100, 0,                    \
+	     "percent of " d " frames swapped with the next"),                                  \
+	UINT("dpdk." #side ".delay_pct", dpdk.side.delay_pct, 0, 100, 0,                        \
+	     "percent of " d " frames held back by delay_ms"),                                  \
+	UINT("dpdk." #side ".delay_ms", dpdk.side.delay_ms, 0, 10000, 0,                        \
+	     "how long a delayed " d " frame is held")
+
+static const char *const backends[] = { "uring", "dpdk", NULL };
+static const char *const levels[] = { "error", "warn", "info", "debug", NULL }; /* log.h */
+
+const struct config_key config_keys[] = {
+	{ .path = "$schema", .type = CONFIG_IGNORED, .doc = "ignored (for editors)" },
+	{ .path = "name", .type = CONFIG_IGNORED, .doc = "ignored (wrangler's worker name)" },
+	{ .path = "cores", .type = CONFIG_UINT, .offset = offsetof(struct duro_config, cores),
+	  .size = FSIZE(cores) + UINT_FITS(cores, 1, DURO_MAX_CORES, 1), .min = 1,
+	  .max = DURO_MAX_CORES, .def = 1, .def_fn = config_default_cores,
+	  .def_doc = "one per CPU", .flag = "--cores", .metavar = "N",
+	  .doc = "reactors, pinned to CPUs 0..N-1" },
+	{ .path = "backend", .type = CONFIG_ENUM, .flags = CONFIG_NAME, AT(backend), .names = backends,
+	  .def = 0, .flag = "--backend", .metavar = "uring|dpdk",
+	  .doc = "kernel sockets (io_uring), or DPDK with duro's TCP/IP stack" },
+	{ .path = "data_dir", .type = CONFIG_STRING, AT(obj.data_dir), .def_text = "./duro-data",
+	  .flag = "--data-dir", .metavar = "DIR", .doc = "where the data lives" },
+	{ .path = "listeners", .type = CONFIG_CUSTOM, .custom = &config_listeners,
+	  .flags = CONFIG_FLAG_REPEAT, .flag = "--listen", .metavar = "ADDR:PORT",
+	  .doc = "where to serve: \"host:port\" or {\"address\", \"tls\"}" },
+	CUSTOM("durable_objects.bindings", config_bindings,
+	       "binding name -> class, with the class's vars; replaces the built-in bindings"),
+	CUSTOM("routes", config_routes,
+	       "URL prefix -> binding, tried in order"),
+
+	UINT("limits.max_head_bytes", http.max_head_bytes, 1024, 1 << 20, 16384,
+	     "a larger request head gets 431"),
+	UINT("limits.max_body_bytes", http.max_body_bytes, 0, 1ull << 30, 1 << 20,
+	     "a larger request body gets 413"),
+	UINT("limits.header_timeout_ms", http.header_timeout_ms, 100, 3600000, 10000,
+	     "a head not complete in time gets 408"),
+	UINT("limits.body_timeout_ms", http.body_timeout_ms, 100, 3600000, 20000,
+	     "a body must arrive within this of its head (plus body_min_rate's extension)"),
+	UINT("limits.body_min_rate", http.body_min_rate, 0, 1u << 30, 500,
+	     "bytes/s of body that earn a second more of body_timeout_ms (0: none)"),
+	UINT("limits.send_timeout_ms", http.send_timeout_ms, 100, 3600000, 30000,
+	     "a connection whose responses take no bytes for this long is closed"),
+	UINT("limits.idle_timeout_ms", http.idle_timeout_ms, 100, 86400000, 60000,
+	     "an idle keep-alive connection is closed"),
+	UINT("limits.max_pipeline", http.max_pipeline, 1, 1024, 32,
+	     "requests in flight per connection before reading pauses"),
+	UINT("limits.max_output_bytes", http.max_output_bytes, 4096, 1u << 30, 1 << 20,
+	     "unsent response bytes per connection before reading pauses"),
+	UINT("limits.max_connections_per_core", net.max_conns_per_core, 16, 1 << 20, 16384,
+	     "beyond it new connections are refused"),
+
+	UINT("objects.evict_idle_ms", obj.evict_idle_ms, 10, 86400000, 30000,
+	     "an object idle this long is unloaded"),
+
+	UINT("storage.max_key_bytes", obj.limits.max_key, 1, DURO_MAX_KEY, 2048,
+	     "longest storage key"),
+	UINT("storage.max_value_bytes", obj.limits.max_value, 1, 128u << 20, 128u << 20,
+	     "largest storage value"),
+	UINT("storage.max_object_bytes", obj.limits.max_object_bytes, 1, 1ull << 50,
+	     50ull * 1000 * 1000 * 1000, "most bytes one object may store"),
+	UINT("storage.cache_bytes_per_core", obj.limits.cache_bytes_per_core, 0, 1ull << 40,
+	     64u << 20, "per-object read caches, per core"),
+	UINT("storage.block_cache_bytes", obj.store.block_cache_bytes, 1 << 20, 1ull << 40,
+	     STORE_DEFAULT_BLOCK_CACHE_BYTES, "RocksDB's shared LRU block cache"),
+	UINT("storage.write_buffer_bytes", obj.store.write_buffer_bytes, 1 << 20, 1ull << 32,
+	     STORE_DEFAULT_WRITE_BUFFER_BYTES, "memtable per column family"),
+	UINT("storage.blob_min_bytes", obj.store.blob_min_bytes, 0, 1ull << 32,
+	     STORE_DEFAULT_BLOB_MIN_BYTES, "values this large go to blob files"),
+	UINT("storage.log_rotate_bytes", obj.store.log_rotate_bytes, 1 << 16, 1ull << 40,
+	     STORE_DEFAULT_LOG_ROTATE_BYTES, "size of a core's commit log file"),
+	UINT("storage.min_free_bytes", obj.store.min_free_bytes, 0, 1ull << 50,
+	     STORE_DEFAULT_MIN_FREE_BYTES, "writes get 507 while less than this is free"),
+	BOOL_NOT("storage.log_direct_io", obj.store.log_buffered, 1,
+		 "commit logs with O_DIRECT where the file system allows it (false: buffered)"),
+
+	CUSTOM("migrations", config_migrations,
+	       "class tags applied once, in order; replaces the built-in tags"),
+
+	UINT("alarms.retry_initial_ms", obj.alarms.retry_initial_ms, 10, 3600000, 2000,
+	     "first retry after a failed alarm handler; doubles each time"),
+	UINT("alarms.max_retries", obj.alarms.max_retries, 0, 20, 6,
+	     "then the alarm is dropped"),
+	UINT("alarms.min_interval_ms", obj.alarms.min_interval_ms, 0, 3600000, 100,
+	     "an alarm re-armed sooner after it fired is delayed to this"),
+
+	/* 32 MiB is Cloudflare's limit on a WebSocket message. */
+	UINT("websockets.max_message_bytes", ws.max_message_bytes, 125, 32u << 20, 1u << 20,
+	     "a larger message closes the socket with 1009"),
+	UINT("websockets.max_outbound_bytes", ws.max_outbound_bytes, 4096, 1u << 30, 1u << 20,
+	     "queued output per socket; beyond it the socket is closed with 1013"),
+	UINT("websockets.close_timeout_ms", ws.close_timeout_ms, 10, 600000, 5000,
+	     "wait for the peer's close frame, or a stalled send, then cut"),
+	UINT("websockets.max_per_object", obj.websockets.max_per_object, 1, 1u << 24, 32768,
+	     "sockets and event streams per object; 503 beyond"),
+	UINT("websockets.hibernate_idle_ms", obj.websockets.hibernate_idle_ms, 10, 86400000,
+	     10000, "an object with only sockets is evicted after this"),
+
+	STRING("control.socket", control.socket, "", NULL,
+	       "the control socket; \"\": <data_dir>/control.sock"),
+	STRING("control.group", control.group, "", config_check_group,
+	       "a group also allowed on the control socket (mode 0660)"),
+	STRING("control.metrics", control.metrics, "", config_check_hostport,
+	       "host:port of the Prometheus and dashboard listener; \"\": none"),
+
+	UINT("tls.handshake_timeout_ms", tls.handshake_timeout_ms, 100, 600000, 10000,
+	     "a TLS handshake not done in time is cut off"),
+	UINT("tls.ticket_lifetime_s", tls.ticket_lifetime_s, 0, 604800, 7200,
+	     "session tickets for resumption; 0 turns them off"),
+	CUSTOM("tls.certificates", config_certificates,
+	       "certificates besides the listeners' own; SNI picks among them"),
+
+	BOOL_NOT("uring.buffer_ring", net.no_buffer_ring, 1,
+		 "receive into a provided buffer ring where the kernel has them"),
+	BOOL_NOT("uring.accept_dontwait", net.accept4, 1,
+		 "accept in io_uring rounds that end when the queue is empty (Linux 6.10); "
+		 "false: accept4 and a file-table update"),
+
+	UINT("shutdown_timeout_ms", shutdown_timeout_ms, 0, 3600000, 5000,
+	     "on SIGTERM, how long in-flight requests may take"),
+	UINT("idle_spin_us", idle_spin_us, 0, 10000000, 200,
+	     "an idle core busy-polls this long before it sleeps"),
+	{ .path = "log_level", .type = CONFIG_ENUM, .offset = offsetof(struct duro_config, log_level),
+	  .size = FSIZE(log_level) + INT_FIELD(log_level), .names = levels,
+	  .def = LOG_INFO, .flag = "--log-level", .metavar = "LEVEL", .doc = "log verbosity" },
+
+	/* Shown back only with backend "dpdk". */
+	{ .path = "dpdk.eal_args", .type = CONFIG_STRINGS, AT(dpdk.eal_args[0]),
+	  .count_offset = offsetof(struct duro_config, dpdk.neal_args), .max = DPDK_MAX_EAL_ARGS,
+	  .flags = CONFIG_FLAG_SPLIT, .flag = "--dpdk-eal", .metavar = "\"ARGS\"",
+	  .def_doc = "[] (--no-huge -m 1024 --no-pci --no-shconf)",
+	  .doc = "EAL arguments replacing the defaults" },
+	{ .path = "dpdk.vdevs", .type = CONFIG_STRINGS, AT(dpdk.vdevs[0]),
+	  .count_offset = offsetof(struct duro_config, dpdk.nvdevs), .max = 4,
+	  .flags = CONFIG_FLAG_REPEAT, .flag = "--dpdk-vdev", .metavar = "ARGS",
+	  .doc = "virtual devices, e.g. net_af_packet0,iface=eth1,qpairs=2" },
+	UINT_FLAG("dpdk.port", dpdk.port, 0, 1023, 0, "--dpdk-port", "N", "the DPDK port to serve"),
+	{ .path = "dpdk.mac", .type = CONFIG_CUSTOM, .custom = &config_dpdk_mac,
+	  .flag = "--dpdk-mac", .metavar = "MAC", .doc = "unicast aa:bb:cc:dd:ee:ff; \"\": the port's" },
+	{ .path = "dpdk.ipv4", .type = CONFIG_CUSTOM, .custom = &config_dpdk_ipv4,
+	  .flag = "--dpdk-ipv4", .metavar = "A/N",
+	  .doc = "the stack's address/prefix, e.g. 10.77.0.1/24; required" },
+	{ .path = "dpdk.gateway", .type = CONFIG_CUSTOM, .custom = &config_dpdk_gateway,
+	  .flag = "--dpdk-gateway", .metavar = "A", .doc = "the default gateway; \"\": none" },
+	UINT_FLAG("dpdk.mtu", dpdk.mtu, 576, 9000, DPDK_DEFAULT_MTU, "--dpdk-mtu", "N", "the port's MTU"),
+	{ .path = "dpdk.mbufs", .type = CONFIG_UINT, .offset = offsetof(struct duro_config, dpdk.mbufs),
+	  .size = FSIZE(dpdk.mbufs) + UINT_FITS(dpdk.mbufs, 0, 16u << 20, 0), .max = 16u << 20,
+	  .def_doc = "0 (per core: 16,384 + rx_desc + tx_desc + tx_backlog)",
+	  .doc = "packet buffers in the pool, all cores together" },
+	UINT("dpdk.idle_sleep_us", dpdk.idle_sleep_us, 0, 5000, DPDK_DEFAULT_IDLE_SLEEP_US,
+	     "longest sleep of an idle core between polls"),
+	/* Ring sizes (issue 20): the defaults hold a 1,000-member broadcast on one core
+	 * without a dropped frame (bench/README.md). */
+	UINT("dpdk.rx_desc", dpdk.rx_desc, 64, 65535, DPDK_DEFAULT_RX_DESC,
+	     "RX descriptors per queue, clamped to what the port allows"),
+	UINT("dpdk.tx_desc", dpdk.tx_desc, 64, 65535, DPDK_DEFAULT_TX_DESC,
+	     "TX descriptors per queue, clamped to what the port allows"),
+	UINT("dpdk.tx_backlog", dpdk.tx_backlog, 256, 1u << 20, DPDK_DEFAULT_TX_BACKLOG,
+	     "frames a core keeps for its next turn when the TX queue is full; then drop_tx_full"),
+	UINT_CHECK("dpdk.steer_ring", dpdk.steer_ring, 256, 1u << 20, DPDK_DEFAULT_STEER_RING,
+		   config_check_pow2, "slots in each core-to-core steering ring (a power of two)"),
+	UINT_CHECK("dpdk.af_packet_blocksz", dpdk.af_packet_blocksz, 4096, 1u << 22,
+		   DPDK_DEFAULT_AF_PACKET_BLOCKSZ, config_check_page_multiple,
+		   "net_af_packet vdevs without blocksz=: ring block size (a multiple of 4096)"),
+	UINT("dpdk.af_packet_framecnt", dpdk.af_packet_framecnt, 16, 1u << 20,
+	     DPDK_DEFAULT_AF_PACKET_FRAMECNT,
+	     "net_af_packet vdevs without framecnt=: frames per RX and TX ring (whole blocks)"),
+	UINT("dpdk.zero_copy_min_bytes", dpdk.zero_copy_min_bytes, 0, 65535,
+	     DPDK_DEFAULT_ZERO_COPY_MIN_BYTES,
+	     "shared output pieces this large are sent without copying (CPU-copying ports); 0: never"),
+	UINT("dpdk.tx_coalesce_us", dpdk.tx_coalesce_us, 0, 10000, DPDK_DEFAULT_TX_COALESCE_US,
+	     "under a heavy fan-out a short segment waits this long for more output; 0: never"),
+	FAULT(fault_rx, "receive"),
+	FAULT(fault_tx, "transmit"),
+};
+
+const unsigned config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);

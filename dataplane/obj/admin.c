@@ -1,0 +1,130 @@
+/* What the control plane asks of objects on their owner core (obj.h's control section):
+ * describe, evict, hard delete, and restore from an export, each as events of their own
+ * where they touch storage, so they serialize with the object's other events. */
+#include "obj.h"
+#include "commit.h"
+#include "core.h"
+#include "event.h"
+#include "kv.h"
+#include "obj_ws.h"
+#include "object.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void obj_describe(struct core *c, unsigned ns, const struct duro_id *id, struct obj_info *out)
+{
+	struct object *obj = object_find(c, id);
+	memset(out, 0, sizeof(*out));
+	if (obj && obj->ns->index == ns) {
+		out->in_memory = 1;
+		out->running = obj->running;
+		out->deferred = obj->ndeferred;
+	}
+	out->sockets = (unsigned)obj_ws_count(c, ns, id);
+	out->hibernated = !out->in_memory && out->sockets > 0;
+}
+
+int obj_evict(struct core *c, unsigned ns, const struct duro_id *id)
+{
+	struct object *obj = object_find(c, id);
+	if (!obj || obj->ns->index != ns)
+		return 0;
+	if (obj->running || kv_dirty(c, obj) || obj->ndeferred)
+		return -EBUSY;
+	object_unload(c, obj);
+	return 1;
+}
+
+static int any_key(void *arg, struct duro_str k, struct duro_str v)
+{
+	(void)k;
+	(void)v;
+	*(int *)arg = 1;
+	return 1;
+}
+
+struct delete_wait {
+	void (*done)(void *arg, int status);
+	void *arg;
+};
+
+static void delete_synced(struct duro_object *o, int status, void *arg)
+{
+	(void)o;
+	struct delete_wait *w = arg;
+	w->done(w->arg, status);
+	free(w);
+}
+
+int obj_import(struct core *c, unsigned ns, const struct duro_id *id, const char *name,
+	       size_t name_len, const struct duro_kv *entries, size_t n,
+	       void (*done)(void *arg, int status), void *arg)
+{
+	int err = 0;
+	struct object *obj = event_activate(c, ns, id, &err);
+	if (!obj)
+		return err ? err : -EIO;
+	if (obj->running)
+		return -EBUSY;
+	struct delete_wait *w = malloc(sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	*w = (struct delete_wait){ done, arg };
+	event_begin(c, obj);
+	struct duro_list_options all = { .limit = 1 };
+	int found = 0;
+	int r = kv_list(obj, &all, any_key, &found, 1);
+	if (r >= 0 && found)
+		r = -EEXIST;
+	for (size_t i = 0; r >= 0 && i < n; i++)
+		r = kv_write(obj, entries[i].key.ptr, entries[i].key.len, entries[i].value.ptr,
+			     entries[i].value.len, 1);
+	if (r >= 0 && name_len && !obj->name && (obj->name = malloc(name_len))) {
+		memcpy(obj->name, name, name_len);
+		obj->name_len = (uint16_t)name_len;
+	}
+	if (r >= 0)
+		r = duro_sync((struct duro_object *)obj, delete_synced, w);
+	int wrote = event_end(c, obj, r >= 0);
+	if (r < 0) {
+		free(w);
+		return r;
+	}
+	(void)wrote; /* a refused write reaches done through the sync */
+	return 0;
+}
+
+int obj_delete(struct core *c, unsigned ns, const struct duro_id *id,
+	       void (*done)(void *arg, int status), void *arg)
+{
+	struct delete_wait *w = malloc(sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	*w = (struct delete_wait){ done, arg };
+	int err = 0;
+	struct object *obj = event_activate(c, ns, id, &err);
+	if (!obj) {
+		free(w);
+		return err ? err : -EIO;
+	}
+	if (obj->running) {
+		free(w);
+		return -EBUSY;
+	}
+	event_begin(c, obj);
+	int r = duro_delete_all((struct duro_object *)obj);
+	if (r == 0)
+		r = duro_sync((struct duro_object *)obj, delete_synced, w);
+	int wrote = event_end(c, obj, r == 0);
+	if (r < 0 || wrote < 0) {
+		if (r == 0)
+			return 0; /* the sync callback reports the failure and frees w */
+		free(w);
+		return r;
+	}
+	return 0;
+}
+
+int obj_storage_settled(struct core *c) { return commit_applied_seq(c) >= commit_durable_seq(c); }

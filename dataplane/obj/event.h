@@ -1,0 +1,35 @@
+/* Running events (event.c): every callback into a class runs here, one at a time per
+ * object, on its owner core, inside a transaction that commits when the callback succeeds;
+ * and what an event sends waits behind the output gate. The rest of the runtime reports
+ * what should run (a request, an alarm, a socket's message, a commit's outcome) and this
+ * layer runs it. */
+#ifndef DURO_OBJ_EVENT_H
+#define DURO_OBJ_EVENT_H
+
+#include "object-t.h"
+
+struct http_exchange;
+struct obj_ws_event;
+
+/* The live instance of id, activated (on_load) if it is not in memory. NULL with *err:
+ * -ENOMEM, or -EIO when on_load failed. */
+struct object *event_activate(struct core *c, unsigned ns, const struct duro_id *id, int *err);
+/* Starts an event of obj (none may be running): most recently used, a fresh transaction. */
+void event_begin(struct core *c, struct object *obj);
+/* Ends it: with ok its writes join the core's open batch, else they roll back. Its sends
+ * and sync() calls then wait for that batch. Returns 1 wrote, 0 nothing to write, or
+ * -ENOSPC (the disk is under its reserve) or -ENOMEM: the writes were refused, rolled back. */
+int event_end(struct core *c, struct object *obj, int ok);
+
+/* A routed request on its object's core: the handler runs, the response goes out behind
+ * the gate (or is deferred). */
+void event_run_request(struct core *c, struct http_exchange *ex);
+/* An alarm came due (alarm.h's alarm_run_fn). */
+int event_run_alarm(struct core *c, const struct duro_id *id, unsigned ns, const char *name,
+		    size_t namelen, int64_t time_ms, unsigned retries, int drop);
+/* A socket's message or close (obj_ws.h's obj_ws_run_fn). */
+int event_run_socket(struct core *c, const struct obj_ws_event *ev);
+/* A commit failed (commit.h's on_failed): objects with writes in it start over. */
+void event_commit_failed(struct core *c, uint64_t from);
+
+#endif

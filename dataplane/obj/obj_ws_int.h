@@ -1,0 +1,129 @@
+/* What the two halves of the object side of WebSockets share (obj_ws_group.c, on the
+ * object's core; obj_ws_site.c, on each socket's core): their tables, and the messages
+ * that cross between them. */
+#ifndef DURO_OBJ_OBJ_WS_INT_H
+#define DURO_OBJ_OBJ_WS_INT_H
+
+#include "obj_ws.h"
+#include "pool.h"
+#include "ws.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct ws_member {
+	ws_handle h; /* 0: a free entry */
+	uint32_t gen;
+	uint32_t next_free;
+	uint8_t kind, ntags;
+	uint16_t attach_len;
+	char *tags;   /* ntags x (u16 length, bytes), or NULL */
+	char *attach; /* or NULL */
+	int64_t last_auto_ms;
+};
+
+struct ws_group {
+	struct ws_group *hnext;
+	struct duro_id id;
+	uint16_t ns;
+	struct object *obj; /* the live instance, NULL while hibernated */
+	struct ws_member *m;
+	uint32_t nm, cap, free_head, count;
+	uint32_t per_core[DURO_MAX_CORES]; /* members per socket core: who gets a batch */
+	char *auto_pair; /* request then response, or NULL */
+	uint16_t auto_req_len, auto_res_len;
+	unsigned event_timeout_ms;
+};
+
+struct ws_site {
+	struct ws_site *hnext;
+	struct duro_id id;
+	uint16_t ns;
+	uint32_t refs; /* sockets of this object on this core, reserved or open */
+	char *auto_pair;
+	uint16_t auto_req_len, auto_res_len;
+};
+
+enum ws_event_what { EV_MESSAGE, EV_CLOSE, EV_AUTO };
+
+/* Made on the socket's core, handled on the object's core, then sent back to be freed. */
+struct ws_event {
+	struct core_msg msg;
+	uint8_t what, binary, clean, error;
+	uint16_t code, ns, reason_len;
+	struct duro_id id;
+	uint64_t member;
+	struct buf *data; /* the message (the socket core's buffer) */
+	int64_t time_ms;
+	char reason[WS_MAX_CONTROL];
+};
+
+/* An auto-response pair for the sites of one core; goes there and comes back. */
+struct ws_site_msg {
+	struct core_msg msg;
+	uint8_t back;
+	uint16_t ns;
+	struct duro_id id;
+	char *pair; /* owned by the message; the site swaps in its own copy */
+	uint16_t req_len, res_len;
+};
+
+#define MEMBER_NONE UINT32_MAX
+
+struct obj_ws_core {
+	obj_ws_run_fn *run;
+	const struct obj_ws_config *cfg;
+	struct ws_group **groups;
+	size_t ngroup_buckets, ngroups;
+	struct ws_site **sites;
+	size_t nsite_buckets, nsites;
+	struct pool events;
+	struct obj_ws_counters ctr;
+};
+
+/* ---- hash tables keyed by object ID ---- */
+
+static inline size_t obj_ws_bucket(const struct duro_id *id, size_t n)
+{
+	uint64_t h;
+	memcpy(&h, id->bytes + 10, sizeof(h)); /* uniform bytes: a random or keyed-hash body */
+	return (size_t)h & (n - 1);
+}
+
+static inline int obj_ws_same(const struct duro_id *a, unsigned ans, const struct duro_id *b, unsigned bns)
+{
+	return ans == bns && memcmp(a->bytes, b->bytes, DURO_ID_BYTES) == 0;
+}
+
+/* Doubles a chained table when it is as full as it is wide. */
+#define TABLE_GROW(type, buckets, nb, count)                                            \
+	do {                                                                            \
+		if ((count) < (nb))                                                     \
+			break;                                                          \
+		size_t n2 = (nb) * 2;                                                   \
+		type **t2 = calloc(n2, sizeof(*t2));                                    \
+		if (!t2)                                                                \
+			break; /* longer chains; still correct */                      \
+		for (size_t i = 0; i < (nb); i++)                                       \
+			for (type *e = (buckets)[i], *nx; e; e = nx) {                  \
+				nx = e->hnext;                                          \
+				size_t b2 = obj_ws_bucket(&e->id, n2);                      \
+				e->hnext = t2[b2];                                      \
+				t2[b2] = e;                                             \
+			}                                                               \
+		free(buckets);                                                          \
+		(buckets) = t2;                                                         \
+		(nb) = n2;                                                              \
+	} while (0)
+
+
+/* ---- obj_ws_site.c, for the group half ---- */
+
+int obj_ws_site_init(struct core *c);
+void obj_ws_site_fini(struct core *c);
+/* MSG_OBJ_WS_SITE's handler: an auto-response pair for this core's site of an object. */
+void obj_ws_site_msg(struct core *c, struct core_msg *m);
+/* A socket event is back on its socket's core (or never left it): frees it. */
+void obj_ws_event_free(struct core *c, struct ws_event *ev);
+
+#endif

@@ -1,0 +1,63 @@
+/* The runtime's per-core types: one live object, and the core's share of the runtime that
+ * every part of dataplane/obj hangs its state from. Types only: any part may embed them. */
+#ifndef DURO_OBJ_OBJECT_T_H
+#define DURO_OBJ_OBJECT_T_H
+
+#include "kv-t.h"
+#include "list.h"
+#include "runtime.h"
+#include "timer.h"
+
+struct core;
+struct core_msg;
+struct http_exchange;
+struct ws_group;
+struct obj_sync;
+struct commit_core;
+struct alarm_core;
+struct obj_ws_core;
+
+/* Responses an object may hold (duro_res_defer). */
+#define OBJ_MAX_DEFERRED 4096
+
+/* One live instance, on its owner core only. */
+struct object {
+	struct duro_id id;
+	const struct duro_namespace *ns;
+	const struct duro_class *cls; /* the version it was activated with */
+	struct object *hnext;
+	struct list_node lru;
+	uint64_t last_used_ms;
+	uint8_t running;
+	uint8_t defer_current;  /* the running on_request deferred its response */
+	unsigned ndeferred;     /* held responses: the object stays in memory */
+	struct http_exchange *deferred; /* linked through msg.next */
+	struct ws_group *group; /* its sockets, or NULL */
+	char *name;             /* idFromName's name when reached by one, or NULL */
+	uint16_t name_len;
+	struct core_msg *ws_out_head, *ws_out_tail; /* sends of the running event */
+	struct obj_sync *syncs, *syncs_tail;        /* sync() calls of the running event */
+	struct core *core;
+	struct obj_kv kv;
+	_Alignas(16) unsigned char state[];
+};
+
+/* What each core holds of the runtime. */
+struct obj_core {
+	const struct obj_runtime *rt;
+	struct obj_view view; /* this core's copy (runtime.h) */
+	struct object **buckets;
+	size_t nbuckets;
+	size_t count;
+	struct list_node lru;
+	struct timer evict_timer;
+	struct commit_core *commit;
+	struct alarm_core *alarms;
+	struct obj_ws_core *ws;
+	size_t cache_bytes; /* bytes of kv entries on this core */
+	uint64_t last_trim_ms;
+	uint64_t failure_logged_ms; /* handler failures are logged at most once a second */
+	struct obj_counters ctr;
+};
+
+#endif

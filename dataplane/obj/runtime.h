@@ -1,0 +1,65 @@
+/* The runtime's shared state and how it changes while serving: the config, the store, the
+ * namespaces (bindings resolved to classes), and the view every core routes and runs by.
+ *
+ *   publisher (any thread) --obj_runtime_publish--> MSG_OBJ_VIEW to each core
+ *   core: installs its own copy at the start of a turn (c->obj->view), never shared
+ *
+ * Namespaces are long-lived and only ever appended (an index names the same namespace on
+ * every core and in every message); what may change per view is which class version each
+ * namespace runs, the routes and which core owns each slot. */
+#ifndef DURO_OBJ_RUNTIME_H
+#define DURO_OBJ_RUNTIME_H
+
+#include "obj-t.h"
+#include "slotmap.h"
+
+struct core;
+struct core_msg;
+
+/* A namespace as one view has it. */
+struct obj_ns_entry {
+	const struct duro_namespace *ns;
+	const struct duro_class *cls; /* the class version new activations run */
+};
+
+/* What a core routes and runs requests by. Immutable once published; each core keeps its
+ * own copy, so the request path reads only core-local memory and takes no lock. */
+struct obj_view {
+	uint64_t gen; /* 1 for the view the cores start with, then one more per publication */
+	unsigned nns;
+	struct obj_ns_entry ns[DURO_MAX_BINDINGS];
+	unsigned nroutes;
+	struct obj_route routes[DURO_MAX_ROUTES];
+	struct slotmap map;
+};
+
+/* The process's runtime, set up once before the cores start. The config and store are
+ * read-only while serving; cores reach them through their obj_core. */
+struct obj_runtime {
+	const struct obj_config *cfg;
+	struct store *store;
+	unsigned ncores;
+};
+
+/* The runtime (valid between obj_runtime_init and obj_runtime_fini). */
+const struct obj_runtime *obj_runtime(void);
+
+/* The view a core starts with, copied into out. */
+void obj_view_install_initial(struct core *c, struct obj_view *out);
+/* The handler of MSG_OBJ_VIEW on each core: installs the core's copy of a publication. */
+void obj_runtime_view_msg(struct core *c, struct core_msg *m);
+
+/* A copy of the current view for a publisher to change (the caller owns it); NULL when out
+ * of memory. */
+struct obj_view *obj_view_copy(void);
+/* Publishes `next` (from obj_view_copy; ownership passes here) to every core, which
+ * installs it at its next turn. Publications are serialized by the caller (the control
+ * thread); a publication starts only when the previous one has reached every core.
+ * Returns 0, -EBUSY while the previous one is still on its way, or -ENOBUFS (not
+ * published: `next` is freed). Namespaces may be appended (nns grows), never removed or
+ * reordered. */
+int obj_runtime_publish(struct obj_view *next);
+/* The generation of the newest view every core has installed. */
+uint64_t obj_runtime_installed_gen(void);
+
+#endif

@@ -1,0 +1,111 @@
+/* The on-disk key layout of every column family, in one place: the builders below are the
+ * only code that spells a key, so a reader of the database needs this file and no other.
+ *
+ *   class family (one per class, "class-<n>")
+ *     ID(32) ‖ user key                 -> user value
+ *     ID(32) ‖ "\xff\xff" "alarm/" ‖ name -> alarm time, int64 ms (duro's own keys in an
+ *                                          object's key space: transactional like any write)
+ *
+ *   alarms family (what start-up loads into each core's schedule)
+ *     'o' ‖ ID(32) ‖ alarm name         -> time int64 ms ‖ class name
+ *
+ *   meta family
+ *     's' ‖ ID(32)                      -> object size record {bytes u64, keys u64}
+ *     'n' ‖ ID(32)                      -> the object's name (idFromName), if it has one
+ *     "class/" ‖ class name             -> namespace secret(32) ‖ column family name
+ *     "deleted/" ‖ class name           -> the migration tag that deleted it
+ *     "migrations"                      -> applied migration tags, one per line, in order
+ *     "cfseq"                           -> the last column family number handed out
+ *
+ * An object's keys in a class family are the range [ID, ID+1): keys_id_successor gives
+ * the end. IDs are 32 uniform bytes (random or keyed-hash bodies and MACs). */
+#ifndef DURO_STORAGE_KEYS_H
+#define DURO_STORAGE_KEYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define KEYS_ID_BYTES 32
+
+/* Reserved prefix of an object's own key space: user keys may not start with it. */
+#define KEYS_RESERVED "\xff\xff"
+#define KEYS_RESERVED_LEN 2
+#define KEYS_ALARM_PREFIX KEYS_RESERVED "alarm/"
+#define KEYS_ALARM_PREFIX_LEN 8
+
+#define KEYS_META_STATS 's'
+#define KEYS_META_NAME 'n'
+#define KEYS_ALARMS_OBJECT 'o'
+#define KEYS_META_ID_LEN (1 + KEYS_ID_BYTES)
+
+/* The value of a size record. */
+struct keys_stats {
+	uint64_t bytes, keys;
+};
+
+/* ID ‖ key into out (room for KEYS_ID_BYTES + klen); returns the length. */
+static inline size_t keys_data(char *out, const uint8_t id[KEYS_ID_BYTES], const void *key,
+			       size_t klen)
+{
+	memcpy(out, id, KEYS_ID_BYTES);
+	if (klen)
+		memcpy(out + KEYS_ID_BYTES, key, klen);
+	return KEYS_ID_BYTES + klen;
+}
+
+/* The ID plus one (big-endian), the exclusive end of the object's range. */
+static inline void keys_id_successor(const uint8_t id[KEYS_ID_BYTES], uint8_t out[KEYS_ID_BYTES])
+{
+	memcpy(out, id, KEYS_ID_BYTES);
+	int i = KEYS_ID_BYTES - 1;
+	while (i >= 0 && ++out[i] == 0)
+		i--;
+}
+
+/* tag ‖ ID, for the meta family's per-object records and the alarms family's range. */
+static inline size_t keys_tagged_id(char *out, char tag, const uint8_t id[KEYS_ID_BYTES])
+{
+	out[0] = tag;
+	memcpy(out + 1, id, KEYS_ID_BYTES);
+	return KEYS_META_ID_LEN;
+}
+
+/* 'o' ‖ ID ‖ name: an alarm in the alarms family (room for KEYS_META_ID_LEN + namelen). */
+static inline size_t keys_alarm(char *out, const uint8_t id[KEYS_ID_BYTES], const char *name,
+				size_t namelen)
+{
+	keys_tagged_id(out, KEYS_ALARMS_OBJECT, id);
+	if (namelen)
+		memcpy(out + KEYS_META_ID_LEN, name, namelen);
+	return KEYS_META_ID_LEN + namelen;
+}
+
+/* The reserved user key of an alarm in the object's own key space. */
+static inline size_t keys_alarm_user_key(char *out, const char *name, size_t namelen)
+{
+	memcpy(out, KEYS_ALARM_PREFIX, KEYS_ALARM_PREFIX_LEN);
+	if (namelen)
+		memcpy(out + KEYS_ALARM_PREFIX_LEN, name, namelen);
+	return KEYS_ALARM_PREFIX_LEN + namelen;
+}
+
+static inline int keys_is_reserved(const void *key, size_t klen)
+{
+	return klen >= KEYS_RESERVED_LEN && memcmp(key, KEYS_RESERVED, KEYS_RESERVED_LEN) == 0;
+}
+
+static inline int keys_is_alarm(const void *key, size_t klen)
+{
+	return klen >= KEYS_ALARM_PREFIX_LEN && memcmp(key, KEYS_ALARM_PREFIX, KEYS_ALARM_PREFIX_LEN) == 0;
+}
+
+/* Meta family keys of the class table and migrations (migrate.c). */
+#define KEYS_META_CLASS "class/"
+#define KEYS_META_CLASS_LEN 6
+#define KEYS_META_DELETED "deleted/"
+#define KEYS_META_DELETED_LEN 8
+#define KEYS_META_MIGRATIONS "migrations"
+#define KEYS_META_CFSEQ "cfseq"
+
+#endif

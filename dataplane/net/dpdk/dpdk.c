@@ -1,6 +1,7 @@
 /* The `dpdk` backend: the port (queues, RSS, offloads, the mbuf pool, steering rings
  * between cores) and each core's poll of its RX queue, batched TX and fault injection. */
 #include "dpdk.h"
+#include "fault.h"
 #include "port_stats.h"
 #include "stack.h"
 #include "base_assert.h"

@@ -3,16 +3,12 @@
 #ifndef DURO_NET_DPDK_FAULT_H
 #define DURO_NET_DPDK_FAULT_H
 
+#include "dpdk.h" /* struct fault_config */
+
 #include <stdint.h>
 
 struct rte_mbuf;
 struct rte_mempool;
-
-struct fault_config {
-	uint64_t seed;
-	unsigned drop_pct, duplicate_pct, reorder_pct, delay_pct; /* 0..100, per frame */
-	unsigned delay_ms;
-};
 
 static inline int fault_enabled(const struct fault_config *f)
 {

@@ -1,10 +1,19 @@
 /* The `dpdk` backend: a DPDK port with one RX and one TX queue per core and duro's own
- * TCP/IP stack on each core; the port is set up once after the EAL, before the cores run. */
-#ifndef DURO_NET_DPDK_DPDK_H
-#define DURO_NET_DPDK_DPDK_H
+ * TCP/IP stack on each core; the port is set up once after the EAL, before the cores run.
+ * The backend's only public header: the stack's own (dpdk/) stay inside dataplane/net. */
+#ifndef DURO_NET_DPDK_H
+#define DURO_NET_DPDK_H
 
-#include "fault.h"
 #include "net.h"
+
+#include <stdint.h>
+
+/* The fault injector on the RX or TX path (dpdk/fault.h): off while every pct is 0. */
+struct fault_config {
+	uint64_t seed;
+	unsigned drop_pct, duplicate_pct, reorder_pct, delay_pct; /* 0..100, per frame */
+	unsigned delay_ms;
+};
 
 #define DPDK_MAX_EAL_ARGS 32
 

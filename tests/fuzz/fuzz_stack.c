@@ -35,7 +35,6 @@ static void sink(struct core *c, struct rte_mbuf *m)
 
 /* The layer above: answers every read with a reply, closes on the peer's FIN. */
 static char reply[3000];
-static int user_token;
 struct user {
 	size_t pending;
 };

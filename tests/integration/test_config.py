@@ -286,9 +286,12 @@ def test_flags_override_config(durod_factory):
     assert requests.post(d.url + "/counter/x").text == "1"  # --listen won over the config
 
 
-def test_busy_port_fails_cleanly(durod, tmp_path):
+def test_busy_port_fails_cleanly(durod_factory, tmp_path):
     import socket
-    # A second durod on the same port would share it through SO_REUSEPORT: refused.
+    # A second durod on the same port would share it through SO_REUSEPORT: refused. Kernel
+    # listeners, so uring whatever backend the run tests (over dpdk the first durod's port
+    # is its own stack's, in another namespace, and nothing would be busy here).
+    durod = durod_factory(backend="uring")
     r = run_durod(["--listen", "127.0.0.1:%d" % durod.port, "--data-dir", str(tmp_path / "x")],
                   timeout=10)
     assert r.returncode == 1

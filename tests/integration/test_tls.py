@@ -1,6 +1,8 @@
 """TLS with real clients: curl, openssl s_client, python3 ssl, websockets over wss, node
 https; a certificate chain made by the test itself with the openssl CLI (no committed keys);
-bad handshakes and config errors."""
+bad handshakes and config errors. Clients connect to the durod's own address (127.0.0.1, or
+the dpdk stack's) and check the certificate for "localhost", so the same tests run over
+either backend."""
 import asyncio
 import json
 import os
@@ -11,6 +13,7 @@ import time
 
 import pytest
 import requests
+import requests.adapters
 import websockets
 
 from conftest import DUROD, Durod, check_output, durod_env, free_port, run_durod
@@ -59,12 +62,43 @@ def tls_durod(durod_factory, pki):
 
 
 def https(d, path):
-    return "https://localhost:%d%s" % (d.tls_port, path)
+    """A URL by d's address, for requests sessions from tls_session."""
+    return "https://%s:%d%s" % (d.host, d.tls_port, path)
+
+
+class _AsLocalhost(requests.adapters.HTTPAdapter):
+    """Sends SNI "localhost" and checks the certificate for it, whatever the address."""
+
+    def init_poolmanager(self, *args, **kw):
+        kw["server_hostname"] = kw["assert_hostname"] = "localhost"
+        super().init_poolmanager(*args, **kw)
+
+
+def tls_session():
+    s = requests.Session()
+    s.mount("https://", _AsLocalhost())
+    return s
+
+
+def curl_to(d, path):
+    """curl's arguments for https://localhost:PORT/path reaching d's address."""
+    return ["--resolve", "localhost:%d:%s" % (d.tls_port, d.host),
+            "https://localhost:%d%s" % (d.tls_port, path)]
+
+
+def tls_connect(d, ctx, name="localhost", timeout=None, **kw):
+    """A TLS socket to d (its address), asking for `name`."""
+    raw = socket.create_connection((d.host, getattr(d, "tls_port", d.port)), timeout=timeout)
+    try:
+        return ctx.wrap_socket(raw, server_hostname=name, **kw)
+    except BaseException:
+        raw.close()
+        raise
 
 
 def test_curl_and_alpn(tls_durod, pki):
-    out = subprocess.run(["curl", "-sv", "--cacert", str(pki / "root.pem"), "-XPOST",
-                          https(tls_durod, "/counter/tls")], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(["curl", "-sv", "--cacert", str(pki / "root.pem"), "-XPOST"] +
+                         curl_to(tls_durod, "/counter/tls"), capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1"
     assert "TLSv1.2" in out.stderr and "server accepted http/1.1" in out.stderr
@@ -73,23 +107,23 @@ def test_curl_and_alpn(tls_durod, pki):
 
 def test_old_versions_refused(tls_durod, pki):
     for flag in ("-tls1", "-tls1_1"):
-        out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tls_durod.tls_port,
+        out = subprocess.run(["openssl", "s_client", "-connect", "%s:%d" % (tls_durod.host, tls_durod.tls_port),
                               flag, "-CAfile", str(pki / "root.pem")], input="", capture_output=True,
                              text=True, timeout=30)
         assert "Cipher is (NONE)" in out.stdout or out.returncode != 0, out.stdout
-    out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tls_durod.tls_port,
+    out = subprocess.run(["openssl", "s_client", "-connect", "%s:%d" % (tls_durod.host, tls_durod.tls_port),
                           "-tls1_2", "-CAfile", str(pki / "root.pem"), "-servername", "localhost"],
                          input="", capture_output=True, text=True, timeout=30)
     assert "Verify return code: 0 (ok)" in out.stdout, out.stdout
     # CBC and non-ECDHE suites are not offered
-    out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tls_durod.tls_port,
+    out = subprocess.run(["openssl", "s_client", "-connect", "%s:%d" % (tls_durod.host, tls_durod.tls_port),
                           "-tls1_2", "-cipher", "AES128-SHA:ECDHE-ECDSA-AES128-SHA"], input="",
                          capture_output=True, text=True, timeout=30)
     assert "Cipher is (NONE)" in out.stdout or out.returncode != 0
 
 
 def test_python_ssl_and_keepalive(tls_durod, pki):
-    s = requests.Session()
+    s = tls_session()
     for i in range(20):
         r = s.post(https(tls_durod, "/counter/py"), verify=str(pki / "root.pem"))
         assert r.status_code == 200 and r.text.strip() == str(i + 1)
@@ -97,31 +131,31 @@ def test_python_ssl_and_keepalive(tls_durod, pki):
     assert s.put(https(tls_durod, "/kv/tls/k/big"), data=body, verify=str(pki / "root.pem")).status_code == 204
     assert s.get(https(tls_durod, "/kv/tls/k/big"), verify=str(pki / "root.pem")).content == body
     ctx = ssl.create_default_context(cafile=str(pki / "root.pem"))
-    with socket.create_connection(("127.0.0.1", tls_durod.tls_port)) as raw:
-        with ctx.wrap_socket(raw, server_hostname="localhost") as t:
-            assert t.version() == "TLSv1.2"
-            name, version, bits = t.cipher()
-            assert name.startswith("ECDHE-") and ("GCM" in name or "CHACHA20" in name)
-            # pipelined requests in one write
-            t.sendall(b"GET /counter/pipe HTTP/1.1\r\nHost: x\r\n\r\n" * 5)
-            data = b""
-            while data.count(b"HTTP/1.1 200") < 5:
-                data += t.recv(65536)
+    with tls_connect(tls_durod, ctx) as t:
+        assert t.version() == "TLSv1.2"
+        name, version, bits = t.cipher()
+        assert name.startswith("ECDHE-") and ("GCM" in name or "CHACHA20" in name)
+        # pipelined requests in one write
+        t.sendall(b"GET /counter/pipe HTTP/1.1\r\nHost: x\r\n\r\n" * 5)
+        data = b""
+        while data.count(b"HTTP/1.1 200") < 5:
+            data += t.recv(65536)
 
 
 def test_wss(tls_durod, pki):
     ctx = ssl.create_default_context(cafile=str(pki / "root.pem"))
 
     async def go():
-        url = "wss://localhost:%d" % tls_durod.tls_port
-        async with websockets.connect(url + "/echo/wss", ssl=ctx, max_size=None) as ws:
+        url = "wss://%s:%d" % (tls_durod.host, tls_durod.tls_port)
+        async with websockets.connect(url + "/echo/wss", ssl=ctx, server_hostname="localhost",
+                                      max_size=None) as ws:
             await ws.send("over tls")
             assert await ws.recv() == "over tls"
             big = os.urandom(512 * 1024)
             await ws.send(big)
             assert await ws.recv() == big
-        a = await websockets.connect(url + "/room/tls", ssl=ctx)
-        b = await websockets.connect(url + "/room/tls", ssl=ctx)
+        a = await websockets.connect(url + "/room/tls", ssl=ctx, server_hostname="localhost")
+        b = await websockets.connect(url + "/room/tls", ssl=ctx, server_hostname="localhost")
         await a.send("to the room")
         assert await b.recv() == "to the room"
         assert await a.recv() == "to the room"
@@ -133,8 +167,8 @@ def test_wss(tls_durod, pki):
 NODE = r"""
 const https = require('https');
 const fs = require('fs');
-const [port, ca] = process.argv.slice(1);
-https.get({ host: 'localhost', port, path: '/counter/node', ca: fs.readFileSync(ca),
+const [host, port, ca] = process.argv.slice(1);
+https.get({ host, servername: 'localhost', port, path: '/counter/node', ca: fs.readFileSync(ca),
             method: 'GET' }, (res) => {
   const proto = res.socket.getProtocol();
   let body = '';
@@ -146,7 +180,7 @@ https.get({ host: 'localhost', port, path: '/counter/node', ca: fs.readFileSync(
 
 
 def test_node_https(tls_durod, pki):
-    out = subprocess.run(["node", "-e", NODE, str(tls_durod.tls_port), str(pki / "root.pem")],
+    out = subprocess.run(["node", "-e", NODE, tls_durod.host, str(tls_durod.tls_port), str(pki / "root.pem")],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
@@ -156,12 +190,17 @@ def test_node_https(tls_durod, pki):
 def test_bad_handshakes_closed_cleanly(tls_durod, pki):
     port = tls_durod.tls_port
     # plaintext HTTP on the TLS port
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s = socket.create_connection((tls_durod.host, port), timeout=5)
     s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert s.recv(100) == b""
+    # Nothing back, and the connection aborted: uring's kernel ends a socket whose bytes
+    # were all read with a FIN, the dpdk stack aborts with a reset.
+    try:
+        assert s.recv(100) == b""
+    except ConnectionResetError:
+        pass
     s.close()
     # a record header that claims a handshake, then garbage
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s = socket.create_connection((tls_durod.host, port), timeout=5)
     s.sendall(b"\x16\x03\x01\x00\x30" + os.urandom(48))
     got = b""
     try:
@@ -175,7 +214,7 @@ def test_bad_handshakes_closed_cleanly(tls_durod, pki):
     assert not got or got[0] == 0x15  # nothing, or an alert
     s.close()
     # a client that stalls mid-handshake is cut off after the handshake timeout (1 s here)
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s = socket.create_connection((tls_durod.host, port), timeout=5)
     s.sendall(b"\x16\x03\x01\x02\x00\x01")  # a ClientHello that never finishes
     t0 = time.time()
     try:
@@ -185,7 +224,7 @@ def test_bad_handshakes_closed_cleanly(tls_durod, pki):
     assert time.time() - t0 < 4
     s.close()
     # everyone else is still served
-    r = requests.post(https(tls_durod, "/counter/after-bad"), verify=str(pki / "root.pem"))
+    r = tls_session().post(https(tls_durod, "/counter/after-bad"), verify=str(pki / "root.pem"))
     assert r.status_code == 200
     # and each refusal was counted
     time.sleep(0.3)
@@ -236,13 +275,12 @@ def test_tls_listener_from_config_beside_plain(tmp_path, pki):
         check_output((tmp_path / "durod.log").read_text(errors="replace"))
 
 
-def peer_cn(port, pki, name):
+def peer_cn(d, pki, name):
     ctx = ssl.create_default_context(cafile=str(pki / "root.pem"))
     ctx.check_hostname = False
-    with socket.create_connection(("127.0.0.1", port)) as raw:
-        with ctx.wrap_socket(raw, server_hostname=name) as t:
-            subject = dict(x[0] for x in t.getpeercert()["subject"])
-            return subject["commonName"]
+    with tls_connect(d, ctx, name) as t:
+        subject = dict(x[0] for x in t.getpeercert()["subject"])
+        return subject["commonName"]
 
 
 def test_sni_picks_the_certificate(durod_factory, pki):
@@ -250,11 +288,11 @@ def test_sni_picks_the_certificate(durod_factory, pki):
         {"cert": str(pki / "chain.pem"), "key": str(pki / "leaf.key")},
         {"cert": str(pki / "other-chain.pem"), "key": str(pki / "other.key2")}]}},
         extra_args=["--tls-cert", str(pki / "chain.pem"), "--tls-key", str(pki / "leaf.key")])
-    assert peer_cn(d.port, pki, "localhost") == "localhost"
-    assert peer_cn(d.port, pki, "other.test") == "other.test"
-    assert peer_cn(d.port, pki, "a.wild.test") == "other.test"
-    assert peer_cn(d.port, pki, "a.b.wild.test") == "localhost"  # one label only
-    assert peer_cn(d.port, pki, "unknown.example") == "localhost"  # the default
+    assert peer_cn(d, pki, "localhost") == "localhost"
+    assert peer_cn(d, pki, "other.test") == "other.test"
+    assert peer_cn(d, pki, "a.wild.test") == "other.test"
+    assert peer_cn(d, pki, "a.b.wild.test") == "localhost"  # one label only
+    assert peer_cn(d, pki, "unknown.example") == "localhost"  # the default
 
 
 def test_session_resumption(tls_durod, pki):
@@ -262,11 +300,10 @@ def test_session_resumption(tls_durod, pki):
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
 
     def one(session=None):
-        with socket.create_connection(("127.0.0.1", tls_durod.tls_port)) as raw:
-            with ctx.wrap_socket(raw, server_hostname="localhost", session=session) as t:
-                t.sendall(b"GET /counter/resume HTTP/1.1\r\nHost: x\r\n\r\n")
-                assert b"200" in t.recv(4096)
-                return t.session, t.session_reused
+        with tls_connect(tls_durod, ctx, session=session) as t:
+            t.sendall(b"GET /counter/resume HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b"200" in t.recv(4096)
+            return t.session, t.session_reused
     sess, reused = one()
     assert not reused and sess.has_ticket
     for _ in range(3):
@@ -274,7 +311,7 @@ def test_session_resumption(tls_durod, pki):
         assert reused
     time.sleep(0.3)
     assert json.loads(ctl_cmd(tls_durod, "--json", "stats").stdout)["total"]["tls"]["resumed"] >= 3
-    out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tls_durod.tls_port,
+    out = subprocess.run(["openssl", "s_client", "-connect", "%s:%d" % (tls_durod.host, tls_durod.tls_port),
                           "-tls1_2", "-reconnect", "-CAfile", str(pki / "root.pem")], input="",
                          capture_output=True, text=True, timeout=30)
     assert out.stdout.count("Reused, TLSv1.2") >= 5, out.stdout[-2000:]
@@ -288,8 +325,7 @@ def test_reload_keeps_connections_and_serves_new_cert(durod_factory, pki, tmp_pa
     d = durod_factory(extra_args=["--tls-cert", str(cert), "--tls-key", str(key)])
     ctx = ssl.create_default_context(cafile=str(pki / "root.pem"))
     ctx.check_hostname = False
-    raw = socket.create_connection(("127.0.0.1", d.port))
-    old = ctx.wrap_socket(raw, server_hostname="nomatch.example")
+    old = tls_connect(d, ctx, "nomatch.example")
     assert dict(x[0] for x in old.getpeercert()["subject"])["commonName"] == "localhost"
 
     def request(t):
@@ -304,23 +340,23 @@ def test_reload_keeps_connections_and_serves_new_cert(durod_factory, pki, tmp_pa
     shutil.copy(pki / "other.key2", key)
     d.proc.send_signal(1)
     deadline = time.time() + 10
-    while time.time() < deadline and peer_cn(d.port, pki, "nomatch.example") != "other.test":
+    while time.time() < deadline and peer_cn(d, pki, "nomatch.example") != "other.test":
         time.sleep(0.1)
-    assert peer_cn(d.port, pki, "nomatch.example") == "other.test"
+    assert peer_cn(d, pki, "nomatch.example") == "other.test"
     assert b" 200 " in request(old)  # the old connection lives on
     # a broken file is refused and the certificate in use stays
     key.write_text("not a key")
     out = ctl_cmd(d, "tls-reload")
     assert out.returncode == 1 and "not a PEM private key" in out.stderr
-    assert peer_cn(d.port, pki, "nomatch.example") == "other.test"
+    assert peer_cn(d, pki, "nomatch.example") == "other.test"
     # back by the control command
     shutil.copy(pki / "chain.pem", cert)
     shutil.copy(pki / "leaf.key", key)
     assert ctl_cmd(d, "tls-reload").returncode == 0
     deadline = time.time() + 10
-    while time.time() < deadline and peer_cn(d.port, pki, "nomatch.example") != "localhost":
+    while time.time() < deadline and peer_cn(d, pki, "nomatch.example") != "localhost":
         time.sleep(0.1)
-    assert peer_cn(d.port, pki, "nomatch.example") == "localhost"
+    assert peer_cn(d, pki, "nomatch.example") == "localhost"
     assert b" 200 " in request(old)
     old.close()
     assert "TLS certificates reloaded" in d.logtext()
@@ -336,29 +372,28 @@ def test_non_reading_client_closed_over_tls(durod_factory, pki):
 
     def http_stats():
         return json.loads(ctl_cmd(d, "--json", "stats").stdout)["total"]["http"]
-    with socket.create_connection(("127.0.0.1", d.port), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname="localhost") as t:
-            t.sendall(b"PUT /kv/tlsbig/k/v HTTP/1.1\r\nHost: t\r\nContent-Length: 65536\r\n\r\n" + value)
-            assert t.recv(4096).startswith(b"HTTP/1.1 204")
-            t.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            # Ask for more until durod gives up on the reader: requests keep its output queue
-            # full (the kernel's send buffer takes megabytes first) and, once the unsent
-            # answers pass max_output_bytes, reading pauses. A send that cannot finish
-            # because durod stopped reading ends the asking (the TLS stream is then spent).
-            t.settimeout(0.5)
+    with tls_connect(d, ctx, timeout=10) as t:
+        t.sendall(b"PUT /kv/tlsbig/k/v HTTP/1.1\r\nHost: t\r\nContent-Length: 65536\r\n\r\n" + value)
+        assert t.recv(4096).startswith(b"HTTP/1.1 204")
+        t.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        # Ask for more until durod gives up on the reader: requests keep its output queue
+        # full (the kernel's send buffer takes megabytes first) and, once the unsent
+        # answers pass max_output_bytes, reading pauses. A send that cannot finish
+        # because durod stopped reading ends the asking (the TLS stream is then spent).
+        t.settimeout(0.5)
+        r = http_stats()
+        deadline = time.time() + 20
+        asking = True
+        while time.time() < deadline and r["send_timeouts"] != 1:
+            if asking:
+                try:
+                    t.sendall(b"GET /kv/tlsbig/k/v HTTP/1.1\r\nHost: t\r\n\r\n" * 8)
+                except (socket.timeout, ssl.SSLError, OSError):
+                    asking = False
+            else:
+                time.sleep(0.1)
             r = http_stats()
-            deadline = time.time() + 20
-            asking = True
-            while time.time() < deadline and r["send_timeouts"] != 1:
-                if asking:
-                    try:
-                        t.sendall(b"GET /kv/tlsbig/k/v HTTP/1.1\r\nHost: t\r\n\r\n" * 8)
-                    except (socket.timeout, ssl.SSLError, OSError):
-                        asking = False
-                else:
-                    time.sleep(0.1)
-                r = http_stats()
-            assert r["send_timeouts"] == 1 and r["output_pauses"] >= 1, json.dumps(r)
+        assert r["send_timeouts"] == 1 and r["output_pauses"] >= 1, json.dumps(r)
 
 
 def ctl_cmd(d, *args):
@@ -375,7 +410,7 @@ def test_testssl_finds_nothing_medium_or_above(durod_factory, pki, tmp_path):
     out_json = tmp_path / "testssl.json"
     r = subprocess.run(["testssl", "--quiet", "--color", "0", "--warnings", "off", "--add-ca",
                         str(pki / "root.pem"), "--jsonfile", str(out_json), "-p", "-s", "-f", "-U", "-h",
-                        "--ip", "one", "127.0.0.1:%d" % d.port], capture_output=True, text=True, timeout=600)
+                        "--ip", "one", "%s:%d" % (d.host, d.port)], capture_output=True, text=True, timeout=600)
     findings = json.loads(out_json.read_text())
     bad = [f for f in findings if f["severity"] in ("MEDIUM", "HIGH", "CRITICAL")
            and f["id"] not in ("engine_problem",)]

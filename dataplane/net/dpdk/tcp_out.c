@@ -453,22 +453,23 @@ static int send_new_data(struct stack *s, struct tcb *t)
 			total += iov[i].iov_len;
 		/* Sender-side silly window avoidance (RFC 1122 4.2.3.4): a short segment only
 		 * when it carries everything queued or nothing is in flight. */
+		size_t take = total < budget ? total : budget;
 		if (budget < total && budget < t->mss && inflight > 0 && !t->probing)
-			break;
+			take = 0;
 		/* A busy core fills segments: a short one waits a little for more output of
 		 * its connection (a broadcast's next messages), up to coalesce_us. */
-		if (s->heavy && s->env->coalesce_us && total < t->mss && !t->probing &&
+		if (take && s->heavy && s->env->coalesce_us && total < t->mss && !t->probing &&
 		    !t->close_req) {
 			uint32_t now = tcp_now_us(s);
 			if (!t->coalesce_until_us)
 				t->coalesce_until_us = (now + s->env->coalesce_us) | 1u;
 			if ((int32_t)(now - t->coalesce_until_us) < 0) {
 				tcb_want_flush(s, t);
-				break;
+				take = 0;
 			}
 		}
-		t->coalesce_until_us = 0;
-		size_t take = total < budget ? total : budget;
+		if (take)
+			t->coalesce_until_us = 0;
 		size_t copied = 0;
 		unsigned vi = 0;
 		size_t voff = 0;
@@ -529,15 +530,18 @@ static int send_new_data(struct stack *s, struct tcb *t)
 			s->net.sent_bytes += seglen;
 			xmit_seg(s, t, m);
 		}
-		if (copied == 0)
-			break;
-		sent_any = 1;
-		s->net.sends++;
+		/* The loan fill_output began ends here even when nothing was taken (silly window
+		 * avoidance, coalescing, no mbuf): the layer above may move or free those bytes,
+		 * and a TLS layer asked for output again with a loan open would abort. */
+		if (copied) {
+			sent_any = 1;
+			s->net.sends++;
+		}
 		t->pub.ev->on_sent(c, &t->pub, copied);
 		if (t->state == TS_CLOSED)
 			return -1;
-		if (copied < total)
-			break; /* a window is full */
+		if (copied == 0 || copied < total)
+			break; /* a window is full, or the segment waits */
 	}
 	if (sent_any && !t->probing && tcp_pto_allowed(t))
 		tcp_arm_timer(s, t, 1); /* RFC 8985 7.2: the probe after new data */

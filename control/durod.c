@@ -8,6 +8,7 @@
 #include "sdnotify.h"
 #include "http.h"
 #include "log.h"
+#include "module.h"
 #include "obj.h"
 #include "tls.h"
 #include "ws.h"
@@ -278,6 +279,31 @@ static void remove_stale_runtime_dirs(void)
 	closedir(d);
 }
 
+/* The config's class modules, loaded and their classes registered before the bindings
+ * are checked against the classes there are. A module that fails any check stops durod
+ * at start with one line naming the file and the reason. */
+static int load_modules(const struct duro_config *cfg, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < cfg->nmodules; i++) {
+		struct obj_module *m;
+		char why[400], dup[200];
+		int r = obj_module_check_mode(cfg->modules[i], why, sizeof(why));
+		if (r == 0)
+			r = obj_module_load(cfg->modules[i], &m, why, sizeof(why));
+		for (size_t k = 0; r == 0 && k < m->nclasses; k++)
+			if ((r = obj_registry_add(m->classes[k], m->path, dup, sizeof(dup))) < 0)
+				snprintf(why, sizeof(why), "module %.180s: %s", m->path, dup);
+		if (r < 0) {
+			snprintf(err, errlen, "config: modules[%u]: %s", i, why);
+			return r;
+		}
+		for (size_t k = 0; k < m->nclasses; k++)
+			log_info("module %s: class %s (sha256 %.12s, ABI %u.%u)", m->path,
+				 m->classes[k]->name, m->sha, m->abi_major, m->abi_minor);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct durod d;
@@ -363,6 +389,10 @@ int main(int argc, char **argv)
 			cfg->net.listen[i].tls = 1;
 	}
 	snprintf(cfg->obj.store.dir, sizeof(cfg->obj.store.dir), "%s", cfg->obj.data_dir);
+	if (load_modules(cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return EXIT_CONFIG;
+	}
 	if (config_validate(cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		return EXIT_CONFIG;

@@ -291,7 +291,7 @@ static int load_modules(const struct duro_config *cfg, char *err, size_t errlen)
 		if (r == 0)
 			r = obj_module_load(cfg->modules[i], &m, why, sizeof(why));
 		for (size_t k = 0; r == 0 && k < m->nclasses; k++)
-			if ((r = obj_registry_add(m->classes[k], m->path, dup, sizeof(dup))) < 0)
+			if ((r = obj_registry_add(m->classes[k], m, dup, sizeof(dup))) < 0)
 				snprintf(why, sizeof(why), "module %.180s: %s", m->path, dup);
 		if (r < 0) {
 			snprintf(err, errlen, "config: modules[%u]: %s", i, why);

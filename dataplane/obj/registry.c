@@ -5,6 +5,7 @@
  * that tries duro_register_class while it is being loaded (a DURO_CLASS constructor, as
  * a build without -DDURO_MODULE has) is refused and counted, and its loader says so. */
 #include "obj.h"
+#include "module.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -15,7 +16,7 @@
 static struct {
 	pthread_mutex_t lock;
 	const struct duro_class *classes[DURO_MAX_CLASSES];
-	const char *origin[DURO_MAX_CLASSES]; /* NULL: built in; else the module's path */
+	const struct obj_module *module[DURO_MAX_CLASSES]; /* NULL: built in */
 	unsigned n;
 	char failure[160]; /* the first refused registration, for obj_registry_check */
 	_Atomic int loading; /* a module's dlopen is running */
@@ -54,7 +55,7 @@ int duro_register_class(const struct duro_class *cls)
 	else if (r == 0 && reg.n == DURO_MAX_CLASSES)
 		r = -ENOSPC;
 	if (r == 0) {
-		reg.origin[reg.n] = NULL;
+		reg.module[reg.n] = NULL;
 		reg.classes[reg.n++] = cls;
 	} else if (!reg.failure[0]) {
 		snprintf(reg.failure, sizeof(reg.failure), "class \"%.64s\": %s",
@@ -77,7 +78,8 @@ int obj_registry_check(char *err, size_t errlen)
 	return r;
 }
 
-int obj_registry_add(const struct duro_class *cls, const char *origin, char *err, size_t errlen)
+int obj_registry_add(const struct duro_class *cls, const struct obj_module *module, char *err,
+		     size_t errlen)
 {
 	pthread_mutex_lock(&reg.lock);
 	int r = check_name(cls), i = r ? -1 : find_locked(cls->name);
@@ -85,7 +87,7 @@ int obj_registry_add(const struct duro_class *cls, const char *origin, char *err
 		snprintf(err, errlen, "a class name is empty or over 63 bytes");
 	else if (i >= 0)
 		snprintf(err, errlen, "class \"%s\" is already registered (%s%s)", cls->name,
-			 reg.origin[i] ? "by module " : "built in", reg.origin[i] ? reg.origin[i] : "");
+			 reg.module[i] ? "by module " : "built in", reg.module[i] ? reg.module[i]->path : "");
 	else if (reg.n == DURO_MAX_CLASSES)
 		snprintf(err, errlen, "more classes than the registry holds (%d)", DURO_MAX_CLASSES);
 	if (!r && i >= 0)
@@ -93,7 +95,7 @@ int obj_registry_add(const struct duro_class *cls, const char *origin, char *err
 	else if (!r && reg.n == DURO_MAX_CLASSES)
 		r = -ENOSPC;
 	if (r == 0) {
-		reg.origin[reg.n] = origin;
+		reg.module[reg.n] = module;
 		reg.classes[reg.n++] = cls;
 	}
 	pthread_mutex_unlock(&reg.lock);
@@ -127,11 +129,11 @@ const struct duro_class *obj_find_class(const char *name)
 	return cls;
 }
 
-const char *obj_class_origin(const char *name)
+const struct obj_module *obj_class_module(const char *name)
 {
 	pthread_mutex_lock(&reg.lock);
 	int i = find_locked(name);
-	const char *o = i >= 0 ? reg.origin[i] : NULL;
+	const struct obj_module *o = i >= 0 ? reg.module[i] : NULL;
 	pthread_mutex_unlock(&reg.lock);
 	return o;
 }

@@ -1,6 +1,7 @@
 /* durod's main: flags over the config, the DPDK EAL as the runtime, one reactor per core
  * running HTTP over the chosen backend and the object runtime; SIGTERM drains and exits 0. */
 #include "config.h"
+#include "crash.h"
 #include "dpdk.h"
 #include "core.h"
 #include "ctl.h"
@@ -191,6 +192,7 @@ static int core_start(struct core *c, void *arg)
 		return r;
 	core_set_cqe_handler(c, CQE_CTL, ctl_cqe);
 	core_add_hook(c, ctl_hook);
+	crash_core_enter(c->index);
 	if (c->index == 0)
 		arm_signal_read(c, d);
 	return 0;
@@ -212,6 +214,7 @@ static void core_stop(struct core *c, void *arg)
 	obj_core_fini(c);
 	ws_core_fini(c);
 	http_core_fini(c);
+	crash_core_leave();
 }
 
 /* One durod per data directory: a second one would keep its own copy of every object. */
@@ -506,6 +509,10 @@ int main(int argc, char **argv)
 		rte_eal_cleanup();
 		return r == -EINVAL ? EXIT_CONFIG : 1;
 	}
+	/* Deployed versions (rolled back where one kept crashing), then the handler that
+	 * attributes and records the next crash. */
+	ctl_deploy_restore(cfg);
+	crash_init(cfg->obj.data_dir);
 	r = core_group_init(&d.group, cfg->cores, 4096);
 	if (r < 0) {
 		log_error("core set-up: %s", strerror(-r));

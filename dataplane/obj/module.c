@@ -285,11 +285,9 @@ int obj_module_load(const char *path, struct obj_module **out, char *err, size_t
 	return r;
 }
 
-int obj_module_check_mode(const char *path, char *err, size_t errlen)
+static int check_stat(const struct stat *stp, const char *path, char *err, size_t errlen)
 {
-	struct stat st;
-	if (stat(path, &st) < 0)
-		return fail(err, errlen, path, -errno, "%s", strerror(errno));
+	struct stat st = *stp;
 	if (!S_ISREG(st.st_mode))
 		return fail(err, errlen, path, -EPERM, "not a regular file");
 	if (st.st_mode & (S_IWGRP | S_IWOTH))
@@ -298,6 +296,22 @@ int obj_module_check_mode(const char *path, char *err, size_t errlen)
 			    "may write it (chmod go-w)",
 			    (st.st_mode & S_IWOTH) ? "others" : "its group", (unsigned)(st.st_mode & 07777));
 	return 0;
+}
+
+int obj_module_check_mode(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return fail(err, errlen, path, -errno, "%s", strerror(errno));
+	return check_stat(&st, path, err, errlen);
+}
+
+int obj_module_check_fd(int fd, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return fail(err, errlen, path, -errno, "%s", strerror(errno));
+	return check_stat(&st, path, err, errlen);
 }
 
 const struct duro_class *obj_module_class(const struct obj_module *m, const char *name)

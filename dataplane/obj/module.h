@@ -34,6 +34,8 @@ int obj_module_load(const char *path, struct obj_module **out, char *err, size_t
 /* A module file runs its code as durod: refused (-EPERM, one line in err) when anyone but
  * its owner may write it (mode g+w or o+w), or when it is not a regular file. */
 int obj_module_check_mode(const char *path, char *err, size_t errlen);
+/* The same for a file already open (path names it in err). */
+int obj_module_check_fd(int fd, const char *path, char *err, size_t errlen);
 
 /* The module's class named `name`, or NULL. */
 const struct duro_class *obj_module_class(const struct obj_module *m, const char *name);

@@ -110,12 +110,17 @@ int obj_runtime_init(const struct obj_config *cfg, unsigned ncores)
 
 void obj_runtime_attach(struct core_group *g) { rt.group = g; }
 
-void obj_runtime_set_version(unsigned ns, struct obj_version *ver)
+void obj_runtime_set_version(unsigned ns, struct obj_version *ver, struct obj_version *old,
+			     unsigned split, const uint8_t seed[16])
 {
 	DURO_ASSERT(!rt.group && ns < rt.current.nns && !strcmp(ver->class_name, rt.ns[ns].cls->name));
 	pthread_mutex_lock(&rt.lock);
-	rt.current.ns[ns].ver = ver;
-	rt.current.ns[ns].cls = ver->cls;
+	struct obj_ns_entry *e = &rt.current.ns[ns];
+	e->ver = ver;
+	e->cls = ver->cls;
+	e->old = split < OBJ_SPLIT_ALL ? old : NULL;
+	e->split = (uint16_t)(e->old ? split : OBJ_SPLIT_ALL);
+	memcpy(e->seed, seed, sizeof(e->seed));
 	pthread_mutex_unlock(&rt.lock);
 }
 

@@ -57,9 +57,11 @@ struct obj_runtime {
 /* The runtime (valid between obj_runtime_init and obj_runtime_fini). */
 const struct obj_runtime *obj_runtime(void);
 
-/* Before the cores start (after obj_runtime_init): namespace ns runs version `ver`
- * (durod restoring a deployed version). Not while serving: publish a view instead. */
-void obj_runtime_set_version(unsigned ns, struct obj_version *ver);
+/* Before the cores start (after obj_runtime_init): namespace ns runs version `ver`, and
+ * `old` for objects at or over `split` (a gradual deploy; old NULL for none): durod
+ * restoring what was deployed. Not while serving: publish a view instead. */
+void obj_runtime_set_version(unsigned ns, struct obj_version *ver, struct obj_version *old,
+			     unsigned split, const uint8_t seed[16]);
 
 /* The view a core starts with, copied into out. */
 void obj_view_install_initial(struct core *c, struct obj_view *out);

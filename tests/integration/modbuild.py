@@ -58,11 +58,12 @@ def copy(src, dst_dir, name):
     return dst
 
 
-def duroctl(d, *args, check=True, timeout=60, user=None):
-    """duroctl against durod d; returns the CompletedProcess (text)."""
-    cmd = [DUROCTL, "--socket", os.path.join(d.data_dir, "control.sock")] + list(args)
+def duroctl(d, *args, check=True, timeout=60, user=None, socket=None):
+    """duroctl against durod d; returns the CompletedProcess (text). user: (uid, gid) to
+    run it as."""
+    cmd = [DUROCTL, "--socket", socket or os.path.join(d.data_dir, "control.sock")] + list(args)
     if user:
-        cmd = ["setpriv", "--reuid", user, "--regid", user, "--clear-groups"] + cmd
+        cmd = ["setpriv", "--reuid=%d" % user[0], "--regid=%d" % user[1], "--clear-groups"] + cmd
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if check:
         assert r.returncode == 0, "%s: %s%s" % (" ".join(args), r.stdout, r.stderr)

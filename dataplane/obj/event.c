@@ -167,6 +167,13 @@ struct object *event_activate_version(struct core *c, unsigned ns, const struct 
 				      struct obj_version *ver, int *err)
 {
 	struct object *obj = object_find(c, id);
+	if (obj && !ver && obj->ver != c->obj->view.ns[ns].ver && object_quiescent(obj)) {
+		/* A deploy reached this core and the object's switch is due: its next event is
+		 * a quiescent point, so the new version runs it (switch.c does the idle ones). */
+		struct obj_version *to = obj_version_target(&c->obj->view.ns[ns], id);
+		if (to != obj->ver && object_switch(c, obj, to) == 0)
+			c->obj->ctr.switches++;
+	}
 	if (obj && obj->needs_load) {
 		/* Switched to another version since its last event: that version loads now. */
 		obj->needs_load = 0;

@@ -37,18 +37,13 @@ struct switch_core {
 	uint64_t failed_logged_ms;
 };
 
-static int quiescent(const struct object *obj)
-{
-	return !obj->running && !obj->ndeferred && !obj->syncs && list_empty(&obj->conts);
-}
-
 /* Switches obj to `to` if it may now; else it waits (or stays waiting). */
 static void consider(struct core *c, struct object *obj, struct obj_version *to)
 {
 	struct obj_core *oc = c->obj;
 	const struct obj_ns_entry *e = &oc->view.ns[obj->ns->index];
 	int forced = 0;
-	if (!quiescent(obj)) {
+	if (!object_quiescent(obj)) {
 		if (obj->running || c->now_ms < e->force_at_ms) {
 			if (!list_linked(&obj->switch_node))
 				list_add_tail(&oc->switching, &obj->switch_node);

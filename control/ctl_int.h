@@ -20,6 +20,8 @@ void ctl_publish(struct ctl *ctl, struct core *c);
 
 /* New references (NULL when out of memory). */
 json_t *ctl_stats_json(struct ctl *ctl);
+/* Per class version: events, errors, crashes, objects in memory. */
+json_t *ctl_classes_json(void);
 json_t *ctl_status_json(struct ctl *ctl);
 /* Prometheus text; the caller frees it. */
 char *ctl_prometheus(struct ctl *ctl, size_t *len);

@@ -169,6 +169,15 @@ static void print_stats(json_t *r)
 		stats_row(label, c);
 	}
 	stats_row("total", json_object_get(r, "total"));
+	json_t *classes = json_object_get(r, "classes");
+	if (!json_array_size(classes))
+		return;
+	printf("\n%-16s %-12s %9s %12s %9s %7s\n", "class", "version", "objects", "events", "errors",
+	       "crashes");
+	json_array_foreach(classes, i, c)
+		printf("%-16s %-12s %9lld %12lld %9lld %7lld\n", S(c, "class"), S(c, "version"),
+		       (long long)I(c, "objects"), (long long)I(c, "events"), (long long)I(c, "errors"),
+		       (long long)I(c, "crashes"));
 }
 
 static volatile sig_atomic_t stop;

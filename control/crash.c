@@ -24,6 +24,7 @@ static const int fatal[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT };
 #define NFATAL (sizeof(fatal) / sizeof(fatal[0]))
 static struct sigaction previous[NFATAL];
 static int record_fd = -1;
+static volatile sig_atomic_t hang_abort; /* the watchdog's abort(): already reported */
 static __thread int thread_core = -1; /* the core this thread runs, -1 for others */
 static __thread void *alt_stack;
 
@@ -143,6 +144,8 @@ static void on_fatal(int sig, siginfo_t *si, void *uc)
 	(void)si;
 	(void)uc;
 	int saved = errno;
+	if (sig == SIGABRT && hang_abort)
+		goto out;
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	uint64_t wall_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
@@ -162,6 +165,7 @@ static void on_fatal(int sig, siginfo_t *si, void *uc)
 	}
 	put(&l, "\n");
 	write_all(2, l.buf, l.n);
+out:
 	/* Whoever handled it before (a sanitizer), or the default action, ends the process:
 	 * a fault re-executes into it; a raised signal is raised again once we return. */
 	for (unsigned i = 0; i < NFATAL; i++)
@@ -228,5 +232,6 @@ void crash_hang(unsigned core, uint64_t stuck_ms)
 		put(&l, " (recorded against that version)");
 	l.buf[l.n] = 0;
 	log_error("%s", l.buf);
+	hang_abort = 1;
 	abort();
 }

@@ -762,7 +762,7 @@ static int apply_crashes(const char *cls, json_t *rec, const struct crash_line *
 	json_object_set_new(rec, "old", json_null());
 	json_object_set_new(rec, "percent", json_integer(100));
 	atomic_fetch_add(&crash_rollbacks, 1);
-	log_warn("deploy: class %s: version %.12s crashed durod %lld times within 10 minutes of its deploy: rolled back to %.12s (%s is quarantined; `duroctl rollback %s %.12s` runs it again)",
+	log_warn("deploy: class %s: version %.12s crashed durod %lld times within 10 minutes of its deploy: rolled back to %.12s (%.12s is quarantined; `duroctl rollback %s %.12s` runs it again)",
 		 cls, from, (long long)json_integer_value(json_object_get(ce, "early_crashes")),
 		 rec_str(back, "sha"), from, cls, from);
 	return 1;

@@ -168,3 +168,116 @@ def test_only_durods_user_may_deploy(tmp_path, durod_factory):
     assert answer(d, "z")[0] == "v2"
     d.stop()
     shutil.rmtree(sockdir)
+
+
+def get_many(d, names, method="GET", conns=4, depth=32):
+    """The first word of each object's answer (its version's marker), by name: pipelined
+    over a few connections, `depth` requests in flight on each."""
+    import threading
+    from conftest import read_responses
+    out, errors = {}, []
+
+    def worker(part):
+        try:
+            s = d.connect(timeout=30)
+            for i in range(0, len(part), depth):
+                batch = part[i:i + depth]
+                s.sendall(b"".join(b"%s /v/%s HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"
+                                   % (method.encode(), n.encode()) for n in batch))
+                for n, (status, _, body) in zip(batch, read_responses(s, len(batch), 30)):
+                    assert status == 200, (n, status, body)
+                    out[n] = body.split()[0].decode()
+            s.close()
+        except Exception as e:  # reported by the caller
+            errors.append(e)
+    parts = [names[i::conns] for i in range(conns)]
+    threads = [threading.Thread(target=worker, args=(p,)) for p in parts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return out
+
+
+def test_percent_splits_objects_and_raising_it_moves_none_back(tmp_path, durod_factory):
+    v1 = modbuild.versioned(tmp_path, "v1")
+    v2 = modbuild.versioned(tmp_path, "v2")
+    d = durod_factory(config=config(v1), cores=2)
+    names = ["o%d" % i for i in range(10000)]
+    assert set(get_many(d, names, "POST").values()) == {"v1"}  # 10,000 resident objects
+    r = duroctl(d, "deploy", "Versioned", v2, "--percent", "30", "--immediate")
+    assert "to 30% of objects (the others stay on" in r.stdout, r.stdout
+    at30 = get_many(d, names)
+    on2 = {n for n, m in at30.items() if m == "v2"}
+    assert 2700 < len(on2) < 3300, len(on2)
+    assert all(m in ("v1", "v2") for m in at30.values())
+    vs = json.loads(duroctl(d, "--json", "versions", "Versioned").stdout)
+    assert vs["percent"] == 30 and vs["old"] is not None
+    # A v2 deploy of another file is refused while the split runs.
+    v3 = modbuild.versioned(tmp_path, "v3")
+    r = duroctl(d, "deploy", "Versioned", v3, check=False)
+    assert r.returncode == 1 and "a gradual deploy of" in r.stderr and "is at 30%" in r.stderr
+    duroctl(d, "deploy", "Versioned", v2, "--percent", "60", "--immediate")
+    at60 = get_many(d, names)
+    on2_60 = {n for n, m in at60.items() if m == "v2"}
+    assert on2 <= on2_60, sorted(on2 - on2_60)[:10]  # none moved back
+    assert 5700 < len(on2_60) < 6300, len(on2_60)
+    # The objects on each version, as `versions` counts them (all resident).
+    vs = json.loads(duroctl(d, "--json", "versions", "Versioned").stdout)
+    objs = {v["sha"]: v["objects"] for v in vs["versions"]}
+    assert objs[vs["current"]] == len(on2_60) and objs[vs["old"]] == 10000 - len(on2_60)
+    # New objects are split the same way, and a restart keeps the split.
+    assert d.stop() == 0
+    d2 = start_on(tmp_path, "again", d.data_dir, config=config(v1), cores=2)
+    assert get_many(d2, names) == at60
+    # Finishing it: everyone on v2.
+    duroctl(d2, "deploy", "Versioned", v2, "--immediate")
+    assert set(get_many(d2, names[:500]).values()) == {"v2"}
+
+
+def test_a_forced_switch_answers_held_responses_503_and_keeps_storage(tmp_path, durod_factory):
+    import threading
+    from conftest import read_responses
+    v1 = modbuild.versioned(tmp_path, "v1")
+    v2 = modbuild.versioned(tmp_path, "v2")
+    d = durod_factory(config=config(v1), cores=2)
+    answer(d, "h", "POST")
+    answer(d, "free", "POST")
+    # Three responses held by object h (its Lock-like waiters).
+    held = [d.connect(timeout=30) for _ in range(3)]
+    for s in held:
+        s.sendall(b"POST /v/h/defer HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
+    wait_until(lambda: d.object_info("VERS", "h")["deferred"] == 3, what="3 held responses")
+    t0 = __import__("time").monotonic()
+    duroctl(d, "deploy", "Versioned", v2, "--max-delay", "2")
+    # Quiescent objects switch at once; h waits (its held responses are v1's to answer).
+    assert answer(d, "free")[:2] == ["v2", "1"]
+    assert answer(d, "h")[:2] == ["v1", "1"]
+    # At the max delay: forced. Held responses are answered 503, then h runs v2.
+    for s in held:
+        (status, _, body), = read_responses(s, 1, timeout=30)
+        assert status == 503, (status, body)
+        s.close()
+    took = __import__("time").monotonic() - t0
+    assert 1.5 < took < 10, took
+    assert answer(d, "h")[:2] == ["v2", "1"]  # storage intact
+    def deploys():  # the stats are snapshots the cores publish every 100 ms
+        st = json.loads(duroctl(d, "--json", "stats").stdout)["total"]["deploys"]
+        return st if st["forced"] >= 1 else None
+    st = wait_until(deploys, what="the forced switch in the stats")
+    assert st["forced"] == 1 and st["deferred_503"] == 3 and st["waiting"] == 0, st
+
+    # Not forced: a held response answered before the deadline lets the switch happen then.
+    v3 = modbuild.versioned(tmp_path, "v3")
+    s = d.connect(timeout=30)
+    s.sendall(b"POST /v/h/defer HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
+    wait_until(lambda: d.object_info("VERS", "h")["deferred"] == 1, what="a held response")
+    duroctl(d, "deploy", "Versioned", v3, "--max-delay", "600")
+    assert answer(d, "h")[0] == "v2"
+    assert requests.post(d.url + "/v/h/release").text.startswith("v2 released 1")
+    (status, _, body), = read_responses(s, 1, timeout=30)
+    assert status == 200 and body.startswith(b"v2 released"), body
+    s.close()
+    wait_until(lambda: answer(d, "h")[0] == "v3", what="h to switch once quiescent")
+    assert answer(d, "h")[:2] == ["v3", "1"]

@@ -165,7 +165,7 @@ static void run_unload(struct core *c, struct object *obj)
 void object_unload(struct core *c, struct object *obj)
 {
 	struct obj_core *oc = c->obj;
-	DURO_ASSERT(!obj->running && !obj->syncs);
+	DURO_ASSERT(!obj->running && !obj->syncs && !obj->answered);
 	fail_deferred(c, obj);
 	run_unload(c, obj);
 	kv_free_all(c, obj);
@@ -180,7 +180,8 @@ void object_unload(struct core *c, struct object *obj)
 
 int object_switch(struct core *c, struct object *obj, struct obj_version *ver)
 {
-	DURO_ASSERT(!obj->running && !obj->syncs && list_empty(&obj->conts) && ver != obj->ver);
+	DURO_ASSERT(!obj->running && !obj->syncs && list_empty(&obj->conts) && !obj->answered &&
+		    ver != obj->ver);
 	size_t size = ver->cls->state_size;
 	void *mem = NULL;
 	if (size > obj->state_cap && !(mem = calloc(1, size)))

@@ -640,6 +640,7 @@ json_t *ctl_versions(struct ctl *ctl, json_t *req)
 	if (!cls)
 		return ctl_error_reply("versions wants \"class\"");
 	struct obj_ns_entry cur;
+	memset(&cur, 0, sizeof(cur)); /* read only when bound; gcc -O2 cannot tell */
 	int bound = running(cls, &cur) == 0;
 	json_t *rec = record_load(cls);
 	if (!rec)

@@ -94,6 +94,15 @@ def test_template_builds_out_of_tree_against_the_sdk(tmp_path, durod_factory):
     assert requests.post(d.url + "/my/a").text == "MyClass v1: 1\n"
     assert requests.post(d.url + "/my/a").text == "MyClass v1: 2\n"
     assert "module %s: class MyClass" % so in d.logtext()
+    # The author's next version: edited, rebuilt where it is, deployed live.
+    src = proj / "myclass.c"
+    src.write_text(src.read_text().replace('#define VERSION "v1"', '#define VERSION "v2"'))
+    r = subprocess.run(["ninja", "-C", "build"], cwd=proj, env=SDK_ENV, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = modbuild.duroctl(d, "deploy", "MyClass", so, "--immediate")
+    assert "deployed version" in r.stdout, r.stdout
+    assert requests.post(d.url + "/my/a").text == "MyClass v2: 3\n"
 
 
 def test_a_module_class_is_bound_routed_and_durable(tmp_path, durod_factory):

@@ -46,7 +46,8 @@ static struct {
 	const char *ws_path; /* --ws: the room to join */
 	unsigned size;       /* --size: bytes per WebSocket message */
 	int tls;             /* --tls: every connection speaks TLS (no certificate check) */
-} opt = { "127.0.0.1", 8787, 64, 1, 0, 10.0, 1.0, "POST", "/counter/", 0, NULL, 64, 0 };
+	FILE *timeline;      /* --timeline: "send_ns latency_ns" per measured request */
+} opt = { "127.0.0.1", 8787, 64, 1, 0, 10.0, 1.0, "POST", "/counter/", 0, NULL, 64, 0, NULL };
 
 static SSL_CTX *tls_ctx;
 
@@ -185,6 +186,9 @@ static int parse_responses(struct conn *c, uint64_t t, int measuring)
 		if (measuring) {
 			hist[hist_index(lat)]++;
 			measured++;
+			if (opt.timeline) /* CLOCK_MONOTONIC, as a script's time.monotonic() */
+				fprintf(opt.timeline, "%llu %llu\n", (unsigned long long)(t - lat),
+					(unsigned long long)lat);
 		}
 		done++;
 		off += head + body;
@@ -379,9 +383,10 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: durobench [--host H] [--port P] [--conns N] [--pipeline K] [--names N]\n"
 		"                 [--duration S] [--warmup S] [--method M] [--prefix /counter/]\n"
-		"                 [--requests N]\n"
+		"                 [--requests N] [--timeline FILE]\n"
 		"  --names 0 sends every request to <prefix>hot (one object); N > 0 draws\n"
 		"  <prefix>n<i> for i uniform in [0, N).  Output: one JSON object.\n"
+		"  --timeline writes \"SEND_NS LATENCY_NS\" per measured request (CLOCK_MONOTONIC).\n"
 		"       durobench --ws /room/NAME [--conns MEMBERS] [--pipeline WINDOW] [--size BYTES] ...\n"
 		"  WebSocket room: member 0 sends, every member's deliveries are timed.\n"
 		"  --tls speaks TLS on every connection (https, wss; no certificate check).\n");
@@ -394,7 +399,7 @@ int main(int argc, char **argv)
 		{ "pipeline", 1, 0, 'k' }, { "names", 1, 0, 'n' }, { "duration", 1, 0, 'd' },
 		{ "warmup", 1, 0, 'w' }, { "method", 1, 0, 'm' }, { "prefix", 1, 0, 'x' },
 		{ "requests", 1, 0, 'r' }, { "ws", 1, 0, 'W' }, { "size", 1, 0, 's' }, { "tls", 0, 0, 'T' },
-		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+		{ "timeline", 1, 0, 'L' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
 	int o;
 	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (o) {
@@ -411,6 +416,12 @@ int main(int argc, char **argv)
 		case 'W': opt.ws_path = optarg; break;
 		case 's': opt.size = (unsigned)atoi(optarg); break;
 		case 'T': opt.tls = 1; break;
+		case 'L':
+			if (!(opt.timeline = fopen(optarg, "w"))) {
+				fprintf(stderr, "durobench: %s: %s\n", optarg, strerror(errno));
+				return 2;
+			}
+			break;
 		default: usage(); return 2;
 		}
 	}
@@ -484,5 +495,9 @@ int main(int argc, char **argv)
 	       (unsigned long long)measured, secs > 0 ? (double)measured / secs : 0,
 	       (unsigned long long)non2xx, (unsigned long long)errors, percentile(50),
 	       percentile(90), percentile(99), percentile(99.9), percentile(100));
+	if (opt.timeline && fclose(opt.timeline) != 0) {
+		fprintf(stderr, "durobench: writing the timeline: %s\n", strerror(errno));
+		return 1;
+	}
 	return errors || non2xx ? 1 : 0;
 }

@@ -98,6 +98,13 @@ class Durod:
             self.proc.wait(timeout=60)
 
 
+def cpu_seconds(pid):
+    """utime + stime of every thread of pid, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def durobench(port, prefix, seconds, names=10000, cpu=None, timeline=None, warmup=1):
     cmd = [BENCH, "--port", str(port), "--conns", "64", "--names", str(names),
            "--duration", str(seconds), "--warmup", str(warmup), "--prefix", prefix]
@@ -121,7 +128,7 @@ def ratio(args):
     tmp = tempfile.mkdtemp(prefix="deploybench-")
     d = Durod(tmp, 1, {})
     rows = {"Counter": ("/counter/", "counter"), "MemCounter": ("/memcounter/", "memcounter")}
-    res = {c: {"builtin": [], "module": []} for c in rows}
+    res = {c: {"builtin": [], "module": [], "builtin_cpu": [], "module_cpu": []} for c in rows}
     try:
         for run in range(args.runs):
             for cls, (prefix, so) in rows.items():
@@ -136,11 +143,14 @@ def ratio(args):
                         else:
                             d.ctl("rollback", cls, "builtin", "--immediate")
                         on = which
-                    r = bench_result(durobench(d.port, prefix, args.seconds, cpu=1),
+                    cpu0 = cpu_seconds(d.proc.pid)
+                    r = bench_result(durobench(d.port, prefix, args.seconds, cpu=1, warmup=0),
                                      args.seconds + 60)
+                    cpu = (cpu_seconds(d.proc.pid) - cpu0) * 1e6 / max(r["requests"], 1)
                     res[cls][which].append(r["rps"])
-                    print("run %d %-10s %-7s %8.0f req/s  p99 %.0f us" % (
-                        run, cls, which, r["rps"], r["p99_us"]), flush=True)
+                    res[cls][which + "_cpu"].append(cpu)
+                    print("run %d %-10s %-7s %8.0f req/s  p99 %6.0f us  server CPU %.1f us/req" % (
+                        run, cls, which, r["rps"], r["p99_us"], cpu), flush=True)
                 if on != "builtin":
                     d.ctl("rollback", cls, "builtin", "--immediate")
     finally:
@@ -150,9 +160,13 @@ def ratio(args):
     for cls in rows:
         b = statistics.median(res[cls]["builtin"])
         m = statistics.median(res[cls]["module"])
+        bc = statistics.median(res[cls]["builtin_cpu"])
+        mc = statistics.median(res[cls]["module_cpu"])
         out[cls] = {"builtin_rps": b, "module_rps": m, "ratio": m / b,
+                    "builtin_cpu_us": bc, "module_cpu_us": mc, "cpu_ratio": mc / bc,
                     "runs": res[cls]}
-        print("%-10s built in %8.0f  module %8.0f  module/built-in %.3f" % (cls, b, m, m / b))
+        print("%-10s built in %8.0f req/s %5.1f us CPU/req   module %8.0f req/s %5.1f us CPU/req"
+              "   module/built-in: req/s %.3f, CPU per request %.3f" % (cls, b, bc, m, mc, m / b, mc / bc))
     return out
 
 

@@ -281,3 +281,24 @@ def test_a_forced_switch_answers_held_responses_503_and_keeps_storage(tmp_path, 
     s.close()
     wait_until(lambda: answer(d, "h")[0] == "v3", what="h to switch once quiescent")
     assert answer(d, "h")[:2] == ["v3", "1"]
+
+
+def test_the_last_ten_versions_are_kept_for_rollback(tmp_path, durod_factory):
+    v1 = modbuild.versioned(tmp_path, "v1")
+    d = durod_factory(config=config(v1), cores=1)
+    answer(d, "k", "POST")
+    shas = []
+    for i in range(2, 13):  # 11 deploys over the config's version: 12 in all
+        duroctl(d, "deploy", "Versioned", modbuild.versioned(tmp_path, "v%d" % i), "--immediate")
+        shas.append(json.loads(duroctl(d, "--json", "versions", "Versioned").stdout)["current"])
+        assert answer(d, "k")[:2] == ["v%d" % i, "1"]
+    vs = json.loads(duroctl(d, "--json", "versions", "Versioned").stdout)
+    kept = [v["sha"] for v in vs["versions"]]
+    assert kept == shas[::-1][:10], kept  # newest first; v1 and v2 fell off
+    # The oldest kept one is reachable; one that fell off is refused by name.
+    duroctl(d, "rollback", "Versioned", shas[2][:12], "--immediate")
+    assert answer(d, "k")[:2] == ["v4", "1"]
+    r = duroctl(d, "rollback", "Versioned", shas[0][:12], check=False)
+    assert r.returncode == 1 and "has no version %s among its last 10" % shas[0][:12] in r.stderr, \
+        r.stderr
+    assert answer(d, "k")[:2] == ["v4", "1"]

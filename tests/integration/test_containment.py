@@ -10,7 +10,7 @@ import time
 
 import requests
 
-from conftest import start_on, wait_until
+from conftest import free_port, start_on, wait_until
 import modbuild
 from modbuild import duroctl
 from test_deploy import BINDING, MIGRATION, answer
@@ -61,8 +61,17 @@ def test_segfaults_are_attributed_and_three_roll_the_version_back(tmp_path, duro
         assert len(line) == 1, log
         assert re.search(r"on core \d running class Versioned version %s \(an event\) object %s; "
                          r"recorded against that version" % (label, oid), line[0]), line[0]
-        runs.append(start_on(tmp_path, "run%d" % n, d.data_dir, config=config(v1), cores=2,
-                             env=NO_ASAN_SEGV))
+        metrics_port = free_port()
+        runs.append(start_on(tmp_path, "run%d" % n, d.data_dir, cores=2, env=NO_ASAN_SEGV,
+                             config=config(v1, control={"metrics": "127.0.0.1:%d" % metrics_port})))
+        # Operators see the crashes by version in Prometheus too, and the rollback.
+        prom = requests.get("http://127.0.0.1:%d/metrics" % metrics_port, timeout=10).text
+        if n < 3:
+            assert ('duro_class_crashes_total{class="Versioned",version="%s"} %d\n' % (label, n)
+                    in prom), prom
+            assert "\nduro_class_crash_rollbacks_total 0\n" in prom, prom
+        else:
+            assert "\nduro_class_crash_rollbacks_total 1\n" in prom, prom
     last = runs[-1]
     # The third crash within 10 minutes of the deploy: the previous version runs.
     assert answer(last, "boom")[:2] == ["v1", "1"]

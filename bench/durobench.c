@@ -50,7 +50,8 @@ static struct {
 	uint64_t messages;   /* --messages: broadcasts to send, then stop once all arrived */
 	int verify;          /* --verify: every member checks every message, bytes and order */
 	int wait_go;         /* --wait-go: once every member is in, say "ready" and wait for a line */
-} opt = { "127.0.0.1", 8787, 64, 1, 0, 10.0, 1.0, "POST", "/counter/", 0, NULL, 64, 0, 0, 0, 0 };
+	FILE *timeline;      /* --timeline: "send_ns latency_ns" per measured request */
+} opt = { "127.0.0.1", 8787, 64, 1, 0, 10.0, 1.0, "POST", "/counter/", 0, NULL, 64, 0, 0, 0, 0, NULL };
 
 static SSL_CTX *tls_ctx;
 
@@ -189,6 +190,9 @@ static int parse_responses(struct conn *c, uint64_t t, int measuring)
 		if (measuring) {
 			hist[hist_index(lat)]++;
 			measured++;
+			if (opt.timeline) /* CLOCK_MONOTONIC, as a script's time.monotonic() */
+				fprintf(opt.timeline, "%llu %llu\n", (unsigned long long)(t - lat),
+					(unsigned long long)lat);
 		}
 		done++;
 		off += head + body;
@@ -428,9 +432,10 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: durobench [--host H] [--port P] [--conns N] [--pipeline K] [--names N]\n"
 		"                 [--duration S] [--warmup S] [--method M] [--prefix /counter/]\n"
-		"                 [--requests N]\n"
+		"                 [--requests N] [--timeline FILE]\n"
 		"  --names 0 sends every request to <prefix>hot (one object); N > 0 draws\n"
 		"  <prefix>n<i> for i uniform in [0, N).  Output: one JSON object.\n"
+		"  --timeline writes \"SEND_NS LATENCY_NS\" per measured request (CLOCK_MONOTONIC).\n"
 		"       durobench --ws /room/NAME [--conns MEMBERS] [--pipeline WINDOW] [--size BYTES]\n"
 		"                 [--messages N [--verify]] [--wait-go] ...\n"
 		"  WebSocket room: member 0 sends, every member's deliveries are timed. With\n"
@@ -449,7 +454,7 @@ int main(int argc, char **argv)
 		{ "warmup", 1, 0, 'w' }, { "method", 1, 0, 'm' }, { "prefix", 1, 0, 'x' },
 		{ "requests", 1, 0, 'r' }, { "ws", 1, 0, 'W' }, { "size", 1, 0, 's' }, { "tls", 0, 0, 'T' },
 		{ "messages", 1, 0, 'N' }, { "verify", 0, 0, 'V' }, { "wait-go", 0, 0, 'G' },
-		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+		{ "timeline", 1, 0, 'L' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
 	int o;
 	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (o) {
@@ -469,6 +474,12 @@ int main(int argc, char **argv)
 		case 'N': opt.messages = strtoull(optarg, NULL, 10); break;
 		case 'V': opt.verify = 1; break;
 		case 'G': opt.wait_go = 1; break;
+		case 'L':
+			if (!(opt.timeline = fopen(optarg, "w"))) {
+				fprintf(stderr, "durobench: %s: %s\n", optarg, strerror(errno));
+				return 2;
+			}
+			break;
 		default: usage(); return 2;
 		}
 	}
@@ -542,5 +553,9 @@ int main(int argc, char **argv)
 	       (unsigned long long)measured, secs > 0 ? (double)measured / secs : 0,
 	       (unsigned long long)non2xx, (unsigned long long)errors, percentile(50),
 	       percentile(90), percentile(99), percentile(99.9), percentile(100));
+	if (opt.timeline && fclose(opt.timeline) != 0) {
+		fprintf(stderr, "durobench: writing the timeline: %s\n", strerror(errno));
+		return 1;
+	}
 	return errors || non2xx ? 1 : 0;
 }

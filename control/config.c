@@ -6,6 +6,7 @@
  * strings as its value. */
 #include "config_int.h"
 #include "base_assert.h"
+#include "obj.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -486,8 +487,30 @@ void config_defaults(struct duro_config *cfg)
 	snprintf(cfg->obj.store.dir, sizeof(cfg->obj.store.dir), "%s", cfg->obj.data_dir);
 }
 
+struct class_list {
+	char buf[512];
+};
+
+static void add_class_name(const char *name, void *arg)
+{
+	struct class_list *cl = arg;
+	size_t n = strlen(cl->buf);
+	snprintf(cl->buf + n, sizeof(cl->buf) - n, "%s%s", n ? ", " : "", name);
+}
+
 int config_validate(const struct duro_config *cfg, char *err, size_t errlen)
 {
+	for (unsigned i = 0; i < cfg->obj.nbindings; i++) {
+		if (obj_find_class(cfg->obj.bindings[i].class_name))
+			continue;
+		struct class_list cl = { "" };
+		obj_each_class(add_class_name, &cl);
+		snprintf(err, errlen,
+			 "config: durable_objects.bindings[%u].class_name: unknown class \"%s\" "
+			 "(classes: %s%s)", i, cfg->obj.bindings[i].class_name, cl.buf,
+			 cfg->nmodules ? "; modules add theirs" : "; \"modules\" may add more");
+		return -EINVAL;
+	}
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	if (ncpu > 0 && cfg->cores > (unsigned)ncpu) {
 		snprintf(err, errlen, "config: cores: %u cores asked, this machine has %ld CPUs",

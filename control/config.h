@@ -16,8 +16,14 @@
 #include <getopt.h>
 #include <stdio.h>
 
+/* Class modules (.so) a config may load at start. */
+#define CONFIG_MAX_MODULES 16
+
 struct duro_config {
 	unsigned cores;
+	char modules[CONFIG_MAX_MODULES][512]; /* loaded before bindings are resolved */
+	unsigned nmodules;
+	unsigned watchdog_ms; /* a core that has not finished a loop turn for this long: abort */
 	char backend[16];
 	enum log_level log_level;
 	unsigned idle_spin_us;
@@ -58,7 +64,8 @@ struct json_t *config_to_json(const struct duro_config *cfg);
 /* "aa:bb:cc:dd:ee:ff" (unicast) into mac; 0 or -EINVAL. */
 int config_parse_mac(const char *text, uint8_t mac[6]);
 
-/* Checks what flags and the file produced together (e.g. --cores against the CPUs). */
+/* Checks what flags and the file produced together (e.g. --cores against the CPUs), and
+ * that every binding names a registered class: durod loads the config's modules first. */
 int config_validate(const struct duro_config *cfg, char *err, size_t errlen);
 
 /* Flags over the file. A flag that sets a key ("--dpdk-mtu 9000") is exactly that key in

@@ -187,17 +187,6 @@ static int parse_vars(struct config_ctx *x, const char *path, json_t *binding,
 	return 0;
 }
 
-struct class_list {
-	char buf[512];
-};
-
-static void add_class_name(const char *name, void *arg)
-{
-	struct class_list *cl = arg;
-	size_t n = strlen(cl->buf);
-	snprintf(cl->buf + n, sizeof(cl->buf) - n, "%s%s", n ? ", " : "", name);
-}
-
 static int find_binding(const struct duro_config *cfg, const char *name)
 {
 	for (unsigned i = 0; i < cfg->obj.nbindings; i++)
@@ -262,13 +251,8 @@ static int bindings_parse(struct config_ctx *x, const char *path, json_t *arr,
 				return config_fail(x, sub, "binding \"%s\" defined twice", b->name);
 			}
 		}
-		if (!obj_find_class(b->class_name)) {
-			struct class_list cl = { "" };
-			obj_each_class(add_class_name, &cl);
-			snprintf(sub, sizeof(sub), "%s.class_name", p);
-			return config_fail(x, sub, "unknown class \"%s\" (built-in classes: %s)",
-					   b->class_name, cl.buf);
-		}
+		/* Whether the class exists is config_validate's to say: modules are loaded
+		 * after the whole config is read. */
 		cfg->obj.nbindings++;
 	}
 	routes_defaults(cfg);

@@ -7,6 +7,7 @@
 #include "ctl_metrics.h"
 #include "base_assert.h"
 #include "clock.h"
+#include "crash.h"
 #include "log.h"
 
 #include <errno.h>
@@ -37,6 +38,7 @@
 
 struct client {
 	int fd;             /* -1: a free slot */
+	uid_t uid;          /* the peer's, by SO_PEERCRED */
 	uint64_t id;        /* how a worker's reply finds its client again */
 	int busy;           /* a request on a worker: later lines wait for its reply */
 	int ready;          /* a complete line is waiting to be handled */
@@ -61,6 +63,7 @@ enum { P_STOP, P_UNIX, P_WAKE, P_CLIENTS, P_METRICS = P_CLIENTS + CTL_MAX_CLIENT
 
 void ctl_core_tick(struct ctl *ctl, struct core *c)
 {
+	atomic_store_explicit(&ctl->beat[c->index], c->now_ms, memory_order_relaxed);
 	if (ctl_snapshot_due(ctl, c))
 		ctl_publish(ctl, c);
 	ctl_mailbox_run(&ctl->mb, c);
@@ -159,6 +162,18 @@ static void handle_line(struct ctl *ctl, struct client *cl, const char *line, si
 		queue_reply(cl, req ? ctl_error_reply("want a JSON object")
 				    : ctl_error_reply("bad JSON at %d:%d: %s", jerr.line, jerr.column, jerr.text),
 			    now);
+		json_decref(req);
+		return;
+	}
+	if (ctl_request_privileged(req) && cl->uid != geteuid() && cl->uid != 0) {
+		/* Deploying runs a file's code as durod: the control group may not. */
+		atomic_fetch_add(&ctl->ctr.refused_peer, 1);
+		log_warn("control: %s by uid %u refused: only durod's user (uid %u) or root may",
+			 json_string_value(json_object_get(req, "cmd")), (unsigned)cl->uid,
+			 (unsigned)geteuid());
+		queue_reply(cl, ctl_error_reply("permission denied: %s runs code as durod, so only its user (uid %u) or root may",
+						json_string_value(json_object_get(req, "cmd")),
+						(unsigned)geteuid()), now);
 		json_decref(req);
 		return;
 	}
@@ -306,12 +321,13 @@ static struct pollfd client_pollfd(const struct client *cl)
 
 /* ---- accepting ---- */
 
-static int peer_allowed(struct ctl *ctl, int fd)
+static int peer_allowed(struct ctl *ctl, int fd, uid_t *uid)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
 		return 0;
+	*uid = cred.uid;
 	if (cred.uid == 0 || cred.uid == geteuid())
 		return 1;
 	if (!ctl->cfg->control.group[0])
@@ -357,7 +373,8 @@ static void accept_some(struct ctl *ctl, uint64_t now)
 				log_warn("control: accept: %s", strerror(errno));
 			return;
 		}
-		if (!peer_allowed(ctl, fd)) {
+		uid_t uid = (uid_t)-1;
+		if (!peer_allowed(ctl, fd, &uid)) {
 			atomic_fetch_add(&ctl->ctr.refused_peer, 1);
 			log_warn("control: a client of another user was refused");
 			refuse(fd, "permission denied");
@@ -381,7 +398,8 @@ static void accept_some(struct ctl *ctl, uint64_t now)
 			refuse(fd, "out of memory");
 			continue;
 		}
-		*cl = (struct client){ .fd = fd, .id = ++sv->next_id, .in = in, .idle_since_ms = now };
+		*cl = (struct client){ .fd = fd, .uid = uid, .id = ++sv->next_id, .in = in,
+				       .idle_since_ms = now };
 		sv->n++;
 	}
 }
@@ -416,9 +434,33 @@ static void on_wake(struct ctl *ctl, uint64_t now)
 	deliver_replies(ctl, now);
 }
 
+/* How often the watchdog looks at the cores. */
+#define CTL_WATCHDOG_TICK_MS 100
+
+/* A core that has not finished a loop turn for watchdog_ms runs something that does not
+ * return (a class's handler in a loop): durod aborts, naming it, rather than serve with a
+ * core gone (its objects, sockets and commits would all wait forever). */
+static void watchdog(struct ctl *ctl, uint64_t now)
+{
+	unsigned limit = ctl->cfg->watchdog_ms;
+	struct core_group *g = ctl->group;
+	if (!limit || now < ctl->watchdog_checked_ms + CTL_WATCHDOG_TICK_MS)
+		return;
+	ctl->watchdog_checked_ms = now;
+	if (atomic_load(&g->serving) < g->ncores || atomic_load(&g->stop_now))
+		return; /* starting (replaying logs) or tearing down: turns may be long */
+	for (unsigned i = 0; i < g->ncores; i++) {
+		uint64_t beat = atomic_load_explicit(&ctl->beat[i], memory_order_relaxed);
+		if (beat && now > beat + limit)
+			crash_hang(i, now - beat);
+	}
+}
+
 static int poll_timeout(struct ctl *ctl, uint64_t now)
 {
 	uint64_t next = ctl_metrics_deadline(ctl);
+	if (ctl->cfg->watchdog_ms && now + CTL_WATCHDOG_TICK_MS < next)
+		next = now + CTL_WATCHDOG_TICK_MS;
 	for (unsigned i = 0; i < CTL_MAX_CLIENTS; i++) {
 		const struct client *cl = &ctl->server->c[i];
 		if (cl->fd < 0)
@@ -456,6 +498,7 @@ static void *ctl_main(void *arg)
 		if (pfd[P_STOP].revents)
 			break;
 		now = clock_now_ms();
+		watchdog(ctl, now);
 		if (pfd[P_WAKE].revents & POLLIN)
 			on_wake(ctl, now);
 		for (unsigned i = 0; i < CTL_MAX_CLIENTS; i++) {

@@ -82,6 +82,10 @@ struct ctl {
 	struct ctl_metrics *metrics; /* the metrics listener; NULL without control.metrics */
 	struct ctl_jobs *jobs;       /* the worker threads */
 	struct ctl_counters ctr;
+	/* The watchdog's: each core's clock at its last finished loop turn (written by that
+	 * core at the end of every turn), 0 before its first. */
+	_Atomic uint64_t beat[DURO_MAX_CORES];
+	uint64_t watchdog_checked_ms;
 };
 
 /* Binds the control socket (and the metrics listener) and makes the mailboxes; call after
@@ -100,6 +104,12 @@ void ctl_core_tick(struct ctl *ctl, struct core *c);
 
 /* From any thread (core 0 on SIGHUP): the control thread reloads the TLS certificates. */
 void ctl_request_tls_reload(struct ctl *ctl);
+
+/* At start, after obj_runtime_init and before the cores start: folds the crash record
+ * into each class's deploy record (rolling back a version that crashed durod 3 times
+ * within 10 minutes of its deploy) and makes each class run its deployed version.
+ * Returns 0 (what cannot be restored is logged, and the config's version runs). */
+int ctl_deploy_restore(const struct duro_config *cfg);
 
 /* DPDK telemetry commands (/duro/status, /duro/stats, /duro/core) over the same figures. */
 int ctl_telemetry_register(struct ctl *ctl);

@@ -20,6 +20,8 @@ void ctl_publish(struct ctl *ctl, struct core *c);
 
 /* New references (NULL when out of memory). */
 json_t *ctl_stats_json(struct ctl *ctl);
+/* Per class version: events, errors, crashes, objects in memory. */
+json_t *ctl_classes_json(void);
 json_t *ctl_status_json(struct ctl *ctl);
 /* Prometheus text; the caller frees it. */
 char *ctl_prometheus(struct ctl *ctl, size_t *len);
@@ -54,6 +56,17 @@ json_t *ctl_bytes_json(const char *p, size_t n);
 
 json_t *ctl_export(struct ctl *ctl, const char *cls, const char *path);
 json_t *ctl_import(struct ctl *ctl, const char *path);
+
+/* ---- deploys (ctl_deploy.c), on a worker ---- */
+
+json_t *ctl_deploy(struct ctl *ctl, json_t *req);
+json_t *ctl_rollback(struct ctl *ctl, json_t *req);
+json_t *ctl_versions(struct ctl *ctl, json_t *req);
+/* 1 for the commands only the control socket's owner (durod's user) or root may send:
+ * they run code as durod. */
+int ctl_request_privileged(json_t *req);
+/* Versions rolled back at this start for crashing durod (ctl_deploy_restore). */
+uint64_t ctl_deploy_crash_rollbacks(void);
 
 /* ---- worker threads (ctl_jobs.c) ---- */
 

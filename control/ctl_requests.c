@@ -358,7 +358,7 @@ json_t *ctl_request(struct ctl *ctl, json_t *req)
 {
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 	if (!cmd)
-		return ctl_error_reply("want {\"cmd\": \"...\"}: status, stats, shards, connections, config, log-level, drain, objects, object, evict, delete, export, import, tls-reload");
+		return ctl_error_reply("want {\"cmd\": \"...\"}: status, stats, shards, connections, config, log-level, drain, objects, object, evict, delete, export, import, tls-reload, deploy, versions, rollback");
 	if (!strcmp(cmd, "status"))
 		return ctl_status_json(ctl);
 	if (!strcmp(cmd, "stats"))
@@ -416,6 +416,16 @@ json_t *ctl_request(struct ctl *ctl, json_t *req)
 			return ctl_error_reply("import wants an absolute \"path\"");
 		return ctl_import(ctl, path);
 	}
+	if (!strcmp(cmd, "deploy")) {
+		const char *path = json_string_value(json_object_get(req, "path"));
+		if (!path || path[0] != '/')
+			return ctl_error_reply("deploy wants \"class\" and an absolute \"path\"");
+		return ctl_deploy(ctl, req);
+	}
+	if (!strcmp(cmd, "rollback"))
+		return ctl_rollback(ctl, req);
+	if (!strcmp(cmd, "versions"))
+		return ctl_versions(ctl, req);
 	if (!strcmp(cmd, "delete")) {
 		if (!json_is_true(json_object_get(req, "confirm")))
 			return ctl_error_reply("delete removes all of the object's storage, alarms and name for good: send \"confirm\": true");
@@ -424,9 +434,16 @@ json_t *ctl_request(struct ctl *ctl, json_t *req)
 	return ctl_error_reply("unknown command \"%s\"", cmd);
 }
 
+int ctl_request_privileged(json_t *req)
+{
+	const char *cmd = json_string_value(json_object_get(req, "cmd"));
+	return cmd && (!strcmp(cmd, "deploy") || !strcmp(cmd, "rollback"));
+}
+
 enum ctl_request_kind ctl_request_kind(json_t *req)
 {
-	static const char *const slow[] = { "objects", "object", "evict", "delete", "drain", NULL };
+	static const char *const slow[] = { "objects", "object", "evict", "delete", "drain",
+					    "deploy", "rollback", "versions", NULL };
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 	if (!cmd)
 		return CTL_REQ_INLINE;

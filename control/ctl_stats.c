@@ -1,6 +1,7 @@
 /* Figures for operators: per-core snapshots published by the cores and read without locks,
  * as JSON (status, stats) and as Prometheus text exposition. */
 #include "ctl_int.h"
+#include "version.h"
 #include "clock.h"
 #include "core.h"
 #include "obj.h"
@@ -134,6 +135,14 @@ static json_t *core_json(const struct ctl_snapshot *s, unsigned index, unsigned 
 			"pipeline_pauses", (json_int_t)s->http.pipeline_pauses,
 			"output_pauses", (json_int_t)s->http.output_pauses,
 			"evicted", (json_int_t)s->http.conns_evicted));
+	/* Deploys: objects switched to another version, and what forcing a switch cost. */
+	if (o)
+		json_object_set_new(o, "deploys", json_pack("{s:I, s:I, s:I, s:I, s:I}",
+			"switches", (json_int_t)s->obj.switches,
+			"forced", (json_int_t)s->obj.switches_forced,
+			"deferred_503", (json_int_t)s->obj.switch_deferred_503,
+			"syncs_cancelled", (json_int_t)s->obj.switch_cancelled,
+			"waiting", (json_int_t)s->obj.switch_waiting));
 	if (o && s->nmore && s->more_names) {
 		json_t *st = json_object();
 		for (unsigned i = 0; i < s->nmore; i++)
@@ -176,9 +185,29 @@ json_t *ctl_stats_json(struct ctl *ctl)
 	json_object_del(tot, "core");
 	free(s);
 	free(total);
-	return json_pack("{s:b, s:I, s:o, s:o}", "ok", 1, "uptime_ms",
+	return json_pack("{s:b, s:I, s:o, s:o, s:o}", "ok", 1, "uptime_ms",
 			 (json_int_t)(clock_now_ms() - ctl->started_mono_ms), "cores", cores,
-			 "total", tot);
+			 "total", tot, "classes", ctl_classes_json());
+}
+
+static int version_json(const struct obj_version *v, void *arg)
+{
+	struct obj_version_totals t;
+	obj_version_totals(v, &t);
+	json_array_append_new(arg, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "class",
+					     v->class_name, "version", v->label, "sha", v->sha,
+					     "events", (json_int_t)t.events, "errors",
+					     (json_int_t)t.errors, "crashes", (json_int_t)t.crashes,
+					     "objects", (json_int_t)t.objects));
+	return 0;
+}
+
+json_t *ctl_classes_json(void)
+{
+	json_t *a = json_array();
+	if (a)
+		obj_versions_each(version_json, a);
+	return a;
 }
 
 json_t *ctl_status_json(struct ctl *ctl)
@@ -239,6 +268,11 @@ static const struct metric metrics[] = {
 	{ "duro_object_activations_total", "counter", "Objects loaded into memory.", SNAP(obj.activations) },
 	{ "duro_object_evictions_total", "counter", "Objects unloaded.", SNAP(obj.evictions) },
 	{ "duro_handler_failures_total", "counter", "Request handlers that failed.", SNAP(obj.handler_failures) },
+	{ "duro_object_switches_total", "counter", "Objects switched to a deployed version.", SNAP(obj.switches) },
+	{ "duro_object_switches_forced_total", "counter", "Switches forced at a deploy's max delay.", SNAP(obj.switches_forced) },
+	{ "duro_object_switch_deferred_503_total", "counter", "Held responses answered 503 by a forced switch.", SNAP(obj.switch_deferred_503) },
+	{ "duro_object_switch_syncs_cancelled_total", "counter", "sync() callbacks run with -ECANCELED by a forced switch.", SNAP(obj.switch_cancelled) },
+	{ "duro_object_switches_waiting", "gauge", "Objects waiting for a quiescent point to switch versions.", SNAP(obj.switch_waiting) },
 	{ "duro_websockets_open", "gauge", "WebSockets and event streams open.", SNAP(ws.active) },
 	{ "duro_websocket_messages_received_total", "counter", "WebSocket messages received.", SNAP(ws.msgs_in) },
 	{ "duro_websocket_frames_sent_total", "counter", "WebSocket frames queued to clients.", SNAP(ws.frames_out) },
@@ -371,6 +405,31 @@ char *ctl_prometheus(struct ctl *ctl, size_t *len)
 		fprintf(f, "duro_request_duration_seconds_count{core=\"%u\"} %llu\n", i,
 			(unsigned long long)h->count);
 	}
+	static const struct {
+		const char *name, *type, *help;
+	} per_version[] = {
+		{ "duro_class_events_total", "counter", "Callbacks a class version ran." },
+		{ "duro_class_errors_total", "counter", "Callbacks of a class version that failed." },
+		{ "duro_class_crashes_total", "counter", "Crashes and hangs of durod attributed to a class version." },
+		{ "duro_class_objects", "gauge", "Objects in memory on a class version." },
+	};
+	json_t *classes = ctl_classes_json();
+	for (size_t m = 0; classes && m < sizeof(per_version) / sizeof(per_version[0]); m++) {
+		static const char *const keys[] = { "events", "errors", "crashes", "objects" };
+		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", per_version[m].name, per_version[m].help,
+			per_version[m].name, per_version[m].type);
+		size_t i;
+		json_t *v;
+		json_array_foreach(classes, i, v)
+			fprintf(f, "%s{class=\"%s\",version=\"%s\"} %lld\n", per_version[m].name,
+				json_string_value(json_object_get(v, "class")),
+				json_string_value(json_object_get(v, "version")),
+				(long long)json_integer_value(json_object_get(v, keys[m])));
+	}
+	json_decref(classes);
+	fprintf(f, "# HELP duro_class_crash_rollbacks_total Versions rolled back at start for crashing durod.\n"
+		   "# TYPE duro_class_crash_rollbacks_total counter\nduro_class_crash_rollbacks_total %llu\n",
+		(unsigned long long)ctl_deploy_crash_rollbacks());
 	free(snaps);
 	fclose(f);
 	return buf;

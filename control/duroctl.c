@@ -46,6 +46,16 @@ static void usage(FILE *f)
 		"  export --class C FILE        a consistent backup of class C's objects (durod writes FILE)\n"
 		"  import FILE                  restore an export (into a box where the class is empty,\n"
 		"                               or one made by the same box)\n"
+		"  deploy CLASS FILE [--percent P] [--max-delay S | --immediate] [--check]\n"
+		"                               run a new version of CLASS from a module file (.so),\n"
+		"                               live: new objects at once, resident ones at their next\n"
+		"                               quiescent point, all within S seconds (default 300);\n"
+		"                               P%% of objects by a hash of their ID (raising P never\n"
+		"                               moves one back); --check validates only\n"
+		"  versions CLASS               the last 10 versions: sha, deploy time, objects, crashes\n"
+		"  rollback CLASS [SHA] [--max-delay S | --immediate]\n"
+		"                               back to the previous version (or SHA)\n"
+		"deploy and rollback run code as durod: only durod's user or root may use them.\n"
 		"\n"
 		"OBJ is an object's ID (64 hex digits) or BINDING NAME: idFromName(NAME) in that\n"
 		"binding, as a route with \"id\": \"name\" computes it (duroctl object COUNTER hello).\n"
@@ -159,6 +169,15 @@ static void print_stats(json_t *r)
 		stats_row(label, c);
 	}
 	stats_row("total", json_object_get(r, "total"));
+	json_t *classes = json_object_get(r, "classes");
+	if (!json_array_size(classes))
+		return;
+	printf("\n%-16s %-12s %9s %12s %9s %7s\n", "class", "version", "objects", "events", "errors",
+	       "crashes");
+	json_array_foreach(classes, i, c)
+		printf("%-16s %-12s %9lld %12lld %9lld %7lld\n", S(c, "class"), S(c, "version"),
+		       (long long)I(c, "objects"), (long long)I(c, "events"), (long long)I(c, "errors"),
+		       (long long)I(c, "crashes"));
 }
 
 static volatile sig_atomic_t stop;
@@ -259,11 +278,14 @@ int main(int argc, char **argv)
 		{ "class", required_argument, NULL, 'c' }, { "after", required_argument, NULL, 'a' },
 		{ "limit", required_argument, NULL, 'l' }, { "prefix", required_argument, NULL, 'p' },
 		{ "iterations", required_argument, NULL, 'i' }, { "yes", no_argument, NULL, 'y' },
+		{ "percent", required_argument, NULL, 'P' }, { "max-delay", required_argument, NULL, 'D' },
+		{ "immediate", no_argument, NULL, 'I' }, { "check", no_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	const char *cls = NULL, *after = NULL, *prefix = NULL;
-	long limit = 0, iterations = 0;
-	int yes = 0, o;
+	long limit = 0, iterations = 0, percent = -1, max_delay = -1;
+	int yes = 0, immediate = 0, check = 0, o;
+	char *end;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case 's': socket_path = optarg; break;
@@ -274,6 +296,22 @@ int main(int argc, char **argv)
 		case 'p': prefix = optarg; break;
 		case 'i': iterations = strtol(optarg, NULL, 10); break;
 		case 'y': yes = 1; break;
+		case 'P':
+			percent = strtol(optarg, &end, 10);
+			if (*end || percent < 1 || percent > 100) {
+				fprintf(stderr, "duroctl: --percent: want 1 to 100\n");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'D':
+			max_delay = strtol(optarg, &end, 10);
+			if (*end || max_delay < 0) {
+				fprintf(stderr, "duroctl: --max-delay: want seconds (0 or more)\n");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'I': immediate = 1; break;
+		case 'C': check = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
 		}
@@ -315,6 +353,37 @@ int main(int argc, char **argv)
 		json_object_set_new(req, "path", json_string(abs));
 		if (cls)
 			json_object_set_new(req, "class", json_string(cls));
+	} else if (!strcmp(cmd, "deploy") || !strcmp(cmd, "rollback") || !strcmp(cmd, "versions")) {
+		const char *arg2 = optind + 2 < argc ? argv[optind + 2] : NULL;
+		int deploy = !strcmp(cmd, "deploy");
+		if (!arg1 || (deploy && !arg2) || (!strcmp(cmd, "versions") && arg2) ||
+		    optind + 3 < argc) {
+			fprintf(stderr, "duroctl: deploy CLASS FILE | versions CLASS | rollback CLASS [SHA] (see --help)\n");
+			json_decref(req);
+			return EXIT_USAGE;
+		}
+		json_object_set_new(req, "class", json_string(arg1));
+		if (deploy) {
+			/* durod opens the file itself: give it an absolute path. */
+			char abs[4096], cwd[2048];
+			if (arg2[0] != '/' && !getcwd(cwd, sizeof(cwd))) {
+				json_decref(req);
+				return EXIT_USAGE;
+			}
+			snprintf(abs, sizeof(abs), "%s%s%s", arg2[0] == '/' ? "" : cwd,
+				 arg2[0] == '/' ? "" : "/", arg2);
+			json_object_set_new(req, "path", json_string(abs));
+			if (percent > 0)
+				json_object_set_new(req, "percent", json_integer(percent));
+			if (check)
+				json_object_set_new(req, "check", json_true());
+		} else if (arg2) {
+			json_object_set_new(req, "sha", json_string(arg2));
+		}
+		if (max_delay >= 0)
+			json_object_set_new(req, "max_delay_s", json_integer(max_delay));
+		if (immediate)
+			json_object_set_new(req, "immediate", json_true());
 	} else if (!strcmp(cmd, "object") || !strcmp(cmd, "evict") || !strcmp(cmd, "delete")) {
 		if (name_object(req, cmd, argc - optind - 1, argv + optind + 1) < 0) {
 			json_decref(req);
@@ -423,6 +492,37 @@ int main(int argc, char **argv)
 			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
 			printf("alarm%s%s: %s\n", json_object_get(a, "name") ? " " : "", S(a, "name"), when);
 		}
+	} else if (!strcmp(cmd, "deploy") && json_is_true(json_object_get(r, "checked"))) {
+		printf("%s: version %s is valid (not deployed)\n", S(r, "class"), S(r, "sha"));
+	} else if (!strcmp(cmd, "deploy") || !strcmp(cmd, "rollback")) {
+		printf("%s: %s version %s to %lld%% of objects", S(r, "class"),
+		       !strcmp(cmd, "deploy") ? "deployed" : "rolled back to", S(r, "label"),
+		       (long long)I(r, "percent"));
+		if (json_is_string(json_object_get(r, "old")))
+			printf(" (the others stay on %.12s)", S(r, "old"));
+		printf("; resident objects switch within %lld s\n", (long long)I(r, "max_delay_s"));
+	} else if (!strcmp(cmd, "versions")) {
+		printf("%-12s %-8s %-20s %9s %10s %8s %7s  %s\n", "version", "source", "deployed (UTC)",
+		       "objects", "events", "errors", "crashes", "");
+		size_t i;
+		json_t *v;
+		json_array_foreach(json_object_get(r, "versions"), i, v) {
+			time_t t = (time_t)(I(v, "deployed_ms") / 1000);
+			char when[32] = "-";
+			if (t)
+				strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", gmtime(&t));
+			const char *sha = S(v, "sha");
+			int cur = !strcmp(sha, S(r, "current")), old = !strcmp(sha, S(r, "old"));
+			printf("%-12.12s %-8s %-20s %9lld %10lld %8lld %7lld  %s%s%s\n", sha, S(v, "source"),
+			       when, (long long)I(v, "objects"), (long long)I(v, "events"),
+			       (long long)I(v, "errors"), (long long)I(v, "crashes"),
+			       cur ? "current" : old ? "old" : "",
+			       cur && json_is_string(json_object_get(r, "old")) ? " (gradual)" : "",
+			       json_is_true(json_object_get(v, "quarantined")) ? " quarantined" : "");
+		}
+		if (json_is_string(json_object_get(r, "old")))
+			printf("%lld%% of objects on %.12s, the rest on %.12s\n", (long long)I(r, "percent"),
+			       S(r, "current"), S(r, "old"));
 	} else if (!strcmp(cmd, "evict")) {
 		printf("%s\n", json_is_true(json_object_get(r, "evicted")) ? "evicted" : "not in memory");
 	} else if (!strcmp(cmd, "delete")) {

@@ -1,6 +1,7 @@
 /* durod's main: flags over the config, the DPDK EAL as the runtime, one reactor per core
  * running HTTP over the chosen backend and the object runtime; SIGTERM drains and exits 0. */
 #include "config.h"
+#include "crash.h"
 #include "dpdk.h"
 #include "core.h"
 #include "ctl.h"
@@ -8,6 +9,7 @@
 #include "sdnotify.h"
 #include "http.h"
 #include "log.h"
+#include "module.h"
 #include "obj.h"
 #include "tls.h"
 #include "ws.h"
@@ -190,6 +192,7 @@ static int core_start(struct core *c, void *arg)
 		return r;
 	core_set_cqe_handler(c, CQE_CTL, ctl_cqe);
 	core_add_hook(c, ctl_hook);
+	crash_core_enter(c->index);
 	if (c->index == 0)
 		arm_signal_read(c, d);
 	return 0;
@@ -211,6 +214,7 @@ static void core_stop(struct core *c, void *arg)
 	obj_core_fini(c);
 	ws_core_fini(c);
 	http_core_fini(c);
+	crash_core_leave();
 }
 
 /* One durod per data directory: a second one would keep its own copy of every object. */
@@ -276,6 +280,31 @@ static void remove_stale_runtime_dirs(void)
 		rmdir(path);
 	}
 	closedir(d);
+}
+
+/* The config's class modules, loaded and their classes registered before the bindings
+ * are checked against the classes there are. A module that fails any check stops durod
+ * at start with one line naming the file and the reason. */
+static int load_modules(const struct duro_config *cfg, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < cfg->nmodules; i++) {
+		struct obj_module *m;
+		char why[400], dup[200];
+		int r = obj_module_check_mode(cfg->modules[i], why, sizeof(why));
+		if (r == 0)
+			r = obj_module_load(cfg->modules[i], &m, why, sizeof(why));
+		for (size_t k = 0; r == 0 && k < m->nclasses; k++)
+			if ((r = obj_registry_add(m->classes[k], m, dup, sizeof(dup))) < 0)
+				snprintf(why, sizeof(why), "module %.180s: %s", m->path, dup);
+		if (r < 0) {
+			snprintf(err, errlen, "config: modules[%u]: %s", i, why);
+			return r;
+		}
+		for (size_t k = 0; k < m->nclasses; k++)
+			log_info("module %s: class %s (sha256 %.12s, ABI %u.%u)", m->path,
+				 m->classes[k]->name, m->sha, m->abi_major, m->abi_minor);
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -363,6 +392,10 @@ int main(int argc, char **argv)
 			cfg->net.listen[i].tls = 1;
 	}
 	snprintf(cfg->obj.store.dir, sizeof(cfg->obj.store.dir), "%s", cfg->obj.data_dir);
+	if (load_modules(cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return EXIT_CONFIG;
+	}
 	if (config_validate(cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		return EXIT_CONFIG;
@@ -479,6 +512,10 @@ int main(int argc, char **argv)
 		rte_eal_cleanup();
 		return r == -EINVAL ? EXIT_CONFIG : 1;
 	}
+	/* Deployed versions (rolled back where one kept crashing), then the handler that
+	 * attributes and records the next crash. */
+	ctl_deploy_restore(cfg);
+	crash_init(cfg->obj.data_dir);
 	r = core_group_init(&d.group, cfg->cores, 4096);
 	if (r < 0) {
 		log_error("core set-up: %s", strerror(-r));

@@ -1,5 +1,6 @@
 /* duro's class API: what a Durable Object class is written against, in C.
- * libc types only; a class never sees cores, sockets or storage engines. */
+ * libc types only; a class never sees cores, sockets or storage engines. The header is
+ * C89, C99 and C++ clean (tests/integration/test_modules.py compiles it each way). */
 #ifndef DURO_H
 #define DURO_H
 
@@ -9,6 +10,15 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ---- the API's version ----
+ * The major version changes when a class built against an older header could misbehave
+ * in a newer durod (a struct or a callback changed); the minor one when something is
+ * added. durod runs modules of its own major version and of a minor version up to its
+ * own. Test features with #if DURO_API_VERSION >= 1001 and the like. */
+#define DURO_API_VERSION_MAJOR 1
+#define DURO_API_VERSION_MINOR 0
+#define DURO_API_VERSION (DURO_API_VERSION_MAJOR * 1000 + DURO_API_VERSION_MINOR)
 
 /* ---- IDs ----
  * 32 bytes, shown as 64 lowercase hex characters: a 16-byte body (random for new IDs, a
@@ -304,11 +314,87 @@ struct duro_class {
 	void (*on_ws_error)(struct duro_object *obj, duro_ws ws, int code);
 };
 
-/* Registers a class by its name; returns 0, -EEXIST for a name taken, -ENOSPC when full,
- * -EINVAL for an empty name or one over 63 bytes. Call before durod starts serving,
- * normally through DURO_CLASS. */
+/* Registers a class compiled into durod by its name; returns 0, -EEXIST for a name
+ * taken, -ENOSPC when full, -EINVAL for an empty name or one over 63 bytes, -EPERM from a
+ * module being loaded (a module's classes come from its init entry, below). Call before
+ * durod starts serving, normally through DURO_CLASS. */
 int duro_register_class(const struct duro_class *cls);
 
+/* ---- modules: classes built apart from durod and loaded into it ----
+ * A module is a shared object built against this header with DURO_MODULE defined
+ * (`pkg-config --cflags duro` defines it):
+ *
+ *     cc -shared -fPIC $(pkg-config --cflags duro) myclass.c -o myclass.so
+ *
+ * Its DURO_CLASS lines then list the classes in a table of the module instead of
+ * registering them from constructors (which would run inside dlopen, before durod could
+ * check anything), and this header gives the module its magic block and init entry.
+ * durod loads a module with RTLD_NOW | RTLD_LOCAL and lends it only the duro_* calls:
+ * a call to anything else that libc or the module's own libraries do not define fails
+ * the load, naming the symbol. It refuses a module of another ABI major version, a newer
+ * minor one, other struct sizes or pointer width, or one without the magic block. */
+#define DURO_MODULE_MAGIC 0x4f525544u /* "DURO" in a little-endian word */
+
+/* What durod checks before it calls anything in a module. */
+struct duro_module_magic {
+	uint32_t magic;        /* DURO_MODULE_MAGIC */
+	uint32_t size;         /* sizeof(struct duro_module_magic) */
+	uint16_t abi_major;    /* DURO_API_VERSION_MAJOR the module was built with */
+	uint16_t abi_minor;    /* DURO_API_VERSION_MINOR */
+	uint16_t pointer_size; /* sizeof(void *) */
+	uint16_t class_size;   /* sizeof(struct duro_class) */
+	uint16_t str_size;     /* sizeof(struct duro_str) */
+	uint16_t kv_size;      /* sizeof(struct duro_kv) */
+	uint16_t list_options_size; /* sizeof(struct duro_list_options) */
+	uint16_t alarm_info_size;   /* sizeof(struct duro_alarm_info) */
+	uint32_t id_bytes;     /* DURO_ID_BYTES */
+	uint32_t max_key;      /* DURO_MAX_KEY */
+};
+
+/* The module's init entry, called once after its magic block passed: durod's own ABI
+ * version in, the module's classes out (count of them in *count). The classes must stay
+ * valid for the process's life: durod never unloads a module. */
+typedef const struct duro_class *const *duro_module_init_fn(unsigned abi_major,
+							     unsigned abi_minor, size_t *count);
+
+#ifdef DURO_MODULE
+/* The module's table of classes: one pointer per DURO_CLASS, gathered by the linker into
+ * one section, whose bounds it names __start_ and __stop_ the section. */
+#define DURO_CLASS(cls)                                                                 \
+	static const struct duro_class *const duro_class_entry_##cls                     \
+		__attribute__((section("duro_classes"), used)) = &cls;
+
+extern const struct duro_class *const __start_duro_classes[]
+	__attribute__((weak, visibility("hidden")));
+extern const struct duro_class *const __stop_duro_classes[]
+	__attribute__((weak, visibility("hidden")));
+
+/* Weak, so that every file of a module may include this header: the linker keeps one.
+ * (C++ gives a const object internal linkage unless it is declared extern.) */
+#ifdef __cplusplus
+#define DURO_MODULE_EXTERN_ extern
+#else
+#define DURO_MODULE_EXTERN_
+#endif
+extern const struct duro_module_magic duro_module_magic;
+__attribute__((weak, visibility("default"))) DURO_MODULE_EXTERN_ const struct duro_module_magic
+duro_module_magic = {
+	DURO_MODULE_MAGIC, sizeof(struct duro_module_magic), DURO_API_VERSION_MAJOR,
+	DURO_API_VERSION_MINOR, sizeof(void *), sizeof(struct duro_class),
+	sizeof(struct duro_str), sizeof(struct duro_kv), sizeof(struct duro_list_options),
+	sizeof(struct duro_alarm_info), DURO_ID_BYTES, DURO_MAX_KEY
+};
+
+duro_module_init_fn duro_module_init;
+__attribute__((weak, visibility("default"))) const struct duro_class *const *
+duro_module_init(unsigned abi_major, unsigned abi_minor, size_t *count)
+{
+	(void)abi_major;
+	(void)abi_minor;
+	*count = __start_duro_classes ? (size_t)(__stop_duro_classes - __start_duro_classes) : 0;
+	return __start_duro_classes;
+}
+#else
 /* Registers `cls` when the program starts. A class that cannot be registered (a name
  * taken) stops durod at start with a message naming it. */
 #define DURO_CLASS(cls)                                                                 \
@@ -316,6 +402,7 @@ int duro_register_class(const struct duro_class *cls);
 	{                                                                               \
 		duro_register_class(&cls);                                              \
 	}
+#endif
 
 #ifdef __cplusplus
 }

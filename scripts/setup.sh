@@ -16,9 +16,10 @@ PACKAGES=(
 # playwright-core (Debian does not package it); for the dpdk backend's tests ping, ethtool,
 # nftables (loss, duplication), hping3 (SYN flood) and scapy (crafted frames); for the
 # systemd unit's test strace and systemd-analyze (Debian's systemd package: in a container
-# it installs its tools without becoming init or starting anything).
+# it installs its tools without becoming init or starting anything); g++ to check that
+# duro.h compiles as C++ for class authors.
 if [ "${DURO_TEST_DEPS:-0}" = 1 ]; then
-  PACKAGES+=(python3-prometheus-client chromium util-linux openssl testssl.sh strace systemd)
+  PACKAGES+=(python3-prometheus-client chromium util-linux openssl testssl.sh strace systemd g++)
   PACKAGES+=(iputils-ping ethtool nftables hping3 python3-scapy)
   command -v npm >/dev/null || PACKAGES+=(npm)
 fi

@@ -16,6 +16,7 @@
  *     "deleted/" ‖ class name           -> the migration tag that deleted it
  *     "migrations"                      -> applied migration tags, one per line, in order
  *     "cfseq"                           -> the last column family number handed out
+ *     "deploy/" ‖ class name            -> the class's deployed versions (JSON, control/)
  *
  * An object's keys in a class family are the range [ID, ID+1): keys_id_successor gives
  * the end. IDs are 32 uniform bytes (random or keyed-hash bodies and MACs). */
@@ -107,5 +108,7 @@ static inline int keys_is_alarm(const void *key, size_t klen)
 #define KEYS_META_DELETED_LEN 8
 #define KEYS_META_MIGRATIONS "migrations"
 #define KEYS_META_CFSEQ "cfseq"
+#define KEYS_META_DEPLOY "deploy/"
+#define KEYS_META_DEPLOY_LEN 7
 
 #endif

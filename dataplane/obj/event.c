@@ -22,6 +22,7 @@
 #include "object.h"
 #include "request.h"
 #include "route.h"
+#include "version.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -32,12 +33,18 @@
 #define TRIM_MIN_INTERVAL_MS 5
 
 /* A sync() call: heard when the batch holding the event's writes is durable or failed,
- * then run as an event of its object (activated again if it was evicted meanwhile). */
+ * then run as an event of its object (activated again if it was evicted meanwhile, on the
+ * version that made the call: fn is that version's code). Until then it is a
+ * continuation in the object's conts, which keeps the object from switching versions; a
+ * forced switch runs it early with -ECANCELED (event_cancel_conts). */
 struct obj_sync {
 	struct commit_note note; /* first */
 	struct obj_sync *next;   /* in the object's list while its event runs */
+	struct list_node cont;   /* in the object's conts once its event ended */
 	struct duro_id id;
 	unsigned ns;
+	struct obj_version *ver;
+	uint8_t cancelled;       /* already run with -ECANCELED: only to be freed */
 	duro_sync_fn *fn;
 	void *arg;
 };
@@ -45,15 +52,25 @@ struct obj_sync {
 static void sync_heard(struct core *c, struct commit_note *n, int status)
 {
 	struct obj_sync *s = (struct obj_sync *)n;
-	if (status == COMMIT_NOTE_DISCARD) {
+	if (list_linked(&s->cont))
+		list_del(&s->cont);
+	if (status == COMMIT_NOTE_DISCARD || s->cancelled) {
 		free(s);
 		return;
 	}
 	int err = 0;
-	struct object *obj = event_activate(c, s->ns, &s->id, &err);
+	struct object *obj = event_activate_version(c, s->ns, &s->id, s->ver, &err);
 	if (!obj) {
 		log_warn("class %s: a sync() outcome was lost: the object failed to load (%d)",
 			 c->obj->view.ns[s->ns].cls->name, err);
+		free(s);
+		return;
+	}
+	if (obj->ver != s->ver) {
+		/* Reset (a failed commit) and activated again on a newer version meanwhile: the
+		 * callback's code does not know this state. */
+		log_warn("class %s: a sync() outcome of version %s was dropped: the object runs %s now",
+			 obj->cls->name, s->ver->label, obj->ver->label);
 		free(s);
 		return;
 	}
@@ -75,6 +92,7 @@ int duro_sync(struct duro_object *o, duro_sync_fn *done, void *arg)
 	s->note.fn = sync_heard;
 	s->id = obj->id;
 	s->ns = obj->ns->index;
+	s->ver = obj->ver;
 	s->fn = done;
 	s->arg = arg;
 	if (obj->syncs_tail)
@@ -92,37 +110,95 @@ static void attach_syncs(struct core *c, struct object *obj)
 	obj->syncs = obj->syncs_tail = NULL;
 	while (s) {
 		struct obj_sync *next = s->next;
+		list_add_tail(&obj->conts, &s->cont);
 		commit_note(c, obj->kv.pending_seq, &s->note);
 		s = next;
 	}
 }
 
+void event_cancel_conts(struct core *c, struct object *obj)
+{
+	unsigned n = 0, dropped = 0;
+	for (struct list_node *p = obj->conts.next; p != &obj->conts; p = p->next)
+		n++;
+	/* The ones pending now run; those their callbacks ask for in turn (appended behind
+	 * them) would call the old code again: they are dropped. */
+	while (!list_empty(&obj->conts)) {
+		struct obj_sync *s = LIST_CONTAINER(obj->conts.next, struct obj_sync, cont);
+		list_del(&s->cont);
+		s->cancelled = 1; /* its note frees it when its batch's outcome comes */
+		if (!n) {
+			dropped++;
+			continue;
+		}
+		n--;
+		event_begin(c, obj);
+		s->fn((struct duro_object *)obj, -ECANCELED, s->arg);
+		if (event_end(c, obj, 1) < 0)
+			log_warn("class %s: writes of a cancelled sync() callback refused (storage full or out of memory)",
+				 obj->cls->name);
+	}
+	if (dropped)
+		log_warn("class %s: %u sync() calls made by cancelled callbacks were dropped (a forced switch of version %s)",
+			 obj->cls->name, dropped, obj->ver->label);
+}
+
 /* ---- activation, begin, end ---- */
 
-struct object *event_activate(struct core *c, unsigned ns, const struct duro_id *id, int *err)
+/* on_load: 0, or non-zero when it failed. */
+static int run_load(struct core *c, struct object *obj)
+{
+	if (!obj->cls->on_load)
+		return 0;
+	/* on_load may read storage but its writes are not kept: it runs outside events. */
+	obj->running = 1;
+	obj_version_enter(c, obj, ATTRIB_LOAD);
+	kv_event_begin(obj);
+	int r = obj->cls->on_load((struct duro_object *)obj);
+	kv_event_rollback(c, obj);
+	obj_version_leave(c, obj, r != 0);
+	obj->running = 0;
+	attach_syncs(c, obj);
+	obj_ws_flush(c, obj);
+	return r;
+}
+
+struct object *event_activate_version(struct core *c, unsigned ns, const struct duro_id *id,
+				      struct obj_version *ver, int *err)
 {
 	struct object *obj = object_find(c, id);
-	if (obj)
-		return obj;
-	if (!(obj = object_new(c, ns, id, err)))
-		return NULL;
-	if (obj->cls->on_load) {
-		/* on_load may read storage but its writes are not kept: it runs outside events. */
-		obj->running = 1;
-		kv_event_begin(obj);
-		int r = obj->cls->on_load((struct duro_object *)obj);
-		kv_event_rollback(c, obj);
-		obj->running = 0;
-		attach_syncs(c, obj);
-		obj_ws_flush(c, obj);
-		if (r != 0) {
-			object_discard(c, obj);
+	if (obj && !ver && obj->ver != c->obj->view.ns[ns].ver && object_quiescent(obj)) {
+		/* A deploy reached this core and the object's switch is due: its next event is
+		 * a quiescent point, so the new version runs it (switch.c does the idle ones). */
+		struct obj_version *to = obj_version_target(&c->obj->view.ns[ns], id);
+		if (to != obj->ver && object_switch(c, obj, to) == 0)
+			c->obj->ctr.switches++;
+	}
+	if (obj && obj->needs_load) {
+		/* Switched to another version since its last event: that version loads now. */
+		obj->needs_load = 0;
+		if (run_load(c, obj) != 0) {
+			object_unload(c, obj);
 			*err = -EIO;
 			return NULL;
 		}
 	}
+	if (obj)
+		return obj;
+	if (!(obj = object_new(c, ns, id, ver, err)))
+		return NULL;
+	if (run_load(c, obj) != 0) {
+		object_discard(c, obj);
+		*err = -EIO;
+		return NULL;
+	}
 	object_insert(c, obj);
 	return obj;
+}
+
+struct object *event_activate(struct core *c, unsigned ns, const struct duro_id *id, int *err)
+{
+	return event_activate_version(c, ns, id, NULL, err);
 }
 
 /* The held responses the event answered go out behind its writes, as its own response
@@ -149,6 +225,7 @@ void event_begin(struct core *c, struct object *obj)
 	DURO_ASSERT(!obj->running); /* events never nest */
 	object_touch(c, obj);
 	obj->running = 1;
+	obj_version_enter(c, obj, ATTRIB_EVENT);
 	kv_event_begin(obj);
 }
 
@@ -172,6 +249,7 @@ int event_end(struct core *c, struct object *obj, int ok)
 			wrote = 1;
 		}
 	}
+	obj_version_leave(c, obj, !ok);
 	obj->running = 0;
 	attach_syncs(c, obj);
 	obj_ws_flush(c, obj);

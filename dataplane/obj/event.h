@@ -14,6 +14,11 @@ struct obj_ws_event;
 /* The live instance of id, activated (on_load) if it is not in memory. NULL with *err:
  * -ENOMEM, or -EIO when on_load failed. */
 struct object *event_activate(struct core *c, unsigned ns, const struct duro_id *id, int *err);
+/* The same, activating it on version `ver` if it is not in memory (NULL: the version the
+ * core's view gives it). An object switched since its last event runs its new version's
+ * on_load here first (-EIO when that fails: the object is unloaded). */
+struct object *event_activate_version(struct core *c, unsigned ns, const struct duro_id *id,
+				      struct obj_version *ver, int *err);
 /* Starts an event of obj (none may be running): most recently used, a fresh transaction. */
 void event_begin(struct core *c, struct object *obj);
 /* Ends it: with ok its writes join the core's open batch, else they roll back. Its sends
@@ -31,5 +36,8 @@ int event_run_alarm(struct core *c, const struct duro_id *id, unsigned ns, const
 int event_run_socket(struct core *c, const struct obj_ws_event *ev);
 /* A commit failed (commit.h's on_failed): objects with writes in it start over. */
 void event_commit_failed(struct core *c, uint64_t from);
+/* A forced switch (switch.c): runs the object's pending sync() callbacks now, each as an
+ * event on its old code with status -ECANCELED; their batches' outcomes are then ignored. */
+void event_cancel_conts(struct core *c, struct object *obj);
 
 #endif

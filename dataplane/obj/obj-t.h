@@ -103,6 +103,10 @@ struct obj_ws_counters {
 struct obj_counters {
 	uint64_t requests, activations, evictions, active, load_failures, handler_failures;
 	uint64_t not_found, bad_ids, forwarded;
+	/* Deploys (switch.c): objects switched in place to another version, those of them
+	 * switched by force (max delay passed), the held responses that answered 503 and the
+	 * sync() callbacks that ran with -ECANCELED because of it, and objects waiting now. */
+	uint64_t switches, switches_forced, switch_deferred_503, switch_cancelled, switch_waiting;
 };
 
 #endif

@@ -14,6 +14,14 @@ void obj_each_class(void (*fn)(const char *name, void *arg), void *arg);
 /* 0, or -EINVAL with the reason in err when a class could not be registered at start (a
  * duplicate name): durod refuses to start rather than run without it. */
 int obj_registry_check(char *err, size_t errlen);
+/* Registers a class of a module loaded at start (module.h). Returns 0, or -EEXIST (a
+ * class of that name: err says whose), -ENOSPC, -EINVAL (a bad name), with one line in
+ * err. */
+struct obj_module;
+int obj_registry_add(const struct duro_class *cls, const struct obj_module *module, char *err,
+		     size_t errlen);
+/* Where a registered class came from: NULL built in, else its module. */
+const struct obj_module *obj_class_module(const char *name);
 
 /* Opens the store, applies the config's migrations and resolves each binding to its class,
  * column family and namespace secret (kept in the meta family). Call once before the cores

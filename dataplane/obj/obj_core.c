@@ -10,6 +10,7 @@
 #include "obj_ws.h"
 #include "object.h"
 #include "runtime.h"
+#include "switch.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -33,6 +34,8 @@ int obj_core_init(struct core *c)
 		r = alarm_core_init(c, event_run_alarm);
 	if (r == 0)
 		r = obj_ws_core_init(c, event_run_socket);
+	if (r == 0)
+		r = switch_core_init(c);
 	return r;
 }
 
@@ -42,6 +45,7 @@ void obj_core_fini(struct core *c)
 	if (!oc)
 		return;
 	object_table_fini(c); /* unloads every object: before what they hang from */
+	switch_core_fini(c);
 	obj_ws_core_fini(c);
 	alarm_core_fini(c);
 	commit_core_fini(c);

@@ -16,6 +16,8 @@ struct obj_sync;
 struct commit_core;
 struct alarm_core;
 struct obj_ws_core;
+struct obj_version;
+struct switch_core;
 
 /* Responses an object may hold (duro_res_defer). */
 #define OBJ_MAX_DEFERRED 4096
@@ -25,6 +27,7 @@ struct object {
 	struct duro_id id;
 	const struct duro_namespace *ns;
 	const struct duro_class *cls; /* the version it was activated with */
+	struct obj_version *ver;      /* cls's version; changes only by a switch (switch.c) */
 	struct object *hnext;
 	struct list_node lru;
 	uint64_t last_used_ms;
@@ -42,6 +45,16 @@ struct object {
 	struct obj_sync *syncs, *syncs_tail;        /* sync() calls of the running event */
 	struct core *core;
 	struct obj_kv kv;
+	/* Deploys (switch.c): sync() calls of earlier events still waiting for their batch
+	 * (continuations into this version's code, which keep it from switching); the list of
+	 * objects waiting to switch; a switched object's state when larger than the state it
+	 * was made with (else NULL: state[] below). needs_load: switched, the new version's
+	 * on_load runs before its next event. */
+	struct list_node conts;
+	struct list_node switch_node;
+	void *state_mem;
+	size_t state_cap;
+	uint8_t needs_load;
 	_Alignas(16) unsigned char state[];
 };
 
@@ -57,6 +70,8 @@ struct obj_core {
 	struct commit_core *commit;
 	struct alarm_core *alarms;
 	struct obj_ws_core *ws;
+	struct switch_core *sw;     /* deploys: objects switching versions (switch.c) */
+	struct list_node switching; /* objects on a version their view no longer names */
 	size_t cache_bytes; /* bytes of kv entries on this core */
 	uint64_t last_trim_ms;
 	uint64_t failure_logged_ms; /* handler failures are logged at most once a second */

@@ -8,6 +8,7 @@
 #include "kv.h"
 #include "log.h"
 #include "obj_ws.h"
+#include "version.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -64,24 +65,33 @@ static void table_remove(struct obj_core *oc, struct object *obj)
 	oc->count--;
 }
 
-struct object *object_new(struct core *c, unsigned ns, const struct duro_id *id, int *err)
+struct object *object_new(struct core *c, unsigned ns, const struct duro_id *id,
+			  struct obj_version *ver, int *err)
 {
 	struct obj_core *oc = c->obj;
 	DURO_ASSERT(ns < oc->view.nns && !object_find(c, id));
 	const struct obj_ns_entry *e = &oc->view.ns[ns];
+	struct obj_version *target = obj_version_target(e, id);
+	if (!ver)
+		ver = target;
 	if (oc->count >= oc->nbuckets && table_grow(oc) < 0) {
 		*err = -ENOMEM;
 		return NULL;
 	}
 	/* State sizes differ per class, so objects come from malloc, once per activation. */
-	struct object *obj = calloc(1, sizeof(*obj) + e->cls->state_size);
+	struct object *obj = calloc(1, sizeof(*obj) + ver->cls->state_size);
 	if (!obj) {
 		*err = -ENOMEM;
 		return NULL;
 	}
 	obj->id = *id;
 	obj->ns = e->ns;
-	obj->cls = e->cls;
+	obj->cls = ver->cls;
+	obj->ver = ver;
+	obj->state_cap = ver->cls->state_size;
+	list_init(&obj->conts);
+	if (ver != target) /* pinned to an older version: it switches once it can */
+		list_add_tail(&oc->switching, &obj->switch_node);
 	obj->core = c;
 	obj->last_used_ms = c->now_ms;
 	obj_ws_attach(c, obj); /* sockets that stayed open while it hibernated */
@@ -98,6 +108,20 @@ void object_insert(struct core *c, struct object *obj)
 	list_add_tail(&oc->lru, &obj->lru);
 	oc->ctr.activations++;
 	oc->ctr.active = oc->count;
+	obj_version_count(c, obj->ver, 1);
+}
+
+/* What every way out of memory shares: the deploy lists let go, memory freed. */
+static void object_free(struct object *obj)
+{
+	/* sync() callbacks still on their way find the object by its ID, or activate it. */
+	while (!list_empty(&obj->conts))
+		list_del(obj->conts.next);
+	if (list_linked(&obj->switch_node))
+		list_del(&obj->switch_node);
+	free(obj->state_mem);
+	free(obj->name);
+	free(obj);
 }
 
 void object_discard(struct core *c, struct object *obj)
@@ -105,8 +129,7 @@ void object_discard(struct core *c, struct object *obj)
 	c->obj->ctr.load_failures++;
 	kv_free_all(c, obj);
 	obj_ws_detach(c, obj);
-	free(obj->name);
-	free(obj);
+	object_free(obj);
 }
 
 void object_touch(struct core *c, struct object *obj)
@@ -127,24 +150,59 @@ static void fail_deferred(struct core *c, struct object *obj)
 	obj->ndeferred = 0;
 }
 
+/* The version's on_unload, unless the object switched to it and never loaded. */
+static void run_unload(struct core *c, struct object *obj)
+{
+	if (!obj->cls->on_unload || obj->needs_load)
+		return;
+	obj->running = 1;
+	obj_version_enter(c, obj, ATTRIB_UNLOAD);
+	obj->cls->on_unload((struct duro_object *)obj);
+	obj_version_leave(c, obj, 0);
+	obj->running = 0;
+}
+
 void object_unload(struct core *c, struct object *obj)
 {
 	struct obj_core *oc = c->obj;
 	DURO_ASSERT(!obj->running && !obj->syncs && !obj->answered);
 	fail_deferred(c, obj);
-	if (obj->cls->on_unload) {
-		obj->running = 1;
-		obj->cls->on_unload((struct duro_object *)obj);
-		obj->running = 0;
-	}
+	run_unload(c, obj);
 	kv_free_all(c, obj);
 	obj_ws_detach(c, obj);
 	table_remove(oc, obj);
 	list_del(&obj->lru);
 	oc->ctr.evictions++;
 	oc->ctr.active = oc->count;
-	free(obj->name);
-	free(obj);
+	obj_version_count(c, obj->ver, -1);
+	object_free(obj);
+}
+
+int object_switch(struct core *c, struct object *obj, struct obj_version *ver)
+{
+	DURO_ASSERT(!obj->running && !obj->syncs && list_empty(&obj->conts) && !obj->answered &&
+		    ver != obj->ver);
+	size_t size = ver->cls->state_size;
+	void *mem = NULL;
+	if (size > obj->state_cap && !(mem = calloc(1, size)))
+		return -ENOMEM;
+	fail_deferred(c, obj);
+	run_unload(c, obj);
+	if (mem) {
+		free(obj->state_mem);
+		obj->state_mem = mem;
+		obj->state_cap = size;
+	} else {
+		memset(obj->state_mem ? obj->state_mem : obj->state, 0, obj->state_cap);
+	}
+	obj_version_count(c, obj->ver, -1);
+	obj_version_count(c, ver, 1);
+	obj->ver = ver;
+	obj->cls = ver->cls;
+	obj->needs_load = 1;
+	if (list_linked(&obj->switch_node))
+		list_del(&obj->switch_node);
+	return 0;
 }
 
 static void evict_scan(struct core *c, struct timer *t)
@@ -162,8 +220,9 @@ static void evict_scan(struct core *c, struct timer *t)
 			break;
 		if (obj->last_used_ms + (obj->group ? hibernate : idle) > c->now_ms)
 			continue;
-		/* Writes not yet in RocksDB, or responses it holds, keep it in memory. */
-		if (!kv_dirty(c, obj) && !obj->ndeferred)
+		/* Writes not yet in RocksDB, responses it holds, or sync() callbacks pending
+		 * (code of its version) keep it in memory. */
+		if (!kv_dirty(c, obj) && !obj->ndeferred && list_empty(&obj->conts))
 			object_unload(c, obj);
 	}
 	kv_trim_cache(c);
@@ -178,6 +237,7 @@ int object_table_init(struct core *c)
 	if (!oc->buckets)
 		return -ENOMEM;
 	list_init(&oc->lru);
+	list_init(&oc->switching);
 	timer_arm(c, &oc->evict_timer, c->now_ms + EVICT_SCAN_MS, evict_scan);
 	return 0;
 }

@@ -12,7 +12,11 @@
 
 static const struct http_exchange *EX(const void *p) { return p; }
 
-void *duro_state(struct duro_object *obj) { return ((struct object *)obj)->state; }
+void *duro_state(struct duro_object *obj)
+{
+	struct object *o = (struct object *)obj;
+	return o->state_mem ? o->state_mem : o->state; /* state_mem: switched to a larger state */
+}
 const struct duro_id *duro_object_id(const struct duro_object *obj)
 {
 	return &((const struct object *)obj)->id;

@@ -7,7 +7,9 @@
 #include "base_assert.h"
 #include "core.h"
 #include "log.h"
+#include "module.h"
 #include "object-t.h"
+#include "version.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -94,7 +96,12 @@ int obj_runtime_init(const struct obj_config *cfg, unsigned ncores)
 		if (r < 0)
 			return r;
 		obj_namespace_keys(ns, secret);
-		v->ns[i] = (struct obj_ns_entry){ .ns = ns, .cls = ns->cls };
+		const struct obj_module *m = obj_class_module(b->class_name);
+		struct obj_version *ver = obj_version_of(ns->cls, m ? m->sha : NULL, m);
+		if (!ver)
+			return -ENOMEM;
+		v->ns[i] = (struct obj_ns_entry){ .ns = ns, .cls = ns->cls, .ver = ver,
+						   .split = OBJ_SPLIT_ALL };
 		v->nns = i + 1;
 		atomic_store_explicit(&rt.nns, i + 1, memory_order_release);
 	}
@@ -102,6 +109,20 @@ int obj_runtime_init(const struct obj_config *cfg, unsigned ncores)
 }
 
 void obj_runtime_attach(struct core_group *g) { rt.group = g; }
+
+void obj_runtime_set_version(unsigned ns, struct obj_version *ver, struct obj_version *old,
+			     unsigned split, const uint8_t seed[16])
+{
+	DURO_ASSERT(!rt.group && ns < rt.current.nns && !strcmp(ver->class_name, rt.ns[ns].cls->name));
+	pthread_mutex_lock(&rt.lock);
+	struct obj_ns_entry *e = &rt.current.ns[ns];
+	e->ver = ver;
+	e->cls = ver->cls;
+	e->old = split < OBJ_SPLIT_ALL ? old : NULL;
+	e->split = (uint16_t)(e->old ? split : OBJ_SPLIT_ALL);
+	memcpy(e->seed, seed, sizeof(e->seed));
+	pthread_mutex_unlock(&rt.lock);
+}
 
 void obj_runtime_fini(void)
 {

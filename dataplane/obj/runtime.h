@@ -15,11 +15,24 @@
 
 struct core;
 struct core_msg;
+struct obj_version;
 
 /* A namespace as one view has it. */
 struct obj_ns_entry {
 	const struct duro_namespace *ns;
-	const struct duro_class *cls; /* the class version new activations run */
+	const struct duro_class *cls; /* the class version new activations run (ver's) */
+	struct obj_version *ver;      /* its version (version.h) */
+	/* A gradual deploy: an object whose share (version.h) is at or over split runs old.
+	 * split OBJ_SPLIT_ALL (10000), or old NULL: every object runs ver. */
+	struct obj_version *old;
+	uint16_t split;
+	uint8_t seed[16];
+	/* A deploy: resident objects on another version switch at their next quiescent point
+	 * (no event running, nothing of the old code pending), and by this time (the cores'
+	 * clock, ms) they are switched anyway. Each deploy of the namespace raises deploy_gen,
+	 * which makes each core look at its objects again. */
+	uint64_t force_at_ms;
+	uint64_t deploy_gen;
 };
 
 /* What a core routes and runs requests by. Immutable once published; each core keeps its
@@ -43,6 +56,12 @@ struct obj_runtime {
 
 /* The runtime (valid between obj_runtime_init and obj_runtime_fini). */
 const struct obj_runtime *obj_runtime(void);
+
+/* Before the cores start (after obj_runtime_init): namespace ns runs version `ver`, and
+ * `old` for objects at or over `split` (a gradual deploy; old NULL for none): durod
+ * restoring what was deployed. Not while serving: publish a view instead. */
+void obj_runtime_set_version(unsigned ns, struct obj_version *ver, struct obj_version *old,
+			     unsigned split, const uint8_t seed[16]);
 
 /* The view a core starts with, copied into out. */
 void obj_view_install_initial(struct core *c, struct obj_view *out);

@@ -23,6 +23,8 @@ const { chromium } = require('playwright-core');
     objects: document.getElementById('v-objs').textContent,
     latency: document.getElementById('v-lat').textContent,
     rows: document.querySelectorAll('#cores tbody tr').length,
+    classes: Array.from(document.querySelectorAll('#classes tbody tr'),
+                        (tr) => Array.from(tr.children, (td) => td.textContent)),
   }));
   await page.screenshot({ path: png, fullPage: true });
   await browser.close();

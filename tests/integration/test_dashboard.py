@@ -48,5 +48,9 @@ def test_dashboard_in_chromium(durod_factory):
     assert float(f["rps"]) > 0, f
     assert int(f["objects"].split("/")[0]) > 0, f
     assert f["rows"] == 2
+    # Per class version: the built-in Counter ran events; every bound class has a row.
+    counter = [r for r in f["classes"] if r[0] == "Counter"]
+    assert len(counter) == 1 and counter[0][1] == "builtin" and int(counter[0][5]) > 0, f
+    assert int(counter[0][3]) > 0, f  # events per second
     assert os.path.getsize(png) > 10000
     print("dashboard screenshot: %s (%s)" % (png, f))

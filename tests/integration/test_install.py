@@ -175,3 +175,50 @@ def test_unit_sandbox_fits_what_durod_does(installed, tmp_path):
             prot = prot.group(0) if prot else ""
             assert not ("PROT_WRITE" in prot and "PROT_EXEC" in prot), args
             assert not (name != "mmap" and "PROT_EXEC" in prot), args
+
+
+CLASS_OUT_OF_TREE = r"""
+#include <duro.h>
+static int on_request(struct duro_object *o, const struct duro_request *req,
+                      struct duro_response *res)
+{
+    (void)o; (void)req;
+    return duro_res_text(res, 200, "mine");
+}
+static const struct duro_class mine = { "Mine", 0, 0, on_request, 0, 0, 0, 0, 0 };
+DURO_CLASS(mine)
+"""
+
+
+def test_installed_sdk_builds_a_module_the_installed_durod_loads(installed, tmp_path):
+    """duro.h, duro.pc and the class template are installed; `cc -shared -fPIC
+    $(pkg-config --cflags duro)` builds a module from the staged SDK alone."""
+    dest = installed["dest"]
+    pcs = [os.path.join(d, f) for d, _, fs in os.walk(dest) for f in fs if f == "duro.pc"]
+    assert len(pcs) == 1, pcs
+    # A staged install: pkg-config puts the destdir in front of the paths it gives.
+    env = dict(os.environ, PKG_CONFIG_PATH=os.path.dirname(pcs[0]),
+               PKG_CONFIG_SYSROOT_DIR=dest, PKG_CONFIG_LIBDIR="")
+    cflags = subprocess.run(["pkg-config", "--cflags", "duro"], env=env, capture_output=True,
+                            text=True, check=True).stdout.split()
+    assert "-DDURO_MODULE" in cflags, cflags
+    inc = [f[2:] for f in cflags if f.startswith("-I")]
+    assert inc and inc[0].startswith(dest) and os.path.exists(os.path.join(inc[0], "duro.h"))
+    tpl = subprocess.run(["pkg-config", "--variable=templatedir", "duro"], env=env,
+                         capture_output=True, text=True, check=True).stdout.strip()
+    tpl = tpl if tpl.startswith(dest) else dest + tpl
+    assert sorted(os.listdir(tpl)) == ["README.md", "meson.build", "myclass.c"]
+    src = tmp_path / "mine.c"
+    src.write_text(CLASS_OUT_OF_TREE)
+    so = str(tmp_path / "mine.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-Wall", "-Werror", "-o", so] + cflags + [str(src)],
+                   check=True)
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({
+        "modules": [so],
+        "durable_objects": {"bindings": [{"name": "MINE", "class_name": "Mine"}]},
+        "migrations": [{"tag": "v1", "new_classes": ["Mine"]}],
+        "routes": [{"prefix": "/mine/", "binding": "MINE", "id": "name"}]}))
+    durod = in_dest(installed, installed["durod"])
+    r = subprocess.run([durod, "--check-config", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 0 and "valid" in r.stdout, r.stdout + r.stderr

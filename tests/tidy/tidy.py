@@ -5,7 +5,8 @@ import subprocess
 import sys
 import tempfile
 
-SRC_DIRS = ["include", "classes", "dataplane", "storage", "control", "tests/classes"]
+SRC_DIRS = ["include", "classes", "dataplane", "storage", "control", "tests/classes",
+            "tests/modules", "sdk"]
 # folder -> folders whose headers it may include (design.md: "Folders and who may use whom")
 ALLOWED = {
     "include": [],
@@ -21,6 +22,8 @@ ALLOWED = {
     "storage": ["dataplane/base"],
     "control": None,  # may use everything
     "tests/classes": ["include", "classes"],  # test classes: built-in classes plus hooks
+    "tests/modules": ["include"],  # class modules the tests build apart from durod
+    "sdk": ["include"],  # the class template built against the installed SDK
 }
 # Headers internal to their own directory: every *_int.h, and all of the dpdk stack's
 # (dataplane/net/dpdk/; the port's public header is dataplane/net/dpdk.h). Besides their

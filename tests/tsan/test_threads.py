@@ -1,7 +1,8 @@
 """A short threaded run of a ThreadSanitizer build of durod (DUROD=build-tsan/...): two
 cores under concurrent HTTP, WebSockets, alarms, idle eviction, control requests (status,
-stats, objects, describe, evict, connections, an export on a worker thread), Prometheus
-scrapes, then a restart on the same data. What the cores, the control thread and its
+stats, objects, describe, evict, connections, an export on a worker thread, a deploy of the
+Counter's module build and a rollback to the built-in one while its counters are being
+incremented), Prometheus scrapes, then a restart on the same data. What the cores, the control thread and its
 workers, the metrics listener and the storage threads share is checked by TSan; the
 fixture fails the test on any report in either log. Counts are checked too. Bounded: a
 fixed number of operations per client, with deadlines."""
@@ -71,9 +72,25 @@ def ws_clients(d, n, rounds):
     asyncio.run(asyncio.wait_for(all_of(), 120))
 
 
+# The durable Counter built as a module, beside the durod under test (classes/meson.build).
+COUNTER_SO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(df.DUROD))),
+                          "classes", "counter.so")
+
+
 def control_client(d, rounds, export_path):
     metrics = "http://%s/metrics" % d.metrics_addr
     for i in range(rounds):
+        # Counters switch versions under the HTTP clients' increments (each checks its
+        # count): the deploy's publication, the cores' switch passes and the per-version
+        # counters the stats read, all across threads.
+        if i == 1:
+            r = d.control({"cmd": "deploy", "class": "Counter", "path": COUNTER_SO,
+                           "immediate": True}, timeout=60)
+            assert r.get("ok"), r
+        if i == rounds - 1:
+            r = d.control({"cmd": "rollback", "class": "Counter", "sha": "builtin",
+                           "immediate": True}, timeout=60)
+            assert r.get("ok"), r
         for req in ({"cmd": "status"}, {"cmd": "stats"}, {"cmd": "objects", "limit": 20},
                     {"cmd": "connections"},
                     {"cmd": "object", "binding": "COUNTER", "name": "tsan-%d" % (i % 4)},
@@ -119,6 +136,9 @@ def test_threads_under_tsan(durod_factory, tmp_path):
     acked = {}
     d = start(durod_factory, tmp_path)
     load(d, tmp_path, 40, acked, export=True)
+    vs = d.control({"cmd": "versions", "class": "Counter"})
+    assert vs["current"] == "builtin" and [v["source"] for v in vs["versions"]] == \
+        ["builtin", "deploy"], vs
     assert d.stop() == 0
     # a restart on the same data: replay, alarms loaded, the same load again
     d2 = start(durod_factory, tmp_path, data_dir=d.data_dir)

@@ -13,6 +13,7 @@
 /* Every key set to something other than its default (test_every_key_covered checks it). */
 static const char every_key[] =
 	"{\"$schema\": \"x\", \"name\": \"app\", \"cores\": 3, \"backend\": \"dpdk\","
+	" \"modules\": [\"a.so\", \"/x/b.so\"], \"watchdog_ms\": 500,"
 	" \"data_dir\": \"./dd\","
 	" \"listeners\": [\"0.0.0.0:80\", {\"address\": \"10.77.0.1:443\","
 	"   \"tls\": {\"cert\": \"a.pem\", \"key\": \"a.key\"}}],"

@@ -155,6 +155,18 @@ const struct config_key config_keys[] = {
 	UINT("websockets.hibernate_idle_ms", obj.websockets.hibernate_idle_ms, 10, 86400000,
 	     10000, "an object with only sockets is evicted after this"),
 
+	/* Calls between objects (duro_call). */
+	UINT("calls.timeout_ms", obj.calls.timeout_ms, 1, 3600000, 30000,
+	     "a call with no answer this long ends with -ETIMEDOUT"),
+	UINT("calls.max_depth", obj.calls.max_depth, 1, 255, 16,
+	     "calls in one chain (A calls B calls C ...); deeper is -ELOOP"),
+	UINT("calls.max_queue", obj.calls.max_queue, 1, 1u << 20, 1024,
+	     "calls an object holds unanswered; further calls to it are refused -EBUSY"),
+	UINT("calls.max_pending", obj.calls.max_pending, 1, 1u << 20, 1024,
+	     "calls one object waits for at once; more are refused -ENOSPC"),
+	UINT("calls.max_per_core", obj.calls.max_per_core, 16, 1u << 22, 65536,
+	     "calls out from one core at once; more are refused -EBUSY"),
+
 	STRING("control.socket", control.socket, "", NULL,
 	       "the control socket; \"\": <data_dir>/control.sock"),
 	STRING("control.group", control.group, "", config_check_group,

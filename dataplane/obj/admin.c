@@ -31,7 +31,7 @@ int obj_evict(struct core *c, unsigned ns, const struct duro_id *id)
 	struct object *obj = object_find(c, id);
 	if (!obj || obj->ns->index != ns)
 		return 0;
-	if (obj->running || kv_dirty(c, obj) || obj->ndeferred)
+	if (obj->running || kv_dirty(c, obj) || obj->ndeferred || obj->ncalls)
 		return -EBUSY;
 	object_unload(c, obj);
 	return 1;

@@ -62,6 +62,13 @@ struct obj_config {
 		uint64_t max_object_bytes;     /* default 50 GB */
 		size_t cache_bytes_per_core;   /* per-object read caches; default 64 MiB */
 	} limits;
+	struct obj_call_config {
+		unsigned timeout_ms;   /* a call unanswered this long: -ETIMEDOUT; 30 s */
+		unsigned max_depth;    /* calls in a chain (A calls B calls C ...); 16 */
+		unsigned max_queue;    /* calls an object holds unanswered; then -EBUSY; 1024 */
+		unsigned max_pending;  /* calls an object waits for at once; then -ENOSPC; 1024 */
+		unsigned max_per_core; /* calls out from one core at once; then -EBUSY; 65536 */
+	} calls;
 };
 
 /* A namespace: a binding resolved to its class, with its secret. Read-only once serving. */
@@ -98,6 +105,25 @@ struct obj_ws_counters {
 	uint64_t hibernations, auto_responses, event_timeouts, handler_failures, events_lost;
 	uint64_t hibernated; /* gauge: objects out of memory whose sockets stay open */
 	uint64_t sends, broadcasts, deliveries, gate_dropped;
+};
+
+/* Latency of calls, in powers of two of microseconds: [0] under 1 us, [i] under 2^i us. */
+#define OBJ_CALL_LAT_BUCKETS 24
+
+/* Per namespace (binding, hence class) on one core. All uint64_t (summed word by word). */
+struct obj_call_counters {
+	uint64_t made;          /* calls its objects made (duro_call returned 0) */
+	uint64_t replies;       /* answered by their callee, whatever the status */
+	uint64_t timeouts;      /* done() heard -ETIMEDOUT */
+	uint64_t late;          /* answers that came after the timeout, dropped */
+	uint64_t overloaded;    /* done() heard -EBUSY, or duro_call returned it */
+	uint64_t refused;       /* duro_call returned another error (depth, size, pending) */
+	uint64_t not_delivered; /* never left: the event failed, or its commit did (-EIO) */
+	uint64_t errors;        /* done() heard another error (callee reset, shutdown) */
+	uint64_t received;      /* calls its objects handled as callee */
+	uint64_t queue_full;    /* calls to its objects refused at calls.max_queue */
+	uint64_t latency_sum_ns;
+	uint64_t latency[OBJ_CALL_LAT_BUCKETS]; /* made to answered, of replies */
 };
 
 struct obj_counters {

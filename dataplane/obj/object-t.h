@@ -16,6 +16,7 @@ struct obj_sync;
 struct commit_core;
 struct alarm_core;
 struct obj_ws_core;
+struct call_core;
 
 /* Responses an object may hold (duro_res_defer). */
 #define OBJ_MAX_DEFERRED 4096
@@ -42,6 +43,13 @@ struct object {
 	struct obj_sync *syncs, *syncs_tail;        /* sync() calls of the running event */
 	struct core *core;
 	struct obj_kv kv;
+	/* Calls (call.c): made by the running event, then waiting for done(); how many wait
+	 * (they keep it in memory), calls to it it holds unanswered (duro_res_defer), the
+	 * newest batch a call of it waited for (no later call leaves before it). */
+	struct list_node calls_made, calls_pending;
+	uint32_t ncalls, calls_held;
+	uint64_t call_gate_seq;
+	uint8_t unloading; /* in object_unload: no more calls */
 	_Alignas(16) unsigned char state[];
 };
 
@@ -57,6 +65,7 @@ struct obj_core {
 	struct commit_core *commit;
 	struct alarm_core *alarms;
 	struct obj_ws_core *ws;
+	struct call_core *calls;
 	size_t cache_bytes; /* bytes of kv entries on this core */
 	uint64_t last_trim_ms;
 	uint64_t failure_logged_ms; /* handler failures are logged at most once a second */

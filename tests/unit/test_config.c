@@ -36,6 +36,8 @@ static const char every_key[] =
 	" \"alarms\": {\"retry_initial_ms\": 10, \"max_retries\": 0, \"min_interval_ms\": 0},"
 	" \"websockets\": {\"max_message_bytes\": 125, \"max_outbound_bytes\": 4096,"
 	"   \"close_timeout_ms\": 10, \"max_per_object\": 1, \"hibernate_idle_ms\": 10},"
+	" \"calls\": {\"timeout_ms\": 1, \"max_depth\": 1, \"max_queue\": 1, \"max_pending\": 1,"
+	"   \"max_per_core\": 16},"
 	" \"control\": {\"socket\": \"/tmp/c.sock\", \"group\": \"root\", \"metrics\": \"127.0.0.1:9464\"},"
 	" \"tls\": {\"handshake_timeout_ms\": 100, \"ticket_lifetime_s\": 0,"
 	"   \"certificates\": [{\"cert\": \"b.pem\", \"key\": \"b.key\"}]},"

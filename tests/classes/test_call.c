@@ -104,8 +104,18 @@ static void one_done(struct duro_object *obj, int err, const struct duro_reply *
 {
 	struct one *o = arg;
 	if (o->d && o->instance == duro_state(obj)) {
-		char head[64];
-		int n = snprintf(head, sizeof(head), "err=%d status=%d\n", err, rep ? rep->status : 0);
+		char head[256];
+		struct duro_str ic = { "-", 1 }, cr = { "-", 1 }, cbd = { "-", 1 }, st = { "-", 1 };
+		if (rep) {
+			duro_reply_header(rep, "X-Is-Call", &ic);
+			duro_reply_header(rep, "X-Caller", &cr);
+			duro_reply_header(rep, "x-caller-binding", &cbd);
+			duro_reply_header(rep, "X-Saw-Test", &st);
+		}
+		int n = snprintf(head, sizeof(head),
+				 "err=%d status=%d is_call=%.*s caller=%.*s binding=%.*s saw_test=%.*s\n",
+				 err, rep ? rep->status : 0, (int)ic.len, ic.ptr, (int)cr.len, cr.ptr,
+				 (int)cbd.len, cbd.ptr, (int)st.len, st.ptr);
 		size_t blen = rep ? rep->body.len : 0;
 		char *buf = malloc((size_t)n + blen);
 		if (buf) {
@@ -121,9 +131,9 @@ static void one_done(struct duro_object *obj, int err, const struct duro_reply *
 
 static int do_call(struct duro_object *obj, const struct duro_request *req, struct duro_response *res)
 {
-	char to[TC_NAME], op[64] = "echo", binding[TC_NAME] = "CALL", path[80], tmp[16];
+	char to[TC_NAME] = "", op[64] = "echo", binding[TC_NAME] = "CALL", path[80], tmp[16];
 	struct duro_call_opts opts = { 0, 0 };
-	if (!param(req, "to", to, sizeof(to)))
+	if (!param(req, "to", to, sizeof(to)) && !duro_req_query_param(req, "toid", &(struct duro_str){ 0 }))
 		return respond_text(res, 400, "to= missing\n");
 	param(req, "op", op, sizeof(op));
 	param(req, "binding", binding, sizeof(binding));
@@ -134,16 +144,35 @@ static int do_call(struct duro_object *obj, const struct duro_request *req, stru
 	snprintf(path, sizeof(path), "/%s", op);
 	struct duro_str body = duro_req_body(req);
 	struct duro_kv hdr = { { "X-Test", 6 }, { "1", 1 } };
-	if (param(req, "ff", tmp, sizeof(tmp))) {
-		int r = duro_call_name(obj, binding, to, strlen(to), "POST", path, &hdr, 1, body.ptr,
-				       body.len, &opts, NULL, NULL);
-		return respond_text(res, 200, "err=%d sent\n", r);
+	char *big = NULL;
+	const struct duro_namespace *ns = duro_namespace(binding);
+	struct duro_id id;
+	char hexid[DURO_ID_HEX + 1];
+	int byid = param(req, "toid", hexid, sizeof(hexid));
+	if (byid && (!ns || duro_id_from_string(ns, hexid, strlen(hexid), &id) < 0))
+		return respond_text(res, 400, "bad toid\n");
+	if (param(req, "big", tmp, sizeof(tmp))) {
+		/* A generated body: larger than an HTTP request may bring. */
+		body.len = strtoull(tmp, NULL, 10);
+		if (!(big = malloc(body.len ? body.len : 1)))
+			return -ENOMEM;
+		for (size_t i = 0; i < body.len; i++)
+			big[i] = (char)('a' + i % 26);
+		body.ptr = big;
 	}
-	struct one *o = calloc(1, sizeof(*o));
-	if (!o)
+	int ff = param(req, "ff", tmp, sizeof(tmp));
+	struct one *o = ff ? NULL : calloc(1, sizeof(*o));
+	if (!ff && !o) {
+		free(big);
 		return -ENOMEM;
-	int r = duro_call_name(obj, binding, to, strlen(to), "POST", path, &hdr, 1, body.ptr,
-			       body.len, &opts, one_done, o);
+	}
+	int r = byid ? duro_call(obj, ns, &id, "POST", path, &hdr, 1, body.ptr, body.len, &opts,
+				 ff ? NULL : one_done, o)
+		     : duro_call_name(obj, binding, to, strlen(to), "POST", path, &hdr, 1, body.ptr,
+				      body.len, &opts, ff ? NULL : one_done, o);
+	free(big);
+	if (ff)
+		return respond_text(res, 200, "err=%d sent\n", r);
 	if (r < 0) {
 		free(o);
 		return respond_text(res, 200, "err=%d status=0\n", r);

@@ -149,7 +149,10 @@ static int do_call(struct duro_object *obj, const struct duro_request *req, stru
 	struct duro_id id;
 	char hexid[DURO_ID_HEX + 1];
 	int byid = param(req, "toid", hexid, sizeof(hexid));
-	if (byid && (!ns || duro_id_from_string(ns, hexid, strlen(hexid), &id) < 0))
+	/* idbinding: the ID is parsed in that namespace (then called in `binding`'s). */
+	char idb[TC_NAME];
+	const struct duro_namespace *idns = param(req, "idbinding", idb, sizeof(idb)) ? duro_namespace(idb) : ns;
+	if (byid && (!ns || !idns || duro_id_from_string(idns, hexid, strlen(hexid), &id) < 0))
 		return respond_text(res, 400, "bad toid\n");
 	if (param(req, "big", tmp, sizeof(tmp))) {
 		/* A generated body: larger than an HTTP request may bring. */

@@ -292,9 +292,9 @@ static int do_storm(struct duro_object *obj, const struct duro_request *req, str
 	struct storm *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	strcpy(s->binding, "CALL");
-	strcpy(s->op, "seq");
-	strcpy(s->run, "0");
+	snprintf(s->binding, sizeof(s->binding), "CALL");
+	snprintf(s->op, sizeof(s->op), "seq");
+	snprintf(s->run, sizeof(s->run), "0");
 	param(req, "binding", s->binding, sizeof(s->binding));
 	param(req, "op", s->op, sizeof(s->op));
 	param(req, "run", s->run, sizeof(s->run));

@@ -358,6 +358,21 @@ void call_object_unload(struct core *c, struct object *obj)
 	obj->ncalls = 0;
 }
 
+void call_cancel_pending(struct core *c, struct object *obj)
+{
+	struct call_core *cc = CC(c);
+	while (!list_empty(&obj->calls_pending)) {
+		struct obj_call *call = LIST_CONTAINER(obj->calls_pending.next, struct obj_call, node);
+		timer_cancel(&call->timer);
+		unpin(call);
+		cc->ctr[call->caller_ns->index].errors++;
+		if (call->state == CALL_RETURNED)
+			continue; /* already on its way back here: on_done runs it */
+		call->state = CALL_TIMED_OUT; /* done() heard; freed when it comes back */
+		cc->ev->complete(c, call, -ECANCELED);
+	}
+}
+
 /* ---- replies and callee's view ---- */
 
 int duro_reply_header(const struct duro_reply *rep, const char *name, struct duro_str *out)

@@ -75,6 +75,10 @@ void call_runtime_fini(void);
 void call_event_end(struct core *c, struct object *obj, int ok);
 /* object.c, when obj is unloaded: its pending calls answer whatever instance is live then. */
 void call_object_unload(struct core *c, struct object *obj);
+/* A forced switch of obj's class version (issue 15's switch.c): done() of each call it
+ * waits for runs now, on the old code, with -ECANCELED; their answers are dropped when
+ * they come back. obj's pending calls (ncalls) are what keeps it from a quiescent point. */
+void call_cancel_pending(struct core *c, struct object *obj);
 /* commit.h's release_msg: a gated call's batch is durable (err 0: it leaves) or failed
  * (never delivered: done() hears -EIO). */
 void call_released(struct core *c, struct core_msg *m, int err);

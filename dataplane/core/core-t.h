@@ -73,6 +73,7 @@ struct core_stats {
 };
 
 struct core_group;
+struct http_client_core;
 
 struct core {
 	unsigned index;          /* 0..ncores-1, also the slot map's core number */
@@ -108,6 +109,7 @@ struct core {
 	struct http_core *http;
 	struct ws_core *ws;
 	struct obj_core *obj;
+	struct http_client_core *hclient; /* duro's own outbound HTTP requests */
 
 	unsigned work; /* events handled this turn; 0 for a few turns means idle */
 	/* Operations the kernel runs in io-wq worker threads (buffered file writes and syncs):

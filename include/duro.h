@@ -342,6 +342,29 @@ int duro_call_name(struct duro_object *obj, const char *binding, const char *nam
  * binding (valid for the process's life) and ID set (either may be NULL); 0 for HTTP. */
 int duro_req_caller(const struct duro_request *req, const char **binding, struct duro_id *id);
 
+/* ---- outbound HTTP (Cloudflare's fetch() from a Durable Object) ----
+ * An HTTP/1.1 request from an object to an origin the config allows (outbound.allow:
+ * scheme, host and port patterns); anything else is refused with -EACCES and nothing is
+ * sent, not even a connection attempt. It is gated like a call (it leaves only once the
+ * writes before it are durable, unless DURO_CALL_UNCONFIRMED; never if they fail) and its
+ * answer runs done() as a later event of the caller, as for duro_call: reply->status,
+ * duro_reply_header, reply->body (up to outbound.max_response_bytes). Redirects are not
+ * followed (a 3xx is the answer). Connections are kept alive and reused per core.
+ * done's err besides those of calls: -ECONNREFUSED and other connect errors, -ETIMEDOUT
+ * (outbound.connect_timeout_ms for the connection, the call's timeout or
+ * outbound.timeout_ms for the whole), -ECONNRESET (closed before a whole answer),
+ * -EFBIG (answer too large), -EPROTO (not an HTTP/1.x answer), -EOPNOTSUPP (https: not
+ * yet). */
+/* url: http[s]://host[:port][/path][?query], host an IP address or localhost (names are
+ * not resolved yet). method NULL: GET. Headers as for duro_call; Host, Content-Length,
+ * Transfer-Encoding, Connection, Upgrade, TE and Keep-Alive are the runtime's (-EINVAL).
+ * Returns 0 (done runs exactly once), or -EACCES (not allowed), -EINVAL, -EHOSTUNREACH
+ * (a host name), -EBUSY (the object has outbound.max_per_object fetches already), or a
+ * refusal of duro_call (-EMSGSIZE, -ENOSPC, -ENOMEM). */
+int duro_fetch(struct duro_object *obj, const char *url, const char *method,
+	       const struct duro_kv *headers, size_t nheaders, const void *body, size_t len,
+	       const struct duro_call_opts *opts, duro_call_fn *done, void *arg);
+
 /* ---- classes ---- */
 
 struct duro_class {

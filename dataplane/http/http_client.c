@@ -299,8 +299,9 @@ static int take_head(struct core *c, struct http_client_conn *hc, const struct h
 	http_resp_status(f->out, rs->status);
 	for (unsigned i = 0; i < rs->nheaders; i++) {
 		const struct http_header *h = &rs->headers[i];
-		if (http_resp_header(f->out, h->name, h->name_len, h->value, h->value_len) < 0)
-			return -ENOMEM;
+		int r = http_resp_header(f->out, h->name, h->name_len, h->value, h->value_len);
+		if (r < 0)
+			return r == -EINVAL ? -EPROTO : r;
 	}
 	hc->keep_alive = rs->keep_alive;
 	hc->no_body = is_head_method(f->req) || rs->status == 204 || rs->status == 304;
@@ -397,17 +398,21 @@ static void on_data(struct core *c, struct net_conn *nc, const char *data, size_
 			finish(c, hc, -EPROTO);
 			return;
 		}
+		if (rs->status >= 200) {
+			/* The fields point into `in`: taken before the head's bytes go. */
+			int r = take_head(c, hc, rs);
+			free(rs);
+			if (r < 0) {
+				finish(c, hc, r);
+				return;
+			}
+			memmove(hc->in, hc->in + n, hc->in_len - (size_t)n);
+			hc->in_len -= (size_t)n;
+			break;
+		}
+		/* An interim answer (100 Continue): skipped. */
 		memmove(hc->in, hc->in + n, hc->in_len - (size_t)n);
 		hc->in_len -= (size_t)n;
-		if (rs->status >= 200)
-			break;
-		/* An interim answer (100 Continue): skipped. */
-	}
-	int r = take_head(c, hc, rs);
-	free(rs);
-	if (r < 0) {
-		finish(c, hc, r);
-		return;
 	}
 	hc->head_done = 1;
 	/* What followed the head is body: a chunked one is decoded where it is. */

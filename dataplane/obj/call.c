@@ -133,22 +133,20 @@ static int fill_request(struct obj_call *call, const char *method, size_t mlen, 
 
 static void call_timeout(struct core *c, struct timer *t);
 
-int duro_call(struct duro_object *o, const struct duro_namespace *ns, const struct duro_id *id,
-	      const char *method, const char *path, const struct duro_kv *hdrs, size_t nh,
-	      const void *body, size_t len, const struct duro_call_opts *opt, duro_call_fn *done,
-	      void *arg)
+struct obj_call *call_make(struct object *obj, const char *method, const char *path,
+			   const struct duro_kv *hdrs, size_t nh, const void *body, size_t len,
+			   const struct duro_call_opts *opt, duro_call_fn *done, void *arg,
+			   unsigned timeout_ms, int *err)
 {
-	struct object *obj = (struct object *)o;
 	struct core *c = obj->core;
 	struct call_core *cc = CC(c);
 	DURO_ASSERT(obj->running);
 	struct obj_call_counters *ctr = &cc->ctr[obj->ns->index];
 	size_t mlen = method ? strlen(method) : 0, plen = path ? strlen(path) : 0;
 	int r = 0;
-	if (obj->unloading || !ns || !id || ns->index >= c->obj->view.nns || !path ||
-	    bad_token(method, mlen, CALL_MAX_METHOD) || plen == 0 || path[0] != '/' ||
-	    plen > CALL_MAX_PATH || bad_value(path, plen) || memchr(path, ' ', plen) ||
-	    nh > DURO_MAX_HEADERS || (nh && !hdrs) || (len && !body))
+	if (obj->unloading || !path || bad_token(method, mlen, CALL_MAX_METHOD) || plen == 0 ||
+	    path[0] != '/' || plen > CALL_MAX_PATH || bad_value(path, plen) ||
+	    memchr(path, ' ', plen) || nh > DURO_MAX_HEADERS || (nh && !hdrs) || (len && !body))
 		r = -EINVAL;
 	for (size_t i = 0; r == 0 && i < nh; i++)
 		if (bad_token(hdrs[i].key.ptr, hdrs[i].key.len, 256) ||
@@ -156,33 +154,29 @@ int duro_call(struct duro_object *o, const struct duro_namespace *ns, const stru
 			r = -EINVAL;
 	if (r == 0 && len > DURO_CALL_MAX_BODY)
 		r = -EMSGSIZE;
-	if (r == 0 && obj_id_check(ns, id) < 0)
-		r = -ENOENT;
 	if (r == 0 && cc->depth + 1 > cc->cfg->max_depth)
 		r = -ELOOP;
 	if (r == 0 && done && obj->ncalls >= cc->cfg->max_pending)
 		r = -ENOSPC;
 	if (r < 0) {
 		ctr->refused++;
-		return r;
+		*err = r;
+		return NULL;
 	}
 	struct obj_call *call = pool_get(&cc->pool);
 	if (!call) {
 		ctr->overloaded++; /* calls.max_per_core: this core has too many out */
-		return -EBUSY;
+		*err = -EBUSY;
+		return NULL;
 	}
 	http_exchange_internal_init(&call->ex, c->index, cc->ev->answered);
 	if ((r = fill_request(call, method, mlen, path, plen, hdrs, nh, body, len)) < 0) {
 		pool_put(&cc->pool, call);
-		return r;
+		*err = r;
+		return NULL;
 	}
-	struct route_result *rr = route_result_of(&call->ex);
-	memset(rr, 0, sizeof(*rr));
-	rr->id = *id;
-	rr->ns = (uint16_t)ns->index;
-	rr->is_call = 1;
-	call->callee_id = *id;
-	call->callee_ns = (uint16_t)ns->index;
+	memset(route_result_of(&call->ex), 0, sizeof(struct route_result));
+	call->is_fetch = 0;
 	call->caller_id = obj->id;
 	call->caller_ns = obj->ns;
 	call->caller_core = (uint16_t)c->index;
@@ -195,15 +189,51 @@ int duro_call(struct duro_object *o, const struct duro_namespace *ns, const stru
 	call->fn = done;
 	call->arg = arg;
 	call->t0_ns = c->now_ns;
-	call->timeout_ms = opt && opt->timeout_ms ? opt->timeout_ms : cc->cfg->timeout_ms;
+	call->timeout_ms = opt && opt->timeout_ms ? opt->timeout_ms : timeout_ms;
 	memset(&call->timer, 0, sizeof(call->timer));
 	list_add_tail(&cc->all, &call->all);
 	list_add_tail(&obj->calls_made, &call->node);
-	if (done) {
+	if (done)
 		obj->ncalls++; /* pins the caller in memory until done() has run */
+	return call;
+}
+
+void call_arm_timeout(struct core *c, struct obj_call *call)
+{
+	if (call->fn)
 		timer_arm(c, &call->timer, c->now_ms + call->timeout_ms, call_timeout);
+}
+
+int duro_call(struct duro_object *o, const struct duro_namespace *ns, const struct duro_id *id,
+	      const char *method, const char *path, const struct duro_kv *hdrs, size_t nh,
+	      const void *body, size_t len, const struct duro_call_opts *opt, duro_call_fn *done,
+	      void *arg)
+{
+	struct object *obj = (struct object *)o;
+	struct core *c = obj->core;
+	struct call_core *cc = CC(c);
+	DURO_ASSERT(obj->running);
+	if (!ns || !id || ns->index >= c->obj->view.nns) {
+		cc->ctr[obj->ns->index].refused++;
+		return -EINVAL;
 	}
-	ctr->made++;
+	if (obj_id_check(ns, id) < 0) {
+		cc->ctr[obj->ns->index].refused++;
+		return -ENOENT;
+	}
+	int err = 0;
+	struct obj_call *call = call_make(obj, method, path, hdrs, nh, body, len, opt, done, arg,
+					  cc->cfg->timeout_ms, &err);
+	if (!call)
+		return err;
+	struct route_result *rr = route_result_of(&call->ex);
+	rr->id = *id;
+	rr->ns = (uint16_t)ns->index;
+	rr->is_call = 1;
+	call->callee_id = *id;
+	call->callee_ns = (uint16_t)ns->index;
+	call_arm_timeout(c, call);
+	cc->ctr[obj->ns->index].made++;
 	return 0;
 }
 
@@ -212,6 +242,10 @@ int duro_call(struct duro_object *o, const struct duro_namespace *ns, const stru
 static void send_now(struct core *c, struct obj_call *call)
 {
 	call->state = CALL_SENT;
+	if (call->is_fetch) {
+		CC(c)->ev->fetch(c, call); /* to the outside, from this core */
+		return;
+	}
 	call->ex.msg.type = MSG_OBJ_CALL;
 	core_send(c, slotmap_owner(&c->obj->view.map, call->callee_id.bytes), &call->ex.msg);
 }

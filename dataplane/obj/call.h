@@ -6,6 +6,7 @@
 #define DURO_OBJ_CALL_H
 
 #include "http-t.h"
+#include "http_client.h"
 #include "obj-t.h"
 #include "object-t.h"
 #include "timer.h"
@@ -40,6 +41,7 @@ struct obj_call {
 	/* The caller's core only. */
 	uint8_t state;
 	uint8_t unconfirmed;
+	uint8_t is_fetch; /* to an origin outside (fetch.c), not to an object */
 	struct list_node node; /* the caller object's calls (made this event, then pending) */
 	struct list_node all;  /* every live call of the core, for the final free */
 	struct timer timer;
@@ -50,6 +52,9 @@ struct obj_call {
 	uint32_t timeout_ms;
 	char *mem; /* method, path, headers and body: `inl` or malloc'd */
 	char inl[CALL_INLINE_BYTES];
+	/* A fetch: the client's request (fetch.c), and the Host field it sends. */
+	struct http_fetch fetch;
+	char fetch_host[272];
 };
 
 /* What call_event.c does for this layer. */
@@ -61,6 +66,8 @@ struct call_events {
 	void (*complete)(struct core *c, struct obj_call *call, int err);
 	/* The callee answered (http_respond of the call's exchange), on the callee's core. */
 	void (*answered)(struct core *c, struct http_exchange *ex);
+	/* A fetch leaves (its gate opened): start it; it comes back through call_return. */
+	void (*fetch)(struct core *c, struct obj_call *call);
 };
 
 /* Per-core set-up (pool, message handlers); `ev` must outlive the core. Returns 0 or a
@@ -69,6 +76,15 @@ struct call_events {
 int call_core_init(struct core *c, const struct call_events *ev);
 void call_core_fini(struct core *c);
 void call_runtime_fini(void);
+
+/* A new call of obj (in its event) with what every call carries, counted against its
+ * limits: NULL with *err (-EINVAL, -EMSGSIZE, -ELOOP, -ENOSPC, -EBUSY, -ENOMEM, counted
+ * refused or overloaded). The caller sets where it goes, then call_arm_timeout. */
+struct obj_call *call_make(struct object *obj, const char *method, const char *path,
+			   const struct duro_kv *hdrs, size_t nh, const void *body, size_t len,
+			   const struct duro_call_opts *opt, duro_call_fn *done, void *arg,
+			   unsigned timeout_ms, int *err);
+void call_arm_timeout(struct core *c, struct obj_call *call);
 
 /* event.c, at the end of an event of obj: its calls leave behind its writes (the output
  * gate) when `ok`, else they are not sent and done() hears -ECANCELED. */

@@ -4,6 +4,7 @@
  * done() as an event of the caller, on an instance activated again if the caller was
  * reset meanwhile (as a sync() callback does). */
 #include "call_event.h"
+#include "fetch.h"
 #include "core.h"
 #include "event.h"
 #include "http.h"
@@ -102,4 +103,5 @@ const struct call_events call_events = {
 	.deliver = deliver,
 	.complete = complete,
 	.answered = answered,
+	.fetch = fetch_start,
 };

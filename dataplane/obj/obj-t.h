@@ -11,6 +11,10 @@
 #define OBJ_NAME_MAX 64
 #define OBJ_PREFIX_MAX 128
 
+#define OBJ_MAX_ALLOW 32        /* outbound.allow patterns */
+#define OBJ_ALLOW_TEXT 160      /* bytes of one pattern */
+#define OBJ_OUTBOUND_HOST_MAX 128
+
 #define OBJ_MAX_VARS 16
 #define OBJ_VAR_VALUE_MAX 256
 
@@ -69,6 +73,16 @@ struct obj_config {
 		unsigned max_pending;  /* calls an object waits for at once; then -ENOSPC; 1024 */
 		unsigned max_per_core; /* calls out from one core at once; then -EBUSY; 65536 */
 	} calls;
+	struct obj_outbound_config {
+		char allow[OBJ_MAX_ALLOW][OBJ_ALLOW_TEXT]; /* where fetch may go; none: nowhere */
+		unsigned nallow;
+		unsigned connect_timeout_ms;  /* 5 s */
+		unsigned timeout_ms;          /* the whole fetch, unless it gives its own; 30 s */
+		unsigned max_response_bytes;  /* of an answer's body; then -EFBIG; 16 MiB */
+		unsigned max_per_object;      /* fetches one object has at once; then -EBUSY; 6 */
+		unsigned max_idle_per_core;   /* pooled keep-alive connections per core; 256 */
+		unsigned idle_timeout_ms;     /* a pooled connection unused this long closes; 30 s */
+	} outbound;
 };
 
 /* A namespace: a binding resolved to its class, with its secret. Read-only once serving. */
@@ -122,6 +136,8 @@ struct obj_call_counters {
 	uint64_t errors;        /* done() heard another error (callee reset, shutdown) */
 	uint64_t received;      /* calls its objects handled as callee */
 	uint64_t queue_full;    /* calls to its objects refused at calls.max_queue */
+	uint64_t fetches;       /* outbound fetches its objects made (in made, replies too) */
+	uint64_t fetch_refused; /* refused: a destination outbound.allow does not name */
 	uint64_t latency_sum_ns;
 	uint64_t latency[OBJ_CALL_LAT_BUCKETS]; /* made to answered, of replies */
 };

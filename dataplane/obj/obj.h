@@ -93,6 +93,9 @@ int obj_import(struct core *c, unsigned ns, const struct duro_id *id, const char
  * caller has stored it in the meta family first. */
 int obj_namespace_adopt(unsigned ns, const uint8_t secret[32]);
 
+/* An outbound.allow pattern: 0, or -EINVAL with the reason in *why (for config errors). */
+int obj_outbound_check(const char *pattern, const char **why);
+
 /* 0 when id was minted by namespace ns, else -ENOENT. */
 int obj_id_check(const struct duro_namespace *ns, const struct duro_id *id);
 

@@ -4,6 +4,7 @@
 #include "obj.h"
 #include "alarm.h"
 #include "call_event.h"
+#include "fetch.h"
 #include "commit.h"
 #include "core.h"
 #include "dispatch.h"
@@ -37,6 +38,8 @@ int obj_core_init(struct core *c)
 		r = obj_ws_core_init(c, event_run_socket);
 	if (r == 0)
 		r = call_core_init(c, &call_events);
+	if (r == 0)
+		r = fetch_core_init(c);
 	return r;
 }
 
@@ -47,6 +50,7 @@ void obj_core_fini(struct core *c)
 		return;
 	object_table_fini(c); /* unloads every object: before what they hang from */
 	call_core_fini(c);
+	fetch_core_fini(c);
 	obj_ws_core_fini(c);
 	alarm_core_fini(c);
 	commit_core_fini(c);

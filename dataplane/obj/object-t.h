@@ -17,6 +17,7 @@ struct commit_core;
 struct alarm_core;
 struct obj_ws_core;
 struct call_core;
+struct fetch_core;
 
 /* Responses an object may hold (duro_res_defer). */
 #define OBJ_MAX_DEFERRED 4096
@@ -66,6 +67,7 @@ struct obj_core {
 	struct alarm_core *alarms;
 	struct obj_ws_core *ws;
 	struct call_core *calls;
+	struct fetch_core *fetch;
 	size_t cache_bytes; /* bytes of kv entries on this core */
 	uint64_t last_trim_ms;
 	uint64_t failure_logged_ms; /* handler failures are logged at most once a second */

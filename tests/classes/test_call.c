@@ -9,6 +9,8 @@
  *   POST <obj>/loop?to=N&me=M     calls N's /loop?to=M&me=N: a cycle, ended by -ELOOP (508)
  *   POST <obj>/mutual?to=N&me=M   calls N's /pingback?to=M, which calls M's /echo meanwhile
  *   POST <obj>/release            answers every call held by /hold
+ *   POST <obj>/fetch?method=M[&timeout=MS&n=K&unconfirmed=1]  with the URL as body:
+ *        duro_fetch, answered as /call is; n=K makes K at once (the answers joined)
  *   GET  <obj>/id, <obj>/keys?prefix=P, <obj>/check?caller=HEX&run=R
  * and as callee: /echo (body back, X-Is-Call, X-Caller, X-Caller-Binding), /nop, /seq
  * (checks and stores the per-caller sequence: gaps and repeats counted in key "bad"),
@@ -182,6 +184,91 @@ static int do_call(struct duro_object *obj, const struct duro_request *req, stru
 	}
 	o->d = duro_res_defer(res);
 	o->instance = duro_state(obj);
+	return 0;
+}
+
+/* ---- fetch ---- */
+
+struct many {
+	struct duro_deferred *d;
+	const void *instance;
+	unsigned left;
+	char *out;
+	size_t len, cap;
+};
+
+static void many_done(struct duro_object *obj, int err, const struct duro_reply *rep, void *arg)
+{
+	struct many *m = arg;
+	char line[128];
+	int n = snprintf(line, sizeof(line), "err=%d status=%d len=%zu\n", err, rep ? rep->status : 0,
+			 rep ? rep->body.len : 0);
+	if (m->len + (size_t)n + (rep ? rep->body.len : 0) + 1 > m->cap) {
+		size_t cap = (m->len + (size_t)n + (rep ? rep->body.len : 0) + 1) * 2;
+		char *p = realloc(m->out, cap);
+		if (p) {
+			m->out = p;
+			m->cap = cap;
+		}
+	}
+	if (m->len + (size_t)n + (rep ? rep->body.len : 0) <= m->cap) {
+		memcpy(m->out + m->len, line, (size_t)n);
+		m->len += (size_t)n;
+		if (rep && m->left == 1 && rep->body.len) { /* the last one's body, for checks */
+			memcpy(m->out + m->len, rep->body.ptr, rep->body.len);
+			m->len += rep->body.len;
+		}
+	}
+	if (--m->left == 0) {
+		if (m->instance == duro_state(obj))
+			answer(obj, m->d, 200, m->out, m->len);
+		free(m->out);
+		free(m);
+	}
+}
+
+static int do_fetch(struct duro_object *obj, const struct duro_request *req, struct duro_response *res)
+{
+	char method[16] = "GET", tmp[16], url[1024];
+	struct duro_call_opts opts = { 0, 0 };
+	struct duro_str b = duro_req_body(req);
+	if (b.len == 0 || b.len >= sizeof(url))
+		return respond_text(res, 400, "the URL is the body\n");
+	memcpy(url, b.ptr, b.len);
+	url[b.len] = 0;
+	param(req, "method", method, sizeof(method));
+	if (param(req, "timeout", tmp, sizeof(tmp)))
+		opts.timeout_ms = (uint32_t)atoi(tmp);
+	if (param(req, "unconfirmed", tmp, sizeof(tmp)))
+		opts.flags |= DURO_CALL_UNCONFIRMED;
+	unsigned n = param(req, "n", tmp, sizeof(tmp)) ? (unsigned)atoi(tmp) : 1;
+	struct many *m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	struct duro_kv hdr = { { "X-From", 6 }, { "duro", 4 } };
+	char head[256];
+	int hl = 0;
+	for (unsigned i = 0; i < n; i++) {
+		int r = duro_fetch(obj, url, method, &hdr, 1, NULL, 0, &opts, many_done, m);
+		if (r < 0) {
+			hl += snprintf(head + hl, sizeof(head) - (size_t)hl, "refused=%d\n", r);
+			if (hl >= (int)sizeof(head) - 32)
+				hl = (int)sizeof(head) - 32;
+			continue;
+		}
+		m->left++;
+	}
+	if (!m->left) {
+		free(m);
+		duro_res_status(res, 200);
+		return duro_res_body(res, head, (size_t)hl);
+	}
+	if (hl && (m->out = malloc((size_t)hl))) {
+		memcpy(m->out, head, (size_t)hl);
+		m->len = m->cap = (size_t)hl;
+	}
+	m->d = duro_res_defer(res);
+	m->instance = duro_state(obj);
 	return 0;
 }
 
@@ -400,6 +487,8 @@ static int on_request(struct duro_object *obj, const struct duro_request *req,
 		return do_call(obj, req, res);
 	if (sub_is(sp, "/storm"))
 		return do_storm(obj, req, res);
+	if (sub_is(sp, "/fetch"))
+		return do_fetch(obj, req, res);
 	if (sub_is(sp, "/id")) {
 		duro_id_to_string(duro_object_id(obj), hex);
 		return respond_text(res, 200, "%s", hex);

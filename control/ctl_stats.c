@@ -179,16 +179,18 @@ static json_t *calls_json(const struct obj_call_counters *sum)
 	unsigned nns = obj_namespaces();
 	for (unsigned i = 0; i < nns && i < DURO_MAX_BINDINGS; i++) {
 		const struct obj_call_counters *k = &sum[i];
-		if (!k->made && !k->received && !k->refused && !k->overloaded && !k->queue_full)
+		if (!k->made && !k->received && !k->refused && !k->overloaded && !k->queue_full &&
+		    !k->fetch_refused)
 			continue;
 		json_object_set_new(o, obj_namespace_binding(i), json_pack(
-			"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:f, s:I, s:I}}",
+			"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:f, s:I, s:I}}",
 			"class", obj_namespace_class(i), "made", (json_int_t)k->made,
 			"replies", (json_int_t)k->replies, "timeouts", (json_int_t)k->timeouts,
 			"late", (json_int_t)k->late, "overloaded", (json_int_t)k->overloaded,
 			"refused", (json_int_t)k->refused, "not_delivered", (json_int_t)k->not_delivered,
 			"errors", (json_int_t)k->errors, "received", (json_int_t)k->received,
-			"queue_full", (json_int_t)k->queue_full, "latency_us", "mean",
+			"queue_full", (json_int_t)k->queue_full, "fetches", (json_int_t)k->fetches,
+			"fetch_refused", (json_int_t)k->fetch_refused, "latency_us", "mean",
 			k->replies ? (double)k->latency_sum_ns / 1e3 / (double)k->replies : 0.0, "p50",
 			(json_int_t)call_percentile_us(k, 50), "p99", (json_int_t)call_percentile_us(k, 99)));
 	}
@@ -422,6 +424,8 @@ char *ctl_prometheus(struct ctl *ctl, size_t *len)
 			{ "error", offsetof(struct obj_call_counters, errors) },
 			{ "received", offsetof(struct obj_call_counters, received) },
 			{ "queue_full", offsetof(struct obj_call_counters, queue_full) },
+			{ "fetch", offsetof(struct obj_call_counters, fetches) },
+			{ "fetch_refused", offsetof(struct obj_call_counters, fetch_refused) },
 		};
 		fprintf(f, "# HELP duro_calls_total Calls between objects by the caller's (received, "
 			   "queue_full: the callee's) binding and class, by outcome.\n"

@@ -72,6 +72,8 @@ const struct http_client_counters *http_client_counters(struct core *c) { return
 
 static int append(char **p, size_t *len, size_t *cap, const void *data, size_t n)
 {
+	if (n == 0)
+		return 0;
 	if (*len + n > *cap) {
 		size_t ncap = *cap ? *cap * 2 : 1024;
 		while (ncap < *len + n)

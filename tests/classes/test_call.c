@@ -11,6 +11,8 @@
  *   POST <obj>/release            answers every call held by /hold
  *   POST <obj>/fetch?method=M[&timeout=MS&n=K&unconfirmed=1]  with the URL as body:
  *        duro_fetch, answered as /call is; n=K makes K at once (the answers joined)
+ *   POST <obj>/wfetch?v=V         with a URL as body: writes v:V, then fetches URL?v=V
+ *        (fire-and-forget: the output gate decides whether it leaves)
  *   GET  <obj>/id, <obj>/keys?prefix=P, <obj>/check?caller=HEX&run=R
  * and as callee: /echo (body back, X-Is-Call, X-Caller, X-Caller-Binding), /nop, /seq
  * (checks and stores the per-caller sequence: gaps and repeats counted in key "bad"),
@@ -489,6 +491,19 @@ static int on_request(struct duro_object *obj, const struct duro_request *req,
 		return do_storm(obj, req, res);
 	if (sub_is(sp, "/fetch"))
 		return do_fetch(obj, req, res);
+	if (sub_is(sp, "/wfetch")) {
+		char url[1024];
+		struct duro_str b = duro_req_body(req);
+		if (!param(req, "v", tmp, sizeof(tmp)) || !b.len || b.len + 32 >= sizeof(url))
+			return respond_text(res, 400, "v= and a URL body wanted\n");
+		snprintf(key, sizeof(key), "v:%s", tmp);
+		int r = duro_put(obj, key, strlen(key), "1", 1);
+		if (r < 0)
+			return r;
+		snprintf(url, sizeof(url), "%.*s?v=%s", (int)b.len, b.ptr, tmp);
+		r = duro_fetch(obj, url, "POST", NULL, 0, NULL, 0, NULL, NULL, NULL);
+		return r < 0 ? r : respond_text(res, 200, "ok");
+	}
 	if (sub_is(sp, "/id")) {
 		duro_id_to_string(duro_object_id(obj), hex);
 		return respond_text(res, 200, "%s", hex);

@@ -321,6 +321,12 @@ static int parse_strings(struct config_ctx *x, const struct config_key *k, json_
 			return config_fail(x, p, "want a string shorter than %zu bytes", k->size);
 		}
 	}
+	json_array_foreach(v, i, s) {
+		char p[128];
+		snprintf(p, sizeof(p), "%s[%zu]", k->path, i);
+		if (k->check && k->check(x, p, json_string_value(s)) < 0)
+			return -EINVAL;
+	}
 	json_array_foreach(v, i, s)
 		memcpy(out + i * k->size, json_string_value(s), strlen(json_string_value(s)) + 1);
 	*count = (unsigned)json_array_size(v);

@@ -104,6 +104,7 @@ extern const struct config_custom config_listeners, config_bindings, config_rout
 void config_default_cores(struct duro_config *cfg);
 int config_check_hostport(struct config_ctx *x, const char *path, const char *value);
 int config_check_group(struct config_ctx *x, const char *path, const char *value);
+int config_check_allow(struct config_ctx *x, const char *path, const char *value);
 int config_check_pow2(struct config_ctx *x, const char *path, uint64_t value);
 int config_check_page_multiple(struct config_ctx *x, const char *path, uint64_t value);
 

@@ -48,6 +48,14 @@ int config_check_hostport(struct config_ctx *x, const char *path, const char *va
 	return 0;
 }
 
+int config_check_allow(struct config_ctx *x, const char *path, const char *value)
+{
+	const char *why;
+	if (obj_outbound_check(value, &why) < 0)
+		return config_fail(x, path, "\"%s\": %s", value, why);
+	return 0;
+}
+
 int config_check_group(struct config_ctx *x, const char *path, const char *value)
 {
 	if (*value && !getgrnam(value))

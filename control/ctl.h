@@ -33,6 +33,7 @@ struct ctl_snapshot {
 	uint64_t more[CTL_MORE_MAX]; /* the backend's own (the dpdk stack's), named below */
 	uint32_t ring_depth[DURO_MAX_CORES]; /* messages waiting in the ring from core i */
 	struct hist latency;
+	struct obj_call_counters calls[DURO_MAX_BINDINGS]; /* per namespace, as obj_namespaces */
 	unsigned nmore;
 	const char *const *more_names; /* static in the backend */
 };

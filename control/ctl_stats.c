@@ -34,6 +34,7 @@ void ctl_publish(struct ctl *ctl, struct core *c)
 	for (unsigned i = 0; i < c->group->ncores; i++)
 		s->ring_depth[i] = core_inbox_count(c, i);
 	s->latency = *http_latency(c);
+	memcpy(s->calls, obj_call_counters(c), sizeof(s->calls));
 	const struct net_backend *nb = http_backend(c);
 	if (nb->more_counters) {
 		const uint64_t *vals;
@@ -152,6 +153,59 @@ static json_t *core_json(const struct ctl_snapshot *s, unsigned index, unsigned 
 	return o;
 }
 
+/* The latency at percentile p of a call histogram, in microseconds: the upper bound of its
+ * bucket (a power of two), 0 when empty. */
+static uint64_t call_percentile_us(const struct obj_call_counters *k, double p)
+{
+	uint64_t total = 0, acc = 0;
+	for (unsigned i = 0; i < OBJ_CALL_LAT_BUCKETS; i++)
+		total += k->latency[i];
+	if (!total)
+		return 0;
+	uint64_t want = (uint64_t)(p / 100.0 * (double)total);
+	if (want >= total)
+		want = total - 1;
+	for (unsigned i = 0; i < OBJ_CALL_LAT_BUCKETS; i++) {
+		acc += k->latency[i];
+		if (acc > want)
+			return 1ull << i;
+	}
+	return 0;
+}
+
+static void calls_add(struct obj_call_counters *into, const struct obj_call_counters *k)
+{
+	uint64_t *t = (uint64_t *)into;
+	const uint64_t *v = (const uint64_t *)k;
+	for (size_t w = 0; w < sizeof(*k) / sizeof(uint64_t); w++)
+		t[w] += v[w];
+}
+
+/* Calls per binding (and its class), every core summed; bindings with none left out. */
+static json_t *calls_json(const struct obj_call_counters *sum)
+{
+	json_t *o = json_object();
+	unsigned nns = obj_namespaces();
+	for (unsigned i = 0; i < nns && i < DURO_MAX_BINDINGS; i++) {
+		const struct obj_call_counters *k = &sum[i];
+		if (!k->made && !k->received && !k->refused && !k->overloaded && !k->queue_full &&
+		    !k->fetch_refused)
+			continue;
+		json_object_set_new(o, obj_namespace_binding(i), json_pack(
+			"{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:{s:f, s:I, s:I}}",
+			"class", obj_namespace_class(i), "made", (json_int_t)k->made,
+			"replies", (json_int_t)k->replies, "timeouts", (json_int_t)k->timeouts,
+			"late", (json_int_t)k->late, "overloaded", (json_int_t)k->overloaded,
+			"refused", (json_int_t)k->refused, "not_delivered", (json_int_t)k->not_delivered,
+			"errors", (json_int_t)k->errors, "received", (json_int_t)k->received,
+			"queue_full", (json_int_t)k->queue_full, "fetches", (json_int_t)k->fetches,
+			"fetch_refused", (json_int_t)k->fetch_refused, "latency_us", "mean",
+			k->replies ? (double)k->latency_sum_ns / 1e3 / (double)k->replies : 0.0, "p50",
+			(json_int_t)call_percentile_us(k, 50), "p99", (json_int_t)call_percentile_us(k, 99)));
+	}
+	return o;
+}
+
 json_t *ctl_stats_json(struct ctl *ctl)
 {
 	unsigned n = ctl->group->ncores;
@@ -180,14 +234,17 @@ json_t *ctl_stats_json(struct ctl *ctl)
 			total->more_names = s->more_names;
 		}
 		hist_merge(&total->latency, &s->latency);
+		for (unsigned k = 0; k < DURO_MAX_BINDINGS; k++)
+			calls_add(&total->calls[k], &s->calls[k]);
 	}
+	json_t *calls = calls_json(total->calls);
 	json_t *tot = core_json(total, 0, n);
 	json_object_del(tot, "core");
 	free(s);
 	free(total);
-	return json_pack("{s:b, s:I, s:o, s:o, s:o}", "ok", 1, "uptime_ms",
+	return json_pack("{s:b, s:I, s:o, s:o, s:o, s:o}", "ok", 1, "uptime_ms",
 			 (json_int_t)(clock_now_ms() - ctl->started_mono_ms), "cores", cores,
-			 "total", tot, "classes", ctl_classes_json());
+			 "total", tot, "classes", ctl_classes_json(), "calls", calls);
 }
 
 static int version_json(const struct obj_version *v, void *arg)
@@ -383,6 +440,59 @@ char *ctl_prometheus(struct ctl *ctl, size_t *len)
 		   "# TYPE duro_metrics_refused_total counter\nduro_metrics_refused_total %llu\n",
 		(unsigned long long)atomic_load(&kc->metrics_requests),
 		(unsigned long long)atomic_load(&kc->metrics_refused));
+	/* Calls between objects, per binding and class, every core summed. */
+	struct obj_call_counters *csum = calloc(DURO_MAX_BINDINGS, sizeof(*csum));
+	unsigned nns = obj_namespaces();
+	if (csum) {
+		for (unsigned i = 0; i < n; i++)
+			for (unsigned k = 0; k < DURO_MAX_BINDINGS && have[i]; k++)
+				calls_add(&csum[k], &snaps[i].calls[k]);
+		static const struct { const char *outcome; size_t off; } outcomes[] = {
+			{ "made", offsetof(struct obj_call_counters, made) },
+			{ "replied", offsetof(struct obj_call_counters, replies) },
+			{ "timeout", offsetof(struct obj_call_counters, timeouts) },
+			{ "late", offsetof(struct obj_call_counters, late) },
+			{ "overloaded", offsetof(struct obj_call_counters, overloaded) },
+			{ "refused", offsetof(struct obj_call_counters, refused) },
+			{ "not_delivered", offsetof(struct obj_call_counters, not_delivered) },
+			{ "error", offsetof(struct obj_call_counters, errors) },
+			{ "received", offsetof(struct obj_call_counters, received) },
+			{ "queue_full", offsetof(struct obj_call_counters, queue_full) },
+			{ "fetch", offsetof(struct obj_call_counters, fetches) },
+			{ "fetch_refused", offsetof(struct obj_call_counters, fetch_refused) },
+		};
+		fprintf(f, "# HELP duro_calls_total Calls between objects by the caller's (received, "
+			   "queue_full: the callee's) binding and class, by outcome.\n"
+			   "# TYPE duro_calls_total counter\n");
+		for (unsigned k = 0; k < nns && k < DURO_MAX_BINDINGS; k++)
+			for (size_t o = 0; o < sizeof(outcomes) / sizeof(outcomes[0]); o++) {
+				uint64_t v;
+				memcpy(&v, (const char *)&csum[k] + outcomes[o].off, sizeof(v));
+				fprintf(f, "duro_calls_total{binding=\"%s\",class=\"%s\",outcome=\"%s\"} %llu\n",
+					obj_namespace_binding(k), obj_namespace_class(k), outcomes[o].outcome,
+					(unsigned long long)v);
+			}
+		fprintf(f, "# HELP duro_call_duration_seconds Time from a call to its answer, by the caller's binding.\n"
+			   "# TYPE duro_call_duration_seconds histogram\n");
+		for (unsigned k = 0; k < nns && k < DURO_MAX_BINDINGS; k++) {
+			const struct obj_call_counters *ck = &csum[k];
+			uint64_t acc = 0;
+			for (unsigned b = 0; b < OBJ_CALL_LAT_BUCKETS; b++) {
+				acc += ck->latency[b];
+				fprintf(f, "duro_call_duration_seconds_bucket{binding=\"%s\",class=\"%s\",le=\"%g\"} %llu\n",
+					obj_namespace_binding(k), obj_namespace_class(k),
+					(double)(1ull << b) / 1e6, (unsigned long long)acc);
+			}
+			fprintf(f, "duro_call_duration_seconds_bucket{binding=\"%s\",class=\"%s\",le=\"+Inf\"} %llu\n"
+				   "duro_call_duration_seconds_sum{binding=\"%s\",class=\"%s\"} %.9f\n"
+				   "duro_call_duration_seconds_count{binding=\"%s\",class=\"%s\"} %llu\n",
+				obj_namespace_binding(k), obj_namespace_class(k), (unsigned long long)acc,
+				obj_namespace_binding(k), obj_namespace_class(k),
+				(double)ck->latency_sum_ns / 1e9, obj_namespace_binding(k),
+				obj_namespace_class(k), (unsigned long long)ck->replies);
+		}
+		free(csum);
+	}
 	fprintf(f, "# HELP duro_request_duration_seconds Time from a request's first byte to its response.\n"
 		   "# TYPE duro_request_duration_seconds histogram\n");
 	for (unsigned i = 0; i < n; i++) {

@@ -547,6 +547,7 @@ int main(int argc, char **argv)
 	}
 	sdnotify_send(&d.notify, "STATUS=starting %u cores", cfg->cores);
 	r = core_group_run(&d.group);
+	obj_calls_fini(); /* calls a core held for another when they stopped */
 	ctl_stop(&d.control);
 	core_group_destroy(&d.group);
 	if (use_dpdk)

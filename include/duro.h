@@ -286,6 +286,95 @@ int64_t duro_ws_auto_response_time(struct duro_object *obj, duro_ws ws);
  * than ms fails (its writes roll back, it is logged and counted); 0 for none. */
 void duro_ws_set_event_timeout(struct duro_object *obj, unsigned ms);
 
+/* ---- calls between objects (Cloudflare's stub.fetch() from a Durable Object) ----
+ * An object calls any object of any binding; the callee handles the call in its ordinary
+ * on_request (duro_req_caller tells it is a call and who made it) and answers it as any
+ * request, deferred answers included. The answer comes back as a later event of the
+ * caller: done(obj, err, reply, arg), serialized with its other events, with storage, and
+ * committed like any event; obj may be another instance of the caller than the one that
+ * called, when it was reset meanwhile. While a call is pending, the caller's other events
+ * run (A calling B while B calls A both finish) and the caller stays in memory.
+ * Calls from one object to another arrive in the order they were made. A call leaves
+ * only once the writes made before it are durable (the output gate), unless made with
+ * DURO_CALL_UNCONFIRMED, which still never overtakes an earlier call of the same object;
+ * the calls of an event that fails, or whose writes fail to become durable, never leave.
+ *
+ * done's err, and whether a retry is safe:
+ *   0            the callee's answer: reply->status (even 500), headers, body
+ *   -ECANCELED   not sent: the calling event failed (its writes rolled back); safe
+ *   -EIO         not sent: the writes before it failed to become durable; safe
+ *   -EBUSY       not delivered: the callee holds calls.max_queue calls unanswered, or
+ *                this core has calls.max_per_core out; back off, then retry
+ *   -ETIMEDOUT   no answer in time (the call may have run; a late answer is dropped);
+ *                retry only if idempotent
+ *   -ECONNRESET  the callee held the call and was reset before answering (it may have
+ *                acted); retry only if idempotent */
+#define DURO_CALL_MAX_BODY (32u << 20)
+#define DURO_CALL_UNCONFIRMED 1u /* allowUnconfirmed: leave before earlier writes are durable */
+
+struct duro_call_opts {
+	uint32_t timeout_ms; /* 0: calls.timeout_ms (30 s by default) */
+	uint32_t flags;      /* DURO_CALL_UNCONFIRMED */
+};
+
+/* The callee's answer, valid during done() only. */
+struct duro_reply {
+	int status;
+	struct duro_str body;
+	const void *priv; /* the runtime's */
+};
+/* A header of the answer (case-insensitive name): 1 with *out set, else 0. */
+int duro_reply_header(const struct duro_reply *reply, const char *name, struct duro_str *out);
+
+/* err as above; reply is NULL unless err is 0. */
+typedef void duro_call_fn(struct duro_object *obj, int err, const struct duro_reply *reply,
+			  void *arg);
+
+/* From an event of obj: calls object `id` of namespace `ns` with method, path (from '/',
+ * query included: the callee's subpath is the whole path), headers (key: name, value)
+ * and a body of up to 32 MiB, all copied. done NULL: fire-and-forget (still gated and in
+ * order). Returns 0 (done will run exactly once), or, with nothing sent and done never
+ * run: -EINVAL (a bad method, path or header, or called from on_unload), -ENOENT (an ID
+ * not of that namespace), -EMSGSIZE (body over 32 MiB), -ELOOP (a chain of calls over
+ * calls.max_depth, 16), -ENOSPC (obj waits for calls.max_pending calls already), -EBUSY
+ * (this core has calls.max_per_core out), -ENOMEM. */
+int duro_call(struct duro_object *obj, const struct duro_namespace *ns, const struct duro_id *id,
+	      const char *method, const char *path, const struct duro_kv *headers,
+	      size_t nheaders, const void *body, size_t len, const struct duro_call_opts *opts,
+	      duro_call_fn *done, void *arg);
+/* The same to idFromName(name) in the namespace bound to `binding` (-ENOENT: no such
+ * binding; -EINVAL: a bad name). */
+int duro_call_name(struct duro_object *obj, const char *binding, const char *name,
+		   size_t name_len, const char *method, const char *path,
+		   const struct duro_kv *headers, size_t nheaders, const void *body, size_t len,
+		   const struct duro_call_opts *opts, duro_call_fn *done, void *arg);
+/* In on_request: 1 when the request is a call from another object, with the caller's
+ * binding (valid for the process's life) and ID set (either may be NULL); 0 for HTTP. */
+int duro_req_caller(const struct duro_request *req, const char **binding, struct duro_id *id);
+
+/* ---- outbound HTTP (Cloudflare's fetch() from a Durable Object) ----
+ * An HTTP/1.1 request from an object to an origin the config allows (outbound.allow:
+ * scheme, host and port patterns); anything else is refused with -EACCES and nothing is
+ * sent, not even a connection attempt. It is gated like a call (it leaves only once the
+ * writes before it are durable, unless DURO_CALL_UNCONFIRMED; never if they fail) and its
+ * answer runs done() as a later event of the caller, as for duro_call: reply->status,
+ * duro_reply_header, reply->body (up to outbound.max_response_bytes). Redirects are not
+ * followed (a 3xx is the answer). Connections are kept alive and reused per core.
+ * done's err besides those of calls: -ECONNREFUSED and other connect errors, -ETIMEDOUT
+ * (outbound.connect_timeout_ms for the connection, the call's timeout or
+ * outbound.timeout_ms for the whole), -ECONNRESET (closed before a whole answer),
+ * -EFBIG (answer too large), -EPROTO (not an HTTP/1.x answer), -EOPNOTSUPP (https: not
+ * yet). */
+/* url: http[s]://host[:port][/path][?query], host an IP address or localhost (names are
+ * not resolved yet). method NULL: GET. Headers as for duro_call; Host, Content-Length,
+ * Transfer-Encoding, Connection, Upgrade, TE and Keep-Alive are the runtime's (-EINVAL).
+ * Returns 0 (done runs exactly once), or -EACCES (not allowed), -EINVAL, -EHOSTUNREACH
+ * (a host name), -EBUSY (the object has outbound.max_per_object fetches already), or a
+ * refusal of duro_call (-EMSGSIZE, -ENOSPC, -ENOMEM). */
+int duro_fetch(struct duro_object *obj, const char *url, const char *method,
+	       const struct duro_kv *headers, size_t nheaders, const void *body, size_t len,
+	       const struct duro_call_opts *opts, duro_call_fn *done, void *arg);
+
 /* ---- classes ---- */
 
 struct duro_class {

@@ -37,6 +37,8 @@ enum core_msg_type {
 	MSG_OBJ_WS_EVENT_DONE = 6, /* back to the sockets' core */
 	MSG_OBJ_WS_SITE = 7,   /* an object's auto-response: object core -> sockets' core */
 	MSG_OBJ_VIEW = 8,      /* a new runtime view: publisher (any thread) -> every core */
+	MSG_OBJ_CALL = 9,      /* an object's call: caller's core -> callee's core */
+	MSG_OBJ_CALL_DONE = 10, /* the call back (answered or refused): -> caller's core */
 	MSG_TYPES = 16,
 };
 typedef void core_msg_fn(struct core *c, struct core_msg *m);
@@ -71,6 +73,7 @@ struct core_stats {
 };
 
 struct core_group;
+struct http_client_core;
 
 struct core {
 	unsigned index;          /* 0..ncores-1, also the slot map's core number */
@@ -106,6 +109,7 @@ struct core {
 	struct http_core *http;
 	struct ws_core *ws;
 	struct obj_core *obj;
+	struct http_client_core *hclient; /* duro's own outbound HTTP requests */
 
 	unsigned work; /* events handled this turn; 0 for a few turns means idle */
 	/* Operations the kernel runs in io-wq worker threads (buffered file writes and syncs):

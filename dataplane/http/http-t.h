@@ -47,6 +47,10 @@ struct http_vec {
 struct http_conn;
 struct http_exchange;
 
+/* Takes the answer of an exchange made inside duro (an object's call), on the core where
+ * it was answered, instead of a connection. */
+typedef void http_answer_fn(struct core *c, struct http_exchange *ex);
+
 /* Hands a connection over to the layer above once its upgrade response is written:
  * `conn` with what the client sent after the request (rest, len), or conn NULL when the
  * exchange ended without a hand-over (another status, or the client left). */
@@ -70,6 +74,7 @@ struct http_exchange {
 	 * a WebSocket (status 101) or an event stream (stream = 1): reading stops until the
 	 * response, and the function is called exactly once on the home core. */
 	http_takeover_fn *takeover;
+	http_answer_fn *answer; /* NULL for a request read from a connection */
 	int status;
 	struct http_vec head, extra, body;
 	size_t sent; /* bytes of head+body already written */

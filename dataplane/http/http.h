@@ -35,6 +35,13 @@ int http_resp_body(struct http_exchange *ex, const void *data, size_t len);
 /* Forgets headers and body set so far (a handler failed after writing some). */
 void http_resp_reset(struct http_exchange *ex);
 
+/* An exchange made inside duro, in memory its maker owns (struct http_exchange first):
+ * no connection; http_respond hands it to `answer`. internal_free frees what the response
+ * spilled to the heap; the maker then frees the exchange. */
+void http_exchange_internal_init(struct http_exchange *ex, unsigned home_core,
+				 http_answer_fn *answer);
+void http_exchange_internal_free(struct http_exchange *ex);
+
 /* Hands the finished response back to the connection's core: `c` is the calling core. */
 void http_respond(struct core *c, struct http_exchange *ex);
 /* Replaces whatever response was built with a plain-text one (text plus a newline). */

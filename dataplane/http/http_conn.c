@@ -134,6 +134,7 @@ static struct http_exchange *exchange_new(struct core *c, struct http_conn *hc)
 	ex->home_core = (uint16_t)c->index;
 	ex->done = ex->close_after = ex->interim = ex->stream = 0;
 	ex->takeover = NULL;
+	ex->answer = NULL;
 	ex->status = 0;
 	ex->sent = 0;
 	ex->t_start_ns = c->now_ns;
@@ -413,8 +414,38 @@ static void finish_on_home(struct core *c, struct http_exchange *ex)
 	conn_timer_update(c, hc);
 }
 
+void http_exchange_internal_init(struct http_exchange *ex, unsigned home_core,
+				 http_answer_fn *answer)
+{
+	ex->in = NULL;
+	ex->conn = NULL;
+	ex->home_core = (uint16_t)home_core;
+	ex->done = ex->close_after = ex->interim = ex->stream = 0;
+	ex->takeover = NULL;
+	ex->answer = answer;
+	ex->status = 0;
+	ex->sent = 0;
+	ex->t_start_ns = 0;
+	vec_init(&ex->head, ex->head_inline, sizeof(ex->head_inline));
+	vec_init(&ex->extra, ex->extra_inline, sizeof(ex->extra_inline));
+	vec_init(&ex->body, ex->body_inline, sizeof(ex->body_inline));
+	ex->conn_node.next = ex->conn_node.prev = NULL;
+}
+
+void http_exchange_internal_free(struct http_exchange *ex)
+{
+	free(ex->head.heap);
+	free(ex->extra.heap);
+	free(ex->body.heap);
+	ex->head.heap = ex->extra.heap = ex->body.heap = NULL;
+}
+
 void http_respond(struct core *c, struct http_exchange *ex)
 {
+	if (ex->answer) {
+		ex->answer(c, ex);
+		return;
+	}
 	if (ex->home_core == c->index) {
 		finish_on_home(c, ex);
 		return;

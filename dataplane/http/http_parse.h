@@ -57,6 +57,25 @@ long http_parse_request(const char *buf, size_t len, size_t max_head, struct htt
  * "Host" answers req->authority: an absolute-form target's authority replaces the field. */
 const char *http_find_header(const struct http_request *req, const char *name, size_t *len);
 
+/* A response head (duro's own outbound requests read these from other servers). */
+struct http_response {
+	int status;
+	uint8_t minor_version;
+	uint8_t keep_alive;    /* after defaults and Connection: */
+	uint8_t chunked;       /* Transfer-Encoding: chunked */
+	int64_t content_length; /* -1 when absent */
+	unsigned nheaders;
+	struct http_header headers[DURO_MAX_HEADERS];
+};
+
+/* Parses a response head (status line, header fields, empty line) at buf[0..len), the
+ * same way http_parse_request does: returns its length when complete, 0 when more bytes
+ * are needed, or -1 for a malformed head (a bad status line, field, bare CR or LF,
+ * obs-fold, differing Content-Lengths, Transfer-Encoding other than a final chunked, or
+ * with Content-Length), -2 for one over max_head or DURO_MAX_HEADERS fields. An interim
+ * (1xx) response parses like any other: the caller skips it. */
+long http_parse_response(const char *buf, size_t len, size_t max_head, struct http_response *res);
+
 /* Incremental, in-place decoder of a chunked body. Zero-initialise before the first call. */
 struct http_chunked {
 	uint8_t state;

@@ -99,12 +99,24 @@ struct net_events {
 	 * (TLS) does not offer it, and a backend may always call fill_output instead. */
 	unsigned (*fill_output_shared)(struct core *c, struct net_conn *conn, struct iovec *iov,
 				       struct net_share **share, unsigned max);
+	/* Outbound connections (net_backend.dial) only: the connection was never made (err:
+	 * refused, unreachable, -ECANCELED by dial_cancel, -ENOMEM); `user` as given to dial. */
+	void (*on_dial_failed)(struct core *c, void *user, int err);
+};
+
+/* An outbound connection to open (net_backend.dial). */
+struct net_dial {
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	int tls;                 /* speak TLS over it (a TLS layer's; the plain backends refuse) */
+	const char *server_name; /* TLS: the name sent (SNI) and checked against the certificate */
 };
 
 struct net_counters {
 	uint64_t accepted, refused, closed, resets, recv_bytes, sent_bytes;
 	uint64_t sends, recv_nobufs, accept_errors;
 	uint64_t active;
+	uint64_t dialed, dial_failures; /* outbound connections made, and those that failed */
 };
 
 /* A backend is a table of functions chosen once at start. */
@@ -139,6 +151,17 @@ struct net_backend {
 	/* Counters beyond net_counters (the dpdk stack's packets, drops by reason, TCP
 	 * states); NULL where a backend has none. Returns how many, with their names. */
 	unsigned (*more_counters)(struct core *c, const char *const **names, const uint64_t **vals);
+	/* Opens an outbound connection on this core, events to `ev`: once it is established
+	 * ev->on_accept(c, conn) is called with conn->user already `user` (its return value is
+	 * ignored unless NULL, which closes it), then it runs as an accepted one; if it cannot
+	 * be made, ev->on_dial_failed(c, user, err) instead. Returns 0 with *handle set (for
+	 * dial_cancel, until either event), or a negative errno (-EOPNOTSUPP: this backend
+	 * has no outbound connections, or no TLS; -EMFILE, -ENOMEM) and no event follows.
+	 * NULL where a backend has none. */
+	int (*dial)(struct core *c, const struct net_dial *d, const struct net_events *ev,
+		    void *user, uint64_t *handle);
+	/* Gives up a dial not yet reported: on_dial_failed(-ECANCELED) follows. */
+	void (*dial_cancel)(struct core *c, uint64_t handle);
 };
 
 extern const struct net_backend net_uring;

@@ -370,6 +370,39 @@ void uring_conn_new(struct core *c, unsigned listener, int fd)
 	}
 }
 
+void uring_conn_dialed(struct core *c, int fd, const struct net_events *ev, void *user)
+{
+	struct net_core *nc = c->net;
+	struct uring_conn *uc = pool_get(&nc->conns);
+	if (!uc) {
+		close_fixed(c, fd);
+		nc->ctr.dial_failures++;
+		ev->on_dial_failed(c, user, -EMFILE);
+		return;
+	}
+	memset(uc, 0, sizeof(*uc));
+	uc->recv_op.type = OP_RECV;
+	uc->send_op.type = OP_SEND;
+	uc->shut_op.type = OP_SHUTDOWN;
+	uc->close_op.type = OP_CLOSE;
+	uc->cancel_op.type = OP_CANCEL;
+	uc->fd = fd;
+	uc->pub.id = ++nc->next_id;
+	uc->pub.core = (uint16_t)c->index;
+	uc->pub.listener = UINT16_MAX; /* outbound */
+	uc->state = CS_OPEN;
+	uc->pub.ev = ev;
+	uc->pub.user = user;
+	nc->ctr.dialed++;
+	nc->ctr.active++;
+	if (!ev->on_accept(c, &uc->pub)) {
+		uc->pub.user = NULL; /* refused: no on_closed for it */
+		conn_abort(c, uc, 0);
+	} else {
+		arm_recv(c, uc);
+	}
+}
+
 /* ---- completion dispatch ---- */
 
 static void uring_cqe(struct core *c, void *ptr, struct io_uring_cqe *cqe)
@@ -382,6 +415,10 @@ static void uring_cqe(struct core *c, void *ptr, struct io_uring_cqe *cqe)
 	case OP_POLL:
 	case OP_INSTALL:
 		uring_listen_cqe(c, op, cqe);
+		return;
+	case OP_CONNECT:
+	case OP_DIAL_INSTALL:
+		uring_dial_cqe(c, op, cqe);
 		return;
 	case OP_RECV:
 		uc = CONN_OF(op, recv_op);
@@ -456,6 +493,7 @@ static int uring_core_init(struct core *c, const struct net_config *cfg,
 	list_init(&nc->dirty);
 	pool_init(&nc->conns, "conn", sizeof(struct uring_conn), 256, cfg->max_conns_per_core);
 	pool_init(&nc->sends, "send", sizeof(struct uring_send), 64, 0);
+	uring_dial_pool_init(nc);
 	core_set_cqe_handler(c, CQE_NET, uring_cqe);
 	core_add_hook(c, uring_flush_hook);
 	/* First: it makes the listener descriptors valid to close, and fails early on a taken
@@ -493,6 +531,7 @@ static void uring_core_fini(struct core *c)
 	uring_listen_fini(c);
 	pool_destroy(&nc->conns);
 	pool_destroy(&nc->sends);
+	pool_destroy(&nc->dials);
 	free(nc->rbufs);
 	if (nc->br)
 		munmap(nc->br, RBUF_COUNT * sizeof(struct io_uring_buf));
@@ -520,4 +559,6 @@ const struct net_backend net_uring = {
 	.stop_accepting = uring_stop_accepting,
 	.listening = uring_listening,
 	.counters = uring_counters,
+	.dial = uring_dial,
+	.dial_cancel = uring_dial_cancel,
 };

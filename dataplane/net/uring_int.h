@@ -19,6 +19,8 @@ enum uring_op_type {
 	OP_CANCEL,
 	OP_POLL,    /* readiness of the core's listeners (through its epoll descriptor) */
 	OP_INSTALL, /* accept4 fallback: a kernel socket moved into the direct table */
+	OP_CONNECT, /* an outbound connection's connect (uring_dial.c) */
+	OP_DIAL_INSTALL, /* its socket moved into the direct table */
 };
 
 /* 8-aligned: its address travels in user_data with the completion kind in the low bits. */
@@ -58,6 +60,7 @@ struct net_core {
 	struct timer close_timer; /* while draining: closes each listener once its queue is empty */
 	struct pool conns;
 	struct pool sends; /* struct uring_send, one per send in flight */
+	struct pool dials; /* struct uring_dial, one per outbound connection being made */
 	uint32_t next_id;
 	uint64_t refused_logged_ms; /* refusals are logged at most once a second */
 	struct list_node dirty; /* connections with output to send this turn */
@@ -72,6 +75,16 @@ struct net_core {
 /* uring.c: a new connection on direct descriptor `fd`, accepted on listener `listener`;
  * the connection owns the descriptor from here on (closed if it cannot be kept). */
 void uring_conn_new(struct core *c, unsigned listener, int fd);
+/* uring.c: an outbound connection established on direct descriptor `fd`: made a
+ * connection with events `ev` and user state `user`, then ev->on_accept. */
+void uring_conn_dialed(struct core *c, int fd, const struct net_events *ev, void *user);
+/* uring_dial.c: outbound connections (net_backend.dial), a completion of OP_CONNECT or
+ * OP_DIAL_INSTALL. */
+int uring_dial(struct core *c, const struct net_dial *d, const struct net_events *ev, void *user,
+	       uint64_t *handle);
+void uring_dial_cancel(struct core *c, uint64_t handle);
+void uring_dial_pool_init(struct net_core *nc);
+void uring_dial_cqe(struct core *c, struct uring_op *op, struct io_uring_cqe *cqe);
 /* Counts a refused connection, with a log line at most once a second. */
 void uring_note_refused(struct core *c, const char *why);
 

@@ -31,7 +31,8 @@ int obj_evict(struct core *c, unsigned ns, const struct duro_id *id)
 	struct object *obj = object_find(c, id);
 	if (!obj || obj->ns->index != ns)
 		return 0;
-	if (obj->running || kv_dirty(c, obj) || obj->ndeferred || !list_empty(&obj->conts))
+	if (obj->running || kv_dirty(c, obj) || obj->ndeferred || !list_empty(&obj->conts) ||
+	    obj->ncalls)
 		return -EBUSY;
 	object_unload(c, obj);
 	return 1;

@@ -237,6 +237,8 @@ static void release(struct core *c, struct commit_batch *cb, int err)
 				ws_batch_send(c, (struct ws_batch *)m);
 			else
 				ws_batch_free(c, (struct ws_batch *)m);
+		} else if (m->type == MSG_OBJ_CALL) {
+			cc->ev->release_msg(c, m, err);
 		} else {
 			struct http_exchange *ex = (struct http_exchange *)m;
 			if (err == 0)

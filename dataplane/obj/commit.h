@@ -31,6 +31,9 @@ struct commit_events {
 	 * and must be reset from storage. Runs after the failed batches' waiters were
 	 * answered. */
 	void (*on_failed)(struct core *c, uint64_t from);
+	/* A held message of another layer (an object's call) is released: its batch is
+	 * durable (err 0: send it) or failed (a negative errno: it must never be sent). */
+	void (*release_msg)(struct core *c, struct core_msg *m, int err);
 };
 
 /* Opens this core's commit log and registers the commit hook. Returns 0 or a negative

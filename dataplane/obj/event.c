@@ -12,6 +12,7 @@
 #include "event.h"
 #include "alarm.h"
 #include "base_assert.h"
+#include "call.h"
 #include "clock.h"
 #include "commit.h"
 #include "core.h"
@@ -252,6 +253,7 @@ int event_end(struct core *c, struct object *obj, int ok)
 	obj_version_leave(c, obj, !ok);
 	obj->running = 0;
 	attach_syncs(c, obj);
+	call_event_end(c, obj, ok && wrote >= 0); /* its calls: behind its writes, or never */
 	obj_ws_flush(c, obj);
 	release_answered(c, obj, ok, wrote);
 	return wrote;

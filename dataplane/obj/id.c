@@ -54,6 +54,16 @@ int duro_id_new(const struct duro_namespace *ns, struct duro_id *out)
 	return 0;
 }
 
+int obj_id_check(const struct duro_namespace *ns, const struct duro_id *id)
+{
+	uint8_t mac[16];
+	siphash128(keys_of(ns) + 16, id->bytes, 16, mac);
+	uint8_t diff = 0;
+	for (int i = 0; i < 16; i++)
+		diff |= (uint8_t)(mac[i] ^ id->bytes[16 + i]);
+	return diff ? -ENOENT : 0;
+}
+
 int duro_id_from_string(const struct duro_namespace *ns, const char *hex, size_t len,
 			struct duro_id *out)
 {

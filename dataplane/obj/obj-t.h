@@ -11,6 +11,10 @@
 #define OBJ_NAME_MAX 64
 #define OBJ_PREFIX_MAX 128
 
+#define OBJ_MAX_ALLOW 32        /* outbound.allow patterns */
+#define OBJ_ALLOW_TEXT 160      /* bytes of one pattern */
+#define OBJ_OUTBOUND_HOST_MAX 128
+
 #define OBJ_MAX_VARS 16
 #define OBJ_VAR_VALUE_MAX 256
 
@@ -62,6 +66,23 @@ struct obj_config {
 		uint64_t max_object_bytes;     /* default 50 GB */
 		size_t cache_bytes_per_core;   /* per-object read caches; default 64 MiB */
 	} limits;
+	struct obj_call_config {
+		unsigned timeout_ms;   /* a call unanswered this long: -ETIMEDOUT; 30 s */
+		unsigned max_depth;    /* calls in a chain (A calls B calls C ...); 16 */
+		unsigned max_queue;    /* calls an object holds unanswered; then -EBUSY; 1024 */
+		unsigned max_pending;  /* calls an object waits for at once; then -ENOSPC; 1024 */
+		unsigned max_per_core; /* calls out from one core at once; then -EBUSY; 65536 */
+	} calls;
+	struct obj_outbound_config {
+		char allow[OBJ_MAX_ALLOW][OBJ_ALLOW_TEXT]; /* where fetch may go; none: nowhere */
+		unsigned nallow;
+		unsigned connect_timeout_ms;  /* 5 s */
+		unsigned timeout_ms;          /* the whole fetch, unless it gives its own; 30 s */
+		unsigned max_response_bytes;  /* of an answer's body; then -EFBIG; 16 MiB */
+		unsigned max_per_object;      /* fetches one object has at once; then -EBUSY; 6 */
+		unsigned max_idle_per_core;   /* pooled keep-alive connections per core; 256 */
+		unsigned idle_timeout_ms;     /* a pooled connection unused this long closes; 30 s */
+	} outbound;
 };
 
 /* A namespace: a binding resolved to its class, with its secret. Read-only once serving. */
@@ -98,6 +119,27 @@ struct obj_ws_counters {
 	uint64_t hibernations, auto_responses, event_timeouts, handler_failures, events_lost;
 	uint64_t hibernated; /* gauge: objects out of memory whose sockets stay open */
 	uint64_t sends, broadcasts, deliveries, gate_dropped;
+};
+
+/* Latency of calls, in powers of two of microseconds: [0] under 1 us, [i] under 2^i us. */
+#define OBJ_CALL_LAT_BUCKETS 24
+
+/* Per namespace (binding, hence class) on one core. All uint64_t (summed word by word). */
+struct obj_call_counters {
+	uint64_t made;          /* calls its objects made (duro_call returned 0) */
+	uint64_t replies;       /* answered by their callee, whatever the status */
+	uint64_t timeouts;      /* done() heard -ETIMEDOUT */
+	uint64_t late;          /* answers that came after the timeout, dropped */
+	uint64_t overloaded;    /* done() heard -EBUSY, or duro_call returned it */
+	uint64_t refused;       /* duro_call returned another error (depth, size, pending) */
+	uint64_t not_delivered; /* never left: the event failed, or its commit did (-EIO) */
+	uint64_t errors;        /* done() heard another error (callee reset, shutdown) */
+	uint64_t received;      /* calls its objects handled as callee */
+	uint64_t queue_full;    /* calls to its objects refused at calls.max_queue */
+	uint64_t fetches;       /* outbound fetches its objects made (in made, replies too) */
+	uint64_t fetch_refused; /* refused: a destination outbound.allow does not name */
+	uint64_t latency_sum_ns;
+	uint64_t latency[OBJ_CALL_LAT_BUCKETS]; /* made to answered, of replies */
 };
 
 struct obj_counters {

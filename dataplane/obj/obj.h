@@ -46,6 +46,10 @@ const struct obj_counters *obj_counters(struct core *c);
 const struct obj_ws_counters *obj_ws_counters(struct core *c);
 const struct obj_commit_counters *obj_commit_counters(struct core *c);
 const struct obj_alarm_counters *obj_alarm_counters(struct core *c);
+/* Calls per namespace (DURO_MAX_BINDINGS entries, indexed like obj_namespaces). */
+const struct obj_call_counters *obj_call_counters(struct core *c);
+/* Frees what calls still held when the cores stopped: after core_group_run returns. */
+void obj_calls_fini(void);
 /* True when this core has no commit open, in flight or unapplied (for shutdown). */
 int obj_idle(struct core *c);
 
@@ -96,6 +100,12 @@ int obj_import(struct core *c, unsigned ns, const struct duro_id *id, const char
 /* Makes `secret` the namespace's, live (an import adopting the exporting box's IDs). The
  * caller has stored it in the meta family first. */
 int obj_namespace_adopt(unsigned ns, const uint8_t secret[32]);
+
+/* An outbound.allow pattern: 0, or -EINVAL with the reason in *why (for config errors). */
+int obj_outbound_check(const char *pattern, const char **why);
+
+/* 0 when id was minted by namespace ns, else -ENOENT. */
+int obj_id_check(const struct duro_namespace *ns, const struct duro_id *id);
 
 /* Derivation without a namespace lookup, for tests: see duro.h for the contracts. */
 void obj_namespace_keys(struct duro_namespace *ns, const uint8_t secret[32]);

@@ -3,6 +3,8 @@
  * a socket spoke) to the event layer that runs them. The only file that knows every part. */
 #include "obj.h"
 #include "alarm.h"
+#include "call_event.h"
+#include "fetch.h"
 #include "commit.h"
 #include "core.h"
 #include "dispatch.h"
@@ -15,7 +17,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
-static const struct commit_events commit_events = { .on_failed = event_commit_failed };
+static const struct commit_events commit_events = { .on_failed = event_commit_failed,
+						    .release_msg = call_released };
 
 int obj_core_init(struct core *c)
 {
@@ -36,6 +39,9 @@ int obj_core_init(struct core *c)
 		r = obj_ws_core_init(c, event_run_socket);
 	if (r == 0)
 		r = switch_core_init(c);
+		r = call_core_init(c, &call_events);
+	if (r == 0)
+		r = fetch_core_init(c);
 	return r;
 }
 
@@ -46,6 +52,8 @@ void obj_core_fini(struct core *c)
 		return;
 	object_table_fini(c); /* unloads every object: before what they hang from */
 	switch_core_fini(c);
+	call_core_fini(c);
+	fetch_core_fini(c);
 	obj_ws_core_fini(c);
 	alarm_core_fini(c);
 	commit_core_fini(c);
@@ -59,3 +67,5 @@ const struct obj_counters *obj_counters(struct core *c) { return &c->obj->ctr; }
 const struct obj_ws_counters *obj_ws_counters(struct core *c) { return obj_ws_core_counters(c); }
 const struct obj_commit_counters *obj_commit_counters(struct core *c) { return commit_counters(c); }
 const struct obj_alarm_counters *obj_alarm_counters(struct core *c) { return alarm_counters(c); }
+const struct obj_call_counters *obj_call_counters(struct core *c) { return call_counters(c); }
+void obj_calls_fini(void) { call_runtime_fini(); }

@@ -18,6 +18,8 @@ struct alarm_core;
 struct obj_ws_core;
 struct obj_version;
 struct switch_core;
+struct call_core;
+struct fetch_core;
 
 /* Responses an object may hold (duro_res_defer). */
 #define OBJ_MAX_DEFERRED 4096
@@ -55,6 +57,13 @@ struct object {
 	void *state_mem;
 	size_t state_cap;
 	uint8_t needs_load;
+	/* Calls (call.c): made by the running event, then waiting for done(); how many wait
+	 * (they keep it in memory), calls to it it holds unanswered (duro_res_defer), the
+	 * newest batch a call of it waited for (no later call leaves before it). */
+	struct list_node calls_made, calls_pending;
+	uint32_t ncalls, calls_held;
+	uint64_t call_gate_seq;
+	uint8_t unloading; /* in object_unload: no more calls */
 	_Alignas(16) unsigned char state[];
 };
 
@@ -72,6 +81,8 @@ struct obj_core {
 	struct obj_ws_core *ws;
 	struct switch_core *sw;     /* deploys: objects switching versions (switch.c) */
 	struct list_node switching; /* objects on a version their view no longer names */
+	struct call_core *calls;
+	struct fetch_core *fetch;
 	size_t cache_bytes; /* bytes of kv entries on this core */
 	uint64_t last_trim_ms;
 	uint64_t failure_logged_ms; /* handler failures are logged at most once a second */

@@ -3,6 +3,7 @@
  * and is only ever touched on it. */
 #include "object.h"
 #include "base_assert.h"
+#include "call.h"
 #include "core.h"
 #include "http.h"
 #include "kv.h"
@@ -94,6 +95,8 @@ struct object *object_new(struct core *c, unsigned ns, const struct duro_id *id,
 		list_add_tail(&oc->switching, &obj->switch_node);
 	obj->core = c;
 	obj->last_used_ms = c->now_ms;
+	list_init(&obj->calls_made);
+	list_init(&obj->calls_pending);
 	obj_ws_attach(c, obj); /* sockets that stayed open while it hibernated */
 	return obj;
 }
@@ -166,8 +169,10 @@ void object_unload(struct core *c, struct object *obj)
 {
 	struct obj_core *oc = c->obj;
 	DURO_ASSERT(!obj->running && !obj->syncs && !obj->answered);
+	obj->unloading = 1; /* held calls answered now hear that the callee was reset */
 	fail_deferred(c, obj);
 	run_unload(c, obj);
+	call_object_unload(c, obj);
 	kv_free_all(c, obj);
 	obj_ws_detach(c, obj);
 	table_remove(oc, obj);
@@ -220,9 +225,9 @@ static void evict_scan(struct core *c, struct timer *t)
 			break;
 		if (obj->last_used_ms + (obj->group ? hibernate : idle) > c->now_ms)
 			continue;
-		/* Writes not yet in RocksDB, responses it holds, or sync() callbacks pending
-		 * (code of its version) keep it in memory. */
-		if (!kv_dirty(c, obj) && !obj->ndeferred && list_empty(&obj->conts))
+		/* Writes not yet in RocksDB, responses it holds, sync() callbacks pending (code of
+		 * its version) or calls it waits for keep it in memory. */
+		if (!kv_dirty(c, obj) && !obj->ndeferred && list_empty(&obj->conts) && !obj->ncalls)
 			object_unload(c, obj);
 	}
 	kv_trim_cache(c);

@@ -38,7 +38,8 @@ int object_switch(struct core *c, struct object *obj, struct obj_version *ver);
  * callback waiting. Then it may switch versions. */
 static inline int object_quiescent(const struct object *obj)
 {
-	return !obj->running && !obj->ndeferred && !obj->syncs && list_empty(&obj->conts);
+	return !obj->running && !obj->ndeferred && !obj->syncs && list_empty(&obj->conts) &&
+	       !obj->ncalls;
 }
 
 #endif

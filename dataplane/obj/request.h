@@ -16,6 +16,7 @@ struct route_result {
 	uint16_t name_off, name_len; /* the name's segment of req.path (raw), 0 long if none */
 	uint8_t ws_kind;      /* enum ws_kind of the reserved socket */
 	uint8_t accepted;     /* the object took the socket (duro_ws_accept, duro_sse_accept) */
+	uint8_t is_call;      /* the exchange is an object's call (call.h), not HTTP */
 	struct object *obj;   /* set on the owner core while its handler runs */
 	struct ws_conn *wc;   /* the socket reserved for an upgrade: the connection's core only */
 	uint64_t ws_handle;   /* the same as a value any core may keep; 0 when none */

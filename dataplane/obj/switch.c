@@ -14,6 +14,7 @@
  * the responses it holds are answered 503. Old code is never unmapped. */
 #include "switch.h"
 #include "base_assert.h"
+#include "call.h"
 #include "core.h"
 #include "event.h"
 #include "log.h"
@@ -54,6 +55,7 @@ static void consider(struct core *c, struct object *obj, struct obj_version *to)
 		for (struct list_node *n = obj->conts.next; n != &obj->conts; n = n->next)
 			conts++;
 		event_cancel_conts(c, obj);
+		call_cancel_pending(c, obj); /* answers into the old code: -ECANCELED now */
 		oc->ctr.switch_cancelled += conts;
 		oc->ctr.switch_deferred_503 += deferred;
 	}

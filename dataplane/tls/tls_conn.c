@@ -527,6 +527,14 @@ void tls_shutdown(void)
 	atomic_store(&rt.current, NULL);
 }
 
+static int tls_dial(struct core *c, const struct net_dial *d, const struct net_events *ev,
+		    void *user, uint64_t *handle)
+{
+	if (d->tls)
+		return -EOPNOTSUPP;
+	return rt.lower->dial(c, d, ev, user, handle);
+}
+
 void tls_backend(struct net_backend *out, const struct net_backend *lower, struct tls_setup *setup)
 {
 	rt.lower = lower;
@@ -538,5 +546,7 @@ void tls_backend(struct net_backend *out, const struct net_backend *lower, struc
 		.counters = tls_net_counters, .more_counters = lower->more_counters,
 		/* Taking connections is the lower backend's alone. */
 		.start_accepting = lower->start_accepting, .listening = lower->listening,
+		/* Outbound connections in plaintext are the lower backend's (TLS: not yet). */
+		.dial = lower->dial ? tls_dial : NULL, .dial_cancel = lower->dial_cancel,
 	};
 }

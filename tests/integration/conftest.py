@@ -235,7 +235,9 @@ class Durod:
             dpdk = dpdk_args if dpdk_args is not None else [
                 "--dpdk-vdev", "net_af_packet0,iface=%s,qpairs=%d" % (DPDK_IFACE, cores)]
             dpdk = ["--backend", "dpdk", "--dpdk-ipv4", self.host + "/24"] + dpdk
-        if test_classes:
+        # test_classes="raw": the test-classes binary with `config` as given (a test that
+        # binds test classes of its own, such as TestCall).
+        if test_classes and test_classes != "raw":
             config = config_with_test_classes(config)
         args = prefix + [DUROD_TEST if test_classes else DUROD]
         if listen:

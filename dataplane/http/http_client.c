@@ -1,0 +1,645 @@
+/* HTTP/1.1 client connections: a request goes out on a pooled connection to the same
+ * place or a new one (net_backend.dial), its head composed once with the Host and
+ * Content-Length fields, its body sent from the caller's memory; the answer is parsed as
+ * it comes (http_parse_response), framed by Content-Length, chunked coding or the close,
+ * and written into the caller's exchange. A connection whose answer allowed keep-alive
+ * goes back to the core's pool; one that the server closed while pooled is noticed then
+ * and dropped. A request on a reused connection that fails before any byte of its answer
+ * is tried once more on a new one (the server may have closed it as we sent).
+ *
+ *   fetch --pooled?--> send head+body --> head --> body --> done --> pool or close
+ *          `--dial-->  (connect timeout)        (deadline for the whole)          */
+#include "http_client.h"
+#include "base_assert.h"
+#include "core.h"
+#include "http.h"
+#include "http_parse.h"
+#include "log.h"
+#include "pool.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HC_POOL_SLAB 64
+#define HC_MAX_TRAILER 4096
+
+enum hc_state { HC_DIALING, HC_BUSY, HC_IDLE, HC_GONE };
+
+struct http_client_conn {
+	struct net_conn *nc;
+	uint64_t dial;
+	enum hc_state state;
+	struct http_fetch *f; /* in flight; NULL when idle */
+	/* The pool key: where it goes. */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	uint8_t tls;
+	char server_name[256];
+	/* Output: the composed head, then the caller's body. */
+	char *head;
+	size_t head_len, head_cap, sent;
+	/* Input: a head being read, or chunked bytes not yet decoded. */
+	char *in;
+	size_t in_len, in_cap;
+	uint8_t head_done, chunked, until_close, no_body, got_bytes, keep_alive, lent, reused;
+	int fail_err; /* the request failed while its bytes were lent: told at on_closed */
+	int64_t body_left;
+	uint64_t body_len;
+	struct http_chunked ch;
+	struct timer timer;
+	struct list_node idle_node;
+	struct list_node all_node; /* every connection of the core, for the final free */
+	uint64_t idle_since_ms;
+};
+
+struct http_client_core {
+	const struct http_client_config *cfg;
+	const struct net_backend *nb;
+	struct pool conns;
+	struct list_node idle; /* oldest first */
+	struct list_node all;
+	unsigned nidle;
+	struct http_client_counters ctr;
+};
+
+static const struct net_events hc_events;
+
+static struct http_client_core *HCC(struct core *c) { return c->hclient; }
+
+const struct http_client_counters *http_client_counters(struct core *c) { return &HCC(c)->ctr; }
+
+static int append(char **p, size_t *len, size_t *cap, const void *data, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (*len + n > *cap) {
+		size_t ncap = *cap ? *cap * 2 : 1024;
+		while (ncap < *len + n)
+			ncap *= 2;
+		char *q = realloc(*p, ncap);
+		if (!q)
+			return -ENOMEM;
+		*p = q;
+		*cap = ncap;
+	}
+	memcpy(*p + *len, data, n);
+	*len += n;
+	return 0;
+}
+
+static int is_head_method(const struct http_request *rq)
+{
+	return rq->method_len == 4 && memcmp(rq->method, "HEAD", 4) == 0;
+}
+
+/* The request line and header section, once per request. */
+static int compose(struct http_client_conn *hc, const struct http_fetch *f)
+{
+	const struct http_request *rq = f->req;
+	hc->head_len = hc->sent = 0;
+	char line[64];
+	int r = append(&hc->head, &hc->head_len, &hc->head_cap, rq->method, rq->method_len);
+	r = r ? r : append(&hc->head, &hc->head_len, &hc->head_cap, " ", 1);
+	r = r ? r : append(&hc->head, &hc->head_len, &hc->head_cap, rq->target, rq->target_len);
+	r = r ? r : append(&hc->head, &hc->head_len, &hc->head_cap, " HTTP/1.1\r\nHost: ", 17);
+	r = r ? r : append(&hc->head, &hc->head_len, &hc->head_cap, f->host, f->host_len);
+	r = r ? r : append(&hc->head, &hc->head_len, &hc->head_cap, "\r\n", 2);
+	for (unsigned i = 0; r == 0 && i < rq->nheaders; i++) {
+		const struct http_header *h = &rq->headers[i];
+		r = append(&hc->head, &hc->head_len, &hc->head_cap, h->name, h->name_len);
+		r = r ? r : append(&hc->head, &hc->head_len, &hc->head_cap, ": ", 2);
+		r = r ? r : append(&hc->head, &hc->head_len, &hc->head_cap, h->value, h->value_len);
+		r = r ? r : append(&hc->head, &hc->head_len, &hc->head_cap, "\r\n", 2);
+	}
+	int n = 0;
+	/* A body, or a method that carries one (POST with none says so). */
+	if (rq->body_len || !((rq->method_len == 3 && !memcmp(rq->method, "GET", 3)) ||
+			      is_head_method(rq)))
+		n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n", rq->body_len);
+	r = r ? r : append(&hc->head, &hc->head_len, &hc->head_cap, line, (size_t)n);
+	r = r ? r : append(&hc->head, &hc->head_len, &hc->head_cap, "\r\n", 2);
+	return r;
+}
+
+/* ---- the pool ---- */
+
+static int same_place(const struct http_client_conn *hc, const struct http_fetch *f)
+{
+	return hc->addrlen == f->dial.addrlen && !memcmp(&hc->addr, &f->dial.addr, hc->addrlen) &&
+	       hc->tls == !!f->dial.tls &&
+	       !strcmp(hc->server_name, f->dial.server_name ? f->dial.server_name : "");
+}
+
+static void conn_free(struct core *c, struct http_client_conn *hc)
+{
+	struct http_client_core *cc = HCC(c);
+	timer_cancel(&hc->timer);
+	if (hc->state == HC_IDLE) {
+		list_del(&hc->idle_node);
+		cc->nidle--;
+		cc->ctr.idle = cc->nidle;
+	}
+	list_del(&hc->all_node);
+	free(hc->head);
+	free(hc->in);
+	pool_put(&cc->conns, hc);
+}
+
+/* The connection is given up: closed now, freed when the backend says it is gone (or
+ * now, while only dialing: the dial's failure comes back to nobody). */
+static void conn_drop(struct core *c, struct http_client_conn *hc)
+{
+	struct http_client_core *cc = HCC(c);
+	if (hc->state == HC_IDLE) {
+		list_del(&hc->idle_node);
+		cc->nidle--;
+		cc->ctr.idle = cc->nidle;
+	}
+	timer_cancel(&hc->timer);
+	hc->f = NULL;
+	if (hc->state == HC_DIALING) {
+		hc->state = HC_GONE;
+		cc->nb->dial_cancel(c, hc->dial); /* on_dial_failed frees it */
+		return;
+	}
+	hc->state = HC_GONE;
+	if (hc->nc)
+		cc->nb->close(c, hc->nc, NET_CLOSE_ABORT); /* on_closed frees it */
+}
+
+static void finish(struct core *c, struct http_client_conn *hc, int err);
+static int retry(struct core *c, struct http_fetch *f);
+
+static void fetch_timeout(struct core *c, struct timer *t)
+{
+	struct http_client_conn *hc = LIST_CONTAINER(t, struct http_client_conn, timer);
+	if (hc->state == HC_IDLE) {
+		conn_drop(c, hc);
+		return;
+	}
+	HCC(c)->ctr.timeouts++;
+	finish(c, hc, -ETIMEDOUT);
+}
+
+static void arm_for(struct core *c, struct http_client_conn *hc, const struct http_fetch *f)
+{
+	uint64_t at = f->deadline_ms;
+	if (hc->state == HC_DIALING && c->now_ms + HCC(c)->cfg->connect_timeout_ms < at)
+		at = c->now_ms + HCC(c)->cfg->connect_timeout_ms;
+	timer_arm(c, &hc->timer, at, fetch_timeout);
+}
+
+static void start_request(struct core *c, struct http_client_conn *hc)
+{
+	hc->head_done = hc->chunked = hc->until_close = hc->got_bytes = 0;
+	hc->in_len = 0;
+	hc->body_len = 0;
+	hc->body_left = 0;
+	memset(&hc->ch, 0, sizeof(hc->ch));
+	HCC(c)->nb->want_write(c, hc->nc);
+}
+
+static int start(struct core *c, struct http_fetch *f);
+
+/* Hands f back to its caller. */
+static void deliver(struct core *c, struct http_fetch *f, int err)
+{
+	f->conn = NULL;
+	if (err == 0)
+		HCC(c)->ctr.responses++;
+	f->done(c, f->arg, err);
+}
+
+/* The request on hc ends with err (0: the answer is whole). The connection goes back to
+ * the pool if it may, else away; done() runs now, or, while the backend still reads the
+ * request's bytes (lent by fill_output), once the connection is closed. */
+static void finish(struct core *c, struct http_client_conn *hc, int err)
+{
+	struct http_client_core *cc = HCC(c);
+	struct http_fetch *f = hc->f;
+	DURO_ASSERT(f);
+	if (hc->lent) {
+		hc->fail_err = err ? err : 1; /* 1: a whole answer */
+		timer_cancel(&hc->timer);
+		if (hc->state != HC_GONE) {
+			hc->state = HC_GONE;
+			cc->nb->close(c, hc->nc, NET_CLOSE_ABORT);
+		}
+		return;
+	}
+	hc->f = NULL;
+	if (err == -ECONNRESET && hc->reused && !hc->got_bytes && !f->retried) {
+		/* Closed under a request on a reused connection before any answer: the server
+		 * may have closed it as we sent. Once more on a new one. */
+		conn_drop(c, hc);
+		if (retry(c, f) == 0)
+			return;
+		deliver(c, f, err);
+		return;
+	}
+	if (err == 0 && hc->keep_alive && !hc->until_close && hc->state == HC_BUSY) {
+		timer_cancel(&hc->timer);
+		if (cc->nidle >= cc->cfg->max_idle_per_core && cc->nidle) {
+			struct http_client_conn *old =
+				LIST_CONTAINER(cc->idle.next, struct http_client_conn, idle_node);
+			conn_drop(c, old);
+		}
+		hc->state = HC_IDLE;
+		hc->idle_since_ms = c->now_ms;
+		list_add_tail(&cc->idle, &hc->idle_node);
+		cc->nidle++;
+		cc->ctr.idle = cc->nidle;
+		timer_arm(c, &hc->timer, c->now_ms + cc->cfg->idle_timeout_ms, fetch_timeout);
+	} else {
+		conn_drop(c, hc);
+	}
+	deliver(c, f, err);
+}
+
+/* ---- the answer ---- */
+
+/* Body bytes (decoded) into the caller's exchange. */
+static int body_bytes(struct core *c, struct http_client_conn *hc, const char *p, size_t n)
+{
+	struct http_fetch *f = hc->f;
+	if (hc->body_len + n > f->max_response_bytes) {
+		HCC(c)->ctr.too_large++;
+		return -EFBIG;
+	}
+	hc->body_len += n;
+	return n ? http_resp_body(f->out, p, n) : 0;
+}
+
+/* A chunked body: raw bytes kept in `in` and decoded in place there. */
+static int chunked_bytes(struct core *c, struct http_client_conn *hc, const char *p, size_t n)
+{
+	if (append(&hc->in, &hc->in_len, &hc->in_cap, p, n) < 0)
+		return -ENOMEM;
+	size_t src = 0, dst = 0;
+	int r = http_chunked_decode(&hc->ch, hc->in, hc->in_len, &src, &dst,
+				    hc->f->max_response_bytes, HC_MAX_TRAILER);
+	if (r == -413) {
+		HCC(c)->ctr.too_large++;
+		return -EFBIG;
+	}
+	if (r < 0)
+		return -EPROTO;
+	int e = body_bytes(c, hc, hc->in, dst);
+	if (e < 0)
+		return e;
+	memmove(hc->in, hc->in + src, hc->in_len - src);
+	hc->in_len -= src;
+	return r; /* 1: the body is whole */
+}
+
+/* Applies the head just parsed: the status and fields into the exchange, the framing. */
+static int take_head(struct core *c, struct http_client_conn *hc, const struct http_response *rs)
+{
+	struct http_fetch *f = hc->f;
+	http_resp_status(f->out, rs->status);
+	for (unsigned i = 0; i < rs->nheaders; i++) {
+		const struct http_header *h = &rs->headers[i];
+		int r = http_resp_header(f->out, h->name, h->name_len, h->value, h->value_len);
+		if (r < 0)
+			return r == -EINVAL ? -EPROTO : r;
+	}
+	hc->keep_alive = rs->keep_alive;
+	hc->no_body = is_head_method(f->req) || rs->status == 204 || rs->status == 304;
+	hc->chunked = !hc->no_body && rs->chunked;
+	hc->body_left = hc->no_body ? 0 : rs->content_length;
+	hc->until_close = !hc->no_body && !rs->chunked && rs->content_length < 0;
+	if (hc->body_left > 0 && (uint64_t)hc->body_left > f->max_response_bytes) {
+		HCC(c)->ctr.too_large++;
+		return -EFBIG; /* known before a byte of it is read */
+	}
+	(void)c;
+	return 0;
+}
+
+/* Body bytes at p: the answer ends when they complete it. */
+static void body_in(struct core *c, struct http_client_conn *hc, const char *p, size_t len)
+{
+	int r;
+	if (hc->no_body || (!hc->chunked && !hc->until_close && hc->body_left == 0)) {
+		if (len) /* more than the answer: the connection's framing is lost */
+			hc->keep_alive = 0;
+		finish(c, hc, 0);
+		return;
+	}
+	if (hc->chunked) {
+		r = chunked_bytes(c, hc, p, len);
+		if (r < 0) {
+			finish(c, hc, r);
+		} else if (r == 1) {
+			if (hc->in_len)
+				hc->keep_alive = 0;
+			finish(c, hc, 0);
+		}
+		return;
+	}
+	if (!len)
+		return;
+	size_t take = len;
+	if (!hc->until_close && (uint64_t)hc->body_left < take)
+		take = (size_t)hc->body_left;
+	r = body_bytes(c, hc, p, take);
+	if (r < 0) {
+		finish(c, hc, r);
+		return;
+	}
+	if (!hc->until_close) {
+		hc->body_left -= (int64_t)take;
+		if (hc->body_left == 0) {
+			if (take < len)
+				hc->keep_alive = 0;
+			finish(c, hc, 0);
+		}
+	}
+}
+
+static void on_data(struct core *c, struct net_conn *nc, const char *data, size_t len)
+{
+	struct http_client_conn *hc = nc->user;
+	struct http_client_core *cc = HCC(c);
+	if (hc->state == HC_IDLE) {
+		/* The server closed (or spoke) while pooled: the connection is not reusable. */
+		conn_drop(c, hc);
+		return;
+	}
+	if (!hc->f || hc->state != HC_BUSY)
+		return;
+	if (len == 0) { /* FIN */
+		finish(c, hc, hc->until_close && hc->head_done ? 0 : -ECONNRESET);
+		return;
+	}
+	hc->got_bytes = 1;
+	if (hc->head_done) {
+		body_in(c, hc, data, len);
+		return;
+	}
+	if (append(&hc->in, &hc->in_len, &hc->in_cap, data, len) < 0) {
+		finish(c, hc, -ENOMEM);
+		return;
+	}
+	struct http_response *rs = malloc(sizeof(*rs));
+	if (!rs) {
+		finish(c, hc, -ENOMEM);
+		return;
+	}
+	for (;;) {
+		long n = http_parse_response(hc->in, hc->in_len, cc->cfg->max_head_bytes, rs);
+		if (n == 0) {
+			free(rs);
+			return;
+		}
+		if (n < 0) {
+			free(rs);
+			cc->ctr.bad_responses++;
+			finish(c, hc, -EPROTO);
+			return;
+		}
+		if (rs->status >= 200) {
+			/* The fields point into `in`: taken before the head's bytes go. */
+			int r = take_head(c, hc, rs);
+			free(rs);
+			if (r < 0) {
+				finish(c, hc, r);
+				return;
+			}
+			memmove(hc->in, hc->in + n, hc->in_len - (size_t)n);
+			hc->in_len -= (size_t)n;
+			break;
+		}
+		/* An interim answer (100 Continue): skipped. */
+		memmove(hc->in, hc->in + n, hc->in_len - (size_t)n);
+		hc->in_len -= (size_t)n;
+	}
+	hc->head_done = 1;
+	/* What followed the head is body: a chunked one is decoded where it is. */
+	if (hc->chunked) {
+		body_in(c, hc, NULL, 0);
+		return;
+	}
+	char *rest = hc->in;
+	size_t rl = hc->in_len;
+	hc->in = NULL;
+	hc->in_len = hc->in_cap = 0;
+	body_in(c, hc, rest, rl);
+	free(rest);
+}
+
+/* ---- the request ---- */
+
+static unsigned fill_output(struct core *c, struct net_conn *nc, struct iovec *iov, unsigned max)
+{
+	(void)c;
+	struct http_client_conn *hc = nc->user;
+	if (!hc->f || hc->state != HC_BUSY || max < 2)
+		return 0;
+	const struct http_request *rq = hc->f->req;
+	size_t total = hc->head_len + rq->body_len;
+	if (hc->sent >= total)
+		return 0;
+	unsigned n = 0;
+	if (hc->sent < hc->head_len) {
+		iov[n].iov_base = hc->head + hc->sent;
+		iov[n++].iov_len = hc->head_len - hc->sent;
+	}
+	if (rq->body_len) {
+		size_t off = hc->sent > hc->head_len ? hc->sent - hc->head_len : 0;
+		iov[n].iov_base = (void *)(rq->body + off);
+		iov[n++].iov_len = rq->body_len - off;
+	}
+	hc->lent = 1;
+	return n;
+}
+
+static void on_sent(struct core *c, struct net_conn *nc, size_t n)
+{
+	(void)c;
+	struct http_client_conn *hc = nc->user;
+	hc->lent = 0;
+	hc->sent += n;
+}
+
+static void *on_connected(struct core *c, struct net_conn *nc)
+{
+	struct http_client_conn *hc = nc->user;
+	struct http_client_core *cc = HCC(c);
+	hc->nc = nc;
+	if (hc->state == HC_GONE) {
+		conn_free(c, hc); /* given up meanwhile: closed at once, no on_closed */
+		return NULL;
+	}
+	cc->ctr.connects++;
+	hc->state = HC_BUSY;
+	if (hc->f)
+		arm_for(c, hc, hc->f);
+	start_request(c, hc);
+	return hc;
+}
+
+static int retry(struct core *c, struct http_fetch *f)
+{
+	HCC(c)->ctr.retries++;
+	f->retried = 1;
+	return start(c, f);
+}
+
+static void on_closed(struct core *c, struct net_conn *nc, int err)
+{
+	struct http_client_conn *hc = nc->user;
+	struct http_client_core *cc = HCC(c);
+	struct http_fetch *f = hc->f;
+	hc->nc = NULL;
+	hc->lent = 0;
+	hc->f = NULL;
+	int fail = hc->fail_err;
+	int was = hc->state;
+	if (was == HC_IDLE) {
+		list_del(&hc->idle_node);
+		cc->nidle--;
+		cc->ctr.idle = cc->nidle;
+	}
+	hc->state = HC_GONE;
+	int reused = hc->reused, got = hc->got_bytes, whole = hc->until_close && hc->head_done;
+	conn_free(c, hc);
+	if (!f)
+		return;
+	if (fail) {
+		deliver(c, f, fail == 1 ? 0 : fail);
+		return;
+	}
+	if (whole) {
+		deliver(c, f, 0);
+		return;
+	}
+	cc->ctr.resets++;
+	/* Closed under a request on a reused connection before any answer: the server may
+	 * have closed it as we sent. Once more on a new one. */
+	if (reused && !got && !f->retried && retry(c, f) == 0)
+		return;
+	deliver(c, f, err ? err : -ECONNRESET);
+}
+
+static void on_dial_failed(struct core *c, void *user, int err)
+{
+	struct http_client_conn *hc = user;
+	struct http_client_core *cc = HCC(c);
+	struct http_fetch *f = hc->f;
+	int gone = hc->state == HC_GONE;
+	hc->f = NULL;
+	conn_free(c, hc);
+	if (gone || !f)
+		return;
+	cc->ctr.connect_failures++;
+	deliver(c, f, err == -ECANCELED ? -ETIMEDOUT : err);
+}
+
+static const struct net_events hc_events = {
+	.on_accept = on_connected,
+	.on_data = on_data,
+	.fill_output = fill_output,
+	.on_sent = on_sent,
+	.on_closed = on_closed,
+	.on_dial_failed = on_dial_failed,
+};
+
+/* Takes a pooled connection to f's place, or dials one. */
+static int start(struct core *c, struct http_fetch *f)
+{
+	struct http_client_core *cc = HCC(c);
+	if (!cc->nb->dial)
+		return -EOPNOTSUPP;
+	if (!f->retried) {
+		for (struct list_node *n = cc->idle.prev; n != &cc->idle; n = n->prev) {
+			struct http_client_conn *hc = LIST_CONTAINER(n, struct http_client_conn, idle_node);
+			if (!same_place(hc, f))
+				continue;
+			list_del(&hc->idle_node);
+			cc->nidle--;
+			cc->ctr.idle = cc->nidle;
+			if (compose(hc, f) < 0) {
+				conn_drop(c, hc);
+				return -ENOMEM;
+			}
+			hc->state = HC_BUSY;
+			hc->f = f;
+			hc->reused = 1;
+			hc->fail_err = 0;
+			f->conn = hc;
+			cc->ctr.reused++;
+			arm_for(c, hc, f);
+			start_request(c, hc);
+			return 0;
+		}
+	}
+	struct http_client_conn *hc = pool_get(&cc->conns);
+	if (!hc)
+		return -ENOMEM;
+	memset(hc, 0, sizeof(*hc));
+	list_add_tail(&cc->all, &hc->all_node);
+	hc->state = HC_DIALING;
+	memcpy(&hc->addr, &f->dial.addr, f->dial.addrlen);
+	hc->addrlen = f->dial.addrlen;
+	hc->tls = !!f->dial.tls;
+	snprintf(hc->server_name, sizeof(hc->server_name), "%s",
+		 f->dial.server_name ? f->dial.server_name : "");
+	if (compose(hc, f) < 0) {
+		conn_free(c, hc);
+		return -ENOMEM;
+	}
+	hc->f = f;
+	f->conn = hc;
+	int r = cc->nb->dial(c, &f->dial, &hc_events, hc, &hc->dial);
+	if (r < 0) {
+		f->conn = NULL;
+		hc->state = HC_GONE;
+		conn_free(c, hc);
+		return r;
+	}
+	arm_for(c, hc, f);
+	return 0;
+}
+
+int http_client_fetch(struct core *c, struct http_fetch *f)
+{
+	f->conn = NULL;
+	f->retried = 0;
+	HCC(c)->ctr.requests++;
+	return start(c, f);
+}
+
+int http_client_core_init(struct core *c, const struct http_client_config *cfg,
+			  const struct net_backend *nb)
+{
+	struct http_client_core *cc = calloc(1, sizeof(*cc));
+	if (!cc)
+		return -ENOMEM;
+	cc->cfg = cfg;
+	cc->nb = nb;
+	pool_init(&cc->conns, "http_client", sizeof(struct http_client_conn), HC_POOL_SLAB, 0);
+	list_init(&cc->idle);
+	list_init(&cc->all);
+	c->hclient = cc;
+	return 0;
+}
+
+void http_client_core_fini(struct core *c)
+{
+	struct http_client_core *cc = HCC(c);
+	if (!cc)
+		return;
+	/* The backend is gone or going: nothing it holds is told any more. */
+	while (!list_empty(&cc->all)) {
+		struct http_client_conn *hc = LIST_CONTAINER(cc->all.next, struct http_client_conn, all_node);
+		list_del(&hc->all_node);
+		free(hc->head);
+		free(hc->in);
+	}
+	pool_destroy(&cc->conns);
+	free(cc);
+	c->hclient = NULL;
+}

@@ -1,0 +1,224 @@
+"""Outbound HTTP from objects (duro_fetch) through TestCall, against local origins: answers
+with Content-Length, chunked and close-delimited bodies, keep-alive reuse (connections
+counted by the origin), refused destinations (a listener that counts accepts sees none),
+slow and dead origins (timeouts), oversized answers, the per-object limit, and the output
+gate under injected sync failures."""
+import http.server
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import wait_until
+
+CONFIG = {
+    "durable_objects": {"bindings": [{"name": "CALL", "class_name": "TestCall"}]},
+    "migrations": [{"tag": "calls-v1", "new_classes": ["TestCall"]}],
+    "routes": [{"prefix": "/call/", "binding": "CALL", "id": "name"}],
+}
+
+
+class Origin(http.server.ThreadingHTTPServer):
+    """An HTTP/1.1 origin that counts the connections it accepts and records /rec?v=V."""
+    daemon_threads = True
+
+    def __init__(self):
+        self.connections = 0
+        self.recorded = set()
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.port = self.server_address[1]
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    def get_request(self):
+        conn = super().get_request()
+        with self.lock:
+            self.connections += 1
+        return conn
+
+    def close(self):
+        self.shutdown()
+        self.server_close()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def reply(self, status, body, headers=()):
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        self.do_GET()
+
+    def do_GET(self):
+        path, _, query = self.path.partition("?")
+        n = int(self.headers.get("Content-Length") or 0)
+        if n:
+            self.rfile.read(n)
+        if path == "/hello":
+            self.reply(200, b"hello from origin", [("X-Origin", "yes"),
+                                                   ("X-Saw-From", self.headers.get("X-From", "-"))])
+        elif path == "/chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for part in (b"chunk one,", b" chunk two,", b" end"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
+        elif path == "/big":
+            self.reply(200, b"x" * int(query.split("=")[1]))
+        elif path == "/slow":
+            time.sleep(int(query.split("=")[1]) / 1000)
+            self.reply(200, b"slow")
+        elif path == "/rec":
+            with self.server.lock:
+                self.server.recorded.add(query.split("=")[1])
+            self.reply(200, b"ok")
+        else:
+            self.reply(404, b"no")
+
+
+@pytest.fixture
+def origin():
+    o = Origin()
+    yield o
+    o.close()
+
+
+def start(durod_factory, origin_port, **outbound):
+    cfg = dict(CONFIG)
+    cfg["outbound"] = {"allow": ["http://127.0.0.1:%d" % origin_port], **outbound}
+    return durod_factory(config=cfg, test_classes="raw", cores=2)
+
+
+def fetch(d, name, url, params="", timeout=30):
+    r = requests.post(d.url + "/call/%s/fetch%s" % (name, params), data=url.encode(), timeout=timeout)
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+def first(text):
+    head, _, body = text.partition("\n")
+    return dict(kv.split("=", 1) for kv in head.split()), body
+
+
+def test_fetch_answers_and_keep_alive(durod_factory, origin):
+    d = start(durod_factory, origin.port)
+    base = "http://127.0.0.1:%d" % origin.port
+    o, body = first(fetch(d, "f1", base + "/hello"))
+    assert o["err"] == "0" and o["status"] == "200" and body == "hello from origin"
+    o, body = first(fetch(d, "f1", base + "/chunked"))
+    assert o["err"] == "0" and body == "chunk one, chunk two, end"
+    o, body = first(fetch(d, "f1", base + "/nothing"))
+    assert o["status"] == "404" and body == "no"
+    # Sequential fetches from one object reuse one pooled connection.
+    before = origin.connections
+    for _ in range(5):
+        assert first(fetch(d, "f1", base + "/hello"))[0]["err"] == "0"
+    assert origin.connections == before
+    # Several at once: at most outbound.max_per_object (6) connections, all answered.
+    text = fetch(d, "f2", base + "/hello", "?n=6")
+    assert text.count("err=0 status=200") == 6, text
+
+
+def test_refused_destinations_attempt_no_connection(durod_factory, origin):
+    d = start(durod_factory, origin.port)
+    # A listener the allow list does not name: it must never see a connection.
+    trap = socket.socket()
+    trap.bind(("127.0.0.1", 0))
+    trap.listen(16)
+    trap.settimeout(0.5)
+    port = trap.getsockname()[1]
+    for url in ["http://127.0.0.1:%d/x" % port, "https://127.0.0.1:%d/x" % origin.port,
+                "http://localhost:%d/x" % port]:
+        assert fetch(d, "r", url).startswith("refused=-13"), url  # -EACCES
+    for bad in ["ftp://127.0.0.1/", "http://", "http://a@127.0.0.1/", "nonsense"]:
+        assert fetch(d, "r", bad).startswith("refused=-22"), bad  # -EINVAL
+    with pytest.raises(socket.timeout):
+        trap.accept()
+    trap.close()
+    wait_until(lambda: d.control({"cmd": "stats"})["calls"].get("CALL", {}).get("fetch_refused", 0) == 3,
+               what="refusals counted")
+
+
+def test_a_bad_allow_pattern_names_the_key(durod_factory, tmp_path):
+    import subprocess, json, conftest
+    cfg = dict(CONFIG)
+    cfg["outbound"] = {"allow": ["http://127.0.0.1:80", "http://exa*mple.com"]}
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(cfg))
+    r = subprocess.run([conftest.DUROD_TEST, "--config", str(path), "--data-dir", str(tmp_path / "d"),
+                        "--listen", "127.0.0.1:%d" % conftest.free_port()], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
+    assert "outbound.allow[1]" in r.stderr + r.stdout
+
+
+def test_timeouts_slow_and_dead_origins(durod_factory, origin):
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dead.listen(16)  # takes connections, never answers
+    d = durod_factory(config={**CONFIG, "outbound": {"allow": ["http://127.0.0.1:*"], "timeout_ms": 600}},
+                      test_classes="raw", cores=2)
+    t0 = time.time()
+    o, _ = first(fetch(d, "t", "http://127.0.0.1:%d/x" % dead.getsockname()[1]))
+    assert o["err"] == str(-110) and time.time() - t0 < 5  # -ETIMEDOUT
+    o, _ = first(fetch(d, "t", "http://127.0.0.1:%d/slow?ms=1500" % origin.port))
+    assert o["err"] == str(-110)
+    # A fetch's own timeout beats the config's.
+    o, body = first(fetch(d, "t", "http://127.0.0.1:%d/slow?ms=700" % origin.port, "?timeout=5000"))
+    assert o["err"] == "0" and body == "slow"
+    # Nobody listening: refused at once.
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    o, _ = first(fetch(d, "t", "http://127.0.0.1:%d/x" % port))
+    assert o["err"] == str(-111)  # -ECONNREFUSED
+    dead.close()
+
+
+def test_oversized_answers_fail(durod_factory, origin):
+    d = start(durod_factory, origin.port, max_response_bytes=1000)
+    base = "http://127.0.0.1:%d" % origin.port
+    assert first(fetch(d, "b", base + "/big?n=1000"))[0]["err"] == "0"
+    assert first(fetch(d, "b", base + "/big?n=1001"))[0]["err"] == str(-27)  # -EFBIG
+    assert first(fetch(d, "b", base + "/big?n=5000000"))[0]["err"] == str(-27)
+    # The pool still works afterwards.
+    assert first(fetch(d, "b", base + "/hello"))[0]["err"] == "0"
+
+
+def test_per_object_limit(durod_factory, origin):
+    d = start(durod_factory, origin.port, max_per_object=2)
+    text = fetch(d, "lim", "http://127.0.0.1:%d/slow?ms=200" % origin.port, "?n=4")
+    assert text.count("refused=-16") == 2 and text.count("err=0 status=200") == 2, text
+
+
+def test_a_fetch_after_a_failed_commit_is_never_sent(durod_factory, origin, monkeypatch):
+    monkeypatch.setenv("DURO_FAULT_SYNC_EVERY", "4")
+    d = start(durod_factory, origin.port)
+    url = ("http://127.0.0.1:%d/rec" % origin.port).encode()
+    statuses = []
+    for v in range(160):
+        r = requests.post(d.url + "/call/w%d/wfetch?v=%d" % (v % 4, v), data=url, timeout=10)
+        statuses.append(r.status_code)
+    assert 500 in statuses and 200 in statuses
+    acked = {str(v) for v, s in enumerate(statuses) if s == 200}
+    wait_until(lambda: acked <= origin.recorded, 10, what="acknowledged fetches arrived")
+    written = set()
+    for i in range(4):
+        t = requests.get(d.url + "/call/w%d/keys?prefix=v:" % i).text
+        written |= {k[2:] for k in t.split("\n") if k}
+    # The origin saw only values whose writes are durable.
+    assert origin.recorded <= written, sorted(origin.recorded - written)
+    assert written == acked

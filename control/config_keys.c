@@ -128,6 +128,23 @@ const struct config_key config_keys[] = {
 	BOOL_NOT("storage.log_direct_io", obj.store.log_buffered, 1,
 		 "commit logs with O_DIRECT where the file system allows it (false: buffered)"),
 
+	UINT("sql.cache_bytes_per_core", obj.sql.cache_bytes_per_core, 1 << 20, 1ull << 40, 64u << 20,
+	     "SQLite page caches and open connections, per core; idle ones are closed beyond it"),
+	UINT("sql.max_event_write_bytes", obj.sql.max_event_write_bytes, 1 << 16, 1ull << 34,
+	     256u << 20, "SQL pages one event may write"),
+	UINT("sql.max_statement_bytes", obj.sql.max_statement_bytes, 100, 100000000, 100000,
+	     "longest SQL text of one call"),
+	UINT("sql.max_params", obj.sql.max_params, 1, 32766, 100,
+	     "bound parameters of one statement"),
+	UINT("sql.max_row_bytes", obj.sql.max_row_bytes, 1024, 1000000000, 2000000,
+	     "largest string, blob or row"),
+	UINT("sql.max_columns", obj.sql.max_columns, 1, 2000, 100,
+	     "columns of a table or a result"),
+	UINT("sql.max_expr_depth", obj.sql.max_expr_depth, 10, 1000, 100,
+	     "depth of an expression tree"),
+	UINT("sql.time_budget_ms", obj.sql.time_budget_ms, 1, 3600000, 30000,
+	     "a statement running this long after its event began is interrupted; the event fails"),
+
 	CUSTOM("migrations", config_migrations,
 	       "class tags applied once, in order; replaces the built-in tags"),
 

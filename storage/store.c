@@ -136,11 +136,14 @@ static int store_open_db(struct store *st)
 	 * RocksDB 7.8 also asserts when manual and automatic atomic flushes meet.) */
 	rocksdb_options_set_avoid_unnecessary_blocking_io(st->db_opts, 1);
 
-	/* Open with every family on disk (RocksDB insists), meta and alarms first. */
+	/* Open with every family on disk (RocksDB insists), the fixed ones first (those a
+	 * database made before them lacks are created). */
 	const char *names[STORE_MAX_CF + 1];
 	const rocksdb_options_t *opts[STORE_MAX_CF + 1];
 	snprintf(st->cf_names[STORE_CF_META], sizeof(st->cf_names[0]), "meta");
 	snprintf(st->cf_names[STORE_CF_ALARMS], sizeof(st->cf_names[0]), "alarms");
+	snprintf(st->cf_names[STORE_CF_SQL], sizeof(st->cf_names[0]), "sql");
+	snprintf(st->cf_names[STORE_CF_HISTORY], sizeof(st->cf_names[0]), "history");
 	st->ncf = STORE_CF_FIRST_CLASS;
 	size_t nexisting = 0;
 	char *err = NULL;
@@ -148,8 +151,10 @@ static int store_open_db(struct store *st)
 	free(err);
 	err = NULL;
 	for (size_t i = 0; existing && i < nexisting; i++) {
-		if (!strcmp(existing[i], "default") || !strcmp(existing[i], "meta") ||
-		    !strcmp(existing[i], "alarms"))
+		int fixed = !strcmp(existing[i], "default");
+		for (unsigned f = 0; f < STORE_CF_FIRST_CLASS; f++)
+			fixed |= !strcmp(existing[i], st->cf_names[f]);
+		if (fixed)
 			continue;
 		if (st->ncf == STORE_MAX_CF) {
 			log_error("storage: %s has more than %d column families", st->db_dir, STORE_MAX_CF);

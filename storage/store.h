@@ -34,7 +34,9 @@ struct store_config {
 
 void store_config_defaults(struct store_config *cfg, const char *data_dir);
 
-enum { STORE_CF_META = 0, STORE_CF_ALARMS = 1, STORE_CF_FIRST_CLASS = 2 };
+/* Families every database has (keys.h draws their keys), then one per class. */
+enum { STORE_CF_META = 0, STORE_CF_ALARMS = 1, STORE_CF_SQL = 2, STORE_CF_HISTORY = 3,
+       STORE_CF_FIRST_CLASS = 4 };
 
 struct store;
 

@@ -1,12 +1,15 @@
 /* Events: the one place a class's code runs. An event activates its object if needed, runs
  * one callback with the object marked running (events never nest), and ends by committing
  * or rolling back. Committing asks the commit layer for the core's open batch and has each
- * kind of storage write its part: alarms mirror theirs, then the key-value writes.
+ * kind of storage write its part: SQLite commits first (it may still refuse: a deferred
+ * constraint), then alarms mirror theirs, the SQL pages and the key-value writes follow.
  * Everything the event sent waits for that batch (the output gate), sync() callbacks
  * included, which come back as events of their own.
  *
  *   request/alarm/socket/sync --> activate --> begin --> class callback --> end
+ *                                                         |- sql_event_finish
  *                                                         |- alarm_event_commit
+ *                                                         |- sql_event_commit
  *                                                         |- kv_event_commit   --> batch
  *                                                         `- sends, syncs      --> gated */
 #include "event.h"
@@ -22,6 +25,7 @@
 #include "object.h"
 #include "request.h"
 #include "route.h"
+#include "sql.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -110,7 +114,9 @@ struct object *event_activate(struct core *c, unsigned ns, const struct duro_id 
 		/* on_load may read storage but its writes are not kept: it runs outside events. */
 		obj->running = 1;
 		kv_event_begin(obj);
+		sql_event_begin(c, obj);
 		int r = obj->cls->on_load((struct duro_object *)obj);
+		sql_event_rollback(c, obj);
 		kv_event_rollback(c, obj);
 		obj->running = 0;
 		attach_syncs(c, obj);
@@ -131,24 +137,35 @@ void event_begin(struct core *c, struct object *obj)
 	object_touch(c, obj);
 	obj->running = 1;
 	kv_event_begin(obj);
+	sql_event_begin(c, obj);
+}
+
+static void rollback(struct core *c, struct object *obj)
+{
+	sql_event_rollback(c, obj);
+	kv_event_rollback(c, obj);
 }
 
 int event_end(struct core *c, struct object *obj, int ok)
 {
-	int wrote = 0;
-	if (!ok || !kv_event_wrote(obj)) {
-		kv_event_rollback(c, obj);
+	int wrote = 0, sql = ok ? sql_event_finish(c, obj) : 0;
+	if (sql < 0) {
+		rollback(c, obj); /* SQLite could not commit (or was interrupted): the event fails */
+		wrote = sql;
+	} else if (!ok || (!kv_event_wrote(obj) && !sql)) {
+		rollback(c, obj);
 	} else if (!commit_space_ok(c)) {
-		kv_event_rollback(c, obj); /* the disk is under its reserve: refused as a whole */
+		rollback(c, obj); /* the disk is under its reserve: refused as a whole */
 		wrote = -ENOSPC;
 	} else {
 		uint64_t seq;
 		struct store_batch *b = commit_open_batch(c, &seq);
 		if (!b) {
-			kv_event_rollback(c, obj); /* out of memory for the batch */
+			rollback(c, obj); /* out of memory for the batch */
 			wrote = -ENOMEM;
 		} else {
 			alarm_event_commit(c, obj, b, seq);
+			sql_event_commit(c, obj, b, seq);
 			kv_event_commit(c, obj, b, seq);
 			wrote = 1;
 		}

@@ -10,6 +10,7 @@
 #include "obj_ws.h"
 #include "object.h"
 #include "runtime.h"
+#include "sql.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -26,7 +27,9 @@ int obj_core_init(struct core *c)
 	obj_view_install_initial(c, &oc->view);
 	dispatch_core_init(c);
 	core_set_msg_handler(c, MSG_OBJ_VIEW, obj_runtime_view_msg);
-	int r = object_table_init(c);
+	int r = sql_core_init(c);
+	if (r == 0)
+		r = object_table_init(c);
 	if (r == 0)
 		r = commit_core_init(c, &commit_events);
 	if (r == 0)
@@ -45,6 +48,7 @@ void obj_core_fini(struct core *c)
 	obj_ws_core_fini(c);
 	alarm_core_fini(c);
 	commit_core_fini(c);
+	sql_core_fini(c);
 	free(oc);
 	c->obj = NULL;
 }

@@ -4,6 +4,7 @@
 #define DURO_OBJ_OBJECT_T_H
 
 #include "kv-t.h"
+#include "sql-t.h"
 #include "list.h"
 #include "runtime.h"
 #include "timer.h"
@@ -39,6 +40,7 @@ struct object {
 	struct obj_sync *syncs, *syncs_tail;        /* sync() calls of the running event */
 	struct core *core;
 	struct obj_kv kv;
+	struct obj_sql *sql;    /* its SQL database, once it used one (sql.c) */
 	_Alignas(16) unsigned char state[];
 };
 
@@ -54,6 +56,7 @@ struct obj_core {
 	struct commit_core *commit;
 	struct alarm_core *alarms;
 	struct obj_ws_core *ws;
+	struct sql_core *sql;
 	size_t cache_bytes; /* bytes of kv entries on this core */
 	uint64_t last_trim_ms;
 	uint64_t failure_logged_ms; /* handler failures are logged at most once a second */

@@ -8,6 +8,7 @@
 #include "kv.h"
 #include "log.h"
 #include "obj_ws.h"
+#include "sql.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -103,6 +104,7 @@ void object_insert(struct core *c, struct object *obj)
 void object_discard(struct core *c, struct object *obj)
 {
 	c->obj->ctr.load_failures++;
+	sql_free(c, obj);
 	kv_free_all(c, obj);
 	obj_ws_detach(c, obj);
 	free(obj->name);
@@ -137,6 +139,7 @@ void object_unload(struct core *c, struct object *obj)
 		obj->cls->on_unload((struct duro_object *)obj);
 		obj->running = 0;
 	}
+	sql_free(c, obj); /* closes its connection */
 	kv_free_all(c, obj);
 	obj_ws_detach(c, obj);
 	table_remove(oc, obj);

@@ -132,7 +132,7 @@ const struct config_key config_keys[] = {
 	     "SQLite page caches and open connections, per core; idle ones are closed beyond it"),
 	UINT("sql.max_event_write_bytes", obj.sql.max_event_write_bytes, 1 << 16, 1ull << 34,
 	     256u << 20, "SQL pages one event may write"),
-	UINT("sql.max_statement_bytes", obj.sql.max_statement_bytes, 100, 100000000, 100000,
+	UINT("sql.max_statement_bytes", obj.sql.max_statement_bytes, 1000, 100000000, 100000,
 	     "longest SQL text of one call"),
 	UINT("sql.max_params", obj.sql.max_params, 1, 32766, 100,
 	     "bound parameters of one statement"),

@@ -112,7 +112,7 @@ else
 fi
 
 note "== fuzz (${FUZZ_SECONDS}s per target, libFuzzer with ASan+UBSan)"
-for target in http config ws stack backup metrics; do
+for target in http config ws stack backup metrics sqljson sqlpage; do
   bin=build-fuzz/tests/fuzz/fuzz_$target
   work="$out/corpus-$target"; mkdir -p "$work"
   cp tests/fuzz/corpus/$target/* "$work/"

@@ -42,6 +42,9 @@ static void usage(FILE *f)
 		"  object OBJ                   owner core, in memory or not, size, keys, alarms, sockets\n"
 		"  object OBJ keys [--prefix P] [--after K] [--limit N]\n"
 		"  evict OBJ                    unload an object now (its sockets stay open)\n"
+		"  sql OBJ \"SQL\" [--write] [--limit N] [--param V]...\n"
+		"                               run SQL on an object's database (read-only unless\n"
+		"                               --write); parameters bind to the last statement\n"
 		"  delete OBJ --yes             delete all of an object's storage, alarms and name\n"
 		"  export --class C FILE        a consistent backup of class C's objects (durod writes FILE)\n"
 		"  import FILE                  restore an export (into a box where the class is empty,\n"
@@ -222,6 +225,77 @@ static int top(long iterations)
 	return 0;
 }
 
+/* --param V: an integer, a real, null, or else text. */
+static json_t *param_value(const char *s)
+{
+	char *end;
+	if (!strcmp(s, "null"))
+		return json_null();
+	long long i = strtoll(s, &end, 10);
+	if (*s && !*end)
+		return json_integer(i);
+	double d = strtod(s, &end);
+	if (*s && !*end)
+		return json_real(d);
+	return json_string(s);
+}
+
+/* A value of a row as text: blobs as X'hex', like the sqlite3 shell. */
+static void print_value(json_t *v)
+{
+	if (json_is_null(v)) {
+		printf("NULL");
+	} else if (json_is_integer(v)) {
+		printf("%lld", (long long)json_integer_value(v));
+	} else if (json_is_real(v)) {
+		printf("%.17g", json_real_value(v));
+	} else if (json_is_string(v)) {
+		fwrite(json_string_value(v), 1, json_string_length(v), stdout);
+	} else {
+		const char *b = S(v, "blob");
+		static const signed char dv[256] = { ['A'] = 1 }; /* base64 decoded below */
+		(void)dv;
+		printf("X'");
+		unsigned acc = 0, bits = 0;
+		for (const char *p = b; *p && *p != '='; p++) {
+			const char *tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+			const char *at = strchr(tbl, *p);
+			if (!at)
+				break;
+			acc = acc << 6 | (unsigned)(at - tbl);
+			if ((bits += 6) >= 8) {
+				bits -= 8;
+				printf("%02X", (acc >> bits) & 0xff);
+			}
+		}
+		printf("'");
+	}
+}
+
+/* The reply of sql: a header of column names and a row per line, separated by |. */
+static void print_rows(json_t *r)
+{
+	size_t i, k;
+	json_t *c, *row, *v;
+	json_t *cols = json_object_get(r, "columns");
+	json_array_foreach(cols, i, c)
+		printf("%s%s", i ? "|" : "", json_string_value(c));
+	if (json_array_size(cols))
+		printf("\n");
+	json_array_foreach(json_object_get(r, "rows"), i, row) {
+		json_array_foreach(row, k, v) {
+			if (k)
+				printf("|");
+			print_value(v);
+		}
+		printf("\n");
+	}
+	if (json_is_true(json_object_get(r, "truncated")))
+		printf("(more rows: --limit N for more)\n");
+	fprintf(stderr, "%lld rows, %lld read, %lld written\n", (long long)I(r, "rows_returned"),
+		(long long)I(r, "rows_read"), (long long)I(r, "rows_written"));
+}
+
 /* The object an object, evict or delete command names: one word is an ID; two or more
  * are BINDING NAME, unless the first has 64 characters (no binding name is that long, so
  * it is an ID). `object` may end with the word `keys`. Returns 0 or -1 (usage printed). */
@@ -259,11 +333,13 @@ int main(int argc, char **argv)
 		{ "class", required_argument, NULL, 'c' }, { "after", required_argument, NULL, 'a' },
 		{ "limit", required_argument, NULL, 'l' }, { "prefix", required_argument, NULL, 'p' },
 		{ "iterations", required_argument, NULL, 'i' }, { "yes", no_argument, NULL, 'y' },
+		{ "write", no_argument, NULL, 'w' }, { "param", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	const char *cls = NULL, *after = NULL, *prefix = NULL;
 	long limit = 0, iterations = 0;
-	int yes = 0, o;
+	int yes = 0, write = 0, o;
+	json_t *params = json_array();
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case 's': socket_path = optarg; break;
@@ -274,6 +350,8 @@ int main(int argc, char **argv)
 		case 'p': prefix = optarg; break;
 		case 'i': iterations = strtol(optarg, NULL, 10); break;
 		case 'y': yes = 1; break;
+		case 'w': write = 1; break;
+		case 'P': json_array_append_new(params, param_value(optarg)); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
 		}
@@ -315,6 +393,21 @@ int main(int argc, char **argv)
 		json_object_set_new(req, "path", json_string(abs));
 		if (cls)
 			json_object_set_new(req, "class", json_string(cls));
+	} else if (!strcmp(cmd, "sql")) {
+		/* The object's words, then the SQL as the last argument. */
+		int n = argc - optind - 1;
+		if (n < 2 || name_object(req, cmd, n - 1, argv + optind + 1) < 0) {
+			fprintf(stderr, "duroctl sql OBJ \"SQL\" [--write] [--limit N] [--param V]...\n");
+			json_decref(req);
+			json_decref(params);
+			return EXIT_USAGE;
+		}
+		json_object_set_new(req, "sql", json_string(argv[argc - 1]));
+		json_object_set_new(req, "params", json_incref(params));
+		if (write)
+			json_object_set_new(req, "write", json_true());
+		if (limit)
+			json_object_set_new(req, "limit", json_integer(limit));
 	} else if (!strcmp(cmd, "object") || !strcmp(cmd, "evict") || !strcmp(cmd, "delete")) {
 		if (name_object(req, cmd, argc - optind - 1, argv + optind + 1) < 0) {
 			json_decref(req);
@@ -337,6 +430,7 @@ int main(int argc, char **argv)
 				json_object_set_new(req, "limit", json_integer(limit));
 		}
 	}
+	json_decref(params);
 	if (connect_socket() < 0) {
 		json_decref(req);
 		return EXIT_UNREACHABLE;
@@ -413,8 +507,9 @@ int main(int argc, char **argv)
 		       json_is_true(json_object_get(r, "hibernated")) ? " (hibernated)" : "");
 		if (json_object_get(r, "name"))
 			printf("name: %s\n", S(r, "name"));
-		printf("storage: %lld bytes in %lld keys\nsockets: %lld\n", (long long)I(r, "bytes"),
-		       (long long)I(r, "keys"), (long long)I(r, "sockets"));
+		printf("storage: %lld bytes in %lld keys\nsql database: %lld bytes\nsockets: %lld\n",
+		       (long long)I(r, "bytes"), (long long)I(r, "keys"), (long long)I(r, "sql_bytes"),
+		       (long long)I(r, "sockets"));
 		size_t i;
 		json_t *a;
 		json_array_foreach(json_object_get(r, "alarms"), i, a) {
@@ -423,6 +518,8 @@ int main(int argc, char **argv)
 			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime(&t));
 			printf("alarm%s%s: %s\n", json_object_get(a, "name") ? " " : "", S(a, "name"), when);
 		}
+	} else if (!strcmp(cmd, "sql")) {
+		print_rows(r);
 	} else if (!strcmp(cmd, "evict")) {
 		printf("%s\n", json_is_true(json_object_get(r, "evicted")) ? "evicted" : "not in memory");
 	} else if (!strcmp(cmd, "delete")) {

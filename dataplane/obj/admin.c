@@ -8,8 +8,10 @@
 #include "kv.h"
 #include "obj_ws.h"
 #include "object.h"
+#include "sql.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,6 +127,45 @@ int obj_delete(struct core *c, unsigned ns, const struct duro_id *id,
 		return r;
 	}
 	return 0;
+}
+
+int obj_sql(struct core *c, unsigned ns, const struct duro_id *id, const char *sql, size_t len,
+	    const struct duro_sql_value *params, size_t nparams, int write, duro_sql_row_fn *fn,
+	    void *arg, struct duro_sql_result *res, char *err, size_t errlen,
+	    void (*done)(void *arg, int status), void *done_arg)
+{
+	int e = 0;
+	err[0] = 0;
+	struct object *obj = event_activate(c, ns, id, &e);
+	if (!obj) {
+		snprintf(err, errlen, "the object failed to load");
+		return e ? e : -EIO;
+	}
+	if (obj->running)
+		return -EBUSY;
+	struct delete_wait *w = NULL;
+	if (write && !(w = malloc(sizeof(*w))))
+		return -ENOMEM;
+	if (w)
+		*w = (struct delete_wait){ done, done_arg };
+	event_begin(c, obj);
+	struct duro_object *o = (struct duro_object *)obj;
+	int r = write ? 0 : sql_event_readonly(obj);
+	if (r == 0)
+		r = duro_sql_exec(o, sql, len, params, nparams, fn, arg, res);
+	if (r < 0)
+		snprintf(err, errlen, "%s", duro_sql_error(o));
+	if (r == 0 && w)
+		r = duro_sync(o, delete_synced, w);
+	int wrote = event_end(c, obj, write && r == 0);
+	if (r < 0 || !w) {
+		free(w);
+		return r < 0 ? r : 1;
+	}
+	if (wrote < 0 && !err[0])
+		snprintf(err, errlen, "%s", wrote == -ENOSPC ? "storage full: the write was not saved"
+								   : duro_sql_error(o));
+	return 0; /* the sync reports the outcome (a refused write too) */
 }
 
 int obj_storage_settled(struct core *c) { return commit_applied_seq(c) >= commit_durable_seq(c); }

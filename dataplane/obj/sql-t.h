@@ -69,6 +69,7 @@ struct obj_sql {
 	uint8_t doomed;    /* the event must fail (interrupted, or SQLite rolled it back) */
 	uint8_t over_cap;  /* the event wrote more pages than allowed */
 	uint8_t internal;  /* running duro's own statements: the authorizer lets them by */
+	uint8_t readonly;  /* this event may only read (the control plane's queries) */
 	unsigned depth;    /* duro_txn savepoints issued */
 	int doom_err;
 	uint64_t event_start_ms;

@@ -363,13 +363,6 @@ static int open_db(struct obj_sql *sq)
 	SC(sq->obj)->open++;
 	SC(sq->obj)->opens++;
 	sqlite3_extended_result_codes(db, 1);
-	sqlite3_limit(db, SQLITE_LIMIT_LENGTH, (int)cfg->max_row_bytes);
-	sqlite3_limit(db, SQLITE_LIMIT_SQL_LENGTH, (int)cfg->max_statement_bytes);
-	sqlite3_limit(db, SQLITE_LIMIT_COLUMN, (int)cfg->max_columns);
-	sqlite3_limit(db, SQLITE_LIMIT_EXPR_DEPTH, (int)cfg->max_expr_depth);
-	sqlite3_limit(db, SQLITE_LIMIT_VARIABLE_NUMBER, (int)cfg->max_params);
-	sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 0);
-	sqlite3_limit(db, SQLITE_LIMIT_WORKER_THREADS, 0);
 	sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 	sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
 	sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
@@ -397,6 +390,14 @@ static int open_db(struct obj_sql *sq)
 		close_db(sq);
 		return err;
 	}
+	/* The limits after duro's own set-up statements, which they need not fit. */
+	sqlite3_limit(db, SQLITE_LIMIT_LENGTH, (int)cfg->max_row_bytes);
+	sqlite3_limit(db, SQLITE_LIMIT_SQL_LENGTH, (int)cfg->max_statement_bytes);
+	sqlite3_limit(db, SQLITE_LIMIT_COLUMN, (int)cfg->max_columns);
+	sqlite3_limit(db, SQLITE_LIMIT_EXPR_DEPTH, (int)cfg->max_expr_depth);
+	sqlite3_limit(db, SQLITE_LIMIT_VARIABLE_NUMBER, (int)cfg->max_params);
+	sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 0);
+	sqlite3_limit(db, SQLITE_LIMIT_WORKER_THREADS, 0);
 	sqlite3_set_authorizer(db, authorize, sq);
 	sqlite3_progress_handler(db, SQL_PROGRESS_OPS, progress, sq);
 	measure(sq, 1);
@@ -498,6 +499,7 @@ void sql_event_begin(struct core *c, struct object *obj)
 	if (!sq)
 		return;
 	sq->event_start_ms = clock_now_ms();
+	sq->readonly = 0;
 	sq->doomed = 0;
 	sq->doom_err = 0;
 	sq->over_cap = 0;
@@ -727,6 +729,15 @@ int sql_delete_all(struct object *obj)
 }
 
 /* ---- imports and restores ---- */
+
+int sql_event_readonly(struct object *obj)
+{
+	struct obj_sql *sq;
+	int r = get_sql(obj, 0, &sq);
+	if (r == 0)
+		sq->readonly = 1;
+	return r;
+}
 
 int sql_load_size(struct object *obj, uint64_t bytes)
 {
@@ -986,6 +997,15 @@ static int cursor_start(struct obj_sql *sq, struct duro_sql_cursor *cur, const c
 				continue;
 			}
 			cur->guard = sq->alter_seen;
+		}
+		if (sq->readonly && !sqlite3_stmt_readonly(st)) {
+			set_err(sq, "read-only: the statement would write (allow writes to run it)");
+			if (slot >= 0)
+				sq->cache[slot].busy = 0;
+			else
+				sqlite3_finalize(st);
+			r = -EPERM;
+			break;
 		}
 		const char *next = skip_blank(tail, end);
 		sc->statements++;
@@ -1266,7 +1286,7 @@ int64_t duro_sql_database_size(struct duro_object *o)
 	int r = get_sql(obj, 0, &sq);
 	if (r < 0)
 		return r;
-	if (!sq->size)
+	if (!sq->size && !sq->in_txn)
 		return 0; /* no database: nothing to open for the answer */
 	if ((r = get_sql(obj, 1, &sq)) < 0)
 		return r;

@@ -35,6 +35,10 @@ void sql_txn_rollback(struct object *obj);
  * dropped so that a rollback brings them back). Returns 0 or a negative errno. */
 int sql_delete_all(struct object *obj);
 
+/* The running event may only read SQL: a statement that would write is refused (-EPERM)
+ * from now until the event ends. Returns 0 or an error of the database. */
+int sql_event_readonly(struct object *obj);
+
 /* For imports and restores, in a running event that wrote no SQL yet: the database's
  * size and one stored page value (sqlpage.h's format; -EBADMSG when it is not one, or
  * -EINVAL for a page number beyond the size). */

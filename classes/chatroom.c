@@ -1,6 +1,7 @@
 /* ChatRoom: GET /room/<name> with a WebSocket upgrade joins the room (hibernatable); every
  * message a member sends goes, unchanged, to every member, the sender included. Also an
  * event stream of the same messages (/events) and a few operator views for tests. */
+#include "builtin.h"
 #include "duro.h"
 
 #include <errno.h>
@@ -215,7 +216,7 @@ static int room_message(struct duro_object *obj, duro_ws ws, int binary, const v
 	return n == -ENOMEM ? n : 0;
 }
 
-static const struct duro_class chatroom_class = {
+const struct duro_class chatroom_class = {
 	.name = "ChatRoom",
 	.state_size = sizeof(struct room),
 	.on_load = room_load,

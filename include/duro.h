@@ -100,7 +100,9 @@ struct duro_deferred;
 struct duro_deferred *duro_res_defer(struct duro_response *res);
 /* Answers a deferred response (from any later event of the same object): status, a
  * text/plain body. The handle is gone afterwards. Passes the output gate like any
- * response. Returns 0 or -ENOMEM. */
+ * response: it leaves when the event that answered it has ended and its writes are
+ * durable; if that event fails, it is answered as the event's own response would be (500,
+ * 507 when the disk is full). Returns 0 or -ENOMEM. */
 int duro_deferred_respond(struct duro_object *obj, struct duro_deferred *d, int status,
 			  const char *content_type, const void *body, size_t len);
 

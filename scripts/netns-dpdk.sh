@@ -30,7 +30,14 @@ up() {
 	# /run/netns a mount point first (a bind mount made before that would be hidden by it).
 	if ! ip netns exec "$HOST_NS" true 2>/dev/null; then
 		ip netns delete "$HOST_NS" 2>/dev/null || true
-		ip netns attach "$HOST_NS" $$
+		if ! ip netns attach "$HOST_NS" $$ 2>/dev/null; then
+			# Seen on a machine where an older version of this script bind-mounted the name
+			# before /run/netns was a mount point: that mount is hidden now, its file cannot
+			# be removed, and the name stays unusable until /run/netns is unmounted.
+			echo "netns-dpdk.sh: namespace name $HOST_NS is unusable (/run/netns/$HOST_NS" \
+				"exists and cannot be replaced); set DURO_NETNS_HOST to another name" >&2
+			exit 3
+		fi
 	fi
 	if ! ip netns list | grep -qw "$NS"; then
 		ip netns add "$NS"

@@ -68,7 +68,9 @@ struct net_events {
 	/* The backend can send: fill up to `max` iovecs with queued output (front first) and
 	 * return how many. The bytes are lent to the backend: a send may read them until the
 	 * next on_sent (whatever it reports) or on_closed, so until then they must not be
-	 * freed, moved or changed, even if the layer above gives up on them. */
+	 * freed, moved or changed, even if the layer above gives up on them. A backend that
+	 * was lent bytes (a return over 0) ends the loan with on_sent, 0 when it took none,
+	 * or on_closed before it calls fill_output again. */
 	unsigned (*fill_output)(struct core *c, struct net_conn *conn, struct iovec *iov,
 				unsigned max);
 	/* `n` bytes from the front of the output were sent (may be a partial write); this ends

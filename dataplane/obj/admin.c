@@ -50,13 +50,17 @@ static int any_key(void *arg, struct duro_str k, struct duro_str v)
 struct delete_wait {
 	void (*done)(void *arg, int status);
 	void *arg;
+	/* The event's writes were refused (disk under its reserve, no memory for the batch):
+	 * the sync then waits only for the object's earlier writes and would report them
+	 * durable, so this is what done hears. */
+	int refused;
 };
 
 static void delete_synced(struct duro_object *o, int status, void *arg)
 {
 	(void)o;
 	struct delete_wait *w = arg;
-	w->done(w->arg, status);
+	w->done(w->arg, w->refused ? w->refused : status);
 	free(w);
 }
 
@@ -73,7 +77,7 @@ int obj_import(struct core *c, unsigned ns, const struct duro_id *id, const char
 	struct delete_wait *w = malloc(sizeof(*w));
 	if (!w)
 		return -ENOMEM;
-	*w = (struct delete_wait){ done, arg };
+	*w = (struct delete_wait){ done, arg, 0 };
 	event_begin(c, obj);
 	struct duro_list_options all = { .limit = 1 };
 	int found = 0;
@@ -94,7 +98,8 @@ int obj_import(struct core *c, unsigned ns, const struct duro_id *id, const char
 		free(w);
 		return r;
 	}
-	(void)wrote; /* a refused write reaches done through the sync */
+	if (wrote < 0)
+		w->refused = wrote; /* done hears it through the sync, next turn */
 	return 0;
 }
 
@@ -104,7 +109,7 @@ int obj_delete(struct core *c, unsigned ns, const struct duro_id *id,
 	struct delete_wait *w = malloc(sizeof(*w));
 	if (!w)
 		return -ENOMEM;
-	*w = (struct delete_wait){ done, arg };
+	*w = (struct delete_wait){ done, arg, 0 };
 	int err = 0;
 	struct object *obj = event_activate(c, ns, id, &err);
 	if (!obj) {
@@ -120,12 +125,12 @@ int obj_delete(struct core *c, unsigned ns, const struct duro_id *id,
 	if (r == 0)
 		r = duro_sync((struct duro_object *)obj, delete_synced, w);
 	int wrote = event_end(c, obj, r == 0);
-	if (r < 0 || wrote < 0) {
-		if (r == 0)
-			return 0; /* the sync callback reports the failure and frees w */
+	if (r < 0) {
 		free(w);
 		return r;
 	}
+	if (wrote < 0)
+		w->refused = wrote; /* done hears it through the sync, which frees w */
 	return 0;
 }
 

@@ -131,6 +131,25 @@ struct object *event_activate(struct core *c, unsigned ns, const struct duro_id 
 	return obj;
 }
 
+/* The held responses the event answered go out behind its writes, as its own response
+ * does: once the batch holding them is durable, an error if it fails. When the event
+ * failed or its writes were refused they describe state that was rolled back, so they
+ * are answered as its own response is. */
+static void release_answered(struct core *c, struct object *obj, int ok, int wrote)
+{
+	struct http_exchange *ex = obj->answered;
+	obj->answered = obj->answered_tail = NULL;
+	while (ex) {
+		struct http_exchange *next = (struct http_exchange *)ex->msg.next;
+		if (wrote == -ENOSPC)
+			http_resp_error(ex, 507, "storage full: the write was not saved");
+		else if (!ok || wrote < 0)
+			http_resp_error(ex, 500, "the object's handler failed");
+		commit_gate(c, ex, obj->kv.pending_seq);
+		ex = next;
+	}
+}
+
 void event_begin(struct core *c, struct object *obj)
 {
 	DURO_ASSERT(!obj->running); /* events never nest */
@@ -173,6 +192,7 @@ int event_end(struct core *c, struct object *obj, int ok)
 	obj->running = 0;
 	attach_syncs(c, obj);
 	obj_ws_flush(c, obj);
+	release_answered(c, obj, ok, wrote);
 	return wrote;
 }
 
@@ -278,7 +298,14 @@ int duro_deferred_respond(struct duro_object *o, struct duro_deferred *d, int st
 		r = http_resp_body(ex, body, len);
 	if (r < 0)
 		http_resp_error(ex, 500, "out of memory answering a deferred response");
-	commit_gate(obj->core, ex, obj->kv.pending_seq);
+	/* Not sent yet: the answer may rest on writes of this event (a lease granted, a
+	 * token counted), which are not even in a batch before it ends. */
+	ex->msg.next = NULL;
+	if (obj->answered_tail)
+		obj->answered_tail->msg.next = &ex->msg;
+	else
+		obj->answered = ex;
+	obj->answered_tail = ex;
 	return r;
 }
 

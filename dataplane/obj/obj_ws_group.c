@@ -62,10 +62,10 @@ static void group_free(struct core *c, struct ws_group *g)
 	free(g);
 }
 
-/* No sockets and no live object: nothing left to keep. */
+/* No sockets, no live object and no event running on it: nothing left to keep. */
 static void group_maybe_free(struct core *c, struct ws_group *g)
 {
-	if (g->count == 0 && !g->obj)
+	if (g->count == 0 && !g->obj && !g->pinned)
 		group_free(c, g);
 }
 
@@ -274,10 +274,13 @@ static void on_socket_event(struct core *c, struct core_msg *m)
 			if (!g->count && !g->obj)
 				w->ctr.hibernated--; /* its last socket left while it slept */
 			w->ctr.closed++;
-			/* The group stays while the event runs: the object may activate into it. */
-			g->count++;
+			/* The group stays while the event runs: the object may activate into it, and
+			 * a load that fails detaches from it. Pinned rather than counted: the
+			 * handler's duro_ws_count, and activation's hibernation gauge, must not see
+			 * the socket that left. */
+			g->pinned = 1;
 			run_event(c, ev, g);
-			g->count--;
+			g->pinned = 0;
 			group_maybe_free(c, g);
 			break;
 		}

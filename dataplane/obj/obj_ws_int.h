@@ -33,6 +33,7 @@ struct ws_group {
 	char *auto_pair; /* request then response, or NULL */
 	uint16_t auto_req_len, auto_res_len;
 	unsigned event_timeout_ms;
+	uint8_t pinned; /* a close event runs: kept even with no socket and no live object */
 };
 
 struct ws_site {

@@ -33,6 +33,9 @@ struct object {
 	uint8_t defer_current;  /* the running on_request deferred its response */
 	unsigned ndeferred;     /* held responses: the object stays in memory */
 	struct http_exchange *deferred; /* linked through msg.next */
+	/* Held responses the running event answered: they leave when it ends, behind its
+	 * writes (the output gate). Linked through msg.next, oldest first. */
+	struct http_exchange *answered, *answered_tail;
 	struct ws_group *group; /* its sockets, or NULL */
 	char *name;             /* idFromName's name when reached by one, or NULL */
 	uint16_t name_len;

@@ -132,7 +132,7 @@ static void fail_deferred(struct core *c, struct object *obj)
 void object_unload(struct core *c, struct object *obj)
 {
 	struct obj_core *oc = c->obj;
-	DURO_ASSERT(!obj->running && !obj->syncs);
+	DURO_ASSERT(!obj->running && !obj->syncs && !obj->answered);
 	fail_deferred(c, obj);
 	if (obj->cls->on_unload) {
 		obj->running = 1;

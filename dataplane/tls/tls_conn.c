@@ -339,8 +339,9 @@ static void on_sent(struct core *c, struct net_conn *nc, size_t n)
 	DURO_ASSERT(tc->out_off <= tc->out_len);
 	if (tc->out_off == tc->out_len)
 		tc->out_off = tc->out_len = 0;
-	/* Room again: encrypt what waited for it. */
-	if (tc->up_wants)
+	/* Room again: encrypt what waited for it. (A loan that ended with nothing taken, a
+	 * window short of a segment, made none: the next on_sent will.) */
+	if (n && tc->up_wants)
 		mark_dirty(c, tc);
 }
 

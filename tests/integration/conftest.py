@@ -24,13 +24,50 @@ DPDK_HOST_NS = os.environ.get("DURO_NETNS_HOST", "duro-host")
 DPDK_IFACE = os.environ.get("DURO_NETNS_HOST_IF", "duro-dpdk0")
 DPDK_SUBNET = os.environ.get("DURO_NETNS_SUBNET", "10.77.0")  # scripts/netns-dpdk.sh's /24
 DPDK_CLIENT = DPDK_SUBNET + ".2"
+# The addresses dpdk_address() hands out (a certificate for tests over dpdk names them all).
+DPDK_ADDRESSES = ["%s.%d" % (DPDK_SUBNET, 10 + i) for i in range(200)]
 _dpdk_next = [0]
 
 
 def dpdk_address():
     """A fresh address per durod: two on the same veth then never answer for each other."""
     _dpdk_next[0] += 1
-    return "%s.%d" % (DPDK_SUBNET, 10 + (os.getpid() + _dpdk_next[0]) % 200)
+    return DPDK_ADDRESSES[(os.getpid() + _dpdk_next[0]) % len(DPDK_ADDRESSES)]
+
+
+# Tests a run leaves out, with the reason: DURO_TEST_SKIP holds one per line,
+# "FILE::TEST REASON" (FILE the test file's name, TEST the function's name, so every case
+# of a parametrized test). scripts/test.sh sets it for the run over dpdk. They are marked
+# skipped rather than deselected, so the counts include them and the output says why; an
+# entry naming a test that no longer exists in a collected file is an error, not a no-op.
+def _skips_from_env():
+    skips = {}
+    for line in os.environ.get("DURO_TEST_SKIP", "").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, _, reason = line.partition(" ")
+            if "::" not in name or not reason.strip():
+                raise pytest.UsageError("DURO_TEST_SKIP: %r: want FILE::TEST REASON" % line)
+            skips[name] = reason.strip()
+    return skips
+
+
+def pytest_collection_modifyitems(config, items):
+    skips = _skips_from_env()
+    if not skips:
+        return
+    used, files = set(), set()
+    for item in items:
+        base = os.path.basename(item.location[0])
+        files.add(base)
+        key = "%s::%s" % (base, getattr(item, "originalname", None) or item.name)
+        if key in skips:
+            item.add_marker(pytest.mark.skip(reason=skips[key]))
+            used.add(key)
+    stale = [k for k in skips if k not in used and k.split("::")[0] in files]
+    if stale:
+        raise pytest.UsageError("DURO_TEST_SKIP names tests that do not exist: %s"
+                                % ", ".join(stale))
 
 
 def free_port():
@@ -142,7 +179,8 @@ BUILTIN_MIGRATIONS = [
     {"tag": "builtin-v3", "new_classes": ["SqlCounter", "Sql"]},
 ]
 # Test classes (tests/classes): each is the built-in class it names plus test hooks.
-TEST_CLASSES = {"KV": "TestKV", "Echo": "TestEcho", "Ticker": "TestTicker"}
+TEST_CLASSES = {"KV": "TestKV", "Echo": "TestEcho", "Ticker": "TestTicker",
+                "ChatRoom": "TestRoom"}
 
 
 def config_with_test_classes(config=None):
@@ -166,7 +204,9 @@ _started = []
 class Durod:
     def __init__(self, tmp_path, config=None, cores=2, extra_args=(), backend=None,
                  dpdk_args=None, host=None, wait=True, env=None, data_dir=None,
-                 test_classes=False):
+                 test_classes=False, listen=True):
+        """listen=False: no --listen, so durod serves the config's listeners (over dpdk,
+        on self.host); self.port is then unused and `wait` is the caller's to do."""
         self.port = free_port()
         self.data_dir = str(data_dir or tmp_path / "data")
         self.log_path = str(tmp_path / "durod.log")
@@ -182,8 +222,10 @@ class Durod:
             dpdk = ["--backend", "dpdk", "--dpdk-ipv4", self.host + "/24"] + dpdk
         if test_classes:
             config = config_with_test_classes(config)
-        args = prefix + [DUROD_TEST if test_classes else DUROD, "--listen", "%s:%d" % (self.host, self.port), "--data-dir",
-                         self.data_dir, "--cores", str(cores)] + dpdk
+        args = prefix + [DUROD_TEST if test_classes else DUROD]
+        if listen:
+            args += ["--listen", "%s:%d" % (self.host, self.port)]
+        args += ["--data-dir", self.data_dir, "--cores", str(cores)] + dpdk
         # Small commit logs: each is zero-filled when made (64 MiB by default), and tests
         # start durod often. It also makes rotation happen in the tests.
         config = dict(config or {})
@@ -196,7 +238,7 @@ class Durod:
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
                                      env=durod_env(env))
         _started.append(self)
-        if wait:
+        if wait and listen:
             wait_port(self.port, self.proc, host=self.host)
 
     @property

@@ -14,6 +14,9 @@ import threading
 import time
 
 OK, RESET, EOF, REFUSED, TIMEOUT, BAD = "ok", "reset", "eof", "refused", "timeout", "bad"
+# scripts/netns-dpdk.sh's topology, named by the same variables (as in conftest.py).
+DPDK_HOST_NS = os.environ.get("DURO_NETNS_HOST", "duro-host")
+DPDK_IFACE = os.environ.get("DURO_NETNS_HOST_IF", "duro-dpdk0")
 
 
 def request(host, port, method, path, body=b"", timeout=10.0):
@@ -118,9 +121,9 @@ def start(durod, host, port, data_dir, cfg_path, log_path, cores=2, backend="uri
     prefix, extra = [], []
     if backend == "dpdk":
         # As conftest.Durod: durod on scripts/netns-dpdk.sh's veth, in the host namespace.
-        prefix = ["ip", "netns", "exec", "duro-host"]
+        prefix = ["ip", "netns", "exec", DPDK_HOST_NS]
         extra = ["--backend", "dpdk", "--dpdk-ipv4", host + "/24", "--dpdk-vdev",
-                 "net_af_packet0,iface=duro-dpdk0,qpairs=%d" % cores]
+                 "net_af_packet0,iface=%s,qpairs=%d" % (DPDK_IFACE, cores)]
     log = open(log_path, "w")
     p = subprocess.Popen(prefix + [durod, "--listen", "%s:%d" % (host, port), "--data-dir", data_dir,
                                    "--cores", str(cores), "--config", cfg_path] + extra,

@@ -77,6 +77,11 @@ def test_disk_full_507_reads_work_then_recovers(small_fs, tmp_path):
         # Reads keep working and see only acknowledged writes.
         for i in range(5):
             assert requests.get(u + "/k/early%d" % i).content == b"E" * 1000
+        # An operator's delete is a write like any other: refused, and said so (it was
+        # answered "deleted" while nothing was).
+        r = d.control({"cmd": "delete", "binding": "KV", "name": "full", "confirm": True})
+        assert not r.get("ok") and "No space" in r.get("error", ""), r
+        assert requests.get(u + "/k/early0").content == b"E" * 1000
         assert requests.get(d.url + "/counter/c").text == "1"
         first_refused = codes.index(507)
         assert requests.get(u + "/k/big%03d" % first_refused).status_code == 404

@@ -103,3 +103,28 @@ def test_contention_from_many_clients(durod):
     assert len(set(toks)) == 80 and toks == sorted(toks)
     for (_, _, out1), (_, in2, _) in zip(spans, spans[1:]):
         assert in2 >= out1 - 0.001  # the next holder got it after the previous let go
+
+
+def test_grant_waits_for_its_token_to_be_durable(durod_factory, monkeypatch):
+    """A waiter granted the lease by another request's event hears so only once the token
+    written in that event is durable: when that commit fails, the grant is not made (its
+    answer is an error) and the token is never handed out twice. A held response answered
+    during an event used to leave at once, before the event's writes were even in a batch.
+    On one core, every third commit sync fails: the first holder's grant, the waiter's
+    queueing, then the release that grants the waiter."""
+    monkeypatch.setenv("DURO_FAULT_SYNC_EVERY", "3")
+    d = durod_factory(cores=1)
+    first = acquire(d, "l7", "a", ttl=60000)
+    assert first.status_code == 200
+    t1 = first.json()["token"]
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        waiter = ex.submit(acquire, d, "l7", "b", 60000, 30000)
+        wait_until(lambda: d.object_info("LOCK", "l7")["deferred"] == 1, 5, what="b to queue")
+        released = requests.post(d.url + "/lock/l7/release?token=%d" % t1, timeout=10)
+        granted = waiter.result()
+    assert released.status_code == 500, released.text  # its commit failed
+    if granted.status_code == 200:
+        # Then the token must be the waiter's for good: nobody else gets it.
+        st = requests.get(d.url + "/lock/l7").json()
+        assert st["token"] >= granted.json()["token"], (granted.text, st)
+    assert granted.status_code == 500, granted.text

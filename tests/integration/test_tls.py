@@ -1,6 +1,10 @@
 """TLS with real clients: curl, openssl s_client, python3 ssl, websockets over wss, node
 https; a certificate chain made by the test itself with the openssl CLI (no committed keys);
-bad handshakes and config errors."""
+bad handshakes and config errors.
+
+Over the dpdk backend (DURO_TEST_BACKEND=dpdk) each durod has its own address on the veth's
+subnet: the leaf certificate names all of them too, and clients connect to and verify
+d.host (an IP address, so they send no SNI: durod answers with its default certificate)."""
 import asyncio
 import json
 import os
@@ -13,7 +17,10 @@ import pytest
 import requests
 import websockets
 
-from conftest import DUROD, Durod, check_output, durod_env, free_port, run_durod
+import conftest
+from conftest import DUROD, Durod, free_port, run_durod, wait_port
+
+DPDK = conftest.BACKEND == "dpdk"
 
 
 def openssl(*args, cwd):
@@ -22,8 +29,9 @@ def openssl(*args, cwd):
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    """root CA -> intermediate CA -> leaf for localhost and 127.0.0.1; the server's cert
-    file holds the leaf and the intermediate, clients trust the root only."""
+    """root CA -> intermediate CA -> leaf for localhost and 127.0.0.1 (and, over dpdk, the
+    addresses durods get there); the server's cert file holds the leaf and the
+    intermediate, clients trust the root only."""
     d = tmp_path_factory.mktemp("pki")
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     openssl("req", "-x509", *ec, "-keyout", "root.key", "-out", "root.pem", "-days", "2",
@@ -34,7 +42,9 @@ def pki(tmp_path_factory):
     openssl("x509", "-req", "-in", "inter.csr", "-CA", "root.pem", "-CAkey", "root.key",
             "-CAcreateserial", "-out", "inter.pem", "-days", "2", "-extfile", "inter.ext", cwd=d)
     openssl("req", *ec, "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=localhost", cwd=d)
-    (d / "leaf.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    sans = ["DNS:localhost", "IP:127.0.0.1"] + (
+        ["IP:" + a for a in conftest.DPDK_ADDRESSES] if DPDK else [])
+    (d / "leaf.ext").write_text("subjectAltName=%s\nextendedKeyUsage=serverAuth\n" % ",".join(sans))
     openssl("x509", "-req", "-in", "leaf.csr", "-CA", "inter.pem", "-CAkey", "inter.key",
             "-CAcreateserial", "-out", "leaf.pem", "-days", "2", "-extfile", "leaf.ext", cwd=d)
     (d / "chain.pem").write_text((d / "leaf.pem").read_text() + (d / "inter.pem").read_text())
@@ -58,8 +68,13 @@ def tls_durod(durod_factory, pki):
     return d
 
 
+def server_name(d):
+    """The name a client connects to and verifies: one the leaf certificate holds."""
+    return d.host if DPDK else "localhost"
+
+
 def https(d, path):
-    return "https://localhost:%d%s" % (d.tls_port, path)
+    return "https://%s:%d%s" % (server_name(d), d.tls_port, path)
 
 
 def test_curl_and_alpn(tls_durod, pki):
@@ -73,16 +88,16 @@ def test_curl_and_alpn(tls_durod, pki):
 
 def test_old_versions_refused(tls_durod, pki):
     for flag in ("-tls1", "-tls1_1"):
-        out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tls_durod.tls_port,
+        out = subprocess.run(["openssl", "s_client", "-connect", "%s:%d" % (tls_durod.host, tls_durod.tls_port),
                               flag, "-CAfile", str(pki / "root.pem")], input="", capture_output=True,
                              text=True, timeout=30)
         assert "Cipher is (NONE)" in out.stdout or out.returncode != 0, out.stdout
-    out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tls_durod.tls_port,
+    out = subprocess.run(["openssl", "s_client", "-connect", "%s:%d" % (tls_durod.host, tls_durod.tls_port),
                           "-tls1_2", "-CAfile", str(pki / "root.pem"), "-servername", "localhost"],
                          input="", capture_output=True, text=True, timeout=30)
     assert "Verify return code: 0 (ok)" in out.stdout, out.stdout
     # CBC and non-ECDHE suites are not offered
-    out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tls_durod.tls_port,
+    out = subprocess.run(["openssl", "s_client", "-connect", "%s:%d" % (tls_durod.host, tls_durod.tls_port),
                           "-tls1_2", "-cipher", "AES128-SHA:ECDHE-ECDSA-AES128-SHA"], input="",
                          capture_output=True, text=True, timeout=30)
     assert "Cipher is (NONE)" in out.stdout or out.returncode != 0
@@ -97,8 +112,8 @@ def test_python_ssl_and_keepalive(tls_durod, pki):
     assert s.put(https(tls_durod, "/kv/tls/k/big"), data=body, verify=str(pki / "root.pem")).status_code == 204
     assert s.get(https(tls_durod, "/kv/tls/k/big"), verify=str(pki / "root.pem")).content == body
     ctx = ssl.create_default_context(cafile=str(pki / "root.pem"))
-    with socket.create_connection(("127.0.0.1", tls_durod.tls_port)) as raw:
-        with ctx.wrap_socket(raw, server_hostname="localhost") as t:
+    with socket.create_connection((tls_durod.host, tls_durod.tls_port)) as raw:
+        with ctx.wrap_socket(raw, server_hostname=server_name(tls_durod)) as t:
             assert t.version() == "TLSv1.2"
             name, version, bits = t.cipher()
             assert name.startswith("ECDHE-") and ("GCM" in name or "CHACHA20" in name)
@@ -113,7 +128,7 @@ def test_wss(tls_durod, pki):
     ctx = ssl.create_default_context(cafile=str(pki / "root.pem"))
 
     async def go():
-        url = "wss://localhost:%d" % tls_durod.tls_port
+        url = "wss://%s:%d" % (server_name(tls_durod), tls_durod.tls_port)
         async with websockets.connect(url + "/echo/wss", ssl=ctx, max_size=None) as ws:
             await ws.send("over tls")
             assert await ws.recv() == "over tls"
@@ -133,8 +148,8 @@ def test_wss(tls_durod, pki):
 NODE = r"""
 const https = require('https');
 const fs = require('fs');
-const [port, ca] = process.argv.slice(1);
-https.get({ host: 'localhost', port, path: '/counter/node', ca: fs.readFileSync(ca),
+const [host, port, ca] = process.argv.slice(1);
+https.get({ host, port, path: '/counter/node', ca: fs.readFileSync(ca),
             method: 'GET' }, (res) => {
   const proto = res.socket.getProtocol();
   let body = '';
@@ -146,7 +161,7 @@ https.get({ host: 'localhost', port, path: '/counter/node', ca: fs.readFileSync(
 
 
 def test_node_https(tls_durod, pki):
-    out = subprocess.run(["node", "-e", NODE, str(tls_durod.tls_port), str(pki / "root.pem")],
+    out = subprocess.run(["node", "-e", NODE, server_name(tls_durod), str(tls_durod.tls_port), str(pki / "root.pem")],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
@@ -154,36 +169,38 @@ def test_node_https(tls_durod, pki):
 
 
 def test_bad_handshakes_closed_cleanly(tls_durod, pki):
-    port = tls_durod.tls_port
+    addr = (tls_durod.host, tls_durod.tls_port)
+
+    def until_closed(s):
+        """What durod sent before closing. Closed means a FIN or a reset: durod aborts
+        these connections, which the kernel (uring) ends with a FIN when it holds no
+        unread bytes and duro's own stack (dpdk) with a reset."""
+        got = b""
+        try:
+            while True:
+                b = s.recv(100)
+                if not b:
+                    break
+                got += b
+        except ConnectionResetError:
+            pass
+        s.close()
+        return got
     # plaintext HTTP on the TLS port
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s = socket.create_connection(addr, timeout=5)
     s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert s.recv(100) == b""
-    s.close()
+    assert until_closed(s) == b""
     # a record header that claims a handshake, then garbage
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s = socket.create_connection(addr, timeout=5)
     s.sendall(b"\x16\x03\x01\x00\x30" + os.urandom(48))
-    got = b""
-    try:
-        while True:
-            b = s.recv(100)
-            if not b:
-                break
-            got += b
-    except ConnectionResetError:
-        pass
+    got = until_closed(s)
     assert not got or got[0] == 0x15  # nothing, or an alert
-    s.close()
     # a client that stalls mid-handshake is cut off after the handshake timeout (1 s here)
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s = socket.create_connection(addr, timeout=5)
     s.sendall(b"\x16\x03\x01\x02\x00\x01")  # a ClientHello that never finishes
     t0 = time.time()
-    try:
-        assert s.recv(100) in (b"",)
-    except ConnectionResetError:
-        pass
+    assert until_closed(s) == b""
     assert time.time() - t0 < 4
-    s.close()
     # everyone else is still served
     r = requests.post(https(tls_durod, "/counter/after-bad"), verify=str(pki / "root.pem"))
     assert r.status_code == 200
@@ -193,6 +210,8 @@ def test_bad_handshakes_closed_cleanly(tls_durod, pki):
     assert t["not_tls"] >= 1 and t["failures"] >= 2 and t["timeouts"] >= 1 and t["handshakes"] >= 1
 
 
+@pytest.mark.skipif(DPDK, reason="durod --check-config only: no connection to make over dpdk "
+                    "(runs in the uring suite)")
 def test_tls_config_errors(tmp_path, pki):
     def check(cert, key):
         cfg = tmp_path / ("c%d.json" % len(list(tmp_path.iterdir())))
@@ -210,37 +229,28 @@ def test_tls_config_errors(tmp_path, pki):
 
 def test_tls_listener_from_config_beside_plain(tmp_path, pki):
     """Listeners from the config file (no --listen): one plain, one TLS, served together."""
-    from conftest import wait_port
     plain, tls = free_port(), free_port()
-    cfg = tmp_path / "duro.json"
-    cfg.write_text(json.dumps({"listeners": [
-        "127.0.0.1:%d" % plain,
-        {"address": "127.0.0.1:%d" % tls,
-         "tls": {"cert": str(pki / "chain.pem"), "key": str(pki / "leaf.key")}}],
-        "storage": {"log_rotate_bytes": 4 << 20}}))
-    log = open(tmp_path / "durod.log", "w")
-    p = subprocess.Popen([DUROD, "--config", str(cfg), "--data-dir", str(tmp_path / "data"), "--cores", "2"],
-                         stdout=log, stderr=subprocess.STDOUT, env=durod_env())
-    try:
-        wait_port(plain, p)
-        wait_port(tls, p)
-        assert requests.post("http://127.0.0.1:%d/counter/both" % plain).text.strip() == "1"
-        r = requests.post("https://localhost:%d/counter/both" % tls, verify=str(pki / "root.pem"))
-        assert r.text.strip() == "2" and "max-age" in r.headers["strict-transport-security"]
-        # plain responses do not claim HSTS
-        assert "strict-transport-security" not in requests.get("http://127.0.0.1:%d/counter/both" % plain).headers
-    finally:
-        p.terminate()
-        assert p.wait(timeout=30) == 0
-        log.close()
-        check_output((tmp_path / "durod.log").read_text(errors="replace"))
+    host = conftest.dpdk_address() if DPDK else "127.0.0.1"
+    d = Durod(tmp_path, host=host, listen=False, config={"listeners": [
+        "%s:%d" % (host, plain),
+        {"address": "%s:%d" % (host, tls),
+         "tls": {"cert": str(pki / "chain.pem"), "key": str(pki / "leaf.key")}}]})
+    d.tls_port = tls
+    wait_port(plain, d.proc, host=host)
+    wait_port(tls, d.proc, host=host)
+    assert requests.post("http://%s:%d/counter/both" % (host, plain)).text.strip() == "1"
+    r = requests.post(https(d, "/counter/both"), verify=str(pki / "root.pem"))
+    assert r.text.strip() == "2" and "max-age" in r.headers["strict-transport-security"]
+    # plain responses do not claim HSTS
+    assert "strict-transport-security" not in requests.get("http://%s:%d/counter/both" % (host, plain)).headers
 
 
-def peer_cn(port, pki, name):
+def peer_cn(d, pki, sni):
+    """The common name of the certificate d shows a client that asks for `sni`."""
     ctx = ssl.create_default_context(cafile=str(pki / "root.pem"))
     ctx.check_hostname = False
-    with socket.create_connection(("127.0.0.1", port)) as raw:
-        with ctx.wrap_socket(raw, server_hostname=name) as t:
+    with socket.create_connection((d.host, d.port)) as raw:
+        with ctx.wrap_socket(raw, server_hostname=sni) as t:
             subject = dict(x[0] for x in t.getpeercert()["subject"])
             return subject["commonName"]
 
@@ -250,11 +260,11 @@ def test_sni_picks_the_certificate(durod_factory, pki):
         {"cert": str(pki / "chain.pem"), "key": str(pki / "leaf.key")},
         {"cert": str(pki / "other-chain.pem"), "key": str(pki / "other.key2")}]}},
         extra_args=["--tls-cert", str(pki / "chain.pem"), "--tls-key", str(pki / "leaf.key")])
-    assert peer_cn(d.port, pki, "localhost") == "localhost"
-    assert peer_cn(d.port, pki, "other.test") == "other.test"
-    assert peer_cn(d.port, pki, "a.wild.test") == "other.test"
-    assert peer_cn(d.port, pki, "a.b.wild.test") == "localhost"  # one label only
-    assert peer_cn(d.port, pki, "unknown.example") == "localhost"  # the default
+    assert peer_cn(d, pki, "localhost") == "localhost"
+    assert peer_cn(d, pki, "other.test") == "other.test"
+    assert peer_cn(d, pki, "a.wild.test") == "other.test"
+    assert peer_cn(d, pki, "a.b.wild.test") == "localhost"  # one label only
+    assert peer_cn(d, pki, "unknown.example") == "localhost"  # the default
 
 
 def test_session_resumption(tls_durod, pki):
@@ -262,8 +272,8 @@ def test_session_resumption(tls_durod, pki):
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
 
     def one(session=None):
-        with socket.create_connection(("127.0.0.1", tls_durod.tls_port)) as raw:
-            with ctx.wrap_socket(raw, server_hostname="localhost", session=session) as t:
+        with socket.create_connection((tls_durod.host, tls_durod.tls_port)) as raw:
+            with ctx.wrap_socket(raw, server_hostname=server_name(tls_durod), session=session) as t:
                 t.sendall(b"GET /counter/resume HTTP/1.1\r\nHost: x\r\n\r\n")
                 assert b"200" in t.recv(4096)
                 return t.session, t.session_reused
@@ -274,7 +284,7 @@ def test_session_resumption(tls_durod, pki):
         assert reused
     time.sleep(0.3)
     assert json.loads(ctl_cmd(tls_durod, "--json", "stats").stdout)["total"]["tls"]["resumed"] >= 3
-    out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tls_durod.tls_port,
+    out = subprocess.run(["openssl", "s_client", "-connect", "%s:%d" % (tls_durod.host, tls_durod.tls_port),
                           "-tls1_2", "-reconnect", "-CAfile", str(pki / "root.pem")], input="",
                          capture_output=True, text=True, timeout=30)
     assert out.stdout.count("Reused, TLSv1.2") >= 5, out.stdout[-2000:]
@@ -288,7 +298,7 @@ def test_reload_keeps_connections_and_serves_new_cert(durod_factory, pki, tmp_pa
     d = durod_factory(extra_args=["--tls-cert", str(cert), "--tls-key", str(key)])
     ctx = ssl.create_default_context(cafile=str(pki / "root.pem"))
     ctx.check_hostname = False
-    raw = socket.create_connection(("127.0.0.1", d.port))
+    raw = socket.create_connection((d.host, d.port))
     old = ctx.wrap_socket(raw, server_hostname="nomatch.example")
     assert dict(x[0] for x in old.getpeercert()["subject"])["commonName"] == "localhost"
 
@@ -304,23 +314,23 @@ def test_reload_keeps_connections_and_serves_new_cert(durod_factory, pki, tmp_pa
     shutil.copy(pki / "other.key2", key)
     d.proc.send_signal(1)
     deadline = time.time() + 10
-    while time.time() < deadline and peer_cn(d.port, pki, "nomatch.example") != "other.test":
+    while time.time() < deadline and peer_cn(d, pki, "nomatch.example") != "other.test":
         time.sleep(0.1)
-    assert peer_cn(d.port, pki, "nomatch.example") == "other.test"
+    assert peer_cn(d, pki, "nomatch.example") == "other.test"
     assert b" 200 " in request(old)  # the old connection lives on
     # a broken file is refused and the certificate in use stays
     key.write_text("not a key")
     out = ctl_cmd(d, "tls-reload")
     assert out.returncode == 1 and "not a PEM private key" in out.stderr
-    assert peer_cn(d.port, pki, "nomatch.example") == "other.test"
+    assert peer_cn(d, pki, "nomatch.example") == "other.test"
     # back by the control command
     shutil.copy(pki / "chain.pem", cert)
     shutil.copy(pki / "leaf.key", key)
     assert ctl_cmd(d, "tls-reload").returncode == 0
     deadline = time.time() + 10
-    while time.time() < deadline and peer_cn(d.port, pki, "nomatch.example") != "localhost":
+    while time.time() < deadline and peer_cn(d, pki, "nomatch.example") != "localhost":
         time.sleep(0.1)
-    assert peer_cn(d.port, pki, "nomatch.example") == "localhost"
+    assert peer_cn(d, pki, "nomatch.example") == "localhost"
     assert b" 200 " in request(old)
     old.close()
     assert "TLS certificates reloaded" in d.logtext()
@@ -336,8 +346,8 @@ def test_non_reading_client_closed_over_tls(durod_factory, pki):
 
     def http_stats():
         return json.loads(ctl_cmd(d, "--json", "stats").stdout)["total"]["http"]
-    with socket.create_connection(("127.0.0.1", d.port), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname="localhost") as t:
+    with socket.create_connection((d.host, d.port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=server_name(d)) as t:
             t.sendall(b"PUT /kv/tlsbig/k/v HTTP/1.1\r\nHost: t\r\nContent-Length: 65536\r\n\r\n" + value)
             assert t.recv(4096).startswith(b"HTTP/1.1 204")
             t.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -358,7 +368,11 @@ def test_non_reading_client_closed_over_tls(durod_factory, pki):
                 else:
                     time.sleep(0.1)
                 r = http_stats()
-            assert r["send_timeouts"] == 1 and r["output_pauses"] >= 1, json.dumps(r)
+            # Over dpdk the stack holds the answers itself and sends nothing into the
+            # client's closed window, so the pipelining cap's pause is never seen to
+            # become the output cap's (that is decided on send progress): either counts.
+            pauses = r["output_pauses"] + (r["pipeline_pauses"] if DPDK else 0)
+            assert r["send_timeouts"] == 1 and pauses >= 1, json.dumps(r)
 
 
 def ctl_cmd(d, *args):
@@ -375,7 +389,7 @@ def test_testssl_finds_nothing_medium_or_above(durod_factory, pki, tmp_path):
     out_json = tmp_path / "testssl.json"
     r = subprocess.run(["testssl", "--quiet", "--color", "0", "--warnings", "off", "--add-ca",
                         str(pki / "root.pem"), "--jsonfile", str(out_json), "-p", "-s", "-f", "-U", "-h",
-                        "--ip", "one", "127.0.0.1:%d" % d.port], capture_output=True, text=True, timeout=600)
+                        "--ip", "one", "%s:%d" % (d.host, d.port)], capture_output=True, text=True, timeout=600)
     findings = json.loads(out_json.read_text())
     bad = [f for f in findings if f["severity"] in ("MEDIUM", "HIGH", "CRITICAL")
            and f["id"] not in ("engine_problem",)]

@@ -12,6 +12,7 @@ import time
 import requests
 import websockets
 
+import conftest
 import wsconformance as wc
 from conftest import DPDK_CLIENT
 
@@ -241,6 +242,41 @@ def test_hibernation_keeps_sockets_tags_and_attachments(durod_factory):
         assert {x["attachment"] for x in s2["sockets"]} == {"alice", "bob"}
         await a.close()
         await b.close()
+    run(go())
+
+
+def test_close_handler_counts_the_socket_gone(durod_factory):
+    """on_ws_close sees the object's sockets without the one that closed, live or woken
+    from hibernation, and the hibernated gauge stays right (TestRoom stores duro_ws_count
+    as its close handler saw it). A close once counted the closing socket still, and when
+    it woke a hibernated object the gauge went below zero (2**64 - 1)."""
+    d = durod_factory(config={"websockets": {"hibernate_idle_ms": 200}}, test_classes=True)
+
+    def close_count():
+        r = requests.get(d.url + "/room/cc/closecount")
+        return r.text if r.status_code == 200 else None
+
+    def hibernated():
+        return d.control({"cmd": "stats"})["total"]["objects_hibernated"]
+
+    async def go():
+        a = await websockets.connect(ws_url(d, "/room/cc?name=a"))
+        b = await websockets.connect(ws_url(d, "/room/cc?name=b"))
+        c = await websockets.connect(ws_url(d, "/room/cc?name=c"))
+        await a.close()
+        assert conftest.wait_until(close_count, what="the close handler") == "2"
+        # Hibernated with two sockets; a close wakes it.
+        d.wait_evicted("ROOM", "cc")
+        conftest.wait_until(lambda: hibernated() == 1, what="the object to count as hibernated")
+        await b.close()
+        conftest.wait_until(lambda: close_count() == "1", what="the second close")
+        conftest.wait_until(lambda: hibernated() == 0, what="the woken object to count as awake")
+        # Hibernated with its last socket, which closes.
+        d.wait_evicted("ROOM", "cc")
+        conftest.wait_until(lambda: hibernated() == 1, what="the object to hibernate again")
+        await c.close()
+        conftest.wait_until(lambda: close_count() == "0", what="the last close")
+        conftest.wait_until(lambda: hibernated() == 0, what="the gauge back at 0")
     run(go())
 
 

@@ -358,9 +358,9 @@ static int send_new_data(struct stack *s, struct tcb *t)
 			total += iov[i].iov_len;
 		/* Sender-side silly window avoidance (RFC 1122 4.2.3.4): a short segment only
 		 * when it carries everything queued or nothing is in flight. */
-		if (budget < total && budget < t->mss && inflight > 0)
-			return 0;
 		size_t take = total < budget ? total : budget;
+		if (budget < total && budget < t->mss && inflight > 0)
+			take = 0;
 		size_t copied = 0;
 		unsigned vi = 0;
 		size_t voff = 0;
@@ -402,13 +402,15 @@ static int send_new_data(struct stack *s, struct tcb *t)
 			s->net.sent_bytes += seglen;
 			xmit_seg(s, t, m);
 		}
-		if (copied == 0)
-			return 0;
-		s->net.sends++;
+		/* The loan fill_output began ends here even when nothing was taken (silly window
+		 * avoidance, no mbuf): the layer above may move or free those bytes, and a TLS
+		 * layer asked for output again with a loan open would abort. */
+		if (copied)
+			s->net.sends++;
 		t->pub.ev->on_sent(c, &t->pub, copied);
 		if (t->state == TS_CLOSED)
 			return -1;
-		if (copied < total)
+		if (copied == 0 || copied < total)
 			return 0; /* the window is full */
 	}
 	return 0;

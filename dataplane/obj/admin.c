@@ -152,7 +152,7 @@ int obj_sql(struct core *c, unsigned ns, const struct duro_id *id, const char *s
 	if (write && !(w = malloc(sizeof(*w))))
 		return -ENOMEM;
 	if (w)
-		*w = (struct delete_wait){ done, done_arg };
+		*w = (struct delete_wait){ done, done_arg, 0 };
 	event_begin(c, obj);
 	struct duro_object *o = (struct duro_object *)obj;
 	int r = write ? 0 : sql_event_readonly(obj);
@@ -167,9 +167,12 @@ int obj_sql(struct core *c, unsigned ns, const struct duro_id *id, const char *s
 		free(w);
 		return r < 0 ? r : 1;
 	}
-	if (wrote < 0 && !err[0])
-		snprintf(err, errlen, "%s", wrote == -ENOSPC ? "storage full: the write was not saved"
-								   : duro_sql_error(o));
+	if (wrote < 0) {
+		w->refused = wrote; /* done hears it through the sync, which frees w */
+		if (!err[0])
+			snprintf(err, errlen, "%s", wrote == -ENOSPC ? "storage full: the write was not saved"
+									   : duro_sql_error(o));
+	}
 	return 0; /* the sync reports the outcome (a refused write too) */
 }
 

@@ -118,7 +118,7 @@ out:
 	return r;
 }
 
-static const struct duro_class sql_class = {
+const struct duro_class sql_class = {
 	.name = "Sql",
 	.on_request = sql_request,
 };

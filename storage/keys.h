@@ -48,6 +48,11 @@
 /* The object's SQL database size, a reserved key of its own key space. */
 #define KEYS_SQL_SIZE KEYS_RESERVED "sql"
 #define KEYS_SQL_SIZE_LEN 5
+/* An export file carries the database's pages as reserved keys of the object too (never
+ * stored under these keys: an import loads them into the sql family):
+ *     "\xff\xff" "sqlpage" ‖ page number u32 BE -> the page's stored value */
+#define KEYS_SQL_EXPORT_PAGE KEYS_RESERVED "sqlpage"
+#define KEYS_SQL_EXPORT_PAGE_LEN 9
 /* SQL databases are stored in pages of this size (SQLite's page size is kept equal). */
 #define KEYS_SQL_PAGE 4096
 #define KEYS_SQL_PAGE_KEY_LEN (KEYS_ID_BYTES + 4)

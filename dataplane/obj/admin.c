@@ -5,6 +5,7 @@
 #include "commit.h"
 #include "core.h"
 #include "event.h"
+#include "keys.h"
 #include "kv.h"
 #include "obj_ws.h"
 #include "object.h"
@@ -64,6 +65,47 @@ static void delete_synced(struct duro_object *o, int status, void *arg)
 	free(w);
 }
 
+/* The SQL database's size record and its pages (keys.h): loaded through sql.c, which
+ * writes them to the sql family and the size record when the event commits. */
+static int is_sql_key(const struct duro_kv *e)
+{
+	return (e->key.len == KEYS_SQL_SIZE_LEN && !memcmp(e->key.ptr, KEYS_SQL_SIZE, KEYS_SQL_SIZE_LEN)) ||
+	       (e->key.len == KEYS_SQL_EXPORT_PAGE_LEN + 4 &&
+		!memcmp(e->key.ptr, KEYS_SQL_EXPORT_PAGE, KEYS_SQL_EXPORT_PAGE_LEN));
+}
+
+static int import_sql(struct object *obj, const struct duro_kv *entries, size_t n)
+{
+	uint64_t size = 0;
+	int have = 0, r = 0;
+	for (size_t i = 0; i < n; i++)
+		if (entries[i].key.len == KEYS_SQL_SIZE_LEN &&
+		    !memcmp(entries[i].key.ptr, KEYS_SQL_SIZE, KEYS_SQL_SIZE_LEN)) {
+			if (entries[i].value.len != sizeof(size))
+				return -EBADMSG;
+			memcpy(&size, entries[i].value.ptr, sizeof(size));
+			have = 1;
+		}
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		const struct duro_kv *e = &entries[i];
+		if (!is_sql_key(e) || e->key.len == KEYS_SQL_SIZE_LEN)
+			continue;
+		if (!have)
+			return -EBADMSG; /* pages without a database */
+		if (have == 1) {
+			if ((r = sql_load_size(obj, size)) < 0)
+				return r;
+			have = 2;
+		}
+		const unsigned char *p = (const unsigned char *)e->key.ptr + KEYS_SQL_EXPORT_PAGE_LEN;
+		uint32_t pgno = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+		r = sql_load_page(obj, pgno, e->value.ptr, e->value.len);
+	}
+	if (r >= 0 && have == 1)
+		r = sql_load_size(obj, size); /* a database of no pages: SQLite writes none */
+	return r;
+}
+
 int obj_import(struct core *c, unsigned ns, const struct duro_id *id, const char *name,
 	       size_t name_len, const struct duro_kv *entries, size_t n,
 	       void (*done)(void *arg, int status), void *arg)
@@ -85,8 +127,11 @@ int obj_import(struct core *c, unsigned ns, const struct duro_id *id, const char
 	if (r >= 0 && found)
 		r = -EEXIST;
 	for (size_t i = 0; r >= 0 && i < n; i++)
-		r = kv_write(obj, entries[i].key.ptr, entries[i].key.len, entries[i].value.ptr,
-			     entries[i].value.len, 1);
+		if (!is_sql_key(&entries[i]))
+			r = kv_write(obj, entries[i].key.ptr, entries[i].key.len, entries[i].value.ptr,
+				     entries[i].value.len, 1);
+	if (r >= 0)
+		r = import_sql(obj, entries, n);
 	if (r >= 0 && name_len && !obj->name && (obj->name = malloc(name_len))) {
 		memcpy(obj->name, name, name_len);
 		obj->name_len = (uint16_t)name_len;

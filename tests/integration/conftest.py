@@ -180,7 +180,7 @@ BUILTIN_MIGRATIONS = [
 ]
 # Test classes (tests/classes): each is the built-in class it names plus test hooks.
 TEST_CLASSES = {"KV": "TestKV", "Echo": "TestEcho", "Ticker": "TestTicker",
-                "ChatRoom": "TestRoom"}
+                "ChatRoom": "TestRoom", "Sql": "TestSql"}
 
 
 def config_with_test_classes(config=None):

@@ -12,6 +12,9 @@ Scenarios, each repeated --runs times, interleaved so drift hits every scenario 
   durable-1c        like hot-1c on the durable Counter: POST /counter/hot
   durable-names-1c  the durable Counter over 10,000 names
   durable-buffered-1c  durable-1c with storage.log_direct_io false (buffered commit logs)
+  sql-1c            like durable-1c on the SQL-backed SqlCounter: POST /sqlcounter/hot
+                    (an upsert with RETURNING in the object's SQLite database)
+  sql-names-1c      SqlCounter over 10,000 names (10,000 databases)
 durod runs with idle_spin_us 0 so that its CPU time (from /proc) is work, not polling.
 --only a,b runs just those scenarios.
 --layout shared runs the one-core scenarios' load (and redis-benchmark) on CPU 0 too, beside
@@ -150,6 +153,8 @@ def main():
         "durable-names-1c": lambda **kw: run_durod(1, 10000, a.seconds, a.conns, prefix="/counter/", **kw),
         "durable-buffered-1c": lambda **kw: run_durod(1, 0, a.seconds, a.conns, prefix="/counter/",
                                                  extra={"storage": {"log_direct_io": False}}, **kw),
+        "sql-1c": lambda **kw: run_durod(1, 0, a.seconds, a.conns, prefix="/sqlcounter/", **kw),
+        "sql-names-1c": lambda **kw: run_durod(1, 10000, a.seconds, a.conns, prefix="/sqlcounter/", **kw),
     }
     if a.only:
         scen = {k: v for k, v in scen.items() if k in a.only.split(",")}
@@ -184,7 +189,8 @@ def main():
 
     pairs = [("hot-1c", "redis"), ("hot-2c", "hot-1c"), ("names-2c", "names-1c"),
              ("durable-1c", "redis-always"), ("durable-1c", "hot-1c"), ("durable-names-1c", "names-1c"),
-             ("durable-buffered-1c", "hot-1c"), ("durable-1c", "durable-buffered-1c")]
+             ("durable-buffered-1c", "hot-1c"), ("durable-1c", "durable-buffered-1c"),
+             ("sql-1c", "durable-1c"), ("sql-1c", "redis-always"), ("sql-names-1c", "durable-names-1c")]
     for x, y in pairs:
         ratio(x, y)
     for x, y in pairs:
@@ -192,7 +198,7 @@ def main():
     # Each path in its own best layout, same run: the durable one with the disk's CPU free.
     ratio("durable-1c@shared", "hot-1c")
     for sc in results:
-        if sc.startswith("durable"):
+        if sc.startswith("durable") or sc.startswith("sql"):
             print("%s: median %.1f commits per sync" %
                   (sc, statistics.median(x["commits_per_sync"] for x in results[sc])))
     for sc in ("names-1c", "names-2c"):

@@ -5,6 +5,7 @@
 #define DURO_OBJ_SQL_T_H
 
 #include "keys.h"
+#include "list.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -48,6 +49,7 @@ enum sql_internal {
 struct obj_sql {
 	struct object *obj;
 	struct sqlite3 *db; /* NULL while closed (evicted for memory, or after a reset) */
+	struct list_node lru; /* in sql_core.lru while it holds memory (a connection, pages) */
 	struct sqlite3_stmt *internal_st[SQL_NINTERNAL];
 	struct sql_cached_stmt cache[SQL_STMT_CACHE];
 	uint64_t cache_tick;
@@ -83,6 +85,7 @@ struct obj_sql {
 
 /* Each core's share: what its connections hold, against sql.cache_bytes_per_core. */
 struct sql_core {
+	struct list_node lru; /* databases holding memory, least recently used first */
 	size_t mem;
 	unsigned open;
 	uint64_t opens, closes_for_memory, interrupts, statements, failures;

@@ -125,6 +125,10 @@ const struct config_key config_keys[] = {
 	     STORE_DEFAULT_LOG_ROTATE_BYTES, "size of a core's commit log file"),
 	UINT("storage.min_free_bytes", obj.store.min_free_bytes, 0, 1ull << 50,
 	     STORE_DEFAULT_MIN_FREE_BYTES, "writes get 507 while less than this is free"),
+	UINT("storage.pitr_retention", obj.store.pitr_retention_ms, 0, 3650ull * 86400 * 1000,
+	     7ull * 86400 * 1000, "ms of objects' history kept for point-in-time restores (0: none)"),
+	UINT("storage.pitr_sweep_ms", obj.store.pitr_sweep_ms, 100, 86400000, 60000,
+	     "how often history past storage.pitr_retention is folded away"),
 	BOOL_NOT("storage.log_direct_io", obj.store.log_buffered, 1,
 		 "commit logs with O_DIRECT where the file system allows it (false: buffered)"),
 

@@ -368,7 +368,7 @@ json_t *ctl_request(struct ctl *ctl, json_t *req)
 {
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 	if (!cmd)
-		return ctl_error_reply("want {\"cmd\": \"...\"}: status, stats, shards, connections, config, log-level, drain, objects, object, evict, delete, sql, export, import, tls-reload");
+		return ctl_error_reply("want {\"cmd\": \"...\"}: status, stats, shards, connections, config, log-level, drain, objects, object, evict, delete, sql, bookmark, restore, export, import, tls-reload");
 	if (!strcmp(cmd, "status"))
 		return ctl_status_json(ctl);
 	if (!strcmp(cmd, "stats"))
@@ -428,6 +428,10 @@ json_t *ctl_request(struct ctl *ctl, json_t *req)
 	}
 	if (!strcmp(cmd, "sql"))
 		return ctl_sql(ctl, req);
+	if (!strcmp(cmd, "bookmark"))
+		return ctl_bookmark(ctl, req);
+	if (!strcmp(cmd, "restore"))
+		return ctl_restore(ctl, req);
 	if (!strcmp(cmd, "delete")) {
 		if (!json_is_true(json_object_get(req, "confirm")))
 			return ctl_error_reply("delete removes all of the object's storage, alarms and name for good: send \"confirm\": true");
@@ -438,7 +442,8 @@ json_t *ctl_request(struct ctl *ctl, json_t *req)
 
 enum ctl_request_kind ctl_request_kind(json_t *req)
 {
-	static const char *const slow[] = { "objects", "object", "evict", "delete", "drain", "sql", NULL };
+	static const char *const slow[] = { "objects", "object", "evict", "delete", "drain", "sql",
+					      "bookmark", "restore", NULL };
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 	if (!cmd)
 		return CTL_REQ_INLINE;

@@ -45,6 +45,10 @@ static void usage(FILE *f)
 		"  sql OBJ \"SQL\" [--write] [--limit N] [--param V]...\n"
 		"                               run SQL on an object's database (read-only unless\n"
 		"                               --write); parameters bind to the last statement\n"
+		"  bookmark OBJ [--at TIME]     the object's bookmark now, or at TIME (ms since the\n"
+		"                               epoch, or YYYY-MM-DDTHH:MM:SS[.mmm]Z)\n"
+		"  restore OBJ BOOKMARK         the object's keys, alarms and SQL as of BOOKMARK\n"
+		"                               (durable when answered); prints the undo bookmark\n"
 		"  delete OBJ --yes             delete all of an object's storage, alarms and name\n"
 		"  export --class C FILE        a consistent backup of class C's objects (durod writes FILE)\n"
 		"  import FILE                  restore an export (into a box where the class is empty,\n"
@@ -225,6 +229,34 @@ static int top(long iterations)
 	return 0;
 }
 
+/* --at TIME: ms since the epoch, or an ISO 8601 UTC time. -1 when neither. */
+static int64_t parse_time(const char *s)
+{
+	char *end;
+	long long ms = strtoll(s, &end, 10);
+	if (*s && !*end)
+		return ms >= 0 ? ms : -1;
+	struct tm tm = { 0 };
+	const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!rest)
+		return -1;
+	long frac = 0;
+	if (*rest == '.') {
+		int digits = 0;
+		for (rest++; *rest >= '0' && *rest <= '9'; rest++, digits++)
+			if (digits < 3)
+				frac = frac * 10 + (*rest - '0');
+		while (digits > 0 && digits < 3) {
+			frac *= 10;
+			digits++;
+		}
+	}
+	if (strcmp(rest, "Z"))
+		return -1;
+	time_t t = timegm(&tm);
+	return t < 0 ? -1 : (int64_t)t * 1000 + frac;
+}
+
 /* --param V: an integer, a real, null, or else text. */
 static json_t *param_value(const char *s)
 {
@@ -334,9 +366,10 @@ int main(int argc, char **argv)
 		{ "limit", required_argument, NULL, 'l' }, { "prefix", required_argument, NULL, 'p' },
 		{ "iterations", required_argument, NULL, 'i' }, { "yes", no_argument, NULL, 'y' },
 		{ "write", no_argument, NULL, 'w' }, { "param", required_argument, NULL, 'P' },
+		{ "at", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
-	const char *cls = NULL, *after = NULL, *prefix = NULL;
+	const char *cls = NULL, *after = NULL, *prefix = NULL, *at = NULL;
 	long limit = 0, iterations = 0;
 	int yes = 0, write = 0, o;
 	json_t *params = json_array();
@@ -351,6 +384,7 @@ int main(int argc, char **argv)
 		case 'i': iterations = strtol(optarg, NULL, 10); break;
 		case 'y': yes = 1; break;
 		case 'w': write = 1; break;
+		case 't': at = optarg; break;
 		case 'P': json_array_append_new(params, param_value(optarg)); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
@@ -393,6 +427,31 @@ int main(int argc, char **argv)
 		json_object_set_new(req, "path", json_string(abs));
 		if (cls)
 			json_object_set_new(req, "class", json_string(cls));
+	} else if (!strcmp(cmd, "bookmark")) {
+		if (name_object(req, cmd, argc - optind - 1, argv + optind + 1) < 0) {
+			json_decref(req);
+			json_decref(params);
+			return EXIT_USAGE;
+		}
+		if (at) {
+			int64_t ms = parse_time(at);
+			if (ms < 0) {
+				fprintf(stderr, "duroctl bookmark: --at %s: want ms since the epoch or YYYY-MM-DDTHH:MM:SS[.mmm]Z\n", at);
+				json_decref(req);
+				json_decref(params);
+				return EXIT_USAGE;
+			}
+			json_object_set_new(req, "at_ms", json_integer(ms));
+		}
+	} else if (!strcmp(cmd, "restore")) {
+		int n = argc - optind - 1;
+		if (n < 2 || name_object(req, cmd, n - 1, argv + optind + 1) < 0) {
+			fprintf(stderr, "duroctl restore OBJ BOOKMARK\n");
+			json_decref(req);
+			json_decref(params);
+			return EXIT_USAGE;
+		}
+		json_object_set_new(req, "bookmark", json_string(argv[argc - 1]));
 	} else if (!strcmp(cmd, "sql")) {
 		/* The object's words, then the SQL as the last argument. */
 		int n = argc - optind - 1;
@@ -520,6 +579,10 @@ int main(int argc, char **argv)
 		}
 	} else if (!strcmp(cmd, "sql")) {
 		print_rows(r);
+	} else if (!strcmp(cmd, "bookmark")) {
+		printf("%s\n", S(r, "bookmark"));
+	} else if (!strcmp(cmd, "restore")) {
+		printf("restored; undo with: duroctl restore ... %s\n", S(r, "undo"));
 	} else if (!strcmp(cmd, "evict")) {
 		printf("%s\n", json_is_true(json_object_get(r, "evicted")) ? "evicted" : "not in memory");
 	} else if (!strcmp(cmd, "delete")) {

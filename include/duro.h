@@ -248,6 +248,19 @@ const char *duro_sql_error(struct duro_object *obj);
 /* databaseSize: bytes of the database in use (pages less free pages), or an error. */
 int64_t duro_sql_database_size(struct duro_object *obj);
 
+/* ---- point-in-time recovery (Cloudflare's getCurrentBookmark, getBookmarkForTime) ----
+ * Every commit of an object is kept for storage.pitr_retention (7 days by default): its
+ * key-value pairs, alarms and SQL database can be restored to any commit in that window
+ * (`duroctl restore`, which also prints a bookmark that undoes it). A bookmark is a string
+ * of DURO_BOOKMARK_LEN characters whose order is time order; it names one commit of one
+ * object. Both calls return 0 with out filled (NUL-terminated), or -ENOTSUP (history is
+ * off), -ERANGE (a time before the window or before the object's history), -EIO. */
+#define DURO_BOOKMARK_LEN 50
+/* The object's newest commit (not counting the running event's writes). */
+int duro_bookmark_current(struct duro_object *obj, char out[DURO_BOOKMARK_LEN + 1]);
+/* The newest commit at or before time_ms (ms since the epoch). */
+int duro_bookmark_for_time(struct duro_object *obj, int64_t time_ms, char out[DURO_BOOKMARK_LEN + 1]);
+
 /* ---- alarms (Cloudflare's setAlarm/getAlarm/deleteAlarm, plus named alarms) ----
  * Times are milliseconds since the epoch. An alarm is written in the event's transaction:
  * it exists exactly when the event's writes are durable, and a failed event leaves it as

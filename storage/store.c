@@ -27,6 +27,8 @@ void store_config_defaults(struct store_config *cfg, const char *data_dir)
 	cfg->blob_min_bytes = STORE_DEFAULT_BLOB_MIN_BYTES;
 	cfg->log_rotate_bytes = STORE_DEFAULT_LOG_ROTATE_BYTES;
 	cfg->min_free_bytes = STORE_DEFAULT_MIN_FREE_BYTES;
+	cfg->pitr_retention_ms = STORE_DEFAULT_PITR_RETENTION_MS;
+	cfg->pitr_sweep_ms = STORE_DEFAULT_PITR_SWEEP_MS;
 }
 
 static void any_cpu_set(cpu_set_t *set)
@@ -115,6 +117,10 @@ int store_open(const struct store_config *cfg, struct store **out)
 		pthread_setaffinity_np(pthread_self(), sizeof(pinned), &pinned);
 	if (r < 0)
 		return r;
+	if ((r = store_sweeper_start(st)) < 0) {
+		store_close(st);
+		return r;
+	}
 	*out = st;
 	return 0;
 }
@@ -220,6 +226,7 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
+	store_sweeper_stop(st);
 	if (st->db) {
 		/* Memtables hold what only the commit logs have made durable: flush them so the
 		 * next start replays nothing. A failure here is harmless: the logs stay. So do

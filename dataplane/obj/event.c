@@ -9,10 +9,13 @@
  *   request/alarm/socket/sync --> activate --> begin --> class callback --> end
  *                                                         |- sql_event_finish
  *                                                         |- alarm_event_commit
+ *                                                         |- history_event_begin
  *                                                         |- sql_event_commit
+ *                                                         |- history_event_end
  *                                                         |- kv_event_commit   --> batch
  *                                                         `- sends, syncs      --> gated */
 #include "event.h"
+#include "pitr.h"
 #include "alarm.h"
 #include "base_assert.h"
 #include "clock.h"
@@ -183,8 +186,12 @@ int event_end(struct core *c, struct object *obj, int ok)
 			rollback(c, obj); /* out of memory for the batch */
 			wrote = -ENOMEM;
 		} else {
+			struct hist_rec hist;
+			int h = history_event_begin(c, obj, b, &hist);
 			alarm_event_commit(c, obj, b, seq);
-			sql_event_commit(c, obj, b, seq);
+			sql_event_commit(c, obj, b, seq, h ? &hist : NULL);
+			if (h)
+				history_event_end(c, obj, b, &hist);
 			kv_event_commit(c, obj, b, seq);
 			wrote = 1;
 		}

@@ -44,6 +44,10 @@ struct object {
 	struct core *core;
 	struct obj_kv kv;
 	struct obj_sql *sql;    /* its SQL database, once it used one (sql.c) */
+	/* Its history (history.c): the seq and time of its last commit, once read. */
+	uint64_t hist_seq, hist_time_ms;
+	uint8_t hist_loaded;
+	uint8_t hist_empty; /* it has no history yet: its next commit writes its base first */
 	_Alignas(16) unsigned char state[];
 };
 

@@ -599,12 +599,13 @@ int sql_event_finish(struct core *c, struct object *obj)
 	return 1;
 }
 
-void sql_event_commit(struct core *c, struct object *obj, struct store_batch *b, uint64_t seq)
+void sql_event_commit(struct core *c, struct object *obj, struct store_batch *b, uint64_t seq,
+		      struct hist_rec *hist)
 {
 	struct obj_sql *sq = obj->sql;
 	if (!sq || !sq->committed)
 		return;
-	sql_pages_commit(c, sq, b, seq);
+	sql_pages_commit(c, sq, b, seq, hist);
 	sq->committed_size = sq->min_size = sq->size;
 	sq->committed = 0;
 	sq->wiped = 0;

@@ -9,6 +9,7 @@
 #include "object-t.h"
 
 struct store_batch;
+struct hist_rec;
 
 /* Per-core set-up (registers the VFS once per process) and tear-down. 0 or -ENOMEM. */
 int sql_core_init(struct core *c);
@@ -23,7 +24,8 @@ void sql_core_fini(struct core *c);
  * RocksDB holds them. rollback: undoes everything since begin, whatever came between. */
 void sql_event_begin(struct core *c, struct object *obj);
 int sql_event_finish(struct core *c, struct object *obj);
-void sql_event_commit(struct core *c, struct object *obj, struct store_batch *b, uint64_t seq);
+void sql_event_commit(struct core *c, struct object *obj, struct store_batch *b, uint64_t seq,
+		      struct hist_rec *hist);
 void sql_event_rollback(struct core *c, struct object *obj);
 
 /* duro_txn_* over SQL (txn.c keeps them in step with the key-value savepoints): begin

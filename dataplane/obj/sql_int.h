@@ -7,6 +7,7 @@
 
 struct core;
 struct store_batch;
+struct hist_rec;
 
 /* Registers the "duro" VFS with SQLite (once per process). Returns 0 or -EIO. */
 int sql_vfs_register(void);
@@ -21,7 +22,8 @@ int sql_page_read(struct obj_sql *sq, uint32_t pgno, uint8_t out[KEYS_SQL_PAGE])
  * -EFBIG past the event's write allowance. */
 int sql_page_write(struct obj_sql *sq, uint32_t pgno, const uint8_t data[KEYS_SQL_PAGE]);
 /* The event's pages into batch b as batch seq's: committed pages from now on. */
-void sql_pages_commit(struct core *c, struct obj_sql *sq, struct store_batch *b, uint64_t seq);
+void sql_pages_commit(struct core *c, struct obj_sql *sq, struct store_batch *b, uint64_t seq,
+		      struct hist_rec *hist);
 /* Drops the event's pages, bringing back the committed ones they replaced. */
 void sql_pages_rollback(struct core *c, struct obj_sql *sq);
 /* Drops committed pages RocksDB now holds. */

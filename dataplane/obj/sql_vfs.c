@@ -16,6 +16,7 @@
 #include "sql_int.h"
 #include "base_assert.h"
 #include "clock.h"
+#include "history.h"
 #include "commit.h"
 #include "core.h"
 #include "log.h"
@@ -234,7 +235,8 @@ static void page1_normalize(uint8_t *d)
 	memset(d + 92, 0, 4);
 }
 
-void sql_pages_commit(struct core *c, struct obj_sql *sq, struct store_batch *b, uint64_t seq)
+void sql_pages_commit(struct core *c, struct obj_sql *sq, struct store_batch *b, uint64_t seq,
+		      struct hist_rec *hist)
 {
 	struct store *st = store_of(sq);
 	const uint8_t *id = sq->obj->id.bytes;
@@ -245,6 +247,13 @@ void sql_pages_commit(struct core *c, struct obj_sql *sq, struct store_batch *b,
 	/* What the file lost (a wipe, a truncation) goes first: a later put of the same page
 	 * in this batch wins over the range deletion. */
 	uint64_t keep = sq->wiped ? 0 : pages_of(sq->min_size);
+	if (hist) {
+		/* The history record: the size, what was cut, then the pages written below. */
+		if (sq->wiped)
+			hist_rec_flags(hist, HIST_WIPE_SQL);
+		uint64_t had = pages_of(sq->committed_size);
+		hist_rec_sql(hist, sq->size, (uint32_t)(keep < had ? keep : had));
+	}
 	if (sq->wiped || keep < pages_of(sq->committed_size)) {
 		keys_sql_page(lo, id, (uint32_t)(keep + 1));
 		store_batch_delete_range(st, b, STORE_CF_SQL, lo, sizeof(lo), hi, sizeof(hi));
@@ -301,6 +310,8 @@ void sql_pages_commit(struct core *c, struct obj_sql *sq, struct store_batch *b,
 		keys_sql_page(lo, id, p->pgno);
 		size_t n = sqlpage_encode(p->data, enc);
 		store_batch_put(st, b, STORE_CF_SQL, lo, sizeof(lo), enc, n);
+		if (hist)
+			hist_rec_page(hist, p->pgno, enc, n);
 	}
 	if (sq->txn && !sq->oldest_seq)
 		sq->oldest_seq = seq;

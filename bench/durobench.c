@@ -46,7 +46,8 @@ static struct {
 	const char *ws_path; /* --ws: the room to join */
 	unsigned size;       /* --size: bytes per WebSocket message */
 	int tls;             /* --tls: every connection speaks TLS (no certificate check) */
-} opt = { "127.0.0.1", 8787, 64, 1, 0, 10.0, 1.0, "POST", "/counter/", 0, NULL, 64, 0 };
+	uint64_t sql_rows;   /* --sql-point N: Sql class point reads of rows 1..N of table t */
+} opt = { "127.0.0.1", 8787, 64, 1, 0, 10.0, 1.0, "POST", "/counter/", 0, NULL, 64, 0, 0 };
 
 static SSL_CTX *tls_ctx;
 
@@ -142,7 +143,14 @@ static int send_request(struct conn *c)
 {
 	char req[512];
 	int n;
-	if (opt.names)
+	if (opt.sql_rows) {
+		char body[160];
+		int bl = snprintf(body, sizeof(body),
+				  "{\"sql\": \"SELECT id, length(b) FROM t WHERE id = ?\", \"params\": [%llu]}",
+				  (unsigned long long)(xorshift(&c->rng) % opt.sql_rows + 1));
+		n = snprintf(req, sizeof(req), "POST %shot HTTP/1.1\r\nHost: bench\r\nContent-Length: %d\r\n\r\n%s",
+			     opt.prefix, bl, body);
+	} else if (opt.names)
 		n = snprintf(req, sizeof(req), "%s %sn%llu HTTP/1.1\r\nHost: bench\r\nContent-Length: 0\r\n\r\n",
 			     opt.method, opt.prefix, (unsigned long long)(xorshift(&c->rng) % opt.names));
 	else
@@ -379,7 +387,9 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: durobench [--host H] [--port P] [--conns N] [--pipeline K] [--names N]\n"
 		"                 [--duration S] [--warmup S] [--method M] [--prefix /counter/]\n"
-		"                 [--requests N]\n"
+		"                 [--requests N] [--sql-point ROWS]\n"
+		"  --sql-point N: POST <prefix>hot point reads by primary key of rows 1..N of\n"
+		"  table t (the Sql class), one random row per request.\n"
 		"  --names 0 sends every request to <prefix>hot (one object); N > 0 draws\n"
 		"  <prefix>n<i> for i uniform in [0, N).  Output: one JSON object.\n"
 		"       durobench --ws /room/NAME [--conns MEMBERS] [--pipeline WINDOW] [--size BYTES] ...\n"
@@ -394,6 +404,7 @@ int main(int argc, char **argv)
 		{ "pipeline", 1, 0, 'k' }, { "names", 1, 0, 'n' }, { "duration", 1, 0, 'd' },
 		{ "warmup", 1, 0, 'w' }, { "method", 1, 0, 'm' }, { "prefix", 1, 0, 'x' },
 		{ "requests", 1, 0, 'r' }, { "ws", 1, 0, 'W' }, { "size", 1, 0, 's' }, { "tls", 0, 0, 'T' },
+		{ "sql-point", 1, 0, 'S' },
 		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
 	int o;
 	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -411,6 +422,7 @@ int main(int argc, char **argv)
 		case 'W': opt.ws_path = optarg; break;
 		case 's': opt.size = (unsigned)atoi(optarg); break;
 		case 'T': opt.tls = 1; break;
+		case 'S': opt.sql_rows = strtoull(optarg, NULL, 10); break;
 		default: usage(); return 2;
 		}
 	}

@@ -27,7 +27,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: duroctl [--socket PATH] [--json] COMMAND [ARGS]\n"
 		"\n"
-		"  status                       version, uptime, backend, cores, listeners, data_dir\n"
+		"  status                       version, uptime, backend, cores, listeners, data_dir,\n"
+		"                               space of the point-in-time history\n"
 		"  stats                        per core and total: connections, requests, objects,\n"
 		"                               WebSockets, commits, alarms, latency, busy time\n"
 		"  top [--iterations N]         stats every second, as rates (q or Ctrl-C to leave)\n"
@@ -142,6 +143,12 @@ static void print_status(json_t *r)
 	if (*S(r, "metrics"))
 		printf("metrics: http://%s/metrics, dashboard http://%s/dashboard\n", S(r, "metrics"),
 		       S(r, "metrics"));
+	json_t *pitr = json_object_get(r, "pitr");
+	if (pitr && I(pitr, "retention_ms"))
+		printf("point-in-time history: %lld bytes, kept %.1f days\n", (long long)I(pitr, "bytes"),
+		       (double)I(pitr, "retention_ms") / 86400000.0);
+	else if (pitr)
+		printf("point-in-time history: off\n");
 }
 
 static void stats_row(const char *label, json_t *c)

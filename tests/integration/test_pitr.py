@@ -91,6 +91,8 @@ def test_restore_to_random_bookmarks_and_undo(durod_factory):
         assert r.get("ok"), r
         undo = undo or r["undo"]
         assert snapshot(d, name) == want, b
+    st = d.control({"cmd": "status"})
+    assert st["pitr"]["retention_ms"] == 7 * 86400 * 1000 and st["pitr"]["bytes"] > 0, st
     # the first restore's undo bookmark brings the latest state back
     r = restore(d, name, undo)
     assert r.get("ok"), r

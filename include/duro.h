@@ -260,6 +260,14 @@ int64_t duro_sql_database_size(struct duro_object *obj);
 int duro_bookmark_current(struct duro_object *obj, char out[DURO_BOOKMARK_LEN + 1]);
 /* The newest commit at or before time_ms (ms since the epoch). */
 int duro_bookmark_for_time(struct duro_object *obj, int64_t time_ms, char out[DURO_BOOKMARK_LEN + 1]);
+/* onNextSessionRestoreBookmark: once this event has ended and its writes are stored, the
+ * runtime unloads the object, restores it to `bookmark` (one durable event, as `duroctl
+ * restore`) and unloads it again, so its next event starts from the restored state (the
+ * next session). undo gets the bookmark of the object's state before this event. Returns
+ * 0, -EINVAL (not a bookmark of this object), -ERANGE (before the window or past its
+ * history), -ENOTSUP (history off), -ENOMEM. A failed restore is logged. */
+int duro_restore_on_next_session(struct duro_object *obj, const char *bookmark,
+				 char undo[DURO_BOOKMARK_LEN + 1]);
 
 /* ---- alarms (Cloudflare's setAlarm/getAlarm/deleteAlarm, plus named alarms) ----
  * Times are milliseconds since the epoch. An alarm is written in the event's transaction:

@@ -10,6 +10,7 @@
 #include "obj_ws.h"
 #include "object.h"
 #include "runtime.h"
+#include "pitr.h"
 #include "sql.h"
 
 #include <errno.h>
@@ -46,6 +47,7 @@ void obj_core_fini(struct core *c)
 		return;
 	object_table_fini(c); /* unloads every object: before what they hang from */
 	obj_ws_core_fini(c);
+	pitr_core_fini(c);
 	alarm_core_fini(c);
 	commit_core_fini(c);
 	sql_core_fini(c);

@@ -17,6 +17,7 @@ struct obj_sync;
 struct commit_core;
 struct alarm_core;
 struct obj_ws_core;
+struct pitr_pending;
 
 /* Responses an object may hold (duro_res_defer). */
 #define OBJ_MAX_DEFERRED 4096
@@ -68,6 +69,7 @@ struct obj_core {
 	uint64_t last_trim_ms;
 	uint64_t failure_logged_ms; /* handler failures are logged at most once a second */
 	struct obj_counters ctr;
+	struct pitr_pending *pitr_pending; /* restores classes asked for (pitr.c) */
 };
 
 #endif

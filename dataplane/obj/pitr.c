@@ -24,6 +24,7 @@
 #include "siphash.h"
 #include "sql.h"
 #include "store.h"
+#include "timer.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -475,4 +476,116 @@ int duro_bookmark_for_time(struct duro_object *o, int64_t time_ms, char out[DURO
 	if (time_ms < 0)
 		return -ERANGE;
 	return bookmark_at(obj->core, obj, (uint64_t)time_ms, out, err, sizeof(err));
+}
+
+/* ---- restores a class asked for (onNextSessionRestoreBookmark) ---- */
+
+#define PENDING_RETRY_MS 10
+#define PENDING_TRIES 1000 /* 10 s of an object too busy to be unloaded */
+
+struct pitr_pending {
+	struct timer t;
+	struct pitr_pending *next;
+	struct core *c;
+	unsigned ns;
+	struct duro_id id;
+	char bookmark[DURO_BOOKMARK_LEN + 1];
+	unsigned tries;
+	uint8_t restored; /* durable: what is left is unloading the instance that did it */
+	uint8_t waiting;  /* the restore's commit is on its way */
+};
+
+static void pending_free(struct core *c, struct pitr_pending *p)
+{
+	struct pitr_pending **pp = &c->obj->pitr_pending;
+	while (*pp && *pp != p)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = p->next;
+	timer_cancel(&p->t);
+	free(p);
+}
+
+static void pending_fire(struct core *c, struct timer *t);
+
+static void pending_done(void *arg, int status)
+{
+	struct pitr_pending *p = arg;
+	p->waiting = 0;
+	if (status < 0) {
+		log_warn("an object's restore on next session was not saved (%s)", strerror(-status));
+		pending_free(p->c, p);
+		return;
+	}
+	p->restored = 1;
+	p->tries = 0;
+	timer_arm(p->c, &p->t, p->c->now_ms + 1, pending_fire);
+}
+
+static void pending_fire(struct core *c, struct timer *t)
+{
+	struct pitr_pending *p = (struct pitr_pending *)t;
+	int r;
+	if (p->restored) {
+		r = obj_evict(c, p->ns, &p->id);
+		if (r == -EBUSY && ++p->tries < PENDING_TRIES)
+			timer_arm(c, &p->t, c->now_ms + PENDING_RETRY_MS, pending_fire);
+		else
+			pending_free(c, p);
+		return;
+	}
+	char undo[DURO_BOOKMARK_LEN + 1], err[256];
+	r = obj_restore(c, p->ns, &p->id, p->bookmark, undo, err, sizeof(err), pending_done, p);
+	if (r == -EBUSY && ++p->tries < PENDING_TRIES) {
+		timer_arm(c, &p->t, c->now_ms + PENDING_RETRY_MS, pending_fire);
+	} else if (r < 0) {
+		log_warn("an object's restore on next session failed: %s", err[0] ? err : strerror(-r));
+		pending_free(c, p);
+	} else {
+		p->waiting = 1; /* pending_done follows */
+	}
+}
+
+int duro_restore_on_next_session(struct duro_object *o, const char *bookmark,
+				 char undo[DURO_BOOKMARK_LEN + 1])
+{
+	struct object *obj = (struct object *)o;
+	struct core *c = obj->core;
+	char err[160];
+	if (!retention(c))
+		return -ENOTSUP;
+	uint64_t t, seq;
+	int r = bookmark_parse(obj, bookmark, &t, &seq, err, sizeof(err));
+	if (r < 0)
+		return r;
+	int none;
+	if (load_head(c, obj, &none) < 0)
+		return -EIO;
+	if ((t && t + retention(c) < clock_wall_ms()) || none || seq > obj->hist_seq)
+		return -ERANGE;
+	struct pitr_pending *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->c = c;
+	p->ns = obj->ns->index;
+	p->id = obj->id;
+	memcpy(p->bookmark, bookmark, DURO_BOOKMARK_LEN);
+	p->next = c->obj->pitr_pending;
+	c->obj->pitr_pending = p;
+	bookmark_text(obj->ns, &obj->id, obj->hist_time_ms, obj->hist_seq, undo);
+	/* After this event: the timer runs once it has ended. */
+	timer_arm(c, &p->t, c->now_ms + 1, pending_fire);
+	return 0;
+}
+
+void pitr_core_fini(struct core *c)
+{
+	while (c->obj->pitr_pending) {
+		struct pitr_pending *p = c->obj->pitr_pending;
+		c->obj->pitr_pending = p->next;
+		timer_cancel(&p->t);
+		if (p->waiting)
+			continue; /* its restore's sync still holds it: freed when that is dropped */
+		free(p);
+	}
 }

@@ -18,4 +18,7 @@ struct store_batch;
 int history_event_begin(struct core *c, struct object *obj, struct store_batch *b, struct hist_rec *rec);
 void history_event_end(struct core *c, struct object *obj, struct store_batch *b, struct hist_rec *rec);
 
+/* Drops the restores classes asked for that have not run (the core stops). */
+void pitr_core_fini(struct core *c);
+
 #endif

@@ -1,4 +1,5 @@
-/* TestSql: the Sql class plus mixed events for atomicity tests. POST <obj>/mixed?n=N writes
+/* TestSql: the Sql class plus mixed events for atomicity tests and the class API of
+ * point-in-time recovery (bookmarks below). POST <obj>/mixed?n=N writes
  * in one event a row (n) into table `mixed`, the key "k<N>" and the object's alarm at
  * MIXED_BASE_MS + N; with &fail=1 the handler then fails (everything rolls back). GET
  * <obj>/mixed answers {"sql": [...], "kv": [...], "alarm": N or null}: what survived. */
@@ -7,6 +8,7 @@
 #include "test_class.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,10 +111,43 @@ static int mixed_read(struct duro_object *obj, struct duro_response *res)
 	return r;
 }
 
+/* GET <obj>/bookmark[?at=MS]: duro_bookmark_current or _for_time; POST
+ * <obj>/restore-next?bookmark=B: duro_restore_on_next_session, answering the undo
+ * bookmark. Errors are 400 with the errno. */
+static int bookmarks(struct duro_object *obj, const struct duro_request *req,
+		     struct duro_response *res, int restore)
+{
+	char out[DURO_BOOKMARK_LEN + 1], msg[64];
+	int64_t at = -1;
+	int r;
+	if (restore) {
+		struct duro_str b;
+		char bm[DURO_BOOKMARK_LEN + 1] = "";
+		if (duro_req_query_param(req, "bookmark", &b) == 1 && b.len <= DURO_BOOKMARK_LEN) {
+			memcpy(bm, b.ptr, b.len);
+			bm[b.len] = 0;
+		}
+		r = duro_restore_on_next_session(obj, bm, out);
+	} else if (duro_req_query_int(req, "at", 0, INT64_MAX, &at) == 1) {
+		r = duro_bookmark_for_time(obj, at, out);
+	} else {
+		r = duro_bookmark_current(obj, out);
+	}
+	if (r < 0) {
+		snprintf(msg, sizeof(msg), "error %d", r);
+		return duro_res_text(res, 400, msg);
+	}
+	return duro_res_text(res, 200, out);
+}
+
 static int test_sql_request(struct duro_object *obj, const struct duro_request *req,
 			    struct duro_response *res)
 {
 	struct duro_str sp = duro_req_subpath(req);
+	if (sp.len == 9 && !memcmp(sp.ptr, "/bookmark", 9))
+		return bookmarks(obj, req, res, 0);
+	if (sp.len == 13 && !memcmp(sp.ptr, "/restore-next", 13) && duro_req_is(req, "POST"))
+		return bookmarks(obj, req, res, 1);
 	if (sp.len == 6 && !memcmp(sp.ptr, "/mixed", 6))
 		return duro_req_is(req, "POST") ? mixed_write(obj, req, res) : mixed_read(obj, res);
 	return sql_class.on_request(obj, req, res);

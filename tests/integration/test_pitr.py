@@ -175,3 +175,32 @@ def test_retention_expiry_folds_history_and_refuses_older(durod_factory):
     assert r.get("ok"), r
     assert snapshot(d, name) == s6
     assert s6["sql"] == [1, 2, 3, 4, 5, 6]
+
+
+def test_class_api_bookmarks_and_restore_on_next_session(durod_factory):
+    d = durod_factory(test_classes=True)
+    name = "api"
+    url = d.url + "/sql/%s" % name
+    for n in range(1, 4):
+        requests.post(url + "/mixed?n=%d" % n, timeout=30)
+    b3 = requests.get(url + "/bookmark", timeout=30).text.strip()
+    assert b3 == bookmark(d, name)["bookmark"]  # the class and duroctl agree
+    s3 = snapshot(d, name)
+    t3 = int(b3[:16], 16)
+    for n in range(4, 7):
+        requests.post(url + "/mixed?n=%d" % n, timeout=30)
+    b6 = requests.get(url + "/bookmark", timeout=30).text.strip()
+    assert requests.get(url + "/bookmark?at=%d" % t3, timeout=30).text.strip() <= b6
+    assert requests.get(url + "/bookmark?at=%d" % (t3 - 8 * 86400 * 1000), timeout=30).status_code == 400
+    r = requests.post(url + "/restore-next?bookmark=" + "1" * 50, timeout=30)
+    assert r.status_code == 400 and "-22" in r.text
+    r = requests.post(url + "/restore-next?bookmark=" + b3, timeout=30)
+    assert r.status_code == 200
+    undo = r.text.strip()
+    assert undo == b6
+    # the next session starts from the restored state
+    conftest.wait_until(lambda: snapshot(d, name)["sql"] == s3["sql"], 10, what="the restore on next session")
+    assert snapshot(d, name) == s3
+    r = requests.post(url + "/restore-next?bookmark=" + undo, timeout=30)
+    assert r.status_code == 200
+    conftest.wait_until(lambda: snapshot(d, name)["sql"] == [1, 2, 3, 4, 5, 6], 10, what="the undo")

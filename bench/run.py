@@ -15,6 +15,8 @@ Scenarios, each repeated --runs times, interleaved so drift hits every scenario 
   sql-1c            like durable-1c on the SQL-backed SqlCounter: POST /sqlcounter/hot
                     (an upsert with RETURNING in the object's SQLite database)
   sql-names-1c      SqlCounter over 10,000 names (10,000 databases)
+  durable-nopitr-1c, sql-nopitr-1c   durable-1c and sql-1c with storage.pitr_retention 0
+                    (no history records: what point-in-time recovery costs)
 durod runs with idle_spin_us 0 so that its CPU time (from /proc) is work, not polling.
 --only a,b runs just those scenarios.
 --layout shared runs the one-core scenarios' load (and redis-benchmark) on CPU 0 too, beside
@@ -84,7 +86,7 @@ def run_durod(cores, names, seconds, conns, prefix="/memcounter/", extra=None, l
                              "--data-dir", os.path.join(data, "d"), "--config", cfg],
                             stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_port(port)
+        wait_port(port, timeout=30)
         cmd = [BENCH, "--port", str(port), "--conns", str(conns), "--names", str(names),
                "--duration", str(seconds), "--prefix", prefix]
         if cores == 1:
@@ -119,7 +121,7 @@ def run_redis(seconds, conns, always=False, layout="split"):
                              "--daemonize", "no", "--logfile", ""],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_port(port)
+        wait_port(port, timeout=30)
         n = int((40000 if always else 50000) * seconds)  # about `seconds` at the rates seen here
         out = subprocess.run(["taskset", "-c", CLIENT_CPU[layout], "redis-benchmark", "-p", str(port), "-t", "incr",
                               "-c", str(conns), "-n", str(n), "--csv"],
@@ -155,6 +157,10 @@ def main():
                                                  extra={"storage": {"log_direct_io": False}}, **kw),
         "sql-1c": lambda **kw: run_durod(1, 0, a.seconds, a.conns, prefix="/sqlcounter/", **kw),
         "sql-names-1c": lambda **kw: run_durod(1, 10000, a.seconds, a.conns, prefix="/sqlcounter/", **kw),
+        "durable-nopitr-1c": lambda **kw: run_durod(1, 0, a.seconds, a.conns, prefix="/counter/",
+                                                   extra={"storage": {"pitr_retention": 0}}, **kw),
+        "sql-nopitr-1c": lambda **kw: run_durod(1, 0, a.seconds, a.conns, prefix="/sqlcounter/",
+                                               extra={"storage": {"pitr_retention": 0}}, **kw),
     }
     if a.only:
         scen = {k: v for k, v in scen.items() if k in a.only.split(",")}
@@ -190,7 +196,8 @@ def main():
     pairs = [("hot-1c", "redis"), ("hot-2c", "hot-1c"), ("names-2c", "names-1c"),
              ("durable-1c", "redis-always"), ("durable-1c", "hot-1c"), ("durable-names-1c", "names-1c"),
              ("durable-buffered-1c", "hot-1c"), ("durable-1c", "durable-buffered-1c"),
-             ("sql-1c", "durable-1c"), ("sql-1c", "redis-always"), ("sql-names-1c", "durable-names-1c")]
+             ("sql-1c", "durable-1c"), ("sql-1c", "redis-always"), ("sql-names-1c", "durable-names-1c"),
+             ("durable-1c", "durable-nopitr-1c"), ("sql-1c", "sql-nopitr-1c")]
     for x, y in pairs:
         ratio(x, y)
     for x, y in pairs:

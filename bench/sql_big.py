@@ -11,6 +11,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import urllib.request
 
 import run
 
@@ -96,26 +97,26 @@ def restore(a):
     proc, port = start({}, data)
     try:
         half = a.commits // 2
-        for n in (half, a.commits - half):
+        for i, n in enumerate((half, a.commits - half)):
             subprocess.run(["taskset", "-c", "1", run.BENCH, "--port", str(port), "--conns", "64",
                             "--duration", "600", "--requests", str(n), "--prefix", "/sqlcounter/",
                             "--warmup", "0"], capture_output=True, text=True, timeout=900, check=True)
-            if n == half:
+            if i == 0:
                 mid = ctl(data, "bookmark", "SQLCOUNTER", "hot")["bookmark"]
+                at_bm = urllib.request.urlopen("http://127.0.0.1:%d/sqlcounter/hot" % port).read().decode()
         latest = post(port, "/sqlcounter/hot", {})  # one more: the count after all of them
         t0 = time.time()
         undo = ctl(data, "restore", "SQLCOUNTER", "hot", mid)["undo"]
         t_mid = time.time() - t0
-        import urllib.request
         at_mid = urllib.request.urlopen("http://127.0.0.1:%d/sqlcounter/hot" % port).read().decode()
         t0 = time.time()
         ctl(data, "restore", "SQLCOUNTER", "hot", undo)
         t_undo = time.time() - t0
         back = urllib.request.urlopen("http://127.0.0.1:%d/sqlcounter/hot" % port).read().decode()
         st = ctl(data, "status")
-        print("history of %d commits (%d bytes of history): restore to commit %d took %.2f s (count %s), "
+        print("history of %d commits (%d bytes of history): restore to commit %d took %.2f s (count %s, %s when bookmarked), "
               "the undo to the newest %.2f s (count %s, was %s)" %
-              (a.commits + 1, st["pitr"]["bytes"], half, t_mid, at_mid, t_undo, back, latest.decode()))
+              (a.commits + 1, st["pitr"]["bytes"], half, t_mid, at_mid, at_bm, t_undo, back, latest.decode()))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)

@@ -51,7 +51,8 @@ static struct {
 	int verify;          /* --verify: every member checks every message, bytes and order */
 	int wait_go;         /* --wait-go: once every member is in, say "ready" and wait for a line */
 	FILE *timeline;      /* --timeline: "send_ns latency_ns" per measured request */
-} opt = { "127.0.0.1", 8787, 64, 1, 0, 10.0, 1.0, "POST", "/counter/", 0, NULL, 64, 0, 0, 0, 0, NULL };
+	uint64_t sql_rows;   /* --sql-point N: Sql class point reads of rows 1..N of table t */
+} opt = { "127.0.0.1", 8787, 64, 1, 0, 10.0, 1.0, "POST", "/counter/", 0, NULL, 64, 0, 0, 0, 0, NULL, 0 };
 
 static SSL_CTX *tls_ctx;
 
@@ -147,7 +148,14 @@ static int send_request(struct conn *c)
 {
 	char req[512];
 	int n;
-	if (opt.names)
+	if (opt.sql_rows) {
+		char body[160];
+		int bl = snprintf(body, sizeof(body),
+				  "{\"sql\": \"SELECT id, length(b) FROM t WHERE id = ?\", \"params\": [%llu]}",
+				  (unsigned long long)(xorshift(&c->rng) % opt.sql_rows + 1));
+		n = snprintf(req, sizeof(req), "POST %shot HTTP/1.1\r\nHost: bench\r\nContent-Length: %d\r\n\r\n%s",
+			     opt.prefix, bl, body);
+	} else if (opt.names)
 		n = snprintf(req, sizeof(req), "%s %sn%llu HTTP/1.1\r\nHost: bench\r\nContent-Length: 0\r\n\r\n",
 			     opt.method, opt.prefix, (unsigned long long)(xorshift(&c->rng) % opt.names));
 	else
@@ -432,7 +440,9 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: durobench [--host H] [--port P] [--conns N] [--pipeline K] [--names N]\n"
 		"                 [--duration S] [--warmup S] [--method M] [--prefix /counter/]\n"
-		"                 [--requests N] [--timeline FILE]\n"
+		"                 [--requests N] [--timeline FILE] [--sql-point ROWS]\n"
+		"  --sql-point N: POST <prefix>hot point reads by primary key of rows 1..N of\n"
+		"  table t (the Sql class), one random row per request.\n"
 		"  --names 0 sends every request to <prefix>hot (one object); N > 0 draws\n"
 		"  <prefix>n<i> for i uniform in [0, N).  Output: one JSON object.\n"
 		"  --timeline writes \"SEND_NS LATENCY_NS\" per measured request (CLOCK_MONOTONIC).\n"
@@ -454,7 +464,8 @@ int main(int argc, char **argv)
 		{ "warmup", 1, 0, 'w' }, { "method", 1, 0, 'm' }, { "prefix", 1, 0, 'x' },
 		{ "requests", 1, 0, 'r' }, { "ws", 1, 0, 'W' }, { "size", 1, 0, 's' }, { "tls", 0, 0, 'T' },
 		{ "messages", 1, 0, 'N' }, { "verify", 0, 0, 'V' }, { "wait-go", 0, 0, 'G' },
-		{ "timeline", 1, 0, 'L' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
+		{ "timeline", 1, 0, 'L' }, { "sql-point", 1, 0, 'S' },
+		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
 	int o;
 	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (o) {
@@ -480,6 +491,7 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'S': opt.sql_rows = strtoull(optarg, NULL, 10); break;
 		default: usage(); return 2;
 		}
 	}

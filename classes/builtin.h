@@ -11,6 +11,7 @@ extern const struct duro_class echo_class;
 extern const struct duro_class kv_class;
 extern const struct duro_class ticker_class;
 extern const struct duro_class chatroom_class;
+extern const struct duro_class sql_class;
 
 /* A batch line KV does not know: op is its first word, arg its second (NULL when none);
  * both live as long as the call. Returns 0, or a negative errno that ends the batch as

@@ -26,6 +26,8 @@ static const struct builtin {
 	{ "TICKER", "Ticker", "/ticker/", "builtin-v1" },
 	{ "LOCK", "Lock", "/lock/", "builtin-v1" },
 	{ "ROOM", "ChatRoom", "/room/", "builtin-v2" },
+	{ "SQLCOUNTER", "SqlCounter", "/sqlcounter/", "builtin-v3" },
+	{ "SQL", "Sql", "/sql/", "builtin-v3" },
 };
 #define NBUILTINS (sizeof(builtins) / sizeof(builtins[0]))
 
@@ -543,7 +545,7 @@ static void migrations_defaults(struct duro_config *cfg)
 const struct config_custom config_migrations = {
 	.parse = migrations_parse, .to_json = migrations_json, .defaults = migrations_defaults,
 	.text_is_json = 1, .type = "array of {tag, new_classes, renamed_classes, ...}",
-	.def = "builtin-v1 (Counter ... Lock), builtin-v2 (ChatRoom)",
+	.def = "builtin-v1 (Counter ... Lock), builtin-v2 (ChatRoom), builtin-v3 (SqlCounter, Sql)",
 };
 
 /* Added to the listeners' own certificates (the set is shared; duplicates are one). */

@@ -75,6 +75,47 @@ static int settled_everywhere(struct ctl *ctl)
 	return -EAGAIN;
 }
 
+static void put_key(struct out *o, const uint8_t *id, const char *k, size_t kl, const char *v,
+		    size_t vl)
+{
+	uint32_t kk = (uint32_t)kl, vv = (uint32_t)vl;
+	put(o, "K", 1);
+	put(o, id, DURO_ID_BYTES);
+	put(o, &kk, 4);
+	put(o, &vv, 4);
+	put(o, k, kk);
+	put(o, v, vv);
+}
+
+/* The object's SQL pages from the sql family, each as a reserved key of the object
+ * ("\xff\xff" "sqlpage" ‖ page number, keys.h) with the stored value: the file format
+ * stays one of keys, and an import gives them back to the sql family. */
+static int export_pages(struct out *o, struct store *st, const struct store_snapshot *snap,
+			const uint8_t id[DURO_ID_BYTES], uint64_t *keys, uint64_t *bytes)
+{
+	uint8_t hi[KEYS_ID_BYTES];
+	keys_id_successor(id, hi);
+	struct store_iter *it = store_iter_open_at(st, snap, STORE_CF_SQL, id, KEYS_ID_BYTES, hi,
+						   sizeof(hi), 0);
+	if (!it)
+		return -ENOMEM;
+	const char *k, *v;
+	size_t kl, vl;
+	int r = 0;
+	char pk[KEYS_SQL_EXPORT_PAGE_LEN + 4];
+	memcpy(pk, KEYS_SQL_EXPORT_PAGE, KEYS_SQL_EXPORT_PAGE_LEN);
+	while (!o->err && (r = store_iter_next(it, &k, &kl, &v, &vl)) == 1) {
+		if (kl != KEYS_SQL_PAGE_KEY_LEN)
+			continue;
+		memcpy(pk + KEYS_SQL_EXPORT_PAGE_LEN, k + KEYS_ID_BYTES, 4);
+		put_key(o, id, pk, sizeof(pk), v, vl);
+		(*keys)++;
+		*bytes += sizeof(pk) + vl;
+	}
+	store_iter_close(it);
+	return r < 0 ? r : 0;
+}
+
 json_t *ctl_export(struct ctl *ctl, const char *cls, const char *path)
 {
 	int ns = ctl_class_ns(cls);
@@ -134,15 +175,16 @@ json_t *ctl_export(struct ctl *ctl, const char *cls, const char *path)
 				store_value_release(&name);
 			}
 		}
-		uint32_t kk = (uint32_t)(kl - DURO_ID_BYTES), vv = (uint32_t)vl;
-		put(&o, "K", 1);
-		put(&o, cur, DURO_ID_BYTES);
-		put(&o, &kk, 4);
-		put(&o, &vv, 4);
-		put(&o, k + DURO_ID_BYTES, kk);
-		put(&o, v, vv);
+		put_key(&o, cur, k + DURO_ID_BYTES, kl - DURO_ID_BYTES, v, vl);
 		keys++;
-		bytes += kk + vv;
+		bytes += kl - DURO_ID_BYTES + vl;
+		/* The SQL database's size record: its pages follow, as reserved keys. */
+		if (kl == DURO_ID_BYTES + KEYS_SQL_SIZE_LEN &&
+		    !memcmp(k + DURO_ID_BYTES, KEYS_SQL_SIZE, KEYS_SQL_SIZE_LEN)) {
+			int pr = export_pages(&o, st, snap, cur, &keys, &bytes);
+			if (pr < 0 && !o.err)
+				o.err = pr;
+		}
 	}
 	if (it)
 		store_iter_close(it);

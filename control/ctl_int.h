@@ -52,6 +52,21 @@ json_t *ctl_error_reply(const char *fmt, ...) __attribute__((format(printf, 1, 2
 /* Bytes as a JSON-safe string: printable ASCII as is, anything else as \xNN. */
 json_t *ctl_bytes_json(const char *p, size_t n);
 
+/* ---- SQL on an object (ctl_sql.c), on a worker ---- */
+
+/* {"cmd": "sql", OBJECT, "sql": "...", "params": [...], "write": bool, "limit": N}: the
+ * reply with columns, rows and counts, or the error (SQLite's message). */
+json_t *ctl_sql(struct ctl *ctl, json_t *req);
+
+/* ---- point-in-time recovery (ctl_pitr.c), on a worker ---- */
+
+/* {"cmd": "bookmark", OBJECT, "at_ms": T}: the object's bookmark (its newest commit, or
+ * the newest at or before T). */
+json_t *ctl_bookmark(struct ctl *ctl, json_t *req);
+/* {"cmd": "restore", OBJECT, "bookmark": B}: its data as of B, durable when answered, with
+ * "undo": the bookmark that brings back what it replaced. */
+json_t *ctl_restore(struct ctl *ctl, json_t *req);
+
 /* ---- backups (ctl_backup.c), on a worker ---- */
 
 json_t *ctl_export(struct ctl *ctl, const char *cls, const char *path);

@@ -56,7 +56,7 @@ static int do_delete(struct core *c, struct ctl_cmd *cmd)
 /* ---- the commands ---- */
 
 /* Size and key count from the meta family, and the name (storage/keys.h). */
-static void stored_figures(const struct duro_id *id, json_t *into)
+static void stored_figures(const struct duro_id *id, int cf, json_t *into)
 {
 	struct store *st = obj_runtime_store();
 	char key[KEYS_META_ID_LEN];
@@ -75,6 +75,16 @@ static void stored_figures(const struct duro_id *id, json_t *into)
 		json_object_set_new(into, "name", ctl_bytes_json(v.data, v.len));
 		store_value_release(&v);
 	}
+	/* The SQL database's size record: a reserved key of the object (keys.h). */
+	char sk[KEYS_ID_BYTES + KEYS_SQL_SIZE_LEN];
+	uint64_t sql_bytes = 0;
+	size_t sl = keys_data(sk, id->bytes, KEYS_SQL_SIZE, KEYS_SQL_SIZE_LEN);
+	if (store_get(st, cf, sk, sl, &v) == 1) {
+		if (v.len == sizeof(sql_bytes))
+			memcpy(&sql_bytes, v.data, sizeof(sql_bytes));
+		store_value_release(&v);
+	}
+	json_object_set_new(into, "sql_bytes", json_integer((json_int_t)sql_bytes));
 }
 
 /* Runs fn on the object's owner core: the finished command (the caller frees it), or
@@ -161,7 +171,7 @@ static json_t *cmd_objects(json_t *req)
 			json_t *o = json_pack("{s:s, s:s, s:s, s:i}", "id", hex, "class",
 					      obj_namespace_class(ns), "binding", obj_namespace_binding(ns),
 					      "core", (int)obj_owner(&id));
-			stored_figures(&id, o);
+			stored_figures(&id, obj_namespace_cf(ns), o);
 			json_array_append_new(list, o);
 			memcpy(last, hex, sizeof(last));
 			/* Skip the rest of this object's keys: seek to the next ID. */
@@ -248,7 +258,7 @@ static json_t *cmd_object(struct ctl *ctl, json_t *req)
 			      cmd->info.hibernated, "sockets", (int)cmd->info.sockets, "deferred",
 			      (int)cmd->info.deferred);
 	ctl_cmd_free(cmd);
-	stored_figures(&id, o);
+	stored_figures(&id, cf, o);
 	/* Alarms from the alarms family: every key of the object's range, name after the ID. */
 	char lo[KEYS_META_ID_LEN], hi[KEYS_META_ID_LEN];
 	uint8_t next[KEYS_ID_BYTES];
@@ -358,7 +368,7 @@ json_t *ctl_request(struct ctl *ctl, json_t *req)
 {
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 	if (!cmd)
-		return ctl_error_reply("want {\"cmd\": \"...\"}: status, stats, shards, connections, config, log-level, drain, objects, object, evict, delete, export, import, tls-reload, deploy, versions, rollback");
+		return ctl_error_reply("want {\"cmd\": \"...\"}: status, stats, shards, connections, config, log-level, drain, objects, object, evict, delete, sql, bookmark, restore, export, import, tls-reload, deploy, versions, rollback");
 	if (!strcmp(cmd, "status"))
 		return ctl_status_json(ctl);
 	if (!strcmp(cmd, "stats"))
@@ -426,6 +436,12 @@ json_t *ctl_request(struct ctl *ctl, json_t *req)
 		return ctl_rollback(ctl, req);
 	if (!strcmp(cmd, "versions"))
 		return ctl_versions(ctl, req);
+	if (!strcmp(cmd, "sql"))
+		return ctl_sql(ctl, req);
+	if (!strcmp(cmd, "bookmark"))
+		return ctl_bookmark(ctl, req);
+	if (!strcmp(cmd, "restore"))
+		return ctl_restore(ctl, req);
 	if (!strcmp(cmd, "delete")) {
 		if (!json_is_true(json_object_get(req, "confirm")))
 			return ctl_error_reply("delete removes all of the object's storage, alarms and name for good: send \"confirm\": true");
@@ -443,7 +459,8 @@ int ctl_request_privileged(json_t *req)
 enum ctl_request_kind ctl_request_kind(json_t *req)
 {
 	static const char *const slow[] = { "objects", "object", "evict", "delete", "drain",
-					    "deploy", "rollback", "versions", NULL };
+					    "deploy", "rollback", "versions", "sql", "bookmark",
+					    "restore", NULL };
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 	if (!cmd)
 		return CTL_REQ_INLINE;

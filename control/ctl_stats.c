@@ -286,13 +286,21 @@ json_t *ctl_status_json(struct ctl *ctl)
 		"metrics_bad_requests", (json_int_t)atomic_load(&k->metrics_bad),
 		"metrics_refused", (json_int_t)atomic_load(&k->metrics_refused),
 		"metrics_timeouts", (json_int_t)atomic_load(&k->metrics_timeouts));
-	return json_pack("{s:b, s:s, s:I, s:I, s:I, s:s, s:i, s:o, s:s, s:s, s:s, s:o}", "ok", 1,
+	/* Point-in-time recovery: the window, and what the history family holds for it. */
+	json_t *pitr = json_pack("{s:I, s:I}", "retention_ms", (json_int_t)cfg->obj.store.pitr_retention_ms,
+				 "bytes", (json_int_t)store_history_bytes(obj_runtime_store()));
+	json_t *st = json_pack("{s:b, s:s, s:I, s:I, s:I, s:s, s:i, s:o, s:s, s:s, s:s, s:o}", "ok", 1,
 			 "version", ctl->version, "pid", (json_int_t)getpid(),
 			 "started_at_ms", (json_int_t)ctl->started_wall_ms, "uptime_ms",
 			 (json_int_t)(clock_now_ms() - ctl->started_mono_ms), "backend", ctl->backend,
 			 "cores", (int)ctl->group->ncores, "listeners", listeners, "data_dir",
 			 cfg->obj.data_dir, "control_socket", ctl->socket_path, "metrics",
 			 cfg->control.metrics, "control", control);
+	if (st && pitr)
+		json_object_set_new(st, "pitr", pitr);
+	else
+		json_decref(pitr);
+	return st;
 }
 
 /* ---- Prometheus text exposition (version 0.0.4) ---- */

@@ -27,7 +27,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: duroctl [--socket PATH] [--json] COMMAND [ARGS]\n"
 		"\n"
-		"  status                       version, uptime, backend, cores, listeners, data_dir\n"
+		"  status                       version, uptime, backend, cores, listeners, data_dir,\n"
+		"                               space of the point-in-time history\n"
 		"  stats                        per core and total: connections, requests, objects,\n"
 		"                               WebSockets, commits, alarms, latency, busy time\n"
 		"  top [--iterations N]         stats every second, as rates (q or Ctrl-C to leave)\n"
@@ -42,6 +43,13 @@ static void usage(FILE *f)
 		"  object OBJ                   owner core, in memory or not, size, keys, alarms, sockets\n"
 		"  object OBJ keys [--prefix P] [--after K] [--limit N]\n"
 		"  evict OBJ                    unload an object now (its sockets stay open)\n"
+		"  sql OBJ \"SQL\" [--write] [--limit N] [--param V]...\n"
+		"                               run SQL on an object's database (read-only unless\n"
+		"                               --write); parameters bind to the last statement\n"
+		"  bookmark OBJ [--at TIME]     the object's bookmark now, or at TIME (ms since the\n"
+		"                               epoch, or YYYY-MM-DDTHH:MM:SS[.mmm]Z)\n"
+		"  restore OBJ BOOKMARK         the object's keys, alarms and SQL as of BOOKMARK\n"
+		"                               (durable when answered); prints the undo bookmark\n"
 		"  delete OBJ --yes             delete all of an object's storage, alarms and name\n"
 		"  export --class C FILE        a consistent backup of class C's objects (durod writes FILE)\n"
 		"  import FILE                  restore an export (into a box where the class is empty,\n"
@@ -145,6 +153,12 @@ static void print_status(json_t *r)
 	if (*S(r, "metrics"))
 		printf("metrics: http://%s/metrics, dashboard http://%s/dashboard\n", S(r, "metrics"),
 		       S(r, "metrics"));
+	json_t *pitr = json_object_get(r, "pitr");
+	if (pitr && I(pitr, "retention_ms"))
+		printf("point-in-time history: %lld bytes, kept %.1f days\n", (long long)I(pitr, "bytes"),
+		       (double)I(pitr, "retention_ms") / 86400000.0);
+	else if (pitr)
+		printf("point-in-time history: off\n");
 }
 
 static void stats_row(const char *label, json_t *c)
@@ -241,6 +255,105 @@ static int top(long iterations)
 	return 0;
 }
 
+/* --at TIME: ms since the epoch, or an ISO 8601 UTC time. -1 when neither. */
+static int64_t parse_time(const char *s)
+{
+	char *end;
+	long long ms = strtoll(s, &end, 10);
+	if (*s && !*end)
+		return ms >= 0 ? ms : -1;
+	struct tm tm = { 0 };
+	const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!rest)
+		return -1;
+	long frac = 0;
+	if (*rest == '.') {
+		int digits = 0;
+		for (rest++; *rest >= '0' && *rest <= '9'; rest++, digits++)
+			if (digits < 3)
+				frac = frac * 10 + (*rest - '0');
+		while (digits > 0 && digits < 3) {
+			frac *= 10;
+			digits++;
+		}
+	}
+	if (strcmp(rest, "Z"))
+		return -1;
+	time_t t = timegm(&tm);
+	return t < 0 ? -1 : (int64_t)t * 1000 + frac;
+}
+
+/* --param V: an integer, a real, null, or else text. */
+static json_t *param_value(const char *s)
+{
+	char *end;
+	if (!strcmp(s, "null"))
+		return json_null();
+	long long i = strtoll(s, &end, 10);
+	if (*s && !*end)
+		return json_integer(i);
+	double d = strtod(s, &end);
+	if (*s && !*end)
+		return json_real(d);
+	return json_string(s);
+}
+
+/* A value of a row as text: blobs as X'hex', like the sqlite3 shell. */
+static void print_value(json_t *v)
+{
+	if (json_is_null(v)) {
+		printf("NULL");
+	} else if (json_is_integer(v)) {
+		printf("%lld", (long long)json_integer_value(v));
+	} else if (json_is_real(v)) {
+		printf("%.17g", json_real_value(v));
+	} else if (json_is_string(v)) {
+		fwrite(json_string_value(v), 1, json_string_length(v), stdout);
+	} else {
+		const char *b = S(v, "blob");
+		static const signed char dv[256] = { ['A'] = 1 }; /* base64 decoded below */
+		(void)dv;
+		printf("X'");
+		unsigned acc = 0, bits = 0;
+		for (const char *p = b; *p && *p != '='; p++) {
+			const char *tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+			const char *at = strchr(tbl, *p);
+			if (!at)
+				break;
+			acc = acc << 6 | (unsigned)(at - tbl);
+			if ((bits += 6) >= 8) {
+				bits -= 8;
+				printf("%02X", (acc >> bits) & 0xff);
+			}
+		}
+		printf("'");
+	}
+}
+
+/* The reply of sql: a header of column names and a row per line, separated by |. */
+static void print_rows(json_t *r)
+{
+	size_t i, k;
+	json_t *c, *row, *v;
+	json_t *cols = json_object_get(r, "columns");
+	json_array_foreach(cols, i, c)
+		printf("%s%s", i ? "|" : "", json_string_value(c));
+	if (json_array_size(cols))
+		printf("\n");
+	json_array_foreach(json_object_get(r, "rows"), i, row) {
+		json_array_foreach(row, k, v) {
+			if (k)
+				printf("|");
+			print_value(v);
+		}
+		printf("\n");
+	}
+	if (json_is_true(json_object_get(r, "truncated")))
+		printf("(more rows: --limit N for more)\n");
+	fprintf(stderr, "%lld rows, %lld read, %lld written\n", (long long)I(r, "rows_returned"),
+		(long long)I(r, "rows_read"), (long long)I(r, "rows_written"));
+}
+
 /* The object an object, evict or delete command names: one word is an ID; two or more
  * are BINDING NAME, unless the first has 64 characters (no binding name is that long, so
  * it is an ID). `object` may end with the word `keys`. Returns 0 or -1 (usage printed). */
@@ -280,12 +393,15 @@ int main(int argc, char **argv)
 		{ "iterations", required_argument, NULL, 'i' }, { "yes", no_argument, NULL, 'y' },
 		{ "percent", required_argument, NULL, 'P' }, { "max-delay", required_argument, NULL, 'D' },
 		{ "immediate", no_argument, NULL, 'I' }, { "check", no_argument, NULL, 'C' },
+		{ "write", no_argument, NULL, 'w' }, { "param", required_argument, NULL, 'Q' },
+		{ "at", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
-	const char *cls = NULL, *after = NULL, *prefix = NULL;
+	const char *cls = NULL, *after = NULL, *prefix = NULL, *at = NULL;
 	long limit = 0, iterations = 0, percent = -1, max_delay = -1;
-	int yes = 0, immediate = 0, check = 0, o;
+	int yes = 0, immediate = 0, check = 0, write = 0, o;
 	char *end;
+	json_t *params = NULL; /* --param values, made at the first */
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case 's': socket_path = optarg; break;
@@ -312,6 +428,13 @@ int main(int argc, char **argv)
 			break;
 		case 'I': immediate = 1; break;
 		case 'C': check = 1; break;
+		case 'w': write = 1; break;
+		case 't': at = optarg; break;
+		case 'Q':
+			if (!params)
+				params = json_array();
+			json_array_append_new(params, param_value(optarg));
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
 		}
@@ -384,6 +507,46 @@ int main(int argc, char **argv)
 			json_object_set_new(req, "max_delay_s", json_integer(max_delay));
 		if (immediate)
 			json_object_set_new(req, "immediate", json_true());
+	} else if (!strcmp(cmd, "bookmark")) {
+		if (name_object(req, cmd, argc - optind - 1, argv + optind + 1) < 0) {
+			json_decref(req);
+			json_decref(params);
+			return EXIT_USAGE;
+		}
+		if (at) {
+			int64_t ms = parse_time(at);
+			if (ms < 0) {
+				fprintf(stderr, "duroctl bookmark: --at %s: want ms since the epoch or YYYY-MM-DDTHH:MM:SS[.mmm]Z\n", at);
+				json_decref(req);
+				json_decref(params);
+				return EXIT_USAGE;
+			}
+			json_object_set_new(req, "at_ms", json_integer(ms));
+		}
+	} else if (!strcmp(cmd, "restore")) {
+		int n = argc - optind - 1;
+		if (n < 2 || name_object(req, cmd, n - 1, argv + optind + 1) < 0) {
+			fprintf(stderr, "duroctl restore OBJ BOOKMARK\n");
+			json_decref(req);
+			json_decref(params);
+			return EXIT_USAGE;
+		}
+		json_object_set_new(req, "bookmark", json_string(argv[argc - 1]));
+	} else if (!strcmp(cmd, "sql")) {
+		/* The object's words, then the SQL as the last argument. */
+		int n = argc - optind - 1;
+		if (n < 2 || name_object(req, cmd, n - 1, argv + optind + 1) < 0) {
+			fprintf(stderr, "duroctl sql OBJ \"SQL\" [--write] [--limit N] [--param V]...\n");
+			json_decref(req);
+			json_decref(params);
+			return EXIT_USAGE;
+		}
+		json_object_set_new(req, "sql", json_string(argv[argc - 1]));
+		json_object_set_new(req, "params", params ? json_incref(params) : json_array());
+		if (write)
+			json_object_set_new(req, "write", json_true());
+		if (limit)
+			json_object_set_new(req, "limit", json_integer(limit));
 	} else if (!strcmp(cmd, "object") || !strcmp(cmd, "evict") || !strcmp(cmd, "delete")) {
 		if (name_object(req, cmd, argc - optind - 1, argv + optind + 1) < 0) {
 			json_decref(req);
@@ -406,6 +569,7 @@ int main(int argc, char **argv)
 				json_object_set_new(req, "limit", json_integer(limit));
 		}
 	}
+	json_decref(params);
 	if (connect_socket() < 0) {
 		json_decref(req);
 		return EXIT_UNREACHABLE;
@@ -482,8 +646,9 @@ int main(int argc, char **argv)
 		       json_is_true(json_object_get(r, "hibernated")) ? " (hibernated)" : "");
 		if (json_object_get(r, "name"))
 			printf("name: %s\n", S(r, "name"));
-		printf("storage: %lld bytes in %lld keys\nsockets: %lld\n", (long long)I(r, "bytes"),
-		       (long long)I(r, "keys"), (long long)I(r, "sockets"));
+		printf("storage: %lld bytes in %lld keys\nsql database: %lld bytes\nsockets: %lld\n",
+		       (long long)I(r, "bytes"), (long long)I(r, "keys"), (long long)I(r, "sql_bytes"),
+		       (long long)I(r, "sockets"));
 		size_t i;
 		json_t *a;
 		json_array_foreach(json_object_get(r, "alarms"), i, a) {
@@ -523,6 +688,12 @@ int main(int argc, char **argv)
 		if (json_is_string(json_object_get(r, "old")))
 			printf("%lld%% of objects on %.12s, the rest on %.12s\n", (long long)I(r, "percent"),
 			       S(r, "current"), S(r, "old"));
+	} else if (!strcmp(cmd, "sql")) {
+		print_rows(r);
+	} else if (!strcmp(cmd, "bookmark")) {
+		printf("%s\n", S(r, "bookmark"));
+	} else if (!strcmp(cmd, "restore")) {
+		printf("restored; undo with: duroctl restore ... %s\n", S(r, "undo"));
 	} else if (!strcmp(cmd, "evict")) {
 		printf("%s\n", json_is_true(json_object_get(r, "evicted")) ? "evicted" : "not in memory");
 	} else if (!strcmp(cmd, "delete")) {

@@ -180,6 +180,105 @@ int duro_txn_rollback(struct duro_object *obj);
 typedef void duro_sync_fn(struct duro_object *obj, int status, void *arg);
 int duro_sync(struct duro_object *obj, duro_sync_fn *done, void *arg);
 
+/* ---- SQL (Cloudflare's ctx.storage.sql) ----
+ * Every object has an SQL database of its own (SQLite), beside its key-value pairs: both
+ * are its storage, written in the same event transaction. Statements an event runs commit
+ * with its key-value writes and alarms when its callback returns 0 and roll back when it
+ * fails; duro_txn_begin/commit/rollback nest over SQL too; reads see the event's writes;
+ * the output gate holds what the object sends until they are durable. Transaction
+ * statements (BEGIN, COMMIT, ROLLBACK, SAVEPOINT), ATTACH, PRAGMAs outside a short list
+ * (table_info, index_list, foreign_keys, ...), temporary objects and names starting with
+ * "_cf_" or "_duro" are refused (-EPERM); limits (sql.* in the config: statement length,
+ * bound parameters, row and blob size, columns, expression depth) are -E2BIG or -EINVAL
+ * with SQLite's message. A statement still running past the event's time budget
+ * (sql.time_budget_ms from the event's start) is interrupted (-ETIMEDOUT) and the whole
+ * event fails. The database may grow to storage.max_object_bytes.
+ *
+ * A failed call changes nothing: one exec of several statements is undone as a whole.
+ * Errors: -EINVAL the SQL is wrong (syntax, no such table, a constraint failed, wrong
+ * number of parameters), -EPERM forbidden, -E2BIG over a limit, -ENOSPC the database or
+ * the event's writes would pass their limit, -ETIMEDOUT interrupted, -EIO, -ENOMEM; for
+ * -ENOSPC from SQLite itself, -ETIMEDOUT, -EIO and -ENOMEM the event fails as a whole.
+ * duro_sql_error gives SQLite's message (or duro's, for its refusals). */
+enum duro_sql_type { DURO_SQL_NULL, DURO_SQL_INTEGER, DURO_SQL_REAL, DURO_SQL_TEXT, DURO_SQL_BLOB };
+
+struct duro_sql_value {
+	enum duro_sql_type type;
+	union {
+		int64_t i;         /* INTEGER */
+		double d;          /* REAL */
+		struct duro_str s; /* TEXT (UTF-8, not NUL-terminated) or BLOB */
+	};
+};
+
+#define DURO_SQL_INT(v) ((struct duro_sql_value){ .type = DURO_SQL_INTEGER, .i = (v) })
+#define DURO_SQL_REALV(v) ((struct duro_sql_value){ .type = DURO_SQL_REAL, .d = (v) })
+#define DURO_SQL_TEXTN(p, n) ((struct duro_sql_value){ .type = DURO_SQL_TEXT, .s = { (p), (n) } })
+#define DURO_SQL_BLOBN(p, n) ((struct duro_sql_value){ .type = DURO_SQL_BLOB, .s = { (p), (n) } })
+
+/* What one exec did: rows passed to the caller, rows read (those returned plus those a
+ * full scan stepped over: Debian's SQLite counts no more), rows written (inserted,
+ * updated, deleted, triggers included). */
+struct duro_sql_result {
+	uint64_t rows_returned, rows_read, rows_written;
+};
+
+/* Called per row of the last statement: its column names and values (views valid during
+ * the call). Non-zero stops the rows (the statement itself still completes). */
+typedef int duro_sql_row_fn(void *arg, unsigned ncols, const struct duro_str *names,
+			    const struct duro_sql_value *values);
+
+/* exec(): runs the `;`-separated statements of sql[0..len) in order, the parameters bound
+ * to the last one (`?`, `?NNN`, `:name` in order of their index), its rows to fn (NULL:
+ * dropped). res (NULL: not wanted) is filled. Returns 0 or an error above. */
+int duro_sql_exec(struct duro_object *obj, const char *sql, size_t len,
+		  const struct duro_sql_value *params, size_t nparams, duro_sql_row_fn *fn,
+		  void *arg, struct duro_sql_result *res);
+
+/* A cursor: the statements before the last run at open, the last one's rows are read
+ * one at a time. Valid until closed, and at most until the event ends (then it is closed
+ * for the class). */
+struct duro_sql_cursor;
+/* Returns 0 with *out set, or an error (nothing left open). */
+int duro_sql_open(struct duro_object *obj, const char *sql, size_t len,
+		  const struct duro_sql_value *params, size_t nparams, struct duro_sql_cursor **out);
+/* The next row: 1 (read it with duro_sql_column), 0 no more, or an error. */
+int duro_sql_next(struct duro_sql_cursor *cur);
+unsigned duro_sql_column_count(const struct duro_sql_cursor *cur);
+struct duro_str duro_sql_column_name(const struct duro_sql_cursor *cur, unsigned i);
+/* Column i of the current row; views valid until the next call on the cursor. */
+struct duro_sql_value duro_sql_column(const struct duro_sql_cursor *cur, unsigned i);
+/* Runs the statement to its end (rows not read are dropped), fills res (NULL: not
+ * wanted) and frees the cursor. Returns 0, or the statement's error (its writes undone). */
+int duro_sql_close(struct duro_sql_cursor *cur, struct duro_sql_result *res);
+
+/* The message of the object's last failed SQL call in this event ("" when none); valid
+ * until its next SQL call. */
+const char *duro_sql_error(struct duro_object *obj);
+/* databaseSize: bytes of the database in use (pages less free pages), or an error. */
+int64_t duro_sql_database_size(struct duro_object *obj);
+
+/* ---- point-in-time recovery (Cloudflare's getCurrentBookmark, getBookmarkForTime) ----
+ * Every commit of an object is kept for storage.pitr_retention (7 days by default): its
+ * key-value pairs, alarms and SQL database can be restored to any commit in that window
+ * (`duroctl restore`, which also prints a bookmark that undoes it). A bookmark is a string
+ * of DURO_BOOKMARK_LEN characters whose order is time order; it names one commit of one
+ * object. Both calls return 0 with out filled (NUL-terminated), or -ENOTSUP (history is
+ * off), -ERANGE (a time before the window or before the object's history), -EIO. */
+#define DURO_BOOKMARK_LEN 50
+/* The object's newest commit (not counting the running event's writes). */
+int duro_bookmark_current(struct duro_object *obj, char out[DURO_BOOKMARK_LEN + 1]);
+/* The newest commit at or before time_ms (ms since the epoch). */
+int duro_bookmark_for_time(struct duro_object *obj, int64_t time_ms, char out[DURO_BOOKMARK_LEN + 1]);
+/* onNextSessionRestoreBookmark: once this event has ended and its writes are stored, the
+ * runtime unloads the object, restores it to `bookmark` (one durable event, as `duroctl
+ * restore`) and unloads it again, so its next event starts from the restored state (the
+ * next session). undo gets the bookmark of the object's state before this event. Returns
+ * 0, -EINVAL (not a bookmark of this object), -ERANGE (before the window or past its
+ * history), -ENOTSUP (history off), -ENOMEM. A failed restore is logged. */
+int duro_restore_on_next_session(struct duro_object *obj, const char *bookmark,
+				 char undo[DURO_BOOKMARK_LEN + 1]);
+
 /* ---- alarms (Cloudflare's setAlarm/getAlarm/deleteAlarm, plus named alarms) ----
  * Times are milliseconds since the epoch. An alarm is written in the event's transaction:
  * it exists exactly when the event's writes are durable, and a failed event leaves it as

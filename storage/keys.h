@@ -6,8 +6,19 @@
  *     ID(32) ‖ "\xff\xff" "alarm/" ‖ name -> alarm time, int64 ms (duro's own keys in an
  *                                          object's key space: transactional like any write)
  *
+ *     ID(32) ‖ "\xff\xff" "sql"          -> the object's SQL database: its size in bytes, u64
+ *                                          (a key of the object like any other, so it lists
+ *                                          the object, names it and goes with delete_all)
+ *
  *   alarms family (what start-up loads into each core's schedule)
  *     'o' ‖ ID(32) ‖ alarm name         -> time int64 ms ‖ class name
+ *
+ *   sql family (every class's SQL databases, page by page)
+ *     ID(32) ‖ page number u32 BE       -> the page: KEYS_SQL_PAGE bytes, zero-gap encoded
+ *                                          (sqlpage.h); page numbers start at 1, as SQLite's
+ *
+ *   history family (point-in-time recovery: where each commit of an object is)
+ *     ID(32) ‖ object commit seq u64 BE -> struct keys_history
  *
  *   meta family
  *     's' ‖ ID(32)                      -> object size record {bytes u64, keys u64}
@@ -34,6 +45,19 @@
 #define KEYS_RESERVED_LEN 2
 #define KEYS_ALARM_PREFIX KEYS_RESERVED "alarm/"
 #define KEYS_ALARM_PREFIX_LEN 8
+
+/* The object's SQL database size, a reserved key of its own key space. */
+#define KEYS_SQL_SIZE KEYS_RESERVED "sql"
+#define KEYS_SQL_SIZE_LEN 5
+/* An export file carries the database's pages as reserved keys of the object too (never
+ * stored under these keys: an import loads them into the sql family):
+ *     "\xff\xff" "sqlpage" ‖ page number u32 BE -> the page's stored value */
+#define KEYS_SQL_EXPORT_PAGE KEYS_RESERVED "sqlpage"
+#define KEYS_SQL_EXPORT_PAGE_LEN 9
+/* SQL databases are stored in pages of this size (SQLite's page size is kept equal). */
+#define KEYS_SQL_PAGE 4096
+#define KEYS_SQL_PAGE_KEY_LEN (KEYS_ID_BYTES + 4)
+#define KEYS_HISTORY_KEY_LEN (KEYS_ID_BYTES + 8)
 
 #define KEYS_META_STATS 's'
 #define KEYS_META_NAME 'n'
@@ -99,6 +123,53 @@ static inline int keys_is_reserved(const void *key, size_t klen)
 static inline int keys_is_alarm(const void *key, size_t klen)
 {
 	return klen >= KEYS_ALARM_PREFIX_LEN && memcmp(key, KEYS_ALARM_PREFIX, KEYS_ALARM_PREFIX_LEN) == 0;
+}
+
+/* ID ‖ page number (big-endian, so an object's pages sort in order): a page of its SQL
+ * database in the sql family. */
+static inline size_t keys_sql_page(char *out, const uint8_t id[KEYS_ID_BYTES], uint32_t pgno)
+{
+	memcpy(out, id, KEYS_ID_BYTES);
+	for (int i = 0; i < 4; i++)
+		out[KEYS_ID_BYTES + i] = (char)(pgno >> (24 - 8 * i));
+	return KEYS_SQL_PAGE_KEY_LEN;
+}
+
+static inline uint32_t keys_sql_page_number(const char *key)
+{
+	const unsigned char *p = (const unsigned char *)key + KEYS_ID_BYTES;
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Where one commit of an object is: the commit-log record that holds its writes (the
+ * record's log file by core and sequence number, and its offset there) and when it was
+ * made (wall clock ms, never less than the object's commit before). */
+struct keys_history {
+	uint64_t time_ms;
+	uint64_t file_seq;
+	uint64_t offset;
+	uint32_t core;
+	uint32_t flags; /* KEYS_HISTORY_* */
+};
+/* The commit replaced the object's whole state (a restore): replay may start from it. */
+#define KEYS_HISTORY_FULL 1u
+
+/* ID ‖ object commit seq (big-endian): the object's history in order. */
+static inline size_t keys_history(char *out, const uint8_t id[KEYS_ID_BYTES], uint64_t seq)
+{
+	memcpy(out, id, KEYS_ID_BYTES);
+	for (int i = 0; i < 8; i++)
+		out[KEYS_ID_BYTES + i] = (char)(seq >> (56 - 8 * i));
+	return KEYS_HISTORY_KEY_LEN;
+}
+
+static inline uint64_t keys_history_seq(const char *key)
+{
+	const unsigned char *p = (const unsigned char *)key + KEYS_ID_BYTES;
+	uint64_t s = 0;
+	for (int i = 0; i < 8; i++)
+		s = s << 8 | p[i];
+	return s;
 }
 
 /* Meta family keys of the class table and migrations (migrate.c). */

@@ -147,6 +147,66 @@ static int step(struct table *t, const struct store_migration *m, unsigned idx, 
 	return 0;
 }
 
+/* Before a deleted class's family goes: the SQL databases and histories of its objects
+ * (the sql and history families, keyed by object ID alone). An object has a database when its size record,
+ * a reserved key of the object, is there: seek to it in each object's range. Synced,
+ * so that the family is dropped only once nothing of it is left elsewhere. */
+static int drop_sql_of(struct store *st, rocksdb_column_family_handle_t *cf)
+{
+	rocksdb_iterator_t *it = rocksdb_create_iterator_cf(st->db, st->ropts, cf);
+	rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+	unsigned dropped = 0;
+	int any = 0;
+	rocksdb_iter_seek_to_first(it);
+	while (rocksdb_iter_valid(it)) {
+		size_t kl;
+		const char *k = rocksdb_iter_key(it, &kl);
+		if (kl < KEYS_ID_BYTES) {
+			rocksdb_iter_next(it);
+			continue;
+		}
+		uint8_t id[KEYS_ID_BYTES], hi[KEYS_ID_BYTES];
+		memcpy(id, k, KEYS_ID_BYTES);
+		keys_id_successor(id, hi);
+		char sk[KEYS_ID_BYTES + KEYS_SQL_SIZE_LEN];
+		size_t sl = keys_data(sk, id, KEYS_SQL_SIZE, KEYS_SQL_SIZE_LEN);
+		/* Its point-in-time history goes with it, SQL or not. */
+		rocksdb_writebatch_delete_range_cf(b, st->cf[STORE_CF_HISTORY], (const char *)id,
+						   KEYS_ID_BYTES, (const char *)hi, KEYS_ID_BYTES);
+		rocksdb_iter_seek(it, sk, sl);
+		if (rocksdb_iter_valid(it)) {
+			k = rocksdb_iter_key(it, &kl);
+			if (kl == sl && !memcmp(k, sk, sl)) {
+				rocksdb_writebatch_delete_range_cf(b, st->cf[STORE_CF_SQL], (const char *)id,
+								   KEYS_ID_BYTES, (const char *)hi, KEYS_ID_BYTES);
+				dropped++;
+			}
+		}
+		any = 1;
+		/* On to the next object (the all-0xff ID has no successor: the last one). */
+		int last = 1;
+		for (int i = 0; i < KEYS_ID_BYTES; i++)
+			last &= id[i] == 0xff;
+		if (last)
+			break;
+		rocksdb_iter_seek(it, (const char *)hi, KEYS_ID_BYTES);
+	}
+	char *e = NULL;
+	rocksdb_iter_get_error(it, &e);
+	rocksdb_iter_destroy(it);
+	if (!e && any)
+		rocksdb_write(st->db, st->wopts_sync, b, &e);
+	rocksdb_writebatch_destroy(b);
+	if (e) {
+		log_warn("storage: dropping the SQL databases of a deleted class: %s", e);
+		free(e);
+		return -EIO;
+	}
+	if (dropped)
+		log_info("storage: dropped %u SQL databases of a deleted class", dropped);
+	return 0;
+}
+
 int store_migrate(struct store *st, const struct store_migration *migs, unsigned n, char *err,
 		  size_t errlen)
 {
@@ -271,6 +331,8 @@ int store_migrate(struct store *st, const struct store_migration *migs, unsigned
 			used = !strcmp(after.c[k].cf, st->cf_names[i]);
 		if (used)
 			continue;
+		if (drop_sql_of(st, st->cf[i]) < 0)
+			continue; /* tried again at the next start that migrates */
 		rocksdb_drop_column_family(st->db, st->cf[i], &e);
 		if (e) {
 			log_warn("storage: drop column family %s: %s", st->cf_names[i], e);

@@ -27,6 +27,8 @@ void store_config_defaults(struct store_config *cfg, const char *data_dir)
 	cfg->blob_min_bytes = STORE_DEFAULT_BLOB_MIN_BYTES;
 	cfg->log_rotate_bytes = STORE_DEFAULT_LOG_ROTATE_BYTES;
 	cfg->min_free_bytes = STORE_DEFAULT_MIN_FREE_BYTES;
+	cfg->pitr_retention_ms = STORE_DEFAULT_PITR_RETENTION_MS;
+	cfg->pitr_sweep_ms = STORE_DEFAULT_PITR_SWEEP_MS;
 }
 
 static void any_cpu_set(cpu_set_t *set)
@@ -115,6 +117,10 @@ int store_open(const struct store_config *cfg, struct store **out)
 		pthread_setaffinity_np(pthread_self(), sizeof(pinned), &pinned);
 	if (r < 0)
 		return r;
+	if ((r = store_sweeper_start(st)) < 0) {
+		store_close(st);
+		return r;
+	}
 	*out = st;
 	return 0;
 }
@@ -136,11 +142,14 @@ static int store_open_db(struct store *st)
 	 * RocksDB 7.8 also asserts when manual and automatic atomic flushes meet.) */
 	rocksdb_options_set_avoid_unnecessary_blocking_io(st->db_opts, 1);
 
-	/* Open with every family on disk (RocksDB insists), meta and alarms first. */
+	/* Open with every family on disk (RocksDB insists), the fixed ones first (those a
+	 * database made before them lacks are created). */
 	const char *names[STORE_MAX_CF + 1];
 	const rocksdb_options_t *opts[STORE_MAX_CF + 1];
 	snprintf(st->cf_names[STORE_CF_META], sizeof(st->cf_names[0]), "meta");
 	snprintf(st->cf_names[STORE_CF_ALARMS], sizeof(st->cf_names[0]), "alarms");
+	snprintf(st->cf_names[STORE_CF_SQL], sizeof(st->cf_names[0]), "sql");
+	snprintf(st->cf_names[STORE_CF_HISTORY], sizeof(st->cf_names[0]), "history");
 	st->ncf = STORE_CF_FIRST_CLASS;
 	size_t nexisting = 0;
 	char *err = NULL;
@@ -148,8 +157,10 @@ static int store_open_db(struct store *st)
 	free(err);
 	err = NULL;
 	for (size_t i = 0; existing && i < nexisting; i++) {
-		if (!strcmp(existing[i], "default") || !strcmp(existing[i], "meta") ||
-		    !strcmp(existing[i], "alarms"))
+		int fixed = !strcmp(existing[i], "default");
+		for (unsigned f = 0; f < STORE_CF_FIRST_CLASS; f++)
+			fixed |= !strcmp(existing[i], st->cf_names[f]);
+		if (fixed)
 			continue;
 		if (st->ncf == STORE_MAX_CF) {
 			log_error("storage: %s has more than %d column families", st->db_dir, STORE_MAX_CF);
@@ -215,6 +226,7 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
+	store_sweeper_stop(st);
 	if (st->db) {
 		/* Memtables hold what only the commit logs have made durable: flush them so the
 		 * next start replays nothing. A failure here is harmless: the logs stay. So do

@@ -16,6 +16,8 @@ struct store_config {
 	uint64_t log_rotate_bytes;  /* a core's commit log is rotated past this size */
 	uint64_t min_free_bytes;    /* below this much free space, writes are refused */
 	int log_buffered;           /* commit logs without O_DIRECT even where it works */
+	uint64_t pitr_retention_ms; /* objects' history kept this long (0: none is kept) */
+	uint64_t pitr_sweep_ms;     /* how often history past it is folded away */
 };
 
 /* The defaults (durod's config table shows and documents them too).
@@ -32,9 +34,14 @@ struct store_config {
 #define STORE_DEFAULT_LOG_ROTATE_BYTES (64ull << 20)
 #define STORE_DEFAULT_MIN_FREE_BYTES (256ull << 20)
 
+#define STORE_DEFAULT_PITR_RETENTION_MS (7ull * 24 * 3600 * 1000)
+#define STORE_DEFAULT_PITR_SWEEP_MS 60000ull
+
 void store_config_defaults(struct store_config *cfg, const char *data_dir);
 
-enum { STORE_CF_META = 0, STORE_CF_ALARMS = 1, STORE_CF_FIRST_CLASS = 2 };
+/* Families every database has (keys.h draws their keys), then one per class. */
+enum { STORE_CF_META = 0, STORE_CF_ALARMS = 1, STORE_CF_SQL = 2, STORE_CF_HISTORY = 3,
+       STORE_CF_FIRST_CLASS = 4 };
 
 struct store;
 
@@ -75,6 +82,13 @@ int store_migrate(struct store *st, const struct store_migration *migs, unsigned
  * *deleted_by (when not NULL) with the tag that deleted it, or "". */
 int store_class(struct store *st, const char *class_name, int *cf, uint8_t secret[32],
 		char deleted_by[STORE_NAME_MAX]);
+
+/* Point-in-time recovery (history_expire.c): bytes the history family holds (RocksDB's
+ * estimate), and a fold of every object's history older than the retention now (the
+ * sweeper thread does it every pitr_sweep_ms; tests call it). Returns objects folded, or
+ * a negative errno. */
+uint64_t store_history_bytes(struct store *st);
+int store_history_expire(struct store *st, uint64_t now_ms);
 
 /* Free bytes on the data directory's file system, or a negative errno. */
 int64_t store_free_bytes(const struct store *st);

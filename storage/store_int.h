@@ -13,6 +13,10 @@
 
 struct retired_log;
 
+/* The history sweeper: started by store_open when history is kept, stopped by store_close. */
+int store_sweeper_start(struct store *st);
+void store_sweeper_stop(struct store *st);
+
 struct store {
 	struct store_config cfg;
 	char db_dir[600], log_dir[600];
@@ -34,6 +38,12 @@ struct store {
 	pthread_t drop_thread;
 	int drop_started, drop_stop;
 	int keep_logs; /* a core stopped with durable batches not applied: store_close keeps the logs */
+	/* The history sweeper (history_expire.c). */
+	pthread_mutex_t sweep_lock;
+	pthread_cond_t sweep_cond;
+	pthread_t sweep_thread;
+	int sweep_started;
+	_Atomic int sweep_stop;
 };
 
 /* Storage's background threads (RocksDB's pools, log preparation, flushes) may run on any

@@ -5,11 +5,14 @@
 #include "commit.h"
 #include "core.h"
 #include "event.h"
+#include "keys.h"
 #include "kv.h"
 #include "obj_ws.h"
 #include "object.h"
+#include "sql.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +66,47 @@ static void delete_synced(struct duro_object *o, int status, void *arg)
 	free(w);
 }
 
+/* The SQL database's size record and its pages (keys.h): loaded through sql.c, which
+ * writes them to the sql family and the size record when the event commits. */
+static int is_sql_key(const struct duro_kv *e)
+{
+	return (e->key.len == KEYS_SQL_SIZE_LEN && !memcmp(e->key.ptr, KEYS_SQL_SIZE, KEYS_SQL_SIZE_LEN)) ||
+	       (e->key.len == KEYS_SQL_EXPORT_PAGE_LEN + 4 &&
+		!memcmp(e->key.ptr, KEYS_SQL_EXPORT_PAGE, KEYS_SQL_EXPORT_PAGE_LEN));
+}
+
+static int import_sql(struct object *obj, const struct duro_kv *entries, size_t n)
+{
+	uint64_t size = 0;
+	int have = 0, r = 0;
+	for (size_t i = 0; i < n; i++)
+		if (entries[i].key.len == KEYS_SQL_SIZE_LEN &&
+		    !memcmp(entries[i].key.ptr, KEYS_SQL_SIZE, KEYS_SQL_SIZE_LEN)) {
+			if (entries[i].value.len != sizeof(size))
+				return -EBADMSG;
+			memcpy(&size, entries[i].value.ptr, sizeof(size));
+			have = 1;
+		}
+	for (size_t i = 0; i < n && r >= 0; i++) {
+		const struct duro_kv *e = &entries[i];
+		if (!is_sql_key(e) || e->key.len == KEYS_SQL_SIZE_LEN)
+			continue;
+		if (!have)
+			return -EBADMSG; /* pages without a database */
+		if (have == 1) {
+			if ((r = sql_load_size(obj, size)) < 0)
+				return r;
+			have = 2;
+		}
+		const unsigned char *p = (const unsigned char *)e->key.ptr + KEYS_SQL_EXPORT_PAGE_LEN;
+		uint32_t pgno = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+		r = sql_load_page(obj, pgno, e->value.ptr, e->value.len);
+	}
+	if (r >= 0 && have == 1)
+		r = sql_load_size(obj, size); /* a database of no pages: SQLite writes none */
+	return r;
+}
+
 int obj_import(struct core *c, unsigned ns, const struct duro_id *id, const char *name,
 	       size_t name_len, const struct duro_kv *entries, size_t n,
 	       void (*done)(void *arg, int status), void *arg)
@@ -84,8 +128,11 @@ int obj_import(struct core *c, unsigned ns, const struct duro_id *id, const char
 	if (r >= 0 && found)
 		r = -EEXIST;
 	for (size_t i = 0; r >= 0 && i < n; i++)
-		r = kv_write(obj, entries[i].key.ptr, entries[i].key.len, entries[i].value.ptr,
-			     entries[i].value.len, 1);
+		if (!is_sql_key(&entries[i]))
+			r = kv_write(obj, entries[i].key.ptr, entries[i].key.len, entries[i].value.ptr,
+				     entries[i].value.len, 1);
+	if (r >= 0)
+		r = import_sql(obj, entries, n);
 	if (r >= 0 && name_len && !obj->name && (obj->name = malloc(name_len))) {
 		memcpy(obj->name, name, name_len);
 		obj->name_len = (uint16_t)name_len;
@@ -131,6 +178,48 @@ int obj_delete(struct core *c, unsigned ns, const struct duro_id *id,
 	if (wrote < 0)
 		w->refused = wrote; /* done hears it through the sync, which frees w */
 	return 0;
+}
+
+int obj_sql(struct core *c, unsigned ns, const struct duro_id *id, const char *sql, size_t len,
+	    const struct duro_sql_value *params, size_t nparams, int write, duro_sql_row_fn *fn,
+	    void *arg, struct duro_sql_result *res, char *err, size_t errlen,
+	    void (*done)(void *arg, int status), void *done_arg)
+{
+	int e = 0;
+	err[0] = 0;
+	struct object *obj = event_activate(c, ns, id, &e);
+	if (!obj) {
+		snprintf(err, errlen, "the object failed to load");
+		return e ? e : -EIO;
+	}
+	if (obj->running)
+		return -EBUSY;
+	struct delete_wait *w = NULL;
+	if (write && !(w = malloc(sizeof(*w))))
+		return -ENOMEM;
+	if (w)
+		*w = (struct delete_wait){ done, done_arg, 0 };
+	event_begin(c, obj);
+	struct duro_object *o = (struct duro_object *)obj;
+	int r = write ? 0 : sql_event_readonly(obj);
+	if (r == 0)
+		r = duro_sql_exec(o, sql, len, params, nparams, fn, arg, res);
+	if (r < 0)
+		snprintf(err, errlen, "%s", duro_sql_error(o));
+	if (r == 0 && w)
+		r = duro_sync(o, delete_synced, w);
+	int wrote = event_end(c, obj, write && r == 0);
+	if (r < 0 || !w) {
+		free(w);
+		return r < 0 ? r : 1;
+	}
+	if (wrote < 0) {
+		w->refused = wrote; /* done hears it through the sync, which frees w */
+		if (!err[0])
+			snprintf(err, errlen, "%s", wrote == -ENOSPC ? "storage full: the write was not saved"
+									   : duro_sql_error(o));
+	}
+	return 0; /* the sync reports the outcome (a refused write too) */
 }
 
 int obj_storage_settled(struct core *c) { return commit_applied_seq(c) >= commit_durable_seq(c); }

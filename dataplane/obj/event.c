@@ -1,15 +1,21 @@
 /* Events: the one place a class's code runs. An event activates its object if needed, runs
  * one callback with the object marked running (events never nest), and ends by committing
  * or rolling back. Committing asks the commit layer for the core's open batch and has each
- * kind of storage write its part: alarms mirror theirs, then the key-value writes.
+ * kind of storage write its part: SQLite commits first (it may still refuse: a deferred
+ * constraint), then alarms mirror theirs, the SQL pages and the key-value writes follow.
  * Everything the event sent waits for that batch (the output gate), sync() callbacks
  * included, which come back as events of their own.
  *
  *   request/alarm/socket/sync --> activate --> begin --> class callback --> end
+ *                                                         |- sql_event_finish
  *                                                         |- alarm_event_commit
+ *                                                         |- history_event_begin
+ *                                                         |- sql_event_commit
+ *                                                         |- history_event_end
  *                                                         |- kv_event_commit   --> batch
  *                                                         `- sends, syncs      --> gated */
 #include "event.h"
+#include "pitr.h"
 #include "alarm.h"
 #include "base_assert.h"
 #include "call.h"
@@ -24,6 +30,7 @@
 #include "request.h"
 #include "route.h"
 #include "version.h"
+#include "sql.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -155,7 +162,9 @@ static int run_load(struct core *c, struct object *obj)
 	obj->running = 1;
 	obj_version_enter(c, obj, ATTRIB_LOAD);
 	kv_event_begin(obj);
+	sql_event_begin(c, obj);
 	int r = obj->cls->on_load((struct duro_object *)obj);
+	sql_event_rollback(c, obj);
 	kv_event_rollback(c, obj);
 	obj_version_leave(c, obj, r != 0);
 	obj->running = 0;
@@ -228,24 +237,39 @@ void event_begin(struct core *c, struct object *obj)
 	obj->running = 1;
 	obj_version_enter(c, obj, ATTRIB_EVENT);
 	kv_event_begin(obj);
+	sql_event_begin(c, obj);
+}
+
+static void rollback(struct core *c, struct object *obj)
+{
+	sql_event_rollback(c, obj);
+	kv_event_rollback(c, obj);
 }
 
 int event_end(struct core *c, struct object *obj, int ok)
 {
-	int wrote = 0;
-	if (!ok || !kv_event_wrote(obj)) {
-		kv_event_rollback(c, obj);
+	int wrote = 0, sql = ok ? sql_event_finish(c, obj) : 0;
+	if (sql < 0) {
+		rollback(c, obj); /* SQLite could not commit (or was interrupted): the event fails */
+		wrote = sql;
+	} else if (!ok || (!kv_event_wrote(obj) && !sql)) {
+		rollback(c, obj);
 	} else if (!commit_space_ok(c)) {
-		kv_event_rollback(c, obj); /* the disk is under its reserve: refused as a whole */
+		rollback(c, obj); /* the disk is under its reserve: refused as a whole */
 		wrote = -ENOSPC;
 	} else {
 		uint64_t seq;
 		struct store_batch *b = commit_open_batch(c, &seq);
 		if (!b) {
-			kv_event_rollback(c, obj); /* out of memory for the batch */
+			rollback(c, obj); /* out of memory for the batch */
 			wrote = -ENOMEM;
 		} else {
+			struct hist_rec hist;
+			int h = history_event_begin(c, obj, b, &hist);
 			alarm_event_commit(c, obj, b, seq);
+			sql_event_commit(c, obj, b, seq, h ? &hist : NULL);
+			if (h)
+				history_event_end(c, obj, b, &hist);
 			kv_event_commit(c, obj, b, seq);
 			wrote = 1;
 		}

@@ -23,7 +23,9 @@ struct object *event_activate_version(struct core *c, unsigned ns, const struct 
 void event_begin(struct core *c, struct object *obj);
 /* Ends it: with ok its writes join the core's open batch, else they roll back. Its sends
  * and sync() calls then wait for that batch. Returns 1 wrote, 0 nothing to write, or
- * -ENOSPC (the disk is under its reserve) or -ENOMEM: the writes were refused, rolled back. */
+ * -ENOSPC (the disk is under its reserve) or -ENOMEM: the writes were refused, rolled
+ * back; or another negative errno when its SQL failed the event (interrupted past its
+ * time budget, a deferred constraint at COMMIT): rolled back too. */
 int event_end(struct core *c, struct object *obj, int ok);
 
 /* A routed request on its object's core: the handler runs, the response goes out behind

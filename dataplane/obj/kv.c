@@ -281,18 +281,19 @@ int duro_put_many(struct duro_object *o, const struct duro_kv *entries, size_t n
 {
 	if (n > DURO_MAX_BATCH)
 		return -E2BIG;
-	int r = duro_txn_begin(o);
+	struct object *obj = (struct object *)o;
+	int r = kv_txn_begin(obj);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
 		r = duro_put(o, entries[i].key.ptr, entries[i].key.len, entries[i].value.ptr,
 			     entries[i].value.len);
 		if (r < 0) {
-			duro_txn_rollback(o);
+			kv_txn_rollback(obj);
 			return r;
 		}
 	}
-	return duro_txn_commit(o);
+	return kv_txn_commit(obj);
 }
 
 int duro_delete(struct duro_object *o, const void *key, size_t klen)
@@ -306,24 +307,24 @@ int duro_delete_many(struct duro_object *o, const struct duro_str *keys, size_t 
 {
 	if (n > DURO_MAX_BATCH)
 		return -E2BIG;
-	int r = duro_txn_begin(o), count = 0;
+	struct object *obj = (struct object *)o;
+	int r = kv_txn_begin(obj), count = 0;
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n; i++) {
 		r = duro_delete(o, keys[i].ptr, keys[i].len);
 		if (r < 0) {
-			duro_txn_rollback(o);
+			kv_txn_rollback(obj);
 			return r;
 		}
 		count += r;
 	}
-	duro_txn_commit(o);
+	kv_txn_commit(obj);
 	return count;
 }
 
-int duro_delete_all(struct duro_object *o)
+int kv_delete_all(struct object *obj)
 {
-	struct object *obj = (struct object *)o;
 	struct core *c = obj->core;
 	struct obj_kv *kv = &obj->kv;
 	DURO_ASSERT(obj->running);
@@ -356,9 +357,9 @@ int duro_delete_all(struct duro_object *o)
 	return 0;
 }
 
-int duro_txn_begin(struct duro_object *o)
+int kv_txn_begin(struct object *obj)
 {
-	struct obj_kv *kv = &((struct object *)o)->kv;
+	struct obj_kv *kv = &obj->kv;
 	if (kv->nsavepoints == KV_MAX_SAVEPOINTS)
 		return -ENOSPC;
 	kv->savepoint[kv->nsavepoints] = kv->ntxn;
@@ -368,9 +369,9 @@ int duro_txn_begin(struct duro_object *o)
 	return 0;
 }
 
-int duro_txn_commit(struct duro_object *o)
+int kv_txn_commit(struct object *obj)
 {
-	struct obj_kv *kv = &((struct object *)o)->kv;
+	struct obj_kv *kv = &obj->kv;
 	if (!kv->nsavepoints)
 		return -EINVAL;
 	kv->nsavepoints--;
@@ -420,9 +421,10 @@ static void wiped_lookups_settle(struct core *c, struct obj_kv *kv, uint64_t seq
 	}
 }
 
-int duro_txn_rollback(struct duro_object *o)
+unsigned kv_txn_depth(const struct object *obj) { return obj->kv.nsavepoints; }
+
+int kv_txn_rollback(struct object *obj)
 {
-	struct object *obj = (struct object *)o;
 	struct obj_kv *kv = &obj->kv;
 	if (!kv->nsavepoints)
 		return -EINVAL;

@@ -17,6 +17,14 @@ int kv_write(struct object *obj, const void *k, size_t klen, const void *v, size
 int kv_list(struct object *obj, const struct duro_list_options *opt, duro_list_fn *fn, void *arg,
 	    int reserved);
 
+/* delete_all and savepoints of the key-value pairs (txn.c adds SQL's): duro.h's contracts. */
+int kv_delete_all(struct object *obj);
+int kv_txn_begin(struct object *obj);
+int kv_txn_commit(struct object *obj);
+int kv_txn_rollback(struct object *obj);
+/* Savepoints open in the running event. */
+unsigned kv_txn_depth(const struct object *obj);
+
 /* Events: begin marks where a rollback returns to. */
 void kv_event_begin(struct object *obj);
 /* Undoes every write of the running event. */

@@ -83,6 +83,18 @@ struct obj_config {
 		unsigned max_idle_per_core;   /* pooled keep-alive connections per core; 256 */
 		unsigned idle_timeout_ms;     /* a pooled connection unused this long closes; 30 s */
 	} outbound;
+	/* Objects' SQL databases (sql.c): memory and the limits modelled on Cloudflare's. */
+	struct obj_sql_config {
+		uint64_t cache_bytes_per_core; /* SQLite page caches and connections; 64 MiB */
+		uint64_t max_event_write_bytes; /* pages one event may write; 256 MiB */
+		unsigned max_statement_bytes;  /* 100,000 */
+		unsigned max_params;           /* bound parameters per statement; 100 */
+		unsigned max_row_bytes;        /* a string, blob or row; 2,000,000 */
+		unsigned max_columns;          /* 100 */
+		unsigned max_expr_depth;       /* 100 */
+		unsigned time_budget_ms;       /* a statement past this since its event began is
+						* interrupted and fails the event; 30,000 */
+	} sql;
 };
 
 /* A namespace: a binding resolved to its class, with its secret. Read-only once serving. */

@@ -97,6 +97,30 @@ int obj_storage_settled(struct core *c);
 int obj_import(struct core *c, unsigned ns, const struct duro_id *id, const char *name,
 	       size_t name_len, const struct duro_kv *entries, size_t n,
 	       void (*done)(void *arg, int status), void *arg);
+/* Runs SQL on the object as one event (duroctl sql, the dashboard): rows of the last
+ * statement to fn on this core, *res filled, SQLite's message in err on failure. Without
+ * `write` a statement that would write is refused (-EPERM) and nothing is kept; with it,
+ * the event commits and done is called once that is durable (0) or failed. Returns 1
+ * when finished now (done is not called: reads, and failures), 0 when done will be
+ * called, or a negative errno (err says why). */
+int obj_sql(struct core *c, unsigned ns, const struct duro_id *id, const char *sql, size_t len,
+	    const struct duro_sql_value *params, size_t nparams, int write, duro_sql_row_fn *fn,
+	    void *arg, struct duro_sql_result *res, char *err, size_t errlen,
+	    void (*done)(void *arg, int status), void *done_arg);
+
+/* Point-in-time recovery (pitr.c), on the object's owner core. obj_bookmark: the bookmark
+ * of the object's newest commit at or before at_ms (-1: its newest), or a negative errno
+ * with why in err (-ENOTSUP history off, -ERANGE before the window). obj_restore: evicts
+ * the live instance (-EBUSY while it has writes not yet stored) and writes the object's
+ * state at `bookmark` as one event; undo gets the bookmark of the state it replaced.
+ * Returns 0 when done will be called once that is durable (0) or failed, or a negative
+ * errno with err (-EINVAL a bookmark not of this object, -ERANGE past the window). */
+int obj_bookmark(struct core *c, unsigned ns, const struct duro_id *id, int64_t at_ms,
+		 char out[DURO_BOOKMARK_LEN + 1], char *err, size_t errlen);
+int obj_restore(struct core *c, unsigned ns, const struct duro_id *id, const char *bookmark,
+		char undo[DURO_BOOKMARK_LEN + 1], char *err, size_t errlen,
+		void (*done)(void *arg, int status), void *done_arg);
+
 /* Makes `secret` the namespace's, live (an import adopting the exporting box's IDs). The
  * caller has stored it in the meta family first. */
 int obj_namespace_adopt(unsigned ns, const uint8_t secret[32]);

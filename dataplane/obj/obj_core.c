@@ -13,6 +13,8 @@
 #include "object.h"
 #include "runtime.h"
 #include "switch.h"
+#include "pitr.h"
+#include "sql.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -30,7 +32,9 @@ int obj_core_init(struct core *c)
 	obj_view_install_initial(c, &oc->view);
 	dispatch_core_init(c);
 	core_set_msg_handler(c, MSG_OBJ_VIEW, obj_runtime_view_msg);
-	int r = object_table_init(c);
+	int r = sql_core_init(c);
+	if (r == 0)
+		r = object_table_init(c);
 	if (r == 0)
 		r = commit_core_init(c, &commit_events);
 	if (r == 0)
@@ -39,6 +43,7 @@ int obj_core_init(struct core *c)
 		r = obj_ws_core_init(c, event_run_socket);
 	if (r == 0)
 		r = switch_core_init(c);
+	if (r == 0)
 		r = call_core_init(c, &call_events);
 	if (r == 0)
 		r = fetch_core_init(c);
@@ -55,8 +60,10 @@ void obj_core_fini(struct core *c)
 	call_core_fini(c);
 	fetch_core_fini(c);
 	obj_ws_core_fini(c);
+	pitr_core_fini(c);
 	alarm_core_fini(c);
 	commit_core_fini(c);
+	sql_core_fini(c);
 	free(oc);
 	c->obj = NULL;
 }

@@ -4,6 +4,7 @@
 #define DURO_OBJ_OBJECT_T_H
 
 #include "kv-t.h"
+#include "sql-t.h"
 #include "list.h"
 #include "runtime.h"
 #include "timer.h"
@@ -20,6 +21,7 @@ struct obj_version;
 struct switch_core;
 struct call_core;
 struct fetch_core;
+struct pitr_pending;
 
 /* Responses an object may hold (duro_res_defer). */
 #define OBJ_MAX_DEFERRED 4096
@@ -64,6 +66,11 @@ struct object {
 	uint32_t ncalls, calls_held;
 	uint64_t call_gate_seq;
 	uint8_t unloading; /* in object_unload: no more calls */
+	struct obj_sql *sql;    /* its SQL database, once it used one (sql.c) */
+	/* Its history (history.c): the seq and time of its last commit, once read. */
+	uint64_t hist_seq, hist_time_ms;
+	uint8_t hist_loaded;
+	uint8_t hist_empty; /* it has no history yet: its next commit writes its base first */
 	_Alignas(16) unsigned char state[];
 };
 
@@ -83,10 +90,12 @@ struct obj_core {
 	struct list_node switching; /* objects on a version their view no longer names */
 	struct call_core *calls;
 	struct fetch_core *fetch;
+	struct sql_core *sql;
 	size_t cache_bytes; /* bytes of kv entries on this core */
 	uint64_t last_trim_ms;
 	uint64_t failure_logged_ms; /* handler failures are logged at most once a second */
 	struct obj_counters ctr;
+	struct pitr_pending *pitr_pending; /* restores classes asked for (pitr.c) */
 };
 
 #endif

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "obj_ws.h"
 #include "version.h"
+#include "sql.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -130,6 +131,7 @@ static void object_free(struct object *obj)
 void object_discard(struct core *c, struct object *obj)
 {
 	c->obj->ctr.load_failures++;
+	sql_free(c, obj);
 	kv_free_all(c, obj);
 	obj_ws_detach(c, obj);
 	object_free(obj);
@@ -173,6 +175,7 @@ void object_unload(struct core *c, struct object *obj)
 	fail_deferred(c, obj);
 	run_unload(c, obj);
 	call_object_unload(c, obj);
+	sql_free(c, obj); /* closes its connection */
 	kv_free_all(c, obj);
 	obj_ws_detach(c, obj);
 	table_remove(oc, obj);

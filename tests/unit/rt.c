@@ -77,6 +77,14 @@ void rt_init(struct rt *rt, unsigned ncores, const char *const *classes, unsigne
 	cfg->limits.max_value = 128u << 20;
 	cfg->limits.max_object_bytes = 50000000000ull;
 	cfg->limits.cache_bytes_per_core = 64u << 20;
+	cfg->sql.cache_bytes_per_core = 64u << 20;
+	cfg->sql.max_event_write_bytes = 256u << 20;
+	cfg->sql.max_statement_bytes = 100000;
+	cfg->sql.max_params = 100;
+	cfg->sql.max_row_bytes = 2000000;
+	cfg->sql.max_columns = 100;
+	cfg->sql.max_expr_depth = 100;
+	cfg->sql.time_budget_ms = 30000;
 	struct store_migration *m = &cfg->migrations[0];
 	snprintf(m->tag, sizeof(m->tag), "unit-v1");
 	for (unsigned i = 0; i < nclasses; i++) {

@@ -31,6 +31,9 @@ static const char every_key[] =
 	"   \"cache_bytes_per_core\": 0, \"block_cache_bytes\": 2097152, \"write_buffer_bytes\": 2097152,"
 	"   \"blob_min_bytes\": 0, \"log_rotate_bytes\": 1048576, \"min_free_bytes\": 0,"
 	"   \"log_direct_io\": false},"
+	" \"sql\": {\"cache_bytes_per_core\": 1048576, \"max_event_write_bytes\": 65536,"
+	"   \"max_statement_bytes\": 1000, \"max_params\": 1, \"max_row_bytes\": 1024,"
+	"   \"max_columns\": 1, \"max_expr_depth\": 10, \"time_budget_ms\": 1},"
 	" \"migrations\": [{\"tag\": \"v1\", \"new_classes\": [\"Counter\"], \"new_sqlite_classes\": [\"Echo\"]},"
 	"   {\"tag\": \"v2\", \"renamed_classes\": [{\"from\": \"Echo\", \"to\": \"ChatRoom\", \"from_script\": \"s\"}],"
 	"    \"deleted_classes\": [\"KV\"], \"transferred_classes\": [{\"from\": \"A\", \"to\": \"B\"}]}],"
@@ -167,13 +170,15 @@ static void test_defaults_round_trip(void)
 {
 	config_defaults(&cfg);
 	round_trip(&cfg, "defaults");
-	/* the built-ins: a binding and a name route each, and two migration tags */
-	CHECK_EQ(cfg.obj.nbindings, 8);
-	CHECK_EQ(cfg.obj.nroutes, 9);
-	CHECK_EQ(cfg.obj.nmigrations, 2);
+	/* the built-ins: a binding and a name route each, and three migration tags */
+	CHECK_EQ(cfg.obj.nbindings, 10);
+	CHECK_EQ(cfg.obj.nroutes, 11);
+	CHECK_EQ(cfg.obj.nmigrations, 3);
 	CHECK(!strcmp(cfg.obj.routes[7].prefix, "/room/") && cfg.obj.routes[7].binding == 7);
 	CHECK(!strcmp(cfg.obj.migrations[1].tag, "builtin-v2"));
 	CHECK(!strcmp(cfg.obj.migrations[1].new_classes[0], "ChatRoom"));
+	CHECK(!strcmp(cfg.obj.migrations[2].tag, "builtin-v3"));
+	CHECK(!strcmp(cfg.obj.migrations[2].new_classes[0], "SqlCounter"));
 	CHECK_EQ(cfg.net.nlisten, 1);
 	CHECK(!strcmp(cfg.net.listen[0].text, "127.0.0.1:8787"));
 	CHECK(!strcmp(cfg.obj.store.dir, "./duro-data"));

@@ -25,17 +25,17 @@ static struct store *open_store(void)
  * family of the first new class ("class-1"), and nothing in meta. */
 static int half_migrated(void)
 {
-	struct store *st = open_store(); /* the database with meta and alarms */
+	struct store *st = open_store(); /* the database with its fixed families */
 	if (!st)
 		return -1;
 	store_close(st);
 	char path[128], *err = NULL;
 	snprintf(path, sizeof(path), "%s/db", dir);
 	rocksdb_options_t *o = rocksdb_options_create();
-	const char *names[] = { "default", "meta", "alarms" };
-	const rocksdb_options_t *opts[] = { o, o, o };
-	rocksdb_column_family_handle_t *h[3], *made;
-	rocksdb_t *db = rocksdb_open_column_families(o, path, 3, names, opts, h, &err);
+	const char *names[] = { "default", "meta", "alarms", "sql", "history" };
+	const rocksdb_options_t *opts[] = { o, o, o, o, o };
+	rocksdb_column_family_handle_t *h[5], *made;
+	rocksdb_t *db = rocksdb_open_column_families(o, path, 5, names, opts, h, &err);
 	if (!db) {
 		fprintf(stderr, "  open: %s\n", err);
 		free(err);
@@ -47,7 +47,7 @@ static int half_migrated(void)
 	free(err);
 	if (made)
 		rocksdb_column_family_handle_destroy(made);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 5; i++)
 		rocksdb_column_family_handle_destroy(h[i]);
 	rocksdb_close(db);
 	rocksdb_options_destroy(o);

@@ -487,25 +487,25 @@ void sqlj_value(struct sqlj_out *o, const struct duro_sql_value *v)
 	int n;
 	switch (v->type) {
 	case DURO_SQL_INTEGER:
-		n = snprintf(t, sizeof(t), "%lld", (long long)v->i);
+		n = snprintf(t, sizeof(t), "%lld", (long long)v->u.i);
 		sqlj_raw(o, t, (size_t)n);
 		break;
 	case DURO_SQL_REAL:
-		if (!isfinite(v->d)) {
+		if (!isfinite(v->u.d)) {
 			sqlj_raw(o, "null", 4);
 			break;
 		}
-		n = snprintf(t, sizeof(t), "%.17g", v->d);
+		n = snprintf(t, sizeof(t), "%.17g", v->u.d);
 		sqlj_raw(o, t, (size_t)n);
 		if (!strpbrk(t, ".eE"))
 			sqlj_raw(o, ".0", 2); /* still a real when read back */
 		break;
 	case DURO_SQL_TEXT:
-		sqlj_string(o, v->s.ptr, v->s.len);
+		sqlj_string(o, v->u.s.ptr, v->u.s.len);
 		break;
 	case DURO_SQL_BLOB:
 		sqlj_raw(o, "{\"blob\":\"", 9);
-		base64(o, (const unsigned char *)v->s.ptr, v->s.len);
+		base64(o, (const unsigned char *)v->u.s.ptr, v->u.s.len);
 		sqlj_raw(o, "\"}", 2);
 		break;
 	default:

@@ -23,7 +23,7 @@ static int take_count(void *arg, unsigned ncols, const struct duro_str *names,
 {
 	(void)names;
 	if (ncols == 1 && values[0].type == DURO_SQL_INTEGER)
-		*(int64_t *)arg = values[0].i;
+		*(int64_t *)arg = values[0].u.i;
 	return 0;
 }
 

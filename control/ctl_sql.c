@@ -39,20 +39,20 @@ static json_t *value_json(const struct duro_sql_value *v)
 	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	switch (v->type) {
 	case DURO_SQL_INTEGER:
-		return json_integer((json_int_t)v->i);
+		return json_integer((json_int_t)v->u.i);
 	case DURO_SQL_REAL:
-		return json_real(v->d);
+		return json_real(v->u.d);
 	case DURO_SQL_TEXT: {
 		/* Text that is not UTF-8 (SQLite does not check) is shown with \xNN escapes. */
-		json_t *s = json_stringn(v->s.ptr, v->s.len);
-		return s ? s : ctl_bytes_json(v->s.ptr, v->s.len);
+		json_t *s = json_stringn(v->u.s.ptr, v->u.s.len);
+		return s ? s : ctl_bytes_json(v->u.s.ptr, v->u.s.len);
 	}
 	case DURO_SQL_BLOB: {
-		size_t n = v->s.len, olen = (n + 2) / 3 * 4;
+		size_t n = v->u.s.len, olen = (n + 2) / 3 * 4;
 		char *b = malloc(olen + 1);
 		if (!b)
 			return json_null();
-		const unsigned char *p = (const unsigned char *)v->s.ptr;
+		const unsigned char *p = (const unsigned char *)v->u.s.ptr;
 		size_t o = 0;
 		for (size_t i = 0; i < n; i += 3) {
 			unsigned x = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |

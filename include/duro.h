@@ -208,13 +208,13 @@ struct duro_sql_value {
 		int64_t i;         /* INTEGER */
 		double d;          /* REAL */
 		struct duro_str s; /* TEXT (UTF-8, not NUL-terminated) or BLOB */
-	};
+	} u; /* named: C89 and C99 have no anonymous unions */
 };
 
-#define DURO_SQL_INT(v) ((struct duro_sql_value){ .type = DURO_SQL_INTEGER, .i = (v) })
-#define DURO_SQL_REALV(v) ((struct duro_sql_value){ .type = DURO_SQL_REAL, .d = (v) })
-#define DURO_SQL_TEXTN(p, n) ((struct duro_sql_value){ .type = DURO_SQL_TEXT, .s = { (p), (n) } })
-#define DURO_SQL_BLOBN(p, n) ((struct duro_sql_value){ .type = DURO_SQL_BLOB, .s = { (p), (n) } })
+#define DURO_SQL_INT(v) ((struct duro_sql_value){ .type = DURO_SQL_INTEGER, .u.i = (v) })
+#define DURO_SQL_REALV(v) ((struct duro_sql_value){ .type = DURO_SQL_REAL, .u.d = (v) })
+#define DURO_SQL_TEXTN(p, n) ((struct duro_sql_value){ .type = DURO_SQL_TEXT, .u.s = { (p), (n) } })
+#define DURO_SQL_BLOBN(p, n) ((struct duro_sql_value){ .type = DURO_SQL_BLOB, .u.s = { (p), (n) } })
 
 /* What one exec did: rows passed to the caller, rows read (those returned plus those a
  * full scan stepped over: Debian's SQLite counts no more), rows written (inserted,

@@ -934,17 +934,17 @@ static int bind_params(struct obj_sql *sq, struct sqlite3_stmt *st, const struct
 			rc = sqlite3_bind_null(st, k);
 			break;
 		case DURO_SQL_INTEGER:
-			rc = sqlite3_bind_int64(st, k, v->i);
+			rc = sqlite3_bind_int64(st, k, v->u.i);
 			break;
 		case DURO_SQL_REAL:
-			rc = sqlite3_bind_double(st, k, v->d);
+			rc = sqlite3_bind_double(st, k, v->u.d);
 			break;
 		case DURO_SQL_TEXT:
-			rc = sqlite3_bind_text64(st, k, v->s.ptr ? v->s.ptr : "", v->s.len, SQLITE_STATIC,
+			rc = sqlite3_bind_text64(st, k, v->u.s.ptr ? v->u.s.ptr : "", v->u.s.len, SQLITE_STATIC,
 						 SQLITE_UTF8);
 			break;
 		case DURO_SQL_BLOB:
-			rc = sqlite3_bind_blob64(st, k, v->s.ptr ? v->s.ptr : "", v->s.len, SQLITE_STATIC);
+			rc = sqlite3_bind_blob64(st, k, v->u.s.ptr ? v->u.s.ptr : "", v->u.s.len, SQLITE_STATIC);
 			break;
 		default:
 			set_err(sq, "parameter %zu has an unknown type %d", i + 1, (int)v->type);
@@ -1189,21 +1189,21 @@ static struct duro_sql_value column_value(struct sqlite3_stmt *st, int i)
 	switch (sqlite3_column_type(st, i)) {
 	case SQLITE_INTEGER:
 		v.type = DURO_SQL_INTEGER;
-		v.i = sqlite3_column_int64(st, i);
+		v.u.i = sqlite3_column_int64(st, i);
 		break;
 	case SQLITE_FLOAT:
 		v.type = DURO_SQL_REAL;
-		v.d = sqlite3_column_double(st, i);
+		v.u.d = sqlite3_column_double(st, i);
 		break;
 	case SQLITE_TEXT:
 		v.type = DURO_SQL_TEXT;
-		v.s.ptr = (const char *)sqlite3_column_text(st, i);
-		v.s.len = (size_t)sqlite3_column_bytes(st, i);
+		v.u.s.ptr = (const char *)sqlite3_column_text(st, i);
+		v.u.s.len = (size_t)sqlite3_column_bytes(st, i);
 		break;
 	case SQLITE_BLOB:
 		v.type = DURO_SQL_BLOB;
-		v.s.ptr = sqlite3_column_blob(st, i);
-		v.s.len = (size_t)sqlite3_column_bytes(st, i);
+		v.u.s.ptr = sqlite3_column_blob(st, i);
+		v.u.s.len = (size_t)sqlite3_column_bytes(st, i);
 		break;
 	default:
 		break;

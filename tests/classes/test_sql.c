@@ -36,7 +36,7 @@ static int sql_row(void *arg, unsigned ncols, const struct duro_str *names,
 {
 	(void)names;
 	if (ncols == 1 && values[0].type == DURO_SQL_INTEGER)
-		add(arg, (long long)values[0].i);
+		add(arg, (long long)values[0].u.i);
 	return 0;
 }
 

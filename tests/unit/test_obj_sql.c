@@ -88,20 +88,20 @@ static void buf_value(struct tbuf *b, const struct duro_sql_value *v)
 		buf_add(b, "N", 1);
 		break;
 	case DURO_SQL_INTEGER:
-		buf_fmt(b, "I%lld", (long long)v->i);
+		buf_fmt(b, "I%lld", (long long)v->u.i);
 		break;
 	case DURO_SQL_REAL:
-		buf_fmt(b, "R%.17g", v->d);
+		buf_fmt(b, "R%.17g", v->u.d);
 		break;
 	case DURO_SQL_TEXT:
-		buf_fmt(b, "T%zu:", v->s.len);
-		buf_add(b, v->s.ptr, v->s.len);
+		buf_fmt(b, "T%zu:", v->u.s.len);
+		buf_add(b, v->u.s.ptr, v->u.s.len);
 		break;
 	case DURO_SQL_BLOB: {
 		uint32_t h = 2166136261u; /* blobs by length and hash: some are kilobytes */
-		for (size_t i = 0; i < v->s.len; i++)
-			h = (h ^ (uint8_t)v->s.ptr[i]) * 16777619u;
-		buf_fmt(b, "B%zu:%08x", v->s.len, h);
+		for (size_t i = 0; i < v->u.s.len; i++)
+			h = (h ^ (uint8_t)v->u.s.ptr[i]) * 16777619u;
+		buf_fmt(b, "B%zu:%08x", v->u.s.len, h);
 		break;
 	}
 	}
@@ -160,13 +160,13 @@ static int ref_exec(sqlite3 *db, const char *sql, const struct duro_sql_value *p
 				const struct duro_sql_value *v = &params[i];
 				int k = (int)i + 1;
 				if (v->type == DURO_SQL_INTEGER)
-					sqlite3_bind_int64(st, k, v->i);
+					sqlite3_bind_int64(st, k, v->u.i);
 				else if (v->type == DURO_SQL_TEXT)
-					sqlite3_bind_text(st, k, v->s.ptr, (int)v->s.len, SQLITE_STATIC);
+					sqlite3_bind_text(st, k, v->u.s.ptr, (int)v->u.s.len, SQLITE_STATIC);
 				else if (v->type == DURO_SQL_BLOB)
-					sqlite3_bind_blob(st, k, v->s.ptr, (int)v->s.len, SQLITE_STATIC);
+					sqlite3_bind_blob(st, k, v->u.s.ptr, (int)v->u.s.len, SQLITE_STATIC);
 				else if (v->type == DURO_SQL_REAL)
-					sqlite3_bind_double(st, k, v->d);
+					sqlite3_bind_double(st, k, v->u.d);
 				else
 					sqlite3_bind_null(st, k);
 			}

@@ -379,7 +379,7 @@ int main(int argc, char **argv)
 	const char *cls = NULL, *after = NULL, *prefix = NULL, *at = NULL;
 	long limit = 0, iterations = 0;
 	int yes = 0, write = 0, o;
-	json_t *params = json_array();
+	json_t *params = NULL; /* --param values, for sql */
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case 's': socket_path = optarg; break;
@@ -392,16 +392,25 @@ int main(int argc, char **argv)
 		case 'y': yes = 1; break;
 		case 'w': write = 1; break;
 		case 't': at = optarg; break;
-		case 'P': json_array_append_new(params, param_value(optarg)); break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return EXIT_USAGE;
+		case 'P':
+			if (!params)
+				params = json_array();
+			json_array_append_new(params, param_value(optarg));
+			break;
+		case 'h': json_decref(params); usage(stdout); return 0;
+		default: json_decref(params); usage(stderr); return EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {
+		json_decref(params);
 		usage(stderr);
 		return EXIT_USAGE;
 	}
 	const char *cmd = argv[optind];
+	if (strcmp(cmd, "sql")) {
+		json_decref(params); /* only sql takes them */
+		params = NULL;
+	}
 	const char *arg1 = optind + 1 < argc ? argv[optind + 1] : NULL;
 	json_t *req = json_pack("{s:s}", "cmd", cmd);
 	if (!strcmp(cmd, "log-level") && arg1) {
@@ -469,7 +478,7 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 		json_object_set_new(req, "sql", json_string(argv[argc - 1]));
-		json_object_set_new(req, "params", json_incref(params));
+		json_object_set_new(req, "params", params ? json_incref(params) : json_array());
 		if (write)
 			json_object_set_new(req, "write", json_true());
 		if (limit)

@@ -92,6 +92,7 @@ int sql_core_init(struct core *c)
 	c->obj->sql = calloc(1, sizeof(struct sql_core));
 	if (!c->obj->sql)
 		return -ENOMEM;
+	sql_vfs_set_temp_limit((size_t)c->obj->rt->cfg->sql.max_event_write_bytes);
 	list_init(&c->obj->sql->lru);
 	return 0;
 }
@@ -165,6 +166,9 @@ static int fail_rc(struct obj_sql *sq, int rc)
 	int err = map_rc(rc);
 	if ((rc & 0xff) == SQLITE_AUTH && sc->auth_reason) {
 		set_err(sq, sc->auth_reason, sc->auth_arg);
+	} else if ((rc & 0xff) == SQLITE_FULL && sql_vfs_temp_full) {
+		set_err(sq, "a temporary file (a sort, an index being built) passed %llu bytes (sql.max_event_write_bytes): add a LIMIT or an index",
+			(unsigned long long)cfg_of(sq)->max_event_write_bytes);
 	} else if ((rc & 0xff) == SQLITE_FULL && sq->over_cap) {
 		set_err(sq, "an event may write at most %llu bytes of SQL pages (sql.max_event_write_bytes)",
 			(unsigned long long)cfg_of(sq)->max_event_write_bytes);
@@ -178,6 +182,7 @@ static int fail_rc(struct obj_sql *sq, int rc)
 	}
 	sc->auth_reason = NULL;
 	sc->failures++;
+	sql_vfs_temp_full = 0;
 	return err;
 }
 
@@ -540,6 +545,7 @@ void sql_event_begin(struct core *c, struct object *obj)
 	if (!sq)
 		return;
 	sq->event_start_ms = clock_now_ms();
+	sql_vfs_temp_full = 0;
 	sq->readonly = 0;
 	sq->doomed = 0;
 	sq->doom_err = 0;

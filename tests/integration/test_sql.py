@@ -279,3 +279,20 @@ def test_deleted_class_takes_its_sql_databases(tmp_path):
     assert d3.control({"cmd": "object", "binding": "SQL", "name": "doomed"})["id"] != oid
     assert sql(d3, "doomed", "SELECT count(*) FROM sqlite_schema")["rows"] == [[0]]
     assert requests.get(d3.url + "/sqlcounter/kept").text == "2"
+
+
+def test_answers_and_temporary_files_are_bounded(durod_factory):
+    """A query cannot take the core's memory: an answer past 16 MiB of JSON is 413, and a
+    sort that spills past sql.max_event_write_bytes of temporary file fails, while the
+    object and its core go on."""
+    d = durod_factory(cores=1, extra_args=["--set", "sql.cache_bytes_per_core=1048576",
+                                           "--set", "sql.max_event_write_bytes=1048576"])
+    r = sql(d, "huge", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000) "
+                       "SELECT x, hex(randomblob(60)) FROM c", status=413)
+    assert "16 MiB" in r["error"]
+    r = requests.post(d.url + "/sql/huge", json={"sql":
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000) "
+        "SELECT x FROM c ORDER BY randomblob(500)"}, timeout=60)
+    assert r.status_code == 507 and "temporary file" in r.json()["error"], r.text
+    sql(d, "huge", "CREATE TABLE t (v); INSERT INTO t VALUES (1)")
+    assert sql(d, "huge", "SELECT v FROM t")["rows"] == [[1]]

@@ -19,7 +19,7 @@
 static const char *socket_path = "./duro-data/control.sock";
 static int as_json;
 static int fd = -1;
-static char rbuf[1 << 20];
+static char rbuf[8 << 20]; /* the largest reply: sql's rows are cut at 4 MiB of values */
 static size_t rlen;
 
 static void usage(FILE *f)

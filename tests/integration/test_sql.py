@@ -296,3 +296,13 @@ def test_answers_and_temporary_files_are_bounded(durod_factory):
     assert r.status_code == 507 and "temporary file" in r.json()["error"], r.text
     sql(d, "huge", "CREATE TABLE t (v); INSERT INTO t VALUES (1)")
     assert sql(d, "huge", "SELECT v FROM t")["rows"] == [[1]]
+
+
+def test_duroctl_sql_cuts_rows_past_its_bytes(durod):
+    sql(durod, "wide", "CREATE TABLE t (b BLOB)")
+    for _ in range(4):
+        sql(durod, "wide", "INSERT INTO t SELECT randomblob(1000000) FROM (WITH RECURSIVE c(x) AS "
+                           "(SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5) SELECT x FROM c)")
+    r = duroctl(durod, "--json", "sql", "SQL", "wide", "SELECT b FROM t", "--limit", "100")
+    j = json.loads(r.stdout)
+    assert j["truncated"] is True and 3 <= len(j["rows"]) < 10

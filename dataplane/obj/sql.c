@@ -37,7 +37,6 @@
 					 (measured: 27 KiB for one with a table, 13.5 of it cache) */
 #define SQL_MEASURE_EVERY 64       /* events between measurements of schema memory */
 #define SQL_STACK_COLUMNS 64       /* a row of up to this many columns needs no allocation */
-#define SQL_KEEP_OPEN_CACHE (256u << 10) /* a larger page cache is dropped before its connection */
 
 struct duro_sql_cursor {
 	struct obj_sql *sq;
@@ -438,34 +437,35 @@ static int open_db(struct obj_sql *sq)
 
 /* Gives back memory until the core is well under its budget (an eighth below, so that
  * it is not done again at the next event), least recently used databases first: pages
- * RocksDB now holds are dropped, idle connections close — or, when their page cache is
- * most of what they hold, only drop the cache. A database that holds nothing more leaves
- * the list. */
+ * RocksDB now holds are dropped and idle connections give back their page caches (a page
+ * is read again from the page map or RocksDB's block cache in microseconds); only then do
+ * idle connections close (reopening one costs far more: SQLite parses the schema again).
+ * A database that holds nothing more leaves the list. */
 static void trim(struct core *c)
 {
 	struct obj_core *oc = c->obj;
 	struct sql_core *sc = oc->sql;
 	size_t budget = oc->rt->cfg->sql.cache_bytes_per_core;
 	size_t target = budget - budget / 8;
-	for (struct list_node *n = sc->lru.next, *next; n != &sc->lru && sc->mem > target; n = next) {
-		next = n->next;
-		struct obj_sql *sq = LIST_CONTAINER(n, struct obj_sql, lru);
-		if (sq->obj->running || sq->in_txn || sq->cursors)
-			continue;
-		sql_pages_sweep(c, sq);
-		if (sq->db && sq->cache_mem > SQL_KEEP_OPEN_CACHE && sq->cache_mem > 4 * sq->conn_mem) {
-			sqlite3_db_release_memory(sq->db);
-			measure(sq, 0);
-			list_del(&sq->lru); /* still open: now the most recently used */
-			list_add_tail(&sc->lru, &sq->lru);
-			continue;
+	for (int pass = 0; pass < 2 && sc->mem > target; pass++) {
+		for (struct list_node *n = sc->lru.next, *next; n != &sc->lru && sc->mem > target; n = next) {
+			next = n->next;
+			struct obj_sql *sq = LIST_CONTAINER(n, struct obj_sql, lru);
+			if (sq->obj->running || sq->in_txn || sq->cursors)
+				continue;
+			sql_pages_sweep(c, sq);
+			if (pass == 0) {
+				if (sq->db && sq->cache_mem) {
+					sqlite3_db_release_memory(sq->db);
+					measure(sq, 0);
+				}
+			} else if (sq->db) {
+				close_db(sq);
+				sc->closes_for_memory++;
+			}
+			if (!sq->db && !sq->count)
+				list_del(&sq->lru);
 		}
-		if (sq->db) {
-			close_db(sq);
-			sc->closes_for_memory++;
-		}
-		if (!sq->count)
-			list_del(&sq->lru);
 	}
 }
 

@@ -5,7 +5,8 @@
  *    "database_size": BYTES}
  * (the rows of the last statement; blobs as {"blob": "<base64>"}); bad JSON is 400, an
  * error of the SQL is 400 {"error": "<SQLite's message>"}, a refusal (a transaction
- * statement, ATTACH, a PRAGMA not allowed) 403, a limit 413, an interrupted statement 500.
+ * statement, ATTACH, a PRAGMA not allowed) 403, a limit 413 (an answer of more than 16 MiB
+ * too), an interrupted statement 500.
  * A failed call changes nothing. */
 #include "duro.h"
 #include "sql_json.h"
@@ -14,9 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The most JSON one answer may hold: a query that returns more (without a LIMIT) is
+ * answered 413 rather than building an answer the size of the database in memory. */
+#define SQL_MAX_ANSWER (16u << 20)
+
 struct rows {
 	struct sqlj_out *o;
 	unsigned n;
+	int too_big;
 };
 
 static int row(void *arg, unsigned ncols, const struct duro_str *names,
@@ -41,6 +47,10 @@ static int row(void *arg, unsigned ncols, const struct duro_str *names,
 	}
 	sqlj_raw(o, "]", 1);
 	rs->n++;
+	if (o->len > SQL_MAX_ANSWER) {
+		rs->too_big = 1;
+		return 1; /* no more rows */
+	}
 	return o->err != 0;
 }
 
@@ -86,7 +96,7 @@ static int sql_request(struct duro_object *obj, const struct duro_request *req,
 		goto out;
 	}
 	struct sqlj_out o = { 0 };
-	struct rows rs = { &o, 0 };
+	struct rows rs = { &o, 0, 0 };
 	struct duro_sql_result result;
 	r = duro_sql_exec(obj, q->sql, q->sql_len, q->params, q->nparams, row, &rs, &result);
 	if (r == -ETIMEDOUT || r == -EIO || r == -ENOMEM) {
@@ -98,6 +108,13 @@ static int sql_request(struct duro_object *obj, const struct duro_request *req,
 		/* -ENOSPC from the database's limit: SQLite rolled the event back; it fails. */
 		r = error_answer(res, r == -EPERM ? 403 : r == -E2BIG ? 413 : r == -ENOSPC ? 507 : 400,
 				 duro_sql_error(obj));
+		goto out;
+	}
+	if (rs.too_big) {
+		/* The statement ran to its end (its writes stand, like any other's); only the
+		 * rows are not answered. */
+		free(o.buf);
+		r = error_answer(res, 413, "the answer passed 16 MiB of JSON: ask for fewer rows (LIMIT, OFFSET)");
 		goto out;
 	}
 	if (rs.n == 0)

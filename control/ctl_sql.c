@@ -12,6 +12,7 @@
 #define CTL_SQL_MAX_PARAMS 100
 #define CTL_SQL_DEFAULT_LIMIT 1000
 #define CTL_SQL_MAX_LIMIT 100000
+#define CTL_SQL_MAX_BYTES (4u << 20) /* of values in one reply (duroctl reads 8 MiB): rows past it are cut */
 
 struct sql_job {
 	const char *sql; /* in the request, which outlives the job */
@@ -22,6 +23,7 @@ struct sql_job {
 	size_t limit;
 	json_t *columns, *rows; /* built on the core */
 	int truncated;
+	size_t bytes; /* of the values taken so far */
 	struct duro_sql_result res;
 	char err[512];
 };
@@ -81,13 +83,16 @@ static int take_row(void *arg, unsigned ncols, const struct duro_str *names,
 		for (unsigned i = 0; i < ncols; i++)
 			json_array_append_new(j->columns, json_stringn(names[i].ptr, names[i].len));
 	}
-	if (json_array_size(j->rows) >= j->limit) {
+	if (json_array_size(j->rows) >= j->limit || j->bytes > CTL_SQL_MAX_BYTES) {
 		j->truncated = 1;
 		return 1;
 	}
 	json_t *row = json_array();
-	for (unsigned i = 0; i < ncols; i++)
+	for (unsigned i = 0; i < ncols; i++) {
 		json_array_append_new(row, value_json(&values[i]));
+		j->bytes += 16 + (values[i].type == DURO_SQL_TEXT || values[i].type == DURO_SQL_BLOB
+				  ? values[i].u.s.len * 4 / 3 : 0);
+	}
 	json_array_append_new(j->rows, row);
 	return 0;
 }

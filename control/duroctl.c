@@ -19,7 +19,7 @@
 static const char *socket_path = "./duro-data/control.sock";
 static int as_json;
 static int fd = -1;
-static char rbuf[1 << 20];
+static char rbuf[8 << 20]; /* the largest reply: sql's rows are cut at 4 MiB of values */
 static size_t rlen;
 
 static void usage(FILE *f)
@@ -435,15 +435,20 @@ int main(int argc, char **argv)
 				params = json_array();
 			json_array_append_new(params, param_value(optarg));
 			break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return EXIT_USAGE;
+		case 'h': json_decref(params); usage(stdout); return 0;
+		default: json_decref(params); usage(stderr); return EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {
+		json_decref(params);
 		usage(stderr);
 		return EXIT_USAGE;
 	}
 	const char *cmd = argv[optind];
+	if (strcmp(cmd, "sql")) {
+		json_decref(params); /* only sql takes them */
+		params = NULL;
+	}
 	const char *arg1 = optind + 1 < argc ? argv[optind + 1] : NULL;
 	json_t *req = json_pack("{s:s}", "cmd", cmd);
 	if (!strcmp(cmd, "log-level") && arg1) {

@@ -37,7 +37,6 @@
 					 (measured: 27 KiB for one with a table, 13.5 of it cache) */
 #define SQL_MEASURE_EVERY 64       /* events between measurements of schema memory */
 #define SQL_STACK_COLUMNS 64       /* a row of up to this many columns needs no allocation */
-#define SQL_KEEP_OPEN_CACHE (256u << 10) /* a larger page cache is dropped before its connection */
 
 struct duro_sql_cursor {
 	struct obj_sql *sq;
@@ -92,6 +91,7 @@ int sql_core_init(struct core *c)
 	c->obj->sql = calloc(1, sizeof(struct sql_core));
 	if (!c->obj->sql)
 		return -ENOMEM;
+	sql_vfs_set_temp_limit((size_t)c->obj->rt->cfg->sql.max_event_write_bytes);
 	list_init(&c->obj->sql->lru);
 	return 0;
 }
@@ -165,6 +165,9 @@ static int fail_rc(struct obj_sql *sq, int rc)
 	int err = map_rc(rc);
 	if ((rc & 0xff) == SQLITE_AUTH && sc->auth_reason) {
 		set_err(sq, sc->auth_reason, sc->auth_arg);
+	} else if ((rc & 0xff) == SQLITE_FULL && sql_vfs_temp_full) {
+		set_err(sq, "a temporary file (a sort, an index being built) passed %llu bytes (sql.max_event_write_bytes): add a LIMIT or an index",
+			(unsigned long long)cfg_of(sq)->max_event_write_bytes);
 	} else if ((rc & 0xff) == SQLITE_FULL && sq->over_cap) {
 		set_err(sq, "an event may write at most %llu bytes of SQL pages (sql.max_event_write_bytes)",
 			(unsigned long long)cfg_of(sq)->max_event_write_bytes);
@@ -178,6 +181,7 @@ static int fail_rc(struct obj_sql *sq, int rc)
 	}
 	sc->auth_reason = NULL;
 	sc->failures++;
+	sql_vfs_temp_full = 0;
 	return err;
 }
 
@@ -433,34 +437,35 @@ static int open_db(struct obj_sql *sq)
 
 /* Gives back memory until the core is well under its budget (an eighth below, so that
  * it is not done again at the next event), least recently used databases first: pages
- * RocksDB now holds are dropped, idle connections close — or, when their page cache is
- * most of what they hold, only drop the cache. A database that holds nothing more leaves
- * the list. */
+ * RocksDB now holds are dropped and idle connections give back their page caches (a page
+ * is read again from the page map or RocksDB's block cache in microseconds); only then do
+ * idle connections close (reopening one costs far more: SQLite parses the schema again).
+ * A database that holds nothing more leaves the list. */
 static void trim(struct core *c)
 {
 	struct obj_core *oc = c->obj;
 	struct sql_core *sc = oc->sql;
 	size_t budget = oc->rt->cfg->sql.cache_bytes_per_core;
 	size_t target = budget - budget / 8;
-	for (struct list_node *n = sc->lru.next, *next; n != &sc->lru && sc->mem > target; n = next) {
-		next = n->next;
-		struct obj_sql *sq = LIST_CONTAINER(n, struct obj_sql, lru);
-		if (sq->obj->running || sq->in_txn || sq->cursors)
-			continue;
-		sql_pages_sweep(c, sq);
-		if (sq->db && sq->cache_mem > SQL_KEEP_OPEN_CACHE && sq->cache_mem > 4 * sq->conn_mem) {
-			sqlite3_db_release_memory(sq->db);
-			measure(sq, 0);
-			list_del(&sq->lru); /* still open: now the most recently used */
-			list_add_tail(&sc->lru, &sq->lru);
-			continue;
+	for (int pass = 0; pass < 2 && sc->mem > target; pass++) {
+		for (struct list_node *n = sc->lru.next, *next; n != &sc->lru && sc->mem > target; n = next) {
+			next = n->next;
+			struct obj_sql *sq = LIST_CONTAINER(n, struct obj_sql, lru);
+			if (sq->obj->running || sq->in_txn || sq->cursors)
+				continue;
+			sql_pages_sweep(c, sq);
+			if (pass == 0) {
+				if (sq->db && sq->cache_mem) {
+					sqlite3_db_release_memory(sq->db);
+					measure(sq, 0);
+				}
+			} else if (sq->db) {
+				close_db(sq);
+				sc->closes_for_memory++;
+			}
+			if (!sq->db && !sq->count)
+				list_del(&sq->lru);
 		}
-		if (sq->db) {
-			close_db(sq);
-			sc->closes_for_memory++;
-		}
-		if (!sq->count)
-			list_del(&sq->lru);
 	}
 }
 
@@ -540,6 +545,7 @@ void sql_event_begin(struct core *c, struct object *obj)
 	if (!sq)
 		return;
 	sq->event_start_ms = clock_now_ms();
+	sql_vfs_temp_full = 0;
 	sq->readonly = 0;
 	sq->doomed = 0;
 	sq->doom_err = 0;

@@ -13,6 +13,10 @@ struct hist_rec;
 int sql_vfs_register(void);
 /* The name to open an object's database under: the VFS finds sq by it. */
 void sql_vfs_name(const struct obj_sql *sq, char *out, size_t cap);
+/* The most one temporary (memory) file may hold; each core sets it at start. */
+void sql_vfs_set_temp_limit(size_t bytes);
+/* 1 once a temporary file on this thread refused a write (fail_rc reads and clears it). */
+extern _Thread_local int sql_vfs_temp_full;
 /* The VFS's name, for sqlite3_open_v2. */
 extern const char sql_vfs_id[];
 

@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -383,6 +384,20 @@ struct mem_file {
 	size_t len, cap;
 };
 
+/* The most one memory file may hold (a sort's spill, a temporary index): past it SQLite
+ * gets SQLITE_FULL, so a query cannot take the core's memory through its temporary files.
+ * Set by each core at start (sql.max_event_write_bytes, the same value), read by all. */
+static _Atomic size_t mem_file_limit = (size_t)256 << 20;
+
+/* Set when a memory file refused a write, for the message of the failed call: SQLite opens
+ * temporary files without saying for which connection, so this is the core thread's own. */
+_Thread_local int sql_vfs_temp_full;
+
+void sql_vfs_set_temp_limit(size_t bytes)
+{
+	atomic_store_explicit(&mem_file_limit, bytes, memory_order_relaxed);
+}
+
 struct vfs_file {
 	sqlite3_file base; /* first */
 	struct obj_sql *sq; /* the main database; NULL for a memory file */
@@ -489,6 +504,10 @@ static int mem_write(sqlite3_file *f, const void *buf, int amt, sqlite3_int64 of
 {
 	struct mem_file *m = &((struct vfs_file *)f)->mem;
 	size_t end = (size_t)off + (size_t)amt;
+	if (end > atomic_load_explicit(&mem_file_limit, memory_order_relaxed)) {
+		sql_vfs_temp_full = 1;
+		return SQLITE_FULL;
+	}
 	if (end > m->cap) {
 		size_t cap = m->cap ? m->cap : 65536;
 		while (cap < end)

@@ -279,3 +279,30 @@ def test_deleted_class_takes_its_sql_databases(tmp_path):
     assert d3.control({"cmd": "object", "binding": "SQL", "name": "doomed"})["id"] != oid
     assert sql(d3, "doomed", "SELECT count(*) FROM sqlite_schema")["rows"] == [[0]]
     assert requests.get(d3.url + "/sqlcounter/kept").text == "2"
+
+
+def test_answers_and_temporary_files_are_bounded(durod_factory):
+    """A query cannot take the core's memory: an answer past 16 MiB of JSON is 413, and a
+    sort that spills past sql.max_event_write_bytes of temporary file fails, while the
+    object and its core go on."""
+    d = durod_factory(cores=1, extra_args=["--set", "sql.cache_bytes_per_core=1048576",
+                                           "--set", "sql.max_event_write_bytes=1048576"])
+    r = sql(d, "huge", "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000) "
+                       "SELECT x, hex(randomblob(60)) FROM c", status=413)
+    assert "16 MiB" in r["error"]
+    r = requests.post(d.url + "/sql/huge", json={"sql":
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000) "
+        "SELECT x FROM c ORDER BY randomblob(500)"}, timeout=60)
+    assert r.status_code == 507 and "temporary file" in r.json()["error"], r.text
+    sql(d, "huge", "CREATE TABLE t (v); INSERT INTO t VALUES (1)")
+    assert sql(d, "huge", "SELECT v FROM t")["rows"] == [[1]]
+
+
+def test_duroctl_sql_cuts_rows_past_its_bytes(durod):
+    sql(durod, "wide", "CREATE TABLE t (b BLOB)")
+    for _ in range(4):
+        sql(durod, "wide", "INSERT INTO t SELECT randomblob(1000000) FROM (WITH RECURSIVE c(x) AS "
+                           "(SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5) SELECT x FROM c)")
+    r = duroctl(durod, "--json", "sql", "SQL", "wide", "SELECT b FROM t", "--limit", "100")
+    j = json.loads(r.stdout)
+    assert j["truncated"] is True and 3 <= len(j["rows"]) < 10

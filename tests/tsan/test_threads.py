@@ -2,7 +2,8 @@
 cores under concurrent HTTP, WebSockets, alarms, idle eviction, control requests (status,
 stats, objects, describe, evict, connections, an export on a worker thread, a deploy of the
 Counter's module build and a rollback to the built-in one while its counters are being
-incremented), Prometheus scrapes, then a restart on the same data. What the cores, the control thread and its
+incremented), Prometheus scrapes, SQL with bookmarks and restores while the history sweeper
+folds, then a restart on the same data. What the cores, the control thread and its
 workers, the metrics listener and the storage threads share is checked by TSan; the
 fixture fails the test on any report in either log. Counts are checked too. Bounded: a
 fixed number of operations per client, with deadlines."""
@@ -22,6 +23,8 @@ def config():
         "objects": {"evict_idle_ms": 200},  # eviction scans unload objects mid-run
         "websockets": {"hibernate_idle_ms": 300},
         "control": {"metrics": "127.0.0.1:%d" % df.free_port()},
+        # the history sweeper thread folds while the cores write history and restore
+        "storage": {"pitr_retention": 1000, "pitr_sweep_ms": 100},
     }
 
 
@@ -77,6 +80,24 @@ COUNTER_SO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(df.DUR
                           "classes", "counter.so")
 
 
+def sql_client(d, k, rounds):
+    """SQL on both cores (SqlCounter, the Sql class) with bookmarks and restores from the
+    control plane's workers, while the sweeper thread folds history."""
+    name = "tsan-sql-%d" % k
+    for i in range(rounds):
+        assert requests.post(d.url + "/sqlcounter/tsan-%d" % k, timeout=30).status_code == 200
+        r = requests.post(d.url + "/sql/" + name, json={
+            "sql": "CREATE TABLE IF NOT EXISTS t (v); INSERT INTO t VALUES (?)",
+            "params": [i]}, timeout=30)
+        assert r.status_code == 200, r.text
+        if i % 10 == 9:
+            b = d.control({"cmd": "bookmark", "binding": "SQL", "name": name}, timeout=30)
+            assert b.get("ok"), b
+            r = d.control({"cmd": "restore", "binding": "SQL", "name": name,
+                           "bookmark": b["bookmark"]}, timeout=60)
+            assert r.get("ok") or "busy" in r.get("error", ""), r
+
+
 def control_client(d, rounds, export_path):
     metrics = "http://%s/metrics" % d.metrics_addr
     for i in range(rounds):
@@ -106,9 +127,10 @@ def control_client(d, rounds, export_path):
 def load(d, tmp_path, rounds, acked, export):
     for n in range(3):
         assert requests.post(d.url + "/ticker/tsan-%d?in=20&every=60" % n, timeout=30).status_code == 200
-    with concurrent.futures.ThreadPoolExecutor(6) as ex:
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
         futs = [ex.submit(http_client, d, k, rounds, acked) for k in range(4)]
         futs.append(ex.submit(ws_clients, d, 3, rounds))
+        futs += [ex.submit(sql_client, d, k, rounds) for k in range(2)]
         futs.append(ex.submit(control_client, d, max(3, rounds // 4),
                               str(tmp_path / "kv-export.dx") if export else None))
         for f in futs:

@@ -30,7 +30,7 @@ static const char every_key[] =
 	" \"storage\": {\"max_key_bytes\": 100, \"max_value_bytes\": 1000, \"max_object_bytes\": 100000,"
 	"   \"cache_bytes_per_core\": 0, \"block_cache_bytes\": 2097152, \"write_buffer_bytes\": 2097152,"
 	"   \"blob_min_bytes\": 0, \"log_rotate_bytes\": 1048576, \"min_free_bytes\": 0,"
-	"   \"log_direct_io\": false},"
+	"   \"log_direct_io\": false, \"pitr_retention\": 1000, \"pitr_sweep_ms\": 100},"
 	" \"sql\": {\"cache_bytes_per_core\": 1048576, \"max_event_write_bytes\": 65536,"
 	"   \"max_statement_bytes\": 1000, \"max_params\": 1, \"max_row_bytes\": 1024,"
 	"   \"max_columns\": 1, \"max_expr_depth\": 10, \"time_budget_ms\": 1},"

@@ -34,6 +34,7 @@ struct conn {
 	char rbuf[RBUF];
 	size_t rlen;
 	uint64_t rng;
+	uint64_t next_seq; /* --verify: the broadcast this member must get next */
 };
 
 static struct {
@@ -46,8 +47,11 @@ static struct {
 	const char *ws_path; /* --ws: the room to join */
 	unsigned size;       /* --size: bytes per WebSocket message */
 	int tls;             /* --tls: every connection speaks TLS (no certificate check) */
+	uint64_t messages;   /* --messages: broadcasts to send, then stop once all arrived */
+	int verify;          /* --verify: every member checks every message, bytes and order */
+	int wait_go;         /* --wait-go: once every member is in, say "ready" and wait for a line */
 	FILE *timeline;      /* --timeline: "send_ns latency_ns" per measured request */
-} opt = { "127.0.0.1", 8787, 64, 1, 0, 10.0, 1.0, "POST", "/counter/", 0, NULL, 64, 0, NULL };
+} opt = { "127.0.0.1", 8787, 64, 1, 0, 10.0, 1.0, "POST", "/counter/", 0, NULL, 64, 0, 0, 0, 0, NULL };
 
 static SSL_CTX *tls_ctx;
 
@@ -249,10 +253,14 @@ static int ws_open(struct conn *c, struct sockaddr_in *sa, const char *path)
 	return 0;
 }
 
-/* A masked text frame carrying the send time, padded to opt.size bytes. */
-static size_t ws_message(char *out, uint64_t t)
+/* --verify: the body after the header fields, a pattern that depends on the sequence. */
+static char verify_byte(uint64_t seq, size_t i) { return (char)('a' + (seq * 7 + i) % 26); }
+
+/* A masked text frame carrying the send time (and with --verify its sequence number and a
+ * pattern derived from it: "t<16 hex>s<8 hex>..."), padded to opt.size bytes. */
+static size_t ws_message(char *out, uint64_t t, uint64_t seq)
 {
-	size_t n = opt.size < 17 ? 17 : opt.size;
+	size_t n = opt.size < 26 ? 26 : opt.size;
 	size_t h = 0;
 	out[h++] = (char)0x81;
 	if (n < 126) {
@@ -266,8 +274,10 @@ static size_t ws_message(char *out, uint64_t t)
 	memcpy(out + h, key, 4);
 	h += 4;
 	char plain[65536];
-	snprintf(plain, sizeof(plain), "t%016llx", (unsigned long long)t);
-	memset(plain + 17, 'x', n - 17);
+	snprintf(plain, sizeof(plain), "t%016llxs%08llx", (unsigned long long)t,
+		 (unsigned long long)(seq & 0xffffffffu));
+	for (size_t i = 26; i < n; i++)
+		plain[i] = opt.verify ? verify_byte(seq, i) : 'x';
 	for (size_t i = 0; i < n; i++)
 		out[h + i] = (char)(plain[i] ^ key[i & 3]);
 	return h + n;
@@ -289,19 +299,28 @@ static int ws_main(struct sockaddr_in *sa)
 		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &conns[i] };
 		epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev);
 	}
+	if (opt.wait_go) {
+		/* The caller changes the network (adds loss) between set-up and load. */
+		fprintf(stderr, "ready\n");
+		fflush(stderr);
+		char line[16];
+		if (!fgets(line, sizeof(line), stdin))
+			return 1;
+	}
 	struct conn *sender = &conns[0];
 	uint64_t t0 = now_ns();
-	uint64_t t_measure = t0 + (uint64_t)(opt.warmup * 1e9);
+	/* With --messages everything counts, and --duration is the deadline. */
+	uint64_t t_measure = opt.messages ? t0 : t0 + (uint64_t)(opt.warmup * 1e9);
 	uint64_t t_end = t_measure + (uint64_t)(opt.duration * 1e9);
-	uint64_t deliveries = 0, sent = 0, sent_measured = 0;
+	uint64_t deliveries = 0, sent = 0, sent_measured = 0, verify_errors = 0, complete = 0;
 	unsigned inflight = 0;
 	struct epoll_event evs[256];
 	uint64_t t = t0;
 	char frame[65536 + 16];
-	while (t < t_end) {
+	while (t < t_end && (!opt.messages || complete < opt.conns)) {
 		/* Keep `pipeline` broadcasts in flight: one is done when its sender has it back. */
-		while (inflight < opt.pipeline) {
-			size_t n = ws_message(frame, now_ns());
+		while (inflight < opt.pipeline && (!opt.messages || sent < opt.messages)) {
+			size_t n = ws_message(frame, now_ns(), sent);
 			if (io_send(sender, frame, n) != (ssize_t)n) {
 				fprintf(stderr, "durobench: send: %s\n", strerror(errno));
 				return 1;
@@ -346,7 +365,7 @@ static int ws_main(struct sockaddr_in *sa)
 						len >= 2 ? (unsigned)p[hl] << 8 | p[hl + 1] : 1005);
 					return 1;
 				}
-				if (len >= 17 && p[hl] == 't') {
+				if (len >= 26 && p[hl] == 't') {
 					char hex[17];
 					memcpy(hex, p + hl + 1, 16);
 					hex[16] = 0;
@@ -355,6 +374,19 @@ static int ws_main(struct sockaddr_in *sa)
 						hist[hist_index(t - ts)]++;
 						deliveries++;
 					}
+					if (opt.verify) {
+						/* In order, none missing, every byte as sent. */
+						memcpy(hex, p + hl + 18, 8);
+						hex[8] = 0;
+						uint64_t seq = strtoull(hex, NULL, 16);
+						int bad = len != (opt.size < 26 ? 26 : opt.size) || p[hl + 17] != 's' ||
+							  seq != (c->next_seq & 0xffffffffu);
+						for (size_t k = 26; k < len && !bad; k++)
+							bad = p[hl + k] != (unsigned char)verify_byte(c->next_seq, k);
+						verify_errors += bad;
+					}
+					if (++c->next_seq == opt.messages)
+						complete++;
 					if (c == sender && inflight)
 						inflight--;
 				}
@@ -367,15 +399,32 @@ static int ws_main(struct sockaddr_in *sa)
 		}
 	}
 	double secs = (double)(t - t_measure) / 1e9;
+	uint64_t least = UINT64_MAX;
+	for (unsigned i = 0; i < opt.conns; i++)
+		if (conns[i].next_seq < least)
+			least = conns[i].next_seq;
 	printf("{\"mode\": \"ws\", \"members\": %u, \"window\": %u, \"size\": %u, \"seconds\": %.3f, "
 	       "\"broadcasts\": %llu, \"deliveries\": %llu, \"deliveries_per_s\": %.0f, "
 	       "\"errors\": %llu, \"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, "
-	       "\"p999_us\": %.1f, \"max_us\": %.1f}\n",
+	       "\"p999_us\": %.1f, \"max_us\": %.1f, \"completed\": %llu, \"members_complete\": %llu, "
+	       "\"verified\": %s, \"verify_errors\": %llu}\n",
 	       opt.conns, opt.pipeline, opt.size, secs, (unsigned long long)sent_measured,
 	       (unsigned long long)deliveries, secs > 0 ? (double)deliveries / secs : 0,
 	       (unsigned long long)errors, percentile(50), percentile(90), percentile(99),
-	       percentile(99.9), percentile(100));
-	return errors ? 1 : 0;
+	       percentile(99.9), percentile(100), (unsigned long long)least,
+	       (unsigned long long)complete, opt.verify ? "true" : "false",
+	       (unsigned long long)verify_errors);
+	fflush(stdout);
+	for (unsigned i = 0; i < opt.conns; i++) {
+		if (conns[i].ssl)
+			SSL_free(conns[i].ssl);
+		close(conns[i].fd);
+	}
+	free(conns);
+	close(ep);
+	if (opt.messages && complete < opt.conns)
+		return 1;
+	return errors || verify_errors ? 1 : 0;
 }
 
 static void usage(void)
@@ -387,8 +436,13 @@ static void usage(void)
 		"  --names 0 sends every request to <prefix>hot (one object); N > 0 draws\n"
 		"  <prefix>n<i> for i uniform in [0, N).  Output: one JSON object.\n"
 		"  --timeline writes \"SEND_NS LATENCY_NS\" per measured request (CLOCK_MONOTONIC).\n"
-		"       durobench --ws /room/NAME [--conns MEMBERS] [--pipeline WINDOW] [--size BYTES] ...\n"
-		"  WebSocket room: member 0 sends, every member's deliveries are timed.\n"
+		"       durobench --ws /room/NAME [--conns MEMBERS] [--pipeline WINDOW] [--size BYTES]\n"
+		"                 [--messages N [--verify]] [--wait-go] ...\n"
+		"  WebSocket room: member 0 sends, every member's deliveries are timed. With\n"
+		"  --messages, N broadcasts, then it ends once every member has all of them\n"
+		"  (--duration is then the deadline; exit 1 if missed); --verify checks each one's\n"
+		"  order and bytes at every member. --wait-go: once all are in, print \"ready\" on\n"
+		"  stderr and start when a line comes on stdin.\n"
 		"  --tls speaks TLS on every connection (https, wss; no certificate check).\n");
 }
 
@@ -399,6 +453,7 @@ int main(int argc, char **argv)
 		{ "pipeline", 1, 0, 'k' }, { "names", 1, 0, 'n' }, { "duration", 1, 0, 'd' },
 		{ "warmup", 1, 0, 'w' }, { "method", 1, 0, 'm' }, { "prefix", 1, 0, 'x' },
 		{ "requests", 1, 0, 'r' }, { "ws", 1, 0, 'W' }, { "size", 1, 0, 's' }, { "tls", 0, 0, 'T' },
+		{ "messages", 1, 0, 'N' }, { "verify", 0, 0, 'V' }, { "wait-go", 0, 0, 'G' },
 		{ "timeline", 1, 0, 'L' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 } };
 	int o;
 	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -416,6 +471,9 @@ int main(int argc, char **argv)
 		case 'W': opt.ws_path = optarg; break;
 		case 's': opt.size = (unsigned)atoi(optarg); break;
 		case 'T': opt.tls = 1; break;
+		case 'N': opt.messages = strtoull(optarg, NULL, 10); break;
+		case 'V': opt.verify = 1; break;
+		case 'G': opt.wait_go = 1; break;
 		case 'L':
 			if (!(opt.timeline = fopen(optarg, "w"))) {
 				fprintf(stderr, "durobench: %s: %s\n", optarg, strerror(errno));

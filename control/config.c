@@ -339,6 +339,8 @@ static int parse_key(struct config_ctx *x, const struct config_key *k, json_t *v
 		if (i < 0 || (uint64_t)i < k->min || (uint64_t)i > k->max)
 			return config_fail(x, k->path, "%lld is out of range [%llu, %llu]", (long long)i,
 					   (unsigned long long)k->min, (unsigned long long)k->max);
+		if (k->check_uint && k->check_uint(x, k->path, (uint64_t)i) < 0)
+			return -EINVAL;
 		set_uint(f, k->size, (uint64_t)i);
 		return 0;
 	}
@@ -525,6 +527,15 @@ int config_validate(const struct duro_config *cfg, char *err, size_t errlen)
 				 "{\"cert\": FILE, \"key\": FILE} or tls.certificates", i);
 			return -EINVAL;
 		}
+	}
+	/* Two keys together: af_packet's ring holds whole blocks of 2048-byte frames (checked
+	 * here, after every flag, as either key may come last). */
+	unsigned per_block = cfg->dpdk.af_packet_blocksz / 2048;
+	if (per_block && cfg->dpdk.af_packet_framecnt % per_block) {
+		snprintf(err, errlen, "config: dpdk.af_packet_framecnt: %u: want a multiple of the "
+			 "%u frames of 2048 bytes in a block of af_packet_blocksz",
+			 cfg->dpdk.af_packet_framecnt, per_block);
+		return -EINVAL;
 	}
 	if (strcmp(cfg->backend, "dpdk") == 0) {
 		if (!cfg->dpdk.ipv4) {

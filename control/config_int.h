@@ -87,6 +87,8 @@ struct config_key {
 	void (*def_fn)(struct duro_config *cfg);   /* a default computed at start (cores) */
 	const char *def_doc;                       /* and how the reference shows it */
 	int (*check)(struct config_ctx *x, const char *path, const char *value); /* STRING */
+	/* UINT: refuses a value in range that is still wrong (not a power of two, ...) */
+	int (*check_uint)(struct config_ctx *x, const char *path, uint64_t value);
 	const struct config_custom *custom;        /* CUSTOM */
 	const char *flag, *metavar;                /* "--dpdk-mtu", "N": the key's flag */
 	const char *doc;                           /* one line for the reference and --help */
@@ -102,5 +104,7 @@ extern const struct config_custom config_listeners, config_bindings, config_rout
 void config_default_cores(struct duro_config *cfg);
 int config_check_hostport(struct config_ctx *x, const char *path, const char *value);
 int config_check_group(struct config_ctx *x, const char *path, const char *value);
+int config_check_pow2(struct config_ctx *x, const char *path, uint64_t value);
+int config_check_page_multiple(struct config_ctx *x, const char *path, uint64_t value);
 
 #endif

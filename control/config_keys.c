@@ -44,6 +44,11 @@
 	  .doc = text }
 #define STRING(p, f, d, chk, text)                                                          \
 	{ .path = p, .type = CONFIG_STRING, AT(f), .def_text = d, .check = chk, .doc = text }
+/* A UINT with a check beyond its range (a power of two, a multiple of the page). */
+#define UINT_CHECK(p, f, lo, hi, d, chk, text)                                              \
+	{ .path = p, .type = CONFIG_UINT, .offset = offsetof(struct duro_config, f),           \
+	  .size = FSIZE(f) + UINT_FITS(f, lo, hi, d), .min = lo, .max = hi, .def = d,          \
+	  .check_uint = chk, .doc = text }
 #define CUSTOM(p, handlers, text) { .path = p, .type = CONFIG_CUSTOM, .custom = &handlers, .doc = text }
 #define FAULT(side, d)                                                                      \
 	UINT("dpdk." #side ".seed", dpdk.side.seed, 0, UINT32_MAX, 0,                          \
@@ -205,9 +210,31 @@ const struct config_key config_keys[] = {
 	UINT_FLAG("dpdk.mtu", dpdk.mtu, 576, 9000, DPDK_DEFAULT_MTU, "--dpdk-mtu", "N", "the port's MTU"),
 	{ .path = "dpdk.mbufs", .type = CONFIG_UINT, .offset = offsetof(struct duro_config, dpdk.mbufs),
 	  .size = FSIZE(dpdk.mbufs) + UINT_FITS(dpdk.mbufs, 0, 16u << 20, 0), .max = 16u << 20,
-	  .def_doc = "0 (18,432 per core)", .doc = "packet buffers in the pool, all cores together" },
+	  .def_doc = "0 (per core: 16,384 + rx_desc + tx_desc + tx_backlog)",
+	  .doc = "packet buffers in the pool, all cores together" },
 	UINT("dpdk.idle_sleep_us", dpdk.idle_sleep_us, 0, 5000, DPDK_DEFAULT_IDLE_SLEEP_US,
 	     "longest sleep of an idle core between polls"),
+	/* Ring sizes (issue 20): the defaults hold a 1,000-member broadcast on one core
+	 * without a dropped frame (bench/README.md). */
+	UINT("dpdk.rx_desc", dpdk.rx_desc, 64, 65535, DPDK_DEFAULT_RX_DESC,
+	     "RX descriptors per queue, clamped to what the port allows"),
+	UINT("dpdk.tx_desc", dpdk.tx_desc, 64, 65535, DPDK_DEFAULT_TX_DESC,
+	     "TX descriptors per queue, clamped to what the port allows"),
+	UINT("dpdk.tx_backlog", dpdk.tx_backlog, 256, 1u << 20, DPDK_DEFAULT_TX_BACKLOG,
+	     "frames a core keeps for its next turn when the TX queue is full; then drop_tx_full"),
+	UINT_CHECK("dpdk.steer_ring", dpdk.steer_ring, 256, 1u << 20, DPDK_DEFAULT_STEER_RING,
+		   config_check_pow2, "slots in each core-to-core steering ring (a power of two)"),
+	UINT_CHECK("dpdk.af_packet_blocksz", dpdk.af_packet_blocksz, 4096, 1u << 22,
+		   DPDK_DEFAULT_AF_PACKET_BLOCKSZ, config_check_page_multiple,
+		   "net_af_packet vdevs without blocksz=: ring block size (a multiple of 4096)"),
+	UINT("dpdk.af_packet_framecnt", dpdk.af_packet_framecnt, 16, 1u << 20,
+	     DPDK_DEFAULT_AF_PACKET_FRAMECNT,
+	     "net_af_packet vdevs without framecnt=: frames per RX and TX ring (whole blocks)"),
+	UINT("dpdk.zero_copy_min_bytes", dpdk.zero_copy_min_bytes, 0, 65535,
+	     DPDK_DEFAULT_ZERO_COPY_MIN_BYTES,
+	     "shared output pieces this large are sent without copying (CPU-copying ports); 0: never"),
+	UINT("dpdk.tx_coalesce_us", dpdk.tx_coalesce_us, 0, 10000, DPDK_DEFAULT_TX_COALESCE_US,
+	     "under a heavy fan-out a short segment waits this long for more output; 0: never"),
 	FAULT(fault_rx, "receive"),
 	FAULT(fault_tx, "transmit"),
 };

@@ -55,6 +55,20 @@ int config_check_group(struct config_ctx *x, const char *path, const char *value
 	return 0;
 }
 
+int config_check_pow2(struct config_ctx *x, const char *path, uint64_t value)
+{
+	if (value & (value - 1))
+		return config_fail(x, path, "%llu: want a power of two", (unsigned long long)value);
+	return 0;
+}
+
+int config_check_page_multiple(struct config_ctx *x, const char *path, uint64_t value)
+{
+	if (value % 4096)
+		return config_fail(x, path, "%llu: want a multiple of 4096", (unsigned long long)value);
+	return 0;
+}
+
 /* listeners: "host:port" or {"address": "host:port", "tls": true | {"cert", "key"}}. */
 static int listeners_parse(struct config_ctx *x, const char *path, json_t *arr,
 			   struct duro_config *cfg)

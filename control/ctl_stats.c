@@ -350,7 +350,9 @@ char *ctl_prometheus(struct ctl *ctl, size_t *len)
 					snaps[i].ring_depth[k]);
 	for (unsigned k = 0; n && have[0] && k < snaps[0].nmore && snaps[0].more_names; k++) {
 		const char *name = snaps[0].more_names[k];
-		int gauge = strncmp(name, "conns_", 6) == 0;
+		/* The stack's gauges: connections by state (conns_*) and queue depths (*_depth). */
+		size_t nl = strlen(name);
+		int gauge = strncmp(name, "conns_", 6) == 0 || (nl > 6 && strcmp(name + nl - 6, "_depth") == 0);
 		fprintf(f, "# HELP duro_stack_%s%s The TCP/IP stack's %s.\n# TYPE duro_stack_%s%s %s\n",
 			name, gauge ? "" : "_total", name, name, gauge ? "" : "_total",
 			gauge ? "gauge" : "counter");

@@ -464,7 +464,7 @@ int main(int argc, char **argv)
 	snprintf(lcores, sizeof(lcores), "0-%u", cfg->cores - 1);
 	snprintf(prefix, sizeof(prefix), "durod%d", (int)getpid());
 	char *eal_argv[16 + DPDK_MAX_EAL_ARGS + 4];
-	char vdev_args[4][300];
+	char vdev_args[4][340];
 	int eal_argc = 0;
 	/* The telemetry library's one warning says its legacy (v1) socket was not made, which
 	 * nobody uses: at error level it stays out of the operator's log. */
@@ -485,7 +485,10 @@ int main(int argc, char **argv)
 			eal_argv[eal_argc++] = mem[i];
 	}
 	for (unsigned i = 0; use_dpdk && i < cfg->dpdk.nvdevs; i++) {
-		snprintf(vdev_args[i], sizeof(vdev_args[i]), "--vdev=%s", cfg->dpdk.vdevs[i]);
+		if (dpdk_vdev_arg(&cfg->dpdk, i, vdev_args[i], sizeof(vdev_args[i])) < 0) {
+			log_error("dpdk.vdevs[%u]: too long with the ring sizes added", i);
+			return EXIT_CONFIG;
+		}
 		eal_argv[eal_argc++] = vdev_args[i];
 	}
 	eal_argv[eal_argc] = NULL;

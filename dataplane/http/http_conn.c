@@ -200,6 +200,21 @@ static void conn_progress(struct core *c, struct http_conn *hc)
 	list_add_tail(&c->http->all, &hc->core_node);
 }
 
+/* Whether a pause stays for the output cap: the requests were answered (below
+ * max_pipeline) but more than half of max_output_bytes is unsent. A pause the pipelining
+ * cap began is the output cap's from here, counted once. */
+static int paused_by_output(struct core *c, struct http_conn *hc)
+{
+	const struct http_config *cfg = c->http->cfg;
+	if (!hc->paused || hc->undone >= cfg->max_pipeline || hc->out_bytes <= cfg->max_output_bytes / 2)
+		return 0;
+	if (!hc->paused_for_output) {
+		hc->paused_for_output = 1;
+		c->http->ctr.output_pauses++;
+	}
+	return 1;
+}
+
 /* Resumes reading paused by max_pipeline or max_output_bytes once both allow it: the
  * output only when half of it is sent, so a slow reader does not flip it per segment. */
 static void maybe_resume(struct core *c, struct http_conn *hc)
@@ -207,15 +222,8 @@ static void maybe_resume(struct core *c, struct http_conn *hc)
 	const struct http_config *cfg = c->http->cfg;
 	if (!hc->paused || !hc->nc || hc->undone >= cfg->max_pipeline)
 		return;
-	if (hc->out_bytes > cfg->max_output_bytes / 2) {
-		/* The requests were answered but the client does not read them: the pause
-		 * the pipelining cap began is the output cap's from here. */
-		if (!hc->paused_for_output) {
-			hc->paused_for_output = 1;
-			c->http->ctr.output_pauses++;
-		}
+	if (paused_by_output(c, hc))
 		return;
-	}
 	hc->paused = 0;
 	hc->paused_for_output = 0;
 	/* The wait was ours, not the client's: a head or body under way starts its clock again. */
@@ -379,6 +387,9 @@ static void finish_on_home(struct core *c, struct http_exchange *ex)
 	}
 	compose_head(c, hc, ex);
 	hc->out_bytes += sizeof(*ex) + ex->head.len + ex->body.len;
+	/* Answered while paused at max_pipeline: the pause may be the output cap's now, and
+	 * is counted so even if nothing more is sent (a reader whose window stays shut). */
+	paused_by_output(c, hc);
 	/* Output becomes sendable when the first response in line is ready: the send clock
 	 * starts then, not while an earlier request is still in its handler. */
 	if (hc->fifo.next == &ex->conn_node)

@@ -59,6 +59,20 @@ enum net_close_how {
 	NET_CLOSE_ABORT,    /* close now; queued output is dropped */
 };
 
+/* Output memory many connections send from (a broadcast frame encoded once), named to the
+ * backend by fill_output_shared. A backend that sends without copying may keep reading
+ * such bytes after on_sent (a TCP stack keeps them until they are acknowledged): it then
+ * counts a hold in `holds`, and when its last use ends it takes the hold back and calls
+ * `release`, on the core of the connections that sent from it (one core per share),
+ * never from inside a call the layer above made. The memory must stay, unchanged, while
+ * holds is not 0; the layer above zeroes the share when it makes it. */
+struct net_share {
+	uint32_t holds;
+	void (*release)(struct core *c, struct net_share *sh);
+	/* The backend's own: where its record of this memory is, while it holds it. */
+	void *priv;
+};
+
 /* Events the backend raises on the connection's core. */
 struct net_events {
 	/* A new connection; returns its user state, or NULL to refuse (it is closed). */
@@ -79,6 +93,12 @@ struct net_events {
 	/* The connection is gone (peer reset, error, or after net close); `err` is 0 or the
 	 * negative errno that ended it. The handle is freed when this returns. */
 	void (*on_closed)(struct core *c, struct net_conn *conn, int err);
+	/* Optional: fill_output that also sets share[i] to the shared memory iov[i] lies in
+	 * (NULL for bytes of this connection only). The loan of private bytes ends at on_sent
+	 * as above; shared ones may be held longer (struct net_share). A layer that copies
+	 * (TLS) does not offer it, and a backend may always call fill_output instead. */
+	unsigned (*fill_output_shared)(struct core *c, struct net_conn *conn, struct iovec *iov,
+				       struct net_share **share, unsigned max);
 };
 
 struct net_counters {

@@ -96,6 +96,9 @@ struct ws_batch {
 	struct ws_payload *frame;  /* WebSocket encoding */
 	struct ws_payload *stream; /* event-stream encoding, or NULL: streams are skipped */
 	uint32_t holds;            /* on the sockets' core: queued references */
+	/* The payloads as the backend sees them on the sockets' core: it may send from them
+	 * without copying, holding the batch past the last on_sent. */
+	struct net_share share;
 	uint16_t home;             /* the core that made it, and frees it */
 	uint16_t dst, op;
 	uint16_t close_code;

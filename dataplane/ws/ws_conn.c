@@ -85,6 +85,8 @@ static void raise_closed(struct core *c, struct ws_conn *wc, unsigned code, cons
 
 /* ---- payloads and batches ---- */
 
+static void share_released(struct core *c, struct net_share *sh);
+
 struct ws_payload *ws_payload_new(struct core *c, size_t len)
 {
 	struct ws_core *w = c->ws;
@@ -175,6 +177,8 @@ struct ws_batch *ws_batch_new(struct core *c, unsigned dst, enum ws_batch_op op,
 	if (stream)
 		stream->refs++;
 	b->holds = 0;
+	memset(&b->share, 0, sizeof(b->share));
+	b->share.release = share_released;
 	b->dst = (uint16_t)dst;
 	b->op = (uint16_t)op;
 	b->close_code = 0;
@@ -210,7 +214,16 @@ static void batch_return(struct core *c, struct ws_batch *b)
 static void batch_unhold(struct core *c, struct ws_batch *b)
 {
 	DURO_ASSERT(b->holds > 0);
-	if (--b->holds == 0)
+	if (--b->holds == 0 && b->share.holds == 0)
+		batch_return(c, b);
+}
+
+/* The backend no longer reads the batch's payloads (sent from them without copying). */
+static void share_released(struct core *c, struct net_share *sh)
+{
+	struct ws_batch *b = LIST_CONTAINER(sh, struct ws_batch, share);
+	DURO_ASSERT(sh->holds == 0);
+	if (b->holds == 0)
 		batch_return(c, b);
 }
 
@@ -715,6 +728,18 @@ static unsigned fill_output(struct core *c, struct net_conn *nc, struct iovec *i
 	return n;
 }
 
+/* fill_output naming each payload's batch as shared memory the backend may hold. */
+static unsigned fill_output_shared(struct core *c, struct net_conn *nc, struct iovec *iov,
+				   struct net_share **share, unsigned max)
+{
+	struct ws_conn *wc = nc->user;
+	unsigned n = fill_output(c, nc, iov, max);
+	struct ws_out *o = wc->out_head;
+	for (unsigned i = 0; i < n; i++, o = o->next)
+		share[i] = &o->batch->share;
+	return n;
+}
+
 static void on_sent(struct core *c, struct net_conn *nc, size_t n)
 {
 	struct ws_conn *wc = nc->user;
@@ -877,7 +902,8 @@ int ws_core_init(struct core *c, const struct ws_config *cfg, const struct net_b
 	w->free_head = SLOT_NONE;
 	list_init(&w->all);
 	w->net_ev = (struct net_events){ .on_accept = on_accept_never, .on_data = on_data,
-					 .fill_output = fill_output, .on_sent = on_sent,
+					 .fill_output = fill_output,
+					 .fill_output_shared = fill_output_shared, .on_sent = on_sent,
 					 .on_closed = on_closed };
 	pool_init(&w->conns, "ws_conn", sizeof(struct ws_conn), 1024, max_sockets);
 	pool_init(&w->outs, "ws_out", sizeof(struct ws_out), 4096, 0);

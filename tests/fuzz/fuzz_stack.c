@@ -35,7 +35,6 @@ static void sink(struct core *c, struct rte_mbuf *m)
 
 /* The layer above: answers every read with a reply, closes on the peer's FIN. */
 static char reply[3000];
-static int user_token;
 struct user {
 	size_t pending;
 };
@@ -157,9 +156,12 @@ static void fix_frame(uint8_t *f, size_t len, uint8_t how)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct core *c = core;
-	if (stack_core_init(c, &env, &net_cfg, &events) < 0)
+	/* Taking connections, as durod's cores do once every core serves (a stack that does
+	 * not yet refuses every SYN, and the fuzzer would never get past the handshake). */
+	if (stack_core_init(c, &env, &net_cfg, &events) < 0 || stack_start_accepting(c) < 0)
 		abort();
-	/* Records: [how, time step, length high, length low, frame...]. */
+	/* Records: [how, time step, length high, length low, frame...]; how: 1 fix checksums,
+	 * 2 our MAC, 4 our address, 8 stop accepting first (a drain). */
 	while (size >= 4) {
 		uint8_t how = data[0], step = data[1];
 		size_t len = (size_t)data[2] << 8 | data[3];
@@ -178,6 +180,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (len)
 			memcpy(f, data, len);
 		fix_frame(f, len, how);
+		if (how & 8)
+			stack_stop_accepting(c);
 		data += len;
 		size -= len;
 		stack_input(c, m, 0);

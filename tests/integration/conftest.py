@@ -35,39 +35,56 @@ def dpdk_address():
     return DPDK_ADDRESSES[(os.getpid() + _dpdk_next[0]) % len(DPDK_ADDRESSES)]
 
 
-# Tests a run leaves out, with the reason: DURO_TEST_SKIP holds one per line,
-# "FILE::TEST REASON" (FILE the test file's name, TEST the function's name, so every case
-# of a parametrized test). scripts/test.sh sets it for the run over dpdk. They are marked
-# skipped rather than deselected, so the counts include them and the output says why; an
-# entry naming a test that no longer exists in a collected file is an error, not a no-op.
-def _skips_from_env():
-    skips = {}
-    for line in os.environ.get("DURO_TEST_SKIP", "").splitlines():
+# Tests that run over the uring backend only, each with its reason: those marked
+# @pytest.mark.uring_only("reason"), and those DURO_TEST_URING_ONLY names, one per line,
+# "FILE::TEST REASON" (FILE the test file's name, TEST the function's name, so every case of
+# a parametrized test), which scripts/test.sh sets for its run over dpdk. Over another
+# backend they are deselected, not skipped: they are not tests that could not run, they ran
+# in the uring run. When DURO_TEST_LEFT_OUT names a file, each one left out is written there
+# with its reason, for scripts/test.sh to list. An entry naming a test that no longer exists
+# in a collected file is an error, not a no-op.
+def pytest_configure(config):
+    config.addinivalue_line("markers", "uring_only(reason): runs over the uring backend only")
+
+
+def _uring_only_from_env():
+    named = {}
+    for line in os.environ.get("DURO_TEST_URING_ONLY", "").splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
             name, _, reason = line.partition(" ")
             if "::" not in name or not reason.strip():
-                raise pytest.UsageError("DURO_TEST_SKIP: %r: want FILE::TEST REASON" % line)
-            skips[name] = reason.strip()
-    return skips
+                raise pytest.UsageError("DURO_TEST_URING_ONLY: %r: want FILE::TEST REASON" % line)
+            named[name] = reason.strip()
+    return named
 
 
 def pytest_collection_modifyitems(config, items):
-    skips = _skips_from_env()
-    if not skips:
-        return
-    used, files = set(), set()
+    named = _uring_only_from_env()
+    used, files, kept, left = set(), set(), [], []
     for item in items:
         base = os.path.basename(item.location[0])
         files.add(base)
         key = "%s::%s" % (base, getattr(item, "originalname", None) or item.name)
-        if key in skips:
-            item.add_marker(pytest.mark.skip(reason=skips[key]))
+        marker = item.get_closest_marker("uring_only")
+        reason = named.get(key) or (marker and (marker.args[0] if marker.args else "uring only"))
+        if key in named:
             used.add(key)
-    stale = [k for k in skips if k not in used and k.split("::")[0] in files]
+        if reason and BACKEND != "uring":
+            left.append((item, "%s::%s %s" % (base, item.name, reason)))
+        else:
+            kept.append(item)
+    stale = [k for k in named if k not in used and k.split("::")[0] in files]
     if stale:
-        raise pytest.UsageError("DURO_TEST_SKIP names tests that do not exist: %s"
+        raise pytest.UsageError("DURO_TEST_URING_ONLY names tests that do not exist: %s"
                                 % ", ".join(stale))
+    if left:
+        config.hook.pytest_deselected(items=[item for item, _ in left])
+        items[:] = kept
+    path = os.environ.get("DURO_TEST_LEFT_OUT")
+    if path:
+        with open(path, "w") as f:
+            f.writelines(line + "\n" for _, line in left)
 
 
 def free_port():

@@ -36,6 +36,12 @@ def test_valid_config(tmp_path):
     r = check(tmp_path, {"cores": 1, "durable_objects": {"bindings": [{"name": "C", "class_name": "Counter"}]},
                          "routes": [{"prefix": "/c/", "binding": "C"}]})
     assert r.returncode == 0, r.stderr
+    # The dpdk section's ring sizes (checked without the backend in use).
+    r = check(tmp_path, {"dpdk": {"rx_desc": 2048, "tx_desc": 2048, "tx_backlog": 4096,
+                                  "steer_ring": 16384, "af_packet_framecnt": 16384,
+                                  "af_packet_blocksz": 1 << 20, "zero_copy_min_bytes": 0,
+                                  "tx_coalesce_us": 0}})
+    assert r.returncode == 0, r.stderr
 
 
 def test_comments_are_keys_starting_with_two_slashes(tmp_path, durod_factory):
@@ -87,6 +93,13 @@ BAD = [
     ({"dpdk": {"gateway": "10.77.0.254/24"}}, "config: dpdk.gateway"),
     ({"dpdk": {"mtu": 100}}, "config: dpdk.mtu: 100 is out of range"),
     ({"dpdk": {"vdevs": "net_af_packet0"}}, "config: dpdk.vdevs: want an array"),
+    ({"dpdk": {"steer_ring": 3000}}, "config: dpdk.steer_ring: 3000: want a power of two"),
+    ({"dpdk": {"af_packet_blocksz": 5000}}, "config: dpdk.af_packet_blocksz: 5000: want a multiple of 4096"),
+    ({"dpdk": {"af_packet_blocksz": 8192, "af_packet_framecnt": 1001}},
+     "config: dpdk.af_packet_framecnt: 1001: want a multiple of the 4 frames"),
+    ({"dpdk": {"rx_desc": 1}}, "config: dpdk.rx_desc: 1 is out of range"),
+    ({"dpdk": {"tx_backlog": 1 << 21}}, "config: dpdk.tx_backlog"),
+    ({"dpdk": {"tx_coalesce_us": -1}}, "config: dpdk.tx_coalesce_us"),
     ({"dpdk": {"fault_rx": {"drop_pct": 101}}}, "config: dpdk.fault_rx.drop_pct: 101 is out of range"),
     ({"dpdk": {"fault_tx": {"jitter": 1}}}, "config: dpdk.fault_tx.jitter: unknown key"),
     ({"dpdk": {"vdevz": []}}, "config: dpdk.vdevz: unknown key"),
@@ -179,7 +192,9 @@ EVERY_KEY = {
     "shutdown_timeout_ms": 0, "idle_spin_us": 0, "log_level": "debug",
     "dpdk": {"eal_args": ["--no-huge", "-m", "512"], "vdevs": ["net_af_packet0,iface=x"], "port": 3,
              "mac": "02:00:00:00:00:01", "ipv4": "10.77.0.1/24", "gateway": "10.77.0.254", "mtu": 9000,
-             "mbufs": 4096, "idle_sleep_us": 0,
+             "mbufs": 4096, "idle_sleep_us": 0, "rx_desc": 512, "tx_desc": 1024, "tx_backlog": 2048,
+             "steer_ring": 1024, "af_packet_blocksz": 1 << 20, "af_packet_framecnt": 1024,
+             "zero_copy_min_bytes": 0, "tx_coalesce_us": 0,
              "fault_rx": {"seed": 4294967295, "drop_pct": 1, "duplicate_pct": 2, "reorder_pct": 3, "delay_pct": 4,
                           "delay_ms": 5},
              "fault_tx": {"seed": 1, "drop_pct": 100, "duplicate_pct": 6, "reorder_pct": 7, "delay_pct": 8,
@@ -271,9 +286,12 @@ def test_flags_override_config(durod_factory):
     assert requests.post(d.url + "/counter/x").text == "1"  # --listen won over the config
 
 
-def test_busy_port_fails_cleanly(durod, tmp_path):
+def test_busy_port_fails_cleanly(durod_factory, tmp_path):
     import socket
-    # A second durod on the same port would share it through SO_REUSEPORT: refused.
+    # A second durod on the same port would share it through SO_REUSEPORT: refused. Kernel
+    # listeners, so uring whatever backend the run tests (over dpdk the first durod's port
+    # is its own stack's, in another namespace, and nothing would be busy here).
+    durod = durod_factory(backend="uring")
     r = run_durod(["--listen", "127.0.0.1:%d" % durod.port, "--data-dir", str(tmp_path / "x")],
                   timeout=10)
     assert r.returncode == 1

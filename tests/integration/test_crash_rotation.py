@@ -30,6 +30,6 @@ def run(tmp_path, seed, cycles, extra=None):
     return stats
 
 
-@pytest.mark.skipif(conftest.BACKEND != "uring", reason="storage, not the network: run over uring")
+@pytest.mark.uring_only("storage, not the network")
 def test_sigkill_with_fast_rotation_and_kills_during_start_up(tmp_path):
     run(tmp_path, seed=1414, cycles=40)

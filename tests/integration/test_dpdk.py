@@ -28,6 +28,10 @@ pytestmark = pytest.mark.skipif(
            "scripts/netns-dpdk.sh exec env DURO_TEST_BACKEND=dpdk pytest ...)")
 
 
+RETRANSMITS = ("tcp_retransmits_timeout", "tcp_retransmits_fast", "tcp_retransmits_rack",
+               "tcp_retransmits_tlp")
+
+
 def stack(d):
     """The stack's counters summed over cores, from the control socket."""
     out = subprocess.run([DUROCTL, "--json", "--socket", os.path.join(d.data_dir, "control.sock"),
@@ -168,7 +172,7 @@ def test_loss_and_duplication(dd, impaired):
         assert requests.post(dd.url + "/counter/lossy", timeout=20).status_code == 200
     assert requests.get(dd.url + "/counter/lossy", timeout=20).text.strip() == "30"
     s = stack(dd)
-    assert s["tcp_retransmits_timeout"] + s["tcp_retransmits_fast"] > 0, s
+    assert sum(s[k] for k in RETRANSMITS) > 0, s
     assert s["tcp_out_of_order"] + s["drop_tcp_out_of_window"] > 0, s
 
 
@@ -372,3 +376,166 @@ def test_zero_window_then_resume(dd):
     s.close()
     assert got[0] == 200 and hashlib.sha256(got[2]).digest() == hashlib.sha256(body).digest()
     assert probes > 0
+
+
+def telemetry(d, cmd):
+    """One DPDK telemetry command's answer from durod's EAL socket."""
+    # `ip netns exec` execs durod: the process started is durod itself.
+    path = "/var/run/dpdk/durod%d/dpdk_telemetry.v2" % d.proc.pid
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(path)
+    json.loads(s.recv(16384))
+    s.send(cmd.encode())
+    out = json.loads(s.recv(1 << 16))
+    s.close()
+    return out[cmd.split(",")[0]]
+
+
+def test_receive_ring_overflow_counted(durod_factory):
+    """A receive ring too small for a burst, on a core that sleeps between polls: the frames
+    the kernel could not place are counted as port_rx_missed, in duroctl, Prometheus and
+    DPDK telemetry, and every frame sent is either received or counted missed."""
+    mport = conftest.free_port()
+    d = durod_factory(cores=1, config={
+        "dpdk": {"af_packet_framecnt": 32, "idle_sleep_us": 5000},
+        "control": {"metrics": "127.0.0.1:%d" % mport}})
+    assert requests.post(d.url + "/counter/ring", timeout=10).status_code == 200
+    before = wait_stack(d, "port_rx_packets", 1)
+    sent = 20000
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for _ in range(sent):
+        u.sendto(b"x" * 100, (d.host, 9))  # no such protocol for the stack: counted, dropped
+    u.close()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        s = stack(d)
+        seen = s["drop_ip_protocol"] + s["port_rx_missed"] - before["port_rx_missed"]
+        if seen >= sent:
+            break
+        time.sleep(0.1)
+    assert s["port_rx_missed"] > 0, s
+    assert sent <= seen <= sent + 50, (seen, s)  # a few other frames may be missed too
+    assert s["port_rx_packets"] == s["rx_packets"], s
+    text = subprocess.run(["ip", "netns", "exec", conftest.DPDK_HOST_NS, "curl", "-s",
+                           "http://127.0.0.1:%d/metrics" % mport],
+                          capture_output=True, text=True, timeout=10).stdout
+    assert "# TYPE duro_stack_port_rx_missed_total counter" in text
+    assert "# TYPE duro_stack_tx_queue_depth gauge" in text
+    missed = sum(int(line.split()[-1]) for line in text.splitlines()
+                 if line.startswith("duro_stack_port_rx_missed_total{"))
+    assert missed >= s["port_rx_missed"]  # counters only grow
+    assert telemetry(d, "/duro/stats")["stack_port_rx_missed"] >= s["port_rx_missed"]
+    cfg = json.loads(subprocess.run([DUROCTL, "--json", "--socket",
+                                     os.path.join(d.data_dir, "control.sock"), "config"],
+                                    capture_output=True, text=True).stdout)["config"]["dpdk"]
+    assert cfg["af_packet_framecnt"] == 32 and cfg["tx_backlog"] == 8192, cfg
+
+
+# ---- issue 20: a 1,000-member broadcast, with and without loss ----
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(conftest.DUROD)), "bench", "durobench")
+ARTIFACTS = os.path.join(ROOT, "tests", "artifacts")
+KINDS = RETRANSMITS + ("tcp_tlp_probes", "tcp_tlp_repairs", "tcp_recoveries_sack",
+                       "tcp_recoveries_newreno", "tcp_dsacks", "tcp_spurious_rtos", "tcp_rack_lost")
+DROPS = ("port_rx_missed", "port_rx_errors", "port_rx_nombuf", "port_tx_errors", "drop_tx_full",
+         "drop_no_mbuf", "drop_steer_full")
+
+
+def loss_rules(pct):
+    """nftables loss both ways on the client's side (this namespace), as the issue asks."""
+    nft("""
+table inet duro_loss20 {
+  chain out { type filter hook output priority 0; ip daddr %s.0/24 numgen random mod 100 < %d drop; }
+  chain in { type filter hook input priority 0; ip saddr %s.0/24 numgen random mod 100 < %d drop; }
+}
+""" % (DPDK_SUBNET, pct, DPDK_SUBNET, pct))
+
+
+def broadcast(d, members, messages, loss_pct=0, deadline=240, size=64):
+    """durobench's verified broadcast: every member checks every message's order and
+    bytes. Loss, if any, starts once every member is in (set-up under loss is slow and
+    not what is measured)."""
+    p = subprocess.Popen([BENCH, "--host", d.host, "--port", str(d.port), "--ws", "/room/i20",
+                          "--conns", str(members), "--pipeline", "8", "--messages", str(messages),
+                          "--verify", "--duration", str(deadline), "--wait-go", "--size", str(size)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        assert p.stderr.readline().strip() == "ready"
+        if loss_pct:
+            loss_rules(loss_pct)
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        out, err = p.communicate(timeout=deadline + 60)
+    finally:
+        if loss_pct:
+            subprocess.run(["nft", "delete", "table", "inet", "duro_loss20"])
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, (out, err)
+    r = json.loads(out)
+    assert r["members_complete"] == members and r["completed"] == messages, r
+    assert r["verified"] and r["verify_errors"] == 0, r
+    return r
+
+
+def report(name, r, s):
+    """Retransmissions by kind and drops, printed and kept in tests/artifacts."""
+    line = {"run": name, "deliveries_per_s": r["deliveries_per_s"], "p50_ms": r["p50_us"] / 1e3,
+            "p99_ms": r["p99_us"] / 1e3, "seconds": r["seconds"],
+            "retransmissions": {k: s[k] for k in KINDS}, "drops": {k: s[k] for k in DROPS}}
+    print(json.dumps(line))
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    with open(os.path.join(ARTIFACTS, "dpdk_loss.jsonl"), "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def test_broadcast_1000_members_byte_exact_no_drops(durod_factory):
+    """The issue's load on one core with the default rings: 1,000 members of one room, one
+    sending 2,000 messages with 8 in flight. Every member gets every message, in order,
+    byte-exact, and nothing is dropped anywhere: not at the port, not by the stack."""
+    d = durod_factory(cores=1)
+    r = broadcast(d, 1000, 2000)
+    s = stack(d)
+    report("no loss", r, s)
+    for k in DROPS:
+        assert s[k] == 0, (k, s)
+    assert s["port_rx_packets"] == s["rx_packets"], s
+
+
+@pytest.mark.parametrize("pct", [1, 5, 10])
+def test_loss_recovery_by_kind(durod_factory, pct):
+    """nftables loss both ways: the broadcast completes byte-exact (at 5%: the issue's full
+    1,000 members and 2,000 messages), and a 4 MiB upload and download too; the
+    retransmissions are reported by kind, and most losses are repaired without waiting
+    for the retransmission timer."""
+    d = durod_factory(cores=1, config={"limits": {"max_body_bytes": 16 << 20}})
+    members, messages = (1000, 2000) if pct == 5 else (200, 500)
+    r = broadcast(d, members, messages, loss_pct=pct)
+    loss_rules(pct)
+    try:
+        echo_roundtrip(d, 4 << 20, "loss%d" % pct)
+    finally:
+        subprocess.run(["nft", "delete", "table", "inet", "duro_loss20"])
+    s = stack(d)
+    report("%d%% loss" % pct, r, s)
+    quick = s["tcp_retransmits_rack"] + s["tcp_retransmits_tlp"] + s["tcp_retransmits_fast"]
+    assert quick > 0, s
+    assert quick > s["tcp_retransmits_timeout"], s
+
+
+def test_broadcast_large_frames_sent_without_copying(durod_factory):
+    """Frames of 3,000 bytes: each member's segments carry full segments of the shared
+    frame attached (zero copy) and the rest copied; every member gets every byte. Under
+    loss the attached segments are retransmitted from the shared memory too, and when the
+    sockets close every hold on it ends (ASan would see a frame freed while still held)."""
+    d = durod_factory(cores=1)
+    r = broadcast(d, 100, 300, size=3000)
+    assert r["verified"]
+    # A full segment of most frames (not those whose start a window cut off the turn before).
+    assert stack(d)["tx_zero_copy"] >= 100 * 300 // 2
+    r = broadcast(d, 100, 300, size=3000, loss_pct=5)
+    s = stack(d)
+    report("3,000-byte frames, 5% loss", r, s)
+    assert s["tcp_retransmits_rack"] + s["tcp_retransmits_tlp"] > 0, s

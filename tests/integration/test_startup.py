@@ -19,11 +19,10 @@ def test_quick_restarts_answer_every_accepted_connection(tmp_path):
     assert totals.get(restarts.OK) == 10 * 120
 
 
+@pytest.mark.uring_only("the accept path of the uring backend")
 def test_quick_restarts_with_accept4(tmp_path):
     """The same over the accept path of kernels before 6.10 (accept4, then the socket moved
     into the direct descriptor table)."""
-    if conftest.BACKEND != "uring":
-        pytest.skip("a uring backend path")
     port = conftest.free_port()
     totals, failures = restarts.run(conftest.DUROD, str(tmp_path), port, restarts=4,
                                     per_start=80, window_s=0.3,

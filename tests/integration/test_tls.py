@@ -210,8 +210,7 @@ def test_bad_handshakes_closed_cleanly(tls_durod, pki):
     assert t["not_tls"] >= 1 and t["failures"] >= 2 and t["timeouts"] >= 1 and t["handshakes"] >= 1
 
 
-@pytest.mark.skipif(DPDK, reason="durod --check-config only: no connection to make over dpdk "
-                    "(runs in the uring suite)")
+@pytest.mark.uring_only("durod --check-config only: no connection to make")
 def test_tls_config_errors(tmp_path, pki):
     def check(cert, key):
         cfg = tmp_path / ("c%d.json" % len(list(tmp_path.iterdir())))

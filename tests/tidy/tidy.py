@@ -25,11 +25,16 @@ ALLOWED = {
     "tests/modules": ["include"],  # class modules the tests build apart from durod
     "sdk": ["include"],  # the class template built against the installed SDK
 }
+# Headers internal to their own directory: every *_int.h, and all of the dpdk stack's
+# (dataplane/net/dpdk/; the port's public header is dataplane/net/dpdk.h). Besides their
+# directory only the folders that test or time a module from inside may include them.
+INTERNAL_DIRS = ["dataplane/net/dpdk"]
+INTERNAL_READERS = ["tests/unit", "tests/fuzz", "bench"]
 BANNED = ["strcpy", "strcat", "sprintf", "vsprintf", "gets", "strtok", "strncpy", "alloca"]
 
 
-def files(exts):
-    for d in SRC_DIRS:
+def files(exts, dirs=SRC_DIRS):
+    for d in dirs:
         for root, _, names in os.walk(d):
             for n in sorted(names):
                 if n.endswith(exts):
@@ -88,6 +93,29 @@ def check_includes():
             if target not in allowed:
                 problems.append("%s:%d: %s may not include %s (from %s)" % (f, i, me, m.group(1), target))
     return report("include-direction", problems)
+
+
+def check_internal_headers():
+    """Internal headers stay in their directory (tests/unit, tests/fuzz and bench aside),
+    for every folder, control/ included."""
+    paths = {}
+    for f in files((".h",), SRC_DIRS + INTERNAL_READERS):
+        paths.setdefault(os.path.basename(f), f)
+    problems = []
+    inc = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
+    for f in files((".c", ".h"), SRC_DIRS + INTERNAL_READERS):
+        if folder_of(f) in INTERNAL_READERS:
+            continue
+        for i, line in enumerate(open(f, encoding="utf-8"), 1):
+            m = inc.match(line)
+            h = m and paths.get(os.path.basename(m.group(1)))
+            if not h:
+                continue
+            hdir = os.path.dirname(h)
+            internal = h.endswith("_int.h") or hdir in INTERNAL_DIRS
+            if internal and os.path.dirname(f) != hdir:
+                problems.append("%s:%d: %s is internal to %s/" % (f, i, m.group(1), hdir))
+    return report("internal-headers", problems)
 
 
 def check_headers_alone():
@@ -171,6 +199,6 @@ if __name__ == "__main__" and sys.argv[1:] == ["--obj-graph"]:
         print("%-16s -> %s" % (os.path.basename(f), " ".join(os.path.basename(t) for t in to)))
     sys.exit(0)
 
-results = [check_banned(), check_includes(), check_headers_alone(), check_role_comments(),
-           check_obj_calls()]
+results = [check_banned(), check_includes(), check_internal_headers(), check_headers_alone(),
+           check_role_comments(), check_obj_calls()]
 sys.exit(0 if all(results) else 1)

@@ -45,6 +45,9 @@ static const char every_key[] =
 	" \"dpdk\": {\"eal_args\": [\"--no-huge\", \"-m\", \"512\"], \"vdevs\": [\"net_af_packet0,iface=x\"],"
 	"   \"port\": 3, \"mac\": \"02:00:00:00:00:01\", \"ipv4\": \"10.77.0.1/24\","
 	"   \"gateway\": \"10.77.0.254\", \"mtu\": 9000, \"mbufs\": 4096, \"idle_sleep_us\": 0,"
+	"   \"rx_desc\": 512, \"tx_desc\": 1024, \"tx_backlog\": 2048, \"steer_ring\": 1024,"
+	"   \"af_packet_blocksz\": 1048576, \"af_packet_framecnt\": 1024,"
+	"   \"zero_copy_min_bytes\": 0, \"tx_coalesce_us\": 0,"
 	"   \"fault_rx\": {\"seed\": 4294967295, \"drop_pct\": 1, \"duplicate_pct\": 2,"
 	"     \"reorder_pct\": 3, \"delay_pct\": 4, \"delay_ms\": 5},"
 	"   \"fault_tx\": {\"seed\": 1, \"drop_pct\": 100, \"duplicate_pct\": 6, \"reorder_pct\": 7,"
@@ -111,8 +114,14 @@ static void test_table_invariants(void)
 		}
 		if (k->flag)
 			CHECK(!strncmp(k->flag, "--", 2) && k->metavar);
-		if (k->type == CONFIG_UINT)
+		if (k->type == CONFIG_UINT) {
 			CHECK(k->min <= k->def && k->def <= k->max && (k->size == 4 || k->size == 8));
+			/* a default its own check refuses would refuse the default config */
+			struct config_ctx x = { .err = err, .errlen = sizeof(err) };
+			CHECK(!k->check_uint || k->check_uint(&x, k->path, k->def) == 0);
+		}
+		if (k->check_uint)
+			CHECK(k->type == CONFIG_UINT);
 		if (k->type == CONFIG_ENUM) {
 			unsigned names = 0;
 			while (k->names[names])
@@ -390,6 +399,32 @@ static void test_flag_errors_name_flag_and_key(void)
 	}
 }
 
+/* Values in range that a key's own check refuses, and the af_packet pair checked together
+ * after every flag (either may come last). */
+static void test_checked_values(void)
+{
+	CHECK(load(&cfg, "{\"dpdk\": {\"steer_ring\": 3000}}") == -EINVAL);
+	CHECK(has("config: dpdk.steer_ring: 3000: want a power of two"));
+	CHECK(load(&cfg, "{\"dpdk\": {\"af_packet_blocksz\": 5000}}") == -EINVAL);
+	CHECK(has("config: dpdk.af_packet_blocksz: 5000: want a multiple of 4096"));
+	CHECK(load(&cfg, "{\"dpdk\": {\"steer_ring\": 65536, \"af_packet_blocksz\": 65536}}") == 0);
+	CHECK_EQ(cfg.dpdk.steer_ring, 65536);
+	CHECK(with_flags(&cfg, "--set", "dpdk.steer_ring=3000", NULL) == -EINVAL);
+	CHECK(has("durod: --set: config: dpdk.steer_ring: 3000: want a power of two"));
+	/* 8192-byte blocks hold 4 frames: 1001 frames is no whole number of blocks */
+	CHECK(load(&cfg, "{\"dpdk\": {\"af_packet_blocksz\": 8192, \"af_packet_framecnt\": 1001}}") == 0);
+	CHECK(config_validate(&cfg, err, sizeof(err)) == -EINVAL);
+	CHECK(has("config: dpdk.af_packet_framecnt: 1001: want a multiple of the 4 frames"));
+	/* the file sets both, a flag later changes the block size alone */
+	CHECK(with_flags(&cfg, "--set", "dpdk={\"af_packet_blocksz\": 4096, \"af_packet_framecnt\": 20}",
+			 "--set", "dpdk.af_packet_blocksz=16384", NULL) == 0);
+	CHECK(config_validate(&cfg, err, sizeof(err)) == -EINVAL);
+	CHECK(has("config: dpdk.af_packet_framecnt: 20: want a multiple of the 8 frames"));
+	config_defaults(&cfg);
+	cfg.cores = 1;
+	CHECK(config_validate(&cfg, err, sizeof(err)) == 0);
+}
+
 int main(void)
 {
 	RUN(test_table_invariants);
@@ -399,5 +434,6 @@ int main(void)
 	RUN(test_errors_name_key_and_range);
 	RUN(test_flags_are_their_keys);
 	RUN(test_flag_errors_name_flag_and_key);
+	RUN(test_checked_values);
 	return CHECK_DONE();
 }

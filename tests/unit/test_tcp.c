@@ -29,6 +29,22 @@ static void test_options(void)
 	CHECK(tcp_parse_opts(no_len, sizeof(no_len), &o) == -1);
 	const uint8_t odd_mss[] = { 2, 3, 9, 1, 1, 1 }; /* a known kind, wrong length: ignored */
 	CHECK(tcp_parse_opts(odd_mss, sizeof(odd_mss), &o) == 0 && o.mss == 0);
+	/* SACK blocks (RFC 2018) after timestamps, as Linux sends them. */
+	const uint8_t sack2[] = { 1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 3, 1, 1, 5, 18,
+				  0, 0, 0x10, 0, 0, 0, 0x20, 0, 0xff, 0xff, 0xff, 0xf0, 0, 0, 0, 0x10 };
+	CHECK(tcp_parse_opts(sack2, sizeof(sack2), &o) == 0);
+	CHECK(o.ts && o.tsval == 9 && o.nsack == 2);
+	CHECK(o.sack[0][0] == 0x1000 && o.sack[0][1] == 0x2000);
+	CHECK(o.sack[1][0] == 0xfffffff0u && o.sack[1][1] == 0x10); /* across the wrap */
+	const uint8_t sack_bad[] = { 5, 9, 0, 0, 0, 1, 0, 0, 0 }; /* not 2 + 8n: ignored */
+	CHECK(tcp_parse_opts(sack_bad, sizeof(sack_bad), &o) == 0 && o.nsack == 0);
+	uint8_t sack5[2 + 40];
+	memset(sack5, 0, sizeof(sack5));
+	sack5[0] = 5;
+	sack5[1] = 42; /* five blocks: more than fit beside anything; the first four are kept */
+	CHECK(tcp_parse_opts(sack5, sizeof(sack5), &o) == 0 && o.nsack == 4);
+	const uint8_t sack_past[] = { 5, 18, 0, 0, 0, 1, 0, 0, 0, 2 }; /* runs past the header */
+	CHECK(tcp_parse_opts(sack_past, sizeof(sack_past), &o) == -1);
 }
 
 static void test_sequence_wrap(void)

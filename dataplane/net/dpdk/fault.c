@@ -40,8 +40,9 @@ unsigned fault_apply(struct fault *f, uint64_t now_ms, struct rte_mbuf **pkts, u
 	struct rte_mbuf *in[n ? n : 1];
 	memcpy(in, pkts, n * sizeof(*pkts));
 	unsigned out = 0;
-	/* Delays are uniform, so frames leave the queue in the order they entered it. */
-	while (f->dcount && f->delayed[f->dhead].due_ms <= now_ms && out < cap) {
+	/* Delays are uniform, so frames leave the queue in the order they entered it. Room is
+	 * left for this call's frames and their duplicates, so none is lost for want of it. */
+	while (f->dcount && f->delayed[f->dhead].due_ms <= now_ms && out + 2 * n + 1 < cap) {
 		pkts[out++] = f->delayed[f->dhead].m;
 		f->dhead = (f->dhead + 1) % FAULT_DELAY_SLOTS;
 		f->dcount--;

@@ -3,16 +3,12 @@
 #ifndef DURO_NET_DPDK_FAULT_H
 #define DURO_NET_DPDK_FAULT_H
 
+#include "dpdk.h" /* struct fault_config */
+
 #include <stdint.h>
 
 struct rte_mbuf;
 struct rte_mempool;
-
-struct fault_config {
-	uint64_t seed;
-	unsigned drop_pct, duplicate_pct, reorder_pct, delay_pct; /* 0..100, per frame */
-	unsigned delay_ms;
-};
 
 static inline int fault_enabled(const struct fault_config *f)
 {
@@ -40,8 +36,9 @@ struct fault {
 void fault_init(struct fault *f, const struct fault_config *cfg, unsigned stream,
 		struct rte_mempool *pool);
 
-/* Filters pkts[0..n) in place (takes ownership of what it holds or drops) and appends
- * frames whose delay is over, up to `cap` in all; returns the new count. */
+/* Filters pkts[0..n) in place (takes ownership of what it holds or drops) and adds
+ * frames whose delay is over, up to `cap` in all (with cap > 2n + 1, every frame given
+ * comes out unless the injector drops, delays or holds it); returns the new count. */
 unsigned fault_apply(struct fault *f, uint64_t now_ms, struct rte_mbuf **pkts, unsigned n,
 		     unsigned cap);
 

@@ -25,6 +25,7 @@ int stack_core_init(struct core *c, const struct stack_env *env, const struct ne
 	s->accepting = STACK_NOT_YET;
 	s->ip_id = (uint16_t)(c->index * 8191u);
 	c->net = (struct net_core *)s;
+	pool_init(&s->zc_pool, "zc_share", sizeof(struct zc_share), 256, 0);
 	return tcp_init(s);
 }
 
@@ -35,6 +36,9 @@ void stack_core_fini(struct core *c)
 		return;
 	tcp_fini(s);
 	arp_fini(s);
+	/* Shares released by the last frees stay unreported: the layer above is gone. */
+	s->released = NULL;
+	pool_destroy(&s->zc_pool);
 	free(s);
 	c->net = NULL;
 }
@@ -78,7 +82,29 @@ void stack_input(struct core *c, struct rte_mbuf *m, int steered)
 	}
 }
 
-void stack_flush(struct core *c) { tcp_flush(stack_of(c)); }
+/* Shares whose last attached mbuf went since the last turn: their holds end here, outside
+ * any call of the layer above (the mbufs were freed inside the stack or the port). */
+static void release_shares(struct stack *s)
+{
+	while (s->released) {
+		struct zc_share *z = s->released;
+		struct net_share *sh = z->share;
+		s->released = z->next_released;
+		if (sh->priv == z)
+			sh->priv = NULL; /* else a newer record took over since */
+		pool_put(&s->zc_pool, z);
+		DURO_ASSERT(sh->holds > 0);
+		if (--sh->holds == 0)
+			sh->release(s->c, sh);
+	}
+}
+
+void stack_flush(struct core *c)
+{
+	struct stack *s = stack_of(c);
+	release_shares(s);
+	tcp_flush(s);
+}
 
 void *stack_port(struct core *c) { return stack_of(c)->port; }
 void stack_set_port(struct core *c, void *port) { stack_of(c)->port = port; }

@@ -11,9 +11,13 @@ struct rte_mbuf;
 struct rte_mempool;
 struct rte_ring;
 
-/* Every counter the stack keeps, per core: traffic, drops by reason, TCP events, and the
- * connections in each state (gauges). Names as the control socket shows them. */
+/* Every counter the stack keeps, per core: the port's own (its queue's, and on core 0 the
+ * port-wide ones), traffic, drops by reason, TCP events, and gauges: the connections in
+ * each state (conns_*) and queue depths (*_depth). Names as the control socket shows them. */
 #define STACK_COUNTERS(X)                                                                  \
+	X(port_rx_packets) X(port_rx_bytes) X(port_tx_packets) X(port_tx_bytes)               \
+	X(port_rx_missed) X(port_rx_errors) X(port_rx_nombuf) X(port_tx_errors)               \
+	X(tx_deferred) X(tx_queue_depth) X(tx_zero_copy)                                       \
 	X(rx_packets) X(rx_bytes) X(tx_packets) X(tx_bytes) X(steered_out) X(steered_in)     \
 	X(arp_requests_in) X(arp_replies_out) X(arp_requests_out) X(icmp_echo_replies)         \
 	X(drop_truncated) X(drop_multi_segment) X(drop_ether_type) X(drop_other_host)          \
@@ -23,7 +27,10 @@ struct rte_ring;
 	X(drop_tcp_out_of_window) X(drop_tcp_paws) X(drop_tcp_no_listener)                     \
 	X(drop_tcp_no_connection) X(drop_tcp_reassembly_full) X(drop_tcp_receive_overflow)    \
 	X(drop_no_mbuf) X(drop_tx_full) X(drop_arp_unresolved) X(drop_steer_full)             \
-	X(tcp_retransmits_timeout) X(tcp_retransmits_fast) X(tcp_syncookies_sent)              \
+	X(tcp_retransmits_timeout) X(tcp_retransmits_fast) X(tcp_retransmits_rack)             \
+	X(tcp_retransmits_tlp) X(tcp_tlp_probes) X(tcp_tlp_repairs) X(tcp_rack_lost)           \
+	X(tcp_recoveries_sack) X(tcp_recoveries_newreno) X(tcp_dsacks) X(tcp_spurious_rtos)   \
+	X(tcp_syncookies_sent)                                                                  \
 	X(tcp_syncookies_accepted) X(tcp_syncookies_rejected) X(tcp_challenge_acks)            \
 	X(tcp_resets_sent) X(tcp_resets_received) X(tcp_out_of_order) X(tcp_keepalive_drops)   \
 	X(tcp_syn_timeouts) X(tcp_window_probes) X(tcp_connections_refused)                    \
@@ -55,6 +62,15 @@ struct stack_env {
 	unsigned reta_size;
 	int rx_cksum_offload; /* the port flags received checksums good or bad */
 	struct rte_mempool *pool; /* mbufs with STACK_MBUF_PRIV bytes of private area */
+	/* Zero-copy sends of shared output (struct net_share): a piece of at least zc_min
+	 * bytes goes out from the layer above's memory through an mbuf of ext_pool (no data
+	 * room) attached behind the segment's header mbuf. 0: every byte is copied. */
+	struct rte_mempool *ext_pool;
+	unsigned zc_min;
+	/* Under a heavy fan-out (a turn that sent STACK_HEAVY_TURN frames or more), a segment
+	 * shorter than the MSS waits up to this long for more of its connection's output,
+	 * so a busy core sends fewer, fuller segments; 0: never. */
+	unsigned coalesce_us;
 	/* steer[a][b]: packets core a received for a flow core b owns; NULL without rings. */
 	struct rte_ring *steer[DURO_MAX_CORES][DURO_MAX_CORES];
 	uint8_t secret[16]; /* ISNs and SYN cookies */

@@ -17,11 +17,21 @@
 
 /* ---- per-mbuf record (the mbuf's private area) ---- */
 
-enum { SEG_FIN = 1, SEG_RETRANSMITTED = 2 };
+/* A sent segment's state on the scoreboard (RFC 6675): SACKED and LOST exclude each other;
+ * RETRANS means a retransmission of it is in flight (after LOST, or as a loss probe). */
+enum {
+	SEG_FIN = 1,
+	SEG_EVER_RETRANS = 2, /* retransmitted at least once: no RTT sample from it (Karn) */
+	SEG_SACKED = 4,
+	SEG_LOST = 8,
+	SEG_RETRANS = 16,
+	SEG_ZC = 32, /* the payload is the mbuf chained behind: shared memory, not copied */
+};
 
 struct seg {
 	struct rte_mbuf *link; /* next in a send, reassembly or receive queue */
 	uint32_t seq;          /* first sequence number this segment covers */
+	uint32_t xmit_us;      /* sent queue: its latest (re)transmission, µs clock (RACK) */
 	uint16_t len;          /* payload bytes */
 	uint16_t off;          /* payload's offset from the buffer start (data_off) */
 	uint8_t flags;
@@ -33,6 +43,29 @@ static inline const char *seg_data(struct rte_mbuf *m)
 {
 	return (const char *)m->buf_addr + seg_of(m)->off;
 }
+/* A sent segment's payload: in its own buffer, or the shared memory chained behind. */
+static inline const char *seg_payload(struct rte_mbuf *m)
+{
+	struct seg *sg = seg_of(m);
+	if (sg->flags & SEG_ZC)
+		return (const char *)m->next->buf_addr + sg->off;
+	return (const char *)m->buf_addr + sg->off;
+}
+
+/* The stack's record of shared output it sends from (a net_share's priv points here while
+ * `active`): DPDK's external-buffer record, counting every mbuf attached to the memory on
+ * this core, and the link of the list of records whose last mbuf was freed. It lives in
+ * the stack's pool, not in the share: an mbuf freed after the layer above is gone (at
+ * shutdown) touches only the stack's memory. */
+struct zc_share {
+	struct rte_mbuf_ext_shared_info shinfo;
+	struct stack *s;
+	struct net_share *share;
+	struct zc_share *next_released;
+	uint8_t active;
+};
+/* DPDK counts an external buffer's references in 16 bits: beyond this many, copy. */
+#define ZC_MAX_REFS 60000
 
 /* ---- sequence arithmetic (RFC 9293 3.4, modulo 2^32) ---- */
 
@@ -48,6 +81,14 @@ enum tcp_state {
 	TS_CLOSING, TS_LAST_ACK, TS_TIME_WAIT,
 };
 
+/* Congestion states: RECOVERY is fast recovery (SACK and RACK, or NewReno's three
+ * duplicate ACKs), LOSS the recovery after a retransmission timeout. */
+enum tcp_ca_state { CA_OPEN, CA_RECOVERY, CA_LOSS };
+
+/* What the connection's retransmission timer (rto_at) stands for just now: RFC 8985's loss
+ * probe and reordering timeouts take the retransmission timeout's place, never run beside it. */
+enum tcp_timer_kind { TK_RTO, TK_PTO, TK_REO };
+
 /* The connection's whole state. An idle connection holds this and nothing else: send and
  * reassembly queues are empty mbuf lists, the single timer is embedded. */
 struct tcb {
@@ -61,24 +102,41 @@ struct tcb {
 	uint8_t rmac[6];
 	uint8_t state;
 	uint8_t on_list : 2, user_gone : 1, close_req : 1, fin_sent : 1, paused : 1, eof_told : 1;
-	uint8_t ts_ok : 1, sack_ok : 1, ack_now : 1, in_recovery : 1, fin_rcvd : 1, want_output : 1;
+	uint8_t ts_ok : 1, sack_ok : 1, ack_now : 1, fin_rcvd : 1, want_output : 1, probing : 1;
+	uint8_t ca_state : 2, timer_kind : 2, tlp_out : 1, tlp_retrans : 1, reordering_seen : 1,
+		rack_valid : 1;
+	uint8_t dsack_round_on : 1, newreno : 1, rexmit_now : 1;
 	uint8_t snd_wscale, rcv_wscale, dupacks, backoff, ka_probes, segs_unacked;
+	uint8_t reo_wnd_mult, reo_wnd_persist; /* RFC 8985 6.2 step 4, from D-SACKs */
 	uint16_t mss;
+	uint16_t sacked_segs;
 	int err; /* why it closed, for on_closed */
-	/* snd_nxt: next sequence to (re)send; snd_max: highest sent. They differ only while
-	 * going back after a timeout (RFC 5681 3.1: retransmit from snd_una). */
-	uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, snd_wl1, snd_wl2, max_snd_wnd;
+	/* snd_max: the highest sequence sent; retransmissions go out below it from the send
+	 * queue, whatever detected the loss. */
+	uint32_t iss, snd_una, snd_max, snd_wnd, snd_wl1, snd_wl2, max_snd_wnd;
 	uint32_t cwnd, ssthresh, recover;
+	/* The scoreboard as sums over the send queue, in sequence space (RFC 6675's pipe is
+	 * flight - sacked - lost + retrans); without SACK, sacked counts duplicate ACKs. */
+	uint32_t sacked_bytes, lost_bytes, retrans_bytes;
+	/* RACK (RFC 8985): the delivered segment sent last, its RTT, the highest delivered
+	 * sequence, the minimum RTT; rack_wait_us: look for losses again then (0: no). */
+	uint32_t rack_xmit_us, rack_end_seq, rack_rtt_us, rack_fack, min_rtt_us, min_rtt_s;
+	uint32_t rack_wait_us;
+	uint32_t coalesce_until_us; /* a short segment waits for more until then (0: no) */
+	uint32_t tlp_end_seq, dsack_round;
+	/* Before a retransmission timeout: the window to restore if it proves spurious (the
+	 * ACK after it echoes a timestamp older than the first retransmission's, RFC 3522). */
+	uint32_t prior_cwnd, prior_ssthresh, rto_tsval;
 	uint32_t irs, rcv_nxt, rcv_adv; /* rcv_adv: right edge of the window we advertised */
 	uint32_t fin_seq;               /* the peer's FIN, when it came ahead of data */
 	uint32_t ts_recent, ts_offset;
-	uint32_t srtt8, rttvar4, rto_ms; /* ms, scaled by 8 and 4 as RFC 6298's shifts */
-	uint32_t rtt_seq, rtt_start_ms;  /* Karn's one timed segment without timestamps */
+	uint32_t srtt_us8, rttvar_us4, rto_ms; /* RFC 6298's shifts over µs samples; RTO in ms */
 	uint32_t held_bytes, ooo_bytes;  /* received, not yet given up */
 	uint16_t held_segs, ooo_segs;    /* the same in mbufs: tiny segments must not pin the pool */
 	uint32_t challenge_s, challenges; /* RFC 5961 challenge ACKs this second */
 	struct rte_mbuf *snd_head, *snd_tail; /* sent and not yet acknowledged, in order */
-	struct rte_mbuf *snd_resend;          /* first segment at or after snd_nxt, or NULL */
+	/* The first segment that may be LOST and not yet retransmitted, or NULL. */
+	struct rte_mbuf *snd_resend;
 	struct rte_mbuf *ooo;                 /* ahead of rcv_nxt, sorted, not overlapping */
 	struct rte_mbuf *held_head, *held_tail; /* in order, waiting while reading is paused */
 };
@@ -90,7 +148,7 @@ struct tw {
 	uint64_t expires_ms;
 	uint32_t raddr;
 	uint16_t rport, lport;
-	uint32_t snd_nxt, rcv_nxt, ts_recent, ts_offset;
+	uint32_t snd_max, rcv_nxt, ts_recent, ts_offset;
 	uint8_t rmac[6];
 	uint8_t ts_ok;
 };
@@ -106,6 +164,8 @@ struct arp_entry {
 };
 
 #define STACK_TX_BURST 64
+#define STACK_TX_TURN 2048 /* frames one turn's flush sends at most (tcp_flush) */
+#define STACK_HEAVY_TURN 512 /* frames a turn sends that make the next coalesce (coalesce_us) */
 
 struct stack {
 	const struct stack_env *env;
@@ -122,6 +182,9 @@ struct stack {
 	uint32_t next_id;
 	uint16_t ip_id;
 	uint64_t refused_logged_ms;
+	struct zc_share *released; /* shared output whose last attached mbuf was freed */
+	int heavy; /* the last turn's flush sent STACK_HEAVY_TURN frames or more */
+	struct pool zc_pool;
 	/* TCP */
 	struct tcb **tcbs;        /* hash buckets */
 	struct tw **tws;

@@ -140,6 +140,7 @@ struct tcb *tcb_create(struct stack *s, uint32_t raddr, uint16_t rport, uint16_t
 	t->pub.listener = (uint16_t)(li < 0 ? 0 : li);
 	t->pub.ev = s->ev;
 	t->rto_ms = TCP_RTO_INIT_MS;
+	t->reo_wnd_mult = 1;
 	t->mss = 536;
 	list_init(&t->work_node);
 	t->ts_offset = tcp_ts_offset(s, raddr, rport, lport);
@@ -265,7 +266,7 @@ void tcb_time_wait(struct stack *s, struct tcb *t)
 		w->raddr = t->raddr;
 		w->rport = t->rport;
 		w->lport = t->lport;
-		w->snd_nxt = t->snd_nxt;
+		w->snd_max = t->snd_max;
 		w->rcv_nxt = t->rcv_nxt;
 		w->ts_recent = t->ts_recent;
 		w->ts_offset = t->ts_offset;
@@ -338,7 +339,7 @@ static void tcb_timer_fire(struct core *c, struct timer *tm)
 	if (t->ka_at && now >= t->ka_at) {
 		if (t->ka_probes >= TCP_KEEPALIVE_PROBES) {
 			stack_count(s, SC_tcp_keepalive_drops);
-			tcp_send_ctl(s, t, RTE_TCP_RST_FLAG | RTE_TCP_ACK_FLAG, t->snd_nxt);
+			tcp_send_ctl(s, t, RTE_TCP_RST_FLAG | RTE_TCP_ACK_FLAG, t->snd_max);
 			tcb_close(s, t, -ETIMEDOUT);
 			return;
 		}
@@ -461,12 +462,25 @@ void tcp_flush(struct stack *s)
 		batch.prev->next = &batch;
 		list_init(&s->flush);
 	}
+	/* Frames per turn are bounded: the port's receive ring fills while a turn sends (the
+	 * peers' ACKs come back at once), and only the next turn's poll empties it. */
+	uint64_t start = s->ctr[SC_tx_packets], budget_end = start + STACK_TX_TURN;
 	while (!list_empty(&batch)) {
+		if (s->ctr[SC_tx_packets] >= budget_end) {
+			/* The rest goes first next turn, before connections queued since. */
+			struct list_node *first = batch.next, *last = batch.prev;
+			first->prev = &s->flush;
+			last->next = s->flush.next;
+			s->flush.next->prev = last;
+			s->flush.next = first;
+			break;
+		}
 		struct tcb *t = LIST_CONTAINER(batch.next, struct tcb, work_node);
 		list_del(&t->work_node);
 		t->on_list = 0;
 		tcp_output(s, t);
 	}
+	s->heavy = s->ctr[SC_tx_packets] - start >= STACK_HEAVY_TURN;
 	if (!list_empty(&s->flush))
 		core_did_work(s->c); /* more for the next turn: do not sleep before it */
 	reap(s);

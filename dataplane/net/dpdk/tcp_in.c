@@ -1,5 +1,6 @@
 /* TCP input: the segment arrival rules of RFC 9293 3.10.7 with RFC 5961's challenge ACKs,
- * PAWS (RFC 7323), reassembly with SACK reporting (RFC 2018), NewReno (RFC 5681, 6582). */
+ * PAWS (RFC 7323), reassembly with SACK reporting (RFC 2018); what an ACK means for the
+ * data we sent is tcp_recovery.c's. */
 #include "tcp_int.h"
 #include "log.h"
 
@@ -44,6 +45,13 @@ int tcp_parse_opts(const uint8_t *p, unsigned len, struct tcp_opts *o)
 			o->ts = 1;
 			o->tsval = get32(p + i + 2);
 			o->tsecr = get32(p + i + 6);
+		} else if (kind == 5 && olen >= 10 && (olen - 2) % 8 == 0) {
+			unsigned nb = (olen - 2u) / 8u;
+			o->nsack = (uint8_t)(nb < TCP_MAX_SACKS ? nb : TCP_MAX_SACKS);
+			for (unsigned b = 0; b < o->nsack; b++) {
+				o->sack[b][0] = get32(p + i + 2 + b * 8);
+				o->sack[b][1] = get32(p + i + 6 + b * 8);
+			}
 		}
 		i += olen;
 	}
@@ -77,6 +85,9 @@ static void established(struct stack *s, struct tcb *t)
 	t->ssthresh = UINT32_MAX;
 	t->backoff = 0;
 	t->rto_at = 0;
+	t->timer_kind = TK_RTO;
+	t->reo_wnd_mult = 1;
+	t->rack_fack = t->snd_una; /* nothing delivered above it yet */
 	t->ka_at = s->c->now_ms + TCP_KEEPALIVE_IDLE_MS;
 	tcb_set_state(s, t, TS_ESTABLISHED);
 }
@@ -103,7 +114,7 @@ static void on_syn(struct stack *s, uint32_t raddr, uint16_t rport, uint16_t lpo
 	t->rcv_nxt = seq + 1;
 	t->iss = tcp_isn(s, raddr, rport, lport);
 	t->snd_una = t->iss;
-	t->snd_nxt = t->snd_max = t->iss + 1;
+	t->snd_max = t->iss + 1;
 	t->recover = t->iss; /* RFC 6582: else a fast retransmit may wait for a wrap */
 	t->mss = eff_mss(s, o->mss);
 	t->ts_ok = o->ts;
@@ -117,6 +128,7 @@ static void on_syn(struct stack *s, uint32_t raddr, uint16_t rport, uint16_t lpo
 	t->snd_wl1 = seq;
 	tcb_set_state(s, t, TS_SYN_RECEIVED);
 	tcp_send_ctl(s, t, RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG, t->iss);
+	t->rack_xmit_us = tcp_now_us(s); /* the SYN-ACK's: the handshake's RTT sample */
 	t->rto_at = s->c->now_ms + TCP_RTO_INIT_MS;
 	tcb_timers_update(s, t);
 }
@@ -140,7 +152,7 @@ static struct tcb *from_cookie(struct stack *s, uint32_t raddr, uint16_t rport, 
 	t->irs = seq - 1;
 	t->rcv_nxt = seq;
 	t->iss = ack - 1;
-	t->snd_una = t->snd_nxt = t->snd_max = ack;
+	t->snd_una = t->snd_max = ack;
 	t->recover = t->iss;
 	t->mss = eff_mss(s, syncookie_mss[idx]);
 	if (o->ts) {
@@ -161,7 +173,7 @@ static struct tcb *from_cookie(struct stack *s, uint32_t raddr, uint16_t rport, 
 	t->snd_wl2 = ack;
 	established(s, t);
 	if (tcb_accept(s, t) < 0) {
-		tcp_send_ctl(s, t, RTE_TCP_RST_FLAG | RTE_TCP_ACK_FLAG, t->snd_nxt);
+		tcp_send_ctl(s, t, RTE_TCP_RST_FLAG | RTE_TCP_ACK_FLAG, t->snd_max);
 		tcb_close(s, t, 0);
 		return NULL;
 	}
@@ -312,113 +324,6 @@ static void on_fin(struct stack *s, struct tcb *t)
 
 /* ---- acknowledgements ---- */
 
-static void rtt_sample(struct tcb *t, uint32_t r)
-{
-	if (r > TCP_RTO_MAX_MS)
-		return;
-	if (!t->srtt8) {
-		t->srtt8 = r * 8 + 1; /* +1: a 0 ms first sample is still a sample */
-		t->rttvar4 = r * 2;
-	} else {
-		int32_t delta = (int32_t)r - (int32_t)(t->srtt8 >> 3);
-		t->srtt8 = (uint32_t)((int32_t)t->srtt8 + delta);
-		int32_t ad = delta < 0 ? -delta : delta;
-		t->rttvar4 = (uint32_t)((int32_t)t->rttvar4 + ad - (int32_t)(t->rttvar4 >> 2));
-	}
-	uint32_t rto = (t->srtt8 >> 3) + (t->rttvar4 > 1 ? t->rttvar4 : 1);
-	t->rto_ms = rto < TCP_RTO_MIN_MS ? TCP_RTO_MIN_MS : rto > TCP_RTO_MAX_MS ? TCP_RTO_MAX_MS : rto;
-}
-
-static void drop_acked(struct tcb *t, uint32_t ack)
-{
-	while (t->snd_head) {
-		struct rte_mbuf *m = t->snd_head;
-		struct seg *sg = seg_of(m);
-		uint32_t end = sg->seq + sg->len + ((sg->flags & SEG_FIN) ? 1u : 0u);
-		if (seq_le(end, ack)) {
-			t->snd_head = sg->link;
-			if (t->snd_resend == m)
-				t->snd_resend = sg->link;
-			if (!t->snd_head)
-				t->snd_tail = NULL;
-			rte_pktmbuf_free(m);
-			continue;
-		}
-		if (seq_gt(ack, sg->seq)) {
-			/* Part of the segment: only its record moves; the buffer may still be in
-			 * the port's hands and is never touched while it is. */
-			uint32_t d = ack - sg->seq;
-			sg->off = (uint16_t)(sg->off + d);
-			sg->len = (uint16_t)(sg->len - d);
-			sg->seq = ack;
-		}
-		break;
-	}
-	if (t->snd_resend && seq_lt(t->snd_nxt, ack))
-		t->snd_nxt = ack;
-}
-
-static void on_new_ack(struct stack *s, struct tcb *t, uint32_t ack, const struct tcp_opts *o)
-{
-	uint64_t now = s->c->now_ms;
-	uint32_t acked = ack - t->snd_una;
-	if (t->ts_ok && o->ts && o->tsecr)
-		rtt_sample(t, tcp_now_ts(t, now) - o->tsecr);
-	else if (t->rtt_seq && seq_ge(ack, t->rtt_seq)) {
-		rtt_sample(t, (uint32_t)now - t->rtt_start_ms);
-		t->rtt_seq = 0;
-	}
-	drop_acked(t, ack);
-	t->snd_una = ack;
-	if (t->in_recovery) {
-		if (seq_ge(ack, t->recover)) {
-			/* Full acknowledgement (RFC 6582 3.2 step 3): deflate to ssthresh. */
-			uint32_t flight = t->snd_max - t->snd_una;
-			uint32_t w = (flight > t->mss ? flight : t->mss) + t->mss;
-			t->cwnd = w < t->ssthresh ? w : t->ssthresh;
-			t->in_recovery = 0;
-			t->dupacks = 0;
-		} else {
-			/* Partial acknowledgement: the next hole goes at once, window deflated by
-			 * what was acknowledged (RFC 6582 3.2 step 4). */
-			tcp_retransmit(s, t);
-			stack_count(s, SC_tcp_retransmits_fast);
-			t->cwnd = t->cwnd > acked ? t->cwnd - acked + t->mss : t->mss;
-		}
-	} else {
-		t->dupacks = 0;
-		if (t->cwnd < t->ssthresh)
-			t->cwnd += acked < t->mss ? acked : t->mss; /* slow start, L = 1 SMSS */
-		else
-			t->cwnd += (uint32_t)((uint64_t)t->mss * t->mss / t->cwnd) ?: 1u;
-	}
-	t->backoff = 0;
-	t->rto_at = t->snd_una == t->snd_max ? 0 : now + t->rto_ms;
-	if (t->want_output || t->snd_resend || t->close_req)
-		tcb_want_flush(s, t);
-}
-
-static void on_dup_ack(struct stack *s, struct tcb *t)
-{
-	t->dupacks++;
-	if (t->in_recovery) {
-		t->cwnd += t->mss; /* inflate: a segment left the network */
-		tcb_want_flush(s, t);
-		return;
-	}
-	if (t->dupacks == 3 && seq_gt(t->snd_una, t->recover - 1)) {
-		uint32_t flight = t->snd_max - t->snd_una;
-		t->ssthresh = flight / 2 > 2u * t->mss ? flight / 2 : 2u * t->mss;
-		t->recover = t->snd_max;
-		t->in_recovery = 1;
-		stack_count(s, SC_tcp_retransmits_fast);
-		tcp_retransmit(s, t);
-		t->cwnd = t->ssthresh + 3u * t->mss;
-	} else if (t->dupacks < 3 && t->want_output) {
-		tcb_want_flush(s, t); /* limited transmit (RFC 3042) */
-	}
-}
-
 /* Our FIN was acknowledged: where that leads depends on the state. Returns 1 when the
  * connection is gone. */
 static int on_fin_acked(struct stack *s, struct tcb *t)
@@ -448,7 +353,7 @@ static void challenge_ack(struct stack *s, struct tcb *t)
 	if (t->challenges++ >= TCP_CHALLENGE_PER_S)
 		return;
 	stack_count(s, SC_tcp_challenge_acks);
-	tcp_send_ctl(s, t, RTE_TCP_ACK_FLAG, t->snd_nxt);
+	tcp_send_ctl(s, t, RTE_TCP_ACK_FLAG, t->snd_max);
 }
 
 /* ---- a segment for an existing connection ---- */
@@ -524,11 +429,12 @@ static int tcb_input(struct stack *s, struct tcb *t, struct rte_mbuf *m, uint8_t
 		t->max_snd_wnd = t->snd_wnd;
 		t->snd_wl1 = seq;
 		t->snd_wl2 = ack;
-		if (t->ts_ok && o->ts && o->tsecr)
-			rtt_sample(t, tcp_now_ts(t, now) - o->tsecr);
+		if (!t->backoff) /* Karn: not from a SYN-ACK sent again */
+			tcp_rtt_sample(t, tcp_now_us(s) - t->rack_xmit_us);
+		t->rack_xmit_us = 0;
 		established(s, t);
 		if (tcb_accept(s, t) < 0) {
-			tcp_send_ctl(s, t, RTE_TCP_RST_FLAG | RTE_TCP_ACK_FLAG, t->snd_nxt);
+			tcp_send_ctl(s, t, RTE_TCP_RST_FLAG | RTE_TCP_ACK_FLAG, t->snd_max);
 			tcb_close(s, t, 0);
 			return 0;
 		}
@@ -545,12 +451,11 @@ static int tcb_input(struct stack *s, struct tcb *t, struct rte_mbuf *m, uint8_t
 			return 0;
 		}
 		uint32_t new_wnd = (uint32_t)win << t->snd_wscale;
-		if (seq_gt(ack, t->snd_una)) {
-			on_new_ack(s, t, ack, o);
-		} else if (ack == t->snd_una && plen == 0 && !(flags & RTE_TCP_FIN_FLAG) &&
-			   t->snd_max != t->snd_una && new_wnd == t->snd_wnd) {
-			on_dup_ack(s, t);
-		}
+		/* RFC 5681's duplicate ACK: nothing new, no data, the same window. */
+		int dup = ack == t->snd_una && plen == 0 && !(flags & RTE_TCP_FIN_FLAG) &&
+			  t->snd_max != t->snd_una && new_wnd == t->snd_wnd;
+		if (seq_gt(ack, t->snd_una) || dup || (o->nsack && ack == t->snd_una))
+			tcp_ack_received(s, t, ack, o, dup);
 		if (seq_lt(t->snd_wl1, seq) || (t->snd_wl1 == seq && seq_le(t->snd_wl2, ack))) {
 			uint32_t old = t->snd_wnd;
 			t->snd_wnd = new_wnd;

@@ -1,5 +1,6 @@
-/* TCP's insides shared by its three files: connection table and timers (tcp_conn.c),
- * segment arrival (tcp_in.c) and segment building and retransmission (tcp_out.c). */
+/* TCP's insides shared by its files: connection table and timers (tcp_conn.c), segment
+ * arrival (tcp_in.c), segment building and sending (tcp_out.c), and loss detection and
+ * recovery on the sending side (tcp_recovery.c). */
 #ifndef DURO_NET_DPDK_TCP_INT_H
 #define DURO_NET_DPDK_TCP_INT_H
 
@@ -11,7 +12,10 @@
 #define TCP_INIT_CWND_SEGS 10        /* RFC 6928 */
 #define TCP_RTO_INIT_MS 1000         /* RFC 6298 2.1 */
 /* RFC 6298 2.4 asks for a 1 s floor; like Linux we use 200 ms, which the RFC allows as a
- * local choice and which keeps a lost segment on a LAN from stalling a request for 1 s. */
+ * local choice and which keeps a lost segment on a LAN from stalling a request for 1 s.
+ * As in Linux it bounds the variance term, not the sum: RTO = SRTT + max(4 RTTVAR, 200 ms),
+ * so a Linux peer's delayed ACK (up to 200 ms) on top of the round trip is never taken
+ * for a loss. */
 #define TCP_RTO_MIN_MS 200
 #define TCP_RTO_MAX_MS 60000
 #define TCP_MAX_RETRIES 12           /* RTO expiries in a row before giving up */
@@ -25,13 +29,43 @@
 #define TCP_MAX_EMBRYONIC 1024       /* SYN_RECEIVED connections per core, then SYN cookies */
 #define TCP_CHALLENGE_PER_S 100      /* RFC 5961 section 7 rate limit, per connection */
 #define TCP_MAX_OPT_LEN 40
+#define TCP_DUPTHRESH 3              /* RFC 5681, 6675 */
+/* RFC 8985 7.2: a loss probe after two smoothed RTTs, plus the worst-case delayed ACK when
+ * one segment is in flight (its ACK may be delayed), else a small floor for the timer's
+ * 1 ms granularity (Linux adds TCP_TIMEOUT_MIN, 2 ms, the same way). */
+#define TCP_WCDELACK_MS 200
+#define TCP_PTO_FLOOR_MS 2
+#define TCP_PTO_NO_RTT_MS 1000
+#define TCP_MIN_RTT_WIN_S 300        /* RACK's minimum RTT: the least over 5 minutes (Linux) */
+#define TCP_REO_WND_MULT_MAX 16
+#define TCP_REO_WND_PERSIST 16       /* recoveries a widened reordering window lasts */
+#define TCP_MAX_SACKS 4
 
 struct tcp_opts {
 	uint16_t mss;      /* 0: none */
 	int8_t wscale;     /* -1: none */
 	uint8_t sack_ok, ts;
+	uint8_t nsack;     /* SACK blocks (RFC 2018), as sent: left edge, right edge */
 	uint32_t tsval, tsecr;
+	uint32_t sack[TCP_MAX_SACKS][2];
 };
+
+static inline uint32_t tcp_now_us(const struct stack *s) { return (uint32_t)(s->c->now_ns / 1000u); }
+
+/* Sequence space a queued segment takes: its bytes, and one for a FIN. */
+static inline uint32_t seg_seqlen(const struct seg *sg)
+{
+	return sg->len + ((sg->flags & SEG_FIN) ? 1u : 0u);
+}
+static inline uint32_t seg_end(const struct seg *sg) { return sg->seq + seg_seqlen(sg); }
+
+/* RFC 6675's pipe: what the network holds by our estimate. */
+static inline uint32_t tcp_pipe(const struct tcb *t)
+{
+	int64_t p = (int64_t)(t->snd_max - t->snd_una) - t->sacked_bytes - t->lost_bytes +
+		    t->retrans_bytes;
+	return p > 0 ? (uint32_t)p : 0;
+}
 
 /* Returns 0 or -1 when an option's length runs past the header (malformed). */
 int tcp_parse_opts(const uint8_t *p, unsigned len, struct tcp_opts *o);
@@ -66,6 +100,26 @@ void tcp_free_chain(struct rte_mbuf **head);
 /* tcp_in.c: reading resumed; held bytes go up, then the FIN if one came. */
 void tcp_resume_read(struct stack *s, struct tcb *t);
 
+/* tcp_recovery.c */
+/* An acceptable ACK (ack within snd_una..snd_max) for an established connection: moves
+ * snd_una, marks the scoreboard from SACK blocks, detects losses (RACK, or NewReno's
+ * duplicate ACKs without SACK), enters and leaves recovery, grows the window, keeps the
+ * loss probe's episode and re-arms the timer. `dup`: a duplicate ACK by RFC 5681's rules. */
+void tcp_ack_received(struct stack *s, struct tcb *t, uint32_t ack, const struct tcp_opts *o,
+		      int dup);
+/* One RTT measurement (RFC 6298), µs; updates rto_ms. */
+void tcp_rtt_sample(struct tcb *t, uint32_t rtt_us);
+/* A segment of the send queue is lost: it goes again before any new data. */
+void tcp_mark_lost(struct tcb *t, struct rte_mbuf *m);
+/* RACK's reordering wait (rack_wait_us) may be over: detects losses again. */
+void tcp_rack_timeout(struct stack *s, struct tcb *t);
+/* The retransmission timer expired with data outstanding: every segment not SACKed is
+ * lost (the SACKs too on a second expiry in a row, in case the peer reneged). */
+void tcp_rto_mark_all(struct stack *s, struct tcb *t);
+/* Whether a loss probe may stand in for the retransmission timer, and when (RFC 8985 7.2). */
+int tcp_pto_allowed(const struct tcb *t);
+uint32_t tcp_pto_ms(const struct tcb *t);
+
 /* tcp_out.c */
 uint32_t tcp_now_ts(const struct tcb *t, uint64_t now_ms);
 uint32_t tcp_rcv_window(struct tcb *t); /* what to advertise, unscaled bytes */
@@ -81,7 +135,11 @@ void tcp_send_cookie_synack(struct stack *s, uint32_t raddr, uint16_t rport, uin
 /* An ACK for a late segment of a connection in TIME_WAIT. */
 void tcp_send_tw_ack(struct stack *s, const struct tw *w);
 void tcp_output(struct stack *s, struct tcb *t);
-void tcp_retransmit(struct stack *s, struct tcb *t);
+/* The connection's timer fired as what timer_kind says: retransmission timeout, loss
+ * probe, or the end of a reordering wait. */
 void tcp_on_rto(struct stack *s, struct tcb *t);
+/* Arms the timer after new data or an ACK that moved snd_una: the loss probe where
+ * allowed, else the retransmission timeout (restarted when `restart`, else kept). */
+void tcp_arm_timer(struct stack *s, struct tcb *t, int restart);
 
 #endif

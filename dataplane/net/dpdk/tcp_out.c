@@ -87,6 +87,14 @@ static void emit(struct stack *s, struct rte_mbuf *m, const struct hdr *h, const
 		m->l2_len = RTE_ETHER_HDR_LEN;
 		m->l3_len = sizeof(*ip);
 		th->cksum = rte_ipv4_phdr_cksum(ip, m->ol_flags);
+	} else if (m->nb_segs > 1) {
+		/* Header here, payload in the shared memory chained behind. */
+		uint16_t raw = 0;
+		rte_raw_cksum_mbuf(m, sizeof(*ip), thlen + payload, &raw);
+		uint32_t sum = (uint32_t)raw + rte_ipv4_phdr_cksum(ip, 0);
+		sum = (sum >> 16) + (sum & 0xffff);
+		sum += sum >> 16;
+		th->cksum = (uint16_t)~sum;
 	} else {
 		th->cksum = rte_ipv4_udptcp_cksum(ip, th);
 	}
@@ -272,7 +280,7 @@ void tcp_send_tw_ack(struct stack *s, const struct tw *w)
 	h.raddr = w->raddr;
 	h.rport = w->rport;
 	h.lport = w->lport;
-	h.seq = w->snd_nxt;
+	h.seq = w->snd_max;
 	h.ack = w->rcv_nxt;
 	h.flags = RTE_TCP_ACK_FLAG;
 	h.win = 0; /* nothing more will be read */
@@ -283,6 +291,69 @@ void tcp_send_tw_ack(struct stack *s, const struct tw *w)
 
 /* ---- data segments ---- */
 
+/* The last mbuf attached to a share on this core was freed (by the stack or the port):
+ * the hold ends at the next turn's start (release_shares), outside any call from above. */
+static void zc_freed(void *addr, void *opaque)
+{
+	(void)addr;
+	struct zc_share *z = opaque;
+	z->active = 0;
+	z->next_released = z->s->released;
+	z->s->released = z;
+}
+
+/* A segment of `len` shared bytes at p, sent from where they are: a header mbuf with an
+ * mbuf of ext_pool attached to the bytes behind it. NULL when an mbuf, a record or room
+ * in DPDK's 16-bit reference count is lacking: the bytes are copied then. */
+static struct rte_mbuf *zc_segment(struct stack *s, struct net_share *sh, const char *p,
+				   uint16_t len)
+{
+	struct zc_share *z = sh->priv;
+	if (z && !z->active)
+		z = NULL; /* the old record waits for its release: a new hold */
+	if (z && rte_mbuf_ext_refcnt_read(&z->shinfo) >= ZC_MAX_REFS)
+		return NULL;
+	struct rte_mbuf *h = rte_pktmbuf_alloc(s->env->pool);
+	struct rte_mbuf *x = h ? rte_pktmbuf_alloc(s->env->ext_pool) : NULL;
+	if (!x) {
+		rte_pktmbuf_free(h);
+		return NULL;
+	}
+	if (!z) {
+		z = pool_get(&s->zc_pool);
+		if (!z) {
+			rte_pktmbuf_free(h);
+			rte_pktmbuf_free(x);
+			return NULL;
+		}
+		z->shinfo.free_cb = zc_freed;
+		z->shinfo.fcb_opaque = z;
+		rte_mbuf_ext_refcnt_set(&z->shinfo, 1);
+		z->s = s;
+		z->share = sh;
+		z->next_released = NULL;
+		z->active = 1;
+		sh->priv = z;
+		sh->holds++;
+	} else {
+		rte_mbuf_ext_refcnt_update(&z->shinfo, 1);
+	}
+	/* The port only reads these bytes with the CPU (zc_min is 0 for ports that DMA):
+	 * their virtual address stands for the I/O one. */
+	rte_pktmbuf_attach_extbuf(x, (void *)(uintptr_t)p, (rte_iova_t)(uintptr_t)p, len, &z->shinfo);
+	x->data_len = len;
+	x->pkt_len = len;
+	h->next = x;
+	h->nb_segs = 2;
+	h->pkt_len = len;
+	struct seg *sg = seg_of(h);
+	sg->off = 0; /* into the attached buffer */
+	sg->len = len;
+	sg->flags = SEG_ZC;
+	stack_count(s, SC_tx_zero_copy);
+	return h;
+}
+
 /* Sends one queued segment. The queue keeps its reference for retransmission; the frame
  * goes out from the same buffer when the port has let go of the previous transmission,
  * from a copy when it still holds it. */
@@ -290,12 +361,26 @@ static void xmit_seg(struct stack *s, struct tcb *t, struct rte_mbuf *m)
 {
 	struct seg *sg = seg_of(m);
 	struct rte_mbuf *out;
+	sg->xmit_us = tcp_now_us(s);
+	if (!t->rto_at) {
+		t->rto_at = s->c->now_ms + t->rto_ms; /* RFC 6298 5.1 */
+		t->timer_kind = TK_RTO;
+	}
 	if (rte_mbuf_refcnt_read(m) == 1) {
-		m->data_off = sg->off;
-		m->data_len = sg->len;
+		if (sg->flags & SEG_ZC) {
+			struct rte_mbuf *x = m->next;
+			m->data_off = RTE_PKTMBUF_HEADROOM;
+			m->data_len = 0;
+			x->data_off = sg->off;
+			x->data_len = sg->len;
+			m->nb_segs = 2;
+		} else {
+			m->data_off = sg->off;
+			m->data_len = sg->len;
+		}
 		m->pkt_len = sg->len;
 		m->ol_flags = 0;
-		rte_mbuf_refcnt_update(m, 1);
+		rte_pktmbuf_refcnt_update(m, 1); /* every mbuf of the chain */
 		out = m;
 	} else {
 		out = rte_pktmbuf_alloc(s->env->pool);
@@ -305,7 +390,7 @@ static void xmit_seg(struct stack *s, struct tcb *t, struct rte_mbuf *m)
 		}
 		char *d = rte_pktmbuf_append(out, sg->len);
 		DURO_ASSERT(d);
-		memcpy(d, seg_data(m), sg->len);
+		memcpy(d, seg_payload(m), sg->len);
 	}
 	uint8_t flags = RTE_TCP_ACK_FLAG;
 	if (sg->flags & SEG_FIN)
@@ -316,8 +401,6 @@ static void xmit_seg(struct stack *s, struct tcb *t, struct rte_mbuf *m)
 	/* No SACK blocks on data: the segment was sized for the timestamp option only. */
 	tcb_hdr(s, t, &h, sg->seq, flags, 0);
 	ack_sent(t);
-	if (!t->rto_at)
-		t->rto_at = s->c->now_ms + t->rto_ms;
 	emit(s, out, &h, t->rmac);
 }
 
@@ -331,27 +414,39 @@ static void queue_seg(struct tcb *t, struct rte_mbuf *m)
 	t->snd_tail = m;
 }
 
-/* New data from the layer above, copied into segments as the window allows; returns 0,
- * or -1 when the connection closed meanwhile. */
+/* New data from the layer above, copied into segments as the windows allow: the
+ * congestion window against pipe (RFC 6675), the peer's against what is outstanding. A
+ * loss probe (t->probing) takes one segment whatever the congestion window says (RFC
+ * 8985 7.3). Returns 0, or -1 when the connection closed meanwhile. */
 static int send_new_data(struct stack *s, struct tcb *t)
 {
 	struct core *c = s->c;
+	int sent_any = 0;
 	while (t->want_output && !t->user_gone) {
-		/* Limited transmit (RFC 3042): each of the first two duplicate ACKs lets one
-		 * new segment out beyond cwnd, so a small window can still reach three. */
-		uint32_t cwnd = t->cwnd;
-		if (!t->in_recovery && t->dupacks && t->dupacks < 3)
-			cwnd += (uint32_t)t->dupacks * t->mss;
-		uint32_t wnd = cwnd < t->snd_wnd ? cwnd : t->snd_wnd;
 		uint32_t inflight = t->snd_max - t->snd_una;
-		if (inflight >= wnd)
-			return 0;
-		uint32_t budget = wnd - inflight;
+		if (inflight >= t->snd_wnd)
+			break;
+		uint32_t budget = t->snd_wnd - inflight;
+		if (t->probing) {
+			if (sent_any)
+				break;
+			if (budget > t->mss)
+				budget = t->mss;
+		} else {
+			uint32_t pipe = tcp_pipe(t);
+			if (pipe >= t->cwnd)
+				break;
+			if (t->cwnd - pipe < budget)
+				budget = t->cwnd - pipe;
+		}
 		struct iovec iov[OUT_IOV_MAX];
-		unsigned n = t->pub.ev->fill_output(c, &t->pub, iov, OUT_IOV_MAX);
+		struct net_share *share[OUT_IOV_MAX];
+		int zc = s->env->zc_min && t->pub.ev->fill_output_shared;
+		unsigned n = zc ? t->pub.ev->fill_output_shared(c, &t->pub, iov, share, OUT_IOV_MAX)
+				: t->pub.ev->fill_output(c, &t->pub, iov, OUT_IOV_MAX);
 		if (n == 0) {
 			t->want_output = 0;
-			return 0;
+			break;
 		}
 		size_t total = 0;
 		for (unsigned i = 0; i < n; i++)
@@ -359,90 +454,168 @@ static int send_new_data(struct stack *s, struct tcb *t)
 		/* Sender-side silly window avoidance (RFC 1122 4.2.3.4): a short segment only
 		 * when it carries everything queued or nothing is in flight. */
 		size_t take = total < budget ? total : budget;
-		if (budget < total && budget < t->mss && inflight > 0)
+		if (budget < total && budget < t->mss && inflight > 0 && !t->probing)
 			take = 0;
+		/* A busy core fills segments: a short one waits a little for more output of
+		 * its connection (a broadcast's next messages), up to coalesce_us. */
+		if (take && s->heavy && s->env->coalesce_us && total < t->mss && !t->probing &&
+		    !t->close_req) {
+			uint32_t now = tcp_now_us(s);
+			if (!t->coalesce_until_us)
+				t->coalesce_until_us = (now + s->env->coalesce_us) | 1u;
+			if ((int32_t)(now - t->coalesce_until_us) < 0) {
+				tcb_want_flush(s, t);
+				take = 0;
+			}
+		}
+		if (take)
+			t->coalesce_until_us = 0;
 		size_t copied = 0;
 		unsigned vi = 0;
 		size_t voff = 0;
 		while (copied < take) {
-			struct rte_mbuf *m = rte_pktmbuf_alloc(s->env->pool);
-			if (!m) {
-				stack_count(s, SC_drop_no_mbuf);
-				break;
-			}
 			size_t seglen = take - copied < t->mss ? take - copied : t->mss;
-			struct seg *sg = seg_of(m);
-			sg->off = m->data_off;
-			sg->seq = t->snd_max;
-			sg->len = (uint16_t)seglen;
-			sg->flags = 0;
-			char *d = rte_pktmbuf_mtod(m, char *);
-			size_t got = 0;
-			while (got < seglen) {
-				size_t k = iov[vi].iov_len - voff;
-				if (k > seglen - got)
-					k = seglen - got;
-				memcpy(d + got, (const char *)iov[vi].iov_base + voff, k);
-				got += k;
-				voff += k;
-				if (voff == iov[vi].iov_len) {
-					vi++;
-					voff = 0;
+			size_t piece = iov[vi].iov_len - voff;
+			struct rte_mbuf *m = NULL;
+			if (zc && share[vi] && piece >= s->env->zc_min) {
+				/* Shared bytes worth it: sent from where they are, a piece per
+				 * segment. */
+				if (seglen > piece)
+					seglen = piece;
+				m = zc_segment(s, share[vi], (const char *)iov[vi].iov_base + voff,
+					       (uint16_t)seglen);
+				if (m) {
+					voff += seglen;
+					if (voff == iov[vi].iov_len) {
+						vi++;
+						voff = 0;
+					}
 				}
 			}
+			if (!m) {
+				m = rte_pktmbuf_alloc(s->env->pool);
+				if (!m) {
+					stack_count(s, SC_drop_no_mbuf);
+					break;
+				}
+				struct seg *sg = seg_of(m);
+				sg->off = m->data_off;
+				sg->flags = 0;
+				char *d = rte_pktmbuf_mtod(m, char *);
+				size_t got = 0;
+				while (got < seglen) {
+					/* A shared piece worth sending from where it is gets a
+					 * segment of its own. */
+					if (zc && got && !voff && share[vi] &&
+					    iov[vi].iov_len >= s->env->zc_min)
+						break;
+					size_t k = iov[vi].iov_len - voff;
+					if (k > seglen - got)
+						k = seglen - got;
+					memcpy(d + got, (const char *)iov[vi].iov_base + voff, k);
+					got += k;
+					voff += k;
+					if (voff == iov[vi].iov_len) {
+						vi++;
+						voff = 0;
+					}
+				}
+				seglen = got;
+				sg->len = (uint16_t)seglen;
+			}
+			seg_of(m)->seq = t->snd_max;
 			queue_seg(t, m);
 			t->snd_max += (uint32_t)seglen;
-			if (!t->snd_resend)
-				t->snd_nxt = t->snd_max;
-			if (!t->ts_ok && !t->rtt_seq) {
-				t->rtt_seq = t->snd_max;
-				t->rtt_start_ms = (uint32_t)c->now_ms;
-			}
 			copied += seglen;
 			s->net.sent_bytes += seglen;
 			xmit_seg(s, t, m);
 		}
 		/* The loan fill_output began ends here even when nothing was taken (silly window
-		 * avoidance, no mbuf): the layer above may move or free those bytes, and a TLS
-		 * layer asked for output again with a loan open would abort. */
-		if (copied)
+		 * avoidance, coalescing, no mbuf): the layer above may move or free those bytes,
+		 * and a TLS layer asked for output again with a loan open would abort. */
+		if (copied) {
+			sent_any = 1;
 			s->net.sends++;
+		}
 		t->pub.ev->on_sent(c, &t->pub, copied);
 		if (t->state == TS_CLOSED)
 			return -1;
 		if (copied == 0 || copied < total)
-			return 0; /* the window is full */
+			break; /* a window is full, or the segment waits */
 	}
+	if (sent_any && !t->probing && tcp_pto_allowed(t))
+		tcp_arm_timer(s, t, 1); /* RFC 8985 7.2: the probe after new data */
 	return 0;
 }
 
-/* After a timeout: segments from snd_nxt on go again as the window allows. */
-static void resend_queued(struct stack *s, struct tcb *t)
+/* Segments marked lost go again, first in sequence order, while pipe is below the
+ * congestion window (RFC 6675 NextSeg rule 1), before any new data. */
+static void retransmit_lost(struct stack *s, struct tcb *t)
 {
-	while (t->snd_resend) {
-		uint32_t wnd = t->cwnd < t->snd_wnd ? t->cwnd : t->snd_wnd;
-		if (wnd < t->mss)
-			wnd = t->mss; /* one segment always goes: the window may be probed */
-		if (t->snd_nxt - t->snd_una >= wnd)
-			return;
-		struct rte_mbuf *m = t->snd_resend;
+	enum stack_counter kind = t->ca_state == CA_LOSS ? SC_tcp_retransmits_timeout
+				  : t->newreno		? SC_tcp_retransmits_fast
+							: SC_tcp_retransmits_rack;
+	struct rte_mbuf *m = t->snd_resend;
+	while (m) {
 		struct seg *sg = seg_of(m);
-		sg->flags |= SEG_RETRANSMITTED;
-		xmit_seg(s, t, m);
-		t->snd_nxt = sg->seq + sg->len + ((sg->flags & SEG_FIN) ? 1u : 0u);
-		t->snd_resend = sg->link;
+		if ((sg->flags & (SEG_LOST | SEG_RETRANS | SEG_SACKED)) == SEG_LOST) {
+			if (tcp_pipe(t) >= t->cwnd && !t->rexmit_now)
+				break;
+			t->rexmit_now = 0;
+			sg->flags |= SEG_RETRANS | SEG_EVER_RETRANS;
+			t->retrans_bytes += seg_seqlen(sg);
+			stack_count(s, kind);
+			xmit_seg(s, t, m);
+		}
+		m = sg->link;
 	}
-	t->snd_nxt = t->snd_max;
+	t->snd_resend = m;
 }
 
-void tcp_retransmit(struct stack *s, struct tcb *t)
+/* The loss probe (RFC 8985 7.3): a new segment if the peer's window has room for one,
+ * else the last segment again. The retransmission timer follows it. */
+static void send_probe(struct stack *s, struct tcb *t)
 {
+	stack_count(s, SC_tcp_tlp_probes);
+	uint32_t before = t->snd_max;
+	if (t->want_output && !t->fin_sent &&
+	    (t->state == TS_ESTABLISHED || t->state == TS_CLOSE_WAIT)) {
+		t->probing = 1;
+		int r = send_new_data(s, t);
+		t->probing = 0;
+		if (r < 0)
+			return;
+	}
+	if (t->snd_max != before) {
+		t->tlp_retrans = 0;
+	} else {
+		struct rte_mbuf *m = t->snd_tail;
+		struct seg *sg = seg_of(m);
+		if (!(sg->flags & SEG_RETRANS))
+			t->retrans_bytes += seg_seqlen(sg);
+		sg->flags |= SEG_RETRANS | SEG_EVER_RETRANS;
+		stack_count(s, SC_tcp_retransmits_tlp);
+		xmit_seg(s, t, m);
+		t->tlp_retrans = 1;
+	}
+	t->tlp_out = 1;
+	t->tlp_end_seq = t->snd_max;
+}
+
+void tcp_arm_timer(struct stack *s, struct tcb *t, int restart)
+{
+	uint64_t now = s->c->now_ms;
 	if (!t->snd_head)
 		return;
-	struct seg *sg = seg_of(t->snd_head);
-	sg->flags |= SEG_RETRANSMITTED;
-	t->rtt_seq = 0; /* Karn: no sample from a retransmitted segment */
-	xmit_seg(s, t, t->snd_head);
+	if (tcp_pto_allowed(t)) {
+		t->rto_at = now + tcp_pto_ms(t);
+		t->timer_kind = TK_PTO;
+		return;
+	}
+	if (restart || !t->rto_at || t->timer_kind != TK_RTO) {
+		t->rto_at = now + t->rto_ms;
+		t->timer_kind = TK_RTO;
+	}
 }
 
 static void send_fin(struct stack *s, struct tcb *t)
@@ -460,8 +633,6 @@ static void send_fin(struct stack *s, struct tcb *t)
 	sg->flags = SEG_FIN;
 	queue_seg(t, m);
 	t->snd_max++;
-	if (!t->snd_resend)
-		t->snd_nxt = t->snd_max;
 	t->fin_sent = 1;
 	/* How long the peer may take to finish closing is bounded as for a lingering kernel
 	 * socket: then the connection ends whatever state it is in. */
@@ -475,8 +646,10 @@ void tcp_output(struct stack *s, struct tcb *t)
 {
 	if (t->state == TS_CLOSED || t->state == TS_SYN_RECEIVED)
 		return;
+	if (t->rack_wait_us)
+		tcp_rack_timeout(s, t);
 	if (t->snd_resend)
-		resend_queued(s, t);
+		retransmit_lost(s, t);
 	int can_send = t->state == TS_ESTABLISHED || t->state == TS_CLOSE_WAIT;
 	if (can_send && !t->fin_sent) {
 		if (send_new_data(s, t) < 0)
@@ -486,9 +659,11 @@ void tcp_output(struct stack *s, struct tcb *t)
 			send_fin(s, t);
 	}
 	if (t->ack_now)
-		tcp_send_ctl(s, t, RTE_TCP_ACK_FLAG, t->snd_nxt);
-	if (t->snd_una == t->snd_max && t->want_output && t->snd_wnd == 0 && !t->rto_at)
+		tcp_send_ctl(s, t, RTE_TCP_ACK_FLAG, t->snd_max);
+	if (t->snd_una == t->snd_max && t->want_output && t->snd_wnd == 0 && !t->rto_at) {
 		t->rto_at = s->c->now_ms + t->rto_ms; /* persist: probe the zero window */
+		t->timer_kind = TK_RTO;
+	}
 	tcb_timers_update(s, t);
 }
 
@@ -506,6 +681,24 @@ void tcp_on_rto(struct stack *s, struct tcb *t)
 		t->rto_at = now + ((uint64_t)TCP_RTO_INIT_MS << t->backoff);
 		return;
 	}
+	enum tcp_timer_kind kind = (enum tcp_timer_kind)t->timer_kind;
+	t->timer_kind = TK_RTO;
+	if (kind == TK_REO) {
+		tcp_rack_timeout(s, t);
+		if (t->snd_head && !t->rto_at)
+			tcp_arm_timer(s, t, 1);
+		if (t->snd_resend)
+			tcb_want_flush(s, t);
+		return;
+	}
+	if (kind == TK_PTO && t->snd_head) {
+		send_probe(s, t);
+		if (t->state != TS_CLOSED) {
+			t->rto_at = now + t->rto_ms;
+			t->timer_kind = TK_RTO;
+		}
+		return;
+	}
 	uint64_t rto = (uint64_t)t->rto_ms << (t->backoff < 10 ? t->backoff + 1 : 11);
 	if (rto > TCP_RTO_MAX_MS)
 		rto = TCP_RTO_MAX_MS;
@@ -515,21 +708,25 @@ void tcp_on_rto(struct stack *s, struct tcb *t)
 			tcb_close(s, t, -ETIMEDOUT);
 			return;
 		}
-		stack_count(s, SC_tcp_retransmits_timeout);
-		/* RFC 5681 (4): ssthresh from the flight, one segment of window, go back. */
+		/* RFC 5681 (4): ssthresh from the flight (held on a second expiry in a row),
+		 * one segment of window, every segment not SACKed lost (RFC 6675 5.1). */
 		uint32_t flight = t->snd_max - t->snd_una;
-		t->ssthresh = flight / 2 > 2u * t->mss ? flight / 2 : 2u * t->mss;
+		if (!t->backoff) {
+			t->prior_cwnd = t->cwnd;
+			t->prior_ssthresh = t->ssthresh;
+			t->rto_tsval = tcp_now_ts(t, now);
+			t->ssthresh = flight / 2 > 2u * t->mss ? flight / 2 : 2u * t->mss;
+		}
 		t->cwnd = t->mss;
-		t->dupacks = 0;
-		t->in_recovery = 0;
+		tcp_rto_mark_all(s, t);
+		t->ca_state = CA_LOSS;
+		t->newreno = !t->sack_ok;
 		t->recover = t->snd_max;
+		t->dupacks = 0;
 		t->backoff++;
-		t->rtt_seq = 0;
-		t->snd_resend = t->snd_head;
-		t->snd_nxt = t->snd_una;
+		retransmit_lost(s, t);
 		t->rto_at = now + rto;
-		resend_queued(s, t);
-		t->rto_at = now + rto; /* xmit_seg kept the earlier one */
+		t->timer_kind = TK_RTO;
 		return;
 	}
 	if (t->snd_wnd == 0 && t->want_output) {

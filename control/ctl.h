@@ -86,6 +86,7 @@ struct ctl {
 	 * core at the end of every turn), 0 before its first. */
 	_Atomic uint64_t beat[DURO_MAX_CORES];
 	uint64_t watchdog_checked_ms;
+	uint64_t watchdog_since_ms; /* stalls count from here: the end of a process-wide pause */
 };
 
 /* Binds the control socket (and the metrics listener) and makes the mailboxes; call after

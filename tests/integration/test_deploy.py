@@ -302,3 +302,23 @@ def test_the_last_ten_versions_are_kept_for_rollback(tmp_path, durod_factory):
     assert r.returncode == 1 and "has no version %s among its last 10" % shas[0][:12] in r.stderr, \
         r.stderr
     assert answer(d, "k")[:2] == ["v4", "1"]
+
+
+def test_deploys_back_to_back_leave_every_object_on_the_last(tmp_path, durod_factory):
+    """Each deploy restarts the cores' switch passes; one coming while the last is still
+    moving objects must leave none behind, on either core."""
+    v = [modbuild.versioned(tmp_path, "v%d" % i) for i in range(1, 5)]
+    d = durod_factory(config=config(v[0]), cores=2)
+    names = ["b%d" % i for i in range(3000)]
+    assert set(get_many(d, names, "POST").values()) == {"v1"}
+    for path in v[1:]:
+        duroctl(d, "deploy", "Versioned", path, "--immediate")
+    duroctl(d, "rollback", "Versioned", "--immediate")  # to v3
+    duroctl(d, "deploy", "Versioned", v[3], "--immediate")
+
+    def settled():
+        vs = json.loads(duroctl(d, "--json", "versions", "Versioned").stdout)
+        objs = {x["sha"]: x["objects"] for x in vs["versions"]}
+        return objs[vs["current"]] == len(names) and sum(objs.values()) == len(names)
+    wait_until(settled, what="every resident object on the last version")
+    assert set(get_many(d, names).values()) == {"v4"}

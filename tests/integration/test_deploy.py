@@ -295,6 +295,10 @@ def test_the_last_ten_versions_are_kept_for_rollback(tmp_path, durod_factory):
     vs = json.loads(duroctl(d, "--json", "versions", "Versioned").stdout)
     kept = [v["sha"] for v in vs["versions"]]
     assert kept == shas[::-1][:10], kept  # newest first; v1 and v2 fell off
+    # The files of those that fell off are gone from the data directory.
+    files = os.listdir(os.path.join(d.data_dir, "classes", "Versioned"))
+    assert sorted(files) == sorted(s + ".so" for s in kept), files
+    assert "is no longer among the last 10" in d.logtext()
     # The oldest kept one is reachable; one that fell off is refused by name.
     duroctl(d, "rollback", "Versioned", shas[2][:12], "--immediate")
     assert answer(d, "k")[:2] == ["v4", "1"]

@@ -578,6 +578,11 @@ static int route_check(const struct obj_view *v, const struct obj_route *rt, cha
 		snprintf(err, errlen, "route \"%s\": a prefix starts and ends with '/', like /mine/", rt->prefix);
 		return -EINVAL;
 	}
+	if (v->nroutes >= DURO_MAX_ROUTES) {
+		snprintf(err, errlen, "route \"%s\": this durod has %d routes, the most it holds",
+			 rt->prefix, DURO_MAX_ROUTES);
+		return -ENOSPC;
+	}
 	for (unsigned i = 0; i < v->nroutes; i++) {
 		const char *p = v->routes[i].prefix;
 		if (!strncmp(rt->prefix, p, strlen(p))) {
@@ -631,6 +636,8 @@ static json_t *deploy_new(struct ctl *ctl, json_t *req, const char *cls, const c
 	if (obj_find_class(cls))
 		return ctl_error_reply("deploy: class %s is known to this durod already (%s) but not bound: bind it in the config",
 				       cls, obj_class_module(cls) ? "from a module" : "built in");
+	if (obj_namespaces() >= DURO_MAX_BINDINGS)
+		return ctl_error_reply("deploy: this durod has %d bindings, the most it holds", DURO_MAX_BINDINGS);
 	struct obj_route route, *rtp = NULL;
 	char err[768];
 	if (prefix) {

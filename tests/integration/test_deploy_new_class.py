@@ -140,7 +140,7 @@ def test_sigkill_around_the_deploy_leaves_a_data_dir_that_starts(tmp_path, durod
     f1 = fresh(tmp_path, "f1")
     d = durod_factory(cores=2)
     data = d.data_dir
-    delays = [0.0, 0.002, 0.005, 0.01, 0.02, 0.04]
+    delays = [0.0, 0.005, 0.02, 0.05, 0.1, 0.2, 0.4]
     deployed = False
     for i, delay in enumerate(delays):
         if not deployed:

@@ -533,6 +533,8 @@ static struct obj_version *load_file(struct ctl *ctl, const char *cls, const cha
 			snprintf(msg, sizeof(msg), "%s", err);
 		log_warn("deploy: class %s refused: %s", cls, msg);
 		*reply = ctl_error_reply("%s", msg);
+		/* Never loaded, so no version runs it and none can: not kept. */
+		unlink(dst);
 	}
 	return ver;
 }

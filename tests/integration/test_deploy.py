@@ -136,6 +136,10 @@ def test_deploy_refuses_bad_files_and_keeps_running(tmp_path, durod_factory):
         assert answer(d, "k")[:2] == ["v1", "1"], kind  # still running what it ran
     log = d.logtext()
     assert log.count("deploy: class Versioned refused") == len(DEPLOY_REFUSALS)
+    # No refused file is kept in the data directory (those refused before the copy never
+    # got there; the others are removed again).
+    kept = os.path.join(d.data_dir, "classes", "Versioned")
+    assert not os.path.exists(kept) or os.listdir(kept) == [], os.listdir(kept)
     # A class this durod does not bind.
     r = duroctl(d, "deploy", "Nope", v1, check=False)
     assert r.returncode == 1 and "class Nope is not bound" in r.stderr

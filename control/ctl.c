@@ -436,6 +436,9 @@ static void on_wake(struct ctl *ctl, uint64_t now)
 
 /* How often the watchdog looks at the cores. */
 #define CTL_WATCHDOG_TICK_MS 100
+/* A gap this long between two of its looks means the control thread did not run either:
+ * the whole process was paused (SIGSTOP, a debugger, a frozen container or VM). */
+#define CTL_WATCHDOG_PAUSE_MS 1000
 
 /* A core that has not finished a loop turn for watchdog_ms runs something that does not
  * return (a class's handler in a loop): durod aborts, naming it, rather than serve with a
@@ -446,12 +449,18 @@ static void watchdog(struct ctl *ctl, uint64_t now)
 	struct core_group *g = ctl->group;
 	if (!limit || now < ctl->watchdog_checked_ms + CTL_WATCHDOG_TICK_MS)
 		return;
+	/* After a pause every core's last turn looks as old as the pause, though none is
+	 * stuck: stalls are measured from the moment the watchdog runs again (and from its
+	 * first look, which a pause may delay too). */
+	if (now > ctl->watchdog_checked_ms + CTL_WATCHDOG_PAUSE_MS)
+		ctl->watchdog_since_ms = now;
 	ctl->watchdog_checked_ms = now;
 	if (atomic_load(&g->serving) < g->ncores || atomic_load(&g->stop_now))
 		return; /* starting (replaying logs) or tearing down: turns may be long */
 	for (unsigned i = 0; i < g->ncores; i++) {
 		uint64_t beat = atomic_load_explicit(&ctl->beat[i], memory_order_relaxed);
-		if (beat && now > beat + limit)
+		uint64_t from = beat > ctl->watchdog_since_ms ? beat : ctl->watchdog_since_ms;
+		if (beat && now > from + limit)
 			crash_hang(i, now - beat);
 	}
 }

@@ -87,6 +87,7 @@ struct ctl {
 	 * core at the end of every turn), 0 before its first. */
 	_Atomic uint64_t beat[DURO_MAX_CORES];
 	uint64_t watchdog_checked_ms;
+	uint64_t watchdog_since_ms; /* stalls count from here: the end of a process-wide pause */
 };
 
 /* Binds the control socket (and the metrics listener) and makes the mailboxes; call after
@@ -111,6 +112,12 @@ void ctl_request_tls_reload(struct ctl *ctl);
  * within 10 minutes of its deploy) and makes each class run its deployed version.
  * Returns 0 (what cannot be restored is logged, and the config's version runs). */
 int ctl_deploy_restore(const struct duro_config *cfg);
+/* At start, after obj_runtime_init and before ctl_deploy_restore: the bindings live
+ * deploys added (meta "binding/<NAME>") that the config does not bind by that name are
+ * bound again, their classes loaded from the deployed version's file and their routes
+ * added. One that cannot be (its class deleted by a later migration, its file unusable)
+ * is left out with a log line; durod starts either way. */
+void ctl_deploy_restore_bindings(const struct duro_config *cfg);
 
 /* DPDK telemetry commands (/duro/status, /duro/stats, /duro/core) over the same figures. */
 int ctl_telemetry_register(struct ctl *ctl);

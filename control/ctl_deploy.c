@@ -135,17 +135,21 @@ static json_t *rec_touch(json_t *rec, const char *sha, const char *source)
 	return e;
 }
 
-/* At most DEPLOY_KEEP versions, the current and old ones always among them. */
-static void rec_trim(json_t *rec)
+/* At most DEPLOY_KEEP versions, the current and old ones always among them. Returns the
+ * shas dropped (the caller owns the array), whose files go once the record is saved. */
+static json_t *rec_trim(json_t *rec)
 {
 	json_t *vs = json_object_get(rec, "versions");
+	json_t *dropped = json_array();
 	const char *cur = rec_str(rec, "current"), *old = rec_str(rec, "old");
 	for (size_t i = json_array_size(vs); i-- > 0 && json_array_size(vs) > DEPLOY_KEEP;) {
 		const char *sha = rec_str(json_array_get(vs, i), "sha");
 		if ((cur && !strcmp(sha, cur)) || (old && !strcmp(sha, old)))
 			continue;
+		json_array_append_new(dropped, json_string(sha));
 		json_array_remove(vs, i);
 	}
+	return dropped;
 }
 
 static void seed_of(json_t *rec, uint8_t seed[16])
@@ -304,6 +308,36 @@ static int copy_in(const char *data_dir, const char *cls, const char *src, char 
 	return 0;
 }
 
+/* The files of versions the record no longer keeps (saved without them, so neither a
+ * rollback nor a restart can want them): removed. A version still mapped keeps running;
+ * its pages stay until the process ends. Takes `dropped`. */
+static void remove_files(const char *data_dir, const char *cls, json_t *dropped)
+{
+	size_t i;
+	json_t *x;
+	int any = 0;
+	json_array_foreach(dropped, i, x) {
+		const char *sha = json_string_value(x);
+		if (!sha || !strcmp(sha, OBJ_SHA_BUILTIN))
+			continue;
+		char path[700];
+		stored_path(path, sizeof(path), data_dir, cls, sha);
+		if (unlink(path) == 0) {
+			any = 1;
+			log_info("deploy: class %s: version %.12s is no longer among the last %d: %s removed",
+				 cls, sha, DEPLOY_KEEP, path);
+		} else if (errno != ENOENT) {
+			log_warn("deploy: class %s: removing %s: %s", cls, path, strerror(errno));
+		}
+	}
+	json_decref(dropped);
+	if (any) {
+		char dir[700];
+		snprintf(dir, sizeof(dir), "%s/classes/%s", data_dir, cls);
+		fsync_dir(dir);
+	}
+}
+
 /* The version `sha` of class `cls`: already running, built in, or loaded from its file
  * in the data directory. NULL with one line in err. */
 static struct obj_version *resolve(const char *data_dir, const char *cls, const char *sha,
@@ -458,10 +492,13 @@ static json_t *switch_to(struct ctl *ctl, const char *cls, json_t *rec, struct o
 	if (percent < 100 && old_sha &&
 	    !(old = resolve(ctl->cfg->obj.data_dir, cls, old_sha, err, sizeof(err))))
 		return ctl_error_reply("%s: the old version: %s", what, err);
-	rec_trim(rec);
+	json_t *dropped = rec_trim(rec);
 	int r = record_save(cls, rec);
-	if (r < 0)
+	if (r < 0) {
+		json_decref(dropped);
 		return ctl_error_reply("%s: recording it in meta: %s (nothing changed)", what, strerror(-r));
+	}
+	remove_files(ctl->cfg->obj.data_dir, cls, dropped);
 	r = publish(cls, ver, old, percent * 100, seed, max_delay_ms);
 	if (r < 0)
 		return ctl_error_reply("%s: recorded, but the cores did not take it: %s (it runs after a restart)",
@@ -472,6 +509,226 @@ static json_t *switch_to(struct ctl *ctl, const char *cls, json_t *rec, struct o
 	return json_pack("{s:b, s:s, s:s, s:s, s:o, s:i, s:I}", "ok", 1, "class", cls, "sha", ver->sha,
 			 "label", ver->label, "old", old ? json_string(old->sha) : json_null(),
 			 "percent", (int)percent, "max_delay_s", (json_int_t)(max_delay_ms / 1000));
+}
+
+/* FILE copied in and loaded as a version of cls (*dst: its copy). NULL with a reply. */
+static struct obj_version *load_file(struct ctl *ctl, const char *cls, const char *path,
+				     char sha[65], json_t **reply)
+{
+	char err[768], dst[700];
+	int r = copy_in(ctl->cfg->obj.data_dir, cls, path, sha, dst, sizeof(dst), err, sizeof(err));
+	if (r < 0) {
+		log_warn("deploy: class %s refused: %s", cls, err);
+		*reply = ctl_error_reply("%s", err);
+		return NULL;
+	}
+	struct obj_version *ver = resolve(ctl->cfg->obj.data_dir, cls, sha, err, sizeof(err));
+	if (!ver) {
+		/* Named by the file the operator gave, not our copy. */
+		char *at = strstr(err, dst);
+		char msg[1024];
+		if (at)
+			snprintf(msg, sizeof(msg), "%.*s%s%s", (int)(at - err), err, path, at + strlen(dst));
+		else
+			snprintf(msg, sizeof(msg), "%s", err);
+		log_warn("deploy: class %s refused: %s", cls, msg);
+		*reply = ctl_error_reply("%s", msg);
+		/* Never loaded, so no version runs it and none can: not kept. */
+		unlink(dst);
+	}
+	return ver;
+}
+
+/* A module may define several classes; a deploy names one and runs only that one. The
+ * others are said, in the log and the reply, never dropped in silence. NULL for none. */
+static json_t *others_of(const struct obj_version *ver, const char *cls)
+{
+	if (!ver->module || ver->module->nclasses < 2)
+		return NULL;
+	json_t *names = json_array();
+	char list[512] = "";
+	for (size_t i = 0; i < ver->module->nclasses; i++) {
+		const char *n = ver->module->classes[i]->name;
+		if (!strcmp(n, cls))
+			continue;
+		json_array_append_new(names, json_string(n));
+		size_t len = strlen(list);
+		snprintf(list + len, sizeof(list) - len, "%s%s", len ? ", " : "", n);
+	}
+	log_info("deploy: module %.12s defines %zu classes: only %s is deployed; not deployed: %s (deploy each by its name)",
+		 ver->sha, ver->module->nclasses, cls, list);
+	return names;
+}
+
+static int binding_name_ok(const char *s)
+{
+	if (!s[0] || strlen(s) >= OBJ_NAME_MAX || (s[0] >= '0' && s[0] <= '9'))
+		return 0;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '_'))
+			return 0;
+	return 1;
+}
+
+/* Checks a new route against the view's: refused when its prefix is taken, or an earlier
+ * route's prefix starts it (routes are tried in order: it would never match). */
+static int route_check(const struct obj_view *v, const struct obj_route *rt, char *err, size_t errlen)
+{
+	size_t n = strlen(rt->prefix);
+	if (n < 2 || rt->prefix[0] != '/' || rt->prefix[n - 1] != '/') {
+		snprintf(err, errlen, "route \"%s\": a prefix starts and ends with '/', like /mine/", rt->prefix);
+		return -EINVAL;
+	}
+	if (v->nroutes >= DURO_MAX_ROUTES) {
+		snprintf(err, errlen, "route \"%s\": this durod has %d routes, the most it holds",
+			 rt->prefix, DURO_MAX_ROUTES);
+		return -ENOSPC;
+	}
+	for (unsigned i = 0; i < v->nroutes; i++) {
+		const char *p = v->routes[i].prefix;
+		if (!strncmp(rt->prefix, p, strlen(p))) {
+			snprintf(err, errlen, "route \"%s\": %s route %s comes first and takes its requests",
+				 rt->prefix, !strcmp(p, rt->prefix) ? "taken: the" : "the", p);
+			return -EEXIST;
+		}
+	}
+	return 0;
+}
+
+/* JSON of a binding a live deploy made, as meta keeps it ("binding/<NAME>"). */
+static char *binding_text(const char *cls, const char *tag, const char *sha, const struct obj_route *rt)
+{
+	json_t *j = json_pack("{s:s, s:s, s:s}", "class", cls, "tag", tag, "sha", sha);
+	if (j && rt) {
+		json_object_set_new(j, "route", json_string(rt->prefix));
+		json_object_set_new(j, "id", json_string(rt->kind == ROUTE_ID ? "string" : "name"));
+	}
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	return text;
+}
+
+/* deploy of a class no binding names: a live migration. Its storage (a column family),
+ * the tag, the binding and the class's deploy record are written in one synced meta batch
+ * (store_migrate_live); only then is the class registered and a view holding the new
+ * namespace published. A crash before the batch leaves at most an unnamed family. */
+static json_t *deploy_new(struct ctl *ctl, json_t *req, const char *cls, const char *path,
+			  uint64_t max_delay_ms)
+{
+	(void)max_delay_ms; /* no object runs another version of a new class */
+	const char *tag = json_string_value(json_object_get(req, "tag"));
+	const char *bname = json_string_value(json_object_get(req, "binding"));
+	const char *prefix = json_string_value(json_object_get(req, "route"));
+	const char *idk = json_string_value(json_object_get(req, "route_id"));
+	if (!tag || !bname)
+		return ctl_error_reply("deploy: class %s is not bound in this durod; to add it live, give its migration tag and binding: duroctl deploy %s FILE --tag TAG --binding NAME [--route /PREFIX/]",
+				       cls, cls);
+	json_t *jp = json_object_get(req, "percent");
+	if (jp && json_integer_value(jp) != 100)
+		return ctl_error_reply("deploy: class %s is new: every object runs it (--percent is for a new version of a bound class)", cls);
+	if (!class_name_ok(tag))
+		return ctl_error_reply("deploy: --tag \"%s\": a migration tag of letters, digits, '_', '-' and '.'", tag);
+	if (!binding_name_ok(bname))
+		return ctl_error_reply("deploy: --binding \"%s\": a binding name of letters, digits and '_' (not starting with a digit)", bname);
+	const struct duro_namespace *taken = duro_namespace(bname);
+	if (taken)
+		return ctl_error_reply("deploy: binding %s is taken (by class %s)", bname,
+				       obj_namespace_class(taken->index));
+	if (obj_find_class(cls))
+		return ctl_error_reply("deploy: class %s is known to this durod already (%s) but not bound: bind it in the config",
+				       cls, obj_class_module(cls) ? "from a module" : "built in");
+	if (obj_namespaces() >= DURO_MAX_BINDINGS)
+		return ctl_error_reply("deploy: this durod has %d bindings, the most it holds", DURO_MAX_BINDINGS);
+	struct obj_route route, *rtp = NULL;
+	char err[768];
+	if (prefix) {
+		memset(&route, 0, sizeof(route));
+		if (strlen(prefix) >= sizeof(route.prefix))
+			return ctl_error_reply("deploy: route \"%s\": over %d bytes", prefix, OBJ_PREFIX_MAX - 1);
+		snprintf(route.prefix, sizeof(route.prefix), "%s", prefix);
+		if (idk && strcmp(idk, "name") && strcmp(idk, "string"))
+			return ctl_error_reply("deploy: --route-id \"%s\": want name or string", idk);
+		route.kind = idk && !strcmp(idk, "string") ? ROUTE_ID : ROUTE_NAME;
+		struct obj_view *v = obj_view_copy();
+		if (!v)
+			return ctl_error_reply("deploy: out of memory");
+		int r = route_check(v, &route, err, sizeof(err));
+		free(v);
+		if (r < 0)
+			return ctl_error_reply("deploy: %s", err);
+		rtp = &route;
+	}
+	char sha[65];
+	json_t *reply = NULL;
+	struct obj_version *ver = load_file(ctl, cls, path, sha, &reply);
+	if (!ver)
+		return reply;
+	json_t *others = others_of(ver, cls);
+	if (json_is_true(json_object_get(req, "check"))) {
+		reply = json_pack("{s:b, s:b, s:s, s:s, s:s}", "ok", 1, "checked", 1, "class", cls,
+				  "sha", ver->sha, "label", ver->label);
+		if (others)
+			json_object_set_new(reply, "not_deployed", others);
+		return reply;
+	}
+	/* The class's record, as a first deploy leaves it; and its binding. */
+	json_t *rec = json_pack("{s:s, s:n, s:i, s:[]}", "current", sha, "old", "percent", 100, "versions");
+	json_t *ent = rec ? rec_touch(rec, sha, "deploy") : NULL;
+	uint8_t seed[16];
+	char *rec_text = NULL, *b_text = NULL;
+	if (ent) {
+		json_object_set_new(ent, "deployed_ms", json_integer((json_int_t)clock_wall_ms()));
+		seed_of(rec, seed);
+		rec_text = json_dumps(rec, JSON_COMPACT);
+		b_text = binding_text(cls, tag, sha, rtp);
+	}
+	json_decref(rec);
+	char rkey[KEYS_META_DEPLOY_LEN + OBJ_NAME_MAX], bkey[KEYS_META_BINDING_LEN + OBJ_NAME_MAX];
+	struct store_meta_put extra[2] = {
+		{ .key = rkey, .klen = record_key(rkey, sizeof(rkey), cls), .val = rec_text,
+		  .vlen = rec_text ? strlen(rec_text) : 0 },
+		{ .key = bkey, .klen = (size_t)snprintf(bkey, sizeof(bkey), "%s%s", KEYS_META_BINDING, bname),
+		  .val = b_text, .vlen = b_text ? strlen(b_text) : 0 },
+	};
+	int cf = -1, r = -ENOMEM;
+	uint8_t secret[32];
+	if (rec_text && b_text)
+		r = store_migrate_live(obj_runtime_store(), tag, cls, extra, 2, &cf, secret, err, sizeof(err));
+	else
+		snprintf(err, sizeof(err), "out of memory");
+	free(rec_text);
+	free(b_text);
+	if (r < 0) {
+		json_decref(others);
+		log_warn("deploy: new class %s refused: %s", cls, err);
+		return ctl_error_reply("deploy: new class %s: %s (nothing changed)", cls, err);
+	}
+	char dup[200];
+	if (obj_registry_add(ver->cls, ver->module, dup, sizeof(dup)) < 0)
+		log_warn("deploy: new class %s: %s", cls, dup); /* checked above, under deploy_lock */
+	struct obj_binding b;
+	memset(&b, 0, sizeof(b));
+	snprintf(b.name, sizeof(b.name), "%s", bname);
+	snprintf(b.class_name, sizeof(b.class_name), "%s", cls);
+	int ns = obj_runtime_add_namespace(&b, ver, cf, secret, rtp, clock_now_ms() + DEPLOY_PUBLISH_MS);
+	if (ns < 0) {
+		json_decref(others);
+		log_error("deploy: new class %s: storage made and recorded, but the cores did not take its binding: %s (it is served after a restart)",
+			  cls, strerror(-ns));
+		return ctl_error_reply("deploy: new class %s: storage made and recorded, but the cores did not take its binding: %s (it is served after a restart)",
+				       cls, strerror(-ns));
+	}
+	log_info("deploy: new class %s version %s bound as %s%s%s (migration tag \"%s\"): its storage is made and every core serves it",
+		 cls, ver->label, bname, rtp ? ", route " : "", rtp ? rtp->prefix : "", tag);
+	reply = json_pack("{s:b, s:s, s:s, s:s, s:n, s:i, s:I, s:b, s:s, s:s}", "ok", 1, "class", cls,
+			  "sha", ver->sha, "label", ver->label, "old", "percent", 100, "max_delay_s",
+			  (json_int_t)0, "new_class", 1, "binding", bname, "tag", tag);
+	if (rtp)
+		json_object_set_new(reply, "route", json_string(rtp->prefix));
+	if (others)
+		json_object_set_new(reply, "not_deployed", others);
+	return reply;
 }
 
 static json_t *deploy_locked(struct ctl *ctl, json_t *req)
@@ -492,33 +749,28 @@ static json_t *deploy_locked(struct ctl *ctl, json_t *req)
 		return e;
 	struct obj_ns_entry cur;
 	if (running(cls, &cur) < 0)
-		return ctl_error_reply("deploy: class %s is not bound in this durod: a new class is bound in the config, with a migration tag, and loaded at start from \"modules\"",
-				       cls);
-	char err[768], sha[65], dst[700];
-	int r = copy_in(ctl->cfg->obj.data_dir, cls, path, sha, dst, sizeof(dst), err, sizeof(err));
-	if (r < 0) {
-		log_warn("deploy: class %s refused: %s", cls, err);
-		return ctl_error_reply("%s", err);
+		return deploy_new(ctl, req, cls, path, max_delay_ms);
+	if (json_object_get(req, "tag") || json_object_get(req, "binding") || json_object_get(req, "route"))
+		return ctl_error_reply("deploy: class %s is bound already: --tag, --binding and --route are for a new class", cls);
+	char err[768], sha[65];
+	int r;
+	json_t *reply = NULL;
+	struct obj_version *ver = load_file(ctl, cls, path, sha, &reply);
+	if (!ver)
+		return reply;
+	json_t *others = others_of(ver, cls);
+	if (json_is_true(json_object_get(req, "check"))) {
+		reply = json_pack("{s:b, s:b, s:s, s:s, s:s}", "ok", 1, "checked", 1, "class", cls,
+				  "sha", ver->sha, "label", ver->label);
+		if (others)
+			json_object_set_new(reply, "not_deployed", others);
+		return reply;
 	}
-	struct obj_version *ver = resolve(ctl->cfg->obj.data_dir, cls, sha, err, sizeof(err));
-	if (!ver) {
-		/* Named by the file the operator gave, not our copy. */
-		char *at = strstr(err, dst);
-		char msg[1024];
-		if (at)
-			snprintf(msg, sizeof(msg), "%.*s%s%s", (int)(at - err), err, path, at + strlen(dst));
-		else
-			snprintf(msg, sizeof(msg), "%s", err);
-		log_warn("deploy: class %s refused: %s", cls, msg);
-		return ctl_error_reply("%s", msg);
-	}
-	if (json_is_true(json_object_get(req, "check")))
-		return json_pack("{s:b, s:b, s:s, s:s, s:s}", "ok", 1, "checked", 1, "class", cls,
-				 "sha", ver->sha, "label", ver->label);
 	json_t *rec = record_load(cls);
-	if (!rec)
+	if (!rec) {
+		json_decref(others);
 		return ctl_error_reply("deploy: reading class %s's record in meta failed", cls);
-	json_t *reply;
+	}
 	if ((r = record_first(ctl, cls, rec, cur.ver, err, sizeof(err))) < 0) {
 		reply = ctl_error_reply("deploy: keeping the running version's file: %s", err);
 	} else {
@@ -544,6 +796,10 @@ static json_t *deploy_locked(struct ctl *ctl, json_t *req)
 		}
 	}
 	json_decref(rec);
+	if (others && json_is_true(json_object_get(reply, "ok")))
+		json_object_set_new(reply, "not_deployed", others);
+	else
+		json_decref(others);
 	return reply;
 }
 
@@ -843,4 +1099,89 @@ int ctl_deploy_restore(const struct duro_config *cfg)
 			log_warn("crash record %s: %s", path, strerror(errno));
 	}
 	return 0;
+}
+
+void ctl_deploy_restore_bindings(const struct duro_config *cfg)
+{
+	struct store *st = obj_runtime_store();
+	struct store_iter *it = store_iter_open(st, STORE_CF_META, KEYS_META_BINDING,
+						KEYS_META_BINDING_LEN, "binding0", KEYS_META_BINDING_LEN, 0);
+	if (!it)
+		return;
+	const char *k, *val;
+	size_t kl, vl;
+	while (store_iter_next(it, &k, &kl, &val, &vl) == 1) {
+		char name[OBJ_NAME_MAX], err[768];
+		snprintf(name, sizeof(name), "%.*s", (int)(kl - KEYS_META_BINDING_LEN), k + KEYS_META_BINDING_LEN);
+		json_t *j = json_loadb(val, vl, 0, NULL);
+		const char *cls = json_string_value(json_object_get(j, "class"));
+		const char *tag = json_string_value(json_object_get(j, "tag"));
+		const char *prefix = json_string_value(json_object_get(j, "route"));
+		const char *idk = json_string_value(json_object_get(j, "id"));
+		if (!cls || !class_name_ok(cls) || !binding_name_ok(name)) {
+			log_error("deploy: binding %s in meta is not valid: left out", name);
+			json_decref(j);
+			continue;
+		}
+		const struct duro_namespace *have = duro_namespace(name);
+		if (have) {
+			if (strcmp(obj_namespace_class(have->index), cls))
+				log_warn("deploy: binding %s, added live for class %s, is bound to class %s by the config: the config's binding is used",
+					 name, cls, obj_namespace_class(have->index));
+			json_decref(j);
+			continue; /* the config restates it: its binding and routes are the ones */
+		}
+		int cf;
+		uint8_t secret[32];
+		char deleted_by[STORE_NAME_MAX];
+		if (store_class(st, cls, &cf, secret, deleted_by) < 0) {
+			log_warn("deploy: binding %s, added live for class %s, is left out: the class %s%s%s",
+				 name, cls, deleted_by[0] ? "was deleted by migration tag \"" : "has no storage",
+				 deleted_by, deleted_by[0] ? "\"" : "");
+			json_decref(j);
+			continue;
+		}
+		/* The version it runs: the deployed one (ctl_deploy_restore may change it). */
+		json_t *rec = record_load(cls);
+		const char *sha = rec ? rec_str(rec, "current") : NULL;
+		if (!sha)
+			sha = json_string_value(json_object_get(j, "sha"));
+		struct obj_version *ver = sha ? resolve(cfg->obj.data_dir, cls, sha, err, sizeof(err)) : NULL;
+		if (!ver) {
+			log_error("deploy: binding %s (class %s, added live with tag \"%s\") is left out: its version %.12s cannot run: %s",
+				  name, cls, tag ? tag : "", sha ? sha : "(none)", sha ? err : "no version recorded");
+			json_decref(rec);
+			json_decref(j);
+			continue;
+		}
+		json_decref(rec);
+		char dup[200];
+		if (!obj_find_class(cls) && obj_registry_add(ver->cls, ver->module, dup, sizeof(dup)) < 0)
+			log_warn("deploy: class %s: %s", cls, dup);
+		struct obj_route route, *rtp = NULL;
+		if (prefix && strlen(prefix) < sizeof(route.prefix)) {
+			memset(&route, 0, sizeof(route));
+			snprintf(route.prefix, sizeof(route.prefix), "%s", prefix);
+			route.kind = idk && !strcmp(idk, "string") ? ROUTE_ID : ROUTE_NAME;
+			struct obj_view *v = obj_view_copy();
+			if (v && route_check(v, &route, err, sizeof(err)) == 0)
+				rtp = &route;
+			else
+				log_warn("deploy: binding %s (class %s): its %s; served without it", name, cls,
+					 v ? err : "route: out of memory");
+			free(v);
+		}
+		struct obj_binding b;
+		memset(&b, 0, sizeof(b));
+		snprintf(b.name, sizeof(b.name), "%s", name);
+		snprintf(b.class_name, sizeof(b.class_name), "%s", cls);
+		int ns = obj_runtime_add_namespace(&b, ver, cf, secret, rtp, clock_now_ms() + DEPLOY_PUBLISH_MS);
+		if (ns < 0)
+			log_error("deploy: binding %s (class %s): %s; left out", name, cls, strerror(-ns));
+		else
+			log_info("deploy: binding %s of class %s (added live with tag \"%s\") restored%s%s", name,
+				 cls, tag ? tag : "", rtp ? ", route " : "", rtp ? rtp->prefix : "");
+		json_decref(j);
+	}
+	store_iter_close(it);
 }

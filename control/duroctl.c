@@ -60,6 +60,9 @@ static void usage(FILE *f)
 		"                               quiescent point, all within S seconds (default 300);\n"
 		"                               P%% of objects by a hash of their ID (raising P never\n"
 		"                               moves one back); --check validates only\n"
+		"  deploy CLASS FILE --tag TAG --binding NAME [--route /PREFIX/ [--route-id name|string]]\n"
+		"                               a class no binding names yet, live: its storage made\n"
+		"                               under migration tag TAG, bound as NAME, routed at PREFIX\n"
 		"  versions CLASS               the last 10 versions: sha, deploy time, objects, crashes\n"
 		"  rollback CLASS [SHA] [--max-delay S | --immediate]\n"
 		"                               back to the previous version (or SHA)\n"
@@ -357,6 +360,20 @@ static void print_rows(json_t *r)
 /* The object an object, evict or delete command names: one word is an ID; two or more
  * are BINDING NAME, unless the first has 64 characters (no binding name is that long, so
  * it is an ID). `object` may end with the word `keys`. Returns 0 or -1 (usage printed). */
+/* A module's other classes, which a deploy of one of them leaves alone. */
+static void print_not_deployed(json_t *r)
+{
+	json_t *names = json_object_get(r, "not_deployed");
+	if (!json_array_size(names))
+		return;
+	printf("the module's other classes are not deployed:");
+	size_t i;
+	json_t *n;
+	json_array_foreach(names, i, n)
+		printf(" %s", json_string_value(n));
+	printf(" (deploy each by its name)\n");
+}
+
 static int name_object(json_t *req, const char *cmd, int n, char **words)
 {
 	int by_id = n == 1 || (n >= 1 && strlen(words[0]) == 64);
@@ -395,9 +412,12 @@ int main(int argc, char **argv)
 		{ "immediate", no_argument, NULL, 'I' }, { "check", no_argument, NULL, 'C' },
 		{ "write", no_argument, NULL, 'w' }, { "param", required_argument, NULL, 'Q' },
 		{ "at", required_argument, NULL, 't' },
+		{ "tag", required_argument, NULL, 'T' }, { "binding", required_argument, NULL, 'B' },
+		{ "route", required_argument, NULL, 'R' }, { "route-id", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	const char *cls = NULL, *after = NULL, *prefix = NULL, *at = NULL;
+	const char *tag = NULL, *binding = NULL, *route = NULL, *route_id = NULL;
 	long limit = 0, iterations = 0, percent = -1, max_delay = -1;
 	int yes = 0, immediate = 0, check = 0, write = 0, o;
 	char *end;
@@ -428,6 +448,10 @@ int main(int argc, char **argv)
 			break;
 		case 'I': immediate = 1; break;
 		case 'C': check = 1; break;
+		case 'T': tag = optarg; break;
+		case 'B': binding = optarg; break;
+		case 'R': route = optarg; break;
+		case 'r': route_id = optarg; break;
 		case 'w': write = 1; break;
 		case 't': at = optarg; break;
 		case 'Q':
@@ -505,6 +529,15 @@ int main(int argc, char **argv)
 				json_object_set_new(req, "percent", json_integer(percent));
 			if (check)
 				json_object_set_new(req, "check", json_true());
+			/* A class no binding names yet: its migration tag, binding and route. */
+			if (tag)
+				json_object_set_new(req, "tag", json_string(tag));
+			if (binding)
+				json_object_set_new(req, "binding", json_string(binding));
+			if (route)
+				json_object_set_new(req, "route", json_string(route));
+			if (route_id)
+				json_object_set_new(req, "route_id", json_string(route_id));
 		} else if (arg2) {
 			json_object_set_new(req, "sha", json_string(arg2));
 		}
@@ -664,6 +697,12 @@ int main(int argc, char **argv)
 		}
 	} else if (!strcmp(cmd, "deploy") && json_is_true(json_object_get(r, "checked"))) {
 		printf("%s: version %s is valid (not deployed)\n", S(r, "class"), S(r, "sha"));
+		print_not_deployed(r);
+	} else if (!strcmp(cmd, "deploy") && json_is_true(json_object_get(r, "new_class"))) {
+		printf("%s: new class, version %s, bound as %s%s%s (migration tag %s): served now\n",
+		       S(r, "class"), S(r, "label"), S(r, "binding"),
+		       json_object_get(r, "route") ? ", route " : "", S(r, "route"), S(r, "tag"));
+		print_not_deployed(r);
 	} else if (!strcmp(cmd, "deploy") || !strcmp(cmd, "rollback")) {
 		printf("%s: %s version %s to %lld%% of objects", S(r, "class"),
 		       !strcmp(cmd, "deploy") ? "deployed" : "rolled back to", S(r, "label"),
@@ -671,6 +710,7 @@ int main(int argc, char **argv)
 		if (json_is_string(json_object_get(r, "old")))
 			printf(" (the others stay on %.12s)", S(r, "old"));
 		printf("; resident objects switch within %lld s\n", (long long)I(r, "max_delay_s"));
+		print_not_deployed(r);
 	} else if (!strcmp(cmd, "versions")) {
 		printf("%-12s %-8s %-20s %9s %10s %8s %7s  %s\n", "version", "source", "deployed (UTC)",
 		       "objects", "events", "errors", "crashes", "");

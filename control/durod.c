@@ -514,6 +514,7 @@ int main(int argc, char **argv)
 	}
 	/* Deployed versions (rolled back where one kept crashing), then the handler that
 	 * attributes and records the next crash. */
+	ctl_deploy_restore_bindings(cfg);
 	ctl_deploy_restore(cfg);
 	crash_init(cfg->obj.data_dir);
 	r = core_group_init(&d.group, cfg->cores, 4096);

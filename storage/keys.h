@@ -181,5 +181,11 @@ static inline uint64_t keys_history_seq(const char *key)
 #define KEYS_META_CFSEQ "cfseq"
 #define KEYS_META_DEPLOY "deploy/"
 #define KEYS_META_DEPLOY_LEN 7
+/* A tag applied by a live deploy ("live-tag/<tag>" -> its class): a config may leave it
+ * out of its migrations. A binding a live deploy made ("binding/<NAME>" -> JSON: class,
+ * tag, route), restored at start when the config does not bind that name. */
+#define KEYS_META_LIVE_TAG "live-tag/"
+#define KEYS_META_BINDING "binding/"
+#define KEYS_META_BINDING_LEN 8
 
 #endif

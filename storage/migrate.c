@@ -207,44 +207,78 @@ static int drop_sql_of(struct store *st, rocksdb_column_family_handle_t *cf)
 	return 0;
 }
 
+/* The tags this data directory applied, in order, split in place in text; *live[i] is 1
+ * for one a live deploy applied. Returns how many, or a negative errno. */
+static int applied_tags(struct store *st, char *text, size_t cap, char **tags, int *live)
+{
+	size_t alen = 0;
+	int r = meta_get(st, KEYS_META_MIGRATIONS, text, cap - 1, &alen);
+	if (r < 0)
+		return r;
+	text[r ? alen : 0] = 0;
+	int n = 0;
+	for (char *save = NULL, *tok = strtok_r(text, "\n", &save); tok && n < MAX_TAGS;
+	     tok = strtok_r(NULL, "\n", &save)) {
+		char key[STORE_NAME_MAX + 16], cls[STORE_NAME_MAX];
+		size_t cl;
+		snprintf(key, sizeof(key), KEYS_META_LIVE_TAG "%s", tok);
+		live[n] = meta_get(st, key, cls, sizeof(cls), &cl) == 1;
+		tags[n++] = tok;
+	}
+	return n;
+}
+
 int store_migrate(struct store *st, const struct store_migration *migs, unsigned n, char *err,
 		  size_t errlen)
 {
-	char applied_text[MAX_TAGS * STORE_NAME_MAX];
-	size_t alen = 0;
-	int r = meta_get(st, KEYS_META_MIGRATIONS, applied_text, sizeof(applied_text) - 1, &alen);
+	static char applied_text[MAX_TAGS * STORE_NAME_MAX]; /* start-up only, single-threaded */
+	char *applied[MAX_TAGS];
+	int live[MAX_TAGS];
+	int r = applied_tags(st, applied_text, sizeof(applied_text), applied, live);
 	if (r < 0)
 		return r;
-	applied_text[r ? alen : 0] = 0;
-	char *applied[MAX_TAGS];
-	unsigned napplied = 0;
-	for (char *save = NULL, *tok = strtok_r(applied_text, "\n", &save); tok && napplied < MAX_TAGS;
-	     tok = strtok_r(NULL, "\n", &save))
-		applied[napplied++] = tok;
+	unsigned napplied = (unsigned)r;
 	/* A config that lists migrations replaces the built-in tags: name every applied tag,
 	 * so the fix (restate them first, in order) is in the message. */
-	char list[512] = "";
+	char list[1024] = "";
 	for (unsigned i = 0; i < napplied; i++) {
 		size_t len = strlen(list);
-		snprintf(list + len, sizeof(list) - len, "%s\"%s\"", i ? ", " : "", applied[i]);
+		snprintf(list + len, sizeof(list) - len, "%s\"%s\"%s", i ? ", " : "", applied[i],
+			 live[i] ? " (live deploy: may be left out)" : "");
 	}
+	/* The config's tags must be the applied ones, in order, except that a tag a live deploy
+	 * applied may be left out (its class and binding are in meta) or restated at its place. */
+	unsigned j = 0;
 	for (unsigned i = 0; i < napplied; i++) {
-		if (i >= n) {
+		if (j < n && !strcmp(applied[i], migs[j].tag)) {
+			j++;
+			continue;
+		}
+		if (live[i])
+			continue;
+		if (j >= n) {
 			snprintf(err, errlen, "config: migrations: this data_dir has applied tag \"%s\" "
 				 "(#%u), which the config no longer lists; tags may only be added at the end "
 				 "(this data_dir applied %s: list them first, in that order)",
 				 applied[i], i + 1, list);
 			return -EINVAL;
 		}
-		if (strcmp(applied[i], migs[i].tag)) {
-			snprintf(err, errlen, "config: migrations[%u]: tag \"%s\", but this data_dir applied "
-				 "\"%s\" at that place; tags cannot be skipped, reordered or renamed "
-				 "(this data_dir applied %s: list them first, in that order)",
-				 i, migs[i].tag, applied[i], list);
-			return -EINVAL;
-		}
+		snprintf(err, errlen, "config: migrations[%u]: tag \"%s\", but this data_dir applied "
+			 "\"%s\" at that place; tags cannot be skipped, reordered or renamed "
+			 "(this data_dir applied %s: list them first, in that order)",
+			 j, migs[j].tag, applied[i], list);
+		return -EINVAL;
 	}
-	if (napplied == n)
+	for (unsigned k = j; k < n; k++)
+		for (unsigned i = 0; i < napplied; i++)
+			if (!strcmp(migs[k].tag, applied[i])) {
+				snprintf(err, errlen, "config: migrations[%u]: tag \"%s\" was applied already%s, "
+					 "at another place: restate it where it was applied (this data_dir applied "
+					 "%s, in that order)", k, migs[k].tag,
+					 live[i] ? " by a live deploy" : "", list);
+				return -EINVAL;
+			}
+	if (j == n)
 		return 0;
 
 	static struct table t; /* start-up only, single-threaded */
@@ -254,7 +288,7 @@ int store_migrate(struct store *st, const struct store_migration *migs, unsigned
 	if (meta_get(st, KEYS_META_CFSEQ, cfseq_text, sizeof(cfseq_text) - 1, &cl) == 1)
 		cfseq_text[cl] = 0;
 	uint64_t cfseq = strtoull(cfseq_text, NULL, 10);
-	for (unsigned i = napplied; i < n; i++) {
+	for (unsigned i = j; i < n; i++) {
 		r = step(&t, &migs[i], i, &cfseq, err, errlen);
 		if (r < 0)
 			return r;
@@ -283,7 +317,8 @@ int store_migrate(struct store *st, const struct store_migration *migs, unsigned
 			return -EIO;
 		}
 		snprintf(st->cf_names[st->ncf], sizeof(st->cf_names[0]), "%s", c->cf);
-		st->cf[st->ncf++] = h;
+		st->cf[st->ncf] = h;
+		st->ncf++;
 	}
 	rocksdb_writebatch_t *b = rocksdb_writebatch_create();
 	rocksdb_writebatch_delete_range_cf(b, st->cf[STORE_CF_META], KEYS_META_CLASS, KEYS_META_CLASS_LEN, "class0", 6);
@@ -307,10 +342,14 @@ int store_migrate(struct store *st, const struct store_migration *migs, unsigned
 		rocksdb_writebatch_put_cf(b, st->cf[STORE_CF_META], key, (size_t)kl, t.deleted_by[i],
 					  strlen(t.deleted_by[i]));
 	}
+	/* Every tag applied before (live ones the config left out included), then the new. */
+	static char out[MAX_TAGS * STORE_NAME_MAX];
 	size_t tl = 0;
-	for (unsigned i = 0; i < n; i++)
-		tl += (size_t)snprintf(applied_text + tl, sizeof(applied_text) - tl, "%s\n", migs[i].tag);
-	rocksdb_writebatch_put_cf(b, st->cf[STORE_CF_META], KEYS_META_MIGRATIONS, strlen(KEYS_META_MIGRATIONS), applied_text, tl);
+	for (unsigned i = 0; i < napplied; i++)
+		tl += (size_t)snprintf(out + tl, sizeof(out) - tl, "%s\n", applied[i]);
+	for (unsigned i = j; i < n; i++)
+		tl += (size_t)snprintf(out + tl, sizeof(out) - tl, "%s\n", migs[i].tag);
+	rocksdb_writebatch_put_cf(b, st->cf[STORE_CF_META], KEYS_META_MIGRATIONS, strlen(KEYS_META_MIGRATIONS), out, tl);
 	int sl = snprintf(cfseq_text, sizeof(cfseq_text), "%llu", (unsigned long long)cfseq);
 	rocksdb_writebatch_put_cf(b, st->cf[STORE_CF_META], KEYS_META_CFSEQ, strlen(KEYS_META_CFSEQ), cfseq_text, (size_t)sl);
 	rocksdb_write(st->db, st->wopts_sync, b, &e);
@@ -344,7 +383,7 @@ int store_migrate(struct store *st, const struct store_migration *migs, unsigned
 		st->cf[i] = NULL;
 		log_info("storage: dropped the data of a deleted class (%s)", st->cf_names[i]);
 	}
-	for (unsigned i = napplied; i < n; i++)
+	for (unsigned i = j; i < n; i++)
 		log_info("storage: applied migration tag \"%s\"", migs[i].tag);
 	return 0;
 }
@@ -398,5 +437,112 @@ int store_class_set_secret(struct store *st, const char *class_name, const uint8
 		free(err);
 		return -EIO;
 	}
+	return 0;
+}
+
+/* Makes the family `name` (or takes it as is: left by a migration a crash cut short, so no
+ * class names it and nothing was written to it). Returns its index or a negative errno. */
+static int cf_make(struct store *st, const char *name)
+{
+	int idx = store_cf_by_name(st, name);
+	if (idx >= 0) {
+		log_info("storage: column family %s left by an interrupted migration: used as is", name);
+		return idx;
+	}
+	unsigned n = st->ncf;
+	if (n == STORE_MAX_CF)
+		return -E2BIG;
+	char *e = NULL;
+	rocksdb_column_family_handle_t *h = rocksdb_create_column_family(st->db, st->db_opts, name, &e);
+	if (e) {
+		log_error("storage: create column family %s: %s", name, e);
+		free(e);
+		if (h)
+			rocksdb_column_family_handle_destroy(h);
+		return -EIO;
+	}
+	snprintf(st->cf_names[n], sizeof(st->cf_names[0]), "%s", name);
+	st->cf[n] = h;
+	st->ncf = n + 1; /* published after the entry: readers never see it half made */
+	return (int)n;
+}
+
+int store_migrate_live(struct store *st, const char *tag, const char *class_name,
+		       const struct store_meta_put *extra, unsigned nextra, int *cf,
+		       uint8_t secret[32], char *err, size_t errlen)
+{
+	static char text[MAX_TAGS * STORE_NAME_MAX]; /* the caller runs one at a time */
+	static char out[MAX_TAGS * STORE_NAME_MAX + STORE_NAME_MAX + 2];
+	char *applied[MAX_TAGS];
+	int live[MAX_TAGS];
+	int r = applied_tags(st, text, sizeof(text), applied, live);
+	if (r < 0)
+		return r;
+	unsigned napplied = (unsigned)r;
+	if (napplied == MAX_TAGS) {
+		snprintf(err, errlen, "this data_dir applied %d migration tags, the most it keeps", MAX_TAGS);
+		return -E2BIG;
+	}
+	for (unsigned i = 0; i < napplied; i++)
+		if (!strcmp(applied[i], tag)) {
+			snprintf(err, errlen, "migration tag \"%s\" was applied already (#%u%s): a new class needs a tag of its own",
+				 tag, i + 1, live[i] ? ", by a live deploy" : "");
+			return -EEXIST;
+		}
+	char key[STORE_NAME_MAX + 16], val[32 + 80], deleted_by[STORE_NAME_MAX];
+	int old_cf;
+	r = store_class(st, class_name, &old_cf, secret, deleted_by);
+	if (r == 0) {
+		snprintf(err, errlen, "class \"%s\" exists already in this data_dir (made by a migration): bind it in the config",
+			 class_name);
+		return -EEXIST;
+	}
+	if (r != -ENOENT)
+		return r;
+	char seq[24] = "";
+	size_t sl = 0;
+	if (meta_get(st, KEYS_META_CFSEQ, seq, sizeof(seq) - 1, &sl) == 1)
+		seq[sl] = 0;
+	unsigned long long cfseq = strtoull(seq, NULL, 10) + 1;
+	char cfname[80];
+	snprintf(cfname, sizeof(cfname), "class-%llu", cfseq);
+	if (getrandom(secret, 32, 0) != 32)
+		return -EIO;
+	int idx = cf_make(st, cfname);
+	if (idx < 0) {
+		snprintf(err, errlen, "creating column family %s: %s", cfname, strerror(-idx));
+		return idx;
+	}
+	rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+	rocksdb_column_family_handle_t *meta = st->cf[STORE_CF_META];
+	int kl = snprintf(key, sizeof(key), KEYS_META_CLASS "%s", class_name);
+	memcpy(val, secret, 32);
+	memcpy(val + 32, cfname, strlen(cfname));
+	rocksdb_writebatch_put_cf(b, meta, key, (size_t)kl, val, 32 + strlen(cfname));
+	kl = snprintf(key, sizeof(key), KEYS_META_DELETED "%s", class_name);
+	rocksdb_writebatch_delete_cf(b, meta, key, (size_t)kl);
+	size_t tl = 0;
+	for (unsigned i = 0; i < napplied; i++)
+		tl += (size_t)snprintf(out + tl, sizeof(out) - tl, "%s\n", applied[i]);
+	tl += (size_t)snprintf(out + tl, sizeof(out) - tl, "%s\n", tag);
+	rocksdb_writebatch_put_cf(b, meta, KEYS_META_MIGRATIONS, strlen(KEYS_META_MIGRATIONS), out, tl);
+	kl = snprintf(key, sizeof(key), KEYS_META_LIVE_TAG "%s", tag);
+	rocksdb_writebatch_put_cf(b, meta, key, (size_t)kl, class_name, strlen(class_name));
+	int n = snprintf(seq, sizeof(seq), "%llu", cfseq);
+	rocksdb_writebatch_put_cf(b, meta, KEYS_META_CFSEQ, strlen(KEYS_META_CFSEQ), seq, (size_t)n);
+	for (unsigned i = 0; i < nextra; i++)
+		rocksdb_writebatch_put_cf(b, meta, extra[i].key, extra[i].klen, extra[i].val, extra[i].vlen);
+	char *e = NULL;
+	rocksdb_write(st->db, st->wopts_sync, b, &e);
+	rocksdb_writebatch_destroy(b);
+	if (e) {
+		snprintf(err, errlen, "recording migration tag \"%s\": %s", tag, e);
+		log_error("storage: %s", err);
+		free(e);
+		return -EIO; /* the family stays, unnamed: the next migration takes it */
+	}
+	*cf = idx;
+	log_info("storage: applied migration tag \"%s\" (live deploy): class %s in %s", tag, class_name,
+		 cfname);
 	return 0;
 }

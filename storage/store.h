@@ -77,6 +77,23 @@ struct store_migration {
 int store_migrate(struct store *st, const struct store_migration *migs, unsigned n, char *err,
 		  size_t errlen);
 
+/* One key and value of the meta family, written with a live migration. */
+struct store_meta_put {
+	const void *key, *val;
+	size_t klen, vlen;
+};
+
+/* A migration tag applied while serving (a live deploy): one new class, its column family
+ * made at once, the tag appended to those applied and marked live (so a config may leave
+ * it out, or restate it at its place), and `extra` meta keys, all in one synced batch.
+ * A crash before that batch leaves at most a family no class names, used as is by the
+ * next migration that makes a class. Returns 0 with *cf and secret filled, -EEXIST with a
+ * line in err (the tag was applied, or the class exists), -E2BIG (no family left) or
+ * -EIO. Any thread, one call at a time. */
+int store_migrate_live(struct store *st, const char *tag, const char *class_name,
+		       const struct store_meta_put *extra, unsigned nextra, int *cf,
+		       uint8_t secret[32], char *err, size_t errlen);
+
 /* A class as the migrations left it: its column family and its namespace's 32-byte
  * secret. Returns 0, or -ENOENT when the class has no migration, and fills
  * *deleted_by (when not NULL) with the tag that deleted it, or "". */

@@ -29,7 +29,9 @@ struct store {
 	rocksdb_column_family_handle_t *cf[STORE_MAX_CF];
 	rocksdb_column_family_handle_t *cf_default;
 	char cf_names[STORE_MAX_CF][80];
-	unsigned ncf;
+	/* Families in cf[]: a live deploy appends one while cores and background threads
+	 * read, so the entry is written before ncf grows past it. */
+	_Atomic unsigned ncf;
 	/* Logs the cores retired, waiting for the dropper thread (commit_log.c), which flushes
 	 * and then deletes them strictly in this order: oldest first. */
 	pthread_mutex_t drop_lock;

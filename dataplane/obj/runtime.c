@@ -6,6 +6,7 @@
 #include "obj.h"
 #include "base_assert.h"
 #include "core.h"
+#include "clock.h"
 #include "log.h"
 #include "module.h"
 #include "object-t.h"
@@ -16,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* One publication on its way: a message per core, the last core to install frees it. */
 struct publication {
@@ -37,6 +39,7 @@ static struct {
 	/* Namespaces: appended only, each valid for the process's life. */
 	struct duro_namespace ns[DURO_MAX_BINDINGS];
 	_Atomic unsigned nns;
+	struct obj_binding live_bindings[DURO_MAX_BINDINGS]; /* of namespaces added later */
 	/* The newest view, for the control plane's threads (cores keep their own). */
 	pthread_mutex_t lock;
 	struct obj_view current;
@@ -220,6 +223,78 @@ int obj_runtime_publish(struct obj_view *next)
 }
 
 uint64_t obj_runtime_installed_gen(void) { return atomic_load(&rt.installed_gen); }
+
+int obj_runtime_add_namespace(const struct obj_binding *b, struct obj_version *ver, int cf,
+			      const uint8_t secret[32], const struct obj_route *route,
+			      uint64_t deadline_ms)
+{
+	unsigned i = atomic_load(&rt.nns);
+	DURO_ASSERT(ver && !strcmp(ver->class_name, b->class_name));
+	struct obj_view *v = obj_view_copy();
+	if (!v)
+		return -ENOMEM;
+	DURO_ASSERT(v->nns == i); /* namespaces shown are those every core has */
+	if (i == DURO_MAX_BINDINGS || (route && v->nroutes == DURO_MAX_ROUTES)) {
+		free(v);
+		return -ENOSPC;
+	}
+	struct duro_namespace *ns = &rt.ns[i];
+	rt.live_bindings[i] = *b;
+	memset(ns, 0, sizeof(*ns));
+	ns->index = i;
+	ns->binding = &rt.live_bindings[i];
+	ns->cls = ver->cls;
+	ns->cf = cf;
+	obj_namespace_keys(ns, secret);
+	v->ns[i] = (struct obj_ns_entry){ .ns = ns, .cls = ver->cls, .ver = ver, .split = OBJ_SPLIT_ALL };
+	v->nns = i + 1;
+	if (route) {
+		v->routes[v->nroutes] = *route;
+		v->routes[v->nroutes++].binding = (int)i;
+	}
+	if (!rt.group) {
+		pthread_mutex_lock(&rt.lock);
+		rt.current = *v;
+		pthread_mutex_unlock(&rt.lock);
+		free(v);
+		atomic_store_explicit(&rt.nns, i + 1, memory_order_release);
+		return (int)i;
+	}
+	struct obj_view *copy = malloc(sizeof(*copy));
+	if (!copy) {
+		free(v);
+		return -ENOMEM;
+	}
+	int r;
+	for (;;) {
+		*copy = *v;
+		r = obj_runtime_publish(copy);
+		if (r == 0)
+			break;
+		if (r != -EBUSY || clock_now_ms() > deadline_ms) {
+			free(v);
+			return r == -EBUSY ? -ETIMEDOUT : r;
+		}
+		if (!(copy = malloc(sizeof(*copy)))) {
+			free(v);
+			return -ENOMEM;
+		}
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	}
+	pthread_mutex_lock(&rt.lock);
+	uint64_t gen = rt.current.gen;
+	pthread_mutex_unlock(&rt.lock);
+	free(v);
+	r = (int)i;
+	while (obj_runtime_installed_gen() < gen && r >= 0) {
+		if (clock_now_ms() > deadline_ms)
+			r = -ETIMEDOUT; /* posted: it reaches the cores later, and the index is taken */
+		else
+			nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	}
+	atomic_store_explicit(&rt.nns, i + 1, memory_order_release);
+	return r;
+}
 
 /* ---- namespaces, for classes (duro.h) and the control plane: any thread ---- */
 

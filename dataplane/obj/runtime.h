@@ -81,4 +81,16 @@ int obj_runtime_publish(struct obj_view *next);
 /* The generation of the newest view every core has installed. */
 uint64_t obj_runtime_installed_gen(void);
 
+/* Adds a namespace: binding b (copied, kept for the process's life) running version ver,
+ * its data in column family cf under `secret`, and `route` (NULL for none; its binding
+ * index is set here) appended to the routes. Before the cores start it joins the view
+ * they start with; while serving (the control thread, which serializes publications) a
+ * view holding it is published, and only once every core has installed it do
+ * duro_namespace and obj_namespaces show it, so no core meets an index it does not know.
+ * Returns the namespace's index, -ENOSPC (DURO_MAX_BINDINGS or DURO_MAX_ROUTES reached),
+ * -ENOMEM, or -ETIMEDOUT when the cores did not all take the view by deadline_ms. */
+int obj_runtime_add_namespace(const struct obj_binding *b, struct obj_version *ver, int cf,
+			      const uint8_t secret[32], const struct obj_route *route,
+			      uint64_t deadline_ms);
+
 #endif

@@ -115,3 +115,22 @@ def test_a_class_that_loops_forever_trips_the_watchdog(tmp_path, durod_factory):
 def modbuild_label(path):
     import hashlib
     return hashlib.sha256(open(path, "rb").read()).hexdigest()[:12]
+
+
+def test_a_paused_durod_is_not_taken_for_a_hung_one(durod_factory):
+    """SIGSTOP (a debugger, a paused container or VM) stops every thread, the watchdog's
+    too: when they all go on, the cores' last turns look old, but no core is stuck."""
+    import os
+    import signal
+    d = durod_factory(config={"watchdog_ms": 1000}, cores=2)
+    assert requests.post(d.url + "/counter/p").text == "1"
+    os.kill(d.proc.pid, signal.SIGSTOP)
+    time.sleep(2.5)  # the pause itself, longer than watchdog_ms
+    os.kill(d.proc.pid, signal.SIGCONT)
+    # Served after it, and still running once more than watchdog_ms has passed since.
+    assert requests.post(d.url + "/counter/p", timeout=10).text == "2"
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        assert d.proc.poll() is None, d.logtext()
+        time.sleep(0.05)
+    assert "watchdog" not in d.logtext()

@@ -136,6 +136,10 @@ def test_deploy_refuses_bad_files_and_keeps_running(tmp_path, durod_factory):
         assert answer(d, "k")[:2] == ["v1", "1"], kind  # still running what it ran
     log = d.logtext()
     assert log.count("deploy: class Versioned refused") == len(DEPLOY_REFUSALS)
+    # No refused file is kept in the data directory (those refused before the copy never
+    # got there; the others are removed again).
+    kept = os.path.join(d.data_dir, "classes", "Versioned")
+    assert not os.path.exists(kept) or os.listdir(kept) == [], os.listdir(kept)
     # A class this durod does not bind.
     r = duroctl(d, "deploy", "Nope", v1, check=False)
     assert r.returncode == 1 and "class Nope is not bound" in r.stderr
@@ -295,6 +299,10 @@ def test_the_last_ten_versions_are_kept_for_rollback(tmp_path, durod_factory):
     vs = json.loads(duroctl(d, "--json", "versions", "Versioned").stdout)
     kept = [v["sha"] for v in vs["versions"]]
     assert kept == shas[::-1][:10], kept  # newest first; v1 and v2 fell off
+    # The files of those that fell off are gone from the data directory.
+    files = os.listdir(os.path.join(d.data_dir, "classes", "Versioned"))
+    assert sorted(files) == sorted(s + ".so" for s in kept), files
+    assert "is no longer among the last 10" in d.logtext()
     # The oldest kept one is reachable; one that fell off is refused by name.
     duroctl(d, "rollback", "Versioned", shas[2][:12], "--immediate")
     assert answer(d, "k")[:2] == ["v4", "1"]
@@ -302,3 +310,23 @@ def test_the_last_ten_versions_are_kept_for_rollback(tmp_path, durod_factory):
     assert r.returncode == 1 and "has no version %s among its last 10" % shas[0][:12] in r.stderr, \
         r.stderr
     assert answer(d, "k")[:2] == ["v4", "1"]
+
+
+def test_deploys_back_to_back_leave_every_object_on_the_last(tmp_path, durod_factory):
+    """Each deploy restarts the cores' switch passes; one coming while the last is still
+    moving objects must leave none behind, on either core."""
+    v = [modbuild.versioned(tmp_path, "v%d" % i) for i in range(1, 5)]
+    d = durod_factory(config=config(v[0]), cores=2)
+    names = ["b%d" % i for i in range(3000)]
+    assert set(get_many(d, names, "POST").values()) == {"v1"}
+    for path in v[1:]:
+        duroctl(d, "deploy", "Versioned", path, "--immediate")
+    duroctl(d, "rollback", "Versioned", "--immediate")  # to v3
+    duroctl(d, "deploy", "Versioned", v[3], "--immediate")
+
+    def settled():
+        vs = json.loads(duroctl(d, "--json", "versions", "Versioned").stdout)
+        objs = {x["sha"]: x["objects"] for x in vs["versions"]}
+        return objs[vs["current"]] == len(names) and sum(objs.values()) == len(names)
+    wait_until(settled, what="every resident object on the last version")
+    assert set(get_many(d, names).values()) == {"v4"}

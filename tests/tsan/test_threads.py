@@ -2,8 +2,9 @@
 cores under concurrent HTTP, WebSockets, alarms, idle eviction, control requests (status,
 stats, objects, describe, evict, connections, an export on a worker thread, a deploy of the
 Counter's module build and a rollback to the built-in one while its counters are being
-incremented), Prometheus scrapes, SQL with bookmarks and restores while the history sweeper
-folds, then a restart on the same data. What the cores, the control thread and its
+incremented, a new class deployed live, its column family made while the cores write, and
+used at once), Prometheus scrapes, SQL with bookmarks and restores while the history
+sweeper folds, then a restart on the same data. What the cores, the control thread and its
 workers, the metrics listener and the storage threads share is checked by TSan; the
 fixture fails the test on any report in either log. Counts are checked too. Bounded: a
 fixed number of operations per client, with deadlines."""
@@ -12,6 +13,8 @@ import concurrent.futures
 import http.client
 import os
 import socket
+
+import subprocess
 
 import requests
 import websockets
@@ -98,6 +101,43 @@ def sql_client(d, k, rounds):
             assert r.get("ok") or "busy" in r.get("error", ""), r
 
 
+# A class no binding names, built as a module against this build tree's SDK.
+BUILD = os.path.dirname(os.path.dirname(os.path.abspath(df.DUROD)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def fresh_module(tmp_path):
+    env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(BUILD, "sdk"))
+    flags = subprocess.run(["pkg-config", "--cflags", "duro"], env=env, check=True,
+                           capture_output=True, text=True).stdout.split()
+    out = str(tmp_path / "fresh.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", out] + flags +
+                   ['-DCLASS_NAME="TsanFresh"', '-DMARKER="f1"',
+                    os.path.join(ROOT, "tests", "modules", "versioned.c")], check=True)
+    os.chmod(out, 0o755)
+    return out
+
+
+def fresh_client(d, path, rounds):
+    """Deploys TsanFresh live while the others run, then increments one of its objects."""
+    if path:
+        r = d.control({"cmd": "deploy", "class": "TsanFresh", "path": path, "tag": "tsan-fresh",
+                       "binding": "TSANFRESH", "route": "/fresh/"}, timeout=60)
+        assert r.get("ok"), r
+    c = http.client.HTTPConnection(d.host, d.port, timeout=30)
+    c.request("GET", "/fresh/tsan")
+    r = c.getresponse()
+    last = int(r.read().split()[1])
+    for i in range(rounds):
+        c.request("POST", "/fresh/tsan")
+        r = c.getresponse()
+        body = r.read()
+        assert r.status == 200, body
+        assert int(body.split()[1]) == last + 1, body
+        last += 1
+    c.close()
+
+
 def control_client(d, rounds, export_path):
     metrics = "http://%s/metrics" % d.metrics_addr
     for i in range(rounds):
@@ -124,11 +164,12 @@ def control_client(d, rounds, export_path):
             assert r.get("ok"), r
 
 
-def load(d, tmp_path, rounds, acked, export):
+def load(d, tmp_path, rounds, acked, export, fresh=None):
     for n in range(3):
         assert requests.post(d.url + "/ticker/tsan-%d?in=20&every=60" % n, timeout=30).status_code == 200
-    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+    with concurrent.futures.ThreadPoolExecutor(9) as ex:
         futs = [ex.submit(http_client, d, k, rounds, acked) for k in range(4)]
+        futs.append(ex.submit(fresh_client, d, fresh, rounds))
         futs.append(ex.submit(ws_clients, d, 3, rounds))
         futs += [ex.submit(sql_client, d, k, rounds) for k in range(2)]
         futs.append(ex.submit(control_client, d, max(3, rounds // 4),
@@ -157,7 +198,7 @@ def test_threads_under_tsan(durod_factory, tmp_path):
     assert os.environ.get("TSAN_OPTIONS"), "run with TSAN_OPTIONS (scripts/test.sh sets it)"
     acked = {}
     d = start(durod_factory, tmp_path)
-    load(d, tmp_path, 40, acked, export=True)
+    load(d, tmp_path, 40, acked, export=True, fresh=fresh_module(tmp_path))
     vs = d.control({"cmd": "versions", "class": "Counter"})
     assert vs["current"] == "builtin" and [v["source"] for v in vs["versions"]] == \
         ["builtin", "deploy"], vs

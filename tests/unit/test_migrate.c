@@ -4,6 +4,7 @@
 #include "check.h"
 #include "store.h"
 
+#include <errno.h>
 #include <rocksdb/c.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,6 +100,76 @@ static void test_family_of_interrupted_migration_is_taken(void)
 	store_close(st);
 }
 
+static struct store_migration tag(const char *name, const char *cls)
+{
+	struct store_migration m;
+	memset(&m, 0, sizeof(m));
+	snprintf(m.tag, sizeof(m.tag), "%s", name);
+	if (cls) {
+		snprintf(m.new_classes[0], sizeof(m.new_classes[0]), "%s", cls);
+		m.nnew = 1;
+	}
+	return m;
+}
+
+/* A live deploy's tag (store_migrate_live): a deploy killed after making its family (the
+ * family is taken by the deploy that follows), recorded with its extra keys in one batch, then a
+ * config may leave the tag out, restate it at its place, add tags after it, but not
+ * restate it elsewhere nor leave out a tag that was not live. */
+static void test_live_tags(void)
+{
+	CHECK_EQ(half_migrated(), 0); /* "class-1" made, nothing recorded: the kill */
+	struct store *st = open_store();
+	CHECK(st != NULL);
+	if (!st)
+		return;
+	struct store_migration m[4] = { tag("v1", "Counter"), tag("live", "Fresh"),
+					tag("v2", "Later"), tag("v3", NULL) };
+	char err[512] = "";
+	int cf = -1, cf2 = -1;
+	uint8_t secret[32], secret2[32];
+	struct store_meta_put extra = { .key = "binding/FRESH", .klen = 13, .val = "{}", .vlen = 2 };
+	CHECK_EQ(store_migrate_live(st, "live", "Fresh", &extra, 1, &cf, secret, err, sizeof(err)), 0);
+	CHECK_EQ(store_migrate_live(st, "live", "Other", &extra, 1, &cf2, secret2, err, sizeof(err)), -EEXIST);
+	CHECK(strstr(err, "\"live\" was applied already") != NULL);
+	CHECK_EQ(store_migrate_live(st, "again", "Fresh", &extra, 1, &cf2, secret2, err, sizeof(err)), -EEXIST);
+	CHECK(strstr(err, "\"Fresh\" exists already") != NULL);
+	CHECK_EQ(store_class(st, "Fresh", &cf2, secret2, NULL), 0);
+	CHECK(cf == cf2 && !memcmp(secret, secret2, 32));
+	struct store_value v;
+	CHECK_EQ(store_get(st, STORE_CF_META, "binding/FRESH", 13, &v), 1);
+	store_value_release(&v);
+	struct store_batch *b = store_batch_new();
+	store_batch_put(st, b, cf, "k", 1, "v", 1);
+	CHECK_EQ(store_write_durable(st, b), 0);
+	store_batch_free(b);
+	store_close(st);
+
+	st = open_store();
+	CHECK(st != NULL);
+	if (!st)
+		return;
+	/* Left out, with tags after it. */
+	struct store_migration left_out[2] = { m[0], m[2] };
+	CHECK_EQ(store_migrate(st, left_out, 2, err, sizeof(err)), 0);
+	CHECK_EQ(store_class(st, "Later", &cf2, secret2, NULL), 0);
+	CHECK_EQ(store_class(st, "Fresh", &cf2, secret2, NULL), 0);
+	CHECK_EQ(store_get(st, cf2, "k", 1, &v), 1);
+	store_value_release(&v);
+	/* Restated at its place, with another after. */
+	struct store_migration all[4] = { m[1], m[0], m[2], m[3] };
+	CHECK_EQ(store_migrate(st, all, 4, err, sizeof(err)), 0);
+	/* Restated elsewhere: refused, naming it. */
+	struct store_migration moved[4] = { m[0], m[2], m[3], m[1] };  /* applied: live v1 v2 v3 */
+	CHECK_EQ(store_migrate(st, moved, 4, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "tag \"live\" was applied already by a live deploy") != NULL);
+	/* A tag that was not live may not be left out. */
+	struct store_migration skip[3] = { m[1], m[0], m[3] };
+	CHECK_EQ(store_migrate(st, skip, 3, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "this data_dir applied \"v2\" at that place") != NULL);
+	store_close(st);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "duro-test-migrate-XXXXXX");
@@ -106,6 +177,10 @@ int main(void)
 		return 1;
 	RUN(test_family_of_interrupted_migration_is_taken);
 	char cmd[96];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s/*", dir);
+	if (system(cmd) != 0)
+		return 1;
+	RUN(test_live_tags);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		return 1;

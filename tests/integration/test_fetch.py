@@ -222,3 +222,92 @@ def test_a_fetch_after_a_failed_commit_is_never_sent(durod_factory, origin, monk
     # The origin saw only values whose writes are durable.
     assert origin.recorded <= written, sorted(origin.recorded - written)
     assert written == acked
+
+
+# ---- https: certificates made by the test (python3-cryptography), checked by duro ----
+
+def make_cert(subject, issuer_name, issuer_key, key, days_from, days_to, ca=False, san=None):
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+    now = datetime.datetime.utcnow()
+    b = (x509.CertificateBuilder()
+         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+         .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer_name)]))
+         .public_key(key.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(now + datetime.timedelta(days=days_from))
+         .not_valid_after(now + datetime.timedelta(days=days_to))
+         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if san:
+        b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(san)]), critical=False)
+    return b.sign(issuer_key, hashes.SHA256())
+
+
+def write_pem(path, cert=None, key=None):
+    from cryptography.hazmat.primitives import serialization
+    with open(path, "wb") as f:
+        if cert is not None:
+            f.write(cert.public_bytes(serialization.Encoding.PEM))
+        if key is not None:
+            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+
+
+@pytest.fixture
+def tls_origins(tmp_path):
+    """https origins on localhost: good, wrong name, expired, unknown CA; and the CA file."""
+    import ssl
+    from cryptography.hazmat.primitives.asymmetric import ec
+    root_key, other_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    root = make_cert("duro fetch test CA", "duro fetch test CA", root_key, root_key, -1, 30, ca=True)
+    other = make_cert("some other CA", "some other CA", other_key, other_key, -1, 30, ca=True)
+    write_pem(tmp_path / "ca.pem", root)
+    leaves = {
+        "good": ("localhost", root_key, -1, 30, "duro fetch test CA"),
+        "wrong_name": ("other.test", root_key, -1, 30, "duro fetch test CA"),
+        "expired": ("localhost", root_key, -30, -1, "duro fetch test CA"),
+        "unknown_ca": ("localhost", other_key, -1, 30, "some other CA"),
+    }
+    servers = {}
+    for name, (cn, signer, a, b, issuer) in leaves.items():
+        key = ec.generate_private_key(ec.SECP256R1())
+        write_pem(tmp_path / (name + ".pem"), make_cert(cn, issuer, signer, key, a, b, san=cn), key)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(tmp_path / (name + ".pem")))
+        srv = Origin()
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        servers[name] = srv
+    yield servers, str(tmp_path / "ca.pem")
+    for s in servers.values():
+        s.close()
+
+
+def test_https_with_certificate_checks(durod_factory, tls_origins):
+    servers, ca = tls_origins
+    d = durod_factory(config={**CONFIG, "outbound": {"allow": ["https://localhost:*"], "ca_file": ca}},
+                      test_classes="raw", cores=2)
+    good = "https://localhost:%d" % servers["good"].port
+    o, body = first(fetch(d, "s", good + "/hello"))
+    assert (o["err"], o["status"], body) == ("0", "200", "hello from origin")
+    before = servers["good"].connections
+    for _ in range(3):  # kept alive over TLS too
+        assert first(fetch(d, "s", good + "/chunked"))[1] == "chunk one, chunk two, end"
+    assert servers["good"].connections == before
+    for name in ("wrong_name", "expired", "unknown_ca"):
+        o, _ = first(fetch(d, "s", "https://localhost:%d/hello" % servers[name].port))
+        assert o["err"] == str(-129), (name, o)  # -EKEYREJECTED
+    log = d.logtext()
+    assert "refused the certificate of localhost" in log and "expired" in log
+    # https is not http: an http-only allow list refuses it.
+    assert fetch(d, "s", "http://localhost:%d/hello" % servers["good"].port).startswith("refused=-13")
+
+
+def test_a_missing_ca_file_names_the_key(durod_factory, tmp_path):
+    import subprocess, json, conftest
+    cfg = {**CONFIG, "outbound": {"allow": ["https://localhost:*"], "ca_file": str(tmp_path / "nope.pem")}}
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(cfg))
+    r = subprocess.run([conftest.DUROD_TEST, "--config", str(path), "--data-dir", str(tmp_path / "d"),
+                        "--listen", "127.0.0.1:%d" % conftest.free_port()], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "outbound.ca_file" in r.stderr + r.stdout

@@ -297,3 +297,32 @@ def test_sigkill_during_a_call_storm(durod_factory, tmp_path):
         # After the restart no recorder holds a value whose writer's write was lost.
         assert got <= written, (sorted(got - written)[:10], seed)
         assert len(got) > 0
+
+
+def test_chatroom_rate_limits_senders_through_calls(durod_factory):
+    import asyncio
+    import websockets
+    d = durod_factory(config={
+        "durable_objects": {"bindings": [
+            {"name": "ROOM", "class_name": "ChatRoom", "vars": {"limiter": "LIMITER"}},
+            {"name": "LIMITER", "class_name": "RateLimiter", "vars": {"rate": 0.001, "burst": 3}}]},
+        "migrations": [{"tag": "r1", "new_classes": ["ChatRoom", "RateLimiter"]}],
+        "routes": [{"prefix": "/room/", "binding": "ROOM", "id": "name"}]}, cores=2)
+
+    async def run():
+        url = "ws://127.0.0.1:%d/room/lobby" % d.port
+        async with websockets.connect(url + "?name=alice") as alice, \
+                websockets.connect(url + "?name=bob") as bob:
+            for i in range(5):
+                await alice.send("a%d" % i)
+            got_alice = [await asyncio.wait_for(alice.recv(), 10) for _ in range(5)]
+            got_bob = [await asyncio.wait_for(bob.recv(), 10) for _ in range(3)]
+            await bob.send("b0")  # bob has his own bucket
+            assert await asyncio.wait_for(bob.recv(), 10) == "b0"
+            return got_alice, got_bob
+
+    got_alice, got_bob = asyncio.run(run())
+    # Three tokens: the first three go to everyone, in order; the sender hears of the rest.
+    assert got_bob == ["a0", "a1", "a2"]
+    assert got_alice[:3] == ["a0", "a1", "a2"]
+    assert all("rate limited" in m for m in got_alice[3:]), got_alice

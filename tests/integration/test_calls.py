@@ -310,7 +310,7 @@ def test_chatroom_rate_limits_senders_through_calls(durod_factory):
         "routes": [{"prefix": "/room/", "binding": "ROOM", "id": "name"}]}, cores=2)
 
     async def run():
-        url = "ws://127.0.0.1:%d/room/lobby" % d.port
+        url = "ws://%s:%d/room/lobby" % (d.host, d.port)
         async with websockets.connect(url + "?name=alice") as alice, \
                 websockets.connect(url + "?name=bob") as bob:
             for i in range(5):

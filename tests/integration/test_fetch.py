@@ -131,6 +131,7 @@ def test_fetch_answers_and_keep_alive(durod_factory, origin):
     for _ in range(5):
         assert first(fetch(d, "f1", base + "/hello"))[0]["err"] == "0"
     assert origin.connections == before
+    wait_until(lambda: d.control({"cmd": "stats"})["outbound"]["reused"] >= 5, what="reuse counted")
     # Several at once: at most outbound.max_per_object (6) connections, all answered.
     text = fetch(d, "f2", base + "/hello", "?n=6")
     assert text.count("err=0 status=200") == 6, text

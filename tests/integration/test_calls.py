@@ -326,3 +326,26 @@ def test_chatroom_rate_limits_senders_through_calls(durod_factory):
     assert got_bob == ["a0", "a1", "a2"]
     assert got_alice[:3] == ["a0", "a1", "a2"]
     assert all("rate limited" in m for m in got_alice[3:]), got_alice
+
+
+def test_calls_in_prometheus_and_the_dashboard_feed(durod_factory):
+    from prometheus_client.parser import text_string_to_metric_families
+    port = conftest.free_port()
+    d = durod_factory(config={**config(), "control": {"metrics": "127.0.0.1:%d" % port}},
+                      test_classes="raw", cores=2)
+    for i in range(10):
+        assert outcome(post(d, "/call/pa%d/call?to=pb&op=echo" % i, b"x").text)[0]["err"] == "0"
+    wait_stat(d, "replies", lambda v: v == 10)
+    text = requests.get("http://127.0.0.1:%d/metrics" % port, timeout=5).text
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    made = [s for s in fams["duro_calls"].samples
+            if s.labels == {"binding": "CALL", "class": "TestCall", "outcome": "made"}]
+    assert made and made[0].value == 10
+    h = fams["duro_call_duration_seconds"]
+    assert h.type == "histogram"
+    count = [s.value for s in h.samples if s.name.endswith("_count") and s.labels["binding"] == "CALL"]
+    assert count == [10]
+    # What the dashboard draws its calls table from.
+    calls = requests.get("http://127.0.0.1:%d/api/stats" % port).json()["calls"]
+    assert calls["CALL"]["class"] == "TestCall" and calls["CALL"]["received"] == 10
+    assert calls["CALL"]["latency_us"]["p99"] > 0

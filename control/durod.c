@@ -483,6 +483,7 @@ int main(int argc, char **argv)
 		rte_eal_cleanup();
 		return r == -EINVAL ? EXIT_CONFIG : 1;
 	}
+	obj_outbound_resolve(&cfg->obj.outbound);
 	r = core_group_init(&d.group, cfg->cores, 4096);
 	if (r < 0) {
 		log_error("core set-up: %s", strerror(-r));

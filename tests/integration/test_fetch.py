@@ -318,3 +318,14 @@ def test_a_missing_ca_file_names_the_key(durod_factory, tmp_path):
     r = subprocess.run([conftest.DUROD_TEST, "--config", str(path), "--data-dir", str(tmp_path / "d"),
                         "--listen", "127.0.0.1:%d" % conftest.free_port()], capture_output=True, text=True, timeout=30)
     assert r.returncode != 0 and "outbound.ca_file" in r.stderr + r.stdout
+
+
+def test_names_resolved_at_start_only(durod_factory, origin):
+    # localhost is spelled out: resolved once at start. A name only a wildcard covers
+    # cannot be (no lookups on a reactor): -EHOSTUNREACH, nothing sent.
+    d = durod_factory(config={**CONFIG, "outbound": {
+        "allow": ["http://localhost:%d" % origin.port, "http://*.example.invalid"]}},
+        test_classes="raw", cores=2)
+    o, body = first(fetch(d, "n", "http://localhost:%d/hello" % origin.port))
+    assert (o["err"], body) == ("0", "hello from origin")
+    assert fetch(d, "n", "http://api.example.invalid/x").startswith("refused=-113")

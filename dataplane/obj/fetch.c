@@ -346,9 +346,11 @@ int duro_fetch(struct duro_object *o, const char *url, const char *method,
 	return 0;
 }
 
+/* The client's answer: done() runs now. The client touches nothing of the request after
+ * this (its connection is back in the pool or closing), so done() may fetch again. */
 static void fetch_done(struct core *c, void *arg, int err)
 {
-	call_return(c, arg, err);
+	call_done_here(c, arg, err);
 }
 
 void fetch_start(struct core *c, struct obj_call *call)

@@ -1,11 +1,15 @@
 /* ChatRoom: GET /room/<name> with a WebSocket upgrade joins the room (hibernatable); every
  * message a member sends goes, unchanged, to every member, the sender included. Also an
- * event stream of the same messages (/events) and a few operator views for tests. */
+ * event stream of the same messages (/events) and a few operator views for tests. With the
+ * binding var "limiter" naming a RateLimiter binding, each message first takes a token
+ * from its sender's bucket there (a call, duro_call_name; the sender is its ?name=, else
+ * its socket): over the limit, the sender gets an error message and nobody the message. */
 #include "builtin.h"
 #include "duro.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct room {
@@ -208,12 +212,60 @@ static int room_request(struct duro_object *obj, const struct duro_request *req,
 	return duro_res_text(res, 404, "no such room resource");
 }
 
+/* A message waiting for its sender's token. */
+struct held_msg {
+	duro_ws from;
+	int binary;
+	size_t len;
+	char data[];
+};
+
+static const char limited[] = "{\"error\":\"rate limited: message not sent\"}";
+static const char no_limiter[] = "{\"error\":\"rate limiter unavailable: message not sent\"}";
+
+static void token_done(struct duro_object *obj, int err, const struct duro_reply *rep, void *arg)
+{
+	struct held_msg *m = arg;
+	if (err == 0 && rep->status == 200)
+		duro_ws_broadcast(obj, NULL, 0, m->binary, m->data, m->len);
+	else if (err == 0 && rep->status == 429)
+		duro_ws_send(obj, m->from, 0, limited, sizeof(limited) - 1);
+	else
+		duro_ws_send(obj, m->from, 0, no_limiter, sizeof(no_limiter) - 1);
+	free(m);
+}
+
 static int room_message(struct duro_object *obj, duro_ws ws, int binary, const void *data,
 			size_t len)
 {
-	(void)ws;
-	int n = duro_ws_broadcast(obj, NULL, 0, binary, data, len);
-	return n == -ENOMEM ? n : 0;
+	struct duro_str limiter;
+	if (!duro_var(obj, "limiter", &limiter) || !limiter.len) {
+		int n = duro_ws_broadcast(obj, NULL, 0, binary, data, len);
+		return n == -ENOMEM ? n : 0;
+	}
+	/* The bucket: this room's ID and the sender's name (or socket), so rooms and senders
+	 * do not share. Messages of one sender take their tokens in order (calls to one object
+	 * arrive in order, and are answered so), and go out in that order. */
+	char key[DURO_ID_HEX + 1 + 64 + 1], id[DURO_ID_HEX + 1];
+	struct duro_str name;
+	duro_id_to_string(duro_object_id(obj), id);
+	int kl = duro_ws_attachment(obj, ws, &name) == 1 && name.len <= 64
+			 ? snprintf(key, sizeof(key), "%.16s:%.*s", id, (int)name.len, name.ptr)
+			 : snprintf(key, sizeof(key), "%.16s:#%llu", id, (unsigned long long)ws);
+	struct held_msg *m = malloc(sizeof(*m) + len);
+	if (!m)
+		return -ENOMEM;
+	m->from = ws;
+	m->binary = binary;
+	m->len = len;
+	memcpy(m->data, data, len);
+	int r = duro_call_name(obj, limiter.ptr, key, (size_t)kl, "POST", "/", NULL, 0, NULL, 0,
+			       NULL, token_done, m);
+	if (r < 0) {
+		free(m);
+		duro_ws_send(obj, ws, 0, no_limiter, sizeof(no_limiter) - 1);
+	}
+	return 0;
 }
 
 const struct duro_class chatroom_class = {

@@ -196,6 +196,8 @@ const struct config_key config_keys[] = {
 	  .count_offset = offsetof(struct duro_config, obj.outbound.nallow), .max = OBJ_MAX_ALLOW,
 	  .check = config_check_allow, .def_doc = "[] (nowhere)",
 	  .doc = "where objects may fetch: scheme://host[:port] patterns (host *, *.suffix; port *)" },
+	STRING("outbound.ca_file", tls.client_ca_file, "", NULL,
+	       "PEM CAs an https origin's certificate must lead to; \"\": the system's bundle"),
 	UINT("outbound.connect_timeout_ms", obj.outbound.connect_timeout_ms, 1, 600000, 5000,
 	     "a connection to an origin not made in time fails the fetch (-ETIMEDOUT)"),
 	UINT("outbound.timeout_ms", obj.outbound.timeout_ms, 1, 3600000, 30000,

@@ -8,6 +8,7 @@
 #include "core-t.h"
 #include "hist.h"
 #include "http-t.h"
+#include "http_client.h"
 #include "obj-t.h"
 #include "tls.h"
 #include "ws.h"
@@ -34,6 +35,7 @@ struct ctl_snapshot {
 	uint32_t ring_depth[DURO_MAX_CORES]; /* messages waiting in the ring from core i */
 	struct hist latency;
 	struct obj_call_counters calls[DURO_MAX_BINDINGS]; /* per namespace, as obj_namespaces */
+	struct http_client_counters outbound; /* duro_fetch's connections */
 	unsigned nmore;
 	const char *const *more_names; /* static in the backend */
 };

@@ -35,6 +35,8 @@ void ctl_publish(struct ctl *ctl, struct core *c)
 		s->ring_depth[i] = core_inbox_count(c, i);
 	s->latency = *http_latency(c);
 	memcpy(s->calls, obj_call_counters(c), sizeof(s->calls));
+	if (c->hclient)
+		s->outbound = *http_client_counters(c);
 	const struct net_backend *nb = http_backend(c);
 	if (nb->more_counters) {
 		const uint64_t *vals;
@@ -236,15 +238,27 @@ json_t *ctl_stats_json(struct ctl *ctl)
 		hist_merge(&total->latency, &s->latency);
 		for (unsigned k = 0; k < DURO_MAX_BINDINGS; k++)
 			calls_add(&total->calls[k], &s->calls[k]);
+		uint64_t *to = (uint64_t *)&total->outbound;
+		const uint64_t *so = (const uint64_t *)&s->outbound;
+		for (size_t k = 0; k < sizeof(s->outbound) / sizeof(uint64_t); k++)
+			to[k] += so[k];
 	}
+	const struct http_client_counters *oc = &total->outbound;
+	json_t *outbound = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		"requests", (json_int_t)oc->requests, "responses", (json_int_t)oc->responses,
+		"connects", (json_int_t)oc->connects, "connect_failures", (json_int_t)oc->connect_failures,
+		"reused", (json_int_t)oc->reused, "timeouts", (json_int_t)oc->timeouts,
+		"too_large", (json_int_t)oc->too_large, "bad_responses", (json_int_t)oc->bad_responses,
+		"resets", (json_int_t)oc->resets, "retries", (json_int_t)oc->retries,
+		"idle", (json_int_t)oc->idle);
 	json_t *calls = calls_json(total->calls);
 	json_t *tot = core_json(total, 0, n);
 	json_object_del(tot, "core");
 	free(s);
 	free(total);
-	return json_pack("{s:b, s:I, s:o, s:o, s:o, s:o}", "ok", 1, "uptime_ms",
+	return json_pack("{s:b, s:I, s:o, s:o, s:o, s:o, s:o}", "ok", 1, "uptime_ms",
 			 (json_int_t)(clock_now_ms() - ctl->started_mono_ms), "cores", cores,
-			 "total", tot, "classes", ctl_classes_json(), "calls", calls);
+			 "total", tot, "classes", ctl_classes_json(), "calls", calls, "outbound", outbound);
 }
 
 static int version_json(const struct obj_version *v, void *arg)
@@ -358,6 +372,12 @@ static const struct metric metrics[] = {
 	{ "duro_tls_handshake_timeouts_total", "counter", "TLS handshakes cut off by the timeout.", SNAP(tls.handshake_timeouts) },
 	{ "duro_tls_not_tls_total", "counter", "Connections to a TLS port that did not start with TLS.", SNAP(tls.not_tls) },
 	{ "duro_core_messages_total", "counter", "Cross-core messages received.", SNAP(core.msgs_in) },
+	{ "duro_outbound_requests_total", "counter", "Outbound HTTP requests (duro_fetch) started.", SNAP(outbound.requests) },
+	{ "duro_outbound_connects_total", "counter", "Outbound connections made.", SNAP(outbound.connects) },
+	{ "duro_outbound_connect_failures_total", "counter", "Outbound connections that could not be made.", SNAP(outbound.connect_failures) },
+	{ "duro_outbound_reused_total", "counter", "Outbound requests sent on a pooled keep-alive connection.", SNAP(outbound.reused) },
+	{ "duro_outbound_timeouts_total", "counter", "Outbound requests timed out.", SNAP(outbound.timeouts) },
+	{ "duro_outbound_idle_connections", "gauge", "Pooled keep-alive connections to origins.", SNAP(outbound.idle) },
 };
 
 /* Latency buckets in seconds for the histogram, from the cores' log-linear one. */

@@ -403,8 +403,12 @@ int main(int argc, char **argv)
 	int any_tls = 0;
 	for (unsigned i = 0; i < cfg->net.nlisten; i++)
 		any_tls |= cfg->net.listen[i].tls;
+	/* Outbound https (duro_fetch) needs the TLS layer and the CAs it checks origins by. */
+	for (unsigned i = 0; i < cfg->obj.outbound.nallow; i++)
+		if (!strncasecmp(cfg->obj.outbound.allow[i], "https:", 6))
+			cfg->tls.client = 1;
 	struct tls_setup *tls = NULL;
-	if (any_tls && tls_setup_load(&cfg->tls, &tls, err, sizeof(err)) < 0) {
+	if ((any_tls || cfg->tls.client) && tls_setup_load(&cfg->tls, &tls, err, sizeof(err)) < 0) {
 		fprintf(stderr, "config: %s\n", err);
 		return EXIT_CONFIG;
 	}
@@ -512,6 +516,7 @@ int main(int argc, char **argv)
 		rte_eal_cleanup();
 		return r == -EINVAL ? EXIT_CONFIG : 1;
 	}
+	obj_outbound_resolve(&cfg->obj.outbound);
 	/* Deployed versions (rolled back where one kept crashing), then the handler that
 	 * attributes and records the next crash. */
 	ctl_deploy_restore_bindings(cfg);

@@ -464,8 +464,9 @@ int duro_req_caller(const struct duro_request *req, const char **binding, struct
  * outbound.timeout_ms for the whole), -ECONNRESET (closed before a whole answer),
  * -EFBIG (answer too large), -EPROTO (not an HTTP/1.x answer), -EOPNOTSUPP (https: not
  * yet). */
-/* url: http[s]://host[:port][/path][?query], host an IP address or localhost (names are
- * not resolved yet). method NULL: GET. Headers as for duro_call; Host, Content-Length,
+/* url: http[s]://host[:port][/path][?query], host an IP address or a name outbound.allow
+ * spells out (resolved once at start; a name only a wildcard covers: -EHOSTUNREACH).
+ * method NULL: GET. Headers as for duro_call; Host, Content-Length,
  * Transfer-Encoding, Connection, Upgrade, TE and Keep-Alive are the runtime's (-EINVAL).
  * Returns 0 (done runs exactly once), or -EACCES (not allowed), -EINVAL, -EHOSTUNREACH
  * (a host name), -EBUSY (the object has outbound.max_per_object fetches already), or a

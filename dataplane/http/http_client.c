@@ -62,6 +62,7 @@ struct http_client_core {
 	struct list_node all;
 	unsigned nidle;
 	struct http_client_counters ctr;
+	struct http_response rs; /* the head being parsed (parsing is synchronous: one will do) */
 };
 
 static const struct net_events hc_events;
@@ -383,19 +384,12 @@ static void on_data(struct core *c, struct net_conn *nc, const char *data, size_
 		finish(c, hc, -ENOMEM);
 		return;
 	}
-	struct http_response *rs = malloc(sizeof(*rs));
-	if (!rs) {
-		finish(c, hc, -ENOMEM);
-		return;
-	}
+	struct http_response *rs = &cc->rs;
 	for (;;) {
 		long n = http_parse_response(hc->in, hc->in_len, cc->cfg->max_head_bytes, rs);
-		if (n == 0) {
-			free(rs);
+		if (n == 0)
 			return;
-		}
 		if (n < 0) {
-			free(rs);
 			cc->ctr.bad_responses++;
 			finish(c, hc, -EPROTO);
 			return;
@@ -403,7 +397,6 @@ static void on_data(struct core *c, struct net_conn *nc, const char *data, size_
 		if (rs->status >= 200) {
 			/* The fields point into `in`: taken before the head's bytes go. */
 			int r = take_head(c, hc, rs);
-			free(rs);
 			if (r < 0) {
 				finish(c, hc, r);
 				return;
@@ -422,12 +415,11 @@ static void on_data(struct core *c, struct net_conn *nc, const char *data, size_
 		body_in(c, hc, NULL, 0);
 		return;
 	}
-	char *rest = hc->in;
+	/* Kept for the connection's next answer; the body goes straight to the exchange (the
+	 * buffer is freed only with the connection, after any call below). */
 	size_t rl = hc->in_len;
-	hc->in = NULL;
-	hc->in_len = hc->in_cap = 0;
-	body_in(c, hc, rest, rl);
-	free(rest);
+	hc->in_len = 0;
+	body_in(c, hc, hc->in, rl);
 }
 
 /* ---- the request ---- */

@@ -374,6 +374,13 @@ static void on_done(struct core *c, struct core_msg *m)
 	call_free(cc, call);
 }
 
+void call_done_here(struct core *c, struct obj_call *call, int err)
+{
+	DURO_ASSERT(call->caller_core == c->index);
+	call->err = err;
+	on_done(c, &call->ex.msg);
+}
+
 static void on_call(struct core *c, struct core_msg *m)
 {
 	CC(c)->ev->deliver(c, call_of((struct http_exchange *)m));

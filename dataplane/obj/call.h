@@ -101,6 +101,9 @@ void call_released(struct core *c, struct core_msg *m, int err);
 
 /* On the callee's core: the call goes back to its caller's core (err 0: answered). */
 void call_return(struct core *c, struct obj_call *call, int err);
+/* On the caller's core, for a fetch: its outcome now, done() run as an event at once
+ * (from a network callback, as requests are), without a turn of the loop in between. */
+void call_done_here(struct core *c, struct obj_call *call, int err);
 /* The depth of the event running on this core (0 unless it handles or completes a call). */
 void call_set_depth(struct core *c, unsigned depth);
 /* calls.max_queue, for the callee side. */

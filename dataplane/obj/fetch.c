@@ -4,7 +4,8 @@
  * for the event's writes like any call (the output gate), and once its gate opens it runs
  * on this core's HTTP client (dataplane/http/http_client.c, keep-alive pool per core); the
  * answer comes back through call_return and runs done() as an event of the caller.
- * Host names are not resolved yet: IP literals and "localhost". */
+ * Host names are resolved once at start, those outbound.allow names exactly (a reactor
+ * never waits on a lookup); names only a wildcard pattern covers are refused. */
 #include "fetch.h"
 #include "base_assert.h"
 #include "core.h"
@@ -14,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <netdb.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,8 +166,59 @@ static int allowed(const struct fetch_core *fc, const struct url *u)
 	return 0;
 }
 
-/* IP literals and localhost: names are not resolved here yet (no blocking lookups on a
- * reactor). */
+/* The names outbound.allow spells out, resolved at start (obj_outbound_resolve), then
+ * read-only: IPv4 preferred (the listeners and tests here are IPv4). */
+static struct resolved_name {
+	char host[OBJ_OUTBOUND_HOST_MAX];
+	struct in_addr in4;
+	struct in6_addr in6;
+	uint8_t have4, have6;
+} resolved[OBJ_MAX_ALLOW];
+static unsigned nnames;
+
+int obj_outbound_resolve(const struct obj_outbound_config *cfg)
+{
+	nnames = 0;
+	for (unsigned i = 0; i < cfg->nallow && i < OBJ_MAX_ALLOW; i++) {
+		struct obj_allow a;
+		const char *why;
+		struct in6_addr tmp;
+		if (obj_allow_parse(cfg->allow[i], &a, &why) < 0 || a.any_host || a.suffix ||
+		    inet_pton(AF_INET, a.host, &tmp) == 1 || inet_pton(AF_INET6, a.host, &tmp) == 1)
+			continue; /* addresses need no lookup; wildcards cannot have one */
+		int dup = 0;
+		for (unsigned k = 0; k < nnames; k++)
+			dup |= !strcmp(resolved[k].host, a.host);
+		if (dup)
+			continue;
+		struct resolved_name *n = &resolved[nnames];
+		memset(n, 0, sizeof(*n));
+		memcpy(n->host, a.host, sizeof(n->host));
+		struct addrinfo hints, *res = NULL;
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_socktype = SOCK_STREAM;
+		int r = getaddrinfo(a.host, NULL, &hints, &res);
+		if (r != 0) {
+			log_warn("outbound.allow[%u]: %s: %s: fetches to it fail (-EHOSTUNREACH) until a restart",
+				 i, a.host, gai_strerror(r));
+			continue;
+		}
+		for (struct addrinfo *p = res; p; p = p->ai_next) {
+			if (p->ai_family == AF_INET && !n->have4) {
+				n->in4 = ((struct sockaddr_in *)p->ai_addr)->sin_addr;
+				n->have4 = 1;
+			} else if (p->ai_family == AF_INET6 && !n->have6) {
+				n->in6 = ((struct sockaddr_in6 *)p->ai_addr)->sin6_addr;
+				n->have6 = 1;
+			}
+		}
+		freeaddrinfo(res);
+		nnames++;
+	}
+	return 0;
+}
+
+/* IP literals, and the names resolved at start. */
 static int resolve(const struct url *u, struct net_dial *d)
 {
 	memset(d, 0, sizeof(*d));
@@ -179,9 +232,22 @@ static int resolve(const struct url *u, struct net_dial *d)
 		d->addrlen = sizeof(*in6);
 		return 0;
 	}
-	const char *h = !strcmp(u->host, "localhost") ? "127.0.0.1" : u->host;
-	if (inet_pton(AF_INET, h, &in4->sin_addr) != 1)
-		return -EHOSTUNREACH;
+	if (inet_pton(AF_INET, u->host, &in4->sin_addr) != 1) {
+		const struct resolved_name *n = NULL;
+		for (unsigned k = 0; k < nnames && !n; k++)
+			if (!strcmp(resolved[k].host, u->host))
+				n = &resolved[k];
+		if (!n || (!n->have4 && !n->have6))
+			return -EHOSTUNREACH;
+		if (!n->have4) {
+			in6->sin6_family = AF_INET6;
+			in6->sin6_addr = n->in6;
+			in6->sin6_port = htons(u->port);
+			d->addrlen = sizeof(*in6);
+			return 0;
+		}
+		in4->sin_addr = n->in4;
+	}
 	in4->sin_family = AF_INET;
 	in4->sin_port = htons(u->port);
 	d->addrlen = sizeof(*in4);
@@ -280,9 +346,11 @@ int duro_fetch(struct duro_object *o, const char *url, const char *method,
 	return 0;
 }
 
+/* The client's answer: done() runs now. The client touches nothing of the request after
+ * this (its connection is back in the pool or closing), so done() may fetch again. */
 static void fetch_done(struct core *c, void *arg, int err)
 {
-	call_return(c, arg, err);
+	call_done_here(c, arg, err);
 }
 
 void fetch_start(struct core *c, struct obj_call *call)

@@ -35,11 +35,11 @@ void object_unload(struct core *c, struct object *obj);
  * then stays on its version). */
 int object_switch(struct core *c, struct object *obj, struct obj_version *ver);
 /* Nothing of its version's code pending: no event running, no held response, no sync()
- * callback waiting. Then it may switch versions. */
+ * callback and no call's done() waiting. Then it may switch versions. */
 static inline int object_quiescent(const struct object *obj)
 {
 	return !obj->running && !obj->ndeferred && !obj->syncs && list_empty(&obj->conts) &&
-	       !obj->ncalls;
+	       !obj->ncalls && list_empty(&obj->calls_made);
 }
 
 #endif

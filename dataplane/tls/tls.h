@@ -21,7 +21,15 @@ struct tls_config {
 	unsigned ncerts;
 	unsigned handshake_timeout_ms; /* a handshake not done in time is cut off; 10 s */
 	unsigned ticket_lifetime_s;    /* session tickets for resumption; 0 turns them off */
+	/* Outbound TLS (net_dial.tls): certificates are checked against these CAs (PEM; ""
+	 * is the system's bundle) and the name dialed. Set by durod when outbound.allow has
+	 * an https pattern: then listeners' certificates are optional. */
+	int client;
+	char client_ca_file[512];
 };
+
+/* The system's CA bundle (Debian's ca-certificates). */
+#define TLS_SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
 
 /* Adds a certificate pair unless it is there already; -ENOSPC when full. */
 int tls_config_add(struct tls_config *cfg, const char *cert, const char *key);
@@ -29,11 +37,13 @@ int tls_config_add(struct tls_config *cfg, const char *cert, const char *key);
 struct tls_counters {
 	uint64_t handshakes, handshake_failures, handshake_timeouts, not_tls, resumed, sni_misses;
 	uint64_t active;
+	uint64_t client_handshakes, client_failures, cert_rejected; /* outbound */
 };
 
-/* The certificates and keys, loaded once before the cores start (shared, read-only).
- * Returns 0, or -EINVAL with a message in err naming the file and what is wrong (missing,
- * unreadable, not PEM, the key does not match the certificate). */
+/* The certificates and keys, loaded once before the cores start (shared, read-only), and
+ * the CAs outbound connections are checked against when cfg->client. Returns 0, or
+ * -EINVAL with a message in err naming the file and what is wrong (missing, unreadable,
+ * not PEM, the key does not match the certificate, no CA in outbound.ca_file). */
 struct tls_setup;
 int tls_setup_load(const struct tls_config *cfg, struct tls_setup **out, char *err, size_t errlen);
 void tls_setup_free(struct tls_setup *setup);

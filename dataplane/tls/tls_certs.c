@@ -64,10 +64,27 @@ int tls_setup_load(const struct tls_config *cfg, struct tls_setup **out, char *e
 	if (!s)
 		return -ENOMEM;
 	s->cfg = *cfg;
-	if (cfg->ncerts == 0) {
+	if (cfg->ncerts == 0 && !cfg->client) {
 		snprintf(err, errlen, "tls: no certificate configured");
 		free(s);
 		return -EINVAL;
+	}
+	if (cfg->client) {
+		const char *ca = cfg->client_ca_file[0] ? cfg->client_ca_file : TLS_SYSTEM_CA_FILE;
+		mbedtls_x509_crt_init(&s->ca);
+		s->have_ca = 1;
+		int r = mbedtls_x509_crt_parse_file(&s->ca, ca);
+		if (r < 0 || !s->ca.version) {
+			char why[160] = "no certificate in it";
+			if (r < 0)
+				mbedtls_strerror(r, why, sizeof(why));
+			snprintf(err, errlen, "outbound.ca_file: %s: %s", ca,
+				 access(ca, R_OK) < 0 ? strerror(errno) : why);
+			tls_setup_free(s);
+			return -EINVAL;
+		}
+		if (r > 0)
+			log_warn("outbound.ca_file: %s: %d certificates could not be read and are left out", ca, r);
 	}
 	for (unsigned i = 0; i < cfg->ncerts; i++) {
 		s->ncerts++;
@@ -88,6 +105,8 @@ void tls_setup_free(struct tls_setup *s)
 		mbedtls_x509_crt_free(&s->certs[i].chain);
 		mbedtls_pk_free(&s->certs[i].key);
 	}
+	if (s->have_ca)
+		mbedtls_x509_crt_free(&s->ca);
 	free(s);
 }
 
@@ -177,9 +196,10 @@ struct tls_confset *tls_confset_new(struct tls_core *t, const struct tls_setup *
 	mbedtls_ssl_conf_curves(conf, curves);
 	if (mbedtls_ssl_conf_alpn_protocols(conf, alpn) != 0)
 		goto fail;
-	/* Chains and keys are shared by every core and only read. */
-	if (mbedtls_ssl_conf_own_cert(conf, (mbedtls_x509_crt *)&s->certs[0].chain,
-				      (mbedtls_pk_context *)&s->certs[0].key) != 0)
+	/* Chains and keys are shared by every core and only read. (None: outbound TLS only,
+	 * no listener uses this config.) */
+	if (s->ncerts && mbedtls_ssl_conf_own_cert(conf, (mbedtls_x509_crt *)&s->certs[0].chain,
+						   (mbedtls_pk_context *)&s->certs[0].key) != 0)
 		goto fail;
 	mbedtls_ssl_conf_sni(conf, pick_cert, cs);
 	if (t->ticket_lifetime_s)
@@ -189,6 +209,28 @@ fail:
 	mbedtls_ssl_config_free(conf);
 	free(cs);
 	return NULL;
+}
+
+int tls_client_conf_init(struct tls_core *t, const struct tls_setup *s)
+{
+	mbedtls_ssl_config *conf = &t->client_conf;
+	mbedtls_ssl_config_init(conf);
+	t->have_client = 1;
+	if (mbedtls_ssl_config_defaults(conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
+					MBEDTLS_SSL_PRESET_DEFAULT) != 0)
+		return -ENOMEM;
+	mbedtls_ssl_conf_rng(conf, mbedtls_ctr_drbg_random, &t->drbg);
+	mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+	mbedtls_ssl_conf_ciphersuites(conf, suites);
+	mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+	mbedtls_ssl_conf_curves(conf, curves);
+	/* The origin's chain must lead to one of the CAs, be valid now, and name the host
+	 * dialed (mbedtls_ssl_set_hostname per connection): anything else ends the fetch. */
+	mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+	mbedtls_ssl_conf_ca_chain(conf, (mbedtls_x509_crt *)&s->ca, NULL);
+	if (mbedtls_ssl_conf_alpn_protocols(conf, alpn) != 0)
+		return -ENOMEM;
+	return 0;
 }
 
 void tls_confset_put(struct tls_confset *cs)

@@ -35,7 +35,14 @@ struct tls_conn {
 	char *retired;
 	struct list_node dirty_node;
 	struct timer timer; /* handshake deadline */
-	struct tls_confset *cs;
+	struct tls_confset *cs; /* NULL for an outbound connection (the core's client config) */
+	/* Outbound: the layer above hears of the connection (on_accept) only once the
+	 * handshake is done, or of its failure (on_dial_failed) with fail_err. */
+	uint8_t client;
+	int fail_err;
+	void *up_user;
+	uint64_t lower_dial;
+	struct list_node client_node; /* in the core's outbound connections */
 };
 
 /* One TLS backend per process: the functions below have no backend argument. The
@@ -221,6 +228,23 @@ static void fail(struct core *c, struct tls_conn *tc, int r, const char *what)
 	char msg[120];
 	mbedtls_strerror(r, msg, sizeof(msg));
 	log_debug("core %u conn %u: tls %s: %s", c->index, tc->nc->id, what, msg);
+	if (tc->client && !tc->handshaken) {
+		struct tls_core *t = c->tls;
+		t->ctr.client_failures++;
+		tc->fail_err = -EPROTO;
+		if (r == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
+			/* Said once per refusal: which origin, and why (expired, name, issuer). */
+			char info[256];
+			uint32_t flags = mbedtls_ssl_get_verify_result(&tc->ssl);
+			int n = mbedtls_x509_crt_verify_info(info, sizeof(info), "", flags);
+			while (n > 0 && (info[n - 1] == '\n' || info[n - 1] == ' '))
+				info[--n] = 0;
+			t->ctr.cert_rejected++;
+			tc->fail_err = -EKEYREJECTED;
+			log_warn("core %u: an outbound TLS connection refused the certificate of %s: %s",
+				 c->index, tc->ssl.hostname ? tc->ssl.hostname : "?", n > 0 ? info : msg);
+		}
+	}
 	/* The alert mbedTLS queued (protocol version, handshake failure) goes out first. */
 	tc->closing = 1;
 	kick_lower(c, tc);
@@ -233,6 +257,7 @@ static void handshake_expired(struct core *c, struct timer *t)
 	if (tc->handshaken || tc->gone)
 		return;
 	c->tls->ctr.handshake_timeouts++;
+	tc->fail_err = -ETIMEDOUT;
 	rt.lower->close(c, tc->nc, NET_CLOSE_ABORT);
 }
 
@@ -292,6 +317,17 @@ static void on_data(struct core *c, struct net_conn *nc, const char *data, size_
 		tc->handshaken = 1;
 		timer_cancel(&tc->timer);
 		t->ctr.handshakes++;
+		if (tc->client) {
+			/* Made: the layer above has its connection now. */
+			t->ctr.client_handshakes++;
+			nc->user = tc->up_user;
+			if (!tc->up->on_accept(c, nc)) {
+				tc->client = 0; /* refused: nobody to tell */
+				nc->user = NULL;
+				rt.lower->close(c, nc, NET_CLOSE_ABORT);
+				return;
+			}
+		}
 		/* What the layer above queued before the handshake finished goes now. */
 		if (tc->up_wants)
 			mark_dirty(c, tc);
@@ -355,9 +391,18 @@ static void on_closed(struct core *c, struct net_conn *nc, int err)
 		tc->dirty = 0;
 	}
 	timer_cancel(&tc->timer);
-	tc->up->on_closed(c, nc, err);
+	if (tc->client && !tc->handshaken) {
+		nc->user = NULL;
+		tc->up->on_dial_failed(c, tc->up_user, tc->fail_err ? tc->fail_err
+							: err ? err : -ECONNRESET);
+	} else if (nc->user) {
+		tc->up->on_closed(c, nc, err);
+	}
+	if (list_linked(&tc->client_node))
+		list_del(&tc->client_node);
 	mbedtls_ssl_free(&tc->ssl);
-	tls_confset_put(tc->cs);
+	if (tc->cs)
+		tls_confset_put(tc->cs);
 	free(tc->in);
 	free(tc->out);
 	free(tc->retired);
@@ -454,6 +499,9 @@ static void tls_set_events(struct core *c, struct net_conn *nc, const struct net
 static void tls_stop_accepting(struct core *c) { rt.lower->stop_accepting(c); }
 static const struct net_counters *tls_net_counters(struct core *c) { return rt.lower->counters(c); }
 
+static void *client_connected(struct core *c, struct net_conn *nc);
+static void client_dial_failed(struct core *c, void *user, int err);
+
 static int tls_core_init(struct core *c, const struct net_config *cfg, const struct net_events *ev)
 {
 	struct tls_core *t = calloc(1, sizeof(*t));
@@ -463,16 +511,24 @@ static int tls_core_init(struct core *c, const struct net_config *cfg, const str
 	t->up = ev;
 	t->ncfg = cfg;
 	list_init(&t->dirty);
+	list_init(&t->clients);
 	pool_init(&t->conns, "tls_conn", sizeof(struct tls_conn), 64, 0);
 	t->ev = (struct net_events){ .on_accept = on_accept, .on_data = on_data,
 				     .fill_output = fill_output, .on_sent = on_sent,
 				     .on_closed = on_closed };
+	t->cev = t->ev;
+	t->cev.on_accept = client_connected;
+	t->cev.on_dial_failed = client_dial_failed;
 	struct tls_setup *setup = atomic_load(&rt.current);
 	int r = tls_core_crypto_init(t, c->index, setup->cfg.ticket_lifetime_s);
 	t->gen = atomic_load(&rt.gen);
 	if (r < 0 || !(t->cur = tls_confset_new(t, setup))) {
 		log_error("core %u: TLS set-up failed", c->index);
 		return r < 0 ? r : -ENOMEM;
+	}
+	if (setup->have_ca && (r = tls_client_conf_init(t, setup)) < 0) {
+		log_error("core %u: TLS client set-up failed", c->index);
+		return r;
 	}
 	/* Before the backend's own hook: records made this turn are sent this turn. */
 	core_add_hook(c, tls_flush_hook);
@@ -488,6 +544,18 @@ static void tls_core_fini(struct core *c)
 		return;
 	if (t->cur)
 		tls_confset_put(t->cur);
+	/* Outbound connections still open (pooled ones): the loop is over, nobody closes
+	 * them any more; their descriptors go with the ring. */
+	while (!list_empty(&t->clients)) {
+		struct tls_conn *tc = LIST_CONTAINER(t->clients.next, struct tls_conn, client_node);
+		list_del(&tc->client_node);
+		mbedtls_ssl_free(&tc->ssl);
+		free(tc->in);
+		free(tc->out);
+		free(tc->retired);
+	}
+	if (t->have_client)
+		mbedtls_ssl_config_free(&t->client_conf);
 	tls_core_crypto_free(t);
 	pool_destroy(&t->conns);
 	free(t);
@@ -527,12 +595,99 @@ void tls_shutdown(void)
 	atomic_store(&rt.current, NULL);
 }
 
+/* ---- outbound connections ---- */
+
+/* The lower backend made the connection: the handshake starts (ClientHello). */
+static void *client_connected(struct core *c, struct net_conn *nc)
+{
+	struct tls_conn *tc = nc->user;
+	struct tls_core *t = c->tls;
+	tc->nc = nc;
+	tc->lower_dial = 0;
+	nc->layer = tc;
+	nc->secure = 1;
+	t->ctr.active++;
+	timer_arm(c, &tc->timer, c->now_ms + atomic_load(&rt.current)->cfg.handshake_timeout_ms,
+		  handshake_expired);
+	int r = mbedtls_ssl_handshake(&tc->ssl);
+	kick_lower(c, tc);
+	if (r != MBEDTLS_ERR_SSL_WANT_READ && r != MBEDTLS_ERR_SSL_WANT_WRITE) {
+		fail(c, tc, r, "handshake");
+		return tc; /* closing: on_closed tells the layer above */
+	}
+	return tc;
+}
+
+static void client_free(struct core *c, struct tls_conn *tc)
+{
+	list_del(&tc->client_node);
+	mbedtls_ssl_free(&tc->ssl);
+	pool_put(&c->tls->conns, tc);
+}
+
+static void client_dial_failed(struct core *c, void *user, int err)
+{
+	struct tls_conn *tc = user;
+	const struct net_events *up = tc->up;
+	void *up_user = tc->up_user;
+	c->tls->ctr.client_failures++;
+	client_free(c, tc);
+	up->on_dial_failed(c, up_user, err);
+}
+
+/* Handles: a plain dial's is the lower backend's (even); a TLS dial's is its connection's
+ * address with the low bit set. */
 static int tls_dial(struct core *c, const struct net_dial *d, const struct net_events *ev,
 		    void *user, uint64_t *handle)
 {
-	if (d->tls)
+	struct tls_core *t = c->tls;
+	if (!d->tls) {
+		int r = rt.lower->dial(c, d, ev, user, handle);
+		DURO_ASSERT(r < 0 || !(*handle & 1));
+		return r;
+	}
+	if (!t->have_client)
 		return -EOPNOTSUPP;
-	return rt.lower->dial(c, d, ev, user, handle);
+	struct tls_conn *tc = pool_get(&t->conns);
+	if (!tc)
+		return -ENOMEM;
+	memset(tc, 0, sizeof(*tc));
+	mbedtls_ssl_init(&tc->ssl);
+	list_init(&tc->client_node);
+	if (mbedtls_ssl_setup(&tc->ssl, &t->client_conf) != 0 ||
+	    mbedtls_ssl_set_hostname(&tc->ssl, d->server_name) != 0) {
+		client_free(c, tc);
+		return -ENOMEM;
+	}
+	mbedtls_ssl_set_bio(&tc->ssl, tc, bio_send, bio_recv, NULL);
+	tc->client = 1;
+	tc->up = ev;
+	tc->up_user = user;
+	list_add_tail(&t->clients, &tc->client_node);
+	struct net_dial plain = *d;
+	plain.tls = 0;
+	int r = rt.lower->dial(c, &plain, &t->cev, tc, &tc->lower_dial);
+	if (r < 0) {
+		client_free(c, tc);
+		return r;
+	}
+	*handle = (uint64_t)(uintptr_t)tc | 1;
+	return 0;
+}
+
+static void tls_dial_cancel(struct core *c, uint64_t handle)
+{
+	if (!(handle & 1)) {
+		rt.lower->dial_cancel(c, handle);
+		return;
+	}
+	struct tls_conn *tc = (struct tls_conn *)(uintptr_t)(handle & ~(uint64_t)1);
+	if (tc->nc) { /* connected, handshaking: on_closed tells the layer above */
+		tc->fail_err = -ECANCELED;
+		rt.lower->close(c, tc->nc, NET_CLOSE_ABORT);
+	} else {
+		rt.lower->dial_cancel(c, tc->lower_dial);
+	}
 }
 
 void tls_backend(struct net_backend *out, const struct net_backend *lower, struct tls_setup *setup)
@@ -546,7 +701,7 @@ void tls_backend(struct net_backend *out, const struct net_backend *lower, struc
 		.counters = tls_net_counters, .more_counters = lower->more_counters,
 		/* Taking connections is the lower backend's alone. */
 		.start_accepting = lower->start_accepting, .listening = lower->listening,
-		/* Outbound connections in plaintext are the lower backend's (TLS: not yet). */
-		.dial = lower->dial ? tls_dial : NULL, .dial_cancel = lower->dial_cancel,
+		/* Outbound connections: plaintext ones are the lower backend's. */
+		.dial = lower->dial ? tls_dial : NULL, .dial_cancel = tls_dial_cancel,
 	};
 }

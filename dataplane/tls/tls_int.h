@@ -24,6 +24,8 @@ struct tls_setup {
 	struct tls_config cfg;
 	struct tls_cert certs[TLS_MAX_CERTS];
 	unsigned ncerts;
+	mbedtls_x509_crt ca; /* cfg.client: what outbound certificates are checked against */
+	int have_ca;
 };
 
 struct tls_core;
@@ -51,6 +53,12 @@ struct tls_core {
 	char plain[16384 + 256];      /* decrypted bytes, lent to the layer above per call */
 	struct tls_counters ctr;
 	unsigned ticket_lifetime_s;
+	/* Outbound connections: a client config over the start's CAs (none: no outbound TLS),
+	 * and the events the lower backend calls while one is being made. */
+	mbedtls_ssl_config client_conf;
+	int have_client;
+	struct net_events cev;
+	struct list_node clients; /* outbound connections open, freed at the end if still so */
 };
 
 /* Session tickets (tls_tickets.c): this core's ticket cipher, and the callbacks. */
@@ -65,6 +73,8 @@ int tls_core_crypto_init(struct tls_core *t, unsigned core, unsigned ticket_life
 void tls_core_crypto_free(struct tls_core *t);
 /* A config set over setup s (refs 1), or NULL. */
 struct tls_confset *tls_confset_new(struct tls_core *t, const struct tls_setup *s);
+/* The client config of t over setup s (its CAs): 0, or -ENOMEM / -EINVAL. */
+int tls_client_conf_init(struct tls_core *t, const struct tls_setup *s);
 /* Drops a reference; the last frees the set. */
 void tls_confset_put(struct tls_confset *cs);
 

@@ -6,6 +6,7 @@
  *   POST <obj>/storm?targets=a,b&n=N&window=W&op=seq&run=R[&ff_every=K&unconfirmed=1]
  *        N calls round-robin over the targets, W at once, each /op?seq=S&run=R with S
  *        counting per target; answered with JSON counts, elapsed time and latencies
+ *        (with a URL as body: N fetches of it instead, W at once)
  *   POST <obj>/loop?to=N&me=M     calls N's /loop?to=M&me=N: a cycle, ended by -ELOOP (508)
  *   POST <obj>/mutual?to=N&me=M   calls N's /pingback?to=M, which calls M's /echo meanwhile
  *   POST <obj>/release            answers every call held by /hold
@@ -43,6 +44,7 @@ struct storm {
 	int unconfirmed;
 	char op[16];
 	char run[32];
+	char url[512]; /* not empty: the storm fetches this URL instead of calling */
 	uint64_t t0;
 	uint64_t *start; /* per call: when it was made, then its latency */
 };
@@ -351,9 +353,11 @@ static void storm_pump(struct duro_object *obj, struct tc_state *st)
 			 (unsigned long long)++s->seq[t], s->run);
 		int ff = s->ff_every && i % s->ff_every == s->ff_every - 1;
 		s->start[i] = now_ns();
-		int r = duro_call_name(obj, s->binding, s->targets[t], strlen(s->targets[t]), "POST",
-				       path, NULL, 0, NULL, 0, &opts, ff ? NULL : storm_done,
-				       (void *)(uintptr_t)i);
+		int r = s->url[0] ? duro_fetch(obj, s->url, "GET", NULL, 0, NULL, 0, &opts,
+					       ff ? NULL : storm_done, (void *)(uintptr_t)i)
+				  : duro_call_name(obj, s->binding, s->targets[t], strlen(s->targets[t]),
+						   "POST", path, NULL, 0, NULL, 0, &opts,
+						   ff ? NULL : storm_done, (void *)(uintptr_t)i);
 		if (r < 0 || ff) {
 			s->done++;
 			s->start[i] = UINT64_MAX;
@@ -376,14 +380,22 @@ static int do_storm(struct duro_object *obj, const struct duro_request *req, str
 	char targets[TC_MAX_TARGETS * TC_NAME], tmp[32];
 	if (st->storm)
 		return respond_text(res, 409, "a storm is running\n");
-	if (!param(req, "targets", targets, sizeof(targets)))
-		return respond_text(res, 400, "targets= missing\n");
+	struct duro_str ub = duro_req_body(req);
+	if (!param(req, "targets", targets, sizeof(targets))) {
+		if (!ub.len) /* a fetch storm names no targets */
+			return respond_text(res, 400, "targets= missing\n");
+		snprintf(targets, sizeof(targets), "-");
+	}
 	struct storm *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	snprintf(s->binding, sizeof(s->binding), "CALL");
 	snprintf(s->op, sizeof(s->op), "seq");
 	snprintf(s->run, sizeof(s->run), "0");
+	if (ub.len && ub.len < sizeof(s->url)) {
+		memcpy(s->url, ub.ptr, ub.len);
+		s->url[ub.len] = 0;
+	}
 	param(req, "binding", s->binding, sizeof(s->binding));
 	param(req, "op", s->op, sizeof(s->op));
 	param(req, "run", s->run, sizeof(s->run));

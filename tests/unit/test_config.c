@@ -40,7 +40,7 @@ static const char every_key[] =
 	" \"alarms\": {\"retry_initial_ms\": 10, \"max_retries\": 0, \"min_interval_ms\": 0},"
 	" \"websockets\": {\"max_message_bytes\": 125, \"max_outbound_bytes\": 4096,"
 	"   \"close_timeout_ms\": 10, \"max_per_object\": 1, \"hibernate_idle_ms\": 10},"
-	" \"outbound\": {\"allow\": [\"http://127.0.0.1:*\"], \"connect_timeout_ms\": 1, \"timeout_ms\": 1,"
+	" \"outbound\": {\"allow\": [\"http://127.0.0.1:*\"], \"ca_file\": \"ca.pem\", \"connect_timeout_ms\": 1, \"timeout_ms\": 1,"
 	"   \"max_response_bytes\": 0, \"max_per_object\": 1, \"max_idle_per_core\": 0, \"idle_timeout_ms\": 1},"
 	" \"calls\": {\"timeout_ms\": 1, \"max_depth\": 1, \"max_queue\": 1, \"max_pending\": 1,"
 	"   \"max_per_core\": 16},"

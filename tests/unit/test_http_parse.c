@@ -283,6 +283,49 @@ static void test_chunk_extensions_and_trailers(void)
 		}
 }
 
+/* Response heads: what duro_fetch reads back from origins. */
+static void test_responses(void)
+{
+	static struct http_response rs;
+	const char *ok = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A:  v  \r\n\r\nhello";
+	long n = http_parse_response(ok, strlen(ok), 16384, &rs);
+	CHECK_EQ(n, (long)strlen(ok) - 5);
+	CHECK(rs.status == 200 && rs.minor_version == 1 && rs.keep_alive && !rs.chunked);
+	CHECK(rs.content_length == 5 && rs.nheaders == 2);
+	CHECK(rs.headers[1].value_len == 1 && rs.headers[1].value[0] == 'v');
+	/* Every prefix is partial, never an error. */
+	for (size_t k = 0; k < (size_t)n; k++)
+		CHECK_EQ(http_parse_response(ok, k, 16384, &rs), 0);
+	const char *ch = "HTTP/1.0 201 \r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n";
+	CHECK_EQ(http_parse_response(ch, strlen(ch), 16384, &rs), (long)strlen(ch));
+	CHECK(rs.status == 201 && rs.chunked && rs.keep_alive && rs.content_length == -1);
+	const char *cl = "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
+	CHECK(http_parse_response(cl, strlen(cl), 16384, &rs) > 0 && !rs.keep_alive);
+	const char *bad[] = {
+		"HTTP/2 200 OK\r\n\r\n",                   /* not 1.x */
+		"HTTP/1.1 20 OK\r\n\r\n",                  /* two digits */
+		"HTTP/1.1 099 X\r\n\r\n",                  /* first digit 0 */
+		"HTTP/1.1 200 OK\nX: y\r\n\r\n",           /* bare LF */
+		"HTTP/1.1 200 OK\r\n folded\r\n\r\n",      /* obs-fold */
+		"HTTP/1.1 200 OK\r\nX : y\r\n\r\n",        /* space before the colon */
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n",     /* bare CR in a value */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		long r = http_parse_response(bad[i], strlen(bad[i]), 16384, &rs);
+		if (r != -1)
+			fprintf(stderr, "  bad response taken: %zu: %ld\n", i, r);
+		CHECK_EQ(r, -1);
+	}
+	/* Over the head limit: -2, as soon as the limit is passed without an end. */
+	char big[300];
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "HTTP/1.1 200 OK\r\nX: ", 20);
+	CHECK_EQ(http_parse_response(big, sizeof(big), 128, &rs), -2);
+}
+
 int main(void)
 {
 	RUN(test_simple_get);
@@ -297,5 +340,6 @@ int main(void)
 	RUN(test_host_values);
 	RUN(test_absolute_form);
 	RUN(test_chunk_extensions_and_trailers);
+	RUN(test_responses);
 	return CHECK_DONE();
 }

@@ -33,11 +33,17 @@ RETRANSMITS = ("tcp_retransmits_timeout", "tcp_retransmits_fast", "tcp_retransmi
 
 
 def stack(d):
-    """The stack's counters summed over cores, from the control socket."""
-    out = subprocess.run([DUROCTL, "--json", "--socket", os.path.join(d.data_dir, "control.sock"),
-                          "stats"], capture_output=True, text=True, timeout=10)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)["total"]["stack"]
+    """The stack's counters summed over cores, from the control socket. They are there once
+    a core published its first stats snapshot (every 100 ms; later on a loaded machine)."""
+    deadline = time.time() + 10
+    while True:
+        out = subprocess.run([DUROCTL, "--json", "--socket", os.path.join(d.data_dir, "control.sock"),
+                              "stats"], capture_output=True, text=True, timeout=10)
+        assert out.returncode == 0, out.stderr
+        total = json.loads(out.stdout)["total"]
+        if "stack" in total or time.time() > deadline:
+            return total["stack"]
+        time.sleep(0.05)
 
 
 def wait_stack(d, key, want, timeout=10.0):

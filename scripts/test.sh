@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 DURO_TEST_DEPS=1 scripts/setup.sh release asan fuzz || { echo "tests: 0 passed, 1 failed"; exit 1; }
 
-FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 PY=/usr/bin/python3   # Debian's python with its pytest, requests and websockets
 passed=0 failed=0 skipped=0
 failures=()

@@ -21,6 +21,7 @@ int ctl_mailbox_init(struct ctl_mailbox *mb, struct core_group *group)
 {
 	mb->group = group;
 	atomic_store(&mb->stopping, 0);
+	pthread_mutex_init(&mb->post_lock, NULL);
 	for (unsigned i = 0; i < group->ncores; i++) {
 		char name[32];
 		snprintf(name, sizeof(name), "ctl%u", i);
@@ -101,7 +102,10 @@ int ctl_mailbox_post(struct ctl_mailbox *mb, unsigned core, struct ctl_cmd *cmd)
 	if (ctl_mailbox_stopping(mb))
 		return -ECANCELED;
 	atomic_store(&cmd->state, CMD_PENDING);
-	return rte_ring_mp_enqueue(mb->ring[core], cmd) == 0 ? 0 : -EAGAIN;
+	pthread_mutex_lock(&mb->post_lock);
+	int r = rte_ring_mp_enqueue(mb->ring[core], cmd) == 0 ? 0 : -EAGAIN;
+	pthread_mutex_unlock(&mb->post_lock);
+	return r;
 }
 
 int ctl_mailbox_wait(struct ctl_mailbox *mb, struct ctl_cmd *cmd)

@@ -7,6 +7,7 @@
 #include "core-t.h"
 #include "obj.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 struct rte_ring;
@@ -32,6 +33,11 @@ struct ctl_mailbox {
 	struct rte_ring *ring[DURO_MAX_CORES];
 	struct core_group *group;
 	_Atomic int stopping; /* the control plane is stopping: waits give up */
+	/* Posting threads take turns (control side only; a core never takes it). rte_ring's
+	 * multi-producer enqueue waits for the producer before it with a relaxed load, so in
+	 * C11's terms a command written by one producer and published by the next one's tail
+	 * store is not ordered before the core's read: ThreadSanitizer reports it. */
+	pthread_mutex_t post_lock;
 };
 
 /* Makes one ring per core of the group (call after the EAL is up, before the cores run).

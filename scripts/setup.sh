@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   gcc pkg-config meson ninja-build
-  libdpdk-dev liburing-dev librocksdb-dev libmbedtls-dev libjansson-dev libssl-dev
+  libdpdk-dev liburing-dev librocksdb-dev libmbedtls-dev libjansson-dev libssl-dev libsqlite3-dev
   clang libclang-rt-14-dev libtsan2
   python3 python3-pytest python3-requests python3-websockets nodejs node-ws
   curl iproute2 procps

@@ -73,6 +73,83 @@ static int parse_content_length(const char *v, size_t n, int64_t *out)
 	return 0;
 }
 
+enum { FIELDS_MORE = 0, FIELDS_DONE = 1, FIELDS_BAD = -1, FIELDS_TOO_MANY = -2 };
+
+/* The field lines of a request or response head and the empty line that ends them (RFC
+ * 9112 section 5), from *pos up to limit: FIELDS_DONE with *pos past the empty line,
+ * FIELDS_MORE when the bytes end first, FIELDS_BAD (obs-fold, a space before the colon,
+ * bare CR or LF, a control byte) or FIELDS_TOO_MANY (more than DURO_MAX_HEADERS). The
+ * fields point into buf; values without their leading and trailing whitespace. */
+static int parse_fields(const char *buf, size_t limit, size_t *pos, struct http_header *headers,
+			unsigned *nheaders)
+{
+	const uint8_t *p = (const uint8_t *)buf;
+	size_t i = *pos;
+	*nheaders = 0;
+#define NEED(n)                                                                 \
+	do {                                                                    \
+		if (i + (n) > limit)                                            \
+			return FIELDS_MORE;                                     \
+	} while (0)
+	for (;;) {
+		NEED(1);
+		if (p[i] == '\r') {
+			NEED(2);
+			if (p[i + 1] != '\n')
+				return FIELDS_BAD;
+			*pos = i + 2;
+			return FIELDS_DONE;
+		}
+		if (p[i] == ' ' || p[i] == '\t')
+			return FIELDS_BAD; /* obs-fold */
+		if (*nheaders == DURO_MAX_HEADERS)
+			return FIELDS_TOO_MANY;
+		struct http_header *h = &headers[*nheaders];
+		size_t start = i;
+		for (;;) {
+			NEED(1);
+			if (!tchar[p[i]])
+				break;
+			i++;
+		}
+		if (i == start || p[i] != ':')
+			return FIELDS_BAD; /* empty name, space before the colon, or a bad byte */
+		h->name = buf + start;
+		h->name_len = (uint32_t)(i - start);
+		i++;
+		for (;;) {
+			NEED(1);
+			if (p[i] != ' ' && p[i] != '\t')
+				break;
+			i++;
+		}
+		start = i;
+		size_t last_nonws = i;
+		for (;;) {
+			NEED(1);
+			uint8_t ch = p[i];
+			if (ch == '\r')
+				break;
+			if (ch == ' ' || ch == '\t') {
+				i++;
+				continue;
+			}
+			if (!is_vchar_or_obs(ch))
+				return FIELDS_BAD; /* NUL, bare LF, other controls */
+			i++;
+			last_nonws = i;
+		}
+		NEED(2);
+		if (p[i + 1] != '\n')
+			return FIELDS_BAD; /* bare CR */
+		h->value = buf + start;
+		h->value_len = (uint32_t)(last_nonws - start);
+		(*nheaders)++;
+		i += 2;
+	}
+#undef NEED
+}
+
 /* The semantic pass over the fields once the head is known to be well-formed. */
 static long apply_fields(struct http_request *req)
 {
@@ -251,63 +328,11 @@ long http_parse_request(const char *buf, size_t len, size_t max_head, struct htt
 	i += 10;
 
 	/* header fields */
-	req->nheaders = 0;
-	for (;;) {
-		NEED(1);
-		if (p[i] == '\r') {
-			NEED(2);
-			if (p[i + 1] != '\n')
-				return -400;
-			i += 2;
-			break;
-		}
-		if (p[i] == ' ' || p[i] == '\t')
-			return -400; /* obs-fold */
-		if (req->nheaders == DURO_MAX_HEADERS)
-			return -431;
-		struct http_header *h = &req->headers[req->nheaders];
-		start = i;
-		for (;;) {
-			NEED(1);
-			if (!tchar[p[i]])
-				break;
-			i++;
-		}
-		if (i == start || p[i] != ':')
-			return -400; /* empty name, space before the colon, or a bad byte */
-		h->name = buf + start;
-		h->name_len = (uint32_t)(i - start);
-		i++;
-		for (;;) {
-			NEED(1);
-			if (p[i] != ' ' && p[i] != '\t')
-				break;
-			i++;
-		}
-		start = i;
-		size_t last_nonws = i;
-		for (;;) {
-			NEED(1);
-			uint8_t ch = p[i];
-			if (ch == '\r')
-				break;
-			if (ch == ' ' || ch == '\t') {
-				i++;
-				continue;
-			}
-			if (!is_vchar_or_obs(ch))
-				return -400; /* NUL, bare LF, other controls */
-			i++;
-			last_nonws = i;
-		}
-		NEED(2);
-		if (p[i + 1] != '\n')
-			return -400; /* bare CR */
-		h->value = buf + start;
-		h->value_len = (uint32_t)(last_nonws - start);
-		req->nheaders++;
-		i += 2;
-	}
+	int f = parse_fields(buf, limit, &i, req->headers, &req->nheaders);
+	if (f == FIELDS_MORE)
+		return len >= max_head ? -431 : 0;
+	if (f != FIELDS_DONE)
+		return f == FIELDS_TOO_MANY ? -431 : -400;
 #undef NEED
 
 	long r = split_target(req);
@@ -354,63 +379,11 @@ long http_parse_response(const char *buf, size_t len, size_t max_head, struct ht
 	if (p[i] != '\r' || p[i + 1] != '\n')
 		return -1;
 	i += 2;
-	res->nheaders = 0;
-	for (;;) {
-		NEED(1);
-		if (p[i] == '\r') {
-			NEED(2);
-			if (p[i + 1] != '\n')
-				return -1;
-			i += 2;
-			break;
-		}
-		if (p[i] == ' ' || p[i] == '\t')
-			return -1; /* obs-fold */
-		if (res->nheaders == DURO_MAX_HEADERS)
-			return -2;
-		struct http_header *h = &res->headers[res->nheaders];
-		size_t start = i;
-		for (;;) {
-			NEED(1);
-			if (!tchar[p[i]])
-				break;
-			i++;
-		}
-		if (i == start || p[i] != ':')
-			return -1;
-		h->name = buf + start;
-		h->name_len = (uint32_t)(i - start);
-		i++;
-		for (;;) {
-			NEED(1);
-			if (p[i] != ' ' && p[i] != '\t')
-				break;
-			i++;
-		}
-		start = i;
-		size_t last_nonws = i;
-		for (;;) {
-			NEED(1);
-			uint8_t ch = p[i];
-			if (ch == '\r')
-				break;
-			if (ch == ' ' || ch == '\t') {
-				i++;
-				continue;
-			}
-			if (!is_vchar_or_obs(ch))
-				return -1;
-			i++;
-			last_nonws = i;
-		}
-		NEED(2);
-		if (p[i + 1] != '\n')
-			return -1;
-		h->value = buf + start;
-		h->value_len = (uint32_t)(last_nonws - start);
-		res->nheaders++;
-		i += 2;
-	}
+	int f = parse_fields(buf, limit, &i, res->headers, &res->nheaders);
+	if (f == FIELDS_MORE)
+		return len >= max_head ? -2 : 0;
+	if (f != FIELDS_DONE)
+		return f == FIELDS_TOO_MANY ? -2 : -1;
 #undef NEED
 	/* The fields that frame the body and say whether the connection stays. */
 	int te_seen = 0;

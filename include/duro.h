@@ -461,7 +461,9 @@ int duro_req_caller(const struct duro_request *req, const char **binding, struct
  * followed (a 3xx is the answer). Connections are kept alive and reused per core.
  * done's err besides those of calls: -ECONNREFUSED and other connect errors, -ETIMEDOUT
  * (outbound.connect_timeout_ms for the connection, the call's timeout or
- * outbound.timeout_ms for the whole), -ECONNRESET (closed before a whole answer),
+ * outbound.timeout_ms for the whole), -ECONNRESET (closed or reset before a whole
+ * answer; a request that met a pooled connection the origin had just closed is first sent
+ * again on a new one, unless some of it had left and its method is not idempotent),
  * -EFBIG (answer too large), -EPROTO (not an HTTP/1.x answer), -EOPNOTSUPP (https: not
  * yet). */
 /* url: http[s]://host[:port][/path][?query], host an IP address or a name outbound.allow

@@ -5,7 +5,8 @@
  * and written into the caller's exchange. A connection whose answer allowed keep-alive
  * goes back to the core's pool; one that the server closed while pooled is noticed then
  * and dropped. A request on a reused connection that fails before any byte of its answer
- * is tried once more on a new one (the server may have closed it as we sent).
+ * is tried once more on a new one (the server may have closed it as we sent) when none of
+ * it was sent or its method may be repeated (may_retry).
  *
  *   fetch --pooled?--> send head+body --> head --> body --> done --> pool or close
  *          `--dial-->  (connect timeout)        (deadline for the whole)          */
@@ -170,6 +171,26 @@ static void conn_drop(struct core *c, struct http_client_conn *hc)
 		cc->nb->close(c, hc->nc, NET_CLOSE_ABORT); /* on_closed frees it */
 }
 
+/* RFC 9110 section 9.2.2: methods whose repetition has the effect of one request. */
+static int idempotent(const struct http_request *rq)
+{
+	static const char *const m[] = { "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE", NULL };
+	for (unsigned i = 0; m[i]; i++)
+		if (rq->method_len == strlen(m[i]) && !memcmp(rq->method, m[i], rq->method_len))
+			return 1;
+	return 0;
+}
+
+/* A reused connection closed or reset under a request before any byte of its answer: the
+ * server may have closed it while the request was on its way, a race every keep-alive
+ * client meets. The request goes once more on a new connection if none of its bytes left
+ * (the send failed: the server never saw it), or if it may be repeated; a POST the server
+ * may have acted on fails with the error instead (RFC 9110 section 9.2.2). */
+static int may_retry(const struct http_client_conn *hc, const struct http_fetch *f)
+{
+	return hc->reused && !hc->got_bytes && !f->retried && (hc->sent == 0 || idempotent(f->req));
+}
+
 static void finish(struct core *c, struct http_client_conn *hc, int err);
 static int retry(struct core *c, struct http_fetch *f);
 
@@ -231,9 +252,7 @@ static void finish(struct core *c, struct http_client_conn *hc, int err)
 		return;
 	}
 	hc->f = NULL;
-	if (err == -ECONNRESET && hc->reused && !hc->got_bytes && !f->retried) {
-		/* Closed under a request on a reused connection before any answer: the server
-		 * may have closed it as we sent. Once more on a new one. */
+	if (err == -ECONNRESET && may_retry(hc, f)) {
 		conn_drop(c, hc);
 		if (retry(c, f) == 0)
 			return;
@@ -496,7 +515,7 @@ static void on_closed(struct core *c, struct net_conn *nc, int err)
 		cc->ctr.idle = cc->nidle;
 	}
 	hc->state = HC_GONE;
-	int reused = hc->reused, got = hc->got_bytes, whole = hc->until_close && hc->head_done;
+	int again = may_retry(hc, f), whole = hc->until_close && hc->head_done;
 	conn_free(c, hc);
 	if (!f)
 		return;
@@ -509,9 +528,7 @@ static void on_closed(struct core *c, struct net_conn *nc, int err)
 		return;
 	}
 	cc->ctr.resets++;
-	/* Closed under a request on a reused connection before any answer: the server may
-	 * have closed it as we sent. Once more on a new one. */
-	if (reused && !got && !f->retried && retry(c, f) == 0)
+	if (again && retry(c, f) == 0)
 		return;
 	deliver(c, f, err ? err : -ECONNRESET);
 }

@@ -33,7 +33,9 @@ struct http_fetch {
 	uint64_t max_response_bytes; /* of the body; more fails with -EFBIG */
 	uint64_t deadline_ms;       /* core time by which it is answered, else -ETIMEDOUT */
 	/* err 0: out holds the answer; else -ECONNREFUSED (and other connect errors),
-	 * -ETIMEDOUT, -ECONNRESET (closed before a whole answer), -EFBIG, -EPROTO (not
+	 * -ETIMEDOUT, -ECONNRESET (closed or reset before a whole answer; on a reused
+	 * connection, before any byte of it, the request is first sent once more on a new
+	 * connection if none of it had left or its method is idempotent), -EFBIG, -EPROTO (not
 	 * HTTP/1.x, or a malformed head), -EOPNOTSUPP (TLS where the backend has none),
 	 * -ENOMEM. */
 	void (*done)(struct core *c, void *arg, int err);

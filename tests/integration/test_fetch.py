@@ -329,3 +329,149 @@ def test_names_resolved_at_start_only(durod_factory, origin):
     o, body = first(fetch(d, "n", "http://localhost:%d/hello" % origin.port))
     assert (o["err"], body) == ("0", "hello from origin")
     assert fetch(d, "n", "http://api.example.invalid/x").startswith("refused=-113")
+
+
+# ---- resets: an origin that ends connections with RST (SO_LINGER 0) ----
+
+class ResetOrigin:
+    """A keep-alive origin on raw sockets that resets on cue. Per connection it answers
+    requests in order; the path says what to do with one:
+      /ok          200 "ok"
+      /rst         reset at once, no answer
+      /half        the head and 3 of 100 body bytes, then a reset
+      /second-rst  200 "ok" as a connection's first request, a reset as any later one
+      /idle-rst    200 "ok", then a reset 0.2 s later while the connection is idle"""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.connections = self.idle_resets = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.closing = False
+        threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    def accept_loop(self):
+        while not self.closing:
+            try:
+                s, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+            threading.Thread(target=self.serve, args=(s,), daemon=True).start()
+
+    @staticmethod
+    def reset(s):
+        import struct
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+
+    def serve(self, s):
+        buf, nth = b"", 0
+        s.settimeout(30)
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    b = s.recv(65536)
+                    if not b:
+                        s.close()
+                        return
+                    buf += b
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                lines = head.decode().split("\r\n")
+                path = lines[0].split(" ")[1]
+                n = 0
+                for line in lines[1:]:
+                    k, _, v = line.partition(":")
+                    if k.strip().lower() == "content-length":
+                        n = int(v)
+                while len(buf) < n:
+                    buf += s.recv(65536)
+                buf = buf[n:]
+                nth += 1
+                ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                if path == "/rst" or (path == "/second-rst" and nth > 1):
+                    self.reset(s)
+                    return
+                if path == "/half":
+                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
+                    time.sleep(0.1)
+                    self.reset(s)
+                    return
+                s.sendall(ok)
+                if path == "/idle-rst":
+                    time.sleep(0.2)
+                    self.reset(s)
+                    with self.lock:
+                        self.idle_resets += 1
+                    return
+        except OSError:
+            s.close()
+
+    def close(self):
+        self.closing = True
+        self.sock.close()
+
+
+@pytest.fixture
+def reset_origin():
+    o = ResetOrigin()
+    yield o
+    o.close()
+
+
+def outbound(d):
+    return d.control({"cmd": "stats"})["outbound"]
+
+
+def test_a_reset_reaches_the_object_as_econnreset(durod_factory, reset_origin):
+    d = start(durod_factory, reset_origin.port)
+    base = "http://127.0.0.1:%d" % reset_origin.port
+    # Before any answer, on a new connection: nothing to retry on.
+    o, _ = first(fetch(d, "x", base + "/rst"))
+    assert o["err"] == str(-104), o  # -ECONNRESET
+    # In the middle of the body.
+    o, _ = first(fetch(d, "x", base + "/half"))
+    assert o["err"] == str(-104), o
+    # The pool holds nothing broken: the next fetch is answered.
+    o, body = first(fetch(d, "x", base + "/ok"))
+    assert (o["err"], body) == ("0", "ok")
+
+
+def test_a_pooled_connection_reset_while_idle_is_dropped(durod_factory, reset_origin):
+    d = start(durod_factory, reset_origin.port)
+    base = "http://127.0.0.1:%d" % reset_origin.port
+    assert first(fetch(d, "i", base + "/idle-rst"))[0]["err"] == "0"
+    assert reset_origin.connections == 1
+    # The reset arrives while the connection is pooled: it leaves the pool then.
+    wait_until(lambda: reset_origin.idle_resets == 1, 10, what="the origin's reset")
+    time.sleep(0.3)
+    wait_until(lambda: outbound(d)["idle"] == 0, 10, what="the reset connection left the pool")
+    o, body = first(fetch(d, "i", base + "/ok"))
+    assert (o["err"], body) == ("0", "ok")
+    assert reset_origin.connections == 2
+    time.sleep(0.5)  # stats are per-core snapshots, taken every few hundred ms
+    assert outbound(d)["retries"] == 0  # a new connection, not a retry
+
+
+def test_a_reset_of_a_reused_connection_retries_only_what_may_repeat(durod_factory, reset_origin):
+    d = start(durod_factory, reset_origin.port)
+    url = "http://127.0.0.1:%d/second-rst" % reset_origin.port
+    # One object, so one core and one pool: the first GET opens connection A.
+    assert first(fetch(d, "r", url))[0]["err"] == "0"
+    assert reset_origin.connections == 1
+    # The second goes on pooled A, which the origin resets after reading it: a GET may be
+    # repeated, so it is sent again on a new connection B and answered there.
+    o, body = first(fetch(d, "r", url))
+    assert (o["err"], body) == ("0", "ok")
+    assert reset_origin.connections == 2
+    wait_until(lambda: outbound(d)["retries"] == 1, 10, what="the retry counted")
+    # A POST on pooled B meets the same reset after the origin read it: it may have acted,
+    # so the object hears the reset and no third connection is made.
+    o, _ = first(fetch(d, "r", url, "?method=POST"))
+    assert o["err"] == str(-104), o
+    assert reset_origin.connections == 2
+    time.sleep(0.5)
+    assert outbound(d)["retries"] == 1

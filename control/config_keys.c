@@ -196,6 +196,11 @@ const struct config_key config_keys[] = {
 	  .count_offset = offsetof(struct duro_config, obj.outbound.nallow), .max = OBJ_MAX_ALLOW,
 	  .check = config_check_allow, .def_doc = "[] (nowhere)",
 	  .doc = "where objects may fetch: scheme://host[:port] patterns (host *, *.suffix; port *)" },
+	UINT("outbound.resolve_interval_ms", obj.outbound.resolve_interval_ms, 0, 86400000, 30000,
+	     "host names in outbound.allow are looked up again this often, off the cores (and "
+	     "soon after a connect to one fails); 0: only at start"),
+	STRING("outbound.hosts_file", obj.outbound.hosts_file, "", NULL,
+	       "hosts(5) file read before the system's resolver on every lookup; \"\": none"),
 	STRING("outbound.ca_file", tls.client_ca_file, "", NULL,
 	       "PEM CAs an https origin's certificate must lead to; \"\": the system's bundle"),
 	UINT("outbound.connect_timeout_ms", obj.outbound.connect_timeout_ms, 1, 600000, 5000,

@@ -547,6 +547,7 @@ int main(int argc, char **argv)
 	if (r < 0) {
 		ctl_stop(&d.control);
 		core_group_destroy(&d.group);
+		obj_outbound_resolve_stop();
 		obj_runtime_fini();
 		rte_eal_cleanup();
 		return r == -ENAMETOOLONG ? EXIT_CONFIG : 1;
@@ -556,6 +557,7 @@ int main(int argc, char **argv)
 	obj_calls_fini(); /* calls a core held for another when they stopped */
 	ctl_stop(&d.control);
 	core_group_destroy(&d.group);
+	obj_outbound_resolve_stop();
 	if (use_dpdk)
 		dpdk_port_fini();
 	if (tls)

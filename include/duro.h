@@ -467,7 +467,8 @@ int duro_req_caller(const struct duro_request *req, const char **binding, struct
  * -EFBIG (answer too large), -EPROTO (not an HTTP/1.x answer), -EOPNOTSUPP (https: not
  * yet). */
 /* url: http[s]://host[:port][/path][?query], host an IP address or a name outbound.allow
- * spells out (resolved once at start; a name only a wildcard covers: -EHOSTUNREACH).
+ * spells out (kept resolved off the cores; a name only a wildcard covers, or one that
+ * never resolved: -EHOSTUNREACH).
  * method NULL: GET. Headers as for duro_call; Host, Content-Length,
  * Transfer-Encoding, Connection, Upgrade, TE and Keep-Alive are the runtime's (-EINVAL).
  * Returns 0 (done runs exactly once), or -EACCES (not allowed), -EINVAL, -EHOSTUNREACH

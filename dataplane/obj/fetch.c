@@ -4,8 +4,9 @@
  * for the event's writes like any call (the output gate), and once its gate opens it runs
  * on this core's HTTP client (dataplane/http/http_client.c, keep-alive pool per core); the
  * answer comes back through call_return and runs done() as an event of the caller.
- * Host names are resolved once at start, those outbound.allow names exactly (a reactor
- * never waits on a lookup); names only a wildcard pattern covers are refused. */
+ * Host names are those outbound.allow spells out, kept resolved by a thread off the cores
+ * (fetch_resolve.c: a reactor never waits on a lookup); names only a wildcard pattern
+ * covers are refused. */
 #include "fetch.h"
 #include "base_assert.h"
 #include "core.h"
@@ -15,7 +16,6 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <netdb.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,19 +166,10 @@ static int allowed(const struct fetch_core *fc, const struct url *u)
 	return 0;
 }
 
-/* The names outbound.allow spells out, resolved at start (obj_outbound_resolve), then
- * read-only: IPv4 preferred (the listeners and tests here are IPv4). */
-static struct resolved_name {
-	char host[OBJ_OUTBOUND_HOST_MAX];
-	struct in_addr in4;
-	struct in6_addr in6;
-	uint8_t have4, have6;
-} resolved[OBJ_MAX_ALLOW];
-static unsigned nnames;
-
 int obj_outbound_resolve(const struct obj_outbound_config *cfg)
 {
-	nnames = 0;
+	char names[OBJ_MAX_ALLOW][OBJ_OUTBOUND_HOST_MAX];
+	unsigned n = 0;
 	for (unsigned i = 0; i < cfg->nallow && i < OBJ_MAX_ALLOW; i++) {
 		struct obj_allow a;
 		const char *why;
@@ -187,38 +178,17 @@ int obj_outbound_resolve(const struct obj_outbound_config *cfg)
 		    inet_pton(AF_INET, a.host, &tmp) == 1 || inet_pton(AF_INET6, a.host, &tmp) == 1)
 			continue; /* addresses need no lookup; wildcards cannot have one */
 		int dup = 0;
-		for (unsigned k = 0; k < nnames; k++)
-			dup |= !strcmp(resolved[k].host, a.host);
-		if (dup)
-			continue;
-		struct resolved_name *n = &resolved[nnames];
-		memset(n, 0, sizeof(*n));
-		memcpy(n->host, a.host, sizeof(n->host));
-		struct addrinfo hints, *res = NULL;
-		memset(&hints, 0, sizeof(hints));
-		hints.ai_socktype = SOCK_STREAM;
-		int r = getaddrinfo(a.host, NULL, &hints, &res);
-		if (r != 0) {
-			log_warn("outbound.allow[%u]: %s: %s: fetches to it fail (-EHOSTUNREACH) until a restart",
-				 i, a.host, gai_strerror(r));
-			continue;
-		}
-		for (struct addrinfo *p = res; p; p = p->ai_next) {
-			if (p->ai_family == AF_INET && !n->have4) {
-				n->in4 = ((struct sockaddr_in *)p->ai_addr)->sin_addr;
-				n->have4 = 1;
-			} else if (p->ai_family == AF_INET6 && !n->have6) {
-				n->in6 = ((struct sockaddr_in6 *)p->ai_addr)->sin6_addr;
-				n->have6 = 1;
-			}
-		}
-		freeaddrinfo(res);
-		nnames++;
+		for (unsigned k = 0; k < n; k++)
+			dup |= !strcmp(names[k], a.host);
+		if (!dup)
+			memcpy(names[n++], a.host, sizeof(names[0]));
 	}
-	return 0;
+	return fetch_resolve_start(cfg, (const char (*)[OBJ_OUTBOUND_HOST_MAX])names, n);
 }
 
-/* IP literals, and the names resolved at start. */
+void obj_outbound_resolve_stop(void) { fetch_resolve_stop(); }
+
+/* IP literals, and the names the resolver thread keeps (fetch_resolve.c). */
 static int resolve(const struct url *u, struct net_dial *d)
 {
 	memset(d, 0, sizeof(*d));
@@ -232,22 +202,8 @@ static int resolve(const struct url *u, struct net_dial *d)
 		d->addrlen = sizeof(*in6);
 		return 0;
 	}
-	if (inet_pton(AF_INET, u->host, &in4->sin_addr) != 1) {
-		const struct resolved_name *n = NULL;
-		for (unsigned k = 0; k < nnames && !n; k++)
-			if (!strcmp(resolved[k].host, u->host))
-				n = &resolved[k];
-		if (!n || (!n->have4 && !n->have6))
-			return -EHOSTUNREACH;
-		if (!n->have4) {
-			in6->sin6_family = AF_INET6;
-			in6->sin6_addr = n->in6;
-			in6->sin6_port = htons(u->port);
-			d->addrlen = sizeof(*in6);
-			return 0;
-		}
-		in4->sin_addr = n->in4;
-	}
+	if (inet_pton(AF_INET, u->host, &in4->sin_addr) != 1)
+		return fetch_resolve(u->host, u->port, d);
 	in4->sin_family = AF_INET;
 	in4->sin_port = htons(u->port);
 	d->addrlen = sizeof(*in4);
@@ -350,7 +306,12 @@ int duro_fetch(struct duro_object *o, const char *url, const char *method,
  * this (its connection is back in the pool or closing), so done() may fetch again. */
 static void fetch_done(struct core *c, void *arg, int err)
 {
-	call_done_here(c, arg, err);
+	struct obj_call *call = arg;
+	/* The name's address may have moved (a new origin, a failover): looked up again soon,
+	 * so later fetches go to where it points now. This one fails as it did. */
+	if (err == -ECONNREFUSED || err == -EHOSTUNREACH || err == -ENETUNREACH || err == -ETIMEDOUT)
+		fetch_resolve_failed(call->fetch_host);
+	call_done_here(c, call, err);
 }
 
 void fetch_start(struct core *c, struct obj_call *call)

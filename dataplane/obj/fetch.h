@@ -20,6 +20,21 @@ struct obj_allow {
 /* Parses a pattern: 0, or -EINVAL with the reason in why (for the config's error). */
 int obj_allow_parse(const char *pattern, struct obj_allow *out, const char **why);
 
+/* fetch_resolve.c. Looks names[0..count) up now, then starts the thread that keeps them
+ * resolved (cfg's resolve_interval_ms and hosts_file, kept until fetch_resolve_stop).
+ * Returns 0; without a thread (logged) the names stay as resolved now. */
+int fetch_resolve_start(const struct obj_outbound_config *cfg,
+			const char (*names)[OBJ_OUTBOUND_HOST_MAX], unsigned count);
+/* Stops the thread (after any lookup under way) and forgets the names. */
+void fetch_resolve_stop(void);
+/* host's address, when host is a name outbound.allow spells out, into
+ * d's address with port: 0, or -EHOSTUNREACH (no such name, or it never resolved). Reads
+ * what the resolver thread published, without a lock or a system call: for any core. */
+int fetch_resolve(const char *host, uint16_t port, struct net_dial *d);
+/* A connection to the address of host (a name or not) failed: the resolver looks the
+ * names up again soon (at most once a second), without waiting for its interval. */
+void fetch_resolve_failed(const char *host);
+
 /* Per core: the HTTP client over the core's backend (none where the core has no network:
  * then every fetch fails with -EOPNOTSUPP). */
 int fetch_core_init(struct core *c);

@@ -82,6 +82,8 @@ struct obj_config {
 		unsigned max_per_object;      /* fetches one object has at once; then -EBUSY; 6 */
 		unsigned max_idle_per_core;   /* pooled keep-alive connections per core; 256 */
 		unsigned idle_timeout_ms;     /* a pooled connection unused this long closes; 30 s */
+		unsigned resolve_interval_ms; /* names looked up again this often; 0: at start only; 30 s */
+		char hosts_file[512];         /* hosts(5) lines read before the system's resolver; "" */
 	} outbound;
 	/* Objects' SQL databases (sql.c): memory and the limits modelled on Cloudflare's. */
 	struct obj_sql_config {

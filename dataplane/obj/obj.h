@@ -127,10 +127,15 @@ int obj_namespace_adopt(unsigned ns, const uint8_t secret[32]);
 
 /* An outbound.allow pattern: 0, or -EINVAL with the reason in *why (for config errors). */
 int obj_outbound_check(const char *pattern, const char **why);
-/* Resolves the host names outbound.allow spells out (not wildcards), once, before the
- * cores start: a reactor never waits on a lookup. A name that does not resolve is logged
- * and fetches to it fail with -EHOSTUNREACH. Returns 0. */
+/* Resolves the host names outbound.allow spells out (not wildcards) once, before the
+ * cores start (a reactor never waits on a lookup), then starts the thread that looks them
+ * up again every outbound.resolve_interval_ms and after failed connects. A name that does
+ * not resolve is logged and fetches to it fail with -EHOSTUNREACH until it does. cfg is
+ * kept until obj_outbound_resolve_stop. Returns 0 (without a thread, names stay as
+ * resolved now: logged). */
 int obj_outbound_resolve(const struct obj_outbound_config *cfg);
+/* Stops the resolver thread, after the cores have stopped. */
+void obj_outbound_resolve_stop(void);
 
 /* 0 when id was minted by namespace ns, else -ENOENT. */
 int obj_id_check(const struct duro_namespace *ns, const struct duro_id *id);

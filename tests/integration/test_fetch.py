@@ -320,9 +320,9 @@ def test_a_missing_ca_file_names_the_key(durod_factory, tmp_path):
     assert r.returncode != 0 and "outbound.ca_file" in r.stderr + r.stdout
 
 
-def test_names_resolved_at_start_only(durod_factory, origin):
-    # localhost is spelled out: resolved once at start. A name only a wildcard covers
-    # cannot be (no lookups on a reactor): -EHOSTUNREACH, nothing sent.
+def test_names_spelled_out_resolve_wildcard_ones_do_not(durod_factory, origin):
+    # localhost is spelled out: resolved by the resolver thread. A name only a wildcard
+    # covers cannot be (no lookups on a reactor): -EHOSTUNREACH, nothing sent.
     d = durod_factory(config={**CONFIG, "outbound": {
         "allow": ["http://localhost:%d" % origin.port, "http://*.example.invalid"]}},
         test_classes="raw", cores=2)
@@ -340,13 +340,14 @@ class ResetOrigin:
       /rst         reset at once, no answer
       /half        the head and 3 of 100 body bytes, then a reset
       /second-rst  200 "ok" as a connection's first request, a reset as any later one
-      /idle-rst    200 "ok", then a reset 0.2 s later while the connection is idle"""
+      /idle-rst    200 "ok", then a reset 0.2 s later while the connection is idle
+      /bye         200 "ok" with Connection: close, then a plain close"""
 
-    def __init__(self):
+    def __init__(self, host="127.0.0.1", port=0):
         self.lock = threading.Lock()
         self.connections = self.idle_resets = 0
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((host, port))
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.closing = False
@@ -400,6 +401,10 @@ class ResetOrigin:
                     time.sleep(0.1)
                     self.reset(s)
                     return
+                if path == "/bye":
+                    s.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+                    s.close()
+                    return
                 s.sendall(ok)
                 if path == "/idle-rst":
                     time.sleep(0.2)
@@ -412,6 +417,10 @@ class ResetOrigin:
 
     def close(self):
         self.closing = True
+        try:  # wakes the accept() under way; a close alone leaves the socket listening
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
 
 
@@ -475,3 +484,62 @@ def test_a_reset_of_a_reused_connection_retries_only_what_may_repeat(durod_facto
     assert reset_origin.connections == 2
     time.sleep(0.5)
     assert outbound(d)["retries"] == 1
+
+
+# ---- names looked up again while running (outbound.hosts_file, outbound.resolve_interval_ms) ----
+
+def write_hosts(path, addr):
+    """hosts(5) lines naming origin.test, replaced whole (a reader never sees half)."""
+    import os
+    tmp = str(path) + ".new"
+    with open(tmp, "w") as f:
+        f.write("# duro test hosts\n127.0.0.9 unrelated.test\n%s  origin.test other.test\n" % addr)
+    os.replace(tmp, str(path))
+
+
+@pytest.fixture
+def two_addresses():
+    """Origins on one port at 127.0.0.2 and 127.0.0.3: where origin.test points decides."""
+    a = ResetOrigin("127.0.0.2")
+    b = ResetOrigin("127.0.0.3", a.port)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_a_name_follows_its_new_address_while_running(durod_factory, two_addresses, tmp_path):
+    a, b = two_addresses
+    hosts = tmp_path / "hosts"
+    write_hosts(hosts, "127.0.0.2")
+    d = durod_factory(config={**CONFIG, "outbound": {
+        "allow": ["http://origin.test:%d" % a.port], "hosts_file": str(hosts), "resolve_interval_ms": 200}},
+        test_classes="raw", cores=2)
+    url = "http://origin.test:%d/ok" % a.port
+    o, body = first(fetch(d, "h", url))
+    assert (o["err"], body) == ("0", "ok")
+    assert (a.connections, b.connections) == (1, 0)
+    write_hosts(hosts, "127.0.0.3")
+    # The pooled connection to the old address is not taken for the new one.
+    wait_until(lambda: first(fetch(d, "h", url))[0]["err"] == "0" and b.connections >= 1, 10,
+               what="fetches reach the name's new address")
+    assert a.connections == 1
+    assert "origin.test now resolves to 127.0.0.3 (was 127.0.0.2)" in d.logtext()
+
+
+def test_a_failed_connect_looks_the_name_up_again(durod_factory, two_addresses, tmp_path):
+    a, b = two_addresses
+    hosts = tmp_path / "hosts"
+    write_hosts(hosts, "127.0.0.2")
+    # An hour between refreshes: only the failed connect can explain a new lookup.
+    d = durod_factory(config={**CONFIG, "outbound": {
+        "allow": ["http://origin.test:%d" % a.port], "hosts_file": str(hosts),
+        "resolve_interval_ms": 3600000}}, test_classes="raw", cores=2)
+    url = "http://origin.test:%d/bye" % a.port  # Connection: close: nothing pooled
+    assert first(fetch(d, "h", url))[0]["err"] == "0"
+    write_hosts(hosts, "127.0.0.3")
+    a.close()  # 127.0.0.2 now refuses
+    o, _ = first(fetch(d, "h", url))
+    assert o["err"] == str(-111), o  # -ECONNREFUSED: this one fails as it did
+    t0 = time.time()
+    wait_until(lambda: first(fetch(d, "h", url))[0]["err"] == "0", 10, what="the name looked up again")
+    assert time.time() - t0 < 5 and b.connections >= 1

@@ -73,6 +73,14 @@ static int parse_content_length(const char *v, size_t n, int64_t *out)
 	return 0;
 }
 
+/* Where the token (tchars) starting at i ends: its first other byte, or limit. */
+static size_t token_end(const uint8_t *p, size_t i, size_t limit)
+{
+	while (i < limit && tchar[p[i]])
+		i++;
+	return i;
+}
+
 enum { FIELDS_MORE = 0, FIELDS_DONE = 1, FIELDS_BAD = -1, FIELDS_TOO_MANY = -2 };
 
 /* The field lines of a request or response head and the empty line that ends them (RFC
@@ -106,12 +114,8 @@ static int parse_fields(const char *buf, size_t limit, size_t *pos, struct http_
 			return FIELDS_TOO_MANY;
 		struct http_header *h = &headers[*nheaders];
 		size_t start = i;
-		for (;;) {
-			NEED(1);
-			if (!tchar[p[i]])
-				break;
-			i++;
-		}
+		i = token_end(p, i, limit);
+		NEED(1);
 		if (i == start || p[i] != ':')
 			return FIELDS_BAD; /* empty name, space before the colon, or a bad byte */
 		h->name = buf + start;
@@ -291,12 +295,8 @@ long http_parse_request(const char *buf, size_t len, size_t max_head, struct htt
 
 	/* method */
 	size_t start = i;
-	for (;;) {
-		NEED(1);
-		if (!tchar[p[i]])
-			break;
-		i++;
-	}
+	i = token_end(p, i, limit);
+	NEED(1);
 	if (i == start || p[i] != ' ')
 		return -400;
 	req->method = buf + start;

@@ -260,6 +260,13 @@ static void return_here(struct core *c, struct obj_call *call, int err)
 	core_send(c, c->index, &call->ex.msg);
 }
 
+/* A fetch of obj left its lists: it no longer counts against outbound.max_per_object. */
+static void fetch_left(struct object *obj)
+{
+	DURO_ASSERT(obj->nfetches > 0);
+	obj->nfetches--;
+}
+
 void call_event_end(struct core *c, struct object *obj, int ok)
 {
 	struct call_core *cc = CC(c);
@@ -268,6 +275,8 @@ void call_event_end(struct core *c, struct object *obj, int ok)
 		list_del(&call->node);
 		if (call->fn)
 			list_add_tail(&obj->calls_pending, &call->node);
+		else if (call->is_fetch)
+			fetch_left(obj);
 		if (!ok) {
 			/* The event failed: it never happened, nor did its calls. */
 			cc->ctr[obj->ns->index].not_delivered++;
@@ -319,6 +328,8 @@ static void unpin(struct obj_call *call)
 	if (call->caller && list_linked(&call->node)) {
 		list_del(&call->node);
 		call->caller->ncalls--;
+		if (call->is_fetch)
+			fetch_left(call->caller);
 	}
 	call->caller = NULL;
 }
@@ -397,6 +408,7 @@ void call_object_unload(struct core *c, struct object *obj)
 		call->caller = NULL; /* done() runs on whichever instance is live then */
 	}
 	obj->ncalls = 0;
+	obj->nfetches = 0;
 }
 
 void call_cancel_pending(struct core *c, struct object *obj)

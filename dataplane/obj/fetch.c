@@ -221,16 +221,6 @@ static int forbidden_header(const struct duro_str *name)
 	return 0;
 }
 
-static unsigned fetches_of(const struct object *obj)
-{
-	unsigned n = 0;
-	const struct list_node *heads[2] = { &obj->calls_made, &obj->calls_pending };
-	for (int k = 0; k < 2; k++)
-		for (const struct list_node *p = heads[k]->next; p != heads[k]; p = p->next)
-			n += LIST_CONTAINER(p, const struct obj_call, node)->is_fetch;
-	return n;
-}
-
 int duro_fetch(struct duro_object *o, const char *url, const char *method,
 	       const struct duro_kv *hdrs, size_t nh, const void *body, size_t len,
 	       const struct duro_call_opts *opt, duro_call_fn *done, void *arg)
@@ -266,22 +256,25 @@ int duro_fetch(struct duro_object *o, const char *url, const char *method,
 			ctr->refused++;
 			return -EINVAL;
 		}
-	if (fetches_of(obj) >= fc->cfg->max_per_object) {
+	if (obj->nfetches >= fc->cfg->max_per_object) {
 		ctr->overloaded++;
 		return -EBUSY;
 	}
 	/* The request's target: the URL's path and query ("/" when it has none). */
 	char path[4096];
-	int pl = snprintf(path, sizeof(path), "%s%s", u.rest[0] == '/' ? "" : "/", u.rest);
-	if (pl < 0 || (size_t)pl >= sizeof(path)) {
+	size_t rl = strlen(u.rest), slash = u.rest[0] != '/';
+	if (slash + rl >= sizeof(path)) {
 		ctr->refused++;
 		return -EINVAL;
 	}
+	path[0] = '/';
+	memcpy(path + slash, u.rest, rl + 1);
 	struct obj_call *call = call_make(obj, method ? method : "GET", path, hdrs, nh, body, len,
 					  opt, done, arg, fc->cfg->timeout_ms, &r);
 	if (!call)
 		return r;
 	call->is_fetch = 1;
+	obj->nfetches++;
 	struct http_fetch *f = &call->fetch;
 	memset(f, 0, sizeof(*f));
 	f->dial = d;
@@ -289,14 +282,28 @@ int duro_fetch(struct duro_object *o, const char *url, const char *method,
 	/* fetch_host: the name (for TLS), a NUL, then the Host field's value. */
 	size_t hl = strlen(u.host);
 	memcpy(call->fetch_host, u.host, hl + 1);
-	char *hv = call->fetch_host + hl + 1;
-	size_t room = sizeof(call->fetch_host) - hl - 1;
-	int n = u.port_given && u.port != (u.tls ? 443 : 80)
-			? snprintf(hv, room, u.ipv6 ? "[%s]:%u" : "%s:%u", u.host, u.port)
-			: snprintf(hv, room, u.ipv6 ? "[%s]" : "%s", u.host);
+	char *hv = call->fetch_host + hl + 1, *w = hv;
+	/* Room: a name twice, brackets, ":65535" and the NULs (no printf on every fetch). */
+	_Static_assert(sizeof(call->fetch_host) >= 2 * OBJ_OUTBOUND_HOST_MAX + 8, "fetch_host");
+	if (u.ipv6)
+		*w++ = '[';
+	memcpy(w, u.host, hl);
+	w += hl;
+	if (u.ipv6)
+		*w++ = ']';
+	if (u.port_given && u.port != (u.tls ? 443 : 80)) {
+		char digits[5];
+		unsigned nd = 0;
+		for (unsigned v = u.port; v; v /= 10)
+			digits[nd++] = (char)('0' + v % 10);
+		*w++ = ':';
+		while (nd)
+			*w++ = digits[--nd];
+	}
+	*w = 0;
 	f->dial.server_name = call->fetch_host;
 	f->host = hv;
-	f->host_len = (size_t)n;
+	f->host_len = (size_t)(w - hv);
 	ctr->made++;
 	ctr->fetches++;
 	return 0;

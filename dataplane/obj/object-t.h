@@ -61,9 +61,10 @@ struct object {
 	uint8_t needs_load;
 	/* Calls (call.c): made by the running event, then waiting for done(); how many wait
 	 * (they keep it in memory), calls to it it holds unanswered (duro_res_defer), the
-	 * newest batch a call of it waited for (no later call leaves before it). */
+	 * newest batch a call of it waited for (no later call leaves before it); nfetches:
+	 * the fetches among calls_made and calls_pending (outbound.max_per_object). */
 	struct list_node calls_made, calls_pending;
-	uint32_t ncalls, calls_held;
+	uint32_t ncalls, calls_held, nfetches;
 	uint64_t call_gate_seq;
 	uint8_t unloading; /* in object_unload: no more calls */
 	struct obj_sql *sql;    /* its SQL database, once it used one (sql.c) */

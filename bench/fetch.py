@@ -2,11 +2,13 @@
 """Outbound fetch against inbound requests, in the same run.
 
 The origin is a durod on one core (CPU 1) serving GET /memcounter/hot. Inbound: durobench on
-CPU 0, 64 keep-alive connections, for --seconds. Outbound: a durod-test on one core (CPU 0)
-whose TestCall object keeps 64 duro_fetch calls of the same URL in flight (one storm of
---fetches), over the core's keep-alive pool. Both load the same origin from the same CPU,
-so the ratio says how the fetch path (gate, pool, client parser, done() events) compares
-with a C load generator. Runs interleaved, medians printed.
+CPU 0, 64 keep-alive connections, for --seconds in all. Outbound: a durod-test on one core
+(CPU 0) whose TestCall object keeps 64 duro_fetch calls of the same URL in flight (--fetches
+in all), over the core's keep-alive pool. Both load the same origin from the same CPU, so
+the ratio says how the fetch path (gate, pool, client parser, done() events) compares with
+a C load generator. Each run takes --rounds slices of each in turn (inbound, fetch,
+inbound, ...: on a shared box the load changes within seconds, and a slow phase should
+not land on one side only); a run's rate is its requests over its time. Medians printed.
 
 Both durods run with idle_spin_us 0 (--spin-us changes it), as bench/run.py runs every
 durod: a reactor that busy-polls while idle enters the kernel once per completion and sends
@@ -14,7 +16,7 @@ each request alone, so on this shared 2-CPU box a spinning fetcher made five io_
 calls per fetch against one per dozen without, and the origin saw requests one by one.
 durobench blocks in epoll_wait; a fetcher that waits the same way is the like-for-like.
 
-    bench/fetch.py [--runs 3] [--seconds 5] [--fetches 200000] [--window 64] [--spin-us 0]
+    bench/fetch.py [--runs 3] [--seconds 5] [--fetches 200000] [--window 64] [--spin-us 0] [--rounds 5]
 """
 import argparse
 import json
@@ -53,6 +55,7 @@ def main():
     ap.add_argument("--fetches", type=int, default=200000)
     ap.add_argument("--window", type=int, default=64)
     ap.add_argument("--spin-us", type=int, default=0, help="idle_spin_us of both durods")
+    ap.add_argument("--rounds", type=int, default=5, help="inbound and fetch slices per run, in turn")
     a = ap.parse_args()
     inbound, outbound = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -60,11 +63,6 @@ def main():
             oport = free_port()
             origin = start(DUROD, "1", oport, tmp, {"idle_spin_us": a.spin_us})
             try:
-                out = subprocess.run(["taskset", "-c", "0", BENCH, "--port", str(oport), "--conns", str(a.window),
-                                      "--method", "GET", "--prefix", "/memcounter/", "--names", "0",
-                                      "--duration", str(a.seconds), "--warmup", "1"],
-                                     capture_output=True, text=True, check=True).stdout
-                inbound.append(json.loads(out)["rps"])
                 fport = free_port()
                 cfg = {"durable_objects": {"bindings": [{"name": "CALL", "class_name": "TestCall"}]},
                        "migrations": [{"tag": "c1", "new_classes": ["TestCall"]}],
@@ -83,14 +81,35 @@ def main():
                         with urllib.request.urlopen(r, timeout=600) as resp:
                             return json.loads(resp.read())
 
+                    def inbound_slice(seconds, warmup):
+                        out = subprocess.run(["taskset", "-c", "0", BENCH, "--port", str(oport), "--conns", str(a.window),
+                                              "--method", "GET", "--prefix", "/memcounter/", "--names", "0",
+                                              "--duration", str(seconds), "--warmup", str(warmup)],
+                                             capture_output=True, text=True, check=True).stdout
+                        return json.loads(out)
+
                     storm(min(a.fetches, 5000))  # warm-up: the pool fills
-                    res = storm(a.fetches)
-                    if res["failed"] or res["non200"]:
-                        raise SystemExit("fetches failed: %r" % res)
-                    outbound.append(res["n"] / (res["elapsed_ns"] / 1e9))
+                    inbound_slice(0.5, 0)        # and the origin's connections
+                    # Slices in turn, so that a change of the machine's load hits both sides.
+                    req = sec = n = ns = 0
+                    p50, p99 = [], []
+                    for _ in range(a.rounds):
+                        r = inbound_slice(a.seconds / a.rounds, 0.2)
+                        req += r["requests"]
+                        sec += r["seconds"]
+                        res = storm(a.fetches // a.rounds)
+                        if res["failed"] or res["non200"]:
+                            raise SystemExit("fetches failed: %r" % res)
+                        n += res["n"]
+                        ns += res["elapsed_ns"]
+                        p50.append(res["p50_us"])
+                        p99.append(res["p99_us"])
+                    inbound.append(req / sec)
+                    outbound.append(n / (ns / 1e9))
                     print(json.dumps({"run": run, "inbound_rps": round(inbound[-1]), "fetch_rps": round(outbound[-1]),
                                       "ratio": round(outbound[-1] / inbound[-1], 2),
-                                      "fetch_p50_us": res["p50_us"], "fetch_p99_us": res["p99_us"]}), flush=True)
+                                      "fetch_p50_us": statistics.median(p50),
+                                      "fetch_p99_us": statistics.median(p99)}), flush=True)
                 finally:
                     stop(fetcher)
             finally:

@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import urllib.request
 
-from run import BENCH, DUROD, ROOT, free_port, wait_port
+from run import BENCH, DUROD, ROOT, cpu_seconds, free_port, wait_port
 
 DUROD_TEST = os.path.join(ROOT, "build", "tests", "durod-test")
 
@@ -57,7 +57,7 @@ def main():
     ap.add_argument("--spin-us", type=int, default=0, help="idle_spin_us of both durods")
     ap.add_argument("--rounds", type=int, default=5, help="inbound and fetch slices per run, in turn")
     a = ap.parse_args()
-    inbound, outbound = [], []
+    inbound, outbound, ratios = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(a.runs):
             oport = free_port()
@@ -82,22 +82,38 @@ def main():
                             return json.loads(resp.read())
 
                     def inbound_slice(seconds, warmup):
-                        out = subprocess.run(["taskset", "-c", "0", BENCH, "--port", str(oport), "--conns", str(a.window),
+                        """durobench's summary, with its CPU time (user and system) in cpu_s."""
+                        p = subprocess.Popen(["taskset", "-c", "0", BENCH, "--port", str(oport), "--conns", str(a.window),
                                               "--method", "GET", "--prefix", "/memcounter/", "--names", "0",
                                               "--duration", str(seconds), "--warmup", str(warmup)],
-                                             capture_output=True, text=True, check=True).stdout
-                        return json.loads(out)
+                                             stdout=subprocess.PIPE, text=True)
+                        out = p.stdout.read()
+                        _, status, ru = os.wait4(p.pid, 0)
+                        if status:
+                            raise SystemExit("durobench failed")
+                        res = json.loads(out)
+                        res["cpu_s"] = ru.ru_utime + ru.ru_stime
+                        return res
 
                     storm(min(a.fetches, 5000))  # warm-up: the pool fills
                     inbound_slice(0.5, 0)        # and the origin's connections
                     # Slices in turn, so that a change of the machine's load hits both sides.
+                    # CPU time per request, which the machine's load changes less than rates:
+                    # the client's (durobench, or the fetching durod) and the origin's.
                     req = sec = n = ns = 0
+                    cpu = {"bench": 0.0, "fetcher": 0.0, "origin_in": 0.0, "origin_out": 0.0}
                     p50, p99 = [], []
                     for _ in range(a.rounds):
-                        r = inbound_slice(a.seconds / a.rounds, 0.2)
+                        o0 = cpu_seconds(origin.pid)
+                        r = inbound_slice(a.seconds / a.rounds, 0)
+                        cpu["origin_in"] += cpu_seconds(origin.pid) - o0
+                        cpu["bench"] += r["cpu_s"]
                         req += r["requests"]
                         sec += r["seconds"]
+                        o0, f0 = cpu_seconds(origin.pid), cpu_seconds(fetcher.pid)
                         res = storm(a.fetches // a.rounds)
+                        cpu["origin_out"] += cpu_seconds(origin.pid) - o0
+                        cpu["fetcher"] += cpu_seconds(fetcher.pid) - f0
                         if res["failed"] or res["non200"]:
                             raise SystemExit("fetches failed: %r" % res)
                         n += res["n"]
@@ -109,13 +125,20 @@ def main():
                     print(json.dumps({"run": run, "inbound_rps": round(inbound[-1]), "fetch_rps": round(outbound[-1]),
                                       "ratio": round(outbound[-1] / inbound[-1], 2),
                                       "fetch_p50_us": statistics.median(p50),
-                                      "fetch_p99_us": statistics.median(p99)}), flush=True)
+                                      "fetch_p99_us": statistics.median(p99),
+                                      "cpu_us_per_request": {"durobench": round(cpu["bench"] * 1e6 / req, 2),
+                                                             "fetcher": round(cpu["fetcher"] * 1e6 / n, 2),
+                                                             "origin_inbound": round(cpu["origin_in"] * 1e6 / req, 2),
+                                                             "origin_fetch": round(cpu["origin_out"] * 1e6 / n, 2)}}),
+                          flush=True)
+                    ratios.append(outbound[-1] / inbound[-1])
                 finally:
                     stop(fetcher)
             finally:
                 stop(origin)
-    i, o = statistics.median(inbound), statistics.median(outbound)
-    print(json.dumps({"inbound_rps_median": round(i), "fetch_rps_median": round(o), "ratio": round(o / i, 2)}))
+    print(json.dumps({"inbound_rps_median": round(statistics.median(inbound)),
+                      "fetch_rps_median": round(statistics.median(outbound)),
+                      "ratio_median": round(statistics.median(ratios), 2)}))
 
 
 if __name__ == "__main__":

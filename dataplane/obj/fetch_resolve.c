@@ -50,6 +50,7 @@ static struct {
 	int efd; /* a core's kick: "a name's address refused or did not answer" */
 	_Atomic int kicked, stop;
 	int running;
+	int hosts_err; /* the hosts file's last error, logged once (the resolver's own) */
 	pthread_t thread;
 } R = { .efd = -1 };
 
@@ -106,8 +107,9 @@ static int lookup(const char *host, struct addrs *out)
 		int r = hosts_file_lookup(hf, host, out);
 		if (r > 0)
 			return 0;
-		if (r < 0)
+		if (r < 0 && r != R.hosts_err) /* once, not on every name and refresh */
 			log_warn("outbound.hosts_file %s: %s (asking the system's resolver)", hf, strerror(-r));
+		R.hosts_err = r < 0 ? r : 0;
 	}
 	struct addrinfo hints, *res = NULL;
 	memset(&hints, 0, sizeof(hints));
@@ -134,7 +136,7 @@ static void name_read(struct resolve_name *n, struct addrs *out)
 	for (;;) {
 		uint32_t s = atomic_load_explicit(&n->seq, memory_order_acquire);
 		if (s & 1)
-			continue; /* the resolver is writing: a few stores long */
+			continue; /* the resolver is writing: four stores, and only on a change */
 		out->have = atomic_load_explicit(&n->have, memory_order_relaxed);
 		uint32_t a4 = atomic_load_explicit(&n->in4, memory_order_relaxed);
 		uint64_t w[2] = { atomic_load_explicit(&n->in6[0], memory_order_relaxed),

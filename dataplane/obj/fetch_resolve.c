@@ -41,6 +41,7 @@ struct resolve_name {
 	_Atomic uint32_t have;
 	_Atomic uint32_t in4;     /* network order */
 	_Atomic uint64_t in6[2];  /* network order, as bytes */
+	uint8_t failing; /* its last lookup failed (the resolver's own: logged once a spell) */
 };
 
 static struct {
@@ -186,11 +187,14 @@ static void refresh(int first)
 		struct addrs now, was;
 		int r = lookup(n->host, &now);
 		if (r != 0) {
-			log_warn("outbound: %s: %s: %s", n->host, gai_strerror(r),
-				 first ? "fetches to it fail (-EHOSTUNREACH) until it resolves"
-				       : "its last addresses stay in use");
+			if (!n->failing)
+				log_warn("outbound: %s: %s: %s", n->host, gai_strerror(r),
+					 first ? "fetches to it fail (-EHOSTUNREACH) until it resolves"
+					       : "its last addresses stay in use");
+			n->failing = 1;
 			continue;
 		}
+		n->failing = 0;
 		name_read(n, &was);
 		if (!first && was.have == now.have && !memcmp(&was.in4, &now.in4, sizeof(now.in4)) &&
 		    !memcmp(&was.in6, &now.in6, sizeof(now.in6)))
@@ -247,6 +251,7 @@ int fetch_resolve_start(const struct obj_outbound_config *cfg,
 		struct resolve_name *n = &R.names[R.n++];
 		memcpy(n->host, names[i], sizeof(n->host));
 		n->host[sizeof(n->host) - 1] = 0;
+		n->failing = 0;
 		atomic_store(&n->seq, 0);
 		atomic_store(&n->have, 0);
 	}

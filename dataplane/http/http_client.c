@@ -515,7 +515,7 @@ static void on_closed(struct core *c, struct net_conn *nc, int err)
 		cc->ctr.idle = cc->nidle;
 	}
 	hc->state = HC_GONE;
-	int again = may_retry(hc, f), whole = hc->until_close && hc->head_done;
+	int again = f && may_retry(hc, f), whole = hc->until_close && hc->head_done;
 	conn_free(c, hc);
 	if (!f)
 		return;

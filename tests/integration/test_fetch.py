@@ -341,7 +341,8 @@ class ResetOrigin:
       /half        the head and 3 of 100 body bytes, then a reset
       /second-rst  200 "ok" as a connection's first request, a reset as any later one
       /idle-rst    200 "ok", then a reset 0.2 s later while the connection is idle
-      /bye         200 "ok" with Connection: close, then a plain close"""
+      /bye         200 "ok" with Connection: close, then a plain close
+      /stall       no answer; closed after 3 s"""
 
     def __init__(self, host="127.0.0.1", port=0):
         self.lock = threading.Lock()
@@ -400,6 +401,10 @@ class ResetOrigin:
                     s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
                     time.sleep(0.1)
                     self.reset(s)
+                    return
+                if path == "/stall":
+                    time.sleep(3)
+                    s.close()
                     return
                 if path == "/bye":
                     s.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
@@ -543,3 +548,17 @@ def test_a_failed_connect_looks_the_name_up_again(durod_factory, two_addresses, 
     t0 = time.time()
     wait_until(lambda: first(fetch(d, "h", url))[0]["err"] == "0", 10, what="the name looked up again")
     assert time.time() - t0 < 5 and b.connections >= 1
+
+
+def test_a_reused_connection_that_times_out_is_closed_cleanly(durod_factory, reset_origin):
+    # Regression: the connection given up after a timeout on a reused connection, before
+    # any byte of the answer, closes with no request on it: nothing to retry or tell.
+    d = start(durod_factory, reset_origin.port)
+    base = "http://127.0.0.1:%d" % reset_origin.port
+    assert first(fetch(d, "t", base + "/ok"))[0]["err"] == "0"
+    o, _ = first(fetch(d, "t", base + "/stall", "?timeout=300"))
+    assert o["err"] == str(-110), o  # -ETIMEDOUT
+    assert reset_origin.connections == 1  # it went on the pooled connection
+    o, body = first(fetch(d, "t", base + "/ok"))
+    assert (o["err"], body) == ("0", "ok")
+    assert d.proc.poll() is None

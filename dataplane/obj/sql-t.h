@@ -83,12 +83,19 @@ struct obj_sql {
 	uint8_t alter_seen; /* the authorizer saw ALTER TABLE: check the names it leaves */
 };
 
-/* Each core's share: what its connections hold, against sql.cache_bytes_per_core. */
+/* Each core's share: what its connections hold, in two budgets. Page caches and pages
+ * held in memory are cheap to give back (read again from the page map or RocksDB's block
+ * cache) and count against sql.cache_bytes_per_core; a connection's fixed part (SQLite's
+ * connection, the parsed schema, prepared statements) costs a reopen to give back (the
+ * schema parsed again, duro's PRAGMAs, statements prepared again) and counts against
+ * sql.connection_bytes_per_core, so a page cache never closes connections. */
 struct sql_core {
 	struct list_node lru; /* databases holding memory, least recently used first */
-	size_t mem;
+	size_t mem;           /* page caches and held pages */
+	size_t conn_mem;      /* connections' fixed parts */
 	unsigned open;
 	uint64_t opens, closes_for_memory, interrupts, statements, failures;
+	uint64_t caches_released, stmts_dropped; /* idle connections trimmed short of a close */
 	const char *auth_reason; /* why the authorizer refused the statement being prepared */
 	char auth_arg[64];
 	char err[SQL_ERR_MAX];   /* the last failed call's message (duro_sql_error) */

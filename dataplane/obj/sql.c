@@ -102,9 +102,10 @@ void sql_core_fini(struct core *c)
 	if (!sc)
 		return;
 	if (sc->opens)
-		log_info("core %u: sql: %llu connections opened, %llu closed for memory, %llu statements, %llu interrupted",
+		log_info("core %u: sql: %llu connections opened, %llu closed for memory, %llu page caches given back, %llu statements, %llu interrupted",
 			 c->index, (unsigned long long)sc->opens, (unsigned long long)sc->closes_for_memory,
-			 (unsigned long long)sc->statements, (unsigned long long)sc->interrupts);
+			 (unsigned long long)sc->caches_released, (unsigned long long)sc->statements,
+			 (unsigned long long)sc->interrupts);
 	free(sc);
 	c->obj->sql = NULL;
 }
@@ -343,7 +344,8 @@ static void measure(struct obj_sql *sq, int all)
 	} else {
 		conn = 0;
 	}
-	sc->mem = sc->mem - sq->cache_mem - sq->conn_mem + cache + conn;
+	sc->mem = sc->mem - sq->cache_mem + cache;
+	sc->conn_mem = sc->conn_mem - sq->conn_mem + conn;
 	sq->cache_mem = cache;
 	sq->conn_mem = conn;
 }
@@ -432,34 +434,42 @@ static int open_db(struct obj_sql *sq)
 	sqlite3_set_authorizer(db, authorize, sq);
 	sqlite3_progress_handler(db, SQL_PROGRESS_OPS, progress, sq);
 	measure(sq, 1);
+	/* Measured again at the first event's end: its statements are prepared by then. */
+	sq->events_since_measure = SQL_MEASURE_EVERY - 1;
 	return 0;
 }
 
-/* Gives back memory until the core is well under its budget (an eighth below, so that
- * it is not done again at the next event), least recently used databases first: pages
- * RocksDB now holds are dropped and idle connections give back their page caches (a page
- * is read again from the page map or RocksDB's block cache in microseconds); only then do
- * idle connections close (reopening one costs far more: SQLite parses the schema again).
- * A database that holds nothing more leaves the list. */
+/* Gives back memory until the core is well under its budgets (an eighth below, so that
+ * it is not done again at the next event), least recently used databases first. Over the
+ * cache budget, pages RocksDB now holds are dropped and idle connections give back their
+ * page caches (a page is read again from the page map or RocksDB's block cache in
+ * microseconds); only if that is not enough do idle connections close. Over the
+ * connection budget, idle connections close (reopening one costs far more than a page:
+ * SQLite parses the schema again, and the statements are prepared again). A database that
+ * holds nothing more leaves the list. */
 static void trim(struct core *c)
 {
 	struct obj_core *oc = c->obj;
 	struct sql_core *sc = oc->sql;
-	size_t budget = oc->rt->cfg->sql.cache_bytes_per_core;
-	size_t target = budget - budget / 8;
-	for (int pass = 0; pass < 2 && sc->mem > target; pass++) {
-		for (struct list_node *n = sc->lru.next, *next; n != &sc->lru && sc->mem > target; n = next) {
+	const struct obj_sql_config *cfg = &oc->rt->cfg->sql;
+	size_t cache_target = cfg->cache_bytes_per_core - cfg->cache_bytes_per_core / 8;
+	size_t conn_target = cfg->connection_bytes_per_core - cfg->connection_bytes_per_core / 8;
+	for (int pass = 0; pass < 2 && (sc->mem > cache_target || sc->conn_mem > conn_target); pass++) {
+		for (struct list_node *n = sc->lru.next, *next;
+		     n != &sc->lru && (sc->mem > cache_target || sc->conn_mem > conn_target); n = next) {
 			next = n->next;
 			struct obj_sql *sq = LIST_CONTAINER(n, struct obj_sql, lru);
 			if (sq->obj->running || sq->in_txn || sq->cursors)
 				continue;
-			sql_pages_sweep(c, sq);
-			if (pass == 0) {
-				if (sq->db && sq->cache_mem) {
+			if (sc->mem > cache_target) {
+				sql_pages_sweep(c, sq);
+				if (pass == 0 && sq->db && sq->cache_mem) {
 					sqlite3_db_release_memory(sq->db);
 					measure(sq, 0);
+					sc->caches_released++;
 				}
-			} else if (sq->db) {
+			}
+			if (sq->db && (sc->conn_mem > conn_target || (pass == 1 && sc->mem > cache_target))) {
 				close_db(sq);
 				sc->closes_for_memory++;
 			}
@@ -597,7 +607,8 @@ int sql_event_finish(struct core *c, struct object *obj)
 			return r;
 		}
 	}
-	if (SC(obj)->mem > c->obj->rt->cfg->sql.cache_bytes_per_core)
+	const struct obj_sql_config *cfg = &c->obj->rt->cfg->sql;
+	if (SC(obj)->mem > cfg->cache_bytes_per_core || SC(obj)->conn_mem > cfg->connection_bytes_per_core)
 		trim(c);
 	if (!changed)
 		return 0; /* a size record written again goes with the key-value writes */

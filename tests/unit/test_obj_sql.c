@@ -811,8 +811,10 @@ static void test_differential_tiny_cache(void)
 	/* A page cache of 64 KiB for all connections: spills inside transactions, connections
 	 * closed for memory between events. */
 	rt.cfg.sql.cache_bytes_per_core = 64u << 10;
+	rt.cfg.sql.connection_bytes_per_core = 64u << 10;
 	start_run(300, 1);
 	rt.cfg.sql.cache_bytes_per_core = 64u << 20;
+	rt.cfg.sql.connection_bytes_per_core = 256u << 20;
 }
 
 int main(void)

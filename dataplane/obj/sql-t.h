@@ -49,7 +49,8 @@ enum sql_internal {
 struct obj_sql {
 	struct object *obj;
 	struct sqlite3 *db; /* NULL while closed (evicted for memory, or after a reset) */
-	struct list_node lru; /* in sql_core.lru while it holds memory (a connection, pages) */
+	struct list_node lru;   /* in sql_core.lru while it may hold a page cache or pages */
+	struct list_node conns; /* in sql_core.conns while its connection is open */
 	struct sqlite3_stmt *internal_st[SQL_NINTERNAL];
 	struct sql_cached_stmt cache[SQL_STMT_CACHE];
 	uint64_t cache_tick;
@@ -81,6 +82,7 @@ struct obj_sql {
 	size_t conn_mem;   /* and its fixed part (schema, statements, the connection) */
 	unsigned events_since_measure;
 	uint8_t alter_seen; /* the authorizer saw ALTER TABLE: check the names it leaves */
+	uint8_t big_cache;  /* the connection's cache_size was raised to the core's budget */
 };
 
 /* Each core's share: what its connections hold, in two budgets. Page caches and pages
@@ -90,7 +92,8 @@ struct obj_sql {
  * schema parsed again, duro's PRAGMAs, statements prepared again) and counts against
  * sql.connection_bytes_per_core, so a page cache never closes connections. */
 struct sql_core {
-	struct list_node lru; /* databases holding memory, least recently used first */
+	struct list_node lru;   /* databases that may hold pages, least recently used first */
+	struct list_node conns; /* open connections, least recently used first */
 	size_t mem;           /* page caches and held pages */
 	size_t conn_mem;      /* connections' fixed parts */
 	unsigned open;

@@ -37,6 +37,7 @@
 					 (measured: 27 KiB for one with a table, 13.5 of it cache) */
 #define SQL_MEASURE_EVERY 64       /* events between measurements of schema memory */
 #define SQL_STACK_COLUMNS 64       /* a row of up to this many columns needs no allocation */
+#define SQL_BIG_DB_BYTES (1u << 20) /* a database this large gets the core's cache budget */
 
 struct duro_sql_cursor {
 	struct obj_sql *sq;
@@ -93,6 +94,7 @@ int sql_core_init(struct core *c)
 		return -ENOMEM;
 	sql_vfs_set_temp_limit((size_t)c->obj->rt->cfg->sql.max_event_write_bytes);
 	list_init(&c->obj->sql->lru);
+	list_init(&c->obj->sql->conns);
 	return 0;
 }
 
@@ -368,6 +370,8 @@ static void close_db(struct obj_sql *sq)
 	}
 	sqlite3_close(sq->db);
 	sq->db = NULL;
+	sq->big_cache = 0;
+	list_del(&sq->conns);
 	sq->in_txn = 0;
 	sq->depth = 0;
 	SC(sq->obj)->open--;
@@ -389,6 +393,7 @@ static int open_db(struct obj_sql *sq)
 		return rc == SQLITE_NOMEM ? -ENOMEM : -EIO;
 	}
 	sq->db = db;
+	list_add_tail(&SC(sq->obj)->conns, &sq->conns);
 	SC(sq->obj)->open++;
 	SC(sq->obj)->opens++;
 	sqlite3_extended_result_codes(db, 1);
@@ -407,9 +412,14 @@ static int open_db(struct obj_sql *sq)
 	 * files need nothing: xSync does nothing and every other file is memory (sql_vfs.c). */
 	int n = snprintf(setup, sizeof(setup),
 			 "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=MEMORY;"
-			 "PRAGMA cache_size=-%llu; PRAGMA max_page_count=%llu;",
-			 (unsigned long long)(cache_kib ? cache_kib : 1),
-			 (unsigned long long)(max_pages ? max_pages : 1));
+			 "PRAGMA max_page_count=%llu;", (unsigned long long)(max_pages ? max_pages : 1));
+	/* A database smaller than SQLite's default cache (2,000 KiB in Debian's build) fits it
+	 * whole: its cache_size is raised only once it grows (sql_event_finish). */
+	if (sq->size > SQL_BIG_DB_BYTES) {
+		n += snprintf(setup + n, sizeof(setup) - (size_t)n, "PRAGMA cache_size=-%llu;",
+			      (unsigned long long)(cache_kib ? cache_kib : 1));
+		sq->big_cache = 1;
+	}
 	if (!default_page_size)
 		n += snprintf(setup + n, sizeof(setup) - (size_t)n, "PRAGMA page_size=%u;", KEYS_SQL_PAGE);
 	if (!default_secure_delete)
@@ -443,10 +453,11 @@ static int open_db(struct obj_sql *sq)
  * it is not done again at the next event), least recently used databases first. Over the
  * cache budget, pages RocksDB now holds are dropped and idle connections give back their
  * page caches (a page is read again from the page map or RocksDB's block cache in
- * microseconds); only if that is not enough do idle connections close. Over the
- * connection budget, idle connections close (reopening one costs far more than a page:
- * SQLite parses the schema again, and the statements are prepared again). A database that
- * holds nothing more leaves the list. */
+ * microseconds); the database then leaves the cache list until its next use, so each walk
+ * only meets databases with something to give. Only if that is not enough do idle
+ * connections close. Over the connection budget, idle connections close, oldest first
+ * (reopening one costs far more than a page: SQLite parses the schema again, and the
+ * statements are prepared again). */
 static void trim(struct core *c)
 {
 	struct obj_core *oc = c->obj;
@@ -454,28 +465,34 @@ static void trim(struct core *c)
 	const struct obj_sql_config *cfg = &oc->rt->cfg->sql;
 	size_t cache_target = cfg->cache_bytes_per_core - cfg->cache_bytes_per_core / 8;
 	size_t conn_target = cfg->connection_bytes_per_core - cfg->connection_bytes_per_core / 8;
-	for (int pass = 0; pass < 2 && (sc->mem > cache_target || sc->conn_mem > conn_target); pass++) {
-		for (struct list_node *n = sc->lru.next, *next;
-		     n != &sc->lru && (sc->mem > cache_target || sc->conn_mem > conn_target); n = next) {
+	for (int pass = 0; pass < 2 && sc->mem > cache_target; pass++) {
+		for (struct list_node *n = sc->lru.next, *next; n != &sc->lru && sc->mem > cache_target;
+		     n = next) {
 			next = n->next;
 			struct obj_sql *sq = LIST_CONTAINER(n, struct obj_sql, lru);
 			if (sq->obj->running || sq->in_txn || sq->cursors)
 				continue;
-			if (sc->mem > cache_target) {
-				sql_pages_sweep(c, sq);
-				if (pass == 0 && sq->db && sq->cache_mem) {
-					sqlite3_db_release_memory(sq->db);
-					measure(sq, 0);
-					sc->caches_released++;
-				}
-			}
-			if (sq->db && (sc->conn_mem > conn_target || (pass == 1 && sc->mem > cache_target))) {
+			sql_pages_sweep(c, sq);
+			if (pass == 0 && sq->db && sq->cache_mem) {
+				sqlite3_db_release_memory(sq->db);
+				measure(sq, 0);
+				sc->caches_released++;
+			} else if (pass == 1 && sq->db) {
 				close_db(sq);
 				sc->closes_for_memory++;
 			}
-			if (!sq->db && !sq->count)
+			if (!sq->count && (!sq->db || pass == 0))
 				list_del(&sq->lru);
 		}
+	}
+	for (struct list_node *n = sc->conns.next, *next; n != &sc->conns && sc->conn_mem > conn_target;
+	     n = next) {
+		next = n->next;
+		struct obj_sql *sq = LIST_CONTAINER(n, struct obj_sql, conns);
+		if (sq->obj->running || sq->in_txn || sq->cursors)
+			continue;
+		close_db(sq);
+		sc->closes_for_memory++;
 	}
 }
 
@@ -498,6 +515,7 @@ static int get_sql(struct object *obj, int open, struct obj_sql **out)
 		if (!(sq = calloc(1, sizeof(*sq))))
 			return -ENOMEM;
 		sq->obj = obj;
+		list_init(&sq->conns);
 		sq->size = sq->committed_size = sq->min_size = size;
 		sq->event_start_ms = obj->core->now_ms;
 		obj->sql = sq;
@@ -517,10 +535,15 @@ static int get_sql(struct object *obj, int open, struct obj_sql **out)
 	int r;
 	if (!sq->db && (r = open_db(sq)) < 0)
 		return r;
-	if (sq->lru.next != &SC(obj)->lru) { /* not the most recently used already */
+	/* The most recently used in both lists (unless it is already). */
+	if (sq->lru.next != &SC(obj)->lru) {
 		if (list_linked(&sq->lru))
 			list_del(&sq->lru);
 		list_add_tail(&SC(obj)->lru, &sq->lru);
+	}
+	if (sq->conns.next != &SC(obj)->conns) {
+		list_del(&sq->conns);
+		list_add_tail(&SC(obj)->conns, &sq->conns);
 	}
 	if (sq->in_txn)
 		return 0;
@@ -533,6 +556,19 @@ static int get_sql(struct object *obj, int open, struct obj_sql **out)
 		if ((rc = run_internal(sq, SQL_SP, NULL)) != SQLITE_OK)
 			return fail_rc(sq, rc);
 	return 0;
+}
+
+/* The database grew past SQL_BIG_DB_BYTES: its connection may cache up to the core's
+ * budget (trim() keeps the sum of all caches within it). */
+static void raise_cache(struct obj_sql *sq)
+{
+	char q[64];
+	snprintf(q, sizeof(q), "PRAGMA cache_size=-%llu",
+		 (unsigned long long)(cfg_of(sq)->cache_bytes_per_core / 1024));
+	sq->internal = 1;
+	if (sqlite3_exec(sq->db, q, NULL, NULL, NULL) == SQLITE_OK)
+		sq->big_cache = 1;
+	sq->internal = 0;
 }
 
 /* After an error: SQLite may have rolled the whole transaction back (an interrupt, a full
@@ -584,6 +620,8 @@ int sql_event_finish(struct core *c, struct object *obj)
 		sq->in_txn = 0;
 		sq->depth = 0;
 	}
+	if (sq->db && !sq->big_cache && sq->size > SQL_BIG_DB_BYTES)
+		raise_cache(sq);
 	if (sq->db && ++sq->events_since_measure >= SQL_MEASURE_EVERY)
 		measure(sq, 1);
 	else if (sq->db)

@@ -219,6 +219,8 @@ const struct config_key config_keys[] = {
 	       "a group also allowed on the control socket (mode 0660)"),
 	STRING("control.metrics", control.metrics, "", config_check_hostport,
 	       "host:port of the Prometheus and dashboard listener; \"\": none"),
+	BOOL("control.dashboard_sql", control.dashboard_sql, 0,
+	     "the dashboard's read-only SQL view: whoever reaches the listener reads objects' data"),
 
 	UINT("tls.handshake_timeout_ms", tls.handshake_timeout_ms, 100, 600000, 10000,
 	     "a TLS handshake not done in time is cut off"),

@@ -80,6 +80,7 @@ struct obj_sql {
 	struct duro_sql_cursor *cursors; /* the class's open cursors */
 	size_t cache_mem;  /* the connection's page cache, as last counted against the core */
 	size_t conn_mem;   /* and its fixed part (schema, statements, the connection) */
+	size_t pager_fixed; /* of SQLite's cache figure, what only a close gives back */
 	unsigned events_since_measure;
 	uint8_t alter_seen; /* the authorizer saw ALTER TABLE: check the names it leaves */
 	uint8_t big_cache;  /* the connection's cache_size was raised to the core's budget */

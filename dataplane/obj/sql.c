@@ -476,8 +476,9 @@ static int open_db(struct obj_sql *sq)
  * microseconds); the database then leaves the cache list until its next use, so each walk
  * only meets databases with something to give. Pages not yet in RocksDB stay, whatever
  * the budget: closing a connection would not free them either. Over the connection
- * budget, idle connections close, oldest first (reopening one costs far more than a page:
- * SQLite parses the schema again, and the statements are prepared again). */
+ * budget, idle connections drop the class's prepared statements, then close, oldest
+ * first (reopening one costs far more than a page: SQLite parses the schema again, and
+ * the statements are prepared again). */
 static void trim(struct core *c)
 {
 	struct obj_core *oc = c->obj;

@@ -15,6 +15,7 @@ Scenarios, each repeated --runs times, interleaved so drift hits every scenario 
   sql-1c            like durable-1c on the SQL-backed SqlCounter: POST /sqlcounter/hot
                     (an upsert with RETURNING in the object's SQLite database)
   sql-names-1c      SqlCounter over 10,000 names (10,000 databases)
+  *-names-warm-1c   the same after 40,000 unmeasured requests (the objects exist)
   durable-nopitr-1c, sql-nopitr-1c   durable-1c and sql-1c with storage.pitr_retention 0
                     (no history records: what point-in-time recovery costs)
 durod runs with idle_spin_us 0 so that its CPU time (from /proc) is work, not polling.
@@ -72,7 +73,7 @@ def commits_per_sync(log_text):
     return sum(per) / len(per) if per else 0.0
 
 
-def run_durod(cores, names, seconds, conns, prefix="/memcounter/", extra=None, layout="split"):
+def run_durod(cores, names, seconds, conns, prefix="/memcounter/", extra=None, layout="split", warm=0):
     port = free_port()
     data = tempfile.mkdtemp(prefix="durobench-")
     # Reactors sleep as soon as they are idle, so their CPU time is work, not polling:
@@ -91,6 +92,11 @@ def run_durod(cores, names, seconds, conns, prefix="/memcounter/", extra=None, l
                "--duration", str(seconds), "--prefix", prefix]
         if cores == 1:
             cmd = ["taskset", "-c", CLIENT_CPU[layout]] + cmd
+        if warm:
+            # Unmeasured: `warm` requests over the names first (40,000 over 10,000 names
+            # reach 98% of them), so the run measures objects that exist, not their creation.
+            subprocess.run(cmd + ["--warmup", "0", "--requests", str(warm), "--duration", str(seconds * 20)],
+                           capture_output=True, text=True, timeout=seconds * 20 + 30, check=True)
         cmd += ["--warmup", "0"]
         cpu0 = cpu_seconds(proc.pid)
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
@@ -99,6 +105,8 @@ def run_durod(cores, names, seconds, conns, prefix="/memcounter/", extra=None, l
             raise RuntimeError("durobench failed: " + out.stderr)
         res = json.loads(out.stdout)
         res["server_cpu_us_per_req"] = (cpu1 - cpu0) * 1e6 / max(res["requests"], 1)
+        with open("/proc/%d/status" % proc.pid) as f:
+            res["rss_mib"] = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:")) / 1024
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
         log.close()
@@ -168,6 +176,10 @@ def main():
                                                  extra={"storage": {"log_direct_io": False}}, **kw),
         "sql-1c": lambda **kw: run_durod(1, 0, a.seconds, a.conns, prefix="/sqlcounter/", **kw),
         "sql-names-1c": lambda **kw: run_durod(1, 10000, a.seconds, a.conns, prefix="/sqlcounter/", **kw),
+        "durable-names-warm-1c": lambda **kw: run_durod(1, 10000, a.seconds, a.conns, prefix="/counter/",
+                                                       warm=40000, **kw),
+        "sql-names-warm-1c": lambda **kw: run_durod(1, 10000, a.seconds, a.conns, prefix="/sqlcounter/",
+                                                   warm=40000, **kw),
         "durable-nopitr-1c": lambda **kw: run_durod(1, 0, a.seconds, a.conns, prefix="/counter/",
                                                    extra={"storage": {"pitr_retention": 0}}, **kw),
         "sql-nopitr-1c": lambda **kw: run_durod(1, 0, a.seconds, a.conns, prefix="/sqlcounter/",
@@ -208,6 +220,7 @@ def main():
              ("durable-1c", "redis-always"), ("durable-1c", "hot-1c"), ("durable-names-1c", "names-1c"),
              ("durable-buffered-1c", "hot-1c"), ("durable-1c", "durable-buffered-1c"),
              ("sql-1c", "durable-1c"), ("sql-1c", "redis-always"), ("sql-names-1c", "durable-names-1c"),
+             ("sql-names-warm-1c", "durable-names-warm-1c"),
              ("durable-1c", "durable-nopitr-1c"), ("sql-1c", "sql-nopitr-1c")]
     for x, y in pairs:
         ratio(x, y)
@@ -219,6 +232,10 @@ def main():
         if sc.startswith("durable") or sc.startswith("sql"):
             print("%s: median %.1f commits per sync" %
                   (sc, statistics.median(x["commits_per_sync"] for x in results[sc])))
+    for sc in results:
+        if "names" in sc and results[sc] and "rss_mib" in results[sc][0]:
+            print("%s: durod's RSS after the run: median %.0f MiB" %
+                  (sc, statistics.median(x["rss_mib"] for x in results[sc])))
     for sc in ("names-1c", "names-2c"):
         if sc in results:
             cpu = statistics.median(x["server_cpu_us_per_req"] for x in results[sc])

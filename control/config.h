@@ -38,6 +38,7 @@ struct duro_config {
 		char socket[512];  /* control socket; "" means <data_dir>/control.sock */
 		char group[64];    /* also allowed (mode 0660) when set */
 		char metrics[64];  /* Prometheus and dashboard listener, "" for none */
+		int dashboard_sql; /* the dashboard's read-only SQL view (/api/sql); off */
 	} control;
 };
 

@@ -141,7 +141,9 @@ const struct config_key config_keys[] = {
 		 "commit logs with O_DIRECT where the file system allows it (false: buffered)"),
 
 	UINT("sql.cache_bytes_per_core", obj.sql.cache_bytes_per_core, 1 << 20, 1ull << 40, 64u << 20,
-	     "SQLite page caches and open connections, per core; idle ones are closed beyond it"),
+	     "SQLite page caches and pages held in memory, per core; idle caches are given back beyond it"),
+	UINT("sql.connection_bytes_per_core", obj.sql.connection_bytes_per_core, 1 << 20, 1ull << 40,
+	     256u << 20, "open SQLite connections (schemas, statements), per core; idle ones close beyond it"),
 	UINT("sql.max_event_write_bytes", obj.sql.max_event_write_bytes, 1 << 16, 1ull << 34,
 	     256u << 20, "SQL pages one event may write"),
 	UINT("sql.max_statement_bytes", obj.sql.max_statement_bytes, 1000, 100000000, 100000,
@@ -222,6 +224,8 @@ const struct config_key config_keys[] = {
 	       "a group also allowed on the control socket (mode 0660)"),
 	STRING("control.metrics", control.metrics, "", config_check_hostport,
 	       "host:port of the Prometheus and dashboard listener; \"\": none"),
+	BOOL("control.dashboard_sql", control.dashboard_sql, 0,
+	     "the dashboard's read-only SQL view: whoever reaches the listener reads objects' data"),
 
 	UINT("tls.handshake_timeout_ms", tls.handshake_timeout_ms, 100, 600000, 10000,
 	     "a TLS handshake not done in time is cut off"),

@@ -410,6 +410,12 @@ static void deliver_replies(struct ctl *ctl, uint64_t now)
 {
 	struct ctl_job *job;
 	while ((job = ctl_jobs_done(ctl))) {
+		if (job->client & CTL_METRICS_CLIENT) { /* the dashboard's SQL view */
+			ctl_metrics_reply(ctl, job->client, job->reply, now);
+			job->reply = NULL;
+			ctl_job_free(job);
+			continue;
+		}
 		struct client *cl = NULL;
 		for (unsigned i = 0; i < CTL_MAX_CLIENTS && !cl; i++)
 			if (ctl->server->c[i].fd >= 0 && ctl->server->c[i].id == job->client)

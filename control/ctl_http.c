@@ -39,8 +39,58 @@ int ctl_http_route(const char *buf, size_t len, struct ctl_http_route *out)
 		out->page = CTL_PAGE_STATS;
 	else if (is(req.path, req.path_len, "/dashboard") || is(req.path, req.path_len, "/"))
 		out->page = CTL_PAGE_DASHBOARD;
+	else if (is(req.path, req.path_len, "/api/sql")) {
+		out->page = CTL_PAGE_SQL;
+		out->query = req.query;
+		out->query_len = req.query ? req.query_len : 0;
+	}
 	out->status = out->page == CTL_PAGE_NONE ? 404 : 200;
 	return 1;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+long ctl_http_query(const char *q, size_t len, const char *key, char *out, size_t cap)
+{
+	size_t klen = strlen(key);
+	const char *end = q + len;
+	for (const char *p = q; p && p < end;) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *stop = amp ? amp : end;
+		if ((size_t)(stop - p) > klen && p[klen] == '=' && !memcmp(p, key, klen)) {
+			size_t n = 0;
+			for (const char *v = p + klen + 1; v < stop; v++) {
+				int ch = (unsigned char)*v;
+				if (ch == '+') {
+					ch = ' ';
+				} else if (ch == '%') {
+					int hi = v + 2 < stop ? hexval(v[1]) : -1, lo = hi >= 0 ? hexval(v[2]) : -1;
+					if (lo < 0)
+						return -EINVAL;
+					ch = hi << 4 | lo;
+					v += 2;
+				}
+				if (n + 1 >= cap)
+					return -ENOSPC;
+				out[n++] = (char)ch;
+			}
+			if (cap == 0)
+				return -ENOSPC;
+			out[n] = 0;
+			return (long)n;
+		}
+		p = amp ? amp + 1 : NULL;
+	}
+	return -ENOENT;
 }
 
 const char *ctl_http_reason(int status)
@@ -48,6 +98,7 @@ const char *ctl_http_reason(int status)
 	switch (status) {
 	case 200: return "OK";
 	case 400: return "Bad Request";
+	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";

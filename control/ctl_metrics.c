@@ -16,8 +16,9 @@
 
 #define LINGER_MS 1000     /* after the response: the client closes, or we do */
 #define ACCEPTS_PER_TURN 16
+#define CTL_DASH_SQL_ROWS 1000 /* rows of one answer of the SQL view (and 4 MiB of values) */
 
-enum mstate { M_FREE, M_READING, M_WRITING, M_LINGER };
+enum mstate { M_FREE, M_READING, M_WAITING, M_WRITING, M_LINGER };
 
 struct mconn {
 	int fd;
@@ -26,11 +27,14 @@ struct mconn {
 	size_t in_len;
 	char *out;
 	size_t out_len, out_sent;
+	uint64_t job;  /* M_WAITING: the worker job whose reply it waits for */
+	int head_only; /* of the request it waits to answer */
 	char in[CTL_HTTP_MAX_HEAD];
 };
 
 struct ctl_metrics {
 	int fd;
+	uint64_t next_job;
 	struct mconn conn[CTL_METRICS_MAX_CONNS];
 };
 
@@ -95,9 +99,10 @@ void ctl_metrics_pollfds(struct ctl *ctl, struct pollfd *pfd)
 	pfd[0] = (struct pollfd){ .fd = m->fd, .events = POLLIN };
 	for (unsigned i = 0; i < CTL_METRICS_MAX_CONNS; i++) {
 		struct mconn *mc = &m->conn[i];
-		if (mc->state != M_FREE)
+		if (mc->state != M_FREE) /* M_WAITING: only a hang-up (POLLHUP, POLLERR) */
 			pfd[1 + i] = (struct pollfd){ .fd = mc->fd,
-						      .events = mc->state == M_WRITING ? POLLOUT : POLLIN };
+						      .events = mc->state == M_WRITING ? POLLOUT
+								: mc->state == M_WAITING ? 0 : POLLIN };
 	}
 }
 
@@ -137,6 +142,109 @@ static void respond_text(struct mconn *mc, int status, const char *text, uint64_
 	respond(mc, status, "text/plain; charset=utf-8", text, strlen(text), 0, now);
 }
 
+/* A query string's parameter into buf as a JSON string (NULL when absent or not UTF-8);
+ * *bad is set when it is malformed or too long. */
+static json_t *param(const struct ctl_http_route *rt, const char *key, char *buf, size_t cap, int *bad)
+{
+	long n = ctl_http_query(rt->query ? rt->query : "", rt->query_len, key, buf, cap);
+	if (n == -ENOENT)
+		return NULL;
+	if (n < 0) {
+		*bad = 1;
+		return NULL;
+	}
+	json_t *s = json_stringn(buf, (size_t)n);
+	if (!s)
+		*bad = 1;
+	return s;
+}
+
+static void write_some(struct mconn *mc, uint64_t now);
+
+/* The response to a SQL view's request: 200 with the reply when it is ok, else 400 (403
+ * when the view is off) with the error, SQLite's message among them. Takes reply. */
+static void respond_json(struct mconn *mc, json_t *reply, int head_only, uint64_t now)
+{
+	int ok = reply && json_is_true(json_object_get(reply, "ok"));
+	int status = ok ? 200 : json_integer_value(json_object_get(reply, "status")) == 403 ? 403 : 400;
+	if (reply && !ok)
+		json_object_del(reply, "status");
+	char *text = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
+	json_decref(reply);
+	if (text)
+		respond(mc, status, "application/json", text, strlen(text), head_only, now);
+	else
+		respond_text(mc, 503, "out of memory\n", now);
+	free(text);
+}
+
+/* GET /api/sql?binding=B&name=N (or id=HEX)&sql=...&limit=N: the statements run as
+ * `duroctl sql` runs them without --write (an event on the object's core that may only
+ * read; "write" is never set here), at most CTL_DASH_SQL_ROWS rows. The request waits on a
+ * control worker, as the control socket's do, so this thread never blocks on a core. */
+static void answer_sql(struct ctl *ctl, struct mconn *mc, const struct ctl_http_route *rt, uint64_t now)
+{
+	if (!ctl->cfg->control.dashboard_sql) {
+		json_t *r = ctl_error_reply("the SQL view is off: set control.dashboard_sql to true");
+		json_object_set_new(r, "status", json_integer(403));
+		respond_json(mc, r, rt->head_only, now);
+		return;
+	}
+	static char text[CTL_HTTP_MAX_HEAD]; /* only the control thread comes here */
+	char binding[128], name[1024], id[128], limit[24];
+	int bad = 0;
+	json_t *req = json_pack("{s:s}", "cmd", "sql");
+	json_t *v;
+	if ((v = param(rt, "binding", binding, sizeof(binding), &bad)))
+		json_object_set_new(req, "binding", v);
+	if ((v = param(rt, "name", name, sizeof(name), &bad)))
+		json_object_set_new(req, "name", v);
+	if ((v = param(rt, "id", id, sizeof(id), &bad)))
+		json_object_set_new(req, "id", v);
+	if ((v = param(rt, "sql", text, sizeof(text), &bad)))
+		json_object_set_new(req, "sql", v);
+	long rows = CTL_DASH_SQL_ROWS;
+	if ((v = param(rt, "limit", limit, sizeof(limit), &bad))) {
+		char *end;
+		rows = strtol(limit, &end, 10);
+		if (*end || rows < 1 || rows > CTL_DASH_SQL_ROWS)
+			rows = CTL_DASH_SQL_ROWS;
+		json_decref(v);
+	}
+	json_object_set_new(req, "limit", json_integer(rows));
+	if (bad) {
+		json_decref(req);
+		respond_json(mc, ctl_error_reply("a parameter is malformed (a bad %%XX escape, not UTF-8, or too long)"),
+			     rt->head_only, now);
+		return;
+	}
+	struct ctl_metrics *m = ctl->metrics;
+	uint64_t job = CTL_METRICS_CLIENT | ++m->next_job;
+	if (ctl_jobs_submit(ctl, job, CTL_REQ_WORKER, req) < 0) { /* req released */
+		respond_text(mc, 503, "out of memory\n", now);
+		return;
+	}
+	mc->job = job;
+	mc->head_only = rt->head_only;
+	mc->state = M_WAITING;
+	mc->deadline_ms = now + CTL_METRICS_SQL_MS;
+}
+
+void ctl_metrics_reply(struct ctl *ctl, uint64_t client, json_t *reply, uint64_t now)
+{
+	struct ctl_metrics *m = ctl->metrics;
+	for (unsigned i = 0; m && i < CTL_METRICS_MAX_CONNS; i++) {
+		struct mconn *mc = &m->conn[i];
+		if (mc->state == M_WAITING && mc->job == client) {
+			respond_json(mc, reply, mc->head_only, now);
+			if (mc->state == M_WRITING)
+				write_some(mc, now);
+			return;
+		}
+	}
+	json_decref(reply); /* its connection went meanwhile */
+}
+
 static void answer(struct ctl *ctl, struct mconn *mc, const struct ctl_http_route *rt, uint64_t now)
 {
 	atomic_fetch_add(&ctl->ctr.metrics_requests, 1);
@@ -145,9 +253,13 @@ static void answer(struct ctl *ctl, struct mconn *mc, const struct ctl_http_rout
 			atomic_fetch_add(&ctl->ctr.metrics_bad, 1);
 		char text[128];
 		snprintf(text, sizeof(text), "%s%s\n", ctl_http_reason(rt->status),
-			 rt->status == 404 ? ": try /metrics, /dashboard or /api/stats"
+			 rt->status == 404 ? ": try /metrics, /dashboard, /api/stats or /api/sql"
 			 : rt->status == 405 ? ": GET or HEAD only" : "");
 		respond_text(mc, rt->status, text, now);
+		return;
+	}
+	if (rt->page == CTL_PAGE_SQL) {
+		answer_sql(ctl, mc, rt, now);
 		return;
 	}
 	if (rt->page == CTL_PAGE_DASHBOARD) {
@@ -281,7 +393,9 @@ void ctl_metrics_serve(struct ctl *ctl, const struct pollfd *pfd, uint64_t now)
 		short ev = pfd[1 + i].revents;
 		if (mc->state == M_FREE || pfd[1 + i].fd != mc->fd || !ev)
 			continue;
-		if (mc->state != M_WRITING)
+		if (mc->state == M_WAITING)
+			conn_close(mc); /* hung up: the worker's reply will find nobody */
+		else if (mc->state != M_WRITING)
 			read_some(ctl, mc, now);
 		else if (ev & (POLLOUT | POLLERR | POLLHUP))
 			write_some(mc, now);
@@ -299,7 +413,7 @@ void ctl_metrics_serve(struct ctl *ctl, const struct pollfd *pfd, uint64_t now)
 			if (mc->state == M_WRITING)
 				write_some(mc, now);
 		} else {
-			if (mc->state == M_WRITING)
+			if (mc->state == M_WRITING || mc->state == M_WAITING)
 				atomic_fetch_add(&ctl->ctr.metrics_timeouts, 1);
 			conn_close(mc);
 		}

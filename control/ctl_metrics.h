@@ -11,6 +11,8 @@
 #define CTL_METRICS_MAX_CONNS 16   /* beyond: 503 at once */
 #define CTL_METRICS_HEAD_MS 5000   /* a request head must arrive within this: else 408 */
 #define CTL_METRICS_SEND_MS 10000  /* a response that makes no progress this long is cut */
+#define CTL_METRICS_SQL_MS 120000 /* a SQL view's query still unanswered is cut */
+#define CTL_METRICS_CLIENT (1ull << 63) /* marks a worker job as a metrics connection's */
 /* Slots ctl_metrics_pollfds fills: the listener, then one per connection. */
 #define CTL_METRICS_POLLFDS (1 + CTL_METRICS_MAX_CONNS)
 
@@ -23,6 +25,10 @@ void ctl_metrics_close(struct ctl *ctl);
 void ctl_metrics_pollfds(struct ctl *ctl, struct pollfd *pfd);
 /* After poll: accepts, reads, answers, writes; then cuts what is past its deadline. */
 void ctl_metrics_serve(struct ctl *ctl, const struct pollfd *pfd, uint64_t now_ms);
+/* On the control thread: a worker's reply to the SQL view's job `client` (as submitted,
+ * CTL_METRICS_CLIENT set), written to its connection, or dropped when that went. Takes
+ * the reference to reply (may be NULL: out of memory). */
+void ctl_metrics_reply(struct ctl *ctl, uint64_t client, struct json_t *reply, uint64_t now_ms);
 /* The earliest deadline of any connection (UINT64_MAX when none). */
 uint64_t ctl_metrics_deadline(const struct ctl *ctl);
 

@@ -314,6 +314,17 @@ json_t *ctl_status_json(struct ctl *ctl)
 		json_object_set_new(st, "pitr", pitr);
 	else
 		json_decref(pitr);
+	/* The bindings objects are named under (the dashboard's SQL view offers them), and
+	 * whether that view is on. */
+	json_t *bindings = json_array();
+	for (unsigned i = 0; i < obj_namespaces(); i++)
+		json_array_append_new(bindings, json_string(obj_namespace_binding(i)));
+	if (st) {
+		json_object_set_new(st, "bindings", bindings);
+		json_object_set_new(st, "dashboard_sql", json_boolean(cfg->control.dashboard_sql));
+	} else {
+		json_decref(bindings);
+	}
 	return st;
 }
 

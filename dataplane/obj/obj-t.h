@@ -87,7 +87,9 @@ struct obj_config {
 	} outbound;
 	/* Objects' SQL databases (sql.c): memory and the limits modelled on Cloudflare's. */
 	struct obj_sql_config {
-		uint64_t cache_bytes_per_core; /* SQLite page caches and connections; 64 MiB */
+		uint64_t cache_bytes_per_core; /* SQLite page caches and held pages; 64 MiB */
+		uint64_t connection_bytes_per_core; /* open connections' schemas and statements;
+						     * 256 MiB */
 		uint64_t max_event_write_bytes; /* pages one event may write; 256 MiB */
 		unsigned max_statement_bytes;  /* 100,000 */
 		unsigned max_params;           /* bound parameters per statement; 100 */

@@ -49,7 +49,8 @@ enum sql_internal {
 struct obj_sql {
 	struct object *obj;
 	struct sqlite3 *db; /* NULL while closed (evicted for memory, or after a reset) */
-	struct list_node lru; /* in sql_core.lru while it holds memory (a connection, pages) */
+	struct list_node lru;   /* in sql_core.lru while it may hold a page cache or pages */
+	struct list_node conns; /* in sql_core.conns while its connection is open */
 	struct sqlite3_stmt *internal_st[SQL_NINTERNAL];
 	struct sql_cached_stmt cache[SQL_STMT_CACHE];
 	uint64_t cache_tick;
@@ -79,16 +80,26 @@ struct obj_sql {
 	struct duro_sql_cursor *cursors; /* the class's open cursors */
 	size_t cache_mem;  /* the connection's page cache, as last counted against the core */
 	size_t conn_mem;   /* and its fixed part (schema, statements, the connection) */
+	size_t pager_fixed; /* of SQLite's cache figure, what only a close gives back */
 	unsigned events_since_measure;
 	uint8_t alter_seen; /* the authorizer saw ALTER TABLE: check the names it leaves */
+	uint8_t big_cache;  /* the connection's cache_size was raised to the core's budget */
 };
 
-/* Each core's share: what its connections hold, against sql.cache_bytes_per_core. */
+/* Each core's share: what its connections hold, in two budgets. Page caches and pages
+ * held in memory are cheap to give back (read again from the page map or RocksDB's block
+ * cache) and count against sql.cache_bytes_per_core; a connection's fixed part (SQLite's
+ * connection, the parsed schema, prepared statements) costs a reopen to give back (the
+ * schema parsed again, duro's PRAGMAs, statements prepared again) and counts against
+ * sql.connection_bytes_per_core, so a page cache never closes connections. */
 struct sql_core {
-	struct list_node lru; /* databases holding memory, least recently used first */
-	size_t mem;
+	struct list_node lru;   /* databases that may hold pages, least recently used first */
+	struct list_node conns; /* open connections, least recently used first */
+	size_t mem;           /* page caches and held pages */
+	size_t conn_mem;      /* connections' fixed parts */
 	unsigned open;
 	uint64_t opens, closes_for_memory, interrupts, statements, failures;
+	uint64_t caches_released, stmts_dropped; /* idle connections trimmed short of a close */
 	const char *auth_reason; /* why the authorizer refused the statement being prepared */
 	char auth_arg[64];
 	char err[SQL_ERR_MAX];   /* the last failed call's message (duro_sql_error) */

@@ -33,10 +33,13 @@
 
 /* Fixed limits besides the configured ones: no attached databases, as Cloudflare. */
 #define SQL_PROGRESS_OPS 1000      /* VM steps between looks at the clock */
-#define SQL_CONN_OVERHEAD (12u << 10) /* a connection's own memory, beyond schema and statements
-					 (measured: 27 KiB for one with a table, 13.5 of it cache) */
+#define SQL_CONN_OVERHEAD (12u << 10) /* a connection's own memory, beyond its pager's block,
+					 schema and statements (measured: 25.4 KB for a SqlCounter's
+					 with its three statements: 12.8 connection, 4.9 pager,
+					 6.9 statements, 0.8 schema) */
 #define SQL_MEASURE_EVERY 64       /* events between measurements of schema memory */
 #define SQL_STACK_COLUMNS 64       /* a row of up to this many columns needs no allocation */
+#define SQL_BIG_DB_BYTES (1u << 20) /* a database this large gets the core's cache budget */
 
 struct duro_sql_cursor {
 	struct obj_sql *sq;
@@ -93,6 +96,7 @@ int sql_core_init(struct core *c)
 		return -ENOMEM;
 	sql_vfs_set_temp_limit((size_t)c->obj->rt->cfg->sql.max_event_write_bytes);
 	list_init(&c->obj->sql->lru);
+	list_init(&c->obj->sql->conns);
 	return 0;
 }
 
@@ -102,8 +106,9 @@ void sql_core_fini(struct core *c)
 	if (!sc)
 		return;
 	if (sc->opens)
-		log_info("core %u: sql: %llu connections opened, %llu closed for memory, %llu statements, %llu interrupted",
+		log_info("core %u: sql: %llu connections opened, %llu closed for memory, %llu page caches given back, %llu statement caches dropped, %llu statements, %llu interrupted",
 			 c->index, (unsigned long long)sc->opens, (unsigned long long)sc->closes_for_memory,
+			 (unsigned long long)sc->caches_released, (unsigned long long)sc->stmts_dropped,
 			 (unsigned long long)sc->statements, (unsigned long long)sc->interrupts);
 	free(sc);
 	c->obj->sql = NULL;
@@ -331,21 +336,43 @@ static void measure(struct obj_sql *sq, int all)
 	int cur = 0, hi = 0;
 	size_t cache = 0, conn = sq->conn_mem;
 	if (sq->db) {
+		/* SQLite's cache figure includes the pager's own block (a page of scratch space
+		 * and the Pager), which only a close gives back: the connection's, not the
+		 * cache's (else the cache budget would close connections to get it). */
 		sqlite3_db_status(sq->db, SQLITE_DBSTATUS_CACHE_USED, &cur, &hi, 0);
-		cache = (size_t)cur;
+		cache = (size_t)cur > sq->pager_fixed ? (size_t)cur - sq->pager_fixed : 0;
 		if (all) {
 			int schema = 0, stmts = 0;
 			sqlite3_db_status(sq->db, SQLITE_DBSTATUS_SCHEMA_USED, &schema, &hi, 0);
 			sqlite3_db_status(sq->db, SQLITE_DBSTATUS_STMT_USED, &stmts, &hi, 0);
-			conn = SQL_CONN_OVERHEAD + (size_t)schema + (size_t)stmts;
+			conn = SQL_CONN_OVERHEAD + sq->pager_fixed + (size_t)schema + (size_t)stmts;
 			sq->events_since_measure = 0;
 		}
 	} else {
 		conn = 0;
 	}
-	sc->mem = sc->mem - sq->cache_mem - sq->conn_mem + cache + conn;
+	sc->mem = sc->mem - sq->cache_mem + cache;
+	sc->conn_mem = sc->conn_mem - sq->conn_mem + conn;
 	sq->cache_mem = cache;
 	sq->conn_mem = conn;
+}
+
+/* Finalizes the idle connection's cached statements (the class's; duro's own stay).
+ * Returns how many. */
+static unsigned drop_statements(struct obj_sql *sq)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < SQL_STMT_CACHE; i++) {
+		struct sql_cached_stmt *cs = &sq->cache[i];
+		if (!cs->st)
+			continue;
+		DURO_ASSERT(!cs->busy);
+		sqlite3_finalize(cs->st);
+		free(cs->text);
+		memset(cs, 0, sizeof(*cs));
+		n++;
+	}
+	return n;
 }
 
 static void close_db(struct obj_sql *sq)
@@ -357,15 +384,11 @@ static void close_db(struct obj_sql *sq)
 		sqlite3_finalize(sq->internal_st[i]);
 		sq->internal_st[i] = NULL;
 	}
-	for (unsigned i = 0; i < SQL_STMT_CACHE; i++) {
-		struct sql_cached_stmt *cs = &sq->cache[i];
-		DURO_ASSERT(!cs->busy);
-		sqlite3_finalize(cs->st);
-		free(cs->text);
-		memset(cs, 0, sizeof(*cs));
-	}
+	drop_statements(sq);
 	sqlite3_close(sq->db);
 	sq->db = NULL;
+	sq->big_cache = 0;
+	list_del(&sq->conns);
 	sq->in_txn = 0;
 	sq->depth = 0;
 	SC(sq->obj)->open--;
@@ -387,6 +410,10 @@ static int open_db(struct obj_sql *sq)
 		return rc == SQLITE_NOMEM ? -ENOMEM : -EIO;
 	}
 	sq->db = db;
+	int fixed = 0, hi = 0; /* nothing cached yet: the pager's own block */
+	sqlite3_db_status(db, SQLITE_DBSTATUS_CACHE_USED, &fixed, &hi, 0);
+	sq->pager_fixed = (size_t)fixed;
+	list_add_tail(&SC(sq->obj)->conns, &sq->conns);
 	SC(sq->obj)->open++;
 	SC(sq->obj)->opens++;
 	sqlite3_extended_result_codes(db, 1);
@@ -405,9 +432,14 @@ static int open_db(struct obj_sql *sq)
 	 * files need nothing: xSync does nothing and every other file is memory (sql_vfs.c). */
 	int n = snprintf(setup, sizeof(setup),
 			 "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=MEMORY;"
-			 "PRAGMA cache_size=-%llu; PRAGMA max_page_count=%llu;",
-			 (unsigned long long)(cache_kib ? cache_kib : 1),
-			 (unsigned long long)(max_pages ? max_pages : 1));
+			 "PRAGMA max_page_count=%llu;", (unsigned long long)(max_pages ? max_pages : 1));
+	/* A database smaller than SQLite's default cache (2,000 KiB in Debian's build) fits it
+	 * whole: its cache_size is raised only once it grows (sql_event_finish). */
+	if (sq->size > SQL_BIG_DB_BYTES) {
+		n += snprintf(setup + n, sizeof(setup) - (size_t)n, "PRAGMA cache_size=-%llu;",
+			      (unsigned long long)(cache_kib ? cache_kib : 1));
+		sq->big_cache = 1;
+	}
 	if (!default_page_size)
 		n += snprintf(setup + n, sizeof(setup) - (size_t)n, "PRAGMA page_size=%u;", KEYS_SQL_PAGE);
 	if (!default_secure_delete)
@@ -432,39 +464,60 @@ static int open_db(struct obj_sql *sq)
 	sqlite3_set_authorizer(db, authorize, sq);
 	sqlite3_progress_handler(db, SQL_PROGRESS_OPS, progress, sq);
 	measure(sq, 1);
+	/* Measured again at the first event's end: its statements are prepared by then. */
+	sq->events_since_measure = SQL_MEASURE_EVERY - 1;
 	return 0;
 }
 
-/* Gives back memory until the core is well under its budget (an eighth below, so that
- * it is not done again at the next event), least recently used databases first: pages
- * RocksDB now holds are dropped and idle connections give back their page caches (a page
- * is read again from the page map or RocksDB's block cache in microseconds); only then do
- * idle connections close (reopening one costs far more: SQLite parses the schema again).
- * A database that holds nothing more leaves the list. */
+/* Gives back memory until the core is well under its budgets (an eighth below, so that
+ * it is not done again at the next event), least recently used databases first. Over the
+ * cache budget, pages RocksDB now holds are dropped and idle connections give back their
+ * page caches (a page is read again from the page map or RocksDB's block cache in
+ * microseconds); the database then leaves the cache list until its next use, so each walk
+ * only meets databases with something to give. Pages not yet in RocksDB stay, whatever
+ * the budget: closing a connection would not free them either. Over the connection
+ * budget, idle connections drop the class's prepared statements, then close, oldest
+ * first (reopening one costs far more than a page: SQLite parses the schema again, and
+ * the statements are prepared again). */
 static void trim(struct core *c)
 {
 	struct obj_core *oc = c->obj;
 	struct sql_core *sc = oc->sql;
-	size_t budget = oc->rt->cfg->sql.cache_bytes_per_core;
-	size_t target = budget - budget / 8;
-	for (int pass = 0; pass < 2 && sc->mem > target; pass++) {
-		for (struct list_node *n = sc->lru.next, *next; n != &sc->lru && sc->mem > target; n = next) {
+	const struct obj_sql_config *cfg = &oc->rt->cfg->sql;
+	size_t cache_target = cfg->cache_bytes_per_core - cfg->cache_bytes_per_core / 8;
+	size_t conn_target = cfg->connection_bytes_per_core - cfg->connection_bytes_per_core / 8;
+	for (struct list_node *n = sc->lru.next, *next; n != &sc->lru && sc->mem > cache_target; n = next) {
+		next = n->next;
+		struct obj_sql *sq = LIST_CONTAINER(n, struct obj_sql, lru);
+		if (sq->obj->running || sq->in_txn || sq->cursors)
+			continue;
+		sql_pages_sweep(c, sq);
+		if (sq->db && sq->cache_mem) {
+			sqlite3_db_release_memory(sq->db);
+			measure(sq, 0);
+			sc->caches_released++;
+		}
+		if (!sq->count)
+			list_del(&sq->lru);
+	}
+	/* First the class's prepared statements (a third of a small database's connection,
+	 * prepared again in microseconds), then whole connections. */
+	for (int pass = 0; pass < 2 && sc->conn_mem > conn_target; pass++) {
+		for (struct list_node *n = sc->conns.next, *next;
+		     n != &sc->conns && sc->conn_mem > conn_target; n = next) {
 			next = n->next;
-			struct obj_sql *sq = LIST_CONTAINER(n, struct obj_sql, lru);
+			struct obj_sql *sq = LIST_CONTAINER(n, struct obj_sql, conns);
 			if (sq->obj->running || sq->in_txn || sq->cursors)
 				continue;
-			sql_pages_sweep(c, sq);
 			if (pass == 0) {
-				if (sq->db && sq->cache_mem) {
-					sqlite3_db_release_memory(sq->db);
-					measure(sq, 0);
+				if (drop_statements(sq)) {
+					measure(sq, 1);
+					sc->stmts_dropped++;
 				}
-			} else if (sq->db) {
+			} else {
 				close_db(sq);
 				sc->closes_for_memory++;
 			}
-			if (!sq->db && !sq->count)
-				list_del(&sq->lru);
 		}
 	}
 }
@@ -488,6 +541,7 @@ static int get_sql(struct object *obj, int open, struct obj_sql **out)
 		if (!(sq = calloc(1, sizeof(*sq))))
 			return -ENOMEM;
 		sq->obj = obj;
+		list_init(&sq->conns);
 		sq->size = sq->committed_size = sq->min_size = size;
 		sq->event_start_ms = obj->core->now_ms;
 		obj->sql = sq;
@@ -507,10 +561,15 @@ static int get_sql(struct object *obj, int open, struct obj_sql **out)
 	int r;
 	if (!sq->db && (r = open_db(sq)) < 0)
 		return r;
-	if (sq->lru.next != &SC(obj)->lru) { /* not the most recently used already */
+	/* The most recently used in both lists (unless it is already). */
+	if (sq->lru.next != &SC(obj)->lru) {
 		if (list_linked(&sq->lru))
 			list_del(&sq->lru);
 		list_add_tail(&SC(obj)->lru, &sq->lru);
+	}
+	if (sq->conns.next != &SC(obj)->conns) {
+		list_del(&sq->conns);
+		list_add_tail(&SC(obj)->conns, &sq->conns);
 	}
 	if (sq->in_txn)
 		return 0;
@@ -523,6 +582,19 @@ static int get_sql(struct object *obj, int open, struct obj_sql **out)
 		if ((rc = run_internal(sq, SQL_SP, NULL)) != SQLITE_OK)
 			return fail_rc(sq, rc);
 	return 0;
+}
+
+/* The database grew past SQL_BIG_DB_BYTES: its connection may cache up to the core's
+ * budget (trim() keeps the sum of all caches within it). */
+static void raise_cache(struct obj_sql *sq)
+{
+	char q[64];
+	snprintf(q, sizeof(q), "PRAGMA cache_size=-%llu",
+		 (unsigned long long)(cfg_of(sq)->cache_bytes_per_core / 1024));
+	sq->internal = 1;
+	if (sqlite3_exec(sq->db, q, NULL, NULL, NULL) == SQLITE_OK)
+		sq->big_cache = 1;
+	sq->internal = 0;
 }
 
 /* After an error: SQLite may have rolled the whole transaction back (an interrupt, a full
@@ -574,6 +646,8 @@ int sql_event_finish(struct core *c, struct object *obj)
 		sq->in_txn = 0;
 		sq->depth = 0;
 	}
+	if (sq->db && !sq->big_cache && sq->size > SQL_BIG_DB_BYTES)
+		raise_cache(sq);
 	if (sq->db && ++sq->events_since_measure >= SQL_MEASURE_EVERY)
 		measure(sq, 1);
 	else if (sq->db)
@@ -597,7 +671,8 @@ int sql_event_finish(struct core *c, struct object *obj)
 			return r;
 		}
 	}
-	if (SC(obj)->mem > c->obj->rt->cfg->sql.cache_bytes_per_core)
+	const struct obj_sql_config *cfg = &c->obj->rt->cfg->sql;
+	if (SC(obj)->mem > cfg->cache_bytes_per_core || SC(obj)->conn_mem > cfg->connection_bytes_per_core)
 		trim(c);
 	if (!changed)
 		return 0; /* a size record written again goes with the key-value writes */

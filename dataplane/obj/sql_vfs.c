@@ -611,8 +611,12 @@ static int vfs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int 
 	struct vfs_file *f = (struct vfs_file *)file;
 	memset(f, 0, sizeof(*f));
 	if (flags & SQLITE_OPEN_MAIN_DB) {
+		/* strtoull rather than sscanf: this runs at every open of a connection. */
+		char *end = NULL;
 		uintptr_t p = 0;
-		if (!name || sscanf(name, NAME_PREFIX "%" SCNxPTR, &p) != 1 || !p)
+		if (name && !strncmp(name, NAME_PREFIX, sizeof(NAME_PREFIX) - 1))
+			p = (uintptr_t)strtoull(name + sizeof(NAME_PREFIX) - 1, &end, 16);
+		if (!p || !end || *end)
 			return SQLITE_CANTOPEN;
 		f->sq = (struct obj_sql *)p;
 		f->base.pMethods = &main_methods;

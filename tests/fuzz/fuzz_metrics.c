@@ -1,8 +1,10 @@
 /* libFuzzer target: untrusted bytes into the metrics listener's request handling
  * (control/ctl_http.c over http_parse_request), fed as they would arrive, in pieces whose
- * size the input's first byte chooses; then the response head for what was decided. */
+ * size the input's first byte chooses; then the response head for what was decided, and
+ * for the SQL view (/api/sql) its query string's parameters, as the listener reads them. */
 #include "ctl_http.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +43,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		default:
 			abort(); /* a status the listener does not mean to answer */
+		}
+		if (rt.page == CTL_PAGE_SQL && rt.query) {
+			if (rt.query < buf || rt.query + rt.query_len > buf + size)
+				abort(); /* the query string lies in the buffer */
+			static const char *const keys[] = { "binding", "name", "id", "sql", "limit" };
+			char out[64];
+			for (unsigned k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+				long r = ctl_http_query(rt.query, rt.query_len, keys[k], out, sizeof(out));
+				if (r >= (long)sizeof(out) || (r >= 0 && out[r] != 0) ||
+				    (r < 0 && r != -ENOENT && r != -EINVAL && r != -ENOSPC))
+					abort();
+			}
 		}
 		char head[512];
 		int n = ctl_http_head(head, sizeof(head), rt.status, "text/plain", size);

@@ -306,3 +306,53 @@ def test_duroctl_sql_cuts_rows_past_its_bytes(durod):
     r = duroctl(durod, "--json", "sql", "SQL", "wide", "SELECT b FROM t", "--limit", "100")
     j = json.loads(r.stdout)
     assert j["truncated"] is True and 3 <= len(j["rows"]) < 10
+
+
+def test_dashboard_sql_view_reads_only(durod_factory):
+    """GET /api/sql on the metrics listener: the dashboard's read-only SQL view. Rows come
+    back as JSON (bounded by limit), anything that would write is refused by the server,
+    SQLite's message comes back with a 400, and the view is off (403) unless configured."""
+    port = conftest.free_port()
+    d = durod_factory(config={"control": {"metrics": "127.0.0.1:%d" % port, "dashboard_sql": True}})
+    api = "http://127.0.0.1:%d/api/sql" % port
+    sql(d, "dash", "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, b BLOB)")
+    sql(d, "dash", "INSERT INTO t (v, b) VALUES ('a & b', x'00ff'), (NULL, NULL), ('c', NULL)")
+    r = requests.get(api, params={"binding": "SQL", "name": "dash", "sql": "SELECT id, v, b FROM t ORDER BY id"},
+                     timeout=30)
+    assert r.status_code == 200, r.text
+    j = r.json()
+    assert j["ok"] and j["columns"] == ["id", "v", "b"]
+    assert j["rows"] == [[1, "a & b", {"blob": "AP8="}], [2, None, None], [3, "c", None]]
+    assert j["truncated"] is False and j["rows_returned"] == 3
+    # bounded by limit; by ID too
+    oid = d.control({"cmd": "object", "binding": "SQL", "name": "dash"})["id"]
+    r = requests.get(api, params={"id": oid, "sql": "SELECT id FROM t ORDER BY id", "limit": "2"}, timeout=30)
+    assert r.status_code == 200 and r.json()["rows"] == [[1], [2]] and r.json()["truncated"] is True
+    # read-only, enforced by the server whatever the request says
+    for text in ("DELETE FROM t", "INSERT INTO t (v) VALUES ('x')", "DROP TABLE t",
+                 "SELECT 1; DELETE FROM t"):
+        r = requests.get(api, params={"binding": "SQL", "name": "dash", "sql": text, "write": "1"}, timeout=30)
+        assert r.status_code == 400 and "read-only" in r.json()["error"], (text, r.text)
+    assert sql(d, "dash", "SELECT count(*) FROM t")["rows"] == [[3]]
+    # SQLite's own message, and duro's refusals
+    r = requests.get(api, params={"binding": "SQL", "name": "dash", "sql": "SELECT * FROM nope"}, timeout=30)
+    assert r.status_code == 400 and "no such table: nope" in r.json()["error"], r.text
+    r = requests.get(api, params={"binding": "NOPE", "name": "dash", "sql": "SELECT 1"}, timeout=30)
+    assert r.status_code == 400 and "no binding" in r.json()["error"], r.text
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("GET", "/api/sql?binding=SQL&name=dash&sql=SELECT%zz")  # sent as is
+    r = c.getresponse()
+    assert r.status == 400 and "malformed" in json.loads(r.read())["error"]
+    c.close()
+    r = requests.get(api, params={"binding": "SQL", "name": "dash"}, timeout=30)
+    assert r.status_code == 400 and "sql" in r.json()["error"], r.text
+    st = requests.get("http://127.0.0.1:%d/api/stats" % port, timeout=30).json()["status"]
+    assert st["dashboard_sql"] is True and "SQL" in st["bindings"]
+    # off by default
+    port2 = conftest.free_port()
+    d2 = durod_factory(config={"control": {"metrics": "127.0.0.1:%d" % port2}})
+    r = requests.get("http://127.0.0.1:%d/api/sql" % port2,
+                     params={"binding": "SQL", "name": "dash", "sql": "SELECT 1"}, timeout=30)
+    assert r.status_code == 403 and "dashboard_sql" in r.json()["error"], r.text
+    assert d2.control({"cmd": "status"}).get("ok")

@@ -78,6 +78,7 @@ void rt_init(struct rt *rt, unsigned ncores, const char *const *classes, unsigne
 	cfg->limits.max_object_bytes = 50000000000ull;
 	cfg->limits.cache_bytes_per_core = 64u << 20;
 	cfg->sql.cache_bytes_per_core = 64u << 20;
+	cfg->sql.connection_bytes_per_core = 256u << 20;
 	cfg->sql.max_event_write_bytes = 256u << 20;
 	cfg->sql.max_statement_bytes = 100000;
 	cfg->sql.max_params = 100;

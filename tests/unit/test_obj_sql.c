@@ -16,6 +16,7 @@
 #include "event.h"
 #include "keys.h"
 #include "object-t.h"
+#include "sql.h"
 #include "sqlpage.h"
 #include "store.h"
 
@@ -301,6 +302,7 @@ static struct {
 	uint64_t next_event;
 	unsigned pending;
 	struct counters ctr;
+	uint64_t closes_for_memory, caches_released; /* the core's, at the run's end */
 } run;
 
 static uint64_t rnd(uint64_t n) { return check_below(&run.rs, n); }
@@ -748,6 +750,9 @@ static enum rt_step step(struct core *c, void *arg)
 		free(cur.p);
 		free(db.p);
 	}
+	const struct sql_core *sc = sql_core_stats(c);
+	run.closes_for_memory = sc->closes_for_memory;
+	run.caches_released = sc->caches_released;
 	return RT_DONE;
 }
 
@@ -811,8 +816,22 @@ static void test_differential_tiny_cache(void)
 	/* A page cache of 64 KiB for all connections: spills inside transactions, connections
 	 * closed for memory between events. */
 	rt.cfg.sql.cache_bytes_per_core = 64u << 10;
+	rt.cfg.sql.connection_bytes_per_core = 64u << 10;
 	start_run(300, 1);
 	rt.cfg.sql.cache_bytes_per_core = 64u << 20;
+	rt.cfg.sql.connection_bytes_per_core = 256u << 20;
+	CHECK(run.closes_for_memory > 0);
+}
+
+static void test_differential_tiny_cache_open_connections(void)
+{
+	/* The budgets apart: page caches over theirs are given back, and no connection closes
+	 * for it while the connection budget has room (a reopen costs far more than a page). */
+	rt.cfg.sql.cache_bytes_per_core = 64u << 10;
+	start_run(300, 1);
+	rt.cfg.sql.cache_bytes_per_core = 64u << 20;
+	CHECK(run.caches_released > 0);
+	CHECK_EQ(run.closes_for_memory, 0);
 }
 
 int main(void)
@@ -830,6 +849,7 @@ int main(void)
 	RUN(test_differential_failed_syncs);
 	RUN(test_differential_restart);
 	RUN(test_differential_tiny_cache);
+	RUN(test_differential_tiny_cache_open_connections);
 	for (int x = 0; x < NOBJ; x++) {
 		for (size_t i = 0; i < objs[x].nhist; i++)
 			image_free(&objs[x].hist[i].img);

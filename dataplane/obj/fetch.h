@@ -30,10 +30,11 @@ struct obj_target {
 /* Checks url against outbound.allow (refused and counted like a fetch: nothing is sent)
  * and resolves it as duro_fetch does; `ws`: a ws:// or wss:// URL, else http(s)://.
  * Returns 0 with t filled, -EINVAL (malformed, or the other family of scheme), -EACCES
- * (not allowed), -EHOSTUNREACH (a name not resolved at start). A pattern names a
+ * (not allowed), -EHOSTUNREACH (a name not resolved at start), -EOPNOTSUPP (a core
+ * without outbound connections). For namespace ns (counters, logs). A pattern names a
  * destination, not a protocol: http and ws patterns allow the same places, as https and
  * wss do (a WebSocket begins as an HTTP request). */
-int obj_outbound_target(struct core *c, struct object *obj, const char *url, int ws,
+int obj_outbound_target(struct core *c, unsigned ns, const char *url, int ws,
 			struct obj_target *t);
 
 /* Per core: the HTTP client over the core's backend (none where the core has no network:

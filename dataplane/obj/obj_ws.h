@@ -40,6 +40,10 @@ int obj_ws_route(struct core *c, struct http_exchange *ex);
 /* The object's group on activation and unloading (hibernation keeps the group). */
 void obj_ws_attach(struct core *c, struct object *obj);
 void obj_ws_detach(struct core *c, struct object *obj);
+/* At the end of an event that wrote: mirrors the durable outbound WebSockets it opened
+ * or closed (their intents) into the alarms family in batch b, which start-up reads. */
+struct store_batch;
+void obj_ws_out_event_commit(struct core *c, struct object *obj, struct store_batch *b);
 /* After an event: its sends go out, behind the output gate. */
 void obj_ws_flush(struct core *c, struct object *obj);
 /* Sockets of an object on this (its owner) core, live or hibernated. */

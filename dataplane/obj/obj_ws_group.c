@@ -24,23 +24,37 @@ static struct ws_group *group_find(struct obj_ws_core *w, const struct duro_id *
 	return NULL;
 }
 
-static struct ws_group *group_get(struct core *c, struct object *obj)
+static struct ws_group *group_new(struct core *c, const struct duro_id *id, unsigned ns)
 {
 	struct obj_ws_core *w = c->obj->ws;
-	if (obj->group)
-		return obj->group;
 	TABLE_GROW(struct ws_group, w->groups, w->ngroup_buckets, w->ngroups);
 	struct ws_group *g = calloc(1, sizeof(*g));
 	if (!g)
 		return NULL;
-	g->id = obj->id;
-	g->ns = (uint16_t)obj->ns->index;
+	g->id = *id;
+	g->ns = (uint16_t)ns;
 	g->free_head = MEMBER_NONE;
-	g->obj = obj;
 	size_t b = obj_ws_bucket(&g->id, w->ngroup_buckets);
 	g->hnext = w->groups[b];
 	w->groups[b] = g;
 	w->ngroups++;
+	return g;
+}
+
+struct ws_group *obj_ws_group_of(struct core *c, const struct duro_id *id, unsigned ns, int create)
+{
+	struct ws_group *g = group_find(c->obj->ws, id, ns);
+	return g || !create ? g : group_new(c, id, ns);
+}
+
+static struct ws_group *group_get(struct core *c, struct object *obj)
+{
+	if (obj->group)
+		return obj->group;
+	struct ws_group *g = group_new(c, &obj->id, obj->ns->index);
+	if (!g)
+		return NULL;
+	g->obj = obj;
 	obj->group = g;
 	return g;
 }
@@ -117,6 +131,8 @@ static long member_add(struct ws_group *g, ws_handle h, enum ws_kind kind)
 	m->attach = NULL;
 	m->attach_len = 0;
 	m->last_auto_ms = 0;
+	m->outbound = 0;
+	m->rd = NULL;
 	g->count++;
 	g->per_core[ws_handle_core(h)]++;
 	return (long)i;
@@ -278,13 +294,25 @@ static void on_socket_event(struct core *c, struct core_msg *m)
 		case EV_OPEN:
 			if (ev->err == 0) {
 				w->ctr.outbound_opened++;
+				if (mem->rd)
+					ev->reconnect = (uint8_t)obj_ws_out_opened(c, mem->rd);
 				run_event(c, ev, g);
 				break;
 			}
 			w->ctr.outbound_failed++;
+			if (mem->rd) {
+				obj_ws_out_dropped(c, mem->rd); /* held: tried again, nothing run */
+				break;
+			}
 			/* a socket that never opened leaves as a closed one does */
 			__attribute__((fallthrough));
 		case EV_CLOSE:
+			if (mem->rd) {
+				/* A durable socket dropped: the object hears of it as on_ws_open with
+				 * reconnect once it is open again, not as a close. */
+				obj_ws_out_dropped(c, mem->rd);
+				break;
+			}
 			member_remove(g, mem);
 			if (!g->count && !g->obj)
 				w->ctr.hibernated--; /* its last socket left while it slept */
@@ -313,6 +341,15 @@ static struct http_exchange *EXM(const void *p) { return (struct http_exchange *
 int obj_ws_member_join(struct core *c, struct object *obj, ws_handle h, enum ws_kind kind,
 		       const struct duro_str *tags, size_t ntags, duro_ws *out)
 {
+	if (ntags > DURO_WS_MAX_TAGS)
+		return -EINVAL;
+	struct ws_group *g = group_get(c, obj);
+	return g ? obj_ws_group_join(c, g, h, kind, tags, ntags, out) : -ENOMEM;
+}
+
+int obj_ws_group_join(struct core *c, struct ws_group *g, ws_handle h, enum ws_kind kind,
+		      const struct duro_str *tags, size_t ntags, duro_ws *out)
+{
 	struct obj_ws_core *w = c->obj->ws;
 	if (ntags > DURO_WS_MAX_TAGS)
 		return -EINVAL;
@@ -322,9 +359,6 @@ int obj_ws_member_join(struct core *c, struct object *obj, ws_handle h, enum ws_
 			return -EINVAL;
 		tbytes += 2 + tags[i].len;
 	}
-	struct ws_group *g = group_get(c, obj);
-	if (!g)
-		return -ENOMEM;
 	if (g->count >= max_per_object(c)) {
 		w->ctr.refused_full++;
 		return -ENOSPC;
@@ -357,6 +391,17 @@ int obj_ws_member_join(struct core *c, struct object *obj, ws_handle h, enum ws_
 struct ws_member *obj_ws_member(struct object *obj, duro_ws ref)
 {
 	return member_get(obj->group, ref);
+}
+
+struct ws_member *obj_ws_group_member(struct ws_group *g, duro_ws ref)
+{
+	return member_get(g, ref);
+}
+
+void obj_ws_group_site_pair(struct core *c, struct ws_group *g)
+{
+	if (g->auto_pair)
+		send_site_pair(c, g, c->index);
 }
 
 void obj_ws_member_leave(struct object *obj, duro_ws ref)
@@ -635,6 +680,8 @@ int duro_ws_close(struct duro_object *o, duro_ws ws, int code, const char *reaso
 	b->close_code = (uint16_t)code;
 	b->targets[b->n++] = m->h;
 	/* Gone for the object at once; the socket's core finishes the close handshake. */
+	if (m->rd)
+		obj_ws_out_forget(c, obj, m);
 	member_remove(g, m);
 	queue_out(obj, b);
 	return 0;
@@ -728,7 +775,10 @@ int obj_ws_core_init(struct core *c, obj_ws_run_fn *run)
 	if (!w->groups)
 		return -ENOMEM;
 	core_set_msg_handler(c, MSG_OBJ_WS_EVENT, on_socket_event);
-	return obj_ws_site_init(c);
+	int r = obj_ws_site_init(c);
+	if (r == 0)
+		obj_ws_out_init(c);
+	return r;
 }
 
 void obj_ws_core_fini(struct core *c)
@@ -736,6 +786,7 @@ void obj_ws_core_fini(struct core *c)
 	struct obj_ws_core *w = c->obj ? c->obj->ws : NULL;
 	if (!w)
 		return;
+	obj_ws_out_fini(c);
 	for (size_t i = 0; i < w->ngroup_buckets && w->groups; i++)
 		while (w->groups[i])
 			group_free(c, w->groups[i]);

@@ -17,6 +17,7 @@ struct ws_member {
 	uint32_t next_free;
 	uint8_t kind, ntags;
 	uint8_t outbound; /* opened by the object (duro_ws_connect) */
+	struct ws_redial *rd; /* held durably (DURO_WS_RECONNECT): the runtime dials again */
 	uint16_t attach_len;
 	char *tags;   /* ntags x (u16 length, bytes), or NULL */
 	char *attach; /* or NULL */
@@ -83,6 +84,8 @@ struct obj_ws_core {
 	size_t nsite_buckets, nsites;
 	struct pool events;
 	struct obj_ws_counters ctr;
+	struct list_node redials; /* obj_ws_out.c: this core's durable outbound sockets */
+	uint64_t rng;             /* backoff jitter */
 };
 
 /* ---- hash tables keyed by object ID ---- */
@@ -128,8 +131,36 @@ static inline int obj_ws_same(const struct duro_id *a, unsigned ans, const struc
  * maximum of sockets), -ENOMEM. */
 int obj_ws_member_join(struct core *c, struct object *obj, ws_handle h, enum ws_kind kind,
 		       const struct duro_str *tags, size_t ntags, duro_ws *out);
-/* The member ref names in obj's group, or NULL. */
+/* The same into a group found by ID (obj_ws_group_of), for sockets the runtime opens
+ * while the object sleeps. */
+int obj_ws_group_join(struct core *c, struct ws_group *g, ws_handle h, enum ws_kind kind,
+		      const struct duro_str *tags, size_t ntags, duro_ws *out);
+/* The group of an object by ID; with `create`, a new one (no object attached) when none.
+ * NULL when none (or out of memory). */
+struct ws_group *obj_ws_group_of(struct core *c, const struct duro_id *id, unsigned ns,
+				 int create);
+/* The member ref names in obj's group, or in g; NULL when gone. */
 struct ws_member *obj_ws_member(struct object *obj, duro_ws ref);
+struct ws_member *obj_ws_group_member(struct ws_group *g, duro_ws ref);
+/* Tells this core's site of g the auto-response pair, when g has one (a socket made anew
+ * on this core whose site was gone). */
+void obj_ws_group_site_pair(struct core *c, struct ws_group *g);
+
+/* ---- obj_ws_out.c, for the group half ---- */
+
+struct store_batch;
+/* The durable socket of rd dropped, or failed to open: dialed again after a backoff. */
+void obj_ws_out_dropped(struct core *c, struct ws_redial *rd);
+/* It opened: returns 1 when the runtime dialed it (on_ws_open's reconnect), resets the
+ * backoff. */
+int obj_ws_out_opened(struct core *c, struct ws_redial *rd);
+/* The object closes a durable socket (duro_ws_close): its intent is deleted in the running
+ * event and the runtime stops dialing it. */
+void obj_ws_out_forget(struct core *c, struct object *obj, struct ws_member *m);
+/* Per core: loads this core's durable intents (their objects asleep) and dials them soon. */
+void obj_ws_out_init(struct core *c);
+void obj_ws_out_fini(struct core *c);
+
 /* Takes a member out of obj's group (a socket that never opened). */
 void obj_ws_member_leave(struct object *obj, duro_ws ref);
 /* Holds a batch until the running event ends, behind its writes (the output gate). */

@@ -173,3 +173,69 @@ def test_hibernates_and_wakes(durod_factory, upstream):
     assert int(post(d, "h", "loads")) > first, "the object was not activated again"
     assert "msg echo awake" in log(d, "h")
     assert "msg ping" not in log(d, "h")
+
+
+def test_upstream_restart_reconnects(durod_factory):
+    u = Upstream()
+    port = u.port
+    try:
+        d = durod_factory(config=config(["ws://127.0.0.1:%d" % port]), test_classes="raw")
+        assert post(d, "r", "connect", url="ws://127.0.0.1:%d/" % port, reconnect=1).startswith("ok ")
+        wait_log(d, "r", "open err=0 reconnect=0 outbound=1")
+        # Without the flag, a drop is a close event.
+        assert post(d, "plain", "connect", url="ws://127.0.0.1:%d/" % port).startswith("ok ")
+        wait_log(d, "plain", "open err=0 reconnect=0 outbound=1")
+        u.stop()
+        wait_log(d, "plain", "close code=1001 clean=1")
+        assert post(d, "plain", "count") == "0"
+        time.sleep(1.0)  # a few redials fail meanwhile (refused): no event for them
+        assert "open err=0 reconnect=1 outbound=1" not in log(d, "r")
+        assert post(d, "r", "count") == "1"
+        u.start()
+        wait_log(d, "r", "open err=0 reconnect=1 outbound=1", timeout=15)
+        assert [l for l in log(d, "r") if l.startswith("close")] == []
+        # The same duro_ws works again: the object's send reaches the new connection.
+        assert post(d, "r", "send", b"say echo again") == "1"
+        wait_log(d, "r", "msg echo again")
+        # Closed by the object: the intent goes, no more redials.
+        assert post(d, "r", "close") == "1"
+        u.stop()
+        u.start()
+        time.sleep(1.5)
+        assert u.accepts == 3, u.accepts  # r twice and plain once
+        assert post(d, "r", "count") == "0"
+    finally:
+        u.close()
+
+
+def test_durable_across_sigkill(tmp_path, durod_factory):
+    u = Upstream()
+    try:
+        cfg = config(["ws://127.0.0.1:%d" % u.port], {"websockets": {"hibernate_idle_ms": 200}})
+        d = durod_factory(config=cfg, test_classes="raw")
+        for name in ("k1", "k2"):
+            assert post(d, name, "connect", url="ws://127.0.0.1:%d/%s" % (u.port, name),
+                        reconnect=1, tag="up").startswith("ok ")
+            wait_log(d, name, "open err=0 reconnect=0 outbound=1")
+        # One more, closed again: not dialed after the restart.
+        assert post(d, "k3", "connect", url="ws://127.0.0.1:%d/k3" % u.port, reconnect=1).startswith("ok ")
+        wait_log(d, "k3", "open err=0 reconnect=0 outbound=1")
+        assert post(d, "k3", "close") == "1"
+        wait_until(lambda: len(u.conns) == 2, what="k3 to be closed upstream")
+        before = u.accepts
+        d.proc.kill()
+        d.proc.wait()
+        wait_until(lambda: not u.conns, what="the upstream to see the connections drop")
+        d2 = start_on(tmp_path, "after", d.data_dir, config=cfg, test_classes="raw")
+        wait_until(lambda: u.accepts == before + 2 and len(u.conns) == 2, timeout=15,
+                   what="both durable sockets dialed again")
+        for name in ("k1", "k2"):
+            wait_log(d2, name, "open err=0 reconnect=1 outbound=1")
+        time.sleep(0.5)
+        assert u.accepts == before + 2, "k3, closed before the crash, was dialed again"
+        # They work, and the objects sleep with them open, then wake on a message.
+        d2.wait_evicted("WSOUT", "k1")
+        u.push("echo back")
+        wait_until(lambda: u.received.count("re back") == 2, what="both objects to answer")
+    finally:
+        u.close()

@@ -239,3 +239,42 @@ def test_durable_across_sigkill(tmp_path, durod_factory):
         wait_until(lambda: u.received.count("re back") == 2, what="both objects to answer")
     finally:
         u.close()
+
+
+def test_wss_with_certificate_checks(tmp_path, durod_factory):
+    """wss through the TLS client of https fetches: a good certificate works; a wrong name
+    and an unknown CA fail the open with -EKEYREJECTED, logged with why."""
+    import ssl
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from test_fetch import make_cert, write_pem
+    root_key, other_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    root = make_cert("duro ws test CA", "duro ws test CA", root_key, root_key, -1, 30, ca=True)
+    write_pem(tmp_path / "ca.pem", root)
+    leaves = {"good": ("localhost", root_key, "duro ws test CA"),
+              "wrong_name": ("other.test", root_key, "duro ws test CA"),
+              "unknown_ca": ("localhost", other_key, "some other CA")}
+    ups = {}
+    try:
+        for name, (cn, signer, issuer) in leaves.items():
+            key = ec.generate_private_key(ec.SECP256R1())
+            write_pem(tmp_path / (name + ".pem"), make_cert(cn, issuer, signer, key, -1, 30, san=cn), key)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(str(tmp_path / (name + ".pem")))
+            ups[name] = Upstream(ssl_context=ctx)
+        d = durod_factory(config=config(["wss://localhost:*"], {"outbound": {
+            "allow": ["wss://localhost:*"], "ca_file": str(tmp_path / "ca.pem")}}), test_classes="raw")
+        good = "wss://localhost:%d/s" % ups["good"].port
+        assert post(d, "t", "connect", url=good).startswith("ok ")
+        wait_log(d, "t", "open err=0 reconnect=0 outbound=1")
+        assert post(d, "t", "send", b"say echo over tls") == "1"
+        wait_log(d, "t", "msg echo over tls")
+        wait_until(lambda: "re over tls" in ups["good"].received, what="the answer over TLS")
+        for name in ("wrong_name", "unknown_ca"):
+            assert post(d, name, "connect", url="wss://localhost:%d/" % ups[name].port).startswith("ok ")
+            wait_log(d, name, "open err=-129 reconnect=0 outbound=1")  # -EKEYREJECTED
+        assert "refused the certificate of localhost" in d.logtext()
+        # ws is not wss: a wss-only allow list refuses it.
+        assert post(d, "t", "connect", url="ws://localhost:%d/" % ups["good"].port) == "err=-13"
+    finally:
+        for u in ups.values():
+            u.close()

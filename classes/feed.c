@@ -6,7 +6,10 @@
  * object is out of memory with all its sockets open, and the next upstream message wakes
  * it. The subscription survives upstream drops and durod restarts (DURO_WS_RECONNECT);
  * on every open the text in the var "subscribe", when set, is sent upstream first (the
- * re-subscription). Also POST /subscribe (subscribe without a client) and GET /status. */
+ * re-subscription). With the var "publish" set to "1", what clients send goes upstream
+ * (a feed that clients also publish to, and how bench/feed.py drives it through an echoing
+ * upstream); else it is dropped. Also POST /subscribe (subscribe without a client) and
+ * GET /status. */
 #include "duro.h"
 
 #include <errno.h>
@@ -109,11 +112,25 @@ static void feed_open(struct duro_object *obj, duro_ws ws, int err, int reconnec
 		duro_ws_send(obj, ws, 0, sub.ptr, sub.len);
 }
 
+static int send_one(void *arg, duro_ws ws)
+{
+	const struct duro_str *m = arg;
+	duro_ws_send((struct duro_object *)m[1].ptr, ws, (int)m[1].len, m->ptr, m->len);
+	return 1;
+}
+
 static int feed_message(struct duro_object *obj, duro_ws ws, int binary, const void *data,
 			size_t len)
 {
-	if (duro_ws_is_outbound(obj, ws) != 1)
-		return 0; /* clients listen; what they send is dropped */
+	if (duro_ws_is_outbound(obj, ws) != 1) {
+		struct duro_str pub;
+		if (duro_var(obj, "publish", &pub) && pub.len == 1 && pub.ptr[0] == '1') {
+			/* [0] the message, [1] the object and the binary flag, for the callback. */
+			struct duro_str m[2] = { { data, len }, { (const char *)obj, (size_t)binary } };
+			duro_ws_each(obj, "upstream", send_one, m);
+		}
+		return 0; /* else clients listen; what they send is dropped */
+	}
 	struct feed *st = duro_state(obj);
 	st->forwarded++;
 	int n = duro_ws_broadcast(obj, "client", 0, binary, data, len);

@@ -11,7 +11,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* base64(SHA-1("dGhlIHNhbXBsZSBub25jZQ==" + GUID)), RFC 6455 section 1.3's example. */
-static const char accept[] = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+static const char expected_accept[] = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t have = step < size ? step : size;; have += step) {
 		if (have > size)
 			have = size;
-		r = ws_client_check_response(buf, have, accept, &status, &why);
+		r = ws_client_check_response(buf, have, expected_accept, &status, &why);
 		if (r != 0 || have == size)
 			break;
 	}

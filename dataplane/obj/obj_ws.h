@@ -44,6 +44,10 @@ void obj_ws_detach(struct core *c, struct object *obj);
  * or closed (their intents) into the alarms family in batch b, which start-up reads. */
 struct store_batch;
 void obj_ws_out_event_commit(struct core *c, struct object *obj, struct store_batch *b);
+/* Per core, after obj_ws_core_init: loads this core's durable outbound sockets (their
+ * objects asleep) and dials them soon. Fini before obj_ws_core_fini. */
+void obj_ws_out_init(struct core *c);
+void obj_ws_out_fini(struct core *c);
 /* After an event: its sends go out, behind the output gate. */
 void obj_ws_flush(struct core *c, struct object *obj);
 /* Sockets of an object on this (its owner) core, live or hibernated. */

@@ -295,13 +295,13 @@ static void on_socket_event(struct core *c, struct core_msg *m)
 			if (ev->err == 0) {
 				w->ctr.outbound_opened++;
 				if (mem->rd)
-					ev->reconnect = (uint8_t)obj_ws_out_opened(c, mem->rd);
+					ev->reconnect = (uint8_t)w->out->opened(c, mem->rd);
 				run_event(c, ev, g);
 				break;
 			}
 			w->ctr.outbound_failed++;
 			if (mem->rd) {
-				obj_ws_out_dropped(c, mem->rd); /* held: tried again, nothing run */
+				w->out->dropped(c, mem->rd); /* held: tried again, nothing run */
 				break;
 			}
 			/* a socket that never opened leaves as a closed one does */
@@ -310,7 +310,7 @@ static void on_socket_event(struct core *c, struct core_msg *m)
 			if (mem->rd) {
 				/* A durable socket dropped: the object hears of it as on_ws_open with
 				 * reconnect once it is open again, not as a close. */
-				obj_ws_out_dropped(c, mem->rd);
+				w->out->dropped(c, mem->rd);
 				break;
 			}
 			member_remove(g, mem);
@@ -681,7 +681,7 @@ int duro_ws_close(struct duro_object *o, duro_ws ws, int code, const char *reaso
 	b->targets[b->n++] = m->h;
 	/* Gone for the object at once; the socket's core finishes the close handshake. */
 	if (m->rd)
-		obj_ws_out_forget(c, obj, m);
+		c->obj->ws->out->forget(c, obj, m);
 	member_remove(g, m);
 	queue_out(obj, b);
 	return 0;
@@ -775,10 +775,7 @@ int obj_ws_core_init(struct core *c, obj_ws_run_fn *run)
 	if (!w->groups)
 		return -ENOMEM;
 	core_set_msg_handler(c, MSG_OBJ_WS_EVENT, on_socket_event);
-	int r = obj_ws_site_init(c);
-	if (r == 0)
-		obj_ws_out_init(c);
-	return r;
+	return obj_ws_site_init(c);
 }
 
 void obj_ws_core_fini(struct core *c)
@@ -786,7 +783,6 @@ void obj_ws_core_fini(struct core *c)
 	struct obj_ws_core *w = c->obj ? c->obj->ws : NULL;
 	if (!w)
 		return;
-	obj_ws_out_fini(c);
 	for (size_t i = 0; i < w->ngroup_buckets && w->groups; i++)
 		while (w->groups[i])
 			group_free(c, w->groups[i]);

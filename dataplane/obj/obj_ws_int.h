@@ -85,6 +85,7 @@ struct obj_ws_core {
 	struct pool events;
 	struct obj_ws_counters ctr;
 	struct list_node redials; /* obj_ws_out.c: this core's durable outbound sockets */
+	const struct obj_ws_out_hooks *out; /* obj_ws_out.c's, for members with a redial */
 	uint64_t rng;             /* backoff jitter */
 };
 
@@ -146,20 +147,19 @@ struct ws_member *obj_ws_group_member(struct ws_group *g, duro_ws ref);
  * on this core whose site was gone). */
 void obj_ws_group_site_pair(struct core *c, struct ws_group *g);
 
-/* ---- obj_ws_out.c, for the group half ---- */
-
-struct store_batch;
-/* The durable socket of rd dropped, or failed to open: dialed again after a backoff. */
-void obj_ws_out_dropped(struct core *c, struct ws_redial *rd);
-/* It opened: returns 1 when the runtime dialed it (on_ws_open's reconnect), resets the
- * backoff. */
-int obj_ws_out_opened(struct core *c, struct ws_redial *rd);
-/* The object closes a durable socket (duro_ws_close): its intent is deleted in the running
- * event and the runtime stops dialing it. */
-void obj_ws_out_forget(struct core *c, struct object *obj, struct ws_member *m);
-/* Per core: loads this core's durable intents (their objects asleep) and dials them soon. */
-void obj_ws_out_init(struct core *c);
-void obj_ws_out_fini(struct core *c);
+/* ---- obj_ws_out.c's reports to the group half ----
+ * Through pointers obj_ws_out_init sets (obj_ws_out.c calls into the group, never the
+ * other way): only members with a redial, which obj_ws_out.c made, use them. */
+struct obj_ws_out_hooks {
+	/* The durable socket of rd dropped, or failed to open: dialed again after a backoff. */
+	void (*dropped)(struct core *c, struct ws_redial *rd);
+	/* It opened: returns 1 when the runtime dialed it (on_ws_open's reconnect), resets
+	 * the backoff. */
+	int (*opened)(struct core *c, struct ws_redial *rd);
+	/* The object closes a durable socket (duro_ws_close): its intent is deleted in the
+	 * running event and the runtime stops dialing it. */
+	void (*forget)(struct core *c, struct object *obj, struct ws_member *m);
+};
 
 /* Takes a member out of obj's group (a socket that never opened). */
 void obj_ws_member_leave(struct object *obj, duro_ws ref);

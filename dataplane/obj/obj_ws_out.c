@@ -136,7 +136,8 @@ static void redial_arm(struct core *c, struct ws_redial *rd, uint64_t delay_ms)
  * upstream restart) do not all come back in the same millisecond. */
 static void redial_schedule(struct core *c, struct ws_redial *rd)
 {
-	if (rd->gave_up)
+	/* Shutting down: the intent stays stored, and the next start dials it. */
+	if (rd->gave_up || (c->group && c->group->stopping))
 		return;
 	uint64_t d = REDIAL_INITIAL_MS;
 	for (unsigned i = 0; i < rd->attempts && d < REDIAL_MAX_MS; i++)
@@ -157,8 +158,8 @@ static void redial_fire(struct core *c, struct timer *tm)
 		redial_free(rd); /* closed meanwhile */
 		return;
 	}
-	if (!c->ws)
-		return; /* a core without sockets (unit tests): nothing to dial with */
+	if (!c->ws || (c->group && c->group->stopping))
+		return; /* no sockets here (unit tests), or shutting down: the next start dials */
 	const char *cls = c->obj->view.ns[rd->ns].cls->name;
 	struct obj_target *t = malloc(sizeof(*t));
 	if (!t) {
@@ -195,13 +196,13 @@ static void redial_fire(struct core *c, struct timer *tm)
 	ws_client_start(c, wc);
 }
 
-void obj_ws_out_dropped(struct core *c, struct ws_redial *rd)
+static void out_dropped(struct core *c, struct ws_redial *rd)
 {
 	if (!timer_armed(&rd->timer))
 		redial_schedule(c, rd);
 }
 
-int obj_ws_out_opened(struct core *c, struct ws_redial *rd)
+static int out_opened(struct core *c, struct ws_redial *rd)
 {
 	(void)c;
 	int r = rd->redialed;
@@ -210,7 +211,7 @@ int obj_ws_out_opened(struct core *c, struct ws_redial *rd)
 	return r;
 }
 
-void obj_ws_out_forget(struct core *c, struct object *obj, struct ws_member *m)
+static void out_forget(struct core *c, struct object *obj, struct ws_member *m)
 {
 	(void)c;
 	char key[KEYS_WSOUT_PREFIX_LEN + KEYS_WSOUT_INTENT];
@@ -407,10 +408,14 @@ static void load_one(struct core *c, const struct duro_id *id, const char *inten
 	redial_arm(c, rd, jitter(w) % REDIAL_START_SPREAD_MS);
 }
 
+static const struct obj_ws_out_hooks hooks = { .dropped = out_dropped, .opened = out_opened,
+					       .forget = out_forget };
+
 void obj_ws_out_init(struct core *c)
 {
 	struct obj_ws_core *w = c->obj->ws;
 	list_init(&w->redials);
+	w->out = &hooks;
 	if (getrandom(&w->rng, sizeof(w->rng), 0) != (ssize_t)sizeof(w->rng) || !w->rng)
 		w->rng = 0x9E3779B97F4A7C15ULL + c->index;
 	if (!c->obj->rt->store)
@@ -439,7 +444,9 @@ void obj_ws_out_init(struct core *c)
 
 void obj_ws_out_fini(struct core *c)
 {
-	struct obj_ws_core *w = c->obj->ws;
+	struct obj_ws_core *w = c->obj ? c->obj->ws : NULL;
+	if (!w || !w->out)
+		return;
 	while (!list_empty(&w->redials))
 		redial_free(LIST_CONTAINER(w->redials.next, struct ws_redial, node));
 }

@@ -143,12 +143,22 @@ def test_hostile_frames(durod_factory, mode, code):
         h.close()
 
 
-def test_gate_holds_the_dial(durod_factory, upstream):
-    """A connect made after a write leaves once the write is durable; here that is at once,
-    so the check is that the write and the dial both happened, in that order."""
+def test_gate_holds_the_dial(durod_factory, upstream, monkeypatch):
+    """A connect made after a write leaves once the write is durable: with every fourth
+    sync failing, the upstream sees exactly the connects whose writes were acknowledged;
+    the others are never dialed (their open fails with -EIO)."""
+    monkeypatch.setenv("DURO_FAULT_SYNC_EVERY", "4")
     d = durod_factory(config=config(["ws://127.0.0.1:%d" % upstream.port]), test_classes="raw")
-    assert post(d, "g", "connect", url="ws://127.0.0.1:%d/" % upstream.port, write=1).startswith("ok ")
-    wait_log(d, "g", "open err=0 reconnect=0 outbound=1")
+    statuses = []
+    for v in range(40):
+        r = requests.post("%s/wsout/g%d/connect" % (d.url, v), timeout=10, params={
+            "url": "ws://127.0.0.1:%d/p%d" % (upstream.port, v), "write": 1})
+        statuses.append(r.status_code)
+    assert 500 in statuses and 200 in statuses, statuses
+    acked = {"/p%d" % v for v, s in enumerate(statuses) if s == 200}
+    wait_until(lambda: acked <= set(upstream.paths), what="the acknowledged connects")
+    time.sleep(0.5)
+    assert set(upstream.paths) == acked, sorted(set(upstream.paths) - acked)
 
 
 def test_hibernates_and_wakes(durod_factory, upstream):

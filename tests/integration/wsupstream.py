@@ -22,6 +22,7 @@ class Upstream:
         self.ssl = ssl_context
         self.accepts = 0
         self.received = []
+        self.paths = []  # the request path of each connection, in order
         self.conns = set()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -34,6 +35,7 @@ class Upstream:
 
     async def _handler(self, ws, path=None):
         self.accepts += 1
+        self.paths.append(ws.path)
         self.conns.add(ws)
         try:
             async for m in ws:

@@ -7,7 +7,9 @@
  *        default "up"); answered with how many
  *   POST <obj>/close?tag=T    closes them with 1000
  *   POST <obj>/auto?req=Q&res=A   setWebSocketAutoResponse
- *   GET  <obj>/log, <obj>/count, <obj>/loads (activations of this instance's kind)
+ *   GET  <obj>/log, <obj>/count, <obj>/loads (when this instance was loaded)
+ *   GET  <obj>/att?tag=T      the attachment of the first socket with tag T ("none")
+ * Every opened outbound socket gets the attachment "opened <count>" (count of opens).
  *   GET  <obj> with an upgrade: joins as a client socket (tag "client")
  * A message from an outbound socket is logged as "msg <data>"; "echo <x>" is answered on
  * the same socket with "re <x>"; "fan <x>" is broadcast to the client sockets. */
@@ -83,6 +85,19 @@ static int each_one(void *arg, duro_ws ws)
 	return 0;
 }
 
+struct att_ctx {
+	struct duro_object *obj;
+	struct duro_str a;
+	int found;
+};
+
+static int att_one(void *arg, duro_ws ws)
+{
+	struct att_ctx *a = arg;
+	a->found = duro_ws_attachment(a->obj, ws, &a->a) == 1;
+	return 1;
+}
+
 static int wo_request(struct duro_object *obj, const struct duro_request *req,
 		      struct duro_response *res)
 {
@@ -153,6 +168,12 @@ static int wo_request(struct duro_object *obj, const struct duro_request *req,
 		snprintf(buf, sizeof(buf), "%zu", duro_ws_count(obj));
 		return duro_res_text(res, 200, buf);
 	}
+	if (sub_is(req, "/att")) {
+		struct att_ctx a = { obj, { "", 0 }, 0 };
+		duro_ws_each(obj, tag, att_one, &a);
+		duro_res_status(res, 200);
+		return a.found ? duro_res_body(res, a.a.ptr, a.a.len) : duro_res_body(res, "none", 4);
+	}
 	if (sub_is(req, "/loads")) {
 		struct wsout *st = duro_state(obj);
 		snprintf(buf, sizeof(buf), "%lld", (long long)st->loaded_at_ms);
@@ -165,6 +186,19 @@ static void wo_open(struct duro_object *obj, duro_ws ws, int err, int reconnect)
 {
 	log_line(obj, "open err=%d reconnect=%d outbound=%d", NULL, 0, err, reconnect,
 		 err ? 1 : duro_ws_is_outbound(obj, ws));
+	if (err == 0) {
+		/* Kept by the runtime: through hibernation and reconnects alike. */
+		struct duro_str old;
+		unsigned n = 0;
+		char buf[32];
+		if (duro_ws_attachment(obj, ws, &old) == 1 && old.len > 7 && old.len < 20) {
+			memcpy(buf, old.ptr, old.len);
+			buf[old.len] = 0;
+			n = (unsigned)strtoul(buf + 7, NULL, 10);
+		}
+		int l = snprintf(buf, sizeof(buf), "opened %u", n + 1);
+		duro_ws_set_attachment(obj, ws, buf, (size_t)l);
+	}
 }
 
 static int wo_message(struct duro_object *obj, duro_ws ws, int binary, const void *data,

@@ -183,6 +183,7 @@ def test_hibernates_and_wakes(durod_factory, upstream):
     assert int(post(d, "h", "loads")) > first, "the object was not activated again"
     assert "msg echo awake" in log(d, "h")
     assert "msg ping" not in log(d, "h")
+    assert requests.get(d.url + "/wsout/h/att").text == "opened 1"  # kept while it slept
 
 
 def test_upstream_restart_reconnects(durod_factory):
@@ -204,6 +205,8 @@ def test_upstream_restart_reconnects(durod_factory):
         u.start()
         wait_log(d, "r", "open err=0 reconnect=1 outbound=1", timeout=15)
         assert [l for l in log(d, "r") if l.startswith("close")] == []
+        # The same socket: its attachment came through the drop.
+        assert requests.get(d.url + "/wsout/r/att").text == "opened 2"
         # The same duro_ws works again: the object's send reaches the new connection.
         assert post(d, "r", "send", b"say echo again") == "1"
         wait_log(d, "r", "msg echo again")

@@ -22,7 +22,7 @@
 
 #define SUB_BITS 6 /* 64 sub-buckets per power of two: under 1.6% error */
 #define HIST_SIZE (64 << SUB_BITS)
-#define MAX_PIPELINE 64
+#define MAX_PIPELINE 256
 #define RBUF 65536
 
 struct conn {

@@ -28,6 +28,7 @@ static const struct builtin {
 	{ "ROOM", "ChatRoom", "/room/", "builtin-v2" },
 	{ "SQLCOUNTER", "SqlCounter", "/sqlcounter/", "builtin-v3" },
 	{ "SQL", "Sql", "/sql/", "builtin-v3" },
+	{ "FEED", "Feed", "/feed/", "builtin-v4" },
 };
 #define NBUILTINS (sizeof(builtins) / sizeof(builtins[0]))
 
@@ -545,7 +546,7 @@ static void migrations_defaults(struct duro_config *cfg)
 const struct config_custom config_migrations = {
 	.parse = migrations_parse, .to_json = migrations_json, .defaults = migrations_defaults,
 	.text_is_json = 1, .type = "array of {tag, new_classes, renamed_classes, ...}",
-	.def = "builtin-v1 (Counter ... Lock), builtin-v2 (ChatRoom), builtin-v3 (SqlCounter, Sql)",
+	.def = "builtin-v1 (Counter ... Lock), builtin-v2 (ChatRoom), builtin-v3 (SqlCounter, Sql), builtin-v4 (Feed)",
 };
 
 /* Added to the listeners' own certificates (the set is shared; duplicates are one). */

@@ -405,7 +405,8 @@ int main(int argc, char **argv)
 		any_tls |= cfg->net.listen[i].tls;
 	/* Outbound https (duro_fetch) needs the TLS layer and the CAs it checks origins by. */
 	for (unsigned i = 0; i < cfg->obj.outbound.nallow; i++)
-		if (!strncasecmp(cfg->obj.outbound.allow[i], "https:", 6))
+		if (!strncasecmp(cfg->obj.outbound.allow[i], "https:", 6) ||
+		    !strncasecmp(cfg->obj.outbound.allow[i], "wss:", 4))
 			cfg->tls.client = 1;
 	struct tls_setup *tls = NULL;
 	if ((any_tls || cfg->tls.client) && tls_setup_load(&cfg->tls, &tls, err, sizeof(err)) < 0) {

@@ -17,7 +17,7 @@ extern "C" {
  * added. durod runs modules of its own major version and of a minor version up to its
  * own. Test features with #if DURO_API_VERSION >= 1001 and the like. */
 #define DURO_API_VERSION_MAJOR 1
-#define DURO_API_VERSION_MINOR 0
+#define DURO_API_VERSION_MINOR 1 /* 1: outbound WebSockets, on_ws_open */
 #define DURO_API_VERSION (DURO_API_VERSION_MAJOR * 1000 + DURO_API_VERSION_MINOR)
 
 /* ---- IDs ----
@@ -478,6 +478,49 @@ int duro_fetch(struct duro_object *obj, const char *url, const char *method,
 	       const struct duro_kv *headers, size_t nheaders, const void *body, size_t len,
 	       const struct duro_call_opts *opts, duro_call_fn *done, void *arg);
 
+/* ---- outbound WebSockets (a client socket the object opens; Cloudflare's
+ * `new WebSocket(url)` from a Durable Object, but hibernatable) ----
+ * duro_ws_connect opens a WebSocket to a ws:// or wss:// URL that outbound.allow names
+ * (as for duro_fetch: anything else is refused with -EACCES and nothing is sent, not even
+ * a connection attempt; an http pattern allows ws to the same place, https allows wss).
+ * wss is checked as https fetches are (outbound.ca_file, SNI, the name). The socket is
+ * returned at once and is the object's like an accepted one: tags, attachments, auto-
+ * response, duro_ws_send (held until it is open), broadcast, close, and on_ws_message /
+ * on_ws_close / on_ws_error. It lives on the object's core, owned by the runtime, so the
+ * object hibernates with it open and its next message activates it again. The dial is
+ * gated: it leaves once the writes made before it are durable (never if they fail).
+ * The class's on_ws_open then runs as an event with err 0 once the server's 101 is
+ * checked, or with the reason it never opened (the socket is then gone; no on_ws_close):
+ * -ECONNREFUSED and other connect errors, -ETIMEDOUT, -EPROTO (not a valid 101: a wrong
+ * Sec-WebSocket-Accept, an extension not offered), -EKEYREJECTED (certificate refused),
+ * -EOPNOTSUPP (a network backend that cannot dial), -ECANCELED (closed or shut down
+ * first), -EIO (the writes before it failed).
+ *
+ * DURO_WS_RECONNECT makes the intent durable: it is written with the event (committed or
+ * rolled back with its other writes) and kept until duro_ws_close. When the connection
+ * drops, or durod restarts or crashes, the runtime dials again (exponential backoff with
+ * jitter) and, once open, runs on_ws_open with reconnect 1, where the object re-
+ * subscribes; no on_ws_close is run for such a drop. The socket keeps its duro_ws, tags
+ * and attachment across drops; after a restart it has a new duro_ws and its tags.
+ * Without it, a drop is on_ws_close (1006) as for any socket. */
+#define DURO_WS_RECONNECT 1u
+#define DURO_WS_MAX_URL 2048
+
+struct duro_ws_connect_opts {
+	uint32_t flags; /* DURO_WS_RECONNECT */
+	uint32_t reserved; /* 0 */
+};
+
+/* From an event of obj. tags as for duro_ws_accept; opts may be NULL. Returns 0 with
+ * *out set (on_ws_open follows exactly once per open or failure), or, with nothing sent:
+ * -EACCES (not allowed), -EINVAL (not ws:// or wss://, a bad tag, a URL over
+ * DURO_WS_MAX_URL), -EHOSTUNREACH (a name not resolved at start), -ENOSPC (the object has
+ * its maximum of sockets, or the core), -ENOMEM. */
+int duro_ws_connect(struct duro_object *obj, const char *url, const struct duro_str *tags,
+		    size_t ntags, const struct duro_ws_connect_opts *opts, duro_ws *out);
+/* 1 for a socket the object opened (duro_ws_connect), 0 for an accepted one, -ENOENT. */
+int duro_ws_is_outbound(struct duro_object *obj, duro_ws ws);
+
 /* ---- classes ---- */
 
 struct duro_class {
@@ -504,6 +547,10 @@ struct duro_class {
 	/* webSocketError(): the client broke the protocol; the socket was closed with `code`
 	 * (1002, 1007, 1009, 1013); on_ws_close follows. */
 	void (*on_ws_error)(struct duro_object *obj, duro_ws ws, int code);
+	/* API 1.1: an outbound socket (duro_ws_connect) opened (err 0; reconnect 1 when the
+	 * runtime opened it again after a drop or a restart: subscribe again) or failed to
+	 * open (err < 0; the socket is gone). Writes commit like any event's. */
+	void (*on_ws_open)(struct duro_object *obj, duro_ws ws, int err, int reconnect);
 };
 
 /* Registers a class compiled into durod by its name; returns 0, -EEXIST for a name

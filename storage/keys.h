@@ -115,6 +115,14 @@ static inline size_t keys_alarm_user_key(char *out, const char *name, size_t nam
 	return KEYS_ALARM_PREFIX_LEN + namelen;
 }
 
+/* Outbound WebSockets held durably (duro_ws_connect with DURO_WS_RECONNECT): the intent
+ * under this prefix and an 8-byte intent ID in the object's own keys, mirrored as
+ * 'w' ‖ ID ‖ intent ID in the alarms family, which start-up reads to dial them again. */
+#define KEYS_WSOUT_PREFIX KEYS_RESERVED "wsout/"
+#define KEYS_WSOUT_PREFIX_LEN 8
+#define KEYS_WSOUT_INTENT 8
+#define KEYS_WSOUT_OBJECT 'w'
+
 static inline int keys_is_reserved(const void *key, size_t klen)
 {
 	return klen >= KEYS_RESERVED_LEN && memcmp(key, KEYS_RESERVED, KEYS_RESERVED_LEN) == 0;

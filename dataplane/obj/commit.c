@@ -236,7 +236,7 @@ static void release(struct core *c, struct commit_batch *cb, int err)
 			if (err == 0)
 				ws_batch_send(c, (struct ws_batch *)m);
 			else
-				ws_batch_free(c, (struct ws_batch *)m);
+				ws_batch_drop(c, (struct ws_batch *)m);
 		} else if (m->type == MSG_OBJ_CALL) {
 			cc->ev->release_msg(c, m, err);
 		} else {

@@ -267,6 +267,7 @@ int event_end(struct core *c, struct object *obj, int ok)
 			struct hist_rec hist;
 			int h = history_event_begin(c, obj, b, &hist);
 			alarm_event_commit(c, obj, b, seq);
+			obj_ws_out_event_commit(c, obj, b);
 			sql_event_commit(c, obj, b, seq, h ? &hist : NULL);
 			if (h)
 				history_event_end(c, obj, b, &hist);
@@ -432,7 +433,8 @@ int event_run_socket(struct core *c, const struct obj_ws_event *ev)
 	/* A class without the handler is not woken for nothing. */
 	struct object *live = object_find(c, &ev->id);
 	const struct duro_class *cls = live ? live->cls : c->obj->view.ns[ev->ns].cls;
-	if (ev->close ? !cls->on_ws_close && !cls->on_ws_error : !cls->on_ws_message)
+	if (ev->open ? !cls->on_ws_open
+		     : ev->close ? !cls->on_ws_close && !cls->on_ws_error : !cls->on_ws_message)
 		return 0;
 	int err = 0;
 	struct object *obj = event_activate(c, ev->ns, &ev->id, &err);
@@ -446,7 +448,10 @@ int event_run_socket(struct core *c, const struct obj_ws_event *ev)
 	event_begin(c, obj);
 	int r = 0;
 	struct duro_object *o = (struct duro_object *)obj;
-	if (!ev->close) {
+	if (ev->open) {
+		if (cls->on_ws_open)
+			cls->on_ws_open(o, ev->ws, ev->err, ev->reconnect);
+	} else if (!ev->close) {
 		if (cls->on_ws_message)
 			r = cls->on_ws_message(o, ev->ws, ev->binary, ev->data, ev->len);
 	} else {

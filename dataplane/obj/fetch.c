@@ -33,6 +33,7 @@ struct fetch_core {
 
 struct url {
 	int tls;
+	int ws; /* ws:// or wss:// */
 	char host[OBJ_OUTBOUND_HOST_MAX]; /* lower case; IPv6 without brackets */
 	int ipv6;
 	uint16_t port;
@@ -65,6 +66,13 @@ static int parse_url(const char *s, struct url *u, int allow_wild)
 	} else if (!strncasecmp(s, "https://", 8)) {
 		u->tls = 1;
 		s += 8;
+	} else if (!strncasecmp(s, "ws://", 5)) {
+		u->ws = 1;
+		s += 5;
+	} else if (!strncasecmp(s, "wss://", 6)) {
+		u->ws = 1;
+		u->tls = 1;
+		s += 6;
 	} else {
 		return -EINVAL;
 	}
@@ -120,7 +128,7 @@ int obj_allow_parse(const char *pattern, struct obj_allow *out, const char **why
 	struct url u;
 	memset(out, 0, sizeof(*out));
 	if (parse_url(pattern, &u, 1) < 0) {
-		*why = "want scheme://host[:port] (http or https; host an address, a name, "
+		*why = "want scheme://host[:port] (http, https, ws or wss; host an address, a name, "
 		       "*.suffix or *; port a number or *)";
 		return -EINVAL;
 	}
@@ -221,6 +229,43 @@ static int forbidden_header(const struct duro_str *name)
 	return 0;
 }
 
+int obj_outbound_target(struct core *c, unsigned ns, const char *url, int ws,
+			struct obj_target *t)
+{
+	struct fetch_core *fc = c->obj->fetch;
+	struct obj_call_counters *ctr = call_counters_ns(c, ns);
+	if (!fc)
+		return -EOPNOTSUPP;
+	struct url u;
+	if (!url || parse_url(url, &u, 0) < 0 || u.ws != ws)
+		return -EINVAL;
+	if (!allowed(fc, &u)) {
+		ctr->fetch_refused++;
+		if (c->now_ms >= fc->refused_logged_ms + 1000) {
+			fc->refused_logged_ms = c->now_ms;
+			log_warn("class %s: %s to %s://%s:%u refused: outbound.allow does not name it "
+				 "(%llu refused on core %u so far)", c->obj->view.ns[ns].cls->name,
+				 ws ? "a WebSocket" : "a fetch", ws ? (u.tls ? "wss" : "ws") : (u.tls ? "https" : "http"),
+				 u.host, u.port, (unsigned long long)ctr->fetch_refused, c->index);
+		}
+		return -EACCES;
+	}
+	int r = resolve(&u, &t->dial);
+	if (r < 0)
+		return r;
+	t->dial.tls = u.tls;
+	size_t hl = strlen(u.host);
+	memcpy(t->name, u.host, hl + 1);
+	t->dial.server_name = t->name;
+	int n = u.port_given && u.port != (u.tls ? 443 : 80)
+			? snprintf(t->host, sizeof(t->host), u.ipv6 ? "[%s]:%u" : "%s:%u", u.host, u.port)
+			: snprintf(t->host, sizeof(t->host), u.ipv6 ? "[%s]" : "%s", u.host);
+	int pl = snprintf(t->target, sizeof(t->target), "%s%s", u.rest[0] == '/' ? "" : "/", u.rest);
+	if (n < 0 || (size_t)n >= sizeof(t->host) || pl < 0 || (size_t)pl >= sizeof(t->target))
+		return -EINVAL;
+	return 0;
+}
+
 int duro_fetch(struct duro_object *o, const char *url, const char *method,
 	       const struct duro_kv *hdrs, size_t nh, const void *body, size_t len,
 	       const struct duro_call_opts *opt, duro_call_fn *done, void *arg)
@@ -232,7 +277,7 @@ int duro_fetch(struct duro_object *o, const char *url, const char *method,
 	DURO_ASSERT(obj->running);
 	struct url u;
 	struct net_dial d;
-	if (!url || parse_url(url, &u, 0) < 0) {
+	if (!url || parse_url(url, &u, 0) < 0 || u.ws) {
 		ctr->refused++;
 		return -EINVAL;
 	}

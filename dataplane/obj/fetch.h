@@ -35,6 +35,23 @@ int fetch_resolve(const char *host, uint16_t port, struct net_dial *d);
  * names up again soon (at most once a second), without waiting for its interval. */
 void fetch_resolve_failed(const char *host);
 
+/* Where an outbound WebSocket goes (obj_outbound_target). */
+struct obj_target {
+	struct net_dial dial;             /* address, TLS; server_name points at name */
+	char name[OBJ_OUTBOUND_HOST_MAX]; /* the host, for SNI and the certificate check */
+	char host[OBJ_OUTBOUND_HOST_MAX + 8]; /* the Host field */
+	char target[4096];                /* path and query, "/" when none */
+};
+/* Checks url against outbound.allow (refused and counted like a fetch: nothing is sent)
+ * and resolves it as duro_fetch does; `ws`: a ws:// or wss:// URL, else http(s)://.
+ * Returns 0 with t filled, -EINVAL (malformed, or the other family of scheme), -EACCES
+ * (not allowed), -EHOSTUNREACH (a name not resolved at start), -EOPNOTSUPP (a core
+ * without outbound connections). For namespace ns (counters, logs). A pattern names a
+ * destination, not a protocol: http and ws patterns allow the same places, as https and
+ * wss do (a WebSocket begins as an HTTP request). */
+int obj_outbound_target(struct core *c, unsigned ns, const char *url, int ws,
+			struct obj_target *t);
+
 /* Per core: the HTTP client over the core's backend (none where the core has no network:
  * then every fetch fails with -EOPNOTSUPP). */
 int fetch_core_init(struct core *c);

@@ -128,8 +128,11 @@ static int check_elf(const char *path, const Elf64_Ehdr *eh, size_t size, char *
 	return 0;
 }
 
-/* Struct sizes per ABI minor version this durod knows (only 1.0 so far). A newer minor
- * is refused; an older one would be checked against the sizes it had. */
+/* struct duro_class as ABI 1.0 had it: without on_ws_open (1.1). */
+#define CLASS_SIZE_1_0 offsetof(struct duro_class, on_ws_open)
+
+/* Struct sizes per ABI minor version this durod knows (1.0 and 1.1). A newer minor is
+ * refused; an older one is checked against the sizes it had. */
 static int check_magic(const char *path, const struct duro_module_magic *mg, char *err,
 		       size_t errlen)
 {
@@ -164,10 +167,13 @@ static int check_magic(const char *path, const struct duro_module_magic *mg, cha
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		uint16_t have;
 		memcpy(&have, (const char *)mg + sizes[i].off, sizeof(have));
-		if (have != sizes[i].want)
+		size_t want = sizes[i].want;
+		if (i == 0 && mg->abi_minor == 0)
+			want = CLASS_SIZE_1_0;
+		if (have != want)
 			return fail(err, errlen, path, -ENOEXEC,
 				    "%s is %u bytes in the module, %zu in durod (ABI %u.%u): %s",
-				    sizes[i].what, have, sizes[i].want, mg->abi_major, mg->abi_minor,
+				    sizes[i].what, have, want, mg->abi_major, mg->abi_minor,
 				    rebuild);
 	}
 	if (mg->id_bytes != DURO_ID_BYTES || mg->max_key != DURO_MAX_KEY)
@@ -198,6 +204,25 @@ static int check_classes(const char *path, const struct duro_class *const *cls, 
 				return fail(err, errlen, path, -ENOEXEC,
 					    "class \"%s\" is defined twice", c->name);
 	}
+	return 0;
+}
+
+/* A 1.0 module's classes end before on_ws_open: durod reads copies, the rest zeroed.
+ * Kept for the process's life, as the module is. */
+static int widen_classes(const char *path, struct obj_module *m, char *err, size_t errlen)
+{
+	struct duro_class *copies = calloc(m->nclasses, sizeof(*copies));
+	const struct duro_class **ptrs = calloc(m->nclasses, sizeof(*ptrs));
+	if (!copies || !ptrs) {
+		free(copies);
+		free(ptrs);
+		return fail(err, errlen, path, -ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < m->nclasses; i++) {
+		memcpy(&copies[i], m->classes[i], CLASS_SIZE_1_0);
+		ptrs[i] = &copies[i];
+	}
+	m->classes = ptrs;
 	return 0;
 }
 
@@ -265,6 +290,8 @@ static int load_locked(const char *path, struct obj_module **out, char *err, siz
 		m->classes = init(DURO_API_VERSION_MAJOR, DURO_API_VERSION_MINOR, &n);
 		m->nclasses = n;
 		r = check_classes(path, m->classes, n, err, errlen);
+		if (r == 0 && mg->abi_minor == 0)
+			r = widen_classes(path, m, err, errlen);
 	}
 	if (r < 0) {
 		dlclose(m->handle); /* nothing of it ran but its constructors */

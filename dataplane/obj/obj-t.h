@@ -135,6 +135,9 @@ struct obj_ws_counters {
 	uint64_t hibernations, auto_responses, event_timeouts, handler_failures, events_lost;
 	uint64_t hibernated; /* gauge: objects out of memory whose sockets stay open */
 	uint64_t sends, broadcasts, deliveries, gate_dropped;
+	/* Outbound sockets (duro_ws_connect): opened, failed to open, opened again by the
+	 * runtime, and dials refused before anything was sent. */
+	uint64_t outbound_opened, outbound_failed, outbound_reconnects, outbound_refused;
 };
 
 /* Latency of calls, in powers of two of microseconds: [0] under 1 us, [i] under 2^i us. */

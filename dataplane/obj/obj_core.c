@@ -42,6 +42,8 @@ int obj_core_init(struct core *c)
 	if (r == 0)
 		r = obj_ws_core_init(c, event_run_socket);
 	if (r == 0)
+		obj_ws_out_init(c);
+	if (r == 0)
 		r = switch_core_init(c);
 	if (r == 0)
 		r = call_core_init(c, &call_events);
@@ -59,6 +61,7 @@ void obj_core_fini(struct core *c)
 	switch_core_fini(c);
 	call_core_fini(c);
 	fetch_core_fini(c);
+	obj_ws_out_fini(c);
 	obj_ws_core_fini(c);
 	pitr_core_fini(c);
 	alarm_core_fini(c);

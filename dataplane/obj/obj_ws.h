@@ -14,6 +14,8 @@ struct obj_ws_event {
 	struct duro_id id;
 	duro_ws ws;
 	int close; /* 0: a message; 1: the socket closed */
+	int open;  /* an outbound socket opened (err 0) or failed to (err < 0) */
+	int err, reconnect;
 	int binary;
 	const void *data;
 	size_t len;
@@ -38,6 +40,14 @@ int obj_ws_route(struct core *c, struct http_exchange *ex);
 /* The object's group on activation and unloading (hibernation keeps the group). */
 void obj_ws_attach(struct core *c, struct object *obj);
 void obj_ws_detach(struct core *c, struct object *obj);
+/* At the end of an event that wrote: mirrors the durable outbound WebSockets it opened
+ * or closed (their intents) into the alarms family in batch b, which start-up reads. */
+struct store_batch;
+void obj_ws_out_event_commit(struct core *c, struct object *obj, struct store_batch *b);
+/* Per core, after obj_ws_core_init: loads this core's durable outbound sockets (their
+ * objects asleep) and dials them soon. Fini before obj_ws_core_fini. */
+void obj_ws_out_init(struct core *c);
+void obj_ws_out_fini(struct core *c);
 /* After an event: its sends go out, behind the output gate. */
 void obj_ws_flush(struct core *c, struct object *obj);
 /* Sockets of an object on this (its owner) core, live or hibernated. */

@@ -24,23 +24,37 @@ static struct ws_group *group_find(struct obj_ws_core *w, const struct duro_id *
 	return NULL;
 }
 
-static struct ws_group *group_get(struct core *c, struct object *obj)
+static struct ws_group *group_new(struct core *c, const struct duro_id *id, unsigned ns)
 {
 	struct obj_ws_core *w = c->obj->ws;
-	if (obj->group)
-		return obj->group;
 	TABLE_GROW(struct ws_group, w->groups, w->ngroup_buckets, w->ngroups);
 	struct ws_group *g = calloc(1, sizeof(*g));
 	if (!g)
 		return NULL;
-	g->id = obj->id;
-	g->ns = (uint16_t)obj->ns->index;
+	g->id = *id;
+	g->ns = (uint16_t)ns;
 	g->free_head = MEMBER_NONE;
-	g->obj = obj;
 	size_t b = obj_ws_bucket(&g->id, w->ngroup_buckets);
 	g->hnext = w->groups[b];
 	w->groups[b] = g;
 	w->ngroups++;
+	return g;
+}
+
+struct ws_group *obj_ws_group_of(struct core *c, const struct duro_id *id, unsigned ns, int create)
+{
+	struct ws_group *g = group_find(c->obj->ws, id, ns);
+	return g || !create ? g : group_new(c, id, ns);
+}
+
+static struct ws_group *group_get(struct core *c, struct object *obj)
+{
+	if (obj->group)
+		return obj->group;
+	struct ws_group *g = group_new(c, &obj->id, obj->ns->index);
+	if (!g)
+		return NULL;
+	g->obj = obj;
 	obj->group = g;
 	return g;
 }
@@ -117,6 +131,8 @@ static long member_add(struct ws_group *g, ws_handle h, enum ws_kind kind)
 	m->attach = NULL;
 	m->attach_len = 0;
 	m->last_auto_ms = 0;
+	m->outbound = 0;
+	m->rd = NULL;
 	g->count++;
 	g->per_core[ws_handle_core(h)]++;
 	return (long)i;
@@ -180,6 +196,11 @@ static int send_site_pair(struct core *c, struct ws_group *g, unsigned dst)
 /* Holds a batch until the running event ends: it must not overtake the event's writes. */
 static void queue_out(struct object *obj, struct ws_batch *b)
 {
+	obj_ws_queue_out(obj, b);
+}
+
+void obj_ws_queue_out(struct object *obj, struct ws_batch *b)
+{
 	b->msg.next = NULL;
 	if (obj->ws_out_tail)
 		obj->ws_out_tail->next = &b->msg;
@@ -238,6 +259,7 @@ static void run_event(struct core *c, struct ws_event *ev, struct ws_group *g)
 		.binary = ev->binary, .data = ev->data ? ev->data->data : NULL,
 		.len = ev->data ? ev->data->len : 0, .code = ev->code, .clean = ev->clean,
 		.error = ev->error, .reason = ev->reason, .rlen = ev->reason_len,
+		.open = ev->what == EV_OPEN, .err = ev->err, .reconnect = ev->reconnect,
 		.timeout_ms = g->event_timeout_ms,
 	};
 	int was_live = g->obj != NULL;
@@ -269,7 +291,28 @@ static void on_socket_event(struct core *c, struct core_msg *m)
 			w->ctr.messages++;
 			run_event(c, ev, g);
 			break;
+		case EV_OPEN:
+			if (ev->err == 0) {
+				w->ctr.outbound_opened++;
+				if (mem->rd)
+					ev->reconnect = (uint8_t)w->out->opened(c, mem->rd);
+				run_event(c, ev, g);
+				break;
+			}
+			w->ctr.outbound_failed++;
+			if (mem->rd) {
+				w->out->dropped(c, mem->rd); /* held: tried again, nothing run */
+				break;
+			}
+			/* a socket that never opened leaves as a closed one does */
+			__attribute__((fallthrough));
 		case EV_CLOSE:
+			if (mem->rd) {
+				/* A durable socket dropped: the object hears of it as on_ws_open with
+				 * reconnect once it is open again, not as a close. */
+				w->out->dropped(c, mem->rd);
+				break;
+			}
 			member_remove(g, mem);
 			if (!g->count && !g->obj)
 				w->ctr.hibernated--; /* its last socket left while it slept */
@@ -295,6 +338,79 @@ static void on_socket_event(struct core *c, struct core_msg *m)
 
 static struct http_exchange *EXM(const void *p) { return (struct http_exchange *)p; }
 
+int obj_ws_member_join(struct core *c, struct object *obj, ws_handle h, enum ws_kind kind,
+		       const struct duro_str *tags, size_t ntags, duro_ws *out)
+{
+	if (ntags > DURO_WS_MAX_TAGS)
+		return -EINVAL;
+	struct ws_group *g = group_get(c, obj);
+	return g ? obj_ws_group_join(c, g, h, kind, tags, ntags, out) : -ENOMEM;
+}
+
+int obj_ws_group_join(struct core *c, struct ws_group *g, ws_handle h, enum ws_kind kind,
+		      const struct duro_str *tags, size_t ntags, duro_ws *out)
+{
+	struct obj_ws_core *w = c->obj->ws;
+	if (ntags > DURO_WS_MAX_TAGS)
+		return -EINVAL;
+	size_t tbytes = 0;
+	for (size_t i = 0; i < ntags; i++) {
+		if (tags[i].len == 0 || tags[i].len > DURO_WS_MAX_TAG)
+			return -EINVAL;
+		tbytes += 2 + tags[i].len;
+	}
+	if (g->count >= max_per_object(c)) {
+		w->ctr.refused_full++;
+		return -ENOSPC;
+	}
+	char *tb = NULL;
+	if (ntags && !(tb = malloc(tbytes)))
+		return -ENOMEM;
+	char *p = tb;
+	for (size_t i = 0; i < ntags; i++) {
+		uint16_t n = (uint16_t)tags[i].len;
+		memcpy(p, &n, 2);
+		memcpy(p + 2, tags[i].ptr, n);
+		p += 2 + n;
+	}
+	unsigned core = ws_handle_core(h);
+	int first_on_core = g->per_core[core] == 0;
+	long i = member_add(g, h, kind);
+	if (i < 0) {
+		free(tb);
+		return -ENOMEM;
+	}
+	g->m[i].tags = tb;
+	g->m[i].ntags = (uint8_t)ntags;
+	if (g->auto_pair && first_on_core)
+		send_site_pair(c, g, core);
+	*out = member_ref(g, (uint32_t)i);
+	return 0;
+}
+
+struct ws_member *obj_ws_member(struct object *obj, duro_ws ref)
+{
+	return member_get(obj->group, ref);
+}
+
+struct ws_member *obj_ws_group_member(struct ws_group *g, duro_ws ref)
+{
+	return member_get(g, ref);
+}
+
+void obj_ws_group_site_pair(struct core *c, struct ws_group *g)
+{
+	if (g->auto_pair)
+		send_site_pair(c, g, c->index);
+}
+
+void obj_ws_member_leave(struct object *obj, duro_ws ref)
+{
+	struct ws_member *m = member_get(obj->group, ref);
+	if (m)
+		member_remove(obj->group, m);
+}
+
 static int accept_common(struct duro_object *o, struct http_exchange *ex, enum ws_kind kind,
 			 const struct duro_str *tags, size_t ntags, duro_ws *out)
 {
@@ -303,58 +419,27 @@ static int accept_common(struct duro_object *o, struct http_exchange *ex, enum w
 	struct obj_ws_core *w = c->obj->ws;
 	struct route_result *rr = route_result_of(ex);
 	DURO_ASSERT(obj->running && rr->obj == obj);
-	if (ntags > DURO_WS_MAX_TAGS) {
-		http_resp_error(ex, 500, "more than 10 WebSocket tags");
-		return -EINVAL;
-	}
-	size_t tbytes = 0;
-	for (size_t i = 0; i < ntags; i++) {
-		if (tags[i].len == 0 || tags[i].len > DURO_WS_MAX_TAG) {
-			http_resp_error(ex, 500, "a WebSocket tag is empty or over 256 bytes");
-			return -EINVAL;
-		}
-		tbytes += 2 + tags[i].len;
-	}
 	if (rr->accepted) {
 		http_resp_error(ex, 500, "the socket was accepted twice");
 		return -EINVAL;
 	}
-	struct ws_group *g = group_get(c, obj);
-	if (!g) {
-		http_resp_error(ex, 503, "out of memory accepting the WebSocket");
-		return -ENOMEM;
+	duro_ws ref;
+	int r = obj_ws_member_join(c, obj, rr->ws_handle, kind, tags, ntags, &ref);
+	if (r == -EINVAL) {
+		http_resp_error(ex, 500, ntags > DURO_WS_MAX_TAGS ? "more than 10 WebSocket tags"
+					     : "a WebSocket tag is empty or over 256 bytes");
+		return r;
 	}
-	if (g->count >= max_per_object(c)) {
-		w->ctr.refused_full++;
+	if (r == -ENOSPC) {
 		http_resp_error(ex, 503, "this object has its maximum of WebSockets");
-		return -ENOSPC;
+		return r;
 	}
-	char *tb = NULL;
-	if (ntags && !(tb = malloc(tbytes))) {
+	if (r < 0) {
 		http_resp_error(ex, 503, "out of memory accepting the WebSocket");
-		return -ENOMEM;
+		return r;
 	}
-	char *p = tb;
-	for (size_t i = 0; i < ntags; i++) {
-		uint16_t n = (uint16_t)tags[i].len;
-		memcpy(p, &n, 2);
-		memcpy(p + 2, tags[i].ptr, n);
-		p += 2 + n;
-	}
-	unsigned core = ws_handle_core(rr->ws_handle);
-	int first_on_core = g->per_core[core] == 0;
-	long i = member_add(g, rr->ws_handle, kind);
-	if (i < 0) {
-		free(tb);
-		http_resp_error(ex, 503, "out of memory accepting the WebSocket");
-		return -ENOMEM;
-	}
-	g->m[i].tags = tb;
-	g->m[i].ntags = (uint8_t)ntags;
-	if (g->auto_pair && first_on_core)
-		send_site_pair(c, g, core);
 	rr->accepted = 1;
-	rr->member = member_ref(g, (uint32_t)i);
+	rr->member = ref;
 	if (kind == WS_KIND_SOCKET)
 		w->ctr.accepted++;
 	else
@@ -595,6 +680,8 @@ int duro_ws_close(struct duro_object *o, duro_ws ws, int code, const char *reaso
 	b->close_code = (uint16_t)code;
 	b->targets[b->n++] = m->h;
 	/* Gone for the object at once; the socket's core finishes the close handshake. */
+	if (m->rd)
+		c->obj->ws->out->forget(c, obj, m);
 	member_remove(g, m);
 	queue_out(obj, b);
 	return 0;

@@ -16,6 +16,8 @@ struct ws_member {
 	uint32_t gen;
 	uint32_t next_free;
 	uint8_t kind, ntags;
+	uint8_t outbound; /* opened by the object (duro_ws_connect) */
+	struct ws_redial *rd; /* held durably (DURO_WS_RECONNECT): the runtime dials again */
 	uint16_t attach_len;
 	char *tags;   /* ntags x (u16 length, bytes), or NULL */
 	char *attach; /* or NULL */
@@ -45,13 +47,15 @@ struct ws_site {
 	uint16_t auto_req_len, auto_res_len;
 };
 
-enum ws_event_what { EV_MESSAGE, EV_CLOSE, EV_AUTO };
+enum ws_event_what { EV_MESSAGE, EV_CLOSE, EV_AUTO, EV_OPEN };
 
 /* Made on the socket's core, handled on the object's core, then sent back to be freed. */
 struct ws_event {
 	struct core_msg msg;
 	uint8_t what, binary, clean, error;
 	uint16_t code, ns, reason_len;
+	int16_t err;       /* EV_OPEN: 0 open, else why not */
+	uint8_t reconnect; /* EV_OPEN: opened again by the runtime */
 	struct duro_id id;
 	uint64_t member;
 	struct buf *data; /* the message (the socket core's buffer) */
@@ -80,6 +84,9 @@ struct obj_ws_core {
 	size_t nsite_buckets, nsites;
 	struct pool events;
 	struct obj_ws_counters ctr;
+	struct list_node redials; /* obj_ws_out.c: this core's durable outbound sockets */
+	const struct obj_ws_out_hooks *out; /* obj_ws_out.c's, for members with a redial */
+	uint64_t rng;             /* backoff jitter */
 };
 
 /* ---- hash tables keyed by object ID ---- */
@@ -117,6 +124,55 @@ static inline int obj_ws_same(const struct duro_id *a, unsigned ans, const struc
 		(nb) = n2;                                                              \
 	} while (0)
 
+
+/* ---- obj_ws_group.c, for outbound sockets (obj_ws_out.c) ---- */
+
+/* Makes socket h (of kind) a member of obj's group with tags (checked: up to 10 of 1 to
+ * 256 bytes). Returns 0 with *out set, -EINVAL (a bad tag), -ENOSPC (the object has its
+ * maximum of sockets), -ENOMEM. */
+int obj_ws_member_join(struct core *c, struct object *obj, ws_handle h, enum ws_kind kind,
+		       const struct duro_str *tags, size_t ntags, duro_ws *out);
+/* The same into a group found by ID (obj_ws_group_of), for sockets the runtime opens
+ * while the object sleeps. */
+int obj_ws_group_join(struct core *c, struct ws_group *g, ws_handle h, enum ws_kind kind,
+		      const struct duro_str *tags, size_t ntags, duro_ws *out);
+/* The group of an object by ID; with `create`, a new one (no object attached) when none.
+ * NULL when none (or out of memory). */
+struct ws_group *obj_ws_group_of(struct core *c, const struct duro_id *id, unsigned ns,
+				 int create);
+/* The member ref names in obj's group, or in g; NULL when gone. */
+struct ws_member *obj_ws_member(struct object *obj, duro_ws ref);
+struct ws_member *obj_ws_group_member(struct ws_group *g, duro_ws ref);
+/* Tells this core's site of g the auto-response pair, when g has one (a socket made anew
+ * on this core whose site was gone). */
+void obj_ws_group_site_pair(struct core *c, struct ws_group *g);
+
+/* ---- obj_ws_out.c's reports to the group half ----
+ * Through pointers obj_ws_out_init sets (obj_ws_out.c calls into the group, never the
+ * other way): only members with a redial, which obj_ws_out.c made, use them. */
+struct obj_ws_out_hooks {
+	/* The durable socket of rd dropped, or failed to open: dialed again after a backoff. */
+	void (*dropped)(struct core *c, struct ws_redial *rd);
+	/* It opened: returns 1 when the runtime dialed it (on_ws_open's reconnect), resets
+	 * the backoff. */
+	int (*opened)(struct core *c, struct ws_redial *rd);
+	/* The object closes a durable socket (duro_ws_close): its intent is deleted in the
+	 * running event and the runtime stops dialing it. */
+	void (*forget)(struct core *c, struct object *obj, struct ws_member *m);
+};
+
+/* Takes a member out of obj's group (a socket that never opened). */
+void obj_ws_member_leave(struct object *obj, duro_ws ref);
+/* Holds a batch until the running event ends, behind its writes (the output gate). */
+void obj_ws_queue_out(struct object *obj, struct ws_batch *b);
+
+/* ---- obj_ws_site.c, for outbound sockets ---- */
+
+/* Reserves a socket on this core (the object's) for an outbound connection, with this
+ * core's site of the object as its user. NULL at the core's socket limit or out of memory. */
+struct ws_conn *obj_ws_site_reserve(struct core *c, const struct duro_id *id, unsigned ns);
+/* Gives a reservation that was never dialed back. */
+void obj_ws_site_unreserve(struct core *c, struct ws_conn *wc);
 
 /* ---- obj_ws_site.c, for the group half ---- */
 

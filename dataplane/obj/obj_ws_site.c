@@ -83,6 +83,8 @@ static struct ws_event *event_new(struct core *c, struct ws_conn *wc, enum ws_ev
 	ev->member = ws_conn_ref(wc);
 	ev->data = NULL;
 	ev->time_ms = 0;
+	ev->err = 0;
+	ev->reconnect = 0;
 	return ev;
 }
 
@@ -139,8 +141,38 @@ static void on_socket_closed(struct core *c, struct ws_conn *wc, unsigned code, 
 	site_put(c, s);
 }
 
+/* An outbound socket opened, or never will (then the ws layer frees it: no on_closed). */
+static void on_socket_open(struct core *c, struct ws_conn *wc, int err)
+{
+	struct ws_site *s = ws_conn_user(wc);
+	struct ws_event *ev = event_new(c, wc, EV_OPEN);
+	if (ev) {
+		ev->err = (int16_t)err;
+		event_send(c, ev);
+	}
+	if (err < 0)
+		site_put(c, s);
+}
+
 static const struct ws_events socket_events = { .on_message = on_socket_message,
-						.on_closed = on_socket_closed };
+						.on_closed = on_socket_closed,
+						.on_open = on_socket_open };
+
+struct ws_conn *obj_ws_site_reserve(struct core *c, const struct duro_id *id, unsigned ns)
+{
+	struct ws_site *s = site_get(c, id, ns);
+	struct ws_conn *wc = s ? ws_reserve(c, WS_KIND_SOCKET, s) : NULL;
+	if (!wc && s)
+		site_put(c, s);
+	return wc;
+}
+
+void obj_ws_site_unreserve(struct core *c, struct ws_conn *wc)
+{
+	struct ws_site *s = ws_conn_user(wc);
+	ws_release(c, wc, 0);
+	site_put(c, s);
+}
 
 const struct ws_events *obj_ws_events(void) { return &socket_events; }
 

@@ -39,6 +39,12 @@ struct ws_events {
 	 * connection; clean when both close frames were exchanged. wc is freed after it. */
 	void (*on_closed)(struct core *c, struct ws_conn *wc, unsigned code, const char *reason,
 			  size_t rlen, int clean);
+	/* A client socket (ws_client_prepare) opened (err 0: the server's 101 checked; it is
+	 * now like an accepted socket, on_closed to come) or never will (err: -ECONNREFUSED
+	 * and other connect errors, -ETIMEDOUT, -EPROTO a bad answer, -EKEYREJECTED a
+	 * certificate refused, -EOPNOTSUPP the backend cannot dial, -ECANCELED closed or shut
+	 * down first, -EIO the writes it waited for failed; wc is freed after it, no on_closed). */
+	void (*on_open)(struct core *c, struct ws_conn *wc, int err);
 };
 
 struct ws_counters {
@@ -46,6 +52,7 @@ struct ws_counters {
 	uint64_t msgs_in, bytes_in, frames_out, bytes_out, pings;
 	uint64_t closes_clean, closes_protocol, closes_utf8, closes_too_big, closes_slow;
 	uint64_t closes_dropped, dropped_sends;
+	uint64_t dials, client_failures, client_bad_answers; /* client sockets */
 };
 
 /* Sets up this core's socket table; `nb` is the backend connections belong to. */
@@ -86,6 +93,7 @@ struct ws_payload {
 enum ws_batch_op {
 	WS_SEND,  /* queue the payload on each target */
 	WS_CLOSE, /* the payload is a close frame: queue it, then close each target */
+	WS_CONNECT, /* no payload: dial each target (client sockets of this core) */
 };
 
 /* Sends from one core to sockets of one core. Made on the sending core; goes to the
@@ -124,6 +132,8 @@ struct ws_batch *ws_batch_new(struct core *c, unsigned dst, enum ws_batch_op op,
 void ws_batch_send(struct core *c, struct ws_batch *b);
 /* Frees a batch that was never sent. */
 void ws_batch_free(struct core *c, struct ws_batch *b);
+/* The same for a batch whose writes failed: a WS_CONNECT fails its sockets with -EIO. */
+void ws_batch_drop(struct core *c, struct ws_batch *b);
 
 /* Sends a text frame to one local socket directly (auto-responses); 0 or -ENOMEM. */
 int ws_send_local(struct core *c, struct ws_conn *wc, enum ws_opcode op, const void *data,
@@ -136,6 +146,21 @@ void ws_close_local(struct core *c, struct ws_conn *wc, unsigned code, const cha
 void ws_drain(struct core *c, unsigned within_ms);
 uint64_t ws_open_sockets(struct core *c);
 
+/* ---- client sockets (duro's own outbound WebSockets) ---- */
+
+/* From dial to the server's 101; past it, the connection is cut off. */
+#define WS_CLIENT_TIMEOUT_MS 10000
+
+/* Makes a reservation (WS_KIND_SOCKET) a client socket to d (TLS when d->tls, d and the
+ * name it points to copied), with its opening request for `target` (path and query) and
+ * Host `host` queued; frames sent to it meanwhile wait behind the handshake. Nothing is
+ * dialed before ws_client_start or a WS_CONNECT batch naming it. Returns 0, -EINVAL (too
+ * long), -ENOMEM, -EIO (no randomness); on failure the reservation is as it was. */
+int ws_client_prepare(struct core *c, struct ws_conn *wc, const struct net_dial *d,
+		      const char *host, const char *target);
+/* Dials a prepared client socket of this core; on_open follows. */
+void ws_client_start(struct core *c, struct ws_conn *wc);
+
 /* ---- handshake ---- */
 
 /* 1 when the request asks for a WebSocket (an Upgrade header naming websocket). */
@@ -143,5 +168,19 @@ int ws_is_upgrade(const struct http_request *req);
 /* Checks an upgrade request (RFC 6455 section 4.2.1) and computes Sec-WebSocket-Accept.
  * Returns 0, -400 for a malformed request, -426 for a version other than 13. */
 int ws_handshake_check(const struct http_request *req, char accept[29]);
+
+/* Client side (RFC 6455 section 4.1). A fresh random Sec-WebSocket-Key (24 characters and
+ * a NUL) and the Sec-WebSocket-Accept the server must answer it with. Returns 0 or -EIO. */
+int ws_client_key(char key[25], char accept[29]);
+/* Largest answer head a client socket reads. */
+#define WS_MAX_RESPONSE_HEAD 8192
+/* Checks the server's answer to the opening handshake at buf[0..len), pure and
+ * allocation-free: returns the head's length when it is a valid 101 for `accept` (the
+ * frames follow it), 0 when more bytes are needed, or a negative errno with *why saying
+ * what is wrong: -ECONNREFUSED another status (in *status), -EPROTO not HTTP, a head over
+ * WS_MAX_RESPONSE_HEAD, Upgrade or Connection missing, a wrong Sec-WebSocket-Accept, or
+ * an extension or subprotocol that was not offered. */
+long ws_client_check_response(const char *buf, size_t len, const char accept[28], int *status,
+			      const char **why);
 
 #endif

@@ -14,13 +14,28 @@
 #include "timer.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 enum ws_state {
 	WS_RESERVED, /* slot taken; the upgrade response is on its way */
 	WS_OPEN,
 	WS_CLOSING, /* a close frame is queued or sent; waiting for the peer's, or the timer */
+	WS_CONNECTING, /* a client socket: dialing, or waiting for the server's 101 */
+};
+
+/* A client socket until its handshake is done: where to, and the answer so far. */
+struct ws_client {
+	struct net_dial dial;
+	char server_name[256];
+	uint64_t dial_handle;
+	uint8_t dialing, started;
+	size_t req_left; /* bytes of the request not yet written: nothing else goes before */
+	char accept[29];
+	size_t got;
+	char resp[WS_MAX_RESPONSE_HEAD];
 };
 
 /* One queued reference to a payload. */
@@ -40,6 +55,7 @@ struct ws_conn {
 	uint8_t in_frame;       /* a header was read; its payload is coming */
 	uint8_t ignore_input;   /* failed or closing: later bytes are read and dropped */
 	uint8_t close_sent, raised, flush_then_close;
+	uint8_t client;         /* dialed by duro: frames out masked, frames in unmasked */
 	uint8_t hdr_len;
 	uint8_t hdr[14];
 	struct ws_frame_hdr cur;
@@ -55,6 +71,7 @@ struct ws_conn {
 	size_t out_lent;
 	struct timer timer;
 	struct list_node node; /* in the core's list of sockets */
+	struct ws_client *cl;  /* a client socket until it is open, else NULL */
 };
 
 struct ws_slot {
@@ -72,6 +89,8 @@ struct ws_core {
 	const struct net_backend *nb;
 	const struct ws_events *up;
 	struct net_events net_ev;
+	struct net_events client_ev; /* net_ev, for connections this layer dials */
+	uint64_t rng;                /* xorshift64*: masking keys */
 	struct ws_slot *slots;
 	uint32_t nslots, cap, free_head, max_sockets, used;
 	struct pool conns, outs, ctrls, payloads, batches;
@@ -80,6 +99,9 @@ struct ws_core {
 };
 
 static void conn_fail(struct core *c, struct ws_conn *wc, unsigned code);
+static void client_start(struct core *c, struct ws_conn *wc);
+static void client_fail(struct core *c, struct ws_conn *wc, int err, const char *why);
+static void conn_free(struct core *c, struct ws_conn *wc);
 static void raise_closed(struct core *c, struct ws_conn *wc, unsigned code, const char *reason,
 			 size_t rlen, int clean);
 
@@ -335,9 +357,9 @@ static void out_drop_all(struct core *c, struct ws_conn *wc)
 	DURO_ASSERT(!wc->out_head);
 }
 
-/* Queues a reference to p (held through b). Returns 0 or -ENOMEM. */
-static int out_push(struct core *c, struct ws_conn *wc, struct ws_batch *b,
-		    const struct ws_payload *p)
+/* Queues a reference to p (held through b), as it is. Returns 0 or -ENOMEM. */
+static int out_push_raw(struct core *c, struct ws_conn *wc, struct ws_batch *b,
+			const struct ws_payload *p)
 {
 	struct ws_out *o = pool_get(&c->ws->outs);
 	if (!o)
@@ -354,6 +376,58 @@ static int out_push(struct core *c, struct ws_conn *wc, struct ws_batch *b,
 	wc->out_bytes += p->len;
 	c->ws->ctr.frames_out++;
 	return 0;
+}
+
+static uint32_t mask_key(struct ws_core *w)
+{
+	uint64_t x = w->rng;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	w->rng = x;
+	return (uint32_t)((x * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+/* A client's copy of a server frame (payloads are encoded once, unmasked, for every
+ * socket they go to): the same frame masked under a fresh key (RFC 6455 section 5.3). */
+static struct ws_payload *masked_copy(struct core *c, const struct ws_payload *p)
+{
+	const uint8_t *d = (const uint8_t *)p->data;
+	DURO_ASSERT(p->len >= 2);
+	size_t hl = (d[1] & 0x7f) == 127 ? 10 : (d[1] & 0x7f) == 126 ? 4 : 2;
+	DURO_ASSERT(p->len >= hl);
+	size_t n = p->len - hl;
+	uint32_t k = mask_key(c->ws);
+	uint8_t mask[4];
+	memcpy(mask, &k, 4);
+	uint8_t hdr[WS_MAX_CLIENT_HDR];
+	size_t nh = ws_write_client_header(hdr, (enum ws_opcode)(d[0] & 0x0f), n, mask);
+	struct ws_payload *q = ws_payload_new(c, nh + n);
+	if (!q)
+		return NULL;
+	memcpy(q->data, hdr, nh);
+	ws_unmask((uint8_t *)q->data + nh, d + hl, n, mask, 0);
+	return q;
+}
+
+/* Queues a frame: a reference for an accepted socket, a masked copy for a client one.
+ * Returns 0 or -ENOMEM. */
+static int out_push(struct core *c, struct ws_conn *wc, struct ws_batch *b,
+		    const struct ws_payload *p)
+{
+	if (!wc->client)
+		return out_push_raw(c, wc, b, p);
+	struct ws_payload *q = masked_copy(c, p);
+	if (!q)
+		return -ENOMEM;
+	struct ws_batch *own = ws_batch_new(c, c->index, WS_SEND, q, NULL, 1);
+	ws_payload_unref(c, q);
+	if (!own)
+		return -ENOMEM;
+	own->holds++;
+	int r = out_push_raw(c, wc, own, q);
+	batch_unhold(c, own);
+	return r;
 }
 
 static void close_timer_fired(struct core *c, struct timer *t)
@@ -445,6 +519,14 @@ static void deliver_batch(struct core *c, struct ws_batch *b)
 			w->ctr.dropped_sends++;
 			continue;
 		}
+		if (b->op == WS_CONNECT) {
+			client_start(c, wc);
+			continue;
+		}
+		if (b->op == WS_CLOSE && wc->cl) {
+			client_fail(c, wc, -ECANCELED, NULL); /* closed before it was open */
+			continue;
+		}
 		const struct ws_payload *p = wc->kind == WS_KIND_STREAM ? b->stream : b->frame;
 		if (b->op == WS_CLOSE) {
 			if (wc->close_sent || wc->raised)
@@ -474,6 +556,19 @@ static void deliver_batch(struct core *c, struct ws_batch *b)
 static void on_batch(struct core *c, struct core_msg *m)
 {
 	deliver_batch(c, (struct ws_batch *)m);
+}
+
+void ws_batch_drop(struct core *c, struct ws_batch *b)
+{
+	if (b->op == WS_CONNECT) {
+		DURO_ASSERT(b->dst == c->index);
+		for (uint32_t i = 0; i < b->n; i++) {
+			struct ws_conn *wc = slot_lookup(c->ws, b->targets[i]);
+			if (wc && wc->cl)
+				client_fail(c, wc, -EIO, NULL);
+		}
+	}
+	ws_batch_free(c, b);
 }
 
 void ws_batch_send(struct core *c, struct ws_batch *b)
@@ -644,7 +739,8 @@ static void parse(struct core *c, struct ws_conn *wc, const uint8_t *p, size_t n
 			size_t old = wc->hdr_len;
 			size_t take = n < sizeof(wc->hdr) - old ? n : sizeof(wc->hdr) - old;
 			memcpy(wc->hdr + old, p, take);
-			r = ws_parse_header(wc->hdr, old + take, &wc->cur);
+			r = wc->client ? ws_parse_server_header(wc->hdr, old + take, &wc->cur)
+				       : ws_parse_header(wc->hdr, old + take, &wc->cur);
 			if (r == 0) {
 				wc->hdr_len = (uint8_t)(old + take);
 				return;
@@ -697,10 +793,19 @@ static void parse(struct core *c, struct ws_conn *wc, const uint8_t *p, size_t n
 
 /* ---- backend events for taken-over connections ---- */
 
+static void client_answer(struct core *c, struct ws_conn *wc, const char *data, size_t len);
+
 static void on_data(struct core *c, struct net_conn *nc, const char *data, size_t len)
 {
 	struct ws_conn *wc = nc->user;
 	core_did_work(c);
+	if (wc->cl) {
+		if (len == 0)
+			client_fail(c, wc, -ECONNRESET, "the server closed before answering");
+		else
+			client_answer(c, wc, data, len);
+		return;
+	}
 	if (len == 0) {
 		/* The peer is done sending: a WebSocket without a close frame dropped. */
 		c->ws->ctr.closes_dropped += !wc->raised;
@@ -719,6 +824,12 @@ static unsigned fill_output(struct core *c, struct net_conn *nc, struct iovec *i
 	unsigned n = 0;
 	size_t skip = wc->head_sent;
 	wc->out_lent = 0;
+	if (wc->cl) {
+		/* The request alone until the server has answered it. */
+		if (!wc->cl->req_left)
+			return 0;
+		max = 1;
+	}
 	for (struct ws_out *o = wc->out_head; o && n < max; o = o->next) {
 		iov[n].iov_base = (char *)o->p->data + skip;
 		iov[n++].iov_len = o->p->len - skip;
@@ -747,6 +858,8 @@ static void on_sent(struct core *c, struct net_conn *nc, size_t n)
 	DURO_ASSERT(n <= wc->out_lent);
 	wc->out_lent = 0; /* the backend is done with what it was lent: sent or not */
 	w->ctr.bytes_out += n;
+	if (wc->cl)
+		wc->cl->req_left -= n; /* only the request was lent */
 	while (n && wc->out_head) {
 		struct ws_out *o = wc->out_head;
 		size_t left = o->p->len - wc->head_sent;
@@ -781,6 +894,7 @@ static void conn_free(struct core *c, struct ws_conn *wc)
 		buf_unref(&c->bufs, wc->msg);
 	if (wc->ctrl)
 		pool_put(&w->ctrls, wc->ctrl);
+	free(wc->cl);
 	timer_cancel(&wc->timer);
 	list_del(&wc->node);
 	slot_put(w, wc);
@@ -793,6 +907,10 @@ static void on_closed(struct core *c, struct net_conn *nc, int err)
 {
 	struct ws_conn *wc = nc->user;
 	wc->nc = NULL;
+	if (wc->cl) {
+		client_fail(c, wc, err ? err : -ECONNRESET, "the connection closed before the handshake");
+		return; /* freed there */
+	}
 	if (!wc->raised)
 		c->ws->ctr.closes_dropped++;
 	raise_closed(c, wc, WS_CLOSE_ABNORMAL, NULL, 0, 0);
@@ -868,12 +986,193 @@ void ws_release(struct core *c, struct ws_conn *wc, int accepted)
 	conn_free(c, wc);
 }
 
+/* ---- client sockets ---- */
+
+int ws_client_prepare(struct core *c, struct ws_conn *wc, const struct net_dial *d,
+		      const char *host, const char *target)
+{
+	struct ws_core *w = c->ws;
+	DURO_ASSERT(wc->state == WS_RESERVED && wc->kind == WS_KIND_SOCKET && !wc->cl);
+	struct ws_client *cl = calloc(1, sizeof(*cl));
+	if (!cl)
+		return -ENOMEM;
+	char key[25];
+	int r = ws_client_key(key, cl->accept);
+	if (r < 0) {
+		free(cl);
+		return r;
+	}
+	cl->dial = *d;
+	if (d->server_name) {
+		if (strlen(d->server_name) >= sizeof(cl->server_name)) {
+			free(cl);
+			return -EINVAL;
+		}
+		memcpy(cl->server_name, d->server_name, strlen(d->server_name) + 1);
+		cl->dial.server_name = cl->server_name;
+	}
+	char req[4096];
+	int n = snprintf(req, sizeof(req),
+			 "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+			 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nUser-Agent: durod\r\n\r\n",
+			 target, host, key);
+	if (n < 0 || (size_t)n >= sizeof(req)) {
+		free(cl);
+		return -EINVAL;
+	}
+	struct ws_payload *p = ws_payload_new(c, (size_t)n);
+	struct ws_batch *b = p ? ws_batch_new(c, c->index, WS_SEND, p, NULL, 1) : NULL;
+	if (p)
+		ws_payload_unref(c, p);
+	if (!b) {
+		free(cl);
+		return -ENOMEM;
+	}
+	memcpy(p->data, req, (size_t)n);
+	b->holds++;
+	r = out_push_raw(c, wc, b, p);
+	batch_unhold(c, b);
+	if (r < 0) {
+		free(cl);
+		return r;
+	}
+	w->ctr.frames_out--; /* a request, not a frame */
+	cl->req_left = (size_t)n;
+	wc->cl = cl;
+	wc->client = 1;
+	wc->state = WS_CONNECTING;
+	return 0;
+}
+
+/* Ends a client socket that never opened: the layer above hears of it once (on_open with
+ * err), then it goes, through the backend's own report when it holds a connection. */
+static void client_fail(struct core *c, struct ws_conn *wc, int err, const char *why)
+{
+	struct ws_core *w = c->ws;
+	struct ws_client *cl = wc->cl;
+	if (!cl)
+		return;
+	if (!wc->raised) {
+		wc->raised = 1;
+		w->ctr.client_failures++;
+		if (why)
+			log_info("core %u ws %u: outbound WebSocket to %s failed: %s (%s)", c->index,
+				 wc->idx, cl->server_name[0] ? cl->server_name : "an address", why,
+				 strerror(-err));
+		w->up->on_open(c, wc, err);
+	}
+	timer_cancel(&wc->timer);
+	if (cl->dialing) {
+		w->nb->dial_cancel(c, cl->dial_handle); /* on_dial_failed comes back here */
+		return;
+	}
+	if (wc->nc) {
+		wc->ignore_input = 1;
+		w->nb->close(c, wc->nc, NET_CLOSE_ABORT); /* on_closed comes back here */
+		return;
+	}
+	conn_free(c, wc);
+}
+
+static void client_timer_fired(struct core *c, struct timer *t)
+{
+	struct ws_conn *wc = LIST_CONTAINER(t, struct ws_conn, timer);
+	client_fail(c, wc, -ETIMEDOUT, "no connection and handshake in time");
+}
+
+static void client_start(struct core *c, struct ws_conn *wc)
+{
+	struct ws_core *w = c->ws;
+	struct ws_client *cl = wc->cl;
+	if (!cl || cl->started)
+		return;
+	cl->started = 1;
+	w->ctr.dials++;
+	int r = w->nb->dial ? w->nb->dial(c, &cl->dial, &w->client_ev, wc, &cl->dial_handle)
+			    : -EOPNOTSUPP;
+	if (r < 0) {
+		client_fail(c, wc, r, r == -EOPNOTSUPP ? "this network backend cannot dial (or has no TLS)"
+						       : "could not dial");
+		return;
+	}
+	cl->dialing = 1;
+	timer_arm(c, &wc->timer, c->now_ms + WS_CLIENT_TIMEOUT_MS, client_timer_fired);
+}
+
+void ws_client_start(struct core *c, struct ws_conn *wc)
+{
+	client_start(c, wc);
+}
+
+static void *client_on_accept(struct core *c, struct net_conn *nc)
+{
+	struct ws_conn *wc = nc->user;
+	DURO_ASSERT(wc->cl && wc->cl->dialing);
+	wc->cl->dialing = 0;
+	wc->nc = nc;
+	want_write(c, wc); /* the request */
+	return wc;
+}
+
+static void client_dial_failed(struct core *c, void *user, int err)
+{
+	struct ws_conn *wc = user;
+	DURO_ASSERT(wc->cl && wc->cl->dialing);
+	wc->cl->dialing = 0;
+	client_fail(c, wc, err, "could not connect");
+}
+
+/* Bytes of the server's answer: its head, then perhaps the first frames. */
+static void client_answer(struct core *c, struct ws_conn *wc, const char *data, size_t len)
+{
+	struct ws_core *w = c->ws;
+	struct ws_client *cl = wc->cl;
+	if (wc->raised)
+		return; /* failed, closing */
+	size_t room = sizeof(cl->resp) - cl->got;
+	size_t take = len < room ? len : room;
+	memcpy(cl->resp + cl->got, data, take);
+	cl->got += take;
+	int status;
+	const char *why;
+	long r = ws_client_check_response(cl->resp, cl->got, cl->accept, &status, &why);
+	if (r == 0 && cl->got == sizeof(cl->resp)) {
+		r = -EPROTO;
+		why = "the answer's head is too large";
+	}
+	if (r == 0)
+		return;
+	if (r < 0) {
+		char buf[128];
+		if (status && r == -ECONNREFUSED)
+			snprintf(buf, sizeof(buf), "%s: %d", why, status);
+		w->ctr.client_bad_answers++;
+		client_fail(c, wc, (int)r, status && r == -ECONNREFUSED ? buf : why);
+		return;
+	}
+	/* Open: from here on a socket like an accepted one, frames both ways. */
+	wc->cl = NULL;
+	wc->state = WS_OPEN;
+	timer_cancel(&wc->timer);
+	w->ctr.opened++;
+	w->up->on_open(c, wc, 0);
+	want_write(c, wc); /* what the object sent while it was connecting */
+	parse(c, wc, (const uint8_t *)cl->resp + r, cl->got - (size_t)r);
+	if (take < len && !wc->ignore_input)
+		parse(c, wc, (const uint8_t *)data + take, len - take);
+	free(cl);
+}
+
 void ws_drain(struct core *c, unsigned within_ms)
 {
 	struct ws_core *w = c->ws;
 	for (struct list_node *p = w->all.next, *next; p != &w->all; p = next) {
 		next = p->next;
 		struct ws_conn *wc = LIST_CONTAINER(p, struct ws_conn, node);
+		if (wc->cl && wc->cl->started) {
+			client_fail(c, wc, -ECANCELED, NULL);
+			continue;
+		}
 		if (wc->state == WS_OPEN)
 			ws_close_local(c, wc, WS_CLOSE_GOING_AWAY, "server shutting down");
 		/* Closing ones too: a peer that does not answer or read is cut off in time for
@@ -905,6 +1204,11 @@ int ws_core_init(struct core *c, const struct ws_config *cfg, const struct net_b
 					 .fill_output = fill_output,
 					 .fill_output_shared = fill_output_shared, .on_sent = on_sent,
 					 .on_closed = on_closed };
+	w->client_ev = w->net_ev;
+	w->client_ev.on_accept = client_on_accept;
+	w->client_ev.on_dial_failed = client_dial_failed;
+	if (getrandom(&w->rng, sizeof(w->rng), 0) != (ssize_t)sizeof(w->rng) || !w->rng)
+		w->rng = 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)w; /* never zero */
 	pool_init(&w->conns, "ws_conn", sizeof(struct ws_conn), 1024, max_sockets);
 	pool_init(&w->outs, "ws_out", sizeof(struct ws_out), 4096, 0);
 	pool_init(&w->ctrls, "ws_ctrl", 128, 256, 0);

@@ -4,7 +4,8 @@
 
 #include <string.h>
 
-int ws_parse_header(const uint8_t *p, size_t avail, struct ws_frame_hdr *h)
+/* Both directions: a client's frames must be masked, a server's must not be. */
+static int parse_header(const uint8_t *p, size_t avail, struct ws_frame_hdr *h, int from_client)
 {
 	if (avail < 2)
 		return 0;
@@ -28,8 +29,8 @@ int ws_parse_header(const uint8_t *p, size_t avail, struct ws_frame_hdr *h)
 		return -WS_CLOSE_PROTOCOL;
 	}
 	h->masked = b1 >> 7;
-	if (!h->masked)
-		return -WS_CLOSE_PROTOCOL; /* section 5.1: a server closes on an unmasked frame */
+	if (h->masked != from_client)
+		return -WS_CLOSE_PROTOCOL; /* section 5.1: each side closes on the other masking */
 	uint64_t len = b1 & 0x7f;
 	size_t need = 2;
 	if (len == 126)
@@ -38,7 +39,8 @@ int ws_parse_header(const uint8_t *p, size_t avail, struct ws_frame_hdr *h)
 		need += 8;
 	if (h->opcode >= WS_OP_CLOSE && len > WS_MAX_CONTROL)
 		return -WS_CLOSE_PROTOCOL;
-	need += 4;
+	if (from_client)
+		need += 4;
 	if (avail < need)
 		return 0;
 	const uint8_t *q = p + 2;
@@ -54,8 +56,21 @@ int ws_parse_header(const uint8_t *p, size_t avail, struct ws_frame_hdr *h)
 		q += 8;
 	}
 	h->len = len;
-	memcpy(h->mask, q, 4);
+	if (from_client)
+		memcpy(h->mask, q, 4);
+	else
+		memset(h->mask, 0, 4); /* unmasking is then a copy */
 	return (int)need;
+}
+
+int ws_parse_header(const uint8_t *p, size_t avail, struct ws_frame_hdr *h)
+{
+	return parse_header(p, avail, h, 1);
+}
+
+int ws_parse_server_header(const uint8_t *p, size_t avail, struct ws_frame_hdr *h)
+{
+	return parse_header(p, avail, h, 0);
 }
 
 void ws_unmask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t mask[4], uint64_t offset)
@@ -95,6 +110,15 @@ size_t ws_write_header(uint8_t out[WS_MAX_SERVER_HDR], enum ws_opcode op, uint64
 	for (int i = 0; i < 8; i++)
 		out[2 + i] = (uint8_t)(len >> (56 - 8 * i));
 	return 10;
+}
+
+size_t ws_write_client_header(uint8_t out[WS_MAX_CLIENT_HDR], enum ws_opcode op, uint64_t len,
+			      const uint8_t mask[4])
+{
+	size_t n = ws_write_header(out, op, len);
+	out[1] |= 0x80;
+	memcpy(out + n, mask, 4);
+	return n + 4;
 }
 
 /* The state packs what the next continuation byte may be and how many are still due:

@@ -47,12 +47,23 @@ struct ws_frame_hdr {
  * 64-bit length with its top bit set. */
 int ws_parse_header(const uint8_t *p, size_t avail, struct ws_frame_hdr *h);
 
+/* The same for a server's frame, read by duro's own client sockets: the frame must be
+ * unmasked (a masked one is -1002); h->mask is then all zeros, so ws_unmask copies. */
+int ws_parse_server_header(const uint8_t *p, size_t avail, struct ws_frame_hdr *h);
+
 /* Copies n payload bytes from src to dst, unmasking; `offset` is how many payload bytes of
  * this frame came before (the mask's phase). dst may equal src. */
 void ws_unmask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t mask[4], uint64_t offset);
 
 /* Writes a server frame header (FIN set, unmasked) and returns its length. */
 size_t ws_write_header(uint8_t out[WS_MAX_SERVER_HDR], enum ws_opcode op, uint64_t len);
+
+/* Largest header a client writes: 2 + 8 bytes and the mask. */
+#define WS_MAX_CLIENT_HDR 14
+/* Writes a client frame header (FIN set, masked with `mask`) and returns its length; the
+ * payload that follows must be masked with the same key (ws_unmask, offset 0). */
+size_t ws_write_client_header(uint8_t out[WS_MAX_CLIENT_HDR], enum ws_opcode op, uint64_t len,
+			      const uint8_t mask[4]);
 
 /* Incremental UTF-8 validation across fragments. State 0 is "between characters". */
 #define WS_UTF8_OK 0

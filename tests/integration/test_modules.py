@@ -39,7 +39,7 @@ static int on_request(struct duro_object *obj, const struct duro_request *req,
     memset_like(&opt);
     return duro_res_text(res, 200, "ok");
 }
-static const struct duro_class hdr_class = { "Hdr", 0, 0, on_request, 0, 0, 0, 0, 0 };
+static const struct duro_class hdr_class = { "Hdr", 0, 0, on_request, 0, 0, 0, 0, 0, 0 };
 DURO_CLASS(hdr_class)
 """
 
@@ -114,6 +114,15 @@ def test_a_module_class_is_bound_routed_and_durable(tmp_path, durod_factory):
     assert requests.post(d.url + "/counter/x").text == "1"
 
 
+def test_a_module_of_abi_1_0_still_loads(tmp_path, durod_factory):
+    """ABI 1.1 added on_ws_open at the end of struct duro_class: a module built for 1.0
+    (its magic block says 1.0 and the 1.0 size) loads, its classes read without it."""
+    so = modbuild.build(tmp_path, "old", ("versioned.c", "bad_magic.c"),
+                        ["BAD_MINOR=-1", "BAD_CLASS_SIZE=-8"])
+    d = module_durod(durod_factory, so, "Versioned", "/v/")
+    assert requests.post(d.url + "/v/x").text.startswith("v1 1 ")
+
+
 def test_a_module_class_needs_a_migration(tmp_path):
     so = modbuild.versioned(tmp_path, "v1")
     cfg = modbuild.module_config([so], [("MOD", "Versioned", "/v/")], [])
@@ -139,10 +148,10 @@ def bad_module(tmp_path, kind):
                 "built for duro ABI major version 2, durod runs 1")
     if kind == "newer minor":
         return (b(tmp_path, "minor", ("versioned.c", "bad_magic.c"), ["BAD_MINOR=1"]),
-                "built for duro ABI 1.1, newer than durod's 1.0")
+                "built for duro ABI 1.2, newer than durod's 1.1")
     if kind == "struct size":
         return (b(tmp_path, "size", ("versioned.c", "bad_magic.c"), ["BAD_CLASS_SIZE=8"]),
-                "struct duro_class is 80 bytes in the module, 72 in durod")
+                "struct duro_class is 88 bytes in the module, 80 in durod")
     if kind == "no magic block":
         return b(tmp_path, "plain", ("plain.c",), module=False), "no magic block"
     if kind == "constructor":

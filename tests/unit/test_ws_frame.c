@@ -104,8 +104,42 @@ static void test_close(void)
 	CHECK(ws_close_code_valid(1013) && ws_close_code_valid(3000) && ws_close_code_valid(4999));
 }
 
+/* Frames a server sends, as duro's client sockets read them: unmasked, or a 1002. */
+static void test_server_headers(void)
+{
+	struct ws_frame_hdr h;
+	const uint8_t text[] = { 0x81, 0x05 };
+	CHECK(ws_parse_server_header(text, 1, &h) == 0);
+	CHECK(ws_parse_server_header(text, 2, &h) == 2 && h.len == 5 && !h.masked);
+	CHECK(h.mask[0] == 0 && h.mask[3] == 0);
+	const uint8_t mid[] = { 0x02, 0x7e, 0x01, 0x00 };
+	CHECK(ws_parse_server_header(mid, 3, &h) == 0);
+	CHECK(ws_parse_server_header(mid, 4, &h) == 4 && h.len == 256 && !h.fin);
+	const uint8_t big[] = { 0x82, 0x7f, 0, 0, 0, 1, 0, 0, 0, 0 };
+	CHECK(ws_parse_server_header(big, 10, &h) == 10 && h.len == (1ull << 32));
+	const uint8_t masked[] = { 0x81, 0x82, 1, 2, 3, 4 };
+	CHECK(ws_parse_server_header(masked, 6, &h) == -WS_CLOSE_PROTOCOL);
+	CHECK(ws_parse_header(text, 2, &h) == -WS_CLOSE_PROTOCOL); /* and the other way round */
+	const uint8_t rsv[] = { 0xC1, 0x00 };
+	CHECK(ws_parse_server_header(rsv, 2, &h) == -WS_CLOSE_PROTOCOL);
+}
+
+static void test_client_header(void)
+{
+	uint8_t out[WS_MAX_CLIENT_HDR], mask[4] = { 9, 8, 7, 6 };
+	struct ws_frame_hdr h;
+	size_t n = ws_write_client_header(out, WS_OP_TEXT, 5, mask);
+	CHECK(n == 6 && out[0] == 0x81 && out[1] == (0x80 | 5) && out[5] == 6);
+	CHECK(ws_parse_header(out, n, &h) == 6 && h.masked && h.len == 5 && h.mask[0] == 9);
+	n = ws_write_client_header(out, WS_OP_BINARY, 70000, mask);
+	CHECK(n == 14 && out[1] == (0x80 | 127));
+	CHECK(ws_parse_header(out, n, &h) == 14 && h.len == 70000 && h.mask[3] == 6);
+}
+
 int main(void)
 {
+	RUN(test_server_headers);
+	RUN(test_client_header);
 	RUN(test_headers);
 	RUN(test_write_header);
 	RUN(test_unmask);

@@ -116,7 +116,6 @@ struct tcb {
 	uint16_t mss;
 	uint16_t sacked_segs;
 	int err; /* why it closed, for on_closed (or on_dial_failed) */
-	uint64_t dial_ms; /* a dial: when its first SYN went (ARP gives up TCP_ARP_FAIL_MS on) */
 	/* snd_max: the highest sequence sent; retransmissions go out below it from the send
 	 * queue, whatever detected the loss. */
 	uint32_t iss, snd_una, snd_max, snd_wnd, snd_wl1, snd_wl2, max_snd_wnd;

@@ -51,11 +51,14 @@ void tcp_send_syn(struct stack *s, struct tcb *t)
 	tcp_send_ctl(s, t, RTE_TCP_SYN_FLAG, t->iss);
 }
 
+_Static_assert(TCP_ARP_FAIL_MS == TCP_RTO_INIT_MS * ((1 << TCP_ARP_SYN_TRIES) - 1),
+	      "TCP_ARP_FAIL_MS is when the SYN timeouts give ARP up");
+
 void tcp_syn_sent_rto(struct stack *s, struct tcb *t)
 {
 	uint64_t now = s->c->now_ms;
 	if (!t->rmac_ok && arp_next_hop_known(s, t->raddr) <= 0 &&
-	    now - t->dial_ms >= TCP_ARP_FAIL_MS) {
+	    t->backoff + 1u >= TCP_ARP_SYN_TRIES) {
 		tcb_close(s, t, -EHOSTUNREACH); /* nobody answers for the next hop */
 		return;
 	}
@@ -114,7 +117,6 @@ int stack_dial(struct core *c, const struct net_dial *d, const struct net_events
 	t->ts_ok = 1;
 	t->sack_ok = 1;
 	t->rcv_wscale = TCP_RCV_WSCALE;
-	t->dial_ms = c->now_ms;
 	tcb_set_state(s, t, TS_SYN_SENT);
 	stack_count(s, SC_tcp_active_opens);
 	tcp_send_syn(s, t);

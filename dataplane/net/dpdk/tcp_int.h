@@ -21,10 +21,12 @@
 #define TCP_MAX_RETRIES 12           /* RTO expiries in a row before giving up */
 #define TCP_SYNACK_RETRIES 4
 /* Active open: SYNs sent again after 1, 2, 4, 8, 16 s, then -ETIMEDOUT 32 s later (63 s
- * in all, as Linux's tcp_syn_retries 6 gives 127 s); an unanswered ARP ends it sooner,
- * as Linux's neighbour code does after its 3 probes. */
+ * in all, as Linux's tcp_syn_retries 6 gives 127 s). An unanswered ARP ends it sooner:
+ * at the timeout after TCP_ARP_SYN_TRIES SYNs (each asks ARP again), 3 s in, as Linux's
+ * neighbour code gives up after its 3 probes a second apart. */
 #define TCP_SYN_RETRIES 5
-#define TCP_ARP_FAIL_MS 3000
+#define TCP_ARP_SYN_TRIES 2
+#define TCP_ARP_FAIL_MS 3000 /* what TCP_ARP_SYN_TRIES comes to, for tests */
 /* Ephemeral ports (RFC 6056; Linux's default ip_local_port_range). */
 #define TCP_EPHEMERAL_LO 32768
 #define TCP_EPHEMERAL_HI 60999

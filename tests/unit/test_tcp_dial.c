@@ -1,8 +1,9 @@
 /* The dpdk stack's active open (tcp_dial.c, SYN_SENT in tcp_in.c) against a peer made of
  * hand-built frames: ARP before the SYN, the SYN's options and what the SYN-ACK settles,
  * refusal by reset, SYNs sent again with backoff and then -ETIMEDOUT, an unanswered ARP
- * (-EHOSTUNREACH), cancel, simultaneous open, a TIME_WAIT port not reused, and ports
- * whose replies come back to the dialing core. The real stack and a real mbuf pool. */
+ * (-EHOSTUNREACH), cancel, simultaneous open, a burst of dials behind one ARP answer, a
+ * TIME_WAIT port not reused, and ports whose replies come back to the dialing core. The
+ * real stack and a real mbuf pool. */
 #include "check.h"
 #include "core.h"
 #include "tcp_int.h"
@@ -477,6 +478,26 @@ static void test_plain_peer_and_refusing_dialer(void)
 	finish();
 }
 
+/* Dials opened together before the neighbour is known: their SYNs all wait for the one
+ * ARP answer (a fetch pool filling), none is dropped. */
+static void test_burst_waits_for_one_arp_answer(void)
+{
+	start();
+	uint64_t h[20];
+	for (unsigned i = 0; i < 20; i++)
+		CHECK_EQ(dial_to(PEER_IP, PEER_PORT, &h[i]), 0);
+	CHECK_EQ(out.arp_requests, 1);
+	CHECK_EQ(out.segs, 0);
+	arp_reply(PEER_IP);
+	CHECK_EQ(out.syns, 20);
+	CHECK_EQ(ctr(SC_drop_arp_unresolved), 0);
+	for (unsigned i = 0; i < 20; i++)
+		stack_dial_cancel(core, h[i]);
+	turn(1);
+	CHECK_EQ(dial_failed, 20);
+	finish();
+}
+
 /* With two cores, every port a core picks brings the reply to that core: by the stack's
  * own steering hash, and by the port's RSS (Toeplitz and redirection table). */
 static void test_ports_come_back_to_their_core(void)
@@ -556,6 +577,7 @@ int main(void)
 	RUN(test_arp_unanswered);
 	RUN(test_simultaneous_open);
 	RUN(test_plain_peer_and_refusing_dialer);
+	RUN(test_burst_waits_for_one_arp_answer);
 	RUN(test_ports_come_back_to_their_core);
 	rte_mempool_free(env.pool);
 	rte_eal_cleanup();

@@ -1,6 +1,6 @@
 /* Ethernet output and ARP: replies for our address, a per-core neighbour cache with
  * timeouts (learned on every core: ARP frames are copied to the others), resolution with
- * a few frames held per neighbour, and the gratuitous announcement at start. */
+ * frames held until their neighbour answers, and the gratuitous announcement at start. */
 #include "stack_int.h"
 #include "log.h"
 
@@ -15,11 +15,24 @@ static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 
 static unsigned arp_slot(uint32_t ip) { return (rte_be_to_cpu_32(ip) * 2654435761u) >> 24; }
 
-static void arp_drop_waiting(struct arp_entry *e)
+static void eth_send(struct stack *s, struct rte_mbuf *m, const uint8_t *dst, uint16_t type);
+
+/* Sends (mac) or drops (NULL) the frames held for `hop`; the others keep their order. */
+static void held_release(struct stack *s, uint32_t hop, const uint8_t *mac)
 {
-	for (unsigned i = 0; i < e->nwaiting; i++)
-		rte_pktmbuf_free(e->waiting[i]);
-	e->nwaiting = 0;
+	unsigned k = 0;
+	for (unsigned i = 0; i < s->nheld; i++) {
+		struct arp_held h = s->held[i];
+		if (h.hop != hop) {
+			s->held[k++] = h;
+		} else if (mac) {
+			eth_send(s, h.m, mac, RTE_ETHER_TYPE_IPV4);
+		} else {
+			stack_count(s, SC_drop_arp_unresolved);
+			rte_pktmbuf_free(h.m);
+		}
+	}
+	s->nheld = k;
 }
 
 static struct arp_entry *arp_find(struct stack *s, uint32_t ip, int create)
@@ -39,7 +52,8 @@ static struct arp_entry *arp_find(struct stack *s, uint32_t ip, int create)
 		return NULL;
 	/* Probe run full: the home slot gives way. */
 	struct arp_entry *e = &s->arp[h];
-	arp_drop_waiting(e);
+	if (!e->resolved)
+		held_release(s, e->ip, NULL); /* its frames would wait for nothing */
 	memset(e, 0, sizeof(*e));
 	e->ip = ip;
 	return e;
@@ -112,10 +126,8 @@ static void arp_learn(struct stack *s, uint32_t ip, const uint8_t *mac, int crea
 	memcpy(e->mac, mac, 6);
 	e->resolved = 1;
 	e->expires_ms = s->c->now_ms + ARP_REACHABLE_MS;
-	unsigned n = e->nwaiting;
-	e->nwaiting = 0;
-	for (unsigned i = 0; i < n; i++)
-		eth_send(s, e->waiting[i], e->mac, RTE_ETHER_TYPE_IPV4);
+	if (s->nheld)
+		held_release(s, ip, e->mac);
 }
 
 void arp_input(struct stack *s, struct rte_mbuf *m, int steered)
@@ -187,14 +199,16 @@ void eth_output_ipv4(struct stack *s, struct rte_mbuf *m, uint32_t dst, const ui
 		eth_send(s, m, e->mac, RTE_ETHER_TYPE_IPV4);
 		return;
 	}
-	if (e->nwaiting == ARP_HOLD) {
+	if (s->nheld == ARP_HELD_MAX) {
 		/* The oldest gives way: a dial sends its SYN again, TCP its segment. */
 		stack_count(s, SC_drop_arp_unresolved);
-		rte_pktmbuf_free(e->waiting[0]);
-		memmove(e->waiting, e->waiting + 1, (ARP_HOLD - 1) * sizeof(e->waiting[0]));
-		e->nwaiting--;
+		rte_pktmbuf_free(s->held[0].m);
+		memmove(s->held, s->held + 1, (ARP_HELD_MAX - 1) * sizeof(s->held[0]));
+		s->nheld--;
 	}
-	e->waiting[e->nwaiting++] = m;
+	s->held[s->nheld].hop = hop;
+	s->held[s->nheld].m = m;
+	s->nheld++;
 	if (now >= e->asked_ms + ARP_RETRY_MS)
 		arp_request(s, e);
 }
@@ -210,6 +224,7 @@ int arp_next_hop_known(struct stack *s, uint32_t dst)
 
 void arp_fini(struct stack *s)
 {
-	for (unsigned i = 0; i < ARP_SLOTS; i++)
-		arp_drop_waiting(&s->arp[i]);
+	for (unsigned i = 0; i < s->nheld; i++)
+		rte_pktmbuf_free(s->held[i].m);
+	s->nheld = 0;
 }

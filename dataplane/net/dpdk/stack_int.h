@@ -159,16 +159,21 @@ struct tw {
 };
 
 #define ARP_SLOTS 256
-/* Frames held per neighbour while it is resolved: the SYNs of dials opened together. */
-#define ARP_HOLD 8
+/* Frames held per core while their next hop is resolved, whatever the neighbour: the
+ * SYNs of a burst of dials (a fetch pool filling) to one origin fit. */
+#define ARP_HELD_MAX 256
 
 struct arp_entry {
 	uint32_t ip; /* 0: free */
 	uint8_t mac[6];
 	uint8_t resolved;
-	uint8_t nwaiting;
 	uint64_t expires_ms, asked_ms;
-	struct rte_mbuf *waiting[ARP_HOLD]; /* held until the reply comes, oldest first */
+};
+
+/* A frame waiting for its next hop's address. */
+struct arp_held {
+	uint32_t hop;
+	struct rte_mbuf *m;
 };
 
 #define STACK_TX_BURST 64
@@ -205,6 +210,8 @@ struct stack {
 	uint32_t port_next; /* RFC 6056 algorithm 3's counter for ephemeral ports */
 	/* ARP */
 	struct arp_entry arp[ARP_SLOTS];
+	struct arp_held held[ARP_HELD_MAX]; /* oldest first */
+	unsigned nheld;
 };
 
 static inline struct stack *stack_of(struct core *c) { return (struct stack *)c->net; }

@@ -498,6 +498,25 @@ static void test_burst_waits_for_one_arp_answer(void)
 	finish();
 }
 
+/* Off-link: ARP asks for the gateway, and the SYN goes to the gateway's address. */
+static void test_off_link_through_the_gateway(void)
+{
+	env.gateway = rte_cpu_to_be_32(RTE_IPV4(10, 0, 0, 254));
+	start();
+	uint64_t h;
+	CHECK_EQ(dial_to(0xc0000201u /* 192.0.2.1 */, 443, &h), 0);
+	CHECK_EQ(out.arp_requests, 1);
+	CHECK_EQ(out.arp_target, RTE_IPV4(10, 0, 0, 254));
+	arp_reply(RTE_IPV4(10, 0, 0, 254));
+	CHECK_EQ(out.syns, 1);
+	CHECK(memcmp(out.dst_mac, peer_mac, 6) == 0);
+	stack_dial_cancel(core, h);
+	turn(1);
+	CHECK_EQ(dial_err, -ECANCELED);
+	finish();
+	env.gateway = 0;
+}
+
 /* With two cores, every port a core picks brings the reply to that core: by the stack's
  * own steering hash, and by the port's RSS (Toeplitz and redirection table). */
 static void test_ports_come_back_to_their_core(void)
@@ -578,6 +597,7 @@ int main(void)
 	RUN(test_simultaneous_open);
 	RUN(test_plain_peer_and_refusing_dialer);
 	RUN(test_burst_waits_for_one_arp_answer);
+	RUN(test_off_link_through_the_gateway);
 	RUN(test_ports_come_back_to_their_core);
 	rte_mempool_free(env.pool);
 	rte_eal_cleanup();

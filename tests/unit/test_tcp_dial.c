@@ -315,6 +315,16 @@ static void test_handshake_options_and_time_wait(void)
 	turn(1);
 	CHECK_EQ(closed, 1);
 	CHECK_EQ(ctr(SC_conns_time_wait), 1);
+	/* A new SYN to that port (newer timestamp) is no connection: nobody listens there;
+	 * TIME_WAIT answers with its ACK. */
+	ol = synack_opts(o, 1460, 100000, 0, 7);
+	peer_seg(lport, RTE_TCP_SYN_FLAG, 900000, 0, 1000, o, ol);
+	CHECK_EQ(out.flags, RTE_TCP_ACK_FLAG);
+	CHECK_EQ(out.ack, 5002);
+	turn(1);
+	CHECK(conn == NULL);
+	CHECK_EQ(ctr(SC_conns_syn_received), 0);
+	CHECK_EQ(ctr(SC_conns_time_wait), 1);
 	/* The same start of the search would find the same port: TIME_WAIT holds it. */
 	s->port_next = port_next0;
 	reset_state();

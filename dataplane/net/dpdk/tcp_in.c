@@ -648,7 +648,9 @@ static void tw_input(struct stack *s, struct tw *w, uint8_t flags, uint32_t seq,
 	if ((flags & RTE_TCP_SYN_FLAG) && !(flags & RTE_TCP_ACK_FLAG)) {
 		/* RFC 6191: a new incarnation is welcome when it is clearly newer. */
 		int newer = w->ts_ok && o->ts ? seq_gt(o->tsval, w->ts_recent) : seq_gt(seq, w->rcv_nxt);
-		if (newer && s->accepting == STACK_ACCEPTING) {
+		/* Only where we listen: a dial's port in TIME_WAIT takes no connections (as
+		 * Linux, which then answers with the TIME_WAIT's ACK). */
+		if (newer && s->accepting == STACK_ACCEPTING && tcp_listening(s, w->lport) >= 0) {
 			uint32_t raddr = w->raddr;
 			uint16_t rport = w->rport, lport = w->lport;
 			tw_remove(s, w);

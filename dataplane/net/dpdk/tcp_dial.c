@@ -28,6 +28,11 @@ int tcp_pick_port(struct stack *s, uint32_t raddr, uint16_t rport, uint16_t *lpo
 	memcpy(key + 4, &rport, 2);
 	memcpy(key + 6, "eph", 4);
 	uint32_t offset = (uint32_t)siphash64(s->env->secret, key, sizeof(key));
+	/* A port that hashes addresses only (rss_words 2) sends every reply from raddr to one
+	 * core, whatever our port: another core cannot dial raddr at all. */
+	if (s->env->rss && s->env->rss_words < 3 && s->env->ncores > 1 &&
+	    stack_flow_core(s->env, raddr, rport, 0) != s->c->index)
+		return -EADDRNOTAVAIL;
 	for (unsigned i = 0; i < n; i++) {
 		uint32_t k = offset + s->port_next + i;
 		uint16_t p = rte_cpu_to_be_16((uint16_t)(TCP_EPHEMERAL_LO + k % n));

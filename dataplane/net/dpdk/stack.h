@@ -1,5 +1,5 @@
 /* duro's own TCP/IP stack, one instance per core over that core's RX/TX queues: Ethernet,
- * ARP, IPv4, ICMP echo and server-side TCP, raising the backend interface's events. */
+ * ARP, IPv4, ICMP echo and TCP (accepted and dialed), raising the backend interface's events. */
 #ifndef DURO_NET_DPDK_STACK_H
 #define DURO_NET_DPDK_STACK_H
 

@@ -1,8 +1,9 @@
 /* libFuzzer target: raw Ethernet frames into the dpdk backend's TCP/IP stack (the real
  * stack on a real core's timers and a real mbuf pool), with a layer above that answers and
- * closes, time moving between frames; every mbuf must be back in the pool afterwards. */
+ * closes, dials out (active open) and cancels, time moving between frames; every mbuf must
+ * be back in the pool afterwards. */
 #include "core.h"
-#include "stack.h"
+#include "tcp_int.h"
 #include "timer.h"
 
 #include <stdint.h>
@@ -10,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <netinet/in.h>
 
 #include <rte_eal.h>
 #include <rte_ip.h>
@@ -41,10 +44,25 @@ struct user {
 static struct user users[128];
 static unsigned next_user;
 
+/* The latest dial (stack_dial): its tuple and ISS as values, so that a frame can be made
+ * its peer's answer (how & 16); the handle only while neither event has come. */
+static struct {
+	int pending;
+	uint64_t handle;
+	uint32_t raddr, iss;
+	uint16_t rport, lport;
+	struct user *user;
+} dial;
+
 static void *ev_accept(struct core *c, struct net_conn *conn)
 {
 	(void)c;
-	(void)conn;
+	if (conn->user) { /* our dial, made */
+		if (conn->user != dial.user || !dial.pending)
+			abort();
+		dial.pending = 0;
+		return conn->user;
+	}
 	struct user *u = &users[next_user++ % 128];
 	u->pending = 0;
 	return u;
@@ -90,9 +108,60 @@ static void ev_closed(struct core *c, struct net_conn *conn, int err)
 	(void)err;
 	conn->user = NULL;
 }
+static void ev_dial_failed(struct core *c, void *user, int err)
+{
+	(void)c;
+	if (user != dial.user || !dial.pending || err >= 0)
+		abort(); /* one event per dial, with a reason */
+	dial.pending = 0;
+}
 static const struct net_events events = { .on_accept = ev_accept, .on_data = ev_data,
 					  .fill_output = ev_fill, .on_sent = ev_sent,
-					  .on_closed = ev_closed };
+					  .on_closed = ev_closed, .on_dial_failed = ev_dial_failed };
+
+/* Opens a connection to 10.0.0.2:8080, or through the gateway to 192.0.2.1:443. */
+static void start_dial(struct core *c, int off_link)
+{
+	struct net_dial d;
+	memset(&d, 0, sizeof(d));
+	struct sockaddr_in *sin = (struct sockaddr_in *)&d.addr;
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = off_link ? rte_cpu_to_be_32(0xc0000201u) : rte_cpu_to_be_32(RTE_IPV4(10, 0, 0, 2));
+	sin->sin_port = rte_cpu_to_be_16(off_link ? 443 : 8080);
+	d.addrlen = sizeof(*sin);
+	struct user *u = &users[next_user++ % 128];
+	u->pending = 0;
+	uint64_t h;
+	if (stack_dial(c, &d, &events, u, &h) < 0)
+		return;
+	const struct tcb *t = (const struct tcb *)(uintptr_t)h;
+	dial.pending = 1;
+	dial.handle = h;
+	dial.user = u;
+	dial.raddr = t->raddr;
+	dial.rport = t->rport;
+	dial.lport = t->lport;
+	dial.iss = t->iss;
+}
+
+/* Makes a TCP frame come from the latest dial's peer, to its port; with `ack`, one that
+ * acknowledges its SYN. */
+static void as_dial_answer(uint8_t *f, size_t len, int ack)
+{
+	if (len < 14 + 20 || f[12] != 0x08 || f[13] != 0x00)
+		return;
+	struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)(f + 14);
+	unsigned ihl = rte_ipv4_hdr_len(ip);
+	if (ihl < 20 || 14 + ihl + sizeof(struct rte_tcp_hdr) > len)
+		return;
+	ip->src_addr = dial.raddr;
+	ip->next_proto_id = IPPROTO_TCP;
+	struct rte_tcp_hdr *th = (struct rte_tcp_hdr *)((uint8_t *)ip + ihl);
+	th->src_port = dial.rport;
+	th->dst_port = dial.lport;
+	if (ack)
+		th->recv_ack = rte_cpu_to_be_32(dial.iss + 1);
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -161,7 +230,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (stack_core_init(c, &env, &net_cfg, &events) < 0 || stack_start_accepting(c) < 0)
 		abort();
 	/* Records: [how, time step, length high, length low, frame...]; how: 1 fix checksums,
-	 * 2 our MAC, 4 our address, 8 stop accepting first (a drain). */
+	 * 2 our MAC, 4 our address, 8 stop accepting first (a drain), 32 dial first (off-link
+	 * when the step's top bit is set), 64 cancel the pending dial first, 16 the frame comes
+	 * from the latest dial's peer (128: acknowledging its SYN). */
+	memset(&dial, 0, sizeof(dial));
 	while (size >= 4) {
 		uint8_t how = data[0], step = data[1];
 		size_t len = (size_t)data[2] << 8 | data[3];
@@ -179,6 +251,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (len)
 			memcpy(f, data, len);
+		if (how & 64 && dial.pending)
+			stack_dial_cancel(c, dial.handle);
+		if (how & 32 && !dial.pending)
+			start_dial(c, step & 0x80);
+		if (how & 16 && dial.lport)
+			as_dial_answer(f, len, how & 128);
 		fix_frame(f, len, how);
 		if (how & 8)
 			stack_stop_accepting(c);
@@ -193,6 +271,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		stack_flush(c);
 	}
 	stack_core_fini(c);
+	dial.pending = 0; /* a dial under way ends with the stack, unreported */
 	/* Everything the stack held (queues, reassembly, held data) went back to the pool. */
 	if (rte_mempool_in_use_count(env.pool) != 0)
 		abort();

@@ -3,10 +3,12 @@ inside the namespace of scripts/netns-dpdk.sh (scripts/test.sh does), durod on t
 other end through DPDK's af_packet driver, or replaying crafted frames through net_pcap."""
 import asyncio
 import hashlib
+import http.server
 import json
 import os
 import re
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -545,3 +547,164 @@ def test_broadcast_large_frames_sent_without_copying(durod_factory):
     s = stack(d)
     report("3,000-byte frames, 5% loss", r, s)
     assert s["tcp_retransmits_rack"] + s["tcp_retransmits_tlp"] > 0, s
+
+
+# ---- active open: duro_fetch dials out through the stack (tcp_dial.c) ----
+
+DIAL_CONFIG = {
+    "durable_objects": {"bindings": [{"name": "CALL", "class_name": "TestCall"}]},
+    "migrations": [{"tag": "calls-v1", "new_classes": ["TestCall"]}],
+    "routes": [{"prefix": "/call/", "binding": "CALL", "id": "name"}],
+}
+
+
+class DialOrigin(http.server.ThreadingHTTPServer):
+    """An HTTP/1.1 origin on the client's address that keeps, per accepted connection, the
+    peer's port and the kernel's TCP_INFO: what it learned from the stack's SYN."""
+    daemon_threads = True
+
+    def __init__(self):
+        self.accepted = []  # (peer port, options, snd_wscale, snd_mss)
+        self.lock = threading.Lock()
+        super().__init__((DPDK_CLIENT, 0), DialHandler)
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def get_request(self):
+        conn, addr = super().get_request()
+        info = conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+        b = struct.unpack("8B4I", info[:24])
+        with self.lock:
+            # tcpi_options (1 timestamps, 2 SACK, 4 window scale), tcpi_snd_wscale (the
+            # peer's shift), tcpi_snd_mss (its MSS less the timestamp option)
+            self.accepted.append((addr[1], b[5], b[6] & 0xf, b[10]))
+        return conn, addr
+
+    def close(self):
+        self.shutdown()
+        self.server_close()
+
+
+class DialHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        body = b"port %d" % self.client_address[1]
+        if self.path.endswith("/big"):
+            body = hashlib.sha256(self.path.encode()).hexdigest().encode() * 5000  # 320,000 bytes
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        if self.path.startswith("/close"):
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def dial_origin():
+    o = DialOrigin()
+    yield o
+    o.close()
+
+
+def dial_fetch(d, name, url, params="", timeout=60):
+    r = requests.post(d.url + "/call/%s/fetch%s" % (name, params), data=url.encode(), timeout=timeout)
+    assert r.status_code == 200, r.text
+    head, _, body = r.text.partition("\n")
+    return dict(kv.split("=", 1) for kv in head.split()), body
+
+
+def test_dial_options_keep_alive_and_counters(durod_factory, dial_origin):
+    """Fetches from objects on both cores: every SYN offers timestamps, SACK, window scale
+    7 and MSS 1460 (as the kernel's TCP_INFO of the accepted connection shows), each
+    object's sequential fetches reuse its connection, and the active-open counters agree
+    with what the origin accepted."""
+    d = durod_factory(config={**DIAL_CONFIG, "outbound": {"allow": ["http://%s:*" % DPDK_CLIENT]}},
+                      test_classes="raw", cores=2)
+    base = "http://%s:%d" % (DPDK_CLIENT, dial_origin.port)
+    names = ["dial%d" % i for i in range(12)]  # spread over both cores by their IDs
+    for name in names:
+        for _ in range(3):
+            o, body = dial_fetch(d, name, base + "/hello")
+            assert (o["err"], o["status"]) == ("0", "200"), o
+    accepted = list(dial_origin.accepted)
+    assert 1 <= len(accepted) <= len(names), accepted  # kept alive: not one per fetch
+    for port, options, wscale, mss in accepted:
+        assert options & 7 == 7, accepted  # timestamps, SACK, window scaling
+        assert wscale == 7 and mss == 1460 - 12, accepted
+        assert 32768 <= port <= 60999
+    s = wait_stack(d, "tcp_active_established", len(accepted))
+    assert s["tcp_active_opens"] == s["tcp_active_established"] == len(accepted), s
+    assert s["tcp_dial_refused"] == s["tcp_dial_timeouts"] == s["tcp_dial_unreachable"] == 0, s
+    assert s["conns_syn_sent"] == 0
+    # Both cores dialed: each port brought its replies back to the core that chose it
+    # (af_packet spreads flows by the kernel's hash; the stack steers the rest).
+    cores = d.control({"cmd": "stats"})["cores"]
+    assert all(c["stack"]["tcp_active_established"] >= 1 for c in cores), \
+        [c["stack"]["tcp_active_established"] for c in cores]
+    # New connections each time (the origin closes): every port a different one.
+    for i in range(20):
+        assert dial_fetch(d, names[i % len(names)], base + "/close")[0]["err"] == "0"
+    ports = [a[0] for a in dial_origin.accepted]
+    assert len(set(ports)) == len(ports), ports
+    st = d.control({"cmd": "stats"})
+    assert st["outbound"]["reused"] >= 2 * len(names) - len(accepted), st["outbound"]
+
+
+def test_dial_refused_unreachable_and_timeout(durod_factory):
+    """A closed port answers the SYN with a reset: -ECONNREFUSED at once. An address nobody
+    answers ARP for: the fetch's own timeout first (-ETIMEDOUT, the dial cancelled), or,
+    given longer, the stack's ARP failure (-EHOSTUNREACH) after about 3 s. Counted."""
+    closed = socket.socket()
+    closed.bind((DPDK_CLIENT, 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    d = durod_factory(config={**DIAL_CONFIG, "outbound": {"allow": ["http://%s:*" % DPDK_CLIENT,
+                                                                    "http://%s.250:*" % DPDK_SUBNET],
+                                                          "timeout_ms": 600}},
+                      test_classes="raw", cores=2)
+    t0 = time.time()
+    o, _ = dial_fetch(d, "r", "http://%s:%d/x" % (DPDK_CLIENT, port))
+    assert o["err"] == str(-111) and time.time() - t0 < 2, o  # -ECONNREFUSED
+    nobody = "%s.250" % DPDK_SUBNET
+    t0 = time.time()
+    o, _ = dial_fetch(d, "u", "http://%s:80/x" % nobody)
+    assert o["err"] == str(-110), o  # -ETIMEDOUT: the fetch's timeout
+    t0 = time.time()
+    o, _ = dial_fetch(d, "u", "http://%s:80/x" % nobody, "?timeout=15000")
+    took = time.time() - t0
+    assert o["err"] == str(-113) and 2.5 < took < 8, (o, took)  # -EHOSTUNREACH
+    s = wait_stack(d, "tcp_dial_unreachable", 1)
+    assert s["tcp_dial_refused"] >= 1 and s["tcp_dial_unreachable"] == 1, s
+    assert s["tcp_dial_cancelled"] >= 1 and s["conns_syn_sent"] == 0, s
+    assert s["arp_requests_out"] >= 2, s
+
+
+def test_dial_under_loss(durod_factory, dial_origin):
+    """Dialed connections recover as accepted ones do: with the fault injector dropping
+    frames (a tenth of ours, a twentieth of the origin's), SYNs go again
+    (tcp_syn_retransmits) and lost data is sent again by both sides; every answer arrives
+    whole, on a new connection each time. (Far heavier loss makes the origin's orphaned
+    sockets, closed right after their answer, give up on their retransmissions: Linux then
+    drops them without a reset, and the fetch can only time out.)"""
+    d = durod_factory(config={**DIAL_CONFIG, "outbound": {"allow": ["http://%s:*" % DPDK_CLIENT],
+                                                          "connect_timeout_ms": 60000,
+                                                          "timeout_ms": 120000},
+                              "dpdk": {"fault_rx": {"seed": 11, "drop_pct": 5},
+                                       "fault_tx": {"seed": 12, "drop_pct": 10}}},
+                      test_classes="raw", cores=2)
+    base = "http://%s:%d" % (DPDK_CLIENT, dial_origin.port)
+    want = hashlib.sha256(b"/close/big").hexdigest() * 5000
+    for i in range(40):
+        # /close...: the origin closes after answering, so each fetch dials again.
+        o, body = dial_fetch(d, "loss%d" % (i % 4), base + "/close/big", timeout=180)
+        assert (o["err"], o["status"]) == ("0", "200"), (i, o)
+        assert body == want, (i, len(body), body[:80])
+    s = wait_stack(d, "tcp_active_established", 40)
+    assert s["tcp_active_established"] >= 40, s
+    assert s["tcp_syn_retransmits"] >= 1, s
+    assert s["fault_dropped"] > 0 and sum(s[k] for k in RETRANSMITS) > 0, s

@@ -11,11 +11,13 @@ import time
 import pytest
 import requests
 
+import conftest
 from conftest import wait_until
 
-# Outbound connections exist on the uring backend only: the dpdk stack has no active open
-# (SYN_SENT, RSS-aware ephemeral ports) yet, so a fetch there fails with -EOPNOTSUPP.
-pytestmark = pytest.mark.uring_only("duro_fetch dials out: the dpdk stack has no active open yet")
+# The origins: on loopback over uring; over dpdk in the client namespace, where the tests
+# run, on the address the stack dials (its TLS certificates name that address).
+HOST = conftest.DPDK_CLIENT if conftest.BACKEND == "dpdk" else "127.0.0.1"
+TLS_HOST = conftest.DPDK_CLIENT if conftest.BACKEND == "dpdk" else "localhost"
 
 CONFIG = {
     "durable_objects": {"bindings": [{"name": "CALL", "class_name": "TestCall"}]},
@@ -32,7 +34,7 @@ class Origin(http.server.ThreadingHTTPServer):
         self.connections = 0
         self.recorded = set()
         self.lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), Handler)
+        super().__init__((HOST, 0), Handler)
         self.port = self.server_address[1]
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
@@ -102,7 +104,7 @@ def origin():
 
 def start(durod_factory, origin_port, **outbound):
     cfg = dict(CONFIG)
-    cfg["outbound"] = {"allow": ["http://127.0.0.1:%d" % origin_port], **outbound}
+    cfg["outbound"] = {"allow": ["http://" + HOST + ":%d" % origin_port], **outbound}
     return durod_factory(config=cfg, test_classes="raw", cores=2)
 
 
@@ -119,7 +121,7 @@ def first(text):
 
 def test_fetch_answers_and_keep_alive(durod_factory, origin):
     d = start(durod_factory, origin.port)
-    base = "http://127.0.0.1:%d" % origin.port
+    base = "http://" + HOST + ":%d" % origin.port
     o, body = first(fetch(d, "f1", base + "/hello"))
     assert o["err"] == "0" and o["status"] == "200" and body == "hello from origin"
     o, body = first(fetch(d, "f1", base + "/chunked"))
@@ -141,11 +143,11 @@ def test_refused_destinations_attempt_no_connection(durod_factory, origin):
     d = start(durod_factory, origin.port)
     # A listener the allow list does not name: it must never see a connection.
     trap = socket.socket()
-    trap.bind(("127.0.0.1", 0))
+    trap.bind((HOST, 0))
     trap.listen(16)
     trap.settimeout(0.5)
     port = trap.getsockname()[1]
-    for url in ["http://127.0.0.1:%d/x" % port, "https://127.0.0.1:%d/x" % origin.port,
+    for url in ["http://" + HOST + ":%d/x" % port, "https://" + HOST + ":%d/x" % origin.port,
                 "http://localhost:%d/x" % port]:
         assert fetch(d, "r", url).startswith("refused=-13"), url  # -EACCES
     for bad in ["ftp://127.0.0.1/", "http://", "http://a@127.0.0.1/", "nonsense"]:
@@ -171,31 +173,31 @@ def test_a_bad_allow_pattern_names_the_key(durod_factory, tmp_path):
 
 def test_timeouts_slow_and_dead_origins(durod_factory, origin):
     dead = socket.socket()
-    dead.bind(("127.0.0.1", 0))
+    dead.bind((HOST, 0))
     dead.listen(16)  # takes connections, never answers
-    d = durod_factory(config={**CONFIG, "outbound": {"allow": ["http://127.0.0.1:*"], "timeout_ms": 600}},
+    d = durod_factory(config={**CONFIG, "outbound": {"allow": ["http://" + HOST + ":*"], "timeout_ms": 600}},
                       test_classes="raw", cores=2)
     t0 = time.time()
-    o, _ = first(fetch(d, "t", "http://127.0.0.1:%d/x" % dead.getsockname()[1]))
+    o, _ = first(fetch(d, "t", "http://" + HOST + ":%d/x" % dead.getsockname()[1]))
     assert o["err"] == str(-110) and time.time() - t0 < 5  # -ETIMEDOUT
-    o, _ = first(fetch(d, "t", "http://127.0.0.1:%d/slow?ms=1500" % origin.port))
+    o, _ = first(fetch(d, "t", "http://" + HOST + ":%d/slow?ms=1500" % origin.port))
     assert o["err"] == str(-110)
     # A fetch's own timeout beats the config's.
-    o, body = first(fetch(d, "t", "http://127.0.0.1:%d/slow?ms=700" % origin.port, "?timeout=5000"))
+    o, body = first(fetch(d, "t", "http://" + HOST + ":%d/slow?ms=700" % origin.port, "?timeout=5000"))
     assert o["err"] == "0" and body == "slow"
     # Nobody listening: refused at once.
     closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
+    closed.bind((HOST, 0))
     port = closed.getsockname()[1]
     closed.close()
-    o, _ = first(fetch(d, "t", "http://127.0.0.1:%d/x" % port))
+    o, _ = first(fetch(d, "t", "http://" + HOST + ":%d/x" % port))
     assert o["err"] == str(-111)  # -ECONNREFUSED
     dead.close()
 
 
 def test_oversized_answers_fail(durod_factory, origin):
     d = start(durod_factory, origin.port, max_response_bytes=1000)
-    base = "http://127.0.0.1:%d" % origin.port
+    base = "http://" + HOST + ":%d" % origin.port
     assert first(fetch(d, "b", base + "/big?n=1000"))[0]["err"] == "0"
     assert first(fetch(d, "b", base + "/big?n=1001"))[0]["err"] == str(-27)  # -EFBIG
     assert first(fetch(d, "b", base + "/big?n=5000000"))[0]["err"] == str(-27)
@@ -205,14 +207,14 @@ def test_oversized_answers_fail(durod_factory, origin):
 
 def test_per_object_limit(durod_factory, origin):
     d = start(durod_factory, origin.port, max_per_object=2)
-    text = fetch(d, "lim", "http://127.0.0.1:%d/slow?ms=200" % origin.port, "?n=4")
+    text = fetch(d, "lim", "http://" + HOST + ":%d/slow?ms=200" % origin.port, "?n=4")
     assert text.count("refused=-16") == 2 and text.count("err=0 status=200") == 2, text
 
 
 def test_a_fetch_after_a_failed_commit_is_never_sent(durod_factory, origin, monkeypatch):
     monkeypatch.setenv("DURO_FAULT_SYNC_EVERY", "4")
     d = start(durod_factory, origin.port)
-    url = ("http://127.0.0.1:%d/rec" % origin.port).encode()
+    url = ("http://" + HOST + ":%d/rec" % origin.port).encode()
     statuses = []
     for v in range(160):
         r = requests.post(d.url + "/call/w%d/wfetch?v=%d" % (v % 4, v), data=url, timeout=10)
@@ -263,7 +265,7 @@ def write_pem(path, cert=None, key=None):
 
 @pytest.fixture
 def tls_origins(tmp_path):
-    """https origins on localhost: good, wrong name, expired, unknown CA; and the CA file."""
+    """https origins on TLS_HOST: good, wrong name, expired, unknown CA; and the CA file."""
     import ssl
     from cryptography.hazmat.primitives.asymmetric import ec
     root_key, other_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
@@ -271,10 +273,10 @@ def tls_origins(tmp_path):
     other = make_cert("some other CA", "some other CA", other_key, other_key, -1, 30, ca=True)
     write_pem(tmp_path / "ca.pem", root)
     leaves = {
-        "good": ("localhost", root_key, -1, 30, "duro fetch test CA"),
+        "good": (TLS_HOST, root_key, -1, 30, "duro fetch test CA"),
         "wrong_name": ("other.test", root_key, -1, 30, "duro fetch test CA"),
-        "expired": ("localhost", root_key, -30, -1, "duro fetch test CA"),
-        "unknown_ca": ("localhost", other_key, -1, 30, "some other CA"),
+        "expired": (TLS_HOST, root_key, -30, -1, "duro fetch test CA"),
+        "unknown_ca": (TLS_HOST, other_key, -1, 30, "some other CA"),
     }
     servers = {}
     for name, (cn, signer, a, b, issuer) in leaves.items():
@@ -292,9 +294,9 @@ def tls_origins(tmp_path):
 
 def test_https_with_certificate_checks(durod_factory, tls_origins):
     servers, ca = tls_origins
-    d = durod_factory(config={**CONFIG, "outbound": {"allow": ["https://localhost:*"], "ca_file": ca}},
+    d = durod_factory(config={**CONFIG, "outbound": {"allow": ["https://" + TLS_HOST + ":*"], "ca_file": ca}},
                       test_classes="raw", cores=2)
-    good = "https://localhost:%d" % servers["good"].port
+    good = "https://" + TLS_HOST + ":%d" % servers["good"].port
     o, body = first(fetch(d, "s", good + "/hello"))
     assert (o["err"], o["status"], body) == ("0", "200", "hello from origin")
     before = servers["good"].connections
@@ -302,12 +304,12 @@ def test_https_with_certificate_checks(durod_factory, tls_origins):
         assert first(fetch(d, "s", good + "/chunked"))[1] == "chunk one, chunk two, end"
     assert servers["good"].connections == before
     for name in ("wrong_name", "expired", "unknown_ca"):
-        o, _ = first(fetch(d, "s", "https://localhost:%d/hello" % servers[name].port))
+        o, _ = first(fetch(d, "s", "https://" + TLS_HOST + ":%d/hello" % servers[name].port))
         assert o["err"] == str(-129), (name, o)  # -EKEYREJECTED
     log = d.logtext()
-    assert "refused the certificate of localhost" in log and "expired" in log
+    assert "refused the certificate of " + TLS_HOST in log and "expired" in log
     # https is not http: an http-only allow list refuses it.
-    assert fetch(d, "s", "http://localhost:%d/hello" % servers["good"].port).startswith("refused=-13")
+    assert fetch(d, "s", "http://" + TLS_HOST + ":%d/hello" % servers["good"].port).startswith("refused=-13")
 
 
 def test_a_missing_ca_file_names_the_key(durod_factory, tmp_path):
@@ -320,6 +322,7 @@ def test_a_missing_ca_file_names_the_key(durod_factory, tmp_path):
     assert r.returncode != 0 and "outbound.ca_file" in r.stderr + r.stdout
 
 
+@pytest.mark.uring_only("localhost resolves to 127.0.0.1, which the dpdk stack cannot reach")
 def test_names_spelled_out_resolve_wildcard_ones_do_not(durod_factory, origin):
     # localhost is spelled out: resolved by the resolver thread. A name only a wildcard
     # covers cannot be (no lookups on a reactor): -EHOSTUNREACH, nothing sent.
@@ -344,7 +347,7 @@ class ResetOrigin:
       /bye         200 "ok" with Connection: close, then a plain close
       /stall       no answer; closed after 3 s"""
 
-    def __init__(self, host="127.0.0.1", port=0):
+    def __init__(self, host=HOST, port=0):
         self.lock = threading.Lock()
         self.connections = self.idle_resets = 0
         self.sock = socket.socket()
@@ -442,7 +445,7 @@ def outbound(d):
 
 def test_a_reset_reaches_the_object_as_econnreset(durod_factory, reset_origin):
     d = start(durod_factory, reset_origin.port)
-    base = "http://127.0.0.1:%d" % reset_origin.port
+    base = "http://%s:%d" % (HOST, reset_origin.port)
     # Before any answer, on a new connection: nothing to retry on.
     o, _ = first(fetch(d, "x", base + "/rst"))
     assert o["err"] == str(-104), o  # -ECONNRESET
@@ -456,7 +459,7 @@ def test_a_reset_reaches_the_object_as_econnreset(durod_factory, reset_origin):
 
 def test_a_pooled_connection_reset_while_idle_is_dropped(durod_factory, reset_origin):
     d = start(durod_factory, reset_origin.port)
-    base = "http://127.0.0.1:%d" % reset_origin.port
+    base = "http://%s:%d" % (HOST, reset_origin.port)
     assert first(fetch(d, "i", base + "/idle-rst"))[0]["err"] == "0"
     assert reset_origin.connections == 1
     # The reset arrives while the connection is pooled: it leaves the pool then.
@@ -472,7 +475,7 @@ def test_a_pooled_connection_reset_while_idle_is_dropped(durod_factory, reset_or
 
 def test_a_reset_of_a_reused_connection_retries_only_what_may_repeat(durod_factory, reset_origin):
     d = start(durod_factory, reset_origin.port)
-    url = "http://127.0.0.1:%d/second-rst" % reset_origin.port
+    url = "http://%s:%d/second-rst" % (HOST, reset_origin.port)
     # One object, so one core and one pool: the first GET opens connection A.
     assert first(fetch(d, "r", url))[0]["err"] == "0"
     assert reset_origin.connections == 1
@@ -512,6 +515,7 @@ def two_addresses():
     b.close()
 
 
+@pytest.mark.uring_only("two origin addresses; the dpdk client namespace has one")
 def test_a_name_follows_its_new_address_while_running(durod_factory, two_addresses, tmp_path):
     a, b = two_addresses
     hosts = tmp_path / "hosts"
@@ -531,6 +535,7 @@ def test_a_name_follows_its_new_address_while_running(durod_factory, two_address
     assert "origin.test now resolves to 127.0.0.3 (was 127.0.0.2)" in d.logtext()
 
 
+@pytest.mark.uring_only("two origin addresses; the dpdk client namespace has one")
 def test_a_failed_connect_looks_the_name_up_again(durod_factory, two_addresses, tmp_path):
     a, b = two_addresses
     hosts = tmp_path / "hosts"
@@ -554,7 +559,7 @@ def test_a_reused_connection_that_times_out_is_closed_cleanly(durod_factory, res
     # Regression: the connection given up after a timeout on a reused connection, before
     # any byte of the answer, closes with no request on it: nothing to retry or tell.
     d = start(durod_factory, reset_origin.port)
-    base = "http://127.0.0.1:%d" % reset_origin.port
+    base = "http://%s:%d" % (HOST, reset_origin.port)
     assert first(fetch(d, "t", base + "/ok"))[0]["err"] == "0"
     o, _ = first(fetch(d, "t", base + "/stall", "?timeout=300"))
     assert o["err"] == str(-110), o  # -ETIMEDOUT

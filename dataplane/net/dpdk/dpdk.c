@@ -558,4 +558,6 @@ const struct net_backend net_dpdk = {
 	.listening = stack_listening,
 	.counters = stack_net_counters,
 	.more_counters = dpdk_more_counters,
+	.dial = stack_dial,
+	.dial_cancel = stack_dial_cancel,
 };

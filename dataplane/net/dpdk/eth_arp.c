@@ -1,6 +1,6 @@
 /* Ethernet output and ARP: replies for our address, a per-core neighbour cache with
  * timeouts (learned on every core: ARP frames are copied to the others), resolution with
- * one frame held per neighbour, and the gratuitous announcement at start. */
+ * frames held until their neighbour answers, and the gratuitous announcement at start. */
 #include "stack_int.h"
 #include "log.h"
 
@@ -14,6 +14,26 @@
 static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 
 static unsigned arp_slot(uint32_t ip) { return (rte_be_to_cpu_32(ip) * 2654435761u) >> 24; }
+
+static void eth_send(struct stack *s, struct rte_mbuf *m, const uint8_t *dst, uint16_t type);
+
+/* Sends (mac) or drops (NULL) the frames held for `hop`; the others keep their order. */
+static void held_release(struct stack *s, uint32_t hop, const uint8_t *mac)
+{
+	unsigned k = 0;
+	for (unsigned i = 0; i < s->nheld; i++) {
+		struct arp_held h = s->held[i];
+		if (h.hop != hop) {
+			s->held[k++] = h;
+		} else if (mac) {
+			eth_send(s, h.m, mac, RTE_ETHER_TYPE_IPV4);
+		} else {
+			stack_count(s, SC_drop_arp_unresolved);
+			rte_pktmbuf_free(h.m);
+		}
+	}
+	s->nheld = k;
+}
 
 static struct arp_entry *arp_find(struct stack *s, uint32_t ip, int create)
 {
@@ -32,8 +52,8 @@ static struct arp_entry *arp_find(struct stack *s, uint32_t ip, int create)
 		return NULL;
 	/* Probe run full: the home slot gives way. */
 	struct arp_entry *e = &s->arp[h];
-	if (e->waiting)
-		rte_pktmbuf_free(e->waiting);
+	if (!e->resolved)
+		held_release(s, e->ip, NULL); /* its frames would wait for nothing */
 	memset(e, 0, sizeof(*e));
 	e->ip = ip;
 	return e;
@@ -106,11 +126,8 @@ static void arp_learn(struct stack *s, uint32_t ip, const uint8_t *mac, int crea
 	memcpy(e->mac, mac, 6);
 	e->resolved = 1;
 	e->expires_ms = s->c->now_ms + ARP_REACHABLE_MS;
-	if (e->waiting) {
-		struct rte_mbuf *m = e->waiting;
-		e->waiting = NULL;
-		eth_send(s, m, e->mac, RTE_ETHER_TYPE_IPV4);
-	}
+	if (s->nheld)
+		held_release(s, ip, e->mac);
 }
 
 void arp_input(struct stack *s, struct rte_mbuf *m, int steered)
@@ -182,20 +199,32 @@ void eth_output_ipv4(struct stack *s, struct rte_mbuf *m, uint32_t dst, const ui
 		eth_send(s, m, e->mac, RTE_ETHER_TYPE_IPV4);
 		return;
 	}
-	if (e->waiting) {
+	if (s->nheld == ARP_HELD_MAX) {
+		/* The oldest gives way: a dial sends its SYN again, TCP its segment. */
 		stack_count(s, SC_drop_arp_unresolved);
-		rte_pktmbuf_free(e->waiting);
+		rte_pktmbuf_free(s->held[0].m);
+		memmove(s->held, s->held + 1, (ARP_HELD_MAX - 1) * sizeof(s->held[0]));
+		s->nheld--;
 	}
-	e->waiting = m;
+	s->held[s->nheld].hop = hop;
+	s->held[s->nheld].m = m;
+	s->nheld++;
 	if (now >= e->asked_ms + ARP_RETRY_MS)
 		arp_request(s, e);
 }
 
+int arp_next_hop_known(struct stack *s, uint32_t dst)
+{
+	uint32_t hop = on_link(s, dst) ? dst : s->env->gateway;
+	if (!hop)
+		return -1;
+	const struct arp_entry *e = arp_find(s, hop, 0);
+	return e && e->resolved;
+}
+
 void arp_fini(struct stack *s)
 {
-	for (unsigned i = 0; i < ARP_SLOTS; i++)
-		if (s->arp[i].waiting) {
-			rte_pktmbuf_free(s->arp[i].waiting);
-			s->arp[i].waiting = NULL;
-		}
+	for (unsigned i = 0; i < s->nheld; i++)
+		rte_pktmbuf_free(s->held[i].m);
+	s->nheld = 0;
 }

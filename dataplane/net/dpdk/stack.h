@@ -1,5 +1,5 @@
 /* duro's own TCP/IP stack, one instance per core over that core's RX/TX queues: Ethernet,
- * ARP, IPv4, ICMP echo and server-side TCP, raising the backend interface's events. */
+ * ARP, IPv4, ICMP echo and TCP (accepted and dialed), raising the backend interface's events. */
 #ifndef DURO_NET_DPDK_STACK_H
 #define DURO_NET_DPDK_STACK_H
 
@@ -12,8 +12,10 @@ struct rte_mempool;
 struct rte_ring;
 
 /* Every counter the stack keeps, per core: the port's own (its queue's, and on core 0 the
- * port-wide ones), traffic, drops by reason, TCP events, and gauges: the connections in
- * each state (conns_*) and queue depths (*_depth). Names as the control socket shows them. */
+ * port-wide ones), traffic, drops by reason, TCP events, active opens (tcp_active_opens:
+ * first SYNs sent; tcp_active_established; failures by reason: tcp_dial_*), and gauges:
+ * the connections in each state (conns_*) and queue depths (*_depth). Names as the
+ * control socket shows them. */
 #define STACK_COUNTERS(X)                                                                  \
 	X(port_rx_packets) X(port_rx_bytes) X(port_tx_packets) X(port_tx_bytes)               \
 	X(port_rx_missed) X(port_rx_errors) X(port_rx_nombuf) X(port_tx_errors)               \
@@ -34,9 +36,13 @@ struct rte_ring;
 	X(tcp_syncookies_accepted) X(tcp_syncookies_rejected) X(tcp_challenge_acks)            \
 	X(tcp_resets_sent) X(tcp_resets_received) X(tcp_out_of_order) X(tcp_keepalive_drops)   \
 	X(tcp_syn_timeouts) X(tcp_window_probes) X(tcp_connections_refused)                    \
+	X(tcp_active_opens) X(tcp_active_established) X(tcp_syn_retransmits)                   \
+	X(tcp_dial_refused) X(tcp_dial_timeouts) X(tcp_dial_unreachable) X(tcp_dial_cancelled) \
+	X(tcp_dial_failed_other) X(tcp_dial_no_port)                                           \
 	X(fault_dropped) X(fault_reordered) X(fault_delayed) X(fault_duplicated)               \
 	X(conns_syn_received) X(conns_established) X(conns_close_wait) X(conns_fin_wait_1)     \
-	X(conns_fin_wait_2) X(conns_closing) X(conns_last_ack) X(conns_time_wait)
+	X(conns_fin_wait_2) X(conns_closing) X(conns_last_ack) X(conns_time_wait)              \
+	X(conns_syn_sent)
 
 #define STACK_COUNTER_ENUM(name) SC_##name,
 enum stack_counter { STACK_COUNTERS(STACK_COUNTER_ENUM) SC_COUNT };
@@ -108,6 +114,17 @@ void stack_set_port(struct core *c, void *port);
 
 uint64_t *stack_counters(struct core *c);
 const struct net_counters *stack_net_counters(struct core *c);
+
+/* Opens a connection to d (IPv4 only) from an ephemeral port whose replies this core
+ * receives (RSS or the stack's own steering), net_backend.dial's contract: 0 and *handle,
+ * or -EOPNOTSUPP (TLS, the layer above's), -EAFNOSUPPORT (not IPv4), -ENETUNREACH (off-link
+ * without a gateway, or loopback), -EADDRNOTAVAIL (our own address, or no free port),
+ * -EMFILE (limits.max_connections_per_core), -ENOMEM. Failures after that come as
+ * ev->on_dial_failed at the end of a turn: -ECONNREFUSED (a reset), -ETIMEDOUT (no
+ * answer to the SYNs), -EHOSTUNREACH (no answer to ARP), -ECANCELED (stack_dial_cancel). */
+int stack_dial(struct core *c, const struct net_dial *d, const struct net_events *ev, void *user,
+	       uint64_t *handle);
+void stack_dial_cancel(struct core *c, uint64_t handle);
 
 /* The backend operations over the stack's connections. */
 void stack_want_write(struct core *c, struct net_conn *conn);

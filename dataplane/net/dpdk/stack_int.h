@@ -79,6 +79,7 @@ static inline int seq_ge(uint32_t a, uint32_t b) { return (int32_t)(a - b) >= 0;
 enum tcp_state {
 	TS_CLOSED, TS_SYN_RECEIVED, TS_ESTABLISHED, TS_CLOSE_WAIT, TS_FIN_WAIT_1, TS_FIN_WAIT_2,
 	TS_CLOSING, TS_LAST_ACK, TS_TIME_WAIT,
+	TS_SYN_SENT, /* an active open (tcp_dial.c) waiting for the SYN-ACK */
 };
 
 /* Congestion states: RECOVERY is fast recovery (SACK and RACK, or NewReno's three
@@ -106,11 +107,15 @@ struct tcb {
 	uint8_t ca_state : 2, timer_kind : 2, tlp_out : 1, tlp_retrans : 1, reordering_seen : 1,
 		rack_valid : 1;
 	uint8_t dsack_round_on : 1, newreno : 1, rexmit_now : 1;
+	/* dialing: an active open not yet reported (on_accept or on_dial_failed); pub.ev and
+	 * pub.user are the dialer's from the start. rmac_ok: rmac holds the next hop's
+	 * address (always, except for a dial's SYNs, which go out through the ARP cache). */
+	uint8_t dialing : 1, rmac_ok : 1;
 	uint8_t snd_wscale, rcv_wscale, dupacks, backoff, ka_probes, segs_unacked;
 	uint8_t reo_wnd_mult, reo_wnd_persist; /* RFC 8985 6.2 step 4, from D-SACKs */
 	uint16_t mss;
 	uint16_t sacked_segs;
-	int err; /* why it closed, for on_closed */
+	int err; /* why it closed, for on_closed (or on_dial_failed) */
 	/* snd_max: the highest sequence sent; retransmissions go out below it from the send
 	 * queue, whatever detected the loss. */
 	uint32_t iss, snd_una, snd_max, snd_wnd, snd_wl1, snd_wl2, max_snd_wnd;
@@ -154,13 +159,21 @@ struct tw {
 };
 
 #define ARP_SLOTS 256
+/* Frames held per core while their next hop is resolved, whatever the neighbour: the
+ * SYNs of a burst of dials (a fetch pool filling) to one origin fit. */
+#define ARP_HELD_MAX 256
 
 struct arp_entry {
 	uint32_t ip; /* 0: free */
 	uint8_t mac[6];
 	uint8_t resolved;
 	uint64_t expires_ms, asked_ms;
-	struct rte_mbuf *waiting; /* one frame held until the reply comes */
+};
+
+/* A frame waiting for its next hop's address. */
+struct arp_held {
+	uint32_t hop;
+	struct rte_mbuf *m;
 };
 
 #define STACK_TX_BURST 64
@@ -194,8 +207,11 @@ struct stack {
 	struct list_node reap;    /* closed, on_closed not yet reported */
 	struct list_node tw_age;  /* oldest first */
 	unsigned embryonic, tw_count;
+	uint32_t port_next; /* RFC 6056 algorithm 3's counter for ephemeral ports */
 	/* ARP */
 	struct arp_entry arp[ARP_SLOTS];
+	struct arp_held held[ARP_HELD_MAX]; /* oldest first */
+	unsigned nheld;
 };
 
 static inline struct stack *stack_of(struct core *c) { return (struct stack *)c->net; }
@@ -208,6 +224,9 @@ void arp_input(struct stack *s, struct rte_mbuf *m, int steered);
  * NULL to look it up. */
 void eth_output_ipv4(struct stack *s, struct rte_mbuf *m, uint32_t dst, const uint8_t *mac);
 void arp_fini(struct stack *s);
+/* Whether the next hop towards dst is resolved: 1 yes, 0 not (yet), -1 no route (off-link
+ * without a gateway). */
+int arp_next_hop_known(struct stack *s, uint32_t dst);
 
 /* ipv4 + icmp (ipv4.c) */
 void ipv4_input(struct stack *s, struct rte_mbuf *m, int steered);

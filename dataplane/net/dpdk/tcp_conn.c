@@ -107,7 +107,7 @@ static const enum stack_counter state_gauge[] = {
 	[TS_SYN_RECEIVED] = SC_conns_syn_received, [TS_ESTABLISHED] = SC_conns_established,
 	[TS_CLOSE_WAIT] = SC_conns_close_wait,     [TS_FIN_WAIT_1] = SC_conns_fin_wait_1,
 	[TS_FIN_WAIT_2] = SC_conns_fin_wait_2,     [TS_CLOSING] = SC_conns_closing,
-	[TS_LAST_ACK] = SC_conns_last_ack,
+	[TS_LAST_ACK] = SC_conns_last_ack,         [TS_SYN_SENT] = SC_conns_syn_sent,
 };
 
 void tcb_set_state(struct stack *s, struct tcb *t, enum tcp_state st)
@@ -134,6 +134,7 @@ struct tcb *tcb_create(struct stack *s, uint32_t raddr, uint16_t rport, uint16_t
 	t->rport = rport;
 	t->lport = lport;
 	memcpy(t->rmac, rmac, 6);
+	t->rmac_ok = 1;
 	t->pub.id = ++s->next_id;
 	t->pub.core = (uint16_t)s->c->index;
 	int li = tcp_listening(s, lport);
@@ -194,6 +195,20 @@ static void note_refused(struct stack *s, const char *why)
 
 int tcb_accept(struct stack *s, struct tcb *t)
 {
+	if (t->dialing) {
+		/* Our own dial: its events and user are set since stack_dial; the limit was
+		 * checked there. */
+		t->dialing = 0;
+		stack_count(s, SC_tcp_active_established);
+		s->net.dialed++;
+		s->net.active++;
+		if (!t->pub.ev->on_accept(s->c, &t->pub)) {
+			t->pub.user = NULL; /* the dialer let it go: no on_closed */
+			s->net.active--;
+			return -1;
+		}
+		return 0;
+	}
 	if (s->accepting == STACK_NOT_YET) {
 		stack_count(s, SC_tcp_connections_refused);
 		return -1;
@@ -220,7 +235,17 @@ static void reap(struct stack *s)
 	while (!list_empty(&s->reap)) {
 		struct tcb *t = LIST_CONTAINER(s->reap.next, struct tcb, work_node);
 		list_del(&t->work_node);
-		if (t->pub.user && !t->user_gone) {
+		if (t->dialing && !t->user_gone) {
+			/* A dial that never became a connection: its failure, by reason. */
+			t->dialing = 0;
+			s->net.dial_failures++;
+			stack_count(s, t->err == -ECONNREFUSED	 ? SC_tcp_dial_refused
+				       : t->err == -ETIMEDOUT	 ? SC_tcp_dial_timeouts
+				       : t->err == -EHOSTUNREACH ? SC_tcp_dial_unreachable
+				       : t->err == -ECANCELED	 ? SC_tcp_dial_cancelled
+								 : SC_tcp_dial_failed_other);
+			t->pub.ev->on_dial_failed(s->c, t->pub.user, t->err ? t->err : -ECONNABORTED);
+		} else if (t->pub.user && !t->user_gone) {
 			t->user_gone = 1;
 			t->pub.ev->on_closed(s->c, &t->pub, t->err);
 			s->net.closed++;

@@ -65,7 +65,7 @@ static uint16_t our_mss(const struct stack *s)
 	return (uint16_t)(s->env->mtu - sizeof(struct rte_ipv4_hdr) - sizeof(struct rte_tcp_hdr));
 }
 
-static uint16_t eff_mss(const struct stack *s, uint16_t peer)
+uint16_t tcp_eff_mss(const struct stack *s, uint16_t peer)
 {
 	uint16_t m = peer ? peer : 536; /* RFC 9293 3.7.1 default */
 	uint16_t ours = our_mss(s);
@@ -116,7 +116,7 @@ static void on_syn(struct stack *s, uint32_t raddr, uint16_t rport, uint16_t lpo
 	t->snd_una = t->iss;
 	t->snd_max = t->iss + 1;
 	t->recover = t->iss; /* RFC 6582: else a fast retransmit may wait for a wrap */
-	t->mss = eff_mss(s, o->mss);
+	t->mss = tcp_eff_mss(s, o->mss);
 	t->ts_ok = o->ts;
 	t->ts_recent = o->tsval;
 	t->sack_ok = o->sack_ok;
@@ -154,7 +154,7 @@ static struct tcb *from_cookie(struct stack *s, uint32_t raddr, uint16_t rport, 
 	t->iss = ack - 1;
 	t->snd_una = t->snd_max = ack;
 	t->recover = t->iss;
-	t->mss = eff_mss(s, syncookie_mss[idx]);
+	t->mss = tcp_eff_mss(s, syncookie_mss[idx]);
 	if (o->ts) {
 		unsigned bits = o->tsecr & 0x1Fu;
 		unsigned ws = bits >> 1;
@@ -371,6 +371,13 @@ static int tcb_input(struct stack *s, struct tcb *t, struct rte_mbuf *m, uint8_t
 			tcp_send_ctl(s, t, RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG, t->iss);
 		return 0;
 	}
+	if (t->state == TS_SYN_RECEIVED && t->dialing && (flags & RTE_TCP_SYN_FLAG) &&
+	    (flags & RTE_TCP_ACK_FLAG) && seq + 1 == t->rcv_nxt && ack == t->snd_max) {
+		/* Simultaneous open: the peer's SYN-ACK answers our SYN-ACK's SYN, and its SYN
+		 * we have: it completes the handshake, as in Linux (tcp_validate_incoming). */
+		flags &= (uint8_t)~RTE_TCP_SYN_FLAG;
+		seq = t->rcv_nxt;
+	}
 	uint32_t seg_len = plen + ((flags & RTE_TCP_SYN_FLAG) ? 1u : 0u) +
 			   ((flags & RTE_TCP_FIN_FLAG) ? 1u : 0u);
 	/* PAWS (RFC 7323 5.3): an old timestamp marks a segment from an earlier life. */
@@ -406,7 +413,8 @@ static int tcb_input(struct stack *s, struct tcb *t, struct rte_mbuf *m, uint8_t
 		 * challenged, so a blind attacker must guess the sequence exactly. */
 		if (seq == t->rcv_nxt) {
 			stack_count(s, SC_tcp_resets_received);
-			tcb_close(s, t, -ECONNRESET);
+			/* A dial's simultaneous open reset before it was made: refused. */
+			tcb_close(s, t, t->dialing ? -ECONNREFUSED : -ECONNRESET);
 		} else {
 			challenge_ack(s, t);
 		}
@@ -552,6 +560,84 @@ static int tcb_input(struct stack *s, struct tcb *t, struct rte_mbuf *m, uint8_t
 	return kept;
 }
 
+/* ---- our own SYN sent (RFC 9293 3.10.7.3) ---- */
+
+/* A segment for a dial waiting for its SYN-ACK. Returns 1 when m was kept. */
+static int syn_sent_input(struct stack *s, struct tcb *t, struct rte_mbuf *m, uint8_t flags,
+			  uint32_t seq, uint32_t ack, uint16_t win, const char *data, uint16_t plen,
+			  const struct tcp_opts *o, const uint8_t *src_mac)
+{
+	int ackf = flags & RTE_TCP_ACK_FLAG;
+	if (ackf && (seq_le(ack, t->iss) || seq_gt(ack, t->snd_max))) {
+		/* Not for our SYN (an old connection's): reset it, the connection stays. */
+		if (!(flags & RTE_TCP_RST_FLAG))
+			tcp_send_reset(s, t->raddr, t->rport, t->lport, src_mac, ack, 0, 0);
+		return 0;
+	}
+	if (flags & RTE_TCP_RST_FLAG) {
+		/* Only a reset that acknowledges our SYN refuses it (RFC 5961 3.2 in SYN_SENT);
+		 * one without an ACK could be anybody's. */
+		if (ackf) {
+			stack_count(s, SC_tcp_resets_received);
+			tcb_close(s, t, -ECONNREFUSED);
+		}
+		return 0;
+	}
+	if (!(flags & RTE_TCP_SYN_FLAG))
+		return 0;
+	/* The peer's SYN: its options against those our SYN offered (all of them). */
+	memcpy(t->rmac, src_mac, 6);
+	t->rmac_ok = 1;
+	t->irs = seq;
+	t->rcv_nxt = seq + 1;
+	t->rcv_adv = t->rcv_nxt + 65535u; /* what our SYN offered, never scaled */
+	t->mss = tcp_eff_mss(s, o->mss);
+	t->ts_ok = t->ts_ok && o->ts;
+	t->ts_recent = t->ts_ok ? o->tsval : 0;
+	t->sack_ok = t->sack_ok && o->sack_ok;
+	if (o->wscale >= 0) {
+		t->snd_wscale = (uint8_t)o->wscale;
+	} else {
+		t->snd_wscale = 0; /* RFC 7323 2.2: both sides scale, or neither */
+		t->rcv_wscale = 0;
+	}
+	t->snd_wnd = win; /* never scaled in a SYN */
+	t->max_snd_wnd = win;
+	t->snd_wl1 = seq;
+	t->snd_wl2 = ack;
+	if (!ackf) {
+		/* Simultaneous open: SYN_RECEIVED, our SYN again with the ACK of theirs; the
+		 * connection is made by their ACK as a passive one is. */
+		t->backoff = 0;
+		t->rack_xmit_us = tcp_now_us(s);
+		tcb_set_state(s, t, TS_SYN_RECEIVED);
+		tcp_send_ctl(s, t, RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG, t->iss);
+		t->rto_at = s->c->now_ms + TCP_RTO_INIT_MS;
+		tcb_timers_update(s, t);
+		return 0;
+	}
+	t->snd_una = ack;
+	if (!t->backoff) /* Karn: not from a SYN sent again */
+		tcp_rtt_sample(t, tcp_now_us(s) - t->rack_xmit_us);
+	t->rack_xmit_us = 0;
+	established(s, t);
+	tcp_send_ctl(s, t, RTE_TCP_ACK_FLAG, t->snd_max);
+	if (tcb_accept(s, t) < 0) {
+		tcp_send_ctl(s, t, RTE_TCP_RST_FLAG | RTE_TCP_ACK_FLAG, t->snd_max);
+		tcb_close(s, t, 0);
+		return 0;
+	}
+	if (t->state == TS_CLOSED)
+		return 0;
+	if (plen || (flags & RTE_TCP_FIN_FLAG)) {
+		/* Data (or a FIN) with the SYN-ACK: taken from one past the SYN on. */
+		return tcb_input(s, t, m, (uint8_t)(flags & ~RTE_TCP_SYN_FLAG), seq + 1, ack, win,
+				 data, plen, o);
+	}
+	tcb_timers_update(s, t);
+	return 0;
+}
+
 /* ---- no connection: TIME_WAIT record or listener ---- */
 
 static void tw_input(struct stack *s, struct tw *w, uint8_t flags, uint32_t seq,
@@ -562,7 +648,9 @@ static void tw_input(struct stack *s, struct tw *w, uint8_t flags, uint32_t seq,
 	if ((flags & RTE_TCP_SYN_FLAG) && !(flags & RTE_TCP_ACK_FLAG)) {
 		/* RFC 6191: a new incarnation is welcome when it is clearly newer. */
 		int newer = w->ts_ok && o->ts ? seq_gt(o->tsval, w->ts_recent) : seq_gt(seq, w->rcv_nxt);
-		if (newer && s->accepting == STACK_ACCEPTING) {
+		/* Only where we listen: a dial's port in TIME_WAIT takes no connections (as
+		 * Linux, which then answers with the TIME_WAIT's ACK). */
+		if (newer && s->accepting == STACK_ACCEPTING && tcp_listening(s, w->lport) >= 0) {
 			uint32_t raddr = w->raddr;
 			uint16_t rport = w->rport, lport = w->lport;
 			tw_remove(s, w);
@@ -600,6 +688,11 @@ void tcp_input(struct stack *s, struct rte_mbuf *m, struct rte_ipv4_hdr *ip,
 		return;
 	}
 	struct tcb *t = tcb_lookup(s, raddr, rport, lport);
+	if (t && t->state == TS_SYN_SENT) {
+		if (!syn_sent_input(s, t, m, flags, seq, ack, win, data, plen, &o, src_mac))
+			rte_pktmbuf_free(m);
+		return;
+	}
 	if (t) {
 		if (!tcb_input(s, t, m, flags, seq, ack, win, data, plen, &o))
 			rte_pktmbuf_free(m);

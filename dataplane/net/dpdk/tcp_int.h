@@ -20,6 +20,16 @@
 #define TCP_RTO_MAX_MS 60000
 #define TCP_MAX_RETRIES 12           /* RTO expiries in a row before giving up */
 #define TCP_SYNACK_RETRIES 4
+/* Active open: SYNs sent again after 1, 2, 4, 8, 16 s, then -ETIMEDOUT 32 s later (63 s
+ * in all, as Linux's tcp_syn_retries 6 gives 127 s). An unanswered ARP ends it sooner:
+ * at the timeout after TCP_ARP_SYN_TRIES SYNs (each asks ARP again), 3 s in, as Linux's
+ * neighbour code gives up after its 3 probes a second apart. */
+#define TCP_SYN_RETRIES 5
+#define TCP_ARP_SYN_TRIES 2
+#define TCP_ARP_FAIL_MS 3000 /* what TCP_ARP_SYN_TRIES comes to, for tests */
+/* Ephemeral ports (RFC 6056; Linux's default ip_local_port_range). */
+#define TCP_EPHEMERAL_LO 32768
+#define TCP_EPHEMERAL_HI 60999
 #define TCP_DELACK_MS 40             /* RFC 1122 allows up to 500 ms; 9293 asks for < 0.5 s */
 #define TCP_TIME_WAIT_MS 60000       /* 2 MSL as Linux */
 #define TCP_FIN_WAIT_2_MS 60000      /* an orphan waiting for the peer's FIN */
@@ -80,7 +90,8 @@ void tcb_set_state(struct stack *s, struct tcb *t, enum tcp_state st);
 void tcb_close(struct stack *s, struct tcb *t, int err);
 /* Our FIN and theirs are both acknowledged: leave a compact TIME_WAIT record behind. */
 void tcb_time_wait(struct stack *s, struct tcb *t);
-/* Tells the layer above about an established connection; 0, or -1 when it refused. */
+/* Tells the layer above about an established connection (a dial's own dialer, through
+ * on_accept with its user set); 0, or -1 when it refused. */
 int tcb_accept(struct stack *s, struct tcb *t);
 void tcb_timers_update(struct stack *s, struct tcb *t);
 void tcb_want_flush(struct stack *s, struct tcb *t);
@@ -99,6 +110,17 @@ void tcp_free_chain(struct rte_mbuf **head);
 
 /* tcp_in.c: reading resumed; held bytes go up, then the FIN if one came. */
 void tcp_resume_read(struct stack *s, struct tcb *t);
+/* The MSS to send with, from the peer's option (0: none) and our MTU. */
+uint16_t tcp_eff_mss(const struct stack *s, uint16_t peer);
+
+/* tcp_dial.c */
+/* A free local port for a connection to raddr:rport whose replies reach this core and
+ * that no connection or TIME_WAIT record uses; 0 or -EADDRNOTAVAIL. Network order. */
+int tcp_pick_port(struct stack *s, uint32_t raddr, uint16_t rport, uint16_t *lport);
+/* A dial's SYN (again, after a timeout): the options we offer, through the ARP cache. */
+void tcp_send_syn(struct stack *s, struct tcb *t);
+/* The retransmission timer of a connection in SYN_SENT. */
+void tcp_syn_sent_rto(struct stack *s, struct tcb *t);
 
 /* tcp_recovery.c */
 /* An acceptable ACK (ack within snd_una..snd_max) for an established connection: moves

@@ -122,8 +122,10 @@ static void tcb_hdr(const struct stack *s, struct tcb *t, struct hdr *h, uint32_
 	h->lport = t->lport;
 	h->seq = seq;
 	h->flags = flags;
-	if (flags & RTE_TCP_ACK_FLAG) {
-		h->ack = t->rcv_nxt;
+	if (flags & (RTE_TCP_ACK_FLAG | RTE_TCP_SYN_FLAG)) {
+		/* A dial's SYN (no ACK) offers its window too. */
+		if (flags & RTE_TCP_ACK_FLAG)
+			h->ack = t->rcv_nxt;
 		uint32_t w = tcp_rcv_window(t);
 		if (flags & RTE_TCP_SYN_FLAG) {
 			h->win = (uint16_t)(w > 65535 ? 65535 : w); /* never scaled in a SYN */
@@ -216,7 +218,7 @@ void tcp_send_ctl(struct stack *s, struct tcb *t, uint8_t flags, uint32_t seq)
 	tcb_hdr(s, t, &h, seq, flags, 1);
 	if (flags & RTE_TCP_ACK_FLAG)
 		ack_sent(t);
-	emit(s, m, &h, t->rmac);
+	emit(s, m, &h, t->rmac_ok ? t->rmac : NULL);
 }
 
 void tcp_send_reset(struct stack *s, uint32_t raddr, uint16_t rport, uint16_t lport,
@@ -644,7 +646,7 @@ static void send_fin(struct stack *s, struct tcb *t)
 
 void tcp_output(struct stack *s, struct tcb *t)
 {
-	if (t->state == TS_CLOSED || t->state == TS_SYN_RECEIVED)
+	if (t->state == TS_CLOSED || t->state == TS_SYN_RECEIVED || t->state == TS_SYN_SENT)
 		return;
 	if (t->rack_wait_us)
 		tcp_rack_timeout(s, t);
@@ -670,6 +672,10 @@ void tcp_output(struct stack *s, struct tcb *t)
 void tcp_on_rto(struct stack *s, struct tcb *t)
 {
 	uint64_t now = s->c->now_ms;
+	if (t->state == TS_SYN_SENT) {
+		tcp_syn_sent_rto(s, t);
+		return;
+	}
 	if (t->state == TS_SYN_RECEIVED) {
 		if (t->backoff >= TCP_SYNACK_RETRIES) {
 			stack_count(s, SC_tcp_syn_timeouts);

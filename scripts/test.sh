@@ -109,7 +109,7 @@ fi
 # their reasons, printed below (they ran in the uring run: not skipped).
 DPDK_SUITES="test_dpdk test_counter test_http test_websockets test_objects test_limits
   test_lock test_ratelimiter test_shutdown test_tls test_ws_slow_reader test_startup
-  test_fetch test_calls"
+  test_fetch test_calls test_ws_outbound test_feed"
 DPDK_URING_ONLY="test_websockets.py::test_socket_messages_wait_for_durability the output gate under failed syncs: storage, not the network (runs over uring)
 test_websockets.py::test_32768_sockets_on_one_object 32,768 sockets take minutes over af_packet (runs over uring; test_dpdk opens 2,000 and floods SYNs)
 test_calls.py::test_calls_in_prometheus_and_the_dashboard_feed its metrics listener is on 127.0.0.1 in durod's namespace, out of the clients' reach (test_dpdk reads the stack's metrics from there)"

@@ -1,7 +1,7 @@
-"""The built-in Feed class: one upstream WebSocket (python3-websockets on 127.0.0.1) fanned
-out to local clients: every message in order to every client, ~2,000 clients at once,
-hibernation with both sides open, re-subscription after the upstream restarts, and clear
-errors when the binding's upstream is missing or not allowed."""
+"""The built-in Feed class: one upstream WebSocket (python3-websockets, on loopback or, over
+dpdk, in the client namespace) fanned out to local clients: every message in order to every
+client, ~2,000 clients at once, hibernation with both sides open, re-subscription after the
+upstream restarts, and clear errors when the binding's upstream is missing or not allowed."""
 import os
 import subprocess
 import sys
@@ -10,10 +10,13 @@ import time
 import pytest
 import requests
 
+import conftest
 from conftest import wait_until
 from wsupstream import Upstream
 
-pytestmark = pytest.mark.uring_only("Feed dials its upstream: the dpdk stack has no active open yet")
+# The upstream: on loopback over uring; over dpdk in the client namespace, where the tests
+# run, on the address the stack dials.
+HOST = conftest.DPDK_CLIENT if conftest.BACKEND == "dpdk" else "127.0.0.1"
 
 FLOOD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wsflood.py")
 
@@ -36,7 +39,7 @@ def client(d, name):
     """A raw WebSocket client of /feed/<name>: a connected socket after the 101."""
     import base64
     import socket
-    s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    s = socket.create_connection((d.host, d.port), timeout=10)
     key = base64.b64encode(os.urandom(16))
     s.sendall(b"GET /feed/" + name.encode() + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
               b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
@@ -69,14 +72,14 @@ def read_text(s, buf, n):
 
 @pytest.fixture
 def upstream():
-    u = Upstream()
+    u = Upstream(host=HOST)
     yield u
     u.close()
 
 
 def test_feed_fans_out_in_order_and_hibernates(durod_factory, upstream):
-    url = "ws://127.0.0.1:%d/ticks" % upstream.port
-    d = durod_factory(config=feed_config(url, ["ws://127.0.0.1:%d" % upstream.port],
+    url = "ws://" + HOST + ":%d/ticks" % upstream.port
+    d = durod_factory(config=feed_config(url, ["ws://" + HOST + ":%d" % upstream.port],
                                          {"websockets": {"hibernate_idle_ms": 200}}))
     clients = [client(d, "f") for _ in range(5)]
     wait_until(lambda: upstream.conns and "subscribe ticks" in upstream.received,
@@ -106,8 +109,8 @@ def test_feed_fans_out_in_order_and_hibernates(durod_factory, upstream):
 
 
 def test_feed_errors_are_clear(durod_factory, upstream):
-    allowed = "ws://127.0.0.1:%d" % upstream.port
-    d = durod_factory(config=feed_config("ws://127.0.0.1:1/x", [allowed]))
+    allowed = "ws://" + HOST + ":%d" % upstream.port
+    d = durod_factory(config=feed_config("ws://" + HOST + ":1/x", [allowed]))
     r = requests.post(d.url + "/feed/x/subscribe", timeout=10)
     assert r.status_code == 500 and "not within outbound.allow" in r.text, r.text
     d.stop()
@@ -121,12 +124,15 @@ def test_feed_errors_are_clear(durod_factory, upstream):
 
 def test_feed_two_thousand_clients(durod_factory, upstream):
     n = 2000
-    url = "ws://127.0.0.1:%d/ticks" % upstream.port
-    d = durod_factory(config=feed_config(url, ["ws://127.0.0.1:%d" % upstream.port]))
+    url = "ws://" + HOST + ":%d/ticks" % upstream.port
+    d = durod_factory(config=feed_config(url, ["ws://" + HOST + ":%d" % upstream.port]))
     assert requests.post(d.url + "/feed/big/subscribe", timeout=10).text.strip() == "subscribed"
     wait_until(lambda: upstream.conns, what="the feed to subscribe")
-    p = subprocess.Popen([sys.executable, FLOOD, str(d.port), "/feed/big", str(n), "127.0.0.3",
-                          "tick-1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    # Over dpdk from the client namespace's one address (ports 10000-65000 there).
+    src = "127.0.0.3" if d.host == "127.0.0.1" else conftest.DPDK_CLIENT
+    p = subprocess.Popen([sys.executable, FLOOD, str(d.port), "/feed/big", str(n), src, "tick-1"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                         env=dict(os.environ, WSFLOOD_HOST=d.host))
     try:
         line = p.stdout.readline().split()
         assert line[:2] == ["open", str(n)] and line[3] == "0", line

@@ -10,10 +10,14 @@ import time
 import pytest
 import requests
 
+import conftest
 from conftest import wait_until, start_on
 from wsupstream import Upstream, Hostile, close_code_from
 
-pytestmark = pytest.mark.uring_only("outbound WebSockets dial out: the dpdk stack has no active open yet")
+# The upstreams: on loopback over uring; over dpdk in the client namespace, where the tests
+# run, on the address the stack dials (the wss certificates name that address).
+HOST = conftest.DPDK_CLIENT if conftest.BACKEND == "dpdk" else "127.0.0.1"
+TLS_HOST = conftest.DPDK_CLIENT if conftest.BACKEND == "dpdk" else "localhost"
 
 
 def config(allow, extra=None):
@@ -45,14 +49,14 @@ def wait_log(d, name, line, timeout=10):
 
 @pytest.fixture
 def upstream():
-    u = Upstream()
+    u = Upstream(host=HOST)
     yield u
     u.close()
 
 
 def test_messages_both_ways(durod_factory, upstream):
-    d = durod_factory(config=config(["ws://127.0.0.1:%d" % upstream.port]), test_classes="raw")
-    url = "ws://127.0.0.1:%d/feed?x=1" % upstream.port
+    d = durod_factory(config=config(["ws://" + HOST + ":%d" % upstream.port]), test_classes="raw")
+    url = "ws://" + HOST + ":%d/feed?x=1" % upstream.port
     assert post(d, "a", "connect", url=url).startswith("ok ")
     wait_log(d, "a", "open err=0 reconnect=0 outbound=1")
     assert upstream.accepts == 1
@@ -73,7 +77,7 @@ def test_messages_both_ways(durod_factory, upstream):
 
 def test_refused_destination_sends_nothing(durod_factory):
     listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
+    listener.bind((HOST, 0))
     listener.listen(8)
     listener.settimeout(0.2)
     port = listener.getsockname()[1]
@@ -92,13 +96,13 @@ def test_refused_destination_sends_nothing(durod_factory):
     t = threading.Thread(target=count, daemon=True)
     t.start()
     # Allowed: another port of the same host, and wss (TLS) to this one.
-    d = durod_factory(config=config(["ws://127.0.0.1:%d" % (port + 1 if port < 65535 else port - 1)]),
+    d = durod_factory(config=config(["ws://" + HOST + ":%d" % (port + 1 if port < 65535 else port - 1)]),
                       test_classes="raw")
-    for url in ("ws://127.0.0.1:%d/" % port, "ws://localhost:%d/" % port,
+    for url in ("ws://" + HOST + ":%d/" % port, "ws://localhost:%d/" % port,
                 "ws://127.0.0.2:%d/" % port):
         assert post(d, "r", "connect", url=url) == "err=-13", url  # -EACCES
-    assert post(d, "r", "connect", url="http://127.0.0.1:%d/" % port) == "err=-22"
-    assert post(d, "r", "connect", url="wss://127.0.0.1:%d/" % port) == "err=-13"
+    assert post(d, "r", "connect", url="http://" + HOST + ":%d/" % port) == "err=-22"
+    assert post(d, "r", "connect", url="wss://" + HOST + ":%d/" % port) == "err=-13"
     time.sleep(0.5)
     assert accepts == [], "a refused destination saw a connection"
     assert post(d, "r", "count") == "0"
@@ -107,20 +111,20 @@ def test_refused_destination_sends_nothing(durod_factory):
 
 def test_connect_failure_is_an_open_event(durod_factory):
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((HOST, 0))
         port = s.getsockname()[1]  # bound, never listening: refused
-        d = durod_factory(config=config(["ws://127.0.0.1:%d" % port]), test_classes="raw")
-        assert post(d, "f", "connect", url="ws://127.0.0.1:%d/" % port).startswith("ok ")
+        d = durod_factory(config=config(["ws://" + HOST + ":%d" % port]), test_classes="raw")
+        assert post(d, "f", "connect", url="ws://" + HOST + ":%d/" % port).startswith("ok ")
         wait_log(d, "f", "open err=-111 reconnect=0 outbound=1")  # -ECONNREFUSED
     assert post(d, "f", "count") == "0"
 
 
 @pytest.mark.parametrize("mode,err", [("bad_accept", -71), ("status404", -111), ("garbage", -71)])
 def test_bad_handshake(durod_factory, mode, err):
-    h = Hostile(mode)
+    h = Hostile(mode, HOST)
     try:
-        d = durod_factory(config=config(["ws://127.0.0.1:%d" % h.port]), test_classes="raw")
-        assert post(d, "h", "connect", url="ws://127.0.0.1:%d/" % h.port).startswith("ok ")
+        d = durod_factory(config=config(["ws://" + HOST + ":%d" % h.port]), test_classes="raw")
+        assert post(d, "h", "connect", url="ws://" + HOST + ":%d/" % h.port).startswith("ok ")
         wait_log(d, "h", "open err=%d reconnect=0 outbound=1" % err)
         assert post(d, "h", "count") == "0"
     finally:
@@ -129,10 +133,10 @@ def test_bad_handshake(durod_factory, mode, err):
 
 @pytest.mark.parametrize("mode,code", [("masked", 1002), ("oversized", 1009)])
 def test_hostile_frames(durod_factory, mode, code):
-    h = Hostile(mode)
+    h = Hostile(mode, HOST)
     try:
-        d = durod_factory(config=config(["ws://127.0.0.1:%d" % h.port]), test_classes="raw")
-        assert post(d, "h", "connect", url="ws://127.0.0.1:%d/" % h.port).startswith("ok ")
+        d = durod_factory(config=config(["ws://" + HOST + ":%d" % h.port]), test_classes="raw")
+        assert post(d, "h", "connect", url="ws://" + HOST + ":%d/" % h.port).startswith("ok ")
         wait_log(d, "h", "open err=0 reconnect=0 outbound=1")
         wait_log(d, "h", "error code=%d" % code)
         wait_log(d, "h", "close code=%d clean=0" % code)
@@ -148,11 +152,11 @@ def test_gate_holds_the_dial(durod_factory, upstream, monkeypatch):
     sync failing, the upstream sees exactly the connects whose writes were acknowledged;
     the others are never dialed (their open fails with -EIO)."""
     monkeypatch.setenv("DURO_FAULT_SYNC_EVERY", "4")
-    d = durod_factory(config=config(["ws://127.0.0.1:%d" % upstream.port]), test_classes="raw")
+    d = durod_factory(config=config(["ws://" + HOST + ":%d" % upstream.port]), test_classes="raw")
     statuses = []
     for v in range(40):
         r = requests.post("%s/wsout/g%d/connect" % (d.url, v), timeout=10, params={
-            "url": "ws://127.0.0.1:%d/p%d" % (upstream.port, v), "write": 1})
+            "url": "ws://" + HOST + ":%d/p%d" % (upstream.port, v), "write": 1})
         statuses.append(r.status_code)
     assert 500 in statuses and 200 in statuses, statuses
     acked = {"/p%d" % v for v, s in enumerate(statuses) if s == 200}
@@ -162,10 +166,10 @@ def test_gate_holds_the_dial(durod_factory, upstream, monkeypatch):
 
 
 def test_hibernates_and_wakes(durod_factory, upstream):
-    d = durod_factory(config=config(["ws://127.0.0.1:%d" % upstream.port],
+    d = durod_factory(config=config(["ws://" + HOST + ":%d" % upstream.port],
                                     {"websockets": {"hibernate_idle_ms": 200}}),
                       test_classes="raw")
-    assert post(d, "h", "connect", url="ws://127.0.0.1:%d/" % upstream.port).startswith("ok ")
+    assert post(d, "h", "connect", url="ws://" + HOST + ":%d/" % upstream.port).startswith("ok ")
     wait_log(d, "h", "open err=0 reconnect=0 outbound=1")
     first = int(post(d, "h", "loads"))
     # Auto-response works on the outbound socket without waking the object.
@@ -187,14 +191,14 @@ def test_hibernates_and_wakes(durod_factory, upstream):
 
 
 def test_upstream_restart_reconnects(durod_factory):
-    u = Upstream()
+    u = Upstream(host=HOST)
     port = u.port
     try:
-        d = durod_factory(config=config(["ws://127.0.0.1:%d" % port]), test_classes="raw")
-        assert post(d, "r", "connect", url="ws://127.0.0.1:%d/" % port, reconnect=1).startswith("ok ")
+        d = durod_factory(config=config(["ws://" + HOST + ":%d" % port]), test_classes="raw")
+        assert post(d, "r", "connect", url="ws://" + HOST + ":%d/" % port, reconnect=1).startswith("ok ")
         wait_log(d, "r", "open err=0 reconnect=0 outbound=1")
         # Without the flag, a drop is a close event.
-        assert post(d, "plain", "connect", url="ws://127.0.0.1:%d/" % port).startswith("ok ")
+        assert post(d, "plain", "connect", url="ws://" + HOST + ":%d/" % port).startswith("ok ")
         wait_log(d, "plain", "open err=0 reconnect=0 outbound=1")
         u.stop()
         wait_log(d, "plain", "close code=1001 clean=1")
@@ -222,26 +226,37 @@ def test_upstream_restart_reconnects(durod_factory):
 
 
 def test_durable_across_sigkill(tmp_path, durod_factory):
-    u = Upstream()
+    u = Upstream(host=HOST)
     try:
-        cfg = config(["ws://127.0.0.1:%d" % u.port], {"websockets": {"hibernate_idle_ms": 200}})
+        cfg = config(["ws://" + HOST + ":%d" % u.port], {"websockets": {"hibernate_idle_ms": 200}})
         d = durod_factory(config=cfg, test_classes="raw")
         for name in ("k1", "k2"):
-            assert post(d, name, "connect", url="ws://127.0.0.1:%d/%s" % (u.port, name),
+            assert post(d, name, "connect", url="ws://" + HOST + ":%d/%s" % (u.port, name),
                         reconnect=1, tag="up").startswith("ok ")
             wait_log(d, name, "open err=0 reconnect=0 outbound=1")
         # One more, closed again: not dialed after the restart.
-        assert post(d, "k3", "connect", url="ws://127.0.0.1:%d/k3" % u.port, reconnect=1).startswith("ok ")
+        assert post(d, "k3", "connect", url="ws://" + HOST + ":%d/k3" % u.port, reconnect=1).startswith("ok ")
         wait_log(d, "k3", "open err=0 reconnect=0 outbound=1")
         assert post(d, "k3", "close") == "1"
         wait_until(lambda: len(u.conns) == 2, what="k3 to be closed upstream")
         before = u.accepts
         d.proc.kill()
         d.proc.wait()
-        wait_until(lambda: not u.conns, what="the upstream to see the connections drop")
-        d2 = start_on(tmp_path, "after", d.data_dir, config=cfg, test_classes="raw")
-        wait_until(lambda: u.accepts == before + 2 and len(u.conns) == 2, timeout=15,
-                   what="both durable sockets dialed again")
+        if conftest.BACKEND == "dpdk":
+            # A killed stack's connections end silently (no kernel is left to send their
+            # FIN or RST): the upstream learns of it when it sends on them, and durod, back
+            # on the same address, answers that with RST.
+            d2 = start_on(tmp_path, "after", d.data_dir, config=cfg, test_classes="raw",
+                          host=d.host)
+            wait_until(lambda: u.accepts == before + 2, timeout=15,
+                       what="both durable sockets dialed again")
+            u.push("probe")
+            wait_until(lambda: len(u.conns) == 2, what="the upstream to drop the dead ones")
+        else:
+            wait_until(lambda: not u.conns, what="the upstream to see the connections drop")
+            d2 = start_on(tmp_path, "after", d.data_dir, config=cfg, test_classes="raw")
+            wait_until(lambda: u.accepts == before + 2 and len(u.conns) == 2, timeout=15,
+                       what="both durable sockets dialed again")
         for name in ("k1", "k2"):
             wait_log(d2, name, "open err=0 reconnect=1 outbound=1")
         time.sleep(0.5)
@@ -263,9 +278,9 @@ def test_wss_with_certificate_checks(tmp_path, durod_factory):
     root_key, other_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     root = make_cert("duro ws test CA", "duro ws test CA", root_key, root_key, -1, 30, ca=True)
     write_pem(tmp_path / "ca.pem", root)
-    leaves = {"good": ("localhost", root_key, "duro ws test CA"),
+    leaves = {"good": (TLS_HOST, root_key, "duro ws test CA"),
               "wrong_name": ("other.test", root_key, "duro ws test CA"),
-              "unknown_ca": ("localhost", other_key, "some other CA")}
+              "unknown_ca": (TLS_HOST, other_key, "some other CA")}
     ups = {}
     try:
         for name, (cn, signer, issuer) in leaves.items():
@@ -273,21 +288,21 @@ def test_wss_with_certificate_checks(tmp_path, durod_factory):
             write_pem(tmp_path / (name + ".pem"), make_cert(cn, issuer, signer, key, -1, 30, san=cn), key)
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(str(tmp_path / (name + ".pem")))
-            ups[name] = Upstream(ssl_context=ctx)
-        d = durod_factory(config=config(["wss://localhost:*"], {"outbound": {
-            "allow": ["wss://localhost:*"], "ca_file": str(tmp_path / "ca.pem")}}), test_classes="raw")
-        good = "wss://localhost:%d/s" % ups["good"].port
+            ups[name] = Upstream(ssl_context=ctx, host=HOST)
+        d = durod_factory(config=config(["wss://" + TLS_HOST + ":*"], {"outbound": {
+            "allow": ["wss://" + TLS_HOST + ":*"], "ca_file": str(tmp_path / "ca.pem")}}), test_classes="raw")
+        good = "wss://" + TLS_HOST + ":%d/s" % ups["good"].port
         assert post(d, "t", "connect", url=good).startswith("ok ")
         wait_log(d, "t", "open err=0 reconnect=0 outbound=1")
         assert post(d, "t", "send", b"say echo over tls") == "1"
         wait_log(d, "t", "msg echo over tls")
         wait_until(lambda: "re over tls" in ups["good"].received, what="the answer over TLS")
         for name in ("wrong_name", "unknown_ca"):
-            assert post(d, name, "connect", url="wss://localhost:%d/" % ups[name].port).startswith("ok ")
+            assert post(d, name, "connect", url="wss://" + TLS_HOST + ":%d/" % ups[name].port).startswith("ok ")
             wait_log(d, name, "open err=-129 reconnect=0 outbound=1")  # -EKEYREJECTED
-        assert "refused the certificate of localhost" in d.logtext()
+        assert "refused the certificate of " + TLS_HOST in d.logtext()
         # ws is not wss: a wss-only allow list refuses it.
-        assert post(d, "t", "connect", url="ws://localhost:%d/" % ups["good"].port) == "err=-13"
+        assert post(d, "t", "connect", url="ws://" + TLS_HOST + ":%d/" % ups["good"].port) == "err=-13"
     finally:
         for u in ups.values():
             u.close()

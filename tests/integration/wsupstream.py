@@ -13,11 +13,13 @@ import websockets
 
 
 class Upstream:
-    """A WebSocket server on 127.0.0.1: counts accepted connections, records every message
+    """A WebSocket server on host (127.0.0.1 by default; the tests over dpdk pass the client
+    namespace's address, which durod's stack dials): counts accepted connections, records every message
     received (in order), answers "say X" with X, and pushes messages to every connection
     (push). stop() closes it and its connections; start() again on the same port."""
 
-    def __init__(self, port=0, ssl_context=None):
+    def __init__(self, port=0, ssl_context=None, host="127.0.0.1"):
+        self.host = host
         self.port = port
         self.ssl = ssl_context
         self.accepts = 0
@@ -49,7 +51,7 @@ class Upstream:
 
     def start(self):
         async def go():
-            return await websockets.serve(self._handler, "127.0.0.1", self.port, ssl=self.ssl,
+            return await websockets.serve(self._handler, self.host, self.port, ssl=self.ssl,
                                           max_size=2 ** 24, ping_interval=None)
         self.server = self._run(go())
         self.port = self.server.sockets[0].getsockname()[1]
@@ -98,15 +100,16 @@ class Hostile:
     """Answers one opening handshake per connection as `mode` says, then misbehaves:
     "bad_accept" (a wrong Sec-WebSocket-Accept), "masked" (a masked frame), "oversized"
     (a frame announcing 64 MiB), "status404", "garbage" (not HTTP). Records each
-    connection's bytes received after the handshake in .after (what durod sent back)."""
+    connection's bytes received after the handshake in .after (what durod sent back).
+    It listens on host, as Upstream does."""
 
-    def __init__(self, mode):
+    def __init__(self, mode, host="127.0.0.1"):
         self.mode = mode
         self.accepts = 0
         self.after = []
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((host, 0))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)

@@ -1,6 +1,7 @@
 /* Figures for operators: per-core snapshots published by the cores and read without locks,
  * as JSON (status, stats) and as Prometheus text exposition. */
 #include "ctl_int.h"
+#include "cluster.h"
 #include "version.h"
 #include "clock.h"
 #include "core.h"
@@ -314,6 +315,11 @@ json_t *ctl_status_json(struct ctl *ctl)
 		json_object_set_new(st, "pitr", pitr);
 	else
 		json_decref(pitr);
+	if (st && ctl->cluster) {
+		json_t *cl = cluster_status_json(ctl->cluster);
+		if (cl)
+			json_object_set_new(st, "cluster", cl);
+	}
 	return st;
 }
 
@@ -402,6 +408,8 @@ char *ctl_prometheus(struct ctl *ctl, size_t *len)
 		have[i] = ctl_read_snapshot(ctl, i, &snaps[i]) == 0;
 	fprintf(f, "# HELP duro_info duro's version and network backend.\n# TYPE duro_info gauge\n"
 		   "duro_info{version=\"%s\",backend=\"%s\"} 1\n", ctl->version, ctl->backend);
+	if (ctl->cluster)
+		cluster_prometheus(ctl->cluster, f);
 	fprintf(f, "# HELP duro_uptime_seconds Seconds since durod started.\n# TYPE duro_uptime_seconds gauge\n"
 		   "duro_uptime_seconds %.3f\n", (double)(clock_now_ms() - ctl->started_mono_ms) / 1e3);
 	for (size_t m = 0; m < sizeof(metrics) / sizeof(metrics[0]); m++) {

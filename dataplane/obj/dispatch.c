@@ -4,6 +4,7 @@
  * response there and http_respond sends it back; the exchange never leaves its owner's
  * pool. */
 #include "dispatch.h"
+#include "cluster_gate.h"
 #include "obj.h"
 #include "core.h"
 #include "event.h"
@@ -34,6 +35,10 @@ void obj_handle_http(struct core *c, struct http_exchange *ex)
 	rr->subpath_off = t.subpath_off;
 	rr->name_off = t.name_off;
 	rr->name_len = t.name_len;
+	/* Cluster mode: a slot another box owns, or a fenced box, is refused here, before the
+	 * object is reached on any core. */
+	if (obj_cluster_admit(c, ex, &t.id) < 0)
+		return;
 	if (t.minted) {
 		char hex[DURO_ID_HEX + 1];
 		duro_id_to_string(&t.id, hex);

@@ -43,6 +43,7 @@ struct obj_route {
 };
 
 struct obj_config {
+	uint8_t cluster; /* cluster mode: objects pass the slot gate (cluster_gate.h) */
 	struct obj_binding bindings[DURO_MAX_BINDINGS];
 	unsigned nbindings;
 	struct obj_route routes[DURO_MAX_ROUTES];
@@ -157,6 +158,9 @@ struct obj_call_counters {
 struct obj_counters {
 	uint64_t requests, activations, evictions, active, load_failures, handler_failures;
 	uint64_t not_found, bad_ids, forwarded;
+	/* Cluster mode (cluster_gate.c): refused while fenced or joining, refused as not the
+	 * slot's owner. */
+	uint64_t cluster_fenced, cluster_not_owner;
 	/* Deploys (switch.c): objects switched in place to another version, those of them
 	 * switched by force (max delay passed), the held responses that answered 503 and the
 	 * sync() callbacks that ran with -ECANCELED because of it, and objects waiting now. */

@@ -4,6 +4,7 @@
 #include "obj.h"
 #include "alarm.h"
 #include "call_event.h"
+#include "cluster_gate.h"
 #include "fetch.h"
 #include "commit.h"
 #include "core.h"
@@ -47,6 +48,8 @@ int obj_core_init(struct core *c)
 		r = call_core_init(c, &call_events);
 	if (r == 0)
 		r = fetch_core_init(c);
+	if (r == 0)
+		r = obj_cluster_core_init(c);
 	return r;
 }
 
@@ -56,6 +59,7 @@ void obj_core_fini(struct core *c)
 	if (!oc)
 		return;
 	object_table_fini(c); /* unloads every object: before what they hang from */
+	obj_cluster_core_fini(c);
 	switch_core_fini(c);
 	call_core_fini(c);
 	fetch_core_fini(c);

@@ -96,6 +96,7 @@ struct obj_core {
 	uint64_t failure_logged_ms; /* handler failures are logged at most once a second */
 	struct obj_counters ctr;
 	struct pitr_pending *pitr_pending; /* restores classes asked for (pitr.c) */
+	struct obj_cluster_table *cluster; /* cluster mode's slot gate, NULL on a single box */
 };
 
 #endif

@@ -128,5 +128,7 @@ int cluster_share_secrets(struct cluster *cl, char *err, size_t errlen);
 /* Once per rebalance interval while joined: stands for election when nobody holds the key,
  * and when this box holds it, assigns unowned and orphaned slots. */
 void cluster_rebalance_tick(struct cluster *cl, uint64_t now);
+/* Slots owned by a live box that is not their rendezvous target (what moves would fix). */
+unsigned cluster_moves_wanted(const struct cluster *cl);
 
 #endif

@@ -67,6 +67,19 @@ static int target_of(const struct cluster *cl, unsigned s, const int *live, unsi
 	return best;
 }
 
+unsigned cluster_moves_wanted(const struct cluster *cl)
+{
+	int live[CLUSTER_MAX_BOXES];
+	unsigned nlive = 0, moves = 0;
+	for (unsigned i = 0; i < cl->nboxes; i++)
+		if (cl->boxes[i].live && cl->boxes[i].incarnation)
+			live[nlive++] = (int)i;
+	for (unsigned s = 0; nlive && s < DURO_SLOTS; s++)
+		if (cluster_slot_live(cl, s) && cl->slots[s].owner != target_of(cl, s, live, nlive))
+			moves++;
+	return moves;
+}
+
 /* One txn assigning slots[0..n) to targets, guarded by the election and by each slot's
  * epoch. Returns the count assigned (n, or 0 when a compare failed), or a negative errno. */
 static int assign(struct cluster *cl, const unsigned *slots, const int *targets, unsigned n)

@@ -329,6 +329,7 @@ void cluster_publish_status(struct cluster *cl)
 		if (sl->epoch > emax[o])
 			emax[o] = sl->epoch;
 	}
+	cl->moves_wanted = cluster_moves_wanted(cl);
 	json_t *boxes = json_array();
 	for (unsigned i = 0; boxes && i < cl->nboxes; i++) {
 		const struct cluster_box *b = &cl->boxes[i];

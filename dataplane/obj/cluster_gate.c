@@ -47,6 +47,15 @@ void obj_cluster_install(struct core *c, const struct obj_cluster_table *t, int 
 	memcpy(mine->why, t->why, sizeof(mine->why));
 }
 
+int obj_cluster_owns(const struct core *c, const struct duro_id *id)
+{
+	const struct obj_cluster_table *t = c->obj->cluster;
+	if (!t)
+		return 1;
+	unsigned slot = slotmap_slot(id->bytes);
+	return t->serving && c->now_ms < t->deadline_ms && (t->owned[slot / 64] >> (slot % 64) & 1);
+}
+
 static void refuse(struct core *c, struct http_exchange *ex, const char *text,
 		   const struct obj_cluster_table *t, unsigned slot, int with_owner)
 {

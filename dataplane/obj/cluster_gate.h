@@ -47,6 +47,11 @@ void obj_cluster_install(struct core *c, const struct obj_cluster_table *t, int 
  * Duro-Owner-Address, Duro-Epoch when another box owns it) and -1 is returned. */
 int obj_cluster_admit(struct core *c, struct http_exchange *ex, const struct duro_id *id);
 
+/* 1 when this box may run the object now (a single box always may); 0 when it is fenced
+ * or another box owns the object's slot. For the ways into an object other than a
+ * request: calls between objects and alarms. */
+int obj_cluster_owns(const struct core *c, const struct duro_id *id);
+
 /* Set up per core (a table only in cluster mode: obj_config.cluster), and freed. */
 int obj_cluster_core_init(struct core *c);
 void obj_cluster_core_fini(struct core *c);

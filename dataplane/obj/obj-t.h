@@ -125,6 +125,7 @@ struct obj_commit_counters {
 
 struct obj_alarm_counters {
 	uint64_t pending, fired, retries, dropped, throttled, load_skipped;
+	uint64_t not_owner_deferred; /* cluster mode: due while another box owned the slot */
 };
 
 struct obj_ws_counters {

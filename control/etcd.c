@@ -15,7 +15,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define ETCD_MAX_HEAD 16384
 
 int etcd_init(struct etcd_client *e, const char (*urls)[128], unsigned n, unsigned timeout_ms)
 {
@@ -168,107 +167,50 @@ static int call_one(struct etcd_client *e, const struct etcd_endpoint *ep, const
 	int r = send_all(fd, req, rlen, deadline);
 	free(req);
 	char *buf = NULL;
-	size_t len = 0, cap = 0, head = 0;
-	struct http_response res;
-	int eof = 0;
-	for (;;) {
-		if (r < 0)
-			break;
-		if (head && !eof) {
-			/* Enough already? */
-			if (res.content_length >= 0 && len >= head + (size_t)res.content_length)
-				break;
-		}
-		if (eof)
-			break;
+	size_t len = 0, cap = 0;
+	struct etcd_http h = { 0 };
+	while (r == 0) {
 		if ((r = grow(&buf, &cap, len + 16384)) < 0)
 			break;
-		ssize_t n = recv(fd, buf + len, cap - len, 0);
-		if (n > 0) {
-			len += (size_t)n;
-			if (len > ETCD_MAX_REPLY) {
-				r = -EFBIG;
-				break;
-			}
-		} else if (n == 0) {
-			eof = 1;
-		} else if (errno == EAGAIN || errno == EINTR) {
+		ssize_t n = recv(fd, buf + len, cap - len - 1, 0);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
 			r = wait_fd(fd, POLLIN, deadline);
 			continue;
-		} else {
+		}
+		if (n < 0) {
 			r = -errno;
 			break;
 		}
-		if (!head) {
-			long h = http_parse_response(buf, len, ETCD_MAX_HEAD, &res);
-			if (h < 0) {
-				r = -EPROTO;
-				break;
-			}
-			if (h == 0 && eof) {
-				r = -ECONNRESET;
-				break;
-			}
-			head = (size_t)h;
+		len += (size_t)n;
+		r = etcd_http_feed(&h, buf, len, n == 0, ETCD_MAX_REPLY);
+		if (r == 1) {
+			r = 0;
+			break;
 		}
-		if (head && res.chunked) {
-			/* Decode what came so far each time: bodies here are small. */
-			struct http_chunked d = { 0 };
-			size_t src = head, dst = head;
-			char *copy = malloc(len);
-			if (!copy) {
-				r = -ENOMEM;
-				break;
-			}
-			memcpy(copy, buf, len);
-			int cr = http_chunked_decode(&d, copy, len, &src, &dst, ETCD_MAX_REPLY, 4096);
-			if (cr < 0) {
-				free(copy);
-				r = -EPROTO;
-				break;
-			}
-			if (cr == 1) {
-				memcpy(buf, copy, dst);
-				free(copy);
-				len = dst;
-				res.chunked = 0;
-				res.content_length = (int64_t)(len - head);
-				break;
-			}
-			free(copy);
-			if (eof) {
-				r = -ECONNRESET;
-				break;
-			}
-		}
+		if (r == 0 && n == 0)
+			r = -ECONNRESET;
 	}
 	close(fd);
-	if (r == 0 && !head)
-		r = -ECONNRESET;
-	if (r == 0 && res.content_length >= 0 && len < head + (size_t)res.content_length)
-		r = -ECONNRESET;
 	if (r < 0) {
 		free(buf);
-		snprintf(e->last_error, sizeof(e->last_error), "%s%s: %s", ep->text, path, strerror(-r));
-		return r;
+		snprintf(e->last_error, sizeof(e->last_error), "%.160s%.40s: %s", ep->text, path,
+			 strerror(-r));
+		return r == -EPROTO ? -EBADMSG : r; /* a broken reply: try another endpoint */
 	}
-	size_t blen = res.content_length >= 0 ? (size_t)res.content_length : len - head;
-	json_t *j = json_loadb(buf + head, blen, 0, NULL);
+	json_t *j = json_loadb(buf + h.head_len, h.dst - h.head_len, 0, NULL);
 	char msg[200];
 	if (!json_is_object(j)) {
 		e->ctr.bad_replies++;
-		snprintf(e->last_error, sizeof(e->last_error), "%s%s: HTTP %d, not a JSON object",
-			 ep->text, path, res.status);
+		snprintf(e->last_error, sizeof(e->last_error), "%.160s%.40s: HTTP %d, not a JSON object",
+			 ep->text, path, h.status);
 		r = -EPROTO;
-	} else if (res.status != 200 || etcd_parse_error(j, msg, sizeof(msg))) {
-		if (res.status == 200)
-			snprintf(e->last_error, sizeof(e->last_error), "%.160s%.40s: %.200s", ep->text, path, msg);
-		else if (etcd_parse_error(j, msg, sizeof(msg)))
-			snprintf(e->last_error, sizeof(e->last_error), "%.160s%.40s: HTTP %d: %.200s", ep->text,
-				 path, res.status, msg);
+	} else if (h.status != 200 || etcd_parse_error(j, msg, sizeof(msg))) {
+		if (etcd_parse_error(j, msg, sizeof(msg)))
+			snprintf(e->last_error, sizeof(e->last_error), "%.160s%.40s: HTTP %d: %.200s",
+				 ep->text, path, h.status, msg);
 		else
-			snprintf(e->last_error, sizeof(e->last_error), "%s%s: HTTP %d", ep->text, path,
-				 res.status);
+			snprintf(e->last_error, sizeof(e->last_error), "%.160s%.40s: HTTP %d", ep->text,
+				 path, h.status);
 		r = -EPROTO;
 	}
 	free(buf);
@@ -344,73 +286,44 @@ void etcd_watch_close(struct etcd_watch *w)
 	w->fd = -1;
 }
 
-/* Hands out the whole lines of the decoded body [line, dst). */
-static int deliver(struct etcd_client *e, struct etcd_watch *w,
-		   void (*fn)(void *arg, json_t *msg), void *arg)
-{
-	for (;;) {
-		long n = etcd_stream_line(w->buf + w->line, w->dst - w->line, ETCD_MAX_WATCH_LINE);
-		if (n < 0)
-			return -E2BIG;
-		if (n == 0)
-			return 0;
-		json_t *m = json_loadb(w->buf + w->line, (size_t)n, 0, NULL);
-		w->line += (size_t)n;
-		if (!m) {
-			e->ctr.watch_bad++;
-			continue;
-		}
-		e->ctr.watch_messages++;
-		fn(arg, m);
-		json_decref(m);
-	}
-}
-
 int etcd_watch_read(struct etcd_client *e, struct etcd_watch *w,
 		    void (*fn)(void *arg, json_t *msg), void *arg)
 {
 	for (;;) {
-		/* Drop what was handed out, keep the decoded tail and the raw bytes after it. */
-		if (w->head_len && w->line > w->head_len) {
-			size_t keep = w->dst - w->line, raw = w->len - w->src;
-			memmove(w->buf + w->head_len, w->buf + w->line, keep);
-			memmove(w->buf + w->head_len + keep, w->buf + w->src, raw);
-			w->dst = w->head_len + keep;
-			w->src = w->dst;
-			w->len = w->src + raw;
-			w->line = w->head_len;
-		}
 		if (grow(&w->buf, &w->cap, w->len + 65536) < 0)
 			return -ENOMEM;
 		ssize_t n = recv(w->fd, w->buf + w->len, w->cap - w->len, MSG_DONTWAIT);
-		if (n == 0)
-			return -EPIPE;
 		if (n < 0)
 			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
 		w->len += (size_t)n;
-		if (!w->head_len) {
-			struct http_response res;
-			long h = http_parse_response(w->buf, w->len, ETCD_MAX_HEAD, &res);
-			if (h < 0 || (h > 0 && res.status != 200))
-				return -EPROTO;
-			if (h == 0)
-				continue;
-			w->head_len = (size_t)h;
-			w->chunked = res.chunked;
-			w->src = w->dst = w->line = w->head_len;
-		}
-		if (w->chunked) {
-			int r = http_chunked_decode(&w->ch, w->buf, w->len, &w->src, &w->dst, UINT64_MAX,
-						    4096);
-			if (r < 0)
-				return -EPROTO;
-			if (r == 1)
-				return -EPIPE;
-		} else {
-			w->src = w->dst = w->len;
-		}
-		int r = deliver(e, w, fn, arg);
+		int r = etcd_http_feed(&w->http, w->buf, w->len, n == 0, UINT64_MAX);
 		if (r < 0)
 			return r;
+		if (w->http.head_len && w->http.status != 200)
+			return -EPROTO;
+		/* Whole messages, one a line, from the start of the body. */
+		size_t used = 0;
+		for (;;) {
+			const char *p = w->buf + w->http.head_len + used;
+			long l = etcd_stream_line(p, w->http.dst - w->http.head_len - used,
+						  ETCD_MAX_WATCH_LINE);
+			if (l < 0)
+				return -E2BIG;
+			if (l == 0)
+				break;
+			json_t *m = json_loadb(p, (size_t)l, 0, NULL);
+			used += (size_t)l;
+			if (!m) {
+				e->ctr.watch_bad++;
+				continue;
+			}
+			e->ctr.watch_messages++;
+			fn(arg, m);
+			json_decref(m);
+		}
+		if (used)
+			w->len = etcd_http_consume(&w->http, w->buf, w->len, used);
+		if (r == 1 || n == 0)
+			return -EPIPE; /* the stream ended */
 	}
 }

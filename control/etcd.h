@@ -37,20 +37,17 @@ int etcd_init(struct etcd_client *e, const char (*urls)[128], unsigned n, unsign
 
 /* POSTs body (borrowed) to path ("/v3/kv/range") and parses the reply into *out (a new
  * reference the caller releases). Tries each endpoint once, starting at the current one.
- * Returns 0; -ETIMEDOUT or another connect/read errno when no endpoint answered; -EPROTO
- * for a reply that is not HTTP 200 with a JSON object (the gateway's error text in
- * last_error). */
+ * Returns 0; -ETIMEDOUT, -EBADMSG (a broken reply) or another connect/read errno when no
+ * endpoint answered; -EPROTO for an answer that is not HTTP 200 with a JSON object (the
+ * gateway's error text in last_error): a working member said so, no other is tried. */
 int etcd_call(struct etcd_client *e, const char *path, json_t *body, json_t **out);
 
 /* A watch stream: one connection, its reply read as it comes. */
 struct etcd_watch {
 	int fd;
-	char *buf;         /* raw bytes, then decoded bytes moved down in place */
+	char *buf;         /* the reply as etcd_http frames it (etcd_wire.h) */
 	size_t len, cap;
-	size_t head_len;   /* 0 until the response head is in */
-	int chunked;
-	struct http_chunked ch;
-	size_t src, dst, line; /* raw bytes from src; decoded body [line, dst) */
+	struct etcd_http http;
 	uint64_t opened_ms;
 };
 

@@ -263,3 +263,62 @@ size_t etcd_prefix_end(const char *key, size_t len, char *end)
 	end[len - 1] = (char)((uint8_t)end[len - 1] + 1);
 	return len;
 }
+
+int etcd_http_feed(struct etcd_http *h, char *buf, size_t len, int eof, uint64_t max_body)
+{
+	if (!h->head_len) {
+		struct http_response res;
+		long n = http_parse_response(buf, len, ETCD_MAX_HEAD, &res);
+		if (n < 0)
+			return -EPROTO;
+		if (n == 0)
+			return eof ? -EPROTO : 0;
+		/* An interim 1xx answer is not this one: etcd sends none, so it is an error. */
+		if (res.status < 200)
+			return -EPROTO;
+		h->head_len = (size_t)n;
+		h->status = res.status;
+		h->chunked = res.chunked;
+		h->content_length = res.content_length;
+		h->src = h->dst = h->head_len;
+		if (!h->chunked && h->content_length >= 0 && (uint64_t)h->content_length > max_body)
+			return -EFBIG;
+	}
+	if (h->chunked) {
+		int r = http_chunked_decode(&h->ch, buf, len, &h->src, &h->dst, max_body, 4096);
+		if (r == -413)
+			return -EFBIG;
+		if (r < 0)
+			return -EPROTO;
+		if (r == 1)
+			return 1;
+		return eof ? -EPROTO : 0;
+	}
+	/* Raw bytes are the body: decoded and raw meet. */
+	if (h->src != h->dst)
+		return -EPROTO; /* only chunked bodies leave a gap */
+	h->src = h->dst = len;
+	if (h->content_length >= 0) {
+		if (len - h->head_len >= (uint64_t)h->content_length) {
+			h->src = h->dst = h->head_len + (size_t)h->content_length;
+			return 1;
+		}
+		return eof ? -EPROTO : 0;
+	}
+	if (len - h->head_len > max_body)
+		return -EFBIG;
+	return eof ? 1 : 0; /* the body runs to the close */
+}
+
+size_t etcd_http_consume(struct etcd_http *h, char *buf, size_t len, size_t n)
+{
+	size_t body = h->dst - h->head_len;
+	if (n > body)
+		n = body;
+	size_t keep = body - n, raw = len - h->src;
+	memmove(buf + h->head_len, buf + h->head_len + n, keep);
+	memmove(buf + h->head_len + keep, buf + h->src, raw);
+	h->dst = h->head_len + keep;
+	h->src = h->dst;
+	return h->src + raw;
+}

@@ -5,6 +5,8 @@
 #ifndef DURO_CONTROL_ETCD_WIRE_H
 #define DURO_CONTROL_ETCD_WIRE_H
 
+#include "http_parse.h"
+
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -76,6 +78,29 @@ int etcd_parse_watch(const json_t *msg, struct etcd_watch_msg *out,
  * including its '\n', 0 when there is none yet, or -E2BIG when len already exceeds max
  * without one (the caller drops the stream). */
 long etcd_stream_line(const char *buf, size_t len, size_t max);
+
+/* An HTTP/1.1 reply read as it arrives, its body decoded in place (chunked or not): the
+ * framing of both a call's reply and the watch's endless stream.
+ *
+ *   buf: [ head | decoded body [head_len, dst) | (gap) | raw bytes [src, len) ]
+ */
+struct etcd_http {
+	size_t head_len;        /* 0 until the head is in */
+	int status, chunked;
+	int64_t content_length; /* -1 when absent */
+	struct http_chunked ch;
+	size_t src, dst;
+};
+#define ETCD_MAX_HEAD 16384
+
+/* Feeds buf[0..len): the caller only appends bytes, or moves them with etcd_http_consume.
+ * eof: the peer closed after these. Returns 1 when the whole body is in [head_len, dst),
+ * 0 when more bytes are needed (what is decoded so far is there too), -EPROTO for a bad
+ * head or framing (or a close in the middle), -EFBIG for a body over max_body. */
+int etcd_http_feed(struct etcd_http *h, char *buf, size_t len, int eof, uint64_t max_body);
+/* Drops the first n decoded body bytes (the watch's handled messages); returns the
+ * buffer's new length. */
+size_t etcd_http_consume(struct etcd_http *h, char *buf, size_t len, size_t n);
 
 /* The range_end that makes [key, end) the prefix key: key with its last byte raised (bytes
  * of 0xff dropped first); "\0" (all keys) when key is all 0xff. Returns end's length. */

@@ -2,7 +2,8 @@
  * etcd_wire.c, control/cluster_wire.c): the input's first byte picks what the rest is —
  * base64 text, a JSON reply read every way the cluster thread reads one (key-value,
  * lease, revision, error, watch message), a watch stream split into messages, a key
- * under the cluster's prefix, or a member or slot value. */
+ * under the cluster's prefix, a member or slot value, or an HTTP reply as etcd_http frames
+ * it (fed in pieces, its body's lines consumed as the watch does). */
 #include "cluster_wire.h"
 #include "etcd_wire.h"
 
@@ -41,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	uint8_t mode = data[0] % 6;
+	uint8_t mode = data[0] % 7;
 	const char *p = (const char *)data + 1;
 	size_t n = size - 1;
 	switch (mode) {
@@ -88,6 +89,42 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char text[256];
 		if (cluster_slot_parse(p, n, &s) == 0)
 			cluster_slot_format(&s, text, sizeof(text));
+		break;
+	}
+	case 6: {
+		/* Pieces of a size the second byte picks, into a buffer only ever appended to or
+		 * consumed from, as etcd.c reads a reply or the watch. */
+		if (n < 1)
+			break;
+		size_t step = (size_t)((uint8_t)p[0] % 32) + 1;
+		p++;
+		n--;
+		char *buf = malloc(n + 1);
+		struct etcd_http h = { 0 };
+		size_t len = 0, off = 0;
+		while (off < n) {
+			size_t k = n - off < step ? n - off : step;
+			memcpy(buf + len, p + off, k);
+			len += k;
+			off += k;
+			int r = etcd_http_feed(&h, buf, len, off == n, 1 << 16);
+			if (r < 0)
+				break;
+			if (h.dst < h.head_len || h.dst > len || h.src > len)
+				abort();
+			size_t used = 0;
+			long l;
+			while ((l = etcd_stream_line(buf + h.head_len + used, h.dst - h.head_len - used,
+						     4096)) > 0) {
+				as_json(buf + h.head_len + used, (size_t)l);
+				used += (size_t)l;
+			}
+			if (used)
+				len = etcd_http_consume(&h, buf, len, used);
+			if (r == 1)
+				break;
+		}
+		free(buf);
 		break;
 	}
 	}

@@ -294,9 +294,10 @@ def test_killed_box_slots_reassigned_to_live_boxes(cl):
         assert owner.name in ("b0", "b1")
     # it comes back as a new incarnation; live boxes keep the slots (moves are later work)
     victim.start()
-    wait_until(lambda: "b2" in slots_by_box(boxes[0].cluster_status()) or
-               any(b["name"] == "b2" and b["live"] for b in boxes[0].cluster_status()["boxes"]),
-               timeout=20, interval=0.2, what="b2 to rejoin")
+    wait_until(lambda: victim.cluster_status()["state"] == "serving", timeout=20, interval=0.2,
+               what="b2 to rejoin")
+    wait_until(lambda: any(b["name"] == "b2" and b["live"] for b in boxes[0].cluster_status()["boxes"]),
+               timeout=10, interval=0.2, what="b0 to see b2 again")
     st = boxes[0].cluster_status()
     assert st["unowned"] == 0
     wait_until(lambda: boxes[0].cluster_status()["moves_wanted"] > 0, timeout=10, interval=0.3,
@@ -321,7 +322,8 @@ def test_fenced_without_etcd_then_rejoins(cl):
     assert time.time() - t0 <= TTL_MS / 1000 + 1.0
     time.sleep(TTL_MS / 1000)  # etcd gone for longer than the TTL
     for b in boxes:
-        assert "fenced" in b.log() and "cannot join: etcd unreachable" in b.log()
+        log = b.log()
+        assert "fenced" in log and "cannot join: etcd unreachable" in log, log[-3000:]
         assert b.cluster_status()["state"] == "fenced"
     etcd.start_all()
     wait_until(lambda: settled(boxes, ["b0", "b1", "b2"]), timeout=40, interval=0.3,

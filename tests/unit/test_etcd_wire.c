@@ -184,8 +184,61 @@ static void test_cluster_values(void)
 	CHECK(moved > 850 && moved < 1200);
 }
 
+/* Feeds text in pieces of `step` bytes, as recv would; returns the last result. */
+static int feed(struct etcd_http *h, char *buf, const char *text, size_t step, int eof_at_end)
+{
+	size_t n = strlen(text), len = 0;
+	int r = 0;
+	memset(h, 0, sizeof(*h));
+	while (len < n) {
+		size_t k = n - len < step ? n - len : step;
+		memcpy(buf + len, text + len, k);
+		len += k;
+		r = etcd_http_feed(h, buf, len, eof_at_end && len == n, 1 << 20);
+		if (r != 0)
+			break;
+	}
+	return r;
+}
+
+static void test_http_framing(void)
+{
+	char buf[1024];
+	struct etcd_http h;
+	const char *cl = "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{\"a\":1}";
+	for (size_t step = 1; step < 60; step += 7) {
+		CHECK_EQ(feed(&h, buf, cl, step, 0), 1);
+		CHECK(h.status == 200 && h.dst - h.head_len == 7 && !memcmp(buf + h.head_len, "{\"a\":1}", 7));
+	}
+	const char *ch = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n";
+	for (size_t step = 1; step < 60; step += 5) {
+		CHECK_EQ(feed(&h, buf, ch, step, 0), 1);
+		CHECK(h.dst - h.head_len == 7 && !memcmp(buf + h.head_len, "{\"a\":1}", 7));
+	}
+	CHECK_EQ(feed(&h, buf, "HTTP/1.1 200 OK\r\n\r\nabc", 100, 1), 1); /* to the close */
+	CHECK(h.dst - h.head_len == 3);
+	CHECK_EQ(feed(&h, buf, "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc", 100, 1), -EPROTO);
+	CHECK_EQ(feed(&h, buf, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 100, 0),
+		 -EPROTO);
+	CHECK_EQ(feed(&h, buf, "HTTP/1.1 2x0 OK\r\n\r\n", 100, 0), -EPROTO);
+	CHECK_EQ(feed(&h, buf, "HTTP/1.1 200 OK\r\n", 100, 1), -EPROTO); /* closed in the head */
+	CHECK_EQ(feed(&h, buf, "HTTP/1.1 100 Continue\r\n\r\n", 100, 0), -EPROTO);
+	/* A stream: consume what was handled, keep reading after it. */
+	const char *st = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab\n\r\n";
+	CHECK_EQ(feed(&h, buf, st, 100, 0), 0);
+	size_t len = strlen(st);
+	CHECK(h.dst - h.head_len == 3);
+	len = etcd_http_consume(&h, buf, len, 3);
+	CHECK(h.dst == h.head_len);
+	memcpy(buf + len, "2\r\ncd\r\n", 7);
+	len += 7;
+	CHECK_EQ(etcd_http_feed(&h, buf, len, 0, 1 << 20), 0);
+	CHECK(h.dst - h.head_len == 2 && !memcmp(buf + h.head_len, "cd", 2));
+}
+
 int main(void)
 {
+	RUN(test_http_framing);
 	RUN(test_base64);
 	RUN(test_i64);
 	RUN(test_kv_lease_revision);

@@ -423,6 +423,25 @@ char *ctl_prometheus(struct ctl *ctl, size_t *len)
 			fprintf(f, "%s{core=\"%u\"} %llu\n", metrics[m].name, i, (unsigned long long)v);
 		}
 	}
+	if (ctl->cluster) {
+		/* Cluster mode only: a single box's metrics stay as they were. */
+		fprintf(f, "# HELP duro_cluster_refused_total Object requests refused before any handler: "
+			   "this box fenced or joining, or another box owns the slot.\n"
+			   "# TYPE duro_cluster_refused_total counter\n");
+		for (unsigned i = 0; i < n; i++)
+			if (have[i])
+				fprintf(f, "duro_cluster_refused_total{core=\"%u\",reason=\"fenced\"} %llu\n"
+					   "duro_cluster_refused_total{core=\"%u\",reason=\"not_owner\"} %llu\n",
+					i, (unsigned long long)snaps[i].obj.cluster_fenced, i,
+					(unsigned long long)snaps[i].obj.cluster_not_owner);
+		fprintf(f, "# HELP duro_cluster_alarms_deferred_total Alarms due while another box owned "
+			   "their object's slot (or this box was fenced), looked at again later.\n"
+			   "# TYPE duro_cluster_alarms_deferred_total counter\n");
+		for (unsigned i = 0; i < n; i++)
+			if (have[i])
+				fprintf(f, "duro_cluster_alarms_deferred_total{core=\"%u\"} %llu\n", i,
+					(unsigned long long)snaps[i].alarms.not_owner_deferred);
+	}
 	fprintf(f, "# HELP duro_responses_by_class_total HTTP responses by status class.\n"
 		   "# TYPE duro_responses_by_class_total counter\n");
 	for (unsigned i = 0; i < n; i++)

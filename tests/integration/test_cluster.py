@@ -273,6 +273,10 @@ def test_status_duroctl_and_prometheus(cl):
     assert sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("duro_cluster_slots{") and 'live="1"' in line) == 4096
     assert "duro_cluster_joins_total" in text and "duro_cluster_epoch_max" in text
+    # b0 refused requests for other boxes' slots in the test before
+    refused = [line for line in text.splitlines()
+               if line.startswith('duro_cluster_refused_total{core="0",reason="not_owner"}')]
+    assert refused and int(refused[0].rsplit(" ", 1)[1]) > 0, refused
 
 
 def test_killed_box_slots_reassigned_to_live_boxes(cl):

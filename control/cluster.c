@@ -19,6 +19,7 @@
 #define CLUSTER_TICK_MS 50           /* the loop's longest sleep */
 #define CLUSTER_JOIN_RETRY_MS 1000   /* between join attempts */
 #define CLUSTER_JOIN_LOG_MS 30000    /* an unchanged join failure is logged this often */
+#define CLUSTER_WATCH_RETRY_MS 200   /* between attempts to restore a broken watch */
 
 json_t *cluster_b64(const char *text, size_t n)
 {
@@ -281,11 +282,13 @@ static void *cluster_main(void *arg)
 		if (cl->state == CLUSTER_JOINING && now >= cl->next_join_ms)
 			join(cl);
 		cluster_renew_if_due(cl);
-		if (cl->state == CLUSTER_JOINED && cl->watch.fd < 0) {
+		if (cl->state == CLUSTER_JOINED && cl->watch.fd < 0 && clock_now_ms() >= cl->next_watch_ms) {
 			/* The watch broke: read the table again and watch from there. */
 			cl->f.watch_restarts++;
-			if (cluster_table_load(cl) < 0 || cluster_watch_open(cl) < 0)
+			if (cluster_table_load(cl) < 0 || cluster_watch_open(cl) < 0) {
 				etcd_watch_close(&cl->watch);
+				cl->next_watch_ms = clock_now_ms() + CLUSTER_WATCH_RETRY_MS;
+			}
 			if (cl->fence_why) {
 				cluster_fence(cl, cl->fence_why);
 				cl->fence_why = NULL;

@@ -59,6 +59,7 @@ struct cluster {
 	int64_t incarnation;      /* of this box's member key, 0 before the first join */
 	uint64_t deadline_ms, renew_due_ms, next_join_ms, next_round_ms;
 	uint64_t members_changed_ms;
+	uint64_t next_watch_ms;   /* a broken watch is reopened no sooner */
 	char why[256];            /* why not serving */
 	struct etcd_watch watch;
 	int64_t revision;         /* newest revision the table reflects */

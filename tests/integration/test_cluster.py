@@ -308,6 +308,33 @@ def test_killed_box_slots_reassigned_to_live_boxes(cl):
                what="the rebalancer to count the moves it leaves for later")
 
 
+def test_paused_box_never_serves_a_slot_it_lost(cl):
+    """SIGSTOP a box past its lease: the others take its slots; woken, it refuses at once
+    (its cores check the lease deadline themselves), then rejoins as a new incarnation."""
+    etcd, boxes = cl
+    victim, others = boxes[1], [boxes[0], boxes[2]]
+    mine = [i for i in range(40) if owner_of(boxes, "/counter/pause-%d" % i)[0] is victim]
+    assert mine
+    inc = victim.cluster_status()["incarnation"]
+    victim.proc.send_signal(signal.SIGSTOP)
+    try:
+        wait_until(lambda: all(o.cluster_status()["unowned"] == 0 and
+                               "b1" not in slots_by_box(o.cluster_status()) for o in others),
+                   timeout=8 * TTL_MS / 1000, interval=0.2, what="b1's slots taken by the others")
+    finally:
+        victim.proc.send_signal(signal.SIGCONT)
+    # at once: none of the objects it owned before is served by it
+    for i in mine:
+        status, _, text = victim.get("/counter/pause-%d" % i)
+        assert status == 503, (status, text)
+    wait_until(lambda: victim.cluster_status()["state"] == "serving" and
+               victim.cluster_status()["incarnation"] > inc, timeout=20, interval=0.2,
+               what="b1 to rejoin as a new incarnation")
+    for i in mine:
+        owner, _ = owner_of(boxes, "/counter/pause-%d" % i)
+        assert owner is not victim
+
+
 def test_fenced_without_etcd_then_rejoins(cl):
     etcd, boxes = cl
     path = "/counter/fence-me"

@@ -29,7 +29,7 @@ json_t *cluster_b64(const char *text, size_t n)
 	return json_string(out);
 }
 
-static json_t *key_json(const struct cluster *cl, const char *suffix)
+json_t *cluster_key_json(const struct cluster *cl, const char *suffix)
 {
 	char key[ETCD_MAX_KEY];
 	int n = snprintf(key, sizeof(key), "%s%s", cl->prefix, suffix);
@@ -37,7 +37,7 @@ static json_t *key_json(const struct cluster *cl, const char *suffix)
 	return cluster_b64(key, (size_t)n);
 }
 
-static json_t *i64_json(int64_t v)
+json_t *cluster_i64_json(int64_t v)
 {
 	char t[24];
 	snprintf(t, sizeof(t), "%lld", (long long)v);
@@ -65,7 +65,7 @@ int cluster_txn(struct cluster *cl, json_t *txn, int *succeeded, int64_t *rev, j
 
 static void lease_revoke(struct cluster *cl, int64_t lease)
 {
-	json_t *body = json_pack("{s:o}", "ID", i64_json(lease)), *r = NULL;
+	json_t *body = json_pack("{s:o}", "ID", cluster_i64_json(lease)), *r = NULL;
 	if (body && etcd_call(&cl->etcd, "/v3/lease/revoke", body, &r) == 0)
 		json_decref(r);
 	json_decref(body);
@@ -133,7 +133,7 @@ static void join(struct cluster *cl)
 	/* The previous incarnation's lease: revoked first, so its member key (and any
 	 * rebalancer key) goes now rather than when etcd expires it. */
 	if (cl->old_lease) {
-		json_t *body = json_pack("{s:o}", "ID", i64_json(cl->old_lease)), *r = NULL;
+		json_t *body = json_pack("{s:o}", "ID", cluster_i64_json(cl->old_lease)), *r = NULL;
 		int e = etcd_call(&cl->etcd, "/v3/lease/revoke", body, &r);
 		json_decref(body);
 		json_decref(r);
@@ -180,11 +180,11 @@ static void join(struct cluster *cl)
 	DURO_ASSERT(vn > 0);
 	json_t *txn = json_pack(
 		"{s:[{s:o, s:s, s:s, s:s}], s:[{s:{s:o, s:o, s:o}}], s:[{s:{s:o}}]}",
-		"compare", "key", key_json(cl, suffix), "target", "CREATE", "create_revision", "0",
+		"compare", "key", cluster_key_json(cl, suffix), "target", "CREATE", "create_revision", "0",
 		"result", "EQUAL",
-		"success", "request_put", "key", key_json(cl, suffix), "value",
-		cluster_b64(val, (size_t)vn), "lease", i64_json(id),
-		"failure", "request_range", "key", key_json(cl, suffix));
+		"success", "request_put", "key", cluster_key_json(cl, suffix), "value",
+		cluster_b64(val, (size_t)vn), "lease", cluster_i64_json(id),
+		"failure", "request_range", "key", cluster_key_json(cl, suffix));
 	int ok = 0;
 	int64_t rev = 0;
 	e = txn ? cluster_txn(cl, txn, &ok, &rev, NULL) : -ENOMEM;
@@ -204,8 +204,8 @@ static void join(struct cluster *cl)
 	/* The value repeats the incarnation for people reading etcd (same lease). */
 	m.incarnation = rev;
 	vn = cluster_member_format(&m, val, sizeof(val));
-	json_t *put = json_pack("{s:o, s:o, s:o}", "key", key_json(cl, suffix), "value",
-				cluster_b64(val, (size_t)vn), "lease", i64_json(id));
+	json_t *put = json_pack("{s:o, s:o, s:o}", "key", cluster_key_json(cl, suffix), "value",
+				cluster_b64(val, (size_t)vn), "lease", cluster_i64_json(id));
 	if (put && etcd_call(&cl->etcd, "/v3/kv/put", put, &r) == 0)
 		json_decref(r);
 	json_decref(put);
@@ -239,7 +239,7 @@ static void join(struct cluster *cl)
 static void renew(struct cluster *cl)
 {
 	uint64_t t_send = clock_now_ms();
-	json_t *body = json_pack("{s:o}", "ID", i64_json(cl->lease)), *r = NULL;
+	json_t *body = json_pack("{s:o}", "ID", cluster_i64_json(cl->lease)), *r = NULL;
 	int e = etcd_call(&cl->etcd, "/v3/lease/keepalive", body, &r);
 	json_decref(body);
 	int64_t id, ttl = 0;

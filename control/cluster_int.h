@@ -114,8 +114,12 @@ void cluster_renew_if_due(struct cluster *cl);
 /* etcd_call with a txn body (borrowed) whose result is read into *succeeded; the reply's
  * header revision into *rev. 0 or errno. */
 int cluster_txn(struct cluster *cl, json_t *txn, int *succeeded, int64_t *rev, json_t **reply);
-/* JSON string of base64(text[0..n)). */
+/* JSON string of base64(text[0..n)); of base64(prefix ‖ suffix), a key of ours; of an
+ * int64 as the gateway writes them (a decimal string). New references, NULL when out of
+ * memory (json_pack then fails). */
 json_t *cluster_b64(const char *text, size_t n);
+json_t *cluster_key_json(const struct cluster *cl, const char *suffix);
+json_t *cluster_i64_json(int64_t v);
 
 /* ---- cluster_secrets.c ---- */
 

@@ -16,30 +16,15 @@
 #include <stdio.h>
 #include <string.h>
 
-static json_t *key_of(const struct cluster *cl, const char *suffix)
-{
-	char key[ETCD_MAX_KEY];
-	int n = snprintf(key, sizeof(key), "%s%s", cl->prefix, suffix);
-	DURO_ASSERT(n > 0 && (size_t)n < sizeof(key));
-	return cluster_b64(key, (size_t)n);
-}
-
-static json_t *i64_text(int64_t v)
-{
-	char t[24];
-	snprintf(t, sizeof(t), "%lld", (long long)v);
-	return json_string(t);
-}
-
 /* Stands for election: creates the key if nobody holds it. */
 static void elect(struct cluster *cl)
 {
 	json_t *txn = json_pack(
 		"{s:[{s:o, s:s, s:s, s:s}], s:[{s:{s:o, s:o, s:o}}]}",
-		"compare", "key", key_of(cl, "rebalancer"), "target", "CREATE", "create_revision", "0",
+		"compare", "key", cluster_key_json(cl, "rebalancer"), "target", "CREATE", "create_revision", "0",
 		"result", "EQUAL",
-		"success", "request_put", "key", key_of(cl, "rebalancer"), "value",
-		cluster_b64(cl->me, strlen(cl->me)), "lease", i64_text(cl->lease));
+		"success", "request_put", "key", cluster_key_json(cl, "rebalancer"), "value",
+		cluster_b64(cl->me, strlen(cl->me)), "lease", cluster_i64_json(cl->lease));
 	int ok = 0;
 	int64_t rev = 0;
 	if (txn && cluster_txn(cl, txn, &ok, &rev, NULL) == 0 && ok) {
@@ -85,9 +70,9 @@ unsigned cluster_moves_wanted(const struct cluster *cl)
 static int assign(struct cluster *cl, const unsigned *slots, const int *targets, unsigned n)
 {
 	json_t *cmp = json_array(), *ops = json_array();
-	json_array_append_new(cmp, json_pack("{s:o, s:s, s:o, s:s}", "key", key_of(cl, "rebalancer"),
+	json_array_append_new(cmp, json_pack("{s:o, s:s, s:o, s:s}", "key", cluster_key_json(cl, "rebalancer"),
 					     "target", "CREATE", "create_revision",
-					     i64_text(cl->my_rebalancer_rev), "result", "EQUAL"));
+					     cluster_i64_json(cl->my_rebalancer_rev), "result", "EQUAL"));
 	for (unsigned i = 0; i < n; i++) {
 		char suffix[32], val[256];
 		snprintf(suffix, sizeof(suffix), "slots/%u", slots[i]);
@@ -98,11 +83,11 @@ static int assign(struct cluster *cl, const unsigned *slots, const int *targets,
 		long vn = cluster_slot_format(&v, val, sizeof(val));
 		DURO_ASSERT(vn > 0);
 		/* MOD == 0 holds for a key that does not exist. */
-		json_array_append_new(cmp, json_pack("{s:o, s:s, s:o, s:s}", "key", key_of(cl, suffix),
+		json_array_append_new(cmp, json_pack("{s:o, s:s, s:o, s:s}", "key", cluster_key_json(cl, suffix),
 						     "target", "MOD", "mod_revision",
-						     i64_text(cl->slots[slots[i]].epoch), "result", "EQUAL"));
+						     cluster_i64_json(cl->slots[slots[i]].epoch), "result", "EQUAL"));
 		json_array_append_new(ops, json_pack("{s:{s:o, s:o}}", "request_put", "key",
-						     key_of(cl, suffix), "value",
+						     cluster_key_json(cl, suffix), "value",
 						     cluster_b64(val, (size_t)vn)));
 	}
 	json_t *txn = json_pack("{s:o, s:o}", "compare", cmp, "success", ops);

@@ -434,6 +434,18 @@ char *ctl_prometheus(struct ctl *ctl, size_t *len)
 					   "duro_cluster_refused_total{core=\"%u\",reason=\"not_owner\"} %llu\n",
 					i, (unsigned long long)snaps[i].obj.cluster_fenced, i,
 					(unsigned long long)snaps[i].obj.cluster_not_owner);
+		fprintf(f, "# HELP duro_cluster_forwarded_total Requests for a slot another box owns, "
+			   "forwarded there from this core; retries: attempts made again after the "
+			   "owner refused or could not be reached; failed: answered 502/503/504 here.\n"
+			   "# TYPE duro_cluster_forwarded_total counter\n");
+		for (unsigned i = 0; i < n; i++)
+			if (have[i])
+				fprintf(f, "duro_cluster_forwarded_total{core=\"%u\",kind=\"requests\"} %llu\n"
+					   "duro_cluster_forwarded_total{core=\"%u\",kind=\"retries\"} %llu\n"
+					   "duro_cluster_forwarded_total{core=\"%u\",kind=\"failed\"} %llu\n",
+					i, (unsigned long long)snaps[i].obj.cluster_fwd, i,
+					(unsigned long long)snaps[i].obj.cluster_fwd_retries, i,
+					(unsigned long long)snaps[i].obj.cluster_fwd_failed);
 		fprintf(f, "# HELP duro_cluster_alarms_deferred_total Alarms due while another box owned "
 			   "their object's slot (or this box was fenced), looked at again later.\n"
 			   "# TYPE duro_cluster_alarms_deferred_total counter\n");

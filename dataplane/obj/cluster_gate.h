@@ -43,8 +43,12 @@ struct obj_cluster_table {
 void obj_cluster_install(struct core *c, const struct obj_cluster_table *t, int lease_only);
 
 /* On the core that routed ex, before anything of the object runs: 0 when this box serves
- * the object's slot now; else ex is answered 503 (Retry-After, and Duro-Slot, Duro-Owner,
- * Duro-Owner-Address, Duro-Epoch when another box owns it) and -1 is returned. */
+ * the object's slot now; 1 when another box owns it and ex is to be forwarded there
+ * (cluster_forward.h; ex untouched); else ex is answered and -1 returned. A request that
+ * carries the forwarding mark is served only at the slot and epoch it names, else refused
+ * with Duro-Refused: it is never forwarded again. Refusals are 503 with Retry-After and
+ * Duro-Slot, and Duro-Owner, Duro-Owner-Address and Duro-Epoch when another box owns the
+ * slot. WebSocket upgrades and event streams are refused, not forwarded (yet). */
 int obj_cluster_admit(struct core *c, struct http_exchange *ex, const struct duro_id *id);
 
 /* 1 when this box may run the object now (a single box always may); 0 when it is fenced

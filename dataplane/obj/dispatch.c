@@ -4,6 +4,7 @@
  * response there and http_respond sends it back; the exchange never leaves its owner's
  * pool. */
 #include "dispatch.h"
+#include "cluster_forward.h"
 #include "cluster_gate.h"
 #include "obj.h"
 #include "core.h"
@@ -37,11 +38,23 @@ void obj_handle_http(struct core *c, struct http_exchange *ex)
 	rr->name_len = t.name_len;
 	/* Cluster mode: a slot another box owns, or a fenced box, is refused here, before the
 	 * object is reached on any core. */
-	if (obj_cluster_admit(c, ex, &t.id) < 0)
+	int a = obj_cluster_admit(c, ex, &t.id);
+	if (a < 0)
 		return;
-	if (t.minted) {
+	if (a > 0) {
+		obj_cluster_forward(c, ex, slotmap_slot(t.id.bytes), t.minted);
+		return;
+	}
+	obj_dispatch_admitted(c, ex, t.minted);
+}
+
+void obj_dispatch_admitted(struct core *c, struct http_exchange *ex, int minted)
+{
+	struct obj_core *oc = c->obj;
+	struct route_result *rr = route_result_of(ex);
+	if (minted) {
 		char hex[DURO_ID_HEX + 1];
-		duro_id_to_string(&t.id, hex);
+		duro_id_to_string(&rr->id, hex);
 		http_resp_header(ex, "Duro-Id", 7, hex, DURO_ID_HEX);
 	}
 	if (obj_ws_route(c, ex) < 0)

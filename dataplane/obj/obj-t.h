@@ -162,6 +162,9 @@ struct obj_counters {
 	/* Cluster mode (cluster_gate.c): refused while fenced or joining, refused as not the
 	 * slot's owner. */
 	uint64_t cluster_fenced, cluster_not_owner;
+	/* Requests forwarded to the owner box (cluster_forward.c), attempts made again after a
+	 * refusal or a failed connection, and those answered 502/503/504 by this box. */
+	uint64_t cluster_fwd, cluster_fwd_retries, cluster_fwd_failed;
 	/* Deploys (switch.c): objects switched in place to another version, those of them
 	 * switched by force (max delay passed), the held responses that answered 503 and the
 	 * sync() callbacks that ran with -ECANCELED because of it, and objects waiting now. */

@@ -1,0 +1,40 @@
+/* Cluster mode's forwarding (cluster_forward.c): a request for a slot another live box
+ * owns is sent on, from the core that received it, to the owner's advertised address over
+ * this core's keep-alive HTTP client pool, marked with the slot and epoch it expects. */
+#ifndef DURO_OBJ_CLUSTER_FORWARD_H
+#define DURO_OBJ_CLUSTER_FORWARD_H
+
+#include <stdint.h>
+
+struct core;
+struct http_exchange;
+
+/* The hop marker a forwarded request carries: "<slot> <epoch>". The owner serves it only
+ * when it owns that slot at that epoch now; else it refuses with Duro-Refused (before any
+ * handler), and a forwarded request is never forwarded again. */
+#define OBJ_CLUSTER_FWD_HEADER "Duro-Forwarded"
+#define OBJ_CLUSTER_REFUSED_HEADER "Duro-Refused"
+/* After a refusal or a connection that failed before the request went out, the table is
+ * waited for (and the owner asked again) at most this long from the first attempt. */
+#define OBJ_CLUSTER_FWD_RETRY_MS 2000
+#define OBJ_CLUSTER_FWD_TICK_MS 20
+#define OBJ_CLUSTER_FWD_REASK_MS 250
+/* A forwarded request's whole answer, and its body. */
+#define OBJ_CLUSTER_FWD_TIMEOUT_MS 30000
+#define OBJ_CLUSTER_FWD_MAX_BODY (64ull << 20)
+
+/* On the core that routed ex (route_result filled, the slot's owner another box): takes
+ * ex over and answers it exactly once (the owner's answer, or 502/503/504). minted: the
+ * route minted ex's ID (".../new"), so the owner is sent the ID instead of "new". */
+void obj_cluster_forward(struct core *c, struct http_exchange *ex, unsigned slot, int minted);
+
+/* What runs ex on this box once its slot turned out to be this box's meanwhile (the
+ * dispatch past the gate: obj_dispatch_admitted). */
+typedef void obj_cluster_serve_fn(struct core *c, struct http_exchange *ex, int minted);
+
+/* Per core, after obj_cluster_core_init: the pool of requests in flight (cluster mode
+ * only; a no-op returning 0 on a single box), and its end. Returns 0 or -ENOMEM. */
+int obj_cluster_fwd_init(struct core *c, obj_cluster_serve_fn *serve);
+void obj_cluster_fwd_fini(struct core *c);
+
+#endif

@@ -4,6 +4,7 @@
 #ifndef DURO_OBJ_CLUSTER_FORWARD_H
 #define DURO_OBJ_CLUSTER_FORWARD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct core;
@@ -14,6 +15,34 @@ struct http_exchange;
  * handler), and a forwarded request is never forwarded again. */
 #define OBJ_CLUSTER_FWD_HEADER "Duro-Forwarded"
 #define OBJ_CLUSTER_REFUSED_HEADER "Duro-Refused"
+/* Parses a hop marker's value v[0..n) (untrusted: any client may send the field):
+ * "<slot> <epoch>", decimal, one space, slot below slots, epoch at most 18 digits. Pure,
+ * over the caller's bytes. Returns 0 and fills *slot and *epoch, or -1. */
+static inline int obj_cluster_parse_marker(const char *v, size_t n, unsigned slots,
+					   unsigned *slot, int64_t *epoch)
+{
+	size_t i = 0;
+	uint64_t s = 0, e = 0;
+	size_t d = 0;
+	while (i < n && v[i] >= '0' && v[i] <= '9' && d < 6) {
+		s = s * 10 + (uint64_t)(v[i++] - '0');
+		d++;
+	}
+	if (d == 0 || i >= n || v[i] != ' ' || s >= slots)
+		return -1;
+	i++;
+	d = 0;
+	while (i < n && v[i] >= '0' && v[i] <= '9' && d < 18) {
+		e = e * 10 + (uint64_t)(v[i++] - '0');
+		d++;
+	}
+	if (d == 0 || i != n)
+		return -1;
+	*slot = (unsigned)s;
+	*epoch = (int64_t)e;
+	return 0;
+}
+
 /* After a refusal or a connection that failed before the request went out, the table is
  * waited for (and the owner asked again) at most this long from the first attempt. */
 #define OBJ_CLUSTER_FWD_RETRY_MS 2000

@@ -104,14 +104,14 @@ static int forwarded_marker(const struct http_request *rq, long *slot, long long
 		if (h->name_len != sizeof(OBJ_CLUSTER_FWD_HEADER) - 1 ||
 		    strncasecmp(h->name, OBJ_CLUSTER_FWD_HEADER, h->name_len))
 			continue;
-		char v[48];
-		*slot = -1;
-		*epoch = -1;
-		if (h->value_len < sizeof(v)) {
-			memcpy(v, h->value, h->value_len);
-			v[h->value_len] = 0;
-			if (sscanf(v, "%ld %lld", slot, epoch) != 2 || *slot < 0 || *slot >= DURO_SLOTS)
-				*slot = -1;
+		unsigned s;
+		int64_t e;
+		if (obj_cluster_parse_marker(h->value, h->value_len, DURO_SLOTS, &s, &e) < 0) {
+			*slot = -1;
+			*epoch = -1;
+		} else {
+			*slot = (long)s;
+			*epoch = (long long)e;
 		}
 		return 1;
 	}

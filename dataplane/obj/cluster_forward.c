@@ -280,6 +280,12 @@ static int compose(struct fwd *fw, const struct obj_cluster_table *t)
 		.value = fw->marker, .value_len = (uint32_t)n};
 	rq->body = in->body;
 	rq->body_len = in->body_len;
+	/* HEAD goes as GET: this box writes the head, and its Content-Length must be the
+	 * body's (compose_head drops the body of a HEAD answer, not its length). */
+	if (rq->method_len == 4 && !memcmp(rq->method, "HEAD", 4)) {
+		rq->method = "GET";
+		rq->method_len = 3;
+	}
 	if (fw->minted) {
 		/* The path's "new" segment ends at subpath_off; the path lies in the target. */
 		const struct route_result *rr = route_result_of(fw->ex);

@@ -225,10 +225,10 @@ def owner_of(boxes, path):
     return owner, body
 
 
-def request(box, method, path, body=None, headers=None):
+def request(box, method, path, body=None, headers=None, chunked=False):
     c = http.client.HTTPConnection("127.0.0.1", box.port, timeout=20)
     try:
-        c.request(method, path, body=body, headers=headers or {})
+        c.request(method, path, body=body, headers=headers or {}, encode_chunked=chunked)
         r = c.getresponse()
         return r.status, dict(r.getheaders()), r.read()
     finally:
@@ -280,6 +280,13 @@ def test_non_owner_forwards_get_and_post_with_body(cl):
         assert h["Content-Type"] == "application/x-test" and h["Content-Length"] == str(len(payload))
         assert h["Duro-Forwarded-To"] == owner.name
         assert list(h).count("Date") == 1 and list(h).count("Server") == 1
+        # a chunked request body arrives whole; HEAD gets the length GET would
+        status, h, text = request(other, "POST", path, body=iter([payload[:1000], payload[1000:]]),
+                                  headers={"Transfer-Encoding": "chunked"}, chunked=True)
+        assert status == 200 and text == payload, (status, len(text))
+        sh, hh, th = request(other, "HEAD", path)
+        so, ho, _ = request(owner, "HEAD", path)
+        assert sh == so == 200 and th == b"" and hh["Content-Length"] == ho["Content-Length"], (hh, ho)
     # a minted ID (/obj/ECHO/new) is sent to its slot's owner as the ID itself
     for i in range(6):
         status, h, text = request(boxes[i % 3], "POST", "/obj/ECHO/new/x", body=b"hi")

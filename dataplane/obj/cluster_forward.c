@@ -61,7 +61,8 @@ int obj_cluster_fwd_init(struct core *c, obj_cluster_serve_fn *serve)
 	if (!fc)
 		return -ENOMEM;
 	fc->serve = serve;
-	pool_init(&fc->fwds, "cluster_fwd", sizeof(struct fwd), FWD_SLAB, 0);
+	pool_init(&fc->fwds, "cluster_fwd", sizeof(struct fwd), FWD_SLAB,
+		  OBJ_CLUSTER_FWD_MAX_PER_CORE);
 	list_init(&fc->live);
 	c->obj->cluster_fwd = fc;
 	return 0;
@@ -381,7 +382,8 @@ void obj_cluster_forward(struct core *c, struct http_exchange *ex, unsigned slot
 	struct fwd *fw = pool_get(&fc->fwds);
 	if (!fw) {
 		c->obj->ctr.cluster_fwd_failed++;
-		http_respond_error(c, ex, 503, "503 out of memory forwarding to the owner box");
+		http_respond_error(c, ex, 503, "503 too many requests in flight to other boxes "
+				   "(or out of memory); retry shortly");
 		return;
 	}
 	memset(fw, 0, offsetof(struct fwd, target));

@@ -48,6 +48,9 @@ static inline int obj_cluster_parse_marker(const char *v, size_t n, unsigned slo
 #define OBJ_CLUSTER_FWD_RETRY_MS 2000
 #define OBJ_CLUSTER_FWD_TICK_MS 20
 #define OBJ_CLUSTER_FWD_REASK_MS 250
+/* Requests one core has in flight to other boxes; more are answered 503 at once (counted
+ * in cluster_fwd_failed and the pool's cap hits). */
+#define OBJ_CLUSTER_FWD_MAX_PER_CORE 8192
 /* A forwarded request's whole answer, and its body. */
 #define OBJ_CLUSTER_FWD_TIMEOUT_MS 30000
 #define OBJ_CLUSTER_FWD_MAX_BODY (64ull << 20)

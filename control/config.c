@@ -9,6 +9,7 @@
 #include "obj.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -504,6 +505,49 @@ static void add_class_name(const char *name, void *arg)
 	snprintf(cl->buf + n, sizeof(cl->buf) - n, "%s%s", n ? ", " : "", name);
 }
 
+/* The cluster keys together: any of them without a name is a mistake worth naming, and a
+ * cluster box needs etcd and an address its peers can reach. */
+static int config_validate_cluster(const struct duro_config *cfg, char *err, size_t errlen)
+{
+	const __typeof__(cfg->cluster) *cl = &cfg->cluster;
+	if (!cl->name[0]) {
+		if (cl->netcd || cl->advertise[0] || cl->box[0]) {
+			snprintf(err, errlen, "config: cluster.name: missing: cluster.%s is set, so "
+				 "name the cluster (or drop the cluster section for a single box)",
+				 cl->netcd ? "etcd" : cl->advertise[0] ? "advertise" : "box");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (!cl->netcd) {
+		snprintf(err, errlen, "config: cluster.etcd: a cluster box needs at least one etcd "
+			 "endpoint, e.g. [\"http://127.0.0.1:2379\"]");
+		return -EINVAL;
+	}
+	if (!cl->advertise[0]) {
+		if (!cfg->net.nlisten) {
+			snprintf(err, errlen, "config: cluster.advertise: no listener to derive it from");
+			return -EINVAL;
+		}
+		const struct net_listen *nl = &cfg->net.listen[0];
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)&nl->addr;
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&nl->addr;
+		if ((nl->addr.ss_family == AF_INET && sin->sin_addr.s_addr == 0) ||
+		    (nl->addr.ss_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr))) {
+			snprintf(err, errlen, "config: cluster.advertise: the first listener (%s) is a "
+				 "wildcard address: give the address peers reach this box at", nl->text);
+			return -EINVAL;
+		}
+	}
+	if (cl->etcd_timeout_ms * 2 > cl->lease_ttl_ms) {
+		snprintf(err, errlen, "config: cluster.etcd_timeout_ms: %u: want at most half "
+			 "of cluster.lease_ttl_ms (%u), so a renewal can fail over in time",
+			 cl->etcd_timeout_ms, cl->lease_ttl_ms);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int config_validate(const struct duro_config *cfg, char *err, size_t errlen)
 {
 	for (unsigned i = 0; i < cfg->obj.nbindings; i++) {
@@ -543,6 +587,8 @@ int config_validate(const struct duro_config *cfg, char *err, size_t errlen)
 			 cfg->dpdk.af_packet_framecnt, per_block);
 		return -EINVAL;
 	}
+	if (config_validate_cluster(cfg, err, errlen) < 0)
+		return -EINVAL;
 	if (strcmp(cfg->backend, "dpdk") == 0) {
 		if (!cfg->dpdk.ipv4) {
 			snprintf(err, errlen, "config: dpdk.ipv4: the dpdk backend needs its own "
@@ -629,8 +675,10 @@ json_t *config_to_json(const struct duro_config *cfg)
 	int dpdk = strcmp(cfg->backend, "dpdk") == 0;
 	for (unsigned i = 0; ok && i < config_nkeys; i++) {
 		const struct config_key *k = &config_keys[i];
-		/* The dpdk section means something only with its backend. */
-		if (k->type == CONFIG_IGNORED || (!dpdk && !strncmp(k->path, "dpdk.", 5)))
+		/* The dpdk section means something only with its backend, the cluster section
+		 * only in cluster mode: a single box shows what it showed before clusters. */
+		if (k->type == CONFIG_IGNORED || (!dpdk && !strncmp(k->path, "dpdk.", 5)) ||
+		    (!cfg->cluster.name[0] && !strncmp(k->path, "cluster.", 8)))
 			continue;
 		json_t *v = key_json(k, cfg);
 		ok = v && config_json_put(out, k->path, v) == 0;

@@ -18,6 +18,8 @@
 
 /* Class modules (.so) a config may load at start. */
 #define CONFIG_MAX_MODULES 16
+/* etcd endpoints a cluster box may try (cluster.etcd). */
+#define CONFIG_MAX_ETCD 8
 
 struct duro_config {
 	unsigned cores;
@@ -40,6 +42,19 @@ struct duro_config {
 		char metrics[64];  /* Prometheus and dashboard listener, "" for none */
 		int dashboard_sql; /* the dashboard's read-only SQL view (/api/sql); off */
 	} control;
+	/* Cluster mode (control/cluster.c): on when name is set, else a single box, no etcd. */
+	struct {
+		char name[64];                  /* the cluster: keys under /duro/<name>/ */
+		char etcd[CONFIG_MAX_ETCD][128]; /* http://host:port of etcd members */
+		unsigned netcd;
+		char advertise[128];  /* host:port peers reach this box at; "": the first listener */
+		char box[64];         /* this box's name; "": the advertise address */
+		unsigned lease_ttl_ms;          /* the member lease; fenced when not renewed */
+		unsigned etcd_timeout_ms;       /* one etcd request, per endpoint */
+		unsigned rebalance_interval_ms; /* the rebalancer's rounds */
+		unsigned settle_ms;             /* membership unchanged this long before it acts */
+		unsigned max_moves_per_round;   /* slots taken from a live owner per round */
+	} cluster;
 };
 
 /* Fills the built-in defaults: 127.0.0.1:8787, ./duro-data, one core per CPU, a binding

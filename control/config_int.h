@@ -107,5 +107,7 @@ int config_check_group(struct config_ctx *x, const char *path, const char *value
 int config_check_allow(struct config_ctx *x, const char *path, const char *value);
 int config_check_pow2(struct config_ctx *x, const char *path, uint64_t value);
 int config_check_page_multiple(struct config_ctx *x, const char *path, uint64_t value);
+int config_check_cluster_name(struct config_ctx *x, const char *path, const char *value);
+int config_check_etcd_url(struct config_ctx *x, const char *path, const char *value);
 
 #endif

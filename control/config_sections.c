@@ -80,6 +80,27 @@ int config_check_page_multiple(struct config_ctx *x, const char *path, uint64_t 
 	return 0;
 }
 
+/* Cluster and box names become etcd key components: no slashes, nothing odd. */
+int config_check_cluster_name(struct config_ctx *x, const char *path, const char *value)
+{
+	for (const char *c = value; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+		      *c == '-' || *c == '_' || *c == '.' || *c == ':'))
+			return config_fail(x, path, "\"%s\": only letters, digits and - _ . :", value);
+	return 0;
+}
+
+/* etcd's JSON gateway over plain HTTP: http://host:port with nothing after. */
+int config_check_etcd_url(struct config_ctx *x, const char *path, const char *value)
+{
+	struct net_listen nl;
+	if (strncmp(value, "http://", 7) != 0 || strchr(value + 7, '/') ||
+	    net_parse_addr(value + 7, &nl) < 0)
+		return config_fail(x, path, "\"%s\": want http://host:port, e.g. "
+				   "http://127.0.0.1:2379", value);
+	return 0;
+}
+
 /* listeners: "host:port" or {"address": "host:port", "tls": true | {"cert", "key"}}. */
 static int listeners_parse(struct config_ctx *x, const char *path, json_t *arr,
 			   struct duro_config *cfg)

@@ -64,6 +64,7 @@ struct ctl_counters {
 
 struct ctl_server;
 struct ctl_metrics;
+struct cluster;
 struct ctl_jobs;
 
 struct ctl {
@@ -84,6 +85,7 @@ struct ctl {
 	struct ctl_server *server;   /* the control socket's clients (control thread only) */
 	struct ctl_metrics *metrics; /* the metrics listener; NULL without control.metrics */
 	struct ctl_jobs *jobs;       /* the worker threads */
+	struct cluster *cluster;     /* cluster mode's thread (cluster.h); NULL on a single box */
 	struct ctl_counters ctr;
 	/* The watchdog's: each core's clock at its last finished loop turn (written by that
 	 * core at the end of every turn), 0 before its first. */

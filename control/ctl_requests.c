@@ -3,6 +3,7 @@
  * the control thread; the cores are only ever reached through their mailboxes. */
 #include "ctl_int.h"
 #include "ctl_mailbox.h"
+#include "cluster.h"
 #include "hex.h"
 #include "log.h"
 #include "keys.h"
@@ -368,9 +369,15 @@ json_t *ctl_request(struct ctl *ctl, json_t *req)
 {
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 	if (!cmd)
-		return ctl_error_reply("want {\"cmd\": \"...\"}: status, stats, shards, connections, config, log-level, drain, objects, object, evict, delete, sql, bookmark, restore, export, import, tls-reload, deploy, versions, rollback");
+		return ctl_error_reply("want {\"cmd\": \"...\"}: status, stats, shards, connections, cluster-status, config, log-level, drain, objects, object, evict, delete, sql, bookmark, restore, export, import, tls-reload, deploy, versions, rollback");
 	if (!strcmp(cmd, "status"))
 		return ctl_status_json(ctl);
+	if (!strcmp(cmd, "cluster-status")) {
+		if (!ctl->cluster)
+			return ctl_error_reply("not in cluster mode: the config has no cluster section");
+		json_t *st = cluster_status_json(ctl->cluster);
+		return st ? st : ctl_error_reply("out of memory");
+	}
 	if (!strcmp(cmd, "stats"))
 		return ctl_stats_json(ctl);
 	if (!strcmp(cmd, "shards"))

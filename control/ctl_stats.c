@@ -1,6 +1,7 @@
 /* Figures for operators: per-core snapshots published by the cores and read without locks,
  * as JSON (status, stats) and as Prometheus text exposition. */
 #include "ctl_int.h"
+#include "cluster.h"
 #include "version.h"
 #include "clock.h"
 #include "core.h"
@@ -325,6 +326,11 @@ json_t *ctl_status_json(struct ctl *ctl)
 	} else {
 		json_decref(bindings);
 	}
+	if (st && ctl->cluster) {
+		json_t *cl = cluster_status_json(ctl->cluster);
+		if (cl)
+			json_object_set_new(st, "cluster", cl);
+	}
 	return st;
 }
 
@@ -417,6 +423,8 @@ char *ctl_prometheus(struct ctl *ctl, size_t *len)
 		have[i] = ctl_read_snapshot(ctl, i, &snaps[i]) == 0;
 	fprintf(f, "# HELP duro_info duro's version and network backend.\n# TYPE duro_info gauge\n"
 		   "duro_info{version=\"%s\",backend=\"%s\"} 1\n", ctl->version, ctl->backend);
+	if (ctl->cluster)
+		cluster_prometheus(ctl->cluster, f);
 	fprintf(f, "# HELP duro_uptime_seconds Seconds since durod started.\n# TYPE duro_uptime_seconds gauge\n"
 		   "duro_uptime_seconds %.3f\n", (double)(clock_now_ms() - ctl->started_mono_ms) / 1e3);
 	for (size_t m = 0; m < sizeof(metrics) / sizeof(metrics[0]); m++) {
@@ -429,6 +437,37 @@ char *ctl_prometheus(struct ctl *ctl, size_t *len)
 			memcpy(&v, (const char *)&snaps[i] + metrics[m].offset, sizeof(v));
 			fprintf(f, "%s{core=\"%u\"} %llu\n", metrics[m].name, i, (unsigned long long)v);
 		}
+	}
+	if (ctl->cluster) {
+		/* Cluster mode only: a single box's metrics stay as they were. */
+		fprintf(f, "# HELP duro_cluster_refused_total Object requests refused before any handler: "
+			   "this box fenced or joining, or another box owns the slot.\n"
+			   "# TYPE duro_cluster_refused_total counter\n");
+		for (unsigned i = 0; i < n; i++)
+			if (have[i])
+				fprintf(f, "duro_cluster_refused_total{core=\"%u\",reason=\"fenced\"} %llu\n"
+					   "duro_cluster_refused_total{core=\"%u\",reason=\"not_owner\"} %llu\n",
+					i, (unsigned long long)snaps[i].obj.cluster_fenced, i,
+					(unsigned long long)snaps[i].obj.cluster_not_owner);
+		fprintf(f, "# HELP duro_cluster_forwarded_total Requests for a slot another box owns, "
+			   "forwarded there from this core; retries: attempts made again after the "
+			   "owner refused or could not be reached; failed: answered 502/503/504 here.\n"
+			   "# TYPE duro_cluster_forwarded_total counter\n");
+		for (unsigned i = 0; i < n; i++)
+			if (have[i])
+				fprintf(f, "duro_cluster_forwarded_total{core=\"%u\",kind=\"requests\"} %llu\n"
+					   "duro_cluster_forwarded_total{core=\"%u\",kind=\"retries\"} %llu\n"
+					   "duro_cluster_forwarded_total{core=\"%u\",kind=\"failed\"} %llu\n",
+					i, (unsigned long long)snaps[i].obj.cluster_fwd, i,
+					(unsigned long long)snaps[i].obj.cluster_fwd_retries, i,
+					(unsigned long long)snaps[i].obj.cluster_fwd_failed);
+		fprintf(f, "# HELP duro_cluster_alarms_deferred_total Alarms due while another box owned "
+			   "their object's slot (or this box was fenced), looked at again later.\n"
+			   "# TYPE duro_cluster_alarms_deferred_total counter\n");
+		for (unsigned i = 0; i < n; i++)
+			if (have[i])
+				fprintf(f, "duro_cluster_alarms_deferred_total{core=\"%u\"} %llu\n", i,
+					(unsigned long long)snaps[i].alarms.not_owner_deferred);
 	}
 	fprintf(f, "# HELP duro_responses_by_class_total HTTP responses by status class.\n"
 		   "# TYPE duro_responses_by_class_total counter\n");

@@ -34,6 +34,8 @@ static void usage(FILE *f)
 		"  top [--iterations N]         stats every second, as rates (q or Ctrl-C to leave)\n"
 		"  connections                  open connections and WebSockets per core\n"
 		"  shards                       slots per core (and the slot -> core map with --json)\n"
+		"  cluster status               cluster mode: boxes, slots per box, epochs, the\n"
+		"                               rebalancer, this box's lease and state\n"
 		"  config                       the effective config\n"
 		"  log-level [LEVEL]            show or set: error, warn, info, debug\n"
 		"  drain                        stop accepting; open connections finish\n"
@@ -475,7 +477,15 @@ int main(int argc, char **argv)
 	}
 	const char *arg1 = optind + 1 < argc ? argv[optind + 1] : NULL;
 	json_t *req = json_pack("{s:s}", "cmd", cmd);
-	if (!strcmp(cmd, "log-level") && arg1) {
+	if (!strcmp(cmd, "cluster")) {
+		if (!arg1 || strcmp(arg1, "status")) {
+			fprintf(stderr, "duroctl cluster: want \"cluster status\" (drain and rebalance come with slot moves)\n");
+			json_decref(req);
+			json_decref(params);
+			return EXIT_USAGE;
+		}
+		json_object_set_new(req, "cmd", json_string("cluster-status"));
+	} else if (!strcmp(cmd, "log-level") && arg1) {
 		json_object_set_new(req, "level", json_string(arg1));
 	} else if (!strcmp(cmd, "objects")) {
 		if (cls)
@@ -649,6 +659,29 @@ int main(int argc, char **argv)
 			       (long long)I(c, "slow_closes"));
 		printf("total: %lld open, %lld WebSockets\n", (long long)I(r, "open"),
 		       (long long)I(r, "websockets"));
+	} else if (!strcmp(cmd, "cluster")) {
+		printf("cluster %s, box %s (%s): %s, incarnation %lld, lease %lld ms left\n",
+		       S(r, "cluster"), S(r, "box"), S(r, "address"), S(r, "state"),
+		       (long long)I(r, "incarnation"), (long long)I(r, "lease_ms_left"));
+		if (*S(r, "why"))
+			printf("  %s\n", S(r, "why"));
+		printf("rebalancer: %s%s; table at revision %lld, newest epoch %lld\n",
+		       *S(r, "rebalancer") ? S(r, "rebalancer") : "(none)",
+		       json_is_true(json_object_get(r, "is_rebalancer")) ? " (this box)" : "",
+		       (long long)I(r, "revision"), (long long)I(r, "epoch_max"));
+		printf("%-24s %-24s %5s %6s %12s %7s %12s %12s\n", "box", "address", "live", "cores",
+		       "incarnation", "slots", "epoch_min", "epoch_max");
+		size_t i;
+		json_t *b;
+		json_array_foreach(json_object_get(r, "boxes"), i, b)
+			printf("%-24s %-24s %5s %6lld %12lld %7lld %12lld %12lld\n", S(b, "name"),
+			       S(b, "address"), json_is_true(json_object_get(b, "live")) ? "yes" : "no",
+			       (long long)I(b, "cores"), (long long)I(b, "incarnation"),
+			       (long long)I(b, "slots"), (long long)I(b, "epoch_min"),
+			       (long long)I(b, "epoch_max"));
+		printf("%lld of %lld slots without a live owner; %lld would move to their target box\n",
+		       (long long)I(r, "unowned"), (long long)I(r, "slots"),
+		       (long long)I(r, "moves_wanted"));
 	} else if (!strcmp(cmd, "shards")) {
 		printf("%lld slots over %lld cores\n", (long long)I(r, "slots"), (long long)I(r, "cores"));
 		size_t i;

@@ -1,5 +1,6 @@
 /* durod's main: flags over the config, the DPDK EAL as the runtime, one reactor per core
  * running HTTP over the chosen backend and the object runtime; SIGTERM drains and exits 0. */
+#include "cluster.h"
 #include "config.h"
 #include "crash.h"
 #include "dpdk.h"
@@ -392,6 +393,7 @@ int main(int argc, char **argv)
 			cfg->net.listen[i].tls = 1;
 	}
 	snprintf(cfg->obj.store.dir, sizeof(cfg->obj.store.dir), "%s", cfg->obj.data_dir);
+	cfg->obj.cluster = cfg->cluster.name[0] != 0;
 	if (load_modules(cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		return EXIT_CONFIG;
@@ -545,6 +547,10 @@ int main(int argc, char **argv)
 		log_warn("DPDK telemetry: could not register duro's commands");
 	if (r == 0)
 		r = ctl_start(&d.control);
+	/* Cluster mode: the cores start serving no object; the cluster thread gives them
+	 * their slots once this box has joined. */
+	if (r == 0 && cfg->obj.cluster)
+		r = cluster_start(&d.control.cluster, cfg, &d.control.mb, &d.group, DURO_VERSION);
 	if (r < 0) {
 		ctl_stop(&d.control);
 		core_group_destroy(&d.group);
@@ -556,6 +562,8 @@ int main(int argc, char **argv)
 	sdnotify_send(&d.notify, "STATUS=starting %u cores", cfg->cores);
 	r = core_group_run(&d.group);
 	obj_calls_fini(); /* calls a core held for another when they stopped */
+	cluster_stop(d.control.cluster);
+	d.control.cluster = NULL;
 	ctl_stop(&d.control);
 	core_group_destroy(&d.group);
 	obj_outbound_resolve_stop();

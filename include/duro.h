@@ -436,7 +436,9 @@ typedef void duro_call_fn(struct duro_object *obj, int err, const struct duro_re
  * run: -EINVAL (a bad method, path or header, or called from on_unload), -ENOENT (an ID
  * not of that namespace), -EMSGSIZE (body over 32 MiB), -ELOOP (a chain of calls over
  * calls.max_depth, 16), -ENOSPC (obj waits for calls.max_pending calls already), -EBUSY
- * (this core has calls.max_per_core out), -ENOMEM. */
+ * (this core has calls.max_per_core out), -EREMOTE (cluster mode: another box owns the
+ * callee's slot, or this box is fenced; calls between boxes are not forwarded yet),
+ * -ENOMEM. */
 int duro_call(struct duro_object *obj, const struct duro_namespace *ns, const struct duro_id *id,
 	      const char *method, const char *path, const struct duro_kv *headers,
 	      size_t nheaders, const void *body, size_t len, const struct duro_call_opts *opts,

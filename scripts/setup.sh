@@ -17,10 +17,12 @@ PACKAGES=(
 # nftables (loss, duplication), hping3 (SYN flood) and scapy (crafted frames); for the
 # systemd unit's test strace and systemd-analyze (Debian's systemd package: in a container
 # it installs its tools without becoming init or starting anything); g++ to check that
-# duro.h compiles as C++ for class authors.
+# duro.h compiles as C++ for class authors; etcd (server and etcdctl) for the cluster tests,
+# which run a three-member etcd on loopback.
 if [ "${DURO_TEST_DEPS:-0}" = 1 ]; then
   PACKAGES+=(python3-prometheus-client chromium util-linux openssl testssl.sh strace systemd g++)
   PACKAGES+=(iputils-ping ethtool nftables hping3 python3-scapy)
+  PACKAGES+=(etcd-server etcd-client)
   command -v npm >/dev/null || PACKAGES+=(npm)
 fi
 

@@ -6,6 +6,7 @@
  * core's alarms from the alarms column family, where every event's alarm writes are
  * mirrored. */
 #include "alarm.h"
+#include "cluster_gate.h"
 #include "base_assert.h"
 #include "clock.h"
 #include "commit.h"
@@ -109,6 +110,8 @@ uint64_t alarm_retry_delay_ms(const struct obj_alarm_config *cfg, unsigned retri
 /* After an alarm fired well, its commit decides; this only catches an event that changed
  * nothing of the alarm. */
 #define ALARM_SAFETY_NET_MS 60000
+/* An alarm due while another box owns its object (cluster mode) looks again this soon. */
+#define ALARM_NOT_OWNER_RETRY_MS 1000
 
 /* Arms a's timer for its time, throttled when it was re-armed too soon after firing. */
 static void arm(struct core *c, struct alarm *a)
@@ -225,6 +228,13 @@ static void alarm_fired(struct core *c, struct timer *t)
 	struct alarm *a = LIST_CONTAINER(t, struct alarm, timer);
 	struct alarm_core *ac = c->obj->alarms;
 	const struct obj_alarm_config *cfg = ac->cfg;
+	/* Cluster mode: an alarm of an object this box does not own now (fenced, or its slot
+	 * is another box's) waits; firing it here would run a second instance. */
+	if (!obj_cluster_owns(c, &a->id)) {
+		ac->ctr.not_owner_deferred++;
+		arm_in(c, a, ALARM_NOT_OWNER_RETRY_MS);
+		return;
+	}
 	a->last_fired_ms = (int64_t)clock_wall_ms();
 	ac->ctr.fired++;
 	if (a->retries)

@@ -11,6 +11,7 @@
  * SPSC ring), and a call never overtakes an earlier call of the same object still behind
  * the gate (an unconfirmed call waits for the same batch as the last gated one). */
 #include "call.h"
+#include "cluster_gate.h"
 #include "base_assert.h"
 #include "commit.h"
 #include "core.h"
@@ -220,6 +221,12 @@ int duro_call(struct duro_object *o, const struct duro_namespace *ns, const stru
 	if (obj_id_check(ns, id) < 0) {
 		cc->ctr[obj->ns->index].refused++;
 		return -ENOENT;
+	}
+	/* Cluster mode: the callee lives on the box owning its slot; running it here would
+	 * make a second instance. Forwarding calls to that box is later work. */
+	if (!obj_cluster_owns(c, id)) {
+		cc->ctr[obj->ns->index].refused++;
+		return -EREMOTE;
 	}
 	int err = 0;
 	struct obj_call *call = call_make(obj, method, path, hdrs, nh, body, len, opt, done, arg,

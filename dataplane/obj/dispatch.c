@@ -4,6 +4,8 @@
  * response there and http_respond sends it back; the exchange never leaves its owner's
  * pool. */
 #include "dispatch.h"
+#include "cluster_forward.h"
+#include "cluster_gate.h"
 #include "obj.h"
 #include "core.h"
 #include "event.h"
@@ -34,9 +36,25 @@ void obj_handle_http(struct core *c, struct http_exchange *ex)
 	rr->subpath_off = t.subpath_off;
 	rr->name_off = t.name_off;
 	rr->name_len = t.name_len;
-	if (t.minted) {
+	/* Cluster mode: a slot another box owns, or a fenced box, is refused here, before the
+	 * object is reached on any core. */
+	int a = obj_cluster_admit(c, ex, &t.id);
+	if (a < 0)
+		return;
+	if (a > 0) {
+		obj_cluster_forward(c, ex, slotmap_slot(t.id.bytes), t.minted);
+		return;
+	}
+	obj_dispatch_admitted(c, ex, t.minted);
+}
+
+void obj_dispatch_admitted(struct core *c, struct http_exchange *ex, int minted)
+{
+	struct obj_core *oc = c->obj;
+	struct route_result *rr = route_result_of(ex);
+	if (minted) {
 		char hex[DURO_ID_HEX + 1];
-		duro_id_to_string(&t.id, hex);
+		duro_id_to_string(&rr->id, hex);
 		http_resp_header(ex, "Duro-Id", 7, hex, DURO_ID_HEX);
 	}
 	if (obj_ws_route(c, ex) < 0)

@@ -15,6 +15,7 @@
  *                                                         |- kv_event_commit   --> batch
  *                                                         `- sends, syncs      --> gated */
 #include "event.h"
+#include "cluster_gate.h"
 #include "pitr.h"
 #include "alarm.h"
 #include "base_assert.h"
@@ -430,6 +431,13 @@ int event_run_alarm(struct core *c, const struct duro_id *id, unsigned ns, const
 
 int event_run_socket(struct core *c, const struct obj_ws_event *ev)
 {
+	/* Cluster mode: a socket accepted while this box owned the object's slot, whose slot
+	 * is now another box's (or this box is fenced): running the object here would make a
+	 * second instance. The event is lost (counted) until forwarding to the owner exists. */
+	if (!obj_cluster_owns(c, &ev->id)) {
+		c->obj->ctr.cluster_not_owner++;
+		return -ENOENT;
+	}
 	/* A class without the handler is not woken for nothing. */
 	struct object *live = object_find(c, &ev->id);
 	const struct duro_class *cls = live ? live->cls : c->obj->view.ns[ev->ns].cls;

@@ -43,6 +43,7 @@ struct obj_route {
 };
 
 struct obj_config {
+	uint8_t cluster; /* cluster mode: objects pass the slot gate (cluster_gate.h) */
 	struct obj_binding bindings[DURO_MAX_BINDINGS];
 	unsigned nbindings;
 	struct obj_route routes[DURO_MAX_ROUTES];
@@ -128,6 +129,7 @@ struct obj_commit_counters {
 
 struct obj_alarm_counters {
 	uint64_t pending, fired, retries, dropped, throttled, load_skipped;
+	uint64_t not_owner_deferred; /* cluster mode: due while another box owned the slot */
 };
 
 struct obj_ws_counters {
@@ -164,6 +166,12 @@ struct obj_call_counters {
 struct obj_counters {
 	uint64_t requests, activations, evictions, active, load_failures, handler_failures;
 	uint64_t not_found, bad_ids, forwarded;
+	/* Cluster mode (cluster_gate.c): refused while fenced or joining, refused as not the
+	 * slot's owner. */
+	uint64_t cluster_fenced, cluster_not_owner;
+	/* Requests forwarded to the owner box (cluster_forward.c), attempts made again after a
+	 * refusal or a failed connection, and those answered 502/503/504 by this box. */
+	uint64_t cluster_fwd, cluster_fwd_retries, cluster_fwd_failed;
 	/* Deploys (switch.c): objects switched in place to another version, those of them
 	 * switched by force (max delay passed), the held responses that answered 503 and the
 	 * sync() callbacks that ran with -ECANCELED because of it, and objects waiting now. */

@@ -4,6 +4,8 @@
 #include "obj.h"
 #include "alarm.h"
 #include "call_event.h"
+#include "cluster_forward.h"
+#include "cluster_gate.h"
 #include "fetch.h"
 #include "commit.h"
 #include "core.h"
@@ -49,6 +51,10 @@ int obj_core_init(struct core *c)
 		r = call_core_init(c, &call_events);
 	if (r == 0)
 		r = fetch_core_init(c);
+	if (r == 0)
+		r = obj_cluster_core_init(c);
+	if (r == 0)
+		r = obj_cluster_fwd_init(c, obj_dispatch_admitted);
 	return r;
 }
 
@@ -58,6 +64,8 @@ void obj_core_fini(struct core *c)
 	if (!oc)
 		return;
 	object_table_fini(c); /* unloads every object: before what they hang from */
+	obj_cluster_fwd_fini(c);
+	obj_cluster_core_fini(c);
 	switch_core_fini(c);
 	call_core_fini(c);
 	fetch_core_fini(c);

@@ -97,6 +97,8 @@ struct obj_core {
 	uint64_t failure_logged_ms; /* handler failures are logged at most once a second */
 	struct obj_counters ctr;
 	struct pitr_pending *pitr_pending; /* restores classes asked for (pitr.c) */
+	struct obj_cluster_table *cluster; /* cluster mode's slot gate, NULL on a single box */
+	struct obj_cluster_fwd_core *cluster_fwd; /* its requests forwarded to other boxes */
 };
 
 #endif

@@ -48,6 +48,10 @@ static const char every_key[] =
 	"   \"max_per_core\": 16},"
 	" \"control\": {\"socket\": \"/tmp/c.sock\", \"group\": \"root\", \"metrics\": \"127.0.0.1:9464\","
 	"   \"dashboard_sql\": true},"
+	" \"cluster\": {\"name\": \"east\", \"etcd\": [\"http://127.0.0.1:2379\", \"http://[::1]:22379\"],"
+	"   \"advertise\": \"127.0.0.1:8801\", \"box\": \"b1\", \"lease_ttl_ms\": 3000,"
+	"   \"etcd_timeout_ms\": 500, \"rebalance_interval_ms\": 200, \"settle_ms\": 0,"
+	"   \"max_moves_per_round\": 8},"
 	" \"tls\": {\"handshake_timeout_ms\": 100, \"ticket_lifetime_s\": 0,"
 	"   \"certificates\": [{\"cert\": \"b.pem\", \"key\": \"b.key\"}]},"
 	" \"uring\": {\"buffer_ring\": false, \"accept_dontwait\": false},"
@@ -160,6 +164,9 @@ static void round_trip(const struct duro_config *c, const char *name)
 	 * from none. */
 	CHECK(load(&cfg2, every_key) == 0);
 	cfg2.tls.ncerts = 0;
+	/* A single box shows no cluster section (cluster mode is on with a name): start from
+	 * a single box, as the certificates start from none. */
+	cfg2.cluster.name[0] = 0;
 	CHECK(config_load_buffer(&cfg2, a, strlen(a), err, sizeof(err)) == 0);
 	b = dump(&cfg2);
 	CHECK(a && b && strcmp(a, b) == 0);
@@ -206,6 +213,7 @@ static void test_every_key_covered(void)
 {
 	config_defaults(&cfg);
 	snprintf(cfg.backend, sizeof(cfg.backend), "dpdk"); /* show the dpdk section */
+	snprintf(cfg.cluster.name, sizeof(cfg.cluster.name), "x"); /* and the cluster's */
 	json_t *def = config_to_json(&cfg);
 	CHECK(load(&cfg2, every_key) == 0);
 	json_t *all = config_to_json(&cfg2);

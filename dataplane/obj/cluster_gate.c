@@ -1,0 +1,184 @@
+/* The per-core ownership gate of cluster mode (cluster_gate.h): a copy of the slot table
+ * and the lease deadline, checked on the routing core before an object is reached. */
+#include "cluster_gate.h"
+#include "cluster_forward.h"
+#include "base_assert.h"
+#include "core.h"
+#include "http.h"
+#include "object-t.h"
+#include "runtime.h"
+#include "slotmap.h"
+#include "ws.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+int obj_cluster_core_init(struct core *c)
+{
+	if (!c->obj->rt->cfg->cluster)
+		return 0;
+	struct obj_cluster_table *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	memset(t->owner, OBJ_CLUSTER_NO_OWNER, sizeof(t->owner));
+	snprintf(t->why, sizeof(t->why), "this box has not joined its cluster yet");
+	c->obj->cluster = t;
+	return 0;
+}
+
+void obj_cluster_core_fini(struct core *c)
+{
+	free(c->obj->cluster);
+	c->obj->cluster = NULL;
+}
+
+void obj_cluster_install(struct core *c, const struct obj_cluster_table *t, int lease_only)
+{
+	struct obj_cluster_table *mine = c->obj->cluster;
+	if (!mine)
+		return;
+	if (!lease_only) {
+		memcpy(mine, t, sizeof(*mine));
+		return;
+	}
+	mine->serving = t->serving;
+	mine->deadline_ms = t->deadline_ms;
+	mine->incarnation = t->incarnation;
+	memcpy(mine->why, t->why, sizeof(mine->why));
+}
+
+int obj_cluster_owns(const struct core *c, const struct duro_id *id)
+{
+	const struct obj_cluster_table *t = c->obj->cluster;
+	if (!t)
+		return 1;
+	unsigned slot = slotmap_slot(id->bytes);
+	return t->serving && c->now_ms < t->deadline_ms && (t->owned[slot / 64] >> (slot % 64) & 1);
+}
+
+/* refused: the Duro-Refused value a forwarding box reads as "not run, ask again", or
+ * NULL for a client's own request. */
+static void refuse(struct core *c, struct http_exchange *ex, const char *text,
+		   const struct obj_cluster_table *t, unsigned slot, int with_owner,
+		   const char *refused)
+{
+	http_resp_reset(ex);
+	http_resp_status(ex, 503);
+	char v[32];
+	int n = 0;
+	if (http_resp_header(ex, "Content-Type", 12, "text/plain; charset=utf-8", 25) < 0 ||
+	    http_resp_header(ex, "Retry-After", 11, "1", 1) < 0)
+		goto out;
+	n = snprintf(v, sizeof(v), "%u", slot);
+	if (http_resp_header(ex, "Duro-Slot", 9, v, (size_t)n) < 0)
+		goto out;
+	if (refused && http_resp_header(ex, OBJ_CLUSTER_REFUSED_HEADER,
+					sizeof(OBJ_CLUSTER_REFUSED_HEADER) - 1, refused,
+					strlen(refused)) < 0)
+		goto out;
+	if (with_owner) {
+		const struct obj_cluster_box *b = &t->boxes[t->owner[slot]];
+		n = snprintf(v, sizeof(v), "%lld", (long long)t->epoch[slot]);
+		if (http_resp_header(ex, "Duro-Owner", 10, b->name, strlen(b->name)) < 0 ||
+		    http_resp_header(ex, "Duro-Owner-Address", 18, b->addr, strlen(b->addr)) < 0 ||
+		    http_resp_header(ex, "Duro-Epoch", 10, v, (size_t)n) < 0)
+			goto out;
+	}
+	if (http_resp_body(ex, text, strlen(text)) < 0 || http_resp_body(ex, "\n", 1) < 0)
+		goto out;
+	http_respond(c, ex);
+	return;
+out:
+	http_respond_error(c, ex, 503, text);
+}
+
+/* The hop marker of a request another box forwarded: 1 and its slot and epoch, or 0. A
+ * malformed one reads as slot -1, which no box owns. */
+static int forwarded_marker(const struct http_request *rq, long *slot, long long *epoch)
+{
+	for (unsigned i = 0; i < rq->nheaders; i++) {
+		const struct http_header *h = &rq->headers[i];
+		if (h->name_len != sizeof(OBJ_CLUSTER_FWD_HEADER) - 1 ||
+		    strncasecmp(h->name, OBJ_CLUSTER_FWD_HEADER, h->name_len))
+			continue;
+		unsigned s;
+		int64_t e;
+		if (obj_cluster_parse_marker(h->value, h->value_len, DURO_SLOTS, &s, &e) < 0) {
+			*slot = -1;
+			*epoch = -1;
+		} else {
+			*slot = (long)s;
+			*epoch = (long long)e;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+/* Requests this box does not forward (the socket would have to be relayed): WebSocket
+ * upgrades and event streams. */
+static int unforwardable(const struct http_request *rq)
+{
+	if (ws_is_upgrade(rq))
+		return 1;
+	for (unsigned i = 0; i < rq->nheaders; i++) {
+		const struct http_header *h = &rq->headers[i];
+		if (h->name_len == 6 && !strncasecmp(h->name, "Accept", 6) && h->value_len >= 17 &&
+		    memmem(h->value, h->value_len, "text/event-stream", 17))
+			return 1;
+	}
+	return 0;
+}
+
+int obj_cluster_admit(struct core *c, struct http_exchange *ex, const struct duro_id *id)
+{
+	const struct obj_cluster_table *t = c->obj->cluster;
+	if (!t)
+		return 0;
+	unsigned slot = slotmap_slot(id->bytes);
+	long fslot = 0;
+	long long fepoch = 0;
+	int hop = forwarded_marker(&ex->req, &fslot, &fepoch);
+	char text[400];
+	if (!t->serving || c->now_ms >= t->deadline_ms) {
+		c->obj->ctr.cluster_fenced++;
+		snprintf(text, sizeof(text), "503 not serving objects: %s",
+			 t->serving ? "this box's etcd lease ran out before it was renewed (fenced)"
+				    : t->why);
+		refuse(c, ex, text, t, slot, 0, hop ? "fenced" : NULL);
+		return -1;
+	}
+	int mine = t->owned[slot / 64] >> (slot % 64) & 1;
+	if (hop) {
+		/* Forwarded: served only at the slot and epoch the sender expected, never sent on. */
+		if (mine && fslot == (long)slot && fepoch == t->epoch[slot])
+			return 0;
+		c->obj->ctr.cluster_not_owner++;
+		int known = t->owner[slot] != OBJ_CLUSTER_NO_OWNER && t->owner[slot] < t->nboxes;
+		snprintf(text, sizeof(text), "503 not owner: forwarded for slot %ld at epoch %lld; "
+			 "this box %s slot %u at epoch %lld", fslot, fepoch,
+			 mine ? "owns" : "does not own", slot, (long long)t->epoch[slot]);
+		refuse(c, ex, text, t, slot, known, mine ? "epoch" : "not-owner");
+		return -1;
+	}
+	if (mine)
+		return 0;
+	if (!unforwardable(&ex->req))
+		return 1; /* the caller forwards it (cluster_forward.h) */
+	c->obj->ctr.cluster_not_owner++;
+	if (t->owner[slot] == OBJ_CLUSTER_NO_OWNER || t->owner[slot] >= t->nboxes) {
+		snprintf(text, sizeof(text), "503 not owner: slot %u has no owner yet; retry shortly",
+			 slot);
+		refuse(c, ex, text, t, slot, 0, NULL);
+		return -1;
+	}
+	const struct obj_cluster_box *b = &t->boxes[t->owner[slot]];
+	snprintf(text, sizeof(text), "503 not owner: slot %u belongs to box %s (%s) at epoch %lld; "
+		 "connect there (WebSockets and event streams are not forwarded yet)", slot, b->name,
+		 b->addr, (long long)t->epoch[slot]);
+	refuse(c, ex, text, t, slot, 1, NULL);
+	return -1;
+}

@@ -51,6 +51,8 @@ static size_t intent_key(char *out, const char intent[KEYS_WSOUT_INTENT])
 	return KEYS_WSOUT_PREFIX_LEN + KEYS_WSOUT_INTENT;
 }
 
+#define INTENT_VALUE_MAX (1 + DURO_WS_MAX_TAGS * (2 + DURO_WS_MAX_TAG) + DURO_WS_MAX_URL)
+
 /* An intent's value: ntags, then each tag (u16 length, bytes), then the URL. Returns its
  * length, or 0 when it does not fit cap. */
 static size_t intent_encode(char *out, size_t cap, const struct duro_str *tags, size_t ntags,
@@ -227,7 +229,7 @@ static void out_forget(struct core *c, struct object *obj, struct ws_member *m)
 static int hold(struct core *c, struct object *obj, struct ws_member *m, duro_ws ref,
 		const char *url, const struct duro_str *tags, size_t ntags)
 {
-	char val[1 + DURO_WS_MAX_TAGS * (2 + DURO_WS_MAX_TAG) + DURO_WS_MAX_URL];
+	char val[INTENT_VALUE_MAX];
 	size_t vl = intent_encode(val, sizeof(val), tags, ntags, url);
 	if (!vl)
 		return -EINVAL;
@@ -341,14 +343,13 @@ static void mirror_write(void *arg, const char *k, size_t klen, const char *v, s
 	}
 	const char *cls = m->obj->cls->name;
 	size_t cl = strlen(cls);
-	char *val = malloc(1 + cl + vlen);
-	if (!val)
-		return; /* not dialed after a restart; logged */
+	/* hold() wrote this value, so it fits; on the stack, as commits allocate nothing. */
+	char val[1 + UINT8_MAX + INTENT_VALUE_MAX];
+	DURO_ASSERT(cl <= UINT8_MAX && vlen <= INTENT_VALUE_MAX);
 	val[0] = (char)cl;
 	memcpy(val + 1, cls, cl);
 	memcpy(val + 1 + cl, v, vlen);
 	store_batch_put(st, m->b, STORE_CF_ALARMS, key, sizeof(key), val, 1 + cl + vlen);
-	free(val);
 }
 
 void obj_ws_out_event_commit(struct core *c, struct object *obj, struct store_batch *b)

@@ -508,8 +508,15 @@ def write_hosts(path, addr):
 @pytest.fixture
 def two_addresses():
     """Origins on one port at 127.0.0.2 and 127.0.0.3: where origin.test points decides."""
-    a = ResetOrigin("127.0.0.2")
-    b = ResetOrigin("127.0.0.3", a.port)
+    for _ in range(50):
+        a = ResetOrigin("127.0.0.2")
+        try:
+            b = ResetOrigin("127.0.0.3", a.port)
+            break
+        except OSError:  # taken on 127.0.0.3 (a listener on the wildcard address): another
+            a.close()
+    else:
+        raise AssertionError("no port free on both 127.0.0.2 and 127.0.0.3")
     yield a, b
     a.close()
     b.close()

@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 DURO_TEST_DEPS=1 scripts/setup.sh release asan fuzz || { echo "tests: 0 passed, 1 failed"; exit 1; }
 
-FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+FUZZ_SECONDS=${FUZZ_SECONDS:-12}
 PY=/usr/bin/python3   # Debian's python with its pytest, requests and websockets
 passed=0 failed=0 skipped=0
 failures=()
@@ -112,6 +112,8 @@ DPDK_SUITES="test_dpdk test_counter test_http test_websockets test_objects test_
   test_fetch test_calls test_ws_outbound test_feed"
 DPDK_URING_ONLY="test_websockets.py::test_socket_messages_wait_for_durability the output gate under failed syncs: storage, not the network (runs over uring)
 test_websockets.py::test_32768_sockets_on_one_object 32,768 sockets take minutes over af_packet (runs over uring; test_dpdk opens 2,000 and floods SYNs)
+test_tls.py::test_testssl_finds_nothing_medium_or_above testssl.sh scans what the TLS configuration offers, the same on both backends (runs over uring; the rest of test_tls runs TLS over the stack)
+test_calls.py::test_sigkill_during_a_call_storm calls between objects never touch the network: the storm and its SIGKILL are the runtime's and storage's (runs over uring)
 test_calls.py::test_calls_in_prometheus_and_the_dashboard_feed its metrics listener is on 127.0.0.1 in durod's namespace, out of the clients' reach (test_dpdk reads the stack's metrics from there)"
 if [ "$(id -u)" = 0 ]; then
   note "== integration over the dpdk backend (af_packet on a veth, clients in netns ${DURO_NETNS:-duro-client})"

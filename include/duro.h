@@ -466,8 +466,8 @@ int duro_req_caller(const struct duro_request *req, const char **binding, struct
  * outbound.timeout_ms for the whole), -ECONNRESET (closed or reset before a whole
  * answer; a request that met a pooled connection the origin had just closed is first sent
  * again on a new one, unless some of it had left and its method is not idempotent),
- * -EFBIG (answer too large), -EPROTO (not an HTTP/1.x answer), -EOPNOTSUPP (https: not
- * yet). */
+ * -EFBIG (answer too large), -EPROTO (not an HTTP/1.x answer), -EKEYREJECTED (an https
+ * origin's certificate refused), -EOPNOTSUPP (a core without outbound connections). */
 /* url: http[s]://host[:port][/path][?query], host an IP address or a name outbound.allow
  * spells out (kept resolved off the cores; a name only a wildcard covers, or one that
  * never resolved: -EHOSTUNREACH).
@@ -516,7 +516,7 @@ struct duro_ws_connect_opts {
 /* From an event of obj. tags as for duro_ws_accept; opts may be NULL. Returns 0 with
  * *out set (on_ws_open follows exactly once per open or failure), or, with nothing sent:
  * -EACCES (not allowed), -EINVAL (not ws:// or wss://, a bad tag, a URL over
- * DURO_WS_MAX_URL), -EHOSTUNREACH (a name not resolved at start), -ENOSPC (the object has
+ * DURO_WS_MAX_URL), -EHOSTUNREACH (a name that never resolved), -ENOSPC (the object has
  * its maximum of sockets, or the core), -ENOMEM. */
 int duro_ws_connect(struct duro_object *obj, const char *url, const struct duro_str *tags,
 		    size_t ntags, const struct duro_ws_connect_opts *opts, duro_ws *out);

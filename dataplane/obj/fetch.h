@@ -45,7 +45,7 @@ struct obj_target {
 /* Checks url against outbound.allow (refused and counted like a fetch: nothing is sent)
  * and resolves it as duro_fetch does; `ws`: a ws:// or wss:// URL, else http(s)://.
  * Returns 0 with t filled, -EINVAL (malformed, or the other family of scheme), -EACCES
- * (not allowed), -EHOSTUNREACH (a name not resolved at start), -EOPNOTSUPP (a core
+ * (not allowed), -EHOSTUNREACH (a name that never resolved), -EOPNOTSUPP (a core
  * without outbound connections). For namespace ns (counters, logs). A pattern names a
  * destination, not a protocol: http and ws patterns allow the same places, as https and
  * wss do (a WebSocket begins as an HTTP request). */

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -114,6 +115,24 @@ def restore(a):
                 mid = ctl(data, "bookmark", "SQLCOUNTER", "hot")["bookmark"]
                 at_bm = urllib.request.urlopen("http://127.0.0.1:%d/sqlcounter/hot" % port).read().decode()
         latest = post(port, "/sqlcounter/hot", {})  # one more: the count after all of them
+        # Another object on the same (only) core, read in a loop while the restores run:
+        # its longest answer is how long a restore stalls the core's other objects.
+        stop, worst = threading.Event(), [0.0, 0]
+
+        def probe():
+            import http.client
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            while not stop.is_set():
+                t = time.time()
+                c.request("GET", "/counter/probe")
+                c.getresponse().read()
+                worst[0] = max(worst[0], time.time() - t)
+                worst[1] += 1
+            c.close()
+
+        prober = threading.Thread(target=probe)
+        prober.start()
+        time.sleep(0.2)
         t0 = time.time()
         undo = ctl(data, "restore", "SQLCOUNTER", "hot", mid)["undo"]
         t_mid = time.time() - t0
@@ -122,10 +141,14 @@ def restore(a):
         ctl(data, "restore", "SQLCOUNTER", "hot", undo)
         t_undo = time.time() - t0
         back = urllib.request.urlopen("http://127.0.0.1:%d/sqlcounter/hot" % port).read().decode()
+        stop.set()
+        prober.join()
         st = ctl(data, "status")
         print("history of %d commits (%d bytes of history): restore to commit %d took %.2f s (count %s, %s when bookmarked), "
               "the undo to the newest %.2f s (count %s, was %s)" %
               (a.commits + 1, st["pitr"]["bytes"], half, t_mid, at_mid, at_bm, t_undo, back, latest.decode()))
+        print("meanwhile another object on the same core answered %d reads, the slowest in %.1f ms" %
+              (worst[1], worst[0] * 1000))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=120)

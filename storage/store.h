@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <sys/uio.h>
 
 struct store_config {
@@ -106,6 +107,13 @@ int store_class(struct store *st, const char *class_name, int *cf, uint8_t secre
  * a negative errno. */
 uint64_t store_history_bytes(struct store *st);
 int store_history_expire(struct store *st, uint64_t now_ms);
+
+/* Background threads that read or write the store (RocksDB's pools, log preparation,
+ * flushes, a restore's replay) may run on any online CPU: created from a reactor, pinned
+ * to its CPU by the EAL, they would inherit that CPU alone and take their time from that
+ * reactor. Sets attr's affinity so; best effort (should it fail, the thread inherits its
+ * creator's affinity, as before). */
+void store_thread_attr_any_cpu(pthread_attr_t *attr);
 
 /* Free bytes on the data directory's file system, or a negative errno. */
 int64_t store_free_bytes(const struct store *st);

@@ -48,11 +48,6 @@ struct store {
 	_Atomic int sweep_stop;
 };
 
-/* Storage's background threads (RocksDB's pools, log preparation, flushes) may run on any
- * online CPU: created from a reactor, pinned to its CPU by the EAL, they would inherit
- * that CPU alone and take their time from that reactor. Sets attr's affinity so; best
- * effort (should it fail, the thread inherits its creator's affinity, as before). */
-void store_thread_attr_any_cpu(pthread_attr_t *attr);
 
 /* Replays every commit log in log_dir, in order per core, flushes, and deletes them
  * oldest first; returns 0 or -EIO. */

@@ -110,11 +110,13 @@ int obj_sql(struct core *c, unsigned ns, const struct duro_id *id, const char *s
 
 /* Point-in-time recovery (pitr.c), on the object's owner core. obj_bookmark: the bookmark
  * of the object's newest commit at or before at_ms (-1: its newest), or a negative errno
- * with why in err (-ENOTSUP history off, -ERANGE before the window). obj_restore: evicts
- * the live instance (-EBUSY while it has writes not yet stored) and writes the object's
- * state at `bookmark` as one event; undo gets the bookmark of the state it replaced.
- * Returns 0 when done will be called once that is durable (0) or failed, or a negative
- * errno with err (-EINVAL a bookmark not of this object, -ERANGE past the window). */
+ * with why in err (-ENOTSUP history off, -ERANGE before the window). obj_restore: the
+ * object's state at `bookmark` is rebuilt off the core (a thread), then the live instance
+ * is evicted (waited for up to 10 s while it has writes not yet stored: then -EBUSY) and
+ * the state written as one event; undo gets the bookmark of the state it replaced.
+ * Returns 0 when done will be called once that is durable (0) or failed (err says why;
+ * undo and err must stay valid until then), or a negative errno with err at once
+ * (-EINVAL a bookmark not of this object, -ERANGE past the window). */
 int obj_bookmark(struct core *c, unsigned ns, const struct duro_id *id, int64_t at_ms,
 		 char out[DURO_BOOKMARK_LEN + 1], char *err, size_t errlen);
 int obj_restore(struct core *c, unsigned ns, const struct duro_id *id, const char *bookmark,

@@ -34,6 +34,7 @@ int obj_core_init(struct core *c)
 	obj_view_install_initial(c, &oc->view);
 	dispatch_core_init(c);
 	core_set_msg_handler(c, MSG_OBJ_VIEW, obj_runtime_view_msg);
+	pitr_core_init(c);
 	int r = sql_core_init(c);
 	if (r == 0)
 		r = object_table_init(c);

@@ -22,7 +22,10 @@ void history_event_end(struct core *c, struct object *obj, struct store_batch *b
  * hist_time_ms of its newest record; *none is 1 when it has none yet. 0 or -EIO. */
 int pitr_load_head(struct core *c, struct object *obj, int *none);
 
-/* Drops the restores classes asked for that have not run (the core stops). */
+/* Takes the posts of restores' replay threads (the core starts). */
+void pitr_core_init(struct core *c);
+/* Ends the restores under way (-ECANCELED) and drops those classes asked for that have
+ * not run (the core stops). */
 void pitr_core_fini(struct core *c);
 
 #endif

@@ -6,6 +6,7 @@
  * real stack and a real mbuf pool. */
 #include "check.h"
 #include "core.h"
+#include "stack_env.h"
 #include "tcp_int.h"
 #include "timer.h"
 
@@ -566,40 +567,9 @@ static void test_ports_come_back_to_their_core(void)
 
 int main(void)
 {
-	char prefix[32];
-	snprintf(prefix, sizeof(prefix), "unit-tcp-dial%d", (int)getpid());
-	char *eal[] = { "test_tcp_dial", "-l", "0", "--no-huge", "-m", "128", "--no-pci", "--no-shconf",
-			"--file-prefix", prefix, "--log-level", "lib.eal:error", "--no-telemetry", NULL };
-	if (rte_eal_init(13, eal) < 0) {
-		fprintf(stderr, "rte_eal_init failed\n");
-		return 2;
-	}
-	env.pool = rte_pktmbuf_pool_create("unit_tcp_dial", 1024, 0, STACK_MBUF_PRIV,
-					   RTE_MBUF_DEFAULT_BUF_SIZE, 0);
-	if (!env.pool) {
-		fprintf(stderr, "rte_pktmbuf_pool_create failed\n");
-		return 2;
-	}
-	memcpy(env.mac, "\x02\x00\x00\x00\x00\x01", 6);
-	env.ipv4 = rte_cpu_to_be_32(RTE_IPV4(10, 0, 0, 1));
-	env.netmask = rte_cpu_to_be_32(0xffffff00u);
-	env.mtu = 1500;
-	env.ports[0] = rte_cpu_to_be_16(80);
-	env.nports = 1;
-	env.ncores = 1;
-	memcpy(env.secret, "0123456789abcdef", 16);
-	env.tx = sink;
-	core = aligned_alloc(64, sizeof(*core));
-	memset(core, 0, sizeof(*core));
-	group.ncores = 1;
-	group.cores[0] = core;
-	core->group = &group;
-	core->now_ms = 1000000;
-	core->now_ns = core->now_ms * 1000000ull;
-	if (timer_wheel_create(core, core->now_ms) < 0) {
-		fprintf(stderr, "timer_wheel_create failed\n");
-		return 2;
-	}
+	int r = unit_stack_setup("unit-tcp-dial", 128, 1024, &env, sink, &core, &group);
+	if (r)
+		return r;
 	RUN(test_handshake_options_and_time_wait);
 	RUN(test_refused);
 	RUN(test_syn_backoff_and_timeout);
@@ -609,7 +579,6 @@ int main(void)
 	RUN(test_burst_waits_for_one_arp_answer);
 	RUN(test_off_link_through_the_gateway);
 	RUN(test_ports_come_back_to_their_core);
-	rte_mempool_free(env.pool);
-	rte_eal_cleanup();
+	unit_stack_teardown(&env);
 	return CHECK_DONE();
 }

@@ -6,6 +6,7 @@
 #include "check.h"
 #include "core.h"
 #include "stack.h"
+#include "stack_env.h"
 #include "timer.h"
 
 #include <stdint.h>
@@ -539,24 +540,9 @@ static void test_timeout_when_every_ack_is_lost(void)
 
 int main(void)
 {
-	char prefix[32];
-	snprintf(prefix, sizeof(prefix), "tcploss%d", (int)getpid());
-	char *eal[] = { "test_tcp_loss", "-l", "0", "--no-huge", "-m", "64", "--no-pci", "--no-shconf",
-			"--file-prefix", prefix, "--log-level", "lib.eal:error", "--no-telemetry", NULL };
-	if (rte_eal_init(13, eal) < 0) {
-		fprintf(stderr, "rte_eal_init failed\n");
-		return 1;
-	}
-	env.pool = rte_pktmbuf_pool_create("tcploss", 8192, 0, STACK_MBUF_PRIV,
-					   RTE_MBUF_DEFAULT_BUF_SIZE, 0);
-	memcpy(env.mac, "\x02\0\0\0\0\x01", 6);
-	env.ipv4 = rte_cpu_to_be_32(RTE_IPV4(10, 0, 0, 1));
-	env.netmask = rte_cpu_to_be_32(0xffffff00u);
-	env.mtu = 1500;
-	env.ports[0] = rte_cpu_to_be_16(80);
-	env.nports = 1;
-	env.ncores = 1;
-	env.tx = sink;
+	int r = unit_stack_setup("tcploss", 64, 8192, &env, sink, NULL, NULL);
+	if (r)
+		return r;
 	memset(payload, 'd', sizeof(payload));
 	RUN(test_first_segment_lost);
 	RUN(test_middle_segment_lost);
@@ -567,7 +553,6 @@ int main(void)
 	RUN(test_reordering_is_not_loss);
 	RUN(test_newreno_without_sack);
 	RUN(test_timeout_when_every_ack_is_lost);
-	rte_mempool_free(env.pool);
-	rte_eal_cleanup();
+	unit_stack_teardown(&env);
 	return CHECK_DONE();
 }

@@ -7,6 +7,7 @@
 #include "check.h"
 #include "core.h"
 #include "stack.h"
+#include "stack_env.h"
 #include "timer.h"
 
 #include <stdio.h>
@@ -197,42 +198,10 @@ out:
 
 int main(void)
 {
-	char prefix[32];
-	snprintf(prefix, sizeof(prefix), "unit-tcp-send%d", (int)getpid());
-	char *eal[] = { "test_tcp_send", "-l", "0", "--no-huge", "-m", "128", "--no-pci", "--no-shconf",
-			"--file-prefix", prefix, "--log-level", "lib.eal:error", "--no-telemetry", NULL };
-	if (rte_eal_init(13, eal) < 0) {
-		fprintf(stderr, "rte_eal_init failed\n");
-		return 2;
-	}
-	env.pool = rte_pktmbuf_pool_create("unit_tcp_send", 1024, 0, STACK_MBUF_PRIV,
-					   RTE_MBUF_DEFAULT_BUF_SIZE, 0);
-	if (!env.pool) {
-		fprintf(stderr, "rte_pktmbuf_pool_create failed\n");
-		return 2;
-	}
-	memcpy(env.mac, "\x02\x00\x00\x00\x00\x01", 6);
-	env.ipv4 = rte_cpu_to_be_32(RTE_IPV4(10, 0, 0, 1));
-	env.netmask = rte_cpu_to_be_32(0xffffff00u);
-	env.mtu = 1500;
-	env.ports[0] = rte_cpu_to_be_16(80);
-	env.nports = 1;
-	env.ncores = 1;
-	memcpy(env.secret, "0123456789abcdef", 16);
-	env.tx = sink;
-	core = aligned_alloc(64, sizeof(*core));
-	memset(core, 0, sizeof(*core));
-	group.ncores = 1;
-	group.cores[0] = core;
-	core->group = &group;
-	core->now_ms = 1000000;
-	core->now_ns = core->now_ms * 1000000ull;
-	if (timer_wheel_create(core, core->now_ms) < 0) {
-		fprintf(stderr, "timer_wheel_create failed\n");
-		return 2;
-	}
+	int r = unit_stack_setup("unit-tcp-send", 128, 1024, &env, sink, &core, &group);
+	if (r)
+		return r;
 	RUN(test_window_short_of_a_segment_ends_the_loan);
-	rte_mempool_free(env.pool);
-	rte_eal_cleanup();
+	unit_stack_teardown(&env);
 	return CHECK_DONE();
 }

@@ -262,10 +262,7 @@ static json_t *cmd_object(struct ctl *ctl, json_t *req)
 	stored_figures(&id, cf, o);
 	/* Alarms from the alarms family: every key of the object's range, name after the ID. */
 	char lo[KEYS_META_ID_LEN], hi[KEYS_META_ID_LEN];
-	uint8_t next[KEYS_ID_BYTES];
-	keys_tagged_id(lo, KEYS_ALARMS_OBJECT, id.bytes);
-	keys_id_successor(id.bytes, next);
-	keys_tagged_id(hi, KEYS_ALARMS_OBJECT, next);
+	keys_tagged_id_range(lo, hi, KEYS_ALARMS_OBJECT, id.bytes);
 	json_t *alarms = json_array();
 	struct store_iter *it = store_iter_open(obj_runtime_store(), STORE_CF_ALARMS, lo, sizeof(lo), hi,
 						sizeof(hi), 0);

@@ -12,6 +12,7 @@
  *
  *   alarms family (what start-up loads into each core's schedule)
  *     'o' ‖ ID(32) ‖ alarm name         -> time int64 ms ‖ class name
+ *     'w' ‖ ID(32) ‖ intent ID(8)       -> an outbound WebSocket to dial again (below)
  *
  *   sql family (every class's SQL databases, page by page)
  *     ID(32) ‖ page number u32 BE       -> the page: KEYS_SQL_PAGE bytes, zero-gap encoded
@@ -94,6 +95,17 @@ static inline size_t keys_tagged_id(char *out, char tag, const uint8_t id[KEYS_I
 	out[0] = tag;
 	memcpy(out + 1, id, KEYS_ID_BYTES);
 	return KEYS_META_ID_LEN;
+}
+
+/* [tag ‖ ID, tag ‖ ID+1): everything of one object under a tag (its alarms, its outbound
+ * sockets' intents), for a delete_range when the object is wiped. */
+static inline void keys_tagged_id_range(char lo[KEYS_META_ID_LEN], char hi[KEYS_META_ID_LEN], char tag,
+					const uint8_t id[KEYS_ID_BYTES])
+{
+	uint8_t next[KEYS_ID_BYTES];
+	keys_tagged_id(lo, tag, id);
+	keys_id_successor(id, next);
+	keys_tagged_id(hi, tag, next);
 }
 
 /* 'o' ‖ ID ‖ name: an alarm in the alarms family (room for KEYS_META_ID_LEN + namelen). */

@@ -407,10 +407,7 @@ void alarm_event_commit(struct core *c, struct object *obj, struct store_batch *
 	if (kv_event_wiped(obj)) {
 		/* delete_all: its alarms go too, from the schedule as well. */
 		char lo[KEYS_META_ID_LEN], hi[KEYS_META_ID_LEN];
-		uint8_t next[KEYS_ID_BYTES];
-		keys_tagged_id(lo, KEYS_ALARMS_OBJECT, obj->id.bytes);
-		keys_id_successor(obj->id.bytes, next);
-		keys_tagged_id(hi, KEYS_ALARMS_OBJECT, next);
+		keys_tagged_id_range(lo, hi, KEYS_ALARMS_OBJECT, obj->id.bytes);
 		store_batch_delete_range(c->obj->rt->store, b, STORE_CF_ALARMS, lo, sizeof(lo), hi,
 					 sizeof(hi));
 		note_change(c, obj, seq, NULL, 0, -1, 1);

@@ -357,10 +357,7 @@ void obj_ws_out_event_commit(struct core *c, struct object *obj, struct store_ba
 	struct mirror m = { c, obj, b };
 	if (kv_event_wiped(obj)) {
 		char lo[KEYS_META_ID_LEN], hi[KEYS_META_ID_LEN];
-		uint8_t next[KEYS_ID_BYTES];
-		keys_tagged_id(lo, KEYS_WSOUT_OBJECT, obj->id.bytes);
-		keys_id_successor(obj->id.bytes, next);
-		keys_tagged_id(hi, KEYS_WSOUT_OBJECT, next);
+		keys_tagged_id_range(lo, hi, KEYS_WSOUT_OBJECT, obj->id.bytes);
 		store_batch_delete_range(c->obj->rt->store, b, STORE_CF_ALARMS, lo, sizeof(lo), hi,
 					 sizeof(hi));
 	}

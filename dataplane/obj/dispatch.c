@@ -6,6 +6,7 @@
 #include "dispatch.h"
 #include "cluster_forward.h"
 #include "cluster_gate.h"
+#include "cluster_wsrelay.h"
 #include "obj.h"
 #include "core.h"
 #include "event.h"
@@ -41,6 +42,10 @@ void obj_handle_http(struct core *c, struct http_exchange *ex)
 	int a = obj_cluster_admit(c, ex, &t.id);
 	if (a < 0)
 		return;
+	if (a == 2) {
+		obj_cluster_wsr_upgrade(c, ex, slotmap_slot(t.id.bytes), t.minted);
+		return;
+	}
 	if (a > 0) {
 		obj_cluster_forward(c, ex, slotmap_slot(t.id.bytes), t.minted);
 		return;

@@ -21,7 +21,6 @@
 #include "cluster_forward.h"
 #include "cluster_gate.h"
 #include "core.h"
-#include "dispatch.h"
 #include "http.h"
 #include "log.h"
 #include "obj.h"
@@ -66,11 +65,12 @@ struct wsr {
 };
 
 struct obj_cluster_wsr_core {
+	obj_cluster_serve_fn *serve;
 	struct pool relays;
 	struct list_node live;
 };
 
-int obj_cluster_wsr_init(struct core *c)
+int obj_cluster_wsr_init(struct core *c, obj_cluster_serve_fn *serve)
 {
 	if (!c->obj->cluster)
 		return 0;
@@ -80,6 +80,7 @@ int obj_cluster_wsr_init(struct core *c)
 	pool_init(&wc->relays, "cluster_wsr", sizeof(struct wsr), WSR_SLAB,
 		  OBJ_CLUSTER_WSR_MAX_PER_CORE);
 	list_init(&wc->live);
+	wc->serve = serve;
 	c->obj->cluster_wsr = wc;
 	return 0;
 }
@@ -303,11 +304,12 @@ static void dial(struct core *c, struct wsr *r)
 	if (mine && r->state == WSR_DIALING) {
 		/* The slot came here meanwhile: an upgrade like any other on this box. */
 		struct http_exchange *ex = r->ex;
+		obj_cluster_serve_fn *serve = c->obj->cluster_wsr->serve;
 		r->ex = NULL;
 		ws_release(c, r->down, 0);
 		r->down = NULL;
 		maybe_free(c, r);
-		obj_dispatch_admitted(c, ex, 0);
+		serve(c, ex, 0);
 		return;
 	}
 	/* A socket relayed already whose slot came here is dialed to this box's own address:

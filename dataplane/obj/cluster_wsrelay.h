@@ -5,6 +5,8 @@
 #ifndef DURO_OBJ_CLUSTER_WSRELAY_H
 #define DURO_OBJ_CLUSTER_WSRELAY_H
 
+#include "cluster_forward.h"
+
 #include <stddef.h>
 
 struct buf;
@@ -39,8 +41,9 @@ void obj_cluster_wsr_closed(struct core *c, struct ws_conn *wc, unsigned code,
 void obj_cluster_wsr_open(struct core *c, struct ws_conn *wc, int err);
 
 /* Per core after obj_cluster_core_init (cluster mode only; a no-op returning 0 on a single
- * box), and its end. Returns 0 or -ENOMEM. */
-int obj_cluster_wsr_init(struct core *c);
+ * box), and its end. serve runs an upgrade whose slot came to this box meanwhile. Returns
+ * 0 or -ENOMEM. */
+int obj_cluster_wsr_init(struct core *c, obj_cluster_serve_fn *serve);
 void obj_cluster_wsr_fini(struct core *c);
 
 #endif

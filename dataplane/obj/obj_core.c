@@ -57,7 +57,7 @@ int obj_core_init(struct core *c)
 	if (r == 0)
 		r = obj_cluster_fwd_init(c, obj_dispatch_admitted);
 	if (r == 0)
-		r = obj_cluster_wsr_init(c);
+		r = obj_cluster_wsr_init(c, obj_dispatch_admitted);
 	return r;
 }
 

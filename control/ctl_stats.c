@@ -465,7 +465,9 @@ char *ctl_prometheus(struct ctl *ctl, size_t *len)
 			   "owns, relayed there from this core: relayed (opened), rerouted (the owner "
 			   "lost and found again without closing the client), retries (dials made again), "
 			   "failed (upgrades refused, or closed 1013 here); inbound: relayed sockets "
-			   "this box accepted as the owner.\n"
+			   "this box accepted as the owner; edge_lost: those cut off (1006) because their edge "
+			   "box left the cluster; slot_moved: those closed 1012 because their slot left "
+			   "this box (their edge dials the new owner).\n"
 			   "# TYPE duro_cluster_websockets_total counter\n");
 		for (unsigned i = 0; i < n; i++)
 			if (have[i]) {
@@ -474,12 +476,16 @@ char *ctl_prometheus(struct ctl *ctl, size_t *len)
 					   "duro_cluster_websockets_total{core=\"%u\",kind=\"rerouted\"} %llu\n"
 					   "duro_cluster_websockets_total{core=\"%u\",kind=\"retries\"} %llu\n"
 					   "duro_cluster_websockets_total{core=\"%u\",kind=\"failed\"} %llu\n"
-					   "duro_cluster_websockets_total{core=\"%u\",kind=\"inbound\"} %llu\n",
+					   "duro_cluster_websockets_total{core=\"%u\",kind=\"inbound\"} %llu\n"
+					   "duro_cluster_websockets_total{core=\"%u\",kind=\"edge_lost\"} %llu\n"
+					   "duro_cluster_websockets_total{core=\"%u\",kind=\"slot_moved\"} %llu\n",
 					i, (unsigned long long)o->cluster_ws_relayed, i,
 					(unsigned long long)o->cluster_ws_rerouted, i,
 					(unsigned long long)o->cluster_ws_retries, i,
 					(unsigned long long)o->cluster_ws_failed, i,
-					(unsigned long long)o->cluster_ws_inbound);
+					(unsigned long long)o->cluster_ws_inbound, i,
+					(unsigned long long)o->cluster_ws_edge_lost, i,
+					(unsigned long long)o->cluster_ws_slot_moved);
 			}
 		fprintf(f, "# HELP duro_cluster_websocket_messages_total Messages of relayed "
 			   "WebSockets: to_owner (client to object), from_owner (object to client).\n"

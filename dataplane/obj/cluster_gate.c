@@ -2,6 +2,7 @@
  * and the lease deadline, checked on the routing core before an object is reached. */
 #include "cluster_gate.h"
 #include "cluster_forward.h"
+#include "cluster_wsrelay.h"
 #include "base_assert.h"
 #include "core.h"
 #include "http.h"
@@ -42,6 +43,7 @@ void obj_cluster_install(struct core *c, const struct obj_cluster_table *t, int 
 		return;
 	if (!lease_only) {
 		memcpy(mine, t, sizeof(*mine));
+		obj_cluster_wsr_table(c); /* relayed sockets of lost slots or gone edges */
 		return;
 	}
 	mine->serving = t->serving;

@@ -21,6 +21,8 @@ struct http_exchange;
 struct obj_cluster_box {
 	char name[64];
 	char addr[128];
+	int64_t incarnation; /* its member key's create_revision; 0 when not a member */
+	uint8_t live;        /* its member key exists */
 };
 
 /* What a core knows of the cluster. */

@@ -64,10 +64,20 @@ struct wsr {
 	size_t fields_len;
 };
 
+/* On the owner: a relayed socket this core holds and the edge that holds its client. */
+struct wsr_in {
+	ws_handle h;
+	int64_t incarnation;
+	uint16_t slot;
+	char box[OBJ_CLUSTER_WSR_BOX_MAX + 1];
+};
+
 struct obj_cluster_wsr_core {
 	obj_cluster_serve_fn *serve;
 	struct pool relays;
 	struct list_node live;
+	struct wsr_in *in; /* OBJ_CLUSTER_WSR_MAX_PER_CORE entries, nin in use */
+	unsigned nin;
 };
 
 int obj_cluster_wsr_init(struct core *c, obj_cluster_serve_fn *serve)
@@ -80,6 +90,11 @@ int obj_cluster_wsr_init(struct core *c, obj_cluster_serve_fn *serve)
 	pool_init(&wc->relays, "cluster_wsr", sizeof(struct wsr), WSR_SLAB,
 		  OBJ_CLUSTER_WSR_MAX_PER_CORE);
 	list_init(&wc->live);
+	wc->in = calloc(OBJ_CLUSTER_WSR_MAX_PER_CORE, sizeof(*wc->in));
+	if (!wc->in) {
+		free(wc);
+		return -ENOMEM;
+	}
 	wc->serve = serve;
 	c->obj->cluster_wsr = wc;
 	return 0;
@@ -109,6 +124,7 @@ void obj_cluster_wsr_fini(struct core *c)
 		list_del(&r->node);
 	}
 	pool_destroy(&wc->relays);
+	free(wc->in);
 	free(wc);
 	c->obj->cluster_wsr = NULL;
 }
@@ -325,11 +341,19 @@ static void dial(struct core *c, struct wsr *r)
 		give_up(c, r, "the owner's address cannot be dialed");
 		return;
 	}
+	/* This box by its incarnation: the owner watches that member (none found: unwatched). */
+	const char *me = NULL;
+	for (unsigned i = 0; i < t->nboxes && !me; i++)
+		if (t->boxes[i].live && t->boxes[i].incarnation == t->incarnation &&
+		    strlen(t->boxes[i].name) <= OBJ_CLUSTER_WSR_BOX_MAX && !strchr(t->boxes[i].name, ' '))
+			me = t->boxes[i].name;
 	char f[WSR_FIELDS_MAX + 256];
-	int n = snprintf(f, sizeof(f), "%.*s%s: %u %lld\r\n%s: %lld%s\r\n", (int)r->fields_len,
-			 r->fields, OBJ_CLUSTER_FWD_HEADER, slot, (long long)t->epoch[slot],
-			 OBJ_CLUSTER_WSR_HEADER, (long long)t->incarnation,
-			 r->state == WSR_DIALING ? "" : " reopen");
+	int n = snprintf(f, sizeof(f), "%.*s%s: %u %lld\r\n", (int)r->fields_len, r->fields,
+			 OBJ_CLUSTER_FWD_HEADER, slot, (long long)t->epoch[slot]);
+	if (me && n > 0 && (size_t)n < sizeof(f))
+		n += snprintf(f + n, sizeof(f) - (size_t)n, "%s: %s %lld%s\r\n",
+			      OBJ_CLUSTER_WSR_HEADER, me, (long long)t->incarnation,
+			      r->state == WSR_DIALING ? "" : " reopen");
 	if (n < 0 || (size_t)n >= sizeof(f)) {
 		give_up(c, r, "the request is too large to relay");
 		return;
@@ -608,4 +632,71 @@ void obj_cluster_wsr_upgrade(struct core *c, struct http_exchange *ex, unsigned 
 	ws_conn_set_ref(r->down, REF_DOWN);
 	route_result_of(ex)->wc = r->down;
 	dial(c, r);
+}
+
+/* ---- on the owner: relayed sockets and their edges ---- */
+
+void obj_cluster_wsr_inbound(struct core *c, struct http_exchange *ex)
+{
+	struct obj_cluster_wsr_core *wc = c->obj->cluster_wsr;
+	struct route_result *rr = route_result_of(ex);
+	if (!wc || !rr->ws_handle || rr->ws_kind != WS_KIND_SOCKET)
+		return;
+	size_t n, mn;
+	const char *v = http_find_header(&ex->req, OBJ_CLUSTER_WSR_HEADER, &n);
+	if (!v || !http_find_header(&ex->req, OBJ_CLUSTER_FWD_HEADER, &mn))
+		return;
+	struct wsr_in e;
+	int reopen;
+	if (obj_cluster_parse_relay(v, n, e.box, &e.incarnation, &reopen) < 0)
+		return; /* served, just not watched */
+	if (wc->nin == OBJ_CLUSTER_WSR_MAX_PER_CORE) {
+		obj_cluster_wsr_table(c); /* drops the entries of sockets gone */
+		if (wc->nin == OBJ_CLUSTER_WSR_MAX_PER_CORE)
+			return;
+	}
+	e.h = rr->ws_handle;
+	e.slot = (uint16_t)slotmap_slot(rr->id.bytes);
+	wc->in[wc->nin++] = e;
+}
+
+static int edge_live(const struct obj_cluster_table *t, const struct wsr_in *e)
+{
+	for (unsigned i = 0; i < t->nboxes; i++)
+		if (t->boxes[i].live && t->boxes[i].incarnation == e->incarnation &&
+		    !strcmp(t->boxes[i].name, e->box))
+			return 1;
+	return 0;
+}
+
+void obj_cluster_wsr_table(struct core *c)
+{
+	struct obj_cluster_wsr_core *wc = c->obj->cluster_wsr;
+	const struct obj_cluster_table *t = c->obj->cluster;
+	if (!wc || !t)
+		return;
+	unsigned keep = 0;
+	for (unsigned i = 0; i < wc->nin; i++) {
+		struct wsr_in e = wc->in[i];
+		struct ws_conn *s = ws_lookup(c, e.h);
+		if (!s)
+			continue; /* gone */
+		if (!ws_is_open(s)) {
+			wc->in[keep++] = e; /* not accepted yet, or closing */
+			continue;
+		}
+		if (!edge_live(t, &e)) {
+			/* The box holding the client left the cluster: as if the client dropped. */
+			c->obj->ctr.cluster_ws_edge_lost++;
+			ws_abort_local(c, s);
+			continue;
+		}
+		if (!(t->owned[e.slot / 64] >> (e.slot % 64) & 1)) {
+			c->obj->ctr.cluster_ws_slot_moved++;
+			ws_close_local(c, s, 1012, "the object's slot moved to another box");
+			continue;
+		}
+		wc->in[keep++] = e;
+	}
+	wc->nin = keep;
 }

@@ -6,6 +6,7 @@
 #define DURO_OBJ_CLUSTER_WSRELAY_H
 
 #include "cluster_forward.h"
+#include "cluster_relay_wire.h"
 
 #include <stddef.h>
 
@@ -22,10 +23,8 @@ struct ws_conn;
 #define OBJ_CLUSTER_WSR_MAX_PENDING 64
 #define OBJ_CLUSTER_WSR_MAX_PENDING_BYTES (1u << 20)
 #define OBJ_CLUSTER_WSR_REROUTE_MS 15000
-/* The field a relay's opening request carries (with Duro-Forwarded), naming the edge box:
- * the owner counts such sockets (and a class may read it). "reopen" follows the box name
- * when the relay dials again after it lost the owner. */
-#define OBJ_CLUSTER_WSR_HEADER "Duro-Relay"
+/* A relay's opening request carries Duro-Forwarded and Duro-Relay (cluster_relay_wire.h:
+ * the edge box and its incarnation, "reopen" when it dials again after losing the owner). */
 
 /* On the core that routed ex, a WebSocket upgrade whose slot another box owns (or none
  * yet): takes ex over and answers it exactly once: the 101 once the owner accepted the
@@ -39,6 +38,14 @@ void obj_cluster_wsr_message(struct core *c, struct ws_conn *wc, int binary, str
 void obj_cluster_wsr_closed(struct core *c, struct ws_conn *wc, unsigned code,
 			    const char *reason, size_t rlen, int clean);
 void obj_cluster_wsr_open(struct core *c, struct ws_conn *wc, int err);
+
+/* On the owner, the routing core of a relayed upgrade (both fields present) once its socket
+ * is reserved (route_result's wc): the socket is watched, and obj_cluster_wsr_table cuts it
+ * off (1006 to the object) when its edge box's member key is gone, or closes it 1012 when
+ * its slot left this box, so the edge dials the new owner. A no-op for other upgrades. */
+void obj_cluster_wsr_inbound(struct core *c, struct http_exchange *ex);
+/* On each core after a new slot table was installed (cluster_gate.c). */
+void obj_cluster_wsr_table(struct core *c);
 
 /* Per core after obj_cluster_core_init (cluster mode only; a no-op returning 0 on a single
  * box), and its end. serve runs an upgrade whose slot came to this box meanwhile. Returns

@@ -64,6 +64,8 @@ void obj_dispatch_admitted(struct core *c, struct http_exchange *ex, int minted)
 	}
 	if (obj_ws_route(c, ex) < 0)
 		return;
+	if (rr->wc && oc->cluster)
+		obj_cluster_wsr_inbound(c, ex); /* a relayed socket: its edge is watched */
 	unsigned owner = slotmap_owner(&oc->view.map, rr->id.bytes);
 	if (owner == c->index) {
 		event_run_request(c, ex);

@@ -168,6 +168,10 @@ int ws_client_prepare_fields(struct core *c, struct ws_conn *wc, const struct ne
 /* Only while on_open reports an error: the status of the server's answer when it answered
  * something other than a 101 (-ECONNREFUSED), else 0. */
 unsigned ws_client_failed_status(struct core *c);
+/* The socket of this core h names (in any state), or NULL when it is gone; and whether a
+ * socket is open (taken over, no close sent or raised). */
+struct ws_conn *ws_lookup(struct core *c, ws_handle h);
+int ws_is_open(const struct ws_conn *wc);
 /* Cuts a socket of this core off without a close frame, as if its connection dropped:
  * on_closed (1006, not clean) is raised now, or on_open with -ECANCELED for a client
  * socket not open yet. */

@@ -1115,6 +1115,16 @@ void ws_client_start(struct core *c, struct ws_conn *wc)
 
 unsigned ws_client_failed_status(struct core *c) { return c->ws->failed_status; }
 
+struct ws_conn *ws_lookup(struct core *c, ws_handle h)
+{
+	return ws_handle_core(h) == c->index ? slot_lookup(c->ws, h) : NULL;
+}
+
+int ws_is_open(const struct ws_conn *wc)
+{
+	return wc->state == WS_OPEN && wc->nc && !wc->close_sent && !wc->raised;
+}
+
 void ws_abort_local(struct core *c, struct ws_conn *wc)
 {
 	struct ws_core *w = c->ws;

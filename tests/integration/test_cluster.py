@@ -632,6 +632,42 @@ def test_ws_edge_box_killed_owner_sees_1006(wscl):
                what="w2 back and every slot with a live owner")
 
 
+def test_ws_paused_edge_box_gone_from_etcd_owner_sees_1006(wscl):
+    """An edge box that stops answering (SIGSTOP: its connections stay up) loses its member
+    key: the owner cuts its relayed sockets off, and the object sees 1006 for them. Once it
+    runs again it rejoins as a new incarnation, and its client, still connected, reaches the
+    object again through a new relay socket."""
+    import asyncio
+    import websockets
+    boxes = wscl
+    owner, edge = boxes[0], boxes[2]
+    room = room_on(boxes, owner, "paused")
+
+    async def go():
+        a = await websockets.connect(ws_url(boxes[1], room + "?name=stays"))
+        g = await websockets.connect(ws_url(edge, room + "?name=paused"))
+        assert count_of(owner, room) == 2
+        os.kill(edge.proc.pid, signal.SIGSTOP)
+        try:
+            wait_until(lambda: count_of(owner, room) == 1, timeout=4 * TTL_MS / 1000 + 5,
+                       interval=0.1, what="the owner to cut the paused box's socket off")
+            assert request(owner, "GET", room + "/lastclose")[2] == b"1006 0"
+        finally:
+            os.kill(edge.proc.pid, signal.SIGCONT)
+        wait_until(lambda: count_of(owner, room) == 2, timeout=15, interval=0.2,
+                   what="the paused box's client back through a new relay socket")
+        await g.send("back")
+        for m in (a, g):
+            assert await asyncio.wait_for(m.recv(), 5) == "back"
+        await a.close()
+        await g.close()
+    wsrun(go())
+    wait_until(lambda: owner.metric("duro_cluster_websockets_total", kind="edge_lost") >= 1,
+               timeout=5, interval=0.1, what="w0's edge_lost count in its metrics")
+    wait_until(lambda: settled(boxes, ["w0", "w1", "w2"]), timeout=30, interval=0.3,
+               what="w2 back and every slot with a live owner")
+
+
 def test_ws_owner_box_killed_next_message_reaches_new_owner(wscl):
     """The owner box dies under relayed sockets: their clients stay connected; once the slot
     has a new owner the next message reaches the object there (accepted again from the

@@ -460,7 +460,10 @@ def wscl(cl):
         for b in boxes:
             b.start(wait=False)
         for b in boxes:
-            wait_port(b.port, b.proc, timeout=30)
+            try:
+                wait_port(b.port, b.proc, timeout=30)
+            except RuntimeError as e:
+                raise RuntimeError("%s: %s; its log:\n%s" % (b.name, e, b.log()[-3000:]))
         wait_until(lambda: settled(boxes, ["w0", "w1", "w2"]), timeout=40, interval=0.3,
                    what="cluster w's slots assigned over its three boxes")
         yield boxes

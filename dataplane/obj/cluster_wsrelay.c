@@ -7,7 +7,8 @@
  *
  *   DIALING --owner's 101--> 101 to the client --> OPEN
  *      `--refused (503) or no connection: wait for the table, ask again (2 s), else answer
- *   OPEN --up dropped (1006), or closed 1012, or 1001 "server shutting down"--> LOST:
+ *   OPEN --up dropped (1006), or closed by the owner's runtime (1012 slot moved, 1001
+ *   server shutting down)--> LOST:
  *      the client's messages wait (a few); the owner is looked up and dialed again
  *      (REDIALING) with the same request, so the class accepts the socket again there;
  *      no owner within OBJ_CLUSTER_WSR_REROUTE_MS: the client is closed 1013.
@@ -494,10 +495,12 @@ void obj_cluster_wsr_message(struct core *c, struct ws_conn *wc, int binary, str
 static int reroutable(unsigned code, const char *reason, size_t rlen, int clean)
 {
 	static const char shut[] = "server shutting down";
+	static const char moved[] = OBJ_CLUSTER_WSR_MOVED;
 	if (code == WS_CLOSE_ABNORMAL && !clean)
 		return 1;
-	if (code == 1012) /* service restart: a slot given up */
-		return 1;
+	/* Only the runtime's own closes: an object's 1001 or 1012 reaches the client. */
+	if (code == OBJ_CLUSTER_WSR_MOVED_CODE)
+		return rlen == sizeof(moved) - 1 && !memcmp(reason, moved, rlen);
 	return code == WS_CLOSE_GOING_AWAY && rlen == sizeof(shut) - 1 &&
 	       !memcmp(reason, shut, rlen);
 }
@@ -693,7 +696,7 @@ void obj_cluster_wsr_table(struct core *c)
 		}
 		if (!(t->owned[e.slot / 64] >> (e.slot % 64) & 1)) {
 			c->obj->ctr.cluster_ws_slot_moved++;
-			ws_close_local(c, s, 1012, "the object's slot moved to another box");
+			ws_close_local(c, s, OBJ_CLUSTER_WSR_MOVED_CODE, OBJ_CLUSTER_WSR_MOVED);
 			continue;
 		}
 		wc->in[keep++] = e;

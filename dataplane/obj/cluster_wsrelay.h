@@ -23,6 +23,9 @@ struct ws_conn;
 #define OBJ_CLUSTER_WSR_MAX_PENDING 64
 #define OBJ_CLUSTER_WSR_MAX_PENDING_BYTES (1u << 20)
 #define OBJ_CLUSTER_WSR_REROUTE_MS 15000
+/* How an owner closes a relayed socket whose slot left it: the edge dials the new owner. */
+#define OBJ_CLUSTER_WSR_MOVED_CODE 1012
+#define OBJ_CLUSTER_WSR_MOVED "the object's slot moved to another box"
 /* A relay's opening request carries Duro-Forwarded and Duro-Relay (cluster_relay_wire.h:
  * the edge box and its incarnation, "reopen" when it dials again after losing the owner). */
 

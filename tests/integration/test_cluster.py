@@ -563,6 +563,37 @@ def test_ws_clients_on_every_box_share_one_room(wscl):
                interval=0.1, what="w0's relayed gauge back to 0")
 
 
+def test_ws_relayed_round_trip_figure(wscl):
+    """The round trip of one member alone in its room (send, broadcast back), connected to
+    the owner box and through another box, same run: printed for the record (-s)."""
+    import asyncio
+    import statistics
+    import websockets
+    boxes = wscl
+    direct_room = room_on(boxes, boxes[1], "rttd")
+    relayed_room = room_on(boxes, boxes[1], "rttr")
+
+    async def rtts(url, n=300):
+        ws = await websockets.connect(url)
+        out = []
+        for i in range(n):
+            t = time.perf_counter()
+            await ws.send("m%d" % i)
+            assert await asyncio.wait_for(ws.recv(), 5) == "m%d" % i
+            out.append((time.perf_counter() - t) * 1e6)
+        await ws.close()
+        out.sort()
+        return statistics.median(out), out[int(len(out) * 0.99) - 1]
+
+    async def go():
+        d = await rtts(ws_url(boxes[1], direct_room))
+        r = await rtts(ws_url(boxes[0], relayed_room))
+        print("WebSocket round trip, one member: on the owner p50 %.0f us p99 %.0f us; "
+              "through another box p50 %.0f us p99 %.0f us" % (d + r))
+        assert r[0] < 50000, r
+    wsrun(go())
+
+
 def test_ws_relayed_sockets_hibernate_with_their_object(wscl):
     """The object on its owner hibernates while relayed sockets stay open: an auto-response
     is answered without waking it, and a message from another box wakes it with tags and

@@ -702,6 +702,43 @@ def test_ws_paused_edge_box_gone_from_etcd_owner_sees_1006(wscl):
                what="w2 back and every slot with a live owner")
 
 
+def test_ws_edge_and_owner_boxes_stopped(wscl):
+    """SIGTERM, with relayed sockets open (each box's log is checked clean as it stops): an
+    edge box closes its clients 1001 and the object sees their relays close; an owner box
+    going away leaves its relayed clients connected, and their next message reaches the
+    object on the slot's next owner."""
+    import asyncio
+    import websockets
+    boxes = wscl
+    edge, owner = boxes[0], boxes[2]
+    room = room_on(boxes, owner, "stopped")
+
+    async def go():
+        a = await websockets.connect(ws_url(edge, room + "?name=edge-stops"))
+        b = await websockets.connect(ws_url(boxes[1], room + "?name=owner-stops"))
+        assert count_of(owner, room) == 2
+        edge.stop()
+        try:
+            await asyncio.wait_for(a.recv(), 5)
+            assert False, "the stopped edge's client was not closed"
+        except websockets.ConnectionClosed as e:
+            assert e.rcvd is not None and e.rcvd.code == 1001, e
+        wait_until(lambda: count_of(owner, room) == 1, timeout=5,
+                   what="the owner to see the stopped edge's socket close")
+        assert request(owner, "GET", room + "/lastclose")[2] == b"1001 1"
+        edge.start()
+        wait_until(lambda: settled(boxes, ["w0", "w1", "w2"]), timeout=30, interval=0.3,
+                   what="w0 back")
+        owner.stop()
+        await b.send("after the owner stopped")
+        assert await asyncio.wait_for(b.recv(), 20) == "after the owner stopped"
+        await b.close()
+    wsrun(go())
+    owner.start()
+    wait_until(lambda: settled(boxes, ["w0", "w1", "w2"]), timeout=30, interval=0.3,
+               what="w2 back and every slot with a live owner")
+
+
 def test_ws_owner_box_killed_next_message_reaches_new_owner(wscl):
     """The owner box dies under relayed sockets: their clients stay connected; once the slot
     has a new owner the next message reaches the object there (accepted again from the

@@ -258,6 +258,8 @@ static void fill(struct cluster *cl, struct obj_cluster_table *t)
 	for (unsigned i = 0; i < cl->nboxes; i++) {
 		snprintf(t->boxes[i].name, sizeof(t->boxes[i].name), "%s", cl->boxes[i].name);
 		snprintf(t->boxes[i].addr, sizeof(t->boxes[i].addr), "%s", cl->boxes[i].v.address);
+		t->boxes[i].incarnation = cl->boxes[i].incarnation;
+		t->boxes[i].live = cl->boxes[i].live;
 	}
 	for (unsigned s = 0; s < DURO_SLOTS; s++) {
 		const struct cluster_slot *sl = &cl->slots[s];

@@ -461,6 +461,48 @@ char *ctl_prometheus(struct ctl *ctl, size_t *len)
 					i, (unsigned long long)snaps[i].obj.cluster_fwd, i,
 					(unsigned long long)snaps[i].obj.cluster_fwd_retries, i,
 					(unsigned long long)snaps[i].obj.cluster_fwd_failed);
+		fprintf(f, "# HELP duro_cluster_websockets_total WebSockets whose object another box "
+			   "owns, relayed there from this core: relayed (opened), rerouted (the owner "
+			   "lost and found again without closing the client), retries (dials made again), "
+			   "failed (upgrades refused, or closed 1013 here); inbound: relayed sockets "
+			   "this box accepted as the owner; edge_lost: those cut off (1006) because their edge "
+			   "box left the cluster; slot_moved: those closed 1012 because their slot left "
+			   "this box (their edge dials the new owner).\n"
+			   "# TYPE duro_cluster_websockets_total counter\n");
+		for (unsigned i = 0; i < n; i++)
+			if (have[i]) {
+				const struct obj_counters *o = &snaps[i].obj;
+				fprintf(f, "duro_cluster_websockets_total{core=\"%u\",kind=\"relayed\"} %llu\n"
+					   "duro_cluster_websockets_total{core=\"%u\",kind=\"rerouted\"} %llu\n"
+					   "duro_cluster_websockets_total{core=\"%u\",kind=\"retries\"} %llu\n"
+					   "duro_cluster_websockets_total{core=\"%u\",kind=\"failed\"} %llu\n"
+					   "duro_cluster_websockets_total{core=\"%u\",kind=\"inbound\"} %llu\n"
+					   "duro_cluster_websockets_total{core=\"%u\",kind=\"edge_lost\"} %llu\n"
+					   "duro_cluster_websockets_total{core=\"%u\",kind=\"slot_moved\"} %llu\n",
+					i, (unsigned long long)o->cluster_ws_relayed, i,
+					(unsigned long long)o->cluster_ws_rerouted, i,
+					(unsigned long long)o->cluster_ws_retries, i,
+					(unsigned long long)o->cluster_ws_failed, i,
+					(unsigned long long)o->cluster_ws_inbound, i,
+					(unsigned long long)o->cluster_ws_edge_lost, i,
+					(unsigned long long)o->cluster_ws_slot_moved);
+			}
+		fprintf(f, "# HELP duro_cluster_websocket_messages_total Messages of relayed "
+			   "WebSockets: to_owner (client to object), from_owner (object to client).\n"
+			   "# TYPE duro_cluster_websocket_messages_total counter\n");
+		for (unsigned i = 0; i < n; i++)
+			if (have[i])
+				fprintf(f, "duro_cluster_websocket_messages_total{core=\"%u\",dir=\"to_owner\"} %llu\n"
+					   "duro_cluster_websocket_messages_total{core=\"%u\",dir=\"from_owner\"} %llu\n",
+					i, (unsigned long long)snaps[i].obj.cluster_ws_to_owner, i,
+					(unsigned long long)snaps[i].obj.cluster_ws_from_owner);
+		fprintf(f, "# HELP duro_cluster_websockets_relayed WebSockets relayed to another box "
+			   "open now on this core.\n"
+			   "# TYPE duro_cluster_websockets_relayed gauge\n");
+		for (unsigned i = 0; i < n; i++)
+			if (have[i])
+				fprintf(f, "duro_cluster_websockets_relayed{core=\"%u\"} %llu\n", i,
+					(unsigned long long)snaps[i].obj.cluster_ws_open);
 		fprintf(f, "# HELP duro_cluster_alarms_deferred_total Alarms due while another box owned "
 			   "their object's slot (or this box was fenced), looked at again later.\n"
 			   "# TYPE duro_cluster_alarms_deferred_total counter\n");

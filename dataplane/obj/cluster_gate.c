@@ -2,6 +2,7 @@
  * and the lease deadline, checked on the routing core before an object is reached. */
 #include "cluster_gate.h"
 #include "cluster_forward.h"
+#include "cluster_wsrelay.h"
 #include "base_assert.h"
 #include "core.h"
 #include "http.h"
@@ -42,6 +43,7 @@ void obj_cluster_install(struct core *c, const struct obj_cluster_table *t, int 
 		return;
 	if (!lease_only) {
 		memcpy(mine, t, sizeof(*mine));
+		obj_cluster_wsr_table(c); /* relayed sockets of lost slots or gone edges */
 		return;
 	}
 	mine->serving = t->serving;
@@ -154,8 +156,11 @@ int obj_cluster_admit(struct core *c, struct http_exchange *ex, const struct dur
 	int mine = t->owned[slot / 64] >> (slot % 64) & 1;
 	if (hop) {
 		/* Forwarded: served only at the slot and epoch the sender expected, never sent on. */
-		if (mine && fslot == (long)slot && fepoch == t->epoch[slot])
+		if (mine && fslot == (long)slot && fepoch == t->epoch[slot]) {
+			if (ws_is_upgrade(&ex->req))
+				c->obj->ctr.cluster_ws_inbound++; /* a relay (cluster_wsrelay.c) */
 			return 0;
+		}
 		c->obj->ctr.cluster_not_owner++;
 		int known = t->owner[slot] != OBJ_CLUSTER_NO_OWNER && t->owner[slot] < t->nboxes;
 		snprintf(text, sizeof(text), "503 not owner: forwarded for slot %ld at epoch %lld; "
@@ -166,6 +171,8 @@ int obj_cluster_admit(struct core *c, struct http_exchange *ex, const struct dur
 	}
 	if (mine)
 		return 0;
+	if (ws_is_upgrade(&ex->req))
+		return 2; /* the caller relays it (cluster_wsrelay.h) */
 	if (!unforwardable(&ex->req))
 		return 1; /* the caller forwards it (cluster_forward.h) */
 	c->obj->ctr.cluster_not_owner++;
@@ -177,7 +184,7 @@ int obj_cluster_admit(struct core *c, struct http_exchange *ex, const struct dur
 	}
 	const struct obj_cluster_box *b = &t->boxes[t->owner[slot]];
 	snprintf(text, sizeof(text), "503 not owner: slot %u belongs to box %s (%s) at epoch %lld; "
-		 "connect there (WebSockets and event streams are not forwarded yet)", slot, b->name,
+		 "connect there (event streams are not forwarded yet)", slot, b->name,
 		 b->addr, (long long)t->epoch[slot]);
 	refuse(c, ex, text, t, slot, 1, NULL);
 	return -1;

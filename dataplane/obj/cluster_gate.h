@@ -21,6 +21,8 @@ struct http_exchange;
 struct obj_cluster_box {
 	char name[64];
 	char addr[128];
+	int64_t incarnation; /* its member key's create_revision; 0 when not a member */
+	uint8_t live;        /* its member key exists */
 };
 
 /* What a core knows of the cluster. */
@@ -48,7 +50,8 @@ void obj_cluster_install(struct core *c, const struct obj_cluster_table *t, int 
  * carries the forwarding mark is served only at the slot and epoch it names, else refused
  * with Duro-Refused: it is never forwarded again. Refusals are 503 with Retry-After and
  * Duro-Slot, and Duro-Owner, Duro-Owner-Address and Duro-Epoch when another box owns the
- * slot. WebSocket upgrades and event streams are refused, not forwarded (yet). */
+ * slot. 2: a WebSocket upgrade another box owns (or no box yet), to be relayed
+ * (cluster_wsrelay.h; ex untouched). Event streams are refused, not forwarded (yet). */
 int obj_cluster_admit(struct core *c, struct http_exchange *ex, const struct duro_id *id);
 
 /* 1 when this box may run the object now (a single box always may); 0 when it is fenced

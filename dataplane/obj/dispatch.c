@@ -6,6 +6,7 @@
 #include "dispatch.h"
 #include "cluster_forward.h"
 #include "cluster_gate.h"
+#include "cluster_wsrelay.h"
 #include "obj.h"
 #include "core.h"
 #include "event.h"
@@ -41,6 +42,10 @@ void obj_handle_http(struct core *c, struct http_exchange *ex)
 	int a = obj_cluster_admit(c, ex, &t.id);
 	if (a < 0)
 		return;
+	if (a == 2) {
+		obj_cluster_wsr_upgrade(c, ex, slotmap_slot(t.id.bytes), t.minted);
+		return;
+	}
 	if (a > 0) {
 		obj_cluster_forward(c, ex, slotmap_slot(t.id.bytes), t.minted);
 		return;
@@ -59,6 +64,8 @@ void obj_dispatch_admitted(struct core *c, struct http_exchange *ex, int minted)
 	}
 	if (obj_ws_route(c, ex) < 0)
 		return;
+	if (rr->wc && oc->cluster)
+		obj_cluster_wsr_inbound(c, ex); /* a relayed socket: its edge is watched */
 	unsigned owner = slotmap_owner(&oc->view.map, rr->id.bytes);
 	if (owner == c->index) {
 		event_run_request(c, ex);

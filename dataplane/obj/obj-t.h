@@ -172,6 +172,14 @@ struct obj_counters {
 	/* Requests forwarded to the owner box (cluster_forward.c), attempts made again after a
 	 * refusal or a failed connection, and those answered 502/503/504 by this box. */
 	uint64_t cluster_fwd, cluster_fwd_retries, cluster_fwd_failed;
+	/* WebSockets relayed to their owner box (cluster_wsrelay.c): opened, open now, found
+	 * their owner again after losing it, dials made again, refused or closed 1013 here;
+	 * messages each way; on the owner, relayed upgrades admitted (cluster_gate.c). */
+	uint64_t cluster_ws_relayed, cluster_ws_open, cluster_ws_rerouted, cluster_ws_retries;
+	uint64_t cluster_ws_failed, cluster_ws_to_owner, cluster_ws_from_owner, cluster_ws_inbound;
+	/* On the owner: relayed sockets cut off because their edge box's member key went
+	 * (1006 to the object), or closed 1012 because their slot left this box. */
+	uint64_t cluster_ws_edge_lost, cluster_ws_slot_moved;
 	/* Deploys (switch.c): objects switched in place to another version, those of them
 	 * switched by force (max delay passed), the held responses that answered 503 and the
 	 * sync() callbacks that ran with -ECANCELED because of it, and objects waiting now. */

@@ -6,6 +6,7 @@
 #include "call_event.h"
 #include "cluster_forward.h"
 #include "cluster_gate.h"
+#include "cluster_wsrelay.h"
 #include "fetch.h"
 #include "commit.h"
 #include "core.h"
@@ -56,6 +57,8 @@ int obj_core_init(struct core *c)
 		r = obj_cluster_core_init(c);
 	if (r == 0)
 		r = obj_cluster_fwd_init(c, obj_dispatch_admitted);
+	if (r == 0)
+		r = obj_cluster_wsr_init(c, obj_dispatch_admitted);
 	return r;
 }
 
@@ -65,6 +68,7 @@ void obj_core_fini(struct core *c)
 	if (!oc)
 		return;
 	object_table_fini(c); /* unloads every object: before what they hang from */
+	obj_cluster_wsr_fini(c);
 	obj_cluster_fwd_fini(c);
 	obj_cluster_core_fini(c);
 	switch_core_fini(c);

@@ -43,6 +43,8 @@ struct ws_site {
 	struct duro_id id;
 	uint16_t ns;
 	uint32_t refs; /* sockets of this object on this core, reserved or open */
+	/* A relayed socket's (cluster_wsrelay.c), not in the table: its events go there. */
+	uint8_t relay;
 	char *auto_pair;
 	uint16_t auto_req_len, auto_res_len;
 };

@@ -8,6 +8,7 @@
  *   ws_conn <--frames--- MSG_WS_BATCH (one per core, encoded once) <- send / broadcast */
 #include "obj_ws_int.h"
 #include "base_assert.h"
+#include "cluster_wsrelay.h"
 #include "clock.h"
 #include "core.h"
 #include "http.h"
@@ -97,6 +98,10 @@ static void on_socket_message(struct core *c, struct ws_conn *wc, int binary, st
 {
 	struct obj_ws_core *w = c->obj->ws;
 	struct ws_site *s = ws_conn_user(wc);
+	if (s->relay) {
+		obj_cluster_wsr_message(c, wc, binary, msg);
+		return;
+	}
 	if (!binary && s->auto_pair && msg->len == s->auto_req_len &&
 	    memcmp(msg->data, s->auto_pair, msg->len) == 0) {
 		/* Answered here: the object, maybe hibernated, is not woken. */
@@ -126,6 +131,10 @@ static void on_socket_closed(struct core *c, struct ws_conn *wc, unsigned code, 
 			     size_t rlen, int clean)
 {
 	struct ws_site *s = ws_conn_user(wc);
+	if (s->relay) {
+		obj_cluster_wsr_closed(c, wc, code, reason, rlen, clean);
+		return;
+	}
 	struct ws_event *ev = event_new(c, wc, EV_CLOSE);
 	if (ev) {
 		ev->code = (uint16_t)code;
@@ -145,6 +154,10 @@ static void on_socket_closed(struct core *c, struct ws_conn *wc, unsigned code, 
 static void on_socket_open(struct core *c, struct ws_conn *wc, int err)
 {
 	struct ws_site *s = ws_conn_user(wc);
+	if (s->relay) {
+		obj_cluster_wsr_open(c, wc, err);
+		return;
+	}
 	struct ws_event *ev = event_new(c, wc, EV_OPEN);
 	if (ev) {
 		ev->err = (int16_t)err;

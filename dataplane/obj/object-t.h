@@ -101,6 +101,7 @@ struct obj_core {
 	struct pitr_restore *pitr_restores; /* restores under way (pitr.c) */
 	struct obj_cluster_table *cluster; /* cluster mode's slot gate, NULL on a single box */
 	struct obj_cluster_fwd_core *cluster_fwd; /* its requests forwarded to other boxes */
+	struct obj_cluster_wsr_core *cluster_wsr; /* its WebSockets relayed to other boxes */
 };
 
 #endif

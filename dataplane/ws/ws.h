@@ -158,6 +158,24 @@ uint64_t ws_open_sockets(struct core *c);
  * long), -ENOMEM, -EIO (no randomness); on failure the reservation is as it was. */
 int ws_client_prepare(struct core *c, struct ws_conn *wc, const struct net_dial *d,
 		      const char *host, const char *target);
+/* The same with more request fields: fields[0..fields_len) is "Name: value\r\n" lines
+ * (the caller's, checked by nobody here), sent instead of the User-Agent. The whole
+ * request is at most WS_CLIENT_MAX_REQUEST bytes, else -EINVAL. */
+#define WS_CLIENT_MAX_REQUEST 12288
+int ws_client_prepare_fields(struct core *c, struct ws_conn *wc, const struct net_dial *d,
+			     const char *host, const char *target, const char *fields,
+			     size_t fields_len);
+/* Only while on_open reports an error: the status of the server's answer when it answered
+ * something other than a 101 (-ECONNREFUSED), else 0. */
+unsigned ws_client_failed_status(struct core *c);
+/* The socket of this core h names (in any state), or NULL when it is gone; and whether a
+ * socket is open (taken over, no close sent or raised). */
+struct ws_conn *ws_lookup(struct core *c, ws_handle h);
+int ws_is_open(const struct ws_conn *wc);
+/* Cuts a socket of this core off without a close frame, as if its connection dropped:
+ * on_closed (1006, not clean) is raised now, or on_open with -ECANCELED for a client
+ * socket not open yet. */
+void ws_abort_local(struct core *c, struct ws_conn *wc);
 /* Dials a prepared client socket of this core; on_open follows. */
 void ws_client_start(struct core *c, struct ws_conn *wc);
 

@@ -96,6 +96,7 @@ struct ws_core {
 	struct pool conns, outs, ctrls, payloads, batches;
 	struct list_node all;
 	struct ws_counters ctr;
+	unsigned failed_status; /* during on_open with an error: the server's status, or 0 */
 };
 
 static void conn_fail(struct core *c, struct ws_conn *wc, unsigned code);
@@ -991,6 +992,13 @@ void ws_release(struct core *c, struct ws_conn *wc, int accepted)
 int ws_client_prepare(struct core *c, struct ws_conn *wc, const struct net_dial *d,
 		      const char *host, const char *target)
 {
+	return ws_client_prepare_fields(c, wc, d, host, target, NULL, 0);
+}
+
+int ws_client_prepare_fields(struct core *c, struct ws_conn *wc, const struct net_dial *d,
+			     const char *host, const char *target, const char *fields,
+			     size_t fields_len)
+{
 	struct ws_core *w = c->ws;
 	DURO_ASSERT(wc->state == WS_RESERVED && wc->kind == WS_KIND_SOCKET && !wc->cl);
 	struct ws_client *cl = calloc(1, sizeof(*cl));
@@ -1011,11 +1019,12 @@ int ws_client_prepare(struct core *c, struct ws_conn *wc, const struct net_dial 
 		memcpy(cl->server_name, d->server_name, strlen(d->server_name) + 1);
 		cl->dial.server_name = cl->server_name;
 	}
-	char req[4096];
+	char req[WS_CLIENT_MAX_REQUEST];
 	int n = snprintf(req, sizeof(req),
 			 "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-			 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nUser-Agent: durod\r\n\r\n",
-			 target, host, key);
+			 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s%.*s\r\n",
+			 target, host, key, fields ? "" : "User-Agent: durod\r\n",
+			 (int)(fields ? fields_len : 0), fields ? fields : "");
 	if (n < 0 || (size_t)n >= sizeof(req)) {
 		free(cl);
 		return -EINVAL;
@@ -1104,6 +1113,31 @@ void ws_client_start(struct core *c, struct ws_conn *wc)
 	client_start(c, wc);
 }
 
+unsigned ws_client_failed_status(struct core *c) { return c->ws->failed_status; }
+
+struct ws_conn *ws_lookup(struct core *c, ws_handle h)
+{
+	return ws_handle_core(h) == c->index ? slot_lookup(c->ws, h) : NULL;
+}
+
+int ws_is_open(const struct ws_conn *wc)
+{
+	return wc->state == WS_OPEN && wc->nc && !wc->close_sent && !wc->raised;
+}
+
+void ws_abort_local(struct core *c, struct ws_conn *wc)
+{
+	struct ws_core *w = c->ws;
+	if (wc->cl) {
+		client_fail(c, wc, -ECANCELED, NULL);
+		return;
+	}
+	wc->ignore_input = 1;
+	raise_closed(c, wc, WS_CLOSE_ABNORMAL, NULL, 0, 0);
+	if (wc->nc)
+		w->nb->close(c, wc->nc, NET_CLOSE_ABORT); /* on_closed frees it */
+}
+
 static void *client_on_accept(struct core *c, struct net_conn *nc)
 {
 	struct ws_conn *wc = nc->user;
@@ -1147,7 +1181,9 @@ static void client_answer(struct core *c, struct ws_conn *wc, const char *data, 
 		if (status && r == -ECONNREFUSED)
 			snprintf(buf, sizeof(buf), "%s: %d", why, status);
 		w->ctr.client_bad_answers++;
+		w->failed_status = r == -ECONNREFUSED ? (unsigned)status : 0;
 		client_fail(c, wc, (int)r, status && r == -ECONNREFUSED ? buf : why);
+		w->failed_status = 0;
 		return;
 	}
 	/* Open: from here on a socket like an accepted one, frames both ways. */

@@ -1,0 +1,827 @@
+/* Planned slot moves (cluster_int.h): a slot's data goes from its owner A to a target C.
+ *
+ *   rebalancer: slots/<n> {owner A, active} --CAS--> {owner A, moving, target C}   (epoch e)
+ *   every box: a moving slot has no owner in the cores' tables, so its requests wait in
+ *       forwarding's retries (at most 2 s) and A's cores start no new event of it
+ *   A: its cores unload the slot's objects once idle with their writes in RocksDB, then
+ *       it serves the slot at epoch e from its peer listener (GET /slot/<n>/<e>/<mac>)
+ *   C: pulls the stream, imports it durably (the slot's old ranges dropped first), then
+ *       --CAS on epoch e--> {owner C, active}; its cores schedule the slot's alarms
+ *   A: seeing another owner, unschedules the slot's alarms and drops its ranges
+ *   a move that stalls (C gone, A never ready, 10 s) is rolled back by the rebalancer:
+ *       --CAS on epoch e--> {owner A, active}; C drops what it imported
+ *
+ * Writes stop for the whole copy (no live tail yet): the pause a slot's objects see is one
+ * drain, one copy of the slot, one etcd txn and one watch delivery. The peer stream is
+ * records of [tag u8, ...] little-endian: 'F' family (index u8, name length u8, name:
+ * "meta", "alarms", "sql" or "class/<Class>"), 'R' record (index u8, key length u32, value
+ * length u32, key, value), 'E' end (records u64). A stream without its end is void. */
+#include "cluster_int.h"
+#include "base_assert.h"
+#include "clock.h"
+#include "cluster_move.h"
+#include "hex.h"
+#include "log.h"
+#include "obj.h"
+#include "siphash.h"
+#include "store.h"
+#include "store_slot.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MOVE_PEER_IO_MS 5000          /* one read or write of the peer stream (A's side) */
+#define MOVE_RETRY_MS 200             /* a failed pull is tried again after this */
+#define MOVE_NOT_READY_MS 5           /* the owner still drains the slot: asked again */
+#define MOVE_MAX_FAMILIES 64
+#define MOVE_MAX_RECORD (64u << 20)   /* a key and value of the stream */
+#define MOVE_OUT_BUF (256u << 10)
+
+/* ---- addresses and MACs ---- */
+
+static int parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	const char *colon = strrchr(s, ':');
+	if (!colon)
+		return -EINVAL;
+	char host[128];
+	size_t hl = (size_t)(colon - s);
+	if (hl >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, s, hl);
+	host[hl] = 0;
+	long port = strtol(colon + 1, NULL, 10);
+	if (port < 0 || port > 65535)
+		return -EINVAL;
+	memset(ss, 0, sizeof(*ss));
+	if (hl > 2 && host[0] == '[' && host[hl - 1] == ']') {
+		host[hl - 1] = 0;
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+		if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
+			return -EINVAL;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*a);
+		return 0;
+	}
+	struct sockaddr_in *a = (struct sockaddr_in *)ss;
+	if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+		return -EINVAL;
+	a->sin_family = AF_INET;
+	a->sin_port = htons((uint16_t)port);
+	*len = sizeof(*a);
+	return 0;
+}
+
+void cluster_peer_key(struct cluster *cl)
+{
+	/* Every box of the cluster holds the same namespace secrets (cluster_secrets.c) and
+	 * nobody else does: the first class's, hashed, keys the peer requests' MACs. */
+	uint8_t secret[32];
+	int cf;
+	if (!obj_namespaces() || store_class(obj_runtime_store(), obj_namespace_class(0), &cf, secret,
+					     NULL) < 0)
+		return;
+	static const uint8_t k0[16] = "duro-peer-key-v1";
+	uint64_t a = siphash64(k0, secret, sizeof(secret));
+	uint64_t b = siphash64(k0, secret + 8, sizeof(secret) - 8);
+	memcpy(cl->peer_key, &a, 8);
+	memcpy(cl->peer_key + 8, &b, 8);
+	atomic_store(&cl->peer_key_set, 1);
+}
+
+static void peer_mac(const struct cluster *cl, unsigned slot, int64_t epoch, char out[17])
+{
+	char text[64];
+	int n = snprintf(text, sizeof(text), "slot %u %lld", slot, (long long)epoch);
+	uint64_t m = siphash64(cl->peer_key, text, (size_t)n);
+	hex_encode((const uint8_t *)&m, 8, out);
+	out[16] = 0;
+}
+
+/* ---- A: the peer listener ---- */
+
+struct out {
+	int fd;
+	size_t len;
+	int err;
+	uint64_t bytes;
+	char buf[MOVE_OUT_BUF];
+};
+
+static void out_flush(struct out *o)
+{
+	size_t off = 0;
+	while (!o->err && off < o->len) {
+		ssize_t w = send(o->fd, o->buf + off, o->len - off, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			o->err = -errno;
+			break;
+		}
+		off += (size_t)w;
+	}
+	o->bytes += o->len;
+	o->len = 0;
+}
+
+static void out_put(struct out *o, const void *p, size_t n)
+{
+	while (n && !o->err) {
+		size_t room = sizeof(o->buf) - o->len, k = n < room ? n : room;
+		memcpy(o->buf + o->len, p, k);
+		o->len += k;
+		p = (const char *)p + k;
+		n -= k;
+		if (o->len == sizeof(o->buf))
+			out_flush(o);
+	}
+}
+
+struct fam {
+	int cf;
+	char name[80];
+};
+
+/* The families a slot's data lives in, named so the other box finds its own. History is
+ * not among them: its records point into this box's commit logs. */
+static unsigned families(struct fam *f)
+{
+	unsigned n = 0;
+	f[n++] = (struct fam){ STORE_CF_META, "meta" };
+	f[n++] = (struct fam){ STORE_CF_ALARMS, "alarms" };
+	f[n++] = (struct fam){ STORE_CF_SQL, "sql" };
+	unsigned nns = obj_namespaces();
+	for (unsigned i = 0; i < nns && n < MOVE_MAX_FAMILIES; i++) {
+		int cf = obj_namespace_cf(i), dup = 0;
+		for (unsigned k = 0; k < n; k++)
+			dup |= f[k].cf == cf;
+		if (dup)
+			continue;
+		f[n].cf = cf;
+		snprintf(f[n].name, sizeof(f[n].name), "class/%s", obj_namespace_class(i));
+		n++;
+	}
+	return n;
+}
+
+struct export_ctx {
+	struct out *o;
+	const struct fam *f;
+	unsigned nf;
+};
+
+static int export_record(void *arg, int cf, const char *key, size_t klen, const char *val,
+			 size_t vlen)
+{
+	struct export_ctx *x = arg;
+	uint8_t idx = 0;
+	while (idx < x->nf && x->f[idx].cf != cf)
+		idx++;
+	uint8_t head[10] = { 'R', idx };
+	uint32_t kl = (uint32_t)klen, vl = (uint32_t)vlen;
+	memcpy(head + 2, &kl, 4);
+	memcpy(head + 6, &vl, 4);
+	out_put(x->o, head, sizeof(head));
+	out_put(x->o, key, klen);
+	out_put(x->o, val, vlen);
+	return x->o->err;
+}
+
+static void answer_status(int fd, const char *status)
+{
+	char h[160];
+	int n = snprintf(h, sizeof(h), "HTTP/1.0 %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+			 status);
+	if (send(fd, h, (size_t)n, MSG_NOSIGNAL) < 0)
+		return;
+}
+
+/* One request on a fresh connection: GET /slot/<n>/<epoch>/<mac>. */
+static void serve_peer(struct cluster *cl, int fd)
+{
+	char req[1024];
+	size_t got = 0;
+	while (got < sizeof(req) - 1) {
+		ssize_t r = recv(fd, req + got, sizeof(req) - 1 - got, 0);
+		if (r <= 0)
+			return;
+		got += (size_t)r;
+		req[got] = 0;
+		if (strstr(req, "\r\n\r\n"))
+			break;
+	}
+	unsigned slot;
+	long long epoch;
+	char mac[17], want[17];
+	if (sscanf(req, "GET /slot/%u/%lld/%16[0-9a-f] HTTP/1.", &slot, &epoch, mac) != 3 ||
+	    slot >= DURO_SLOTS) {
+		answer_status(fd, "400 Bad Request");
+		return;
+	}
+	if (!atomic_load(&cl->peer_key_set)) {
+		answer_status(fd, "503 Service Unavailable");
+		return;
+	}
+	peer_mac(cl, slot, epoch, want);
+	if (strcmp(mac, want)) {
+		answer_status(fd, "403 Forbidden");
+		return;
+	}
+	pthread_mutex_lock(&cl->lock);
+	int64_t ready = cl->export_epoch[slot];
+	if (ready != epoch)
+		cl->freeze_req[slot] = epoch; /* the cluster thread freezes it, if it is moving */
+	pthread_mutex_unlock(&cl->lock);
+	if (ready != epoch) {
+		/* Not drained yet (or another move): the taker asks again. */
+		answer_status(fd, "409 Conflict");
+		return;
+	}
+	struct out *o = malloc(sizeof(*o));
+	if (!o) {
+		answer_status(fd, "503 Service Unavailable");
+		return;
+	}
+	o->fd = fd;
+	o->len = 0;
+	o->err = 0;
+	o->bytes = 0;
+	static const char head[] = "HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n"
+				   "Connection: close\r\n\r\n";
+	out_put(o, head, sizeof(head) - 1);
+	struct fam f[MOVE_MAX_FAMILIES];
+	unsigned nf = families(f);
+	int cfs[MOVE_MAX_FAMILIES];
+	for (unsigned i = 0; i < nf; i++) {
+		uint8_t h[2] = { 'F', (uint8_t)i };
+		uint8_t nl = (uint8_t)strlen(f[i].name);
+		out_put(o, h, 2);
+		out_put(o, &nl, 1);
+		out_put(o, f[i].name, nl);
+		cfs[i] = f[i].cf;
+	}
+	struct store *st = obj_runtime_store();
+	struct store_snapshot *snap = store_snapshot_take(st);
+	struct export_ctx x = { o, f, nf };
+	long n = snap ? store_slot_export(st, snap, slot, cfs, nf, export_record, &x) : -ENOMEM;
+	if (snap)
+		store_snapshot_release(st, snap);
+	if (n >= 0) {
+		uint8_t e = 'E';
+		uint64_t cnt = (uint64_t)n;
+		out_put(o, &e, 1);
+		out_put(o, &cnt, 8);
+		out_flush(o);
+	}
+	if (n < 0 || o->err)
+		log_warn("cluster %s: serving slot %u to a peer: %s", cl->cfg->cluster.name, slot,
+			 strerror(n < 0 ? (int)-n : -o->err));
+	free(o);
+}
+
+static void *peer_main(void *arg)
+{
+	struct cluster *cl = arg;
+	while (!atomic_load(&cl->stop)) {
+		struct pollfd p = { .fd = cl->peer_fd, .events = POLLIN };
+		if (poll(&p, 1, 200) <= 0)
+			continue;
+		int fd = accept4(cl->peer_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		struct timeval tv = { MOVE_PEER_IO_MS / 1000, (MOVE_PEER_IO_MS % 1000) * 1000 };
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		serve_peer(cl, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+int cluster_peer_start(struct cluster *cl)
+{
+	/* On the advertised host, a port of the kernel's choosing: published in members/. */
+	struct sockaddr_storage ss;
+	socklen_t len;
+	cl->peer_fd = -1;
+	if (parse_hostport(cl->advertise, &ss, &len) < 0) {
+		log_error("cluster: advertise %s: not host:port; slot moves need it", cl->advertise);
+		return -EINVAL;
+	}
+	((struct sockaddr_in *)&ss)->sin_port = 0; /* same offset in sockaddr_in6 */
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 16) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+		int e = -errno;
+		log_error("cluster: peer listener on %s: %s", cl->advertise, strerror(-e));
+		close(fd);
+		return e;
+	}
+	char host[INET6_ADDRSTRLEN];
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		snprintf(cl->peer_addr, sizeof(cl->peer_addr), "[%s]:%u", host, ntohs(a->sin6_port));
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		snprintf(cl->peer_addr, sizeof(cl->peer_addr), "%s:%u", host, ntohs(a->sin_port));
+	}
+	cl->peer_fd = fd;
+	int r = -pthread_create(&cl->peer_thread, NULL, peer_main, cl);
+	if (r < 0) {
+		close(fd);
+		cl->peer_fd = -1;
+		return r;
+	}
+	cl->peer_started = 1;
+	return 0;
+}
+
+void cluster_peer_stop(struct cluster *cl)
+{
+	if (cl->peer_started)
+		pthread_join(cl->peer_thread, NULL);
+	if (cl->peer_fd >= 0)
+		close(cl->peer_fd);
+	cl->peer_started = 0;
+	cl->peer_fd = -1;
+}
+
+/* ---- C: pulling a slot ---- */
+
+struct in {
+	struct cluster *cl;
+	unsigned reads;
+	int fd;
+	char *buf;
+	size_t cap, start, end;
+	uint64_t bytes;
+};
+
+/* Makes n bytes readable at in->buf + in->start: 0, or -EPROTO at the end, or errno. */
+static int in_need(struct in *in, size_t n)
+{
+	if (in->end - in->start >= n)
+		return 0;
+	if (n > in->cap) {
+		if (n > MOVE_MAX_RECORD + 16)
+			return -EPROTO;
+		size_t cap = in->cap;
+		while (cap < n)
+			cap *= 2;
+		char *b = realloc(in->buf, cap);
+		if (!b)
+			return -ENOMEM;
+		in->buf = b;
+		in->cap = cap;
+	}
+	if (in->cap - in->start < n) {
+		memmove(in->buf, in->buf + in->start, in->end - in->start);
+		in->end -= in->start;
+		in->start = 0;
+	}
+	while (in->end - in->start < n) {
+		ssize_t r = recv(in->fd, in->buf + in->end, in->cap - in->end, 0);
+		if (r == 0)
+			return -EPROTO;
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		in->end += (size_t)r;
+		in->bytes += (uint64_t)r;
+		/* A long copy runs on the cluster thread: the lease must not wait for it. */
+		if (++in->reads % 64 == 0)
+			cluster_renew_if_due(in->cl);
+	}
+	return 0;
+}
+
+/* The taker's timeouts are short: it pulls on the cluster thread, which renews the lease
+ * (a peer that accepts and then says nothing, a stopped process, must not fence it). */
+static unsigned taker_io_ms(const struct cluster *cl)
+{
+	unsigned ms = cl->cfg->cluster.lease_ttl_ms / 5;
+	return ms < 100 ? 100 : ms;
+}
+
+static int dial(const char *addr, unsigned io_ms)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	if (parse_hostport(addr, &ss, &len) < 0)
+		return -EINVAL;
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	int err = 0;
+	socklen_t el = sizeof(err);
+	if (poll(&p, 1, (int)io_ms) <= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err) {
+		close(fd);
+		return err ? -err : -ETIMEDOUT;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	struct timeval tv = { io_ms / 1000, (io_ms % 1000) * 1000 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/* Pulls slot at epoch from the owner's peer address and imports it. 0 when all of it is
+ * durable here; -EAGAIN when the owner is not ready yet; else a negative errno, with
+ * nothing of the slot left here. */
+static int pull(struct cluster *cl, unsigned slot, int64_t epoch, const char *peer,
+		uint64_t *bytes, uint64_t *records)
+{
+	int fd = dial(peer, taker_io_ms(cl));
+	if (fd < 0)
+		return fd;
+	char mac[17], req[200];
+	peer_mac(cl, slot, epoch, mac);
+	int n = snprintf(req, sizeof(req), "GET /slot/%u/%lld/%s HTTP/1.0\r\n\r\n", slot,
+			 (long long)epoch, mac);
+	if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+		close(fd);
+		return -EIO;
+	}
+	struct in in = { .cl = cl, .fd = fd, .cap = 1u << 20 };
+	in.buf = malloc(in.cap);
+	struct store *st = obj_runtime_store();
+	struct store_slot_import *im = NULL;
+	int r = in.buf ? 0 : -ENOMEM;
+	/* The head: its status line, up to the blank line. */
+	size_t hl = 0;
+	while (r == 0) {
+		r = in_need(&in, hl + 1);
+		if (r < 0)
+			break;
+		hl = in.end - in.start;
+		char *e = memmem(in.buf + in.start, hl, "\r\n\r\n", 4);
+		if (e) {
+			if (hl < 12 || memcmp(in.buf + in.start + 9, "200", 3))
+				r = !memcmp(in.buf + in.start + 9, "409", 3) ? -EAGAIN : -EPROTO;
+			in.start = (size_t)(e + 4 - in.buf);
+			break;
+		}
+		if (hl > 4096)
+			r = -EPROTO;
+	}
+	int map[MOVE_MAX_FAMILIES];
+	for (unsigned i = 0; i < MOVE_MAX_FAMILIES; i++)
+		map[i] = -1;
+	if (r == 0) {
+		im = store_slot_import_begin(st, slot);
+		if (!im)
+			r = -ENOMEM;
+	}
+	int ended = 0;
+	while (r == 0 && !ended) {
+		if ((r = in_need(&in, 1)) < 0)
+			break;
+		char tag = in.buf[in.start];
+		if (tag == 'F') {
+			if ((r = in_need(&in, 3)) < 0)
+				break;
+			uint8_t idx = (uint8_t)in.buf[in.start + 1], nl = (uint8_t)in.buf[in.start + 2];
+			if ((r = in_need(&in, 3u + nl)) < 0)
+				break;
+			char name[256];
+			memcpy(name, in.buf + in.start + 3, nl);
+			name[nl] = 0;
+			in.start += 3u + nl;
+			int cf = -1;
+			uint8_t secret[32];
+			if (!strcmp(name, "meta"))
+				cf = STORE_CF_META;
+			else if (!strcmp(name, "alarms"))
+				cf = STORE_CF_ALARMS;
+			else if (!strcmp(name, "sql"))
+				cf = STORE_CF_SQL;
+			else if (!strncmp(name, "class/", 6) && store_class(st, name + 6, &cf, secret, NULL) < 0)
+				cf = -1;
+			if (idx >= MOVE_MAX_FAMILIES)
+				r = -EPROTO;
+			else
+				map[idx] = cf; /* -1: a class this box lacks; its records refuse the move */
+		} else if (tag == 'R') {
+			if ((r = in_need(&in, 10)) < 0)
+				break;
+			uint8_t idx = (uint8_t)in.buf[in.start + 1];
+			uint32_t kl, vl;
+			memcpy(&kl, in.buf + in.start + 2, 4);
+			memcpy(&vl, in.buf + in.start + 6, 4);
+			if (kl > MOVE_MAX_RECORD || vl > MOVE_MAX_RECORD || idx >= MOVE_MAX_FAMILIES ||
+			    map[idx] < 0) {
+				r = -EPROTO;
+				break;
+			}
+			if ((r = in_need(&in, 10u + kl + vl)) < 0)
+				break;
+			const char *k = in.buf + in.start + 10;
+			r = store_slot_import_record(im, map[idx], k, kl, k + kl, vl);
+			in.start += 10u + kl + vl;
+		} else if (tag == 'E') {
+			if ((r = in_need(&in, 9)) < 0)
+				break;
+			uint64_t cnt;
+			memcpy(&cnt, in.buf + in.start + 1, 8);
+			if (cnt != store_slot_import_records(im))
+				r = -EPROTO;
+			else
+				r = store_slot_import_flush(im);
+			ended = 1;
+		} else {
+			r = -EPROTO;
+		}
+	}
+	close(fd);
+	free(in.buf);
+	if (im) {
+		*bytes = in.bytes;
+		*records = store_slot_import_records(im);
+		store_slot_import_end(im);
+	}
+	if (r < 0 && im && store_slot_drop(st, slot) < 0)
+		log_error("cluster %s: slot %u: dropping a failed import failed; the slot's data "
+			  "here is stale", cl->cfg->cluster.name, slot);
+	return r;
+}
+
+/* ---- the cores ---- */
+
+/* cmd->ns carries the slot; cmd->result the answer. */
+static int do_quiesce(struct core *c, struct ctl_cmd *cmd)
+{
+	cmd->result = (int)obj_cluster_quiesce(c, cmd->ns);
+	return 1;
+}
+
+static int do_gone(struct core *c, struct ctl_cmd *cmd)
+{
+	cmd->result = (int)obj_cluster_slot_gone(c, cmd->ns);
+	return 1;
+}
+
+static int do_arrived(struct core *c, struct ctl_cmd *cmd)
+{
+	cmd->result = (int)obj_cluster_slot_arrived(c, cmd->ns);
+	return 1;
+}
+
+/* Runs fn for slot on every core; returns the sum of their answers, or a negative errno
+ * when a core could not be asked. */
+static long on_cores(struct cluster *cl, int (*fn)(struct core *, struct ctl_cmd *), unsigned slot)
+{
+	long sum = 0;
+	for (unsigned i = 0; i < cl->group->ncores; i++) {
+		struct ctl_cmd *cmd = ctl_cmd_new(fn);
+		if (!cmd)
+			return -ENOMEM;
+		cmd->ns = slot;
+		int r = ctl_mailbox_call(cl->mb, i, cmd);
+		if (r < 0)
+			return r;
+		sum += cmd->result;
+		ctl_cmd_free(cmd);
+	}
+	return sum;
+}
+
+/* ---- the moves this box takes part in ---- */
+
+int cluster_box_draining(const struct cluster *cl, int box)
+{
+	return box >= 0 && cl->boxes[box].draining;
+}
+
+static int my_index(const struct cluster *cl)
+{
+	for (unsigned i = 0; i < cl->nboxes; i++)
+		if (!strcmp(cl->boxes[i].name, cl->me))
+			return (int)i;
+	return -1;
+}
+
+static void set_export(struct cluster *cl, unsigned slot, int64_t epoch)
+{
+	pthread_mutex_lock(&cl->lock);
+	cl->export_epoch[slot] = epoch;
+	pthread_mutex_unlock(&cl->lock);
+}
+
+/* C's CAS: the slot is this box's at a new epoch, if it is still moving at epoch. */
+static int take_over(struct cluster *cl, unsigned slot, int64_t epoch, int64_t *rev)
+{
+	char suffix[32], val[256];
+	snprintf(suffix, sizeof(suffix), "slots/%u", slot);
+	struct cluster_slot_value v = { .incarnation = cl->incarnation, .state = CLUSTER_SLOT_ACTIVE };
+	snprintf(v.owner, sizeof(v.owner), "%s", cl->me);
+	long vn = cluster_slot_format(&v, val, sizeof(val));
+	DURO_ASSERT(vn > 0);
+	json_t *txn = json_pack("{s:[{s:o, s:s, s:o, s:s}], s:[{s:{s:o, s:o}}]}",
+				"compare", "key", cluster_key_json(cl, suffix), "target", "MOD",
+				"mod_revision", cluster_i64_json(epoch), "result", "EQUAL",
+				"success", "request_put", "key", cluster_key_json(cl, suffix), "value",
+				cluster_b64(val, (size_t)vn));
+	int ok = 0;
+	int r = txn ? cluster_txn(cl, txn, &ok, rev, NULL) : -ENOMEM;
+	json_decref(txn);
+	return r < 0 ? r : ok;
+}
+
+int cluster_move_frozen(const struct cluster *cl, unsigned s)
+{
+	const struct cluster_move *mv = &cl->moves[s];
+	return mv->role == MOVE_GIVE && mv->epoch == cl->slots[s].epoch && mv->phase != MOVE_WAITING;
+}
+
+static void give_tick(struct cluster *cl, unsigned s, struct cluster_move *mv, uint64_t now)
+{
+	if (mv->phase == MOVE_WAITING) {
+		pthread_mutex_lock(&cl->lock);
+		int asked = cl->freeze_req[s] == mv->epoch;
+		pthread_mutex_unlock(&cl->lock);
+		if (!asked)
+			return;
+		/* The taker is here: from the next table on, the slot is frozen. */
+		mv->phase = MOVE_FREEZING;
+		mv->started_ms = now;
+		cl->table_dirty = 1;
+		return;
+	}
+	if (mv->phase != MOVE_FREEZING || cl->table_dirty)
+		return; /* the cores must know the slot is frozen before they drain it */
+	long busy = on_cores(cl, do_quiesce, s);
+	if (busy != 0)
+		return; /* events still running or writes not applied: next turn */
+	mv->phase = MOVE_READY;
+	set_export(cl, s, mv->epoch);
+	(void)now;
+}
+
+static void finish(struct cluster *cl, unsigned s, struct cluster_move *mv, int me, uint64_t now);
+
+/* One attempt at pulling slot s. */
+static void take_tick(struct cluster *cl, unsigned s, struct cluster_move *mv, uint64_t now)
+{
+	struct cluster_slot *sl = &cl->slots[s];
+	const struct cluster_box *a = &cl->boxes[sl->owner];
+	if (!a->v.peer[0]) {
+		mv->next_try_ms = now + MOVE_RETRY_MS;
+		return; /* an owner of an older version: the rebalancer rolls the move back */
+	}
+	uint64_t bytes = 0, records = 0;
+	int r = pull(cl, s, mv->epoch, a->v.peer, &bytes, &records);
+	if (r == -EAGAIN) {
+		mv->next_try_ms = clock_now_ms() + MOVE_NOT_READY_MS;
+		return;
+	}
+	if (r < 0) {
+		if (mv->tries++ % 10 == 0)
+			log_warn("cluster %s: slot %u: pulling its data from box %s (%s): %s; again",
+				 cl->cfg->cluster.name, s, a->name, a->v.peer, strerror(-r));
+		mv->next_try_ms = clock_now_ms() + MOVE_RETRY_MS;
+		return;
+	}
+	int64_t rev = 0;
+	r = take_over(cl, s, mv->epoch, &rev);
+	if (r == 1) {
+		cl->f.bytes_moved += bytes;
+		cl->f.records_moved += records;
+		/* Ours now: the watch brings the same, but the cores serve it from the next
+		 * table (this turn's) rather than a watch delivery later. */
+		sl->owner = (int16_t)my_index(cl);
+		sl->incarnation = cl->incarnation;
+		sl->state = CLUSTER_SLOT_ACTIVE;
+		sl->target = -1;
+		sl->target_incarnation = 0;
+		sl->epoch = rev;
+		cl->table_dirty = 1;
+		mv->phase = MOVE_IMPORTED;
+		mv->epoch = rev;
+		finish(cl, s, mv, my_index(cl), clock_now_ms());
+		return;
+	}
+	if (r == 0) {
+		/* The move was rolled back or changed meanwhile: the watch tells the rest. */
+		store_slot_drop(obj_runtime_store(), s);
+		mv->role = MOVE_NONE;
+		return;
+	}
+	/* Unknown outcome: the data stays until the watch shows who owns the slot. */
+	mv->phase = MOVE_IMPORTED;
+}
+
+/* The slot is no longer moving (or moving at another epoch): this box's part ends. */
+static void finish(struct cluster *cl, unsigned s, struct cluster_move *mv, int me, uint64_t now)
+{
+	const struct cluster_slot *sl = &cl->slots[s];
+	struct store *st = obj_runtime_store();
+	int mine = sl->state == CLUSTER_SLOT_ACTIVE && sl->owner == me && me >= 0 &&
+		   sl->incarnation == cl->incarnation;
+	if (mv->role == MOVE_GIVE) {
+		set_export(cl, s, 0);
+		int again = sl->state == CLUSTER_SLOT_MOVING && sl->owner == me && me >= 0 &&
+			    sl->incarnation == cl->incarnation;
+		if (mine) {
+			cl->f.moves_rolled_back++;
+			log_warn("cluster %s: slot %u stays on box %s (its move was rolled back)",
+				 cl->cfg->cluster.name, s, cl->me);
+		} else if (!again) {
+			/* Gone: nothing of it may stay here (no alarm, no key). */
+			if (on_cores(cl, do_gone, s) < 0 || store_slot_drop(st, s) < 0)
+				log_error("cluster %s: slot %u left box %s but its data could not be "
+					  "dropped here", cl->cfg->cluster.name, s, cl->me);
+			uint64_t pause = now - mv->started_ms;
+			cl->f.last_pause_ms = pause;
+			if (pause > cl->f.max_pause_ms)
+				cl->f.max_pause_ms = pause;
+			cl->f.moves_done++;
+		}
+		/* again: moving from here at a newer epoch; the tick starts over. */
+	} else if (mv->role == MOVE_TAKE) {
+		if (mine && mv->phase == MOVE_IMPORTED) {
+			long n = on_cores(cl, do_arrived, s);
+			cl->f.last_move_ms = now - mv->started_ms;
+			log_info("cluster %s: slot %u moved to box %s at epoch %lld in %llu ms (%ld alarms)",
+				 cl->cfg->cluster.name, s, cl->me, (long long)sl->epoch,
+				 (unsigned long long)(now - mv->started_ms), n);
+		} else if (!mine) {
+			if (mv->phase == MOVE_IMPORTED)
+				store_slot_drop(st, s);
+			cl->f.moves_failed++;
+		}
+	}
+	mv->role = MOVE_NONE;
+}
+
+unsigned cluster_move_tick(struct cluster *cl)
+{
+	if (cl->state != CLUSTER_JOINED)
+		return 0;
+	unsigned active = 0;
+	int me = my_index(cl);
+	uint64_t now = clock_now_ms();
+	for (unsigned s = 0; s < DURO_SLOTS; s++) {
+		const struct cluster_slot *sl = &cl->slots[s];
+		struct cluster_move *mv = &cl->moves[s];
+		int moving = sl->state == CLUSTER_SLOT_MOVING && me >= 0;
+		int giving = moving && sl->owner == me && sl->incarnation == cl->incarnation;
+		int taking = moving && sl->target == me && sl->target_incarnation == cl->incarnation;
+		if (mv->role != MOVE_NONE &&
+		    (mv->epoch != sl->epoch || (mv->role == MOVE_GIVE && !giving) ||
+		     (mv->role == MOVE_TAKE && !taking)))
+			finish(cl, s, mv, me, now);
+		if (mv->role == MOVE_NONE && (giving || taking)) {
+			*mv = (struct cluster_move){ .role = giving ? MOVE_GIVE : MOVE_TAKE,
+						     .phase = giving ? MOVE_WAITING : MOVE_PULLING,
+						     .epoch = sl->epoch, .started_ms = now,
+						     .next_try_ms = now };
+		}
+		if (mv->role == MOVE_GIVE)
+			give_tick(cl, s, mv, now);
+		if (mv->role != MOVE_NONE)
+			active++;
+	}
+	/* One slot at a time, one attempt per turn: its owner freezes it only when asked, so
+	 * the pause a slot sees is its own copy, not a queue of others'; and the loop reads
+	 * the watch and pushes tables between attempts. */
+	if (cl->taking >= 0 && (cl->moves[cl->taking].role != MOVE_TAKE ||
+				cl->moves[cl->taking].phase != MOVE_PULLING))
+		cl->taking = -1;
+	if (cl->taking < 0) {
+		for (unsigned s = 0; s < DURO_SLOTS && cl->taking < 0; s++)
+			if (cl->moves[s].role == MOVE_TAKE && cl->moves[s].phase == MOVE_PULLING &&
+			    now >= cl->moves[s].next_try_ms)
+				cl->taking = (int)s;
+	}
+	if (cl->taking >= 0 && now >= cl->moves[cl->taking].next_try_ms) {
+		unsigned s = (unsigned)cl->taking;
+		take_tick(cl, s, &cl->moves[s], now);
+		if (cl->moves[s].role != MOVE_TAKE || cl->moves[s].phase != MOVE_PULLING ||
+		    cl->moves[s].next_try_ms >= now + MOVE_RETRY_MS)
+			cl->taking = -1; /* done, or failed: another slot's turn */
+	}
+	cluster_renew_if_due(cl);
+	return active;
+}

@@ -818,9 +818,19 @@ unsigned cluster_move_tick(struct cluster *cl)
 	if (cl->taking >= 0 && now >= cl->moves[cl->taking].next_try_ms) {
 		unsigned s = (unsigned)cl->taking;
 		take_tick(cl, s, &cl->moves[s], now);
-		if (cl->moves[s].role != MOVE_TAKE || cl->moves[s].phase != MOVE_PULLING ||
+		int took = cl->moves[s].role != MOVE_TAKE;
+		if (took || cl->moves[s].phase != MOVE_PULLING ||
 		    cl->moves[s].next_try_ms >= now + MOVE_RETRY_MS)
 			cl->taking = -1; /* done, or failed: another slot's turn */
+		/* Done: the next slot's owner is asked at once (its first answer is "not ready
+		 * yet"), so it drains while this turn's table goes out. */
+		for (unsigned n = s + 1; took && n < DURO_SLOTS; n++)
+			if (cl->moves[n].role == MOVE_TAKE && cl->moves[n].phase == MOVE_PULLING &&
+			    now >= cl->moves[n].next_try_ms) {
+				cl->taking = (int)n;
+				take_tick(cl, n, &cl->moves[n], clock_now_ms());
+				break;
+			}
 	}
 	cluster_renew_if_due(cl);
 	return active;

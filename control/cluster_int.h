@@ -44,6 +44,8 @@ struct cluster_move {
 	int64_t epoch;          /* the "moving" epoch this is for */
 	uint64_t started_ms, next_try_ms;
 	unsigned tries;
+	uint32_t copy_ms;       /* the taker: its successful pull and txn */
+	uint64_t bytes, records;
 };
 
 enum cluster_state { CLUSTER_JOINING, CLUSTER_JOINED };

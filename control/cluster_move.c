@@ -690,7 +690,7 @@ static void take_tick(struct cluster *cl, unsigned s, struct cluster_move *mv, u
 		mv->next_try_ms = now + MOVE_RETRY_MS;
 		return; /* an owner of an older version: the rebalancer rolls the move back */
 	}
-	uint64_t bytes = 0, records = 0;
+	uint64_t bytes = 0, records = 0, t0 = clock_now_ms();
 	int r = pull(cl, s, mv->epoch, a->v.peer, &bytes, &records);
 	if (r == -EAGAIN) {
 		mv->next_try_ms = clock_now_ms() + MOVE_NOT_READY_MS;
@@ -708,6 +708,9 @@ static void take_tick(struct cluster *cl, unsigned s, struct cluster_move *mv, u
 	if (r == 1) {
 		cl->f.bytes_moved += bytes;
 		cl->f.records_moved += records;
+		mv->copy_ms = (uint32_t)(clock_now_ms() - t0);
+		mv->bytes = bytes;
+		mv->records = records;
 		/* Ours now: the watch brings the same, but the cores serve it from the next
 		 * table (this turn's) rather than a watch delivery later. */
 		sl->owner = (int16_t)my_index(cl);
@@ -763,9 +766,11 @@ static void finish(struct cluster *cl, unsigned s, struct cluster_move *mv, int 
 		if (mine && mv->phase == MOVE_IMPORTED) {
 			long n = on_cores(cl, do_arrived, s);
 			cl->f.last_move_ms = now - mv->started_ms;
-			log_info("cluster %s: slot %u moved to box %s at epoch %lld in %llu ms (%ld alarms)",
+			log_info("cluster %s: slot %u moved to box %s at epoch %lld: %llu records, %llu "
+				 "bytes copied in %u ms (%llu ms since it began moving; %ld alarms)",
 				 cl->cfg->cluster.name, s, cl->me, (long long)sl->epoch,
-				 (unsigned long long)(now - mv->started_ms), n);
+				 (unsigned long long)mv->records, (unsigned long long)mv->bytes,
+				 mv->copy_ms, (unsigned long long)(now - mv->started_ms), n);
 		} else if (!mine) {
 			if (mv->phase == MOVE_IMPORTED)
 				store_slot_drop(st, s);

@@ -682,7 +682,8 @@ def test_killed_box_slots_reassigned_to_live_boxes(cl):
     for i in range(6):
         owner, _ = owner_of(boxes[:2], "/counter/after-kill-%d" % i)
         assert owner.name in ("b0", "b1")
-    # it comes back as a new incarnation; live boxes keep the slots (moves are later work)
+    # it comes back as a new incarnation; the rebalancer moves its share back to it with
+    # the data (after settle_ms), so moves are wanted at first
     victim.start()
     wait_until(lambda: victim.cluster_status()["state"] == "serving", timeout=20, interval=0.2,
                what="b2 to rejoin")
@@ -691,7 +692,7 @@ def test_killed_box_slots_reassigned_to_live_boxes(cl):
     st = boxes[0].cluster_status()
     assert st["unowned"] == 0
     wait_until(lambda: boxes[0].cluster_status()["moves_wanted"] > 0, timeout=10, interval=0.3,
-               what="the rebalancer to count the moves it leaves for later")
+               what="the rebalancer to count the moves it wants")
 
 
 def test_paused_box_never_serves_a_slot_it_lost(cl):

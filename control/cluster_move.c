@@ -490,7 +490,7 @@ static int pull(struct cluster *cl, unsigned slot, int64_t epoch, const char *pe
 	for (unsigned i = 0; i < MOVE_MAX_FAMILIES; i++)
 		map[i] = -1;
 	if (r == 0) {
-		im = store_slot_import_begin(st, slot);
+		im = store_slot_import_begin(st, slot, 1);
 		if (!im)
 			r = -ENOMEM;
 	}

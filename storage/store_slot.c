@@ -123,7 +123,7 @@ struct store_slot_import {
 	uint64_t bytes, records;
 };
 
-struct store_slot_import *store_slot_import_begin(struct store *st, unsigned slot)
+struct store_slot_import *store_slot_import_begin(struct store *st, unsigned slot, int fresh)
 {
 	struct store_slot_import *im = calloc(1, sizeof(*im));
 	if (!im)
@@ -135,12 +135,12 @@ struct store_slot_import *store_slot_import_begin(struct store *st, unsigned slo
 	}
 	im->st = st;
 	im->slot = slot;
-	store_slot_drop_into(st, im->b, slot);
+	if (fresh)
+		store_slot_drop_into(st, im->b, slot);
 	return im;
 }
 
-/* 1 when key lies in one of the slot's ranges of cf. */
-static int in_slot(int cf, unsigned slot, const void *key, size_t klen)
+int store_slot_contains(int cf, unsigned slot, const void *key, size_t klen)
 {
 	struct store_slot_range rg[2];
 	unsigned nr = store_slot_ranges(cf, slot, rg);
@@ -161,7 +161,7 @@ int store_slot_import_record(struct store_slot_import *im, int cf, const void *k
 			     const void *val, size_t vlen)
 {
 	unsigned ncf = atomic_load_explicit(&im->st->ncf, memory_order_acquire);
-	if (cf < 0 || (unsigned)cf >= ncf || !in_slot(cf, im->slot, key, klen))
+	if (cf < 0 || (unsigned)cf >= ncf || !store_slot_contains(cf, im->slot, key, klen))
 		return -EINVAL;
 	if (val)
 		store_batch_put(im->st, im->b, cf, key, klen, val, vlen);
@@ -172,6 +172,121 @@ int store_slot_import_record(struct store_slot_import *im, int cf, const void *k
 	if (store_batch_bytes(im->b) >= STORE_SLOT_IMPORT_BATCH)
 		return store_slot_import_flush(im);
 	return 0;
+}
+
+int store_slot_import_range(struct store_slot_import *im, int cf, const void *lo, size_t lolen,
+			    const void *hi, size_t hilen)
+{
+	unsigned ncf = atomic_load_explicit(&im->st->ncf, memory_order_acquire);
+	/* An object's range (delete_all) or its alarms': within the slot from end to end. */
+	if (cf < 0 || (unsigned)cf >= ncf || !store_slot_contains(cf, im->slot, lo, lolen) ||
+	    hilen == 0 || memcmp(lo, hi, lolen < hilen ? lolen : hilen) > 0)
+		return -EINVAL;
+	struct store_slot_range rg[2];
+	unsigned nr = store_slot_ranges(cf, im->slot, rg), inside = 0;
+	for (unsigned k = 0; k < nr; k++) {
+		size_t m = hilen < rg[k].hilen ? hilen : rg[k].hilen;
+		int c = memcmp(hi, rg[k].hi, m);
+		inside |= c < 0 || (c == 0 && hilen <= rg[k].hilen);
+	}
+	if (!inside)
+		return -EINVAL;
+	store_batch_delete_range(im->st, im->b, cf, lo, lolen, hi, hilen);
+	im->records++;
+	im->bytes += lolen + hilen;
+	return 0;
+}
+
+/* ---- a batch's writes (RocksDB's WriteBatch representation, write_batch.cc) ---- */
+
+static int varint32(const unsigned char **p, const unsigned char *end, uint32_t *out)
+{
+	uint32_t v = 0;
+	for (int shift = 0; shift <= 28 && *p < end; shift += 7) {
+		unsigned char b = *(*p)++;
+		v |= (uint32_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*out = v;
+			return 0;
+		}
+	}
+	return -EPROTO;
+}
+
+static int slice(const unsigned char **p, const unsigned char *end, const char **s, size_t *n)
+{
+	uint32_t len;
+	if (varint32(p, end, &len) < 0 || (size_t)(end - *p) < len)
+		return -EPROTO;
+	*s = (const char *)*p;
+	*n = len;
+	*p += len;
+	return 0;
+}
+
+long store_batch_each(struct store *st, struct store_batch *b, store_op_fn *fn, void *arg)
+{
+	unsigned ncf = atomic_load_explicit(&st->ncf, memory_order_acquire);
+	uint32_t ids[STORE_MAX_CF];
+	for (unsigned i = 0; i < ncf; i++)
+		ids[i] = rocksdb_column_family_handle_get_id(st->cf[i]);
+	uint32_t default_id = rocksdb_column_family_handle_get_id(st->cf_default);
+	size_t size;
+	const unsigned char *p = (const unsigned char *)rocksdb_writebatch_data((rocksdb_writebatch_t *)b, &size);
+	const unsigned char *end = p + size;
+	if (size < 12)
+		return -EPROTO;
+	p += 12; /* sequence u64, count u32 */
+	long n = 0;
+	while (p < end) {
+		unsigned char tag = *p++;
+		uint32_t cfid = default_id;
+		const char *k, *v = NULL;
+		size_t kl, vl = 0;
+		enum store_op op;
+		switch (tag) {
+		case 0x5: /* kTypeColumnFamilyValue */
+		case 0x4: /* kTypeColumnFamilyDeletion */
+		case 0x8: /* kTypeColumnFamilySingleDeletion */
+		case 0xE: /* kTypeColumnFamilyRangeDeletion */
+			if (varint32(&p, end, &cfid) < 0)
+				return -EPROTO;
+			break;
+		case 0x1: case 0x0: case 0x7: case 0xF:
+			break;
+		case 0x3: /* kTypeLogData: not a write */
+			if (slice(&p, end, &k, &kl) < 0)
+				return -EPROTO;
+			continue;
+		default:
+			return -EPROTO;
+		}
+		if (slice(&p, end, &k, &kl) < 0)
+			return -EPROTO;
+		if (tag == 0x5 || tag == 0x1) {
+			op = STORE_OP_PUT;
+			if (slice(&p, end, &v, &vl) < 0)
+				return -EPROTO;
+		} else if (tag == 0xE || tag == 0xF) {
+			op = STORE_OP_RANGE;
+			if (slice(&p, end, &v, &vl) < 0)
+				return -EPROTO;
+		} else {
+			op = STORE_OP_DELETE;
+		}
+		int cf = -1;
+		for (unsigned i = 0; i < ncf && cf < 0; i++)
+			if (ids[i] == cfid)
+				cf = (int)i;
+		if (cf < 0) {
+			if (cfid == default_id)
+				continue; /* nothing of ours lives there */
+			return -EPROTO;
+		}
+		fn(arg, op, cf, k, kl, v, vl);
+		n++;
+	}
+	return n;
 }
 
 int store_slot_import_flush(struct store_slot_import *im)

@@ -23,6 +23,18 @@ struct store_slot_range {
  * out[0..2) and returns how many. */
 unsigned store_slot_ranges(int cf, unsigned slot, struct store_slot_range out[2]);
 
+/* 1 when key lies in one of slot's ranges of family cf. */
+int store_slot_contains(int cf, unsigned slot, const void *key, size_t klen);
+
+/* The writes of a batch, in order, for a move's live tail: a put (val non-NULL), a delete
+ * (val NULL, vlen 0) or a range deletion [key, end) (STORE_OP_RANGE, end in val). */
+enum store_op { STORE_OP_PUT = 'R', STORE_OP_DELETE = 'D', STORE_OP_RANGE = 'X' };
+typedef void store_op_fn(void *arg, enum store_op op, int cf, const char *key, size_t klen,
+			 const char *val, size_t vlen);
+/* Calls fn for every write of b (families by this store's index). Returns the writes seen,
+ * or -EPROTO for a batch it cannot read (a merge, an unknown family). */
+long store_batch_each(struct store *st, struct store_batch *b, store_op_fn *fn, void *arg);
+
 /* Called for each record of an export; a negative return stops it and is returned. */
 typedef int store_slot_fn(void *arg, int cf, const char *key, size_t klen, const char *val,
 			  size_t vlen);
@@ -46,11 +58,15 @@ int store_slot_drop(struct store *st, unsigned slot);
  * a family the store lacks, is refused (-EINVAL): the stream comes from another box. */
 #define STORE_SLOT_IMPORT_BATCH (4u << 20)
 struct store_slot_import;
-/* NULL when out of memory. */
-struct store_slot_import *store_slot_import_begin(struct store *st, unsigned slot);
+/* NULL when out of memory. fresh: the slot's old ranges are dropped first (a snapshot);
+ * else the records add to what is there (a live tail). */
+struct store_slot_import *store_slot_import_begin(struct store *st, unsigned slot, int fresh);
 /* Adds a put (val non-NULL) or a delete (val NULL). 0, -EINVAL or -EIO. */
 int store_slot_import_record(struct store_slot_import *im, int cf, const void *key, size_t klen,
 			     const void *val, size_t vlen);
+/* Adds a range deletion [lo, hi) that must start in the slot. 0, -EINVAL or -EIO. */
+int store_slot_import_range(struct store_slot_import *im, int cf, const void *lo, size_t lolen,
+			    const void *hi, size_t hilen);
 /* Writes what is left durably: 0 or -EIO. The import stays open for more records. */
 int store_slot_import_flush(struct store_slot_import *im);
 /* Bytes and records taken so far. */

@@ -129,7 +129,7 @@ static void test_export_import_drop(void)
 
 	/* b holds stale keys of 0x123 (an earlier owner's): the import replaces them. */
 	fill(b, cf2);
-	struct store_slot_import *im = store_slot_import_begin(b, 0x123);
+	struct store_slot_import *im = store_slot_import_begin(b, 0x123, 1);
 	CHECK_EQ(export_count(a, cf1, 0x123, im), PER_SLOT * RECS_PER_ID);
 	CHECK_EQ(store_slot_import_records(im), PER_SLOT * RECS_PER_ID);
 	/* A key of another slot, or of no slot, is refused. */
@@ -144,7 +144,7 @@ static void test_export_import_drop(void)
 	store_slot_import_end(im);
 	CHECK_EQ(export_count(b, cf2, 0x123, NULL), PER_SLOT * RECS_PER_ID);
 	/* The same keys as a's: a's export into a fresh import of b's copy finds no others. */
-	im = store_slot_import_begin(a, 0x123);
+	im = store_slot_import_begin(a, 0x123, 1);
 	CHECK_EQ(export_count(b, cf2, 0x123, im), PER_SLOT * RECS_PER_ID);
 	store_slot_import_end(im); /* not flushed: nothing written */
 	CHECK_EQ(export_count(a, cf1, 0x123, NULL), PER_SLOT * RECS_PER_ID);
@@ -172,8 +172,60 @@ static void test_export_import_drop(void)
 	CHECK_EQ(system(cmd), 0);
 }
 
+struct seen {
+	int n;
+	char ops[8];
+	int cfs[8];
+	char keys[8][8];
+};
+
+static void each_fn(void *arg, enum store_op op, int cf, const char *key, size_t klen,
+		    const char *val, size_t vlen)
+{
+	struct seen *s = arg;
+	(void)val;
+	(void)vlen;
+	if (s->n < 8) {
+		s->ops[s->n] = (char)op;
+		s->cfs[s->n] = cf;
+		snprintf(s->keys[s->n], 8, "%.*s", (int)klen, key);
+	}
+	s->n++;
+}
+
+/* A batch's writes read back in order, each with its family: what a move's live tail
+ * captures from a core's commits. */
+static void test_batch_each(void)
+{
+	char d[] = "/tmp/duro-slot-XXXXXX";
+	CHECK(mkdtemp(d) != NULL);
+	int cf;
+	struct store *st = open_store(d, &cf);
+	CHECK(st != NULL);
+	if (!st)
+		return;
+	struct store_batch *b = store_batch_new();
+	store_batch_put(st, b, cf, "k1", 2, "v", 1);
+	store_batch_delete(st, b, STORE_CF_META, "k2", 2);
+	store_batch_delete_range(st, b, STORE_CF_ALARMS, "k3", 2, "k4", 2);
+	store_batch_put(st, b, STORE_CF_SQL, "k5", 2, "", 0);
+	struct seen s = { 0 };
+	CHECK_EQ(store_batch_each(st, b, each_fn, &s), 4);
+	CHECK_EQ(s.n, 4);
+	CHECK(s.ops[0] == 'R' && s.cfs[0] == cf && !strcmp(s.keys[0], "k1"));
+	CHECK(s.ops[1] == 'D' && s.cfs[1] == STORE_CF_META && !strcmp(s.keys[1], "k2"));
+	CHECK(s.ops[2] == 'X' && s.cfs[2] == STORE_CF_ALARMS && !strcmp(s.keys[2], "k3"));
+	CHECK(s.ops[3] == 'R' && s.cfs[3] == STORE_CF_SQL && !strcmp(s.keys[3], "k5"));
+	store_batch_free(b);
+	store_close(st);
+	char cmd[100];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", d);
+	CHECK_EQ(system(cmd), 0);
+}
+
 int main(void)
 {
 	RUN(test_export_import_drop);
+	RUN(test_batch_each);
 	return CHECK_DONE();
 }

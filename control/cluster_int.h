@@ -38,13 +38,17 @@ struct cluster_slot {
 enum cluster_move_role { MOVE_NONE, MOVE_GIVE, MOVE_TAKE };
 /* The giver serves the slot until the taker asks for it (WAITING), then freezes it
  * (FREEZING: its cores start no new event of it and drain) and ships it (READY). */
-enum cluster_move_phase { MOVE_WAITING, MOVE_FREEZING, MOVE_READY, MOVE_PULLING, MOVE_IMPORTED };
+/* The taker copies a snapshot and the live tail (PULLING), then asks for the rest
+ * (CATCHING) until the owner has frozen the slot, and takes it over (IMPORTED). */
+enum cluster_move_phase { MOVE_WAITING, MOVE_FREEZING, MOVE_READY, MOVE_PULLING, MOVE_CATCHING,
+			  MOVE_IMPORTED };
 struct cluster_move {
 	uint8_t role, phase;
 	int64_t epoch;          /* the "moving" epoch this is for */
 	uint64_t started_ms, next_try_ms;
 	unsigned tries;
-	uint32_t copy_ms;       /* the taker: its successful pull and txn */
+	uint32_t copy_ms, snap_ms, tails; /* the taker: its copy (snapshot, tails, the rest) */
+	uint64_t copy_start_ms;
 	uint64_t bytes, records;
 };
 
@@ -115,6 +119,7 @@ struct cluster {
 	struct cluster_figures fig;
 	int64_t export_epoch[DURO_SLOTS]; /* slots ready to ship at that epoch (cluster_move.c) */
 	int64_t freeze_req[DURO_SLOTS];   /* slots a taker asked for, at that epoch */
+	int64_t moving_epoch[DURO_SLOTS]; /* slots moving from here, at that epoch */
 	char drain_req[CLUSTER_NAME_MAX]; /* `duroctl cluster drain`, for the cluster thread */
 	int drain_undo;
 	_Atomic int rebalance_now;        /* `duroctl cluster rebalance` */

@@ -41,9 +41,11 @@
 #define MOVE_PEER_IO_MS 5000          /* one read or write of the peer stream (A's side) */
 #define MOVE_RETRY_MS 200             /* a failed pull is tried again after this */
 #define MOVE_NOT_READY_MS 5           /* the owner still drains the slot: asked again */
-#define MOVE_MAX_FAMILIES 64
+#define MOVE_MAX_FAMILIES 128        /* family indexes of the stream (a box's own) */
 #define MOVE_MAX_RECORD (64u << 20)   /* a key and value of the stream */
 #define MOVE_OUT_BUF (256u << 10)
+#define MOVE_MAX_TAILS 16             /* tails pulled before asking for the freeze anyway */
+#define MOVE_TAIL_SMALL (64u << 10)   /* a tail this small: the rest follows the freeze */
 
 /* ---- addresses and MACs ---- */
 
@@ -98,10 +100,11 @@ void cluster_peer_key(struct cluster *cl)
 	atomic_store(&cl->peer_key_set, 1);
 }
 
-static void peer_mac(const struct cluster *cl, unsigned slot, int64_t epoch, char out[17])
+static void peer_mac(const struct cluster *cl, const char *kind, unsigned slot, int64_t epoch,
+		     char out[17])
 {
 	char text[64];
-	int n = snprintf(text, sizeof(text), "slot %u %lld", slot, (long long)epoch);
+	int n = snprintf(text, sizeof(text), "%s %u %lld", kind, slot, (long long)epoch);
 	uint64_t m = siphash64(cl->peer_key, text, (size_t)n);
 	hex_encode((const uint8_t *)&m, 8, out);
 	out[16] = 0;
@@ -184,10 +187,7 @@ static int export_record(void *arg, int cf, const char *key, size_t klen, const 
 			 size_t vlen)
 {
 	struct export_ctx *x = arg;
-	uint8_t idx = 0;
-	while (idx < x->nf && x->f[idx].cf != cf)
-		idx++;
-	uint8_t head[10] = { 'R', idx };
+	uint8_t head[10] = { 'R', (uint8_t)cf };
 	uint32_t kl = (uint32_t)klen, vl = (uint32_t)vlen;
 	memcpy(head + 2, &kl, 4);
 	memcpy(head + 6, &vl, 4);
@@ -206,7 +206,98 @@ static void answer_status(int fd, const char *status)
 		return;
 }
 
-/* One request on a fresh connection: GET /slot/<n>/<epoch>/<mac>. */
+/* The core that runs slot's objects here. */
+static unsigned core_of_slot(unsigned slot)
+{
+	struct duro_id id = { 0 };
+	id.bytes[0] = (uint8_t)(slot >> 4);
+	id.bytes[1] = (uint8_t)(slot << 4);
+	return obj_owner(&id);
+}
+
+struct take_payload {
+	char *buf;
+	size_t len;
+};
+
+static void take_payload_free(void *p)
+{
+	struct take_payload *t = p;
+	free(t->buf);
+	free(t);
+}
+
+static int do_capture_start(struct core *c, struct ctl_cmd *cmd)
+{
+	cmd->result = obj_cluster_capture_start(c, cmd->ns);
+	return 1;
+}
+
+/* cmd->result: records, or the error; cmd->info.sockets: 1 to stop the capture after. */
+static int do_capture_take(struct core *c, struct ctl_cmd *cmd)
+{
+	struct take_payload *t = cmd->payload;
+	long n = obj_cluster_capture_take(c, cmd->ns, &t->buf, &t->len);
+	cmd->result = n > INT32_MAX ? INT32_MAX : (int)n;
+	if (cmd->info.sockets)
+		obj_cluster_capture_stop(c, cmd->ns);
+	return 1;
+}
+
+static int do_capture_stop(struct core *c, struct ctl_cmd *cmd)
+{
+	obj_cluster_capture_stop(c, cmd->ns);
+	return 1;
+}
+
+/* Runs a capture command for slot on its core: the command's result, or a negative errno.
+ * take: the captured bytes into *buf, *len (the caller frees). */
+static int capture_call(struct cluster *cl, int (*fn)(struct core *, struct ctl_cmd *),
+			unsigned slot, int stop, char **buf, size_t *len)
+{
+	struct ctl_cmd *cmd = ctl_cmd_new(fn);
+	struct take_payload *t = calloc(1, sizeof(*t));
+	if (!cmd || !t) {
+		free(cmd);
+		free(t);
+		return -ENOMEM;
+	}
+	cmd->ns = slot;
+	cmd->info.sockets = (unsigned)stop;
+	cmd->payload = t;
+	cmd->payload_free = take_payload_free;
+	int r = ctl_mailbox_call(cl->mb, core_of_slot(slot), cmd);
+	if (r < 0)
+		return r; /* the command is freed by whoever holds it */
+	r = cmd->result;
+	if (buf) {
+		*buf = t->buf;
+		*len = t->len;
+		t->buf = NULL;
+	}
+	ctl_cmd_free(cmd);
+	return r;
+}
+
+static void put_families(struct out *o, const struct fam *f, unsigned nf)
+{
+	for (unsigned i = 0; i < nf; i++) {
+		uint8_t h[2] = { 'F', (uint8_t)f[i].cf };
+		uint8_t nl = (uint8_t)strlen(f[i].name);
+		out_put(o, h, 2);
+		out_put(o, &nl, 1);
+		out_put(o, f[i].name, nl);
+	}
+}
+
+static const char stream_head[] = "HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n"
+				  "Connection: close\r\n\r\n";
+
+/* One request on a fresh connection: GET /<kind>/<slot>/<epoch>/<mac>, kind one of
+ *   snap   capture starts (again) on the slot's core, then a snapshot of its ranges;
+ *   tail   what the capture holds since the last snap or tail (410: void, start over);
+ *   final  409 until the slot is frozen and drained (asking for that), then the rest of
+ *          the capture, which ends. */
 static void serve_peer(struct cluster *cl, int fd)
 {
 	char req[1024];
@@ -222,9 +313,9 @@ static void serve_peer(struct cluster *cl, int fd)
 	}
 	unsigned slot;
 	long long epoch;
-	char mac[17], want[17];
-	if (sscanf(req, "GET /slot/%u/%lld/%16[0-9a-f] HTTP/1.", &slot, &epoch, mac) != 3 ||
-	    slot >= DURO_SLOTS) {
+	char kind[8], mac[17], want[17];
+	if (sscanf(req, "GET /%7[a-z]/%u/%lld/%16[0-9a-f] HTTP/1.", kind, &slot, &epoch, mac) != 4 ||
+	    slot >= DURO_SLOTS || (strcmp(kind, "snap") && strcmp(kind, "tail") && strcmp(kind, "final"))) {
 		answer_status(fd, "400 Bad Request");
 		return;
 	}
@@ -232,18 +323,20 @@ static void serve_peer(struct cluster *cl, int fd)
 		answer_status(fd, "503 Service Unavailable");
 		return;
 	}
-	peer_mac(cl, slot, epoch, want);
+	peer_mac(cl, kind, slot, epoch, want);
 	if (strcmp(mac, want)) {
 		answer_status(fd, "403 Forbidden");
 		return;
 	}
+	int final = !strcmp(kind, "final"), snap = !strcmp(kind, "snap");
 	pthread_mutex_lock(&cl->lock);
-	int64_t ready = cl->export_epoch[slot];
-	if (ready != epoch)
-		cl->freeze_req[slot] = epoch; /* the cluster thread freezes it, if it is moving */
+	int moving = cl->moving_epoch[slot] == epoch;
+	int ready = cl->export_epoch[slot] == epoch;
+	if (final && moving && !ready)
+		cl->freeze_req[slot] = epoch; /* the cluster thread freezes it */
 	pthread_mutex_unlock(&cl->lock);
-	if (ready != epoch) {
-		/* Not drained yet (or another move): the taker asks again. */
+	if (!moving || (final && !ready)) {
+		/* Not moving from here at that epoch (yet), or not drained yet: asked again. */
 		answer_status(fd, "409 Conflict");
 		return;
 	}
@@ -256,26 +349,44 @@ static void serve_peer(struct cluster *cl, int fd)
 	o->len = 0;
 	o->err = 0;
 	o->bytes = 0;
-	static const char head[] = "HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n"
-				   "Connection: close\r\n\r\n";
-	out_put(o, head, sizeof(head) - 1);
 	struct fam f[MOVE_MAX_FAMILIES];
 	unsigned nf = families(f);
-	int cfs[MOVE_MAX_FAMILIES];
-	for (unsigned i = 0; i < nf; i++) {
-		uint8_t h[2] = { 'F', (uint8_t)i };
-		uint8_t nl = (uint8_t)strlen(f[i].name);
-		out_put(o, h, 2);
-		out_put(o, &nl, 1);
-		out_put(o, f[i].name, nl);
-		cfs[i] = f[i].cf;
+	long n;
+	if (snap) {
+		int r = capture_call(cl, do_capture_start, slot, 0, NULL, NULL);
+		if (r < 0) {
+			answer_status(fd, "503 Service Unavailable");
+			free(o);
+			return;
+		}
+		out_put(o, stream_head, sizeof(stream_head) - 1);
+		put_families(o, f, nf);
+		int cfs[MOVE_MAX_FAMILIES];
+		for (unsigned i = 0; i < nf; i++)
+			cfs[i] = f[i].cf;
+		struct store *st = obj_runtime_store();
+		struct store_snapshot *snapshot = store_snapshot_take(st);
+		struct export_ctx x = { o, f, nf };
+		n = snapshot ? store_slot_export(st, snapshot, slot, cfs, nf, export_record, &x) : -ENOMEM;
+		if (snapshot)
+			store_snapshot_release(st, snapshot);
+	} else {
+		char *buf = NULL;
+		size_t len = 0;
+		int r = capture_call(cl, do_capture_take, slot, final, &buf, &len);
+		if (r < 0) {
+			answer_status(fd, r == -ENOENT || r == -EOVERFLOW ? "410 Gone"
+									   : "503 Service Unavailable");
+			free(buf);
+			free(o);
+			return;
+		}
+		out_put(o, stream_head, sizeof(stream_head) - 1);
+		put_families(o, f, nf);
+		out_put(o, buf, len);
+		free(buf);
+		n = r;
 	}
-	struct store *st = obj_runtime_store();
-	struct store_snapshot *snap = store_snapshot_take(st);
-	struct export_ctx x = { o, f, nf };
-	long n = snap ? store_slot_export(st, snap, slot, cfs, nf, export_record, &x) : -ENOMEM;
-	if (snap)
-		store_snapshot_release(st, snap);
 	if (n >= 0) {
 		uint8_t e = 'E';
 		uint64_t cnt = (uint64_t)n;
@@ -284,8 +395,8 @@ static void serve_peer(struct cluster *cl, int fd)
 		out_flush(o);
 	}
 	if (n < 0 || o->err)
-		log_warn("cluster %s: serving slot %u to a peer: %s", cl->cfg->cluster.name, slot,
-			 strerror(n < 0 ? (int)-n : -o->err));
+		log_warn("cluster %s: serving slot %u (%s) to a peer: %s", cl->cfg->cluster.name, slot,
+			 kind, strerror(n < 0 ? (int)-n : -o->err));
 	free(o);
 }
 
@@ -447,18 +558,19 @@ static int dial(const char *addr, unsigned io_ms)
 	return fd;
 }
 
-/* Pulls slot at epoch from the owner's peer address and imports it. 0 when all of it is
- * durable here; -EAGAIN when the owner is not ready yet; else a negative errno, with
- * nothing of the slot left here. */
-static int pull(struct cluster *cl, unsigned slot, int64_t epoch, const char *peer,
-		uint64_t *bytes, uint64_t *records)
+/* Pulls kind ("snap", "tail", "final") of slot at epoch from the owner's peer address and
+ * imports it (a snap over a fresh copy of the slot's ranges). 0 when all of it is durable
+ * here; -EAGAIN when the owner is not ready yet (409), -ESTALE when its capture is void
+ * (410: start over); else a negative errno, with nothing of the slot left here. */
+static int pull(struct cluster *cl, const char *kind, unsigned slot, int64_t epoch,
+		const char *peer, uint64_t *bytes, uint64_t *records)
 {
 	int fd = dial(peer, taker_io_ms(cl));
 	if (fd < 0)
 		return fd;
 	char mac[17], req[200];
-	peer_mac(cl, slot, epoch, mac);
-	int n = snprintf(req, sizeof(req), "GET /slot/%u/%lld/%s HTTP/1.0\r\n\r\n", slot,
+	peer_mac(cl, kind, slot, epoch, mac);
+	int n = snprintf(req, sizeof(req), "GET /%s/%u/%lld/%s HTTP/1.0\r\n\r\n", kind, slot,
 			 (long long)epoch, mac);
 	if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
 		close(fd);
@@ -479,7 +591,9 @@ static int pull(struct cluster *cl, unsigned slot, int64_t epoch, const char *pe
 		char *e = memmem(in.buf + in.start, hl, "\r\n\r\n", 4);
 		if (e) {
 			if (hl < 12 || memcmp(in.buf + in.start + 9, "200", 3))
-				r = !memcmp(in.buf + in.start + 9, "409", 3) ? -EAGAIN : -EPROTO;
+				r = !memcmp(in.buf + in.start + 9, "409", 3)   ? -EAGAIN
+				    : !memcmp(in.buf + in.start + 9, "410", 3) ? -ESTALE
+									       : -EPROTO;
 			in.start = (size_t)(e + 4 - in.buf);
 			break;
 		}
@@ -490,7 +604,7 @@ static int pull(struct cluster *cl, unsigned slot, int64_t epoch, const char *pe
 	for (unsigned i = 0; i < MOVE_MAX_FAMILIES; i++)
 		map[i] = -1;
 	if (r == 0) {
-		im = store_slot_import_begin(st, slot, 1);
+		im = store_slot_import_begin(st, slot, !strcmp(kind, "snap"));
 		if (!im)
 			r = -ENOMEM;
 	}
@@ -523,7 +637,7 @@ static int pull(struct cluster *cl, unsigned slot, int64_t epoch, const char *pe
 				r = -EPROTO;
 			else
 				map[idx] = cf; /* -1: a class this box lacks; its records refuse the move */
-		} else if (tag == 'R') {
+		} else if (tag == 'R' || tag == 'D' || tag == 'X') {
 			if ((r = in_need(&in, 10)) < 0)
 				break;
 			uint8_t idx = (uint8_t)in.buf[in.start + 1];
@@ -531,14 +645,18 @@ static int pull(struct cluster *cl, unsigned slot, int64_t epoch, const char *pe
 			memcpy(&kl, in.buf + in.start + 2, 4);
 			memcpy(&vl, in.buf + in.start + 6, 4);
 			if (kl > MOVE_MAX_RECORD || vl > MOVE_MAX_RECORD || idx >= MOVE_MAX_FAMILIES ||
-			    map[idx] < 0) {
+			    map[idx] < 0 || (tag == 'D' && vl)) {
 				r = -EPROTO;
 				break;
 			}
 			if ((r = in_need(&in, 10u + kl + vl)) < 0)
 				break;
 			const char *k = in.buf + in.start + 10;
-			r = store_slot_import_record(im, map[idx], k, kl, k + kl, vl);
+			if (tag == 'X')
+				r = store_slot_import_range(im, map[idx], k, kl, k + kl, vl);
+			else
+				r = store_slot_import_record(im, map[idx], k, kl, tag == 'R' ? k + kl : NULL,
+							     vl);
 			in.start += 10u + kl + vl;
 		} else if (tag == 'E') {
 			if ((r = in_need(&in, 9)) < 0)
@@ -681,7 +799,8 @@ static void give_tick(struct cluster *cl, unsigned s, struct cluster_move *mv, u
 
 static void finish(struct cluster *cl, unsigned s, struct cluster_move *mv, int me, uint64_t now);
 
-/* One attempt at pulling slot s. */
+/* One step of taking slot s: a snapshot and the live tail until it is small, then the
+ * rest once the owner froze the slot, then the compare-and-swap. */
 static void take_tick(struct cluster *cl, unsigned s, struct cluster_move *mv, uint64_t now)
 {
 	struct cluster_slot *sl = &cl->slots[s];
@@ -691,26 +810,56 @@ static void take_tick(struct cluster *cl, unsigned s, struct cluster_move *mv, u
 		return; /* an owner of an older version: the rebalancer rolls the move back */
 	}
 	uint64_t bytes = 0, records = 0, t0 = clock_now_ms();
-	int r = pull(cl, s, mv->epoch, a->v.peer, &bytes, &records);
-	if (r == -EAGAIN) {
-		mv->next_try_ms = clock_now_ms() + MOVE_NOT_READY_MS;
-		return;
+	int r = 0;
+	if (mv->phase == MOVE_PULLING) {
+		mv->copy_start_ms = t0;
+		r = pull(cl, "snap", s, mv->epoch, a->v.peer, &bytes, &records);
+		if (r == -EAGAIN) {
+			mv->next_try_ms = clock_now_ms() + MOVE_NOT_READY_MS;
+			return; /* the owner has not seen the move yet */
+		}
+		mv->bytes = bytes;
+		mv->records = records;
+		mv->snap_ms = (uint32_t)(clock_now_ms() - t0);
+		/* The writes made meanwhile, again and again while there are many (a small
+		 * snapshot took little time: the rest follows the freeze). */
+		for (unsigned i = 0; r == 0 && mv->bytes >= MOVE_TAIL_SMALL && i < MOVE_MAX_TAILS; i++) {
+			bytes = records = 0;
+			r = pull(cl, "tail", s, mv->epoch, a->v.peer, &bytes, &records);
+			mv->bytes += bytes;
+			mv->records += records;
+			mv->tails++;
+			if (bytes < MOVE_TAIL_SMALL)
+				break;
+		}
+		if (r == 0)
+			mv->phase = MOVE_CATCHING;
+	}
+	if (r == 0) {
+		bytes = records = 0;
+		r = pull(cl, "final", s, mv->epoch, a->v.peer, &bytes, &records);
+		if (r == -EAGAIN) {
+			mv->next_try_ms = clock_now_ms() + MOVE_NOT_READY_MS;
+			return; /* the owner is freezing and draining it */
+		}
+		mv->bytes += bytes;
+		mv->records += records;
 	}
 	if (r < 0) {
 		if (mv->tries++ % 10 == 0)
 			log_warn("cluster %s: slot %u: pulling its data from box %s (%s): %s; again",
 				 cl->cfg->cluster.name, s, a->name, a->v.peer, strerror(-r));
+		store_slot_drop(obj_runtime_store(), s);
+		mv->phase = MOVE_PULLING;
 		mv->next_try_ms = clock_now_ms() + MOVE_RETRY_MS;
 		return;
 	}
 	int64_t rev = 0;
 	r = take_over(cl, s, mv->epoch, &rev);
 	if (r == 1) {
-		cl->f.bytes_moved += bytes;
-		cl->f.records_moved += records;
-		mv->copy_ms = (uint32_t)(clock_now_ms() - t0);
-		mv->bytes = bytes;
-		mv->records = records;
+		cl->f.bytes_moved += mv->bytes;
+		cl->f.records_moved += mv->records;
+		mv->copy_ms = (uint32_t)(clock_now_ms() - mv->copy_start_ms);
 		/* Ours now: the watch brings the same, but the cores serve it from the next
 		 * table (this turn's) rather than a watch delivery later. */
 		sl->owner = (int16_t)my_index(cl);
@@ -744,6 +893,10 @@ static void finish(struct cluster *cl, unsigned s, struct cluster_move *mv, int 
 		   sl->incarnation == cl->incarnation;
 	if (mv->role == MOVE_GIVE) {
 		set_export(cl, s, 0);
+		pthread_mutex_lock(&cl->lock);
+		cl->moving_epoch[s] = 0;
+		pthread_mutex_unlock(&cl->lock);
+		capture_call(cl, do_capture_stop, s, 0, NULL, NULL);
 		int again = sl->state == CLUSTER_SLOT_MOVING && sl->owner == me && me >= 0 &&
 			    sl->incarnation == cl->incarnation;
 		if (mine) {
@@ -767,10 +920,12 @@ static void finish(struct cluster *cl, unsigned s, struct cluster_move *mv, int 
 			long n = on_cores(cl, do_arrived, s);
 			cl->f.last_move_ms = now - mv->started_ms;
 			log_info("cluster %s: slot %u moved to box %s at epoch %lld: %llu records, %llu "
-				 "bytes copied in %u ms (%llu ms since it began moving; %ld alarms)",
+				 "bytes copied in %u ms (snapshot %u ms, %u tails; %llu ms since it "
+				 "began moving; %ld alarms)",
 				 cl->cfg->cluster.name, s, cl->me, (long long)sl->epoch,
 				 (unsigned long long)mv->records, (unsigned long long)mv->bytes,
-				 mv->copy_ms, (unsigned long long)(now - mv->started_ms), n);
+				 mv->copy_ms, mv->snap_ms, mv->tails,
+				 (unsigned long long)(now - mv->started_ms), n);
 		} else if (!mine) {
 			if (mv->phase == MOVE_IMPORTED)
 				store_slot_drop(st, s);
@@ -802,6 +957,11 @@ unsigned cluster_move_tick(struct cluster *cl)
 						     .phase = giving ? MOVE_WAITING : MOVE_PULLING,
 						     .epoch = sl->epoch, .started_ms = now,
 						     .next_try_ms = now };
+			if (giving) {
+				pthread_mutex_lock(&cl->lock);
+				cl->moving_epoch[s] = sl->epoch;
+				pthread_mutex_unlock(&cl->lock);
+			}
 		}
 		if (mv->role == MOVE_GIVE)
 			give_tick(cl, s, mv, now);
@@ -812,7 +972,7 @@ unsigned cluster_move_tick(struct cluster *cl)
 	 * the pause a slot sees is its own copy, not a queue of others'; and the loop reads
 	 * the watch and pushes tables between attempts. */
 	if (cl->taking >= 0 && (cl->moves[cl->taking].role != MOVE_TAKE ||
-				cl->moves[cl->taking].phase != MOVE_PULLING))
+				cl->moves[cl->taking].phase == MOVE_IMPORTED))
 		cl->taking = -1;
 	if (cl->taking < 0) {
 		for (unsigned s = 0; s < DURO_SLOTS && cl->taking < 0; s++)
@@ -824,7 +984,7 @@ unsigned cluster_move_tick(struct cluster *cl)
 		unsigned s = (unsigned)cl->taking;
 		take_tick(cl, s, &cl->moves[s], now);
 		int took = cl->moves[s].role != MOVE_TAKE;
-		if (took || cl->moves[s].phase != MOVE_PULLING ||
+		if (took || cl->moves[s].phase == MOVE_IMPORTED ||
 		    cl->moves[s].next_try_ms >= now + MOVE_RETRY_MS)
 			cl->taking = -1; /* done, or failed: another slot's turn */
 		/* Done: the next slot's owner is asked at once (its first answer is "not ready

@@ -184,10 +184,17 @@ int store_slot_import_range(struct store_slot_import *im, int cf, const void *lo
 		return -EINVAL;
 	struct store_slot_range rg[2];
 	unsigned nr = store_slot_ranges(cf, im->slot, rg), inside = 0;
-	for (unsigned k = 0; k < nr; k++) {
+	for (unsigned k = 0; k < nr && !inside; k++) {
 		size_t m = hilen < rg[k].hilen ? hilen : rg[k].hilen;
 		int c = memcmp(hi, rg[k].hi, m);
-		inside |= c < 0 || (c == 0 && hilen <= rg[k].hilen);
+		inside = c < 0 || (c == 0 && hilen <= rg[k].hilen);
+		if (!inside && c == 0 && store_slot_contains(cf, im->slot, lo, lolen)) {
+			/* The slot's last object's successor: the next slot's bound followed by
+			 * zeros, which starts no key (IDs are whole). Cut at the bound. */
+			hi = rg[k].hi;
+			hilen = rg[k].hilen;
+			inside = 1;
+		}
 	}
 	if (!inside)
 		return -EINVAL;

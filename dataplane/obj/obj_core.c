@@ -6,6 +6,7 @@
 #include "call_event.h"
 #include "cluster_forward.h"
 #include "cluster_gate.h"
+#include "cluster_move.h"
 #include "fetch.h"
 #include "commit.h"
 #include "core.h"
@@ -65,6 +66,7 @@ void obj_core_fini(struct core *c)
 		return;
 	object_table_fini(c); /* unloads every object: before what they hang from */
 	obj_cluster_fwd_fini(c);
+	obj_cluster_move_fini(c);
 	obj_cluster_core_fini(c);
 	switch_core_fini(c);
 	call_core_fini(c);

@@ -22,6 +22,7 @@ struct switch_core;
 struct call_core;
 struct fetch_core;
 struct pitr_pending;
+struct obj_move_core;
 
 /* Responses an object may hold (duro_res_defer). */
 #define OBJ_MAX_DEFERRED 4096
@@ -97,6 +98,7 @@ struct obj_core {
 	uint64_t failure_logged_ms; /* handler failures are logged at most once a second */
 	struct obj_counters ctr;
 	struct pitr_pending *pitr_pending; /* restores classes asked for (pitr.c) */
+	struct obj_move_core *move; /* cluster moves' live tails (cluster_move.c), or NULL */
 	struct obj_cluster_table *cluster; /* cluster mode's slot gate, NULL on a single box */
 	struct obj_cluster_fwd_core *cluster_fwd; /* its requests forwarded to other boxes */
 };

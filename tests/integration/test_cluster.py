@@ -514,6 +514,9 @@ def test_fourth_box_takes_a_quarter_of_the_slots_under_load(cl):
           (slots_by_box(st)["b3"], took, load.requests, len(load.errors)))
     counters = {b.name: b.cluster_status()["move_counters"] for b in boxes + [b3]}
     print("move counters: %s" % counters)
+    if load.errors:
+        for b in boxes + [b3]:
+            print("\n".join(l for l in b.log().splitlines() if "warn" in l or "error" in l)[-3000:])
     assert not load.errors, load.errors[:5]
     assert sum(c["done"] for c in counters.values()) >= 900
     assert counters["b3"]["bytes_moved"] > 0

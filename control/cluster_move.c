@@ -1,21 +1,23 @@
 /* Planned slot moves (cluster_int.h): a slot's data goes from its owner A to a target C.
  *
  *   rebalancer: slots/<n> {owner A, active} --CAS--> {owner A, moving, target C}   (epoch e)
- *   every box: a moving slot has no owner in the cores' tables, so its requests wait in
- *       forwarding's retries (at most 2 s) and A's cores start no new event of it
- *   A: its cores unload the slot's objects once idle with their writes in RocksDB, then
- *       it serves the slot at epoch e from its peer listener (GET /slot/<n>/<e>/<mac>)
- *   C: pulls the stream, imports it durably (the slot's old ranges dropped first), then
+ *   C: GET /snap on A's peer listener: A's core for the slot starts capturing the slot's
+ *       writes as it applies them (cluster_move.h), A streams a RocksDB snapshot; C imports
+ *       it durably, then GET /tail (the captured writes) until a tail is small
+ *   C: GET /final: A freezes the slot (nobody serves it; its requests wait in forwarding's
+ *       retries), its cores drain it (objects unloaded once idle with their writes in
+ *       RocksDB), then A hands over the capture's rest; C applies it and
  *       --CAS on epoch e--> {owner C, active}; its cores schedule the slot's alarms
  *   A: seeing another owner, unschedules the slot's alarms and drops its ranges
- *   a move that stalls (C gone, A never ready, 10 s) is rolled back by the rebalancer:
+ *   a move that stalls (C gone, 10 s) is rolled back by the rebalancer:
  *       --CAS on epoch e--> {owner A, active}; C drops what it imported
  *
- * Writes stop for the whole copy (no live tail yet): the pause a slot's objects see is one
- * drain, one copy of the slot, one etcd txn and one watch delivery. The peer stream is
- * records of [tag u8, ...] little-endian: 'F' family (index u8, name length u8, name:
- * "meta", "alarms", "sql" or "class/<Class>"), 'R' record (index u8, key length u32, value
- * length u32, key, value), 'E' end (records u64). A stream without its end is void. */
+ * The pause a slot's objects see is one drain, one last tail, one etcd txn and one watch
+ * delivery. The peer stream is records of [tag u8, ...] little-endian: 'F' family (index
+ * u8 = the sender's family number, name length u8, name: "meta", "alarms", "sql" or
+ * "class/<Class>"), 'R' put / 'D' delete / 'X' range deletion (family u8, key length u32,
+ * value length u32, key, value or the range's end), 'E' end (records u64). A stream
+ * without its end is void. */
 #include "cluster_int.h"
 #include "base_assert.h"
 #include "clock.h"

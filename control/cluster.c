@@ -351,12 +351,17 @@ static void *cluster_main(void *arg)
 		}
 		unsigned moves = cluster_move_tick(cl);
 		cluster_push(cl);
-		struct pollfd p[2] = { { .fd = cl->wake_fd, .events = POLLIN },
+		struct pollfd p[3] = { { .fd = cl->wake_fd, .events = POLLIN },
+				       { .fd = cl->poke_fd, .events = POLLIN },
 				       { .fd = cl->watch.fd, .events = POLLIN } };
 		/* A move in progress waits on the cores and its peer: turn quickly. */
 		int timeout = moves ? CLUSTER_MOVE_TICK_MS : CLUSTER_TICK_MS;
-		if (poll(p, cl->watch.fd >= 0 ? 2 : 1, timeout) > 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-			if (cluster_watch_poll(cl) < 0)
+		if (poll(p, cl->watch.fd >= 0 ? 3 : 2, timeout) > 0) {
+			uint64_t v;
+			if ((p[1].revents & POLLIN) && read(cl->poke_fd, &v, sizeof(v)) < 0)
+				v = 0; /* nonblocking: another turn reads it */
+			if (cl->watch.fd >= 0 && (p[2].revents & (POLLIN | POLLHUP | POLLERR)) &&
+			    cluster_watch_poll(cl) < 0)
 				etcd_watch_close(&cl->watch);
 		}
 		if (cl->fence_why) {
@@ -408,8 +413,13 @@ int cluster_start(struct cluster **out, const struct duro_config *cfg, struct ct
 		return r;
 	}
 	cl->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (cl->wake_fd < 0) {
+	cl->poke_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (cl->wake_fd < 0 || cl->poke_fd < 0) {
 		r = -errno;
+		if (cl->wake_fd >= 0)
+			close(cl->wake_fd);
+		if (cl->poke_fd >= 0)
+			close(cl->poke_fd);
 		free(cl);
 		return r;
 	}
@@ -423,6 +433,7 @@ int cluster_start(struct cluster **out, const struct duro_config *cfg, struct ct
 		atomic_store(&cl->stop, 1);
 		cluster_peer_stop(cl);
 		close(cl->wake_fd);
+		close(cl->poke_fd);
 		free(cl);
 		return r;
 	}
@@ -441,6 +452,7 @@ void cluster_stop(struct cluster *cl)
 	pthread_join(cl->thread, NULL);
 	cluster_peer_stop(cl);
 	close(cl->wake_fd);
+	close(cl->poke_fd);
 	free(cl->status_text);
 	pthread_mutex_destroy(&cl->lock);
 	free(cl);

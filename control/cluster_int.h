@@ -73,6 +73,7 @@ struct cluster {
 	char advertise[CLUSTER_ADDR_MAX];
 	pthread_t thread;
 	int wake_fd;       /* eventfd: stop */
+	int poke_fd;       /* eventfd: a taker asked for a slot to freeze (cluster_move.c) */
 	_Atomic int stop;
 
 	/* ---- the cluster thread's ---- */

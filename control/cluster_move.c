@@ -208,6 +208,12 @@ static void answer_status(int fd, const char *status)
 		return;
 }
 
+/* How long a final request may wait for the freeze: within the taker's read timeout. */
+static unsigned peer_hold_ms(const struct cluster *cl)
+{
+	return cl->cfg->cluster.lease_ttl_ms / 10;
+}
+
 /* The core that runs slot's objects here. */
 static unsigned core_of_slot(unsigned slot)
 {
@@ -337,6 +343,21 @@ static void serve_peer(struct cluster *cl, int fd)
 	if (final && moving && !ready)
 		cl->freeze_req[slot] = epoch; /* the cluster thread freezes it */
 	pthread_mutex_unlock(&cl->lock);
+	if (final && moving && !ready) {
+		/* Woken at once, the cluster thread freezes and drains it; the answer waits
+		 * for that (shorter than the taker's patience), which spares the taker a
+		 * round of asking again. */
+		uint64_t one = 1, until = clock_now_ms() + peer_hold_ms(cl);
+		if (write(cl->poke_fd, &one, sizeof(one)) < 0)
+			one = 0; /* full: it is awake anyway */
+		while (!ready && moving && clock_now_ms() < until) {
+			usleep(200);
+			pthread_mutex_lock(&cl->lock);
+			moving = cl->moving_epoch[slot] == epoch;
+			ready = cl->export_epoch[slot] == epoch;
+			pthread_mutex_unlock(&cl->lock);
+		}
+	}
 	if (!moving || (final && !ready)) {
 		/* Not moving from here at that epoch (yet), or not drained yet: asked again. */
 		answer_status(fd, "409 Conflict");

@@ -504,6 +504,9 @@ def test_fourth_box_takes_a_quarter_of_the_slots_under_load(cl):
         b3.start()
         wait_until(lambda: b3.cluster_status()["state"] == "serving", timeout=20, interval=0.1,
                    what="b3 to join")
+        # its cores serve once they have the table, a turn after the join
+        wait_until(lambda: request(b3, "GET", "/counter/grow-0")[0] == 200, timeout=10,
+                   interval=0.05, what="b3's cores to serve")
         serving.append(b3)  # once it serves, b3 takes its share of the requests too
         st = wait_until(lambda: moves_done(boxes + [b3], ["b0", "b1", "b2", "b3"],
                                            ("b3", 900, 1150)),
@@ -514,6 +517,7 @@ def test_fourth_box_takes_a_quarter_of_the_slots_under_load(cl):
           (slots_by_box(st)["b3"], took, load.requests, len(load.errors)))
     counters = {b.name: b.cluster_status()["move_counters"] for b in boxes + [b3]}
     print("move counters: %s" % counters)
+    print("\n".join([l for l in b3.log().splitlines() if "moved to box b3" in l][-3:]))
     if load.errors:
         for b in boxes + [b3]:
             print("\n".join(l for l in b.log().splitlines() if "warn" in l or "error" in l)[-3000:])

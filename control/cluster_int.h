@@ -168,14 +168,24 @@ json_t *cluster_i64_json(int64_t v);
  * objects under another secret: -EEXIST). */
 int cluster_share_secrets(struct cluster *cl, char *err, size_t errlen);
 
-/* ---- cluster_move.c ---- */
+/* ---- cluster_peer.c ---- */
 
-/* Starts the listener and thread that serve this box's frozen slots to the boxes taking
+/* Starts the listener and thread that serve this box's moving slots to the boxes taking
  * them (cl->peer_addr set). 0 or a negative errno (logged). */
 int cluster_peer_start(struct cluster *cl);
 void cluster_peer_stop(struct cluster *cl);
 /* The peer MAC key, from the namespace secrets the boxes share (after they are shared). */
 void cluster_peer_key(struct cluster *cl);
+/* Pulls kind ("snap", "tail", "final") of slot at epoch from the owner's peer address
+ * and imports it (a snap over a fresh copy of the slot's ranges). 0 when all of it is
+ * durable here; -EAGAIN when the owner is not ready yet, -ESTALE when its capture is void
+ * (start over); else a negative errno, with nothing of the slot left here. */
+int cluster_peer_pull(struct cluster *cl, const char *kind, unsigned slot, int64_t epoch,
+		      const char *peer, uint64_t *bytes, uint64_t *records);
+/* Ends the capture of slot's writes on its core (the move is over). */
+void cluster_peer_capture_stop(struct cluster *cl, unsigned slot);
+
+/* ---- cluster_move.c ---- */
 /* Every loop turn while joined: this box's part in the moves the table shows. Returns
  * how many moves this box takes part in now. */
 unsigned cluster_move_tick(struct cluster *cl);

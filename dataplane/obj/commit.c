@@ -16,7 +16,7 @@
  * the worker for the whole sync. See bench/README.md for the direct I/O figures.) */
 #include "commit.h"
 #include "base_assert.h"
-#include "cluster_move.h"
+#include "cluster_capture.h"
 #include "core.h"
 #include "http.h"
 #include "log.h"

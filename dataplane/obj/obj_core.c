@@ -6,7 +6,7 @@
 #include "call_event.h"
 #include "cluster_forward.h"
 #include "cluster_gate.h"
-#include "cluster_move.h"
+#include "cluster_capture.h"
 #include "fetch.h"
 #include "commit.h"
 #include "core.h"

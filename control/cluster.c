@@ -282,8 +282,18 @@ static void requests(struct cluster *cl)
 	int undo = cl->drain_undo;
 	cl->drain_req[0] = 0;
 	pthread_mutex_unlock(&cl->lock);
-	if (atomic_exchange(&cl->rebalance_now, 0))
+	if (atomic_exchange(&cl->rebalance_now, 0)) {
 		cl->next_round_ms = 0;
+		/* Through etcd, so the elected rebalancer (maybe another box) hears it. */
+		json_t *body = json_pack("{s:o, s:o}", "key", cluster_key_json(cl, "rebalance"),
+					 "value", cluster_b64(cl->me, strlen(cl->me)));
+		json_t *r = NULL;
+		if (!body || etcd_call(&cl->etcd, "/v3/kv/put", body, &r) < 0)
+			log_warn("cluster %s: asking for a rebalance round: %s", cl->cfg->cluster.name,
+				 cl->etcd.last_error);
+		json_decref(body);
+		json_decref(r);
+	}
 	if (!box[0])
 		return;
 	char suffix[96];

@@ -105,6 +105,11 @@ static void apply(struct cluster *cl, const struct etcd_kv *kv, int deleted)
 		cl->table_dirty = 1;
 		return;
 	}
+	case CLUSTER_KEY_REBALANCE:
+		/* `duroctl cluster rebalance` on any box: the rebalancer runs a round now. */
+		if (!deleted && cl->state == CLUSTER_JOINED)
+			cl->next_round_ms = 0;
+		return;
 	case CLUSTER_KEY_DRAIN: {
 		int i = cluster_box_of(cl, box);
 		if (i >= 0)

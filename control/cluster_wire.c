@@ -49,6 +49,8 @@ enum cluster_key_kind cluster_key_parse(const char *prefix, const char *key, siz
 	}
 	if (len == 10 && !memcmp(key, "rebalancer", 10))
 		return CLUSTER_KEY_REBALANCER;
+	if (len == 9 && !memcmp(key, "rebalance", 9))
+		return CLUSTER_KEY_REBALANCE;
 	if (len > 6 && !memcmp(key, "drain/", 6) && name_ok(key + 6, len - 6)) {
 		memcpy(box, key + 6, len - 6);
 		box[len - 6] = 0;

@@ -670,6 +670,13 @@ int main(int argc, char **argv)
 			       (long long)I(c, "slow_closes"));
 		printf("total: %lld open, %lld WebSockets\n", (long long)I(r, "open"),
 		       (long long)I(r, "websockets"));
+	} else if (!strcmp(cmd, "cluster") && !json_object_get(r, "cluster")) {
+		/* drain or rebalance: the cluster thread carries it out on its next turn */
+		if (json_object_get(r, "box"))
+			printf("box %s: marked in etcd on the next turn; `duroctl cluster status` shows "
+			       "its slots leaving\n", S(r, "box"));
+		else
+			printf("a rebalancer round runs now (on the elected rebalancer's next turn)\n");
 	} else if (!strcmp(cmd, "cluster")) {
 		printf("cluster %s, box %s (%s): %s, incarnation %lld, lease %lld ms left\n",
 		       S(r, "cluster"), S(r, "box"), S(r, "address"), S(r, "state"),

@@ -508,6 +508,8 @@ def test_fourth_box_takes_a_quarter_of_the_slots_under_load(cl):
         wait_until(lambda: request(b3, "GET", "/counter/grow-0")[0] == 200, timeout=10,
                    interval=0.05, what="b3's cores to serve")
         serving.append(b3)  # once it serves, b3 takes its share of the requests too
+        r = boxes[2].ctl("cluster", "rebalance")  # any box asks; the rebalancer runs it
+        assert r.returncode == 0 and "rebalancer round" in r.stdout, (r.stdout, r.stderr)
         st = wait_until(lambda: moves_done(boxes + [b3], ["b0", "b1", "b2", "b3"],
                                            ("b3", 900, 1150)),
                         timeout=90, interval=0.5, what="about a quarter of the slots on b3")
@@ -549,7 +551,7 @@ def test_drained_box_gives_its_slots_and_alarms_away(cl):
     with Load(lambda: serving, "drain", n=400, nthreads=4) as load:
         time.sleep(0.5)
         r = boxes[1].ctl("cluster", "drain", "b3")
-        assert r.returncode == 0, r.stderr
+        assert r.returncode == 0 and "box b3" in r.stdout, (r.stdout, r.stderr)
         wait_until(lambda: "b3 is draining" in boxes[0].ctl("cluster", "status").stdout or
                    moves_done(allb, ["b0", "b1", "b2", "b3"], ("b3", 0, 0)),
                    timeout=10, interval=0.1, what="status to show b3 draining")

@@ -144,6 +144,7 @@ static void test_cluster_values(void)
 	CHECK(K("/duro/u/rebalancer") == CLUSTER_KEY_OTHER);
 	CHECK(K("/duro/t/drain/b2") == CLUSTER_KEY_DRAIN && !strcmp(box, "b2"));
 	CHECK(K("/duro/t/drain/") == CLUSTER_KEY_OTHER);
+	CHECK(K("/duro/t/rebalance") == CLUSTER_KEY_REBALANCE);
 #undef K
 	struct cluster_member_value m = { .cores = 2, .incarnation = 77 }, m2;
 	strcpy(m.address, "127.0.0.1:8801");

@@ -20,6 +20,7 @@
 #define CLUSTER_JOIN_RETRY_MS 1000   /* between join attempts */
 #define CLUSTER_JOIN_LOG_MS 30000    /* an unchanged join failure is logged this often */
 #define CLUSTER_WATCH_RETRY_MS 200   /* between attempts to restore a broken watch */
+#define CLUSTER_MOVE_TICK_MS 2       /* the loop's longest sleep while a move runs */
 
 json_t *cluster_b64(const char *text, size_t n)
 {
@@ -151,6 +152,7 @@ static void join(struct cluster *cl)
 			return;
 		}
 		cl->secrets_shared = 1;
+		cluster_peer_key(cl);
 	}
 	uint64_t t_send = clock_now_ms();
 	json_t *body = json_pack("{s:I, s:I}", "TTL", (json_int_t)ttl_seconds(cl), "ID", (json_int_t)0);
@@ -175,6 +177,7 @@ static void join(struct cluster *cl)
 	struct cluster_member_value m = { .cores = cl->group->ncores };
 	snprintf(m.address, sizeof(m.address), "%s", cl->advertise);
 	snprintf(m.version, sizeof(m.version), "%s", cl->version);
+	snprintf(m.peer, sizeof(m.peer), "%s", cl->peer_addr);
 	char val[512];
 	long vn = cluster_member_format(&m, val, sizeof(val));
 	DURO_ASSERT(vn > 0);
@@ -270,6 +273,64 @@ void cluster_renew_if_due(struct cluster *cl)
 		renew(cl);
 }
 
+/* What `duroctl cluster drain` and `rebalance` asked for, carried out on this thread. */
+static void requests(struct cluster *cl)
+{
+	char box[CLUSTER_NAME_MAX];
+	pthread_mutex_lock(&cl->lock);
+	snprintf(box, sizeof(box), "%s", cl->drain_req);
+	int undo = cl->drain_undo;
+	cl->drain_req[0] = 0;
+	pthread_mutex_unlock(&cl->lock);
+	if (atomic_exchange(&cl->rebalance_now, 0)) {
+		cl->next_round_ms = 0;
+		/* Through etcd, so the elected rebalancer (maybe another box) hears it. */
+		json_t *body = json_pack("{s:o, s:o}", "key", cluster_key_json(cl, "rebalance"),
+					 "value", cluster_b64(cl->me, strlen(cl->me)));
+		json_t *r = NULL;
+		if (!body || etcd_call(&cl->etcd, "/v3/kv/put", body, &r) < 0)
+			log_warn("cluster %s: asking for a rebalance round: %s", cl->cfg->cluster.name,
+				 cl->etcd.last_error);
+		json_decref(body);
+		json_decref(r);
+	}
+	if (!box[0])
+		return;
+	char suffix[96];
+	snprintf(suffix, sizeof(suffix), "drain/%s", box);
+	json_t *body = undo ? json_pack("{s:o}", "key", cluster_key_json(cl, suffix))
+			    : json_pack("{s:o, s:o}", "key", cluster_key_json(cl, suffix), "value",
+					cluster_b64("1", 1));
+	json_t *r = NULL;
+	int e = body ? etcd_call(&cl->etcd, undo ? "/v3/kv/deleterange" : "/v3/kv/put", body, &r)
+		     : -ENOMEM;
+	json_decref(body);
+	json_decref(r);
+	if (e < 0)
+		log_warn("cluster %s: marking box %s %s: %s", cl->cfg->cluster.name, box,
+			 undo ? "not draining" : "draining", cl->etcd.last_error);
+	else
+		log_info("cluster %s: box %s %s", cl->cfg->cluster.name, box,
+			 undo ? "is no longer draining" : "is draining: its slots move away");
+	cl->next_round_ms = 0;
+}
+
+int cluster_request_drain(struct cluster *cl, const char *box, int undo)
+{
+	if (!box[0] || strlen(box) >= CLUSTER_NAME_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&cl->lock);
+	snprintf(cl->drain_req, sizeof(cl->drain_req), "%s", box);
+	cl->drain_undo = undo;
+	pthread_mutex_unlock(&cl->lock);
+	return 0;
+}
+
+void cluster_request_rebalance(struct cluster *cl)
+{
+	atomic_store(&cl->rebalance_now, 1);
+}
+
 static void *cluster_main(void *arg)
 {
 	struct cluster *cl = arg;
@@ -294,14 +355,23 @@ static void *cluster_main(void *arg)
 				cl->fence_why = NULL;
 			}
 		}
-		if (cl->state == CLUSTER_JOINED)
+		if (cl->state == CLUSTER_JOINED) {
+			requests(cl);
 			cluster_rebalance_tick(cl, clock_now_ms());
+		}
+		unsigned moves = cluster_move_tick(cl);
 		cluster_push(cl);
-		struct pollfd p[2] = { { .fd = cl->wake_fd, .events = POLLIN },
+		struct pollfd p[3] = { { .fd = cl->wake_fd, .events = POLLIN },
+				       { .fd = cl->poke_fd, .events = POLLIN },
 				       { .fd = cl->watch.fd, .events = POLLIN } };
-		int timeout = CLUSTER_TICK_MS;
-		if (poll(p, cl->watch.fd >= 0 ? 2 : 1, timeout) > 0 && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-			if (cluster_watch_poll(cl) < 0)
+		/* A move in progress waits on the cores and its peer: turn quickly. */
+		int timeout = moves ? CLUSTER_MOVE_TICK_MS : CLUSTER_TICK_MS;
+		if (poll(p, cl->watch.fd >= 0 ? 3 : 2, timeout) > 0) {
+			uint64_t v;
+			if ((p[1].revents & POLLIN) && read(cl->poke_fd, &v, sizeof(v)) < 0)
+				v = 0; /* nonblocking: another turn reads it */
+			if (cl->watch.fd >= 0 && (p[2].revents & (POLLIN | POLLHUP | POLLERR)) &&
+			    cluster_watch_poll(cl) < 0)
 				etcd_watch_close(&cl->watch);
 		}
 		if (cl->fence_why) {
@@ -343,7 +413,8 @@ int cluster_start(struct cluster **out, const struct duro_config *cfg, struct ct
 		      *c == '-' || *c == '_' || *c == '.' || *c == ':'))
 			*c = '_';
 	for (unsigned s = 0; s < DURO_SLOTS; s++)
-		cl->slots[s].owner = -1;
+		cl->slots[s].owner = cl->slots[s].target = -1;
+	cl->taking = -1;
 	snprintf(cl->why, sizeof(cl->why), "this box has not joined cluster %s yet", cfg->cluster.name);
 	int r = etcd_init(&cl->etcd, cfg->cluster.etcd, cfg->cluster.netcd, cfg->cluster.etcd_timeout_ms);
 	if (r < 0) {
@@ -352,16 +423,27 @@ int cluster_start(struct cluster **out, const struct duro_config *cfg, struct ct
 		return r;
 	}
 	cl->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (cl->wake_fd < 0) {
+	cl->poke_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (cl->wake_fd < 0 || cl->poke_fd < 0) {
 		r = -errno;
+		if (cl->wake_fd >= 0)
+			close(cl->wake_fd);
+		if (cl->poke_fd >= 0)
+			close(cl->poke_fd);
 		free(cl);
 		return r;
 	}
 	cluster_publish_status(cl);
+	if (cluster_peer_start(cl) < 0)
+		log_warn("cluster %s: box %s cannot serve its slots' data to other boxes: slots "
+			 "will not move away from it", cfg->cluster.name, cl->me);
 	r = -pthread_create(&cl->thread, NULL, cluster_main, cl);
 	if (r < 0) {
 		log_error("cluster: thread: %s", strerror(-r));
+		atomic_store(&cl->stop, 1);
+		cluster_peer_stop(cl);
 		close(cl->wake_fd);
+		close(cl->poke_fd);
 		free(cl);
 		return r;
 	}
@@ -378,7 +460,9 @@ void cluster_stop(struct cluster *cl)
 	if (write(cl->wake_fd, &one, sizeof(one)) < 0)
 		log_warn("cluster: wake: %s", strerror(errno));
 	pthread_join(cl->thread, NULL);
+	cluster_peer_stop(cl);
 	close(cl->wake_fd);
+	close(cl->poke_fd);
 	free(cl->status_text);
 	pthread_mutex_destroy(&cl->lock);
 	free(cl);
@@ -429,7 +513,13 @@ void cluster_prometheus(struct cluster *cl, FILE *f)
 	fprintf(f, "# HELP duro_cluster_epoch_max Newest epoch (mod revision) of any slot.\n"
 		   "# TYPE duro_cluster_epoch_max gauge\nduro_cluster_epoch_max %lld\n",
 		(long long)json_integer_value(json_object_get(st, "epoch_max")));
-	fprintf(f, "# HELP duro_cluster_moves_wanted Slots whose rendezvous target is another live box (moves are later work).\n"
+	fprintf(f, "# HELP duro_cluster_move_pause_ms How long the last slot this box gave away served nobody (drain, copy, etcd txn, watch).\n"
+		   "# TYPE duro_cluster_move_pause_ms gauge\nduro_cluster_move_pause_ms{box=\"%s\"} %llu\n",
+		me, (unsigned long long)fig.last_pause_ms);
+	fprintf(f, "# HELP duro_cluster_moves_in_flight Slots moving now, as this box's table has them.\n"
+		   "# TYPE duro_cluster_moves_in_flight gauge\nduro_cluster_moves_in_flight %zu\n",
+		json_array_size(json_object_get(st, "moves")));
+	fprintf(f, "# HELP duro_cluster_moves_wanted Slots whose rendezvous target is another live box (the rebalancer moves them).\n"
 		   "# TYPE duro_cluster_moves_wanted gauge\nduro_cluster_moves_wanted %lld\n",
 		(long long)json_integer_value(json_object_get(st, "moves_wanted")));
 	static const struct {
@@ -444,6 +534,11 @@ void cluster_prometheus(struct cluster *cl, FILE *f)
 		{ "watch_restarts", "Times the table was read again after the watch broke.", offsetof(struct cluster_figures, watch_restarts) },
 		{ "assigned", "Slots this box assigned as the rebalancer.", offsetof(struct cluster_figures, assigned) },
 		{ "bad_values", "Member or slot values in etcd that could not be read.", offsetof(struct cluster_figures, bad_values) },
+		{ "moves_begun", "Slot moves this box began as the rebalancer.", offsetof(struct cluster_figures, moves_begun) },
+		{ "moves_done", "Slots this box gave away to another box with their data.", offsetof(struct cluster_figures, moves_done) },
+		{ "moves_failed", "Slot moves this box took part in that failed (rolled back, or given up as the target).", offsetof(struct cluster_figures, moves_failed) },
+		{ "moves_rolled_back", "Slot moves away from this box that were rolled back (it kept the slot).", offsetof(struct cluster_figures, moves_rolled_back) },
+		{ "moved_bytes", "Bytes of slot data this box pulled from other boxes.", offsetof(struct cluster_figures, bytes_moved) },
 		{ "etcd_requests", "Requests to etcd.", offsetof(struct cluster_figures, etcd.requests) },
 		{ "etcd_failures", "Requests no etcd endpoint answered.", offsetof(struct cluster_figures, etcd.failures) },
 		{ "etcd_failovers", "Requests answered by another endpoint than the last.", offsetof(struct cluster_figures, etcd.failovers) },

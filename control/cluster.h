@@ -28,6 +28,11 @@ void cluster_stop(struct cluster *cl);
 /* `duroctl cluster status`: a new JSON object (boxes, slots per box, epochs, the
  * rebalancer, this box's state and counters), or NULL when out of memory. Any thread. */
 struct json_t *cluster_status_json(struct cluster *cl);
+/* `duroctl cluster drain BOX` (undo: no longer draining) and `duroctl cluster rebalance`:
+ * carried out by the cluster thread on its next turn. 0 or -EINVAL. Any thread. */
+int cluster_request_drain(struct cluster *cl, const char *box, int undo);
+void cluster_request_rebalance(struct cluster *cl);
+
 /* The same figures for Prometheus, appended to f. Any thread. */
 void cluster_prometheus(struct cluster *cl, FILE *f);
 

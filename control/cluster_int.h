@@ -22,13 +22,34 @@ struct cluster_box {
 	int64_t incarnation; /* create_revision of members/<name>; 0 when not a member */
 	int64_t lease;
 	uint8_t live;        /* its member key exists */
+	uint8_t draining;    /* drain/<name> exists: its slots move away, none comes to it */
 };
 
 struct cluster_slot {
 	int16_t owner;       /* index into boxes, -1 for none (absent, or an unreadable value) */
+	int16_t target;      /* CLUSTER_SLOT_MOVING: the box taking it, else -1 */
 	uint8_t state;       /* enum cluster_slot_state */
 	int64_t incarnation; /* of the owner when assigned */
+	int64_t target_incarnation;
 	int64_t epoch;       /* the key's mod_revision; 0 when absent */
+};
+
+/* This box's part in a slot's move (cluster_move.c), by slot. */
+enum cluster_move_role { MOVE_NONE, MOVE_GIVE, MOVE_TAKE };
+/* The giver serves the slot until the taker asks for it (WAITING), then freezes it
+ * (FREEZING: its cores start no new event of it and drain) and ships it (READY). */
+/* The taker copies a snapshot and the live tail (PULLING), then asks for the rest
+ * (CATCHING) until the owner has frozen the slot, and takes it over (IMPORTED). */
+enum cluster_move_phase { MOVE_WAITING, MOVE_FREEZING, MOVE_READY, MOVE_PULLING, MOVE_CATCHING,
+			  MOVE_IMPORTED };
+struct cluster_move {
+	uint8_t role, phase;
+	int64_t epoch;          /* the "moving" epoch this is for */
+	uint64_t started_ms, next_try_ms;
+	unsigned tries;
+	uint32_t copy_ms, snap_ms, tails; /* the taker: its copy (snapshot, tails, the rest) */
+	uint64_t copy_start_ms;
+	uint64_t bytes, records;
 };
 
 enum cluster_state { CLUSTER_JOINING, CLUSTER_JOINED };
@@ -37,6 +58,8 @@ enum cluster_state { CLUSTER_JOINING, CLUSTER_JOINED };
 struct cluster_figures {
 	uint64_t joins, fences, renewals, renew_failures, watch_restarts, join_failures;
 	uint64_t assigned, rounds, bad_values;
+	uint64_t moves_begun, moves_done, moves_failed, moves_rolled_back, bytes_moved;
+	uint64_t records_moved, last_pause_ms, max_pause_ms, last_move_ms;
 	struct etcd_counters etcd;
 };
 
@@ -50,6 +73,7 @@ struct cluster {
 	char advertise[CLUSTER_ADDR_MAX];
 	pthread_t thread;
 	int wake_fd;       /* eventfd: stop */
+	int poke_fd;       /* eventfd: a taker asked for a slot to freeze (cluster_move.c) */
 	_Atomic int stop;
 
 	/* ---- the cluster thread's ---- */
@@ -77,6 +101,16 @@ struct cluster {
 	char last_join_error[256];
 	struct cluster_figures f;
 	const char *fence_why;    /* a fence the loop carries out (set while reading the watch) */
+	struct cluster_move moves[DURO_SLOTS];
+	uint64_t moving_seen_ms[DURO_SLOTS]; /* the rebalancer: when it saw the slot moving */
+	int64_t moving_seen_epoch[DURO_SLOTS];
+	int taking;                           /* the slot this box pulls now, or -1 */
+	char peer_addr[CLUSTER_ADDR_MAX];    /* where this box serves its slots' data */
+	int peer_fd;                          /* its listener, -1 until started */
+	pthread_t peer_thread;
+	int peer_started;
+	uint8_t peer_key[16];                 /* MACs of peer requests, from the shared secrets */
+	_Atomic int peer_key_set;
 	int watch_status;         /* what the watch's messages said in this read */
 	uint64_t next_status_ms;
 
@@ -84,6 +118,12 @@ struct cluster {
 	pthread_mutex_t lock;
 	char *status_text;        /* the last status JSON (owned) */
 	struct cluster_figures fig;
+	int64_t export_epoch[DURO_SLOTS]; /* slots ready to ship at that epoch (cluster_move.c) */
+	int64_t freeze_req[DURO_SLOTS];   /* slots a taker asked for, at that epoch */
+	int64_t moving_epoch[DURO_SLOTS]; /* slots moving from here, at that epoch */
+	char drain_req[CLUSTER_NAME_MAX]; /* `duroctl cluster drain`, for the cluster thread */
+	int drain_undo;
+	_Atomic int rebalance_now;        /* `duroctl cluster rebalance` */
 };
 
 /* ---- cluster_table.c ---- */
@@ -127,6 +167,32 @@ json_t *cluster_i64_json(int64_t v);
  * a negative errno with the reason in err (etcd unreachable; a class that already holds
  * objects under another secret: -EEXIST). */
 int cluster_share_secrets(struct cluster *cl, char *err, size_t errlen);
+
+/* ---- cluster_peer.c ---- */
+
+/* Starts the listener and thread that serve this box's moving slots to the boxes taking
+ * them (cl->peer_addr set). 0 or a negative errno (logged). */
+int cluster_peer_start(struct cluster *cl);
+void cluster_peer_stop(struct cluster *cl);
+/* The peer MAC key, from the namespace secrets the boxes share (after they are shared). */
+void cluster_peer_key(struct cluster *cl);
+/* Pulls kind ("snap", "tail", "final") of slot at epoch from the owner's peer address
+ * and imports it (a snap over a fresh copy of the slot's ranges). 0 when all of it is
+ * durable here; -EAGAIN when the owner is not ready yet, -ESTALE when its capture is void
+ * (start over); else a negative errno, with nothing of the slot left here. */
+int cluster_peer_pull(struct cluster *cl, const char *kind, unsigned slot, int64_t epoch,
+		      const char *peer, uint64_t *bytes, uint64_t *records);
+/* Ends the capture of slot's writes on its core (the move is over). */
+void cluster_peer_capture_stop(struct cluster *cl, unsigned slot);
+
+/* ---- cluster_move.c ---- */
+/* Every loop turn while joined: this box's part in the moves the table shows. Returns
+ * how many moves this box takes part in now. */
+unsigned cluster_move_tick(struct cluster *cl);
+/* 1 when this box, owner of moving slot s, has frozen it for its taker: nobody serves it. */
+int cluster_move_frozen(const struct cluster *cl, unsigned s);
+/* 1 when a box of the table is draining. */
+int cluster_box_draining(const struct cluster *cl, int box);
 
 /* ---- cluster_rebalance.c ---- */
 

@@ -83,7 +83,9 @@ static void apply(struct cluster *cl, const struct etcd_kv *kv, int deleted)
 		struct cluster_slot *s = &cl->slots[slot];
 		struct cluster_slot_value v;
 		s->owner = -1;
+		s->target = -1;
 		s->incarnation = 0;
+		s->target_incarnation = 0;
 		s->state = CLUSTER_SLOT_ACTIVE;
 		s->epoch = deleted ? 0 : kv->mod_rev;
 		if (!deleted) {
@@ -94,8 +96,24 @@ static void apply(struct cluster *cl, const struct etcd_kv *kv, int deleted)
 				s->owner = (int16_t)cluster_box_of(cl, v.owner);
 				s->incarnation = v.incarnation;
 				s->state = (uint8_t)v.state;
+				if (v.state == CLUSTER_SLOT_MOVING) {
+					s->target = (int16_t)cluster_box_of(cl, v.target);
+					s->target_incarnation = v.target_incarnation;
+				}
 			}
 		}
+		cl->table_dirty = 1;
+		return;
+	}
+	case CLUSTER_KEY_REBALANCE:
+		/* `duroctl cluster rebalance` on any box: the rebalancer runs a round now. */
+		if (!deleted && cl->state == CLUSTER_JOINED)
+			cl->next_round_ms = 0;
+		return;
+	case CLUSTER_KEY_DRAIN: {
+		int i = cluster_box_of(cl, box);
+		if (i >= 0)
+			cl->boxes[i].draining = !deleted;
 		cl->table_dirty = 1;
 		return;
 	}
@@ -151,10 +169,11 @@ int cluster_table_load(struct cluster *cl)
 	for (unsigned i = 0; i < cl->nboxes; i++) {
 		before[i] = cl->boxes[i].live ? cl->boxes[i].incarnation : 0;
 		cl->boxes[i].live = 0;
+		cl->boxes[i].draining = 0;
 		cl->boxes[i].incarnation = 0;
 	}
 	for (unsigned s = 0; s < DURO_SLOTS; s++)
-		cl->slots[s] = (struct cluster_slot){ .owner = -1 };
+		cl->slots[s] = (struct cluster_slot){ .owner = -1, .target = -1 };
 	cl->rebalancer[0] = 0;
 	cl->rebalancer_rev = 0;
 	size_t i;
@@ -265,6 +284,14 @@ static void fill(struct cluster *cl, struct obj_cluster_table *t)
 		const struct cluster_slot *sl = &cl->slots[s];
 		t->owner[s] = sl->owner < 0 ? OBJ_CLUSTER_NO_OWNER : (uint8_t)sl->owner;
 		t->epoch[s] = sl->epoch;
+		/* Moving: its owner serves it until the taker asks for it; frozen then, nobody
+		 * serves it until the move ends and the owner's own requests wait in
+		 * forwarding's retries, as the other boxes' (refused by it) do, so its events
+		 * drain. */
+		if (sl->state == CLUSTER_SLOT_MOVING && cluster_move_frozen(cl, s)) {
+			t->owner[s] = OBJ_CLUSTER_NO_OWNER;
+			continue;
+		}
 		/* Ours only at this incarnation: a slot a previous incarnation owned waits for
 		 * the rebalancer to give it again at a new epoch. */
 		if (me >= 0 && sl->owner == me && sl->incarnation == cl->incarnation && cl->incarnation)
@@ -338,11 +365,32 @@ void cluster_publish_status(struct cluster *cl)
 		if (!b->live && !count[i])
 			continue;
 		json_array_append_new(boxes, json_pack(
-			"{s:s, s:s, s:i, s:s, s:I, s:b, s:i, s:I, s:I}", "name", b->name,
+			"{s:s, s:s, s:i, s:s, s:I, s:b, s:i, s:I, s:I, s:b, s:s}", "name", b->name,
 			"address", b->v.address, "cores", (int)b->v.cores, "version", b->v.version,
 			"incarnation", (json_int_t)b->incarnation, "live", b->live, "slots", (int)count[i],
-			"epoch_min", (json_int_t)emin[i], "epoch_max", (json_int_t)emax[i]));
+			"epoch_min", (json_int_t)emin[i], "epoch_max", (json_int_t)emax[i],
+			"draining", b->draining, "peer", b->v.peer));
 	}
+	json_t *moves = json_array();
+	for (unsigned s = 0; moves && s < DURO_SLOTS; s++) {
+		const struct cluster_slot *sl = &cl->slots[s];
+		if (sl->state != CLUSTER_SLOT_MOVING || sl->owner < 0 || sl->target < 0)
+			continue;
+		json_array_append_new(moves, json_pack("{s:i, s:s, s:s, s:I}", "slot", (int)s, "from",
+						       cl->boxes[sl->owner].name, "to",
+						       cl->boxes[sl->target].name, "epoch",
+						       (json_int_t)sl->epoch));
+	}
+	json_t *mc = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			       "begun", (json_int_t)cl->f.moves_begun,
+			       "done", (json_int_t)cl->f.moves_done,
+			       "failed", (json_int_t)cl->f.moves_failed,
+			       "rolled_back", (json_int_t)cl->f.moves_rolled_back,
+			       "bytes_moved", (json_int_t)cl->f.bytes_moved,
+			       "records_moved", (json_int_t)cl->f.records_moved,
+			       "last_pause_ms", (json_int_t)cl->f.last_pause_ms,
+			       "max_pause_ms", (json_int_t)cl->f.max_pause_ms,
+			       "last_move_ms", (json_int_t)cl->f.last_move_ms);
 	const char *state = cl->state == CLUSTER_JOINED ? "serving"
 			  : cl->f.fences ? "fenced" : "joining";
 	json_t *etcd = json_pack("{s:s, s:s, s:I, s:I, s:I}", "endpoint",
@@ -369,6 +417,14 @@ void cluster_publish_status(struct cluster *cl)
 		"lease_ms_left", (json_int_t)(cl->state == CLUSTER_JOINED
 				 ? (int64_t)cl->deadline_ms - (int64_t)clock_now_ms() : 0),
 		"etcd", etcd, "counters", ctr);
+	if (st) {
+		json_object_set_new(st, "moves", moves ? moves : json_array());
+		json_object_set_new(st, "move_counters", mc ? mc : json_object());
+		json_object_set_new(st, "peer", json_string(cl->peer_addr));
+	} else {
+		json_decref(moves);
+		json_decref(mc);
+	}
 	char *text = st ? json_dumps(st, JSON_COMPACT) : NULL;
 	json_decref(st);
 	if (!text)

@@ -49,6 +49,13 @@ enum cluster_key_kind cluster_key_parse(const char *prefix, const char *key, siz
 	}
 	if (len == 10 && !memcmp(key, "rebalancer", 10))
 		return CLUSTER_KEY_REBALANCER;
+	if (len == 9 && !memcmp(key, "rebalance", 9))
+		return CLUSTER_KEY_REBALANCE;
+	if (len > 6 && !memcmp(key, "drain/", 6) && name_ok(key + 6, len - 6)) {
+		memcpy(box, key + 6, len - 6);
+		box[len - 6] = 0;
+		return CLUSTER_KEY_DRAIN;
+	}
 	return CLUSTER_KEY_OTHER;
 }
 
@@ -109,6 +116,8 @@ int cluster_member_parse(const char *v, size_t n, struct cluster_member_value *o
 		r = get_str(o, "version", out->version, sizeof(out->version));
 	if (r == 0 && json_object_get(o, "incarnation"))
 		r = get_i64(o, "incarnation", &out->incarnation);
+	if (r == 0 && json_object_get(o, "peer"))
+		r = get_str(o, "peer", out->peer, sizeof(out->peer));
 	if (r == 0 && cores) {
 		if (!json_is_integer(cores) || json_integer_value(cores) < 0 ||
 		    json_integer_value(cores) > DURO_MAX_CORES)
@@ -136,8 +145,9 @@ long cluster_member_format(const struct cluster_member_value *m, char *out, size
 {
 	char inc[24];
 	snprintf(inc, sizeof(inc), "%lld", (long long)m->incarnation);
-	return dump(json_pack("{s:s, s:i, s:s, s:s}", "address", m->address, "cores", (int)m->cores,
-			      "version", m->version, "incarnation", inc), out, cap);
+	return dump(json_pack("{s:s, s:i, s:s, s:s, s:s}", "address", m->address, "cores",
+			      (int)m->cores, "version", m->version, "incarnation", inc, "peer",
+			      m->peer), out, cap);
 }
 
 int cluster_slot_parse(const char *v, size_t n, struct cluster_slot_value *out)
@@ -162,6 +172,13 @@ int cluster_slot_parse(const char *v, size_t n, struct cluster_slot_value *out)
 		else
 			r = -EINVAL;
 	}
+	if (r == 0 && out->state == CLUSTER_SLOT_MOVING) {
+		r = get_str(o, "target", out->target, sizeof(out->target));
+		if (r == 0 && !name_ok(out->target, strlen(out->target)))
+			r = -EINVAL;
+		if (r == 0)
+			r = get_i64(o, "target_incarnation", &out->target_incarnation);
+	}
 	json_decref(o);
 	return r;
 }
@@ -170,8 +187,15 @@ long cluster_slot_format(const struct cluster_slot_value *s, char *out, size_t c
 {
 	char inc[24];
 	snprintf(inc, sizeof(inc), "%lld", (long long)s->incarnation);
+	if (s->state == CLUSTER_SLOT_MOVING) {
+		char tinc[24];
+		snprintf(tinc, sizeof(tinc), "%lld", (long long)s->target_incarnation);
+		return dump(json_pack("{s:s, s:s, s:s, s:s, s:s}", "owner", s->owner, "incarnation",
+				      inc, "state", "moving", "target", s->target,
+				      "target_incarnation", tinc), out, cap);
+	}
 	return dump(json_pack("{s:s, s:s, s:s}", "owner", s->owner, "incarnation", inc, "state",
-			      s->state == CLUSTER_SLOT_MOVING ? "moving" : "active"), out, cap);
+			      "active"), out, cap);
 }
 
 uint64_t cluster_weight(const char *box, unsigned slot)

@@ -16,6 +16,8 @@ enum cluster_key_kind {
 	CLUSTER_KEY_MEMBER,     /* members/<box> */
 	CLUSTER_KEY_SLOT,       /* slots/<n>, n in [0, DURO_SLOTS) without leading zeros */
 	CLUSTER_KEY_REBALANCER, /* rebalancer */
+	CLUSTER_KEY_DRAIN,      /* drain/<box>: the operator asked for the box's slots to go */
+	CLUSTER_KEY_REBALANCE,  /* rebalance: the operator asked for a round now */
 };
 
 /* Classifies key[0..len) given the prefix "/duro/<cluster>/"; the box name goes to
@@ -23,11 +25,13 @@ enum cluster_key_kind {
 enum cluster_key_kind cluster_key_parse(const char *prefix, const char *key, size_t len,
 					char *box, unsigned *slot);
 
-/* members/<box>: {"address", "cores", "version", "incarnation"}. The authoritative
+/* members/<box>: {"address", "cores", "version", "incarnation", "peer"} ("peer": where
+ * the box serves its slots' data to a box taking one over, cluster_move.c). The authoritative
  * incarnation is the key's create_revision; the value repeats it for people reading etcd. */
 struct cluster_member_value {
 	char address[CLUSTER_ADDR_MAX];
 	char version[32];
+	char peer[CLUSTER_ADDR_MAX];
 	unsigned cores;
 	int64_t incarnation;
 };
@@ -36,13 +40,16 @@ int cluster_member_parse(const char *v, size_t n, struct cluster_member_value *o
 /* The value's JSON text into out[cap]: its length, or -ENOSPC. */
 long cluster_member_format(const struct cluster_member_value *m, char *out, size_t cap);
 
-/* slots/<n>: {"owner": BOX, "incarnation": N, "state": "active"}. The key's mod_revision
- * is the slot's epoch. Part 1 writes only "active"; "moving" comes with slot moves. */
+/* slots/<n>: {"owner": BOX, "incarnation": N, "state": "active"}, or while the slot's
+ * data moves to another box {"owner", "incarnation", "state": "moving", "target": BOX,
+ * "target_incarnation": N}. The key's mod_revision is the slot's epoch. */
 enum cluster_slot_state { CLUSTER_SLOT_ACTIVE, CLUSTER_SLOT_MOVING };
 struct cluster_slot_value {
 	char owner[CLUSTER_NAME_MAX];
 	int64_t incarnation;
 	enum cluster_slot_state state;
+	char target[CLUSTER_NAME_MAX]; /* with CLUSTER_SLOT_MOVING */
+	int64_t target_incarnation;
 };
 int cluster_slot_parse(const char *v, size_t n, struct cluster_slot_value *out);
 long cluster_slot_format(const struct cluster_slot_value *s, char *out, size_t cap);

@@ -53,7 +53,7 @@ struct duro_config {
 		unsigned etcd_timeout_ms;       /* one etcd request, per endpoint */
 		unsigned rebalance_interval_ms; /* the rebalancer's rounds */
 		unsigned settle_ms;             /* membership unchanged this long before it acts */
-		unsigned max_moves_per_round;   /* slots taken from a live owner per round */
+		unsigned max_moves_per_round;   /* slot moves with data in flight at once */
 	} cluster;
 };
 

@@ -252,9 +252,9 @@ const struct config_key config_keys[] = {
 	UINT("cluster.rebalance_interval_ms", cluster.rebalance_interval_ms, 100, 3600000, 1000,
 	     "how often the elected rebalancer looks at the slot table"),
 	UINT("cluster.settle_ms", cluster.settle_ms, 0, 3600000, 3000,
-	     "membership must stay unchanged this long before the rebalancer assigns slots"),
+	     "membership must stay unchanged this long before the rebalancer assigns or moves slots"),
 	UINT("cluster.max_moves_per_round", cluster.max_moves_per_round, 1, 4096, 64,
-	     "slots taken from a live owner per round (unowned slots are assigned at once)"),
+	     "slot moves with their data in flight at once (unowned slots are assigned at once)"),
 
 	BOOL_NOT("uring.buffer_ring", net.no_buffer_ring, 1,
 		 "receive into a provided buffer ring where the kernel has them"),

@@ -366,7 +366,7 @@ json_t *ctl_request(struct ctl *ctl, json_t *req)
 {
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 	if (!cmd)
-		return ctl_error_reply("want {\"cmd\": \"...\"}: status, stats, shards, connections, cluster-status, config, log-level, drain, objects, object, evict, delete, sql, bookmark, restore, export, import, tls-reload, deploy, versions, rollback");
+		return ctl_error_reply("want {\"cmd\": \"...\"}: status, stats, shards, connections, cluster-status, cluster-drain, cluster-rebalance, config, log-level, drain, objects, object, evict, delete, sql, bookmark, restore, export, import, tls-reload, deploy, versions, rollback");
 	if (!strcmp(cmd, "status"))
 		return ctl_status_json(ctl);
 	if (!strcmp(cmd, "cluster-status")) {
@@ -374,6 +374,19 @@ json_t *ctl_request(struct ctl *ctl, json_t *req)
 			return ctl_error_reply("not in cluster mode: the config has no cluster section");
 		json_t *st = cluster_status_json(ctl->cluster);
 		return st ? st : ctl_error_reply("out of memory");
+	}
+	if (!strcmp(cmd, "cluster-drain") || !strcmp(cmd, "cluster-rebalance")) {
+		if (!ctl->cluster)
+			return ctl_error_reply("not in cluster mode: the config has no cluster section");
+		if (!strcmp(cmd, "cluster-rebalance")) {
+			cluster_request_rebalance(ctl->cluster);
+			return json_pack("{s:b}", "ok", 1);
+		}
+		const char *box = json_string_value(json_object_get(req, "box"));
+		if (!box || cluster_request_drain(ctl->cluster, box,
+						  json_is_true(json_object_get(req, "undo"))) < 0)
+			return ctl_error_reply("cluster-drain: want {\"box\": NAME} (and \"undo\": true to stop draining)");
+		return json_pack("{s:b, s:s}", "ok", 1, "box", box);
 	}
 	if (!strcmp(cmd, "stats"))
 		return ctl_stats_json(ctl);

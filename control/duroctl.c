@@ -35,7 +35,9 @@ static void usage(FILE *f)
 		"  connections                  open connections and WebSockets per core\n"
 		"  shards                       slots per core (and the slot -> core map with --json)\n"
 		"  cluster status               cluster mode: boxes, slots per box, epochs, the\n"
-		"                               rebalancer, this box's lease and state\n"
+		"                               rebalancer, this box's lease and state, moves\n"
+		"  cluster drain BOX [--undo]   move all of BOX's slots away (then it may stop)\n"
+		"  cluster rebalance            a rebalancer round now\n"
 		"  config                       the effective config\n"
 		"  log-level [LEVEL]            show or set: error, warn, info, debug\n"
 		"  drain                        stop accepting; open connections finish\n"
@@ -478,13 +480,22 @@ int main(int argc, char **argv)
 	const char *arg1 = optind + 1 < argc ? argv[optind + 1] : NULL;
 	json_t *req = json_pack("{s:s}", "cmd", cmd);
 	if (!strcmp(cmd, "cluster")) {
-		if (!arg1 || strcmp(arg1, "status")) {
-			fprintf(stderr, "duroctl cluster: want \"cluster status\" (drain and rebalance come with slot moves)\n");
+		const char *arg2 = optind + 2 < argc ? argv[optind + 2] : NULL;
+		if (arg1 && !strcmp(arg1, "drain") && arg2) {
+			json_object_set_new(req, "cmd", json_string("cluster-drain"));
+			json_object_set_new(req, "box", json_string(arg2));
+			if (optind + 3 < argc && !strcmp(argv[optind + 3], "--undo"))
+				json_object_set_new(req, "undo", json_true());
+		} else if (arg1 && !strcmp(arg1, "rebalance")) {
+			json_object_set_new(req, "cmd", json_string("cluster-rebalance"));
+		} else if (arg1 && !strcmp(arg1, "status")) {
+			json_object_set_new(req, "cmd", json_string("cluster-status"));
+		} else {
+			fprintf(stderr, "duroctl cluster: want \"cluster status\", \"cluster drain BOX [--undo]\" or \"cluster rebalance\"\n");
 			json_decref(req);
 			json_decref(params);
 			return EXIT_USAGE;
 		}
-		json_object_set_new(req, "cmd", json_string("cluster-status"));
 	} else if (!strcmp(cmd, "log-level") && arg1) {
 		json_object_set_new(req, "level", json_string(arg1));
 	} else if (!strcmp(cmd, "objects")) {
@@ -659,6 +670,13 @@ int main(int argc, char **argv)
 			       (long long)I(c, "slow_closes"));
 		printf("total: %lld open, %lld WebSockets\n", (long long)I(r, "open"),
 		       (long long)I(r, "websockets"));
+	} else if (!strcmp(cmd, "cluster") && !json_object_get(r, "cluster")) {
+		/* drain or rebalance: the cluster thread carries it out on its next turn */
+		if (json_object_get(r, "box"))
+			printf("box %s: marked in etcd on the next turn; `duroctl cluster status` shows "
+			       "its slots leaving\n", S(r, "box"));
+		else
+			printf("a rebalancer round runs now (on the elected rebalancer's next turn)\n");
 	} else if (!strcmp(cmd, "cluster")) {
 		printf("cluster %s, box %s (%s): %s, incarnation %lld, lease %lld ms left\n",
 		       S(r, "cluster"), S(r, "box"), S(r, "address"), S(r, "state"),
@@ -682,6 +700,23 @@ int main(int argc, char **argv)
 		printf("%lld of %lld slots without a live owner; %lld would move to their target box\n",
 		       (long long)I(r, "unowned"), (long long)I(r, "slots"),
 		       (long long)I(r, "moves_wanted"));
+		json_t *mv = json_object_get(r, "moves");
+		if (json_array_size(mv))
+			printf("%zu moves in flight:\n", json_array_size(mv));
+		json_array_foreach(mv, i, b)
+			printf("  slot %lld: %s -> %s (epoch %lld)\n", (long long)I(b, "slot"),
+			       S(b, "from"), S(b, "to"), (long long)I(b, "epoch"));
+		json_array_foreach(json_object_get(r, "boxes"), i, b)
+			if (json_is_true(json_object_get(b, "draining")))
+				printf("box %s is draining: %lld slots left\n", S(b, "name"),
+				       (long long)I(b, "slots"));
+		json_t *m = json_object_get(r, "move_counters");
+		if (m)
+			printf("moves here: %lld begun (as rebalancer), %lld done, %lld failed, %lld "
+			       "rolled back; %lld bytes in; last pause %lld ms, longest %lld ms\n",
+			       (long long)I(m, "begun"), (long long)I(m, "done"), (long long)I(m, "failed"),
+			       (long long)I(m, "rolled_back"), (long long)I(m, "bytes_moved"),
+			       (long long)I(m, "last_pause_ms"), (long long)I(m, "max_pause_ms"));
 	} else if (!strcmp(cmd, "shards")) {
 		printf("%lld slots over %lld cores\n", (long long)I(r, "slots"), (long long)I(r, "cores"));
 		size_t i;

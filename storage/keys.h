@@ -31,7 +31,14 @@
  *     "deploy/" ‖ class name            -> the class's deployed versions (JSON, control/)
  *
  * An object's keys in a class family are the range [ID, ID+1): keys_id_successor gives
- * the end. IDs are 32 uniform bytes (random or keyed-hash bodies and MACs). */
+ * the end. IDs are 32 uniform bytes (random or keyed-hash bodies and MACs).
+ *
+ * Slots: an object's slot (of 4,096) is its ID's top 12 bits (slotmap_slot), so every
+ * family keyed by ID holds one slot's objects as one contiguous range, without a prefix
+ * of its own: [slot's first 2 ID bytes, next slot's) in the class, sql and history
+ * families, and the same behind the tag for meta 's'/'n' and alarms 'o'/'w'. A cluster
+ * ships a slot as those ranges read from a snapshot and drops it with DeleteRange
+ * (store_slot.h); a single box never looks at slots in storage at all. */
 #ifndef DURO_STORAGE_KEYS_H
 #define DURO_STORAGE_KEYS_H
 
@@ -87,6 +94,19 @@ static inline void keys_id_successor(const uint8_t id[KEYS_ID_BYTES], uint8_t ou
 	int i = KEYS_ID_BYTES - 1;
 	while (i >= 0 && ++out[i] == 0)
 		i--;
+}
+
+/* The 12-bit slot's bounds as ID prefixes: lo[0..2) is its first, hi[0..2) the next
+ * slot's; returns 0 for the last slot, whose range has no upper bound within the IDs. */
+static inline int keys_slot_bounds(unsigned slot, uint8_t lo[2], uint8_t hi[2])
+{
+	lo[0] = (uint8_t)(slot >> 4);
+	lo[1] = (uint8_t)(slot << 4);
+	if (slot + 1 >= 4096)
+		return 0;
+	hi[0] = (uint8_t)((slot + 1) >> 4);
+	hi[1] = (uint8_t)((slot + 1) << 4);
+	return 1;
 }
 
 /* tag ‖ ID, for the meta family's per-object records and the alarms family's range. */

@@ -15,10 +15,13 @@ struct slotmap {
 
 void slotmap_build(struct slotmap *m, unsigned ncores);
 
-/* The slot of an ID, from its first two bytes (uniform: IDs are random or PRF output). */
+/* The slot of an ID: its top 12 bits (uniform: IDs are random or PRF output). Being a
+ * prefix of the ID, a slot's objects are one contiguous key range in every family keyed
+ * by ID (storage/keys.h), which a cluster moves and drops as a whole. */
+_Static_assert(DURO_SLOTS == 4096, "a slot is the ID's top 12 bits");
 static inline unsigned slotmap_slot(const uint8_t *id)
 {
-	return ((unsigned)id[0] << 8 | id[1]) % DURO_SLOTS;
+	return (unsigned)id[0] << 4 | id[1] >> 4;
 }
 
 static inline unsigned slotmap_owner(const struct slotmap *m, const uint8_t *id)

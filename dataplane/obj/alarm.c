@@ -272,16 +272,17 @@ static int ns_of_class(struct core *c, const char *name, size_t len)
 	return -1;
 }
 
-/* Loads this core's share of the stored alarms; due ones fire on the first turns. */
-static void load(struct core *c)
+/* Loads this core's share of the stored alarms in [lo, hi) of the alarms family; due ones
+ * fire on the first turns. Returns how many it scheduled. */
+static size_t load_range(struct core *c, const char *lo, size_t lolen, const char *hi, size_t hilen)
 {
 	struct alarm_core *ac = c->obj->alarms;
-	const char lo[1] = { KEYS_ALARMS_OBJECT }, hi[1] = { KEYS_ALARMS_OBJECT + 1 };
-	struct store_iter *it = store_iter_open(c->obj->rt->store, STORE_CF_ALARMS, lo, 1, hi, 1, 0);
+	struct store_iter *it = store_iter_open(c->obj->rt->store, STORE_CF_ALARMS, lo, lolen, hi,
+						hilen, 0);
 	if (!it)
-		return;
+		return 0;
 	const char *k, *v;
-	size_t kl, vl;
+	size_t kl, vl, n = 0;
 	while (store_iter_next(it, &k, &kl, &v, &vl) == 1) {
 		if (kl < KEYS_META_ID_LEN || kl > KEYS_META_ID_LEN + DURO_MAX_ALARM_NAME || vl <= 8)
 			continue;
@@ -298,13 +299,56 @@ static void load(struct core *c)
 		memcpy(&t, v, sizeof(t));
 		struct alarm *a = upsert(c, &id, (unsigned)ns, k + KEYS_META_ID_LEN,
 					 kl - KEYS_META_ID_LEN, t);
-		if (a)
+		if (a) {
 			arm(c, a);
+			n++;
+		}
 	}
 	store_iter_close(it);
+	return n;
+}
+
+static void load(struct core *c)
+{
+	struct alarm_core *ac = c->obj->alarms;
+	const char lo[1] = { KEYS_ALARMS_OBJECT }, hi[1] = { KEYS_ALARMS_OBJECT + 1 };
+	load_range(c, lo, 1, hi, 1);
 	if (ac->count || ac->ctr.load_skipped)
 		log_info("core %u: %zu alarms loaded%s", c->index, ac->count,
 			 ac->ctr.load_skipped ? " (some skipped: their classes are not bound)" : "");
+}
+
+size_t alarm_load_slot(struct core *c, unsigned slot)
+{
+	uint8_t lo2[2], hi2[2];
+	char lo[3] = { KEYS_ALARMS_OBJECT }, hi[3] = { KEYS_ALARMS_OBJECT };
+	size_t hilen = 3;
+	if (keys_slot_bounds(slot, lo2, hi2)) {
+		memcpy(hi + 1, hi2, 2);
+	} else {
+		hi[0]++; /* the last slot: up to the tag's end */
+		hilen = 1;
+	}
+	memcpy(lo + 1, lo2, 2);
+	return load_range(c, lo, 3, hi, hilen);
+}
+
+size_t alarm_drop_slot(struct core *c, unsigned slot)
+{
+	struct alarm_core *ac = c->obj->alarms;
+	size_t n = 0;
+	for (size_t i = 0; i < ac->nbuckets; i++) {
+		struct alarm **pp = &ac->buckets[i];
+		while (*pp) {
+			if (slotmap_slot((*pp)->id.bytes) == slot) {
+				remove_alarm(ac, pp);
+				n++;
+			} else {
+				pp = &(*pp)->hnext;
+			}
+		}
+	}
+	return n;
 }
 
 int alarm_core_init(struct core *c, alarm_run_fn *run)

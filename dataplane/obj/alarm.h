@@ -23,6 +23,11 @@ void alarm_core_fini(struct core *c);
 void alarm_event_commit(struct core *c, struct object *obj, struct store_batch *b, uint64_t seq);
 
 const struct obj_alarm_counters *alarm_counters(struct core *c);
+/* Cluster mode, a slot's data arrived on or left this box (cluster_move.c): schedules the
+ * stored alarms of the slot's objects this core runs, or unschedules every alarm of the
+ * slot's objects (their keys left with the slot). Each returns how many. */
+size_t alarm_load_slot(struct core *c, unsigned slot);
+size_t alarm_drop_slot(struct core *c, unsigned slot);
 /* How long a failed alarm waits before retry `retries` (0 for the first): doubling from
  * alarms.retry_initial_ms, the doubling capped at 2^20. */
 uint64_t alarm_retry_delay_ms(const struct obj_alarm_config *cfg, unsigned retries);

@@ -16,6 +16,7 @@
  * the worker for the whole sync. See bench/README.md for the direct I/O figures.) */
 #include "commit.h"
 #include "base_assert.h"
+#include "cluster_capture.h"
 #include "core.h"
 #include "http.h"
 #include "log.h"
@@ -264,6 +265,7 @@ static void apply_pending(struct core *c)
 			return; /* durable in the log; reads are served from the caches meanwhile */
 		}
 		cc->applied_seq = cb->seq;
+		obj_cluster_capture_batch(c, cb->b); /* a slot move's live tail, if any */
 		cc->unapplied_head = cb->next;
 		if (!cc->unapplied_head)
 			cc->unapplied_tail = NULL;

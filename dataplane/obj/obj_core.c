@@ -7,6 +7,7 @@
 #include "cluster_forward.h"
 #include "cluster_gate.h"
 #include "cluster_wsrelay.h"
+#include "cluster_capture.h"
 #include "fetch.h"
 #include "commit.h"
 #include "core.h"
@@ -70,6 +71,7 @@ void obj_core_fini(struct core *c)
 	object_table_fini(c); /* unloads every object: before what they hang from */
 	obj_cluster_wsr_fini(c);
 	obj_cluster_fwd_fini(c);
+	obj_cluster_move_fini(c);
 	obj_cluster_core_fini(c);
 	switch_core_fini(c);
 	call_core_fini(c);

@@ -23,6 +23,7 @@ struct call_core;
 struct fetch_core;
 struct pitr_pending;
 struct pitr_restore;
+struct obj_move_core;
 
 /* Responses an object may hold (duro_res_defer). */
 #define OBJ_MAX_DEFERRED 4096
@@ -99,6 +100,7 @@ struct obj_core {
 	struct obj_counters ctr;
 	struct pitr_pending *pitr_pending; /* restores classes asked for (pitr.c) */
 	struct pitr_restore *pitr_restores; /* restores under way (pitr.c) */
+	struct obj_move_core *move; /* cluster moves' live tails (cluster_move.c), or NULL */
 	struct obj_cluster_table *cluster; /* cluster mode's slot gate, NULL on a single box */
 	struct obj_cluster_fwd_core *cluster_fwd; /* its requests forwarded to other boxes */
 	struct obj_cluster_wsr_core *cluster_wsr; /* its WebSockets relayed to other boxes */

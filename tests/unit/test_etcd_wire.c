@@ -142,6 +142,9 @@ static void test_cluster_values(void)
 	CHECK(K("/duro/t/members/a/b") == CLUSTER_KEY_OTHER);
 	CHECK(K("/duro/t/rebalancer") == CLUSTER_KEY_REBALANCER);
 	CHECK(K("/duro/u/rebalancer") == CLUSTER_KEY_OTHER);
+	CHECK(K("/duro/t/drain/b2") == CLUSTER_KEY_DRAIN && !strcmp(box, "b2"));
+	CHECK(K("/duro/t/drain/") == CLUSTER_KEY_OTHER);
+	CHECK(K("/duro/t/rebalance") == CLUSTER_KEY_REBALANCE);
 #undef K
 	struct cluster_member_value m = { .cores = 2, .incarnation = 77 }, m2;
 	strcpy(m.address, "127.0.0.1:8801");
@@ -161,6 +164,19 @@ static void test_cluster_values(void)
 	CHECK_EQ(cluster_slot_parse(bad, strlen(bad), &s2), -EINVAL);
 	bad = "{\"owner\":\"a\",\"incarnation\":\"1\",\"state\":\"gone\"}";
 	CHECK_EQ(cluster_slot_parse(bad, strlen(bad), &s2), -EINVAL);
+	/* A move names its target box and incarnation. */
+	s.state = CLUSTER_SLOT_MOVING;
+	strcpy(s.target, "b4");
+	s.target_incarnation = 456;
+	n = cluster_slot_format(&s, text, sizeof(text));
+	CHECK(n > 0 && cluster_slot_parse(text, (size_t)n, &s2) == 0);
+	CHECK(s2.state == CLUSTER_SLOT_MOVING && !strcmp(s2.target, "b4") &&
+	      s2.target_incarnation == 456 && !strcmp(s2.owner, "b1"));
+	bad = "{\"owner\":\"a\",\"incarnation\":\"1\",\"state\":\"moving\"}";
+	CHECK_EQ(cluster_slot_parse(bad, strlen(bad), &s2), -EINVAL);
+	strcpy(m.peer, "127.0.0.1:9");
+	n = cluster_member_format(&m, text, sizeof(text));
+	CHECK(n > 0 && cluster_member_parse(text, (size_t)n, &m2) == 0 && !strcmp(m2.peer, m.peer));
 	/* Rendezvous: three boxes share 4,096 slots roughly evenly, and adding a fourth moves
 	 * only the slots it wins. */
 	const char *boxes[] = { "b1", "b2", "b3", "b4" };

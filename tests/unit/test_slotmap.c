@@ -50,7 +50,11 @@ static void test_minimal_movement(void)
 static void test_slot_of_id(void)
 {
 	uint8_t id[32] = { 0x12, 0x34 };
-	CHECK_EQ(slotmap_slot(id), 0x1234 % DURO_SLOTS);
+	CHECK_EQ(slotmap_slot(id), 0x123);
+	uint8_t hi[32] = { 0xff, 0xff };
+	CHECK_EQ(slotmap_slot(hi), DURO_SLOTS - 1);
+	uint8_t lo[32] = { 0x00, 0x0f };
+	CHECK_EQ(slotmap_slot(lo), 0);
 }
 
 int main(void)

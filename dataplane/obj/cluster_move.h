@@ -1,0 +1,23 @@
+/* Cluster mode's slot moves on a core (cluster_move.c): what the control plane's move
+ * asks of each core of the box giving a slot away and of the box taking it. The gate
+ * (cluster_gate.h) already keeps a moving slot's new events out; these finish the rest. */
+#ifndef DURO_OBJ_CLUSTER_MOVE_H
+#define DURO_OBJ_CLUSTER_MOVE_H
+
+#include <stddef.h>
+
+struct core;
+
+/* Unloads every object of slot on this core that is idle with its writes applied to
+ * RocksDB (as an evict would); returns how many of the slot's objects are still in memory
+ * (an event running, writes not applied yet, held responses or calls). 0: this core holds
+ * nothing of the slot that the store does not. */
+unsigned obj_cluster_quiesce(struct core *c, unsigned slot);
+
+/* The slot's data left this box: its alarms leave this core's schedule. Returns how many. */
+size_t obj_cluster_slot_gone(struct core *c, unsigned slot);
+/* The slot's data arrived on this box: this core schedules the slot's stored alarms that
+ * are its own. Returns how many. */
+size_t obj_cluster_slot_arrived(struct core *c, unsigned slot);
+
+#endif

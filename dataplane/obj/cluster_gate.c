@@ -169,10 +169,12 @@ int obj_cluster_admit(struct core *c, struct http_exchange *ex, const struct dur
 		refuse(c, ex, text, t, slot, known, mine ? "epoch" : "not-owner");
 		return -1;
 	}
-	if (mine)
-		return 0;
+	/* A WebSocket is relayed even to this box: its client then stays on this box when
+	 * the slot moves away, and the relay dials the slot's next owner. */
 	if (ws_is_upgrade(&ex->req))
 		return 2; /* the caller relays it (cluster_wsrelay.h) */
+	if (mine)
+		return 0;
 	if (!unforwardable(&ex->req))
 		return 1; /* the caller forwards it (cluster_forward.h) */
 	c->obj->ctr.cluster_not_owner++;

@@ -74,14 +74,13 @@ struct wsr_in {
 };
 
 struct obj_cluster_wsr_core {
-	obj_cluster_serve_fn *serve;
 	struct pool relays;
 	struct list_node live;
 	struct wsr_in *in; /* OBJ_CLUSTER_WSR_MAX_PER_CORE entries, nin in use */
 	unsigned nin;
 };
 
-int obj_cluster_wsr_init(struct core *c, obj_cluster_serve_fn *serve)
+int obj_cluster_wsr_init(struct core *c)
 {
 	if (!c->obj->cluster)
 		return 0;
@@ -96,7 +95,6 @@ int obj_cluster_wsr_init(struct core *c, obj_cluster_serve_fn *serve)
 		free(wc);
 		return -ENOMEM;
 	}
-	wc->serve = serve;
 	c->obj->cluster_wsr = wc;
 	return 0;
 }
@@ -317,20 +315,9 @@ static void dial(struct core *c, struct wsr *r)
 		wait_or_give_up(c, r, "this box is fenced");
 		return;
 	}
-	int mine = t->owned[slot / 64] >> (slot % 64) & 1;
-	if (mine && r->state == WSR_DIALING) {
-		/* The slot came here meanwhile: an upgrade like any other on this box. */
-		struct http_exchange *ex = r->ex;
-		obj_cluster_serve_fn *serve = c->obj->cluster_wsr->serve;
-		r->ex = NULL;
-		ws_release(c, r->down, 0);
-		r->down = NULL;
-		maybe_free(c, r);
-		serve(c, ex, 0);
-		return;
-	}
-	/* A socket relayed already whose slot came here is dialed to this box's own address:
-	 * the object then holds it like the others. */
+	/* A slot this box owns is dialed at this box's own address like any other: the
+	 * object holds the relay's far end, and the client's end stays here when the slot
+	 * moves away. */
 	if (t->owner[slot] == OBJ_CLUSTER_NO_OWNER || t->owner[slot] >= t->nboxes) {
 		wait_or_give_up(c, r, "the slot has no owner yet");
 		return;

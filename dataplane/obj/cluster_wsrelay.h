@@ -1,7 +1,8 @@
-/* Cluster mode's WebSockets for a slot another box owns (cluster_wsrelay.c): the client's
- * socket stays on the box and core that accepted it (the edge); a relay socket from that
- * core to the owner box carries its messages both ways, so the object sees one of its own
- * sockets, with tags, attachments, hibernation and auto-responses as on a single box. */
+/* Cluster mode's WebSockets (cluster_wsrelay.c): the client's socket stays on the box and
+ * core that accepted it (the edge); a relay socket from that core to the slot's owner box
+ * (this box too, through its own address) carries its messages both ways, so the object
+ * sees one of its own sockets, with tags, attachments, hibernation and auto-responses as on
+ * a single box, and the client stays connected when the slot moves to another box. */
 #ifndef DURO_OBJ_CLUSTER_WSRELAY_H
 #define DURO_OBJ_CLUSTER_WSRELAY_H
 
@@ -51,9 +52,8 @@ void obj_cluster_wsr_inbound(struct core *c, struct http_exchange *ex);
 void obj_cluster_wsr_table(struct core *c);
 
 /* Per core after obj_cluster_core_init (cluster mode only; a no-op returning 0 on a single
- * box), and its end. serve runs an upgrade whose slot came to this box meanwhile. Returns
- * 0 or -ENOMEM. */
-int obj_cluster_wsr_init(struct core *c, obj_cluster_serve_fn *serve);
+ * box), and its end. Returns 0 or -ENOMEM. */
+int obj_cluster_wsr_init(struct core *c);
 void obj_cluster_wsr_fini(struct core *c);
 
 #endif

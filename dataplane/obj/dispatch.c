@@ -42,10 +42,14 @@ void obj_handle_http(struct core *c, struct http_exchange *ex)
 	int a = obj_cluster_admit(c, ex, &t.id);
 	if (a < 0)
 		return;
-	if (a == 2) {
+	/* A socket to a new object (".../new") whose slot is here is served here: a relay
+	 * would have to name the ID it has not got yet (it stays when the slot moves). */
+	if (a == 2 && !(t.minted && obj_cluster_owns(c, &t.id))) {
 		obj_cluster_wsr_upgrade(c, ex, slotmap_slot(t.id.bytes), t.minted);
 		return;
 	}
+	if (a == 2)
+		a = 0;
 	if (a > 0) {
 		obj_cluster_forward(c, ex, slotmap_slot(t.id.bytes), t.minted);
 		return;

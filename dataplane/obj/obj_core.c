@@ -59,7 +59,7 @@ int obj_core_init(struct core *c)
 	if (r == 0)
 		r = obj_cluster_fwd_init(c, obj_dispatch_admitted);
 	if (r == 0)
-		r = obj_cluster_wsr_init(c, obj_dispatch_admitted);
+		r = obj_cluster_wsr_init(c);
 	return r;
 }
 

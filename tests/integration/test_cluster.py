@@ -520,7 +520,9 @@ def test_ws_clients_on_every_box_share_one_room(wscl):
         b = await websockets.connect(ws_url(boxes[2], room + "?tags=blue&name=bob"))
         c = await websockets.connect(ws_url(boxes[1], room + "?name=carol"))
         assert a.response_headers["Duro-Forwarded-To"] == "w1"
-        assert "Duro-Forwarded-To" not in c.response_headers
+        # on the owner too the socket is relayed (through the box's own address), so it
+        # stays connected should the slot move
+        assert c.response_headers["Duro-Forwarded-To"] == "w1"
         s = sockets_of(boxes[2], room)
         assert s["count"] == 3
         by = {x["attachment"]: x for x in s["sockets"]}
@@ -591,7 +593,8 @@ def test_ws_relayed_round_trip_figure(wscl):
     async def go():
         d = await rtts(ws_url(boxes[1], direct_room))
         r = await rtts(ws_url(boxes[0], relayed_room))
-        print("WebSocket round trip, one member: on the owner p50 %.0f us p99 %.0f us; "
+        print("WebSocket round trip, one member: on the owner (relayed through its own "
+              "address) p50 %.0f us p99 %.0f us; "
               "through another box p50 %.0f us p99 %.0f us" % (d + r))
         assert r[0] < 50000, r
     wsrun(go())
@@ -863,15 +866,90 @@ def moves_done(boxes, names, share=None):
     return st
 
 
+class Rooms:
+    """`nrooms` ChatRooms of `per` WebSocket members each, connected round-robin through
+    `boxes` from an asyncio loop on a thread of its own, kept open while the caller does
+    something (a slot move); check() then has one member of every room send and every
+    member receive it: a socket closed meanwhile, or a message lost, fails it."""
+
+    def __init__(self, boxes, prefix, nrooms=100, per=10):
+        import threading
+        self.boxes, self.prefix, self.nrooms, self.per = boxes, prefix, nrooms, per
+        self.connected, self.go, self.done = threading.Event(), threading.Event(), threading.Event()
+        self.error, self.closed, self.delivered = None, 0, 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def path(self, r):
+        return "/room/%s-%d" % (self.prefix, r)
+
+    def _run(self):
+        import asyncio
+        try:
+            asyncio.run(self._main())
+        except BaseException as e:  # reported by check()
+            self.error = e
+        finally:
+            self.connected.set()
+            self.done.set()
+
+    async def _main(self):
+        import asyncio
+        import websockets
+        socks = [[None] * self.per for _ in range(self.nrooms)]
+
+        async def join(r, m):
+            box = self.boxes[(r * self.per + m) % len(self.boxes)]
+            socks[r][m] = await websockets.connect(ws_url(box, self.path(r)), max_queue=None)
+        for r in range(self.nrooms):  # a room at a time: 10 handshakes in flight
+            await asyncio.gather(*(join(r, m) for m in range(self.per)))
+        self.connected.set()
+        await asyncio.get_running_loop().run_in_executor(None, self.go.wait)
+        self.closed = sum(1 for room in socks for ws in room if not ws.open)
+
+        async def one_room(r):
+            await socks[r][0].send("after-%d" % r)
+            for ws in socks[r]:
+                while True:  # only this message is sent to the room
+                    got = await asyncio.wait_for(ws.recv(), 20)
+                    if got == "after-%d" % r:
+                        break
+                self.delivered += 1
+        await asyncio.gather(*(one_room(r) for r in range(self.nrooms)))
+        await asyncio.gather(*(ws.close() for room in socks for ws in room))
+
+    def __enter__(self):
+        self.thread.start()
+        assert self.connected.wait(120), "the rooms' members did not connect"
+        if self.error:
+            raise self.error
+        return self
+
+    def __exit__(self, *exc):
+        self.go.set()
+        self.done.wait(120)
+
+    def check(self):
+        self.go.set()
+        assert self.done.wait(120), "the rooms' check did not finish"
+        if self.error:
+            raise self.error
+        assert self.closed == 0, "%d WebSockets closed" % self.closed
+        assert self.delivered == self.nrooms * self.per
+
+
 def test_fourth_box_takes_a_quarter_of_the_slots_under_load(cl):
-    """A fourth box joins while 1,000 counters are incremented through every serving box:
-    the rebalancer moves about a quarter of the slots to it with their data, no request
-    fails (a moving slot's requests wait in forwarding's retries), every count is exact."""
+    """A fourth box joins while 1,000 counters are incremented through every serving box
+    and 1,000 WebSockets wait in 100 rooms: the rebalancer moves about a quarter of the
+    slots to it with their data, no request fails (a moving slot's requests wait in
+    forwarding's retries), every count is exact, no WebSocket closes."""
     etcd, boxes = cl
     b3 = Box("b3", etcd.urls)
     cl_extra["b3"] = b3
     serving = list(boxes)
-    with Load(lambda: serving, "grow", n=1000, nthreads=4) as load:
+    rooms = Rooms(boxes, "grow", nrooms=100, per=10)
+    with rooms, Load(lambda: serving, "grow", n=1000, nthreads=4) as load:
+        rooms_before = {rooms.path(r): owner_of(boxes, rooms.path(r) + "/sockets")[0].name
+                        for r in range(rooms.nrooms)}
         time.sleep(1.0)
         t0 = time.time()
         b3.start()
@@ -888,6 +966,14 @@ def test_fourth_box_takes_a_quarter_of_the_slots_under_load(cl):
                         timeout=90, interval=0.5, what="about a quarter of the slots on b3")
         took = time.time() - t0
         time.sleep(0.5)
+        # 1,000 WebSockets in 100 rooms, some of whose objects moved: none closed, every
+        # room's message reaches every member (the next message wakes the object on b3)
+        rooms.check()
+        moved = [p for p, was in rooms_before.items()
+                 if owner_of(boxes + [b3], p + "/sockets")[0].name != was]
+        assert moved, "no room's object moved"
+        print("%d of %d rooms' objects moved; their %d members stayed connected" %
+              (len(moved), rooms.nrooms, len(moved) * rooms.per))
     print("b3 joined and took %d slots in %.1f s under load (%d requests, %d failed)" %
           (slots_by_box(st)["b3"], took, load.requests, len(load.errors)))
     counters = {b.name: b.cluster_status()["move_counters"] for b in boxes + [b3]}

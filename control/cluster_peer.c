@@ -143,14 +143,17 @@ struct fam {
 	char name[80];
 };
 
-/* The families a slot's data lives in, named so the other box finds its own. History is
- * not among them: its records point into this box's commit logs. */
+/* The families a slot's data lives in, named so the other box finds its own. History
+ * moves too: its records hold what each commit wrote (storage/history.h), and bookmarks
+ * are keyed by the namespace secrets every box shares, so an object keeps its
+ * point-in-time window on its new box. */
 static unsigned families(struct fam *f)
 {
 	unsigned n = 0;
 	f[n++] = (struct fam){ STORE_CF_META, "meta" };
 	f[n++] = (struct fam){ STORE_CF_ALARMS, "alarms" };
 	f[n++] = (struct fam){ STORE_CF_SQL, "sql" };
+	f[n++] = (struct fam){ STORE_CF_HISTORY, "history" };
 	unsigned nns = obj_namespaces();
 	for (unsigned i = 0; i < nns && n < MOVE_MAX_FAMILIES; i++) {
 		int cf = obj_namespace_cf(i), dup = 0;
@@ -640,6 +643,8 @@ int cluster_peer_pull(struct cluster *cl, const char *kind, unsigned slot, int64
 				cf = STORE_CF_ALARMS;
 			else if (!strcmp(name, "sql"))
 				cf = STORE_CF_SQL;
+			else if (!strcmp(name, "history"))
+				cf = STORE_CF_HISTORY;
 			else if (!strncmp(name, "class/", 6) && store_class(st, name + 6, &cf, secret, NULL) < 0)
 				cf = -1;
 			if (idx >= MOVE_MAX_FAMILIES)

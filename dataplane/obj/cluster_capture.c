@@ -133,9 +133,6 @@ static void capture_op(void *arg, enum store_op op, int cf, const char *key, siz
 {
 	struct core *c = arg;
 	struct obj_move_core *m = c->obj->move;
-	/* Point-in-time history points into this box's commit logs: it does not move. */
-	if (cf == STORE_CF_HISTORY)
-		return;
 	for (unsigned i = 0; i < OBJ_MOVE_CAPTURES; i++) {
 		struct capture *k = &m->cap[i];
 		if (k->active && store_slot_contains(cf, k->slot, key, klen))

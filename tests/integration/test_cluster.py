@@ -961,9 +961,14 @@ def test_fourth_box_takes_a_quarter_of_the_slots_under_load(cl):
         serving.append(b3)  # once it serves, b3 takes its share of the requests too
         r = boxes[2].ctl("cluster", "rebalance")  # any box asks; the rebalancer runs it
         assert r.returncode == 0 and "rebalancer round" in r.stdout, (r.stdout, r.stderr)
-        st = wait_until(lambda: moves_done(boxes + [b3], ["b0", "b1", "b2", "b3"],
-                                           ("b3", 900, 1150)),
-                        timeout=90, interval=0.5, what="about a quarter of the slots on b3")
+        try:
+            st = wait_until(lambda: moves_done(boxes + [b3], ["b0", "b1", "b2", "b3"],
+                                               ("b3", 900, 1150)),
+                            timeout=150, interval=0.5, what="about a quarter of the slots on b3")
+        except AssertionError:
+            for b in boxes + [b3]:
+                print("== %s\n%s" % (b.name, "\n".join(b.log().splitlines()[-15:])))
+            raise
         took = time.time() - t0
         time.sleep(0.5)
         # 1,000 WebSockets in 100 rooms, some of whose objects moved: none closed, every
@@ -1006,6 +1011,16 @@ def test_drained_box_gives_its_slots_and_alarms_away(cl):
     for p in names:
         status, _, text = request(boxes[0], "POST", p + "?in=5000")
         assert status == 200, (status, text)
+    # a counter of b3's with a bookmark at 3: its point-in-time history moves with it
+    pitr = [n for n in ("drainpitr-%d" % i for i in range(200))
+            if owner_of(allb, "/counter/" + n)[0] is b3][0]
+    for i in range(3):
+        assert request(boxes[0], "POST", "/counter/" + pitr)[0] == 200
+    r = b3.ctl("--json", "bookmark", "COUNTER", pitr)
+    assert r.returncode == 0, r.stderr
+    bm = json.loads(r.stdout)["bookmark"]
+    for i in range(2):
+        assert request(boxes[0], "POST", "/counter/" + pitr)[0] == 200
     serving = list(allb)
     with Load(lambda: serving, "drain", n=400, nthreads=4) as load:
         time.sleep(0.5)
@@ -1035,6 +1050,12 @@ def test_drained_box_gives_its_slots_and_alarms_away(cl):
     for i, p in enumerate(names):
         assert fired_count(boxes[i % 3], p) == 1, p
     print("alarms of %d objects of drained slots fired once each on their new owners" % len(names))
+    # restored on its new owner to the bookmark b3 gave: the history came along
+    owner = owner_of(boxes, "/counter/" + pitr)[0]
+    assert owner.get("/counter/" + pitr)[2] == "5"
+    r = owner.ctl("--json", "restore", "COUNTER", pitr, bm)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert owner.get("/counter/" + pitr)[2] == "3"
     b3.close()
     cl_extra.pop("b3", None)
 

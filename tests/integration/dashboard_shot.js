@@ -25,6 +25,13 @@ const { chromium } = require('playwright-core');
     rows: document.querySelectorAll('#cores tbody tr').length,
     classes: Array.from(document.querySelectorAll('#classes tbody tr'),
                         (tr) => Array.from(tr.children, (td) => td.textContent)),
+    // cluster mode only: the boxes as this box sees them
+    cluster: document.getElementById('cluster-card').hidden ? null : {
+      head: document.getElementById('cluster-head').textContent,
+      boxes: Array.from(document.querySelectorAll('#cluster-boxes tbody tr'),
+                        (tr) => Array.from(tr.children, (td) => td.textContent)),
+      moves: document.getElementById('cluster-moves').textContent,
+    },
   }));
   await page.screenshot({ path: png, fullPage: true });
   await browser.close();

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import (DUROD, DUROD_TEST, check_output, config_with_test_classes, durod_env,
+from conftest import (ROOT, DUROD, DUROD_TEST, check_output, config_with_test_classes, durod_env,
                       free_port, run_durod, wait_port, wait_until)
 
 ETCD = shutil.which("etcd")
@@ -413,6 +413,33 @@ def test_status_duroctl_and_prometheus(cl):
            if l.startswith('duro_cluster_forwarded_total{core="0",kind="requests"}')]
     assert fwd and int(fwd[0].rsplit(" ", 1)[1]) > 0, fwd
     assert 'duro_cluster_forwarded_total{core="0",kind="retries"}' in text
+
+
+def test_dashboard_shows_the_cluster(cl):
+    """b0's dashboard (in Debian's Chromium) has a cluster view: every box with its share of
+    the slots and its epochs, the rebalancer, moves in flight."""
+    etcd, boxes = cl
+    playwright = os.path.join(ROOT, ".cache", "playwright", "node_modules")
+    assert os.path.isdir(os.path.join(playwright, "playwright-core")), \
+        "playwright-core missing: scripts/setup.sh installs it"
+    shot = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dashboard_shot.js")
+    out_dir = os.path.join(ROOT, "tests", "artifacts")
+    os.makedirs(out_dir, exist_ok=True)
+    png = os.path.join(out_dir, "dashboard-cluster.png")
+    r = subprocess.run(["node", shot, "http://127.0.0.1:%d/dashboard" % boxes[0].metrics, png],
+                       capture_output=True, text=True, timeout=90,
+                       env=dict(os.environ, NODE_PATH=playwright))
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert not got["errors"], got["errors"]
+    c = got["figures"]["cluster"]
+    assert c and "this box b0 (serving" in c["head"] and "0 slots unowned" in c["head"], c
+    rows = {row[0].split(" ")[0]: row for row in c["boxes"]}
+    assert sorted(rows) == ["b0", "b1", "b2"], rows
+    assert sum(int(row[3]) for row in rows.values()) == 4096
+    assert all(row[2].startswith("live") for row in rows.values()), rows
+    assert "moves in flight: 0" in c["moves"], c["moves"]
+    print("dashboard cluster view: %s; screenshot %s" % (c["head"], png))
 
 
 # ---- WebSockets across boxes (dataplane/obj/cluster_wsrelay.c) ----

@@ -2,16 +2,14 @@
  * boxes during a move (cluster_move.c tells when). The owner serves snapshots, tails of
  * captured writes and the rest after the freeze on an ephemeral port; the taker pulls and
  * imports them. Requests carry a MAC keyed from the namespace secrets the boxes share.
- *
- * The stream is records of [tag u8, ...] little-endian: 'F' family (index u8 = the
- * sender's family number, name length u8, name: "meta", "alarms", "sql" or
- * "class/<Class>"), 'R' put / 'D' delete / 'X' range deletion (family u8, key length u32,
- * value length u32, key, value or the range's end), 'E' end (records u64). A stream
- * without its end is void. */
+ * The request line and the stream's records are cluster_peer_wire.h's (family names:
+ * "meta", "alarms", "sql", "history" or "class/<Class>"). A stream without its end is
+ * void. */
 #include "cluster_int.h"
 #include "clock.h"
 #include "cluster_capture.h"
 #include "cluster_move.h"
+#include "cluster_peer_wire.h"
 #include "hex.h"
 #include "log.h"
 #include "obj.h"
@@ -309,10 +307,9 @@ static void serve_peer(struct cluster *cl, int fd)
 			break;
 	}
 	unsigned slot;
-	long long epoch;
-	char kind[8], mac[17], want[17];
-	if (sscanf(req, "GET /%7[a-z]/%u/%lld/%16[0-9a-f] HTTP/1.", kind, &slot, &epoch, mac) != 4 ||
-	    slot >= DURO_SLOTS || (strcmp(kind, "snap") && strcmp(kind, "tail") && strcmp(kind, "final"))) {
+	int64_t epoch;
+	char kind[CLUSTER_PEER_KIND_MAX], mac[CLUSTER_PEER_MAC_HEX + 1], want[CLUSTER_PEER_MAC_HEX + 1];
+	if (cluster_peer_parse_request(req, got, DURO_SLOTS, kind, &slot, &epoch, mac) < 0) {
 		answer_status(fd, "400 Bad Request");
 		return;
 	}
@@ -321,7 +318,7 @@ static void serve_peer(struct cluster *cl, int fd)
 		return;
 	}
 	peer_mac(cl, kind, slot, epoch, want);
-	if (strcmp(mac, want)) {
+	if (!cluster_peer_mac_equal(mac, want)) {
 		answer_status(fd, "403 Forbidden");
 		return;
 	}
@@ -622,19 +619,22 @@ int cluster_peer_pull(struct cluster *cl, const char *kind, unsigned slot, int64
 	}
 	int ended = 0;
 	while (r == 0 && !ended) {
-		if ((r = in_need(&in, 1)) < 0)
+		struct cluster_peer_rec rec;
+		long used = cluster_peer_next_record(in.buf + in.start, in.end - in.start,
+						     MOVE_MAX_RECORD, &rec);
+		if (used == 0) {
+			r = in_need(&in, rec.need);
+			continue;
+		}
+		if (used < 0) {
+			r = -EPROTO;
 			break;
-		char tag = in.buf[in.start];
-		if (tag == 'F') {
-			if ((r = in_need(&in, 3)) < 0)
-				break;
-			uint8_t idx = (uint8_t)in.buf[in.start + 1], nl = (uint8_t)in.buf[in.start + 2];
-			if ((r = in_need(&in, 3u + nl)) < 0)
-				break;
+		}
+		in.start += (size_t)used;
+		if (rec.tag == 'F') {
 			char name[256];
-			memcpy(name, in.buf + in.start + 3, nl);
-			name[nl] = 0;
-			in.start += 3u + nl;
+			memcpy(name, rec.name, rec.name_len);
+			name[rec.name_len] = 0;
 			int cf = -1;
 			uint8_t secret[32];
 			if (!strcmp(name, "meta"))
@@ -647,43 +647,24 @@ int cluster_peer_pull(struct cluster *cl, const char *kind, unsigned slot, int64
 				cf = STORE_CF_HISTORY;
 			else if (!strncmp(name, "class/", 6) && store_class(st, name + 6, &cf, secret, NULL) < 0)
 				cf = -1;
-			if (idx >= MOVE_MAX_FAMILIES)
+			if (rec.family >= MOVE_MAX_FAMILIES)
 				r = -EPROTO;
 			else
-				map[idx] = cf; /* -1: a class this box lacks; its records refuse the move */
-		} else if (tag == 'R' || tag == 'D' || tag == 'X') {
-			if ((r = in_need(&in, 10)) < 0)
-				break;
-			uint8_t idx = (uint8_t)in.buf[in.start + 1];
-			uint32_t kl, vl;
-			memcpy(&kl, in.buf + in.start + 2, 4);
-			memcpy(&vl, in.buf + in.start + 6, 4);
-			if (kl > MOVE_MAX_RECORD || vl > MOVE_MAX_RECORD || idx >= MOVE_MAX_FAMILIES ||
-			    map[idx] < 0 || (tag == 'D' && vl)) {
-				r = -EPROTO;
-				break;
-			}
-			if ((r = in_need(&in, 10u + kl + vl)) < 0)
-				break;
-			const char *k = in.buf + in.start + 10;
-			if (tag == 'X')
-				r = store_slot_import_range(im, map[idx], k, kl, k + kl, vl);
-			else
-				r = store_slot_import_record(im, map[idx], k, kl, tag == 'R' ? k + kl : NULL,
-							     vl);
-			in.start += 10u + kl + vl;
-		} else if (tag == 'E') {
-			if ((r = in_need(&in, 9)) < 0)
-				break;
-			uint64_t cnt;
-			memcpy(&cnt, in.buf + in.start + 1, 8);
-			if (cnt != store_slot_import_records(im))
+				map[rec.family] = cf; /* -1: a class this box lacks; its records refuse the move */
+		} else if (rec.tag == 'E') {
+			if (rec.count != store_slot_import_records(im))
 				r = -EPROTO;
 			else
 				r = store_slot_import_flush(im);
 			ended = 1;
-		} else {
+		} else if (rec.family >= MOVE_MAX_FAMILIES || map[rec.family] < 0) {
 			r = -EPROTO;
+		} else if (rec.tag == 'X') {
+			r = store_slot_import_range(im, map[rec.family], rec.key, rec.key_len, rec.val,
+						    rec.val_len);
+		} else {
+			r = store_slot_import_record(im, map[rec.family], rec.key, rec.key_len,
+						     rec.tag == 'R' ? rec.val : NULL, rec.val_len);
 		}
 	}
 	close(fd);

@@ -145,7 +145,7 @@ fi
 # and falls below the target's floor in tests/fuzz/coverage.txt when the corpus lost
 # inputs or the libraries lost their coverage instrumentation: a failure either way.
 note "== fuzz (${FUZZ_SECONDS}s per target, libFuzzer with ASan+UBSan)"
-for target in http http_response config ws ws_client stack backup metrics sqljson sqlpage etcd cluster_marker cluster_relay; do
+for target in http http_response config ws ws_client stack backup metrics sqljson sqlpage etcd cluster_marker cluster_relay cluster_peer; do
   bin=build-fuzz/tests/fuzz/fuzz_$target
   log="$out/fuzz-$target.log"
   work="$out/corpus-$target"; mkdir -p "$work"

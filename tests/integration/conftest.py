@@ -45,6 +45,7 @@ def dpdk_address():
 # in a collected file is an error, not a no-op.
 def pytest_configure(config):
     config.addinivalue_line("markers", "uring_only(reason): runs over the uring backend only")
+    config.addinivalue_line("markers", "own_durod: a fresh durod even in a SHARED_DUROD module")
 
 
 def _uring_only_from_env():
@@ -373,9 +374,31 @@ def durod_factory(tmp_path):
     return make
 
 
+# A module that sets SHARED_DUROD = True gives its tests that ask for `durod` one durod (the
+# default config) for the whole module, unless a test is marked own_durod: a start costs
+# about a second under ASan and two over dpdk, and most tests of such a module only make
+# requests to objects of their own names. After each test the shared durod must still run
+# and its log so far be clean (a report is the failure of the test during which it
+# appeared); at the end of the module it must exit 0 on SIGTERM with a clean log, like any.
+@pytest.fixture(scope="module")
+def shared_durod(tmp_path_factory):
+    d = Durod(tmp_path_factory.mktemp("shared-durod"))
+    _started.remove(d)  # checked here, not by the test that happened to start it
+    yield d
+    check_durod(d, expect_clean_exit=True)
+
+
 @pytest.fixture
-def durod(durod_factory):
-    return durod_factory()
+def durod(request, durod_factory):
+    if (not getattr(request.module, "SHARED_DUROD", False)
+            or request.node.get_closest_marker("own_durod")):
+        yield durod_factory()
+        return
+    d = request.getfixturevalue("shared_durod")
+    yield d
+    assert d.proc.poll() is None, "the shared durod exited %s during this test; log:\n%s" % (
+        d.proc.returncode, d.logtext())
+    check_output(d.logtext(), "shared durod (log %s)" % d.log_path)
 
 
 def recv_all(sock, timeout=5.0):

@@ -8,6 +8,10 @@ import requests
 
 from conftest import read_responses, recv_all
 
+# Tests asking for `durod` share one per module (conftest.py): each uses objects of its own
+# names.
+SHARED_DUROD = True
+
 
 def status_of(raw):
     return int(raw.split(b" ", 2)[1])

@@ -88,7 +88,7 @@ TSAN_RUN_OPTIONS="suppressions=$PWD/tests/tsan/suppressions.txt:second_deadlock_
 if scripts/setup.sh tsan; then
   for t in build-tsan/tests/unit/test_*; do
     [ -f "$t" ] && [ -x "$t" ] || continue
-    name=$(basename "$t")
+    name=$(basename "$t") t0=$SECONDS
     # Its "crashes" are forked children that start threads, which TSan does not support;
     # the commit-log threads run under TSan in test_obj_kv.
     [ "$name" = test_commit_log ] && continue
@@ -100,7 +100,7 @@ if scripts/setup.sh tsan; then
       cat "$out/tsan-$name.log"
       if [ "$f" = 0 ]; then bad "tsan: $name (exit $rc, $r reports)"; else failures+=("tsan: $name"); fi
     fi
-    note "tsan $name: $p passed, $f failed, $r reports"
+    note "tsan $name: $p passed, $f failed, $r reports ($((SECONDS - t0)) s)"
   done
   DUROD="$PWD/build-tsan/control/durod" TSAN_OPTIONS="$TSAN_RUN_OPTIONS" \
     "$PY" -m pytest -q -p no:cacheprovider --junitxml="$out/junit-tsan.xml" tests/tsan 2>&1 | tail -n 25

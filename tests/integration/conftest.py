@@ -418,15 +418,28 @@ def durod_factory(tmp_path):
 def shared_durod(tmp_path_factory):
     d = start_shared(tmp_path_factory)
     yield d
-    stop_shared(d)
+    if d in _shared:
+        stop_shared(d)
+
+
+def _uses_shared_durod(item):
+    return ("durod" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("own_durod")
+            and getattr(item.module, "SHARED_DUROD", False))
 
 
 @pytest.fixture
 def durod(request, durod_factory):
-    if (not getattr(request.module, "SHARED_DUROD", False)
-            or request.node.get_closest_marker("own_durod")):
-        return durod_factory()
-    return request.getfixturevalue("shared_durod")
+    if not _uses_shared_durod(request.node):
+        yield durod_factory()
+        return
+    d = request.getfixturevalue("shared_durod")
+    yield d
+    # Stopped (and checked) after the module's last test that uses it: an idle durod over
+    # dpdk polls a third of a CPU, which the module's later tests on a 2-CPU box need.
+    items = request.session.items
+    later = items[items.index(request.node) + 1:]
+    if d in _shared and not any(i.module is request.module and _uses_shared_durod(i) for i in later):
+        stop_shared(d)
 
 
 def recv_all(sock, timeout=5.0):

@@ -7,26 +7,37 @@ cd "$(dirname "$0")/.."
 DURO_TEST_DEPS=1 scripts/setup.sh release asan fuzz || { echo "tests: 0 passed, 1 failed"; exit 1; }
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-12}
+FUZZ_JOBS=${FUZZ_JOBS:-$(nproc)}   # fuzz targets run at a time
 PY=/usr/bin/python3   # Debian's python with its pytest, requests and websockets
 passed=0 failed=0 skipped=0
 failures=()
 out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+trap 'if [ -n "${DURO_TEST_KEEP:-}" ]; then mkdir -p "$DURO_TEST_KEEP" && cp -r "$out"/. "$DURO_TEST_KEEP"/; fi; rm -rf "$out"' EXIT
 
 note() { printf '%s\n' "$*"; }
+# Each phase's wall time, listed at the end, so a run's log shows where the suite's time goes. DURO_TEST_KEEP=DIR keeps the logs and junit files
+# (each test case's time is in them) in DIR.
+phase_name="setup and build" phase_start=0 phase_times=()
+phase() {
+  if [ -n "$phase_name" ]; then
+    phase_times+=("$(printf '%5d s  %s' $((SECONDS - phase_start)) "$phase_name")")
+  fi
+  phase_name=$1 phase_start=$SECONDS
+  [ -n "$1" ] && note "== $1"
+}
 ok() { passed=$((passed + 1)); }
 bad() { failed=$((failed + 1)); failures+=("$1"); note "FAIL $1"; }
 
-note "== unit (ASan+UBSan)"
+phase "unit (ASan+UBSan)"
 for t in build-asan/tests/unit/test_*; do
   [ -f "$t" ] && [ -x "$t" ] || continue
-  name=$(basename "$t")
+  name=$(basename "$t") t0=$SECONDS
   if "$t" >"$out/$name.log" 2>&1; then rc=0; else rc=$?; fi
   p=$(grep -c '^ok ' "$out/$name.log"); f=$(grep -c '^FAIL ' "$out/$name.log")
   passed=$((passed + p)); failed=$((failed + f))
   if [ "$rc" != 0 ] && [ "$f" = 0 ]; then bad "$name (exit $rc)"; fi
   if [ "$rc" != 0 ]; then cat "$out/$name.log"; failures+=("$name"); fi
-  note "$name: $p passed, $f failed"
+  note "$name: $p passed, $f failed ($((SECONDS - t0)) s)"
 done
 
 # Counts a junit file's tests into passed/failed/skipped and names each skipped test with
@@ -61,7 +72,7 @@ if [ "$is" != 0 ]; then
 fi
 }
 
-note "== integration (real durod with ASan+UBSan, real clients)"
+phase "integration (real durod with ASan+UBSan, real clients)"
 DUROD="$PWD/build-asan/control/durod" ASAN_OPTIONS=detect_leaks=1 \
   "$PY" -m pytest -q -p no:cacheprovider --junitxml="$out/junit.xml" \
   --ignore=tests/integration/test_dpdk.py tests/integration 2>&1 | tail -n 25
@@ -72,12 +83,12 @@ count_junit "$out/junit.xml" integration "${PIPESTATUS[0]}"
 # WebSockets, TLS handshakes, alarms, eviction and control requests, and a restart. Any
 # report fails the binary or the test. tests/tsan/suppressions.txt lists (with reasons)
 # only libraries that are not built with TSan.
-note "== tsan (ThreadSanitizer: unit tests, a threaded durod run)"
+phase "tsan (ThreadSanitizer: unit tests, a threaded durod run)"
 TSAN_RUN_OPTIONS="suppressions=$PWD/tests/tsan/suppressions.txt:second_deadlock_stack=1"
 if scripts/setup.sh tsan; then
   for t in build-tsan/tests/unit/test_*; do
     [ -f "$t" ] && [ -x "$t" ] || continue
-    name=$(basename "$t")
+    name=$(basename "$t") t0=$SECONDS
     # Its "crashes" are forked children that start threads, which TSan does not support;
     # the commit-log threads run under TSan in test_obj_kv.
     [ "$name" = test_commit_log ] && continue
@@ -89,7 +100,7 @@ if scripts/setup.sh tsan; then
       cat "$out/tsan-$name.log"
       if [ "$f" = 0 ]; then bad "tsan: $name (exit $rc, $r reports)"; else failures+=("tsan: $name"); fi
     fi
-    note "tsan $name: $p passed, $f failed, $r reports"
+    note "tsan $name: $p passed, $f failed, $r reports ($((SECONDS - t0)) s)"
   done
   DUROD="$PWD/build-tsan/control/durod" TSAN_OPTIONS="$TSAN_RUN_OPTIONS" \
     "$PY" -m pytest -q -p no:cacheprovider --junitxml="$out/junit-tsan.xml" tests/tsan 2>&1 | tail -n 25
@@ -116,7 +127,7 @@ test_tls.py::test_testssl_finds_nothing_medium_or_above testssl.sh scans what th
 test_calls.py::test_sigkill_during_a_call_storm calls between objects never touch the network: the storm and its SIGKILL are the runtime's and storage's (runs over uring)
 test_calls.py::test_calls_in_prometheus_and_the_dashboard_feed its metrics listener is on 127.0.0.1 in durod's namespace, out of the clients' reach (test_dpdk reads the stack's metrics from there)"
 if [ "$(id -u)" = 0 ]; then
-  note "== integration over the dpdk backend (af_packet on a veth, clients in netns ${DURO_NETNS:-duro-client})"
+  phase "integration over the dpdk backend (af_packet on a veth, clients in netns ${DURO_NETNS:-duro-client})"
   suites=(); for s in $DPDK_SUITES; do suites+=("tests/integration/$s.py"); done
   # A namespace name left unusable by an earlier run (see netns-dpdk.sh) must not fail the
   # suite: the host side then gets a name of this run's own.
@@ -144,26 +155,36 @@ fi
 # corpus alone (the same for a given binary and corpus, unlike the figure after fuzzing),
 # and falls below the target's floor in tests/fuzz/coverage.txt when the corpus lost
 # inputs or the libraries lost their coverage instrumentation: a failure either way.
-note "== fuzz (${FUZZ_SECONDS}s per target, libFuzzer with ASan+UBSan)"
-for target in http http_response config ws ws_client stack backup metrics sqljson sqlpage etcd cluster_marker cluster_relay cluster_peer; do
-  bin=build-fuzz/tests/fuzz/fuzz_$target
+phase "fuzz (${FUZZ_SECONDS}s per target, ${FUZZ_JOBS} at a time, libFuzzer with ASan+UBSan)"
+FUZZ_TARGETS="http http_response config ws ws_client stack backup metrics sqljson sqlpage etcd cluster_marker cluster_relay cluster_peer"
+# A target is one process on one core for FUZZ_SECONDS: on N cores N of them at a time get
+# as many executions each as one alone, in 1/N of the time.
+fuzz_one() {
+  local target=$1 rc work="$out/corpus-$1"
+  mkdir -p "$work"; cp tests/fuzz/corpus/$target/* "$work/"
+  if build-fuzz/tests/fuzz/fuzz_$target -max_total_time="$FUZZ_SECONDS" -timeout=10 \
+       -rss_limit_mb=2048 -dict=tests/fuzz/$target.dict -artifact_prefix="$out/$target-" \
+       "$work" >"$out/fuzz-$target.log" 2>&1; then rc=0; else rc=$?; fi
+  echo "$rc" >"$out/fuzz-$target.rc"
+}
+running=0
+for target in $FUZZ_TARGETS; do
+  if [ "$running" -ge "$FUZZ_JOBS" ]; then wait -n; running=$((running - 1)); fi
+  fuzz_one "$target" & running=$((running + 1))
+done
+wait
+for target in $FUZZ_TARGETS; do
   log="$out/fuzz-$target.log"
-  work="$out/corpus-$target"; mkdir -p "$work"
-  cp tests/fuzz/corpus/$target/* "$work/"
+  rc=$(cat "$out/fuzz-$target.rc" 2>/dev/null || echo "none")
   floor=$(awk -v t="$target" '$1 == t { print $2 }' tests/fuzz/coverage.txt)
-  if "$bin" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
-       -dict=tests/fuzz/$target.dict -artifact_prefix="$out/" "$work" >"$log" 2>&1; then
-    rc=0
-  else
-    rc=$?
-  fi
   read -r icov ift < <(grep -m1 -Eo 'INITED cov: [0-9]+ ft: [0-9]+' "$log" | awk '{ print $3, $5 }')
   read -r fcov fft < <(grep -Eo ' cov: [0-9]+ ft: [0-9]+' "$log" | tail -n 1 | awk '{ print $2, $4 }')
   note "fuzz_$target: corpus cov ${icov:-?} ft ${ift:-?} (floor ${floor:-none}), after" \
     "${FUZZ_SECONDS}s cov ${fcov:-?} ft ${fft:-?}, $(grep -Eo 'Done [0-9]+ runs' "$log" || echo 'not done')"
   if [ "$rc" != 0 ]; then
-    mkdir -p tests/fuzz/artifacts && cp "$out"/crash-* "$out"/leak-* "$out"/timeout-* tests/fuzz/artifacts/ 2>/dev/null
-    tail -n 40 "$log"; bad "fuzz_$target (artifacts in tests/fuzz/artifacts)"
+    mkdir -p tests/fuzz/artifacts
+    cp "$out/$target"-crash-* "$out/$target"-leak-* "$out/$target"-timeout-* tests/fuzz/artifacts/ 2>/dev/null
+    tail -n 40 "$log"; bad "fuzz_$target (exit $rc, artifacts in tests/fuzz/artifacts)"
   elif [ -z "$floor" ] || [ -z "${icov:-}" ] || [ "$icov" -lt "$floor" ]; then
     bad "fuzz_$target: coverage ${icov:-unknown} from its corpus, below its floor ${floor:-(none in tests/fuzz/coverage.txt)}"
   else
@@ -171,7 +192,7 @@ for target in http http_response config ws ws_client stack backup metrics sqljso
   fi
 done
 
-note "== tidy"
+phase "tidy"
 while read -r status name; do
   case "$status" in
     ok) ok ;;
@@ -180,6 +201,8 @@ while read -r status name; do
 done < <(tests/tidy/tidy.sh 2>&1 | tee "$out/tidy.log" | grep -E '^(ok|FAIL) ')
 grep -v -E '^(ok) ' "$out/tidy.log" || true
 
+phase ""
+note "times (s):"; printf '  %s\n' "${phase_times[@]}"
 if ((${#failures[@]})); then
   note "failures:"; printf '  %s\n' "${failures[@]}"
 fi

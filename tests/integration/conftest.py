@@ -45,6 +45,7 @@ def dpdk_address():
 # in a collected file is an error, not a no-op.
 def pytest_configure(config):
     config.addinivalue_line("markers", "uring_only(reason): runs over the uring backend only")
+    config.addinivalue_line("markers", "own_durod: a fresh durod even in a SHARED_DUROD module")
 
 
 def _uring_only_from_env():
@@ -93,7 +94,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, proc, timeout=10.0, host="127.0.0.1"):
+# 30 s: on a loaded 2-core box an ASan durod has been seen to take over 10 s to listen;
+# waiting longer costs nothing when it starts in time.
+def wait_port(port, proc, timeout=30.0, host="127.0.0.1"):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -342,10 +345,32 @@ def check_durod(d, expect_clean_exit):
     check_output(d.logtext(), "durod (log %s)" % d.log_path)
 
 
+# Durods shared by the tests of a module (start_shared): each must still run after every
+# test with its log so far clean, so a report fails the test during which it appeared; at
+# the module's end (stop_shared) it must exit 0 on SIGTERM with a clean log, like any.
+_shared = []
+
+
+def start_shared(tmp_path_factory, name="shared-durod", **kw):
+    """A durod (Durod's arguments) for several tests of a module: for a module-scoped
+    fixture, which ends it with stop_shared."""
+    d = Durod(tmp_path_factory.mktemp(name), **kw)
+    _started.remove(d)  # not the durod of the test that happened to start it
+    d.checked_upto, d.exit_reported = 0, False
+    _shared.append(d)
+    return d
+
+
+def stop_shared(d):
+    _shared.remove(d)
+    check_durod(d, expect_clean_exit=True)
+
+
 @pytest.fixture(autouse=True)
 def durods_checked():
     """Every durod a test started — by the factory, start_on or Durod directly, restarts
-    included — is stopped and its log checked when the test ends."""
+    included — is stopped and its log checked when the test ends; every shared durod must
+    still run, its log so far clean."""
     del _started[:]
     yield
     started = list(_started)
@@ -356,6 +381,17 @@ def durods_checked():
             check_durod(d, expect_clean_exit=True)
         except AssertionError as e:
             errors.append(str(e))
+    for d in _shared:
+        text = d.logtext()
+        found = sanitizer_reports(text[d.checked_upto:])
+        d.checked_upto = len(text)
+        if found:
+            errors.append("the shared durod (log %s) reported %s during this test; log:\n%s"
+                          % (d.log_path, ", ".join(found), text))
+        if d.proc.poll() is not None and not d.exit_reported:
+            d.exit_reported = True
+            errors.append("the shared durod (log %s) exited %s during this test; log:\n%s"
+                          % (d.log_path, d.proc.returncode, text))
     assert not errors, "\n\n".join(errors)
 
 
@@ -373,9 +409,37 @@ def durod_factory(tmp_path):
     return make
 
 
+# A module that sets SHARED_DUROD = True gives its tests that ask for `durod` one durod (the
+# default config) for the whole module, unless a test is marked own_durod: a start costs
+# about a second under ASan and two over dpdk, and most tests of such a module only make
+# requests to objects of their own names. Modules share durods of other configs the same
+# way with start_shared/stop_shared in a module-scoped fixture.
+@pytest.fixture(scope="module")
+def shared_durod(tmp_path_factory):
+    d = start_shared(tmp_path_factory)
+    yield d
+    if d in _shared:
+        stop_shared(d)
+
+
+def _uses_shared_durod(item):
+    return ("durod" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("own_durod")
+            and getattr(item.module, "SHARED_DUROD", False))
+
+
 @pytest.fixture
-def durod(durod_factory):
-    return durod_factory()
+def durod(request, durod_factory):
+    if not _uses_shared_durod(request.node):
+        yield durod_factory()
+        return
+    d = request.getfixturevalue("shared_durod")
+    yield d
+    # Stopped (and checked) after the module's last test that uses it: an idle durod over
+    # dpdk polls a third of a CPU, which the module's later tests on a 2-CPU box need.
+    items = request.session.items
+    later = items[items.index(request.node) + 1:]
+    if d in _shared and not any(i.module is request.module and _uses_shared_durod(i) for i in later):
+        stop_shared(d)
 
 
 def recv_all(sock, timeout=5.0):

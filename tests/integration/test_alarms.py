@@ -3,9 +3,14 @@ alarms, delete_all, survive restarts (also when due while down, and across a cha
 core count), fire for evicted objects, runaway re-arming throttled."""
 import time
 
+import pytest
 import requests
 
 import conftest
+
+# Tests asking for `durod` share one per module (conftest.py): each uses objects of its own
+# names.
+SHARED_DUROD = True
 
 
 def state(d, name):
@@ -142,6 +147,7 @@ def test_runaway_rearm_throttled(durod_factory):
     requests.delete(d.url + "/ticker/run/all")
 
 
+@pytest.mark.own_durod  # timing on an idle durod
 def test_firing_accuracy_when_idle(durod):
     lates = []
     for i in range(5):

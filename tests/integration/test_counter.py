@@ -7,6 +7,10 @@ import requests
 
 from conftest import read_responses
 
+# Tests asking for `durod` share one per module (conftest.py): each uses objects of its own
+# names.
+SHARED_DUROD = True
+
 
 def test_curl_post_and_get(durod):
     out = subprocess.run(["curl", "-sS", "-X", "POST", durod.url + "/counter/c1"],

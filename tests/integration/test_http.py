@@ -8,6 +8,10 @@ import requests
 
 from conftest import read_responses, recv_all
 
+# Tests asking for `durod` share one per module (conftest.py): each uses objects of its own
+# names.
+SHARED_DUROD = True
+
 
 def status_of(raw):
     return int(raw.split(b" ", 2)[1])
@@ -276,6 +280,10 @@ def test_slow_client_does_not_block_others(durod_factory):
         s.close()
 
 
+# Its own durod: once, with the module's shared durod, one of these connections was still
+# open 5 s after SIGTERM at the module's end, and its body buffer leaked when shutdown
+# closed it (reported in the integrator's notes; not seen with a durod per test).
+@pytest.mark.own_durod
 def test_client_reset_mid_request(durod):
     import struct
     for _ in range(20):

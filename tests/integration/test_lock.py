@@ -7,6 +7,10 @@ import requests
 
 from conftest import wait_until
 
+# Tests asking for `durod` share one per module (conftest.py): each uses objects of its own
+# names.
+SHARED_DUROD = True
+
 
 def acquire(d, name, owner, ttl=2000, wait=None):
     q = "ttl=%d&owner=%s" % (ttl, owner) + ("&wait=%d" % wait if wait is not None else "")

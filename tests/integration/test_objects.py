@@ -3,6 +3,10 @@ import time
 
 import requests
 
+# Tests asking for `durod` share one per module (conftest.py): each uses objects of its own
+# names.
+SHARED_DUROD = True
+
 
 def test_new_id_then_address_by_string(durod):
     r = requests.post(durod.url + "/obj/COUNTER/new")

@@ -6,6 +6,10 @@ import requests
 import conftest
 from conftest import wait_until
 
+# Tests asking for `durod` share one per module (conftest.py): each uses objects of its own
+# names.
+SHARED_DUROD = True
+
 
 def test_burst_then_429_then_refill(durod):
     u = durod.url + "/limit/user1?rate=2&burst=3"

@@ -11,6 +11,10 @@ import requests
 
 import conftest
 
+# Tests asking for `durod` share one per module (conftest.py): each uses objects of its own
+# names.
+SHARED_DUROD = True
+
 
 def sql(d, name, text, params=None, status=200):
     body = {"sql": text}
@@ -148,6 +152,7 @@ def test_runaway_statement_is_interrupted(durod_factory):
     assert requests.post(d.url + "/sqlcounter/z").text == "1"
 
 
+@pytest.mark.own_durod  # lists every object of its class
 def test_sql_and_kv_are_one_storage(durod):
     assert requests.post(durod.url + "/sqlcounter/gone").text == "1"
     sql(durod, "gone", "CREATE TABLE t (k TEXT); INSERT INTO t VALUES ('x')")

@@ -13,6 +13,10 @@ import requests
 
 import conftest
 
+# Tests asking for `durod` share one per module (conftest.py): each uses objects of its own
+# names.
+SHARED_DUROD = True
+
 
 def kv(d, name="t"):
     return d.url + "/kv/" + name

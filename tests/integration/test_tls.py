@@ -60,12 +60,15 @@ def pki(tmp_path_factory):
     return d
 
 
-@pytest.fixture
-def tls_durod(durod_factory, pki):
-    d = durod_factory(config={"tls": {"handshake_timeout_ms": 1000}},
-                      extra_args=["--tls-cert", str(pki / "chain.pem"), "--tls-key", str(pki / "leaf.key")])
+@pytest.fixture(scope="module")
+def tls_durod(tmp_path_factory, pki):
+    # One for the module (conftest.start_shared): its tests use counters of their own names
+    # and read the TLS counters as lower bounds.
+    d = conftest.start_shared(tmp_path_factory, "tls-durod", config={"tls": {"handshake_timeout_ms": 1000}},
+                              extra_args=["--tls-cert", str(pki / "chain.pem"), "--tls-key", str(pki / "leaf.key")])
     d.tls_port = d.port
-    return d
+    yield d
+    conftest.stop_shared(d)
 
 
 def server_name(d):

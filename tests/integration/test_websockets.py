@@ -16,6 +16,10 @@ import conftest
 import wsconformance as wc
 from conftest import DPDK_CLIENT
 
+# Tests asking for `durod` share one per module (conftest.py): each uses objects of its own
+# names.
+SHARED_DUROD = True
+
 NODE_ENV = dict(os.environ, NODE_PATH="/usr/share/nodejs")
 
 

@@ -18,8 +18,9 @@ BUGS = {
     "any_one_log": "recovery takes the new owner's own log, not the longest of a majority",
     "longest_by_lsn": "'longest' compares lsn only, not (last epoch, lsn)",
     "trust_recovered_log": "reads right after recovery before the log is on W copies at the new epoch",
-    "seal_not_durable": "SEAL is acknowledged before max_epoch is synced",
+    "seal_not_durable": "max_epoch[slot] is kept in memory only: a restarted follower forgot every SEAL",
     "replace_without_catchup": "a replacement follower votes before it holds the acknowledged log",
+    "no_takeover_wait": "a new owner answers before one TTL has passed since it took the slot",
 }
 
 
@@ -52,6 +53,9 @@ class Params:
         self.cycle_gap = (500, 3000)
         self.heal_wait = 12000     # after the last heal: liveness window and final reads
         self.liveness_bound = 4 * self.ttl + 2000
+        self.batch = 32            # records per replication message (a catch-up takes time)
+        self.stuck_ms = 3000       # an owner with no commit progress this long hands over
+        self.faults = None         # restrict the nemesis to these fault kinds
         self.bugs = set()
         for k, v in kw.items():
             if not hasattr(self, k):
@@ -180,6 +184,13 @@ class Etcd:
         self.down_until = self.w.now + outage
         self.w.log("etcd leader change, down %d ms" % outage)
         self.w.at(self.down_until, self._extend)
+
+    def revoke_all(self):
+        """etcd #15247: a leader stuck in fdatasync revoked every lease at once, while the
+        boxes' renewals had been answered: each box still believes in its deadline."""
+        self.w.log("etcd revokes every lease")
+        for lid in sorted(self.leases):
+            self.revoke(lid)
 
     def _extend(self):
         for lid in self.leases:
@@ -312,6 +323,8 @@ class Owner:
         self.lag_since = {}        # voter -> time it first lagged the commit point
         self.replacing = False
         self.state_obj = {}        # obj -> list of tokens (memory)
+        self.serve_after = -1e18   # this box's clock: no answer before (takeover wait)
+        self.progress = None       # (time, commit) when the commit point last moved
 
 
 class Box:
@@ -351,7 +364,9 @@ class Box:
         self.gen += 1
         for lg in self.logs.values():     # only what was synced survives
             lg.vlog = list(lg.dlog)
-            lg.vmax = lg.dmax
+            lg.vmax = lg.dmax if "seal_not_durable" not in self.w.p.bugs else 0
+            if "seal_not_durable" in self.w.p.bugs:
+                lg.dmax = 0
             lg.diverged = False
 
     def restart(self):
@@ -521,6 +536,11 @@ class Box:
             return
         self.w.log("%s owns slot %d at epoch %d (%s)" % (self.name, s, epoch, rec.state))
         o = self.owners[s] = Owner(epoch, rec)
+        # The old owner may still answer from memory until its own deadline, which etcd
+        # cannot bound when it revokes leases early (#15247): wait one TTL from here, the
+        # old owner's last renewal having been before the revocation that moved the slot.
+        if "no_takeover_wait" not in self.w.p.bugs:
+            o.serve_after = self.clock() + self.w.p.ttl
         if "serve_before_seal" in self.w.p.bugs:
             self.adopt(s, o, list(self.logs[s].vlog))
             return
@@ -550,9 +570,6 @@ class Box:
             o = self.owners.get(s)
             if o is not None and src != self.name:
                 self.step_down(s, "sealed at epoch %d by %s" % (e, src))
-        if "seal_not_durable" in self.w.p.bugs:
-            self._seal_reply(s, e, src, tuple(lg.vlog))
-            return
         self.after_sync(self._seal_reply_durable, s, e, src)
 
     def _seal_reply_durable(self, s, e, src):
@@ -649,7 +666,7 @@ class Box:
                 continue
             nxt = max(1, min(nxt, len(lg.vlog) + 1))
             prev = lg.vlog[nxt - 2] if nxt >= 2 else None
-            entries = tuple(lg.vlog[nxt - 1:nxt - 1 + 256])
+            entries = tuple(lg.vlog[nxt - 1:nxt - 1 + self.w.p.batch])
             self.send(b, ("ae", s, o.epoch, nxt - 1, prev[0] if prev else 0, entries, self.name))
 
     def retransmit(self):
@@ -711,6 +728,10 @@ class Box:
             return
         if not self.serving():
             return
+        if self.clock() < o.serve_after:
+            if o.pending:
+                self.timer((o.serve_after - self.clock()) / self.rate + 0.01, self.release, s)
+            return
         keep = []
         for p in o.pending:
             if p[0] <= o.commit:
@@ -730,6 +751,21 @@ class Box:
             return
         lg = self.logs[s]
         now = self.w.now
+        if o.progress is None or o.commit > o.progress[1] or o.commit >= len(lg.vlog):
+            o.progress = (now, o.commit)
+        elif now - o.progress[0] > self.w.p.stuck_ms:
+            # No quorum for this long (cut off from its followers, not from etcd): hand the
+            # slot to another voter, which seals and recovers; this box stops answering now.
+            others = [b for b in o.rec.group if b != self.name and self.live(b)]
+            e = self.table.get("members/" + others[0]) if others else None
+            if others:
+                new = others[self.w.rng.randrange(len(others))]
+                inc = self.table["members/" + new][2]
+                rec = SlotRec(new, inc, o.rec.group, (), "RECOVERING")
+                self.w.log("%s hands slot %d to %s: no quorum for %d ms" % (self.name, s, new, now - o.progress[0]))
+                self.send("etcd", ("cas", self.name, "slots/%d" % s, o.epoch, rec, ("handoff", s)))
+                self.step_down(s, "handing over")
+            return
         if o.rec.learners:
             new, old = o.rec.learners[0]
             if o.match.get(new, 0) >= o.commit:
@@ -953,7 +989,9 @@ class Client:
 # The nemesis: fault cycles, then a heal of everything and a liveness window.
 
 FAULTS = ["crash", "pause", "part_etcd", "part_boxes", "one_way", "isolate", "etcd_leader",
-          "disk", "chaos", "crash2"]
+          "disk", "chaos", "crash2", "revoke",
+          # composites aimed at one slot's replica group (see README.md, "Nemesis")
+          "stale_owner", "cut_owner", "cascade"]
 
 
 class Nemesis:
@@ -961,9 +999,10 @@ class Nemesis:
         self.w, self.boxes, self.etcd = w, boxes, etcd
         self.done = 0
         self.healers = []
+        self.faults = list(w.p.faults) if w.p.faults else FAULTS
         w.after(1500 + w.rng.uniform(0, 500), self.cycle)
 
-    def victim(self):
+    def victim(self, kind=None):
         w = self.w
         if w.rng.random() < 0.7:
             s = w.rng.randrange(w.p.slots)
@@ -973,15 +1012,41 @@ class Nemesis:
         return w.rng.choice(self.boxes)
 
     def cycle(self):
+        """One cycle: one to three faults at once, each healed after its own duration."""
         w = self.w
         if self.done >= w.p.cycles:
             self.heal_all()
             w.heal_time = w.now
             return
         self.done += 1
-        kind = w.rng.choice(FAULTS)
-        b = self.victim()
-        dur = w.rng.uniform(0.5, 2.5) * w.p.ttl
+        longest = 0
+        for i in range(w.rng.choice((1, 1, 1, 2, 2, 3))):
+            delay = 0 if i == 0 else w.rng.uniform(0, w.p.ttl)
+            kind = w.rng.choice(self.faults)
+            dur = w.rng.uniform(0.5, 2.5) * w.p.ttl
+            longest = max(longest, delay + dur)
+            w.after(delay, self.fault, kind, dur)
+        w.after(longest * (0.5 if w.rng.random() < 0.3 else 1.0) + w.rng.uniform(*w.p.cycle_gap), self.cycle)
+
+    def group(self):
+        """A slot's owner and its followers, as etcd has them now."""
+        s = self.w.rng.randrange(self.w.p.slots)
+        e = self.etcd.kv.get("slots/%d" % s)
+        if e is None:
+            return None, []
+        rec = e[0]
+        return self.w.nodes[rec.owner], [self.w.nodes[b] for b in rec.group if b != rec.owner]
+
+    def fault(self, kind, dur):
+        w = self.w
+        if kind in ("stale_owner", "cut_owner", "cascade"):
+            return self.composite(kind, dur)
+        if ":" in kind:
+            kind, name = kind.split(":")
+            kind = kind[:-3]
+            b = w.nodes[name]
+        else:
+            b = self.victim()
         others = [x.name for x in self.boxes if x is not b]
         heal = None
         w.log("fault %d: %s %s for %d ms" % (self.done, kind, b.name, dur))
@@ -993,6 +1058,8 @@ class Nemesis:
             heal = lambda: [v.restart() for v in victims if not v.up]
         elif kind == "pause":
             dur = 2 * w.p.ttl
+            if b.paused or not b.up:
+                return 0
             b.pause()
             heal = b.resume
         elif kind in ("part_etcd", "part_boxes", "one_way", "isolate"):
@@ -1011,7 +1078,13 @@ class Nemesis:
             heal = lambda: w.blocked.difference_update(pairs)
         elif kind == "etcd_leader":
             self.etcd.leader_change(w.rng.uniform(500, 2500))
+        elif kind == "revoke":
+            self.etcd.revoke_all()
         elif kind == "disk":
+            # A follower's disk: a box that owns nothing if there is one.
+            owners = {e[0].owner for k, e in self.etcd.kv.items() if k.startswith("slots/")}
+            idle = [x for x in self.boxes if x.name not in owners]
+            b = w.rng.choice(idle) if idle else b
             b.disk_fail = True
             heal = lambda: setattr(b, "disk_fail", False)
         elif kind == "chaos":
@@ -1020,7 +1093,52 @@ class Nemesis:
         if heal is not None:
             self.healers.append(heal)
             w.after(dur, self.heal_one, heal)
-        w.after(dur * (0.5 if w.rng.random() < 0.3 else 1.0) + w.rng.uniform(*w.p.cycle_gap), self.cycle)
+        return dur
+
+    def composite(self, kind, dur):
+        """stale_owner: the owner loses etcd and etcd revokes every lease (#15247): it keeps
+        its deadline while another box takes its slots. cut_owner: the owner loses its
+        followers (not etcd), hands over after stuck_ms, then the new owner crashes.
+        cascade: one follower's disk fails, the other follower crashes, then the owner."""
+        w = self.w
+        a, fol = self.group()
+        if a is None or not fol:
+            return 0
+        w.log("fault %d: %s on %s's group" % (self.done, kind, a.name))
+        if kind == "stale_owner":
+            self.fault("part_etcd_of:" + a.name, dur)
+            w.after(w.rng.uniform(0, 300), self.etcd.revoke_all)
+            for f in fol:
+                if w.rng.random() < 0.3:
+                    w.after(w.rng.uniform(200, 1500), self.crash_for, f, w.rng.uniform(50, 1000))
+            return dur
+        if kind == "cut_owner":
+            dur = w.p.stuck_ms + w.rng.uniform(500, 2500)
+            self.fault("part_boxes_of:" + a.name, dur)
+            w.after(w.p.stuck_ms + w.rng.uniform(100, 1500), self.crash_new_owner, a.name,
+                    w.rng.uniform(500, 3000))
+            return dur + 3000
+        if kind == "cascade":
+            slow, fast = fol[0], fol[-1]
+            slow.disk_fail = True
+            self.healers.append(lambda: setattr(slow, "disk_fail", False))
+            w.after(dur + w.p.slow_follower_ms, self.heal_one, self.healers[-1])
+            w.after(w.rng.uniform(0, 500), self.crash_for, fast, dur)
+            w.after(w.p.slow_follower_ms + w.rng.uniform(0, 1000), self.crash_for, a, dur)
+            return dur + w.p.slow_follower_ms
+
+    def crash_for(self, b, dur):
+        if b.up:
+            b.crash()
+            h = lambda: None if b.up else b.restart()
+            self.healers.append(h)
+            self.w.after(dur, self.heal_one, h)
+
+    def crash_new_owner(self, old, dur):
+        for k, e in sorted(self.etcd.kv.items()):
+            if k.startswith("slots/") and e[0].owner != old and old in e[0].group:
+                self.crash_for(self.w.nodes[e[0].owner], dur)
+                return
 
     def heal_one(self, heal):
         if heal in self.healers:

@@ -267,7 +267,9 @@ class Etcd:
 
 
 def hash_rank(s, b):
-    return (hash((s * 7919) ^ int(b[1:]) * 104729)) % 1000003
+    x = (s + 1) * 2654435761 + (int(b[1:]) + 1) * 40503
+    x ^= x >> 13
+    return (x * 2246822519) % 4294967291
 
 
 class SlotRec:
@@ -652,7 +654,7 @@ class Box:
     def followers(self, o):
         return [b for b in o.rec.group if b != self.name] + [l for l, _ in o.rec.learners]
 
-    def replicate(self, s, only=None):
+    def replicate(self, s, only=None, streaming=False):
         o = self.owners.get(s)
         if o is None or o.state == "SEALING":
             return
@@ -664,6 +666,8 @@ class Box:
             o.match.setdefault(b, 0)
             if o.match[b] >= len(lg.vlog) and nxt > len(lg.vlog):
                 continue
+            if streaming and nxt + self.w.p.batch < len(lg.vlog):
+                continue           # catching up: paced by the retransmit tick (a snapshot's pace)
             nxt = max(1, min(nxt, len(lg.vlog) + 1))
             prev = lg.vlog[nxt - 2] if nxt >= 2 else None
             entries = tuple(lg.vlog[nxt - 1:nxt - 1 + self.w.p.batch])
@@ -693,6 +697,8 @@ class Box:
             if val > o.match.get(src, 0):
                 o.match[src] = val
             o.next[src] = max(o.next.get(src, 1), val + 1)
+            if o.next[src] + self.w.p.batch > len(self.logs[s].vlog):
+                self.replicate(s, only=src)
             self.advance(s)
         else:                      # mismatch: val is the follower's log length
             o.next[src] = max(1, min(o.next.get(src, 1) - 1, val + 1))
@@ -913,7 +919,7 @@ class Box:
             o.state_obj.setdefault(obj, []).append(token)
             self.dirty = True
             self.kick_sync()
-            self.replicate(s)
+            self.replicate(s, streaming=True)
         o.pending.append([len(lg.vlog), client, opid, tuple(o.state_obj.get(obj, ())), kind])
         self.release(s)
 
@@ -1106,26 +1112,42 @@ class Nemesis:
             return 0
         w.log("fault %d: %s on %s's group" % (self.done, kind, a.name))
         if kind == "stale_owner":
-            self.fault("part_etcd_of:" + a.name, dur)
+            # The owner loses etcd and hears nothing from the boxes (so no SEAL reaches it),
+            # while its own messages still go out, or not; etcd revokes every lease; a
+            # follower may crash and come back meanwhile.
+            pairs = {(a.name, "etcd"), ("etcd", a.name)}
+            pairs |= {(f.name, a.name) for f in fol if w.rng.random() < 0.7}
+            if w.rng.random() < 0.3:
+                pairs |= {(a.name, f.name) for f in fol}
+            pairs -= w.blocked
+            w.blocked |= pairs
+            h = lambda: w.blocked.difference_update(pairs)
+            self.healers.append(h)
+            w.after(dur, self.heal_one, h)
             w.after(w.rng.uniform(0, 300), self.etcd.revoke_all)
             for f in fol:
-                if w.rng.random() < 0.3:
-                    w.after(w.rng.uniform(200, 1500), self.crash_for, f, w.rng.uniform(50, 1000))
+                if w.rng.random() < 0.5:
+                    w.after(w.rng.uniform(200, 1500), self.crash_for, f, w.rng.uniform(20, 300))
             return dur
         if kind == "cut_owner":
-            dur = w.p.stuck_ms + w.rng.uniform(500, 2500)
+            t1 = w.p.stuck_ms + w.p.ttl + w.rng.uniform(100, 800)
+            dur = t1 + w.rng.uniform(200, 2000)
             self.fault("part_boxes_of:" + a.name, dur)
-            w.after(w.p.stuck_ms + w.rng.uniform(100, 1500), self.crash_new_owner, a.name,
-                    w.rng.uniform(500, 3000))
+            w.after(t1, self.crash_new_owner, a.name, w.rng.uniform(500, 3000))
             return dur + 3000
         if kind == "cascade":
+            # The owner replaces the failing follower, then the other one dies and is
+            # replaced too, then the owner dies: who holds what was acknowledged?
             slow, fast = fol[0], fol[-1]
             slow.disk_fail = True
-            self.healers.append(lambda: setattr(slow, "disk_fail", False))
-            w.after(dur + w.p.slow_follower_ms, self.heal_one, self.healers[-1])
-            w.after(w.rng.uniform(0, 500), self.crash_for, fast, dur)
-            w.after(w.p.slow_follower_ms + w.rng.uniform(0, 1000), self.crash_for, a, dur)
-            return dur + w.p.slow_follower_ms
+            t1 = w.p.slow_follower_ms + w.rng.uniform(100, 600)
+            t2 = t1 + w.p.slow_follower_ms + w.rng.uniform(200, 1500)
+            h = lambda: setattr(slow, "disk_fail", False)
+            self.healers.append(h)
+            w.after(t2 + dur, self.heal_one, h)
+            w.after(t1, self.crash_for, fast, t2 - t1 + dur)
+            w.after(t2, self.crash_for, a, dur)
+            return t2 + dur
 
     def crash_for(self, b, dur):
         if b.up:

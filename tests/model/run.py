@@ -21,8 +21,8 @@ def seeds(text):
     return range(int(a), int(b)) if b else [int(a)]
 
 
-def one(seed, cycles, bugs, verbose=False):
-    p = sim.Params(cycles=cycles, bugs=set(bugs))
+def one(seed, cycles, bugs, verbose=False, faults=None):
+    p = sim.Params(cycles=cycles, bugs=set(bugs), faults=faults)
     t0 = time.time()
     w = sim.run(seed, p)
     v = check.check(w)
@@ -34,10 +34,10 @@ def one(seed, cycles, bugs, verbose=False):
     return v, f
 
 
-def catch(bug, seed_range, cycles):
+def catch(bug, seed_range, cycles, faults=None):
     """The first seed whose run the checkers reject, with its violations, or None."""
     for s in seed_range:
-        v, f = one(s, cycles, [bug])
+        v, f = one(s, cycles, [bug], faults=faults)
         if v:
             return s, v, f
     return None
@@ -56,17 +56,19 @@ def main():
         bad = 0
         for bug in sim.BUGS:
             t0 = time.time()
-            r = catch(bug, seeds(a.seeds or "0:40"), a.cycles)
+            faults = sim.BUG_FAULTS.get(bug)
+            r = catch(bug, seeds(a.seeds or "0:40"), a.cycles, faults)
             if r is None:
                 bad += 1
                 print("%-24s NOT CAUGHT in seeds %s (%.1f s)" % (bug, a.seeds or "0:40", time.time() - t0))
             else:
                 kinds = sorted({k for k, _ in r[1]})
-                print("%-24s caught at seed %d (%.1f s): %s; %s" % (bug, r[0], time.time() - t0,
-                                                                    ", ".join(kinds), r[1][0][1][:200]))
+                print("%-24s caught at seed %d (%.1f s, faults %s): %s; %s" % (
+                    bug, r[0], time.time() - t0, ",".join(faults or ["all"]), ", ".join(kinds),
+                    r[1][0][1][:160]))
         return 1 if bad else 0
     if a.bug and a.seeds:
-        r = catch(a.bug[0], seeds(a.seeds), a.cycles)
+        r = catch(a.bug[0], seeds(a.seeds), a.cycles, sim.BUG_FAULTS.get(a.bug[0]))
         if r is None:
             print("not caught")
             return 1

@@ -111,5 +111,14 @@ def figures(w):
                  and op["invoke"] >= w.heal_time]
             firsts.append(min(f) - w.heal_time if f else float("inf"))
         heal = max(firsts)
-    return {"ops": st, "max_gap_ms": max(gaps), "after_heal_ms": heal,
+    # Failover: from the SIGKILL of an owner to the first answer, by another box, for an
+    # object of a slot it owned (invoked after the kill).
+    fo = []
+    for t, box, slots in w.crashes:
+        for s in slots:
+            f = [op["complete"] - t for op in w.history if op["status"] == "ok" and op["invoke"] >= t
+                 and op["obj"] % w.p.slots == s and op["box"] != box]
+            if f:
+                fo.append(min(f))
+    return {"ops": st, "max_gap_ms": max(gaps), "after_heal_ms": heal, "failover_ms": sorted(fo),
             "sim_s": w.now / 1000, **w.stats}

@@ -3,7 +3,8 @@
 
   run.py --seeds 0:1000 [--cycles 10]      many short runs of the correct protocol
   run.py --seed 7 --cycles 150             one long run
-  run.py --bug NAME --seeds 0:50           a broken protocol: stops at the first seed caught
+  run.py --catch --bug NAME --seeds 0:50   a broken protocol: stops at the first seed caught
+  run.py --seeds 0:20 --faults crash [--bug NAME]   only some faults (sim.FAULTS)
   run.py --bugs                            every bug flag in turn (each must be caught)
 """
 import argparse
@@ -49,7 +50,9 @@ def main():
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--cycles", type=int, default=10)
     ap.add_argument("--bug", action="append", default=[])
-    ap.add_argument("--bugs", action="store_true")
+    ap.add_argument("--bugs", action="store_true", help="search every bug flag in turn")
+    ap.add_argument("--catch", action="store_true", help="search --bug over --seeds with its fault mix")
+    ap.add_argument("--faults", default=None, help="comma-separated fault kinds (sim.FAULTS)")
     ap.add_argument("--events", action="store_true", help="print the run's fault and protocol log")
     a = ap.parse_args()
     if a.bugs:
@@ -67,7 +70,7 @@ def main():
                     bug, r[0], time.time() - t0, ",".join(faults or ["all"]), ", ".join(kinds),
                     r[1][0][1][:160]))
         return 1 if bad else 0
-    if a.bug and a.seeds:
+    if a.catch:
         r = catch(a.bug[0], seeds(a.seeds), a.cycles, sim.BUG_FAULTS.get(a.bug[0]))
         if r is None:
             print("not caught")
@@ -80,14 +83,17 @@ def main():
     failed = 0
     totals = {}
     worst_heal = 0
+    fo_all = []
     t0 = time.time()
     for s in rng:
-        v, f = one(s, a.cycles, a.bug, verbose=a.events)
+        v, f = one(s, a.cycles, a.bug, verbose=a.events,
+                   faults=a.faults.split(",") if a.faults else None)
         for k in ("events", "failovers", "replacements"):
             totals[k] = totals.get(k, 0) + f[k]
         for k, n in f["ops"].items():
             totals[k] = totals.get(k, 0) + n
         worst_heal = max(worst_heal, f["after_heal_ms"] or 0)
+        fo_all.extend(f.pop("failover_ms"))
         if v or len(rng) == 1:
             print("seed %d: %s" % (s, f))
         if v:
@@ -96,6 +102,11 @@ def main():
                 print("  %s: %s" % (k, t))
     print("runs %d, failed %d, cycles %d each, %.1f s; totals %s; worst first answer after heal %.0f ms"
           % (len(rng), failed, a.cycles, time.time() - t0, totals, worst_heal))
+    if fo_all:
+        fo_all.sort()
+        print("failover (owner SIGKILL to first answer elsewhere, TTL %d ms): n %d, median %.0f ms, "
+              "p90 %.0f ms, max %.0f ms" % (sim.Params().ttl, len(fo_all), fo_all[len(fo_all) // 2],
+                                           fo_all[int(len(fo_all) * 0.9)], fo_all[-1]))
     return 1 if failed else 0
 
 

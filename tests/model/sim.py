@@ -106,6 +106,7 @@ class World:
         self.events = []           # (t, text) faults and protocol milestones
         self.stats = {"events": 0, "msgs": 0, "failovers": 0, "replacements": 0}
         self.nodes = {}
+        self.crashes = []          # (time, box, slots it owned): failover times (check.py)
 
     def at(self, t, fn, *args):
         self.seq += 1
@@ -382,6 +383,9 @@ class Box:
 
     def crash(self):
         self.w.log("crash " + self.name)
+        owned = [s for s in range(self.w.p.slots)
+                 if self.etcd.kv.get("slots/%d" % s) and self.etcd.kv["slots/%d" % s][0].owner == self.name]
+        self.w.crashes.append((self.w.now, self.name, owned))
         self.up, self.paused = False, False
         self.deferred = []
         self.gen += 1

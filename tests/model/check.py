@@ -1,5 +1,6 @@
 """Checkers over one run of sim.py: the client history (Jepsen-style list append) and the
 boxes' record of the responses they let out through the output gate."""
+import bisect
 
 
 def check(w):
@@ -11,32 +12,52 @@ def check(w):
     appended.update({op["token"]: op for op in w.history if op["kind"] == "append"})
     oks = [op for op in ops if op["status"] == "ok"]
 
-    # No token that was never invoked, or whose request was refused outright; no token twice;
-    # an acknowledged append sees its own token.
-    for op in oks:
-        res = op["result"]
-        if len(set(res)) != len(res):
-            out.append(("duplicate", "%s saw a token twice: %s" % (desc(op), res)))
-        for t in res:
-            a = appended.get(t)
-            if a is None or a["invoke"] > op["complete"]:
-                out.append(("phantom", "%s saw %s, never invoked before" % (desc(op), t)))
-            elif a["status"] == "fail":
-                out.append(("phantom", "%s saw %s, whose request was refused" % (desc(op), t)))
-        if op["kind"] == "append" and op["token"] not in res:
-            out.append(("own-token", "%s does not see its own token" % desc(op)))
-
     by_obj = {}
     for op in oks:
         by_obj.setdefault(op["obj"], []).append(op)
     for obj, lst in sorted(by_obj.items()):
         # One list per object: every answer is a prefix of every longer one.
         srt = sorted(lst, key=lambda op: len(op["result"]))
+        linear = True
         for a, b in zip(srt, srt[1:]):
             if b["result"][: len(a["result"])] != a["result"]:
-                out.append(("diverged", "object %d: %s and %s are not prefixes: %s vs %s" % (
-                    obj, desc(a), desc(b), a["result"], b["result"])))
+                out.append(("diverged", "object %d: %s and %s are not prefixes: ...%s vs ...%s" % (
+                    obj, desc(a), desc(b), a["result"][-4:], b["result"][-4:])))
+                linear = False
                 break
+        # No token that was never invoked (or not before it was seen), or whose request was
+        # refused; no token twice; an acknowledged append sees its own token. With one
+        # linear list the longest answer holds every token, and the token at position i was
+        # first seen by the earliest answer at least i + 1 long.
+        for op in (srt[-1:] if linear else srt):
+            res = op["result"]
+            if len(set(res)) != len(res):
+                out.append(("duplicate", "%s saw a token twice" % desc(op)))
+            first_seen = [op["complete"]] * len(res)
+            if linear:
+                m = float("inf")
+                j = len(srt) - 1
+                for i in range(len(res) - 1, -1, -1):
+                    while j >= 0 and len(srt[j]["result"]) > i:
+                        m = min(m, srt[j]["complete"])
+                        j -= 1
+                    first_seen[i] = m
+            for i, t in enumerate(res):
+                a = appended.get(t)
+                if a is None or a["invoke"] > first_seen[i]:
+                    out.append(("phantom", "%s saw %s, never invoked before" % (desc(op), t)))
+                elif a["status"] == "fail":
+                    out.append(("phantom", "%s saw %s, whose request was refused" % (desc(op), t)))
+        pos = {t: i for i, t in enumerate(srt[-1]["result"])} if linear else None
+        for op in lst:
+            if op["kind"] != "append":
+                continue
+            if linear:
+                seen = pos.get(op["token"], 1 << 60) < len(op["result"])
+            else:
+                seen = op["token"] in op["result"]
+            if not seen:
+                out.append(("own-token", "%s does not see its own token" % desc(op)))
         # Realtime: whatever completed before an operation began is a prefix of its answer.
         # Sweep by time with the longest answer completed so far.
         evs = sorted([(op["complete"], 1, i) for i, op in enumerate(lst)] +
@@ -52,7 +73,8 @@ def check(w):
                 continue
             a, b = longest["result"], op["result"]
             if b[: len(a)] != a:
-                lost = [x for x in a if x not in b and appended[x]["status"] == "ok"
+                bs = set(b)
+                lost = [x for x in a if x not in bs and x in appended and appended[x]["status"] == "ok"
                         and appended[x]["complete"] < op["invoke"]]
                 if lost:
                     out.append(("lost-ack", "object %d: %s lacks acknowledged %s (read at %.1f by %s)" % (
@@ -114,10 +136,18 @@ def figures(w):
     # Failover: from the SIGKILL of an owner to the first answer, by another box, for an
     # object of a slot it owned (invoked after the kill).
     fo = []
+    per_slot = {}
+    for op in w.history:
+        if op["status"] == "ok":
+            per_slot.setdefault(op["obj"] % w.p.slots, []).append(op)
+    for lst in per_slot.values():
+        lst.sort(key=lambda op: op["invoke"])
+    starts = {s: [op["invoke"] for op in lst] for s, lst in per_slot.items()}
     for t, box, slots in w.crashes:
         for s in slots:
-            f = [op["complete"] - t for op in w.history if op["status"] == "ok" and op["invoke"] >= t
-                 and op["obj"] % w.p.slots == s and op["box"] != box]
+            lst = per_slot.get(s, [])
+            i = bisect.bisect_left(starts.get(s, []), t)
+            f = [op["complete"] - t for op in lst[i:i + 3000] if op["box"] != box]
             if f:
                 fo.append(min(f))
     return {"ops": st, "max_gap_ms": max(gaps), "after_heal_ms": heal, "failover_ms": sorted(fo),

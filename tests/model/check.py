@@ -150,5 +150,15 @@ def figures(w):
             f = [op["complete"] - t for op in lst[i:i + 3000] if op["box"] != box]
             if f:
                 fo.append(min(f))
+    # Planned moves: from the old owner's last answer to the first answer elsewhere.
+    mv = []
+    for t, box, s in w.moves:
+        lst = per_slot.get(s, [])
+        i = bisect.bisect_left(starts.get(s, []), t - 5000)
+        before = [op["complete"] for op in lst[i:i + 3000] if op["box"] == box and op["complete"] <= t + 50]
+        after = [op["complete"] for op in lst[i:i + 3000] if op["box"] != box and op["complete"] > t]
+        if before and after:
+            mv.append(min(after) - max(before))
     return {"ops": st, "max_gap_ms": max(gaps), "after_heal_ms": heal, "failover_ms": sorted(fo),
+            "move_ms": sorted(mv),
             "sim_s": w.now / 1000, **w.stats}

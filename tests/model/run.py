@@ -83,7 +83,7 @@ def main():
     failed = 0
     totals = {}
     worst_heal = 0
-    fo_all = []
+    fo_all, mv_all = [], []
     t0 = time.time()
     for s in rng:
         v, f = one(s, a.cycles, a.bug, verbose=a.events,
@@ -94,6 +94,7 @@ def main():
             totals[k] = totals.get(k, 0) + n
         worst_heal = max(worst_heal, f["after_heal_ms"] or 0)
         fo_all.extend(f.pop("failover_ms"))
+        mv_all.extend(f.pop("move_ms"))
         if v or len(rng) == 1:
             print("seed %d: %s" % (s, f))
         if v:
@@ -107,6 +108,11 @@ def main():
         print("failover (owner SIGKILL to first answer elsewhere, TTL %d ms): n %d, median %.0f ms, "
               "p90 %.0f ms, max %.0f ms" % (sim.Params().ttl, len(fo_all), fo_all[len(fo_all) // 2],
                                            fo_all[int(len(fo_all) * 0.9)], fo_all[-1]))
+    if mv_all:
+        mv_all.sort()
+        print("planned move (old owner's last answer to the first answer elsewhere): n %d, median %.0f ms, "
+              "p90 %.0f ms, max %.0f ms" % (len(mv_all), mv_all[len(mv_all) // 2],
+                                           mv_all[int(len(mv_all) * 0.9)], mv_all[-1]))
     return 1 if failed else 0
 
 

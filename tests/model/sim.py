@@ -20,6 +20,7 @@ BUGS = {
     "seal_not_durable": "max_epoch[slot] is kept in memory only: a restarted follower forgot every SEAL",
     "replace_without_catchup": "a replacement follower votes before it holds the acknowledged log",
     "no_takeover_wait": "a new owner answers before one TTL has passed since it took the slot",
+    "move_keeps_answering": "in a planned move the old owner answers until it sees the new record",
 }
 
 # Breakages the model could not show harmful (README.md says why); the flag still works.
@@ -33,7 +34,7 @@ NOT_SHOWN = {
 # these seeds: run `run.py --bugs` and copy its seeds here.
 BUG_SEARCH = {
     "gate_own_copy": (None, 0),
-    "accept_old_epoch": (None, 4),
+    "accept_old_epoch": (None, 11),
     "serve_before_seal": (None, 0),
     "no_lease_check": (None, 2),
     "any_one_log": (None, 0),
@@ -41,6 +42,7 @@ BUG_SEARCH = {
     "seal_not_durable": (["stale_owner"], 28),
     "replace_without_catchup": (["cascade"], 3),
     "no_takeover_wait": (["stale_owner"], 9),
+    "move_keeps_answering": (["move"], 4),
 }
 BUG_FAULTS = {k: v[0] for k, v in BUG_SEARCH.items()}
 
@@ -107,6 +109,7 @@ class World:
         self.stats = {"events": 0, "msgs": 0, "failovers": 0, "replacements": 0}
         self.nodes = {}
         self.crashes = []          # (time, box, slots it owned): failover times (check.py)
+        self.moves = []            # (time, box, slot): an owner stopped answering to hand over
 
     def at(self, t, fn, *args):
         self.seq += 1
@@ -171,6 +174,8 @@ class Etcd:
         return self.w.now >= self.down_until
 
     def put(self, key, value, lease=0):
+        if key.startswith("slots/"):
+            assert len(set(value.group)) == len(value.group) == self.w.p.replicas + 1, value
         self.rev += 1
         old = self.kv.get(key)
         self.kv[key] = [value, self.rev, old[2] if old else self.rev, lease]
@@ -297,10 +302,12 @@ def hash_rank(s, b):
 class SlotRec:
     """The value of slots/<n>: owner and its incarnation (the member key's create_revision),
     the voters (owner included), learners as (new box, voter it replaces), and state."""
-    __slots__ = ("owner", "inc", "group", "learners", "state")
+    __slots__ = ("owner", "inc", "group", "learners", "state", "handoff")
 
-    def __init__(self, owner, inc, group, learners, state):
+    def __init__(self, owner, inc, group, learners, state, handoff=False):
         self.owner, self.inc, self.group, self.learners, self.state = owner, inc, group, learners, state
+        # RECOVERING after a planned move: the old owner stopped answering before this CAS.
+        self.handoff = handoff
 
     def __repr__(self):
         return "SlotRec(%s/%s %s %s %s)" % (self.owner, self.inc, self.group, self.learners, self.state)
@@ -349,6 +356,9 @@ class Owner:
         self.state_obj = {}        # obj -> list of tokens (memory)
         self.serve_after = -1e18   # this box's clock: no answer before (takeover wait)
         self.progress = None       # (time, commit) when the commit point last moved
+        self.handing_since = None  # planned move: when this owner stopped answering
+        self.move_sent = False     # ... and once its CAS is out, it never answers again unless
+        #                            the watch shows the slot still its own, move cancelled
 
 
 class Box:
@@ -542,6 +552,10 @@ class Box:
                 self.step_down(s, "recovery again at epoch %d" % epoch)
             else:
                 o.epoch, o.rec, o.replacing = epoch, rec, False
+                if o.move_sent and not (rec.learners and rec.learners[0][1] == self.name):
+                    o.state, o.handing_since, o.move_sent = "ACTIVE", None, False
+                elif o.move_sent:
+                    o.move_sent = False   # a newer record still asks for the move: again
                 if o.state == "ACTIVATING":
                     self.activated(s, o)
                 self.replicate(s)
@@ -566,7 +580,7 @@ class Box:
         # The old owner may still answer from memory until its own deadline, which etcd
         # cannot bound when it revokes leases early (#15247): wait one TTL from here, the
         # old owner's last renewal having been before the revocation that moved the slot.
-        if "no_takeover_wait" not in self.w.p.bugs:
+        if "no_takeover_wait" not in self.w.p.bugs and not rec.handoff:
             o.serve_after = self.clock() + self.w.p.ttl
         if "serve_before_seal" in self.w.p.bugs:
             self.adopt(s, o, list(self.logs[s].vlog))
@@ -649,8 +663,6 @@ class Box:
             if b != self.name:
                 o.next[b] = len(log) + 1
                 o.match[b] = 0
-        if "serve_before_seal" in self.w.p.bugs and o.rec.state == "RECOVERING":
-            pass
         rec = SlotRec(self.name, self.inc, o.rec.group, o.rec.learners, "ACTIVE")
         self.send("etcd", ("cas", self.name, "slots/%d" % s, o.epoch, rec, ("activate", s)))
         self.timer(300, self._activate_retry, s, o)
@@ -778,6 +790,9 @@ class Box:
         holds everything acknowledged (commit), so every majority of the new voters still
         holds every acknowledged record."""
         o = self.owners.get(s)
+        if o is not None and o.state == "HANDING":
+            self.move_step(s, o)
+            return
         if o is None or o.state != "ACTIVE" or o.replacing:
             return
         lg = self.logs[s]
@@ -788,7 +803,6 @@ class Box:
             # No quorum for this long (cut off from its followers, not from etcd): hand the
             # slot to another voter, which seals and recovers; this box stops answering now.
             others = [b for b in o.rec.group if b != self.name and self.live(b)]
-            e = self.table.get("members/" + others[0]) if others else None
             if others:
                 new = others[self.w.rng.randrange(len(others))]
                 inc = self.table["members/" + new][2]
@@ -796,6 +810,9 @@ class Box:
                 self.w.log("%s hands slot %d to %s: no quorum for %d ms" % (self.name, s, new, now - o.progress[0]))
                 self.send("etcd", ("cas", self.name, "slots/%d" % s, o.epoch, rec, ("handoff", s)))
                 self.step_down(s, "handing over")
+            return
+        if o.rec.learners and o.rec.learners[0][1] == self.name:
+            self.move_step(s, o)
             return
         if o.rec.learners:
             new, old = o.rec.learners[0]
@@ -835,6 +852,40 @@ class Box:
             self.timer(300, self._unstick, s, o)
             o.lag_since.clear()
             return
+
+    def move_step(self, s, o):
+        """Planned move to the learner C (research 3.6): once C is near the log end this box
+        stops answering (HANDING: new requests are refused before any handler), waits for C
+        to hold the whole log, then CASes C owner at a new epoch with C in its place among
+        the voters, marked as a hand-off so C skips the takeover wait, and steps down."""
+        lg = self.logs[s]
+        new = o.rec.learners[0][0]
+        m = o.match.get(new, 0)
+        if o.handing_since is None:
+            if m + self.w.p.batch >= len(lg.vlog):
+                o.handing_since = self.w.now
+                self.w.moves.append((self.w.now, self.name, s))
+                if "move_keeps_answering" not in self.w.p.bugs:
+                    o.state = "HANDING"
+            return
+        if self.w.now - o.handing_since > 1000 and not o.move_sent:
+            o.state = "ACTIVE"     # C does not catch up: answer again, the move is retried
+            o.handing_since = None
+            self.release(s)
+            return
+        # Once the CAS is out, only its outcome, through the watch or a range (slot_changed),
+        # lets this box answer again; meanwhile the same CAS is sent again: if the first one
+        # went through, this one fails and the table already shows the move.
+        if (m >= len(lg.vlog) or o.move_sent) and not o.replacing:
+            inc = self.table.get("members/" + new)
+            if inc is None or inc[0] is None:
+                return
+            group = tuple(new if b == self.name else b for b in o.rec.group)
+            rec = SlotRec(new, inc[2], group, (), "RECOVERING", handoff=True)
+            o.replacing = o.move_sent = True
+            self.w.log("%s hands slot %d to %s (planned move, log %d)" % (self.name, s, new, m))
+            self.send("etcd", ("cas", self.name, "slots/%d" % s, o.epoch, rec, ("move", s)))
+            self.timer(300, self._unstick, s, o)
 
     def _unstick(self, s, o):
         if self.owners.get(s) is o:
@@ -936,7 +987,10 @@ class Box:
         o = self.owners.get(s)
         if o is None or o.state != "ACTIVE" or not self.serving():
             e = self.table.get("slots/%d" % s)
-            self.reply(client, opid, "fail", e[0].owner if e else None)
+            hint = e[0].owner if e else None
+            if o is not None and o.state == "HANDING":
+                hint = o.rec.learners[0][0]   # (the C code buffers and forwards instead)
+            self.reply(client, opid, "fail", hint)
             return
         lg = self.logs[s]
         if kind == "append":
@@ -1022,7 +1076,7 @@ class Client:
 FAULTS = ["crash", "pause", "part_etcd", "part_boxes", "one_way", "isolate", "etcd_leader",
           "disk", "chaos", "crash2", "revoke",
           # composites aimed at one slot's replica group (see README.md, "Nemesis")
-          "stale_owner", "cut_owner", "cascade"]
+          "stale_owner", "cut_owner", "cascade", "move"]
 
 
 class Nemesis:
@@ -1033,7 +1087,7 @@ class Nemesis:
         self.faults = list(w.p.faults) if w.p.faults else FAULTS
         w.after(1500 + w.rng.uniform(0, 500), self.cycle)
 
-    def victim(self, kind=None):
+    def victim(self):
         w = self.w
         if w.rng.random() < 0.7:
             s = w.rng.randrange(w.p.slots)
@@ -1070,7 +1124,7 @@ class Nemesis:
 
     def fault(self, kind, dur):
         w = self.w
-        if kind in ("stale_owner", "cut_owner", "cascade"):
+        if kind in ("stale_owner", "cut_owner", "cascade", "move"):
             return self.composite(kind, dur)
         if ":" in kind:
             kind, name = kind.split(":")
@@ -1160,6 +1214,24 @@ class Nemesis:
             self.fault("part_boxes_of:" + a.name, dur)
             w.after(t1, self.crash_new_owner, a.name, w.rng.uniform(500, 3000))
             return dur + 3000
+        if kind == "move":
+            # An operator's (or the rebalancer's) planned move of the slot to a box outside
+            # its group: a learner that will take the owner's place (research 3.6).
+            live = self.etcd.live()
+            for k, e in sorted(self.etcd.kv.items()):
+                spare = [x for x in sorted(live) if k.startswith("slots/") and x not in e[0].group]
+                if k.startswith("slots/") and e[0].owner == a.name and spare and not e[0].learners \
+                        and e[0].state == "ACTIVE":
+                    rec = e[0]
+                    c = w.rng.choice(spare)
+                    self.etcd.put(k, SlotRec(rec.owner, rec.inc, rec.group, ((c, rec.owner),), "ACTIVE"))
+                    w.log("move %s from %s to %s requested" % (k, a.name, c))
+                    if w.rng.random() < 0.5:
+                        # ... and the owner stops hearing from etcd (its CAS still goes out)
+                        # around the time of its hand-over CAS
+                        w.after(w.rng.uniform(0, 1500), self.deaf, a.name, w.rng.uniform(0.5, 2) * w.p.ttl)
+                    break
+            return 500 + 2 * w.p.ttl
         if kind == "cascade":
             # The owner replaces the failing follower, then the other one dies and is
             # replaced too, then the owner dies: who holds what was acknowledged?
@@ -1173,6 +1245,13 @@ class Nemesis:
             w.after(t1, self.crash_for, fast, t2 - t1 + dur)
             w.after(t2, self.crash_for, a, dur)
             return t2 + dur
+
+    def deaf(self, name, dur):
+        pairs = {("etcd", name)} - self.w.blocked
+        self.w.blocked |= pairs
+        h = lambda: self.w.blocked.difference_update(pairs)
+        self.healers.append(h)
+        self.w.after(dur, self.heal_one, h)
 
     def crash_for(self, b, dur):
         if b.up:

@@ -16,7 +16,7 @@ def run_checked(seed, **kw):
 
 
 def test_the_protocol_passes_seeded_fault_runs():
-    for seed in range(12):
+    for seed in range(8):
         w, v = run_checked(seed, cycles=10)
         assert not v, "seed %d: %s" % (seed, v[:5])
         assert w.stats["failovers"] > 0
@@ -24,7 +24,7 @@ def test_the_protocol_passes_seeded_fault_runs():
 
 def test_the_protocol_passes_composite_faults():
     for seed in range(6):
-        w, v = run_checked(seed, cycles=8, faults=["stale_owner", "cut_owner", "cascade"])
+        w, v = run_checked(seed, cycles=8, faults=["stale_owner", "cut_owner", "cascade", "move"])
         assert not v, "seed %d: %s" % (seed, v[:5])
 
 

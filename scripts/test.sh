@@ -72,6 +72,12 @@ if [ "$is" != 0 ]; then
 fi
 }
 
+# The replication model of issue 19 (tests/model/README.md): a seeded simulation of boxes,
+# etcd and the network under faults, its checkers, and each known breakage caught.
+phase "model (seeded simulation of replication and failover)"
+"$PY" -m pytest -q -p no:cacheprovider --junitxml="$out/junit-model.xml" tests/model 2>&1 | tail -n 5
+count_junit "$out/junit-model.xml" model "${PIPESTATUS[0]}"
+
 phase "integration (real durod with ASan+UBSan, real clients)"
 DUROD="$PWD/build-asan/control/durod" ASAN_OPTIONS=detect_leaks=1 \
   "$PY" -m pytest -q -p no:cacheprovider --junitxml="$out/junit.xml" \

@@ -12,6 +12,7 @@
 #include "cluster_peer_wire.h"
 #include "hex.h"
 #include "log.h"
+#include "net.h"
 #include "obj.h"
 #include "siphash.h"
 #include "store.h"
@@ -35,37 +36,14 @@
 
 /* ---- addresses and MACs ---- */
 
+/* host:port (net_parse_addr's) into ss and len. */
 static int parse_hostport(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 {
-	const char *colon = strrchr(s, ':');
-	if (!colon)
+	struct net_listen nl;
+	if (net_parse_addr(s, &nl) < 0)
 		return -EINVAL;
-	char host[128];
-	size_t hl = (size_t)(colon - s);
-	if (hl >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, s, hl);
-	host[hl] = 0;
-	long port = strtol(colon + 1, NULL, 10);
-	if (port < 0 || port > 65535)
-		return -EINVAL;
-	memset(ss, 0, sizeof(*ss));
-	if (hl > 2 && host[0] == '[' && host[hl - 1] == ']') {
-		host[hl - 1] = 0;
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-		if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
-			return -EINVAL;
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons((uint16_t)port);
-		*len = sizeof(*a);
-		return 0;
-	}
-	struct sockaddr_in *a = (struct sockaddr_in *)ss;
-	if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-		return -EINVAL;
-	a->sin_family = AF_INET;
-	a->sin_port = htons((uint16_t)port);
-	*len = sizeof(*a);
+	memcpy(ss, &nl.addr, sizeof(*ss));
+	*len = nl.addrlen;
 	return 0;
 }
 

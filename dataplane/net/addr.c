@@ -1,4 +1,5 @@
-/* Listen-address parsing for the network config ("host:port", "[v6]:port"). */
+/* Address parsing for the network config and for the addresses a box dials ("host:port",
+ * "[v6]:port"). */
 #include "net.h"
 
 #include <arpa/inet.h>
@@ -54,6 +55,18 @@ int net_parse_addr(const char *text, struct net_listen *out)
 		return 0;
 	}
 	return -EINVAL;
+}
+
+int net_parse_dial(const char *text, struct net_dial *out)
+{
+	struct net_listen nl;
+	int r = net_parse_addr(text, &nl);
+	if (r < 0)
+		return r;
+	memset(out, 0, sizeof(*out));
+	memcpy(&out->addr, &nl.addr, nl.addrlen);
+	out->addrlen = nl.addrlen;
+	return 0;
 }
 
 int net_probe_listen(const struct net_listen *nl)

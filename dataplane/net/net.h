@@ -33,6 +33,9 @@ struct net_config {
 
 /* Returns 0 or -EINVAL: "127.0.0.1:8787", "[::1]:8787", "0.0.0.0:80". */
 int net_parse_addr(const char *text, struct net_listen *out);
+struct net_dial;
+/* The same text as an address to dial (plain: tls and server_name unset). 0 or -EINVAL. */
+int net_parse_dial(const char *text, struct net_dial *out);
 
 /* Checks that nobody (another durod included) listens on the address: SO_REUSEPORT would
  * otherwise let a second process silently take half the connections. Returns 0, or a

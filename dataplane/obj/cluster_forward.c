@@ -140,42 +140,6 @@ static int is_refusal(const struct http_exchange *ex)
 	return 0;
 }
 
-/* "a.b.c.d:port" or "[v6]:port". */
-static int parse_addr(const char *s, struct net_dial *d)
-{
-	memset(d, 0, sizeof(*d));
-	const char *colon = strrchr(s, ':');
-	if (!colon)
-		return -EINVAL;
-	char host[128];
-	size_t hl = (size_t)(colon - s);
-	if (hl >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, s, hl);
-	host[hl] = 0;
-	char *endp;
-	long port = strtol(colon + 1, &endp, 10);
-	if (*endp || port <= 0 || port > 65535)
-		return -EINVAL;
-	if (hl > 2 && host[0] == '[' && host[hl - 1] == ']') {
-		host[hl - 1] = 0;
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&d->addr;
-		if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
-			return -EINVAL;
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons((uint16_t)port);
-		d->addrlen = sizeof(*a);
-		return 0;
-	}
-	struct sockaddr_in *a = (struct sockaddr_in *)&d->addr;
-	if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-		return -EINVAL;
-	a->sin_family = AF_INET;
-	a->sin_port = htons((uint16_t)port);
-	d->addrlen = sizeof(*a);
-	return 0;
-}
-
 static void fwd_answer(struct core *c, struct fwd *fw, int status, const char *text)
 {
 	struct http_exchange *ex = fw->ex;
@@ -340,7 +304,7 @@ static void attempt(struct core *c, struct fwd *fw)
 	snprintf(fw->boxaddr, sizeof(fw->boxaddr), "%s", b->addr);
 	struct http_fetch *f = &fw->f;
 	memset(f, 0, sizeof(*f));
-	if (parse_addr(b->addr, &f->dial) < 0) {
+	if (net_parse_dial(b->addr, &f->dial) < 0) {
 		char text[300];
 		snprintf(text, sizeof(text), "503 not owner: slot %u belongs to box %s whose address "
 			 "%s this box cannot dial", slot, b->name, b->addr);

@@ -174,42 +174,6 @@ static int own_field(const char *n, size_t len)
 	return 0;
 }
 
-/* "a.b.c.d:port" or "[v6]:port" (as cluster_forward.c reads the table's addresses). */
-static int parse_addr(const char *s, struct net_dial *d)
-{
-	memset(d, 0, sizeof(*d));
-	const char *colon = strrchr(s, ':');
-	if (!colon)
-		return -EINVAL;
-	char host[128];
-	size_t hl = (size_t)(colon - s);
-	if (hl >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, s, hl);
-	host[hl] = 0;
-	char *endp;
-	long port = strtol(colon + 1, &endp, 10);
-	if (*endp || port <= 0 || port > 65535)
-		return -EINVAL;
-	if (hl > 2 && host[0] == '[' && host[hl - 1] == ']') {
-		host[hl - 1] = 0;
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&d->addr;
-		if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
-			return -EINVAL;
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons((uint16_t)port);
-		d->addrlen = sizeof(*a);
-		return 0;
-	}
-	struct sockaddr_in *a = (struct sockaddr_in *)&d->addr;
-	if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-		return -EINVAL;
-	a->sin_family = AF_INET;
-	a->sin_port = htons((uint16_t)port);
-	d->addrlen = sizeof(*a);
-	return 0;
-}
-
 /* A close code that may go on the wire for one received or raised on the other side. */
 static unsigned wire_code(unsigned code)
 {
@@ -325,7 +289,7 @@ static void dial(struct core *c, struct wsr *r)
 	const struct obj_cluster_box *b = &t->boxes[t->owner[slot]];
 	snprintf(r->boxname, sizeof(r->boxname), "%s", b->name);
 	struct net_dial d;
-	if (parse_addr(b->addr, &d) < 0) {
+	if (net_parse_dial(b->addr, &d) < 0) {
 		give_up(c, r, "the owner's address cannot be dialed");
 		return;
 	}

@@ -222,6 +222,25 @@ def config_with_test_classes(config=None):
 _started = []
 
 
+
+def control_request(sock_path, req, timeout=10.0):
+    """One request on a durod's control socket at sock_path (a dict, as duroctl sends
+    it); the reply."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(timeout)
+    try:
+        s.connect(sock_path)
+        s.sendall(json.dumps(req).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    finally:
+        s.close()
+    return json.loads(data)
+
 class Durod:
     def __init__(self, tmp_path, config=None, cores=2, extra_args=(), backend=None,
                  dpdk_args=None, host=None, wait=True, env=None, data_dir=None,
@@ -291,20 +310,7 @@ class Durod:
 
     def control(self, req, timeout=10.0):
         """One request on the control socket (a dict, as duroctl sends it); the reply."""
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(timeout)
-        try:
-            s.connect(os.path.join(self.data_dir, "control.sock"))
-            s.sendall(json.dumps(req).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                b = s.recv(65536)
-                if not b:
-                    break
-                data += b
-        finally:
-            s.close()
-        return json.loads(data)
+        return control_request(os.path.join(self.data_dir, "control.sock"), req, timeout)
 
     def object_info(self, binding, name):
         """What `duroctl object BINDING NAME` shows: in_memory, core, deferred, sockets…"""

@@ -12,14 +12,14 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 
 import pytest
 
-from conftest import (ROOT, DUROD, DUROD_TEST, check_output, config_with_test_classes, durod_env,
+from conftest import (ROOT, DUROD, DUROD_TEST, check_output, config_with_test_classes,
+                      control_request, durod_env,
                       free_port, run_durod, wait_port, wait_until)
 
 ETCD = shutil.which("etcd")
@@ -455,20 +455,7 @@ class WsBox(Box):
         self.binary = DUROD_TEST
 
     def control(self, req):
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(10)
-        try:
-            s.connect(os.path.join(self.dir, "control.sock"))
-            s.sendall(json.dumps(req).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                b = s.recv(65536)
-                if not b:
-                    break
-                data += b
-            return json.loads(data)
-        finally:
-            s.close()
+        return control_request(os.path.join(self.dir, "control.sock"), req)
 
     def metric(self, name, **labels):
         """The sum of metric `name` over the lines carrying `labels`."""
@@ -1106,8 +1093,8 @@ def test_move_survives_an_etcd_member_killed_and_a_killed_target_rolls_back(cl):
             inflight = wait_until(lambda: boxes[0].cluster_status()["moves"], timeout=20,
                                   interval=0.02, what="more moves to b4 in flight")
             b4.kill()
-            st = wait_until(lambda: moves_done(boxes, ["b0", "b1", "b2"]), timeout=30,
-                            interval=0.3, what="b4's moves rolled back and its slots reassigned")
+            wait_until(lambda: moves_done(boxes, ["b0", "b1", "b2"]), timeout=30,
+                       interval=0.3, what="b4's moves rolled back and its slots reassigned")
             time.sleep(0.3)
         rolled = sum(b.cluster_status()["move_counters"]["rolled_back"] for b in boxes)
         print("in flight when b4 died: %d; rolled back on their owners: %d; load %d requests, "

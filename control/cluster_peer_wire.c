@@ -53,7 +53,7 @@ int cluster_peer_parse_request(const char *req, size_t n, unsigned slots,
 	i += CLUSTER_PEER_MAC_HEX;
 	if (n - i < 8 || memcmp(req + i, " HTTP/1.", 8))
 		return -1;
-	strcpy(kind, kinds[k]);
+	memcpy(kind, kinds[k], strlen(kinds[k]) + 1);
 	*slot = (unsigned)s;
 	*epoch = (int64_t)e;
 	return 0;

@@ -8,6 +8,7 @@
 #include "ctl.h"
 #include "eal_log.h"
 #include "sdnotify.h"
+#include "startup_watch.h"
 #include "http.h"
 #include "log.h"
 #include "module.h"
@@ -177,25 +178,41 @@ static void ctl_hook(struct core *c)
 	}
 }
 
+/* Fault injection for the start-up watch's test: DURO_FAULT_START_STALL_CORE=N stalls core
+ * N's start (before its object runtime) for a minute, as a start-up wait that never ends. */
+static void fault_start_stall(struct core *c)
+{
+	const char *v = getenv("DURO_FAULT_START_STALL_CORE");
+	if (!v || !*v || (unsigned)atoi(v) != c->index)
+		return;
+	log_warn("core %u: fault injection: start-up stalls for 60 s", c->index);
+	startup_watch_core(c->index, "stalled by DURO_FAULT_START_STALL_CORE");
+	for (int i = 0; i < 600; i++)
+		usleep(100 * 1000);
+}
+
 static int core_start(struct core *c, void *arg)
 {
 	struct durod *d = arg;
+	startup_watch_core(c->index, "network");
 	int r = http_core_init(c, &d->cfg.http, d->backend, &d->cfg.net, obj_handle_http);
 	if (r < 0) {
 		log_error("core %u: network start: %s", c->index, strerror(-r));
 		return r;
 	}
+	startup_watch_core(c->index, "websockets");
 	r = ws_core_init(c, &d->cfg.ws, d->backend, obj_ws_events(), d->cfg.net.max_conns_per_core);
 	if (r < 0)
 		return r;
+	fault_start_stall(c);
+	startup_watch_core(c->index, "object runtime (commit log, alarms)");
 	r = obj_core_init(c);
 	if (r < 0)
 		return r;
 	core_set_cqe_handler(c, CQE_CTL, ctl_cqe);
 	core_add_hook(c, ctl_hook);
 	crash_core_enter(c->index);
-	if (c->index == 0)
-		arm_signal_read(c, d);
+	startup_watch_core(c->index, "started, waiting for the other cores");
 	return 0;
 }
 
@@ -203,6 +220,13 @@ static int core_start(struct core *c, void *arg)
 static int core_serve(struct core *c, void *arg)
 {
 	struct durod *d = arg;
+	/* Every core has started: core 0's loop runs from here on, so signals are its to read
+	 * (the start-up watch read them until now; one sent meanwhile waits on the signalfd). */
+	if (c->index == 0) {
+		startup_watch_stop();
+		arm_signal_read(c, d);
+	}
+	startup_watch_core(c->index, "taking connections");
 	int r = d->backend->start_accepting(c);
 	if (r < 0)
 		log_error("core %u: network start: %s", c->index, strerror(-r));
@@ -464,6 +488,11 @@ int main(int argc, char **argv)
 		log_error("signalfd: %s", strerror(errno));
 		return 1;
 	}
+	/* Until the cores serve, SIGTERM is the start-up watch's: a start-up step that waits
+	 * forever (on a device, a file, another core) still stops, and says where it was. */
+	if (startup_watch_start(d.sigfd, cfg->cores) < 0)
+		log_warn("start-up watch: no thread; signals wait until the cores serve");
+	startup_watch_step("EAL init (probing devices)");
 
 	/* The EAL is the runtime: lcores pinned to CPUs 0..N-1, rings, no hugepages or PCI
 	 * for kernel sockets, so durod runs unprivileged. */
@@ -506,12 +535,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	remove_stale_runtime_dirs();
+	startup_watch_step("dpdk port start");
 	if (use_dpdk && dpdk_port_init(&cfg->dpdk, &cfg->net, cfg->cores) < 0) {
 		dpdk_port_fini();
 		rte_eal_cleanup();
 		return 1;
 	}
 	sdnotify_send(&d.notify, "STATUS=opening storage (replaying commit logs)");
+	startup_watch_step("opening storage (replaying commit logs)");
 	int r = obj_runtime_init(&cfg->obj, cfg->cores);
 	if (r < 0) {
 		obj_runtime_fini();
@@ -520,6 +551,7 @@ int main(int argc, char **argv)
 		return r == -EINVAL ? EXIT_CONFIG : 1;
 	}
 	obj_outbound_resolve(&cfg->obj.outbound);
+	startup_watch_step("control and cluster threads");
 	/* Deployed versions (rolled back where one kept crashing), then the handler that
 	 * attributes and records the next crash. */
 	ctl_deploy_restore_bindings(cfg);
@@ -560,7 +592,9 @@ int main(int argc, char **argv)
 		return r == -ENAMETOOLONG ? EXIT_CONFIG : 1;
 	}
 	sdnotify_send(&d.notify, "STATUS=starting %u cores", cfg->cores);
+	startup_watch_step("starting the cores");
 	r = core_group_run(&d.group);
+	startup_watch_stop(); /* a core that failed to start: core 0 never served */
 	obj_calls_fini(); /* calls a core held for another when they stopped */
 	cluster_stop(d.control.cluster);
 	d.control.cluster = NULL;

@@ -191,6 +191,17 @@ static void fault_start_stall(struct core *c)
 		usleep(100 * 1000);
 }
 
+/* And DURO_FAULT_STOP_STALL=1 stalls the teardown, before storage closes, for a minute. */
+static void fault_stop_stall(void)
+{
+	const char *v = getenv("DURO_FAULT_STOP_STALL");
+	if (!v || atoi(v) != 1)
+		return;
+	log_warn("fault injection: shutdown stalls for 60 s");
+	for (int i = 0; i < 600; i++)
+		usleep(100 * 1000);
+}
+
 static int core_start(struct core *c, void *arg)
 {
 	struct durod *d = arg;
@@ -490,7 +501,7 @@ int main(int argc, char **argv)
 	}
 	/* Until the cores serve, SIGTERM is the start-up watch's: a start-up step that waits
 	 * forever (on a device, a file, another core) still stops, and says where it was. */
-	if (startup_watch_start(d.sigfd, cfg->cores) < 0)
+	if (startup_watch_start(d.sigfd, cfg->cores, "start-up") < 0)
 		log_warn("start-up watch: no thread; signals wait until the cores serve");
 	startup_watch_step("EAL init (probing devices)");
 
@@ -595,17 +606,26 @@ int main(int argc, char **argv)
 	startup_watch_step("starting the cores");
 	r = core_group_run(&d.group);
 	startup_watch_stop(); /* a core that failed to start: core 0 never served */
+	/* The cores have stopped and nobody reads the signals: the watch takes them again, so
+	 * a teardown step that takes long says which, and a second signal ends it. */
+	if (startup_watch_start(d.sigfd, cfg->cores, "shutdown") < 0)
+		log_warn("shutdown watch: no thread");
+	startup_watch_step("calls, cluster and control threads");
 	obj_calls_fini(); /* calls a core held for another when they stopped */
 	cluster_stop(d.control.cluster);
 	d.control.cluster = NULL;
 	ctl_stop(&d.control);
 	core_group_destroy(&d.group);
 	obj_outbound_resolve_stop();
+	startup_watch_step("dpdk port teardown (mbuf pool)");
 	if (use_dpdk)
 		dpdk_port_fini();
 	if (tls)
 		tls_shutdown();
+	startup_watch_step("closing storage (final flush)");
+	fault_stop_stall();
 	obj_runtime_fini();
+	startup_watch_step("EAL cleanup");
 	/* The EAL leaves its (empty, with --no-shconf) runtime directory behind: remove it. */
 	char rundir[512], sock[600];
 	snprintf(rundir, sizeof(rundir), "%s", rte_eal_get_runtime_dir());
@@ -613,6 +633,7 @@ int main(int argc, char **argv)
 	snprintf(sock, sizeof(sock), "%s/dpdk_telemetry.v2", rundir);
 	unlink(sock); /* the telemetry socket outlives the EAL */
 	rmdir(rundir);
+	startup_watch_stop();
 	close(d.sigfd);
 	sdnotify_close(&d.notify);
 	if (r < 0) {

@@ -1,5 +1,6 @@
-/* durod's start-up watch: a thread that reads the signals until the cores serve, so a stuck
- * start-up stops on SIGTERM and says what it was waiting for. */
+/* durod's start-up watch: a thread that reads the signals until the cores serve (and again
+ * while the process tears down after they stop), so a stuck step stops on SIGTERM and says
+ * what it was waiting for. */
 #include "startup_watch.h"
 #include "base_limits.h"
 #include "log.h"
@@ -23,6 +24,7 @@ static struct {
 	int sigfd;
 	int wake; /* eventfd: startup_watch_stop */
 	unsigned ncores;
+	const char *phase; /* "start-up" or "shutdown" */
 	uint64_t t0_ms;
 	_Atomic(const char *) step;
 	_Atomic(const char *) core_step[DURO_MAX_CORES];
@@ -39,10 +41,13 @@ static uint64_t mono_ms(void)
 static void describe(char *out, size_t cap)
 {
 	size_t n = (size_t)snprintf(out, cap, "at %s", atomic_load(&w.step));
+	const char *sep = "; ";
 	for (unsigned i = 0; i < w.ncores && n < cap; i++) {
 		const char *s = atomic_load(&w.core_step[i]);
-		n += (size_t)snprintf(out + n, cap - n, "%score %u: %s", i ? ", " : "; ", i,
-				      s ? s : "not started");
+		if (!s)
+			continue; /* not started yet, or stopped */
+		n += (size_t)snprintf(out + n, cap - n, "%score %u: %s", sep, i, s);
+		sep = ", ";
 	}
 }
 
@@ -63,30 +68,36 @@ static void *watch_main(void *arg)
 			if (read(w.sigfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
 				continue;
 			if (si.ssi_signo == SIGHUP) {
-				log_info("signal %u during start-up: nothing to reload yet", si.ssi_signo);
+				log_info("signal %u during %s: nothing to reload", si.ssi_signo, w.phase);
 				continue;
 			}
 			describe(where, sizeof(where));
-			log_warn("signal %u during start-up (%llu ms in, %s): exiting without serving",
-				 si.ssi_signo, (unsigned long long)(mono_ms() - w.t0_ms), where);
+			log_warn("signal %u during %s (%llu ms in, %s): exiting %s", si.ssi_signo,
+				 w.phase, (unsigned long long)(mono_ms() - w.t0_ms), where,
+				 strcmp(w.phase, "start-up") ? "now" : "without serving");
 			_exit(0);
 		}
 		now = mono_ms();
 		if (now >= next_log) {
 			describe(where, sizeof(where));
-			log_warn("start-up: still under way after %llu s, %s",
+			log_warn("%s: still under way after %llu s, %s", w.phase,
 				 (unsigned long long)(now - w.t0_ms) / 1000, where);
 			next_log = now + STARTUP_WATCH_LOG_MS;
 		}
 	}
 }
 
-int startup_watch_start(int sigfd, unsigned ncores)
+int startup_watch_start(int sigfd, unsigned ncores, const char *phase)
 {
+	if (w.running)
+		return -EBUSY;
 	w.sigfd = sigfd;
 	w.ncores = ncores < DURO_MAX_CORES ? ncores : DURO_MAX_CORES;
+	w.phase = phase;
 	w.t0_ms = mono_ms();
-	atomic_store(&w.step, "starting");
+	atomic_store(&w.step, phase);
+	for (unsigned i = 0; i < DURO_MAX_CORES; i++)
+		atomic_store(&w.core_step[i], NULL);
 	w.wake = eventfd(0, EFD_CLOEXEC);
 	if (w.wake < 0)
 		return -errno;

@@ -55,3 +55,29 @@ def test_sigterm_stops_a_start_up_that_waits_forever(durod_factory, tmp_path):
     d2 = conftest.start_on(tmp_path, "again", d.data_dir)
     assert requests.get(d2.url + "/counter/after", timeout=10).status_code == 200
     assert d2.stop() == 0
+
+
+def test_second_sigterm_ends_a_teardown_that_waits(durod_factory, tmp_path):
+    """After the cores stop nobody read the signals: a teardown step that took long (over
+    dpdk, freeing the mbuf pool was seen to take over 15 s on a busy CPU) said nothing and
+    a second SIGTERM did nothing. The watch says the step every few seconds and a second
+    signal ends it; what was committed is there at the next start (as after a crash)."""
+    import signal
+    import time
+    d = durod_factory(env={"DURO_FAULT_STOP_STALL": "1"})
+    assert requests.post(d.url + "/counter/kept").status_code == 200
+    before = requests.get(d.url + "/counter/kept").text
+    d.proc.send_signal(signal.SIGTERM)
+    conftest.wait_until(lambda: "shutdown: still under way" in d.logtext(), 20,
+                        what="the shutdown watch's log line")
+    assert "at closing storage (final flush)" in d.logtext()
+    t0 = time.time()
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(timeout=10) == 0
+    assert time.time() - t0 < 3
+    log = d.logtext()
+    assert "during shutdown" in log and "exiting now" in log
+    conftest.check_output(log)
+    d2 = conftest.start_on(tmp_path, "again", d.data_dir)
+    assert requests.get(d2.url + "/counter/kept", timeout=10).text == before
+    assert d2.stop() == 0

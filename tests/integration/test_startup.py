@@ -40,9 +40,10 @@ def test_sigterm_stops_a_start_up_that_waits_forever(durod_factory, tmp_path):
     import signal
     import time
     d = durod_factory(wait=False, env={"DURO_FAULT_START_STALL_CORE": "1"})
-    conftest.wait_until(lambda: "start-up: still under way" in d.logtext(), 20,
-                        what="the start-up watch's log line")
-    assert "core 1: stalled by DURO_FAULT_START_STALL_CORE" in d.logtext()
+    # (Over dpdk the port's start alone can take 5 s: wait for the line that names the stall.)
+    conftest.wait_until(lambda: "core 1: stalled by DURO_FAULT_START_STALL_CORE" in d.logtext(),
+                        40, what="the start-up watch's log line naming core 1's stall")
+    assert "start-up: still under way" in d.logtext()
     t0 = time.time()
     d.proc.send_signal(signal.SIGTERM)
     assert d.proc.wait(timeout=10) == 0

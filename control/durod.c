@@ -8,6 +8,7 @@
 #include "ctl.h"
 #include "eal_log.h"
 #include "sdnotify.h"
+#include "startup_watch.h"
 #include "http.h"
 #include "log.h"
 #include "module.h"
@@ -18,6 +19,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <signal.h>
@@ -177,25 +180,52 @@ static void ctl_hook(struct core *c)
 	}
 }
 
+/* Fault injection for the start-up watch's test: DURO_FAULT_START_STALL_CORE=N stalls core
+ * N's start (before its object runtime) for a minute, as a start-up wait that never ends. */
+static void fault_start_stall(struct core *c)
+{
+	const char *v = getenv("DURO_FAULT_START_STALL_CORE");
+	if (!v || !*v || (unsigned)atoi(v) != c->index)
+		return;
+	log_warn("core %u: fault injection: start-up stalls for 60 s", c->index);
+	startup_watch_core(c->index, "stalled by DURO_FAULT_START_STALL_CORE");
+	for (int i = 0; i < 600; i++)
+		usleep(100 * 1000);
+}
+
+/* And DURO_FAULT_STOP_STALL=1 stalls the teardown, before storage closes, for a minute. */
+static void fault_stop_stall(void)
+{
+	const char *v = getenv("DURO_FAULT_STOP_STALL");
+	if (!v || atoi(v) != 1)
+		return;
+	log_warn("fault injection: shutdown stalls for 60 s");
+	for (int i = 0; i < 600; i++)
+		usleep(100 * 1000);
+}
+
 static int core_start(struct core *c, void *arg)
 {
 	struct durod *d = arg;
+	startup_watch_core(c->index, "network");
 	int r = http_core_init(c, &d->cfg.http, d->backend, &d->cfg.net, obj_handle_http);
 	if (r < 0) {
 		log_error("core %u: network start: %s", c->index, strerror(-r));
 		return r;
 	}
+	startup_watch_core(c->index, "websockets");
 	r = ws_core_init(c, &d->cfg.ws, d->backend, obj_ws_events(), d->cfg.net.max_conns_per_core);
 	if (r < 0)
 		return r;
+	fault_start_stall(c);
+	startup_watch_core(c->index, "object runtime (commit log, alarms)");
 	r = obj_core_init(c);
 	if (r < 0)
 		return r;
 	core_set_cqe_handler(c, CQE_CTL, ctl_cqe);
 	core_add_hook(c, ctl_hook);
 	crash_core_enter(c->index);
-	if (c->index == 0)
-		arm_signal_read(c, d);
+	startup_watch_core(c->index, "started, waiting for the other cores");
 	return 0;
 }
 
@@ -203,6 +233,13 @@ static int core_start(struct core *c, void *arg)
 static int core_serve(struct core *c, void *arg)
 {
 	struct durod *d = arg;
+	/* Every core has started: core 0's loop runs from here on, so signals are its to read
+	 * (the start-up watch read them until now; one sent meanwhile waits on the signalfd). */
+	if (c->index == 0) {
+		startup_watch_stop();
+		arm_signal_read(c, d);
+	}
+	startup_watch_core(c->index, "taking connections");
 	int r = d->backend->start_accepting(c);
 	if (r < 0)
 		log_error("core %u: network start: %s", c->index, strerror(-r));
@@ -216,6 +253,21 @@ static void core_stop(struct core *c, void *arg)
 	ws_core_fini(c);
 	http_core_fini(c);
 	crash_core_leave();
+}
+
+/* rte_eal_init pins this thread to core 0's CPU, and it does the start-up's work (the port's
+ * mbuf pool, storage's replay and migrations) and the teardown's before and after it is
+ * core 0: meanwhile it may run on every CPU, so a busy CPU 0 does not stretch a start-up
+ * to minutes (over dpdk on a loaded 2-CPU box one took over 60 s at 1% of CPU 0). Returns
+ * whether the affinity was widened, `pinned` then holding the one to restore. */
+static int main_cpus_widen(cpu_set_t *pinned)
+{
+	cpu_set_t all;
+	CPU_ZERO(&all);
+	for (long i = 0, n = sysconf(_SC_NPROCESSORS_ONLN); i < n && i < CPU_SETSIZE; i++)
+		CPU_SET((int)i, &all);
+	return pthread_getaffinity_np(pthread_self(), sizeof(*pinned), pinned) == 0 &&
+	       pthread_setaffinity_np(pthread_self(), sizeof(all), &all) == 0;
 }
 
 /* One durod per data directory: a second one would keep its own copy of every object. */
@@ -464,6 +516,11 @@ int main(int argc, char **argv)
 		log_error("signalfd: %s", strerror(errno));
 		return 1;
 	}
+	/* Until the cores serve, SIGTERM is the start-up watch's: a start-up step that waits
+	 * forever (on a device, a file, another core) still stops, and says where it was. */
+	if (startup_watch_start(d.sigfd, cfg->cores, "start-up") < 0)
+		log_warn("start-up watch: no thread; signals wait until the cores serve");
+	startup_watch_step("EAL init (probing devices)");
 
 	/* The EAL is the runtime: lcores pinned to CPUs 0..N-1, rings, no hugepages or PCI
 	 * for kernel sockets, so durod runs unprivileged. */
@@ -506,12 +563,16 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	remove_stale_runtime_dirs();
+	cpu_set_t main_pinned;
+	int widened = main_cpus_widen(&main_pinned);
+	startup_watch_step("dpdk port start");
 	if (use_dpdk && dpdk_port_init(&cfg->dpdk, &cfg->net, cfg->cores) < 0) {
 		dpdk_port_fini();
 		rte_eal_cleanup();
 		return 1;
 	}
 	sdnotify_send(&d.notify, "STATUS=opening storage (replaying commit logs)");
+	startup_watch_step("opening storage (replaying commit logs)");
 	int r = obj_runtime_init(&cfg->obj, cfg->cores);
 	if (r < 0) {
 		obj_runtime_fini();
@@ -520,6 +581,7 @@ int main(int argc, char **argv)
 		return r == -EINVAL ? EXIT_CONFIG : 1;
 	}
 	obj_outbound_resolve(&cfg->obj.outbound);
+	startup_watch_step("control and cluster threads");
 	/* Deployed versions (rolled back where one kept crashing), then the handler that
 	 * attributes and records the next crash. */
 	ctl_deploy_restore_bindings(cfg);
@@ -532,6 +594,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	obj_runtime_attach(&d.group);
+	/* Pinned again before the threads below are made (they inherit it, as before) and
+	 * before this thread becomes core 0. */
+	if (widened)
+		pthread_setaffinity_np(pthread_self(), sizeof(main_pinned), &main_pinned);
 	d.group.idle_spin_us = cfg->idle_spin_us;
 	d.group.core_start = core_start;
 	d.group.core_stop = core_stop;
@@ -560,18 +626,30 @@ int main(int argc, char **argv)
 		return r == -ENAMETOOLONG ? EXIT_CONFIG : 1;
 	}
 	sdnotify_send(&d.notify, "STATUS=starting %u cores", cfg->cores);
+	startup_watch_step("starting the cores");
 	r = core_group_run(&d.group);
+	startup_watch_stop(); /* a core that failed to start: core 0 never served */
+	/* The cores have stopped and nobody reads the signals: the watch takes them again, so
+	 * a teardown step that takes long says which, and a second signal ends it. */
+	if (startup_watch_start(d.sigfd, cfg->cores, "shutdown") < 0)
+		log_warn("shutdown watch: no thread");
+	main_cpus_widen(&main_pinned); /* core 0 is done: the teardown may run anywhere */
+	startup_watch_step("calls, cluster and control threads");
 	obj_calls_fini(); /* calls a core held for another when they stopped */
 	cluster_stop(d.control.cluster);
 	d.control.cluster = NULL;
 	ctl_stop(&d.control);
 	core_group_destroy(&d.group);
 	obj_outbound_resolve_stop();
+	startup_watch_step("dpdk port teardown (mbuf pool)");
 	if (use_dpdk)
 		dpdk_port_fini();
 	if (tls)
 		tls_shutdown();
+	startup_watch_step("closing storage (final flush)");
+	fault_stop_stall();
 	obj_runtime_fini();
+	startup_watch_step("EAL cleanup");
 	/* The EAL leaves its (empty, with --no-shconf) runtime directory behind: remove it. */
 	char rundir[512], sock[600];
 	snprintf(rundir, sizeof(rundir), "%s", rte_eal_get_runtime_dir());
@@ -579,6 +657,7 @@ int main(int argc, char **argv)
 	snprintf(sock, sizeof(sock), "%s/dpdk_telemetry.v2", rundir);
 	unlink(sock); /* the telemetry socket outlives the EAL */
 	rmdir(rundir);
+	startup_watch_stop();
 	close(d.sigfd);
 	sdnotify_close(&d.notify);
 	if (r < 0) {

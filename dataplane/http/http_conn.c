@@ -1046,11 +1046,44 @@ int http_core_init(struct core *c, const struct http_config *cfg, const struct n
 	return nb->core_init(c, ncfg, &h->ev);
 }
 
+/* At exit, connections the shutdown deadline closed: the backend goes without reporting
+ * them closed, so what they own is given back here. A request whose body was being read
+ * holds the connection's input buffer (malloc'd above BUF_SMALL_SIZE), and answered
+ * responses hold theirs. Requests still in a handler are not touched: their exchange may
+ * be in another core's hands, which is stopping at the same time. */
+static void conns_fini(struct core *c)
+{
+	struct http_core *h = c->http;
+	for (struct list_node *p = h->all.next; p != &h->all; p = p->next) {
+		struct http_conn *hc = LIST_CONTAINER(p, struct http_conn, core_node);
+		for (struct list_node *q = hc->fifo.next, *next; q != &hc->fifo; q = next) {
+			next = q->next;
+			struct http_exchange *ex = LIST_CONTAINER(q, struct http_exchange, conn_node);
+			if (!ex->done)
+				continue;
+			list_del(&ex->conn_node);
+			hc->nexchanges--;
+			ex->takeover = NULL; /* its owner (the WebSocket layer) is gone already */
+			exchange_free(c, ex);
+		}
+		if (hc->cur) {
+			hc->cur->takeover = NULL;
+			exchange_free(c, hc->cur);
+			hc->cur = NULL;
+		}
+		if (hc->in) {
+			buf_unref(&c->bufs, hc->in);
+			hc->in = NULL;
+		}
+	}
+}
+
 void http_core_fini(struct core *c)
 {
 	struct http_core *h = c->http;
 	if (!h)
 		return;
+	conns_fini(c);
 	h->nb->core_fini(c);
 	pool_destroy(&h->conns);
 	pool_destroy(&h->exchanges);

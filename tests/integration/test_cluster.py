@@ -326,16 +326,113 @@ def test_owner_refuses_forwarded_request_it_does_not_own_before_the_handler(cl):
         status, h, text = request(owner, "POST", path, headers={"Duro-Forwarded": "%d %d" % (slot, epoch)})
         assert status == 200 and text == b"1"
         assert request(owner, "GET", path)[2] == b"1"
-    # event streams are not forwarded yet (WebSockets are relayed): refused with the
-    # owner's address
-    for i in range(12):
+
+
+class SseClient:
+    """A raw event-stream client: the head, then the body's bytes as they come."""
+
+    def __init__(self, box, path):
+        import socket
+        self.sock = socket.create_connection(("127.0.0.1", box.port), timeout=5)
+        self.sock.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+                          % path.encode())
+        self.buf = b""
+        self.eof = False
+        while b"\r\n\r\n" not in self.buf:
+            self._read()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        self.status = int(lines[0].split()[1])
+        self.headers = dict(line.split(": ", 1) for line in lines[1:])
+
+    def _read(self):
+        d = self.sock.recv(65536)
+        if not d:
+            self.eof = True
+            raise EOFError(self.buf)
+        self.buf += d
+
+    def event(self):
+        """The next event's data lines, joined."""
+        while b"\n\n" not in self.buf:
+            self._read()
+        ev, self.buf = self.buf.split(b"\n\n", 1)
+        return "\n".join(l[5:].lstrip() for l in ev.decode().split("\n") if l.startswith("data:"))
+
+    def ended(self, timeout=5):
+        """True once the server ended the stream (a close) with nothing more sent."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                self._read()
+        except EOFError:
+            return True
+        except OSError:
+            return self.eof
+
+    def close(self):
+        self.sock.close()
+
+
+def test_event_stream_through_a_non_owner_box(cl):
+    """An event stream asked of a box that does not own the room is passed through from the
+    owner as it comes: broadcasts and a WebSocket member's messages arrive, a client that
+    leaves releases the owner's stream socket, and the owner's end ends the client's."""
+    import asyncio
+    import websockets
+    _, boxes = cl
+    edge = boxes[0]
+    room = None
+    for i in range(100):
         owner, _ = owner_of(boxes, "/room/sse-%d/sockets" % i)
-        if owner is boxes[0]:
-            continue
-        status, h, text = request(boxes[0], "GET", "/room/sse-%d/events" % i,
-                                  headers={"Accept": "text/event-stream"})
-        assert status == 503 and b"not forwarded yet" in text and h["Duro-Owner"] == owner.name
-        break
+        if owner is not edge:
+            room = "/room/sse-%d" % i
+            break
+    assert room, "no room owned by another box"
+    other = [b for b in boxes if b is not edge and b is not owner][0]
+    s = SseClient(edge, room + "/events")
+    try:
+        assert s.status == 200, (s.status, s.headers)
+        assert s.headers["Content-Type"].startswith("text/event-stream"), s.headers
+        assert s.headers["Duro-Forwarded-To"] == owner.name, s.headers
+        assert "Content-Length" not in s.headers
+        wait_until(lambda: sockets_of(owner, room)["count"] == 1, timeout=5, interval=0.05,
+                   what="the owner holds the stream")
+        assert sockets_of(owner, room)["sockets"][0]["stream"] is True
+        for n in range(3):  # from any box, each arrives as it is sent
+            status, _, text = request(boxes[n], "POST", room + "/broadcast", body=b"hello %d" % n)
+            assert status == 200 and text.strip() == b"1", (status, text)
+            assert s.event() == "hello %d" % n
+
+        async def member():
+            async with websockets.connect(ws_url(other, room)) as ws:
+                await ws.send("from a socket")
+                assert await asyncio.wait_for(ws.recv(), 5) == "from a socket"
+        wsrun(member())
+        assert s.event() == "from a socket"
+        big = b"x" * 200000  # larger than a read: comes in pieces, all of it
+        r = request(other, "POST", room + "/broadcast", body=big)
+        assert r[0] == 200, r[:2] + (r[2][:300],)
+        assert s.event() == big.decode()
+    finally:
+        s.close()
+    # the client left: the edge closes its upstream, the owner drops the stream socket
+    wait_until(lambda: sockets_of(owner, room)["count"] == 0, timeout=5, interval=0.05,
+               what="the owner released the stream of a client that left")
+    # the owner's end (here the room closes its sockets) ends the client's stream
+    s = SseClient(other, room + "/events")
+    try:
+        assert s.status == 200 and s.headers["Duro-Forwarded-To"] == owner.name
+        wait_until(lambda: sockets_of(owner, room)["count"] == 1, timeout=5, interval=0.05,
+                   what="the owner holds the second stream")
+        status, _, text = request(edge, "POST", room + "/close?code=1000")
+        assert status == 200, (status, text)
+        assert s.ended(), "the client's stream outlived the owner's"
+    finally:
+        s.close()
+    # a plain request that asks for a stream of something that is not one is answered whole
+    status, h, text = request(edge, "GET", room + "/sockets", headers={"Accept": "text/event-stream"})
+    assert status == 200 and json.loads(text)["count"] == 0 and h["Duro-Forwarded-To"] == owner.name
 
 
 def test_counters_hammered_through_all_boxes_are_exact(cl):

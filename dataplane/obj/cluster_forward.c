@@ -48,6 +48,7 @@ struct fwd {
 	struct timer timer;
 	struct list_node node; /* in flight on this core */
 	uint64_t first_ms, asked_ms, gen;
+	int64_t epoch; /* the slot's, when the owner was asked last */
 	unsigned slot;
 	uint8_t box, minted, refused;
 	uint8_t stream;  /* an event stream may be passed through (on_head set) */
@@ -225,6 +226,8 @@ static void stream_maybe_free(struct core *c, struct fwd *fw)
 		fwd_free(c, fw);
 }
 
+static void stream_end(struct core *c, struct fwd *fw);
+
 static void fetched(struct core *c, void *arg, int err)
 {
 	struct fwd *fw = arg;
@@ -233,11 +236,7 @@ static void fetched(struct core *c, void *arg, int err)
 		/* A passed-through stream ended upstream (err 0: the owner closed it; else it
 		 * died, or the client's side failed it): the client's stream ends too. */
 		fw->up_live = 0;
-		struct ws_conn *down = fw->down;
-		fw->down = NULL;
-		if (down)
-			ws_close_local(c, down, WS_CLOSE_GOING_AWAY, NULL);
-		stream_maybe_free(c, fw);
+		stream_end(c, fw);
 		return;
 	}
 	if (err == 0 && is_refusal(ex)) {
@@ -310,6 +309,41 @@ void obj_cluster_sse_closed(struct core *c, struct ws_conn *wc)
 		fw->up_live = 0;
 	}
 	stream_maybe_free(c, fw);
+}
+
+/* Ends a passed-through stream from this side: the upstream is closed, the client's
+ * stream ends (its reconnect finds the slot's owner now). */
+static void stream_end(struct core *c, struct fwd *fw)
+{
+	if (fw->up_live) {
+		http_client_cancel(c, &fw->f);
+		fw->up_live = 0;
+	}
+	struct ws_conn *down = fw->down;
+	fw->down = NULL;
+	if (down)
+		ws_close_local(c, down, WS_CLOSE_GOING_AWAY, NULL);
+	stream_maybe_free(c, fw);
+}
+
+void obj_cluster_fwd_table(struct core *c)
+{
+	struct obj_cluster_fwd_core *fc = c->obj->cluster_fwd;
+	const struct obj_cluster_table *t = c->obj->cluster;
+	if (!fc || !t)
+		return;
+	struct list_node *n = fc->live.next;
+	while (n != &fc->live) {
+		struct fwd *fw = LIST_CONTAINER(n, struct fwd, node);
+		n = n->next; /* fw may be freed below */
+		if (fw->ex || fw->in_cb || !fw->up_live)
+			continue; /* not a stream, or one ending anyway */
+		unsigned o = t->owner[fw->slot];
+		if (o < t->nboxes && t->epoch[fw->slot] == fw->epoch &&
+		    !strcmp(t->boxes[o].name, fw->boxname))
+			continue;
+		stream_end(c, fw);
+	}
 }
 
 static int is_event_stream_type(const struct http_exchange *ex)
@@ -453,6 +487,7 @@ static void attempt(struct core *c, struct fwd *fw)
 		return;
 	}
 	fw->box = t->owner[slot];
+	fw->epoch = t->epoch[slot];
 	if (fw->minted) /* the owner's answer is added after it */
 		http_resp_header(ex, "Duro-Id", 7, fw->idhex, DURO_ID_HEX);
 	const struct obj_cluster_box *b = &t->boxes[fw->box];

@@ -67,6 +67,11 @@ void obj_cluster_forward(struct core *c, struct http_exchange *ex, unsigned slot
  * layer's on_closed for it, from obj_ws_site.c): the upstream is closed. */
 void obj_cluster_sse_closed(struct core *c, struct ws_conn *wc);
 
+/* On each core after a new slot table was installed (cluster_gate.c): a passed-through
+ * stream whose slot changed owner or epoch since its owner was asked ends (the client's
+ * reconnect then finds the new owner; the old one no longer runs the object). */
+void obj_cluster_fwd_table(struct core *c);
+
 /* What runs ex on this box once its slot turned out to be this box's meanwhile (the
  * dispatch past the gate: obj_dispatch_admitted). */
 typedef void obj_cluster_serve_fn(struct core *c, struct http_exchange *ex, int minted);

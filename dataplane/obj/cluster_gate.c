@@ -44,6 +44,7 @@ void obj_cluster_install(struct core *c, const struct obj_cluster_table *t, int 
 	if (!lease_only) {
 		memcpy(mine, t, sizeof(*mine));
 		obj_cluster_wsr_table(c); /* relayed sockets of lost slots or gone edges */
+		obj_cluster_fwd_table(c); /* passed-through streams whose slot moved */
 		return;
 	}
 	mine->serving = t->serving;

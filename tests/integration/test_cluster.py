@@ -331,9 +331,13 @@ def test_owner_refuses_forwarded_request_it_does_not_own_before_the_handler(cl):
 class SseClient:
     """A raw event-stream client: the head, then the body's bytes as they come."""
 
-    def __init__(self, box, path):
+    def __init__(self, box, path, rcvbuf=None):
         import socket
-        self.sock = socket.create_connection(("127.0.0.1", box.port), timeout=5)
+        self.sock = socket.socket()
+        self.sock.settimeout(5)
+        if rcvbuf:  # set before connecting: a small window the kernel does not grow
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.connect(("127.0.0.1", box.port))
         self.sock.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
                           % path.encode())
         self.buf = b""
@@ -428,6 +432,33 @@ def test_event_stream_through_a_non_owner_box(cl):
         status, _, text = request(edge, "POST", room + "/close?code=1000")
         assert status == 200, (status, text)
         assert s.ended(), "the client's stream outlived the owner's"
+    finally:
+        s.close()
+    # a client that does not read is cut off past the edge's bound (websockets.
+    # max_outbound_bytes, 1 MiB, beyond the kernel's buffers), and its upstream goes too
+    s = SseClient(edge, room + "/events", rcvbuf=4096)
+    try:
+        assert s.status == 200
+        wait_until(lambda: sockets_of(owner, room)["count"] == 1, timeout=5, interval=0.05,
+                   what="the owner holds the slow reader's stream")
+        sent = 0
+        for _ in range(80):
+            status, _, text = request(other, "POST", room + "/broadcast", body=big)
+            assert status == 200, (status, text)
+            if text.strip() == b"0":
+                break
+            sent += len(big)
+        assert text.strip() == b"0", "a stream that is not read was never cut off"
+        print("a stream not read was cut off after %.1f MB" % (sent / 1e6))
+        assert sent < 16e6, sent
+        got = len(s.buf)
+        s.sock.settimeout(5)
+        while True:
+            d = s.sock.recv(1 << 20)
+            if not d:
+                break
+            got += len(d)
+        assert got < sent, (got, sent)  # what was dropped never came
     finally:
         s.close()
     # a plain request that asks for a stream of something that is not one is answered whole
@@ -1241,10 +1272,19 @@ def test_killed_box_slots_reassigned_to_live_boxes(cl):
                     seen.append(repr(e))
             time.sleep(0.02)
 
+    # an event stream through b0 from a room on b2
+    sse_room = [r for r in ("/room/sse-victim-%d" % i for i in range(80))
+                if owner_of(boxes, r + "/sockets")[0] is victim][0]
+    sse = SseClient(boxes[0], sse_room + "/events")
+    assert sse.status == 200 and sse.headers["Duro-Forwarded-To"] == victim.name
     th = threading.Thread(target=forwarder)
     th.start()
     time.sleep(0.3)
     victim.kill()
+    try:  # the owner's death ends the client's stream
+        assert sse.ended(timeout=5), "the stream outlived its owner box"
+    finally:
+        sse.close()
     t0 = time.time()
     st = wait_until(lambda: settled(boxes[:2], ["b0", "b1"]), timeout=8 * TTL_MS / 1000,
                     interval=0.2, what="the dead box's slots reassigned")
@@ -1274,6 +1314,13 @@ def test_killed_box_slots_reassigned_to_live_boxes(cl):
     for i, p in enumerate(live):
         status, _, text = request(boxes[i % 2], "POST", p)
         assert status == 200, (status, text)
+    # the stream's reconnect reaches the room's new owner
+    sse = SseClient(boxes[1], sse_room + "/events")
+    try:
+        assert sse.status == 200, sse.status
+        assert sse.headers.get("Duro-Forwarded-To", "b1") in ("b0", "b1")
+    finally:
+        sse.close()
     per = slots_by_box(st)
     # only the dead box's slots moved: the others kept theirs
     assert per["b0"] >= before["b0"] and per["b1"] >= before["b1"]

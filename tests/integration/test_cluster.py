@@ -374,6 +374,20 @@ class SseClient:
         except OSError:
             return self.eof
 
+    def open_now(self):
+        """True while the stream has not ended (whatever came meanwhile is read)."""
+        self.sock.setblocking(False)
+        try:
+            while True:
+                d = self.sock.recv(65536)
+                if not d:
+                    return False
+                self.buf += d
+        except BlockingIOError:
+            return True
+        finally:
+            self.sock.settimeout(5)
+
     def close(self):
         self.sock.close()
 
@@ -1092,6 +1106,10 @@ def test_fourth_box_takes_a_quarter_of_the_slots_under_load(cl):
     with rooms, Load(lambda: serving, "grow", n=1000, nthreads=4) as load:
         rooms_before = {rooms.path(r): owner_of(boxes, rooms.path(r) + "/sockets")[0].name
                         for r in range(rooms.nrooms)}
+        # an event stream through b0 from each room another box owns
+        streams = {p: SseClient(boxes[0], p + "/events") for p, was in rooms_before.items()
+                   if was != "b0"}
+        assert all(s.status == 200 for s in streams.values())
         time.sleep(1.0)
         t0 = time.time()
         b3.start()
@@ -1119,6 +1137,21 @@ def test_fourth_box_takes_a_quarter_of_the_slots_under_load(cl):
         moved = [p for p, was in rooms_before.items()
                  if owner_of(boxes + [b3], p + "/sockets")[0].name != was]
         assert moved, "no room's object moved"
+        # a stream whose room moved ended (its reconnect finds the new owner); the rest
+        # stay open
+        try:
+            for p, sse in streams.items():
+                if p in moved:
+                    assert sse.ended(timeout=5), "a stream outlived its room's move: " + p
+                else:
+                    assert sse.open_now(), "a stream of a room that did not move ended: " + p
+        finally:
+            for sse in streams.values():
+                sse.close()
+        p = [p for p in moved if p in streams][0]
+        sse = SseClient(boxes[0], p + "/events")
+        assert sse.status == 200 and sse.headers["Duro-Forwarded-To"] == "b3", sse.headers
+        sse.close()
         print("%d of %d rooms' objects moved; their %d members stayed connected" %
               (len(moved), rooms.nrooms, len(moved) * rooms.per))
     print("b3 joined and took %d slots in %.1f s under load (%d requests, %d failed)" %

@@ -45,6 +45,7 @@ struct http_client_conn {
 	char *in;
 	size_t in_len, in_cap;
 	uint8_t head_done, chunked, until_close, no_body, got_bytes, keep_alive, lent, reused;
+	uint8_t streaming; /* the body goes to f->on_body */
 	int fail_err; /* the request failed while its bytes were lent: told at on_closed */
 	int64_t body_left;
 	uint64_t body_len;
@@ -215,7 +216,7 @@ static void arm_for(struct core *c, struct http_client_conn *hc, const struct ht
 
 static void start_request(struct core *c, struct http_client_conn *hc)
 {
-	hc->head_done = hc->chunked = hc->until_close = hc->got_bytes = 0;
+	hc->head_done = hc->chunked = hc->until_close = hc->got_bytes = hc->streaming = 0;
 	hc->in_len = 0;
 	hc->body_len = 0;
 	hc->body_left = 0;
@@ -284,6 +285,8 @@ static void finish(struct core *c, struct http_client_conn *hc, int err)
 static int body_bytes(struct core *c, struct http_client_conn *hc, const char *p, size_t n)
 {
 	struct http_fetch *f = hc->f;
+	if (hc->streaming)
+		return n ? f->on_body(c, f->arg, p, n) : 0;
 	if (hc->body_len + n > f->max_response_bytes) {
 		HCC(c)->ctr.too_large++;
 		return -EFBIG;
@@ -299,7 +302,8 @@ static int chunked_bytes(struct core *c, struct http_client_conn *hc, const char
 		return -ENOMEM;
 	size_t src = 0, dst = 0;
 	int r = http_chunked_decode(&hc->ch, hc->in, hc->in_len, &src, &dst,
-				    hc->f->max_response_bytes, HC_MAX_TRAILER);
+				    hc->streaming ? UINT64_MAX : hc->f->max_response_bytes,
+				    HC_MAX_TRAILER);
 	if (r == -413) {
 		HCC(c)->ctr.too_large++;
 		return -EFBIG;
@@ -334,7 +338,15 @@ static int take_head(struct core *c, struct http_client_conn *hc, const struct h
 		HCC(c)->ctr.too_large++;
 		return -EFBIG; /* known before a byte of it is read */
 	}
-	(void)c;
+	if (f->on_head) {
+		int r = f->on_head(c, f->arg);
+		if (r < 0)
+			return r;
+		if (r == 1) {
+			hc->streaming = 1;
+			timer_cancel(&hc->timer); /* open-ended: it lasts as long as both ends do */
+		}
+	}
 	return 0;
 }
 
@@ -611,6 +623,27 @@ static int start(struct core *c, struct http_fetch *f)
 	}
 	arm_for(c, hc, f);
 	return 0;
+}
+
+void http_client_cancel(struct core *c, struct http_fetch *f)
+{
+	struct http_client_conn *hc = f->conn;
+	if (!hc || hc->f != f)
+		return;
+	f->conn = NULL;
+	if (hc->lent) {
+		/* The backend still reads the request's bytes: on_closed frees the connection
+		 * and tells nobody (no f). */
+		hc->f = NULL;
+		hc->fail_err = 0;
+		timer_cancel(&hc->timer);
+		if (hc->state != HC_GONE) {
+			hc->state = HC_GONE;
+			HCC(c)->nb->close(c, hc->nc, NET_CLOSE_ABORT);
+		}
+		return;
+	}
+	conn_drop(c, hc);
 }
 
 int http_client_fetch(struct core *c, struct http_fetch *f)

@@ -40,6 +40,15 @@ struct http_fetch {
 	 * -ENOMEM. */
 	void (*done)(struct core *c, void *arg, int err);
 	void *arg;
+	/* Optional, for open-ended answers (event streams). on_head runs once the answer's
+	 * status and fields are in out, before any byte of its body, and returns 1: the body
+	 * goes to on_body as it arrives (decoded; neither collected in out nor bounded by
+	 * max_response_bytes; the deadline no longer applies); 0: it is collected into out as
+	 * usual; a negative errno: the request fails with it. on_body gets p[0..n) (the
+	 * client's, valid during the call) and returns 0, or a negative errno that fails the
+	 * request. done still ends the request (0: the body ended as framed, or at the close). */
+	int (*on_head)(struct core *c, void *arg);
+	int (*on_body)(struct core *c, void *arg, const char *p, size_t n);
 	/* The client's. */
 	struct http_client_conn *conn;
 	uint8_t retried;
@@ -54,6 +63,10 @@ void http_client_core_fini(struct core *c);
  * done will run; or -EOPNOTSUPP (a backend without outbound connections), -ENOMEM, and
  * done will not run. */
 int http_client_fetch(struct core *c, struct http_fetch *f);
+/* Gives f up (its connection is closed, done does not run). Not from inside f's own
+ * callbacks (on_head, on_body: fail those with an error instead). A no-op when f is not
+ * in flight. */
+void http_client_cancel(struct core *c, struct http_fetch *f);
 const struct http_client_counters *http_client_counters(struct core *c);
 
 #endif

@@ -7,6 +7,13 @@
  *      `--answer--> hop-by-hop fields dropped --> http_respond
  *      `--sent, no whole answer--> 502 (504 on time-out): never sent twice
  *
+ * An event stream (GET asking for text/event-stream) whose owner answers 200 with one is
+ * passed through as it comes: the owner's head goes to the client at once, the connection
+ * is taken over as a stream socket of this core (the ws layer's), and each piece of the
+ * owner's body is queued on it as one shared payload; a client that reads too slowly is
+ * cut off by the socket's output cap (1013), a client that leaves closes the upstream, and
+ * the upstream's end (the owner closed it or died) ends the client's stream.
+ *
  * Peers are trusted by the cluster table, not by outbound.allow. */
 #include "cluster_forward.h"
 #include "base_assert.h"
@@ -16,8 +23,10 @@
 #include "http_client.h"
 #include "log.h"
 #include "obj.h"
+#include "obj_ws_int.h"
 #include "request.h"
 #include "slotmap.h"
+#include "ws.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,14 +40,22 @@
 #define FWD_TARGET_MAX 4096
 
 struct fwd {
-	struct http_exchange *ex;
+	struct ws_site site; /* an event stream's socket's user; site.relay = OBJ_WS_RELAY_SSE */
+	struct http_exchange *ex; /* NULL once an event stream's head went to the client */
+	struct ws_conn *down;     /* an event stream's client socket, until it closed */
 	struct http_fetch f;
 	struct http_request rq; /* ex's request as sent: headers filtered, the marker added */
 	struct timer timer;
 	struct list_node node; /* in flight on this core */
 	uint64_t first_ms, asked_ms, gen;
+	int64_t epoch; /* the slot's, when the owner was asked last */
 	unsigned slot;
 	uint8_t box, minted, refused;
+	uint8_t stream;  /* an event stream may be passed through (on_head set) */
+	uint8_t up_live; /* a passed-through stream's fetch is still in flight */
+	uint8_t held;    /* its head is on its way to the client: the takeover comes */
+	uint8_t in_cb;   /* inside on_head or on_body: the fetch cannot be cancelled now */
+	uint8_t cut;     /* the client went away meanwhile: the callback fails the fetch */
 	int last_err;
 	char marker[48];
 	char boxname[64]; /* the owner asked last (the table may renumber its boxes meanwhile) */
@@ -189,10 +206,39 @@ static void wait_or_give_up(struct core *c, struct fwd *fw, const char *why)
 	timer_arm(c, &fw->timer, c->now_ms + OBJ_CLUSTER_FWD_TICK_MS, tick);
 }
 
+/* An event stream's request: GET, Accept naming text/event-stream. */
+static int wants_stream(const struct http_request *rq)
+{
+	if (!(rq->method_len == 3 && !memcmp(rq->method, "GET", 3)))
+		return 0;
+	for (unsigned i = 0; i < rq->nheaders; i++) {
+		const struct http_header *h = &rq->headers[i];
+		if (h->name_len == 6 && !strncasecmp(h->name, "Accept", 6) && h->value_len >= 17 &&
+		    memmem(h->value, h->value_len, "text/event-stream", 17))
+			return 1;
+	}
+	return 0;
+}
+
+static void stream_maybe_free(struct core *c, struct fwd *fw)
+{
+	if (!fw->held && !fw->up_live && !fw->in_cb && !fw->down)
+		fwd_free(c, fw);
+}
+
+static void stream_end(struct core *c, struct fwd *fw);
+
 static void fetched(struct core *c, void *arg, int err)
 {
 	struct fwd *fw = arg;
 	struct http_exchange *ex = fw->ex;
+	if (!ex) {
+		/* A passed-through stream ended upstream (err 0: the owner closed it; else it
+		 * died, or the client's side failed it): the client's stream ends too. */
+		fw->up_live = 0;
+		stream_end(c, fw);
+		return;
+	}
 	if (err == 0 && is_refusal(ex)) {
 		fw->refused = 1;
 		wait_or_give_up(c, fw, "refused by the owner");
@@ -219,6 +265,150 @@ static void fetched(struct core *c, void *arg, int err)
 	http_resp_header(ex, "Duro-Forwarded-To", 17, fw->boxname, strlen(fw->boxname));
 	fwd_free(c, fw);
 	http_respond(c, ex);
+}
+
+/* The http layer hands the client's connection over once the stream's head is written
+ * (conn NULL: the client left first). */
+static void stream_takeover(struct core *c, struct http_exchange *ex, struct net_conn *conn,
+			    const char *rest, size_t len)
+{
+	struct route_result *rr = route_result_of(ex);
+	struct ws_conn *wc = rr->wc;
+	rr->wc = NULL;
+	struct fwd *fw = (struct fwd *)ws_conn_user(wc);
+	fw->held = 0;
+	if (conn) {
+		ws_takeover(c, wc, conn, rest, len); /* closes it at once when it ended meanwhile */
+		stream_maybe_free(c, fw);
+		return;
+	}
+	ws_release(c, wc, 0);
+	if (fw->down == wc) {
+		fw->down = NULL;
+		if (fw->in_cb)
+			fw->cut = 1;
+		else if (fw->up_live) {
+			http_client_cancel(c, &fw->f);
+			fw->up_live = 0;
+		}
+	}
+	stream_maybe_free(c, fw);
+}
+
+/* The client's stream socket closed (it left, read too slowly, or this box shuts down). */
+void obj_cluster_sse_closed(struct core *c, struct ws_conn *wc)
+{
+	struct fwd *fw = (struct fwd *)ws_conn_user(wc);
+	if (fw->down != wc)
+		return; /* the upstream's end closed it */
+	fw->down = NULL;
+	if (fw->in_cb)
+		fw->cut = 1;
+	else if (fw->up_live) {
+		http_client_cancel(c, &fw->f);
+		fw->up_live = 0;
+	}
+	stream_maybe_free(c, fw);
+}
+
+/* Ends a passed-through stream from this side: the upstream is closed, the client's
+ * stream ends (its reconnect finds the slot's owner now). */
+static void stream_end(struct core *c, struct fwd *fw)
+{
+	if (fw->up_live) {
+		http_client_cancel(c, &fw->f);
+		fw->up_live = 0;
+	}
+	struct ws_conn *down = fw->down;
+	fw->down = NULL;
+	if (down)
+		ws_close_local(c, down, WS_CLOSE_GOING_AWAY, NULL);
+	stream_maybe_free(c, fw);
+}
+
+void obj_cluster_fwd_table(struct core *c)
+{
+	struct obj_cluster_fwd_core *fc = c->obj->cluster_fwd;
+	const struct obj_cluster_table *t = c->obj->cluster;
+	if (!fc || !t)
+		return;
+	struct list_node *n = fc->live.next;
+	while (n != &fc->live) {
+		struct fwd *fw = LIST_CONTAINER(n, struct fwd, node);
+		n = n->next; /* fw may be freed below */
+		if (fw->ex || fw->in_cb || !fw->up_live)
+			continue; /* not a stream, or one ending anyway */
+		unsigned o = t->owner[fw->slot];
+		if (o < t->nboxes && t->epoch[fw->slot] == fw->epoch &&
+		    !strcmp(t->boxes[o].name, fw->boxname))
+			continue;
+		stream_end(c, fw);
+	}
+}
+
+static int is_event_stream_type(const struct http_exchange *ex)
+{
+	static const char h[] = "Content-Type:";
+	const char *p = ex->extra.p;
+	size_t n = ex->extra.len;
+	for (size_t i = 0; i + sizeof(h) - 1 <= n; i++) {
+		if ((i == 0 || p[i - 1] == '\n') && !strncasecmp(p + i, h, sizeof(h) - 1)) {
+			const char *v = p + i + sizeof(h) - 1;
+			const char *eol = memchr(v, '\n', (size_t)(p + n - v));
+			size_t vlen = eol ? (size_t)(eol - v) : (size_t)(p + n - v);
+			return memmem(v, vlen, "text/event-stream", 17) != NULL;
+		}
+	}
+	return 0;
+}
+
+/* The owner's head is in ex: an event stream is passed through from here on. */
+static int stream_head(struct core *c, void *arg)
+{
+	struct fwd *fw = arg;
+	struct http_exchange *ex = fw->ex;
+	if (ex->status != 200 || !is_event_stream_type(ex))
+		return 0; /* anything else is collected and answered as a whole */
+	fw->site.relay = OBJ_WS_RELAY_SSE;
+	struct ws_conn *wc = ws_reserve(c, WS_KIND_STREAM, &fw->site);
+	if (!wc)
+		return -ENOMEM; /* this core's socket limit: 502 */
+	strip_answer_fields(ex);
+	http_resp_header(ex, "Duro-Forwarded-To", 17, fw->boxname, strlen(fw->boxname));
+	timer_cancel(&fw->timer);
+	route_result_of(ex)->wc = wc;
+	ex->stream = 1;
+	ex->takeover = stream_takeover;
+	fw->down = wc;
+	fw->ex = NULL;
+	fw->held = 1;
+	fw->up_live = 1;
+	fw->in_cb = 1;
+	http_respond(c, ex);
+	fw->in_cb = 0;
+	return fw->cut ? -ECONNABORTED : 1;
+}
+
+/* A piece of the owner's stream: one payload, queued by reference on the client's socket
+ * (over the socket's output cap the client is cut off, 1013). */
+static int stream_body(struct core *c, void *arg, const char *p, size_t n)
+{
+	struct fwd *fw = arg;
+	if (!fw->down)
+		return -ECONNABORTED;
+	struct ws_payload *pl = ws_payload_new(c, n);
+	if (!pl)
+		return -ENOMEM;
+	memcpy(pl->data, p, n);
+	struct ws_batch *b = ws_batch_new(c, c->index, WS_SEND, pl, pl, 1);
+	ws_payload_unref(c, pl);
+	if (!b)
+		return -ENOMEM;
+	b->targets[b->n++] = ws_conn_handle(fw->down);
+	fw->in_cb = 1;
+	ws_batch_send(c, b);
+	fw->in_cb = 0;
+	return fw->cut ? -ECONNABORTED : 0;
 }
 
 /* Builds the request for the owner: ex's own, its hop fields and any marker replaced by
@@ -297,6 +487,7 @@ static void attempt(struct core *c, struct fwd *fw)
 		return;
 	}
 	fw->box = t->owner[slot];
+	fw->epoch = t->epoch[slot];
 	if (fw->minted) /* the owner's answer is added after it */
 		http_resp_header(ex, "Duro-Id", 7, fw->idhex, DURO_ID_HEX);
 	const struct obj_cluster_box *b = &t->boxes[fw->box];
@@ -331,6 +522,10 @@ static void attempt(struct core *c, struct fwd *fw)
 	f->deadline_ms = c->now_ms + OBJ_CLUSTER_FWD_TIMEOUT_MS;
 	f->done = fetched;
 	f->arg = fw;
+	if (fw->stream) {
+		f->on_head = stream_head;
+		f->on_body = stream_body;
+	}
 	r = c->hclient ? http_client_fetch(c, f) : -EOPNOTSUPP;
 	if (r < 0) {
 		char text[200];
@@ -356,6 +551,7 @@ void obj_cluster_forward(struct core *c, struct http_exchange *ex, unsigned slot
 	fw->slot = slot;
 	fw->minted = (uint8_t)minted;
 	fw->first_ms = c->now_ms;
+	fw->stream = (uint8_t)wants_stream(&ex->req);
 	if (minted)
 		duro_id_to_string(&route_result_of(ex)->id, fw->idhex);
 	c->obj->ctr.cluster_fwd++;

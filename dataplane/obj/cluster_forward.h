@@ -9,6 +9,7 @@
 
 struct core;
 struct http_exchange;
+struct ws_conn;
 
 /* The hop marker a forwarded request carries: "<slot> <epoch>". The owner serves it only
  * when it owns that slot at that epoch now; else it refuses with Duro-Refused (before any
@@ -56,9 +57,20 @@ static inline int obj_cluster_parse_marker(const char *v, size_t n, unsigned slo
 #define OBJ_CLUSTER_FWD_MAX_BODY (64ull << 20)
 
 /* On the core that routed ex (route_result filled, the slot's owner another box): takes
- * ex over and answers it exactly once (the owner's answer, or 502/503/504). minted: the
+ * ex over and answers it exactly once (the owner's answer, or 502/503/504). An event
+ * stream (GET with Accept naming text/event-stream) that the owner answers 200 with one
+ * is passed through as it arrives, for as long as both ends stay. minted: the
  * route minted ex's ID (".../new"), so the owner is sent the ID instead of "new". */
 void obj_cluster_forward(struct core *c, struct http_exchange *ex, unsigned slot, int minted);
+
+/* An event stream's client socket passed through by obj_cluster_forward closed (the ws
+ * layer's on_closed for it, from obj_ws_site.c): the upstream is closed. */
+void obj_cluster_sse_closed(struct core *c, struct ws_conn *wc);
+
+/* On each core after a new slot table was installed (cluster_gate.c): a passed-through
+ * stream whose slot changed owner or epoch since its owner was asked ends (the client's
+ * reconnect then finds the new owner; the old one no longer runs the object). */
+void obj_cluster_fwd_table(struct core *c);
 
 /* What runs ex on this box once its slot turned out to be this box's meanwhile (the
  * dispatch past the gate: obj_dispatch_admitted). */

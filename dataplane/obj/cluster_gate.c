@@ -44,6 +44,7 @@ void obj_cluster_install(struct core *c, const struct obj_cluster_table *t, int 
 	if (!lease_only) {
 		memcpy(mine, t, sizeof(*mine));
 		obj_cluster_wsr_table(c); /* relayed sockets of lost slots or gone edges */
+		obj_cluster_fwd_table(c); /* passed-through streams whose slot moved */
 		return;
 	}
 	mine->serving = t->serving;
@@ -120,21 +121,6 @@ static int forwarded_marker(const struct http_request *rq, long *slot, long long
 	return 0;
 }
 
-/* Requests this box does not forward (the socket would have to be relayed): WebSocket
- * upgrades and event streams. */
-static int unforwardable(const struct http_request *rq)
-{
-	if (ws_is_upgrade(rq))
-		return 1;
-	for (unsigned i = 0; i < rq->nheaders; i++) {
-		const struct http_header *h = &rq->headers[i];
-		if (h->name_len == 6 && !strncasecmp(h->name, "Accept", 6) && h->value_len >= 17 &&
-		    memmem(h->value, h->value_len, "text/event-stream", 17))
-			return 1;
-	}
-	return 0;
-}
-
 int obj_cluster_admit(struct core *c, struct http_exchange *ex, const struct duro_id *id)
 {
 	const struct obj_cluster_table *t = c->obj->cluster;
@@ -175,19 +161,5 @@ int obj_cluster_admit(struct core *c, struct http_exchange *ex, const struct dur
 		return 2; /* the caller relays it (cluster_wsrelay.h) */
 	if (mine)
 		return 0;
-	if (!unforwardable(&ex->req))
-		return 1; /* the caller forwards it (cluster_forward.h) */
-	c->obj->ctr.cluster_not_owner++;
-	if (t->owner[slot] == OBJ_CLUSTER_NO_OWNER || t->owner[slot] >= t->nboxes) {
-		snprintf(text, sizeof(text), "503 not owner: slot %u has no owner yet; retry shortly",
-			 slot);
-		refuse(c, ex, text, t, slot, 0, NULL);
-		return -1;
-	}
-	const struct obj_cluster_box *b = &t->boxes[t->owner[slot]];
-	snprintf(text, sizeof(text), "503 not owner: slot %u belongs to box %s (%s) at epoch %lld; "
-		 "connect there (event streams are not forwarded yet)", slot, b->name,
-		 b->addr, (long long)t->epoch[slot]);
-	refuse(c, ex, text, t, slot, 1, NULL);
-	return -1;
+	return 1; /* the caller forwards it (cluster_forward.h), event streams too */
 }

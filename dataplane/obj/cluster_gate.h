@@ -51,7 +51,8 @@ void obj_cluster_install(struct core *c, const struct obj_cluster_table *t, int 
  * with Duro-Refused: it is never forwarded again. Refusals are 503 with Retry-After and
  * Duro-Slot, and Duro-Owner, Duro-Owner-Address and Duro-Epoch when another box owns the
  * slot. 2: a WebSocket upgrade another box owns (or no box yet), to be relayed
- * (cluster_wsrelay.h; ex untouched). Event streams are refused, not forwarded (yet). */
+ * (cluster_wsrelay.h; ex untouched). Event streams are forwarded (passed through as they
+ * come, cluster_forward.h). */
 int obj_cluster_admit(struct core *c, struct http_exchange *ex, const struct duro_id *id);
 
 /* 1 when this box may run the object now (a single box always may); 0 when it is fenced

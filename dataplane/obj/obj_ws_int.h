@@ -43,11 +43,14 @@ struct ws_site {
 	struct duro_id id;
 	uint16_t ns;
 	uint32_t refs; /* sockets of this object on this core, reserved or open */
-	/* A relayed socket's (cluster_wsrelay.c), not in the table: its events go there. */
+	/* A relayed socket's (cluster_wsrelay.c), not in the table: its events go there; or
+	 * (OBJ_WS_RELAY_SSE) a forwarded event stream's (cluster_forward.c). */
 	uint8_t relay;
 	char *auto_pair;
 	uint16_t auto_req_len, auto_res_len;
 };
+
+#define OBJ_WS_RELAY_SSE 2
 
 enum ws_event_what { EV_MESSAGE, EV_CLOSE, EV_AUTO, EV_OPEN };
 

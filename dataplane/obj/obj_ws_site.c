@@ -131,6 +131,10 @@ static void on_socket_closed(struct core *c, struct ws_conn *wc, unsigned code, 
 			     size_t rlen, int clean)
 {
 	struct ws_site *s = ws_conn_user(wc);
+	if (s->relay == OBJ_WS_RELAY_SSE) {
+		obj_cluster_sse_closed(c, wc);
+		return;
+	}
 	if (s->relay) {
 		obj_cluster_wsr_closed(c, wc, code, reason, rlen, clean);
 		return;

@@ -157,7 +157,9 @@ struct ws_payload *ws_payload_event(struct core *c, const void *data, size_t len
 	size_t lines = 1;
 	for (const char *q = s; q < end; q++)
 		lines += *q == '\n';
-	struct ws_payload *p = ws_payload_new(c, len + lines * 6 + 1);
+	/* Each line gets "data: " and a newline (lines - 1 of them replace the newlines in
+	 * data), and one more newline ends the event: len + 6 * lines + 2. */
+	struct ws_payload *p = ws_payload_new(c, len + lines * 6 + 2);
 	if (!p)
 		return NULL;
 	char *o = p->data;

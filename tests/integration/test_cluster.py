@@ -326,16 +326,158 @@ def test_owner_refuses_forwarded_request_it_does_not_own_before_the_handler(cl):
         status, h, text = request(owner, "POST", path, headers={"Duro-Forwarded": "%d %d" % (slot, epoch)})
         assert status == 200 and text == b"1"
         assert request(owner, "GET", path)[2] == b"1"
-    # event streams are not forwarded yet (WebSockets are relayed): refused with the
-    # owner's address
-    for i in range(12):
+
+
+class SseClient:
+    """A raw event-stream client: the head, then the body's bytes as they come."""
+
+    def __init__(self, box, path, rcvbuf=None):
+        import socket
+        self.sock = socket.socket()
+        self.sock.settimeout(5)
+        if rcvbuf:  # set before connecting: a small window the kernel does not grow
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.connect(("127.0.0.1", box.port))
+        self.sock.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+                          % path.encode())
+        self.buf = b""
+        self.eof = False
+        while b"\r\n\r\n" not in self.buf:
+            self._read()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        self.status = int(lines[0].split()[1])
+        self.headers = dict(line.split(": ", 1) for line in lines[1:])
+
+    def _read(self):
+        d = self.sock.recv(65536)
+        if not d:
+            self.eof = True
+            raise EOFError(self.buf)
+        self.buf += d
+
+    def event(self):
+        """The next event's data lines, joined."""
+        while b"\n\n" not in self.buf:
+            self._read()
+        ev, self.buf = self.buf.split(b"\n\n", 1)
+        return "\n".join(l[5:].lstrip() for l in ev.decode().split("\n") if l.startswith("data:"))
+
+    def ended(self, timeout=5):
+        """True once the server ended the stream (a close) with nothing more sent."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                self._read()
+        except EOFError:
+            return True
+        except OSError:
+            return self.eof
+
+    def open_now(self):
+        """True while the stream has not ended (whatever came meanwhile is read)."""
+        self.sock.setblocking(False)
+        try:
+            while True:
+                d = self.sock.recv(65536)
+                if not d:
+                    return False
+                self.buf += d
+        except BlockingIOError:
+            return True
+        finally:
+            self.sock.settimeout(5)
+
+    def close(self):
+        self.sock.close()
+
+
+def test_event_stream_through_a_non_owner_box(cl):
+    """An event stream asked of a box that does not own the room is passed through from the
+    owner as it comes: broadcasts and a WebSocket member's messages arrive, a client that
+    leaves releases the owner's stream socket, and the owner's end ends the client's."""
+    import asyncio
+    import websockets
+    _, boxes = cl
+    edge = boxes[0]
+    room = None
+    for i in range(100):
         owner, _ = owner_of(boxes, "/room/sse-%d/sockets" % i)
-        if owner is boxes[0]:
-            continue
-        status, h, text = request(boxes[0], "GET", "/room/sse-%d/events" % i,
-                                  headers={"Accept": "text/event-stream"})
-        assert status == 503 and b"not forwarded yet" in text and h["Duro-Owner"] == owner.name
-        break
+        if owner is not edge:
+            room = "/room/sse-%d" % i
+            break
+    assert room, "no room owned by another box"
+    other = [b for b in boxes if b is not edge and b is not owner][0]
+    s = SseClient(edge, room + "/events")
+    try:
+        assert s.status == 200, (s.status, s.headers)
+        assert s.headers["Content-Type"].startswith("text/event-stream"), s.headers
+        assert s.headers["Duro-Forwarded-To"] == owner.name, s.headers
+        assert "Content-Length" not in s.headers
+        wait_until(lambda: sockets_of(owner, room)["count"] == 1, timeout=5, interval=0.05,
+                   what="the owner holds the stream")
+        assert sockets_of(owner, room)["sockets"][0]["stream"] is True
+        for n in range(3):  # from any box, each arrives as it is sent
+            status, _, text = request(boxes[n], "POST", room + "/broadcast", body=b"hello %d" % n)
+            assert status == 200 and text.strip() == b"1", (status, text)
+            assert s.event() == "hello %d" % n
+
+        async def member():
+            async with websockets.connect(ws_url(other, room)) as ws:
+                await ws.send("from a socket")
+                assert await asyncio.wait_for(ws.recv(), 5) == "from a socket"
+        wsrun(member())
+        assert s.event() == "from a socket"
+        big = b"x" * 200000  # larger than a read: comes in pieces, all of it
+        r = request(other, "POST", room + "/broadcast", body=big)
+        assert r[0] == 200, r[:2] + (r[2][:300],)
+        assert s.event() == big.decode()
+    finally:
+        s.close()
+    # the client left: the edge closes its upstream, the owner drops the stream socket
+    wait_until(lambda: sockets_of(owner, room)["count"] == 0, timeout=5, interval=0.05,
+               what="the owner released the stream of a client that left")
+    # the owner's end (here the room closes its sockets) ends the client's stream
+    s = SseClient(other, room + "/events")
+    try:
+        assert s.status == 200 and s.headers["Duro-Forwarded-To"] == owner.name
+        wait_until(lambda: sockets_of(owner, room)["count"] == 1, timeout=5, interval=0.05,
+                   what="the owner holds the second stream")
+        status, _, text = request(edge, "POST", room + "/close?code=1000")
+        assert status == 200, (status, text)
+        assert s.ended(), "the client's stream outlived the owner's"
+    finally:
+        s.close()
+    # a client that does not read is cut off past the edge's bound (websockets.
+    # max_outbound_bytes, 1 MiB, beyond the kernel's buffers), and its upstream goes too
+    s = SseClient(edge, room + "/events", rcvbuf=4096)
+    try:
+        assert s.status == 200
+        wait_until(lambda: sockets_of(owner, room)["count"] == 1, timeout=5, interval=0.05,
+                   what="the owner holds the slow reader's stream")
+        sent = 0
+        for _ in range(80):
+            status, _, text = request(other, "POST", room + "/broadcast", body=big)
+            assert status == 200, (status, text)
+            if text.strip() == b"0":
+                break
+            sent += len(big)
+        assert text.strip() == b"0", "a stream that is not read was never cut off"
+        print("a stream not read was cut off after %.1f MB" % (sent / 1e6))
+        assert sent < 16e6, sent
+        got = len(s.buf)
+        s.sock.settimeout(5)
+        while True:
+            d = s.sock.recv(1 << 20)
+            if not d:
+                break
+            got += len(d)
+        assert got < sent, (got, sent)  # what was dropped never came
+    finally:
+        s.close()
+    # a plain request that asks for a stream of something that is not one is answered whole
+    status, h, text = request(edge, "GET", room + "/sockets", headers={"Accept": "text/event-stream"})
+    assert status == 200 and json.loads(text)["count"] == 0 and h["Duro-Forwarded-To"] == owner.name
 
 
 def test_counters_hammered_through_all_boxes_are_exact(cl):
@@ -964,6 +1106,10 @@ def test_fourth_box_takes_a_quarter_of_the_slots_under_load(cl):
     with rooms, Load(lambda: serving, "grow", n=1000, nthreads=4) as load:
         rooms_before = {rooms.path(r): owner_of(boxes, rooms.path(r) + "/sockets")[0].name
                         for r in range(rooms.nrooms)}
+        # an event stream through b0 from each room another box owns
+        streams = {p: SseClient(boxes[0], p + "/events") for p, was in rooms_before.items()
+                   if was != "b0"}
+        assert all(s.status == 200 for s in streams.values())
         time.sleep(1.0)
         t0 = time.time()
         b3.start()
@@ -991,6 +1137,21 @@ def test_fourth_box_takes_a_quarter_of_the_slots_under_load(cl):
         moved = [p for p, was in rooms_before.items()
                  if owner_of(boxes + [b3], p + "/sockets")[0].name != was]
         assert moved, "no room's object moved"
+        # a stream whose room moved ended (its reconnect finds the new owner); the rest
+        # stay open
+        try:
+            for p, sse in streams.items():
+                if p in moved:
+                    assert sse.ended(timeout=5), "a stream outlived its room's move: " + p
+                else:
+                    assert sse.open_now(), "a stream of a room that did not move ended: " + p
+        finally:
+            for sse in streams.values():
+                sse.close()
+        p = [p for p in moved if p in streams][0]
+        sse = SseClient(boxes[0], p + "/events")
+        assert sse.status == 200 and sse.headers["Duro-Forwarded-To"] == "b3", sse.headers
+        sse.close()
         print("%d of %d rooms' objects moved; their %d members stayed connected" %
               (len(moved), rooms.nrooms, len(moved) * rooms.per))
     print("b3 joined and took %d slots in %.1f s under load (%d requests, %d failed)" %
@@ -1144,10 +1305,19 @@ def test_killed_box_slots_reassigned_to_live_boxes(cl):
                     seen.append(repr(e))
             time.sleep(0.02)
 
+    # an event stream through b0 from a room on b2
+    sse_room = [r for r in ("/room/sse-victim-%d" % i for i in range(80))
+                if owner_of(boxes, r + "/sockets")[0] is victim][0]
+    sse = SseClient(boxes[0], sse_room + "/events")
+    assert sse.status == 200 and sse.headers["Duro-Forwarded-To"] == victim.name
     th = threading.Thread(target=forwarder)
     th.start()
     time.sleep(0.3)
     victim.kill()
+    try:  # the owner's death ends the client's stream
+        assert sse.ended(timeout=5), "the stream outlived its owner box"
+    finally:
+        sse.close()
     t0 = time.time()
     st = wait_until(lambda: settled(boxes[:2], ["b0", "b1"]), timeout=8 * TTL_MS / 1000,
                     interval=0.2, what="the dead box's slots reassigned")
@@ -1177,6 +1347,13 @@ def test_killed_box_slots_reassigned_to_live_boxes(cl):
     for i, p in enumerate(live):
         status, _, text = request(boxes[i % 2], "POST", p)
         assert status == 200, (status, text)
+    # the stream's reconnect reaches the room's new owner
+    sse = SseClient(boxes[1], sse_room + "/events")
+    try:
+        assert sse.status == 200, sse.status
+        assert sse.headers.get("Duro-Forwarded-To", "b1") in ("b0", "b1")
+    finally:
+        sse.close()
     per = slots_by_box(st)
     # only the dead box's slots moved: the others kept theirs
     assert per["b0"] >= before["b0"] and per["b1"] >= before["b1"]

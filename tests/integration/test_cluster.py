@@ -1402,6 +1402,61 @@ def test_paused_box_never_serves_a_slot_it_lost(cl):
         assert owner is not victim
 
 
+def test_box_cut_off_etcd_by_nftables_fences_then_rejoins(cl):
+    """Cluster "f" on the same etcd: f0 talks to members e0 and e1, f1 to e2 only. nftables
+    drops f1's packets to e2's client port (etcd itself goes on): within the lease TTL f1
+    stops serving its objects (a clear 503), f0 takes its slots and answers for them; once
+    the rule is gone f1 rejoins as a new incarnation and serves again."""
+    if os.geteuid() != 0:
+        pytest.skip("nftables needs root (CI runs as root)")
+    etcd, _ = cl
+    port = etcd.client[2]
+    f0 = Box("f0", etcd.urls[:2], extra={"name": "f"})
+    f1 = Box("f1", etcd.urls[2:], extra={"name": "f"})
+    table = "durofence%d" % os.getpid()
+    try:
+        f0.start(wait=False)
+        f1.start(wait=False)
+        for b in (f0, f1):
+            wait_port(b.port, b.proc, timeout=30)
+        wait_until(lambda: settled([f0, f1], ["f0", "f1"]), timeout=40, interval=0.3,
+                   what="cluster f's slots over f0 and f1")
+        path = [p for p in ("/counter/fence-nft-%d" % i for i in range(200))
+                if owner_of([f0, f1], p)[0] is f1][0]
+        assert request(f1, "POST", path)[0] == 200
+        inc = f1.cluster_status()["incarnation"]
+        for rule in (["add", "table", "inet", table],
+                     ["add", "chain", "inet", table, "out",
+                      "{ type filter hook output priority 0 ; }"],
+                     ["add", "rule", "inet", table, "out", "ip", "daddr", "127.0.0.1", "tcp",
+                      "dport", str(port), "drop"]):
+            subprocess.run(["nft"] + rule, check=True, capture_output=True, timeout=10)
+        t0 = time.time()
+
+        def refused():
+            status, _, text = f1.get(path)
+            return status == 503 and "not serving objects" in text
+        wait_until(refused, timeout=TTL_MS / 1000 + 1.5, interval=0.05,
+                   what="f1 fenced within the lease TTL")
+        print("f1 fenced %.2f s after nftables cut it off etcd (TTL %.1f s)" %
+              (time.time() - t0, TTL_MS / 1000))
+        # f0 takes f1's slots once its lease has expired in etcd, and answers for them
+        wait_until(lambda: request(f0, "GET", path)[0] == 200, timeout=15, interval=0.2,
+                   what="f0 to take f1's slots")
+        subprocess.run(["nft", "delete", "table", "inet", table], check=True,
+                       capture_output=True, timeout=10)
+        wait_until(lambda: f1.cluster_status()["state"] == "serving", timeout=20,
+                   interval=0.2, what="f1 to rejoin")
+        assert f1.cluster_status()["incarnation"] > inc
+        wait_until(lambda: settled([f0, f1], ["f0", "f1"]), timeout=40, interval=0.3,
+                   what="f1 serving its share again")
+        assert request(f1, "GET", path)[0] == 200
+    finally:
+        subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True, timeout=10)
+        for b in (f0, f1):
+            b.close()
+
+
 def test_fenced_without_etcd_then_rejoins(cl):
     etcd, boxes = cl
     path = "/counter/fence-me"

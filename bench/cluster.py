@@ -254,19 +254,7 @@ def main():
             return
         ports = {}
         for name, cpu in (("a", "0"), ("b", "1")):
-            port = free_port()
-            d = os.path.join(tmp, name)
-            os.makedirs(d)
-            cfg = {"listeners": ["127.0.0.1:%d" % port], "data_dir": d, "cores": 1,
-                   **({"idle_spin_us": a.spin_us} if a.spin_us is not None else {}),
-                   "cluster": {"name": "bench", "etcd": [etcd_url], "box": name, "lease_ttl_ms": 2000,
-                               "rebalance_interval_ms": 300, "settle_ms": 1000}}
-            with open(os.path.join(d, "duro.json"), "w") as f:
-                json.dump(cfg, f)
-            log = open(os.path.join(d, "log"), "w")
-            procs.append(subprocess.Popen(["taskset", "-c", cpu, DUROD, "--config", os.path.join(d, "duro.json")],
-                                          stdout=log, stderr=subprocess.STDOUT))
-            ports[name] = port
+            ports[name], _ = start_box(tmp, name, cpu, etcd_url, a, procs)
         path = "/memcounter/hot"
         # settled: both boxes answer it, one of them by forwarding to the other
         def owner():

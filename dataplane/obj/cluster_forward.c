@@ -267,6 +267,19 @@ static void fetched(struct core *c, void *arg, int err)
 	http_respond(c, ex);
 }
 
+/* The stream's client is gone: the upstream goes too (after the callback under way, if
+ * one is: it sees cut). */
+static void client_gone(struct core *c, struct fwd *fw)
+{
+	fw->down = NULL;
+	if (fw->in_cb) {
+		fw->cut = 1;
+	} else if (fw->up_live) {
+		http_client_cancel(c, &fw->f);
+		fw->up_live = 0;
+	}
+}
+
 /* The http layer hands the client's connection over once the stream's head is written
  * (conn NULL: the client left first). */
 static void stream_takeover(struct core *c, struct http_exchange *ex, struct net_conn *conn,
@@ -283,15 +296,8 @@ static void stream_takeover(struct core *c, struct http_exchange *ex, struct net
 		return;
 	}
 	ws_release(c, wc, 0);
-	if (fw->down == wc) {
-		fw->down = NULL;
-		if (fw->in_cb)
-			fw->cut = 1;
-		else if (fw->up_live) {
-			http_client_cancel(c, &fw->f);
-			fw->up_live = 0;
-		}
-	}
+	if (fw->down == wc)
+		client_gone(c, fw);
 	stream_maybe_free(c, fw);
 }
 
@@ -301,13 +307,7 @@ void obj_cluster_sse_closed(struct core *c, struct ws_conn *wc)
 	struct fwd *fw = (struct fwd *)ws_conn_user(wc);
 	if (fw->down != wc)
 		return; /* the upstream's end closed it */
-	fw->down = NULL;
-	if (fw->in_cb)
-		fw->cut = 1;
-	else if (fw->up_live) {
-		http_client_cancel(c, &fw->f);
-		fw->up_live = 0;
-	}
+	client_gone(c, fw);
 	stream_maybe_free(c, fw);
 }
 

@@ -107,21 +107,26 @@ static void pend_drop(struct core *c, struct wsr *r)
 	r->pend_bytes = 0;
 }
 
+/* What a relay holds besides its sockets and exchange: its timer, the messages waiting,
+ * the upgrade's copy; and its place in the core's list. */
+static void wsr_unlink(struct core *c, struct wsr *r)
+{
+	timer_cancel(&r->timer);
+	pend_drop(c, r);
+	free(r->target);
+	free(r->host);
+	free(r->fields);
+	list_del(&r->node);
+}
+
 void obj_cluster_wsr_fini(struct core *c)
 {
 	struct obj_cluster_wsr_core *wc = c->obj->cluster_wsr;
 	if (!wc)
 		return;
 	/* Shutting down: the sockets and exchanges go with the layers that hold them. */
-	while (!list_empty(&wc->live)) {
-		struct wsr *r = LIST_CONTAINER(wc->live.next, struct wsr, node);
-		timer_cancel(&r->timer);
-		pend_drop(c, r);
-		free(r->target);
-		free(r->host);
-		free(r->fields);
-		list_del(&r->node);
-	}
+	while (!list_empty(&wc->live))
+		wsr_unlink(c, LIST_CONTAINER(wc->live.next, struct wsr, node));
 	pool_destroy(&wc->relays);
 	free(wc->in);
 	free(wc);
@@ -130,12 +135,7 @@ void obj_cluster_wsr_fini(struct core *c)
 
 static void wsr_free(struct core *c, struct wsr *r)
 {
-	timer_cancel(&r->timer);
-	pend_drop(c, r);
-	free(r->target);
-	free(r->host);
-	free(r->fields);
-	list_del(&r->node);
+	wsr_unlink(c, r);
 	if (r->state != WSR_DIALING)
 		c->obj->ctr.cluster_ws_open--;
 	pool_put(&c->obj->cluster_wsr->relays, r);

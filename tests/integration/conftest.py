@@ -223,14 +223,14 @@ _started = []
 
 
 
-def control_request(sock_path, req, timeout=10.0):
-    """One request on a durod's control socket at sock_path (a dict, as duroctl sends
-    it); the reply."""
+def control_raw(sock_path, line, timeout=10.0):
+    """Bytes `line` sent on a durod's control socket at sock_path; the reply's bytes, up
+    to its newline (or whatever came before the socket closed)."""
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(timeout)
     try:
         s.connect(sock_path)
-        s.sendall(json.dumps(req).encode() + b"\n")
+        s.sendall(line)
         data = b""
         while not data.endswith(b"\n"):
             b = s.recv(65536)
@@ -239,7 +239,12 @@ def control_request(sock_path, req, timeout=10.0):
             data += b
     finally:
         s.close()
-    return json.loads(data)
+    return data
+
+
+def control_request(sock_path, req, timeout=10.0):
+    """One request on a durod's control socket (a dict, as duroctl sends it); the reply."""
+    return json.loads(control_raw(sock_path, json.dumps(req).encode() + b"\n", timeout))
 
 class Durod:
     def __init__(self, tmp_path, config=None, cores=2, extra_args=(), backend=None,

@@ -11,7 +11,7 @@ import time
 
 import requests
 
-from conftest import DUROD, free_port, wait_until
+from conftest import DUROD, control_raw, free_port, wait_until
 
 DUROCTL = os.path.join(os.path.dirname(DUROD), "duroctl")
 
@@ -31,18 +31,7 @@ def ctl_json(d, *args):
 
 
 def raw(d, line):
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(10)
-    s.connect(os.path.join(d.data_dir, "control.sock"))
-    s.sendall(line)
-    data = b""
-    while not data.endswith(b"\n"):
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
-    s.close()
-    return data
+    return control_raw(os.path.join(d.data_dir, "control.sock"), line)
 
 
 def test_status_stats_shards_config(durod):

@@ -234,15 +234,21 @@ static void restore_unlink(struct core *c, struct pitr_restore *j)
 		*pp = j->next;
 }
 
-/* Ends j: done hears status (err already says why when it is an error). */
-static void restore_finish(struct core *c, struct pitr_restore *j, int status)
+/* Frees j (its thread, if it had one, was joined). */
+static void restore_free(struct core *c, struct pitr_restore *j)
 {
 	restore_unlink(c, j);
 	timer_cancel(&j->t);
 	hist_state_free(&j->s);
+	free(j);
+}
+
+/* Ends j: done hears status (err already says why when it is an error). */
+static void restore_finish(struct core *c, struct pitr_restore *j, int status)
+{
 	void (*done)(void *, int) = j->done;
 	void *arg = j->done_arg;
-	free(j);
+	restore_free(c, j);
 	done(arg, status);
 }
 
@@ -362,11 +368,7 @@ static void restore_step(struct core *c, struct pitr_restore *j)
 		r = -EBUSY;
 	}
 	if (r == 0) {
-		/* restore_synced calls done: the job itself ends here. */
-		j->done = NULL;
-		restore_unlink(c, j);
-		hist_state_free(&j->s);
-		free(j);
+		restore_free(c, j); /* restore_synced calls done */
 		return;
 	}
 	restore_finish(c, j, r);
@@ -453,9 +455,7 @@ int obj_restore(struct core *c, unsigned ns, const struct duro_id *id, const cha
 	if (j->replayed < 0) {
 		snprintf(err, errlen, "%s", j->why);
 		r = j->replayed;
-		restore_unlink(c, j);
-		hist_state_free(&j->s);
-		free(j);
+		restore_free(c, j);
 		return r;
 	}
 	restore_step(c, j);

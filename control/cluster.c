@@ -522,6 +522,10 @@ void cluster_prometheus(struct cluster *cl, FILE *f)
 	fprintf(f, "# HELP duro_cluster_moves_wanted Slots whose rendezvous target is another live box (the rebalancer moves them).\n"
 		   "# TYPE duro_cluster_moves_wanted gauge\nduro_cluster_moves_wanted %lld\n",
 		(long long)json_integer_value(json_object_get(st, "moves_wanted")));
+	json_t *rp = json_object_get(st, "replication");
+	fprintf(f, "# HELP duro_cluster_under_replicated Owned slots with fewer live voters than cluster.replicas + 1, as this box's table has them.\n"
+		   "# TYPE duro_cluster_under_replicated gauge\nduro_cluster_under_replicated %lld\n",
+		(long long)json_integer_value(json_object_get(rp, "under_replicated")));
 	static const struct {
 		const char *name, *help;
 		size_t off;
@@ -539,6 +543,9 @@ void cluster_prometheus(struct cluster *cl, FILE *f)
 		{ "moves_failed", "Slot moves this box took part in that failed (rolled back, or given up as the target).", offsetof(struct cluster_figures, moves_failed) },
 		{ "moves_rolled_back", "Slot moves away from this box that were rolled back (it kept the slot).", offsetof(struct cluster_figures, moves_rolled_back) },
 		{ "moved_bytes", "Bytes of slot data this box pulled from other boxes.", offsetof(struct cluster_figures, bytes_moved) },
+		{ "refused_rounds", "Rebalancer rounds that left slots unassigned: fewer live boxes than cluster.replicas + 1.", offsetof(struct cluster_figures, refused_rounds) },
+		{ "failovers", "Slots this box, as the rebalancer, gave to a live voter of their dead owner.", offsetof(struct cluster_figures, failovers) },
+		{ "copies_lost", "Slots this box, as the rebalancer, reassigned with no live copy left (they start empty).", offsetof(struct cluster_figures, copies_lost) },
 		{ "etcd_requests", "Requests to etcd.", offsetof(struct cluster_figures, etcd.requests) },
 		{ "etcd_failures", "Requests no etcd endpoint answered.", offsetof(struct cluster_figures, etcd.failures) },
 		{ "etcd_failovers", "Requests answered by another endpoint than the last.", offsetof(struct cluster_figures, etcd.failovers) },

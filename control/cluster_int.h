@@ -32,6 +32,8 @@ struct cluster_slot {
 	int64_t incarnation; /* of the owner when assigned */
 	int64_t target_incarnation;
 	int64_t epoch;       /* the key's mod_revision; 0 when absent */
+	uint8_t nvoters;     /* boxes holding copies, owner included; 0 for an old value */
+	int16_t voters[CLUSTER_MAX_VOTERS]; /* indexes into boxes, the owner first */
 };
 
 /* This box's part in a slot's move (cluster_move.c), by slot. */
@@ -60,6 +62,9 @@ struct cluster_figures {
 	uint64_t assigned, rounds, bad_values;
 	uint64_t moves_begun, moves_done, moves_failed, moves_rolled_back, bytes_moved;
 	uint64_t records_moved, last_pause_ms, max_pause_ms, last_move_ms;
+	uint64_t refused_rounds;  /* rounds that left slots unassigned: too few boxes for K */
+	uint64_t failovers;       /* slots the rebalancer gave to a live voter of a dead owner */
+	uint64_t copies_lost;     /* slots reassigned with no live voter: they start empty */
 	struct etcd_counters etcd;
 };
 
@@ -97,6 +102,7 @@ struct cluster {
 	int secrets_shared;       /* the namespace secrets are the cluster's (cluster_secrets.c) */
 	uint64_t table_gen;
 	unsigned moves_wanted;    /* slots whose target is another live box (moves: later work) */
+	char refused[256];        /* why the rebalancer leaves slots unassigned, "" when it does not */
 	uint64_t last_join_log_ms;
 	char last_join_error[256];
 	struct cluster_figures f;
@@ -137,6 +143,12 @@ int cluster_table_load(struct cluster *cl);
 int cluster_watch_open(struct cluster *cl);
 /* Reads the watch's messages (fd readable); a negative errno when it must be reopened. */
 int cluster_watch_poll(struct cluster *cl);
+/* The voters of v into sl (whose owner is set): the owner first, then the others that
+ * fit; a value without voters leaves the owner alone. */
+void cluster_slot_set_voters(struct cluster *cl, struct cluster_slot *sl,
+			     const struct cluster_slot_value *v);
+/* How many of slot s's voters are members now. */
+unsigned cluster_slot_live_voters(const struct cluster *cl, unsigned s);
 /* 1 when slot s is owned by a live box at that box's current incarnation. */
 int cluster_slot_live(const struct cluster *cl, unsigned s);
 /* Sends the table (or only the lease part) to every core, when all of them run. */

@@ -94,13 +94,44 @@ static void set_export(struct cluster *cl, unsigned slot, int64_t epoch)
 	pthread_mutex_unlock(&cl->lock);
 }
 
-/* C's CAS: the slot is this box's at a new epoch, if it is still moving at epoch. */
+/* C's CAS: the slot is this box's at a new epoch, if it is still moving at epoch. C joins
+ * the voters in place of a box gone, else a draining one, else the one of lowest
+ * rendezvous weight (the giver included), so the voters stay the live boxes the slot
+ * ranks highest: a failover then lands where the rebalancer would place the slot, and
+ * needs no move after it. */
 static int take_over(struct cluster *cl, unsigned slot, int64_t epoch, int64_t *rev)
 {
-	char suffix[32], val[256];
+	char suffix[32], val[CLUSTER_SLOT_VALUE_MAX];
 	snprintf(suffix, sizeof(suffix), "slots/%u", slot);
 	struct cluster_slot_value v = { .incarnation = cl->incarnation, .state = CLUSTER_SLOT_ACTIVE };
 	snprintf(v.owner, sizeof(v.owner), "%s", cl->me);
+	const struct cluster_slot *sl = &cl->slots[slot];
+	snprintf(v.voters[v.nvoters++], sizeof(v.voters[0]), "%s", cl->me);
+	unsigned want = sl->nvoters ? sl->nvoters : 1;
+	uint8_t used[CLUSTER_MAX_VOTERS] = { 0 };
+	while (v.nvoters < want) {
+		int best = -1;
+		uint64_t bw = 0;
+		int brank = -1;
+		for (unsigned i = 0; i < sl->nvoters; i++) {
+			const struct cluster_box *b = &cl->boxes[sl->voters[i]];
+			uint64_t w = cluster_weight(b->name, slot);
+			/* Live boxes first, draining ones after them, boxes gone last. */
+			int rank = b->live ? (b->draining ? 1 : 2) : 0;
+			if (used[i] || !strcmp(b->name, cl->me))
+				continue;
+			if (best < 0 || rank > brank || (rank == brank && w > bw)) {
+				best = (int)i;
+				brank = rank;
+				bw = w;
+			}
+		}
+		if (best < 0)
+			break;
+		used[best] = 1;
+		snprintf(v.voters[v.nvoters++], sizeof(v.voters[0]), "%s",
+			 cl->boxes[sl->voters[best]].name);
+	}
 	long vn = cluster_slot_format(&v, val, sizeof(val));
 	DURO_ASSERT(vn > 0);
 	json_t *txn = json_pack("{s:[{s:o, s:s, s:o, s:s}], s:[{s:{s:o, s:o}}]}",

@@ -7,7 +7,15 @@
  * once, each with a compare-and-swap on the slot's mod_revision; a slot whose owner is
  * live but not its target (or draining) is moved with its data (cluster_move.c): at most
  * max_moves_per_round moves in flight, each begun and, when it stalls, rolled back by a
- * compare-and-swap on the epoch it is moving at. Draining boxes are nobody's target. */
+ * compare-and-swap on the epoch it is moving at. Draining boxes are nobody's target.
+ *
+ * Each slot has voters (issue 19): the boxes holding its copies, the owner and
+ * cluster.replicas (K) followers, the K+1 live boxes of highest weight when the slot is
+ * first assigned. With fewer than K+1 live boxes a slot is not assigned at all (the
+ * operator sees why in the log and `duroctl cluster status`) unless
+ * cluster.allow_fewer_copies is set. A slot whose owner is gone goes to a live voter and
+ * keeps its voters (failover: the copies are there; research/cluster.md §3.5, and
+ * tests/model/README.md point 5 on why the voter set must not change here). */
 #include "cluster_int.h"
 #include "base_assert.h"
 #include "clock.h"
@@ -38,6 +46,9 @@ static void elect(struct cluster *cl)
 	json_decref(txn);
 }
 
+/* config_keys.c bounds cluster.replicas to 4: the voters a slot value holds, less one. */
+_Static_assert(CLUSTER_MAX_VOTERS == 5, "cluster.replicas' maximum is CLUSTER_MAX_VOTERS - 1");
+
 #define MOVE_TIMEOUT_MS 10000 /* a move not done by then is rolled back */
 
 /* The boxes slots may go to: live, and not draining unless all are. */
@@ -52,6 +63,33 @@ static unsigned targets_list(const struct cluster *cl, int *live)
 	for (unsigned i = 0; i < cl->nboxes; i++)
 		if (cl->boxes[i].live && cl->boxes[i].incarnation)
 			live[n++] = (int)i;
+	return n;
+}
+
+/* The k boxes of highest weight for slot s among live[0..nlive) into out, best first;
+ * returns how many (min(k, nlive)). Ties go to the smaller name, as in target_of. */
+static unsigned ranked(const struct cluster *cl, unsigned s, const int *live, unsigned nlive,
+		       int16_t *out, unsigned k)
+{
+	uint64_t w[CLUSTER_MAX_BOXES];
+	uint8_t taken[CLUSTER_MAX_BOXES] = { 0 };
+	DURO_ASSERT(nlive <= CLUSTER_MAX_BOXES);
+	for (unsigned i = 0; i < nlive; i++)
+		w[i] = cluster_weight(cl->boxes[live[i]].name, s);
+	unsigned n = 0;
+	for (; n < k && n < nlive; n++) {
+		int best = -1;
+		for (unsigned i = 0; i < nlive; i++) {
+			if (taken[i])
+				continue;
+			if (best < 0 || w[i] > w[best] ||
+			    (w[i] == w[best] &&
+			     strcmp(cl->boxes[live[i]].name, cl->boxes[live[best]].name) < 0))
+				best = (int)i;
+		}
+		taken[best] = 1;
+		out[n] = (int16_t)live[best];
+	}
 	return n;
 }
 
@@ -80,41 +118,52 @@ unsigned cluster_moves_wanted(const struct cluster *cl)
 	return moves;
 }
 
-/* One txn writing slots[0..n): owned by targets[i] (moving: owned by their owner, moving
- * to targets[i]; rollback: active again at their owner), guarded by the election and by
- * each slot's epoch. Returns the count written (n, or 0 when a compare failed), or a
- * negative errno. */
+/* A slot's voters as the rebalancer writes them, the owner first. */
+struct voter_set {
+	uint8_t n;
+	int16_t box[CLUSTER_MAX_VOTERS];
+};
+
+/* One txn writing slots[0..n): owned by targets[i] with voters vs[i] (moving: owned by
+ * their owner, moving to targets[i]; rollback: active again at their owner; both keep
+ * their voters, and vs is NULL), guarded by the election and by each slot's epoch.
+ * Returns the count written (n, or 0 when a compare failed), or a negative errno. */
 enum write_kind { WRITE_ASSIGN, WRITE_BEGIN_MOVE, WRITE_ROLLBACK };
 static int write_slots(struct cluster *cl, const unsigned *slots, const int *targets, unsigned n,
-		       enum write_kind kind)
+		       enum write_kind kind, const struct voter_set *vs)
 {
+	DURO_ASSERT((kind == WRITE_ASSIGN) == (vs != NULL));
 	json_t *cmp = json_array(), *ops = json_array();
 	json_array_append_new(cmp, json_pack("{s:o, s:s, s:o, s:s}", "key", cluster_key_json(cl, "rebalancer"),
 					     "target", "CREATE", "create_revision",
 					     cluster_i64_json(cl->my_rebalancer_rev), "result", "EQUAL"));
 	for (unsigned i = 0; i < n; i++) {
-		char suffix[32], val[256];
+		char suffix[32], val[CLUSTER_SLOT_VALUE_MAX];
 		snprintf(suffix, sizeof(suffix), "slots/%u", slots[i]);
 		const struct cluster_slot *sl = &cl->slots[slots[i]];
 		const struct cluster_box *b = &cl->boxes[kind == WRITE_ASSIGN ? targets[i] : sl->owner];
 		struct cluster_slot_value v = { .incarnation = b->incarnation,
 						.state = CLUSTER_SLOT_ACTIVE };
 		snprintf(v.owner, sizeof(v.owner), "%s", b->name);
+		const int16_t *vb = vs ? vs[i].box : sl->voters;
+		unsigned vn = vs ? vs[i].n : sl->nvoters;
+		for (unsigned k = 0; k < vn; k++)
+			snprintf(v.voters[v.nvoters++], sizeof(v.voters[0]), "%s", cl->boxes[vb[k]].name);
 		if (kind == WRITE_BEGIN_MOVE) {
 			const struct cluster_box *t = &cl->boxes[targets[i]];
 			v.state = CLUSTER_SLOT_MOVING;
 			snprintf(v.target, sizeof(v.target), "%s", t->name);
 			v.target_incarnation = t->incarnation;
 		}
-		long vn = cluster_slot_format(&v, val, sizeof(val));
-		DURO_ASSERT(vn > 0);
+		long len = cluster_slot_format(&v, val, sizeof(val));
+		DURO_ASSERT(len > 0);
 		/* MOD == 0 holds for a key that does not exist. */
 		json_array_append_new(cmp, json_pack("{s:o, s:s, s:o, s:s}", "key", cluster_key_json(cl, suffix),
 						     "target", "MOD", "mod_revision",
 						     cluster_i64_json(cl->slots[slots[i]].epoch), "result", "EQUAL"));
 		json_array_append_new(ops, json_pack("{s:{s:o, s:o}}", "request_put", "key",
 						     cluster_key_json(cl, suffix), "value",
-						     cluster_b64(val, (size_t)vn)));
+						     cluster_b64(val, (size_t)len)));
 	}
 	json_t *txn = json_pack("{s:o, s:o}", "compare", cmp, "success", ops);
 	int ok = 0;
@@ -131,6 +180,8 @@ static int write_slots(struct cluster *cl, const unsigned *slots, const int *tar
 		if (kind == WRITE_ASSIGN) {
 			sl->owner = (int16_t)targets[i];
 			sl->incarnation = cl->boxes[targets[i]].incarnation;
+			sl->nvoters = vs[i].n;
+			memcpy(sl->voters, vs[i].box, sizeof(sl->voters));
 		}
 		sl->target = -1;
 		sl->target_incarnation = 0;
@@ -173,7 +224,7 @@ static void rollback_stalled(struct cluster *cl, uint64_t now)
 	}
 	for (unsigned i = 0; i < nb; i++) {
 		/* One by one: each is its own compare, and one that moved on spoils no other. */
-		if (write_slots(cl, &batch[i], dummy, 1, WRITE_ROLLBACK) == 1) {
+		if (write_slots(cl, &batch[i], dummy, 1, WRITE_ROLLBACK, NULL) == 1) {
 			cl->f.moves_failed++;
 			log_warn("cluster %s: rebalancer %s rolled back the move of slot %u (its "
 				 "target is gone or it took over %u ms)", cl->cfg->cluster.name,
@@ -208,7 +259,7 @@ static void begin_moves(struct cluster *cl, const int *live, unsigned nlive)
 	}
 	if (!nb)
 		return;
-	int r = write_slots(cl, batch, targets, nb, WRITE_BEGIN_MOVE);
+	int r = write_slots(cl, batch, targets, nb, WRITE_BEGIN_MOVE, NULL);
 	if (r > 0) {
 		cl->f.moves_begun += (unsigned)r;
 		log_info("cluster %s: rebalancer %s began %d slot moves (%u were in flight)",
@@ -217,6 +268,81 @@ static void begin_moves(struct cluster *cl, const int *live, unsigned nlive)
 		log_warn("cluster %s: rebalancer: beginning moves: %s", cl->cfg->cluster.name,
 			 cl->etcd.last_error);
 	}
+}
+
+/* What the rebalancer does with a slot that serves nobody. */
+enum plan {
+	PLAN_FRESH,    /* never assigned: the K+1 live boxes of highest weight */
+	PLAN_FAILOVER, /* its owner is gone: a live voter owns it, the voters stay */
+	PLAN_LOST,     /* its owner and every voter are gone: assigned fresh, empty */
+	PLAN_REFUSED,  /* never assigned, fewer live boxes than K+1, fewer copies not allowed */
+};
+
+static enum plan plan(const struct cluster *cl, unsigned s, const int *live, unsigned nlive,
+		      int *owner, struct voter_set *vs)
+{
+	const struct cluster_slot *sl = &cl->slots[s];
+	/* Failover: the live voter of highest weight, a draining one only when it is the
+	 * last (its copy is better than none; the drain moves the slot on later). The old
+	 * owner back as a new incarnation is a voter like the others: its copy is a log
+	 * like theirs, and the new epoch is what fences its old tenure (tests/model: the
+	 * rebalancer picks any live voter). */
+	int best = -1, best_draining = 1;
+	uint64_t bw = 0;
+	for (unsigned i = 0; i < sl->nvoters; i++) {
+		const struct cluster_box *b = &cl->boxes[sl->voters[i]];
+		if (!b->live || !b->incarnation)
+			continue;
+		uint64_t w = cluster_weight(b->name, s);
+		if (best < 0 || (best_draining && !b->draining) ||
+		    (best_draining == b->draining && w > bw)) {
+			best = sl->voters[i];
+			best_draining = b->draining;
+			bw = w;
+		}
+	}
+	if (best >= 0) {
+		*owner = best;
+		vs->n = 0;
+		vs->box[vs->n++] = (int16_t)best;
+		for (unsigned i = 0; i < sl->nvoters; i++)
+			if (sl->voters[i] != best)
+				vs->box[vs->n++] = sl->voters[i];
+		return PLAN_FAILOVER;
+	}
+	/* No live copy of a slot that had an owner: assigned over the boxes there are, as
+	 * refusing would keep it down for no copy to protect. (Once records replicate, such
+	 * a slot must wait for a voter to come back instead: its copies are on their disks.) */
+	int lost = sl->epoch && sl->owner >= 0;
+	unsigned want = cl->cfg->cluster.replicas + 1;
+	if (!lost && nlive < want && !cl->cfg->cluster.allow_fewer_copies)
+		return PLAN_REFUSED;
+	vs->n = (uint8_t)ranked(cl, s, live, nlive, vs->box, want);
+	DURO_ASSERT(vs->n >= 1);
+	*owner = vs->box[0];
+	return lost ? PLAN_LOST : PLAN_FRESH;
+}
+
+/* Says (once per change) why slots stay unassigned, for the log and the status. */
+static void note_refused(struct cluster *cl, unsigned refused, unsigned nlive)
+{
+	char why[sizeof(cl->refused)] = "";
+	if (refused)
+		snprintf(why, sizeof(why),
+			 "cluster.replicas is %u, so a slot needs %u live boxes and %u are live: %u "
+			 "slots stay unassigned (set cluster.allow_fewer_copies to run with fewer "
+			 "copies)", cl->cfg->cluster.replicas, cl->cfg->cluster.replicas + 1, nlive,
+			 refused);
+	if (strcmp(why, cl->refused)) {
+		if (refused)
+			log_warn("cluster %s: rebalancer %s: %s", cl->cfg->cluster.name, cl->me, why);
+		else if (cl->refused[0])
+			log_info("cluster %s: rebalancer %s: enough live boxes for cluster.replicas "
+				 "again", cl->cfg->cluster.name, cl->me);
+		snprintf(cl->refused, sizeof(cl->refused), "%s", why);
+	}
+	if (refused)
+		cl->f.refused_rounds++;
 }
 
 void cluster_rebalance_tick(struct cluster *cl, uint64_t now)
@@ -239,24 +365,31 @@ void cluster_rebalance_tick(struct cluster *cl, uint64_t now)
 		return;
 	rollback_stalled(cl, now);
 	unsigned batch[CLUSTER_TXN_SLOTS], orphans = 0, assigned = 0, moves = 0;
+	unsigned refused = 0, failovers = 0, lost = 0;
 	int targets[CLUSTER_TXN_SLOTS];
+	struct voter_set vs[CLUSTER_TXN_SLOTS];
 	unsigned nb = 0;
 	int failed = 0;
 	/* A round that takes long (a slow etcd) stops and resumes next round. */
 	uint64_t stop_at = now + cl->cfg->cluster.lease_ttl_ms / 3;
 	for (unsigned s = 0; s <= DURO_SLOTS && !failed; s++) {
 		if (s < DURO_SLOTS) {
-			int t = target_of(cl, s, live, nlive);
 			if (cluster_slot_live(cl, s)) {
-				moves += cl->slots[s].owner != t;
+				moves += cl->slots[s].owner != target_of(cl, s, live, nlive);
 				continue;
 			}
 			orphans++;
-			batch[nb] = s;
-			targets[nb++] = t;
+			enum plan p = plan(cl, s, live, nlive, &targets[nb], &vs[nb]);
+			if (p == PLAN_REFUSED) {
+				refused++;
+				continue;
+			}
+			failovers += p == PLAN_FAILOVER;
+			lost += p == PLAN_LOST;
+			batch[nb++] = s;
 		}
 		if (nb == CLUSTER_TXN_SLOTS || (s == DURO_SLOTS && nb)) {
-			int r = write_slots(cl, batch, targets, nb, WRITE_ASSIGN);
+			int r = write_slots(cl, batch, targets, nb, WRITE_ASSIGN, vs);
 			if (r <= 0) {
 				/* Lost the election, or a slot changed under us: the watch tells. */
 				failed = 1;
@@ -272,13 +405,23 @@ void cluster_rebalance_tick(struct cluster *cl, uint64_t now)
 				failed = 1;
 		}
 	}
+	note_refused(cl, refused, nlive);
+	if (!failed) {
+		/* Counted only for a round written whole: a failed one tries them again. */
+		cl->f.failovers += failovers;
+		cl->f.copies_lost += lost;
+		if (lost)
+			log_warn("cluster %s: rebalancer %s reassigned %u slots that have no live copy "
+				 "left (their owner and every voter are gone): they start empty",
+				 cl->cfg->cluster.name, cl->me, lost);
+	}
 	cl->moves_wanted = moves;
 	cl->f.assigned += assigned;
 	if (!failed && cl->state == CLUSTER_JOINED)
 		begin_moves(cl, live, nlive);
 	if (assigned)
 		log_info("cluster %s: rebalancer %s assigned %u of %u slots without a live owner over "
-			 "%u live boxes; %u slots would move to their target box (moving a live "
-			 "box's slot is later work)", cl->cfg->cluster.name, cl->me, assigned, orphans,
-			 nlive, moves);
+			 "%u live boxes (%u to a live voter of their dead owner); %u slots would move "
+			 "to their target box", cl->cfg->cluster.name, cl->me, assigned, orphans,
+			 nlive, failovers, moves);
 }

@@ -23,9 +23,12 @@ int cluster_box_of(struct cluster *cl, const char *name)
 	} else {
 		/* Full: reuse a box that left and that no slot names any more. */
 		uint8_t named[CLUSTER_MAX_BOXES] = { 0 };
-		for (unsigned s = 0; s < DURO_SLOTS; s++)
+		for (unsigned s = 0; s < DURO_SLOTS; s++) {
 			if (cl->slots[s].owner >= 0)
 				named[cl->slots[s].owner] = 1;
+			for (unsigned v = 0; v < cl->slots[s].nvoters; v++)
+				named[cl->slots[s].voters[v]] = 1;
+		}
 		for (unsigned i = 0; i < CLUSTER_MAX_BOXES && at < 0; i++)
 			if (!cl->boxes[i].live && !named[i])
 				at = (int)i;
@@ -35,6 +38,30 @@ int cluster_box_of(struct cluster *cl, const char *name)
 	memset(&cl->boxes[at], 0, sizeof(cl->boxes[at]));
 	snprintf(cl->boxes[at].name, sizeof(cl->boxes[at].name), "%s", name);
 	return at;
+}
+
+void cluster_slot_set_voters(struct cluster *cl, struct cluster_slot *sl,
+			     const struct cluster_slot_value *v)
+{
+	sl->nvoters = 0;
+	if (sl->owner < 0)
+		return;
+	/* The owner first, whatever the value's order: failover picks among the rest. */
+	sl->voters[sl->nvoters++] = sl->owner;
+	for (unsigned i = 0; i < v->nvoters && sl->nvoters < CLUSTER_MAX_VOTERS; i++) {
+		int b = cluster_box_of(cl, v->voters[i]);
+		if (b >= 0 && b != sl->owner)
+			sl->voters[sl->nvoters++] = (int16_t)b;
+	}
+}
+
+unsigned cluster_slot_live_voters(const struct cluster *cl, unsigned s)
+{
+	const struct cluster_slot *sl = &cl->slots[s];
+	unsigned n = 0;
+	for (unsigned i = 0; i < sl->nvoters; i++)
+		n += cl->boxes[sl->voters[i]].live != 0;
+	return n;
 }
 
 int cluster_slot_live(const struct cluster *cl, unsigned s)
@@ -87,6 +114,7 @@ static void apply(struct cluster *cl, const struct etcd_kv *kv, int deleted)
 		s->incarnation = 0;
 		s->target_incarnation = 0;
 		s->state = CLUSTER_SLOT_ACTIVE;
+		s->nvoters = 0;
 		s->epoch = deleted ? 0 : kv->mod_rev;
 		if (!deleted) {
 			if (cluster_slot_parse(kv->value, kv->value_len, &v) < 0) {
@@ -100,6 +128,7 @@ static void apply(struct cluster *cl, const struct etcd_kv *kv, int deleted)
 					s->target = (int16_t)cluster_box_of(cl, v.target);
 					s->target_incarnation = v.target_incarnation;
 				}
+				cluster_slot_set_voters(cl, s, &v);
 			}
 		}
 		cl->table_dirty = 1;
@@ -339,7 +368,8 @@ void cluster_push(struct cluster *cl)
 
 void cluster_publish_status(struct cluster *cl)
 {
-	unsigned count[CLUSTER_MAX_BOXES] = { 0 }, unowned = 0;
+	unsigned count[CLUSTER_MAX_BOXES] = { 0 }, unowned = 0, under = 0;
+	unsigned want = cl->cfg->cluster.replicas + 1;
 	int64_t emin[CLUSTER_MAX_BOXES], emax[CLUSTER_MAX_BOXES], all_max = 0;
 	for (unsigned i = 0; i < CLUSTER_MAX_BOXES; i++)
 		emin[i] = emax[i] = 0;
@@ -351,6 +381,9 @@ void cluster_publish_status(struct cluster *cl)
 			unowned++;
 			continue;
 		}
+		/* Fewer live copies than configured: a voter died or the slot was assigned with
+		 * cluster.allow_fewer_copies. */
+		under += cluster_slot_live_voters(cl, s) < want;
 		unsigned o = (unsigned)sl->owner;
 		count[o]++;
 		if (!emin[o] || sl->epoch < emin[o])
@@ -421,6 +454,14 @@ void cluster_publish_status(struct cluster *cl)
 		json_object_set_new(st, "moves", moves ? moves : json_array());
 		json_object_set_new(st, "move_counters", mc ? mc : json_object());
 		json_object_set_new(st, "peer", json_string(cl->peer_addr));
+		json_object_set_new(st, "replication",
+				    json_pack("{s:i, s:b, s:i, s:s, s:I, s:I, s:I}", "replicas",
+					      (int)cl->cfg->cluster.replicas, "allow_fewer_copies",
+					      cl->cfg->cluster.allow_fewer_copies, "under_replicated",
+					      (int)under, "refused", cl->refused, "refused_rounds",
+					      (json_int_t)cl->f.refused_rounds, "failovers",
+					      (json_int_t)cl->f.failovers, "copies_lost",
+					      (json_int_t)cl->f.copies_lost));
 	} else {
 		json_decref(moves);
 		json_decref(mc);

@@ -150,6 +150,28 @@ long cluster_member_format(const struct cluster_member_value *m, char *out, size
 			      m->peer), out, cap);
 }
 
+/* "voters": an array of up to CLUSTER_MAX_VOTERS distinct box names. */
+static int voters_parse(json_t *a, struct cluster_slot_value *out)
+{
+	if (!json_is_array(a) || json_array_size(a) > CLUSTER_MAX_VOTERS)
+		return -EINVAL;
+	size_t i;
+	json_t *v;
+	json_array_foreach(a, i, v) {
+		if (!json_is_string(v))
+			return -EINVAL;
+		const char *name = json_string_value(v);
+		size_t len = json_string_length(v);
+		if (strlen(name) != len || !name_ok(name, len))
+			return -EINVAL;
+		for (unsigned k = 0; k < out->nvoters; k++)
+			if (!strcmp(out->voters[k], name))
+				return -EINVAL;
+		memcpy(out->voters[out->nvoters++], name, len + 1);
+	}
+	return 0;
+}
+
 int cluster_slot_parse(const char *v, size_t n, struct cluster_slot_value *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -179,6 +201,9 @@ int cluster_slot_parse(const char *v, size_t n, struct cluster_slot_value *out)
 		if (r == 0)
 			r = get_i64(o, "target_incarnation", &out->target_incarnation);
 	}
+	json_t *voters = json_object_get(o, "voters");
+	if (r == 0 && voters)
+		r = voters_parse(voters, out);
 	json_decref(o);
 	return r;
 }
@@ -187,15 +212,26 @@ long cluster_slot_format(const struct cluster_slot_value *s, char *out, size_t c
 {
 	char inc[24];
 	snprintf(inc, sizeof(inc), "%lld", (long long)s->incarnation);
+	json_t *o;
 	if (s->state == CLUSTER_SLOT_MOVING) {
 		char tinc[24];
 		snprintf(tinc, sizeof(tinc), "%lld", (long long)s->target_incarnation);
-		return dump(json_pack("{s:s, s:s, s:s, s:s, s:s}", "owner", s->owner, "incarnation",
-				      inc, "state", "moving", "target", s->target,
-				      "target_incarnation", tinc), out, cap);
+		o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "owner", s->owner, "incarnation", inc,
+			      "state", "moving", "target", s->target, "target_incarnation", tinc);
+	} else {
+		o = json_pack("{s:s, s:s, s:s}", "owner", s->owner, "incarnation", inc, "state",
+			      "active");
 	}
-	return dump(json_pack("{s:s, s:s, s:s}", "owner", s->owner, "incarnation", inc, "state",
-			      "active"), out, cap);
+	if (o && s->nvoters) {
+		json_t *a = json_array();
+		for (unsigned i = 0; a && i < s->nvoters && i < CLUSTER_MAX_VOTERS; i++)
+			json_array_append_new(a, json_string(s->voters[i]));
+		if (!a || json_object_set_new(o, "voters", a) < 0) {
+			json_decref(o);
+			return -ENOMEM;
+		}
+	}
+	return dump(o, out, cap);
 }
 
 uint64_t cluster_weight(const char *box, unsigned slot)

@@ -40,9 +40,14 @@ int cluster_member_parse(const char *v, size_t n, struct cluster_member_value *o
 /* The value's JSON text into out[cap]: its length, or -ENOSPC. */
 long cluster_member_format(const struct cluster_member_value *m, char *out, size_t cap);
 
-/* slots/<n>: {"owner": BOX, "incarnation": N, "state": "active"}, or while the slot's
- * data moves to another box {"owner", "incarnation", "state": "moving", "target": BOX,
- * "target_incarnation": N}. The key's mod_revision is the slot's epoch. */
+/* slots/<n>: {"owner": BOX, "incarnation": N, "state": "active", "voters": [BOX, ...]},
+ * or while the slot's data moves to another box {"owner", "incarnation", "state":
+ * "moving", "target": BOX, "target_incarnation": N, "voters"}. The key's mod_revision is
+ * the slot's epoch. "voters" (issue 19) are the boxes that hold the slot's copies, the
+ * owner first: the owner and cluster.replicas followers. A value without it (a box of an
+ * older version wrote it) has the owner as its only voter. */
+#define CLUSTER_MAX_VOTERS 5     /* the owner and up to four followers (cluster.replicas) */
+#define CLUSTER_SLOT_VALUE_MAX 1024 /* a slot value's JSON text, with its NUL */
 enum cluster_slot_state { CLUSTER_SLOT_ACTIVE, CLUSTER_SLOT_MOVING };
 struct cluster_slot_value {
 	char owner[CLUSTER_NAME_MAX];
@@ -50,8 +55,12 @@ struct cluster_slot_value {
 	enum cluster_slot_state state;
 	char target[CLUSTER_NAME_MAX]; /* with CLUSTER_SLOT_MOVING */
 	int64_t target_incarnation;
+	unsigned nvoters;              /* 0: written without voters (the owner alone) */
+	char voters[CLUSTER_MAX_VOTERS][CLUSTER_NAME_MAX]; /* distinct names */
 };
+/* 0 or -EINVAL (also for more than CLUSTER_MAX_VOTERS voters, a bad or repeated name). */
 int cluster_slot_parse(const char *v, size_t n, struct cluster_slot_value *out);
+/* The value's JSON text into out[cap]: its length, or -ENOSPC. */
 long cluster_slot_format(const struct cluster_slot_value *s, char *out, size_t cap);
 
 /* Rendezvous weight of box for slot: the rebalancer's target is the live box with the

@@ -54,6 +54,8 @@ struct duro_config {
 		unsigned rebalance_interval_ms; /* the rebalancer's rounds */
 		unsigned settle_ms;             /* membership unchanged this long before it acts */
 		unsigned max_moves_per_round;   /* slot moves with data in flight at once */
+		unsigned replicas;              /* K: followers per slot besides its owner */
+		int allow_fewer_copies;         /* assign slots with fewer than K+1 live boxes */
 	} cluster;
 };
 

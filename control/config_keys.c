@@ -255,6 +255,12 @@ const struct config_key config_keys[] = {
 	     "membership must stay unchanged this long before the rebalancer assigns or moves slots"),
 	UINT("cluster.max_moves_per_round", cluster.max_moves_per_round, 1, 4096, 64,
 	     "slot moves with their data in flight at once (unowned slots are assigned at once)"),
+	UINT("cluster.replicas", cluster.replicas, 0, 4, 2,
+	     "K: each slot's copies besides its owner's, on other boxes (its voters are the "
+	     "owner and K followers); a slot needs K+1 live boxes to be assigned"),
+	BOOL("cluster.allow_fewer_copies", cluster.allow_fewer_copies, 0,
+	     "assign slots with fewer than cluster.replicas + 1 live boxes (fewer copies) "
+	     "instead of leaving them unassigned"),
 
 	BOOL_NOT("uring.buffer_ring", net.no_buffer_ring, 1,
 		 "receive into a provided buffer ring where the kernel has them"),

@@ -717,6 +717,18 @@ int main(int argc, char **argv)
 			       (long long)I(m, "begun"), (long long)I(m, "done"), (long long)I(m, "failed"),
 			       (long long)I(m, "rolled_back"), (long long)I(m, "bytes_moved"),
 			       (long long)I(m, "last_pause_ms"), (long long)I(m, "max_pause_ms"));
+		json_t *rp = json_object_get(r, "replication");
+		if (rp) {
+			printf("replicas: %lld per slot besides its owner%s; %lld slots with fewer live "
+			       "copies; %lld failovers, %lld slots reassigned with no copy left\n",
+			       (long long)I(rp, "replicas"),
+			       json_is_true(json_object_get(rp, "allow_fewer_copies"))
+				       ? " (fewer copies allowed)" : "",
+			       (long long)I(rp, "under_replicated"), (long long)I(rp, "failovers"),
+			       (long long)I(rp, "copies_lost"));
+			if (*S(rp, "refused"))
+				printf("  refused: %s\n", S(rp, "refused"));
+		}
 	} else if (!strcmp(cmd, "shards")) {
 		printf("%lld slots over %lld cores\n", (long long)I(r, "slots"), (long long)I(r, "cores"));
 		size_t i;

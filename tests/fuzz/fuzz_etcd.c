@@ -86,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	case 5: {
 		struct cluster_slot_value s;
-		char text[256];
+		char text[CLUSTER_SLOT_VALUE_MAX];
 		if (cluster_slot_parse(p, n, &s) == 0)
 			cluster_slot_format(&s, text, sizeof(text));
 		break;

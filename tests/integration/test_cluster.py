@@ -1414,8 +1414,9 @@ def test_box_cut_off_etcd_by_nftables_fences_then_rejoins(cl):
         pytest.skip("nftables needs root (CI runs as root)")
     etcd, _ = cl
     port = etcd.client[2]
-    f0 = Box("f0", etcd.urls[:2], extra={"name": "f"})
-    f1 = Box("f1", etcd.urls[2:], extra={"name": "f"})
+    # two boxes: fewer than cluster.replicas + 1, allowed here (test_replication.py)
+    f0 = Box("f0", etcd.urls[:2], extra={"name": "f", "allow_fewer_copies": True})
+    f1 = Box("f1", etcd.urls[2:], extra={"name": "f", "allow_fewer_copies": True})
     table = "durofence%d" % os.getpid()
     try:
         f0.start(wait=False)
@@ -1495,7 +1496,7 @@ def test_fenced_without_etcd_then_rejoins(cl):
 
 def test_box_started_before_etcd_says_so_then_joins(tmp_path):
     etcd = EtcdCluster(1)
-    box = Box("solo", etcd.urls, {"settle_ms": 0})
+    box = Box("solo", etcd.urls, {"settle_ms": 0, "allow_fewer_copies": True})
     try:
         box.start()
         wait_until(lambda: "cannot join: etcd unreachable" in box.log(), timeout=10,
@@ -1532,6 +1533,8 @@ def test_box_started_before_etcd_says_so_then_joins(tmp_path):
      "host:port"),
     ({"name": "t", "etcd": ["http://127.0.0.1:2379"], "lease_ttl": 5000}, "cluster.lease_ttl",
      "unknown"),
+    ({"name": "t", "etcd": ["http://127.0.0.1:2379"], "replicas": 5}, "cluster.replicas",
+     "out of range"),
 ])
 def test_bad_cluster_config_names_the_key(tmp_path, cluster, key, words):
     path = tmp_path / "duro.json"

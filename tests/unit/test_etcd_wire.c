@@ -174,6 +174,24 @@ static void test_cluster_values(void)
 	      s2.target_incarnation == 456 && !strcmp(s2.owner, "b1"));
 	bad = "{\"owner\":\"a\",\"incarnation\":\"1\",\"state\":\"moving\"}";
 	CHECK_EQ(cluster_slot_parse(bad, strlen(bad), &s2), -EINVAL);
+	/* Voters (issue 19): written and read back in order; none in an old value. */
+	CHECK_EQ(s2.nvoters, 0u);
+	s.state = CLUSTER_SLOT_ACTIVE;
+	s.nvoters = 3;
+	strcpy(s.voters[0], "b1");
+	strcpy(s.voters[1], "b2");
+	strcpy(s.voters[2], "b3");
+	n = cluster_slot_format(&s, text, sizeof(text));
+	CHECK(n > 0 && cluster_slot_parse(text, (size_t)n, &s2) == 0);
+	CHECK(s2.nvoters == 3 && !strcmp(s2.voters[0], "b1") && !strcmp(s2.voters[2], "b3"));
+	bad = "{\"owner\":\"a\",\"incarnation\":\"1\",\"voters\":[\"a\",\"a\"]}";
+	CHECK_EQ(cluster_slot_parse(bad, strlen(bad), &s2), -EINVAL);
+	bad = "{\"owner\":\"a\",\"incarnation\":\"1\",\"voters\":[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\"]}";
+	CHECK_EQ(cluster_slot_parse(bad, strlen(bad), &s2), -EINVAL);
+	bad = "{\"owner\":\"a\",\"incarnation\":\"1\",\"voters\":[\"a/b\"]}";
+	CHECK_EQ(cluster_slot_parse(bad, strlen(bad), &s2), -EINVAL);
+	bad = "{\"owner\":\"a\",\"incarnation\":\"1\",\"voters\":\"a\"}";
+	CHECK_EQ(cluster_slot_parse(bad, strlen(bad), &s2), -EINVAL);
 	strcpy(m.peer, "127.0.0.1:9");
 	n = cluster_member_format(&m, text, sizeof(text));
 	CHECK(n > 0 && cluster_member_parse(text, (size_t)n, &m2) == 0 && !strcmp(m2.peer, m.peer));

@@ -1,0 +1,151 @@
+"""Cluster mode, part 2 (issue 19), first stage: each slot's voters (its owner and
+cluster.replicas followers) in the etcd slot table, chosen by the rebalancer; too few live
+boxes for K is refused with a message naming the keys unless cluster.allow_fewer_copies;
+a dead owner's slots go to a live voter and keep their voters. Three etcd members and
+durods on loopback, with test_cluster.py's harness."""
+import base64
+import json
+import urllib.request
+
+import pytest
+
+from conftest import wait_port, wait_until
+from test_cluster import ETCD, Box, EtcdCluster, settled  # noqa: F401 (ETCD: the skip below)
+
+pytestmark = [
+    pytest.mark.skipif(not ETCD and __import__("os").environ.get("CI") != "true",
+                       reason="etcd-server is not installed (scripts/setup.sh installs it with DURO_TEST_DEPS=1)"),
+    pytest.mark.uring_only("cluster mode runs on loopback; the dpdk backend adds nothing here"),
+]
+
+
+def b64(s):
+    return base64.b64encode(s.encode()).decode()
+
+
+def etcd_slots(etcd, cluster):
+    """{slot number: its value as a dict} read from etcd's JSON gateway."""
+    prefix = "/duro/%s/slots/" % cluster
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    body = json.dumps({"key": b64(prefix), "range_end": b64(end)}).encode()
+    req = urllib.request.Request(etcd.urls[0] + "/v3/kv/range", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        out = json.loads(r.read())
+    slots = {}
+    for kv in out.get("kvs", []):
+        key = base64.b64decode(kv["key"]).decode()
+        slots[int(key[len(prefix):])] = json.loads(base64.b64decode(kv["value"]))
+    return slots
+
+
+@pytest.fixture(scope="module")
+def etcd():
+    e = EtcdCluster(3)
+    try:
+        e.start_all()
+        yield e
+    finally:
+        e.close()
+
+
+def start(boxes):
+    """Together, so all are members before the rebalancer's first round."""
+    for b in boxes:
+        b.start(wait=False)
+    for b in boxes:
+        wait_port(b.port, b.proc, timeout=30)
+
+
+def test_too_few_boxes_for_replicas_refused_then_assigned_with_voters(etcd):
+    """Two boxes with the default cluster.replicas (2) assign nothing and say why (log,
+    status, 503 to requests); a third box lets the rebalancer assign every slot with three
+    distinct voters, the owner first, and no slot is under-replicated."""
+    boxes = [Box("k%d" % i, etcd.urls, extra={"name": "k"}) for i in range(3)]
+    try:
+        start(boxes[:2])
+        words = "cluster.replicas is 2, so a slot needs 3 live boxes and 2 are live"
+        wait_until(lambda: any(words in b.log() for b in boxes[:2]), timeout=30, interval=0.3,
+                   what="the rebalancer to refuse with a clear message")
+        rebalancer = [b for b in boxes[:2] if words in b.log()][0]
+        # the status text is rebuilt at least every 500 ms
+        st = wait_until(lambda: (lambda s: s if s["replication"]["refused"] else None)(
+            rebalancer.cluster_status()), timeout=5, interval=0.2, what="status to say why")
+        assert st["unowned"] == 4096, st
+        assert words in st["replication"]["refused"]
+        assert "cluster.allow_fewer_copies" in st["replication"]["refused"]
+        assert st["replication"]["replicas"] == 2
+        status, _, text = boxes[0].get("/counter/refused")
+        assert status == 503, (status, text)
+        assert "set cluster.allow_fewer_copies" in rebalancer.ctl("cluster", "status").stdout
+        start(boxes[2:])
+        wait_until(lambda: settled(boxes, ["k0", "k1", "k2"]), timeout=40, interval=0.3,
+                   what="all slots assigned once three boxes are live")
+        slots = etcd_slots(etcd, "k")
+        assert len(slots) == 4096
+        for n, v in slots.items():
+            assert v["voters"][0] == v["owner"], (n, v)
+            assert sorted(v["voters"]) == ["k0", "k1", "k2"], (n, v)
+        st = boxes[0].cluster_status()
+        assert st["replication"]["under_replicated"] == 0, st["replication"]
+        assert st["replication"]["refused"] == ""
+        assert "enough live boxes for cluster.replicas again" in rebalancer.log()
+        assert boxes[1].get("/counter/refused")[0] == 200
+    finally:
+        for b in boxes:
+            b.close()
+
+
+def test_allow_fewer_copies_assigns_with_the_boxes_there_are(etcd):
+    """One box, cluster.replicas 2 and cluster.allow_fewer_copies: every slot is its own,
+    with itself as the only voter, and status counts them all under-replicated."""
+    box = Box("solo", etcd.urls, extra={"name": "one", "allow_fewer_copies": True,
+                                         "settle_ms": 0})
+    try:
+        start([box])
+        wait_until(lambda: settled([box], ["solo"]), timeout=30, interval=0.3,
+                   what="the box to own every slot")
+        slots = etcd_slots(etcd, "one")
+        assert all(v["voters"] == ["solo"] for v in slots.values())
+        st = box.cluster_status()
+        assert st["replication"]["under_replicated"] == 4096
+        assert st["replication"]["allow_fewer_copies"] is True
+        assert box.get("/counter/x?inc=1")[0] == 200
+    finally:
+        box.close()
+
+
+def test_dead_owner_slots_go_to_a_live_voter_and_keep_their_voters(etcd):
+    """Four boxes, cluster.replicas 1: each slot has two voters. Kill one box: each of
+    its slots goes to its other voter (never to a box that holds no copy), its voter
+    list unchanged but for the order (the new owner first), counted as failovers."""
+    boxes = [Box("v%d" % i, etcd.urls, extra={"name": "v", "replicas": 1}) for i in range(4)]
+    try:
+        start(boxes)
+        names = ["v0", "v1", "v2", "v3"]
+        wait_until(lambda: settled(boxes, names), timeout=40, interval=0.3,
+                   what="all slots assigned over four boxes")
+        before = etcd_slots(etcd, "v")
+        assert all(len(v["voters"]) == 2 and v["voters"][0] == v["owner"]
+                   for v in before.values())
+        victim = boxes[3]
+        victim.kill()
+        left = boxes[:3]
+        wait_until(lambda: settled(left, names[:3]), timeout=40, interval=0.3,
+                   what="the dead box's slots reassigned")
+        after = etcd_slots(etcd, "v")
+        moved = [n for n, v in before.items() if v["owner"] == "v3"]
+        assert moved
+        for n in moved:
+            assert after[n]["owner"] == before[n]["voters"][1], (n, before[n], after[n])
+            assert sorted(after[n]["voters"]) == sorted(before[n]["voters"]), (n, after[n])
+            assert after[n]["voters"][0] == after[n]["owner"]
+        sts = [b.cluster_status() for b in left]
+        reb = [s for s in sts if s["is_rebalancer"]][0]
+        assert reb["replication"]["failovers"] >= len(moved), reb["replication"]
+        assert reb["replication"]["copies_lost"] == 0
+        # every moved slot now has one live copy of two
+        assert all(s["replication"]["under_replicated"] >= len(moved) for s in sts)
+    finally:
+        for b in boxes:
+            b.close()

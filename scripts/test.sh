@@ -162,7 +162,7 @@ fi
 # and falls below the target's floor in tests/fuzz/coverage.txt when the corpus lost
 # inputs or the libraries lost their coverage instrumentation: a failure either way.
 phase "fuzz (${FUZZ_SECONDS}s per target, ${FUZZ_JOBS} at a time, libFuzzer with ASan+UBSan)"
-FUZZ_TARGETS="http http_response config ws ws_client stack backup metrics sqljson sqlpage etcd cluster_marker cluster_relay cluster_peer"
+FUZZ_TARGETS="http http_response config ws ws_client stack backup metrics sqljson sqlpage etcd cluster_marker cluster_relay cluster_peer cluster_repl"
 # A target is one process on one core for FUZZ_SECONDS: on N cores N of them at a time get
 # as many executions each as one alone, in 1/N of the time.
 fuzz_one() {

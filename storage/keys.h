@@ -29,6 +29,10 @@
  *     "migrations"                      -> applied migration tags, one per line, in order
  *     "cfseq"                           -> the last column family number handed out
  *     "deploy/" ‖ class name            -> the class's deployed versions (JSON, control/)
+ *     'L' ‖ slot u16 BE ‖ lsn u64 BE    -> a follower's replica log record: epoch i64 LE ‖
+ *                                          the owner's record (store_repl.h, issue 19)
+ *     'M' ‖ slot u16 BE                 -> that log's state: max_epoch, end, end_epoch,
+ *                                          trimmed, trimmed_epoch (u64 LE each)
  *
  * An object's keys in a class family are the range [ID, ID+1): keys_id_successor gives
  * the end. IDs are 32 uniform bytes (random or keyed-hash bodies and MACs).

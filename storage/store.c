@@ -411,6 +411,15 @@ void store_batch_put(struct store *st, struct store_batch *b, int cf, const void
 	rocksdb_writebatch_put_cf((rocksdb_writebatch_t *)b, st->cf[cf], key, klen, val, vlen);
 }
 
+void store_batch_put2(struct store *st, struct store_batch *b, int cf, const void *key, size_t klen,
+		      const void *v1, size_t v1len, const void *v2, size_t v2len)
+{
+	const char *parts[2] = { v1, v2 };
+	size_t lens[2] = { v1len, v2len };
+	const char *k = key;
+	rocksdb_writebatch_putv_cf((rocksdb_writebatch_t *)b, st->cf[cf], 1, &k, &klen, 2, parts, lens);
+}
+
 void store_batch_delete(struct store *st, struct store_batch *b, int cf, const void *key, size_t klen)
 {
 	rocksdb_writebatch_delete_cf((rocksdb_writebatch_t *)b, st->cf[cf], key, klen);

@@ -159,6 +159,9 @@ unsigned store_batch_count(struct store_batch *b);
 size_t store_batch_bytes(struct store_batch *b);
 void store_batch_put(struct store *st, struct store_batch *b, int cf, const void *key, size_t klen, const void *val,
 		     size_t vlen);
+/* A put whose value is v1 ‖ v2, written without joining them first. */
+void store_batch_put2(struct store *st, struct store_batch *b, int cf, const void *key, size_t klen,
+		      const void *v1, size_t v1len, const void *v2, size_t v2len);
 void store_batch_delete(struct store *st, struct store_batch *b, int cf, const void *key, size_t klen);
 /* Deletes every key in [lo, hi). */
 void store_batch_delete_range(struct store *st, struct store_batch *b, int cf, const void *lo, size_t lolen,

@@ -365,7 +365,7 @@ void cluster_rebalance_tick(struct cluster *cl, uint64_t now)
 		return;
 	rollback_stalled(cl, now);
 	unsigned batch[CLUSTER_TXN_SLOTS], orphans = 0, assigned = 0, moves = 0;
-	unsigned refused = 0, failovers = 0, lost = 0;
+	unsigned refused = 0, failovers = 0, lost = 0, bfail = 0, blost = 0;
 	int targets[CLUSTER_TXN_SLOTS];
 	struct voter_set vs[CLUSTER_TXN_SLOTS];
 	unsigned nb = 0;
@@ -384,8 +384,8 @@ void cluster_rebalance_tick(struct cluster *cl, uint64_t now)
 				refused++;
 				continue;
 			}
-			failovers += p == PLAN_FAILOVER;
-			lost += p == PLAN_LOST;
+			bfail += p == PLAN_FAILOVER;
+			blost += p == PLAN_LOST;
 			batch[nb++] = s;
 		}
 		if (nb == CLUSTER_TXN_SLOTS || (s == DURO_SLOTS && nb)) {
@@ -398,7 +398,11 @@ void cluster_rebalance_tick(struct cluster *cl, uint64_t now)
 						 cl->cfg->cluster.name, cl->etcd.last_error);
 			}
 			assigned += (unsigned)(r > 0 ? r : 0);
-			nb = 0;
+			if (r > 0) {
+				failovers += bfail;
+				lost += blost;
+			}
+			nb = bfail = blost = 0;
 			/* The lease must not wait for the round, nor the round outlive the lease. */
 			cluster_renew_if_due(cl);
 			if (cl->state != CLUSTER_JOINED || clock_now_ms() >= stop_at)
@@ -406,15 +410,13 @@ void cluster_rebalance_tick(struct cluster *cl, uint64_t now)
 		}
 	}
 	note_refused(cl, refused, nlive);
-	if (!failed) {
-		/* Counted only for a round written whole: a failed one tries them again. */
-		cl->f.failovers += failovers;
-		cl->f.copies_lost += lost;
-		if (lost)
-			log_warn("cluster %s: rebalancer %s reassigned %u slots that have no live copy "
-				 "left (their owner and every voter are gone): they start empty",
-				 cl->cfg->cluster.name, cl->me, lost);
-	}
+	/* Counted as written: a batch whose compare failed is tried again next round. */
+	cl->f.failovers += failovers;
+	cl->f.copies_lost += lost;
+	if (lost)
+		log_warn("cluster %s: rebalancer %s reassigned %u slots that have no live copy "
+			 "left (their owner and every voter are gone): they start empty",
+			 cl->cfg->cluster.name, cl->me, lost);
 	cl->moves_wanted = moves;
 	cl->f.assigned += assigned;
 	if (!failed && cl->state == CLUSTER_JOINED)

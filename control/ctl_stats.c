@@ -449,6 +449,13 @@ char *ctl_prometheus(struct ctl *ctl, size_t *len)
 					   "duro_cluster_refused_total{core=\"%u\",reason=\"not_owner\"} %llu\n",
 					i, (unsigned long long)snaps[i].obj.cluster_fenced, i,
 					(unsigned long long)snaps[i].obj.cluster_not_owner);
+		fprintf(f, "# HELP duro_cluster_late_answers_total Answers that reached the output gate "
+			   "after this box's lease ran out (a pause, a stall): sent as 503, outcome unknown.\n"
+			   "# TYPE duro_cluster_late_answers_total counter\n");
+		for (unsigned i = 0; i < n; i++)
+			if (have[i])
+				fprintf(f, "duro_cluster_late_answers_total{core=\"%u\"} %llu\n", i,
+					(unsigned long long)snaps[i].obj.cluster_late);
 		fprintf(f, "# HELP duro_cluster_forwarded_total Requests for a slot another box owns, "
 			   "forwarded there from this core; retries: attempts made again after the "
 			   "owner refused or could not be reached; failed: answered 502/503/504 here.\n"

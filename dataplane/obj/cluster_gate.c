@@ -63,7 +63,7 @@ int obj_cluster_owns(const struct core *c, const struct duro_id *id)
 }
 
 /* refused: the Duro-Refused value a forwarding box reads as "not run, ask again", or
- * NULL for a client's own request. */
+ * NULL for a client's own request. slot DURO_SLOTS: no Duro-Slot field. */
 static void refuse(struct core *c, struct http_exchange *ex, const char *text,
 		   const struct obj_cluster_table *t, unsigned slot, int with_owner,
 		   const char *refused)
@@ -76,7 +76,7 @@ static void refuse(struct core *c, struct http_exchange *ex, const char *text,
 	    http_resp_header(ex, "Retry-After", 11, "1", 1) < 0)
 		goto out;
 	n = snprintf(v, sizeof(v), "%u", slot);
-	if (http_resp_header(ex, "Duro-Slot", 9, v, (size_t)n) < 0)
+	if (slot < DURO_SLOTS && http_resp_header(ex, "Duro-Slot", 9, v, (size_t)n) < 0)
 		goto out;
 	if (refused && http_resp_header(ex, OBJ_CLUSTER_REFUSED_HEADER,
 					sizeof(OBJ_CLUSTER_REFUSED_HEADER) - 1, refused,
@@ -96,6 +96,22 @@ static void refuse(struct core *c, struct http_exchange *ex, const char *text,
 	return;
 out:
 	http_respond_error(c, ex, 503, text);
+}
+
+int obj_cluster_may_answer(const struct core *c)
+{
+	const struct obj_cluster_table *t = c->obj->cluster;
+	return !t || (t->serving && c->now_ms < t->deadline_ms);
+}
+
+void obj_cluster_answer_late(struct core *c, struct http_exchange *ex)
+{
+	const struct obj_cluster_table *t = c->obj->cluster;
+	DURO_ASSERT(t);
+	c->obj->ctr.cluster_late++;
+	refuse(c, ex, "503 not serving objects: this box's etcd lease ran out before the answer "
+		   "could leave (the request ran here; whether its writes outlive this box's "
+		   "tenure of the slot is unknown)", t, DURO_SLOTS, 0, NULL);
 }
 
 /* The hop marker of a request another box forwarded: 1 and its slot and epoch, or 0. A

@@ -60,6 +60,19 @@ int obj_cluster_admit(struct core *c, struct http_exchange *ex, const struct dur
  * request: calls between objects and alarms. */
 int obj_cluster_owns(const struct core *c, const struct duro_id *id);
 
+/* 1 when an answer may leave this box now: a single box always may; in cluster mode only
+ * while it serves and within its lease. Checked when an answer leaves the output gate,
+ * not only when its event began (tests/model/README.md point 14): a box paused past its
+ * lease (SIGSTOP, a stall) runs what queued up when it wakes, and must neither answer
+ * reads from its old memory nor acknowledge writes for slots the others have taken. */
+int obj_cluster_may_answer(const struct core *c);
+
+/* Answers ex 503 instead of what it holds (for an answer obj_cluster_may_answer held
+ * back), counted: its writes, if any, were made durable here, but whether the slot's next
+ * owner has them is not known, so the client must treat the outcome as unknown. No
+ * Duro-Refused: a forwarding box passes it on and never sends the request again. */
+void obj_cluster_answer_late(struct core *c, struct http_exchange *ex);
+
 /* Set up per core (a table only in cluster mode: obj_config.cluster), and freed. */
 int obj_cluster_core_init(struct core *c);
 void obj_cluster_core_fini(struct core *c);

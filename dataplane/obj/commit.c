@@ -17,6 +17,7 @@
 #include "commit.h"
 #include "base_assert.h"
 #include "cluster_capture.h"
+#include "cluster_gate.h"
 #include "core.h"
 #include "http.h"
 #include "log.h"
@@ -174,7 +175,12 @@ void commit_gate_msg(struct core *c, struct core_msg *m, uint64_t seq)
 void commit_gate(struct core *c, struct http_exchange *ex, uint64_t seq)
 {
 	if (seq <= c->obj->commit->durable_seq) {
-		http_respond(c, ex);
+		/* The lease is checked as the answer leaves: its event may have begun (or its
+		 * continuation been due) before a pause that outlived the lease. */
+		if (obj_cluster_may_answer(c))
+			http_respond(c, ex);
+		else
+			obj_cluster_answer_late(c, ex);
 		return;
 	}
 	ex->msg.type = MSG_HTTP_RESPONSE;
@@ -230,11 +236,15 @@ static void release(struct core *c, struct commit_batch *cb, int err)
 	cb->notes_head = cb->notes_tail = NULL;
 	struct core_msg *m = cb->gated_head;
 	cb->gated_head = cb->gated_tail = NULL;
+	/* Cluster mode: durable here, but past the lease nothing may leave (point 14 of
+	 * tests/model/README.md): answers become 503s of unknown outcome, messages to
+	 * sockets are dropped. Calls and notes hear nothing new: they stay on this box. */
+	int late = err == 0 && !obj_cluster_may_answer(c);
 	while (m) {
 		struct core_msg *next = m->next;
 		if (m->type == MSG_WS_BATCH) {
 			/* Messages that followed writes now lost are not sent. */
-			if (err == 0)
+			if (err == 0 && !late)
 				ws_batch_send(c, (struct ws_batch *)m);
 			else
 				ws_batch_drop(c, (struct ws_batch *)m);
@@ -242,7 +252,9 @@ static void release(struct core *c, struct commit_batch *cb, int err)
 			cc->ev->release_msg(c, m, err);
 		} else {
 			struct http_exchange *ex = (struct http_exchange *)m;
-			if (err == 0)
+			if (err == 0 && late)
+				obj_cluster_answer_late(c, ex);
+			else if (err == 0)
 				http_respond(c, ex);
 			else if (err == -ENOSPC)
 				http_respond_error(c, ex, 507, "storage full: the write was not saved");

@@ -169,6 +169,9 @@ struct obj_counters {
 	/* Cluster mode (cluster_gate.c): refused while fenced or joining, refused as not the
 	 * slot's owner. */
 	uint64_t cluster_fenced, cluster_not_owner;
+	/* Answers that reached the output gate after this box's lease ran out (a pause, a
+	 * slow disk): sent as 503 instead, their outcome unknown (cluster_gate.h). */
+	uint64_t cluster_late;
 	/* Requests forwarded to the owner box (cluster_forward.c), attempts made again after a
 	 * refusal or a failed connection, and those answered 502/503/504 by this box. */
 	uint64_t cluster_fwd, cluster_fwd_retries, cluster_fwd_failed;

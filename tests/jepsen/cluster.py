@@ -1,8 +1,8 @@
 """The processes of the fault harness: three etcd members and three durods on loopback, and
 the nftables table that cuts them apart.
 
-Addresses: box i listens on 127.0.0.(11+i), etcd member i on 127.0.0.(21+i). Every box runs
-as its own uid (BOX_UID + i) so that nftables can tell its packets apart (`meta skuid`):
+Addresses: box i listens on 127.0.0.(11+i), etcd member i on 127.0.0.(21+i) (ports are
+free ones). Every box runs as its own uid (BOX_UID + i) so that nftables can tell its packets apart (`meta skuid`):
 on loopback an outgoing connection's source address is 127.0.0.1 whatever the box, but the
 socket's owner is the process that made it. A rule "uid of box A, to address B: drop" cuts
 A's connections to B (A's requests to B's listener, A's answers never go to B's address),
@@ -22,7 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 DUROD = os.environ.get("DUROD", os.path.join(ROOT, "build", "control", "durod"))
 DUROCTL = os.path.join(os.path.dirname(DUROD), "duroctl")
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
-BOX_UID = 47000
+# Box uids: a range per harness process, so that two runs at once never cut each other.
+BOX_UID = 47000 + 4 * (os.getpid() % 4096)
 TTL_MS = 2000  # etcd's minimum lease TTL: the shortest fence
 CLUSTER = "jepsen"
 

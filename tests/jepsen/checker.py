@@ -56,17 +56,17 @@ class _World:
         self.heal_time = None  # liveness is a figure here, not a check
 
 
-def expand(ops, canon):
-    """The ops of one object with every result a list: a result kept as an int n (by the
-    harness, to save memory) is canon[:n]."""
-    return [dict(op, result=canon[:op["result"]]) if isinstance(op["result"], int) else op
-            for op in ops]
+def expand(ops, branches):
+    """The ops of one object with every result a list: a result kept as (b, n) by the
+    harness, to save memory, is branches[b][:n]."""
+    return [dict(op, result=branches[op["result"][0]][:op["result"][1]])
+            if isinstance(op["result"], tuple) else op for op in ops]
 
 
 def check_history(history, canon=None):
     """The model's list-append checks over a real history, one object at a time (the
-    model's checker stops after 50 violations of a run). canon: object -> the list that
-    int results are prefixes of. Returns [(kind, text)]."""
+    model's checker stops after 50 violations of a run). canon: object -> the branches
+    that (branch, length) results are prefixes of. Returns [(kind, text)]."""
     by = {}
     for op in history:
         by.setdefault(op["obj"], []).append(op)

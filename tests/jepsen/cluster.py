@@ -276,6 +276,16 @@ class Firewall:
                  "daddr", addrs, "drop")
         self.rules.append((uid, tuple(daddrs)))
 
+    def sweep_stale(self):
+        """Deletes the tables of harness processes that are gone (killed before their own
+        cleanup ran): a stale table would go on cutting boxes of a later run."""
+        r = self.nft("list", "tables", check=False)
+        for line in r.stdout.decode().splitlines():
+            name = line.split()[-1] if line.startswith("table inet durojepsen") else ""
+            pid = name[len("durojepsen"):]
+            if pid.isdigit() and not os.path.exists("/proc/" + pid):
+                self.nft("delete", "table", "inet", name, check=False)
+
     def heal(self):
         if self.on:
             self.nft("delete", "table", "inet", self.table, check=False)

@@ -55,11 +55,13 @@ class Run:
         self.keys = []             # per key slot: the object (int) it appends to now
         self.appends = {}          # object -> appends invoked
         self.names = {}            # object -> name
-        self.canon = {}            # object -> the longest list answered whose prefixes all agreed
+        self.canon = {}            # object -> its branches: lists every answer is a prefix of
         self.next_obj = 0
         self.faults = []           # (kind, start_ms, end_ms, detail)
         self.notes = []
         self.heal_ms = []
+        # every loop of the run ends by this time, whatever happens
+        self.deadline = time.monotonic() + 120 + args.cycles * 90 + args.tail
 
     def now(self):
         return (mono_us() - self.t0_us) / 1000
@@ -125,7 +127,7 @@ class Run:
         rng = random.Random(self.a.seed * 1000 + n)
         conns = {}
         seq = 0
-        while not self.stop.is_set():
+        while not self.stop.is_set() and time.monotonic() < self.deadline:
             append = rng.random() < 0.7
             o = self.pick(rng, append)
             b = self.boxes[rng.randrange(len(self.boxes))]
@@ -184,17 +186,22 @@ class Run:
         return rec
 
     def compact(self, o, result):
-        """A list that agrees with the object's canonical one is kept as its length (a long
-        run answers hundreds of thousands of lists of hundreds of tokens); one that does
-        not is kept whole. checker.expand makes them lists again."""
+        """An answered list is kept as (branch, length): a prefix of one of the object's
+        branches, which grow as longer answers agree with them (a long run answers hundreds
+        of thousands of lists of hundreds of tokens). An answer that agrees with no branch
+        (the object lost data, or went back) starts a branch of its own: a correct run has
+        one branch per object. checker.expand makes them lists again."""
         with self.hlock:
-            canon = self.canon.setdefault(o, [])
-            m = min(len(result), len(canon))
-            if result[:m] != canon[:m]:
-                return result
-            if len(result) > len(canon):
-                canon.extend(result[len(canon):])
-            return len(result)
+            branches = self.canon.setdefault(o, [])
+            for b in range(len(branches) - 1, -1, -1):
+                canon = branches[b]
+                m = min(len(result), len(canon))
+                if result[:m] == canon[:m]:
+                    if len(result) > len(canon):
+                        canon.extend(result[len(canon):])
+                    return (b, len(result))
+            branches.append(list(result))
+            return (len(branches) - 1, len(result))
 
     def start_clients(self):
         self.stop.clear()
@@ -294,6 +301,8 @@ class Run:
 
     def nemesis(self):
         for cycle in range(self.a.cycles):
+            if time.monotonic() > self.deadline:
+                raise RuntimeError("the run passed its time bound after %d cycles" % cycle)
             time.sleep(self.rng.uniform(0.5, 1.5))  # load before the fault
             kind = self.rng.choice(self.a.faults)
             start = self.now()
@@ -425,6 +434,8 @@ def run(argv, out=sys.stdout):
             print("jepsen: not root or no nft: without %s" % ",".join(dropped), file=out)
     r = Run(a)
     violations = []
+    if Firewall.available():
+        r.fw.sweep_stale()
 
     def on_signal(sig, frame):
         raise KeyboardInterrupt

@@ -145,5 +145,22 @@ def check_activations(intervals, names=None):
     return out
 
 
+def subject(text):
+    """The object a violation's text names ("object 12" or "object <name>"), or ''."""
+    m = re.search(r"object (\S+?)[:, ]", text)
+    return m.group(1) if m else ""
+
+
+def suspects(text, faults):
+    """The faults (kind, start, end, what) overlapping the span of the times a violation's
+    text names (ms: "[invoke, complete]", "read at T", "at T")."""
+    ts = [float(x) for x in re.findall(r"\[(-?\d+\.\d+), ", text)]
+    ts += [float(x) for x in re.findall(r"(?:read )?at (-?\d+\.\d+)", text)]
+    if not ts:
+        return []
+    lo, hi = min(ts), max(ts)
+    return [f for f in faults if f[1] <= hi and f[2] >= lo]
+
+
 def check(history, intervals, names=None, canon=None):
     return check_history(history, canon) + check_activations(intervals, names)

@@ -383,15 +383,27 @@ def summarize(run, violations, out):
         p("note: %s" % n)
     p("violations: %d%s" % (len(violations), (" (%s)" % ", ".join(
         "%s %d" % kv for kv in sorted(by_kind.items()))) if violations else ""))
+    # Evidence: per kind, the first violation of each object (up to 10 objects), with the
+    # faults that overlap the times it names (from the operation it lists back to the
+    # answer it compares with): where to look in the logs.
+    blamed = {}
     for k in sorted(by_kind):
-        p("== %s: %s" % (k, checker.KINDS.get(k, k)))
-        for kk, text in [v for v in violations if v[0] == k][:10]:
-            p("  " + text)
-    # the fault that was going on (or last ended) before each of the first violations' times
-    if violations and run.faults:
-        p("faults in order:")
-        for kind, s, e, what in run.faults:
-            p("  [%8.0f, %8.0f] ms  %s" % (s, e, what))
+        firsts = {}
+        for kk, text in violations:
+            if kk == k:
+                firsts.setdefault(checker.subject(text), text)
+        p("== %s: %s; %d objects" % (k, checker.KINDS.get(k, k), len(firsts)))
+        for subj, text in list(firsts.items()):
+            sus = checker.suspects(text, run.faults)
+            for kind in {f[0] for f in sus}:
+                blamed.setdefault(kind, set()).add((k, subj))
+            if len(firsts) <= 10 or list(firsts).index(subj) < 10:
+                p("  " + text)
+                for f in sus[-3:]:
+                    p("      during or after: [%.0f, %.0f] ms %s" % (f[1], f[2], f[3]))
+    if blamed:
+        p("objects with a violation, by the kind of fault before it: %s" % ", ".join(
+            "%s %d" % (kind, len(v)) for kind, v in sorted(blamed.items())))
 
 
 def parse_args(argv):

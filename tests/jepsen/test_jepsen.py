@@ -154,3 +154,14 @@ def test_lists_kept_as_lengths_expand_to_what_was_answered():
     ops = [op("c0", "read", 0, None, i, i + 0.5, "ok", k) for i, k in enumerate(kept)]
     assert [o["result"] for o in checker.expand(ops, r.canon[0])] == answers
     assert "diverged" in kinds(checker.check_history(ops, r.canon))
+
+
+def test_a_violation_names_its_object_and_the_faults_around_it():
+    h = [op("c0", "append", 7, "a", 100, 101, "ok", ["a"]),
+         op("c0", "append", 7, "b", 900, 901, "ok", ["b"])]
+    v = checker.check_history(h)
+    lost = [t for k, t in v if k == "lost-ack"][0]
+    assert checker.subject(lost) == "7"
+    faults = [("kill", 200, 300, "SIGKILL b1"), ("pause", 950, 990, "later"),
+              ("one_way", 0, 50, "before")]
+    assert [f[0] for f in checker.suspects(lost, faults)] == ["kill"]

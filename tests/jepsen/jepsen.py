@@ -402,7 +402,7 @@ def summarize(run, violations, out):
         for subj, text in list(firsts.items()):
             sus = checker.suspects(text, run.faults)
             for kind in {f[0] for f in sus}:
-                blamed.setdefault(kind, set()).add((k, subj))
+                blamed.setdefault(kind, set()).add(subj)
             if len(firsts) <= 10 or list(firsts).index(subj) < 10:
                 p("  " + text)
                 for f in sus[-3:]:

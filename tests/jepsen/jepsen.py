@@ -425,7 +425,7 @@ def parse_args(argv):
     ap.add_argument("--objects", type=int, default=24, help="objects appended to at once")
     ap.add_argument("--think", type=float, default=0.003, help="seconds between a client's ops")
     ap.add_argument("--tail", type=float, default=3.0, help="seconds of load after the last heal")
-    ap.add_argument("--keep", help="copy logs, history and activations here")
+    ap.add_argument("--keep", help="copy logs, history, activations and every violation here")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
     if a.faults == "all":
@@ -475,6 +475,9 @@ def run(argv, out=sys.stdout):
             with open(os.path.join(a.keep, "history.json"), "w") as f:
                 json.dump({"history": r.history, "canon": r.canon, "names": r.names,
                            "faults": r.faults, "activations": acts}, f)
+            with open(os.path.join(a.keep, "violations.txt"), "w") as f:
+                for k, text in violations:  # every one, where the summary shows the first
+                    f.write("%s: %s\n" % (k, text))
         return (1 if violations else 0), r, violations
     except RuntimeError as e:
         print("jepsen: harness failure: %s" % e, file=out)

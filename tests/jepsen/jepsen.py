@@ -401,14 +401,15 @@ def summarize(run, violations, out):
         p("== %s: %s; %d objects" % (k, checker.KINDS.get(k, k), len(firsts)))
         for subj, text in list(firsts.items()):
             sus = checker.suspects(text, run.faults)
-            for kind in {f[0] for f in sus}:
-                blamed.setdefault(kind, set()).add(subj)
+            if k != "diverged":  # its span runs from the object's first answer: too wide
+                for kind in {f[0] for f in sus}:
+                    blamed.setdefault(kind, set()).add(subj)
             if len(firsts) <= 10 or list(firsts).index(subj) < 10:
                 p("  " + text)
                 for f in sus[-3:]:
                     p("      during or after: [%.0f, %.0f] ms %s" % (f[1], f[2], f[3]))
     if blamed:
-        p("objects with a violation, by the kind of fault before it: %s" % ", ".join(
+        p("objects with a violation, by the kinds of fault that overlap its first one: %s" % ", ".join(
             "%s %d" % (kind, len(v)) for kind, v in sorted(blamed.items())))
 
 
@@ -426,6 +427,8 @@ def parse_args(argv):
     ap.add_argument("--think", type=float, default=0.003, help="seconds between a client's ops")
     ap.add_argument("--tail", type=float, default=3.0, help="seconds of load after the last heal")
     ap.add_argument("--keep", help="copy logs, history, activations and every violation here")
+    ap.add_argument("--recheck", metavar="DIR",
+                    help="no cluster: check the history.json a run kept in DIR again")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
     if a.faults == "all":
@@ -442,9 +445,30 @@ def parse_args(argv):
     return a
 
 
-def run(argv, out=sys.stdout):
+def recheck(a, out):
+    """The checks and summary again over a kept run (checker changes, other evidence)."""
+    with open(os.path.join(a.recheck, "history.json")) as f:
+        kept = json.load(f)
+    r = argparse.Namespace(a=a, names=kept["names"], heal_ms=[], notes=[],
+                           nact=len(kept["activations"]),
+                           faults=[tuple(f) for f in kept["faults"]])
+    a.faults = sorted({f[0] for f in r.faults})
+    a.seed = kept.get("seed", a.seed)
+    r.history = [dict(op, result=tuple(op["result"]))
+                 if op["result"] and isinstance(op["result"][0], int) else op
+                 for op in kept["history"]]
+    canon = {int(o): b for o, b in kept["canon"].items()}
+    v = checker.check(r.history, kept["activations"], None, canon)
+    summarize(r, v, out)
+    return (1 if v else 0), r, v
+
+
+def run(argv, out=None):
     """Runs the harness; returns (exit status, Run, violations)."""
+    out = out or sys.stdout  # at call time: pytest's capture replaces it
     a = parse_args(argv)
+    if a.recheck:
+        return recheck(a, out)
     if not Firewall.available():
         dropped = [f for f in a.faults if f in NFT_FAULTS]
         a.faults = [f for f in a.faults if f not in NFT_FAULTS] or ["pause_short"]
@@ -473,7 +497,7 @@ def run(argv, out=sys.stdout):
         if a.keep:
             os.makedirs(a.keep, exist_ok=True)
             with open(os.path.join(a.keep, "history.json"), "w") as f:
-                json.dump({"history": r.history, "canon": r.canon, "names": r.names,
+                json.dump({"seed": a.seed, "history": r.history, "canon": r.canon, "names": r.names,
                            "faults": r.faults, "activations": acts}, f)
             with open(os.path.join(a.keep, "violations.txt"), "w") as f:
                 for k, text in violations:  # every one, where the summary shows the first

@@ -167,3 +167,17 @@ def test_a_violation_names_its_object_and_the_faults_around_it():
     faults = [("kill", 200, 300, "SIGKILL b1"), ("pause", 950, 990, "later"),
               ("one_way", 0, 50, "before")]
     assert [f[0] for f in checker.suspects(lost, faults)] == ["kill"]
+
+
+def test_a_kept_run_is_checked_again_the_same(tmp_path, capsys):
+    """--recheck DIR: the checks over the history.json that --keep wrote, no cluster."""
+    import json
+    h = [op("c0", "append", 0, "a", 0, 1, "ok", (0, 1)),
+         op("c0", "append", 0, "b", 2, 3, "ok", (1, 1))]  # the new owner started empty
+    with open(tmp_path / "history.json", "w") as f:
+        json.dump({"seed": 4, "history": h, "canon": {0: [["a"], ["b"]]}, "names": {0: "s4-o0"},
+                   "faults": [["kill", 1.5, 1.8, "SIGKILL b0"]], "activations": []}, f)
+    rc, run, v = jepsen.run(["--recheck", str(tmp_path)])
+    text = capsys.readouterr().out
+    assert rc == 1 and "lost-ack" in kinds(v) and "seed 4" in text, text
+    assert "kill 1" in text  # the object's loss overlaps the kill

@@ -147,7 +147,7 @@ class Box:
     The log also gets the harness's own lines (its starts and kills), so that activation
     traces can be cut into process lifetimes."""
 
-    def __init__(self, root, i, etcd_urls, replicas=None):
+    def __init__(self, root, i, etcd_urls, extra=None):
         self.i = i
         self.name = "b%d" % i
         self.ip = "127.0.0.%d" % (11 + i)
@@ -157,8 +157,7 @@ class Box:
         os.makedirs(self.dir)
         cluster = {"name": CLUSTER, "etcd": etcd_urls, "box": self.name, "lease_ttl_ms": TTL_MS,
                    "etcd_timeout_ms": 500, "rebalance_interval_ms": 300, "settle_ms": 2000}
-        if replicas is not None:
-            cluster["replicas"] = replicas
+        cluster.update(extra or {})  # replication's keys, when the durod has them
         self.cfg = {"listeners": ["%s:%d" % (self.ip, self.port)], "data_dir": self.dir,
                     "cores": 1, "cluster": cluster}
         self.cfg_path = os.path.join(root, self.name + ".json")

@@ -72,12 +72,16 @@ class Run:
         for i in range(self.etcd.n):
             self.etcd.start(i)
         wait(self.etcd.healthy, 30, "etcd to elect a leader")
-        replicas = self.a.replicas
-        if replicas is not None and not durod_supports("replicas", replicas):
-            self.notes.append("this durod has no cluster.replicas (no replication yet): "
-                              "--replicas %d not passed" % replicas)
-            replicas = None
-        self.boxes = [Box(self.root, i, self.etcd.urls, replicas) for i in range(3)]
+        extra = {}
+        for key, value in (("replicas", self.a.replicas),
+                           ("allow_fewer_copies", True if self.a.allow_fewer_copies else None)):
+            if value is None:
+                continue
+            if durod_supports(key, value):
+                extra[key] = value
+            else:
+                self.notes.append("this durod has no cluster.%s (no replication yet): not passed" % key)
+        self.boxes = [Box(self.root, i, self.etcd.urls, extra) for i in range(3)]
         for b in self.boxes:  # together: all three are members before the first round
             b.start()
         for b in self.boxes:
@@ -419,6 +423,9 @@ def parse_args(argv):
     ap.add_argument("--cycles", type=int, default=10)
     ap.add_argument("--replicas", type=int, default=None,
                     help="cluster.replicas for every box, when this durod knows the key")
+    ap.add_argument("--allow-fewer-copies", action="store_true",
+                    help="cluster.allow_fewer_copies true, when this durod knows the key "
+                         "(with 3 boxes and K = 2 a dead box leaves fewer than K+1 live)")
     ap.add_argument("--faults", default="all",
                     help="comma-separated from %s, or 'all', or 'part1' (%s)" % (
                         ",".join(ALL_FAULTS), ",".join(PART1_FAULTS)))

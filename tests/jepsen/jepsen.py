@@ -18,6 +18,7 @@ import os
 import random
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -510,7 +511,8 @@ def run(argv, out=None):
                 for k, text in violations:  # every one, where the summary shows the first
                     f.write("%s: %s\n" % (k, text))
         return (1 if violations else 0), r, violations
-    except RuntimeError as e:
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        # status 2, never 1: a harness that failed found no violation
         print("jepsen: harness failure: %s" % e, file=out)
         return 2, r, violations
     finally:

@@ -29,6 +29,7 @@ static const struct builtin {
 	{ "SQLCOUNTER", "SqlCounter", "/sqlcounter/", "builtin-v3" },
 	{ "SQL", "Sql", "/sql/", "builtin-v3" },
 	{ "FEED", "Feed", "/feed/", "builtin-v4" },
+	{ "APPEND", "AppendList", "/append/", "builtin-v5" },
 };
 #define NBUILTINS (sizeof(builtins) / sizeof(builtins[0]))
 
@@ -567,7 +568,7 @@ static void migrations_defaults(struct duro_config *cfg)
 const struct config_custom config_migrations = {
 	.parse = migrations_parse, .to_json = migrations_json, .defaults = migrations_defaults,
 	.text_is_json = 1, .type = "array of {tag, new_classes, renamed_classes, ...}",
-	.def = "builtin-v1 (Counter ... Lock), builtin-v2 (ChatRoom), builtin-v3 (SqlCounter, Sql), builtin-v4 (Feed)",
+	.def = "builtin-v1 (Counter ... Lock), builtin-v2 (ChatRoom), builtin-v3 (SqlCounter, Sql), builtin-v4 (Feed), builtin-v5 (AppendList)",
 };
 
 /* Added to the listeners' own certificates (the set is shared; duplicates are one). */

@@ -4,7 +4,9 @@
 #include "cluster_forward.h"
 #include "cluster_wsrelay.h"
 #include "base_assert.h"
+#include "clock.h"
 #include "core.h"
+#include "log.h"
 #include "http.h"
 #include "object-t.h"
 #include "runtime.h"
@@ -26,6 +28,8 @@ int obj_cluster_core_init(struct core *c)
 		return -ENOMEM;
 	memset(t->owner, OBJ_CLUSTER_NO_OWNER, sizeof(t->owner));
 	snprintf(t->why, sizeof(t->why), "this box has not joined its cluster yet");
+	const char *trace = getenv("DURO_TRACE_ACTIVATIONS");
+	t->trace = trace && atoi(trace) > 0;
 	c->obj->cluster = t;
 	return 0;
 }
@@ -42,7 +46,9 @@ void obj_cluster_install(struct core *c, const struct obj_cluster_table *t, int 
 	if (!mine)
 		return;
 	if (!lease_only) {
+		uint8_t trace = mine->trace;
 		memcpy(mine, t, sizeof(*mine));
+		mine->trace = trace;
 		obj_cluster_wsr_table(c); /* relayed sockets of lost slots or gone edges */
 		obj_cluster_fwd_table(c); /* passed-through streams whose slot moved */
 		return;
@@ -60,6 +66,21 @@ int obj_cluster_owns(const struct core *c, const struct duro_id *id)
 		return 1;
 	unsigned slot = slotmap_slot(id->bytes);
 	return t->serving && c->now_ms < t->deadline_ms && (t->owned[slot / 64] >> (slot % 64) & 1);
+}
+
+void obj_cluster_trace(const struct core *c, const struct duro_id *id, const char *what)
+{
+	const struct obj_cluster_table *t = c->obj->cluster;
+	if (!t || !t->trace)
+		return;
+	unsigned slot = slotmap_slot(id->bytes);
+	char hex[2 * sizeof(id->bytes) + 1];
+	for (size_t i = 0; i < sizeof(id->bytes); i++)
+		snprintf(hex + 2 * i, 3, "%02x", id->bytes[i]);
+	const char *box = t->owner[slot] == OBJ_CLUSTER_NO_OWNER ? "-" : t->boxes[t->owner[slot]].name;
+	log_info("cluster trace: %s id %s slot %u epoch %lld owner %s incarnation %lld core %u "
+		 "mono_us %llu", what, hex, slot, (long long)t->epoch[slot], box,
+		 (long long)t->incarnation, c->index, (unsigned long long)(clock_now_ns() / 1000));
 }
 
 /* refused: the Duro-Refused value a forwarding box reads as "not run, ask again", or

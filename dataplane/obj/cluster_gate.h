@@ -37,6 +37,7 @@ struct obj_cluster_table {
 	int64_t epoch[DURO_SLOTS];       /* the slot key's mod_revision, 0 when unassigned */
 	unsigned nboxes;
 	struct obj_cluster_box boxes[OBJ_CLUSTER_MAX_BOXES];
+	uint8_t trace; /* DURO_TRACE_ACTIVATIONS: this core logs activations (kept by install) */
 };
 
 /* On core c (a mailbox command): installs t (copied). lease_only: only serving,
@@ -72,6 +73,13 @@ int obj_cluster_may_answer(const struct core *c);
  * owner has them is not known, so the client must treat the outcome as unknown. No
  * Duro-Refused: a forwarding box passes it on and never sends the request again. */
 void obj_cluster_answer_late(struct core *c, struct http_exchange *ex);
+
+/* With the test knob DURO_TRACE_ACTIVATIONS=1 in cluster mode: one log line per object
+ * loaded into memory or unloaded (what: "activate" or "unload"), naming the box, its
+ * incarnation, the slot's epoch in this core's table and CLOCK_MONOTONIC in microseconds,
+ * which every process on the machine shares. The fault harness (tests/jepsen) checks with
+ * them that one object is never active on two boxes at once under the same epoch. */
+void obj_cluster_trace(const struct core *c, const struct duro_id *id, const char *what);
 
 /* Set up per core (a table only in cluster mode: obj_config.cluster), and freed. */
 int obj_cluster_core_init(struct core *c);

@@ -4,6 +4,7 @@
 #include "object.h"
 #include "base_assert.h"
 #include "call.h"
+#include "cluster_gate.h"
 #include "core.h"
 #include "http.h"
 #include "kv.h"
@@ -112,6 +113,7 @@ void object_insert(struct core *c, struct object *obj)
 	list_add_tail(&oc->lru, &obj->lru);
 	oc->ctr.activations++;
 	oc->ctr.active = oc->count;
+	obj_cluster_trace(c, &obj->id, "activate");
 	obj_version_count(c, obj->ver, 1);
 }
 
@@ -178,6 +180,7 @@ void object_unload(struct core *c, struct object *obj)
 	sql_free(c, obj); /* closes its connection */
 	kv_free_all(c, obj);
 	obj_ws_detach(c, obj);
+	obj_cluster_trace(c, &obj->id, "unload");
 	table_remove(oc, obj);
 	list_del(&obj->lru);
 	oc->ctr.evictions++;

@@ -191,13 +191,15 @@ ASAN_FILL_FREED = {"ASAN_OPTIONS": "max_free_fill_size=4194304:free_fill_byte=90
 BUILTIN_BINDINGS = [("COUNTER", "Counter"), ("ECHO", "Echo"), ("KV", "KV"),
                     ("LIMITER", "RateLimiter"), ("MEMCOUNTER", "MemCounter"),
                     ("TICKER", "Ticker"), ("LOCK", "Lock"), ("ROOM", "ChatRoom"),
-                    ("SQLCOUNTER", "SqlCounter"), ("SQL", "Sql"), ("FEED", "Feed")]
+                    ("SQLCOUNTER", "SqlCounter"), ("SQL", "Sql"), ("FEED", "Feed"),
+                    ("APPEND", "AppendList")]
 BUILTIN_MIGRATIONS = [
     {"tag": "builtin-v1", "new_classes": ["Counter", "Echo", "KV", "RateLimiter", "MemCounter",
                                           "Ticker", "Lock"]},
     {"tag": "builtin-v2", "new_classes": ["ChatRoom"]},
     {"tag": "builtin-v3", "new_classes": ["SqlCounter", "Sql"]},
     {"tag": "builtin-v4", "new_classes": ["Feed"]},
+    {"tag": "builtin-v5", "new_classes": ["AppendList"]},
 ]
 # Test classes (tests/classes): each is the built-in class it names plus test hooks.
 TEST_CLASSES = {"KV": "TestKV", "Echo": "TestEcho", "Ticker": "TestTicker",

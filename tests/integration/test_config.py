@@ -263,9 +263,10 @@ def test_listing_migrations_needs_the_builtin_tags_restated(tmp_path):
                         "127.0.0.1:%d" % conftest.free_port(), "--cores", "1"],
                        capture_output=True, text=True, timeout=20)
     assert r.returncode == 2
-    assert 'this data_dir applied "builtin-v1", "builtin-v2", "builtin-v3", "builtin-v4": list them first, in that order' in r.stderr
+    assert 'this data_dir applied "builtin-v1", "builtin-v2", "builtin-v3", "builtin-v4", "builtin-v5": list them first, in that order' in r.stderr
     builtin = json.loads(print_config())["migrations"]
-    assert [m["tag"] for m in builtin] == ["builtin-v1", "builtin-v2", "builtin-v3", "builtin-v4"]
+    assert [m["tag"] for m in builtin] == ["builtin-v1", "builtin-v2", "builtin-v3", "builtin-v4",
+                                                  "builtin-v5"]
     d = conftest.start_on(tmp_path, "b", data, config={"durable_objects": bindings, "migrations": builtin + [drop]})
     assert requests.post(d.url + "/counter/kept").text == "2"
     assert requests.get(d.url + "/ticker/x").status_code == 404

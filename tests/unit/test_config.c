@@ -180,10 +180,10 @@ static void test_defaults_round_trip(void)
 {
 	config_defaults(&cfg);
 	round_trip(&cfg, "defaults");
-	/* the built-ins: a binding and a name route each, and four migration tags */
-	CHECK_EQ(cfg.obj.nbindings, 11);
-	CHECK_EQ(cfg.obj.nroutes, 12);
-	CHECK_EQ(cfg.obj.nmigrations, 4);
+	/* the built-ins: a binding and a name route each, and five migration tags */
+	CHECK_EQ(cfg.obj.nbindings, 12);
+	CHECK_EQ(cfg.obj.nroutes, 13);
+	CHECK_EQ(cfg.obj.nmigrations, 5);
 	CHECK(!strcmp(cfg.obj.routes[7].prefix, "/room/") && cfg.obj.routes[7].binding == 7);
 	CHECK(!strcmp(cfg.obj.migrations[1].tag, "builtin-v2"));
 	CHECK(!strcmp(cfg.obj.migrations[1].new_classes[0], "ChatRoom"));
@@ -191,6 +191,8 @@ static void test_defaults_round_trip(void)
 	CHECK(!strcmp(cfg.obj.migrations[2].new_classes[0], "SqlCounter"));
 	CHECK(!strcmp(cfg.obj.migrations[3].tag, "builtin-v4"));
 	CHECK(!strcmp(cfg.obj.migrations[3].new_classes[0], "Feed"));
+	CHECK(!strcmp(cfg.obj.migrations[4].tag, "builtin-v5"));
+	CHECK(!strcmp(cfg.obj.migrations[4].new_classes[0], "AppendList"));
 	CHECK_EQ(cfg.net.nlisten, 1);
 	CHECK(!strcmp(cfg.net.listen[0].text, "127.0.0.1:8787"));
 	CHECK(!strcmp(cfg.obj.store.dir, "./duro-data"));

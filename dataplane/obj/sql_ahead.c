@@ -114,8 +114,10 @@ static void *opener_main(void *arg)
 		atomic_store_explicit(&a->tail, t + 1, memory_order_release);
 		job_run(j);
 		atomic_store_explicit(&j->done, 1, memory_order_release);
-		/* A full post ring drains within a turn of the core. */
-		while (core_post_wake(a->g, a->core, &j->msg, &a->ring) < 0)
+		/* A full post ring drains within a turn of the core (unless it is stopping: the
+		 * job, claimed by then, is freed with the opener). */
+		while (core_post_wake(a->g, a->core, &j->msg, &a->ring) < 0 &&
+		       !atomic_load_explicit(&a->stop, memory_order_acquire))
 			usleep(100);
 	}
 }
@@ -177,8 +179,10 @@ void sql_ahead_init(struct core *c)
 	core_set_msg_handler(c, MSG_SQL_OPENED, on_opened);
 }
 
-/* The opener thread, at the first job: not pinned to the core's CPU (it inherits the
- * core's pinning otherwise), so the kernel may run it beside the core. */
+/* The opener thread, at the first job: on any CPU but the core's own (it would inherit
+ * the core's pinning, and the kernel puts a thread the core wakes beside it: then the
+ * core would wait for the opens it meant to hand off), or anywhere when the core's CPUs
+ * are all there is. */
 static struct sql_ahead *opener_start(struct core *c)
 {
 	struct sql_ahead *a = calloc(1, sizeof(*a));
@@ -197,12 +201,17 @@ static struct sql_ahead *opener_start(struct core *c)
 	}
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
-	cpu_set_t all;
+	cpu_set_t all, own, other;
 	CPU_ZERO(&all);
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	for (long i = 0; i < ncpu && i < CPU_SETSIZE; i++)
 		CPU_SET((int)i, &all);
-	pthread_attr_setaffinity_np(&attr, sizeof(all), &all);
+	CPU_ZERO(&own);
+	if (pthread_getaffinity_np(pthread_self(), sizeof(own), &own) != 0)
+		CPU_ZERO(&own);
+	CPU_XOR(&other, &all, &own);
+	CPU_AND(&other, &other, &all);
+	pthread_attr_setaffinity_np(&attr, sizeof(all), CPU_COUNT(&other) ? &other : &all);
 	int r = pthread_create(&a->thread, &attr, opener_main, a);
 	pthread_attr_destroy(&attr);
 	if (r != 0) {

@@ -16,8 +16,8 @@ Scenarios, each repeated --runs times, interleaved so drift hits every scenario 
                     (an upsert with RETURNING in the object's SQLite database)
   sql-names-1c      SqlCounter over 10,000 names (10,000 databases)
   *-names-warm-1c   the same after 40,000 unmeasured requests (the objects exist)
-  sql-names-inline-1c, sql-names-warm-inline-1c   the same with sql.open_ahead false
-                    (connections opened on the core, not on its opener thread)
+  sql-names-ahead-1c, sql-names-warm-ahead-1c   the same with sql.open_ahead true
+                    (connections opened on the core's opener thread, not on the core)
   durable-nopitr-1c, sql-nopitr-1c   durable-1c and sql-1c with storage.pitr_retention 0
                     (no history records: what point-in-time recovery costs)
 durod runs with idle_spin_us 0 so that its CPU time (from /proc) is work, not polling.
@@ -201,11 +201,11 @@ def main():
                                                        warm=40000, **kw),
         "sql-names-warm-1c": lambda **kw: run_durod(1, 10000, a.seconds, a.conns, prefix="/sqlcounter/",
                                                    warm=40000, **kw),
-        "sql-names-inline-1c": lambda **kw: run_durod(1, 10000, a.seconds, a.conns, prefix="/sqlcounter/",
-                                                     extra={"sql": {"open_ahead": False}}, **kw),
-        "sql-names-warm-inline-1c": lambda **kw: run_durod(1, 10000, a.seconds, a.conns,
-                                                          prefix="/sqlcounter/", warm=40000,
-                                                          extra={"sql": {"open_ahead": False}}, **kw),
+        "sql-names-ahead-1c": lambda **kw: run_durod(1, 10000, a.seconds, a.conns, prefix="/sqlcounter/",
+                                                    extra={"sql": {"open_ahead": True}}, **kw),
+        "sql-names-warm-ahead-1c": lambda **kw: run_durod(1, 10000, a.seconds, a.conns,
+                                                         prefix="/sqlcounter/", warm=40000,
+                                                         extra={"sql": {"open_ahead": True}}, **kw),
         "durable-nopitr-1c": lambda **kw: run_durod(1, 0, a.seconds, a.conns, prefix="/counter/",
                                                    extra={"storage": {"pitr_retention": 0}}, **kw),
         "sql-nopitr-1c": lambda **kw: run_durod(1, 0, a.seconds, a.conns, prefix="/sqlcounter/",
@@ -247,8 +247,8 @@ def main():
              ("durable-buffered-1c", "hot-1c"), ("durable-1c", "durable-buffered-1c"),
              ("sql-1c", "durable-1c"), ("sql-1c", "redis-always"), ("sql-names-1c", "durable-names-1c"),
              ("sql-names-warm-1c", "durable-names-warm-1c"),
-             ("sql-names-inline-1c", "durable-names-1c"), ("sql-names-warm-inline-1c", "durable-names-warm-1c"),
-             ("sql-names-1c", "sql-names-inline-1c"), ("sql-names-warm-1c", "sql-names-warm-inline-1c"),
+             ("sql-names-ahead-1c", "durable-names-1c"), ("sql-names-warm-ahead-1c", "durable-names-warm-1c"),
+             ("sql-names-ahead-1c", "sql-names-1c"), ("sql-names-warm-ahead-1c", "sql-names-warm-1c"),
              ("durable-1c", "durable-nopitr-1c"), ("sql-1c", "sql-nopitr-1c")]
     for x, y in pairs:
         ratio(x, y)

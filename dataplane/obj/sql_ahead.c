@@ -13,7 +13,11 @@
  * struct obj_sql; the core touches neither: any other event of the object first waits for
  * the job (sql_ahead_claim), which is rare (an alarm or a socket message in the ~100 µs of
  * an open). Only databases with no pages held in memory are opened ahead, so the opener's
- * reads go to RocksDB alone, never to the core's page map. */
+ * reads go to RocksDB alone, never to the core's page map.
+ *
+ * Off unless sql.open_ahead: on a box with no CPU to spare beside its cores the hand-off
+ * costs more than it saves (the core then sleeps and is woken for each open, and frees
+ * memory from the opener's malloc arena; bench/README.md has the figures). */
 #include "sql.h"
 #include "sql_int.h"
 #include "base_assert.h"

@@ -17,6 +17,7 @@ struct duro_sql_cursor;
 struct http_exchange;
 struct sql_ahead;
 struct sql_ahead_job;
+struct core;
 
 #define SQL_TXN_SEQ UINT64_MAX /* a page written by the event still running */
 #define SQL_STMT_CACHE 16      /* prepared single statements kept per connection */
@@ -131,6 +132,7 @@ struct sql_core {
 	struct sql_ahead *ahead; /* the opener thread, once started (NULL: none yet, or off) */
 	struct sql_ns *ns;       /* by namespace index */
 	unsigned nns;
+	void (*run_parked)(struct core *c, struct object *obj); /* event_run_parked */
 	const char *auth_reason; /* why the authorizer refused the statement being prepared */
 	char auth_arg[64];
 	char err[SQL_ERR_MAX];   /* the last failed call's message (duro_sql_error) */

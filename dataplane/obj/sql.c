@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -97,7 +98,6 @@ int sql_core_init(struct core *c)
 	sql_vfs_set_temp_limit((size_t)c->obj->rt->cfg->sql.max_event_write_bytes);
 	list_init(&c->obj->sql->lru);
 	list_init(&c->obj->sql->conns);
-	sql_ahead_init(c);
 	return 0;
 }
 
@@ -106,8 +106,11 @@ void sql_core_fini(struct core *c)
 	struct sql_core *sc = c->obj ? c->obj->sql : NULL;
 	if (!sc)
 		return;
-	sql_ahead_fini(c);
 	sql_pages_pool_free(sc);
+	for (unsigned i = 0; i < sc->nns; i++)
+		for (unsigned k = 0; k < sc->ns[i].n; k++)
+			free(sc->ns[i].text[k]);
+	free(sc->ns);
 	if (sc->opens)
 		log_info("core %u: sql: %llu connections opened (%llu ahead, %llu here with the opener's queue full), %llu closed for memory, %llu page caches given back, %llu statement caches dropped, %llu statements, %llu interrupted",
 			 c->index, (unsigned long long)sc->opens, (unsigned long long)sc->opens_ahead,
@@ -478,10 +481,100 @@ int sql_conn_setup(struct obj_sql *sq, struct sqlite3 **out, char *err, size_t e
 	return SQLITE_OK;
 }
 
+/* ---- what the opener thread needs of the core (sql_ahead.c) ---- */
+
+struct sql_ns *sql_ns_of(struct sql_core *sc, unsigned ns, int make)
+{
+	if (ns < sc->nns)
+		return &sc->ns[ns];
+	if (!make)
+		return NULL;
+	struct sql_ns *n = realloc(sc->ns, (ns + 1) * sizeof(*n));
+	if (!n)
+		return NULL;
+	memset(n + sc->nns, 0, (ns + 1 - sc->nns) * sizeof(*n));
+	sc->ns = n;
+	sc->nns = ns + 1;
+	return &n[ns];
+}
+
+/* Objects of obj's namespace use SQL: their connections may be opened ahead. */
+static void learn_ns(struct object *obj)
+{
+	struct sql_ns *n = sql_ns_of(SC(obj), obj->ns->index, 1);
+	if (n)
+		n->uses = 1;
+}
+
+/* A statement sq's connection kept (or a schema statement it ran): one of the first few
+ * of its namespace, prepared ahead with each of the namespace's connections. */
+static void learn_stmt(struct obj_sql *sq, const char *text, size_t len)
+{
+	struct sql_ns *n = sql_ns_of(SC(sq->obj), sq->obj->ns->index, 1);
+	if (!n || n->n >= SQL_AHEAD_STMTS || len > UINT32_MAX)
+		return;
+	for (unsigned i = 0; i < n->n; i++)
+		if (n->len[i] == len && !memcmp(n->text[i], text, len))
+			return;
+	char *t = malloc(len ? len : 1);
+	if (!t)
+		return;
+	memcpy(t, text, len);
+	n->text[n->n] = t;
+	n->len[n->n] = (uint32_t)len;
+	n->n++;
+}
+
+static void sql_cache_adopt(struct obj_sql *sq, struct sqlite3_stmt *st, const char *text, size_t len);
+static void sql_conn_attach(struct obj_sql *sq, struct sqlite3 *db);
+
+void sql_ahead_attach(struct sql_ahead_job *j)
+{
+	struct obj_sql *sq = j->sq;
+	j->sq = NULL;
+	sq->ahead_job = NULL;
+	sq->ahead = 0;
+	if (!j->db)
+		return;
+	sql_conn_attach(sq, j->db);
+	SC(sq->obj)->opens_ahead++;
+	for (unsigned i = 0; i < j->n; i++)
+		if (j->st[i])
+			sql_cache_adopt(sq, j->st[i], j->text[i], j->len[i]);
+	j->db = NULL;
+}
+
+/* Waits for sq's connection being opened ahead, if any, and makes it sq's: every use of
+ * sq's SQLite side on the core comes after this. Rare: another event of an object whose
+ * requests wait for their connection. */
+static void claim(struct obj_sql *sq)
+{
+	struct sql_ahead_job *j = sq->ahead_job;
+	if (!j)
+		return;
+	while (!atomic_load_explicit(&j->done, memory_order_acquire))
+		sched_yield();
+	sql_ahead_attach(j);
+}
+
+struct http_exchange *sql_ahead_take_parked(struct object *obj)
+{
+	struct obj_sql *sq = obj->sql;
+	if (!sq || !sq->parked)
+		return NULL;
+	struct http_exchange *ex = sq->parked;
+	sq->parked = sq->parked_tail = NULL;
+	for (struct core_msg *m = (struct core_msg *)ex; m; m = m->next) {
+		DURO_ASSERT(obj->ndeferred > 0);
+		obj->ndeferred--;
+	}
+	return ex;
+}
+
 /* The connection db (set up by sql_conn_setup, here or on the opener thread) becomes sq's:
  * counted against the core's budget, measured again at its first event's end, when its
  * statements are prepared. */
-void sql_conn_attach(struct obj_sql *sq, struct sqlite3 *db)
+static void sql_conn_attach(struct obj_sql *sq, struct sqlite3 *db)
 {
 	struct sql_core *sc = SC(sq->obj);
 	sq->db = db;
@@ -490,7 +583,7 @@ void sql_conn_attach(struct obj_sql *sq, struct sqlite3 *db)
 	sc->opens++;
 	measure(sq, 1);
 	sq->events_since_measure = SQL_MEASURE_EVERY - 1;
-	sql_ahead_learn_ns(sq->obj); /* objects of this namespace use SQL: open theirs ahead */
+	learn_ns(sq->obj); /* objects of this namespace use SQL: open theirs ahead */
 }
 
 static int open_db(struct obj_sql *sq)
@@ -594,7 +687,7 @@ static int get_sql(struct object *obj, int open, struct obj_sql **out)
 	int r = sql_state(obj, &sq);
 	if (r < 0)
 		return r;
-	sql_ahead_claim(sq);
+	claim(sq);
 	*out = sq;
 	SC(obj)->err[0] = 0;
 	if (sq->doomed) {
@@ -664,7 +757,7 @@ void sql_event_begin(struct core *c, struct object *obj)
 	struct obj_sql *sq = obj->sql;
 	if (!sq)
 		return;
-	sql_ahead_claim(sq); /* an event of an object whose requests wait for its connection */
+	claim(sq); /* an event of an object whose requests wait for its connection */
 	sq->event_start_ms = clock_now_ms();
 	sql_vfs_temp_full = 0;
 	sq->readonly = 0;
@@ -778,7 +871,7 @@ void sql_free(struct core *c, struct object *obj)
 	if (!sq)
 		return;
 	DURO_ASSERT(!sq->parked); /* answered first (object.c) */
-	sql_ahead_claim(sq);
+	claim(sq);
 	close_cursors(sq);
 	close_db(sq);
 	sql_pages_free(c, sq);
@@ -1045,7 +1138,7 @@ static int cache_put(struct obj_sql *sq, struct sqlite3_stmt *st, const char *p,
 	return victim;
 }
 
-void sql_cache_adopt(struct obj_sql *sq, struct sqlite3_stmt *st, const char *text, size_t len)
+static void sql_cache_adopt(struct obj_sql *sq, struct sqlite3_stmt *st, const char *text, size_t len)
 {
 	if (cache_put(sq, st, text, len, text_hash(text, len)) < 0)
 		sqlite3_finalize(st);
@@ -1271,7 +1364,7 @@ static int cursor_start(struct obj_sql *sq, struct duro_sql_cursor *cur, const c
 			if (!ddl)
 				slot = cache_put(sq, st, p, (size_t)(end - p), h);
 			if (slot >= 0 || ddl)
-				sql_ahead_learn_stmt(sq, p, (size_t)(end - p));
+				learn_stmt(sq, p, (size_t)(end - p));
 		}
 		if (slot >= 0)
 			sq->cache[slot].busy = 1;

@@ -63,6 +63,11 @@ void sql_free(struct core *c, struct object *obj);
  * linked through msg.next (off its ndeferred); NULL when none. */
 int sql_ahead_park(struct core *c, struct object *obj, struct http_exchange *ex);
 struct http_exchange *sql_ahead_take_parked(struct object *obj);
+/* The opener's per-core set-up, after sql_core_init: run_parked runs an object's parked
+ * requests once its connection is open (event_run_parked). fini: stops the opener thread,
+ * after the objects are unloaded and before sql_core_fini. */
+void sql_ahead_init(struct core *c, void (*run_parked)(struct core *c, struct object *obj));
+void sql_ahead_fini(struct core *c);
 
 /* The core's connections, for stats. */
 const struct sql_core *sql_core_stats(struct core *c);

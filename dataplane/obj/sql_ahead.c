@@ -23,7 +23,6 @@
 #include "base_assert.h"
 #include "commit.h"
 #include "core.h"
-#include "event.h"
 #include "http.h"
 #include "kv.h"
 #include "log.h"
@@ -43,21 +42,6 @@
 
 #define SQL_AHEAD_DEPTH 256 /* jobs queued to one opener; beyond it the core opens itself */
 
-struct sql_ahead_job {
-	struct core_msg msg; /* first */
-	struct sql_ahead_job *next, **pprev; /* the core's jobs not yet heard back */
-	struct obj_sql *sq;  /* NULL once claimed by the core */
-	struct duro_id id;
-	unsigned ns;
-	struct sqlite3 *db;  /* the opener's result, or NULL */
-	_Atomic int done;
-	int rc;
-	unsigned n;
-	const char *text[SQL_AHEAD_STMTS];
-	uint32_t len[SQL_AHEAD_STMTS];
-	struct sqlite3_stmt *st[SQL_AHEAD_STMTS];
-	char err[SQL_ERR_MAX];
-};
 
 /* A single-producer (the core), single-consumer (the opener) queue of jobs. */
 struct sql_ahead {
@@ -72,7 +56,6 @@ struct sql_ahead {
 	struct sql_ahead_job *jobs; /* the core's: sent, not heard back */
 };
 
-static struct sql_core *SC(const struct object *obj) { return obj->core->obj->sql; }
 
 /* ---- the opener thread ---- */
 
@@ -135,51 +118,23 @@ static void job_unlink(struct sql_ahead_job *j)
 		j->next->pprev = j->pprev;
 }
 
-/* Makes the finished job's connection sq's (or leaves sq closed when it failed: the next
- * statement opens it here and reports why). */
-static void job_attach(struct sql_ahead_job *j)
-{
-	struct obj_sql *sq = j->sq;
-	j->sq = NULL;
-	sq->ahead_job = NULL;
-	sq->ahead = 0;
-	if (!j->db)
-		return;
-	sql_conn_attach(sq, j->db);
-	SC(sq->obj)->opens_ahead++;
-	for (unsigned i = 0; i < j->n; i++)
-		if (j->st[i])
-			sql_cache_adopt(sq, j->st[i], j->text[i], j->len[i]);
-	j->db = NULL;
-}
-
-void sql_ahead_claim(struct obj_sql *sq)
-{
-	struct sql_ahead_job *j = sq->ahead_job;
-	if (!j)
-		return;
-	/* Rare: another event of an object whose connection is on its way. */
-	while (!atomic_load_explicit(&j->done, memory_order_acquire))
-		sched_yield();
-	job_attach(j);
-}
-
 static void on_opened(struct core *c, struct core_msg *m)
 {
 	struct sql_ahead_job *j = (struct sql_ahead_job *)m;
 	job_unlink(j);
 	if (j->sq)
-		job_attach(j);
+		sql_ahead_attach(j);
 	struct object *obj = object_find(c, &j->id);
 	free(j);
 	/* The object's waiting requests run now, unless it went meanwhile (they were
 	 * answered then) or waits for another open (that one's answer runs them). */
 	if (obj && obj->sql && obj->sql->parked && !obj->sql->ahead_job)
-		event_run_parked(c, obj);
+		c->obj->sql->run_parked(c, obj);
 }
 
-void sql_ahead_init(struct core *c)
+void sql_ahead_init(struct core *c, void (*run_parked)(struct core *c, struct object *obj))
 {
+	c->obj->sql->run_parked = run_parked;
 	core_set_msg_handler(c, MSG_SQL_OPENED, on_opened);
 }
 
@@ -231,8 +186,8 @@ static struct sql_ahead *opener_start(struct core *c)
 
 void sql_ahead_fini(struct core *c)
 {
-	struct sql_core *sc = c->obj->sql;
-	struct sql_ahead *a = sc->ahead;
+	struct sql_core *sc = c->obj ? c->obj->sql : NULL;
+	struct sql_ahead *a = sc ? sc->ahead : NULL;
 	if (a) {
 		atomic_store_explicit(&a->stop, 1, memory_order_release);
 		sem_post(&a->sem);
@@ -250,51 +205,6 @@ void sql_ahead_fini(struct core *c)
 		free(a);
 		sc->ahead = NULL;
 	}
-	for (unsigned i = 0; i < sc->nns; i++)
-		for (unsigned k = 0; k < sc->ns[i].n; k++)
-			free(sc->ns[i].text[k]);
-	free(sc->ns);
-	sc->ns = NULL;
-	sc->nns = 0;
-}
-
-static struct sql_ns *ns_of(struct sql_core *sc, unsigned ns, int make)
-{
-	if (ns < sc->nns)
-		return &sc->ns[ns];
-	if (!make)
-		return NULL;
-	struct sql_ns *n = realloc(sc->ns, (ns + 1) * sizeof(*n));
-	if (!n)
-		return NULL;
-	memset(n + sc->nns, 0, (ns + 1 - sc->nns) * sizeof(*n));
-	sc->ns = n;
-	sc->nns = ns + 1;
-	return &n[ns];
-}
-
-void sql_ahead_learn_ns(struct object *obj)
-{
-	struct sql_ns *n = ns_of(SC(obj), obj->ns->index, 1);
-	if (n)
-		n->uses = 1;
-}
-
-void sql_ahead_learn_stmt(struct obj_sql *sq, const char *text, size_t len)
-{
-	struct sql_ns *n = ns_of(SC(sq->obj), sq->obj->ns->index, 1);
-	if (!n || n->n >= SQL_AHEAD_STMTS || len > UINT32_MAX)
-		return;
-	for (unsigned i = 0; i < n->n; i++)
-		if (n->len[i] == len && !memcmp(n->text[i], text, len))
-			return;
-	char *t = malloc(len ? len : 1);
-	if (!t)
-		return;
-	memcpy(t, text, len);
-	n->text[n->n] = t;
-	n->len[n->n] = (uint32_t)len;
-	n->n++;
 }
 
 int sql_ahead_park(struct core *c, struct object *obj, struct http_exchange *ex)
@@ -307,7 +217,7 @@ int sql_ahead_park(struct core *c, struct object *obj, struct http_exchange *ex)
 		/* Nothing waits: open ahead only a closed connection of a namespace that uses SQL. */
 		if (sq && sq->db)
 			return 0;
-		struct sql_ns *n = ns_of(sc, obj->ns->index, 0);
+		struct sql_ns *n = sql_ns_of(sc, obj->ns->index, 0);
 		if (!n || !n->uses)
 			return 0;
 		if (!sq) {
@@ -339,7 +249,7 @@ int sql_ahead_park(struct core *c, struct object *obj, struct http_exchange *ex)
 		j->sq = sq;
 		j->id = obj->id;
 		j->ns = obj->ns->index;
-		if ((n = ns_of(sc, j->ns, 0))) {
+		if ((n = sql_ns_of(sc, j->ns, 0))) {
 			j->n = n->n;
 			for (unsigned i = 0; i < n->n; i++) {
 				j->text[i] = n->text[i];
@@ -366,18 +276,4 @@ int sql_ahead_park(struct core *c, struct object *obj, struct http_exchange *ex)
 	sq->parked_tail = ex;
 	obj->ndeferred++;
 	return 1;
-}
-
-struct http_exchange *sql_ahead_take_parked(struct object *obj)
-{
-	struct obj_sql *sq = obj->sql;
-	if (!sq || !sq->parked)
-		return NULL;
-	struct http_exchange *ex = sq->parked;
-	sq->parked = sq->parked_tail = NULL;
-	for (struct http_exchange *e = ex; e; e = (struct http_exchange *)e->msg.next) {
-		DURO_ASSERT(obj->ndeferred > 0);
-		obj->ndeferred--;
-	}
-	return ex;
 }

@@ -11,7 +11,7 @@
  *
  * While a job is out the opener owns the connection and the SQLite side of the object's
  * struct obj_sql; the core touches neither: any other event of the object first waits for
- * the job (sql_ahead_claim), which is rare (an alarm or a socket message in the ~100 µs of
+ * the job (claim() in sql.c), which is rare (an alarm or a socket message in the ~50 µs of
  * an open). Only databases with no pages held in memory are opened ahead, so the opener's
  * reads go to RocksDB alone, never to the core's page map.
  *
@@ -42,7 +42,6 @@
 
 #define SQL_AHEAD_DEPTH 256 /* jobs queued to one opener; beyond it the core opens itself */
 
-
 /* A single-producer (the core), single-consumer (the opener) queue of jobs. */
 struct sql_ahead {
 	struct core_group *g;
@@ -56,7 +55,6 @@ struct sql_ahead {
 	struct sql_ahead_job *jobs; /* the core's: sent, not heard back */
 };
 
-
 /* ---- the opener thread ---- */
 
 static void job_run(struct sql_ahead_job *j)
@@ -66,11 +64,11 @@ static void job_run(struct sql_ahead_job *j)
 	j->rc = sql_conn_setup(sq, &db, j->err, sizeof(j->err));
 	if (j->rc != SQLITE_OK)
 		return;
+	/* Every event that writes runs these two. One that fails here is prepared again at
+	 * its first use on the core, where a failure has its message. */
 	sq->internal = 1;
-	if (sql_prepare_internal(sq, db, SQL_BEGIN) != SQLITE_OK ||
-	    sql_prepare_internal(sq, db, SQL_COMMIT) != SQLITE_OK) {
-		/* Prepared again at first use, where a failure has its message. */
-	}
+	(void)sql_prepare_internal(sq, db, SQL_BEGIN);
+	(void)sql_prepare_internal(sq, db, SQL_COMMIT);
 	sq->internal = 0;
 	/* Under the authorizer: one the class's earlier connections passed may still be
 	 * refused here (then prepared, and refused with its message, on the core). */

@@ -40,7 +40,7 @@ int sql_prepare_internal(struct obj_sql *sq, struct sqlite3 *db, enum sql_intern
 
 /* One connection being opened ahead (sql_ahead.c). The opener thread owns it from its
  * queueing until `done`; then the core: sql_ahead_attach (sql.c) makes its connection sq's,
- * when the core's event of the object needs it first (sql_ahead_claim) or when its
+ * when the core's event of the object needs it first (claim() in sql.c) or when its
  * answer arrives. */
 struct sql_ahead_job {
 	struct core_msg msg; /* first */

@@ -16,6 +16,8 @@ Scenarios, each repeated --runs times, interleaved so drift hits every scenario 
                     (an upsert with RETURNING in the object's SQLite database)
   sql-names-1c      SqlCounter over 10,000 names (10,000 databases)
   *-names-warm-1c   the same after 40,000 unmeasured requests (the objects exist)
+  sql-names-ahead-1c, sql-names-warm-ahead-1c   the same with sql.open_ahead true
+                    (connections opened on the core's opener thread, not on the core)
   durable-nopitr-1c, sql-nopitr-1c   durable-1c and sql-1c with storage.pitr_retention 0
                     (no history records: what point-in-time recovery costs)
 durod runs with idle_spin_us 0 so that its CPU time (from /proc) is work, not polling.
@@ -66,6 +68,21 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_seconds(pid, prefix):
+    """utime + stime of pid's threads whose name starts with prefix, in seconds."""
+    total = 0
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                s = f.read()
+        except OSError:
+            continue
+        if s[s.index("(") + 1:s.rindex(")")].startswith(prefix):
+            fields = s.rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def commits_per_sync(log_text):
     """From durod's shutdown lines "core N: A commits in B syncs (C per sync)"."""
     import re
@@ -99,12 +116,16 @@ def run_durod(cores, names, seconds, conns, prefix="/memcounter/", extra=None, l
                            capture_output=True, text=True, timeout=seconds * 20 + 30, check=True)
         cmd += ["--warmup", "0"]
         cpu0 = cpu_seconds(proc.pid)
+        op0 = thread_cpu_seconds(proc.pid, "sql-open")
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
         cpu1 = cpu_seconds(proc.pid)
+        op1 = thread_cpu_seconds(proc.pid, "sql-open")
         if out.returncode:
             raise RuntimeError("durobench failed: " + out.stderr)
         res = json.loads(out.stdout)
         res["server_cpu_us_per_req"] = (cpu1 - cpu0) * 1e6 / max(res["requests"], 1)
+        # Of which SQL connections' opener threads (not pinned: they may run beside the load).
+        res["opener_cpu_us_per_req"] = (op1 - op0) * 1e6 / max(res["requests"], 1)
         with open("/proc/%d/status" % proc.pid) as f:
             res["rss_mib"] = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:")) / 1024
         proc.send_signal(signal.SIGTERM)
@@ -180,6 +201,11 @@ def main():
                                                        warm=40000, **kw),
         "sql-names-warm-1c": lambda **kw: run_durod(1, 10000, a.seconds, a.conns, prefix="/sqlcounter/",
                                                    warm=40000, **kw),
+        "sql-names-ahead-1c": lambda **kw: run_durod(1, 10000, a.seconds, a.conns, prefix="/sqlcounter/",
+                                                    extra={"sql": {"open_ahead": True}}, **kw),
+        "sql-names-warm-ahead-1c": lambda **kw: run_durod(1, 10000, a.seconds, a.conns,
+                                                         prefix="/sqlcounter/", warm=40000,
+                                                         extra={"sql": {"open_ahead": True}}, **kw),
         "durable-nopitr-1c": lambda **kw: run_durod(1, 0, a.seconds, a.conns, prefix="/counter/",
                                                    extra={"storage": {"pitr_retention": 0}}, **kw),
         "sql-nopitr-1c": lambda **kw: run_durod(1, 0, a.seconds, a.conns, prefix="/sqlcounter/",
@@ -221,6 +247,8 @@ def main():
              ("durable-buffered-1c", "hot-1c"), ("durable-1c", "durable-buffered-1c"),
              ("sql-1c", "durable-1c"), ("sql-1c", "redis-always"), ("sql-names-1c", "durable-names-1c"),
              ("sql-names-warm-1c", "durable-names-warm-1c"),
+             ("sql-names-ahead-1c", "durable-names-1c"), ("sql-names-warm-ahead-1c", "durable-names-warm-1c"),
+             ("sql-names-ahead-1c", "sql-names-1c"), ("sql-names-warm-ahead-1c", "sql-names-warm-1c"),
              ("durable-1c", "durable-nopitr-1c"), ("sql-1c", "sql-nopitr-1c")]
     for x, y in pairs:
         ratio(x, y)
@@ -240,6 +268,11 @@ def main():
         if sc in results:
             cpu = statistics.median(x["server_cpu_us_per_req"] for x in results[sc])
             print("%s: server CPU %.2f µs per request, i.e. %.0f req/s per fully used core" % (sc, cpu, 1e6 / cpu))
+    for k, v in results.items():
+        op = statistics.median(x.get("opener_cpu_us_per_req", 0) for x in v)
+        if op:
+            print("%s: of the server's CPU, %.2f µs per request on the SQL opener thread (not pinned)"
+                  % (k, op))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -1,7 +1,7 @@
 /* SqlCounter: the Counter protocol (POST increments and answers the new count, GET answers
  * it, as decimal text) with the count in a SQL table of the object's database: the
  * benchmarks' SQL-backed counter beside the key-value Counter. One upsert with RETURNING
- * per increment; the table is made by the first request of each activation. */
+ * per increment; the table is made when it is missing. */
 #include "duro.h"
 
 #include <errno.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 
 struct sqlcounter {
-	int ready; /* the table exists (made or checked in this activation) */
+	int ready; /* the table should exist (made, or the database was not empty) */
 };
 
 static const char create_sql[] =
@@ -39,8 +39,14 @@ static int sqlcounter_request(struct duro_object *obj, const struct duro_request
 		       duro_res_text(res, 405, "use GET or POST");
 	int64_t value = 0;
 	int r = -EINVAL;
-	/* Made once per activation; again if it went meanwhile (a delete of the object's
-	 * storage, or an event whose CREATE was refused). */
+	/* The table is made only when it is missing: at once for a database that does not
+	 * exist yet (no statement can find it), else when the count's statement fails (-EINVAL:
+	 * no such table; the object's storage was deleted, or an event's CREATE was refused).
+	 * An activation of an object whose table exists never runs the CREATE. */
+	if (!st->ready && duro_sql_database_size(obj) == 0)
+		r = -EINVAL;
+	else
+		st->ready = 1;
 	for (int tries = 0; tries < 2 && r == -EINVAL; tries++) {
 		if (!st->ready || tries) {
 			if ((r = duro_sql_exec(obj, create_sql, sizeof(create_sql) - 1, NULL, 0, NULL, NULL, NULL)) < 0)

@@ -158,6 +158,8 @@ const struct config_key config_keys[] = {
 	     "depth of an expression tree"),
 	UINT("sql.time_budget_ms", obj.sql.time_budget_ms, 1, 3600000, 30000,
 	     "a statement running this long after its event began is interrupted; the event fails"),
+	BOOL("sql.open_ahead", obj.sql.open_ahead, 0,
+	     "a request waits while a thread of its core opens its object's SQL connection"),
 
 	CUSTOM("migrations", config_migrations,
 	       "class tags applied once, in order; replaces the built-in tags"),

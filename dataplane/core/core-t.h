@@ -40,6 +40,7 @@ enum core_msg_type {
 	MSG_OBJ_CALL = 9,      /* an object's call: caller's core -> callee's core */
 	MSG_OBJ_CALL_DONE = 10, /* the call back (answered or refused): -> caller's core */
 	MSG_OBJ_RESTORE = 11,  /* a restore's state rebuilt: its thread -> the object's core */
+	MSG_SQL_OPENED = 12,   /* a connection opened ahead: its opener thread -> the object's core */
 	MSG_TYPES = 16,
 };
 typedef void core_msg_fn(struct core *c, struct core_msg *m);

@@ -176,6 +176,29 @@ int core_post(struct core_group *g, unsigned dst, struct core_msg *m)
 	return rte_ring_mp_enqueue(g->cores[dst]->posts, m) == 0 ? 0 : -ENOBUFS;
 }
 
+int core_post_wake(struct core_group *g, unsigned dst, struct core_msg *m, struct io_uring *own)
+{
+	int r = core_post(g, dst, m);
+	if (r < 0)
+		return r;
+	struct core *d = g->cores[dst];
+	/* As wake_core: the post is visible before `sleeping` is read. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!atomic_load_explicit(&d->sleeping, memory_order_relaxed) || !atomic_exchange(&d->sleeping, 0))
+		return 0;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(own);
+	if (!sqe)
+		return 0; /* the core still sees the post within its longest sleep */
+	io_uring_prep_msg_ring(sqe, d->ring.ring_fd, 0, core_tag(NULL, CQE_CORE), 0);
+	io_uring_sqe_set_data64(sqe, 0);
+	io_uring_submit(own);
+	/* The send's own completion: reaped so the small ring never fills. */
+	struct io_uring_cqe *cqe;
+	while (io_uring_peek_cqe(own, &cqe) == 0)
+		io_uring_cqe_seen(own, cqe);
+	return 0;
+}
+
 static void dispatch_msg(struct core *c, struct core_msg *m)
 {
 	core_msg_fn *fn = m->type < MSG_TYPES ? c->msg_handler[m->type] : NULL;

@@ -45,6 +45,11 @@ void core_send(struct core *c, unsigned dst, struct core_msg *m);
  * Returns 0, or -ENOBUFS when the core's post ring is full (the post is still the
  * caller's). */
 int core_post(struct core_group *g, unsigned dst, struct core_msg *m);
+/* core_post, then wakes core `dst` if it sleeps, through `own`: the posting thread's own
+ * io_uring (a message on the core's ring ends its wait, as between cores). For a thread
+ * whose answers the core waits for, where core_post's sleep of up to 5 ms would show.
+ * Returns 0 or -ENOBUFS, as core_post. */
+int core_post_wake(struct core_group *g, unsigned dst, struct core_msg *m, struct io_uring *own);
 
 /* Messages from core `from` waiting in this core's inbox (0 for itself): a snapshot, for
  * any thread. */

@@ -299,12 +299,13 @@ static void remember_name(struct object *obj, const char *seg, size_t len)
 	obj->name_len = (uint16_t)n;
 }
 
-void event_run_request(struct core *c, struct http_exchange *ex)
+/* Runs request ex on its object (activated again: a parked request's object may have
+ * switched versions meanwhile). parked: it waited for its connection (sql_ahead.c), so it
+ * does not wait again behind itself. */
+static void run_request(struct core *c, struct http_exchange *ex, int parked)
 {
 	struct obj_core *oc = c->obj;
 	struct route_result *rr = route_result_of(ex);
-	DURO_ASSERT(slotmap_owner(&oc->view.map, rr->id.bytes) == c->index);
-	oc->ctr.requests++;
 	int err = 0;
 	struct object *obj = event_activate(c, rr->ns, &rr->id, &err);
 	if (!obj) {
@@ -312,6 +313,10 @@ void event_run_request(struct core *c, struct http_exchange *ex)
 							      : "the object failed to load");
 		return;
 	}
+	/* Its SQL connection is being opened on the core's opener thread: the request waits
+	 * and the core runs other objects meanwhile. */
+	if (!parked && sql_ahead_park(c, obj, ex))
+		return;
 	http_resp_status(ex, 200);
 	rr->obj = obj;
 	if (rr->name_len && !obj->name)
@@ -352,6 +357,29 @@ void event_run_request(struct core *c, struct http_exchange *ex)
 	}
 	/* The output gate: nothing leaves before the object's writes so far are durable. */
 	commit_gate(c, ex, obj->kv.pending_seq);
+}
+
+void event_run_request(struct core *c, struct http_exchange *ex)
+{
+	struct obj_core *oc = c->obj;
+	DURO_ASSERT(slotmap_owner(&oc->view.map, route_result_of(ex)->id.bytes) == c->index);
+	oc->ctr.requests++;
+	run_request(c, ex, 0);
+}
+
+void event_run_parked(struct core *c, struct object *obj)
+{
+	/* Taken whole first: a request may unload the object, or close its connection again
+	 * (then the rest wait for the next open, in their order). */
+	struct http_exchange *ex = sql_ahead_take_parked(obj);
+	while (ex) {
+		struct http_exchange *next = (struct http_exchange *)ex->msg.next;
+		ex->msg.next = NULL;
+		struct object *o = object_find(c, &route_result_of(ex)->id);
+		int waits = o && o->sql && (o->sql->ahead_job || o->sql->parked);
+		run_request(c, ex, !waits);
+		ex = next;
+	}
 }
 
 struct duro_deferred *duro_res_defer(struct duro_response *res)

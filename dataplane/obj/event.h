@@ -31,6 +31,8 @@ int event_end(struct core *c, struct object *obj, int ok);
 /* A routed request on its object's core: the handler runs, the response goes out behind
  * the gate (or is deferred). */
 void event_run_request(struct core *c, struct http_exchange *ex);
+/* Runs the requests that waited for obj's SQL connection (sql_ahead.c), in their order. */
+void event_run_parked(struct core *c, struct object *obj);
 /* An alarm came due (alarm.h's alarm_run_fn). */
 int event_run_alarm(struct core *c, const struct duro_id *id, unsigned ns, const char *name,
 		    size_t namelen, int64_t time_ms, unsigned retries, int drop);

@@ -99,6 +99,8 @@ struct obj_config {
 		unsigned max_expr_depth;       /* 100 */
 		unsigned time_budget_ms;       /* a statement past this since its event began is
 						* interrupted and fails the event; 30,000 */
+		int open_ahead;                /* requests wait while the core's opener thread opens
+						* their object's connection (sql_ahead.c); off */
 	} sql;
 };
 

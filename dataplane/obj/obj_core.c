@@ -39,6 +39,8 @@ int obj_core_init(struct core *c)
 	pitr_core_init(c);
 	int r = sql_core_init(c);
 	if (r == 0)
+		sql_ahead_init(c, event_run_parked);
+	if (r == 0)
 		r = object_table_init(c);
 	if (r == 0)
 		r = commit_core_init(c, &commit_events);
@@ -81,6 +83,7 @@ void obj_core_fini(struct core *c)
 	pitr_core_fini(c);
 	alarm_core_fini(c);
 	commit_core_fini(c);
+	sql_ahead_fini(c); /* the objects are unloaded: no job is left unclaimed */
 	sql_core_fini(c);
 	free(oc);
 	c->obj = NULL;

@@ -149,6 +149,11 @@ void object_touch(struct core *c, struct object *obj)
 /* Answers every response the object still holds: it is going away. */
 static void fail_deferred(struct core *c, struct object *obj)
 {
+	/* Requests waiting for its SQL connection (sql_ahead.c) never ran: they hear the same. */
+	for (struct http_exchange *ex = sql_ahead_take_parked(obj), *next; ex; ex = next) {
+		next = (struct http_exchange *)ex->msg.next;
+		http_respond_error(c, ex, 503, "the object was reset before answering");
+	}
 	while (obj->deferred) {
 		struct http_exchange *ex = obj->deferred;
 		obj->deferred = (struct http_exchange *)ex->msg.next;

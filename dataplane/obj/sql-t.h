@@ -14,10 +14,16 @@ struct sqlite3;
 struct sqlite3_stmt;
 struct object;
 struct duro_sql_cursor;
+struct http_exchange;
+struct sql_ahead;
+struct sql_ahead_job;
+struct core;
 
 #define SQL_TXN_SEQ UINT64_MAX /* a page written by the event still running */
 #define SQL_STMT_CACHE 16      /* prepared single statements kept per connection */
 #define SQL_ERR_MAX 512
+#define SQL_PAGE_POOL 256      /* freed pages a core keeps for reuse (1 MiB) */
+#define SQL_AHEAD_STMTS 4      /* statements of a namespace prepared ahead with a connection */
 
 /* One page of the database file that RocksDB does not hold (yet): written by the running
  * event (seq SQL_TXN_SEQ), or committed in batch seq and not yet applied. */
@@ -36,6 +42,7 @@ struct sql_cached_stmt {
 	uint32_t len;
 	uint64_t hash, used;
 	uint8_t busy; /* a cursor has it */
+	uint8_t once; /* a schema statement: finalized once it ran (sql_stmt_is_ddl) */
 };
 
 /* duro's own statements, prepared once per connection. */
@@ -84,6 +91,25 @@ struct obj_sql {
 	unsigned events_since_measure;
 	uint8_t alter_seen; /* the authorizer saw ALTER TABLE: check the names it leaves */
 	uint8_t big_cache;  /* the connection's cache_size was raised to the core's budget */
+	/* Opening ahead (sql_ahead.c): while ahead_job is set the opener thread owns the
+	 * connection being made and this struct's SQLite side (internal_st, cache, page1, the
+	 * flags the callbacks read); the core waits for it before touching them. Requests that
+	 * came meanwhile wait in `parked` (linked through msg.next, oldest first), each
+	 * counted in the object's ndeferred, which keeps it in memory. */
+	uint8_t ahead;      /* set up on the opener thread: callbacks leave the core's state alone */
+	struct sql_ahead_job *ahead_job;
+	struct http_exchange *parked, *parked_tail;
+};
+
+/* What a core learned of a namespace's databases: its objects use SQL (so their
+ * connections are opened ahead), and the first statements their connections kept, which
+ * are prepared ahead with each connection. Texts never change once added (the opener
+ * thread reads them), freed with the core. */
+struct sql_ns {
+	uint8_t uses;
+	unsigned n;
+	char *text[SQL_AHEAD_STMTS];
+	uint32_t len[SQL_AHEAD_STMTS];
 };
 
 /* Each core's share: what its connections hold, in two budgets. Page caches and pages
@@ -100,6 +126,13 @@ struct sql_core {
 	unsigned open;
 	uint64_t opens, closes_for_memory, interrupts, statements, failures;
 	uint64_t caches_released, stmts_dropped; /* idle connections trimmed short of a close */
+	uint64_t opens_ahead, ahead_full; /* opened on the opener thread; opened here, its queue full */
+	struct sql_page *free_pages; /* freed pages kept for reuse (sql_vfs.c), at most SQL_PAGE_POOL */
+	unsigned nfree_pages;
+	struct sql_ahead *ahead; /* the opener thread, once started (NULL: none yet, or off) */
+	struct sql_ns *ns;       /* by namespace index */
+	unsigned nns;
+	void (*run_parked)(struct core *c, struct object *obj); /* event_run_parked */
 	const char *auth_reason; /* why the authorizer refused the statement being prepared */
 	char auth_arg[64];
 	char err[SQL_ERR_MAX];   /* the last failed call's message (duro_sql_error) */

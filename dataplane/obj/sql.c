@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -105,9 +106,15 @@ void sql_core_fini(struct core *c)
 	struct sql_core *sc = c->obj ? c->obj->sql : NULL;
 	if (!sc)
 		return;
+	sql_pages_pool_free(sc);
+	for (unsigned i = 0; i < sc->nns; i++)
+		for (unsigned k = 0; k < sc->ns[i].n; k++)
+			free(sc->ns[i].text[k]);
+	free(sc->ns);
 	if (sc->opens)
-		log_info("core %u: sql: %llu connections opened, %llu closed for memory, %llu page caches given back, %llu statement caches dropped, %llu statements, %llu interrupted",
-			 c->index, (unsigned long long)sc->opens, (unsigned long long)sc->closes_for_memory,
+		log_info("core %u: sql: %llu connections opened (%llu ahead, %llu here with the opener's queue full), %llu closed for memory, %llu page caches given back, %llu statement caches dropped, %llu statements, %llu interrupted",
+			 c->index, (unsigned long long)sc->opens, (unsigned long long)sc->opens_ahead,
+			 (unsigned long long)sc->ahead_full, (unsigned long long)sc->closes_for_memory,
 			 (unsigned long long)sc->caches_released, (unsigned long long)sc->stmts_dropped,
 			 (unsigned long long)sc->statements, (unsigned long long)sc->interrupts);
 	free(sc);
@@ -217,6 +224,8 @@ static int reserved_name(const char *name)
 
 static int deny(struct sql_core *sc, const char *reason, const char *arg)
 {
+	if (!sc)
+		return SQLITE_DENY; /* on the opener thread: the core prepares it again and says why */
 	sc->auth_reason = reason;
 	snprintf(sc->auth_arg, sizeof(sc->auth_arg), "%s", arg ? arg : "");
 	return SQLITE_DENY;
@@ -228,9 +237,10 @@ static int authorize(void *arg, int action, const char *a1, const char *a2, cons
 	(void)dbname;
 	(void)trigger;
 	struct obj_sql *sq = arg;
-	struct sql_core *sc = SC(sq->obj);
 	if (sq->internal)
 		return SQLITE_OK;
+	/* On the opener thread (sq->ahead) the core's state is not this thread's to touch. */
+	struct sql_core *sc = sq->ahead ? NULL : SC(sq->obj);
 	switch (action) {
 	case SQLITE_TRANSACTION:
 	case SQLITE_SAVEPOINT:
@@ -280,7 +290,7 @@ static int authorize(void *arg, int action, const char *a1, const char *a2, cons
 static int progress(void *arg)
 {
 	struct obj_sql *sq = arg;
-	if (sq->internal || clock_now_ms() - sq->event_start_ms <= cfg_of(sq)->time_budget_ms)
+	if (sq->internal || sq->ahead || clock_now_ms() - sq->event_start_ms <= cfg_of(sq)->time_budget_ms)
 		return 0;
 	if (!sq->doomed) {
 		sq->doomed = 1;
@@ -395,7 +405,11 @@ static void close_db(struct obj_sql *sq)
 	measure(sq, 0);
 }
 
-static int open_db(struct obj_sql *sq)
+/* Opens sq's connection and sets it up: duro's PRAGMAs (SQLite loads the schema for the
+ * first of them), limits, the authorizer and the time budget. Touches no state of the
+ * core (the opener thread runs it too, sql_ahead.c): on failure the message is in err.
+ * Returns SQLITE_OK with *out, or an SQLite result code. */
+int sql_conn_setup(struct obj_sql *sq, struct sqlite3 **out, char *err, size_t errlen)
 {
 	const struct obj_sql_config *cfg = cfg_of(sq);
 	const struct obj_config *ocfg = sq->obj->core->obj->rt->cfg;
@@ -405,17 +419,13 @@ static int open_db(struct obj_sql *sq)
 	int rc = sqlite3_open_v2(name, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 				 SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, sql_vfs_id);
 	if (rc != SQLITE_OK) {
-		set_err(sq, "opening the database: %s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		snprintf(err, errlen, "opening the database: %s", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 		sqlite3_close(db);
-		return rc == SQLITE_NOMEM ? -ENOMEM : -EIO;
+		return rc;
 	}
-	sq->db = db;
 	int fixed = 0, hi = 0; /* nothing cached yet: the pager's own block */
 	sqlite3_db_status(db, SQLITE_DBSTATUS_CACHE_USED, &fixed, &hi, 0);
 	sq->pager_fixed = (size_t)fixed;
-	list_add_tail(&SC(sq->obj)->conns, &sq->conns);
-	SC(sq->obj)->open++;
-	SC(sq->obj)->opens++;
 	sqlite3_extended_result_codes(db, 1);
 	sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 	sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
@@ -435,6 +445,7 @@ static int open_db(struct obj_sql *sq)
 			 "PRAGMA max_page_count=%llu;", (unsigned long long)(max_pages ? max_pages : 1));
 	/* A database smaller than SQLite's default cache (2,000 KiB in Debian's build) fits it
 	 * whole: its cache_size is raised only once it grows (sql_event_finish). */
+	sq->big_cache = 0;
 	if (sq->size > SQL_BIG_DB_BYTES) {
 		n += snprintf(setup + n, sizeof(setup) - (size_t)n, "PRAGMA cache_size=-%llu;",
 			      (unsigned long long)(cache_kib ? cache_kib : 1));
@@ -445,13 +456,15 @@ static int open_db(struct obj_sql *sq)
 	if (!default_secure_delete)
 		snprintf(setup + n, sizeof(setup) - (size_t)n, "PRAGMA secure_delete=ON;");
 	sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_FKEY, 1, NULL);
+	uint8_t was = sq->internal;
 	sq->internal = 1;
 	rc = sqlite3_exec(db, setup, NULL, NULL, NULL);
-	sq->internal = 0;
+	sq->internal = was;
 	if (rc != SQLITE_OK) {
-		int err = fail_rc(sq, rc);
-		close_db(sq);
-		return err;
+		snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+		sqlite3_close(db);
+		sq->big_cache = 0;
+		return rc;
 	}
 	/* The limits after duro's own set-up statements, which they need not fit. */
 	sqlite3_limit(db, SQLITE_LIMIT_LENGTH, (int)cfg->max_row_bytes);
@@ -461,11 +474,129 @@ static int open_db(struct obj_sql *sq)
 	sqlite3_limit(db, SQLITE_LIMIT_VARIABLE_NUMBER, (int)cfg->max_params);
 	sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 0);
 	sqlite3_limit(db, SQLITE_LIMIT_WORKER_THREADS, 0);
+	/* Set once: setting an authorizer expires every statement prepared before it. */
 	sqlite3_set_authorizer(db, authorize, sq);
 	sqlite3_progress_handler(db, SQL_PROGRESS_OPS, progress, sq);
+	*out = db;
+	return SQLITE_OK;
+}
+
+/* ---- what the opener thread needs of the core (sql_ahead.c) ---- */
+
+struct sql_ns *sql_ns_of(struct sql_core *sc, unsigned ns, int make)
+{
+	if (ns < sc->nns)
+		return &sc->ns[ns];
+	if (!make)
+		return NULL;
+	struct sql_ns *n = realloc(sc->ns, (ns + 1) * sizeof(*n));
+	if (!n)
+		return NULL;
+	memset(n + sc->nns, 0, (ns + 1 - sc->nns) * sizeof(*n));
+	sc->ns = n;
+	sc->nns = ns + 1;
+	return &n[ns];
+}
+
+/* Objects of obj's namespace use SQL: their connections may be opened ahead. */
+static void learn_ns(struct object *obj)
+{
+	struct sql_ns *n = sql_ns_of(SC(obj), obj->ns->index, 1);
+	if (n)
+		n->uses = 1;
+}
+
+/* A statement sq's connection kept (or a schema statement it ran): one of the first few
+ * of its namespace, prepared ahead with each of the namespace's connections. */
+static void learn_stmt(struct obj_sql *sq, const char *text, size_t len)
+{
+	struct sql_ns *n = sql_ns_of(SC(sq->obj), sq->obj->ns->index, 1);
+	if (!n || n->n >= SQL_AHEAD_STMTS || len > UINT32_MAX)
+		return;
+	for (unsigned i = 0; i < n->n; i++)
+		if (n->len[i] == len && !memcmp(n->text[i], text, len))
+			return;
+	char *t = malloc(len ? len : 1);
+	if (!t)
+		return;
+	memcpy(t, text, len);
+	n->text[n->n] = t;
+	n->len[n->n] = (uint32_t)len;
+	n->n++;
+}
+
+static void sql_cache_adopt(struct obj_sql *sq, struct sqlite3_stmt *st, const char *text, size_t len);
+static void sql_conn_attach(struct obj_sql *sq, struct sqlite3 *db);
+
+void sql_ahead_attach(struct sql_ahead_job *j)
+{
+	struct obj_sql *sq = j->sq;
+	j->sq = NULL;
+	sq->ahead_job = NULL;
+	sq->ahead = 0;
+	if (!j->db)
+		return;
+	sql_conn_attach(sq, j->db);
+	SC(sq->obj)->opens_ahead++;
+	for (unsigned i = 0; i < j->n; i++)
+		if (j->st[i])
+			sql_cache_adopt(sq, j->st[i], j->text[i], j->len[i]);
+	j->db = NULL;
+}
+
+/* Waits for sq's connection being opened ahead, if any, and makes it sq's: every use of
+ * sq's SQLite side on the core comes after this. Rare: another event of an object whose
+ * requests wait for their connection. */
+static void claim(struct obj_sql *sq)
+{
+	struct sql_ahead_job *j = sq->ahead_job;
+	if (!j)
+		return;
+	while (!atomic_load_explicit(&j->done, memory_order_acquire))
+		sched_yield();
+	sql_ahead_attach(j);
+}
+
+struct http_exchange *sql_ahead_take_parked(struct object *obj)
+{
+	struct obj_sql *sq = obj->sql;
+	if (!sq || !sq->parked)
+		return NULL;
+	struct http_exchange *ex = sq->parked;
+	sq->parked = sq->parked_tail = NULL;
+	for (struct core_msg *m = (struct core_msg *)ex; m; m = m->next) {
+		DURO_ASSERT(obj->ndeferred > 0);
+		obj->ndeferred--;
+	}
+	return ex;
+}
+
+/* The connection db (set up by sql_conn_setup, here or on the opener thread) becomes sq's:
+ * counted against the core's budget, measured again at its first event's end, when its
+ * statements are prepared. */
+static void sql_conn_attach(struct obj_sql *sq, struct sqlite3 *db)
+{
+	struct sql_core *sc = SC(sq->obj);
+	sq->db = db;
+	list_add_tail(&sc->conns, &sq->conns);
+	sc->open++;
+	sc->opens++;
 	measure(sq, 1);
-	/* Measured again at the first event's end: its statements are prepared by then. */
 	sq->events_since_measure = SQL_MEASURE_EVERY - 1;
+	learn_ns(sq->obj); /* objects of this namespace use SQL: open theirs ahead */
+}
+
+static int open_db(struct obj_sql *sq)
+{
+	struct sqlite3 *db = NULL;
+	char err[SQL_ERR_MAX];
+	int rc = sql_conn_setup(sq, &db, err, sizeof(err));
+	if (rc != SQLITE_OK) {
+		set_err(sq, "%s", err);
+		SC(sq->obj)->failures++;
+		return rc == SQLITE_NOMEM ? -ENOMEM : -EIO;
+	}
+	sql_conn_attach(sq, db);
 	return 0;
 }
 
@@ -489,7 +620,7 @@ static void trim(struct core *c)
 	for (struct list_node *n = sc->lru.next, *next; n != &sc->lru && sc->mem > cache_target; n = next) {
 		next = n->next;
 		struct obj_sql *sq = LIST_CONTAINER(n, struct obj_sql, lru);
-		if (sq->obj->running || sq->in_txn || sq->cursors)
+		if (sq->obj->running || sq->in_txn || sq->cursors || sq->ahead_job)
 			continue;
 		sql_pages_sweep(c, sq);
 		if (sq->db && sq->cache_mem) {
@@ -526,7 +657,7 @@ static void trim(struct core *c)
 
 /* The running event's state of obj's database (made on the first call). With `open`,
  * the connection is open and the event's transaction begun. Returns 0 or an error. */
-static int get_sql(struct object *obj, int open, struct obj_sql **out)
+int sql_state(struct object *obj, struct obj_sql **out)
 {
 	DURO_ASSERT(obj->running);
 	struct obj_sql *sq = obj->sql;
@@ -547,6 +678,17 @@ static int get_sql(struct object *obj, int open, struct obj_sql **out)
 		obj->sql = sq;
 	}
 	*out = sq;
+	return 0;
+}
+
+static int get_sql(struct object *obj, int open, struct obj_sql **out)
+{
+	struct obj_sql *sq;
+	int r = sql_state(obj, &sq);
+	if (r < 0)
+		return r;
+	claim(sq);
+	*out = sq;
 	SC(obj)->err[0] = 0;
 	if (sq->doomed) {
 		if (sq->doom_err == -ETIMEDOUT)
@@ -558,7 +700,6 @@ static int get_sql(struct object *obj, int open, struct obj_sql **out)
 	}
 	if (!open)
 		return 0;
-	int r;
 	if (!sq->db && (r = open_db(sq)) < 0)
 		return r;
 	/* The most recently used in both lists (unless it is already). */
@@ -616,6 +757,7 @@ void sql_event_begin(struct core *c, struct object *obj)
 	struct obj_sql *sq = obj->sql;
 	if (!sq)
 		return;
+	claim(sq); /* an event of an object whose requests wait for its connection */
 	sq->event_start_ms = clock_now_ms();
 	sql_vfs_temp_full = 0;
 	sq->readonly = 0;
@@ -728,6 +870,8 @@ void sql_free(struct core *c, struct object *obj)
 	struct obj_sql *sq = obj->sql;
 	if (!sq)
 		return;
+	DURO_ASSERT(!sq->parked); /* answered first (object.c) */
+	claim(sq);
 	close_cursors(sq);
 	close_db(sq);
 	sql_pages_free(c, sq);
@@ -945,6 +1089,14 @@ static const char *skip_blank(const char *p, const char *end)
 	return p;
 }
 
+int sql_stmt_is_ddl(const char *text, size_t len)
+{
+	const char *p = skip_blank(text, text + len);
+	size_t n = (size_t)(text + len - p);
+	return (n > 6 && !strncasecmp(p, "CREATE", 6)) || (n > 4 && !strncasecmp(p, "DROP", 4)) ||
+	       (n > 5 && !strncasecmp(p, "ALTER", 5));
+}
+
 static int cache_find(struct obj_sql *sq, const char *p, size_t n, uint64_t h)
 {
 	for (int i = 0; i < SQL_STMT_CACHE; i++) {
@@ -978,15 +1130,52 @@ static int cache_put(struct obj_sql *sq, struct sqlite3_stmt *st, const char *p,
 	sqlite3_finalize(cs->st);
 	free(cs->text);
 	memcpy(text, p, n);
-	*cs = (struct sql_cached_stmt){ .st = st, .text = text, .len = (uint32_t)n, .hash = h };
+	/* A schema statement runs once per database, or per activation: kept, it would hold
+	 * the connection's memory (its budget) for nothing. It is only cached to be found by
+	 * the run it was prepared for (ahead, sql_ahead.c). */
+	*cs = (struct sql_cached_stmt){ .st = st, .text = text, .len = (uint32_t)n, .hash = h,
+					 .once = (uint8_t)sql_stmt_is_ddl(p, n) };
 	return victim;
+}
+
+static void sql_cache_adopt(struct obj_sql *sq, struct sqlite3_stmt *st, const char *text, size_t len)
+{
+	if (cache_put(sq, st, text, len, text_hash(text, len)) < 0)
+		sqlite3_finalize(st);
+}
+
+struct sqlite3_stmt *sql_prepare_ahead(struct obj_sql *sq, struct sqlite3 *db, const char *text, size_t len)
+{
+	struct sqlite3_stmt *st = NULL;
+	const char *tail = text + len;
+	sq->alter_seen = 0;
+	int rc = sqlite3_prepare_v3(db, text, (int)len, 0, &st, &tail);
+	/* An ALTER TABLE's names are checked after it runs (statement_done): never ahead. */
+	if (rc != SQLITE_OK || !st || skip_blank(tail, text + len) != text + len || sq->alter_seen) {
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	return st;
+}
+
+int sql_prepare_internal(struct obj_sql *sq, struct sqlite3 *db, enum sql_internal which)
+{
+	if (sq->internal_st[which])
+		return SQLITE_OK;
+	return sqlite3_prepare_v3(db, internal_sql[which], -1, SQLITE_PREPARE_PERSISTENT,
+				  &sq->internal_st[which], NULL);
 }
 
 static void release_stmt(struct duro_sql_cursor *cur)
 {
 	if (!cur->st)
 		return;
-	if (cur->slot >= 0) {
+	if (cur->slot >= 0 && cur->sq->cache[cur->slot].once) {
+		struct sql_cached_stmt *cs = &cur->sq->cache[cur->slot];
+		sqlite3_finalize(cs->st);
+		free(cs->text);
+		memset(cs, 0, sizeof(*cs));
+	} else if (cur->slot >= 0) {
 		struct sql_cached_stmt *cs = &cur->sq->cache[cur->slot];
 		sqlite3_reset(cur->st);
 		sqlite3_clear_bindings(cur->st);
@@ -1170,8 +1359,13 @@ static int cursor_start(struct obj_sql *sq, struct duro_sql_cursor *cur, const c
 			continue;
 		}
 		/* The last statement: the cursor's. Kept for reuse when it is all of sql. */
-		if (slot < 0 && whole && !cur->guard)
-			slot = cache_put(sq, st, p, (size_t)(end - p), h);
+		if (slot < 0 && whole && !cur->guard) {
+			int ddl = sql_stmt_is_ddl(p, (size_t)(end - p));
+			if (!ddl)
+				slot = cache_put(sq, st, p, (size_t)(end - p), h);
+			if (slot >= 0 || ddl)
+				learn_stmt(sq, p, (size_t)(end - p));
+		}
 		if (slot >= 0)
 			sq->cache[slot].busy = 1;
 		cur->st = st;

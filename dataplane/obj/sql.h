@@ -9,6 +9,7 @@
 #include "object-t.h"
 
 struct store_batch;
+struct http_exchange;
 struct hist_rec;
 
 /* Per-core set-up (registers the VFS once per process) and tear-down. 0 or -ENOMEM. */
@@ -55,6 +56,18 @@ int sql_each_page(struct object *obj, int (*fn)(void *arg, uint32_t pgno, const 
 int sql_dirty(struct core *c, const struct object *obj);
 /* The object is going away: closes its connection and frees its pages. */
 void sql_free(struct core *c, struct object *obj);
+
+/* Connections opened ahead (sql_ahead.c). park: 1 when request ex waits for obj's
+ * connection, being opened on the core's opener thread (event_run_parked runs it once it
+ * is open), 0 to run it now. take_parked: the object's waiting requests, oldest first,
+ * linked through msg.next (off its ndeferred); NULL when none. */
+int sql_ahead_park(struct core *c, struct object *obj, struct http_exchange *ex);
+struct http_exchange *sql_ahead_take_parked(struct object *obj);
+/* The opener's per-core set-up, after sql_core_init: run_parked runs an object's parked
+ * requests once its connection is open (event_run_parked). fini: stops the opener thread,
+ * after the objects are unloaded and before sql_core_fini. */
+void sql_ahead_init(struct core *c, void (*run_parked)(struct core *c, struct object *obj));
+void sql_ahead_fini(struct core *c);
 
 /* The core's connections, for stats. */
 const struct sql_core *sql_core_stats(struct core *c);

@@ -185,6 +185,58 @@ def test_sql_pages_across_eviction(durod_factory):
                          "(SELECT group_concat(hex(substr(pad, 1, 8)), '') AS md5 FROM t)")["rows"] == want
 
 
+def pipelined_posts(d, path, n):
+    """n POSTs sent back to back on one connection; their answers' bodies, in order."""
+    import socket
+    host, port = d.url.split("//")[1].split(":")
+    s = socket.create_connection((host, int(port)), timeout=30)
+    s.sendall(("POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" % path).encode() * n)
+    f = s.makefile("rb")
+    bodies = []
+    for _ in range(n):
+        assert f.readline().startswith(b"HTTP/1.1 200"), bodies
+        length = 0
+        while True:
+            line = f.readline()
+            if line in (b"\r\n", b""):
+                break
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        bodies.append(f.read(length).decode())
+    s.close()
+    return bodies
+
+
+@pytest.mark.parametrize("ahead", ["true", "false"])
+def test_connections_opened_ahead(durod_factory, ahead):
+    """Requests whose object's connection is being opened on the core's opener thread wait
+    for it and then run in their order: pipelined on one connection to new databases, to
+    databases whose connection an eviction closed, and with a connection budget so small
+    that connections close between events."""
+    d = durod_factory(cores=1, extra_args=["--set", "sql.open_ahead=" + ahead])
+    assert requests.post(d.url + "/sqlcounter/first").text == "1"  # the namespace uses SQL
+    for name in ("p0", "p1", "p2"):
+        assert pipelined_posts(d, "/sqlcounter/" + name, 20) == [str(i) for i in range(1, 21)]
+    d.evict("SQLCOUNTER", "p1")
+    assert pipelined_posts(d, "/sqlcounter/p1", 10) == [str(i) for i in range(21, 31)]
+    assert requests.get(d.url + "/sqlcounter/p1").text == "30"
+    # Statements that change the schema run once and are not kept; the others are.
+    sql(d, "ddl", "CREATE TABLE t (v)")
+    for i in range(3):
+        sql(d, "ddl", "CREATE TABLE IF NOT EXISTS t (v)")
+        sql(d, "ddl", "INSERT INTO t VALUES (?)", [i])
+    assert sql(d, "ddl", "SELECT count(*) FROM t")["rows"] == [[3]]
+    assert d.stop() == 0
+    if ahead == "true":
+        assert " ahead, " in d.logtext() and " (0 ahead, " not in d.logtext()
+    tight = durod_factory(cores=1, extra_args=["--set", "sql.open_ahead=" + ahead,
+                                               "--set", "sql.connection_bytes_per_core=1048576"])
+    for round in range(1, 3):
+        for i in range(60):
+            assert requests.post(tight.url + "/sqlcounter/t%d" % i).text == str(round)
+    assert pipelined_posts(tight, "/sqlcounter/t0", 5) == ["3", "4", "5", "6", "7"]
+
+
 DUROCTL = os.path.join(os.path.dirname(conftest.DUROD), "duroctl")
 
 

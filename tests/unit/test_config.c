@@ -34,7 +34,7 @@ static const char every_key[] =
 	" \"sql\": {\"cache_bytes_per_core\": 1048576, \"connection_bytes_per_core\": 2097152,"
 	"   \"max_event_write_bytes\": 65536,"
 	"   \"max_statement_bytes\": 1000, \"max_params\": 1, \"max_row_bytes\": 1024,"
-	"   \"max_columns\": 1, \"max_expr_depth\": 10, \"time_budget_ms\": 1},"
+	"   \"max_columns\": 1, \"max_expr_depth\": 10, \"time_budget_ms\": 1, \"open_ahead\": true},"
 	" \"migrations\": [{\"tag\": \"v1\", \"new_classes\": [\"Counter\"], \"new_sqlite_classes\": [\"Echo\"]},"
 	"   {\"tag\": \"v2\", \"renamed_classes\": [{\"from\": \"Echo\", \"to\": \"ChatRoom\", \"from_script\": \"s\"}],"
 	"    \"deleted_classes\": [\"KV\"], \"transferred_classes\": [{\"from\": \"A\", \"to\": \"B\"}]}],"

@@ -4,9 +4,9 @@ loses acknowledged writes until replication (issue 19) lands, caught by the chec
 
 The suite's run uses only the faults part 1 must survive (cluster mode with one copy of
 each object): jepsen.PART1_FAULTS. When replication lands (cluster.replicas), switch the
-suite to the full set: SUITE_FAULTS = "all" and SUITE_REPLICAS = 2 below, and
-test_owner_kill_is_caught_losing_acknowledged_writes then expects no violation (it already
-does when the durod accepts cluster.replicas)."""
+suite to the full set: SUITE_FAULTS = "all" and SUITE_REPLICAS = 2 below, and set
+REPLICATION_SHIPS: test_owner_kill_is_caught_losing_acknowledged_writes then expects no
+violation."""
 import os
 import shutil
 import sys
@@ -24,6 +24,9 @@ SUITE_FAULTS = "part1"
 SUITE_REPLICAS = None
 SUITE_SEED = 19
 SUITE_CYCLES = 5
+# durod accepts cluster.replicas and assigns voters, but an owner does not yet send its
+# records to them: a failed-over slot starts empty. True once records are shipped.
+REPLICATION_SHIPS = False
 
 
 
@@ -130,9 +133,9 @@ def test_seeded_short_run_of_the_faults_part1_survives(capsys):
 def test_owner_kill_is_caught_losing_acknowledged_writes(capsys):
     """Part 1 keeps one copy per object: a SIGKILL held until the others take the dead
     box's slots loses what it had acknowledged, and the checker must say so. With
-    replication (a durod that accepts cluster.replicas) the same run must be clean."""
+    replication (REPLICATION_SHIPS) the same run must be clean."""
     needs_cluster()
-    replicated = cluster.durod_supports("replicas", 2)
+    replicated = REPLICATION_SHIPS
     argv = ["--seed", "5", "--cycles", "1", "--faults", "kill", "--tail", "2"]
     if replicated:
         argv += ["--replicas", "2"]

@@ -40,8 +40,10 @@ enum cluster_move_role { MOVE_NONE, MOVE_GIVE, MOVE_TAKE };
  * (FREEZING: its cores start no new event of it and drain) and ships it (READY). */
 /* The taker copies a snapshot and the live tail (PULLING), then asks for the rest
  * (CATCHING) until the owner has frozen the slot, and takes it over (IMPORTED). */
+/* KEPT: the giver's freeze outlived its bound (cluster_move.h); it serves the slot again
+ * until the rebalancer rolls the move back. */
 enum cluster_move_phase { MOVE_WAITING, MOVE_FREEZING, MOVE_READY, MOVE_PULLING, MOVE_CATCHING,
-			  MOVE_IMPORTED };
+			  MOVE_IMPORTED, MOVE_KEPT };
 struct cluster_move {
 	uint8_t role, phase;
 	int64_t epoch;          /* the "moving" epoch this is for */

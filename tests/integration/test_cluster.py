@@ -1578,3 +1578,113 @@ def test_single_box_is_unchanged(tmp_path):
     text = open(str(tmp_path / "log"), errors="replace").read()
     check_output(text)
     assert "etcd" not in text and "cluster" not in text
+
+
+def rendezvous_target():
+    """bench/cluster.py's target(boxes, slot): the box the rebalancer aims a slot at."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_cluster", os.path.join(ROOT, "bench", "cluster.py"))
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m.target
+
+
+def slot_of(boxes, binding, name):
+    """The slot of binding's object `name` (its ID's first 12 bits), from whichever box
+    holds it (it must have been used)."""
+    for b in boxes:
+        r = b.ctl("--json", "object", binding, name)
+        if r.returncode == 0:
+            return int(json.loads(r.stdout)["id"][:3], 16)
+    raise AssertionError("no box knows %s %s" % (binding, name))
+
+
+class JoinCluster:
+    """One etcd member, boxes a and b sharing the slots, and c that joins later: names
+    whose slots the rebalancer moves to c are found first (the lowest slots move first)."""
+
+    def __init__(self, extra=None):
+        self.etcd = EtcdCluster(1)
+        self.boxes = []
+        self.extra = extra or {}
+
+    def __enter__(self):
+        self.etcd.start_all()
+        self.a, self.b = (Box(n, self.etcd.urls, self.extra) for n in ("a", "b"))
+        self.boxes = [self.a, self.b]
+        for x in self.boxes:
+            x.start(wait=False)
+        for x in self.boxes:
+            wait_port(x.port, x.proc, timeout=30)
+        wait_until(lambda: settled(self.boxes, ["a", "b"]), timeout=40, interval=0.3,
+                   what="a and b to share the slots")
+        self.c = Box("c", self.etcd.urls, self.extra)
+        return self
+
+    def moving_to_c(self, binding, prefix, use, tries=60):
+        """The name (of prefix-i, each first used by use(name)) with the lowest slot among
+        those that move to c."""
+        target = rendezvous_target()
+        best = None
+        for i in range(tries):
+            name = "%s-%d" % (prefix, i)
+            use(name)
+            s = slot_of(self.boxes, binding, name)
+            if target(["a", "b", "c"], s) == "c" and (best is None or s < best[0]):
+                best = (s, name)
+        assert best, "none of %d names moves to c" % tries
+        return best
+
+    def join_c(self):
+        self.boxes.append(self.c)
+        self.c.start()
+
+    def __exit__(self, *exc):
+        for x in [self.a, self.b, self.c]:
+            x.close()
+        self.etcd.close()
+
+
+def test_move_answers_held_responses_then_completes():
+    """A lock with a waiter (a held response) in a slot that moves: the freeze waits a
+    bounded time (OBJ_CLUSTER_FREEZE_CUT_MS), then the waiter is answered 503 and the
+    slot moves; the lock's state arrives intact on the new owner."""
+    import threading
+    with JoinCluster() as jc:
+        a = jc.a
+        slot, name = jc.moving_to_c("LOCK", "held", lambda n: a.get("/lock/" + n))
+        path = "/lock/" + name
+        status, _, text = request(a, "POST", path + "/acquire?ttl=120000&owner=first")
+        assert status == 200, (status, text)
+        waiter = {}
+
+        def wait_for_lock():
+            t0 = time.time()
+            s, _, body = request(a, "POST", path + "/acquire?ttl=1000&owner=second&wait=60000")
+            waiter.update(status=s, body=body, took=time.time() - t0)
+        th = threading.Thread(target=wait_for_lock)
+        th.start()
+        time.sleep(0.5)
+        assert th.is_alive(), waiter  # queued: its response is held
+        t0 = time.time()
+        jc.join_c()
+
+        def served_by_c():
+            s, h, body = a.get(path)
+            return s == 200 and h.get("Duro-Forwarded-To") == "c" and body
+        body = wait_until(served_by_c, timeout=30, interval=0.1,
+                          what="slot %d (%s) to move to c" % (slot, name))
+        took = time.time() - t0
+        th.join(timeout=30)
+        assert not th.is_alive()
+        print("slot %d moved to c %.2f s after c started; the waiter got %d after %.2f s" %
+              (slot, took, waiter["status"], waiter["took"]))
+        assert waiter["status"] == 503, waiter
+        assert waiter["took"] < 30, waiter
+        assert '"holder":"first"' in body, body
+        # on the first try: no rollback, no giving up
+        logs = "".join(x.log() for x in (jc.a, jc.b, jc.c))
+        assert "move of slot %d " % slot not in logs and "slot %d: " % slot not in logs
+        moved = [l for l in jc.c.log().splitlines() if "slot %d moved to box c" % slot in l]
+        assert moved, jc.c.log()[-3000:]
+        print(moved[0].split("cluster t: ")[-1])

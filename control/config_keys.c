@@ -255,6 +255,9 @@ const struct config_key config_keys[] = {
 	     "membership must stay unchanged this long before the rebalancer assigns or moves slots"),
 	UINT("cluster.max_moves_per_round", cluster.max_moves_per_round, 1, 4096, 64,
 	     "slot moves with their data in flight at once (unowned slots are assigned at once)"),
+	BOOL("cluster.pipeline", obj.cluster_pipeline, 0,
+	     "forward requests pipelined on one connection per core and peer box (answers come "
+	     "in order: a held response stalls the requests behind it)"),
 
 	BOOL_NOT("uring.buffer_ring", net.no_buffer_ring, 1,
 		 "receive into a provided buffer ring where the kernel has them"),

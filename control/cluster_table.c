@@ -139,6 +139,9 @@ static void apply(struct cluster *cl, const struct etcd_kv *kv, int deleted)
 		if (!deleted && cl->state == CLUSTER_JOINED)
 			cl->next_round_ms = 0;
 		return;
+	case CLUSTER_KEY_LOAD:
+		cluster_load_apply(cl, box, kv->value, kv->value_len, deleted);
+		return;
 	case CLUSTER_KEY_DRAIN: {
 		int i = cluster_box_of(cl, box);
 		if (i >= 0)
@@ -397,12 +400,16 @@ void cluster_publish_status(struct cluster *cl)
 		const struct cluster_box *b = &cl->boxes[i];
 		if (!b->live && !count[i])
 			continue;
-		json_array_append_new(boxes, json_pack(
+		json_t *bj = json_pack(
 			"{s:s, s:s, s:i, s:s, s:I, s:b, s:i, s:I, s:I, s:b, s:s}", "name", b->name,
 			"address", b->v.address, "cores", (int)b->v.cores, "version", b->v.version,
 			"incarnation", (json_int_t)b->incarnation, "live", b->live, "slots", (int)count[i],
 			"epoch_min", (json_int_t)emin[i], "epoch_max", (json_int_t)emax[i],
-			"draining", b->draining, "peer", b->v.peer));
+			"draining", b->draining, "peer", b->v.peer);
+		json_t *load = bj ? cluster_load_json(b) : NULL;
+		if (load)
+			json_object_set_new(bj, "load", load);
+		json_array_append_new(boxes, bj);
 	}
 	json_t *moves = json_array();
 	for (unsigned s = 0; moves && s < DURO_SLOTS; s++) {

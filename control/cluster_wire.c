@@ -51,6 +51,11 @@ enum cluster_key_kind cluster_key_parse(const char *prefix, const char *key, siz
 		return CLUSTER_KEY_REBALANCER;
 	if (len == 9 && !memcmp(key, "rebalance", 9))
 		return CLUSTER_KEY_REBALANCE;
+	if (len > 5 && !memcmp(key, "load/", 5) && name_ok(key + 5, len - 5)) {
+		memcpy(box, key + 5, len - 5);
+		box[len - 5] = 0;
+		return CLUSTER_KEY_LOAD;
+	}
 	if (len > 6 && !memcmp(key, "drain/", 6) && name_ok(key + 6, len - 6)) {
 		memcpy(box, key + 6, len - 6);
 		box[len - 6] = 0;

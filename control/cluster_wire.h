@@ -16,6 +16,7 @@ enum cluster_key_kind {
 	CLUSTER_KEY_MEMBER,     /* members/<box> */
 	CLUSTER_KEY_SLOT,       /* slots/<n>, n in [0, DURO_SLOTS) without leading zeros */
 	CLUSTER_KEY_REBALANCER, /* rebalancer */
+	CLUSTER_KEY_LOAD,       /* load/<box> (cluster_load.c) */
 	CLUSTER_KEY_DRAIN,      /* drain/<box>: the operator asked for the box's slots to go */
 	CLUSTER_KEY_REBALANCE,  /* rebalance: the operator asked for a round now */
 };

@@ -263,6 +263,9 @@ const struct config_key config_keys[] = {
 	BOOL("cluster.allow_fewer_copies", cluster.allow_fewer_copies, 0,
 	     "assign slots with fewer than cluster.replicas + 1 live boxes (fewer copies) "
 	     "instead of leaving them unassigned"),
+	BOOL("cluster.pipeline", obj.cluster_pipeline, 0,
+	     "forward requests pipelined on one connection per core and peer box (answers come "
+	     "in order: a held response stalls the requests behind it)"),
 
 	BOOL_NOT("uring.buffer_ring", net.no_buffer_ring, 1,
 		 "receive into a provided buffer ring where the kernel has them"),

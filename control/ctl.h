@@ -125,5 +125,9 @@ void ctl_deploy_restore_bindings(const struct duro_config *cfg);
 
 /* DPDK telemetry commands (/duro/status, /duro/stats, /duro/core) over the same figures. */
 int ctl_telemetry_register(struct ctl *ctl);
+/* This box's load for the cluster (cluster_load_fn): sums of the cores' snapshots; arg is
+ * the struct ctl. */
+struct cluster_load_figures;
+void ctl_load_figures(void *arg, struct cluster_load_figures *out);
 
 #endif

@@ -83,6 +83,22 @@ int ctl_read_snapshot(struct ctl *ctl, unsigned core, struct ctl_snapshot *out)
 	return -EBUSY;
 }
 
+void ctl_load_figures(void *arg, struct cluster_load_figures *out)
+{
+	struct ctl *ctl = arg;
+	struct ctl_snapshot *s = malloc(sizeof(*s));
+	if (!s)
+		return;
+	for (unsigned i = 0; i < ctl->group->ncores; i++) {
+		if (ctl_read_snapshot(ctl, i, s) != 0)
+			continue;
+		out->requests += s->http.requests;
+		out->active += s->obj.active;
+		out->sockets += s->ws.active;
+	}
+	free(s);
+}
+
 static void hist_merge(struct hist *into, const struct hist *h)
 {
 	into->count += h->count;

@@ -617,6 +617,8 @@ int main(int argc, char **argv)
 	 * their slots once this box has joined. */
 	if (r == 0 && cfg->obj.cluster)
 		r = cluster_start(&d.control.cluster, cfg, &d.control.mb, &d.group, DURO_VERSION);
+	if (r == 0 && d.control.cluster)
+		cluster_set_load_source(d.control.cluster, ctl_load_figures, &d.control);
 	if (r < 0) {
 		ctl_stop(&d.control);
 		core_group_destroy(&d.group);

@@ -367,7 +367,9 @@ int duro_ws_broadcast(struct duro_object *obj, const char *tag, duro_ws except, 
 int duro_ws_close(struct duro_object *obj, duro_ws ws, int code, const char *reason);
 
 /* serializeAttachment(): up to 16 KiB kept with the socket through hibernation (len 0
- * removes it). Returns 0, -ENOENT, -EFBIG, -ENOMEM. */
+ * removes it). In cluster mode it is also written, with the socket's tags, among the
+ * event's writes (a reserved key of the object), so it follows the object to another box.
+ * Returns 0, -ENOENT, -EFBIG, -ENOMEM (and in cluster mode -ENOSPC, -EIO as a write). */
 int duro_ws_set_attachment(struct duro_object *obj, duro_ws ws, const void *data, size_t len);
 /* deserializeAttachment(): returns 1 with *out set (valid during the event), 0 when none,
  * -ENOENT when gone. */

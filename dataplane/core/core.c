@@ -405,6 +405,12 @@ static void core_loop(struct core *c)
 		if (!idle_since_ns)
 			idle_since_ns = t0;
 		if (!c->offloaded && t0 - idle_since_ns < (uint64_t)g->idle_spin_us * 1000ull) {
+			/* Polling, not working: a thread waiting for this CPU (a client, a peer box,
+			 * a storage worker on a machine with few CPUs) runs first. Without the
+			 * yield a woken thread can wait out the whole spin on a busy-polling CPU:
+			 * a request forwarded between two spinning boxes took 455 us against 18 us
+			 * direct on two CPUs. With nothing else runnable it returns at once. */
+			sched_yield();
 			io_uring_submit_and_get_events(&c->ring);
 			continue;
 		}

@@ -54,6 +54,17 @@ struct http_client_conn {
 	struct list_node idle_node;
 	struct list_node all_node; /* every connection of the core, for the final free */
 	uint64_t idle_since_ms;
+	/* Pipelined (pipe): requests in flight are f, f->qnext, ... (qtail last, qlen of
+	 * them), answered in that order; qcompose is the first not yet copied into obuf, which
+	 * holds their bytes, osent of them sent (ototal and osum: all bytes copied and sent
+	 * over the connection's life); pin holds answer bytes not parsed yet. */
+	uint8_t pipe;
+	unsigned qlen;
+	struct http_fetch *qtail, *qcompose;
+	char *obuf, *pin;
+	size_t olen, ocap, osent, pin_len, pin_cap;
+	uint64_t ototal, osum;
+	struct list_node pipe_node;
 };
 
 struct http_client_core {
@@ -62,6 +73,7 @@ struct http_client_core {
 	struct pool conns;
 	struct list_node idle; /* oldest first */
 	struct list_node all;
+	struct list_node pipes; /* pipelined connections */
 	unsigned nidle;
 	struct http_client_counters ctr;
 	struct http_response rs; /* the head being parsed (parsing is synchronous: one will do) */
@@ -97,33 +109,39 @@ static int is_head_method(const struct http_request *rq)
 	return rq->method_len == 4 && memcmp(rq->method, "HEAD", 4) == 0;
 }
 
-/* The request line and header section, once per request. */
-static int compose(struct http_client_conn *hc, const struct http_fetch *f)
+/* The request line and header section, appended to *p. */
+static int compose_to(char **p, size_t *len, size_t *cap, const struct http_fetch *f)
 {
 	const struct http_request *rq = f->req;
-	hc->head_len = hc->sent = 0;
 	char line[64];
-	int r = append(&hc->head, &hc->head_len, &hc->head_cap, rq->method, rq->method_len);
-	r = r ? r : append(&hc->head, &hc->head_len, &hc->head_cap, " ", 1);
-	r = r ? r : append(&hc->head, &hc->head_len, &hc->head_cap, rq->target, rq->target_len);
-	r = r ? r : append(&hc->head, &hc->head_len, &hc->head_cap, " HTTP/1.1\r\nHost: ", 17);
-	r = r ? r : append(&hc->head, &hc->head_len, &hc->head_cap, f->host, f->host_len);
-	r = r ? r : append(&hc->head, &hc->head_len, &hc->head_cap, "\r\n", 2);
+	int r = append(p, len, cap, rq->method, rq->method_len);
+	r = r ? r : append(p, len, cap, " ", 1);
+	r = r ? r : append(p, len, cap, rq->target, rq->target_len);
+	r = r ? r : append(p, len, cap, " HTTP/1.1\r\nHost: ", 17);
+	r = r ? r : append(p, len, cap, f->host, f->host_len);
+	r = r ? r : append(p, len, cap, "\r\n", 2);
 	for (unsigned i = 0; r == 0 && i < rq->nheaders; i++) {
 		const struct http_header *h = &rq->headers[i];
-		r = append(&hc->head, &hc->head_len, &hc->head_cap, h->name, h->name_len);
-		r = r ? r : append(&hc->head, &hc->head_len, &hc->head_cap, ": ", 2);
-		r = r ? r : append(&hc->head, &hc->head_len, &hc->head_cap, h->value, h->value_len);
-		r = r ? r : append(&hc->head, &hc->head_len, &hc->head_cap, "\r\n", 2);
+		r = append(p, len, cap, h->name, h->name_len);
+		r = r ? r : append(p, len, cap, ": ", 2);
+		r = r ? r : append(p, len, cap, h->value, h->value_len);
+		r = r ? r : append(p, len, cap, "\r\n", 2);
 	}
 	int n = 0;
 	/* A body, or a method that carries one (POST with none says so). */
 	if (rq->body_len || !((rq->method_len == 3 && !memcmp(rq->method, "GET", 3)) ||
 			      is_head_method(rq)))
 		n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n", rq->body_len);
-	r = r ? r : append(&hc->head, &hc->head_len, &hc->head_cap, line, (size_t)n);
-	r = r ? r : append(&hc->head, &hc->head_len, &hc->head_cap, "\r\n", 2);
+	r = r ? r : append(p, len, cap, line, (size_t)n);
+	r = r ? r : append(p, len, cap, "\r\n", 2);
 	return r;
+}
+
+/* The request line and header section, once per request. */
+static int compose(struct http_client_conn *hc, const struct http_fetch *f)
+{
+	hc->head_len = hc->sent = 0;
+	return compose_to(&hc->head, &hc->head_len, &hc->head_cap, f);
 }
 
 /* ---- the pool ---- */
@@ -139,14 +157,18 @@ static void conn_free(struct core *c, struct http_client_conn *hc)
 {
 	struct http_client_core *cc = HCC(c);
 	timer_cancel(&hc->timer);
-	if (hc->state == HC_IDLE) {
+	if (hc->state == HC_IDLE && !hc->pipe) { /* an idle pipelined one is in no pool */
 		list_del(&hc->idle_node);
 		cc->nidle--;
 		cc->ctr.idle = cc->nidle;
 	}
 	list_del(&hc->all_node);
+	if (hc->pipe)
+		list_del(&hc->pipe_node);
 	free(hc->head);
 	free(hc->in);
+	free(hc->obuf);
+	free(hc->pin);
 	pool_put(&cc->conns, hc);
 }
 
@@ -155,7 +177,7 @@ static void conn_free(struct core *c, struct http_client_conn *hc)
 static void conn_drop(struct core *c, struct http_client_conn *hc)
 {
 	struct http_client_core *cc = HCC(c);
-	if (hc->state == HC_IDLE) {
+	if (hc->state == HC_IDLE && !hc->pipe) {
 		list_del(&hc->idle_node);
 		cc->nidle--;
 		cc->ctr.idle = cc->nidle;
@@ -194,6 +216,12 @@ static int may_retry(const struct http_client_conn *hc, const struct http_fetch 
 
 static void finish(struct core *c, struct http_client_conn *hc, int err);
 static int retry(struct core *c, struct http_fetch *f);
+/* Pipelined connections (below). */
+static void pipe_fail(struct core *c, struct http_client_conn *hc, int err);
+static void pipe_data(struct core *c, struct http_client_conn *hc, const char *data, size_t len);
+static unsigned pipe_fill(struct http_client_conn *hc, struct iovec *iov);
+static void pipe_sent(struct http_client_conn *hc, size_t n);
+static int pipe_start(struct core *c, struct http_fetch *f);
 
 static void fetch_timeout(struct core *c, struct timer *t)
 {
@@ -203,6 +231,10 @@ static void fetch_timeout(struct core *c, struct timer *t)
 		return;
 	}
 	HCC(c)->ctr.timeouts++;
+	if (hc->pipe) {
+		pipe_fail(c, hc, -ETIMEDOUT);
+		return;
+	}
 	finish(c, hc, -ETIMEDOUT);
 }
 
@@ -402,6 +434,10 @@ static void on_data(struct core *c, struct net_conn *nc, const char *data, size_
 	}
 	if (!hc->f || hc->state != HC_BUSY)
 		return;
+	if (hc->pipe) {
+		pipe_data(c, hc, data, len);
+		return;
+	}
 	if (len == 0) { /* FIN */
 		finish(c, hc, hc->until_close && hc->head_done ? 0 : -ECONNRESET);
 		return;
@@ -459,6 +495,8 @@ static unsigned fill_output(struct core *c, struct net_conn *nc, struct iovec *i
 {
 	(void)c;
 	struct http_client_conn *hc = nc->user;
+	if (hc->pipe)
+		return max ? pipe_fill(hc, iov) : 0;
 	if (!hc->f || hc->state != HC_BUSY || max < 2)
 		return 0;
 	const struct http_request *rq = hc->f->req;
@@ -483,6 +521,10 @@ static void on_sent(struct core *c, struct net_conn *nc, size_t n)
 {
 	(void)c;
 	struct http_client_conn *hc = nc->user;
+	if (hc->pipe) {
+		pipe_sent(hc, n);
+		return;
+	}
 	hc->lent = 0;
 	hc->sent += n;
 }
@@ -516,6 +558,15 @@ static void on_closed(struct core *c, struct net_conn *nc, int err)
 	struct http_client_conn *hc = nc->user;
 	struct http_client_core *cc = HCC(c);
 	struct http_fetch *f = hc->f;
+	if (hc->pipe) {
+		hc->nc = NULL;
+		hc->lent = 0;
+		hc->state = HC_GONE; /* pipe_fail must not drop it: it is gone */
+		if (f)
+			pipe_fail(c, hc, hc->until_close && hc->head_done ? 0 : err ? err : -ECONNRESET);
+		conn_free(c, hc);
+		return;
+	}
 	hc->nc = NULL;
 	hc->lent = 0;
 	hc->f = NULL;
@@ -552,11 +603,266 @@ static void on_dial_failed(struct core *c, void *user, int err)
 	struct http_fetch *f = hc->f;
 	int gone = hc->state == HC_GONE;
 	hc->f = NULL;
+	hc->state = HC_GONE;
 	conn_free(c, hc);
 	if (gone || !f)
 		return;
 	cc->ctr.connect_failures++;
-	deliver(c, f, err == -ECANCELED ? -ETIMEDOUT : err);
+	/* Every request queued on a pipelined connection never left: each is told. */
+	for (struct http_fetch *next; f; f = next) {
+		next = f->qnext;
+		f->qnext = NULL;
+		deliver(c, f, err == -ECANCELED ? -ETIMEDOUT : err);
+	}
+}
+
+/* ---- pipelined connections ---- */
+
+static void pipe_reset_parse(struct http_client_conn *hc)
+{
+	hc->head_done = hc->chunked = hc->until_close = hc->got_bytes = hc->no_body = 0;
+	hc->body_len = 0;
+	hc->body_left = 0;
+	memset(&hc->ch, 0, sizeof(hc->ch));
+}
+
+/* Gives up the connection and everything on it: the request being answered gets err (0:
+ * it was whole, framed by the close); each one behind it is sent once more on a new
+ * connection if it may be (none of it left, or idempotent), else gets -ECONNRESET. The
+ * requests' bytes were copied, so they are told now, whatever the backend still reads. */
+static void pipe_fail(struct core *c, struct http_client_conn *hc, int err)
+{
+	struct http_client_core *cc = HCC(c);
+	struct http_fetch *head = hc->f;
+	uint64_t sent = hc->osum;
+	int got = hc->got_bytes;
+	hc->f = hc->qtail = hc->qcompose = NULL;
+	hc->qlen = 0;
+	if (hc->state != HC_GONE)
+		conn_drop(c, hc);
+	for (struct http_fetch *f = head, *next; f; f = next) {
+		next = f->qnext;
+		f->qnext = NULL;
+		f->conn = NULL;
+		int e = f == head ? err : -ECONNRESET;
+		if (e == -ECONNRESET && !(f == head && got) && !f->retried &&
+		    (sent <= f->q_start || idempotent(f->req))) {
+			cc->ctr.resets++;
+			if (retry(c, f) == 0)
+				continue;
+		}
+		deliver(c, f, e);
+	}
+}
+
+/* The answer at the front is whole: its request leaves the queue and is told. */
+static void pipe_answered(struct core *c, struct http_client_conn *hc)
+{
+	struct http_client_core *cc = HCC(c);
+	struct http_fetch *f = hc->f;
+	hc->f = f->qnext;
+	f->qnext = NULL;
+	if (!hc->f)
+		hc->qtail = NULL;
+	hc->qlen--;
+	int keep = hc->keep_alive && !hc->until_close;
+	pipe_reset_parse(hc);
+	timer_cancel(&hc->timer);
+	if (hc->f)
+		arm_for(c, hc, hc->f);
+	else if (keep) {
+		hc->state = HC_IDLE;
+		hc->idle_since_ms = c->now_ms;
+		timer_arm(c, &hc->timer, c->now_ms + cc->cfg->idle_timeout_ms, fetch_timeout);
+	}
+	deliver(c, f, 0);
+	if (!keep && hc->state != HC_GONE)
+		pipe_fail(c, hc, -ECONNRESET); /* the server ends the connection here */
+}
+
+/* Parses answer bytes at p for the front request; returns how many it took (it stops at
+ * the end of that answer), or a negative errno. *whole is set once that answer is. */
+static long pipe_step(struct core *c, struct http_client_conn *hc, char *p, size_t n, int *whole)
+{
+	struct http_client_core *cc = HCC(c);
+	*whole = 0;
+	size_t used = 0;
+	while (!hc->head_done) {
+		long h = http_parse_response(p + used, n - used, cc->cfg->max_head_bytes, &cc->rs);
+		if (h == 0)
+			return (long)used;
+		if (h < 0) {
+			cc->ctr.bad_responses++;
+			return -EPROTO;
+		}
+		hc->got_bytes = 1;
+		if (cc->rs.status >= 200) {
+			int r = take_head(c, hc, &cc->rs);
+			if (r < 0)
+				return r;
+			hc->head_done = 1;
+		}
+		used += (size_t)h;
+	}
+	if (hc->no_body || (!hc->chunked && !hc->until_close && hc->body_left == 0)) {
+		*whole = 1;
+		return (long)used;
+	}
+	if (hc->chunked) {
+		size_t src = 0, dst = 0;
+		int r = http_chunked_decode(&hc->ch, p + used, n - used, &src, &dst,
+					    hc->f->max_response_bytes, HC_MAX_TRAILER);
+		if (r == -413) {
+			cc->ctr.too_large++;
+			return -EFBIG;
+		}
+		if (r < 0)
+			return -EPROTO;
+		int e = body_bytes(c, hc, p + used, dst);
+		if (e < 0)
+			return e;
+		*whole = r == 1;
+		return (long)(used + src);
+	}
+	size_t take = n - used;
+	if (!hc->until_close && (uint64_t)hc->body_left < take)
+		take = (size_t)hc->body_left;
+	int r = body_bytes(c, hc, p + used, take);
+	if (r < 0)
+		return r;
+	if (!hc->until_close) {
+		hc->body_left -= (int64_t)take;
+		*whole = hc->body_left == 0;
+	}
+	return (long)(used + take);
+}
+
+static void pipe_data(struct core *c, struct http_client_conn *hc, const char *data, size_t len)
+{
+	if (len == 0) { /* FIN */
+		pipe_fail(c, hc, hc->until_close && hc->head_done ? 0 : -ECONNRESET);
+		return;
+	}
+	if (append(&hc->pin, &hc->pin_len, &hc->pin_cap, data, len) < 0) {
+		pipe_fail(c, hc, -ENOMEM);
+		return;
+	}
+	size_t off = 0;
+	while (hc->f && hc->state == HC_BUSY && off < hc->pin_len) {
+		int whole;
+		long r = pipe_step(c, hc, hc->pin + off, hc->pin_len - off, &whole);
+		if (r < 0) {
+			pipe_fail(c, hc, (int)r);
+			return;
+		}
+		off += (size_t)r;
+		if (whole)
+			pipe_answered(c, hc); /* may end the connection */
+		else if (r == 0)
+			break; /* more bytes needed */
+	}
+	if (hc->state == HC_GONE)
+		return;
+	if (!hc->f && off < hc->pin_len) {
+		pipe_fail(c, hc, 0); /* bytes nobody asked for: the framing is lost */
+		return;
+	}
+	memmove(hc->pin, hc->pin + off, hc->pin_len - off);
+	hc->pin_len -= off;
+}
+
+/* Copies the requests not yet copied, then lends what is unsent. */
+static unsigned pipe_fill(struct http_client_conn *hc, struct iovec *iov)
+{
+	if (hc->state != HC_BUSY)
+		return 0;
+	for (struct http_fetch *f = hc->qcompose; f; f = f->qnext) {
+		size_t at = hc->olen;
+		if (compose_to(&hc->obuf, &hc->olen, &hc->ocap, f) < 0 ||
+		    append(&hc->obuf, &hc->olen, &hc->ocap, f->req->body, f->req->body_len) < 0) {
+			hc->olen = at; /* sent later, when memory allows */
+			hc->qcompose = f;
+			break;
+		}
+		f->q_start = hc->ototal;
+		hc->ototal += hc->olen - at;
+		hc->qcompose = f->qnext;
+	}
+	if (hc->osent >= hc->olen)
+		return 0;
+	iov[0].iov_base = hc->obuf + hc->osent;
+	iov[0].iov_len = hc->olen - hc->osent;
+	hc->lent = 1;
+	return 1;
+}
+
+static void pipe_sent(struct http_client_conn *hc, size_t n)
+{
+	hc->lent = 0;
+	hc->osent += n;
+	hc->osum += n;
+	if (hc->osent == hc->olen)
+		hc->olen = hc->osent = 0;
+}
+
+static void pipe_enqueue(struct core *c, struct http_client_conn *hc, struct http_fetch *f)
+{
+	f->conn = hc;
+	f->qnext = NULL;
+	f->q_start = UINT64_MAX; /* none of it copied, so none of it sent */
+	if (hc->qtail)
+		hc->qtail->qnext = f;
+	else
+		hc->f = f;
+	hc->qtail = f;
+	hc->qlen++;
+	if (!hc->qcompose)
+		hc->qcompose = f;
+	if (hc->state == HC_IDLE) {
+		HCC(c)->ctr.reused++;
+		hc->state = HC_BUSY;
+		timer_cancel(&hc->timer);
+		arm_for(c, hc, f);
+	}
+	if (hc->state == HC_BUSY)
+		HCC(c)->nb->want_write(c, hc->nc);
+}
+
+/* Puts f on this core's pipelined connection to its place, or dials one. */
+static int pipe_start(struct core *c, struct http_fetch *f)
+{
+	struct http_client_core *cc = HCC(c);
+	for (struct list_node *n = cc->pipes.next; n != &cc->pipes; n = n->next) {
+		struct http_client_conn *hc = LIST_CONTAINER(n, struct http_client_conn, pipe_node);
+		if (hc->state == HC_GONE || hc->qlen >= HTTP_CLIENT_PIPE_MAX || !same_place(hc, f))
+			continue;
+		pipe_enqueue(c, hc, f);
+		return 0;
+	}
+	struct http_client_conn *hc = pool_get(&cc->conns);
+	if (!hc)
+		return -ENOMEM;
+	memset(hc, 0, sizeof(*hc));
+	list_add_tail(&cc->all, &hc->all_node);
+	list_add_tail(&cc->pipes, &hc->pipe_node);
+	hc->pipe = 1;
+	hc->keep_alive = 1;
+	hc->state = HC_DIALING;
+	memcpy(&hc->addr, &f->dial.addr, f->dial.addrlen);
+	hc->addrlen = f->dial.addrlen;
+	hc->tls = !!f->dial.tls;
+	snprintf(hc->server_name, sizeof(hc->server_name), "%s",
+		 f->dial.server_name ? f->dial.server_name : "");
+	pipe_enqueue(c, hc, f);
+	int r = cc->nb->dial(c, &f->dial, &hc_events, hc, &hc->dial);
+	if (r < 0) {
+		f->conn = NULL;
+		hc->state = HC_GONE;
+		conn_free(c, hc);
+		return r;
+	}
+	arm_for(c, hc, f);
+	return 0;
 }
 
 static const struct net_events hc_events = {
@@ -574,6 +880,8 @@ static int start(struct core *c, struct http_fetch *f)
 	struct http_client_core *cc = HCC(c);
 	if (!cc->nb->dial)
 		return -EOPNOTSUPP;
+	if (f->pipeline && !f->on_head)
+		return pipe_start(c, f);
 	if (!f->retried) {
 		for (struct list_node *n = cc->idle.prev; n != &cc->idle; n = n->prev) {
 			struct http_client_conn *hc = LIST_CONTAINER(n, struct http_client_conn, idle_node);
@@ -628,6 +936,27 @@ static int start(struct core *c, struct http_fetch *f)
 void http_client_cancel(struct core *c, struct http_fetch *f)
 {
 	struct http_client_conn *hc = f->conn;
+	if (hc && hc->pipe) {
+		/* Its answer cannot be skipped: the connection goes, the others on it are asked
+		 * again or told (pipe_fail), f is not. */
+		struct http_fetch **pp = &hc->f, *prev = NULL;
+		while (*pp && *pp != f) {
+			prev = *pp;
+			pp = &(*pp)->qnext;
+		}
+		if (!*pp)
+			return;
+		*pp = f->qnext;
+		if (hc->qtail == f)
+			hc->qtail = prev;
+		if (hc->qcompose == f)
+			hc->qcompose = f->qnext;
+		hc->qlen--;
+		f->qnext = NULL;
+		f->conn = NULL;
+		pipe_fail(c, hc, -ECONNRESET);
+		return;
+	}
 	if (!hc || hc->f != f)
 		return;
 	f->conn = NULL;
@@ -665,6 +994,7 @@ int http_client_core_init(struct core *c, const struct http_client_config *cfg,
 	pool_init(&cc->conns, "http_client", sizeof(struct http_client_conn), HC_POOL_SLAB, 0);
 	list_init(&cc->idle);
 	list_init(&cc->all);
+	list_init(&cc->pipes);
 	c->hclient = cc;
 	return 0;
 }
@@ -680,6 +1010,8 @@ void http_client_core_fini(struct core *c)
 		list_del(&hc->all_node);
 		free(hc->head);
 		free(hc->in);
+		free(hc->obuf);
+		free(hc->pin);
 	}
 	pool_destroy(&cc->conns);
 	free(cc);

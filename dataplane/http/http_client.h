@@ -49,10 +49,22 @@ struct http_fetch {
 	 * request. done still ends the request (0: the body ended as framed, or at the close). */
 	int (*on_head)(struct core *c, void *arg);
 	int (*on_body)(struct core *c, void *arg, const char *p, size_t n);
+	/* Pipelined: sent on this core's connection to the same place behind the requests
+	 * already on it (up to HTTP_CLIENT_PIPE_MAX; past that one more connection is made),
+	 * answered in order; its head and body are copied when it is sent. Not with on_head.
+	 * When the connection fails, a request behind the one being answered is sent once more
+	 * on a new connection if none of it had left or its method is idempotent (as a reused
+	 * connection's failure above), else fails with -ECONNRESET. */
+	uint8_t pipeline;
 	/* The client's. */
 	struct http_client_conn *conn;
+	struct http_fetch *qnext;  /* behind it on a pipelined connection */
+	uint64_t q_start;          /* where its bytes begin in the connection's output */
 	uint8_t retried;
 };
+
+/* Requests in flight on one pipelined connection. */
+#define HTTP_CLIENT_PIPE_MAX 64
 
 /* Per-core set-up over the backend the core's connections use. Returns 0 or -ENOMEM. */
 int http_client_core_init(struct core *c, const struct http_client_config *cfg,

@@ -525,6 +525,11 @@ static void attempt(struct core *c, struct fwd *fw)
 	if (fw->stream) {
 		f->on_head = stream_head;
 		f->on_body = stream_body;
+	} else {
+		/* Behind the others to that box, on one connection: fewer sends and wake-ups
+		 * under load, but a held response (a Lock's waiter, a long poll) stalls every
+		 * request behind it, since HTTP/1.1 answers in order. Off unless configured. */
+		f->pipeline = c->obj->rt->cfg->cluster_pipeline;
 	}
 	r = c->hclient ? http_client_fetch(c, f) : -EOPNOTSUPP;
 	if (r < 0) {

@@ -7,7 +7,7 @@
 #include "object.h"
 #include "slotmap.h"
 
-unsigned obj_cluster_quiesce(struct core *c, unsigned slot)
+unsigned obj_cluster_quiesce(struct core *c, unsigned slot, int cut)
 {
 	struct obj_core *oc = c->obj;
 	unsigned busy = 0;
@@ -17,12 +17,12 @@ unsigned obj_cluster_quiesce(struct core *c, unsigned slot)
 		n = n->next;
 		if (slotmap_slot(obj->id.bytes) != slot)
 			continue;
-		if (obj->running || kv_dirty(c, obj) || obj->ndeferred || !list_empty(&obj->conts) ||
-		    obj->ncalls || obj->syncs || obj->answered) {
+		if (obj->running || kv_dirty(c, obj) || (obj->ndeferred && !cut) ||
+		    !list_empty(&obj->conts) || obj->ncalls || obj->syncs || obj->answered) {
 			busy++;
 			continue;
 		}
-		object_unload(c, obj);
+		object_unload(c, obj); /* answers what it held: 503 */
 	}
 	return busy;
 }

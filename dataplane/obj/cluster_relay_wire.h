@@ -8,6 +8,9 @@
 #include <stdint.h>
 
 #define OBJ_CLUSTER_WSR_HEADER "Duro-Relay"
+/* 16 hex digits the edge picks for the client's socket and sends on every dial of it: the
+ * owner keeps the socket's tags and attachment under it (cluster_wsstate.h). */
+#define OBJ_CLUSTER_WSSTATE_HEADER "Duro-Relay-State"
 /* A box name's bytes at most (the cluster table's names are shorter). */
 #define OBJ_CLUSTER_WSR_BOX_MAX 63
 

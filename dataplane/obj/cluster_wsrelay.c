@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #define WSR_SLAB 64
 #define WSR_FIELDS_MAX 8192
@@ -63,6 +64,7 @@ struct wsr {
 	char boxname[64];
 	char *target, *host, *fields; /* the request as the owner is sent it (malloc) */
 	size_t fields_len;
+	uint64_t state_id; /* the client socket's, sent on every dial (cluster_wsstate.h) */
 };
 
 /* On the owner: a relayed socket this core holds and the edge that holds its client. */
@@ -166,7 +168,7 @@ static int own_field(const char *n, size_t len)
 		"Connection", "Keep-Alive", "Transfer-Encoding", "Content-Length",
 		"Proxy-Connection", "TE", "Upgrade", "Expect", "Host", "Sec-WebSocket-Key",
 		"Sec-WebSocket-Version", "Sec-WebSocket-Extensions", "Sec-WebSocket-Protocol",
-		OBJ_CLUSTER_FWD_HEADER, OBJ_CLUSTER_WSR_HEADER,
+		OBJ_CLUSTER_FWD_HEADER, OBJ_CLUSTER_WSR_HEADER, OBJ_CLUSTER_WSSTATE_HEADER,
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (name_is(n, len, names[i]))
@@ -306,6 +308,9 @@ static void dial(struct core *c, struct wsr *r)
 		n += snprintf(f + n, sizeof(f) - (size_t)n, "%s: %s %lld%s\r\n",
 			      OBJ_CLUSTER_WSR_HEADER, me, (long long)t->incarnation,
 			      r->state == WSR_DIALING ? "" : " reopen");
+	if (n > 0 && (size_t)n < sizeof(f))
+		n += snprintf(f + n, sizeof(f) - (size_t)n, "%s: %016llx\r\n",
+			      OBJ_CLUSTER_WSSTATE_HEADER, (unsigned long long)r->state_id);
 	if (n < 0 || (size_t)n >= sizeof(f)) {
 		give_up(c, r, "the request is too large to relay");
 		return;
@@ -572,6 +577,10 @@ void obj_cluster_wsr_upgrade(struct core *c, struct http_exchange *ex, unsigned 
 	r->state = WSR_DIALING;
 	r->first_ms = c->now_ms;
 	r->ex = ex;
+	/* Unguessable, so that no other client's socket is given this one's attachment. */
+	if (getrandom(&r->state_id, sizeof(r->state_id), 0) != (ssize_t)sizeof(r->state_id) ||
+	    !r->state_id)
+		r->state_id = (c->now_ns ^ (uint64_t)(uintptr_t)r) | 1;
 	int e = copy_request(r, &ex->req);
 	if (e < 0) {
 		answer_error(c, r, e == -E2BIG ? 431 : e == -ENOMEM ? 503 : 400,

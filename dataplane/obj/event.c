@@ -16,6 +16,7 @@
  *                                                         `- sends, syncs      --> gated */
 #include "event.h"
 #include "cluster_gate.h"
+#include "cluster_wsstate.h"
 #include "pitr.h"
 #include "alarm.h"
 #include "base_assert.h"
@@ -27,6 +28,7 @@
 #include "kv.h"
 #include "log.h"
 #include "obj_ws.h"
+#include "obj_ws_int.h"
 #include "object.h"
 #include "request.h"
 #include "route.h"
@@ -325,6 +327,8 @@ static void run_request(struct core *c, struct http_exchange *ex, int parked)
 	event_begin(c, obj);
 	int r = obj->cls->on_request((struct duro_object *)obj, (const struct duro_request *)ex,
 				     (struct duro_response *)ex);
+	if (rr->accepted && r == 0)
+		obj_cluster_ws_restore(obj, obj_ws_member(obj, rr->member)); /* moved here */
 	int wrote = event_end(c, obj, r == 0);
 	if (obj->defer_current) {
 		obj->defer_current = 0;
@@ -470,7 +474,8 @@ int event_run_socket(struct core *c, const struct obj_ws_event *ev)
 	struct object *live = object_find(c, &ev->id);
 	const struct duro_class *cls = live ? live->cls : c->obj->view.ns[ev->ns].cls;
 	if (ev->open ? !cls->on_ws_open
-		     : ev->close ? !cls->on_ws_close && !cls->on_ws_error : !cls->on_ws_message)
+		     : ev->close ? !cls->on_ws_close && !cls->on_ws_error && !ev->state_id
+				 : !cls->on_ws_message)
 		return 0;
 	int err = 0;
 	struct object *obj = event_activate(c, ev->ns, &ev->id, &err);
@@ -496,6 +501,8 @@ int event_run_socket(struct core *c, const struct obj_ws_event *ev)
 		if (cls->on_ws_close)
 			cls->on_ws_close(o, ev->ws, ev->code, ev->rlen ? ev->reason : "", ev->rlen,
 					 ev->clean);
+		if (ev->state_id)
+			obj_cluster_ws_forget(obj, ev->state_id);
 	}
 	if (ev->timeout_ms && clock_now_ns() - t0 > (uint64_t)ev->timeout_ms * 1000000) {
 		log_warn("class %s: a WebSocket event ran past its %u ms timeout: its writes are rolled back",

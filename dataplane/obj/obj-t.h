@@ -44,6 +44,7 @@ struct obj_route {
 
 struct obj_config {
 	uint8_t cluster; /* cluster mode: objects pass the slot gate (cluster_gate.h) */
+	int cluster_pipeline; /* forwarded requests pipelined per peer (cluster_forward.c) */
 	struct obj_binding bindings[DURO_MAX_BINDINGS];
 	unsigned nbindings;
 	struct obj_route routes[DURO_MAX_ROUTES];

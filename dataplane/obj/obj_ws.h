@@ -23,6 +23,7 @@ struct obj_ws_event {
 	const char *reason;
 	size_t rlen;
 	unsigned timeout_ms; /* the object's event timeout, 0 for none */
+	uint64_t state_id;   /* close: the socket's stored record to delete (cluster_wsstate.h) */
 };
 /* Runs ev; returns 0, -ENOENT (the object failed to load: the event is lost), -ETIMEDOUT
  * (the handler ran past timeout_ms) or another negative errno (the handler failed). */

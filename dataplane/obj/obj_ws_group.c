@@ -6,6 +6,7 @@
  * events of the object (through the run function given at init). */
 #include "obj_ws_int.h"
 #include "base_assert.h"
+#include "cluster_wsstate.h"
 #include "commit.h"
 #include "core.h"
 #include "http.h"
@@ -70,6 +71,7 @@ static void group_free(struct core *c, struct ws_group *g)
 	for (uint32_t i = 0; i < g->nm; i++) {
 		free(g->m[i].tags);
 		free(g->m[i].attach);
+		obj_cluster_ws_member_free(&g->m[i]);
 	}
 	free(g->m);
 	free(g->auto_pair);
@@ -133,6 +135,10 @@ static long member_add(struct ws_group *g, ws_handle h, enum ws_kind kind)
 	m->last_auto_ms = 0;
 	m->outbound = 0;
 	m->rd = NULL;
+	m->state_id = 0;
+	m->state_saved = 0;
+	m->state_pending = NULL;
+	m->state_pending_len = 0;
 	g->count++;
 	g->per_core[ws_handle_core(h)]++;
 	return (long)i;
@@ -145,6 +151,7 @@ static void member_remove(struct ws_group *g, struct ws_member *m)
 	free(m->tags);
 	free(m->attach);
 	m->tags = m->attach = NULL;
+	obj_cluster_ws_member_free(m);
 	m->h = 0;
 	m->next_free = g->free_head;
 	g->free_head = i;
@@ -251,7 +258,7 @@ void obj_ws_detach(struct core *c, struct object *obj)
 }
 
 /* A socket event for one of this core's objects: membership first, then the event. */
-static void run_event(struct core *c, struct ws_event *ev, struct ws_group *g)
+static void run_event(struct core *c, struct ws_event *ev, struct ws_group *g, uint64_t state_id)
 {
 	struct obj_ws_core *w = c->obj->ws;
 	struct obj_ws_event e = {
@@ -260,7 +267,7 @@ static void run_event(struct core *c, struct ws_event *ev, struct ws_group *g)
 		.len = ev->data ? ev->data->len : 0, .code = ev->code, .clean = ev->clean,
 		.error = ev->error, .reason = ev->reason, .rlen = ev->reason_len,
 		.open = ev->what == EV_OPEN, .err = ev->err, .reconnect = ev->reconnect,
-		.timeout_ms = g->event_timeout_ms,
+		.timeout_ms = g->event_timeout_ms, .state_id = state_id,
 	};
 	int was_live = g->obj != NULL;
 	int r = w->run(c, &e);
@@ -289,14 +296,14 @@ static void on_socket_event(struct core *c, struct core_msg *m)
 			break;
 		case EV_MESSAGE:
 			w->ctr.messages++;
-			run_event(c, ev, g);
+			run_event(c, ev, g, 0);
 			break;
 		case EV_OPEN:
 			if (ev->err == 0) {
 				w->ctr.outbound_opened++;
 				if (mem->rd)
 					ev->reconnect = (uint8_t)w->out->opened(c, mem->rd);
-				run_event(c, ev, g);
+				run_event(c, ev, g, 0);
 				break;
 			}
 			w->ctr.outbound_failed++;
@@ -313,6 +320,7 @@ static void on_socket_event(struct core *c, struct core_msg *m)
 				w->out->dropped(c, mem->rd);
 				break;
 			}
+			uint64_t state_id = mem->state_saved ? mem->state_id : 0;
 			member_remove(g, mem);
 			if (!g->count && !g->obj)
 				w->ctr.hibernated--; /* its last socket left while it slept */
@@ -322,7 +330,7 @@ static void on_socket_event(struct core *c, struct core_msg *m)
 			 * handler's duro_ws_count, and activation's hibernation gauge, must not see
 			 * the socket that left. */
 			g->pinned = 1;
-			run_event(c, ev, g);
+			run_event(c, ev, g, state_id);
 			g->pinned = 0;
 			group_maybe_free(c, g);
 			break;
@@ -440,6 +448,7 @@ static int accept_common(struct duro_object *o, struct http_exchange *ex, enum w
 	}
 	rr->accepted = 1;
 	rr->member = ref;
+	obj_cluster_ws_accepted(c, obj, ex, obj_ws_member(obj, ref));
 	if (kind == WS_KIND_SOCKET)
 		w->ctr.accepted++;
 	else
@@ -682,6 +691,8 @@ int duro_ws_close(struct duro_object *o, duro_ws ws, int code, const char *reaso
 	/* Gone for the object at once; the socket's core finishes the close handshake. */
 	if (m->rd)
 		c->obj->ws->out->forget(c, obj, m);
+	if (m->state_saved)
+		obj_cluster_ws_forget(obj, m->state_id);
 	member_remove(g, m);
 	queue_out(obj, b);
 	return 0;
@@ -702,7 +713,8 @@ int duro_ws_set_attachment(struct duro_object *o, duro_ws ws, const void *data, 
 	free(m->attach);
 	m->attach = a;
 	m->attach_len = (uint16_t)len;
-	return 0;
+	/* Cluster mode: kept with the object's data too, so it follows a slot move. */
+	return m->state_id ? obj_cluster_ws_save((struct object *)o, m) : 0;
 }
 
 int duro_ws_attachment(struct duro_object *o, duro_ws ws, struct duro_str *out)

@@ -22,6 +22,12 @@ struct ws_member {
 	char *tags;   /* ntags x (u16 length, bytes), or NULL */
 	char *attach; /* or NULL */
 	int64_t last_auto_ms;
+	/* Cluster mode, a relayed socket (cluster_wsstate.h): its state ID (0: none), whether
+	 * its record is stored, and a record read at its reopen until the event ends. */
+	uint64_t state_id;
+	uint8_t state_saved;
+	uint32_t state_pending_len;
+	char *state_pending;
 };
 
 struct ws_group {

@@ -203,7 +203,8 @@ def cl():
     boxes = []
     try:
         etcd.start_all()
-        boxes = [Box("b%d" % i, etcd.urls, metrics=(i == 0)) for i in range(3)]
+        # forwarding pipelined here (cluster.pipeline); the boxes tests add use the default
+        boxes = [Box("b%d" % i, etcd.urls, {"pipeline": True}, metrics=(i == 0)) for i in range(3)]
         # together, so all three are members before the rebalancer's first round
         for b in boxes:
             b.start(wait=False)
@@ -303,6 +304,62 @@ def test_non_owner_forwards_get_and_post_with_body(cl):
         assert h["X-Object-Id"] == h["Duro-Id"], h
         status, h2, _ = request(boxes[(i + 1) % 3], "GET", "/obj/ECHO/%s/x" % h["Duro-Id"])
         assert status == 200 and h2["X-Object-Id"] == h["Duro-Id"]
+
+
+def test_forwarded_requests_pipelined_on_one_connection_per_peer(cl):
+    """With cluster.pipeline, 64 clients at once through one box: their forwarded requests
+    share a connection per peer (answered in order), bodies of every size come back whole
+    and in the right answer, counters count exactly."""
+    import threading
+    _, boxes = cl
+    f = boxes[0]
+
+    def outbound():
+        r = f.ctl("--json", "stats")
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)["outbound"]
+    before = outbound()
+    errors, counts = [], {}
+    lock = threading.Lock()
+
+    def client(t):
+        c = http.client.HTTPConnection("127.0.0.1", f.port, timeout=30)
+        try:
+            for i in range(20):
+                size = (t * 7919 + i * 104729) % 70000 if i % 3 else 0
+                body = bytes([(t + i) % 251]) * size
+                c.request("POST", "/echo/pipe-%d-%d" % (t % 16, i % 4), body=body)
+                r = c.getresponse()
+                got = r.read()
+                if r.status != 200 or got != body:
+                    errors.append(("echo", t, i, r.status, len(got), size))
+                name = "pipe-%d" % ((t + i) % 24)
+                c.request("POST", "/counter/" + name, body=b"")
+                r = c.getresponse()
+                r.read()
+                if r.status != 200:
+                    errors.append(("counter", t, i, r.status))
+                else:
+                    with lock:
+                        counts[name] = counts.get(name, 0) + 1
+        finally:
+            c.close()
+    threads = [threading.Thread(target=client, args=(t,)) for t in range(64)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    assert not errors, errors[:5]
+    for name, n in counts.items():
+        assert request(boxes[1], "GET", "/counter/" + name)[2] == str(n).encode(), name
+    after = outbound()
+    made = after["connects"] - before["connects"]
+    sent = after["requests"] - before["requests"]
+    print("%d forwarded requests over %d new connections (%d reused)" %
+          (sent, made, after["reused"] - before["reused"]))
+    assert sent >= 64 * 40 // 2  # most of them went to the two other boxes
+    # up to 64 in flight per connection: a few per peer at most, not one per client
+    assert made <= 8, (before, after)
 
 
 def test_owner_refuses_forwarded_request_it_does_not_own_before_the_handler(cl):
@@ -560,6 +617,42 @@ def test_status_duroctl_and_prometheus(cl):
     assert 'duro_cluster_forwarded_total{core="0",kind="retries"}' in text
 
 
+def test_boxes_publish_their_load(cl):
+    """Each box puts its load (req/s, objects in memory, sockets) in etcd every 5 s: b0's
+    status and Prometheus show b1's while b1 answers requests."""
+    import threading
+    _, boxes = cl
+    stop = threading.Event()
+
+    def load():
+        c = http.client.HTTPConnection("127.0.0.1", boxes[1].port, timeout=10)
+        i = 0
+        while not stop.is_set():
+            c.request("GET", "/memcounter/load-%d" % (i % 50))
+            c.getresponse().read()
+            i += 1
+        c.close()
+    th = threading.Thread(target=load)
+    th.start()
+    try:
+        def b1_busy():
+            st = boxes[0].cluster_status()
+            b1 = [b for b in st["boxes"] if b["name"] == "b1"][0]
+            return b1.get("load", {}).get("rps", 0) > 0 and b1
+        b1 = wait_until(b1_busy, timeout=20, interval=0.5, what="b1's load in b0's status")
+    finally:
+        stop.set()
+        th.join()
+    print("b0 sees b1's load: %s" % b1["load"])
+    assert b1["load"]["active"] >= 1 and b1["load"]["age_ms"] < 15000
+    c = http.client.HTTPConnection("127.0.0.1", boxes[0].metrics, timeout=10)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    for fig in ("rps", "active", "sockets"):
+        assert all('duro_cluster_box_%s{box="%s"}' % (fig, n) in text for n in ("b0", "b1", "b2")), fig
+
+
 def test_dashboard_shows_the_cluster(cl):
     """b0's dashboard (in Debian's Chromium) has a cluster view: every box with its share of
     the slots and its epochs, the rebalancer, moves in flight."""
@@ -583,6 +676,8 @@ def test_dashboard_shows_the_cluster(cl):
     assert sorted(rows) == ["b0", "b1", "b2"], rows
     assert sum(int(row[3]) for row in rows.values()) == 4096
     assert all(row[2].startswith("live") for row in rows.values()), rows
+    # every box's published load (objects in memory, sockets)
+    assert all(row[8].isdigit() and row[9].isdigit() for row in rows.values()), rows
     assert "moves in flight: 0" in c["moves"], c["moves"]
     print("dashboard cluster view: %s; screenshot %s" % (c["head"], png))
 
@@ -1581,3 +1676,241 @@ def test_single_box_is_unchanged(tmp_path):
     text = open(str(tmp_path / "log"), errors="replace").read()
     check_output(text)
     assert "etcd" not in text and "cluster" not in text
+
+
+def rendezvous_target():
+    """bench/cluster.py's target(boxes, slot): the box the rebalancer aims a slot at."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_cluster", os.path.join(ROOT, "bench", "cluster.py"))
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m.target
+
+
+def slot_of(boxes, binding, name):
+    """The slot of binding's object `name` (its ID's first 12 bits), from whichever box
+    holds it (it must have been used)."""
+    for b in boxes:
+        r = b.ctl("--json", "object", binding, name)
+        if r.returncode == 0:
+            return int(json.loads(r.stdout)["id"][:3], 16)
+    raise AssertionError("no box knows %s %s" % (binding, name))
+
+
+class JoinCluster:
+    """One etcd member, boxes a and b sharing the slots, and c that joins later: names
+    whose slots the rebalancer moves to c are found first (the lowest slots move first)."""
+
+    def __init__(self, extra=None, config=None):
+        self.etcd = EtcdCluster(1)
+        self.boxes = []
+        self.extra = extra or {}
+        self.config = config  # the rest of each box's config, run by durod-test
+
+    def box(self, name):
+        b = Box(name, self.etcd.urls, self.extra)
+        if self.config:
+            b.cfg.update(self.config)
+            with open(b.cfg_path, "w") as f:
+                json.dump(b.cfg, f)
+            b.binary = DUROD_TEST
+        return b
+
+    def __enter__(self):
+        self.etcd.start_all()
+        self.a, self.b = (self.box(n) for n in ("a", "b"))
+        self.boxes = [self.a, self.b]
+        for x in self.boxes:
+            x.start(wait=False)
+        for x in self.boxes:
+            wait_port(x.port, x.proc, timeout=30)
+        wait_until(lambda: settled(self.boxes, ["a", "b"]), timeout=40, interval=0.3,
+                   what="a and b to share the slots")
+        self.c = self.box("c")
+        return self
+
+    def moving_to_c(self, binding, prefix, use, tries=60):
+        """The name (of prefix-i, each first used by use(name)) with the lowest slot among
+        those that move to c."""
+        target = rendezvous_target()
+        best = None
+        for i in range(tries):
+            name = "%s-%d" % (prefix, i)
+            use(name)
+            s = slot_of(self.boxes, binding, name)
+            if target(["a", "b", "c"], s) == "c" and (best is None or s < best[0]):
+                best = (s, name)
+        assert best, "none of %d names moves to c" % tries
+        return best
+
+    def join_c(self):
+        self.boxes.append(self.c)
+        self.c.start()
+
+    def __exit__(self, *exc):
+        for x in [self.a, self.b, self.c]:
+            x.close()
+        self.etcd.close()
+
+
+def test_move_answers_held_responses_then_completes():
+    """A lock with a waiter (a held response) in a slot that moves: the freeze waits a
+    bounded time (OBJ_CLUSTER_FREEZE_CUT_MS), then the waiter is answered 503 and the
+    slot moves; the lock's state arrives intact on the new owner."""
+    import threading
+    with JoinCluster() as jc:
+        a = jc.a
+        slot, name = jc.moving_to_c("LOCK", "held", lambda n: a.get("/lock/" + n))
+        path = "/lock/" + name
+        status, _, text = request(a, "POST", path + "/acquire?ttl=120000&owner=first")
+        assert status == 200, (status, text)
+        waiter = {}
+
+        def wait_for_lock():
+            # the slot's turn may take a while on a loaded machine (ASan, slots before it)
+            t0 = time.time()
+            c = http.client.HTTPConnection("127.0.0.1", a.port, timeout=100)
+            try:
+                c.request("POST", path + "/acquire?ttl=1000&owner=second&wait=90000")
+                r = c.getresponse()
+                waiter.update(status=r.status, body=r.read(), took=time.time() - t0)
+            finally:
+                c.close()
+        th = threading.Thread(target=wait_for_lock)
+        th.start()
+        time.sleep(0.5)
+        assert th.is_alive(), waiter  # queued: its response is held
+        t0 = time.time()
+        jc.join_c()
+
+        def served_by_c():
+            s, h, body = a.get(path)
+            return s == 200 and h.get("Duro-Forwarded-To") == "c" and body
+        body = wait_until(served_by_c, timeout=90, interval=0.1,
+                          what="slot %d (%s) to move to c" % (slot, name))
+        took = time.time() - t0
+        th.join(timeout=30)
+        assert not th.is_alive()
+        print("slot %d moved to c %.2f s after c started; the waiter got %d after %.2f s" %
+              (slot, took, waiter["status"], waiter["took"]))
+        assert waiter["status"] == 503, waiter  # not 409 after its 90 s wait
+        assert '"holder":"first"' in body, body
+        # on the first try: no rollback, no giving up
+        logs = "".join(x.log() for x in (jc.a, jc.b, jc.c))
+        assert "move of slot %d " % slot not in logs and "slot %d: " % slot not in logs
+        moved = [l for l in jc.c.log().splitlines() if "slot %d moved to box c" % slot in l]
+        assert moved, jc.c.log()[-3000:]
+        print(moved[0].split("cluster t: ")[-1])
+
+
+def test_ws_attachment_set_after_accept_follows_a_move():
+    """Relayed WebSockets of a room whose slot moves to a box that joins: the attachments
+    the object set after accepting them (and their tags) are what the object sees on its
+    new box, not what accepting them again there gave (ChatRoom's ?name=)."""
+    import asyncio
+    import websockets
+    with JoinCluster() as jc:
+        a = jc.a
+        slot, name = jc.moving_to_c("ROOM", "att", lambda n: a.get("/room/%s/sockets" % n))
+        room = "/room/" + name
+
+        async def go():
+            alice = await websockets.connect(ws_url(a, room + "?tags=t1,t2&name=alice"))
+            bob = await websockets.connect(ws_url(jc.b, room + "?name=bob"))
+            carol = await websockets.connect(ws_url(a, room + "?tags=t3"))
+            s = sockets_of(a, room)
+            assert s["count"] == 3, s
+            ids = {x["attachment"]: x["socket"] for x in s["sockets"]}
+            for sock, body in ((ids["alice"], b"alice, later"), (ids[None], b"carol, later")):
+                st, _, text = request(jc.b, "POST", room + "/attach?socket=" + sock, body=body)
+                assert st == 200, (st, text)
+            by = {x["attachment"]: x for x in sockets_of(a, room)["sockets"]}
+            assert set(by) == {"alice, later", "bob", "carol, later"}, by
+            jc.join_c()
+
+            def on_c():
+                st, h, body = a.get(room + "/sockets")
+                return st == 200 and h.get("Duro-Forwarded-To") == "c" and json.loads(body)
+            wait_until(lambda: (on_c() or {}).get("count") == 3, timeout=90, interval=0.2,
+                       what="room %s (slot %d) on c with its three sockets" % (name, slot))
+            s = on_c()
+            by = {x["attachment"]: x for x in s["sockets"]}
+            assert set(by) == {"alice, later", "bob", "carol, later"}, s
+            assert by["alice, later"]["tags"] == ["t1", "t2"]
+            assert by["carol, later"]["tags"] == ["t3"] and by["bob"]["tags"] == []
+            # nothing closed: the sockets still talk to each other
+            await carol.send("after the move")
+            for m in (alice, bob, carol):
+                assert await asyncio.wait_for(m.recv(), 10) == "after the move"
+            # an attachment set on the new owner is kept there as before
+            st, _, text = request(a, "POST", room + "/attach?socket=" + by["bob"]["socket"],
+                                  body=b"bob, on c")
+            assert st == 200, (st, text)
+            assert {x["attachment"] for x in sockets_of(jc.b, room)["sockets"]} == \
+                {"alice, later", "bob, on c", "carol, later"}
+            for m in (alice, bob, carol):
+                await m.close()
+        asyncio.run(asyncio.wait_for(go(), 150))  # the slot's turn may take a while
+
+
+def test_move_of_a_slot_busy_too_long_is_kept_then_done():
+    """An object of a moving slot waits for a call another object holds: the freeze gives up
+    after OBJ_CLUSTER_FREEZE_GIVE_UP_MS, its box serves the slot again (the object answers
+    meanwhile) and the rebalancer rolls the move back; once the call is answered, a later
+    move of the slot goes through."""
+    import threading
+    calls = {"durable_objects": {"bindings": [{"name": "CALL", "class_name": "TestCall"}]},
+             "migrations": [{"tag": "calls-v1", "new_classes": ["TestCall"]}],
+             "routes": [{"prefix": "/call/", "binding": "CALL", "id": "name"}]}
+    with JoinCluster(config=calls) as jc:
+        a = jc.a
+        slot, caller = jc.moving_to_c("CALL", "kept", lambda n: a.get("/call/%s/id" % n))
+        target = rendezvous_target()
+
+        def owner(n):
+            status, h, _ = a.get("/call/%s/id" % n)
+            assert status == 200, status
+            return h.get("Duro-Forwarded-To", "a")
+        # calls between boxes are not forwarded: the holder lives on the caller's box, in a
+        # slot that stays there
+        holder = [n for n in ("holder-%d" % i for i in range(80))
+                  if owner(n) == owner(caller) and
+                  target(["a", "b", "c"], slot_of(jc.boxes, "CALL", n)) != "c"][0]
+        held = {}
+
+        def call():
+            c = http.client.HTTPConnection("127.0.0.1", a.port, timeout=120)
+            try:
+                c.request("POST", "/call/%s/call?to=%s&op=hold&timeout=90000" % (caller, holder),
+                          body=b"")
+                r = c.getresponse()
+                held.update(status=r.status, body=r.read())
+            finally:
+                c.close()
+        th = threading.Thread(target=call)
+        th.start()
+        time.sleep(0.5)
+        jc.join_c()
+        def kept():
+            return [x for x in (jc.a, jc.b) if any(
+                "slot %d: " % slot in line and "still busy" in line for line in x.log().splitlines())]
+        try:
+            giver = wait_until(kept, timeout=90, interval=0.2,
+                               what="the freeze of slot %d to give up" % slot)[0]
+        except AssertionError:
+            for x in (jc.a, jc.b, jc.c):
+                print("== %s\n%s" % (x.name, "\n".join(
+                    l for l in x.log().splitlines() if "slot %d" % slot in l or "warn" in l)[-3000:]))
+            print(held)
+            raise
+        # served again where it was while the call is held
+        status, h, _ = a.get("/call/%s/id" % caller)
+        assert status == 200 and h.get("Duro-Forwarded-To", "a") == giver.name, (status, h)
+        assert th.is_alive()
+        assert request(a, "POST", "/call/%s/release" % holder)[2].strip() == b"1"
+        th.join(timeout=30)
+        assert held["status"] == 200 and held["body"].startswith(b"err=0 status=200"), held
+        wait_until(lambda: a.get("/call/%s/id" % caller)[1].get("Duro-Forwarded-To") == "c",
+                   timeout=90, interval=0.2, what="slot %d to move to c at last" % slot)
+        assert "rolled back the move of slot %d " % slot in jc.a.log() + jc.b.log()
+        print("slot %d: kept by %s, rolled back, then moved to c" % (slot, giver.name))

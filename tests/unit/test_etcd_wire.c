@@ -144,6 +144,8 @@ static void test_cluster_values(void)
 	CHECK(K("/duro/u/rebalancer") == CLUSTER_KEY_OTHER);
 	CHECK(K("/duro/t/drain/b2") == CLUSTER_KEY_DRAIN && !strcmp(box, "b2"));
 	CHECK(K("/duro/t/drain/") == CLUSTER_KEY_OTHER);
+	CHECK(K("/duro/t/load/b3") == CLUSTER_KEY_LOAD && !strcmp(box, "b3"));
+	CHECK(K("/duro/t/load/") == CLUSTER_KEY_OTHER);
 	CHECK(K("/duro/t/rebalance") == CLUSTER_KEY_REBALANCE);
 #undef K
 	struct cluster_member_value m = { .cores = 2, .incarnation = 77 }, m2;

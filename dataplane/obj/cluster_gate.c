@@ -84,17 +84,21 @@ void obj_cluster_trace(const struct core *c, const struct duro_id *id, const cha
 }
 
 /* refused: the Duro-Refused value a forwarding box reads as "not run, ask again", or
- * NULL for a client's own request. slot DURO_SLOTS: no Duro-Slot field. */
+ * NULL for a client's own request. slot DURO_SLOTS: no Duro-Slot field. ran: the request
+ * did run here (an answer held back past the lease): marked Duro-Outcome: unknown and
+ * without Retry-After, so neither a client nor a harness takes the 503 for "not done". */
 static void refuse(struct core *c, struct http_exchange *ex, const char *text,
 		   const struct obj_cluster_table *t, unsigned slot, int with_owner,
-		   const char *refused)
+		   const char *refused, int ran)
 {
 	http_resp_reset(ex);
 	http_resp_status(ex, 503);
 	char v[32];
 	int n = 0;
-	if (http_resp_header(ex, "Content-Type", 12, "text/plain; charset=utf-8", 25) < 0 ||
-	    http_resp_header(ex, "Retry-After", 11, "1", 1) < 0)
+	if (http_resp_header(ex, "Content-Type", 12, "text/plain; charset=utf-8", 25) < 0)
+		goto out;
+	if (ran ? http_resp_header(ex, "Duro-Outcome", 12, "unknown", 7) < 0
+		: http_resp_header(ex, "Retry-After", 11, "1", 1) < 0)
 		goto out;
 	n = snprintf(v, sizeof(v), "%u", slot);
 	if (slot < DURO_SLOTS && http_resp_header(ex, "Duro-Slot", 9, v, (size_t)n) < 0)
@@ -132,7 +136,7 @@ void obj_cluster_answer_late(struct core *c, struct http_exchange *ex)
 	c->obj->ctr.cluster_late++;
 	refuse(c, ex, "503 not serving objects: this box's etcd lease ran out before the answer "
 		   "could leave (the request ran here; whether its writes outlive this box's "
-		   "tenure of the slot is unknown)", t, DURO_SLOTS, 0, NULL);
+		   "tenure of the slot is unknown)", t, DURO_SLOTS, 0, NULL, 1);
 }
 
 /* The hop marker of a request another box forwarded: 1 and its slot and epoch, or 0. A
@@ -173,7 +177,7 @@ int obj_cluster_admit(struct core *c, struct http_exchange *ex, const struct dur
 		snprintf(text, sizeof(text), "503 not serving objects: %s",
 			 t->serving ? "this box's etcd lease ran out before it was renewed (fenced)"
 				    : t->why);
-		refuse(c, ex, text, t, slot, 0, hop ? "fenced" : NULL);
+		refuse(c, ex, text, t, slot, 0, hop ? "fenced" : NULL, 0);
 		return -1;
 	}
 	int mine = t->owned[slot / 64] >> (slot % 64) & 1;
@@ -189,7 +193,7 @@ int obj_cluster_admit(struct core *c, struct http_exchange *ex, const struct dur
 		snprintf(text, sizeof(text), "503 not owner: forwarded for slot %ld at epoch %lld; "
 			 "this box %s slot %u at epoch %lld", fslot, fepoch,
 			 mine ? "owns" : "does not own", slot, (long long)t->epoch[slot]);
-		refuse(c, ex, text, t, slot, known, mine ? "epoch" : "not-owner");
+		refuse(c, ex, text, t, slot, known, mine ? "epoch" : "not-owner", 0);
 		return -1;
 	}
 	/* A WebSocket is relayed even to this box: its client then stays on this box when

@@ -199,6 +199,7 @@ def test_paused_owner_answers_nothing_after_its_lease(etcd):
                 c.request("POST", "/call/%s/call?to=%s&op=hold&timeout=4000" % (a, b), body=b"x")
                 r = c.getresponse()
                 got["status"], got["body"] = r.status, r.read().decode(errors="replace")
+                got["outcome"], got["retry"] = r.getheader("Duro-Outcome"), r.getheader("Retry-After")
             except OSError as e:
                 got["error"] = repr(e)
             finally:
@@ -220,6 +221,7 @@ def test_paused_owner_answers_nothing_after_its_lease(etcd):
         assert not th.is_alive()
         assert got.get("status") == 503, got
         assert "lease ran out before the answer could leave" in got["body"], got
+        assert got["outcome"] == "unknown" and got["retry"] is None, got
         wait_until(lambda: victim.cluster_status()["state"] == "serving", timeout=20,
                    interval=0.2, what="p1 to rejoin")
     finally:

@@ -181,6 +181,9 @@ class Run:
         else:
             if r.status == 200:
                 status, result = "ok", self.compact(o, body.split("\n")[:-1])
+            elif r.getheader("Duro-Outcome", "") == "unknown":
+                # the request ran, but its answer came due after the box's lease ran out
+                status, result = "unknown", None
             elif r.status == 503 or 400 <= r.status < 500:
                 status, result = "fail", None  # refused before any handler, or bad input
             else:

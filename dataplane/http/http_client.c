@@ -828,6 +828,38 @@ static void pipe_enqueue(struct core *c, struct http_client_conn *hc, struct htt
 		HCC(c)->nb->want_write(c, hc->nc);
 }
 
+/* A connection for f's place, not dialed yet; owned by this core's pool (conn_free). */
+static struct http_client_conn *conn_new(struct core *c, const struct http_fetch *f)
+{
+	struct http_client_core *cc = HCC(c);
+	struct http_client_conn *hc = pool_get(&cc->conns);
+	if (!hc)
+		return NULL;
+	memset(hc, 0, sizeof(*hc));
+	list_add_tail(&cc->all, &hc->all_node);
+	hc->state = HC_DIALING;
+	memcpy(&hc->addr, &f->dial.addr, f->dial.addrlen);
+	hc->addrlen = f->dial.addrlen;
+	hc->tls = !!f->dial.tls;
+	snprintf(hc->server_name, sizeof(hc->server_name), "%s",
+		 f->dial.server_name ? f->dial.server_name : "");
+	return hc;
+}
+
+/* Dials hc for f (already attached to it); a dial that fails at once frees hc. */
+static int conn_dial(struct core *c, struct http_client_conn *hc, struct http_fetch *f)
+{
+	int r = HCC(c)->nb->dial(c, &f->dial, &hc_events, hc, &hc->dial);
+	if (r < 0) {
+		f->conn = NULL;
+		hc->state = HC_GONE;
+		conn_free(c, hc);
+		return r;
+	}
+	arm_for(c, hc, f);
+	return 0;
+}
+
 /* Puts f on this core's pipelined connection to its place, or dials one. */
 static int pipe_start(struct core *c, struct http_fetch *f)
 {
@@ -839,30 +871,14 @@ static int pipe_start(struct core *c, struct http_fetch *f)
 		pipe_enqueue(c, hc, f);
 		return 0;
 	}
-	struct http_client_conn *hc = pool_get(&cc->conns);
+	struct http_client_conn *hc = conn_new(c, f);
 	if (!hc)
 		return -ENOMEM;
-	memset(hc, 0, sizeof(*hc));
-	list_add_tail(&cc->all, &hc->all_node);
 	list_add_tail(&cc->pipes, &hc->pipe_node);
 	hc->pipe = 1;
 	hc->keep_alive = 1;
-	hc->state = HC_DIALING;
-	memcpy(&hc->addr, &f->dial.addr, f->dial.addrlen);
-	hc->addrlen = f->dial.addrlen;
-	hc->tls = !!f->dial.tls;
-	snprintf(hc->server_name, sizeof(hc->server_name), "%s",
-		 f->dial.server_name ? f->dial.server_name : "");
 	pipe_enqueue(c, hc, f);
-	int r = cc->nb->dial(c, &f->dial, &hc_events, hc, &hc->dial);
-	if (r < 0) {
-		f->conn = NULL;
-		hc->state = HC_GONE;
-		conn_free(c, hc);
-		return r;
-	}
-	arm_for(c, hc, f);
-	return 0;
+	return conn_dial(c, hc, f);
 }
 
 static const struct net_events hc_events = {
@@ -905,32 +921,16 @@ static int start(struct core *c, struct http_fetch *f)
 			return 0;
 		}
 	}
-	struct http_client_conn *hc = pool_get(&cc->conns);
+	struct http_client_conn *hc = conn_new(c, f);
 	if (!hc)
 		return -ENOMEM;
-	memset(hc, 0, sizeof(*hc));
-	list_add_tail(&cc->all, &hc->all_node);
-	hc->state = HC_DIALING;
-	memcpy(&hc->addr, &f->dial.addr, f->dial.addrlen);
-	hc->addrlen = f->dial.addrlen;
-	hc->tls = !!f->dial.tls;
-	snprintf(hc->server_name, sizeof(hc->server_name), "%s",
-		 f->dial.server_name ? f->dial.server_name : "");
 	if (compose(hc, f) < 0) {
 		conn_free(c, hc);
 		return -ENOMEM;
 	}
 	hc->f = f;
 	f->conn = hc;
-	int r = cc->nb->dial(c, &f->dial, &hc_events, hc, &hc->dial);
-	if (r < 0) {
-		f->conn = NULL;
-		hc->state = HC_GONE;
-		conn_free(c, hc);
-		return r;
-	}
-	arm_for(c, hc, f);
-	return 0;
+	return conn_dial(c, hc, f);
 }
 
 void http_client_cancel(struct core *c, struct http_fetch *f)

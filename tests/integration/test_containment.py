@@ -99,7 +99,10 @@ def test_a_class_that_loops_forever_trips_the_watchdog(tmp_path, durod_factory):
     took = time.monotonic() - t0
     s.close()
     assert rc == -6, rc  # abort()
-    assert took <= watchdog_ms / 1000 + 1.0, took
+    # tripped by the watchdog, not by a later check: the margin covers the abort itself
+    # and the ASan build's exit on a loaded two-CPU machine (2.9 s seen with the suite
+    # and other work sharing it); a hang the watchdog missed would never end
+    assert took <= 2 * watchdog_ms / 1000 + 0.5, took
     log = d.logtext()
     line = [l for l in log.splitlines() if "watchdog: " in l]
     assert len(line) == 1, log

@@ -56,6 +56,15 @@ struct cluster_move {
 
 enum cluster_state { CLUSTER_JOINING, CLUSTER_JOINED };
 
+/* Where each slot's followers are, for the replicator thread (cluster_repl.c): copied from
+ * the table by the cluster thread when it changes. */
+struct cluster_repl_view {
+	int64_t epoch[DURO_SLOTS];
+	uint8_t nfollowers[DURO_SLOTS];
+	uint8_t followers[DURO_SLOTS][CLUSTER_MAX_VOTERS]; /* indexes into peer */
+	char peer[CLUSTER_MAX_BOXES][CLUSTER_ADDR_MAX];   /* "" for a box not live */
+};
+
 /* Figures others read (status, Prometheus), copied under lock by the cluster thread. */
 struct cluster_figures {
 	uint64_t joins, fences, renewals, renew_failures, watch_restarts, join_failures;
@@ -130,6 +139,12 @@ struct cluster {
 	char drain_req[CLUSTER_NAME_MAX]; /* `duroctl cluster drain`, for the cluster thread */
 	int drain_undo;
 	_Atomic int rebalance_now;        /* `duroctl cluster rebalance` */
+	struct cluster_repl_view *repl_view; /* owned; NULL until the first table */
+
+	/* ---- replication (cluster_repl.c; cluster.replication) ---- */
+	pthread_t repl_thread;
+	int repl_started;
+	_Atomic uint64_t repl_sent, repl_acked, repl_received, repl_failed, repl_stale;
 };
 
 /* ---- cluster_table.c ---- */
@@ -196,6 +211,26 @@ int cluster_peer_pull(struct cluster *cl, const char *kind, unsigned slot, int64
 		      const char *peer, uint64_t *bytes, uint64_t *records);
 /* Ends the capture of slot's writes on its core (the move is over). */
 void cluster_peer_capture_stop(struct cluster *cl, unsigned slot);
+/* The MAC of a peer request (kind, slot, epoch) into out[17]. */
+void cluster_peer_mac(const struct cluster *cl, const char *kind, unsigned slot, int64_t epoch,
+		      char out[17]);
+/* A blocking connection to a peer address with io_ms send and receive timeouts: the fd,
+ * or a negative errno. */
+int cluster_peer_dial(const char *addr, unsigned io_ms);
+
+/* ---- cluster_repl.c ---- */
+
+/* Starts the replicator thread (cluster.replication): it sends what the cores queue
+ * (dataplane/obj/cluster_ship.h) to each slot's followers. 0 or a negative errno. */
+int cluster_repl_start(struct cluster *cl);
+void cluster_repl_stop(struct cluster *cl);
+/* The cluster thread, after a new table: the followers' addresses for the replicator. */
+void cluster_repl_publish(struct cluster *cl);
+/* The peer thread, for a "repl" request on fd for slot at epoch: reads the append frame
+ * (have[0..nhave) are its first bytes, read with the request line), takes it into this
+ * box's replica log (cluster_follow.h) and writes the answer frame. */
+void cluster_repl_serve(struct cluster *cl, int fd, unsigned slot, int64_t epoch,
+			const char *have, size_t nhave);
 
 /* ---- cluster_move.c ---- */
 /* Every loop turn while joined: this box's part in the moves the table shows. Returns

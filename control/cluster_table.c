@@ -359,6 +359,8 @@ void cluster_push(struct cluster *cl)
 		else if (r != -ETIMEDOUT)
 			return;
 	}
+	if (!lease_only)
+		cluster_repl_publish(cl);
 	cl->table_dirty = cl->lease_dirty = 0;
 	cl->next_status_ms = now + CLUSTER_STATUS_MS;
 	cluster_publish_status(cl);

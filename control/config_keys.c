@@ -261,6 +261,9 @@ const struct config_key config_keys[] = {
 	BOOL("cluster.allow_fewer_copies", cluster.allow_fewer_copies, 0,
 	     "assign slots with fewer than cluster.replicas + 1 live boxes (fewer copies) "
 	     "instead of leaving them unassigned"),
+	BOOL("cluster.replication", cluster.replication, 0,
+	     "owners send each durable batch's writes of their slots to the slots' followers, "
+	     "which keep them in a replica log (first stage: the gate does not wait for them)"),
 
 	BOOL_NOT("uring.buffer_ring", net.no_buffer_ring, 1,
 		 "receive into a provided buffer ring where the kernel has them"),

@@ -18,6 +18,7 @@
 #include "base_assert.h"
 #include "cluster_capture.h"
 #include "cluster_gate.h"
+#include "cluster_ship.h"
 #include "core.h"
 #include "http.h"
 #include "log.h"
@@ -278,6 +279,7 @@ static void apply_pending(struct core *c)
 		}
 		cc->applied_seq = cb->seq;
 		obj_cluster_capture_batch(c, cb->b); /* a slot move's live tail, if any */
+		obj_cluster_ship_batch(c, cb->b);    /* followers' copies (cluster.replication) */
 		cc->unapplied_head = cb->next;
 		if (!cc->unapplied_head)
 			cc->unapplied_tail = NULL;

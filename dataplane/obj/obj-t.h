@@ -44,6 +44,7 @@ struct obj_route {
 
 struct obj_config {
 	uint8_t cluster; /* cluster mode: objects pass the slot gate (cluster_gate.h) */
+	uint8_t replicate; /* cluster.replication: owned slots' writes go to followers */
 	struct obj_binding bindings[DURO_MAX_BINDINGS];
 	unsigned nbindings;
 	struct obj_route routes[DURO_MAX_ROUTES];

@@ -574,7 +574,10 @@ void cluster_prometheus(struct cluster *cl, FILE *f)
 		{ "repl_records_received", "Records this box took into its replica logs as a follower.", atomic_load(&cl->repl_received) },
 		{ "repl_failures", "Appends that failed: a follower not answering or refusing, a broken frame, a log write.", atomic_load(&cl->repl_failed) },
 		{ "repl_stale", "Appends refused because a newer owner sealed the slot.", atomic_load(&cl->repl_stale) },
-		{ "repl_dropped", "Slot records the cores could not queue for the replicator (queue full).", obj_cluster_ship_dropped() },
+		{ "repl_skipped", "Appends not sent to a follower that had not answered within cluster.follower_timeout_ms.", atomic_load(&cl->repl_skipped) },
+		{ "repl_unreplicated", "Records a majority of their slot's copies did not acknowledge: their answers left as of unknown outcome (503).", atomic_load(&cl->repl_unreplicated) },
+		{ "repl_applied", "Writes this box applied from its replica logs when it took slots over.", atomic_load(&cl->repl_applied) },
+		{ "repl_dropped", "Commit batches the cores could not queue for the replicator (queue full): answered as of unknown outcome.", obj_cluster_ship_dropped() },
 	};
 	for (size_t k = 0; k < sizeof(repl) / sizeof(repl[0]); k++)
 		fprintf(f, "# HELP duro_cluster_%s_total %s\n# TYPE duro_cluster_%s_total counter\n"

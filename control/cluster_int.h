@@ -145,6 +145,10 @@ struct cluster {
 	pthread_t repl_thread;
 	int repl_started;
 	_Atomic uint64_t repl_sent, repl_acked, repl_received, repl_failed, repl_stale;
+	_Atomic uint64_t repl_skipped;      /* appends not sent: the follower was not answering */
+	_Atomic uint64_t repl_unreplicated; /* records a majority of copies did not acknowledge */
+	_Atomic uint64_t repl_applied;      /* writes applied from replica logs at failovers */
+	uint64_t repl_owned[DURO_SLOTS / 64]; /* the cluster thread's: slots owned as last pushed */
 };
 
 /* ---- cluster_table.c ---- */
@@ -224,6 +228,13 @@ int cluster_peer_dial(const char *addr, unsigned io_ms);
  * (dataplane/obj/cluster_ship.h) to each slot's followers. 0 or a negative errno. */
 int cluster_repl_start(struct cluster *cl);
 void cluster_repl_stop(struct cluster *cl);
+/* The cluster thread, before it pushes a table whose owned slots are `owned` (a bit per
+ * slot): each slot newly owned gets the records of its replica log not yet in its data
+ * families applied, durably (a failover: the copy survives its old owner). */
+void cluster_repl_take_over(struct cluster *cl, const uint64_t *owned);
+/* The cluster thread, when a move brought slot s here with its data: the replica log's
+ * records are older than that data, so they count as applied (trimmed). */
+void cluster_repl_moved_in(struct cluster *cl, unsigned s);
 /* The cluster thread, after a new table: the followers' addresses for the replicator. */
 void cluster_repl_publish(struct cluster *cl);
 /* The peer thread, for a "repl" request on fd for slot at epoch: reads the append frame

@@ -249,6 +249,7 @@ static void take_tick(struct cluster *cl, unsigned s, struct cluster_move *mv, u
 		cl->table_dirty = 1;
 		mv->phase = MOVE_IMPORTED;
 		mv->epoch = rev;
+		cluster_repl_moved_in(cl, s);
 		finish(cl, s, mv, my_index(cl), clock_now_ms());
 		return;
 	}

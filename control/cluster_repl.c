@@ -3,20 +3,23 @@
  * follower's answer to one append, both over the peer listener (MAC'd as its moves are).
  *
  * This stage: the owner keeps its own replica log of each slot it ships (storage/
- * store_repl.h, the same log a follower keeps: the source of resends and, later, of
- * recovery) and sends each batch of records to every live follower, one connection per
- * append; a follower takes it with obj_repl_follow and answers with its durable lsn. A
- * follower that answers MISMATCH is sent the owner's log from where it asks. Nothing
- * waits for the answers yet: the output gate opens on local durability, and failover
- * does not apply the copy (tests/model/README.md's table says what is left). */
+ * store_repl.h, the same log a follower keeps: the source of resends and of recovery) and
+ * sends each batch of records to every live follower in turn, one connection per append;
+ * a follower takes it with obj_repl_follow and answers with its durable lsn. A follower
+ * that answers MISMATCH is sent the owner's log from where it asks. The cores hear, per
+ * commit batch, whether a majority of copies holds it (their output gate waits for that),
+ * and a box that takes a slot over applies its log first. No SEAL round yet: recovery uses
+ * this box's own log (tests/model/README.md's table says what is left). */
 #include "cluster_int.h"
 #include "cluster_follow.h"
 #include "cluster_repl_wire.h"
 #include "cluster_ship.h"
+#include "clock.h"
 #include "log.h"
 #include "obj.h"
 #include "store.h"
 #include "store_repl.h"
+#include "store_slot.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -29,8 +32,32 @@
 
 static unsigned repl_io_ms(const struct cluster *cl)
 {
-	unsigned ms = cl->cfg->cluster.lease_ttl_ms / 5;
-	return ms < 100 ? 100 : ms;
+	return cl->cfg->cluster.follower_timeout_ms;
+}
+
+/* Followers that did not answer in time, not waited for again until until_ms (the owner's
+ * answers then need the other followers): the replicator's own. */
+#define REPL_SKIP_MAX 64
+static struct repl_skip {
+	char peer[CLUSTER_ADDR_MAX];
+	uint64_t until_ms;
+} skips[REPL_SKIP_MAX];
+
+static struct repl_skip *skip_of(const char *peer, int make)
+{
+	struct repl_skip *free_one = NULL;
+	uint64_t now = clock_now_ms();
+	for (unsigned i = 0; i < REPL_SKIP_MAX; i++) {
+		if (skips[i].peer[0] && !strcmp(skips[i].peer, peer))
+			return &skips[i];
+		if (!free_one && (!skips[i].peer[0] || skips[i].until_ms < now))
+			free_one = &skips[i];
+	}
+	if (!make || !free_one)
+		return NULL;
+	snprintf(free_one->peer, sizeof(free_one->peer), "%s", peer);
+	free_one->until_ms = 0;
+	return free_one;
 }
 
 static int send_all(int fd, const void *p, size_t n)
@@ -180,7 +207,10 @@ static int load_from(struct store *st, struct ship *s, uint64_t from)
 	s->prev_lsn = from;
 	s->prev_epoch = 0;
 	if (from > 0) {
+		struct store_repl_state rs;
 		int64_t e = store_repl_epoch_at(st, s->slot, from);
+		if (e == 0 && store_repl_state(st, s->slot, &rs) == 0 && rs.trimmed == from)
+			e = rs.trimmed_epoch;
 		if (e <= 0)
 			return e < 0 ? (int)e : -ENOENT; /* trimmed: a snapshot's work (not yet) */
 		s->prev_epoch = e;
@@ -190,9 +220,17 @@ static int load_from(struct store *st, struct ship *s, uint64_t from)
 }
 
 /* Brings one follower up to the owner's log end: the append, then resends from where it
- * says its log matches, a few rounds at most. */
-static void ship_to(struct cluster *cl, const char *peer, struct ship *first, uint64_t end)
+ * says its log matches, a few rounds at most. 1 when it acknowledged the log up to end
+ * durable, else 0. A follower that does not answer (in follower_timeout_ms) or fails is
+ * not asked again for as long (logged, counted): the gate then needs the others. */
+static int ship_to(struct cluster *cl, const char *peer, struct ship *first, uint64_t end)
 {
+	struct repl_skip *sk = skip_of(peer, 0);
+	if (sk && clock_now_ms() < sk->until_ms) {
+		atomic_fetch_add(&cl->repl_skipped, 1);
+		return 0;
+	}
+	int durable = 0;
 	struct store *st = obj_runtime_store();
 	struct ship again = { .slot = first->slot, .epoch = first->epoch };
 	const struct ship *s = first;
@@ -202,8 +240,13 @@ static void ship_to(struct cluster *cl, const char *peer, struct ship *first, ui
 		atomic_fetch_add(&cl->repl_sent, 1);
 		if (r < 0) {
 			atomic_fetch_add(&cl->repl_failed, 1);
-			log_debug("cluster %s: slot %u: append to %s: %s", cl->cfg->cluster.name,
-				  s->slot, peer, strerror(-r));
+			sk = skip_of(peer, 1);
+			if (sk && sk->until_ms < clock_now_ms())
+				log_warn("cluster %s: follower %s did not take slot %u's append (%s): "
+					 "not waited for during %u ms", cl->cfg->cluster.name, peer,
+					 s->slot, strerror(-r), repl_io_ms(cl));
+			if (sk)
+				sk->until_ms = clock_now_ms() + repl_io_ms(cl);
 			break;
 		}
 		if (ans.status == OBJ_REPL_STALE) {
@@ -214,8 +257,10 @@ static void ship_to(struct cluster *cl, const char *peer, struct ship *first, ui
 		}
 		if (ans.status == OBJ_REPL_OK) {
 			atomic_fetch_add(&cl->repl_acked, s->count);
-			if (ans.lsn >= end)
+			if (ans.lsn >= end) {
+				durable = 1;
 				break;
+			}
 			r = load_from(st, &again, ans.lsn);
 		} else {
 			r = load_from(st, &again, ans.lsn); /* MISMATCH: from its log end */
@@ -227,11 +272,13 @@ static void ship_to(struct cluster *cl, const char *peer, struct ship *first, ui
 		s = &again;
 	}
 	free(again.body);
+	return durable;
 }
 
 /* Ships items[0..n) of one slot (commit order): into the owner's own log, then to each
- * follower. */
-static void ship_slot(struct cluster *cl, struct obj_ship_item **items, unsigned n)
+ * follower. 1 when they are durable on a majority of the slot's copies (the owner's
+ * included), else 0. */
+static int ship_slot(struct cluster *cl, struct obj_ship_item **items, unsigned n)
 {
 	struct store *st = obj_runtime_store();
 	unsigned slot = items[0]->slot;
@@ -241,13 +288,13 @@ static void ship_slot(struct cluster *cl, struct obj_ship_item **items, unsigned
 	struct store_repl_state rs;
 	if (epoch <= 0 || store_repl_state(st, slot, &rs) < 0) {
 		atomic_fetch_add(&cl->repl_failed, 1);
-		return;
+		return 0;
 	}
 	if (epoch < rs.max_epoch) {
 		/* A newer owner sealed this box's copy: these writes are of a tenure that
 		 * is over. */
 		atomic_fetch_add(&cl->repl_stale, 1);
-		return;
+		return 0;
 	}
 	struct store_repl_rec recs[OBJ_REPL_MAX_RECS];
 	struct ship s = { .slot = slot, .epoch = epoch, .prev_lsn = rs.end,
@@ -258,7 +305,7 @@ static void ship_slot(struct cluster *cl, struct obj_ship_item **items, unsigned
 		if (ship_add(&s, 0, items[i]->epoch, items[i]->data, (uint32_t)items[i]->len) != 0) {
 			atomic_fetch_add(&cl->repl_failed, 1);
 			free(s.body);
-			return;
+			return 0;
 		}
 	}
 	int r = store_repl_append(st, slot, epoch, rs.end, recs, n);
@@ -267,20 +314,28 @@ static void ship_slot(struct cluster *cl, struct obj_ship_item **items, unsigned
 		log_warn("cluster %s: slot %u: the owner's replica log: %s", cl->cfg->cluster.name, slot,
 			 strerror(-r));
 		free(s.body);
-		return;
+		return 0;
 	}
 	uint64_t end = rs.end + n;
 	char peers[CLUSTER_MAX_VOTERS][CLUSTER_ADDR_MAX];
-	unsigned np = 0;
+	unsigned np = 0, nvoters = 1;
 	pthread_mutex_lock(&cl->lock);
 	const struct cluster_repl_view *v = cl->repl_view;
-	for (unsigned i = 0; v && i < v->nfollowers[slot]; i++)
+	for (unsigned i = 0; v && i < v->nfollowers[slot]; i++) {
+		nvoters++; /* a follower not live is a copy that does not answer */
 		if (v->peer[v->followers[slot][i]][0])
 			memcpy(peers[np++], v->peer[v->followers[slot][i]], CLUSTER_ADDR_MAX);
+	}
 	pthread_mutex_unlock(&cl->lock);
+	unsigned copies = 1; /* the owner's */
 	for (unsigned i = 0; i < np; i++)
-		ship_to(cl, peers[i], &s, end);
+		copies += (unsigned)ship_to(cl, peers[i], &s, end);
 	free(s.body);
+	if (copies < obj_repl_quorum(nvoters)) {
+		atomic_fetch_add(&cl->repl_unreplicated, n);
+		return 0;
+	}
+	return 1;
 }
 
 static void *repl_main(void *arg)
@@ -288,28 +343,50 @@ static void *repl_main(void *arg)
 	struct cluster *cl = arg;
 	while (!atomic_load(&cl->stop)) {
 		struct obj_ship_item *list = obj_cluster_ship_take(REPL_WAIT_MS);
+		if (!list)
+			continue;
 		/* Per slot, in commit order: the items of the first slot left, up to an
-		 * append's worth, then the next. */
-		while (list) {
-			struct obj_ship_item *group[OBJ_REPL_MAX_RECS], **pp = &list;
-			unsigned n = 0, slot = list->slot;
-			while (*pp && n < OBJ_REPL_MAX_RECS) {
-				struct obj_ship_item *it = *pp;
-				if (it->slot == slot) {
-					*pp = it->next;
-					group[n++] = it;
-				} else {
-					pp = &it->next;
+		 * append's worth, then the next; the outcomes go back in the cores' order. */
+		size_t ntodo = 0, k = 0;
+		for (struct obj_ship_item *it = list; it; it = it->next, ntodo++)
+			it->ok = 0;
+		struct obj_ship_item **todo = malloc(ntodo * sizeof(*todo));
+		for (struct obj_ship_item *it = list; todo && it; it = it->next)
+			todo[k++] = it;
+		for (size_t i = 0; todo && i < ntodo; i++) {
+			if (!todo[i])
+				continue;
+			struct obj_ship_item *group[OBJ_REPL_MAX_RECS];
+			unsigned n = 0, slot = todo[i]->slot;
+			for (size_t j = i; j < ntodo && n < OBJ_REPL_MAX_RECS; j++)
+				if (todo[j] && todo[j]->slot == slot) {
+					group[n++] = todo[j];
+					todo[j] = NULL;
 				}
+			int ok = ship_slot(cl, group, n);
+			for (unsigned g = 0; g < n; g++)
+				group[g]->ok = (uint8_t)ok;
+		}
+		free(todo);
+		/* A batch is through when each of its items is (none is left out: without
+		 * memory for the order above, every item counts as not replicated). */
+		int all = 1;
+		for (struct obj_ship_item *it = list, *next; it; it = next) {
+			next = it->next;
+			all &= it->ok;
+			if (it->last) {
+				obj_cluster_ship_done(it->core, it->seq, all);
+				all = 1;
 			}
-			ship_slot(cl, group, n);
-			for (unsigned i = 0; i < n; i++)
-				free(group[i]);
+			free(it);
 		}
 	}
-	/* Stopping: what is queued is not sent (the followers catch up from the log). */
+	/* Stopping: what is queued is not sent (the followers catch up from the log); its
+	 * batches' answers leave as of unknown outcome if their cores still run. */
 	for (struct obj_ship_item *it = obj_cluster_ship_take(0), *next; it; it = next) {
 		next = it->next;
+		if (it->last)
+			obj_cluster_ship_done(it->core, it->seq, 0);
 		free(it);
 	}
 	return NULL;
@@ -328,6 +405,109 @@ void cluster_repl_stop(struct cluster *cl)
 	if (cl->repl_started)
 		pthread_join(cl->repl_thread, NULL);
 	cl->repl_started = 0;
+}
+
+/* ---- taking a slot over ---- */
+
+struct apply_ctx {
+	struct store_slot_import *im;
+	uint64_t last;
+	long records;
+};
+
+/* One replica-log record: a commit batch's writes of the slot (cluster_capture.h's
+ * format, written by a box of the same configuration: family indexes are the same). */
+static int apply_rec(void *arg, uint64_t lsn, int64_t epoch, const void *data, uint32_t len)
+{
+	struct apply_ctx *a = arg;
+	const unsigned char *p = data;
+	(void)epoch;
+	size_t at = 0;
+	while (at < len) {
+		if (len - at < 10)
+			return -EPROTO;
+		uint32_t kl, vl;
+		memcpy(&kl, p + at + 2, 4);
+		memcpy(&vl, p + at + 6, 4);
+		if (len - at - 10 < (size_t)kl + vl)
+			return -EPROTO;
+		const unsigned char *key = p + at + 10, *val = key + kl;
+		int r;
+		switch (p[at]) {
+		case 'R':
+			r = store_slot_import_record(a->im, p[at + 1], key, kl, val, vl);
+			break;
+		case 'D':
+			r = store_slot_import_record(a->im, p[at + 1], key, kl, NULL, 0);
+			break;
+		case 'X':
+			r = store_slot_import_range(a->im, p[at + 1], key, kl, val, vl);
+			break;
+		default:
+			r = -EPROTO;
+		}
+		if (r < 0)
+			return r;
+		at += 10 + (size_t)kl + vl;
+		a->records++;
+	}
+	a->last = lsn;
+	return 0;
+}
+
+/* Slot s is this box's now (a failover: it was a follower, or an owner before): the
+ * records of its replica log not yet in its data families are written there, durably,
+ * before the cores serve it; the log is then trimmed to its end (those records are in
+ * the data, which is what trimmed means). Re-applying records this box applied before
+ * (as the owner of an earlier tenure) is harmless: they are writes in commit order. */
+static void take_over(struct cluster *cl, unsigned s)
+{
+	struct store *st = obj_runtime_store();
+	struct store_repl_state rs;
+	if (store_repl_state(st, s, &rs) < 0 || rs.end <= rs.trimmed)
+		return;
+	struct apply_ctx a = { .im = store_slot_import_begin(st, s, 0) };
+	int r = a.im ? store_repl_read(st, s, rs.trimmed + 1, apply_rec, &a) : -ENOMEM;
+	if (r == 0)
+		r = store_slot_import_flush(a.im);
+	if (a.im)
+		store_slot_import_end(a.im);
+	if (r == 0)
+		r = store_repl_trim(st, s, rs.end);
+	if (r < 0) {
+		log_error("cluster %s: slot %u: applying its replica log (lsn %llu to %llu) failed: "
+			  "%s; it serves what its data holds", cl->cfg->cluster.name, s,
+			  (unsigned long long)rs.trimmed + 1, (unsigned long long)rs.end,
+			  strerror(-r));
+		return;
+	}
+	atomic_fetch_add(&cl->repl_applied, (uint64_t)a.records);
+	log_info("cluster %s: slot %u: took over with its replica log, lsn %llu to %llu (%ld "
+		 "writes)", cl->cfg->cluster.name, s, (unsigned long long)rs.trimmed + 1,
+		 (unsigned long long)rs.end, a.records);
+}
+
+void cluster_repl_take_over(struct cluster *cl, const uint64_t *owned)
+{
+	if (!cl->cfg->obj.replicate)
+		return;
+	for (unsigned s = 0; s < DURO_SLOTS; s++) {
+		int now = owned[s / 64] >> (s % 64) & 1, was = cl->repl_owned[s / 64] >> (s % 64) & 1;
+		if (now && !was)
+			take_over(cl, s);
+	}
+	memcpy(cl->repl_owned, owned, sizeof(cl->repl_owned));
+}
+
+void cluster_repl_moved_in(struct cluster *cl, unsigned s)
+{
+	struct store *st = obj_runtime_store();
+	struct store_repl_state rs;
+	if (!cl->cfg->obj.replicate || store_repl_state(st, s, &rs) < 0 || rs.end <= rs.trimmed)
+		return;
+	if (store_repl_trim(st, s, rs.end) < 0)
+		log_warn("cluster %s: slot %u: trimming its replica log after the move failed",
+			 cl->cfg->cluster.name, s);
 }
 
 void cluster_repl_publish(struct cluster *cl)

@@ -351,6 +351,8 @@ void cluster_push(struct cluster *cl)
 		}
 		p->lease_only = lease_only;
 		fill(cl, &p->t);
+		if (i == 0 && !lease_only)
+			cluster_repl_take_over(cl, p->t.owned); /* before any core serves them */
 		cmd->payload = p;
 		cmd->payload_free = free;
 		int r = ctl_mailbox_call(cl->mb, i, cmd);

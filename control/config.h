@@ -57,6 +57,7 @@ struct duro_config {
 		unsigned replicas;              /* K: followers per slot besides its owner */
 		int allow_fewer_copies;         /* assign slots with fewer than K+1 live boxes */
 		int replication;                /* owners send their slots' writes to followers */
+		unsigned follower_timeout_ms;   /* an append's answer; then not waited for */
 	} cluster;
 };
 

@@ -126,6 +126,8 @@ struct obj_commit_counters {
 	uint64_t apply_retries;
 	uint64_t prepare_retries; /* records held back a turn: no memory for their aligned copy */
 	uint64_t space_refusals; /* events whose writes were refused: disk under the reserve */
+	uint64_t unreplicated; /* batches whose answers left as of unknown outcome: not on a
+				* majority of copies (cluster.replication) */
 };
 
 struct obj_alarm_counters {

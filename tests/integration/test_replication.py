@@ -307,3 +307,46 @@ def test_owners_ship_each_batch_to_both_followers(etcd):
     finally:
         for b in boxes:
             b.close()
+
+
+def test_acknowledged_increments_survive_sigkill_of_their_owner(etcd):
+    """cluster.replication, three boxes, K = 2: counters incremented through every box;
+    an answer leaves once a majority of its slot's copies hold the write. The owner of
+    some of them is SIGKILLed: its slots fail over to a follower, which applies its replica
+    log before it serves, so every acknowledged increment is there (a counter never
+    reads below the last value a client was answered) and the counters go on from it."""
+    extra = {"name": "f", "replicas": 2, "replication": True}
+    boxes = [Box("f%d" % i, etcd.urls, extra=extra, metrics=True) for i in range(3)]
+    try:
+        start(boxes)
+        wait_until(lambda: settled(boxes, ["f0", "f1", "f2"]), timeout=40, interval=0.3,
+                   what="all slots assigned over three boxes")
+        victim = boxes[1]
+        names = ["acked-%d" % i for i in range(24)]
+        owned = [n for n in names if owner_of(boxes, "/counter/" + n)[0] is victim]
+        assert len(owned) >= 3, owned
+        acked = {}
+        for rnd in range(4):
+            for i, n in enumerate(names):
+                status, body = post(boxes[(i + rnd) % 3], "/counter/" + n)
+                assert status == 200, (status, body)
+                acked[n] = max(acked.get(n, 0), int(body))
+        victim.kill()
+        left = [boxes[0], boxes[2]]
+        wait_until(lambda: settled(left, ["f0", "f2"]), timeout=40, interval=0.3,
+                   what="the dead box's slots taken over")
+        for n in names:
+            def read():
+                status, _, body = left[0].get("/counter/" + n)
+                return status == 200 and (int(body),)
+            got, = wait_until(read, timeout=20, interval=0.3, what="counter %s readable" % n)
+            assert got >= acked[n], (n, got, acked[n])
+        # they go on from there
+        for n in owned:
+            status, body = post(left[1], "/counter/" + n)
+            assert status == 200 and int(body) == acked[n] + 1, (n, status, body, acked[n])
+        applied = sum(repl_figures(b)["repl_applied"] for b in left)
+        assert applied >= len(owned), applied
+    finally:
+        for b in boxes:
+            b.close()

@@ -52,7 +52,7 @@ static const char every_key[] =
 	"   \"advertise\": \"127.0.0.1:8801\", \"box\": \"b1\", \"lease_ttl_ms\": 3000,"
 	"   \"etcd_timeout_ms\": 500, \"rebalance_interval_ms\": 200, \"settle_ms\": 0,"
 	"   \"max_moves_per_round\": 8, \"replicas\": 1, \"allow_fewer_copies\": true,"
-	"   \"replication\": true},"
+	"   \"replication\": true, \"follower_timeout_ms\": 300},"
 	" \"tls\": {\"handshake_timeout_ms\": 100, \"ticket_lifetime_s\": 0,"
 	"   \"certificates\": [{\"cert\": \"b.pem\", \"key\": \"b.key\"}]},"
 	" \"uring\": {\"buffer_ring\": false, \"accept_dontwait\": false},"

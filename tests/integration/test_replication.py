@@ -350,3 +350,47 @@ def test_acknowledged_increments_survive_sigkill_of_their_owner(etcd):
     finally:
         for b in boxes:
             b.close()
+
+
+def test_gate_waits_for_a_majority_and_skips_a_silent_follower(etcd):
+    """cluster.replication, K = 2, cluster.follower_timeout_ms 500. One follower paused
+    (SIGSTOP, shorter than the lease): the owner's answers still leave, once the other
+    follower holds the write, and the silent one is counted and skipped. Both followers
+    paused: no majority holds the write, so the answer is a 503 of unknown outcome, never a
+    200. Both back: answers are 200 again and the counter holds every increment made."""
+    extra = {"name": "g", "replicas": 2, "replication": True, "follower_timeout_ms": 500}
+    boxes = [Box("g%d" % i, etcd.urls, extra=extra, metrics=True) for i in range(3)]
+    stopped = []
+    try:
+        start(boxes)
+        wait_until(lambda: settled(boxes, ["g0", "g1", "g2"]), timeout=40, interval=0.3,
+                   what="all slots assigned over three boxes")
+        path = "/counter/gate-majority"
+        owner = owner_of(boxes, path)[0]
+        others = [b for b in boxes if b is not owner]
+        assert post(owner, path) == (200, "1")
+        others[0].proc.send_signal(signal.SIGSTOP)
+        stopped.append(others[0])
+        t0 = time.time()
+        assert post(owner, path) == (200, "2")
+        assert post(owner, path) == (200, "3")
+        # the first waited for the silent one's timeout; the next, right after, skips it
+        assert time.time() - t0 < 3
+        others[1].proc.send_signal(signal.SIGSTOP)
+        stopped.append(others[1])
+        status, body = post(owner, path)
+        assert status == 503, (status, body)
+        for b in stopped:
+            b.proc.send_signal(signal.SIGCONT)
+        stopped = []
+        f = repl_figures(owner)
+        assert f["repl_skipped"] >= 1 and f["repl_unreplicated"] >= 1, f
+        # the 503's increment is durable here (its outcome was unknown, not refused)
+        got = wait_until(lambda: (lambda r: r[0] == 200 and r)(post(owner, path)),
+                         timeout=20, interval=0.5, what="answers again")
+        assert int(got[1]) >= 5, got
+    finally:
+        for b in stopped:
+            b.proc.send_signal(signal.SIGCONT)
+        for b in boxes:
+            b.close()

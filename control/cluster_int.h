@@ -244,6 +244,10 @@ void cluster_repl_serve(struct cluster *cl, int fd, unsigned slot, int64_t epoch
 			const char *have, size_t nhave);
 
 /* ---- cluster_move.c ---- */
+
+/* Runs fn for slot (as cmd->ns) on every core; returns the sum of their cmd->result, or a
+ * negative errno when a core could not be asked. */
+long cluster_on_cores(struct cluster *cl, int (*fn)(struct core *, struct ctl_cmd *), unsigned slot);
 /* Every loop turn while joined: this box's part in the moves the table shows. Returns
  * how many moves this box takes part in now. */
 unsigned cluster_move_tick(struct cluster *cl);

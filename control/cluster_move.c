@@ -53,9 +53,7 @@ static int do_arrived(struct core *c, struct ctl_cmd *cmd)
 	return 1;
 }
 
-/* Runs fn for slot on every core; returns the sum of their answers, or a negative errno
- * when a core could not be asked. */
-static long on_cores(struct cluster *cl, int (*fn)(struct core *, struct ctl_cmd *), unsigned slot)
+long cluster_on_cores(struct cluster *cl, int (*fn)(struct core *, struct ctl_cmd *), unsigned slot)
 {
 	long sum = 0;
 	for (unsigned i = 0; i < cl->group->ncores; i++) {
@@ -167,7 +165,7 @@ static void give_tick(struct cluster *cl, unsigned s, struct cluster_move *mv, u
 	}
 	if (mv->phase != MOVE_FREEZING || cl->table_dirty)
 		return; /* the cores must know the slot is frozen before they drain it */
-	long busy = on_cores(cl, do_quiesce, s);
+	long busy = cluster_on_cores(cl, do_quiesce, s);
 	if (busy != 0)
 		return; /* events still running or writes not applied: next turn */
 	mv->phase = MOVE_READY;
@@ -284,7 +282,7 @@ static void finish(struct cluster *cl, unsigned s, struct cluster_move *mv, int 
 				 cl->cfg->cluster.name, s, cl->me);
 		} else if (!again) {
 			/* Gone: nothing of it may stay here (no alarm, no key). */
-			if (on_cores(cl, do_gone, s) < 0 || store_slot_drop(st, s) < 0)
+			if (cluster_on_cores(cl, do_gone, s) < 0 || store_slot_drop(st, s) < 0)
 				log_error("cluster %s: slot %u left box %s but its data could not be "
 					  "dropped here", cl->cfg->cluster.name, s, cl->me);
 			uint64_t pause = now - mv->started_ms;
@@ -296,7 +294,7 @@ static void finish(struct cluster *cl, unsigned s, struct cluster_move *mv, int 
 		/* again: moving from here at a newer epoch; the tick starts over. */
 	} else if (mv->role == MOVE_TAKE) {
 		if (mine && mv->phase == MOVE_IMPORTED) {
-			long n = on_cores(cl, do_arrived, s);
+			long n = cluster_on_cores(cl, do_arrived, s);
 			cl->f.last_move_ms = now - mv->started_ms;
 			log_info("cluster %s: slot %u moved to box %s at epoch %lld: %llu records, %llu "
 				 "bytes copied in %u ms (snapshot %u ms, %u tails; %llu ms since it "

@@ -12,6 +12,8 @@
  * this box's own log (tests/model/README.md's table says what is left). */
 #include "cluster_int.h"
 #include "cluster_follow.h"
+#include "cluster_move.h"
+#include "ctl_mailbox.h"
 #include "cluster_repl_wire.h"
 #include "cluster_ship.h"
 #include "clock.h"
@@ -455,6 +457,16 @@ static int apply_rec(void *arg, uint64_t lsn, int64_t epoch, const void *data, u
 	return 0;
 }
 
+/* On each core, after a slot's log was applied: objects of the slot it still holds from
+ * an earlier tenure are evicted (their memory predates the applied writes) and the slot's
+ * stored alarms are scheduled. */
+static int do_took_over(struct core *c, struct ctl_cmd *cmd)
+{
+	obj_cluster_quiesce(c, cmd->ns);
+	cmd->result = (int)obj_cluster_slot_arrived(c, cmd->ns);
+	return 1;
+}
+
 /* Slot s is this box's now (a failover: it was a follower, or an owner before): the
  * records of its replica log not yet in its data families are written there, durably,
  * before the cores serve it; the log is then trimmed to its end (those records are in
@@ -482,6 +494,9 @@ static void take_over(struct cluster *cl, unsigned s)
 		return;
 	}
 	atomic_fetch_add(&cl->repl_applied, (uint64_t)a.records);
+	if (cluster_on_cores(cl, do_took_over, s) < 0)
+		log_warn("cluster %s: slot %u: the cores could not be told its log was applied: "
+			 "its alarms wait for its objects' next event", cl->cfg->cluster.name, s);
 	log_info("cluster %s: slot %u: took over with its replica log, lsn %llu to %llu (%ld "
 		 "writes)", cl->cfg->cluster.name, s, (unsigned long long)rs.trimmed + 1,
 		 (unsigned long long)rs.end, a.records);

@@ -261,7 +261,9 @@ def test_owners_ship_each_batch_to_both_followers(etcd):
     into theirs and acknowledge them — every record acknowledged twice, nothing failed.
     A follower SIGKILLed and restarted is brought up again from the owner's log (its
     first append after the restart is a mismatch; the owner resends from its log end)."""
-    extra = {"name": "r", "replicas": 2, "replication": True}
+    # a long follower timeout: a follower slowed down by a loaded machine is still waited
+    # for (a dead one refuses the connection at once)
+    extra = {"name": "r", "replicas": 2, "replication": True, "follower_timeout_ms": 5000}
     boxes = [Box("r%d" % i, etcd.urls, extra=extra, metrics=True) for i in range(3)]
     try:
         start(boxes)
@@ -315,7 +317,7 @@ def test_acknowledged_increments_survive_sigkill_of_their_owner(etcd):
     some of them is SIGKILLed: its slots fail over to a follower, which applies its replica
     log before it serves, so every acknowledged increment is there (a counter never
     reads below the last value a client was answered) and the counters go on from it."""
-    extra = {"name": "f", "replicas": 2, "replication": True}
+    extra = {"name": "f", "replicas": 2, "replication": True, "follower_timeout_ms": 5000}
     boxes = [Box("f%d" % i, etcd.urls, extra=extra, metrics=True) for i in range(3)]
     try:
         start(boxes)

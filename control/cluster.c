@@ -4,6 +4,7 @@
  * a margin before etcd can expire its lease, and the cores check the same deadline
  * themselves, so a stuck cluster thread cannot keep them serving. */
 #include "cluster_int.h"
+#include "cluster_ship.h"
 #include "base_assert.h"
 #include "clock.h"
 #include "log.h"
@@ -438,10 +439,14 @@ int cluster_start(struct cluster **out, const struct duro_config *cfg, struct ct
 	if (cluster_peer_start(cl) < 0)
 		log_warn("cluster %s: box %s cannot serve its slots' data to other boxes: slots "
 			 "will not move away from it", cfg->cluster.name, cl->me);
+	if (cfg->obj.replicate && cluster_repl_start(cl) < 0)
+		log_warn("cluster %s: box %s cannot start its replicator: its slots' writes stay "
+			 "on this box", cfg->cluster.name, cl->me);
 	r = -pthread_create(&cl->thread, NULL, cluster_main, cl);
 	if (r < 0) {
 		log_error("cluster: thread: %s", strerror(-r));
 		atomic_store(&cl->stop, 1);
+		cluster_repl_stop(cl);
 		cluster_peer_stop(cl);
 		close(cl->wake_fd);
 		close(cl->poke_fd);
@@ -461,10 +466,12 @@ void cluster_stop(struct cluster *cl)
 	if (write(cl->wake_fd, &one, sizeof(one)) < 0)
 		log_warn("cluster: wake: %s", strerror(errno));
 	pthread_join(cl->thread, NULL);
+	cluster_repl_stop(cl);
 	cluster_peer_stop(cl);
 	close(cl->wake_fd);
 	close(cl->poke_fd);
 	free(cl->status_text);
+	free(cl->repl_view);
 	pthread_mutex_destroy(&cl->lock);
 	free(cl);
 }
@@ -574,5 +581,24 @@ void cluster_prometheus(struct cluster *cl, FILE *f)
 			   "duro_cluster_%s_total{box=\"%s\"} %llu\n", ctrs[k].name, ctrs[k].help,
 			ctrs[k].name, ctrs[k].name, me, (unsigned long long)v);
 	}
+	/* Replication (cluster.replication), counted by the replicator and peer threads. */
+	const struct {
+		const char *name, *help;
+		uint64_t v;
+	} repl[] = {
+		{ "repl_appends_sent", "Append frames this box sent to followers as an owner.", atomic_load(&cl->repl_sent) },
+		{ "repl_records_acked", "Records followers acknowledged durable to this box.", atomic_load(&cl->repl_acked) },
+		{ "repl_records_received", "Records this box took into its replica logs as a follower.", atomic_load(&cl->repl_received) },
+		{ "repl_failures", "Appends that failed: a follower not answering or refusing, a broken frame, a log write.", atomic_load(&cl->repl_failed) },
+		{ "repl_stale", "Appends refused because a newer owner sealed the slot.", atomic_load(&cl->repl_stale) },
+		{ "repl_skipped", "Appends not sent to a follower that had not answered within cluster.follower_timeout_ms.", atomic_load(&cl->repl_skipped) },
+		{ "repl_unreplicated", "Records a majority of their slot's copies did not acknowledge: their answers left as of unknown outcome (503).", atomic_load(&cl->repl_unreplicated) },
+		{ "repl_applied", "Writes this box applied from its replica logs when it took slots over.", atomic_load(&cl->repl_applied) },
+		{ "repl_dropped", "Commit batches the cores could not queue for the replicator (queue full): answered as of unknown outcome.", obj_cluster_ship_dropped() },
+	};
+	for (size_t k = 0; k < sizeof(repl) / sizeof(repl[0]); k++)
+		fprintf(f, "# HELP duro_cluster_%s_total %s\n# TYPE duro_cluster_%s_total counter\n"
+			   "duro_cluster_%s_total{box=\"%s\"} %llu\n", repl[k].name, repl[k].help,
+			repl[k].name, repl[k].name, me, (unsigned long long)repl[k].v);
 	json_decref(st);
 }

@@ -65,6 +65,15 @@ struct cluster_move {
 
 enum cluster_state { CLUSTER_JOINING, CLUSTER_JOINED };
 
+/* Where each slot's followers are, for the replicator thread (cluster_repl.c): copied from
+ * the table by the cluster thread when it changes. */
+struct cluster_repl_view {
+	int64_t epoch[DURO_SLOTS];
+	uint8_t nfollowers[DURO_SLOTS];
+	uint8_t followers[DURO_SLOTS][CLUSTER_MAX_VOTERS]; /* indexes into peer */
+	char peer[CLUSTER_MAX_BOXES][CLUSTER_ADDR_MAX];   /* "" for a box not live */
+};
+
 /* Figures others read (status, Prometheus), copied under lock by the cluster thread. */
 struct cluster_figures {
 	uint64_t joins, fences, renewals, renew_failures, watch_restarts, join_failures;
@@ -143,6 +152,16 @@ struct cluster {
 	void *load_arg;
 	/* the cluster thread's: the last figures published, and when */
 	uint64_t load_next_ms, load_last_ms, load_last_requests;
+	struct cluster_repl_view *repl_view; /* owned; NULL until the first table */
+
+	/* ---- replication (cluster_repl.c; cluster.replication) ---- */
+	pthread_t repl_thread;
+	int repl_started;
+	_Atomic uint64_t repl_sent, repl_acked, repl_received, repl_failed, repl_stale;
+	_Atomic uint64_t repl_skipped;      /* appends not sent: the follower was not answering */
+	_Atomic uint64_t repl_unreplicated; /* records a majority of copies did not acknowledge */
+	_Atomic uint64_t repl_applied;      /* writes applied from replica logs at failovers */
+	uint64_t repl_owned[DURO_SLOTS / 64]; /* the cluster thread's: slots owned as last pushed */
 };
 
 /* ---- cluster_load.c ---- */
@@ -220,8 +239,39 @@ int cluster_peer_pull(struct cluster *cl, const char *kind, unsigned slot, int64
 		      const char *peer, uint64_t *bytes, uint64_t *records);
 /* Ends the capture of slot's writes on its core (the move is over). */
 void cluster_peer_capture_stop(struct cluster *cl, unsigned slot);
+/* The MAC of a peer request (kind, slot, epoch) into out[17]. */
+void cluster_peer_mac(const struct cluster *cl, const char *kind, unsigned slot, int64_t epoch,
+		      char out[17]);
+/* A blocking connection to a peer address with io_ms send and receive timeouts: the fd,
+ * or a negative errno. */
+int cluster_peer_dial(const char *addr, unsigned io_ms);
+
+/* ---- cluster_repl.c ---- */
+
+/* Starts the replicator thread (cluster.replication): it sends what the cores queue
+ * (dataplane/obj/cluster_ship.h) to each slot's followers. 0 or a negative errno. */
+int cluster_repl_start(struct cluster *cl);
+void cluster_repl_stop(struct cluster *cl);
+/* The cluster thread, before it pushes a table whose owned slots are `owned` (a bit per
+ * slot): each slot newly owned gets the records of its replica log not yet in its data
+ * families applied, durably (a failover: the copy survives its old owner). */
+void cluster_repl_take_over(struct cluster *cl, const uint64_t *owned);
+/* The cluster thread, when a move brought slot s here with its data: the replica log's
+ * records are older than that data, so they count as applied (trimmed). */
+void cluster_repl_moved_in(struct cluster *cl, unsigned s);
+/* The cluster thread, after a new table: the followers' addresses for the replicator. */
+void cluster_repl_publish(struct cluster *cl);
+/* The peer thread, for a "repl" request on fd for slot at epoch: reads the append frame
+ * (have[0..nhave) are its first bytes, read with the request line), takes it into this
+ * box's replica log (cluster_follow.h) and writes the answer frame. */
+void cluster_repl_serve(struct cluster *cl, int fd, unsigned slot, int64_t epoch,
+			const char *have, size_t nhave);
 
 /* ---- cluster_move.c ---- */
+
+/* Runs fn for slot (as cmd->ns) on every core; returns the sum of their cmd->result, or a
+ * negative errno when a core could not be asked. */
+long cluster_on_cores(struct cluster *cl, int (*fn)(struct core *, struct ctl_cmd *), unsigned slot);
 /* Every loop turn while joined: this box's part in the moves the table shows. Returns
  * how many moves this box takes part in now. */
 unsigned cluster_move_tick(struct cluster *cl);

@@ -59,9 +59,7 @@ static int do_arrived(struct core *c, struct ctl_cmd *cmd)
 	return 1;
 }
 
-/* Runs fn for slot on every core; returns the sum of their answers, or a negative errno
- * when a core could not be asked. */
-static long on_cores(struct cluster *cl, int (*fn)(struct core *, struct ctl_cmd *), unsigned slot)
+long cluster_on_cores(struct cluster *cl, int (*fn)(struct core *, struct ctl_cmd *), unsigned slot)
 {
 	long sum = 0;
 	for (unsigned i = 0; i < cl->group->ncores; i++) {
@@ -174,11 +172,11 @@ static void give_tick(struct cluster *cl, unsigned s, struct cluster_move *mv, u
 	}
 	if (mv->phase != MOVE_FREEZING || cl->table_dirty)
 		return; /* the cores must know the slot is frozen before they drain it */
-	long busy = on_cores(cl, do_quiesce, s);
+	long busy = cluster_on_cores(cl, do_quiesce, s);
 	/* Held responses may wait for an event that cannot come while the slot is frozen
 	 * (a lock's release): after a while they are answered 503 and their objects go. */
 	if (busy != 0 && now >= mv->started_ms + OBJ_CLUSTER_FREEZE_CUT_MS)
-		busy = on_cores(cl, do_quiesce_cut, s);
+		busy = cluster_on_cores(cl, do_quiesce_cut, s);
 	if (busy != 0 && now >= mv->started_ms + OBJ_CLUSTER_FREEZE_GIVE_UP_MS) {
 		/* Still busy (an event or a call that does not end): the slot stays here and is
 		 * served again; the taker's final pull never succeeds, and the rebalancer rolls
@@ -270,6 +268,7 @@ static void take_tick(struct cluster *cl, unsigned s, struct cluster_move *mv, u
 		cl->table_dirty = 1;
 		mv->phase = MOVE_IMPORTED;
 		mv->epoch = rev;
+		cluster_repl_moved_in(cl, s);
 		finish(cl, s, mv, my_index(cl), clock_now_ms());
 		return;
 	}
@@ -304,7 +303,7 @@ static void finish(struct cluster *cl, unsigned s, struct cluster_move *mv, int 
 				 cl->cfg->cluster.name, s, cl->me);
 		} else if (!again) {
 			/* Gone: nothing of it may stay here (no alarm, no key). */
-			if (on_cores(cl, do_gone, s) < 0 || store_slot_drop(st, s) < 0)
+			if (cluster_on_cores(cl, do_gone, s) < 0 || store_slot_drop(st, s) < 0)
 				log_error("cluster %s: slot %u left box %s but its data could not be "
 					  "dropped here", cl->cfg->cluster.name, s, cl->me);
 			uint64_t pause = now - mv->started_ms;
@@ -316,7 +315,7 @@ static void finish(struct cluster *cl, unsigned s, struct cluster_move *mv, int 
 		/* again: moving from here at a newer epoch; the tick starts over. */
 	} else if (mv->role == MOVE_TAKE) {
 		if (mine && mv->phase == MOVE_IMPORTED) {
-			long n = on_cores(cl, do_arrived, s);
+			long n = cluster_on_cores(cl, do_arrived, s);
 			cl->f.last_move_ms = now - mv->started_ms;
 			log_info("cluster %s: slot %u moved to box %s at epoch %lld: %llu records, %llu "
 				 "bytes copied in %u ms (snapshot %u ms, %u tails; %llu ms since it "

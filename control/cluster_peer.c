@@ -64,7 +64,7 @@ void cluster_peer_key(struct cluster *cl)
 	atomic_store(&cl->peer_key_set, 1);
 }
 
-static void peer_mac(const struct cluster *cl, const char *kind, unsigned slot, int64_t epoch,
+void cluster_peer_mac(const struct cluster *cl, const char *kind, unsigned slot, int64_t epoch,
 		     char out[17])
 {
 	char text[64];
@@ -295,9 +295,15 @@ static void serve_peer(struct cluster *cl, int fd)
 		answer_status(fd, "503 Service Unavailable");
 		return;
 	}
-	peer_mac(cl, kind, slot, epoch, want);
+	cluster_peer_mac(cl, kind, slot, epoch, want);
 	if (!cluster_peer_mac_equal(mac, want)) {
 		answer_status(fd, "403 Forbidden");
+		return;
+	}
+	if (!strcmp(kind, "repl")) {
+		/* An owner's append (cluster.replication): the frame follows the request. */
+		char *end = strstr(req, "\r\n\r\n") + 4;
+		cluster_repl_serve(cl, fd, slot, epoch, end, got - (size_t)(end - req));
 		return;
 	}
 	int final = !strcmp(kind, "final"), snap = !strcmp(kind, "snap");
@@ -517,7 +523,7 @@ static unsigned taker_io_ms(const struct cluster *cl)
 	return ms < 100 ? 100 : ms;
 }
 
-static int dial(const char *addr, unsigned io_ms)
+int cluster_peer_dial(const char *addr, unsigned io_ms)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -552,11 +558,11 @@ static int dial(const char *addr, unsigned io_ms)
 int cluster_peer_pull(struct cluster *cl, const char *kind, unsigned slot, int64_t epoch,
 		      const char *peer, uint64_t *bytes, uint64_t *records)
 {
-	int fd = dial(peer, taker_io_ms(cl));
+	int fd = cluster_peer_dial(peer, taker_io_ms(cl));
 	if (fd < 0)
 		return fd;
 	char mac[17], req[200];
-	peer_mac(cl, kind, slot, epoch, mac);
+	cluster_peer_mac(cl, kind, slot, epoch, mac);
 	int n = snprintf(req, sizeof(req), "GET /%s/%u/%lld/%s HTTP/1.0\r\n\r\n", kind, slot,
 			 (long long)epoch, mac);
 	if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {

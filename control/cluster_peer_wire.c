@@ -18,12 +18,12 @@ int cluster_peer_parse_request(const char *req, size_t n, unsigned slots,
 			       char kind[CLUSTER_PEER_KIND_MAX], unsigned *slot, int64_t *epoch,
 			       char mac[CLUSTER_PEER_MAC_HEX + 1])
 {
-	static const char *const kinds[] = { "snap", "tail", "final" };
+	static const char *const kinds[] = { "snap", "tail", "final", "repl" };
 	if (n < 5 || memcmp(req, "GET /", 5))
 		return -1;
 	size_t i = 5;
 	int k = -1;
-	for (int j = 0; j < 3 && k < 0; j++) {
+	for (int j = 0; j < 4 && k < 0; j++) {
 		size_t kl = strlen(kinds[j]);
 		if (n - i > kl && !memcmp(req + i, kinds[j], kl) && req[i + kl] == '/') {
 			k = j;

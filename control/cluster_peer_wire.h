@@ -3,8 +3,9 @@
  * on the network can reach: pure parsers over the caller's bytes, fuzzed by
  * fuzz_cluster_peer.
  *
- * Request: "GET /<kind>/<slot>/<epoch>/<mac> HTTP/1.x" (kind snap, tail or final; slot and
- * epoch decimal; mac 16 lowercase hex digits). Stream: records of [tag u8, ...],
+ * Request: "GET /<kind>/<slot>/<epoch>/<mac> HTTP/1.x" (kind snap, tail, final or repl;
+ * slot and epoch decimal; mac 16 lowercase hex digits). A repl request is followed by an
+ * append frame and answered with a frame (cluster_repl_wire.h), not a stream. Stream: records of [tag u8, ...],
  * little-endian: 'F' family (index u8, name length u8, name), 'R' put / 'D' delete / 'X'
  * range deletion (family index u8, key length u32, value length u32, key, value or the
  * range's end), 'E' end (records u64). */
@@ -18,7 +19,7 @@
 #define CLUSTER_PEER_MAC_HEX 16
 
 /* Parses the request line at req[0..n) (the rest of the head is ignored). Returns 0 with
- * kind ("snap", "tail" or "final"), *slot (below slots), *epoch (at most 18 digits) and mac
+ * kind ("snap", "tail", "final" or "repl"), *slot (below slots), *epoch (at most 18 digits) and mac
  * (16 hex digits, NUL-terminated) filled, or -1. */
 int cluster_peer_parse_request(const char *req, size_t n, unsigned slots,
 			       char kind[CLUSTER_PEER_KIND_MAX], unsigned *slot, int64_t *epoch,

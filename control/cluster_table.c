@@ -354,6 +354,8 @@ void cluster_push(struct cluster *cl)
 		}
 		p->lease_only = lease_only;
 		fill(cl, &p->t);
+		if (i == 0 && !lease_only)
+			cluster_repl_take_over(cl, p->t.owned); /* before any core serves them */
 		cmd->payload = p;
 		cmd->payload_free = free;
 		int r = ctl_mailbox_call(cl->mb, i, cmd);
@@ -362,6 +364,8 @@ void cluster_push(struct cluster *cl)
 		else if (r != -ETIMEDOUT)
 			return;
 	}
+	if (!lease_only)
+		cluster_repl_publish(cl);
 	cl->table_dirty = cl->lease_dirty = 0;
 	cl->next_status_ms = now + CLUSTER_STATUS_MS;
 	cluster_publish_status(cl);

@@ -56,6 +56,8 @@ struct duro_config {
 		unsigned max_moves_per_round;   /* slot moves with data in flight at once */
 		unsigned replicas;              /* K: followers per slot besides its owner */
 		int allow_fewer_copies;         /* assign slots with fewer than K+1 live boxes */
+		int replication;                /* owners send their slots' writes to followers */
+		unsigned follower_timeout_ms;   /* an append's answer; then not waited for */
 	} cluster;
 };
 

@@ -266,6 +266,12 @@ const struct config_key config_keys[] = {
 	BOOL("cluster.pipeline", obj.cluster_pipeline, 0,
 	     "forward requests pipelined on one connection per core and peer box (answers come "
 	     "in order: a held response stalls the requests behind it)"),
+	BOOL("cluster.replication", cluster.replication, 0,
+	     "owners send each durable batch's writes of their slots to the slots' followers' "
+	     "replica logs; an answer leaves once a majority of the slot's copies holds them"),
+	UINT("cluster.follower_timeout_ms", cluster.follower_timeout_ms, 10, 60000, 1000,
+	     "a follower that does not answer an append in this long is not waited for during "
+	     "as long again (the gate needs the other followers)"),
 
 	BOOL_NOT("uring.buffer_ring", net.no_buffer_ring, 1,
 		 "receive into a provided buffer ring where the kernel has them"),

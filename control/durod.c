@@ -446,6 +446,7 @@ int main(int argc, char **argv)
 	}
 	snprintf(cfg->obj.store.dir, sizeof(cfg->obj.store.dir), "%s", cfg->obj.data_dir);
 	cfg->obj.cluster = cfg->cluster.name[0] != 0;
+	cfg->obj.replicate = cfg->obj.cluster && cfg->cluster.replication && cfg->cluster.replicas > 0;
 	if (load_modules(cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
 		return EXIT_CONFIG;

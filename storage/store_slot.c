@@ -157,6 +157,19 @@ int store_slot_contains(int cf, unsigned slot, const void *key, size_t klen)
 	return 0;
 }
 
+int store_slot_of(int cf, const void *key, size_t klen)
+{
+	/* The ID's first 12 bits are the slot: at the key's start, or after the tag byte in
+	 * meta and alarms; the range check refuses keys of those families that are no
+	 * object's (namespace secrets, alarms by time). */
+	const uint8_t *k = key;
+	size_t at = cf == STORE_CF_META || cf == STORE_CF_ALARMS;
+	if (klen < at + 2)
+		return -1;
+	unsigned slot = (unsigned)k[at] << 4 | k[at + 1] >> 4;
+	return store_slot_contains(cf, slot, key, klen) ? (int)slot : -1;
+}
+
 int store_slot_import_record(struct store_slot_import *im, int cf, const void *key, size_t klen,
 			     const void *val, size_t vlen)
 {

@@ -26,6 +26,9 @@ unsigned store_slot_ranges(int cf, unsigned slot, struct store_slot_range out[2]
 /* 1 when key lies in one of slot's ranges of family cf. */
 int store_slot_contains(int cf, unsigned slot, const void *key, size_t klen);
 
+/* The slot whose ranges hold key in family cf, or -1 for a key of no slot. */
+int store_slot_of(int cf, const void *key, size_t klen);
+
 /* The writes of a batch, in order, for a move's live tail: a put (val non-NULL), a delete
  * (val NULL, vlen 0) or a range deletion [key, end) (STORE_OP_RANGE, end in val). */
 enum store_op { STORE_OP_PUT = 'R', STORE_OP_DELETE = 'D', STORE_OP_RANGE = 'X' };

@@ -293,7 +293,7 @@ void call_event_end(struct core *c, struct object *obj, int ok)
 		uint64_t seq = obj->call_gate_seq;
 		if (!call->unconfirmed && obj->kv.pending_seq > seq)
 			seq = obj->kv.pending_seq;
-		if (seq > commit_durable_seq(c)) {
+		if (seq > commit_gate_seq(c)) {
 			call->state = CALL_GATED;
 			obj->call_gate_seq = seq;
 			call->ex.msg.type = MSG_OBJ_CALL;

@@ -91,31 +91,21 @@ void obj_cluster_capture_stop(struct core *c, unsigned slot)
 	c->obj->move->nactive--;
 }
 
-static void capture_add(struct capture *k, enum store_op op, int cf, const char *key, size_t klen,
-			const char *val, size_t vlen)
+int obj_cluster_capture_put(char **buf, size_t *len, size_t *cap, int op, int cf, const char *key,
+			    size_t klen, const char *val, size_t vlen)
 {
 	size_t need = 10 + klen + vlen;
-	if (k->void_)
-		return;
-	if (k->len + need > OBJ_MOVE_CAPTURE_MAX) {
-		capture_reset(k);
-		k->void_ = 1;
-		return;
+	if (*len + need > *cap) {
+		size_t ncap = *cap ? *cap : 64 * 1024;
+		while (ncap < *len + need)
+			ncap *= 2;
+		char *b = realloc(*buf, ncap);
+		if (!b)
+			return -ENOMEM;
+		*buf = b;
+		*cap = ncap;
 	}
-	if (k->len + need > k->cap) {
-		size_t cap = k->cap ? k->cap : 64 * 1024;
-		while (cap < k->len + need)
-			cap *= 2;
-		char *b = realloc(k->buf, cap);
-		if (!b) {
-			capture_reset(k);
-			k->void_ = 1;
-			return;
-		}
-		k->buf = b;
-		k->cap = cap;
-	}
-	char *p = k->buf + k->len;
+	char *p = *buf + *len;
 	uint32_t kl = (uint32_t)klen, vl = (uint32_t)vlen;
 	p[0] = (char)op;
 	p[1] = (char)cf;
@@ -124,7 +114,21 @@ static void capture_add(struct capture *k, enum store_op op, int cf, const char 
 	memcpy(p + 10, key, klen);
 	if (vlen)
 		memcpy(p + 10 + klen, val, vlen);
-	k->len += need;
+	*len += need;
+	return 0;
+}
+
+static void capture_add(struct capture *k, enum store_op op, int cf, const char *key, size_t klen,
+			const char *val, size_t vlen)
+{
+	if (k->void_)
+		return;
+	if (k->len + 10 + klen + vlen > OBJ_MOVE_CAPTURE_MAX ||
+	    obj_cluster_capture_put(&k->buf, &k->len, &k->cap, op, cf, key, klen, val, vlen) < 0) {
+		capture_reset(k);
+		k->void_ = 1;
+		return;
+	}
 	k->records++;
 }
 

@@ -18,6 +18,12 @@ struct store_batch;
 #define OBJ_MOVE_CAPTURES 8               /* slots one core captures at once */
 #define OBJ_MOVE_CAPTURE_MAX (64u << 20)  /* bytes one capture holds */
 
+/* Appends one record in the format above to the growing buffer *buf (*len used, *cap
+ * allocated; the caller owns and frees it). 0, or -ENOMEM with the buffer as it was.
+ * Replication ships the same records (cluster_ship.h). */
+int obj_cluster_capture_put(char **buf, size_t *len, size_t *cap, int op, int cf, const char *key,
+			    size_t klen, const char *val, size_t vlen);
+
 /* Starts (or restarts, emptied) capturing slot. 0, -EBUSY (too many at once) or -ENOMEM. */
 int obj_cluster_capture_start(struct core *c, unsigned slot);
 /* Hands over what was captured since the last take: *buf (the caller frees it, NULL when

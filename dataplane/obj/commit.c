@@ -11,13 +11,16 @@
  *
  * A failed commit fails its batch and every batch after it, in flight or open (their writes
  * may build on it): their responses become 500 (507 when the disk is full), their notes
- * hear the error, and the runtime resets their objects (commit_events.on_failed). (A buffered writev with RWF_DSYNC measured slower than the linked pair here,
+ * hear the error, and the runtime resets their objects (commit_events.on_failed). With
+ * cluster.replication a durable batch's messages are held further, in order, until the
+ * replicator says its records are on a majority of their slots' copies (cluster_ship.h). (A buffered writev with RWF_DSYNC measured slower than the linked pair here,
  * 30,945 against about 47,000 durable increments/s: it also goes through io-wq, and holds
  * the worker for the whole sync. See bench/README.md for the direct I/O figures.) */
 #include "commit.h"
 #include "base_assert.h"
 #include "cluster_capture.h"
 #include "cluster_gate.h"
+#include "cluster_ship.h"
 #include "core.h"
 #include "http.h"
 #include "log.h"
@@ -50,6 +53,15 @@ struct commit_batch {
 	struct commit_batch *next; /* durable, waiting to be applied */
 };
 
+/* A durable batch's messages waiting for its replication (cluster.replication), or for an
+ * older batch's: the gate opens in batch order. */
+struct commit_held {
+	struct commit_held *next;
+	uint64_t seq;
+	int8_t state; /* 0 waiting for the replicator, 1 replicated, -1 not (answered late) */
+	struct core_msg *head, *tail;
+};
+
 struct commit_core {
 	const struct commit_events *ev;
 	struct store *store;
@@ -62,6 +74,8 @@ struct commit_core {
 	unsigned ninflight;
 	struct commit_batch *unapplied_head, *unapplied_tail;
 	uint64_t next_seq, durable_seq, applied_seq;
+	uint64_t gate_seq; /* newest batch whose messages went out: durable_seq unless held */
+	struct commit_held *held_head, *held_tail; /* oldest first */
 	uint64_t space_checked_ms;
 	int space_low;
 	struct commit_note *ready_head, *ready_tail; /* outcomes to deliver at the hook */
@@ -144,6 +158,17 @@ int commit_space_ok(struct core *c)
 
 uint64_t commit_applied_seq(struct core *c) { return c->obj->commit->applied_seq; }
 uint64_t commit_durable_seq(struct core *c) { return c->obj->commit->durable_seq; }
+uint64_t commit_gate_seq(struct core *c) { return c->obj->commit->gate_seq; }
+
+static void msgs_append(struct core_msg **h, struct core_msg **t, struct core_msg *m)
+{
+	m->next = NULL;
+	if (*t)
+		(*t)->next = m;
+	else
+		*h = m;
+	*t = m;
+}
 
 /* The open or in-flight batch numbered seq, or NULL. */
 static struct commit_batch *batch_of_seq(struct commit_core *cc, uint64_t seq)
@@ -161,20 +186,27 @@ void commit_gate_msg(struct core *c, struct core_msg *m, uint64_t seq)
 	struct commit_core *cc = c->obj->commit;
 	/* Completions come in order, so holding a message behind its batch holds it behind
 	 * every older one too. */
+	cc->ctr.gated++;
+	if (seq <= cc->durable_seq) {
+		/* Durable, its replication not yet through: behind the first batch held at or
+		 * after it. */
+		struct commit_held *h = cc->held_head;
+		while (h && h->seq < seq)
+			h = h->next;
+		if (!h) /* a failed batch's (durable_seq skipped past it): in order, at the end */
+			h = cc->held_tail;
+		DURO_ASSERT(h);
+		msgs_append(&h->head, &h->tail, m);
+		return;
+	}
 	struct commit_batch *cb = batch_of_seq(cc, seq);
 	DURO_ASSERT(cb);
-	m->next = NULL;
-	if (cb->gated_tail)
-		cb->gated_tail->next = m;
-	else
-		cb->gated_head = m;
-	cb->gated_tail = m;
-	cc->ctr.gated++;
+	msgs_append(&cb->gated_head, &cb->gated_tail, m);
 }
 
 void commit_gate(struct core *c, struct http_exchange *ex, uint64_t seq)
 {
-	if (seq <= c->obj->commit->durable_seq) {
+	if (seq <= c->obj->commit->gate_seq) {
 		/* The lease is checked as the answer leaves: its event may have begun (or its
 		 * continuation been due) before a pause that outlived the lease. */
 		if (obj_cluster_may_answer(c))
@@ -227,6 +259,8 @@ static void run_ready_notes(struct core *c)
 	}
 }
 
+static void release_msgs(struct core *c, struct core_msg *m, int err, int unreplicated);
+
 static void release(struct core *c, struct commit_batch *cb, int err)
 {
 	struct commit_core *cc = c->obj->commit;
@@ -236,10 +270,19 @@ static void release(struct core *c, struct commit_batch *cb, int err)
 	cb->notes_head = cb->notes_tail = NULL;
 	struct core_msg *m = cb->gated_head;
 	cb->gated_head = cb->gated_tail = NULL;
+	release_msgs(c, m, err, 0);
+}
+
+/* Sends (err 0) or fails the messages m (linked). unreplicated: their batch's writes are
+ * durable here but not known to be on a majority of copies (cluster.replication): answered
+ * as of unknown outcome, as after the lease. */
+static void release_msgs(struct core *c, struct core_msg *m, int err, int unreplicated)
+{
+	struct commit_core *cc = c->obj->commit;
 	/* Cluster mode: durable here, but past the lease nothing may leave (point 14 of
 	 * tests/model/README.md): answers become 503s of unknown outcome, messages to
 	 * sockets are dropped. Calls and notes hear nothing new: they stay on this box. */
-	int late = err == 0 && !obj_cluster_may_answer(c);
+	int late = err == 0 && (unreplicated || !obj_cluster_may_answer(c));
 	while (m) {
 		struct core_msg *next = m->next;
 		if (m->type == MSG_WS_BATCH) {
@@ -285,6 +328,72 @@ static void apply_pending(struct core *c)
 	}
 }
 
+/* cluster.replication: ships cb's records of the slots this box owns to the replicator
+ * and, when it must wait for them (or an older batch still waits), moves its messages to
+ * the held list. Its notes are heard now: they are this box's own (sync(), alarms). */
+static void hold_for_replication(struct core *c, struct commit_batch *cb)
+{
+	struct commit_core *cc = c->obj->commit;
+	int n = c->obj->rt->cfg->replicate ? obj_cluster_ship_batch(c, cb->b, cb->seq) : 0;
+	if (n == 0 && !cc->held_head) {
+		cc->gate_seq = cb->seq;
+		return;
+	}
+	struct commit_held *h = malloc(sizeof(*h));
+	if (!h) {
+		/* Nothing to hold them in: answered as of unknown outcome. The replicator's
+		 * word on this seq, if any, finds no entry and is ignored. */
+		struct core_msg *m = cb->gated_head;
+		cb->gated_head = cb->gated_tail = NULL;
+		release_msgs(c, m, 0, 1);
+		if (!cc->held_head)
+			cc->gate_seq = cb->seq;
+		return;
+	}
+	h->next = NULL;
+	h->seq = cb->seq;
+	h->state = n > 0 ? 0 : n == 0 ? 1 : -1;
+	h->head = cb->gated_head;
+	h->tail = cb->gated_tail;
+	cb->gated_head = cb->gated_tail = NULL;
+	if (cc->held_tail)
+		cc->held_tail->next = h;
+	else
+		cc->held_head = h;
+	cc->held_tail = h;
+}
+
+/* The replicator's words on held batches, then the held batches whose turn it is. */
+static void release_held(struct core *c)
+{
+	struct commit_core *cc = c->obj->commit;
+	uint64_t seq[64];
+	uint8_t ok[64];
+	unsigned n;
+	while ((n = obj_cluster_ship_poll(c, seq, ok, 64)) > 0) {
+		struct commit_held *h = cc->held_head;
+		for (unsigned i = 0; i < n; i++) {
+			while (h && h->seq < seq[i])
+				h = h->next;
+			if (h && h->seq == seq[i] && h->state == 0)
+				h->state = ok[i] ? 1 : -1;
+		}
+	}
+	while (cc->held_head && cc->held_head->state != 0) {
+		struct commit_held *h = cc->held_head;
+		cc->held_head = h->next;
+		if (!cc->held_head)
+			cc->held_tail = NULL;
+		if (h->state < 0)
+			cc->ctr.unreplicated++;
+		cc->gate_seq = h->seq;
+		release_msgs(c, h->head, 0, h->state < 0);
+		free(h);
+	}
+	if (!cc->held_head)
+		cc->gate_seq = cc->durable_seq;
+}
+
 static void fail_batch(struct core *c, struct commit_batch *cb, int err)
 {
 	release(c, cb, err);
@@ -311,6 +420,7 @@ static void commit_done(struct core *c)
 		if (r == 0) {
 			cc->durable_seq = cb->seq;
 			cc->ctr.syncs++;
+			hold_for_replication(c, cb);
 			release(c, cb, 0);
 			if (cc->unapplied_tail)
 				cc->unapplied_tail->next = cb;
@@ -351,6 +461,8 @@ static void commit_failed(struct core *c, struct commit_batch *cb, int r)
 	}
 	/* Sequence numbers of failed batches never become durable: skip past them. */
 	cc->durable_seq = cc->next_seq;
+	if (!cc->held_head)
+		cc->gate_seq = cc->durable_seq;
 	/* Nothing of the failed batches is in RocksDB: treat them as applied (as nothing). */
 	if (!cc->unapplied_head)
 		cc->applied_seq = cc->next_seq;
@@ -371,6 +483,8 @@ static void commit_cqe(struct core *c, void *ptr, struct io_uring_cqe *cqe)
 static void commit_hook(struct core *c)
 {
 	struct commit_core *cc = c->obj->commit;
+	if (cc->held_head)
+		release_held(c);
 	if (cc->ready_head)
 		run_ready_notes(c);
 	if (cc->unapplied_head)
@@ -470,6 +584,11 @@ void commit_core_fini(struct core *c)
 			 (double)cc->ctr.batched_txns / (double)cc->ctr.batches,
 			 (unsigned long long)cc->ctr.failures);
 	store_log_close(cc->log);
+	/* Held messages go unanswered, as those of batches in flight: the process stops. */
+	for (struct commit_held *h = cc->held_head, *next; h; h = next) {
+		next = h->next;
+		free(h);
+	}
 	for (struct commit_batch *cb = cc->spare, *next; cb; cb = next) {
 		next = cb->next;
 		batch_free(cb);

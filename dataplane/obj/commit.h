@@ -48,11 +48,15 @@ struct store_batch *commit_open_batch(struct core *c, uint64_t *seq);
 int commit_space_ok(struct core *c);
 uint64_t commit_durable_seq(struct core *c);
 uint64_t commit_applied_seq(struct core *c);
+/* The newest batch whose gate is open: durable, and with cluster.replication durable on
+ * a majority of its slots' copies (cluster_ship.h); at most commit_durable_seq. A message
+ * for a batch after it goes through commit_gate_msg. */
+uint64_t commit_gate_seq(struct core *c);
 
 /* Sends the response now, or holds it until batch `seq` is durable. */
 void commit_gate(struct core *c, struct http_exchange *ex, uint64_t seq);
 /* Holds any message (an HTTP exchange or a WebSocket batch) until batch `seq` is durable;
- * it is sent then, or answered/freed as failed. seq must be open or in flight. */
+ * it is sent then, or answered/freed as failed. seq must be after commit_gate_seq. */
 void commit_gate_msg(struct core *c, struct core_msg *m, uint64_t seq);
 /* n hears batch seq's outcome; a seq already durable is heard at the next commit hook. */
 void commit_note(struct core *c, uint64_t seq, struct commit_note *n);

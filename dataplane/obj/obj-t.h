@@ -45,6 +45,7 @@ struct obj_route {
 struct obj_config {
 	uint8_t cluster; /* cluster mode: objects pass the slot gate (cluster_gate.h) */
 	int cluster_pipeline; /* forwarded requests pipelined per peer (cluster_forward.c) */
+	uint8_t replicate; /* cluster.replication: owned slots' writes go to followers */
 	struct obj_binding bindings[DURO_MAX_BINDINGS];
 	unsigned nbindings;
 	struct obj_route routes[DURO_MAX_ROUTES];
@@ -128,6 +129,8 @@ struct obj_commit_counters {
 	uint64_t apply_retries;
 	uint64_t prepare_retries; /* records held back a turn: no memory for their aligned copy */
 	uint64_t space_refusals; /* events whose writes were refused: disk under the reserve */
+	uint64_t unreplicated; /* batches whose answers left as of unknown outcome: not on a
+				* majority of copies (cluster.replication) */
 };
 
 struct obj_alarm_counters {

@@ -223,7 +223,7 @@ void obj_ws_flush(struct core *c, struct object *obj)
 	while (m) {
 		struct core_msg *next = m->next;
 		struct ws_batch *b = (struct ws_batch *)m;
-		if (obj->kv.pending_seq > commit_durable_seq(c))
+		if (obj->kv.pending_seq > commit_gate_seq(c))
 			commit_gate_msg(c, m, obj->kv.pending_seq);
 		else
 			ws_batch_send(c, b);

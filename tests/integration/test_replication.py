@@ -227,3 +227,174 @@ def test_paused_owner_answers_nothing_after_its_lease(etcd):
     finally:
         for bx in boxes:
             bx.close()
+
+
+def repl_figures(box):
+    """{name: value} of the duro_cluster_repl_* counters on box's metrics listener."""
+    box.get("/counter/metrics-wake")  # a turn of a core: it publishes when due
+    c = http.client.HTTPConnection("127.0.0.1", box.metrics, timeout=10)
+    try:
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+    finally:
+        c.close()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("duro_cluster_repl_"):
+            name, value = line.split("{", 1)[0], line.rsplit(" ", 1)[1]
+            out[name[len("duro_cluster_"):-len("_total")]] = int(value)
+    return out
+
+
+def post(box, path):
+    c = http.client.HTTPConnection("127.0.0.1", box.port, timeout=20)
+    try:
+        c.request("POST", path, body=b"x")
+        r = c.getresponse()
+        return r.status, r.read().decode(errors="replace")
+    finally:
+        c.close()
+
+
+def test_owners_ship_each_batch_to_both_followers(etcd):
+    """cluster.replication, three boxes, cluster.replicas 2: every box follows every
+    slot. Counters incremented through all boxes: each owner keeps a replica log of its
+    slots and sends each durable batch's records to the two followers, which take them
+    into theirs and acknowledge them — every record acknowledged twice, nothing failed.
+    A follower SIGKILLed and restarted is brought up again from the owner's log (its
+    first append after the restart is a mismatch; the owner resends from its log end)."""
+    # a long follower timeout: a follower slowed down by a loaded machine is still waited
+    # for (a dead one refuses the connection at once)
+    extra = {"name": "r", "replicas": 2, "replication": True, "follower_timeout_ms": 5000}
+    boxes = [Box("r%d" % i, etcd.urls, extra=extra, metrics=True) for i in range(3)]
+    try:
+        start(boxes)
+        wait_until(lambda: settled(boxes, ["r0", "r1", "r2"]), timeout=40, interval=0.3,
+                   what="all slots assigned over three boxes")
+        writes = 0
+        for i in range(30):
+            for b in boxes:
+                status, body = post(b, "/counter/repl-%d" % i)
+                assert status == 200, (status, body)
+                writes += 1
+
+        def shipped():
+            f = [repl_figures(b) for b in boxes]
+            acked = sum(x["repl_records_acked"] for x in f)
+            received = sum(x["repl_records_received"] for x in f)
+            return acked >= 2 * writes and received == acked and f
+        f = wait_until(shipped, timeout=20, interval=0.3, what="every record on both followers")
+        assert all(x["repl_failures"] == 0 and x["repl_stale"] == 0 and x["repl_dropped"] == 0
+                   for x in f), f
+
+        # a follower down: appends to it fail; back up, it is caught up from the log
+        victim = boxes[2]
+        path = [p for p in ("/counter/repl-catchup-%d" % i for i in range(40))
+                if owner_of(boxes, p)[0] is not victim][0]
+        owner = owner_of(boxes, path)[0]
+        victim.kill()
+        for _ in range(5):
+            assert post(owner, path)[0] == 200
+        wait_until(lambda: repl_figures(owner)["repl_failures"] > 0, timeout=20, interval=0.3,
+                   what="the owner to count the dead follower")
+        victim.start()
+        after = [0]
+
+        def caught_up():
+            # each write after the restart is one more record the victim must hold; the
+            # first that reaches it (once the owner has its new peer address) brings the
+            # five it missed too
+            assert post(owner, path)[0] == 200
+            after[0] += 1
+            return repl_figures(victim)["repl_records_received"] >= 5 + after[0]
+        wait_until(caught_up, timeout=30, interval=0.5, what="the restarted follower caught up")
+    finally:
+        for b in boxes:
+            b.close()
+
+
+def test_acknowledged_increments_survive_sigkill_of_their_owner(etcd):
+    """cluster.replication, three boxes, K = 2: counters incremented through every box;
+    an answer leaves once a majority of its slot's copies hold the write. The owner of
+    some of them is SIGKILLed: its slots fail over to a follower, which applies its replica
+    log before it serves, so every acknowledged increment is there (a counter never
+    reads below the last value a client was answered) and the counters go on from it."""
+    extra = {"name": "f", "replicas": 2, "replication": True, "follower_timeout_ms": 5000}
+    boxes = [Box("f%d" % i, etcd.urls, extra=extra, metrics=True) for i in range(3)]
+    try:
+        start(boxes)
+        wait_until(lambda: settled(boxes, ["f0", "f1", "f2"]), timeout=40, interval=0.3,
+                   what="all slots assigned over three boxes")
+        victim = boxes[1]
+        names = ["acked-%d" % i for i in range(24)]
+        owned = [n for n in names if owner_of(boxes, "/counter/" + n)[0] is victim]
+        assert len(owned) >= 3, owned
+        acked = {}
+        for rnd in range(4):
+            for i, n in enumerate(names):
+                status, body = post(boxes[(i + rnd) % 3], "/counter/" + n)
+                assert status == 200, (status, body)
+                acked[n] = max(acked.get(n, 0), int(body))
+        victim.kill()
+        left = [boxes[0], boxes[2]]
+        wait_until(lambda: settled(left, ["f0", "f2"]), timeout=40, interval=0.3,
+                   what="the dead box's slots taken over")
+        for n in names:
+            def read():
+                status, _, body = left[0].get("/counter/" + n)
+                return status == 200 and (int(body),)
+            got, = wait_until(read, timeout=20, interval=0.3, what="counter %s readable" % n)
+            assert got >= acked[n], (n, got, acked[n])
+        # they go on from there
+        for n in owned:
+            status, body = post(left[1], "/counter/" + n)
+            assert status == 200 and int(body) == acked[n] + 1, (n, status, body, acked[n])
+        applied = sum(repl_figures(b)["repl_applied"] for b in left)
+        assert applied >= len(owned), applied
+    finally:
+        for b in boxes:
+            b.close()
+
+
+def test_gate_waits_for_a_majority_and_skips_a_silent_follower(etcd):
+    """cluster.replication, K = 2, cluster.follower_timeout_ms 500. One follower paused
+    (SIGSTOP, shorter than the lease): the owner's answers still leave, once the other
+    follower holds the write, and the silent one is counted and skipped. Both followers
+    paused: no majority holds the write, so the answer is a 503 of unknown outcome, never a
+    200. Both back: answers are 200 again and the counter holds every increment made."""
+    extra = {"name": "g", "replicas": 2, "replication": True, "follower_timeout_ms": 500}
+    boxes = [Box("g%d" % i, etcd.urls, extra=extra, metrics=True) for i in range(3)]
+    stopped = []
+    try:
+        start(boxes)
+        wait_until(lambda: settled(boxes, ["g0", "g1", "g2"]), timeout=40, interval=0.3,
+                   what="all slots assigned over three boxes")
+        path = "/counter/gate-majority"
+        owner = owner_of(boxes, path)[0]
+        others = [b for b in boxes if b is not owner]
+        assert post(owner, path) == (200, "1")
+        others[0].proc.send_signal(signal.SIGSTOP)
+        stopped.append(others[0])
+        t0 = time.time()
+        assert post(owner, path) == (200, "2")
+        assert post(owner, path) == (200, "3")
+        # the first waited for the silent one's timeout; the next, right after, skips it
+        assert time.time() - t0 < 3
+        others[1].proc.send_signal(signal.SIGSTOP)
+        stopped.append(others[1])
+        status, body = post(owner, path)
+        assert status == 503, (status, body)
+        for b in stopped:
+            b.proc.send_signal(signal.SIGCONT)
+        stopped = []
+        f = repl_figures(owner)
+        assert f["repl_skipped"] >= 1 and f["repl_unreplicated"] >= 1, f
+        # the 503's increment is durable here (its outcome was unknown, not refused)
+        got = wait_until(lambda: (lambda r: r[0] == 200 and r)(post(owner, path)),
+                         timeout=20, interval=0.5, what="answers again")
+        assert int(got[1]) >= 5, got
+    finally:
+        for b in stopped:
+            b.proc.send_signal(signal.SIGCONT)
+        for b in boxes:
+            b.close()

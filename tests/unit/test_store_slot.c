@@ -223,9 +223,33 @@ static void test_batch_each(void)
 	CHECK_EQ(system(cmd), 0);
 }
 
+/* A key's slot: the ID's first 12 bits, after the tag in meta and alarms; keys of no
+ * object (a secret in meta, an alarm by time) have none. */
+static void test_slot_of(void)
+{
+	uint8_t id[KEYS_ID_BYTES] = { 0xab, 0xcd };
+	unsigned want = 0xab << 4 | 0xc;
+	char k[1 + KEYS_ID_BYTES + 4];
+	memcpy(k, id, sizeof(id));
+	memcpy(k + KEYS_ID_BYTES, "user", 4);
+	CHECK_EQ(store_slot_of(STORE_CF_SQL, k, KEYS_ID_BYTES + 4), (int)want);
+	CHECK_EQ(store_slot_of(STORE_CF_META, k, KEYS_ID_BYTES + 4), -1);
+	k[0] = KEYS_META_STATS;
+	memcpy(k + 1, id, sizeof(id));
+	CHECK_EQ(store_slot_of(STORE_CF_META, k, 1 + KEYS_ID_BYTES), (int)want);
+	k[0] = KEYS_ALARMS_OBJECT;
+	CHECK_EQ(store_slot_of(STORE_CF_ALARMS, k, 1 + KEYS_ID_BYTES), (int)want);
+	k[0] = 'x';
+	CHECK_EQ(store_slot_of(STORE_CF_ALARMS, k, 1 + KEYS_ID_BYTES), -1);
+	CHECK_EQ(store_slot_of(STORE_CF_SQL, k, 1), -1);
+	uint8_t last[2] = { 0xff, 0xf0 };
+	CHECK_EQ(store_slot_of(STORE_CF_SQL, last, 2), 4095);
+}
+
 int main(void)
 {
 	RUN(test_export_import_drop);
 	RUN(test_batch_each);
+	RUN(test_slot_of);
 	return CHECK_DONE();
 }

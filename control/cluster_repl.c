@@ -462,7 +462,7 @@ static int apply_rec(void *arg, uint64_t lsn, int64_t epoch, const void *data, u
  * stored alarms are scheduled. */
 static int do_took_over(struct core *c, struct ctl_cmd *cmd)
 {
-	obj_cluster_quiesce(c, cmd->ns);
+	obj_cluster_quiesce(c, cmd->ns, 0);
 	cmd->result = (int)obj_cluster_slot_arrived(c, cmd->ns);
 	return 1;
 }

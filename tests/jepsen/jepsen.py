@@ -75,7 +75,8 @@ class Run:
         wait(self.etcd.healthy, 30, "etcd to elect a leader")
         extra = {}
         for key, value in (("replicas", self.a.replicas),
-                           ("allow_fewer_copies", True if self.a.allow_fewer_copies else None)):
+                           ("allow_fewer_copies", True if self.a.allow_fewer_copies else None),
+                           ("replication", True if self.a.replication else None)):
             if value is None:
                 continue
             if durod_supports(key, value):
@@ -430,6 +431,9 @@ def parse_args(argv):
     ap.add_argument("--allow-fewer-copies", action="store_true",
                     help="cluster.allow_fewer_copies true, when this durod knows the key "
                          "(with 3 boxes and K = 2 a dead box leaves fewer than K+1 live)")
+    ap.add_argument("--replication", action="store_true",
+                    help="cluster.replication true (owners ship records, the gate waits for "
+                         "a majority), when this durod knows the key")
     ap.add_argument("--faults", default="all",
                     help="comma-separated from %s, or 'all', or 'part1' (%s)" % (
                         ",".join(ALL_FAULTS), ",".join(PART1_FAULTS)))

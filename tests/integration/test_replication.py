@@ -63,6 +63,13 @@ def start(boxes):
         wait_port(b.port, b.proc, timeout=30)
 
 
+def start_settled(boxes):
+    """Started together, then every slot assigned over all of them."""
+    start(boxes)
+    wait_until(lambda: settled(boxes, [b.name for b in boxes]), timeout=40, interval=0.3,
+               what="all slots assigned over %d boxes" % len(boxes))
+
+
 def test_too_few_boxes_for_replicas_refused_then_assigned_with_voters(etcd):
     """Two boxes with the default cluster.replicas (2) assign nothing and say why (log,
     status, 503 to requests); a third box lets the rebalancer assign every slot with three
@@ -127,17 +134,14 @@ def test_dead_owner_slots_go_to_a_live_voter_and_keep_their_voters(etcd):
     list unchanged but for the order (the new owner first), counted as failovers."""
     boxes = [Box("v%d" % i, etcd.urls, extra={"name": "v", "replicas": 1}) for i in range(4)]
     try:
-        start(boxes)
-        names = ["v0", "v1", "v2", "v3"]
-        wait_until(lambda: settled(boxes, names), timeout=40, interval=0.3,
-                   what="all slots assigned over four boxes")
+        start_settled(boxes)
         before = etcd_slots(etcd, "v")
         assert all(len(v["voters"]) == 2 and v["voters"][0] == v["owner"]
                    for v in before.values())
         victim = boxes[3]
         victim.kill()
         left = boxes[:3]
-        wait_until(lambda: settled(left, names[:3]), timeout=40, interval=0.3,
+        wait_until(lambda: settled(left, [b.name for b in left]), timeout=40, interval=0.3,
                    what="the dead box's slots reassigned")
         after = etcd_slots(etcd, "v")
         moved = [n for n, v in before.items() if v["owner"] == "v3"]
@@ -183,9 +187,7 @@ def test_paused_owner_answers_nothing_after_its_lease(etcd):
     ran out, never as A's 200, though its event began while the box owned the slot."""
     boxes = [CallBox("p%d" % i, etcd.urls, "p") for i in range(3)]
     try:
-        start(boxes)
-        wait_until(lambda: settled(boxes, ["p0", "p1", "p2"]), timeout=40, interval=0.3,
-                   what="all slots assigned over three boxes")
+        start_settled(boxes)
         victim = boxes[1]
         mine = [n for n in ("held-%d" % i for i in range(60))
                 if owner_of(boxes, "/call/%s/id" % n)[0] is victim]
@@ -268,9 +270,7 @@ def test_owners_ship_each_batch_to_both_followers(etcd):
     extra = {"name": "r", "replicas": 2, "replication": True, "follower_timeout_ms": 5000}
     boxes = [Box("r%d" % i, etcd.urls, extra=extra, metrics=True) for i in range(3)]
     try:
-        start(boxes)
-        wait_until(lambda: settled(boxes, ["r0", "r1", "r2"]), timeout=40, interval=0.3,
-                   what="all slots assigned over three boxes")
+        start_settled(boxes)
         writes = 0
         for i in range(30):
             for b in boxes:
@@ -322,9 +322,7 @@ def test_acknowledged_increments_survive_sigkill_of_their_owner(etcd):
     extra = {"name": "f", "replicas": 2, "replication": True, "follower_timeout_ms": 5000}
     boxes = [Box("f%d" % i, etcd.urls, extra=extra, metrics=True) for i in range(3)]
     try:
-        start(boxes)
-        wait_until(lambda: settled(boxes, ["f0", "f1", "f2"]), timeout=40, interval=0.3,
-                   what="all slots assigned over three boxes")
+        start_settled(boxes)
         victim = boxes[1]
         names = ["acked-%d" % i for i in range(24)]
         owned = [n for n in names if owner_of(boxes, "/counter/" + n)[0] is victim]
@@ -366,9 +364,7 @@ def test_gate_waits_for_a_majority_and_skips_a_silent_follower(etcd):
     boxes = [Box("g%d" % i, etcd.urls, extra=extra, metrics=True) for i in range(3)]
     stopped = []
     try:
-        start(boxes)
-        wait_until(lambda: settled(boxes, ["g0", "g1", "g2"]), timeout=40, interval=0.3,
-                   what="all slots assigned over three boxes")
+        start_settled(boxes)
         path = "/counter/gate-majority"
         owner = owner_of(boxes, path)[0]
         others = [b for b in boxes if b is not owner]

@@ -191,18 +191,9 @@ def pipelined_posts(d, path, n):
     host, port = d.url.split("//")[1].split(":")
     s = socket.create_connection((host, int(port)), timeout=30)
     s.sendall(("POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" % path).encode() * n)
-    f = s.makefile("rb")
-    bodies = []
-    for _ in range(n):
-        assert f.readline().startswith(b"HTTP/1.1 200"), bodies
-        length = 0
-        while True:
-            line = f.readline()
-            if line in (b"\r\n", b""):
-                break
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        bodies.append(f.read(length).decode())
+    answers = conftest.read_responses(s, n, timeout=30)
+    assert all(status == 200 for status, _, _ in answers), answers
+    bodies = [body.decode() for _, _, body in answers]
     s.close()
     return bodies
 

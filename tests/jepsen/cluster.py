@@ -41,6 +41,17 @@ def scratch_dir(prefix):
     return d
 
 
+def box_binary(root):
+    """durod where the boxes' uids can run it: a copy in the run's directory (0755), as a
+    checkout under a private home (/root is 0700) is not theirs to enter. durod links only
+    system libraries."""
+    path = os.path.join(root, "durod")
+    if not os.path.exists(path):
+        shutil.copy2(DUROD, path)
+        os.chmod(path, 0o755)
+    return path
+
+
 def free_port(host):
     with socket.socket() as s:
         s.bind((host, 0))
@@ -153,6 +164,7 @@ class Box:
         self.ip = "127.0.0.%d" % (11 + i)
         self.port = free_port(self.ip)
         self.uid = BOX_UID + i if os.geteuid() == 0 else None
+        self.durod = DUROD if self.uid is None else box_binary(root)
         self.dir = os.path.join(root, self.name)
         os.makedirs(self.dir)
         cluster = {"name": CLUSTER, "etcd": etcd_urls, "box": self.name, "lease_ttl_ms": TTL_MS,
@@ -181,7 +193,7 @@ class Box:
             e["XDG_RUNTIME_DIR"] = self.dir
         log = open(self.log_path, "ab")
         kw = {"user": self.uid, "group": self.uid, "extra_groups": []} if self.uid is not None else {}
-        self.proc = subprocess.Popen([DUROD, "--config", self.cfg_path], stdout=log,
+        self.proc = subprocess.Popen([self.durod, "--config", self.cfg_path], stdout=log,
                                      stderr=subprocess.STDOUT, env=e, **kw)
         log.close()
         self.stopped = False
